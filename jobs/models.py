@@ -1,0 +1,106 @@
+"""Jobs: the durable record of every snapshot and restore run by a worker."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class JobType(models.TextChoices):
+    SNAPSHOT = "snapshot", "Take snapshot"
+    RESTORE = "restore", "Restore"
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class InvalidJobTransition(Exception):
+    """Raised when a job is asked to move to a state its current state does not allow."""
+
+
+class Job(models.Model):
+    """A unit of background work; its state changes only through its own methods.
+
+    Each change is one conditional UPDATE, so two workers that received the same Celery
+    message (redelivery after a visibility timeout) cannot both move the job forward.
+    """
+
+    type = models.CharField(max_length=10, choices=JobType.choices)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=200, blank=True, help_text="What the job is doing now.")
+    data = models.JSONField(default=dict, blank=True, help_text="The job's parameters.")
+    result_id = models.BigIntegerField(null=True, blank=True, help_text="Id of what the job produced.")
+    retry_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="jobs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_at_most_100"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+    def _transition(self, allowed_from: tuple[str, ...], **changes) -> None:
+        changes["updated_at"] = timezone.now()
+        updated = Job.objects.filter(pk=self.pk, status__in=allowed_from).update(**changes)
+        if not updated:
+            self.refresh_from_db(fields=["status"])
+            raise InvalidJobTransition(
+                f"Job {self.pk} is {self.status}; expected one of {', '.join(allowed_from)}."
+            )
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    def start(self) -> None:
+        """Mark the job running. A job found running again (a redelivered task) counts a retry."""
+        if self.status == JobStatus.RUNNING:
+            self._transition((JobStatus.RUNNING,), retry_count=F("retry_count") + 1)
+            self.refresh_from_db(fields=["retry_count"])
+            return
+        self._transition((JobStatus.PENDING,), status=JobStatus.RUNNING, started_at=timezone.now())
+
+    def set_progress(self, progress: int, message: str = "") -> None:
+        """Record progress (0-100, never backwards) while running."""
+        if not 0 <= progress <= 100:
+            raise ValueError(f"Progress must be between 0 and 100, not {progress}.")
+        self._transition(
+            (JobStatus.RUNNING,), progress=max(progress, self.progress), message=message[:200]
+        )
+
+    def finish(self, result_id: int | None = None, message: str = "") -> None:
+        """Mark the job succeeded, with the id of what it produced."""
+        self._transition(
+            (JobStatus.RUNNING,),
+            status=JobStatus.SUCCEEDED,
+            progress=100,
+            result_id=result_id,
+            message=message[:200],
+            finished_at=timezone.now(),
+        )
+
+    def fail(self, error: str) -> None:
+        """Mark the job failed with a readable error; allowed from pending or running."""
+        self._transition(
+            (JobStatus.PENDING, JobStatus.RUNNING),
+            status=JobStatus.FAILED,
+            error=error,
+            finished_at=timezone.now(),
+        )

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PvsConfig(AppConfig):
+    name = "pvs"
+    verbose_name = "PV registry"

@@ -1,0 +1,88 @@
+"""The PV registry: what Squirrel saves, compares and restores."""
+
+from django.db import models
+from django.db.models import Q
+
+from pvs.validators import ADDRESS_MAX_LENGTH, validate_address, validate_tolerance
+from tags.models import Tag
+
+
+class PVQuerySet(models.QuerySet):
+    def for_admin_list(self):
+        """PVs with their tags and tag groups loaded, for one page of the admin list."""
+        return self.prefetch_related(
+            models.Prefetch("tags", queryset=Tag.objects.select_related("group"))
+        )
+
+    def writable(self):
+        """PVs a restore may write (not marked read-only)."""
+        return self.filter(read_only=False)
+
+    def with_readback(self):
+        """PVs that have a readback address."""
+        return self.exclude(readback_address="")
+
+
+class PV(models.Model):
+    """One saved quantity: a setpoint with optional readback and config addresses."""
+
+    setpoint_address = models.CharField(
+        max_length=ADDRESS_MAX_LENGTH, unique=True, validators=[validate_address]
+    )
+    readback_address = models.CharField(
+        max_length=ADDRESS_MAX_LENGTH, blank=True, validators=[validate_address]
+    )
+    config_address = models.CharField(
+        max_length=ADDRESS_MAX_LENGTH, blank=True, validators=[validate_address]
+    )
+    device = models.CharField(max_length=100, blank=True, db_index=True)
+    description = models.TextField(blank=True)
+    abs_tolerance = models.FloatField(
+        default=0.0,
+        validators=[validate_tolerance],
+        help_text="Values within this absolute difference count as equal.",
+    )
+    rel_tolerance = models.FloatField(
+        default=0.0,
+        validators=[validate_tolerance],
+        help_text="Values within this fraction of the saved value count as equal (0.01 = 1%).",
+    )
+    read_only = models.BooleanField(
+        default=False, help_text="Saved and compared, never written by a restore."
+    )
+    restore_stage = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Restores write lower stages first; PVs in one stage are written in parallel.",
+    )
+    wait_for_completion = models.BooleanField(
+        default=False, help_text="A restore waits for the IOC to report the put complete."
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="pvs")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PVQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "PV"
+        verbose_name_plural = "PVs"
+        ordering = ["setpoint_address"]
+        constraints = [
+            # NaN compares greater than Infinity in PostgreSQL, so "< Infinity" rejects both.
+            models.CheckConstraint(
+                condition=Q(abs_tolerance__gte=0) & Q(abs_tolerance__lt=float("inf")),
+                name="pv_abs_tolerance_finite_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(rel_tolerance__gte=0) & Q(rel_tolerance__lt=float("inf")),
+                name="pv_rel_tolerance_finite_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.setpoint_address
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every Channel Access address this PV uses, setpoint first."""
+        return [a for a in (self.setpoint_address, self.readback_address, self.config_address) if a]

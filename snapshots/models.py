@@ -1,0 +1,145 @@
+"""Snapshots: the saved state of a set of PVs at one moment, with each value's provenance."""
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+GOLDEN_TAG = "golden"
+
+
+class SnapshotTag(models.Model):
+    """A label on snapshots; protected labels (golden) may only be set or removed by admins."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    protected = models.BooleanField(
+        default=False, help_text="Only administrators may add or remove this tag."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SnapshotMode(models.TextChoices):
+    CACHE = "cache", "From the live cache"
+    DIRECT = "direct", "Direct read"
+    HYBRID = "hybrid", "Cache when fresh, else direct read"
+
+
+class SnapshotOrigin(models.TextChoices):
+    MANUAL = "manual", "Taken by a user"
+    SCHEDULED = "scheduled", "Scheduled"
+    PRE_RESTORE = "pre_restore", "Automatic, before a restore (undo point)"
+    IMPORTED = "imported", "Imported from a file"
+
+
+class SnapshotQuerySet(models.QuerySet):
+    def for_list(self):
+        """Snapshots with author and tags loaded, newest first, for list pages and the API."""
+        return self.select_related("created_by").prefetch_related("tags").order_by("-created_at", "-id")
+
+    def golden(self):
+        """Snapshots carrying the golden tag."""
+        return self.filter(tags__name=GOLDEN_TAG)
+
+
+class Snapshot(models.Model):
+    """A saved machine state; its values are written in one transaction and never edited."""
+
+    title = models.CharField(max_length=200)
+    comment = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="snapshots"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    mode = models.CharField(max_length=10, choices=SnapshotMode.choices)
+    origin = models.CharField(max_length=12, choices=SnapshotOrigin.choices, default=SnapshotOrigin.MANUAL)
+    tags = models.ManyToManyField(SnapshotTag, blank=True, related_name="snapshots")
+    pv_count = models.PositiveIntegerField(default=0)
+    disconnected_count = models.PositiveIntegerField(default=0)
+
+    objects = SnapshotQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.created_at:%Y-%m-%d %H:%M})" if self.created_at else self.title
+
+
+class ValueType(models.TextChoices):
+    FLOAT = "float", "Floating point"
+    INT = "int", "Integer"
+    ENUM = "enum", "Enum (index and label)"
+    STRING = "string", "String"
+    FLOAT_ARRAY = "float_array", "Array of floats"
+    INT_ARRAY = "int_array", "Array of integers"
+    NONE = "none", "No value (disconnected)"
+
+
+class ValueSource(models.TextChoices):
+    CACHE = "cache", "Live cache"
+    DIRECT = "direct", "Direct read"
+    NONE = "none", "Not read"
+
+
+class Severity(models.IntegerChoices):
+    NO_ALARM = 0, "NO_ALARM"
+    MINOR = 1, "MINOR"
+    MAJOR = 2, "MAJOR"
+    INVALID = 3, "INVALID"
+
+
+class SnapshotValue(models.Model):
+    """One PV's saved setpoint (and readback) in a snapshot, typed, with where it came from.
+
+    Numbers live in float columns (EPICS integers are 32-bit, exact in a double), enums keep
+    the index in `*_num` and the label in `*_str`, arrays in float arrays. A disconnected PV
+    has no value, `connected=False` and a reason, never a stale number.
+    """
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="values")
+    pv = models.ForeignKey("pvs.PV", on_delete=models.SET_NULL, null=True, related_name="snapshot_values")
+    pv_name = models.CharField(max_length=100, help_text="The setpoint address when the snapshot was taken.")
+    readback_name = models.CharField(max_length=100, blank=True)
+    value_type = models.CharField(max_length=12, choices=ValueType.choices)
+
+    setpoint_num = models.FloatField(null=True)
+    setpoint_str = models.TextField(null=True)
+    setpoint_array = ArrayField(models.FloatField(), null=True)
+    status = models.SmallIntegerField(null=True, help_text="EPICS alarm status of the setpoint.")
+    severity = models.SmallIntegerField(null=True, choices=Severity.choices)
+    timestamp = models.DateTimeField(null=True, help_text="IOC timestamp of the setpoint.")
+
+    readback_num = models.FloatField(null=True)
+    readback_str = models.TextField(null=True)
+    readback_array = ArrayField(models.FloatField(), null=True)
+    readback_status = models.SmallIntegerField(null=True)
+    readback_severity = models.SmallIntegerField(null=True, choices=Severity.choices)
+    readback_timestamp = models.DateTimeField(null=True)
+
+    units = models.CharField(max_length=40, blank=True)
+    precision = models.SmallIntegerField(null=True)
+    enum_labels = ArrayField(models.CharField(max_length=40), null=True)
+
+    source = models.CharField(max_length=8, choices=ValueSource.choices)
+    age = models.FloatField(null=True, help_text="Seconds between the value's arrival and the snapshot.")
+    connected = models.BooleanField(default=True)
+    reason = models.CharField(max_length=200, blank=True, help_text="Why there is no value.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "pv_name"], name="snapshotvalue_unique_pv"),
+            models.CheckConstraint(
+                condition=Q(connected=True) | Q(setpoint_num__isnull=True, setpoint_str__isnull=True,
+                                                setpoint_array__isnull=True),
+                name="snapshotvalue_disconnected_has_no_value",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pv_name} in snapshot {self.snapshot_id}"

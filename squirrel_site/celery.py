@@ -1,0 +1,11 @@
+"""The Celery application; workers run EPICS work with the threads or solo pool, never prefork."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "squirrel_site.settings")
+
+app = Celery("squirrel")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
