@@ -5,11 +5,11 @@ from django.db import models
 
 
 def validate_tag_name(value: str) -> None:
-    """Tag and group names are single-line, trimmed, and free of the CSV cell separator."""
+    """Tag and group names are single-line, trimmed, and free of ',' (it separates tags in a CSV cell)."""
     if value != value.strip():
         raise ValidationError("Remove leading or trailing spaces.")
-    if any(ch in value for ch in ";\r\n\t") or any(ord(ch) < 32 for ch in value):
-        raise ValidationError("Names may not contain ';', tabs, line breaks or control characters.")
+    if "," in value or any(ord(ch) < 32 for ch in value):
+        raise ValidationError("Names may not contain ',', tabs, line breaks or control characters.")
 
 
 class TagGroupQuerySet(models.QuerySet):
