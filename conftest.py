@@ -1,0 +1,115 @@
+"""Project-wide pytest fixtures: users and the simulated IOC."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from pvs import sim
+
+SIM_IOC_PVS = 300
+SIM_IOC_CHANGE_RATE_HZ = 2.0
+SIM_IOC_READY_TIMEOUT = 60.0
+SIM_IOC_STOP_TIMEOUT = 10.0
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    """A superuser, as the admin pages need."""
+    return django_user_model.objects.create_superuser("admin", "admin@example.org", "admin-pass")
+
+
+class SimIOC:
+    """A `run_sim_ioc` subprocess on the test CA port, and the registry it serves.
+
+    `pvs` are the generator's PVs (pvs.sim.SimPV, with their kind and initial value), so tests can
+    pick a PV of each kind; `registry_csv` is the CSV the command wrote. Values written by one test
+    stay for the next: `restart()` gives a fresh IOC.
+    """
+
+    def __init__(self, workdir: Path, count: int = SIM_IOC_PVS, prefix: str = "SIM:", seed: int = 0):
+        # The settings module set the loopback EPICS_* defaults and the test CA port in os.environ.
+        self.port = int(os.environ["EPICS_CA_SERVER_PORT"])
+        self.prefix, self.seed, self.change_rate = prefix, seed, SIM_IOC_CHANGE_RATE_HZ
+        self.database = sim.generate(count, prefix, seed, self.change_rate)
+        self.pvs = self.database.pvs
+        self.registry_csv = workdir / "registry.csv"
+        self.log_path = workdir / "ioc.log"
+        self.ready_file = workdir / "ready"
+        self.args = [
+            sys.executable, "manage.py", "run_sim_ioc",
+            "--pvs", str(count), "--prefix", prefix, "--seed", str(seed),
+            "--change-rate", str(self.change_rate), "--port", str(self.port),
+            "--registry-csv", str(self.registry_csv), "--ready-file", str(self.ready_file),
+        ]  # fmt: skip
+        self.process: subprocess.Popen | None = None
+
+    def of_kind(self, kind: str) -> list[sim.SimPV]:
+        """The served PVs of one kind (pvs.sim.PAIR, READONLY, ...)."""
+        return self.database.of_kind(kind)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def output(self) -> str:
+        """Everything the IOC process printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def start(self) -> None:
+        """Start the IOC and wait until it serves; fail the test with its output if it does not."""
+        assert not self.running, "the simulated IOC is already running"
+        self.ready_file.unlink(missing_ok=True)
+        env = dict(os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE, PYTHONUNBUFFERED="1")
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                self.args, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + SIM_IOC_READY_TIMEOUT
+        while not self.ready_file.exists():
+            if self.process.poll() is not None:
+                pytest.fail(f"simulated IOC exited with {self.process.returncode}:\n{self.output()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"simulated IOC not ready after {SIM_IOC_READY_TIMEOUT:g} s:\n{self.output()}")
+            time.sleep(0.05)
+
+    def stop(self) -> int | None:
+        """Stop the IOC with SIGTERM (SIGKILL if it hangs); return its exit code."""
+        if self.process is None:
+            return None
+        process, self.process = self.process, None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                return process.wait(SIM_IOC_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        return process.wait()
+
+    def restart(self) -> None:
+        """A fresh IOC: every PV back at its initial value."""
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def sim_ioc(tmp_path_factory):
+    """The simulated IOC, serving SIM_IOC_PVS PVs on the test CA port for the whole session."""
+    ioc = SimIOC(tmp_path_factory.mktemp("sim_ioc"))
+    ioc.start()
+    yield ioc
+    ioc.stop()
+
+
+@pytest.fixture
+def restartable_sim_ioc(sim_ioc):
+    """The session's simulated IOC for a test that stops or restarts it; running again afterwards."""
+    yield sim_ioc
+    if not sim_ioc.running:
+        sim_ioc.start()
