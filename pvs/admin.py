@@ -1,3 +1,262 @@
-from django.contrib import admin
+"""The PV registry's curation UI: search, filters, bulk actions, import and export."""
 
-# Register your models here.
+import io
+
+from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from pvs import services
+from pvs.exporters import export_pvs_csv
+from pvs.forms import RegistryImportForm, TagChoiceForm, ToleranceForm
+from pvs.importers import import_pvs, uploaded_include_loader
+from pvs.models import PV
+from squirrel_site.paginators import EstimatedCountPaginator
+from tags.models import Tag, TagGroup
+
+
+class TagGroupFilter(admin.SimpleListFilter):
+    """PVs carrying any tag of one tag group."""
+
+    title = "tag group"
+    parameter_name = "tag_group"
+
+    def lookups(self, request, model_admin):
+        return [(str(group.id), group.name) for group in TagGroup.objects.all()]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            through = PV.tags.through
+            return queryset.filter(
+                Exists(through.objects.filter(pv_id=OuterRef("pk"), tag__group_id=self.value()))
+            )
+        return queryset
+
+
+class TagFilter(admin.SimpleListFilter):
+    """PVs carrying one tag; lists the tags of the chosen tag group when one is chosen."""
+
+    title = "tag"
+    parameter_name = "tag"
+
+    def lookups(self, request, model_admin):
+        tags = Tag.objects.select_related("group")
+        group_id = request.GET.get(TagGroupFilter.parameter_name)
+        if group_id and group_id.isdigit():
+            tags = tags.filter(group_id=group_id)
+        return [(str(tag.id), str(tag)) for tag in tags]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            through = PV.tags.through
+            return queryset.filter(
+                Exists(through.objects.filter(pv_id=OuterRef("pk"), tag_id=self.value()))
+            )
+        return queryset
+
+
+class DeviceFilter(admin.SimpleListFilter):
+    """PVs whose device starts with the text typed (devices are too many to list)."""
+
+    title = "device"
+    parameter_name = "device"
+    template = "admin/input_filter.html"
+
+    def lookups(self, request, model_admin):
+        return ()
+
+    def has_output(self) -> bool:
+        return True
+
+    def choices(self, changelist):
+        # The template renders a text box; carry the other filters along as hidden fields.
+        yield {
+            "value": self.value() or "",
+            "others": [
+                (key, value)
+                for key, value in changelist.get_filters_params().items()
+                if key != self.parameter_name
+            ],
+        }
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(device__istartswith=self.value().strip())
+        return queryset
+
+
+class HasReadbackFilter(admin.SimpleListFilter):
+    title = "readback"
+    parameter_name = "has_readback"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Has a readback"), ("no", "No readback")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.with_readback()
+        if self.value() == "no":
+            return queryset.filter(readback_address="")
+        return queryset
+
+
+@admin.register(PV)
+class PVAdmin(admin.ModelAdmin):
+    """PV curation; bulk actions go through pvs.services and work on 'select all' too."""
+
+    list_display = [
+        "setpoint_address", "readback_address", "device", "tag_list",
+        "abs_tolerance", "rel_tolerance", "read_only", "restore_stage",
+    ]
+    list_filter = [TagGroupFilter, TagFilter, DeviceFilter, "read_only", HasReadbackFilter]
+    search_fields = ["setpoint_address", "readback_address", "config_address", "device", "description"]
+    search_help_text = "Search addresses, device and description."
+    autocomplete_fields = ["tags"]
+    list_per_page = 100
+    list_max_show_all = 1000
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["setpoint_address", "readback_address", "config_address", "device", "description"]}),
+        ("Comparison and restore", {
+            "fields": ["abs_tolerance", "rel_tolerance", "read_only", "restore_stage", "wait_for_completion"],
+        }),
+        ("Tags", {"fields": ["tags"]}),
+        ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+    actions = ["add_tags", "remove_tags", "set_tolerances", "mark_read_only", "mark_writable", "export_csv"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).for_admin_list()
+
+    @admin.display(description="tags")
+    def tag_list(self, pv: PV) -> str:
+        return ", ".join(str(tag) for tag in pv.tags.all())
+
+    # Bulk actions ---------------------------------------------------------------------------
+
+    def _action_form(self, request, queryset, form_class, title, action):
+        """Show (or process) the intermediate page of an action that needs parameters."""
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            return form
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "form": form,
+            "action": action,
+            "queryset_count": queryset.count(),
+            "select_across": request.POST.get("select_across", "0"),
+            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            "opts": self.model._meta,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/pvs/pv/action_form.html", context)
+
+    @admin.action(description="Add tags to selected PVs")
+    def add_tags(self, request, queryset):
+        result = self._action_form(request, queryset, TagChoiceForm, "Add tags", "add_tags")
+        if isinstance(result, TemplateResponse):
+            return result
+        added = services.add_tags(queryset, result.cleaned_data["tags"])
+        self.message_user(request, f"Added {added} tag assignments.", messages.SUCCESS)
+        return None
+
+    @admin.action(description="Remove tags from selected PVs")
+    def remove_tags(self, request, queryset):
+        result = self._action_form(request, queryset, TagChoiceForm, "Remove tags", "remove_tags")
+        if isinstance(result, TemplateResponse):
+            return result
+        removed = services.remove_tags(queryset, result.cleaned_data["tags"])
+        self.message_user(request, f"Removed {removed} tag assignments.", messages.SUCCESS)
+        return None
+
+    @admin.action(description="Set tolerances of selected PVs")
+    def set_tolerances(self, request, queryset):
+        result = self._action_form(request, queryset, ToleranceForm, "Set tolerances", "set_tolerances")
+        if isinstance(result, TemplateResponse):
+            return result
+        changed = services.set_tolerances(
+            queryset,
+            abs_tolerance=result.cleaned_data["abs_tolerance"],
+            rel_tolerance=result.cleaned_data["rel_tolerance"],
+        )
+        self.message_user(request, f"Set tolerances of {changed} PVs.", messages.SUCCESS)
+        return None
+
+    @admin.action(description="Mark selected PVs read-only (never restored)")
+    def mark_read_only(self, request, queryset):
+        changed = services.set_read_only(queryset, True)
+        self.message_user(request, f"Marked {changed} PVs read-only.", messages.SUCCESS)
+
+    @admin.action(description="Mark selected PVs writable")
+    def mark_writable(self, request, queryset):
+        changed = services.set_read_only(queryset, False)
+        self.message_user(request, f"Marked {changed} PVs writable.", messages.SUCCESS)
+
+    @admin.action(description="Export selected PVs to CSV")
+    def export_csv(self, request, queryset):
+        return _csv_response(queryset)
+
+    # Import and export pages ----------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path("import/", self.admin_site.admin_view(self.import_view), name="pvs_pv_import"),
+            path("export/", self.admin_site.admin_view(self.export_view), name="pvs_pv_export"),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request):
+        """Check (dry run) or apply a registry file; errors are listed with file and line."""
+        if not self.has_add_permission(request) or not self.has_change_permission(request):
+            raise PermissionDenied
+        report = None
+        form = RegistryImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            includes = {f.name: f.read() for f in form.cleaned_data["includes"]}
+            report = import_pvs(
+                upload.name,
+                upload.read(),
+                dry_run="apply" not in request.POST,
+                macros=form.cleaned_data["macros"],
+                include_loader=uploaded_include_loader(includes),
+            )
+            if "apply" in request.POST and report.ok:
+                self.message_user(
+                    request,
+                    f"Imported {upload.name}: {report.new} new, {report.updated} updated, "
+                    f"{report.unchanged} unchanged.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:pvs_pv_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import PVs",
+            "form": form,
+            "report": report,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/pvs/pv/import.html", context)
+
+    def export_view(self, request):
+        """The whole registry as CSV, in the format the import page reads."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return _csv_response(PV.objects.all())
+
+
+def _csv_response(queryset) -> HttpResponse:
+    stream = io.StringIO()
+    export_pvs_csv(queryset, stream)
+    response = HttpResponse(stream.getvalue(), content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="squirrel-pvs-{stamp}.csv"'
+    return response
+

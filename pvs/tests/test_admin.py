@@ -1,0 +1,197 @@
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.urls import reverse
+
+from pvs.models import PV
+from tags.models import Tag, TagGroup
+
+CHANGELIST = reverse("admin:pvs_pv_changelist")
+
+
+@pytest.fixture
+def registry(db):
+    area = TagGroup.objects.create(name="Area")
+    subsystem = TagGroup.objects.create(name="Subsystem")
+    linac = Tag.objects.create(group=area, name="LINAC")
+    und = Tag.objects.create(group=area, name="UND")
+    magnets = Tag.objects.create(group=subsystem, name="Magnets")
+    pvs = PV.objects.bulk_create(
+        PV(
+            setpoint_address=f"SIM:MAG:Q{i:03d}:I_SP",
+            readback_address=f"SIM:MAG:Q{i:03d}:I_RB" if i % 2 else "",
+            device=f"Q{i:03d}",
+        )
+        for i in range(300)
+    )
+    PV.tags.through.objects.bulk_create(
+        [PV.tags.through(pv_id=pv.id, tag_id=(linac if i < 200 else und).id) for i, pv in enumerate(pvs)]
+        + [PV.tags.through(pv_id=pv.id, tag_id=magnets.id) for pv in pvs[:10]]
+    )
+    return {"linac": linac, "und": und, "magnets": magnets, "area": area}
+
+
+@pytest.fixture
+def staff_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def _rows(response):
+    return response.context["cl"].result_count
+
+
+def test_changelist_page_costs_a_fixed_number_of_queries(staff_client, registry, django_assert_max_num_queries):
+    with django_assert_max_num_queries(12):
+        response = staff_client.get(CHANGELIST)
+    assert response.status_code == 200
+    assert "Area: LINAC" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"q": "Q01"}, 10),
+        ({"device": "Q00"}, 10),
+        ({"has_readback": "yes"}, 150),
+        ({"has_readback": "no"}, 150),
+        ({"read_only__exact": "1"}, 0),
+    ],
+)
+def test_changelist_filters_and_search(staff_client, registry, query, expected):
+    assert _rows(staff_client.get(CHANGELIST, query)) == expected
+
+
+def test_tag_group_and_tag_filters(staff_client, registry):
+    assert _rows(staff_client.get(CHANGELIST, {"tag_group": registry["area"].id})) == 300
+    assert _rows(staff_client.get(CHANGELIST, {"tag": registry["und"].id})) == 100
+
+
+def test_tag_filter_lists_only_tags_of_the_chosen_group(staff_client, registry):
+    response = staff_client.get(CHANGELIST, {"tag_group": registry["area"].id})
+    tag_filter = next(f for f in response.context["cl"].filter_specs if f.parameter_name == "tag")
+    assert [label for _, label in tag_filter.lookup_choices] == ["Area: LINAC", "Area: UND"]
+
+
+def test_add_tags_action_asks_for_tags_then_applies(staff_client, registry):
+    ids = list(PV.objects.order_by("id").values_list("id", flat=True)[:3])
+    post = {"action": "add_tags", ACTION_CHECKBOX_NAME: ids, "index": 0}
+    page = staff_client.post(CHANGELIST, post)
+    assert page.status_code == 200 and b"This applies to <strong>3</strong> PVs" in page.content
+    staff_client.post(CHANGELIST, {**post, "apply": "Apply", "tags": [registry["und"].id]})
+    assert PV.objects.filter(id__in=ids, tags=registry["und"]).count() == 3
+
+
+def test_select_across_applies_to_every_filtered_pv(staff_client, registry):
+    post = {
+        "action": "mark_read_only", "select_across": "1", "index": 0,
+        ACTION_CHECKBOX_NAME: [PV.objects.first().id],
+    }
+    staff_client.post(f"{CHANGELIST}?tag={registry['und'].id}", post)
+    assert PV.objects.filter(read_only=True).count() == 100
+
+
+def test_set_tolerances_with_a_negative_value_shows_the_error_and_changes_nothing(staff_client, registry):
+    post = {
+        "action": "set_tolerances", ACTION_CHECKBOX_NAME: [PV.objects.first().id], "index": 0,
+        "apply": "Apply", "abs_tolerance": "-1", "rel_tolerance": "",
+    }
+    response = staff_client.post(CHANGELIST, post)
+    assert b"may not be negative" in response.content
+    assert not PV.objects.exclude(abs_tolerance=0).exists()
+
+
+def test_remove_tags_action(staff_client, registry):
+    post = {
+        "action": "remove_tags", "select_across": "1", "index": 0, "apply": "Apply",
+        ACTION_CHECKBOX_NAME: [PV.objects.first().id], "tags": [registry["magnets"].id],
+    }
+    staff_client.post(CHANGELIST, post)
+    assert not registry["magnets"].pvs.exists()
+
+
+def test_pv_form_rejects_an_invalid_address(staff_client, registry):
+    response = staff_client.post(
+        reverse("admin:pvs_pv_add"),
+        {"setpoint_address": "BAD ADDRESS", "abs_tolerance": "0", "rel_tolerance": "0", "restore_stage": "0"},
+    )
+    assert response.status_code == 200
+    assert b"The address contains whitespace." in response.content
+    assert not PV.objects.filter(setpoint_address="BAD ADDRESS").exists()
+
+
+def test_tag_autocomplete_finds_tags_by_name(staff_client, registry):
+    response = staff_client.get(
+        reverse("admin:autocomplete"),
+        {"term": "und", "app_label": "pvs", "model_name": "pv", "field_name": "tags"},
+    )
+    assert [r["text"] for r in response.json()["results"]] == ["Area: UND"]
+
+
+def test_tag_group_page_shows_its_tags_inline(staff_client, registry):
+    response = staff_client.get(reverse("admin:tags_taggroup_change", args=[registry["area"].id]))
+    assert b"LINAC" in response.content and b"UND" in response.content
+
+
+IMPORT = reverse("admin:pvs_pv_import")
+GOOD_CSV = b"Setpoint,Readback,Description,Area\nSIM:NEW:SP,SIM:NEW:RB,new magnet,LINAC\nSIM:MAG:Q000:I_SP,,,UND\n"
+
+
+def _upload(name, content):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, content, content_type="text/csv")
+
+
+def test_import_check_reports_counts_and_writes_nothing(staff_client, registry):
+    response = staff_client.post(IMPORT, {"file": _upload("reg.csv", GOOD_CSV), "check": "1"})
+    report = response.context["report"]
+    assert (report.new, report.updated, report.applied) == (1, 1, False)
+    assert b"Check passed: nothing has been written yet" in response.content
+    assert not PV.objects.filter(setpoint_address="SIM:NEW:SP").exists()
+
+
+def test_import_lists_every_error_with_its_line_and_imports_nothing(staff_client, registry):
+    bad = b"Setpoint,Readback,Abs Tolerance\nSIM:OK,,0.1\nBAD NAME,,0\nSIM:NEG,,-1\n"
+    response = staff_client.post(IMPORT, {"file": _upload("bad.csv", bad), "apply": "1"})
+    errors = [str(e) for e in response.context["report"].errors]
+    assert [e.split(":")[1] for e in errors] == ["3", "4"]
+    assert b"2 errors: nothing was imported" in response.content
+    assert not PV.objects.filter(setpoint_address="SIM:OK").exists()
+
+
+def test_import_applies_and_returns_to_the_list(staff_client, registry):
+    response = staff_client.post(IMPORT, {"file": _upload("reg.csv", GOOD_CSV), "apply": "1"})
+    assert response.status_code == 302
+    assert PV.objects.get(setpoint_address="SIM:NEW:SP").tags.get().name == "LINAC"
+
+
+def test_importing_an_unchanged_file_is_a_success_not_a_loop(staff_client, registry):
+    staff_client.post(IMPORT, {"file": _upload("reg.csv", GOOD_CSV), "apply": "1"})
+    response = staff_client.post(IMPORT, {"file": _upload("reg.csv", GOOD_CSV), "apply": "1"})
+    assert response.status_code == 302
+
+
+def test_import_req_with_uploaded_include_and_macros(staff_client, registry):
+    main = _upload("main.req", b"# magnets\n$(P)A:SP\nfile inc.req AREA=LI\n")
+    include = _upload("inc.req", b"$(P)$(AREA):B:SP\n")
+    staff_client.post(IMPORT, {"file": main, "includes": [include], "macros": "P=SIM:", "apply": "1"})
+    assert PV.objects.filter(setpoint_address__in=["SIM:A:SP", "SIM:LI:B:SP"]).count() == 2
+
+
+def test_import_rejects_a_malformed_macro_line_on_the_form(staff_client, registry):
+    response = staff_client.post(IMPORT, {"file": _upload("a.req", b"X\n"), "macros": "no equals", "check": "1"})
+    assert b"Line 1: expected NAME=VALUE" in response.content
+
+
+def test_export_all_downloads_csv_that_reimports_unchanged(staff_client, registry):
+    response = staff_client.get(reverse("admin:pvs_pv_export"))
+    assert response["Content-Type"].startswith("text/csv")
+    page = staff_client.post(IMPORT, {"file": _upload("export.csv", response.content), "check": "1"})
+    report = page.context["report"]
+    assert (report.new, report.updated, report.unchanged) == (0, 0, 300)
+
+
+def test_import_page_needs_change_permission(client, django_user_model, registry):
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    client.force_login(viewer)
+    assert client.get(IMPORT).status_code == 403

@@ -1,0 +1,48 @@
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from snapshots.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag
+
+
+@pytest.fixture
+def snapshot(admin_user):
+    return Snapshot.objects.create(title="Before shutdown", created_by=admin_user, mode=SnapshotMode.CACHE)
+
+
+@pytest.fixture
+def operator(django_user_model):
+    user = django_user_model.objects.create_user("operator", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["change_snapshot", "view_snapshot"]))
+    return user
+
+
+def _post(client, snapshot, tags):
+    return client.post(
+        reverse("admin:snapshots_snapshot_change", args=[snapshot.id]),
+        {"title": snapshot.title, "comment": "", "tags": [t.id for t in tags]},
+    )
+
+
+def test_golden_tag_exists_and_is_protected(db):
+    assert SnapshotTag.objects.get(name=GOLDEN_TAG).protected
+
+
+def test_an_operator_cannot_set_the_golden_tag(client, operator, snapshot):
+    client.force_login(operator)
+    response = _post(client, snapshot, [SnapshotTag.objects.get(name=GOLDEN_TAG)])
+    assert b"Only administrators may add or remove protected tags" in response.content
+    assert not snapshot.tags.exists()
+
+
+def test_an_operator_may_set_unprotected_tags(client, operator, snapshot):
+    client.force_login(operator)
+    machine_study = SnapshotTag.objects.create(name="machine-study")
+    assert _post(client, snapshot, [machine_study]).status_code == 302
+    assert list(snapshot.tags.all()) == [machine_study]
+
+
+def test_an_admin_sets_the_golden_tag(client, admin_user, snapshot):
+    client.force_login(admin_user)
+    assert _post(client, snapshot, [SnapshotTag.objects.get(name=GOLDEN_TAG)]).status_code == 302
+    assert Snapshot.objects.golden().get() == snapshot
