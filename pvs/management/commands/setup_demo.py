@@ -1,0 +1,48 @@
+"""Load the demo registry (the simulated IOC's PVs) and the demo user; safe to run again."""
+
+import io
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from pvs import sim
+from pvs.importers import import_pvs
+
+DEMO_USERNAME = "admin"
+DEMO_PASSWORD = "squirrel-demo"
+
+
+class Command(BaseCommand):
+    help = "Register the simulated IOC's PVs (as run_sim_ioc serves them) and create the demo admin user."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--pvs", type=int, default=5000, help="number of PVs (match run_sim_ioc --pvs)")
+        parser.add_argument("--prefix", default=settings.SIM_IOC_PREFIX, help="PV name prefix")
+        parser.add_argument("--seed", type=int, default=0, help="the simulated IOC's seed")
+
+    def handle(self, *args, **options):
+        try:
+            database = sim.generate(
+                options["pvs"], options["prefix"], options["seed"], settings.SIM_IOC_CHANGE_RATE_HZ
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        registry = io.StringIO()
+        sim.write_registry_csv(database.pvs, registry)
+        report = import_pvs("demo-registry.csv", registry.getvalue(), dry_run=False)
+        if not report.ok:
+            raise CommandError(f"The demo registry did not import: {report.errors[0]}")
+        self.stdout.write(
+            f"Demo registry: {report.new} new, {report.updated} updated, {report.unchanged} unchanged PVs."
+        )
+        user, created = get_user_model().objects.get_or_create(
+            username=DEMO_USERNAME, defaults={"is_staff": True, "is_superuser": True}
+        )
+        user.set_password(DEMO_PASSWORD)
+        user.is_staff = user.is_superuser = True
+        user.save()
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo login: user {DEMO_USERNAME!r}, password {DEMO_PASSWORD!r}")
+            + (" (created)" if created else "")
+        )

@@ -1,0 +1,30 @@
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import CommandError, call_command
+
+from pvs import sim
+from pvs.management.commands.setup_demo import DEMO_PASSWORD, DEMO_USERNAME
+from pvs.models import PV
+
+
+@pytest.mark.django_db
+def test_setup_demo_registers_the_simulated_pvs_and_the_demo_user(capsys):
+    call_command("setup_demo", "--pvs", "40")
+    served = {pv.setpoint for pv in sim.generate(40).pvs}
+    assert set(PV.objects.values_list("setpoint_address", flat=True)) == served
+    assert authenticate(username=DEMO_USERNAME, password=DEMO_PASSWORD).is_superuser
+    assert "Demo login" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_setup_demo_again_changes_nothing(capsys):
+    call_command("setup_demo", "--pvs", "40")
+    call_command("setup_demo", "--pvs", "40")
+    assert "0 new, 0 updated, 40 unchanged" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_setup_demo_with_too_few_pvs_fails_with_one_line():
+    with pytest.raises(CommandError):
+        call_command("setup_demo", "--pvs", "2")
+    assert not PV.objects.exists()
