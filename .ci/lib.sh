@@ -39,6 +39,12 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
     echo "$want" > "$stamp"
   fi
+  # libca starts `caRepeater` from PATH; pyepics has none for Linux, so provide one.
+  if [ ! -x "$VENV/bin/caRepeater" ]; then
+    printf '#!/bin/sh\nexec "%s/bin/python" -c "import sys; sys.path.insert(0, \\"%s\\"); from pvs.epics_io import run_ca_repeater; run_ca_repeater()"\n' \
+      "$VENV" "$ROOT" > "$VENV/bin/caRepeater"
+    chmod +x "$VENV/bin/caRepeater"
+  fi
   export PATH="$VENV/bin:$PATH"
 }
 
