@@ -3,7 +3,6 @@
 import io
 
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -14,7 +13,7 @@ from pvs import services
 from pvs.exporters import export_pvs_csv
 from pvs.forms import RegistryImportForm, TagChoiceForm, ToleranceForm
 from pvs.importers import import_pvs, uploaded_include_loader
-from pvs.models import PV
+from pvs.models import PV, SEARCH_FIELDS
 from squirrel_site.paginators import EstimatedCountPaginator
 from tags.models import Tag, TagGroup
 
@@ -29,12 +28,7 @@ class TagGroupFilter(admin.SimpleListFilter):
         return [(str(group.id), group.name) for group in TagGroup.objects.all()]
 
     def queryset(self, request, queryset):
-        if self.value():
-            through = PV.tags.through
-            return queryset.filter(
-                Exists(through.objects.filter(pv_id=OuterRef("pk"), tag__group_id=self.value()))
-            )
-        return queryset
+        return queryset.in_tag_group(self.value()) if self.value() else queryset
 
 
 class TagFilter(admin.SimpleListFilter):
@@ -51,12 +45,7 @@ class TagFilter(admin.SimpleListFilter):
         return [(str(tag.id), str(tag)) for tag in tags]
 
     def queryset(self, request, queryset):
-        if self.value():
-            through = PV.tags.through
-            return queryset.filter(
-                Exists(through.objects.filter(pv_id=OuterRef("pk"), tag_id=self.value()))
-            )
-        return queryset
+        return queryset.tagged(self.value()) if self.value() else queryset
 
 
 class DeviceFilter(admin.SimpleListFilter):
@@ -113,7 +102,7 @@ class PVAdmin(admin.ModelAdmin):
         "abs_tolerance", "rel_tolerance", "read_only", "restore_stage",
     ]
     list_filter = [TagGroupFilter, TagFilter, DeviceFilter, "read_only", HasReadbackFilter]
-    search_fields = ["setpoint_address", "readback_address", "config_address", "device", "description"]
+    search_fields = SEARCH_FIELDS
     search_help_text = "Search addresses, device and description."
     autocomplete_fields = ["tags"]
     list_per_page = 100

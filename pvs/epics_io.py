@@ -167,7 +167,9 @@ def _load_libca(preemptive: bool):
     if _ca.libca is None:
         _ca.PREEMPTIVE_CALLBACK = preemptive
         _ca.initialize_libca()
-    lib = _ca.libca
+    # A handle of our own to the same loaded library (same CA context): the prototypes set
+    # below must not replace pyepics' own, which other code in the process may still call.
+    lib = ctypes.CDLL(_ca.find_libca())
     vp = ctypes.c_void_p
     lib.ca_create_channel.argtypes = [ctypes.c_char_p, _CONNECTION_CB, vp, ctypes.c_int, ctypes.POINTER(vp)]
     lib.ca_clear_channel.argtypes = [vp]
@@ -178,6 +180,8 @@ def _load_libca(preemptive: bool):
     lib.ca_element_count.argtypes = [vp]
     lib.ca_element_count.restype = ctypes.c_ulong
     lib.ca_host_name.argtypes = [vp]
+    lib.ca_host_name.restype = ctypes.c_char_p
+    lib.ca_message.restype = ctypes.c_char_p
     lib.ca_create_subscription.argtypes = [
         ctypes.c_long, ctypes.c_ulong, vp, ctypes.c_long, _EVENT_CB, vp, ctypes.POINTER(vp),
     ]
@@ -432,7 +436,7 @@ def _native_of(dbr_type: int) -> int:
 
 
 def _message(status: int) -> str:
-    text = _ca.libca.ca_message(status)
+    text = _libca.ca_message(status)
     return text.decode() if text else f"status {status}"
 
 

@@ -1,10 +1,14 @@
 """The PV registry: what Squirrel saves, compares and restores."""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from pvs.validators import ADDRESS_MAX_LENGTH, validate_address, validate_tolerance
 from tags.models import Tag
+
+
+# The fields a free-text PV search looks in (admin search box, API and page filters).
+SEARCH_FIELDS = ("setpoint_address", "readback_address", "config_address", "device", "description")
 
 
 class PVQuerySet(models.QuerySet):
@@ -13,6 +17,21 @@ class PVQuerySet(models.QuerySet):
         return self.prefetch_related(
             models.Prefetch("tags", queryset=Tag.objects.select_related("group"))
         )
+
+    def in_tag_group(self, group):
+        """PVs carrying any tag of `group` (a TagGroup or its id), each PV once."""
+        return self.filter(Exists(PV.tags.through.objects.filter(pv_id=OuterRef("pk"), tag__group=group)))
+
+    def tagged(self, tag):
+        """PVs carrying `tag` (a Tag or its id), each PV once."""
+        return self.filter(Exists(PV.tags.through.objects.filter(pv_id=OuterRef("pk"), tag=tag)))
+
+    def search(self, text: str):
+        """PVs with `text` in any of SEARCH_FIELDS (case-insensitive)."""
+        query = Q()
+        for field in SEARCH_FIELDS:
+            query |= Q(**{f"{field}__icontains": text})
+        return self.filter(query)
 
     def writable(self):
         """PVs a restore may write (not marked read-only)."""

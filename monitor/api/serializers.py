@@ -1,0 +1,112 @@
+"""Live-value payloads of the API: registry PVs with their values from Redis."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import redis
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
+
+from monitor import live
+from pvs.models import PV
+
+
+class LiveValuesUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Live values are unavailable: Redis cannot be reached."
+    default_code = "live_values_unavailable"
+
+
+def _json_float(value: float) -> float | str:
+    # Strict JSON has no NaN or infinities; spell them as strings, as protobuf's JSON mapping does.
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _json_value(value: live.LiveValue):
+    if value.kind == "float" and isinstance(value.value, float):
+        return _json_float(value.value)
+    if value.kind == "float_array" and value.value is not None:
+        return [_json_float(v) for v in value.value]
+    return value.value
+
+
+def _enum_label(value: live.LiveValue, meta: live.LiveMeta | None) -> str | None:
+    if value.kind != "enum" or meta is None or not meta.enum_labels or not isinstance(value.value, int):
+        return None
+    return meta.enum_labels[value.value] if 0 <= value.value < len(meta.enum_labels) else None
+
+
+def live_representation(value: live.LiveValue | None, meta: live.LiveMeta | None, now: float) -> dict | None:
+    """One address's live object, or None when Redis has no value for it."""
+    if value is None:
+        return None
+    return {
+        "value": _json_value(value),
+        "kind": value.kind,
+        "enum_label": _enum_label(value, meta),
+        "status": value.status,
+        "severity": value.severity,
+        "timestamp": datetime.fromtimestamp(value.timestamp, UTC).isoformat() if value.timestamp else None,
+        "age": round(max(0.0, now - value.received), 3),
+        "connected": value.connected,
+        "units": meta.units if meta else "",
+        "precision": meta.precision if meta else None,
+    }
+
+
+class LivePage:
+    """The live values and metadata of a page of PVs, read from Redis in one round trip."""
+
+    def __init__(self, pvs: Sequence[PV]):
+        addresses = [a for pv in pvs for a in (pv.setpoint_address, pv.readback_address) if a]
+        try:
+            self.values, self.metas = live.read_values_and_metadata(addresses)
+        except redis.RedisError as exc:
+            raise LiveValuesUnavailable() from exc
+        self.now = time.time()
+
+    def representation(self, address: str) -> dict | None:
+        if not address:
+            return None
+        return live_representation(self.values.get(address), self.metas.get(address), self.now)
+
+
+class LivePVListSerializer(serializers.ListSerializer):
+    """Reads the whole page's live values at once, never one PV at a time."""
+
+    def to_representation(self, data):
+        pvs = list(data)
+        self.child.live_page = LivePage(pvs)
+        return super().to_representation(pvs)
+
+
+class LivePVSerializer(serializers.ModelSerializer):
+    """A registry PV with its setpoint's and readback's live values (null where Redis has none)."""
+
+    setpoint = serializers.SerializerMethodField()
+    readback = serializers.SerializerMethodField()
+
+    live_page: LivePage | None = None
+
+    class Meta:
+        model = PV
+        fields = ["id", "setpoint_address", "readback_address", "setpoint", "readback"]
+        read_only_fields = fields
+        list_serializer_class = LivePVListSerializer
+
+    def to_representation(self, instance):
+        if self.live_page is None:
+            self.live_page = LivePage([instance])
+        return super().to_representation(instance)
+
+    def get_setpoint(self, pv: PV) -> dict | None:
+        return self.live_page.representation(pv.setpoint_address)
+
+    def get_readback(self, pv: PV) -> dict | None:
+        return self.live_page.representation(pv.readback_address)

@@ -1,0 +1,308 @@
+"""The PV monitor: every registry address subscribed over Channel Access, kept live in Redis.
+
+One thread does everything, in small steps (DESIGN.md: a CA callback thread next to a Redis
+flusher thread stalls on the GIL): it polls Channel Access for up to one flush interval, keeps the
+latest value per address, then writes what changed to Redis in one pipelined, fenced batch and
+publishes one change notice. Between flushes it renews its leader lease, writes a heartbeat and
+checks whether the registry changed. Only the holder of the shard's lease writes; a monitor
+without it waits as a standby and takes over when the lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import redis
+from django.db import DatabaseError, close_old_connections
+from django.db.models import Count, Max, Sum
+
+from monitor import live
+from pvs.epics_io import ChannelSet, PollResult
+from pvs.models import PV
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MonitorSettings:
+    """How often the monitor does each of its chores (seconds)."""
+
+    shard: live.Shard = field(default_factory=lambda: live.Shard(0, 1))
+    flush_interval: float = 0.1
+    registry_interval: float = 2.0
+    heartbeat_interval: float = 1.0
+    lease_ttl: float = 5.0
+    standby_interval: float = 1.0
+    connect_grace: float = 3.0  # an address with no value after this long is written as disconnected
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+@dataclass
+class _Stats:
+    received: int = 0
+    written: int = 0
+    ages: list[float] = field(default_factory=list)
+    since: float = field(default_factory=time.monotonic)
+
+    def take(self) -> tuple[float, float, float]:
+        """(received/s, written/s, p95 age in s) since the last call; resets the window."""
+        elapsed = max(time.monotonic() - self.since, 1e-6)
+        ages = sorted(self.ages)
+        p95 = ages[int(0.95 * (len(ages) - 1))] if ages else 0.0
+        result = (self.received / elapsed, self.written / elapsed, p95)
+        self.received, self.written, self.ages, self.since = 0, 0, [], time.monotonic()
+        return result
+
+
+def registry_addresses(shard: live.Shard) -> set[str]:
+    """Every setpoint, readback and config address of the shard's PVs.
+
+    A PV belongs to the shard of its setpoint address, so all its addresses live together.
+    """
+    addresses: set[str] = set()
+    for setpoint, readback, config in PV.objects.values_list(
+        "setpoint_address", "readback_address", "config_address"
+    ).iterator(chunk_size=10_000):
+        if shard.owns(setpoint):
+            addresses.add(setpoint)
+            if readback:
+                addresses.add(readback)
+            if config:
+                addresses.add(config)
+    return addresses
+
+
+def registry_signature() -> tuple:
+    """Changes whenever a PV is added, edited or deleted (edits bump updated_at)."""
+    row = PV.objects.aggregate(count=Count("id"), latest=Max("updated_at"), ids=Sum("id"))
+    return row["count"], row["latest"], row["ids"]
+
+
+class Monitor:
+    """One shard's monitor. Drive it with :meth:`run`, or step by step in tests."""
+
+    def __init__(self, settings: MonitorSettings | None = None, client: redis.Redis | None = None):
+        self.settings = settings or MonitorSettings()
+        self.client = client or live.redis_client()
+        self.lease = live.Lease(self.client, self.settings.shard, self.settings.owner, ttl=self.settings.lease_ttl)
+        self.writer = live.FencedWriter(self.client, self.lease)
+        self.channels: ChannelSet | None = None
+        self.addresses: set[str] = set()
+        self._signature: tuple | None = None
+        self._latest: dict[str, live.LiveValue] = {}
+        self._hosts: dict[str, str] = {}
+        self._pending: dict[str, live.LiveValue] = {}
+        self._pending_meta: dict[str, live.LiveMeta] = {}
+        self._pending_deletes: set[str] = set()
+        self._added_at: dict[str, float] = {}
+        self._stats = _Stats()
+        self._next = {"flush": 0.0, "registry": 0.0, "heartbeat": 0.0, "grace": 0.0}
+        self.started = time.time()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.lease.held
+
+    # Leadership ---------------------------------------------------------------------------
+
+    def try_lead(self) -> bool:
+        """Take the shard's lease if it is free; on success, connect every address."""
+        if not self.lease.acquire():
+            return False
+        log.info("Shard %s: leader (%s, fencing token %s)", self.settings.shard.label, self.settings.owner, self.lease.token)
+        self.channels = ChannelSet()
+        self._signature = None
+        self.sync_registry()
+        return True
+
+    def step_down(self, reason: str) -> None:
+        """Stop writing and drop every channel; back to standby."""
+        log.warning("Shard %s: stepping down: %s", self.settings.shard.label, reason)
+        if self.channels is not None:
+            self.channels.close()
+        self.channels = None
+        self.lease.held = False
+        self.addresses = set()
+        for state in (self._latest, self._hosts, self._pending, self._pending_meta, self._added_at):
+            state.clear()
+        self._pending_deletes.clear()
+
+    # Steps --------------------------------------------------------------------------------
+
+    def sync_registry(self) -> bool:
+        """Subscribe new addresses and drop removed ones if the registry changed; True if it did."""
+        close_old_connections()
+        try:
+            signature = registry_signature()
+            if signature == self._signature:
+                return False
+            wanted = registry_addresses(self.settings.shard)
+        except DatabaseError as exc:
+            log.error("Registry unavailable, keeping %d addresses: %s", len(self.addresses), exc)
+            return False
+        self._signature = signature
+        added, removed = wanted - self.addresses, self.addresses - wanted
+        if removed:
+            self.channels.remove(removed)
+            for address in removed:
+                self._latest.pop(address, None)
+                self._hosts.pop(address, None)
+                self._pending.pop(address, None)
+                self._pending_meta.pop(address, None)
+                self._added_at.pop(address, None)
+            self._pending_deletes |= removed
+        if added:
+            self.channels.add(sorted(added))
+            now = time.monotonic()
+            self._added_at.update(dict.fromkeys(added, now))
+            self._pending_deletes -= added
+        self.addresses = wanted
+        if added or removed:
+            log.info("Registry: %d addresses (+%d, -%d)", len(wanted), len(added), len(removed))
+        return bool(added or removed)
+
+    def absorb(self, result: PollResult) -> None:
+        """Keep the latest of what Channel Access delivered, for the next flush."""
+        pending, latest = self._pending, self._latest
+        for reading in result.readings:
+            value = live.LiveValue.from_reading(reading)
+            pending[reading.address] = latest[reading.address] = value
+        self._stats.received += len(result.readings)
+        for metadata in result.metadata:
+            self._pending_meta[metadata.address] = live.LiveMeta.from_metadata(metadata)
+            self._hosts[metadata.address] = metadata.host
+        now = time.time()
+        for address in result.disconnected:
+            self._added_at.pop(address, None)
+            previous = latest.get(address)
+            value = live.LiveValue(
+                address=address, kind=previous.kind if previous else "",
+                value=previous.value if previous else None,
+                status=previous.status if previous else 0, severity=previous.severity if previous else 0,
+                timestamp=previous.timestamp if previous else 0.0, received=now, connected=False,
+            )
+            pending[address] = latest[address] = value
+        for address in result.connected:
+            self._added_at.pop(address, None)
+
+    def mark_never_connected(self) -> int:
+        """Write addresses that found no IOC within the grace period as disconnected."""
+        cutoff = time.monotonic() - self.settings.connect_grace
+        late = [a for a, added in self._added_at.items() if added <= cutoff and a not in self._latest]
+        now = time.time()
+        for address in late:
+            del self._added_at[address]
+            value = live.LiveValue(address, "", None, 0, 0, 0.0, now, False)
+            self._pending[address] = self._latest[address] = value
+        return len(late)
+
+    def flush(self) -> bool:
+        """Write pending values, metadata and deletions; False if the lease was lost (fenced out)."""
+        if not (self._pending or self._pending_meta or self._pending_deletes):
+            return True
+        values, meta, deletes = self._pending, self._pending_meta, self._pending_deletes
+        try:
+            accepted = self.writer.write(values, meta, deletes)
+        except redis.RedisError as exc:
+            log.error("Redis write failed, will retry: %s", exc)
+            return True
+        if not accepted:
+            return False
+        written_at = time.time()
+        self._stats.written += len(values)
+        self._stats.ages.extend(written_at - v.timestamp for v in values.values() if v.timestamp and v.connected)
+        try:
+            self.writer.publish_changes(list(values) + list(deletes))
+        except redis.RedisError as exc:
+            log.error("Change notice not published: %s", exc)
+        self._pending, self._pending_meta, self._pending_deletes = {}, {}, set()
+        return True
+
+    def heartbeat(self) -> dict:
+        """Renew the lease and publish this shard's health; returns the stats written."""
+        received_rate, written_rate, p95_age = self._stats.take()
+        hosts: dict[str, list[int]] = {}
+        connected = 0
+        for address, value in self._latest.items():
+            entry = hosts.setdefault(self._hosts.get(address, ""), [0, 0])
+            entry[0 if value.connected else 1] += 1
+            connected += value.connected
+        stats = {
+            "owner": self.settings.owner,
+            "shard": self.settings.shard.label,
+            "fencing_token": self.lease.token,
+            "addresses": len(self.addresses),
+            "connected": connected,
+            "disconnected": len(self.addresses) - connected,
+            "updates_per_s": round(received_rate, 1),
+            "writes_per_s": round(written_rate, 1),
+            "p95_age_s": round(p95_age, 4),
+            "hosts": hosts,
+            "started": self.started,
+            "time": time.time(),
+        }
+        live.write_heartbeat(self.client, self.settings.shard, stats)
+        return stats
+
+    def step(self) -> bool:
+        """One turn as leader: poll CA, and do whichever chores are due. False if fenced out."""
+        now = time.monotonic()
+        timeout = max(0.0, min(self._next["flush"] - now, self.settings.flush_interval))
+        self.absorb(self.channels.poll(max(timeout, 0.001)))
+        now = time.monotonic()
+        if now >= self._next["grace"]:
+            self._next["grace"] = now + 0.5
+            self.mark_never_connected()
+        if now >= self._next["flush"]:
+            self._next["flush"] = now + self.settings.flush_interval
+            if not self.flush():
+                return False
+        if now >= self._next["heartbeat"]:
+            self._next["heartbeat"] = now + self.settings.heartbeat_interval
+            try:
+                if not self.lease.renew():
+                    return False
+                self.heartbeat()
+            except redis.RedisError as exc:
+                log.error("Heartbeat failed: %s", exc)
+        if now >= self._next["registry"]:
+            self._next["registry"] = now + self.settings.registry_interval
+            self.sync_registry()
+        return True
+
+    def run(self, stop: threading.Event) -> None:
+        """Lead when possible, stand by otherwise, until `stop` is set; then leave cleanly."""
+        log.info("Monitor %s for shard %s starting", self.settings.owner, self.settings.shard.label)
+        try:
+            while not stop.is_set():
+                if not self.is_leader:
+                    try:
+                        if not self.try_lead():
+                            stop.wait(self.settings.standby_interval)
+                    except redis.RedisError as exc:
+                        log.error("Redis unavailable: %s", exc)
+                        stop.wait(self.settings.standby_interval)
+                    continue
+                if not self.step():
+                    self.step_down("the lease is held by another monitor")
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Flush what is pending, release the lease and clear the channels."""
+        if self.is_leader:
+            try:
+                self.flush()
+                self.lease.release()
+            except redis.RedisError as exc:
+                log.error("Could not release the lease cleanly: %s", exc)
+        if self.channels is not None:
+            self.channels.close()
+            self.channels = None
+        log.info("Monitor %s stopped", self.settings.owner)
+

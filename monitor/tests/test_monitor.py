@@ -1,0 +1,198 @@
+"""The monitor against the simulated IOC and real Redis (marker `ioc` where it needs the IOC)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import epics
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from monitor import live
+from monitor.monitor import Monitor, MonitorSettings, registry_addresses
+from pvs import sim
+from pvs.importers import import_pvs
+from pvs.models import PV
+
+FAST = dict(flush_interval=0.05, registry_interval=0.2, heartbeat_interval=0.2, lease_ttl=2.0, connect_grace=1.0)
+
+
+@pytest.fixture
+def registry(sim_ioc, transactional_db):
+    """The simulated IOC's PVs in the registry (committed, so monitor subprocesses see them)."""
+    report = import_pvs("registry.csv", sim_ioc.registry_csv.read_bytes(), dry_run=False)
+    assert report.ok, report.errors[:3]
+    return {a for pv in PV.objects.all() for a in pv.addresses}
+
+
+@pytest.fixture
+def make_monitor(redis_db):
+    monitors = []
+
+    def make(shard="0/1", owner=None, **overrides):
+        options = {**FAST, **overrides}
+        monitor = Monitor(MonitorSettings(shard=live.Shard.parse(shard), owner=owner or f"test-{len(monitors)}", **options))
+        monitors.append(monitor)
+        return monitor
+
+    yield make
+    for monitor in monitors:
+        monitor.shutdown()
+
+
+def run_until(monitor, condition, timeout=10.0):
+    """Step a leading monitor until `condition()` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert monitor.step(), "the monitor lost its lease"
+        if condition():
+            return
+    pytest.fail(f"condition not met within {timeout} s")
+
+
+def all_live(addresses, connected=True):
+    values = live.read_values(sorted(addresses))
+    return all(v is not None and v.connected == connected for v in values.values())
+
+
+def test_two_shards_split_the_registry_exactly(db):
+    PV.objects.bulk_create(PV(setpoint_address=f"SIM:S{i}", readback_address=f"SIM:S{i}:RB") for i in range(500))
+    first, second = registry_addresses(live.Shard(0, 2)), registry_addresses(live.Shard(1, 2))
+    assert not first & second
+    assert first | second == registry_addresses(live.Shard(0, 1))
+    assert len(first | second) == 1000 and 300 < len(first) < 700
+
+
+@pytest.mark.ioc
+def test_every_address_arrives_in_redis_with_its_value(registry, make_monitor, sim_ioc):
+    monitor = make_monitor()
+    assert monitor.try_lead()
+    run_until(monitor, lambda: all_live(registry))
+    enum = sim_ioc.of_kind(sim.ENUM)[0]
+    value = live.read_values([enum.setpoint])[enum.setpoint]
+    assert (value.kind, value.value) == ("enum", enum.value)
+    assert live.read_metadata([enum.setpoint])[enum.setpoint].enum_labels == list(enum.labels)
+
+
+@pytest.mark.ioc
+def test_a_change_on_the_ioc_follows_in_redis(registry, make_monitor, sim_ioc):
+    monitor = make_monitor()
+    monitor.try_lead()
+    pv = sim_ioc.of_kind(sim.INT)[0]
+    run_until(monitor, lambda: all_live([pv.setpoint]))
+    target = int(live.read_values([pv.setpoint])[pv.setpoint].value) + 7
+    epics.caput(pv.setpoint, target, wait=True, timeout=5)
+    run_until(monitor, lambda: live.read_values([pv.setpoint])[pv.setpoint].value == target, timeout=3)
+
+
+@pytest.mark.ioc
+def test_stopped_ioc_shows_disconnected_and_comes_back(registry, make_monitor, restartable_sim_ioc):
+    monitor = make_monitor()
+    monitor.try_lead()
+    address = restartable_sim_ioc.of_kind(sim.PAIR)[0].setpoint
+    run_until(monitor, lambda: all_live([address]))
+    restartable_sim_ioc.stop()
+    run_until(monitor, lambda: all_live([address], connected=False), timeout=5)
+    assert monitor.heartbeat()["disconnected"] == len(registry)
+    restartable_sim_ioc.start()
+    # libca's disconnect governor searches again every 10 s (pvs/epics_io.py).
+    run_until(monitor, lambda: all_live([address]), timeout=15)
+
+
+@pytest.mark.ioc
+def test_registry_changes_are_picked_up_without_restart(registry, make_monitor, sim_ioc):
+    monitor = make_monitor()
+    monitor.try_lead()
+    run_until(monitor, lambda: all_live(registry))
+    removed = PV.objects.filter(readback_address="").first()
+    PV.objects.filter(pk=removed.pk).delete()
+    added = PV.objects.create(setpoint_address="SIM:NOT:SERVED")
+    run_until(monitor, lambda: live.read_values([removed.setpoint_address])[removed.setpoint_address] is None)
+    run_until(monitor, lambda: all_live([added.setpoint_address], connected=False), timeout=5)
+    assert removed.setpoint_address not in monitor.channels
+
+
+def test_a_monitor_that_lost_its_lease_cannot_overwrite_the_new_leader(transactional_db, make_monitor, redis_db):
+    old, new = make_monitor(owner="old"), make_monitor(owner="new")
+    assert old.try_lead() and not new.try_lead()
+    redis_db.delete(live.lease_key(old.settings.shard))  # the old leader was paused past its TTL
+    assert new.try_lead()
+    new._pending = {"SIM:X": live.LiveValue("SIM:X", "float", 2.0, 0, 0, 1.0, 1.0, True)}
+    assert new.flush()
+    old._pending = {"SIM:X": live.LiveValue("SIM:X", "float", 1.0, 0, 0, 1.0, 1.0, True)}
+    assert not old.flush()
+    assert live.read_values(["SIM:X"])["SIM:X"].value == 2.0
+
+
+def test_heartbeat_carries_the_leaders_stats(transactional_db, make_monitor):
+    monitor = make_monitor(owner="leader-1")
+    monitor.try_lead()
+    monitor.heartbeat()
+    (beat,) = live.read_heartbeats()
+    assert beat["owner"] == "leader-1" and beat["addresses"] == 0 and "p95_age_s" in beat
+
+
+@pytest.mark.ioc
+def test_two_shards_together_cover_every_address_once(registry, make_monitor):
+    first, second = make_monitor("0/2"), make_monitor("1/2")
+    assert first.try_lead() and second.try_lead()
+    assert not first.addresses & second.addresses
+    assert first.addresses | second.addresses == registry
+    deadline = time.monotonic() + 10
+    while not all_live(registry) and time.monotonic() < deadline:
+        first.step()
+        second.step()
+    assert all_live(registry)
+
+
+def test_bad_shard_is_one_line_error():
+    with pytest.raises(CommandError, match="shard"):
+        call_command("monitor_pvs", "--shard", "2/2")
+
+
+def _start_monitor(owner_env):
+    env = dict(
+        os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE, SQUIRREL_DB_NAME=connection.settings_dict["NAME"],
+        PYTHONUNBUFFERED="1", **owner_env,
+    )
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "monitor_pvs", "--lease-ttl", "2", "--registry-interval", "0.5"],
+        cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def _leader(timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        beats = [b for b in live.read_heartbeats() if b["connected"]]
+        if beats:
+            return beats[0]
+        time.sleep(0.1)
+    pytest.fail("no monitor became leader")
+
+
+@pytest.mark.ioc
+def test_standby_takes_over_within_10_s_when_the_leader_dies(registry, redis_db):
+    processes = [_start_monitor({}), _start_monitor({})]
+    try:
+        leader = _leader()
+        leader_pid = int(leader["owner"].rsplit(":", 1)[1])
+        os.kill(leader_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        while time.monotonic() - killed < 10:
+            beat = live.read_heartbeats()
+            if beat and beat[0]["owner"] != leader["owner"] and beat[0]["connected"] == len(registry):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"no standby took over within 10 s: {live.read_heartbeats()}")
+        assert beat[0]["fencing_token"] > leader["fencing_token"]
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(10)

@@ -1,0 +1,64 @@
+"""Filters that select registry PVs, shared by the API and the HTML lists."""
+
+import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
+
+from pvs.models import PV
+from pvs.validators import address_error
+from tags.models import Tag, TagGroup
+
+
+class AddressListField(forms.Field):
+    """A repeatable query parameter of EPICS addresses (``?pv=A&pv=B``), each one validated."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[str]:
+        return [str(address).strip() for address in value or ()]
+
+    def validate(self, value: list[str]) -> None:
+        super().validate(value)
+        errors = [f"{address!r}: {error}" for address in value if (error := address_error(address))]
+        if errors:
+            raise ValidationError(errors, code="invalid_address")
+
+
+class AddressListFilter(django_filters.Filter):
+    """PVs whose address (``field_name``) is any of the given addresses."""
+
+    field_class = AddressListField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("lookup_expr", "in")
+        super().__init__(*args, **kwargs)
+
+
+class PVFilterSet(django_filters.FilterSet):
+    """Select PVs by setpoint address, tags (all of them), tag group, device prefix or text."""
+
+    pv = AddressListFilter(field_name="setpoint_address", label="Setpoint address (repeatable)")
+    # Each tag is its own join, so a PV must carry every tag given and appears once.
+    tag = django_filters.ModelMultipleChoiceFilter(
+        field_name="tags", queryset=Tag.objects.all(), conjoined=True, distinct=False,
+        label="Tag id (repeatable; PVs with all of them)",
+    )  # fmt: skip
+    tag_group = django_filters.ModelChoiceFilter(
+        queryset=TagGroup.objects.all(), method="filter_tag_group",
+        label="Tag group id (PVs with any tag of the group)",
+    )  # fmt: skip
+    device = django_filters.CharFilter(field_name="device", lookup_expr="istartswith", label="Device prefix")
+    search = django_filters.CharFilter(
+        method="filter_search", label="Text in addresses, device or description"
+    )
+
+    class Meta:
+        model = PV
+        fields: list[str] = []
+
+    def filter_tag_group(self, queryset, name, value):
+        return queryset.in_tag_group(value)
+
+    def filter_search(self, queryset, name, value):
+        text = value.strip()
+        return queryset.search(text) if text else queryset

@@ -1,0 +1,7 @@
+"""The /api/v1/ URL space: each app's API routes, included here."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("monitor.api.urls")),
+]
