@@ -65,6 +65,17 @@ def test_anonymous_is_refused(client, redis_db):
     assert client.get(URL).status_code in (401, 403)
 
 
+def test_scripts_authenticate_with_http_basic(client, admin_user, redis_db):
+    import base64
+
+    make_pvs(1)
+    credentials = base64.b64encode(b"admin:admin-pass").decode()
+    response = client.get(URL, HTTP_AUTHORIZATION=f"Basic {credentials}")
+    assert response.status_code == 200 and len(response.json()["results"]) == 1
+    refused = client.get(URL, HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"admin:wrong").decode())
+    assert refused.status_code == 403 and "Invalid username/password" in refused.json()["detail"]
+
+
 def test_written_values_appear_with_units_and_precision(api, writer):
     (pv,) = make_pvs(1)
     writer.write(
