@@ -143,3 +143,25 @@ class SnapshotValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pv_name} in snapshot {self.snapshot_id}"
+
+    @property
+    def setpoint_value(self):
+        """The saved setpoint as Python: float, int (also enum index), str or list; None if none."""
+        return _typed(self.value_type, self.setpoint_num, self.setpoint_str, self.setpoint_array)
+
+    @property
+    def readback_value(self):
+        """The saved readback, typed like the setpoint; None if none."""
+        return _typed(self.value_type, self.readback_num, self.readback_str, self.readback_array)
+
+
+def _typed(value_type: str, number, text, array):
+    if value_type in (ValueType.FLOAT, ValueType.FLOAT_ARRAY):
+        return array if array is not None else number
+    if value_type in (ValueType.INT, ValueType.ENUM):
+        return None if number is None else int(number)
+    if value_type == ValueType.INT_ARRAY:
+        return None if array is None else [int(x) for x in array]
+    if value_type == ValueType.STRING:
+        return text
+    return None
