@@ -1,3 +1,5 @@
-"""WebSocket routes; consumers are added by the live-table and job-progress features."""
+"""Every app's WebSocket routes."""
 
-websocket_urlpatterns: list = []
+from jobs.routing import websocket_urlpatterns as job_routes
+
+websocket_urlpatterns = [*job_routes]

@@ -1,0 +1,39 @@
+"""WebSocket /ws/jobs/<id>/: the state of one job, now and at every change."""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from jobs.models import Job
+from jobs.payloads import job_group, job_state
+
+
+class JobProgressConsumer(AsyncJsonWebsocketConsumer):
+    """Follows one job. Only its creator and staff may; anonymous sockets are closed (4401)."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        self.job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
+        state = await self._visible_state(user)
+        if state is None:
+            await self.close(code=4404)
+            return
+        await self.channel_layer.group_add(job_group(self.job_id), self.channel_name)
+        await self.accept()
+        await self.send_json(state)
+
+    async def disconnect(self, code):
+        if hasattr(self, "job_id"):
+            await self.channel_layer.group_discard(job_group(self.job_id), self.channel_name)
+
+    async def job_state(self, event):
+        await self.send_json(event["state"])
+
+    @database_sync_to_async
+    def _visible_state(self, user):
+        job = Job.objects.filter(pk=self.job_id).first()
+        if job is None or not (user.is_staff or job.created_by_id == user.id):
+            return None
+        return job_state(job)

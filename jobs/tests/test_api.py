@@ -1,0 +1,33 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+from jobs.models import Job, JobType
+
+
+@pytest.fixture
+def operator(db):
+    return get_user_model().objects.create_user("op", password="pw")
+
+
+def test_a_user_reads_their_job(client, operator):
+    job = Job.objects.create(type=JobType.RESTORE, created_by=operator, data={"preview": 3})
+    client.force_login(operator)
+    body = client.get(f"/api/v1/jobs/{job.id}/").json()
+    assert (body["status"], body["type"], body["data"], body["created_by"]) == ("pending", "restore", {"preview": 3}, "op")
+
+
+def test_other_users_jobs_are_not_found(client, operator, admin_user):
+    job = Job.objects.create(type=JobType.RESTORE, created_by=admin_user)
+    client.force_login(operator)
+    assert client.get(f"/api/v1/jobs/{job.id}/").status_code == 404
+    assert client.get("/api/v1/jobs/").json()["results"] == []
+
+
+def test_staff_see_every_job(client, operator, admin_user):
+    Job.objects.create(type=JobType.RESTORE, created_by=operator)
+    client.force_login(admin_user)
+    assert len(client.get("/api/v1/jobs/").json()["results"]) == 1
+
+
+def test_anonymous_is_refused(client, db):
+    assert client.get("/api/v1/jobs/").status_code == 403
