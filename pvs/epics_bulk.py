@@ -1,0 +1,239 @@
+"""The libca binding and DBR codec under :mod:`pvs.epics_io`: the only module that imports pyepics.
+
+Everything else uses :mod:`pvs.epics_io`, which builds channel sets and the EPICS service on what is
+here: pyepics' libca handle with the prototypes this layer calls, the ctypes shapes of libca's
+callback arguments, and pure functions between DBR buffers and Python values.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import numbers
+import struct
+from array import array
+from collections import deque
+
+import epics.ca as ca
+import epics.dbr as dbr
+
+# EPICS timestamps count from 1990-01-01; Unix from 1970-01-01.
+EPICS_EPOCH_OFFSET = 631152000
+
+FLOAT = "float"
+INT = "int"
+ENUM = "enum"
+STRING = "string"
+FLOAT_ARRAY = "float_array"
+INT_ARRAY = "int_array"
+
+NATIVE_TO_TIME = {
+    dbr.STRING: dbr.TIME_STRING,
+    dbr.SHORT: dbr.TIME_SHORT,
+    dbr.FLOAT: dbr.TIME_FLOAT,
+    dbr.ENUM: dbr.TIME_ENUM,
+    dbr.CHAR: dbr.TIME_CHAR,
+    dbr.LONG: dbr.TIME_LONG,
+    dbr.DOUBLE: dbr.TIME_DOUBLE,
+}
+NATIVE_TO_CTRL = {
+    dbr.SHORT: dbr.CTRL_SHORT,
+    dbr.FLOAT: dbr.CTRL_FLOAT,
+    dbr.ENUM: dbr.CTRL_ENUM,
+    dbr.CHAR: dbr.CTRL_CHAR,
+    dbr.LONG: dbr.CTRL_LONG,
+    dbr.DOUBLE: dbr.CTRL_DOUBLE,
+}
+# (array typecode, scalar kind, array kind) per native type; strings are handled apart.
+NATIVE_LAYOUT = {
+    dbr.SHORT: ("h", INT, INT_ARRAY),
+    dbr.FLOAT: ("f", FLOAT, FLOAT_ARRAY),
+    dbr.ENUM: ("H", ENUM, INT_ARRAY),
+    dbr.CHAR: ("B", INT, INT_ARRAY),
+    dbr.LONG: ("i", INT, INT_ARRAY),
+    dbr.DOUBLE: ("d", FLOAT, FLOAT_ARRAY),
+}
+HEADER = struct.Struct("<hhII")  # status, severity, seconds, nanoseconds
+# Where the value starts in each DBR_TIME_* buffer, from pyepics' ctypes layouts of db_access.h.
+VALUE_OFFSET = {native: dbr.Map[time_type].value.offset for native, time_type in NATIVE_TO_TIME.items()}
+MAX_STRING = dbr.MAX_STRING_SIZE
+DBE_VALUE, DBE_ALARM = 1, 4
+ACCESS_READ, ACCESS_WRITE = 1, 2
+
+
+class ChannelAccessError(RuntimeError):
+    """libca refused an operation (bad name, out of memory, context problems)."""
+
+
+class EventArgs(ctypes.Structure):
+    # pyepics declares `usr` as a py_object; an integer index is all we pass, so use void*.
+    _fields_ = [
+        ("usr", ctypes.c_void_p),
+        ("chid", ctypes.c_void_p),
+        ("type", ctypes.c_long),
+        ("count", ctypes.c_long),
+        ("dbr", ctypes.c_void_p),
+        ("status", ctypes.c_int),
+    ]
+
+
+class ConnectionArgs(ctypes.Structure):
+    _fields_ = [("chid", ctypes.c_void_p), ("op", ctypes.c_long)]
+
+
+class AccessArgs(ctypes.Structure):
+    _fields_ = [("chid", ctypes.c_void_p), ("access", ctypes.c_ubyte)]
+
+
+CONNECTION_CB = ctypes.CFUNCTYPE(None, ConnectionArgs)
+EVENT_CB = ctypes.CFUNCTYPE(None, EventArgs)
+ACCESS_CB = ctypes.CFUNCTYPE(None, AccessArgs)
+
+
+_libca = None
+
+
+def load_libca(preemptive: bool):
+    """Load libca once through pyepics and declare the signatures this module calls."""
+    global _libca
+    if _libca is not None:
+        return _libca
+    if ca.libca is None:
+        ca.PREEMPTIVE_CALLBACK = preemptive
+        ca.initialize_libca()
+    # A handle of our own to the same loaded library (same CA context): the prototypes set
+    # below must not replace pyepics' own, which other code in the process may still call.
+    lib = ctypes.CDLL(ca.find_libca())
+    vp = ctypes.c_void_p
+    lib.ca_create_channel.argtypes = [ctypes.c_char_p, CONNECTION_CB, vp, ctypes.c_int, ctypes.POINTER(vp)]
+    lib.ca_clear_channel.argtypes = [vp]
+    lib.ca_puser.argtypes = [vp]
+    lib.ca_puser.restype = vp
+    lib.ca_field_type.argtypes = [vp]
+    lib.ca_field_type.restype = ctypes.c_short
+    lib.ca_element_count.argtypes = [vp]
+    lib.ca_element_count.restype = ctypes.c_ulong
+    lib.ca_host_name.argtypes = [vp]
+    lib.ca_host_name.restype = ctypes.c_char_p
+    lib.ca_message.restype = ctypes.c_char_p
+    lib.ca_create_subscription.argtypes = [
+        ctypes.c_long, ctypes.c_ulong, vp, ctypes.c_long, EVENT_CB, vp, ctypes.POINTER(vp),
+    ]
+    lib.ca_clear_subscription.argtypes = [vp]
+    lib.ca_array_get_callback.argtypes = [ctypes.c_long, ctypes.c_ulong, vp, EVENT_CB, vp]
+    lib.ca_replace_access_rights_event.argtypes = [vp, ACCESS_CB]
+    lib.ca_pend_event.argtypes = [ctypes.c_double]
+    lib.ca_array_put.argtypes = [ctypes.c_long, ctypes.c_ulong, vp, vp]
+    lib.ca_array_put_callback.argtypes = [ctypes.c_long, ctypes.c_ulong, vp, vp, EVENT_CB, vp]
+    lib.ca_read_access.argtypes = [vp]
+    lib.ca_write_access.argtypes = [vp]
+    lib.ca_context_create.argtypes = [ctypes.c_int]
+    lib.ca_current_context.restype = vp
+    _libca = lib
+    return lib
+
+
+def _decode_string(raw: bytes, offset: int) -> str:
+    end = raw.find(b"\0", offset, offset + MAX_STRING)
+    return raw[offset : end if end >= 0 else offset + MAX_STRING].decode("utf-8", "replace")
+
+
+def decode_time_buffer(native: int, count: int, raw: bytes, enum_labels: list[str] | None = None):
+    """Decode a DBR_TIME_* buffer into (kind, value, status, severity, unix timestamp).
+
+    Enums decode to their index; the label comes from the channel's metadata.
+    """
+    status, severity, secs, nsec = HEADER.unpack_from(raw, 0)
+    timestamp = secs + EPICS_EPOCH_OFFSET + nsec * 1e-9 if secs else 0.0
+    offset = VALUE_OFFSET[native]
+    if native == dbr.STRING:
+        if count <= 1:
+            return STRING, _decode_string(raw, offset), status, severity, timestamp
+        values = [_decode_string(raw, offset + i * MAX_STRING) for i in range(count)]
+        return STRING, values, status, severity, timestamp
+    typecode, scalar_kind, array_kind = NATIVE_LAYOUT[native]
+    values = array(typecode)
+    values.frombytes(raw[offset : offset + count * values.itemsize])
+    if count == 1:
+        return scalar_kind, values[0], status, severity, timestamp
+    return array_kind, values.tolist(), status, severity, timestamp
+
+
+# What a put sends for each native type: DBR type and array typecode; strings are handled apart.
+PUT_LAYOUT = {
+    dbr.DOUBLE: (dbr.DOUBLE, "d"),
+    dbr.FLOAT: (dbr.DOUBLE, "d"),
+    dbr.LONG: (dbr.LONG, "i"),
+    dbr.SHORT: (dbr.LONG, "i"),
+    dbr.CHAR: (dbr.LONG, "i"),
+    dbr.ENUM: (dbr.ENUM, "H"),
+}
+
+
+def encode_put(native: int, element_count: int, value, enum_labels: list[str] | None = None) -> tuple[int, int, bytes]:
+    """(DBR type, element count, buffer) to put `value` to a channel of `native` type.
+
+    Enum labels become their index when the labels are known, else they go as DBR_STRING and the
+    IOC matches them. Raises ValueError, saying why, for a value the channel cannot take.
+    """
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or len(values) > max(element_count, 1):
+        raise ValueError(f"{len(values)} values for a channel of {element_count} elements")
+    if native == dbr.ENUM and any(isinstance(v, str) for v in values):
+        if enum_labels is None:
+            return _encode_strings(values)
+        unknown = [v for v in values if v not in enum_labels]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not one of the labels {enum_labels}")
+        values = [enum_labels.index(v) for v in values]
+    if native == dbr.STRING:
+        return _encode_strings(values)
+    if native not in PUT_LAYOUT:
+        raise ValueError(f"cannot put to a channel of DBR type {native}")
+    dbr_type, typecode = PUT_LAYOUT[native]
+    for v in values:
+        if not isinstance(v, numbers.Real) or (typecode != "d" and not float(v).is_integer()):
+            raise ValueError(f"cannot put {v!r} to a channel of {'numbers' if typecode == 'd' else 'integers'}")
+    try:
+        data = array(typecode, [float(v) if typecode == "d" else int(v) for v in values]).tobytes()
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range for the channel") from None
+    return dbr_type, len(values), data
+
+
+def _encode_strings(values: list) -> tuple[int, int, bytes]:
+    encoded = []
+    for v in values:
+        if not isinstance(v, str):
+            raise ValueError(f"cannot put {v!r} to a channel of strings")
+        raw = v.encode()
+        if len(raw) >= MAX_STRING:
+            raise ValueError(f"{v!r} is longer than {MAX_STRING - 1} bytes")
+        encoded.append(raw.ljust(MAX_STRING, b"\0"))
+    return dbr.STRING, len(encoded), b"".join(encoded)
+
+
+def drain_queue(items: deque) -> list:
+    """Everything in `items` now; items appended meanwhile wait for the next poll."""
+    return [items.popleft() for _ in range(len(items))]
+
+
+def native_of(dbr_type: int) -> int:
+    return dbr_type % 7 if dbr_type < 35 else dbr_type
+
+
+def message(status: int) -> str:
+    text = _libca.ca_message(status)
+    return text.decode() if text else f"status {status}"
+
+
+def run_ca_repeater() -> None:
+    """Run the Channel Access repeater in this process; it blocks until the process ends.
+
+    libca starts an executable named ``caRepeater`` from PATH when a client context starts;
+    the repeater forwards IOC beacons to clients, which is how they notice an IOC that came
+    back and reconnect at once instead of on their slowing search schedule. pyepics ships no
+    such executable on Linux, but libca exports the repeater itself.
+    """
+    lib = ctypes.CDLL(ca.find_libca())
+    lib.caRepeaterThread.argtypes = [ctypes.c_void_p]
+    lib.caRepeaterThread(None)
