@@ -1,4 +1,4 @@
-"""Project-wide pytest fixtures: users and the simulated IOC."""
+"""Project-wide pytest fixtures: users, an empty Redis test database and the simulated IOC."""
 
 import os
 import signal
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from monitor import live
 from pvs import sim
 
 SIM_IOC_PVS = 300
@@ -22,6 +23,17 @@ SIM_IOC_STOP_TIMEOUT = 10.0
 def admin_user(django_user_model):
     """A superuser, as the admin pages need."""
     return django_user_model.objects.create_superuser("admin", "admin@example.org", "admin-pass")
+
+
+@pytest.fixture
+def redis_db():
+    """The live-value Redis client on the test database, flushed before and after the test."""
+    # FLUSHDB on a real instance: refuse anything but the test settings' database.
+    assert settings.SETTINGS_MODULE.endswith("settings_test"), settings.SETTINGS_MODULE
+    client = live.redis_client()
+    client.flushdb()
+    yield client
+    client.flushdb()
 
 
 class SimIOC:

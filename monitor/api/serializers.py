@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -13,27 +12,13 @@ from rest_framework.exceptions import APIException
 
 from monitor import live
 from pvs.models import PV
+from squirrel_site.json_values import json_safe
 
 
 class LiveValuesUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "Live values are unavailable: Redis cannot be reached."
     default_code = "live_values_unavailable"
-
-
-def _json_float(value: float) -> float | str:
-    # Strict JSON has no NaN or infinities; spell them as strings, as protobuf's JSON mapping does.
-    if math.isfinite(value):
-        return value
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-
-
-def _json_value(value: live.LiveValue):
-    if value.kind == "float" and isinstance(value.value, float):
-        return _json_float(value.value)
-    if value.kind == "float_array" and value.value is not None:
-        return [_json_float(v) for v in value.value]
-    return value.value
 
 
 def _enum_label(value: live.LiveValue, meta: live.LiveMeta | None) -> str | None:
@@ -47,7 +32,7 @@ def live_representation(value: live.LiveValue | None, meta: live.LiveMeta | None
     if value is None:
         return None
     return {
-        "value": _json_value(value),
+        "value": json_safe(value.value),
         "kind": value.kind,
         "enum_label": _enum_label(value, meta),
         "status": value.status,

@@ -1,0 +1,116 @@
+"""Time a cache snapshot of 50,000 PVs (with readbacks) and reading its values back.
+
+    .venv/bin/python benchmarks/bench_snapshot.py [--pvs 50000] [--repeat 5]
+
+Uses the database `squirrel_bench` (SQUIRREL_DB_NAME overrides it; created and migrated if
+missing, its registry and snapshots emptied) and Redis database 14 (SQUIRREL_REDIS_URL overrides
+it; FLUSHDB'd first): never point either at data you care about.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "squirrel_site.settings")
+os.environ.setdefault("SQUIRREL_DB_NAME", "squirrel_bench")
+os.environ.setdefault("SQUIRREL_SECRET_KEY", "benchmark-only")
+os.environ.setdefault("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+import django  # noqa: E402
+
+django.setup()
+
+from bench_import import create_database, empty_registry, registry_csv, timed  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from monitor import live  # noqa: E402
+from pvs.importers import import_pvs  # noqa: E402
+from pvs.models import PV  # noqa: E402
+from snapshots.models import Snapshot, SnapshotValue  # noqa: E402
+from snapshots.services import take_snapshot  # noqa: E402
+
+ENUM_LABELS = ["Off", "On", "Fault"]
+
+
+def fill_cache(client, addresses: list[tuple[str, str]]) -> int:
+    """Live values and metadata for every setpoint and readback, a fresh heartbeat; the count."""
+    lease = live.Lease(client, live.Shard(0, 1), "bench", ttl=60.0)
+    assert lease.acquire()
+    writer = live.FencedWriter(client, lease)
+    now = time.time()
+    values, metadata = {}, {}
+    for i, (setpoint, readback) in enumerate(addresses):
+        # Mostly floats, as a machine is; some ints and enums, a few disconnected.
+        kind, value = ("enum", i % 3) if i % 10 == 0 else ("int", i) if i % 10 == 1 else ("float", i * 0.001)
+        connected = i % 500 != 7
+        values[setpoint] = live.LiveValue(setpoint, kind, value if connected else None, 0, 0, now - 60, now - 1,
+                                          connected)  # fmt: skip
+        metadata[setpoint] = live.LiveMeta("mA", 3, ENUM_LABELS if kind == "enum" else None, -10.0, 10.0,
+                                           "127.0.0.1:5064", kind, 1, True, True)  # fmt: skip
+        if readback:
+            values[readback] = live.LiveValue(readback, kind, value, 0, 0, now - 60, now - 1, True)
+    assert writer.write(values, metadata)
+    live.write_heartbeat(client, live.Shard(0, 1), {})
+    return len(values)
+
+
+def empty_snapshots() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {SnapshotValue._meta.db_table}, {Snapshot._meta.db_table} RESTART IDENTITY CASCADE")
+
+
+def read_back(snapshot: Snapshot) -> int:
+    """A snapshot's values the way a compare or restore would, as rows; the row count."""
+    columns = ["pv_id", "pv_name", "value_type", "setpoint_num", "setpoint_str", "setpoint_array", "readback_num",
+               "severity", "timestamp", "connected"]  # fmt: skip
+    return len(list(SnapshotValue.objects.filter(snapshot=snapshot).values_list(*columns)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pvs", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    create_database()
+    empty_snapshots()
+    empty_registry()
+    # Two thirds of the PVs have a readback, as in a typical registry.
+    lines = registry_csv(args.pvs).decode().splitlines()
+    lines[1:] = [line if i % 3 else ",,".join(line.split(",", 2)[::2]) for i, line in enumerate(lines[1:])]
+    assert import_pvs("bench.csv", "\n".join(lines) + "\n", dry_run=False).ok
+    client = live.redis_client()
+    client.flushdb()
+    addresses = list(PV.objects.values_list("setpoint_address", "readback_address"))
+    cached = fill_cache(client, addresses)
+    user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True})
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+
+    totals, stages, reads = [], {}, []
+    for run in range(args.repeat):
+        live.write_heartbeat(client, live.Shard(0, 1), {})
+        result = {}
+        totals.append(timed(lambda: result.update(
+            snapshot=take_snapshot(title=f"bench {run}", created_by=user, mode="cache"))))  # fmt: skip
+        snapshot = result["snapshot"]
+        assert snapshot.pv_count == args.pvs and snapshot.values.filter(source="cache").count() == args.pvs
+        for stage, seconds in snapshot.timings.items():
+            stages.setdefault(stage, []).append(seconds)
+        rows = {}
+        reads.append(timed(lambda: rows.update(n=read_back(snapshot))))
+        assert rows["n"] == args.pvs
+    print(f"{args.pvs} PVs, {cached} cached addresses, {snapshot.disconnected_count} disconnected; "
+          f"median of {args.repeat} runs:")  # fmt: skip
+    print(f"  {'take_snapshot(mode=cache), request to commit':<48} {statistics.median(totals):6.3f} s")
+    for stage, seconds in stages.items():
+        print(f"    {stage:<46} {statistics.median(seconds):6.3f} s")
+    print(f"  {'read one snapshot back (values_list)':<48} {statistics.median(reads):6.3f} s")
+
+
+if __name__ == "__main__":
+    main()
