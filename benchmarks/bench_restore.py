@@ -1,0 +1,137 @@
+"""Time execute_restore at 50,000 PVs against a real simulated IOC.
+
+    .venv/bin/python benchmarks/bench_restore.py [--pvs 50000] [--port 15979] [--repeat 3]
+
+Starts `run_sim_ioc --pvs N --port P` as a subprocess (stopped by its PID at the end), loads its
+registry into the database `squirrel_bench` (override with SQUIRREL_DB_NAME; the registry and
+snapshot tables are emptied: never point it at a database you care about), takes a direct
+snapshot, then restores it with include_unchanged=True so every writable PV is written. Each run
+uses a fresh preview. Reports medians of the whole execute_restore call and of its phases
+(undo snapshot, staged puts, verification), timed from the progress callback.
+"""
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "squirrel_site.settings")
+os.environ.setdefault("SQUIRREL_DB_NAME", "squirrel_bench")
+os.environ.setdefault("SQUIRREL_SECRET_KEY", "benchmark-only")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pvs", type=int, default=50_000)
+    parser.add_argument("--port", type=int, default=15979)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    # libca reads the port when it loads: set it before Django (and pvs.epics_io) start.
+    os.environ["EPICS_CA_SERVER_PORT"] = str(args.port)
+
+    import django
+
+    django.setup()
+    from bench_import import create_database  # noqa: E402  (same directory)
+
+    create_database()
+    workdir = Path(tempfile.mkdtemp(prefix="bench_restore_"))
+    ioc = start_ioc(args, workdir)
+    try:
+        run(args, workdir)
+    finally:
+        stop_ioc(ioc)
+
+
+def start_ioc(args, workdir: Path) -> subprocess.Popen:
+    ready = workdir / "ready"
+    command = [
+        sys.executable, "manage.py", "run_sim_ioc", "--pvs", str(args.pvs), "--port", str(args.port),
+        "--change-rate", "0", "--registry-csv", str(workdir / "registry.csv"), "--ready-file", str(ready),
+    ]  # fmt: skip
+    log = (workdir / "ioc.log").open("w")
+    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_ioc(process)
+            sys.exit(f"the simulated IOC did not start; see {workdir / 'ioc.log'}")
+        time.sleep(0.1)
+    return process
+
+
+def stop_ioc(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def run(args, workdir: Path) -> None:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from pvs.epics_io import epics_service
+    from pvs.importers import import_pvs
+    from pvs.models import PV
+    from snapshots.models import Restore, RestorePreview, Snapshot
+    from snapshots.restore import execute_restore, preview_restore
+    from snapshots.services import take_snapshot
+
+    with connection.cursor() as cursor:
+        tables = [m._meta.db_table for m in (Restore, RestorePreview, Snapshot, PV)]
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    report = import_pvs("registry.csv", (workdir / "registry.csv").read_bytes(), dry_run=False)
+    assert report.ok, report.errors[:5]
+    user, _ = get_user_model().objects.get_or_create(username="bench")
+    io = epics_service()
+    started = time.perf_counter()
+    addresses = [a for pv in PV.objects.values_list("setpoint_address", "readback_address") for a in pv if a]
+    connected = io.connect(addresses, 20.0)
+    print(f"{PV.objects.count()} PVs, {len(connected)} of {len(addresses)} addresses connected "
+          f"in {time.perf_counter() - started:.2f} s")
+    snapshot = take_snapshot(title="bench", created_by=user, mode="direct", reader=io)
+
+    results: dict[str, list] = {"applied": [], "verified": []}
+    for label, verify in (("applied", False), ("verified", True)):
+        for _ in range(args.repeat):
+            preview = preview_restore(snapshot, created_by=user, include_unchanged=True, io=io)
+            marks = []
+            start = time.perf_counter()
+            restore = execute_restore(
+                preview, user=user, io=io, verify=verify, verify_timeout=10.0,
+                progress=lambda percent, message: marks.append((time.perf_counter() - start, message)),
+            )  # fmt: skip
+            total = time.perf_counter() - start
+            results[label].append((total, phases(marks, total), restore.summary, preview.write_count))
+    for label, runs in results.items():
+        totals = [r[0] for r in runs]
+        names = runs[0][1].keys()
+        print(f"{label}: median {statistics.median(totals):.2f} s of {[round(t, 2) for t in totals]}; "
+              f"{runs[0][3]} PVs written; items {runs[-1][2]}")  # fmt: skip
+        for name in names:
+            print(f"    {name:<28} {statistics.median(r[1][name] for r in runs):6.2f} s")
+
+
+def phases(marks: list[tuple[float, str]], total: float) -> dict[str, float]:
+    """Seconds per phase from the progress marks: undo snapshot, writing (all stages), verification."""
+    times = dict(undo=0.0, writing=0.0, verifying=0.0, finishing=0.0)
+    for (at, message), (following, _) in zip(marks, marks[1:] + [(total, "")]):
+        key = ("undo" if message.startswith("Taking") else "writing" if message.startswith("Writing")
+               else "verifying" if message.startswith("Verifying") else "finishing")  # fmt: skip
+        times[key] += following - at
+    return times
+
+
+if __name__ == "__main__":
+    main()

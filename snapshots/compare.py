@@ -1,0 +1,99 @@
+"""Comparing saved and live values: pure functions, no database, no Redis, no Channel Access.
+
+Kinds are pvs.epics_io's (and snapshots.models.ValueType's): float, int, enum, string,
+float_array, int_array. Numbers match when ``|live - saved| <= max(abs_tolerance,
+rel_tolerance * |saved|)``; arrays match element by element and only at equal length; strings
+and enums (by index) match only exactly. ``None`` (no value, disconnected) never matches.
+
+NaN: two NaNs count as equal (a record that reads NaN and was saved as NaN has not changed);
+NaN against a number never matches. Infinities match only the same infinity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+NUMBER_KINDS = frozenset({"float", "int"})
+EXACT_KINDS = frozenset({"enum", "string"})
+ARRAY_KINDS = frozenset({"float_array", "int_array"})
+
+
+def numbers_within_tolerance(saved: float, live: float, abs_tolerance: float = 0.0, rel_tolerance: float = 0.0) -> bool:
+    """True if two numbers are equal within max(abs_tolerance, rel_tolerance * |saved|)."""
+    if saved is None or live is None:
+        return False
+    if math.isnan(saved) or math.isnan(live):
+        return math.isnan(saved) and math.isnan(live)
+    if math.isinf(saved) or math.isinf(live):
+        return saved == live
+    return abs(live - saved) <= max(abs_tolerance, rel_tolerance * abs(saved))
+
+
+def within_tolerance(saved, live, kind: str, abs_tolerance: float = 0.0, rel_tolerance: float = 0.0) -> bool:
+    """True if `live` matches `saved` for a PV of `kind` with the given tolerances."""
+    if saved is None or live is None:
+        return False
+    if kind in NUMBER_KINDS:
+        return numbers_within_tolerance(float(saved), float(live), abs_tolerance, rel_tolerance)
+    if kind in ARRAY_KINDS:
+        saved, live = _as_list(saved), _as_list(live)
+        return len(saved) == len(live) and all(
+            numbers_within_tolerance(float(s), float(v), abs_tolerance, rel_tolerance) for s, v in zip(saved, live)
+        )
+    if kind == "enum":
+        return int(saved) == int(live)
+    if kind == "string":
+        return str(saved) == str(live)
+    raise ValueError(f"unknown value kind {kind!r}")
+
+
+def delta(saved, live, kind: str):
+    """live - saved: a float for numbers, a list of floats for arrays of equal length, else None.
+
+    None where a difference means nothing: strings, enums, a missing value, arrays of different
+    length (the length itself differs; see :func:`describe_difference`).
+    """
+    if saved is None or live is None:
+        return None
+    if kind in NUMBER_KINDS:
+        return _difference(float(saved), float(live))
+    if kind in ARRAY_KINDS:
+        saved, live = _as_list(saved), _as_list(live)
+        if len(saved) != len(live):
+            return None
+        return [_difference(float(s), float(v)) for s, v in zip(saved, live)]
+    return None
+
+
+def describe_difference(saved, live, kind: str) -> str:
+    """A short human description of how `live` differs from `saved` (for messages and the admin)."""
+    if saved is None:
+        return "no saved value"
+    if live is None:
+        return "no live value"
+    if kind in ARRAY_KINDS:
+        saved, live = _as_list(saved), _as_list(live)
+        if len(saved) != len(live):
+            return f"length {len(live)}, expected {len(saved)}"
+        differing = [i for i, (s, v) in enumerate(zip(saved, live)) if not numbers_within_tolerance(float(s), float(v))]
+        if not differing:
+            return "equal"
+        first = differing[0]
+        return f"{len(differing)} of {len(saved)} elements differ, first at [{first}]: {live[first]!r} (expected {saved[first]!r})"
+    return f"{live!r} (expected {saved!r})"
+
+
+def _difference(saved: float, live: float) -> float:
+    if math.isnan(saved) and math.isnan(live):
+        return 0.0
+    if math.isinf(saved) and saved == live:
+        return 0.0
+    return live - saved
+
+
+def _as_list(value) -> Sequence:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        # A one-element waveform can arrive as a scalar.
+        return [value]
+    return value

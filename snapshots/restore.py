@@ -1,0 +1,565 @@
+"""Restore: preview a snapshot against the live machine, then execute the confirmed preview.
+
+Execution is idempotent and resumable, because Celery may run a task twice and a worker may die
+half-way (DESIGN.md). PostgreSQL is the source of truth: the item of every PV moves
+pending -> writing -> written -> verified / mismatch / timeout (or disconnected, no_write_access,
+failed), and a stage's items are marked `writing` (committed) before their puts go out. A run
+that finds items in `writing` does not know whether their put reached the IOC, so it reads the
+setpoint first: equal to the target within tolerance counts as written, anything else is written.
+Items in any later state are never written again. One runner at a time holds a PostgreSQL
+advisory lock on the restore; a killed worker's connection closes and releases it.
+
+All Channel Access goes through pvs.epics_io's EpicsService (`io`); tests pass a fake.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import Count, F
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+
+from monitor import live
+from pvs import epics_io
+from pvs.importers import BATCH_SIZE, _copy
+from pvs.models import PV
+from snapshots.compare import describe_difference, within_tolerance
+from snapshots.models import (
+    LiveSource,
+    Restore,
+    RestoreAction,
+    RestoreItem,
+    RestoreItemStatus,
+    RestorePreview,
+    RestorePreviewItem,
+    RestoreStatus,
+    Snapshot,
+    SnapshotMode,
+    SnapshotOrigin,
+    SnapshotValue,
+    ValueType,
+    _typed,
+)
+from snapshots.services import monitor_is_fresh, take_snapshot
+
+Progress = Callable[[int, str], None]
+
+DEFAULT_TTL = 300  # seconds a preview stays executable
+CONNECT_TIMEOUT = 2.0
+PUT_TIMEOUT = 5.0
+VERIFY_TIMEOUT = 5.0
+VERIFY_INTERVAL = 0.1  # seconds between read-back rounds
+MAX_OUTSTANDING = 2000
+
+# Any number would do: the first half of the two-key advisory lock, so restore ids cannot
+# collide with other users of advisory locks.
+_LOCK_NAMESPACE = 0x5351  # "SQ"
+
+_ARRAY_TYPES = (ValueType.FLOAT_ARRAY, ValueType.INT_ARRAY)
+_NUMBER_TYPES = (ValueType.FLOAT, ValueType.INT, ValueType.ENUM)
+_FINAL = (
+    RestoreItemStatus.VERIFIED, RestoreItemStatus.MISMATCH, RestoreItemStatus.DISCONNECTED,
+    RestoreItemStatus.NO_WRITE_ACCESS, RestoreItemStatus.TIMEOUT, RestoreItemStatus.FAILED,
+)  # fmt: skip
+_SKIP_COUNTS = {
+    RestoreAction.WRITE: "write_count",
+    RestoreAction.SKIP_UNCHANGED: "unchanged_count",
+    RestoreAction.SKIP_READ_ONLY: "read_only_count",
+    RestoreAction.SKIP_DISCONNECTED: "disconnected_count",
+    RestoreAction.SKIP_NO_WRITE_ACCESS: "no_write_access_count",
+    RestoreAction.SKIP_NO_SAVED_VALUE: "no_saved_value_count",
+    RestoreAction.SKIP_NOT_IN_REGISTRY: "not_in_registry_count",
+}
+
+
+class RestoreError(Exception):
+    """A restore that cannot be previewed or executed; the message is meant for the operator."""
+
+
+class RestoreBusy(RestoreError):
+    """Another runner is executing this restore right now."""
+
+
+# Preview ---------------------------------------------------------------------------------------
+
+
+def preview_restore(
+    snapshot: Snapshot,
+    *,
+    created_by,
+    pvs=None,
+    include_unchanged: bool = False,
+    ttl: float = DEFAULT_TTL,
+    io=None,
+) -> RestorePreview:
+    """Compare `snapshot` with the live values of its PVs (or of `pvs`, a PV queryset) and record
+    what a restore would do with each. Live values come from the monitor's cache when its
+    heartbeat is fresh (a direct read for addresses it lacks), else from a direct read.
+
+    PVs already within tolerance are skipped unless `include_unchanged`: operators normally restore
+    only what differs, but may ask for everything to be written again.
+    """
+    rows = SnapshotValue.objects.filter(snapshot=snapshot)
+    if pvs is not None:
+        rows = rows.filter(pv__in=pvs.values("pk"))
+    rows = list(
+        rows.order_by("pv_name").values_list(
+            "pv_id", "pv_name", "value_type", "setpoint_num", "setpoint_str", "setpoint_array", "connected",
+            "pv__setpoint_address", "pv__readback_address", "pv__restore_stage", "pv__wait_for_completion",
+            "pv__abs_tolerance", "pv__rel_tolerance", "pv__read_only",
+        )
+    )  # fmt: skip
+    addresses = [row[7] for row in rows if row[0] is not None]
+    values, writable, source = _live_values(addresses, io)
+
+    items, counts = [], Counter()
+    for (pv_id, saved_name, value_type, num, text, arr, saved_connected, address, readback, stage, wait,
+         abs_tol, rel_tol, read_only) in rows:  # fmt: skip
+        target = _typed(value_type, num, text, arr)
+        live_value = values.get(address) if pv_id is not None else None
+        within = None
+        if saved_connected and live_value is not None:
+            within = within_tolerance(target, live_value, value_type, abs_tol, rel_tol)
+        if pv_id is None:
+            action = RestoreAction.SKIP_NOT_IN_REGISTRY
+        elif read_only:
+            action = RestoreAction.SKIP_READ_ONLY
+        elif not saved_connected:
+            action = RestoreAction.SKIP_NO_SAVED_VALUE
+        elif live_value is None:
+            action = RestoreAction.SKIP_DISCONNECTED
+        elif not writable.get(address, True):
+            action = RestoreAction.SKIP_NO_WRITE_ACCESS
+        elif within and not include_unchanged:
+            action = RestoreAction.SKIP_UNCHANGED
+        else:
+            action = RestoreAction.WRITE
+        counts[action] += 1
+        items.append((
+            pv_id, address or saved_name, readback or "", stage or 0, bool(wait), abs_tol or 0.0, rel_tol or 0.0,
+            value_type, num, text, arr, *_columns(value_type, live_value), within, action,
+        ))  # fmt: skip
+
+    now = timezone.now()
+    with transaction.atomic():
+        preview = RestorePreview.objects.create(
+            snapshot=snapshot, created_by=created_by, expires_at=now + timedelta(seconds=ttl),
+            include_unchanged=include_unchanged, selection_size=len(rows),
+            registry_fingerprint=_fingerprint([row[0] for row in rows if row[0] is not None]),
+            live_source=source, **{_SKIP_COUNTS[action]: n for action, n in counts.items()},
+        )  # fmt: skip
+        _copy(RestorePreviewItem, ["preview", *_ITEM_COLUMNS], ((preview.pk, *item) for item in items))
+    return preview
+
+
+_ITEM_COLUMNS = [
+    "pv", "pv_name", "readback_name", "stage", "wait_for_completion", "abs_tolerance", "rel_tolerance",
+    "value_type", "target_num", "target_str", "target_array", "live_num", "live_str", "live_array",
+    "within_tolerance", "action",
+]  # fmt: skip
+
+
+def _live_values(addresses: list[str], io) -> tuple[dict, dict, str]:
+    """(value by connected address, write access by address, source) for the preview."""
+    values, writable, missing = {}, {}, addresses
+    source = LiveSource.DIRECT
+    if addresses and monitor_is_fresh():
+        source = LiveSource.CACHE
+        cached, metas = live.read_values_and_metadata(addresses)
+        missing = []
+        for address in addresses:
+            value = cached[address]
+            if value is None:
+                missing.append(address)  # not (yet) in the cache: read it
+            elif value.connected:
+                values[address] = value.value
+            meta = metas[address]
+            if meta is not None:
+                writable[address] = meta.write_access
+    if missing:
+        io = io or _service()
+        for address, result in io.read(missing).items():
+            if result.reading is not None:
+                values[address] = result.reading.value
+        for address, meta in io.metadata(missing).items():
+            if meta is not None:
+                writable[address] = meta.write_access
+    return values, writable, source
+
+
+def _fingerprint(pv_ids: list[int]) -> str:
+    """md5 over the registry rows of `pv_ids` (everything a restore depends on), in id order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT md5(count(*)::text || ':' || coalesce(string_agg(concat_ws('|', id, setpoint_address,"
+            " readback_address, abs_tolerance::text, rel_tolerance::text, read_only, restore_stage,"
+            " wait_for_completion), ',' ORDER BY id), '')) FROM pvs_pv WHERE id = ANY(%s)",
+            [pv_ids],
+        )
+        return cursor.fetchone()[0]
+
+
+def _columns(value_type: str, value) -> tuple:
+    """A Python value as the (num, str, array) columns of `value_type`; all None if it does not fit."""
+    if value is None:
+        return None, None, None
+    try:
+        if value_type in _ARRAY_TYPES:
+            return None, None, [float(x) for x in (value if isinstance(value, (list, tuple)) else [value])]
+        if value_type in _NUMBER_TYPES:
+            return float(value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value), None, None
+        if value_type == ValueType.STRING:
+            return None, str(value), None
+    except (TypeError, ValueError):
+        pass
+    return None, None, None
+
+
+# Execute ---------------------------------------------------------------------------------------
+
+
+def execute_restore(
+    preview: RestorePreview,
+    *,
+    user,
+    job=None,
+    io=None,
+    verify: bool = True,
+    verify_timeout: float = VERIFY_TIMEOUT,
+    put_timeout: float = PUT_TIMEOUT,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    progress: Progress | None = None,
+) -> Restore:
+    """Execute a confirmed preview: undo snapshot, staged writes, verification, per-PV record.
+
+    Refused with RestoreError if the preview expired, was executed already, or its PVs changed
+    in the registry since. Called again for a preview whose restore did not finish (a redelivered
+    task, a retry after a crash), it resumes that restore; the options of the first call stay.
+    """
+    restore = _claim(
+        preview, user, job,
+        {"verify": verify, "verify_timeout": verify_timeout, "put_timeout": put_timeout,
+         "connect_timeout": connect_timeout},
+    )  # fmt: skip
+    return resume_restore(restore, io=io, progress=progress)
+
+
+def resume_restore(restore: Restore, *, io=None, progress: Progress | None = None) -> Restore:
+    """Run `restore` from wherever its items stand; a finished restore is returned unchanged.
+
+    Raises RestoreBusy if another runner holds it.
+    """
+    io = io or _service()
+    report = progress or (lambda percent, message: None)
+    with _runner_lock(restore):
+        restore.refresh_from_db()
+        if restore.is_finished:
+            return restore
+        Restore.objects.filter(pk=restore.pk).update(
+            status=RestoreStatus.RUNNING, started_at=restore.started_at or timezone.now(), runs=F("runs") + 1
+        )
+        options = restore.options
+        if restore.undo_snapshot_id is None:
+            report(0, "Taking the undo snapshot")
+            _capture(restore, io, options["connect_timeout"])
+        stages = list(restore.items.values_list("stage", flat=True).distinct().order_by("stage"))
+        for n, stage in enumerate(stages):
+            report(10 + 70 * n // max(1, len(stages)), f"Writing stage {stage}")
+            _write_stage(restore, stage, io, options["put_timeout"])
+        if options["verify"]:
+            report(80, "Verifying read-backs")
+            _verify(restore, io, options["verify_timeout"])
+        _finish(restore, options["verify"])
+        restore.refresh_from_db()
+        report(100, f"Restore {restore.get_status_display().lower()}")
+    return restore
+
+
+def undo_restore(restore: Restore, *, user, ttl: float = DEFAULT_TTL, io=None) -> RestorePreview:
+    """A preview that puts the PVs of `restore` back to its undo snapshot; execute it as usual."""
+    if restore.undo_snapshot_id is None:
+        raise RestoreError(f"Restore #{restore.pk} has no undo snapshot: it never started writing.")
+    pvs = PV.objects.filter(pk__in=restore.items.exclude(pv=None).values("pv"))
+    return preview_restore(restore.undo_snapshot, created_by=user, pvs=pvs, ttl=ttl, io=io)
+
+
+def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:
+    """The undo point: the current values of `pvs`, read directly, as a PRE_RESTORE snapshot.
+
+    Empty (nothing reachable to write) when `pvs` is: the restore still records its undo point.
+    """
+    title = f"Before restore #{restore.pk}"
+    comment = f"Automatic undo point before restoring snapshot #{restore.snapshot_id} ({restore.snapshot.title})."
+    if not pvs.exists():
+        return Snapshot.objects.create(
+            title=title, comment=comment, created_by=user, mode=SnapshotMode.DIRECT, origin=SnapshotOrigin.PRE_RESTORE
+        )
+    return take_snapshot(
+        title=title, comment=comment, created_by=user, pvs=pvs, mode=SnapshotMode.DIRECT,
+        origin=SnapshotOrigin.PRE_RESTORE, reader=io,
+    )  # fmt: skip
+
+
+def _claim(preview: RestorePreview, user, job, options: dict) -> Restore:
+    """The restore of `preview`: created if the preview may still be executed, else the unfinished one."""
+    with transaction.atomic():
+        preview = RestorePreview.objects.select_for_update().get(pk=preview.pk)
+        existing = Restore.objects.filter(preview=preview).first()
+        if existing is not None:
+            if existing.is_finished:
+                raise RestoreError(
+                    f"Preview #{preview.pk} was already executed (restore #{existing.pk}, "
+                    f"{existing.get_status_display().lower()}). Make a new preview to restore again."
+                )
+            return existing
+        if preview.expires_at <= timezone.now():
+            raise RestoreError(
+                f"Preview #{preview.pk} expired at {timezone.localtime(preview.expires_at):%H:%M:%S}: "
+                "the machine may have changed since. Make a new preview."
+            )
+        pv_ids = list(preview.items.exclude(pv=None).values_list("pv_id", flat=True))
+        deleted = preview.items.filter(pv=None).exclude(action=RestoreAction.SKIP_NOT_IN_REGISTRY).exists()
+        if deleted or _fingerprint(pv_ids) != preview.registry_fingerprint:
+            raise RestoreError(
+                f"The registry entries of PVs in preview #{preview.pk} were edited or deleted since it "
+                "was made (addresses, tolerances, read-only, stage). Make a new preview."
+            )
+        return Restore.objects.create(
+            preview=preview, snapshot_id=preview.snapshot_id, created_by=user, job=job, options=options
+        )
+
+
+@contextmanager
+def _runner_lock(restore: Restore):
+    """Hold the session-level advisory lock of `restore`, or raise RestoreBusy."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s::int, %s::int)", [_LOCK_NAMESPACE, restore.pk])
+        if not cursor.fetchone()[0]:
+            raise RestoreBusy(f"Restore #{restore.pk} is being executed by another worker.")
+    try:
+        yield
+    finally:
+        # Inside a broken outer transaction (only when a caller wrapped us in atomic) nothing can
+        # run; the lock is session-level and reentrant, and goes when the connection closes.
+        if not connection.needs_rollback:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", [_LOCK_NAMESPACE, restore.pk])
+
+
+def _capture(restore: Restore, io, connect_timeout: float) -> None:
+    """Connect the targets, take the undo snapshot and create the items, in one transaction.
+
+    Connecting every setpoint and readback first costs a dead IOC one timeout for the whole
+    restore: its PVs are recorded as disconnected and neither read for the undo snapshot nor
+    written.
+    """
+    targets = list(
+        RestorePreviewItem.objects.filter(preview_id=restore.preview_id, action=RestoreAction.WRITE)
+        .exclude(pv=None)
+        .order_by("stage", "pv_name")
+        .values_list("pv_id", *_ITEM_COLUMNS[1:11])
+    )
+    addresses = {t[1] for t in targets} | {t[2] for t in targets if t[2]}
+    connected = io.connect(sorted(addresses), connect_timeout) if addresses else set()
+    reachable = [t[0] for t in targets if t[1] in connected]
+    with transaction.atomic():
+        undo = take_undo_snapshot(
+            restore=restore, pvs=PV.objects.filter(pk__in=_id_array(reachable)), user=restore.created_by, io=io
+        )
+        old = {
+            pv_id: (num, text, arr) if ok else (None, None, None)
+            for pv_id, num, text, arr, ok in undo.values.values_list(
+                "pv_id", "setpoint_num", "setpoint_str", "setpoint_array", "connected"
+            )
+        }
+        disconnected = f"Not connected within {connect_timeout:g} s; not written."
+        rows = (
+            (restore.pk, *t, *old.get(t[0], (None, None, None)),
+             RestoreItemStatus.PENDING if t[1] in connected else RestoreItemStatus.DISCONNECTED,
+             "" if t[1] in connected else disconnected)
+            for t in targets
+        )  # fmt: skip
+        _copy(RestoreItem, ["restore", *_ITEM_COLUMNS[:11], "old_num", "old_str", "old_array", "status", "message"], rows)
+        Restore.objects.filter(pk=restore.pk).update(undo_snapshot=undo)
+        restore.undo_snapshot = undo
+
+
+def _write_stage(restore: Restore, stage: int, io, put_timeout: float) -> None:
+    """Write the stage's unwritten items in parallel and record each result."""
+    items = restore.items.filter(stage=stage, status__in=[RestoreItemStatus.PENDING, RestoreItemStatus.WRITING])
+    rows = list(items.values_list(
+        "id", "pv_name", "value_type", "target_num", "target_str", "target_array", "wait_for_completion",
+        "abs_tolerance", "rel_tolerance", "status",
+    ))  # fmt: skip
+    if not rows:
+        return
+    now = timezone.now()
+    updates = []
+    interrupted = [row for row in rows if row[9] == RestoreItemStatus.WRITING]
+    if interrupted:
+        # A runner died around these puts: whatever already holds its target was applied.
+        readings = io.read([row[1] for row in interrupted], timeout=put_timeout)
+        applied = set()
+        for row in interrupted:
+            result = readings.get(row[1])
+            target = _typed(row[2], row[3], row[4], row[5])
+            if result is not None and result.reading is not None and within_tolerance(
+                target, result.reading.value, row[2], row[7], row[8]
+            ):
+                applied.add(row[0])
+                updates.append(RestoreItem(
+                    pk=row[0], status=RestoreItemStatus.WRITTEN, written_at=now,
+                    message="Found applied when resuming an interrupted run.",
+                ))  # fmt: skip
+        rows = [row for row in rows if row[0] not in applied]
+    # Committed before any put goes out: a crash from here on leaves these items `writing`.
+    items.filter(status=RestoreItemStatus.PENDING).update(status=RestoreItemStatus.WRITING)
+    requests = [epics_io.PutRequest(row[1], _typed(row[2], row[3], row[4], row[5]), wait=row[6]) for row in rows]
+    results = io.put(requests, timeout=put_timeout, max_outstanding=MAX_OUTSTANDING) if requests else {}
+    now = timezone.now()
+    for row in rows:
+        result = results.get(row[1])
+        if result is not None and result.ok:
+            message = "" if result.completed or not row[6] else "Put sent; completion not confirmed."
+            updates.append(RestoreItem(pk=row[0], status=RestoreItemStatus.WRITTEN, written_at=now, message=message))
+        else:
+            error = result.error if result is not None else "no result from the put"
+            updates.append(RestoreItem(pk=row[0], status=_put_failure(error), written_at=None, message=f"Put: {error}"[:200]))
+    _update_items(updates, ["status", "written_at", "message"])
+
+
+def _put_failure(error: str | None) -> str:
+    return {
+        epics_io.DISCONNECTED: RestoreItemStatus.DISCONNECTED,
+        epics_io.NO_WRITE_ACCESS: RestoreItemStatus.NO_WRITE_ACCESS,
+        epics_io.TIMEOUT: RestoreItemStatus.TIMEOUT,
+    }.get(error, RestoreItemStatus.FAILED)
+
+
+def _verify(restore: Restore, io, verify_timeout: float) -> None:
+    """Re-read written items' read-backs (setpoints without one) until within tolerance or the
+    shared deadline passes; record verified, mismatch (last value outside tolerance) or timeout.
+
+    A read-back that reports disconnected or no read access is final at once, so one dead IOC
+    cannot hold up the others' rounds.
+    """
+    pending = {
+        row[0]: row
+        for row in restore.items.filter(status=RestoreItemStatus.WRITTEN).values_list(
+            "id", "pv_name", "readback_name", "value_type", "target_num", "target_str", "target_array",
+            "abs_tolerance", "rel_tolerance", "message",
+        )
+    }  # fmt: skip
+    last_seen: dict[int, object] = {}
+    deadline = time.monotonic() + verify_timeout
+    while pending:
+        remaining = deadline - time.monotonic()
+        readings = io.read([row[2] or row[1] for row in pending.values()], timeout=max(remaining, 0.01))
+        now = timezone.now()
+        updates = []
+        for item_id, row in list(pending.items()):
+            result = readings.get(row[2] or row[1])
+            target = _typed(row[3], row[4], row[5], row[6])
+            if result is None or result.reading is None:
+                error = result.error if result is not None else "no result"
+                if error in (epics_io.DISCONNECTED, epics_io.NO_READ_ACCESS):
+                    status = _put_failure(error)  # disconnected, or failed for no read access
+                    updates.append(_verified(item_id, status, None, row, f"Read-back: {error}"))
+                    del pending[item_id]
+                continue
+            value = result.reading.value
+            last_seen[item_id] = value
+            if within_tolerance(target, value, row[3], row[7], row[8]):
+                updates.append(_verified(item_id, RestoreItemStatus.VERIFIED, value, row, row[9], now))
+                del pending[item_id]
+        if updates:
+            _update_items(updates, _VERIFY_FIELDS)
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(min(VERIFY_INTERVAL, max(0.0, deadline - time.monotonic())))
+    updates = []
+    for item_id, row in pending.items():
+        target = _typed(row[3], row[4], row[5], row[6])
+        if item_id in last_seen:
+            message = f"Read-back {describe_difference(target, last_seen[item_id], row[3])} after {verify_timeout:g} s"
+            updates.append(_verified(item_id, RestoreItemStatus.MISMATCH, last_seen[item_id], row, message))
+        else:
+            message = f"No read-back within {verify_timeout:g} s"
+            updates.append(_verified(item_id, RestoreItemStatus.TIMEOUT, None, row, message))
+    _update_items(updates, _VERIFY_FIELDS)
+
+
+_VERIFY_FIELDS = ["status", "readback_num", "readback_str", "readback_array", "message", "verified_at"]
+
+
+def _verified(item_id: int, status: str, value, row: tuple, message: str, at=None) -> RestoreItem:
+    num, text, arr = _columns(row[3], value)
+    return RestoreItem(
+        pk=item_id, status=status, readback_num=num, readback_str=text, readback_array=arr,
+        message=message[:200], verified_at=at,
+    )  # fmt: skip
+
+
+def _finish(restore: Restore, verified: bool) -> None:
+    summary = dict(restore.items.values_list("status").annotate(n=Count("id")).order_by())
+    good = RestoreItemStatus.VERIFIED if verified else RestoreItemStatus.WRITTEN
+    # PVs the preview skipped were confirmed as skipped: only the targeted PVs decide success.
+    ok = all(status == good for status in summary)
+    restore.status = RestoreStatus.SUCCEEDED if ok else RestoreStatus.PARTIAL
+    restore.finished_at = timezone.now()
+    restore.summary = summary
+    Restore.objects.filter(pk=restore.pk).update(
+        status=restore.status, finished_at=restore.finished_at, summary=summary
+    )
+
+
+def _update_items(items: list[RestoreItem], field_names: list[str]) -> None:
+    """UPDATE ... FROM unnest(arrays): one statement per batch, never one per row.
+
+    Like pvs.importers._bulk_update, but array columns travel as text literals, because
+    unnest() of a two-dimensional array would flatten it.
+    """
+    if not items:
+        return
+    quote = connection.ops.quote_name
+    table = quote(RestoreItem._meta.db_table)
+    fields = [RestoreItem._meta.pk, *(RestoreItem._meta.get_field(name) for name in field_names)]
+    casts, columns = [], []
+    for field in fields:
+        db_type = field.db_type(connection)
+        casts.append("%s::text[]" if db_type.endswith("[]") else f"%s::{db_type}[]")
+        columns.append(quote(field.column))
+    assignments = ", ".join(
+        f"{column} = v.{column}::{field.db_type(connection)}" for field, column in zip(fields[1:], columns[1:])
+    )
+    sql = (
+        f"UPDATE {table} SET {assignments} FROM unnest({', '.join(casts)}) AS v({', '.join(columns)}) "
+        f"WHERE {table}.{columns[0]} = v.{columns[0]}"
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(items), BATCH_SIZE):
+            batch = items[start : start + BATCH_SIZE]
+            cursor.execute(sql, [[_db_value(field, item) for item in batch] for field in fields])
+
+
+def _db_value(field, item):
+    value = getattr(item, field.attname)
+    if isinstance(value, list):
+        return "{" + ",".join(repr(float(x)) for x in value) + "}"
+    return field.get_db_prep_save(value, connection)
+
+
+def _id_array(ids: Iterable[int]) -> RawSQL:
+    """An `__in` operand sent as one array parameter (50,000 separate parameters cost a second)."""
+    return RawSQL("SELECT unnest(%s::bigint[])", [list(ids)])
+
+
+def _service():
+    """This process's EpicsService (pvs.epics_io owns Channel Access)."""
+    return epics_io.epics_service()
