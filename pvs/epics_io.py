@@ -372,7 +372,7 @@ class _Job:
     `outstanding` (CA operation ids) until its reply; every address shares the job's deadline.
     """
 
-    __slots__ = ("kind", "addresses", "requests", "deadline", "max_outstanding", "waiting", "queued",
+    __slots__ = ("kind", "addresses", "requests", "timeout", "deadline", "max_outstanding", "waiting", "queued",
                  "outstanding", "results", "error", "done")  # fmt: skip
 
     def __init__(self, kind: str, addresses: list[str], timeout: float, max_outstanding: int = _MAX_OUTSTANDING_GETS,
@@ -380,6 +380,7 @@ class _Job:
         if max_outstanding < 1:
             raise ValueError("max_outstanding must be at least 1")
         self.kind, self.addresses, self.requests = kind, addresses, requests
+        self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         self.max_outstanding = max_outstanding
         self.waiting: set[str] = set()
@@ -393,6 +394,14 @@ class _Job:
     def busy(self) -> bool:
         return bool(self.waiting or self.queued or self.outstanding)
 
+    def progressed(self, now: float) -> None:
+        """A reply arrived: the timeout counts from the last reply, not from the start.
+
+        So a batch of 80,000 reads that takes 2 s to transfer does not time out at 2 s, while
+        an IOC that stopped answering still costs one timeout for the whole batch.
+        """
+        self.deadline = now + self.timeout
+
     def fail(self, address: str, error: str) -> None:
         if self.kind == _READ:
             self.results[address] = ReadResult(address, None, error)
@@ -404,8 +413,8 @@ class EpicsService:
     """A CA context in a thread of its own, keeping channels connected; methods are thread-safe and block the caller.
 
     Channels stay connected once created (warm), so later reads and puts skip the search. Every
-    call gets one deadline for all its addresses: an IOC that is down costs one timeout per call,
-    not one per PV. The thread polls a non-preemptive context and takes requests from a queue;
+    call's timeout counts from its last reply, for all its addresses at once: an IOC that is down
+    costs one timeout per call, not one per PV, and a large batch is not cut short by its size. The thread polls a non-preemptive context and takes requests from a queue;
     libca sees only that thread. Create it in the process that uses it: CA does not survive fork().
     """
 
@@ -481,8 +490,10 @@ class EpicsService:
         if self._closed:
             raise ChannelAccessError("The EPICS service is closed")
         self._requests.put(job)
-        if not job.done.wait(max(0.0, job.deadline - time.monotonic()) + _ANSWER_GRACE):
-            raise ChannelAccessError("The EPICS service thread did not answer")
+        # The deadline moves while replies arrive; give up only when the thread stops answering.
+        while not job.done.wait(max(0.0, job.deadline - time.monotonic()) + _ANSWER_GRACE):
+            if time.monotonic() > job.deadline + _ANSWER_GRACE:
+                raise ChannelAccessError("The EPICS service thread did not answer")
         if job.error is not None:
             raise job.error
         return job.results
@@ -522,9 +533,11 @@ class EpicsService:
         polled = self._channels.poll(_BUSY_POLL if self._jobs else _IDLE_POLL)
         for meta in polled.metadata:
             self._metadata[meta.address] = meta
+        connected_at = time.monotonic()
         for address in polled.connected:
             for job in self._waiters.pop(address, ()):
                 job.waiting.discard(address)
+                job.progressed(connected_at)
                 self._ready(job, address)
         self._collect()
         now = time.monotonic()
@@ -621,13 +634,14 @@ class EpicsService:
         self._replies.append((args.usr or 0, args.status, 0, 0, None))
 
     def _collect(self) -> None:
-        received = time.time()
+        received, now = time.time(), time.monotonic()
         for op, status, dbr_type, count, raw in bulk.drain_queue(self._replies):
             entry = self._ops.pop(op, None)
             if entry is None:
                 continue  # the reply to an expired job
             job, address = entry
             job.outstanding.discard(op)
+            job.progressed(now)
             if status != bulk.dbr.ECA_NORMAL:
                 job.fail(address, _error_for(status))
             elif job.kind == _PUT:

@@ -103,7 +103,11 @@ class SnapshotValue(models.Model):
     """
 
     snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="values")
-    pv = models.ForeignKey("pvs.PV", on_delete=models.SET_NULL, null=True, related_name="snapshot_values")
+    # No database-level constraint: checking 50,000 references at commit costs ~0.2 s of a
+    # snapshot's 1 s budget. Django still nulls the reference when a PV is deleted.
+    pv = models.ForeignKey(
+        "pvs.PV", on_delete=models.SET_NULL, null=True, related_name="snapshot_values", db_constraint=False
+    )
     pv_name = models.CharField(max_length=100, help_text="The setpoint address when the snapshot was taken.")
     readback_name = models.CharField(max_length=100, blank=True)
     value_type = models.CharField(max_length=12, choices=ValueType.choices)

@@ -290,7 +290,10 @@ def undo_restore(restore: Restore, *, user, ttl: float = DEFAULT_TTL, io=None) -
 
 
 def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:
-    """The undo point: the current values of `pvs`, read directly, as a PRE_RESTORE snapshot.
+    """The undo point: the current values of `pvs` as a PRE_RESTORE snapshot.
+
+    Hybrid: from the monitor's cache when it is fresh (connected values are current to within
+    its flush lag), read directly for the rest or when the monitor is stale.
 
     Empty (nothing reachable to write) when `pvs` is: the restore still records its undo point.
     """
@@ -298,10 +301,10 @@ def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:
     comment = f"Automatic undo point before restoring snapshot #{restore.snapshot_id} ({restore.snapshot.title})."
     if not pvs.exists():
         return Snapshot.objects.create(
-            title=title, comment=comment, created_by=user, mode=SnapshotMode.DIRECT, origin=SnapshotOrigin.PRE_RESTORE
+            title=title, comment=comment, created_by=user, mode=SnapshotMode.HYBRID, origin=SnapshotOrigin.PRE_RESTORE
         )
     return take_snapshot(
-        title=title, comment=comment, created_by=user, pvs=pvs, mode=SnapshotMode.DIRECT,
+        title=title, comment=comment, created_by=user, pvs=pvs, mode=SnapshotMode.HYBRID,
         origin=SnapshotOrigin.PRE_RESTORE, reader=io,
     )  # fmt: skip
 

@@ -66,7 +66,7 @@ def take_snapshot(
     comment: str = "",
     tags: Iterable = (),
     origin: str = SnapshotOrigin.MANUAL,
-    max_age: float = 5.0,
+    max_heartbeat_age: float = 5.0,
     reader=None,
     progress: Progress | None = None,
     read_timeout: float = 2.0,
@@ -75,8 +75,11 @@ def take_snapshot(
 
     `mode` cache takes values from the monitor's Redis cache, direct reads every address over
     Channel Access with `reader` (default: the process's EpicsService), hybrid takes cached
-    values that are connected and at most `max_age` seconds old and reads the rest. With a
-    stale monitor heartbeat, cache and hybrid read everything directly. `tags` are SnapshotTags
+    values that are connected and reads the rest (disconnected or missing). The cache counts
+    only while every monitor shard's heartbeat is at most `max_heartbeat_age` seconds old: the
+    monitor is subscribed to every address, so a connected cached value is current to within
+    its flush lag however long ago it last changed. With a stale heartbeat, cache and hybrid
+    read everything directly. `tags` are SnapshotTags
     or tag names; protected ones (golden) need a superuser. Raises SnapshotError.
     """
     report = progress or _no_progress
@@ -99,14 +102,14 @@ def take_snapshot(
         raise SnapshotError("No PVs selected.")
     lap("registry")
 
-    use_cache = mode != SnapshotMode.DIRECT and monitor_is_fresh()
+    use_cache = mode != SnapshotMode.DIRECT and monitor_is_fresh(max_heartbeat_age)
     setpoints = [row[1] for row in registry]
     readbacks = [row[2] for row in registry if row[2]]
     report(10, f"Reading {len(registry)} PVs from the live cache" if use_cache else "Reading metadata")
     cached, cached_readbacks, metadata, checked_at = _read_cache(setpoints, readbacks, use_cache)
     lap("cache")
 
-    direct = _direct_pvs(registry, mode, use_cache, cached, cached_readbacks, checked_at, max_age)
+    direct = _direct_pvs(registry, mode, use_cache, cached, cached_readbacks)
     results = {}
     if direct:
         addresses = [a for _, setpoint, readback in direct for a in (setpoint, readback) if a]
@@ -229,21 +232,20 @@ def _read_cache(setpoints: list[str], readbacks: list[str], use_cache: bool):
     return {}, {}, metadata, checked_at
 
 
-def _direct_pvs(registry, mode, use_cache, cached, cached_readbacks, checked_at, max_age):
+def _direct_pvs(registry, mode, use_cache, cached, cached_readbacks):
     """The registry rows to read directly: all without the cache, none in cache mode, and in
-    hybrid mode those whose setpoint or readback is missing, disconnected or too old."""
+    hybrid mode those whose setpoint or readback is missing from the cache or disconnected."""
     if not use_cache:
         return registry
     if mode == SnapshotMode.CACHE:
         return []
-    oldest = checked_at - max_age
 
-    def fresh(value) -> bool:
-        return value is not None and value.connected and value.received >= oldest
+    def usable(value) -> bool:
+        return value is not None and value.connected
 
     return [
         row for row in registry
-        if not fresh(cached[row[1]]) or (row[2] and not fresh(cached_readbacks[row[2]]))
+        if not usable(cached[row[1]]) or (row[2] and not usable(cached_readbacks[row[2]]))
     ]  # fmt: skip
 
 

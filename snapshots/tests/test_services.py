@@ -162,14 +162,15 @@ def test_hybrid_reads_only_stale_disconnected_or_missing_values_directly(registr
     assert saved["T:C"].value_type == "int"
 
 
-def test_hybrid_reads_values_older_than_max_age_directly(registry, cache, admin_user):
-    cache(ALL_CACHED, age=10.0)
+def test_hybrid_uses_connected_cached_values_however_long_unchanged(registry, cache, admin_user):
+    cache(ALL_CACHED, age=3600.0)
     reader = FakeReader({address: 0.5 for address in ALL_CACHED})
 
-    snapshot = take_snapshot(title="t", created_by=admin_user, mode="hybrid", max_age=5.0, reader=reader)
+    snapshot = take_snapshot(title="t", created_by=admin_user, mode="hybrid", reader=reader)
 
-    assert {v.source for v in snapshot.values.all()} == {"direct"}
-    assert all(v.age < 1.0 for v in snapshot.values.all())
+    assert {v.source for v in snapshot.values.all()} == {"cache"}
+    assert all(v.age >= 3600.0 for v in snapshot.values.all())
+    assert reader.read_addresses == set()
 
 
 def test_direct_read_failures_are_stored_disconnected_with_the_reason(registry, redis_db, admin_user):
