@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("monitor.api.urls")),
     path("", include("jobs.api.urls")),
+    path("", include("snapshots.api.urls")),
 ]

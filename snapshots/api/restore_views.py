@@ -1,0 +1,99 @@
+"""Restore API: preview (synchronous), execute (a job), follow, undo."""
+
+from django.db import transaction
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from jobs.api.serializers import JobSerializer
+from jobs.models import JobType
+from snapshots.api.restore_serializers import (
+    CreatePreviewSerializer, ExecuteSerializer, RestoreItemSerializer, RestorePreviewItemSerializer,
+    RestorePreviewSerializer, RestoreSerializer,
+)  # fmt: skip
+from snapshots.jobs import enqueue, select_pvs
+from snapshots.models import Restore, RestorePreview
+from snapshots.restore import RestoreError, preview_restore, undo_restore
+
+
+class ItemPagination(CursorPagination):
+    ordering = "id"
+    page_size = 1000
+    page_size_query_param = "page_size"
+    max_page_size = 50_000
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+
+
+def _items_page(view, items, serializer_class, filter_field: str):
+    """One cursor page of items, optionally only those whose `filter_field` is the query's value."""
+    wanted = view.request.query_params.get(filter_field)
+    if wanted:
+        items = items.filter(**{filter_field: wanted})
+    page = view.paginate_queryset(items)
+    return view.get_paginated_response(serializer_class(page, many=True).data)
+
+
+class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """POST makes a preview (what a restore would write); execute confirms it as a job."""
+
+    queryset = RestorePreview.objects.select_related("created_by", "restore")
+    serializer_class = RestorePreviewSerializer
+    pagination_class = ItemPagination
+    filterset_class = None
+
+    def create(self, request):
+        params = CreatePreviewSerializer(data=request.data, context={"request": request})
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        pvs = select_pvs(data["selection"]) if data["selection"] else None
+        try:
+            preview = preview_restore(
+                data["snapshot"], created_by=request.user, pvs=pvs, include_unchanged=data["include_unchanged"]
+            )
+        except RestoreError as exc:
+            raise ValidationError({"snapshot": str(exc)}) from None
+        return Response(RestorePreviewSerializer(preview).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["get"])
+    def items(self, request, pk=None):
+        """The preview's PVs (`?action=write` for those it would write)."""
+        return _items_page(self, self.get_object().items.all(), RestorePreviewItemSerializer, "action")
+
+    @action(detail=True, methods=["post"], pagination_class=None)
+    def execute(self, request, pk=None):
+        """Confirm the preview: the restore runs as a job (202 with the job)."""
+        preview = self.get_object()
+        params = ExecuteSerializer(data=request.data, context={"preview": preview})
+        params.is_valid(raise_exception=True)
+        with transaction.atomic():
+            job = enqueue(JobType.RESTORE, user=request.user, data={"preview": preview.id, **params.validated_data})
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RestoreViewSet(viewsets.ReadOnlyModelViewSet):
+    """Executed restores, newest first, with their per-PV results and an undo."""
+
+    queryset = Restore.objects.select_related("created_by")
+    serializer_class = RestoreSerializer
+    pagination_class = NewestFirst
+    filterset_class = None
+
+    @action(detail=True, methods=["get"], pagination_class=ItemPagination)
+    def items(self, request, pk=None):
+        """Per-PV results (`?status=mismatch` to see only those)."""
+        return _items_page(self, self.get_object().items.all(), RestoreItemSerializer, "status")
+
+    @action(detail=True, methods=["post"], pagination_class=None)
+    def undo(self, request, pk=None):
+        """A preview that puts back what this restore changed; execute it to undo."""
+        restore = self.get_object()
+        if restore.undo_snapshot_id is None:
+            raise ValidationError({"restore": "This restore has no undo point yet (it has not started)."})
+        preview = undo_restore(restore, user=request.user)
+        return Response(RestorePreviewSerializer(preview).data, status=status.HTTP_201_CREATED)

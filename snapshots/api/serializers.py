@@ -1,0 +1,104 @@
+"""Snapshot API serializers."""
+
+from rest_framework import serializers
+
+from pvs.filtersets import PVFilterSet
+from pvs.models import PV
+from squirrel_site.json_values import json_safe
+from snapshots.models import Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
+
+
+class PVSelectionField(serializers.DictField):
+    """PV filters (PVFilterSet parameters: tag, tag_group, device, search, pv), checked now."""
+
+    def to_internal_value(self, data):
+        selection = super().to_internal_value(data)
+        filterset = PVFilterSet(data=selection, queryset=PV.objects.all())
+        unknown = set(selection) - set(filterset.filters)
+        if unknown:
+            raise serializers.ValidationError(f"Unknown filters: {', '.join(sorted(unknown))}.")
+        if not filterset.is_valid():
+            raise serializers.ValidationError(filterset.errors)
+        return selection
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    created_by = serializers.StringRelatedField()
+    tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    golden = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Snapshot
+        fields = [
+            "id", "title", "comment", "created_by", "created_at", "mode", "origin", "tags", "golden",
+            "pv_count", "disconnected_count",
+        ]
+        read_only_fields = fields
+
+    def get_golden(self, snapshot) -> bool:
+        return any(tag.name == "golden" for tag in snapshot.tags.all())
+
+
+class TakeSnapshotSerializer(serializers.Serializer):
+    """Parameters of a snapshot job; `selection` holds PV filters (tag, tag_group, device, search, pv)."""
+
+    title = serializers.CharField(max_length=200)
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+    mode = serializers.ChoiceField(choices=SnapshotMode.choices, default=SnapshotMode.HYBRID)
+    tags = serializers.SlugRelatedField(slug_field="name", queryset=SnapshotTag.objects.all(), many=True, required=False)
+    selection = PVSelectionField(required=False, default=dict)
+
+    def validate_tags(self, tags):
+        user = self.context["request"].user
+        protected = [tag.name for tag in tags if tag.protected]
+        if protected and not user.is_superuser:
+            raise serializers.ValidationError(f"Only administrators may set {', '.join(protected)}.")
+        return tags
+
+    def job_data(self) -> dict:
+        data = self.validated_data
+        return {
+            "title": data["title"], "comment": data["comment"], "mode": data["mode"],
+            "tags": [tag.name for tag in data.get("tags", [])], "selection": data["selection"],
+        }  # fmt: skip
+
+
+class SnapshotTagsSerializer(serializers.Serializer):
+    """Replace a snapshot's tags; protected tags (golden) change only for administrators."""
+
+    tags = serializers.SlugRelatedField(slug_field="name", queryset=SnapshotTag.objects.all(), many=True)
+
+    def validate_tags(self, tags):
+        user = self.context["request"].user
+        snapshot = self.context["snapshot"]
+        before = {t.name for t in snapshot.tags.all() if t.protected}
+        after = {t.name for t in tags if t.protected}
+        if before != after and not user.is_superuser:
+            raise serializers.ValidationError("Only administrators may add or remove protected tags such as golden.")
+        return tags
+
+
+class SnapshotValueSerializer(serializers.ModelSerializer):
+    """One saved value, typed: `setpoint`/`readback` are numbers, strings, lists or null."""
+
+    setpoint = serializers.SerializerMethodField()
+    readback = serializers.SerializerMethodField()
+    enum_label = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SnapshotValue
+        fields = [
+            "id", "pv", "pv_name", "readback_name", "value_type", "setpoint", "enum_label", "readback",
+            "status", "severity", "timestamp", "readback_status", "readback_severity", "readback_timestamp",
+            "units", "precision", "enum_labels", "source", "age", "connected", "reason",
+        ]
+
+    def get_setpoint(self, value):
+        return json_safe(value.setpoint_value)
+
+    def get_readback(self, value):
+        return json_safe(value.readback_value)
+
+    def get_enum_label(self, value) -> str | None:
+        return value.setpoint_str if value.value_type == "enum" else None
+

@@ -1,0 +1,12 @@
+from rest_framework.routers import SimpleRouter
+
+from snapshots.api.restore_views import RestorePreviewViewSet, RestoreViewSet
+from snapshots.api.views import SnapshotViewSet
+
+app_name = "snapshots-api"
+
+router = SimpleRouter()
+router.register("snapshots", SnapshotViewSet, basename="snapshot")
+router.register("restore-previews", RestorePreviewViewSet, basename="restore-preview")
+router.register("restores", RestoreViewSet, basename="restore")
+urlpatterns = router.urls

@@ -1,0 +1,100 @@
+"""Snapshot API: list, detail, take (a job), values, tags, export and import."""
+
+import io
+
+from django.db import transaction
+from django.http import HttpResponse
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from jobs.api.serializers import JobSerializer
+from jobs.models import JobType
+from snapshots.api.serializers import (
+    SnapshotSerializer, SnapshotTagsSerializer, SnapshotValueSerializer, TakeSnapshotSerializer,
+)  # fmt: skip
+from snapshots.filtersets import SnapshotFilterSet
+from snapshots.jobs import enqueue
+from snapshots.models import Snapshot
+
+
+class SnapshotPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class ValuePagination(CursorPagination):
+    ordering = "id"
+    page_size = 1000
+    page_size_query_param = "page_size"
+    max_page_size = 50_000
+
+
+class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Snapshots, newest first. POST takes a new one as a job (202 with the job)."""
+
+    queryset = Snapshot.objects.for_list()
+    serializer_class = SnapshotSerializer
+    filterset_class = SnapshotFilterSet
+    pagination_class = SnapshotPagination
+
+    def create(self, request):
+        params = TakeSnapshotSerializer(data=request.data, context={"request": request})
+        params.is_valid(raise_exception=True)
+        with transaction.atomic():
+            job = enqueue(JobType.SNAPSHOT, user=request.user, data=params.job_data())
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["get"], pagination_class=ValuePagination, filterset_class=None)
+    def values(self, request, pk=None):
+        """The snapshot's values in id order, up to 50,000 per page (`page_size`)."""
+        snapshot = self.get_object()
+        page = self.paginate_queryset(snapshot.values.all())
+        return self.get_paginated_response(SnapshotValueSerializer(page, many=True).data)
+
+    @action(detail=True, methods=["put"], filterset_class=None)
+    def tags(self, request, pk=None):
+        """Replace the snapshot's tags (by name)."""
+        snapshot = self.get_object()
+        params = SnapshotTagsSerializer(data=request.data, context={"request": request, "snapshot": snapshot})
+        params.is_valid(raise_exception=True)
+        snapshot.tags.set(params.validated_data["tags"])
+        return Response(SnapshotSerializer(snapshot).data)
+
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def export(self, request, pk=None):
+        """The snapshot as `?format=json` (default) or `?format=csv`, re-importable without loss."""
+        from snapshots.exporters import export_snapshot_csv, export_snapshot_json
+
+        snapshot = self.get_object()
+        fmt = request.query_params.get("format", "json")
+        exporters = {"json": (export_snapshot_json, "application/json"), "csv": (export_snapshot_csv, "text/csv")}
+        if fmt not in exporters:
+            raise ValidationError({"format": "Use json or csv."})
+        exporter, content_type = exporters[fmt]
+        stream = io.StringIO()
+        exporter(snapshot, stream)
+        response = HttpResponse(stream.getvalue(), content_type=f"{content_type}; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="snapshot-{snapshot.id}.{fmt}"'
+        return response
+
+    @action(detail=False, methods=["post"], parser_classes=[MultiPartParser], filterset_class=None, url_path="import")
+    def import_file(self, request):
+        """Import a snapshot exported as JSON or CSV (multipart field `file`, optional `title`)."""
+        from snapshots.importers import SnapshotImportError, import_snapshot
+
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ValidationError({"file": "Attach the exported snapshot as `file`."})
+        try:
+            snapshot = import_snapshot(
+                upload.name, upload.read(), created_by=request.user, title=request.data.get("title") or None
+            )
+        except SnapshotImportError as exc:
+            raise ValidationError({"file": [str(problem) for problem in exc.problems]}) from None
+        return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,66 @@
+"""Job handlers: turn a Job's parameters into one service call (snapshot, restore)."""
+
+from django.contrib.auth import get_user_model
+
+from jobs.models import Job, JobType
+from jobs.runner import JobFailure
+from pvs.filtersets import PVFilterSet
+from pvs.models import PV
+from snapshots.models import SnapshotTag
+
+
+def select_pvs(selection: dict):
+    """The PVs a stored selection (PVFilterSet parameters) picks; all PVs when it is empty."""
+    if not selection:
+        return PV.objects.all()
+    filterset = PVFilterSet(data=selection, queryset=PV.objects.all())
+    if not filterset.is_valid():
+        raise JobFailure(f"The PV selection is not valid: {filterset.errors.as_text()}")
+    return filterset.qs
+
+
+def enqueue(job_type: str, *, user, data: dict) -> Job:
+    """Create a Job and hand it to a worker once the surrounding transaction commits."""
+    from snapshots.tasks import restore_task, take_snapshot_task
+
+    task = {JobType.SNAPSHOT: take_snapshot_task, JobType.RESTORE: restore_task}[job_type]
+    job = Job.objects.create(type=job_type, created_by=user, data=data)
+    task.delay_on_commit(job.id)
+    return job
+
+
+def snapshot_handler(job: Job, progress) -> int:
+    """Take the snapshot described by job.data (title, comment, mode, tags, selection)."""
+    from snapshots.services import SnapshotError, take_snapshot
+
+    data = job.data
+    user = get_user_model().objects.get(pk=job.created_by_id)
+    tags = list(SnapshotTag.objects.filter(name__in=data.get("tags", [])))
+    try:
+        snapshot = take_snapshot(
+            title=data["title"], comment=data.get("comment", ""), created_by=user,
+            pvs=select_pvs(data.get("selection", {})), mode=data.get("mode", "hybrid"), tags=tags,
+            origin=data.get("origin", "manual"), progress=progress,
+        )  # fmt: skip
+    except SnapshotError as exc:
+        raise JobFailure(str(exc)) from None
+    return snapshot.id
+
+
+def restore_handler(job: Job, progress) -> int:
+    """Execute (or resume) the restore of the preview named in job.data."""
+    from snapshots.models import RestorePreview
+    from snapshots.restore import RestoreError, execute_restore
+
+    user = get_user_model().objects.get(pk=job.created_by_id)
+    preview = RestorePreview.objects.filter(pk=job.data["preview"]).first()
+    if preview is None:
+        raise JobFailure(f"Restore preview {job.data['preview']} no longer exists.")
+    try:
+        restore = execute_restore(
+            preview, user=user, job=job, progress=progress,
+            verify=job.data.get("verify", True), verify_timeout=job.data.get("verify_timeout", 5.0),
+        )  # fmt: skip
+    except RestoreError as exc:
+        raise JobFailure(str(exc)) from None
+    return restore.id

@@ -1,0 +1,142 @@
+"""The snapshot and restore API without an IOC: parameters, errors, permissions, payloads."""
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from jobs.models import Job, JobType
+from pvs.models import PV
+from snapshots.models import RestorePreview, Snapshot, SnapshotTag
+from snapshots.services import take_snapshot
+from snapshots.tests.test_services import FakeReader
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(client):
+    user = get_user_model().objects.create_user("op", password="pw")
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def snapshot(admin_user, redis_db):
+    PV.objects.create(setpoint_address="T:A_SP", readback_address="T:A_RB")
+    PV.objects.create(setpoint_address="T:C")
+    reader = FakeReader({"T:A_SP": 1.5, "T:A_RB": 1.25, "T:C": 7})
+    return take_snapshot(title="Before shutdown", comment="run 42", created_by=admin_user, mode="direct", reader=reader)
+
+
+def test_taking_a_snapshot_creates_a_job_and_enqueues_it_on_commit(client, operator, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(
+            "/api/v1/snapshots/", {"title": "Nightly", "mode": "cache", "selection": {"device": "Q"}},
+            content_type="application/json",
+        )  # fmt: skip
+    assert response.status_code == 202, response.json()
+    job = Job.objects.get(pk=response.json()["id"])
+    assert (job.type, job.created_by, job.data["mode"], job.data["selection"]) == (
+        JobType.SNAPSHOT, operator, "cache", {"device": "Q"},
+    )  # fmt: skip
+    assert len(callbacks) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"mode": "cache"}, "title"),
+        ({"title": "t", "mode": "sometimes"}, "mode"),
+        ({"title": "t", "selection": {"colour": "red"}}, "selection"),
+        ({"title": "t", "selection": {"tag": "not-a-number"}}, "selection"),
+        ({"title": "t", "selection": {"pv": ["BAD NAME"]}}, "selection"),
+        ({"title": "t", "tags": ["no-such-tag"]}, "tags"),
+    ],
+)
+def test_bad_snapshot_parameters_are_400_with_the_field(client, operator, body, field):
+    response = client.post("/api/v1/snapshots/", body, content_type="application/json")
+    assert response.status_code == 400 and field in response.json()
+    assert not Job.objects.exists()
+
+
+def test_only_admins_take_golden_snapshots(client, operator):
+    response = client.post("/api/v1/snapshots/", {"title": "t", "tags": ["golden"]}, content_type="application/json")
+    assert response.status_code == 400 and "Only administrators" in str(response.json()["tags"])
+
+
+def test_list_searches_title_and_marks_golden(client, operator, snapshot):
+    snapshot.tags.add(SnapshotTag.objects.get(name="golden"))
+    rows = client.get("/api/v1/snapshots/", {"search": "shutdown"}).json()["results"]
+    assert [(r["title"], r["golden"], r["pv_count"]) for r in rows] == [("Before shutdown", True, 2)]
+    assert client.get("/api/v1/snapshots/", {"search": "nothing"}).json()["results"] == []
+
+
+def test_values_are_typed_and_paged(client, operator, snapshot):
+    body = client.get(f"/api/v1/snapshots/{snapshot.id}/values/", {"page_size": 1}).json()
+    assert [(v["pv_name"], v["setpoint"], v["readback"]) for v in body["results"]] == [("T:A_SP", 1.5, 1.25)]
+    second = client.get(body["next"]).json()["results"]
+    assert [(v["pv_name"], v["setpoint"], v["value_type"]) for v in second] == [("T:C", 7, "int")]
+
+
+def test_export_then_import_gives_the_same_values(client, operator, snapshot):
+    exported = client.get(f"/api/v1/snapshots/{snapshot.id}/export/", {"format": "json"})
+    assert exported["Content-Type"].startswith("application/json")
+    upload = io.BytesIO(exported.content)
+    upload.name = "snapshot.json"
+    response = client.post("/api/v1/snapshots/import/", {"file": upload, "title": "Copy"})
+    assert response.status_code == 201, response.json()
+    copy = Snapshot.objects.get(pk=response.json()["id"])
+    assert {(v.pv_name, v.setpoint_value, v.readback_value) for v in copy.values.all()} == {
+        ("T:A_SP", 1.5, 1.25), ("T:C", 7, None),
+    }  # fmt: skip
+
+
+def test_a_malformed_import_is_400_and_stores_nothing(client, operator):
+    upload = io.BytesIO(b"{not json")
+    upload.name = "broken.json"
+    response = client.post("/api/v1/snapshots/import/", {"file": upload})
+    assert response.status_code == 400 and response.json()["file"]
+    assert not Snapshot.objects.exists()
+
+
+def test_golden_tag_changes_need_an_admin(client, operator, snapshot, admin_user):
+    url = f"/api/v1/snapshots/{snapshot.id}/tags/"
+    refused = client.put(url, {"tags": ["golden"]}, content_type="application/json")
+    assert refused.status_code == 400 and not snapshot.tags.exists()
+    client.force_login(admin_user)
+    assert client.put(url, {"tags": ["golden"]}, content_type="application/json").json()["golden"] is True
+
+
+def _preview(snapshot, user, **changes):
+    fields = {"expires_at": timezone.now() + timedelta(minutes=5), "live_source": "cache", **changes}
+    return RestorePreview.objects.create(snapshot=snapshot, created_by=user, **fields)
+
+
+def test_executing_a_preview_creates_a_restore_job(client, operator, snapshot, django_capture_on_commit_callbacks):
+    preview = _preview(snapshot, operator)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(f"/api/v1/restore-previews/{preview.id}/execute/", {"verify_timeout": 3})
+    assert response.status_code == 202, response.json()
+    job = Job.objects.get(pk=response.json()["id"])
+    assert (job.type, job.data) == (JobType.RESTORE, {"preview": preview.id, "verify": True, "verify_timeout": 3.0})
+    assert len(callbacks) == 1
+
+
+def test_an_expired_preview_is_refused(client, operator, snapshot):
+    preview = _preview(snapshot, operator, expires_at=timezone.now() - timedelta(seconds=1))
+    response = client.post(f"/api/v1/restore-previews/{preview.id}/execute/")
+    assert response.status_code == 400 and "expired" in str(response.json())
+    assert not Job.objects.exists()
+
+
+def test_preview_of_an_unknown_snapshot_is_400(client, operator):
+    response = client.post("/api/v1/restore-previews/", {"snapshot": 999}, content_type="application/json")
+    assert response.status_code == 400 and "snapshot" in response.json()
+
+
+def test_anonymous_cannot_use_the_snapshot_api(client, snapshot):
+    assert client.get("/api/v1/snapshots/").status_code == 403
+    assert client.post("/api/v1/restore-previews/", {}).status_code == 403
