@@ -16,6 +16,10 @@ class JobFailure(Exception):
     """A failure whose message is meant for the operator as it is."""
 
 
+class JobRunningElsewhere(Exception):
+    """Another worker is running this job now (a duplicate delivery): leave the job to it."""
+
+
 def run_job(job_id: int, handler: JobHandler) -> None:
     """Run job `job_id` through `handler`; a finished job (a duplicate delivery) is left alone."""
     job = Job.objects.filter(pk=job_id).first()
@@ -30,6 +34,9 @@ def run_job(job_id: int, handler: JobHandler) -> None:
     push_state(job)
     try:
         result_id = handler(job, ProgressReporter(job))
+    except JobRunningElsewhere:
+        log.info("Job %s is being run by another worker; this delivery steps aside", job_id)
+        return
     except JobFailure as exc:
         job.fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - record any failure on the job, readable

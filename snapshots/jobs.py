@@ -3,7 +3,7 @@
 from django.contrib.auth import get_user_model
 
 from jobs.models import Job, JobType
-from jobs.runner import JobFailure
+from jobs.runner import JobFailure, JobRunningElsewhere
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
 from snapshots.models import SnapshotTag
@@ -50,7 +50,7 @@ def snapshot_handler(job: Job, progress) -> int:
 def restore_handler(job: Job, progress) -> int:
     """Execute (or resume) the restore of the preview named in job.data."""
     from snapshots.models import RestorePreview
-    from snapshots.restore import RestoreError, execute_restore
+    from snapshots.restore import RestoreBusy, RestoreError, execute_restore
 
     user = get_user_model().objects.get(pk=job.created_by_id)
     preview = RestorePreview.objects.filter(pk=job.data["preview"]).first()
@@ -61,6 +61,8 @@ def restore_handler(job: Job, progress) -> int:
             preview, user=user, job=job, progress=progress,
             verify=job.data.get("verify", True), verify_timeout=job.data.get("verify_timeout", 5.0),
         )  # fmt: skip
+    except RestoreBusy:
+        raise JobRunningElsewhere from None
     except RestoreError as exc:
         raise JobFailure(str(exc)) from None
     return restore.id

@@ -100,7 +100,13 @@ CELERY_BROKER_URL = env_str("SQUIRREL_CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("SQUIRREL_CELERY_VISIBILITY_TIMEOUT", 3600)}
+# A task whose worker died is delivered again after the visibility timeout, which must exceed
+# the longest job (a 50K-PV restore takes seconds); unacknowledged messages are swept every 5 s.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("SQUIRREL_CELERY_VISIBILITY_TIMEOUT", 600),
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

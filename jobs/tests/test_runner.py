@@ -57,3 +57,16 @@ def test_progress_stays_below_100_until_the_job_finishes(job):
 
     run_job(job.id, handler)
     assert seen == [99]
+
+
+def test_a_duplicate_delivery_steps_aside_while_another_worker_runs_the_job(job):
+    from jobs.runner import JobRunningElsewhere
+
+    job.start()
+
+    def busy(job, progress):
+        raise JobRunningElsewhere
+
+    run_job(job.id, busy)
+    job.refresh_from_db()
+    assert (job.status, job.error) == (JobStatus.RUNNING, "")

@@ -1,0 +1,206 @@
+"""Snapshot and restore through the API with a real Celery worker process and the simulated IOC.
+
+The independent reads and writes on the IOC run in a subprocess with plain pyepics, so they
+share nothing with the code under test.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from jobs.models import Job
+from pvs import sim
+from pvs.importers import import_pvs
+from snapshots.models import Restore, RestoreItem
+
+pytestmark = [pytest.mark.ioc, pytest.mark.worker]
+
+
+class Worker:
+    """A `celery worker --pool threads` subprocess on the test database and broker."""
+
+    def __init__(self, log_path):
+        self.log_path = log_path
+        env = dict(
+            os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE, SQUIRREL_DB_NAME=connection.settings_dict["NAME"],
+            SQUIRREL_CELERY_VISIBILITY_TIMEOUT="3", PYTHONUNBUFFERED="1",
+            PATH=f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}",
+        )  # fmt: skip
+        with open(log_path, "a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "squirrel_site", "worker", "--pool", "threads",
+                 "--concurrency", "2", "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
+                cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while "ready." not in self.output():
+            assert self.process.poll() is None, f"worker exited:\n{self.output()}"
+            assert time.monotonic() < deadline, f"worker not ready:\n{self.output()}"
+            time.sleep(0.1)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def registry(sim_ioc, transactional_db):
+    report = import_pvs("registry.csv", sim_ioc.registry_csv.read_bytes(), dry_run=False)
+    assert report.ok
+    return sim_ioc
+
+
+class Workers:
+    """The worker processes a test started; all stopped at its end."""
+
+    def __init__(self, log_dir):
+        self.log_dir, self.running = log_dir, []
+
+    def start(self) -> Worker:
+        self.running.append(Worker(self.log_dir / f"worker-{len(self.running)}.log"))
+        return self.running[-1]
+
+    def stop_all(self) -> None:
+        for worker in self.running:
+            worker.stop()
+
+
+@pytest.fixture
+def workers(registry, redis_db, tmp_path):
+    started = Workers(tmp_path)
+    started.start()
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture
+def api(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def ca(script: str, **values):
+    """Run `script` with pyepics in a fresh process; it prints JSON, which is returned."""
+    code = f"import epics, json, sys\nvalues = json.loads(sys.argv[1])\n{script}"
+    env = dict(os.environ)
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(values)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def caput_many(values: dict) -> None:
+    ca("for a, v in values['pvs'].items():\n    assert epics.caput(a, v, wait=True, timeout=5) == 1, a\nprint('{}')",
+       pvs=values)
+
+
+def caget_many(addresses) -> dict:
+    return ca("print(json.dumps({a: (lambda v: v.tolist() if hasattr(v, 'tolist') else v)("
+              "epics.caget(a, use_monitor=False, timeout=5)) for a in values['pvs']}))", pvs=list(addresses))
+
+
+def wait_for_job(api, job_id, timeout=60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.get(f"/api/v1/jobs/{job_id}/").json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.1)
+    pytest.fail(f"job {job_id} did not finish: {job}")
+
+
+def take(api, title, addresses) -> int:
+    response = api.post(
+        "/api/v1/snapshots/", {"title": title, "mode": "direct", "selection": {"pv": addresses}},
+        content_type="application/json",
+    )  # fmt: skip
+    job = wait_for_job(api, response.json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    return job["result_id"]
+
+
+def restore(api, snapshot_id, addresses) -> tuple[dict, dict]:
+    preview = api.post(
+        "/api/v1/restore-previews/", {"snapshot": snapshot_id, "selection": {"pv": addresses}},
+        content_type="application/json",
+    ).json()  # fmt: skip
+    job = api.post(f"/api/v1/restore-previews/{preview['id']}/execute/").json()
+    return preview, wait_for_job(api, job["id"])
+
+
+def test_take_change_restore_verify_and_undo(api, workers, registry):
+    pair, integer, enum, text = (registry.of_kind(kind)[1] for kind in (sim.PAIR, sim.INT, sim.ENUM, sim.STRING))
+    protected = registry.of_kind(sim.PROTECTED)[0]
+    addresses = [pair.setpoint, integer.setpoint, enum.setpoint, text.setpoint, protected.setpoint]
+    saved = caget_many(addresses)
+    snapshot_id = take(api, "Before the change", addresses)
+
+    changed = {pair.setpoint: saved[pair.setpoint] + 1.5, integer.setpoint: saved[integer.setpoint] + 3,
+               enum.setpoint: (saved[enum.setpoint] + 1) % len(enum.labels), text.setpoint: "changed"}  # fmt: skip
+    caput_many(changed)
+
+    preview, job = restore(api, snapshot_id, addresses)
+    assert (preview["write_count"], preview["no_write_access_count"]) == (4, 1)
+    assert job["status"] == "succeeded", job["error"]
+    restored = Restore.objects.get(pk=job["result_id"])
+    assert set(restored.items.values_list("status", flat=True)) == {"verified"}
+    now = caget_many(addresses)
+    assert now[pair.setpoint] == pytest.approx(saved[pair.setpoint])
+    assert {a: now[a] for a in changed if a != pair.setpoint} == {a: saved[a] for a in changed if a != pair.setpoint}
+
+    undo = api.post(f"/api/v1/restores/{restored.id}/undo/").json()
+    job = wait_for_job(api, api.post(f"/api/v1/restore-previews/{undo['id']}/execute/").json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    assert caget_many([text.setpoint]) == {text.setpoint: "changed"}
+
+
+def test_a_worker_killed_mid_restore_is_resumed_by_another_without_skipping(api, workers, registry):
+    magnets = [pv for pv in registry.of_kind(sim.PAIR) if pv.wait_for_completion][:60]
+    addresses = [pv.setpoint for pv in magnets]
+    saved = caget_many(addresses)
+    snapshot_id = take(api, "Magnets", addresses)
+    caput_many({a: saved[a] + 2.0 for a in addresses})
+    preview = api.post(
+        "/api/v1/restore-previews/", {"snapshot": snapshot_id, "selection": {"pv": addresses}},
+        content_type="application/json",
+    ).json()  # fmt: skip
+    assert preview["write_count"] == len(addresses)
+    job_id = api.post(f"/api/v1/restore-previews/{preview['id']}/execute/").json()["id"]
+
+    # Kill the worker as soon as the restore has begun writing (puts with completion are slow).
+    deadline = time.monotonic() + 30
+    while not RestoreItem.objects.filter(restore__job_id=job_id, status__in=["writing", "written"]).exists():
+        assert time.monotonic() < deadline, "the restore never started writing"
+        time.sleep(0.005)
+    workers.running[0].kill()
+    unfinished = RestoreItem.objects.filter(restore__job_id=job_id).exclude(status="verified").count()
+    assert unfinished > 0, "the restore finished before the worker was killed"
+    workers.start()
+
+    job = wait_for_job(api, job_id, timeout=60)
+    assert job["status"] == "succeeded", job["error"]
+    assert Job.objects.get(pk=job_id).retry_count >= 1
+    restored = Restore.objects.get(job_id=job_id)
+    assert restored.runs == 2
+    assert set(restored.items.values_list("status", flat=True)) == {"verified"}
+    now = caget_many(addresses)
+    assert all(now[a] == pytest.approx(saved[a]) for a in addresses)
