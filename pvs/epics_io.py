@@ -185,7 +185,9 @@ class ChannelSet:
         self._raw_meta.append((args.usr or 0, args.type, ctypes.string_at(args.dbr, ctypes.sizeof(bulk.dbr.Map[args.type]))))
 
     def _access_callback(self, args) -> None:
-        self._access_events.append((self._lib.ca_puser(args.chid) or 0, args.access))
+        # libca's caar is two one-bit fields in an unsigned: the byte's other bits are garbage.
+        access = args.access & (bulk.ACCESS_READ | bulk.ACCESS_WRITE)
+        self._access_events.append((self._lib.ca_puser(args.chid) or 0, access))
 
     # Public API
 

@@ -329,3 +329,15 @@ def test_two_threads_use_the_service_at_once(sim_ioc, service, restore_initial_v
     assert all(result.completed for batch in puts for result in batch.values())
     final = service.read([pv.setpoint for pv in integers])
     assert [final[pv.setpoint].reading.value for pv in integers] == [pv.value + 4 for pv in integers]
+
+
+@pytest.mark.ioc
+def test_metadata_arrives_once_per_connection(sim_ioc, channels):
+    addresses = [pv.setpoint for pv in sim_ioc.of_kind(sim.PAIR)[:20]]
+    channels.add(addresses)
+    counts = {address: 0 for address in addresses}
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        for meta in channels.poll(0.05).metadata:
+            counts[meta.address] += 1
+    assert set(counts.values()) == {1}

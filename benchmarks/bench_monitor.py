@@ -1,0 +1,791 @@
+"""Time the PV monitor: startup to 50,000 PVs in Redis, sustained updates/s, CPU and memory.
+
+    .venv/bin/python benchmarks/bench_monitor.py [--pvs 50000] [--repeat 3] [--loads 10,20,30,40]
+
+Runs everything as separate processes on loopback, as in production: a simulated IOC
+(`manage.py run_sim_ioc`, or a generated .db of `calc` records for the load cases), the monitor
+(`manage.py monitor_pvs`) and a caRepeater, all on private CA ports, with Redis DB 9
+(SQUIRREL_BENCH_REDIS_URL overrides it; it is FLUSHDB'd before every case) and a throwaway
+database created like bench_import.py's, `squirrel_bench_monitor` (SQUIRREL_DB_NAME overrides it;
+its registry is emptied and re-imported). Not bench_snapshot.py's `squirrel_bench` / Redis 14: run
+at the same time, the two would empty each other's registry and Redis. Never point it at a
+database you care about. `--py-spy` needs `pip install py-spy`.
+
+1. Startup: the monitor is started `--repeat` times against the 50K-PV simulated IOC; the
+   benchmark polls Redis every 10 ms and listens to the monitor's change notices to time when
+   every setpoint address, then every address (readbacks, config addresses), has its value in
+   Redis, and checks that all of them are connected. An in-process run of monitor.Monitor
+   (`--driver`) gives the breakdown: registry load, channel creation, connection, values, flush.
+2. Idle: CPU and RSS of the monitor with the 50K PVs subscribed (about 1,000 of them change at
+   1 Hz), over `--window` seconds.
+3. Load: for each offered load L (thousands of updates/s), an IOC serving L*100 `calc` records
+   scanned at 10 Hz (CALC "RNDM") plus static `ao` records up to `--pvs` in all, and a registry
+   of the same addresses. The monitor runs `--duration` seconds; the medians of its heartbeats
+   (updates/s, writes/s, p95 age IOC timestamp -> Redis write) over the steady part are reported
+   with the CPU of the monitor, the IOC and Redis (they share the machine's cores).
+
+`--profile SECONDS` adds a cProfile run of the monitor loop (in-process driver) at the highest
+load, printing where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve()
+PYTHON = sys.executable
+TARGET_STARTUP_S = 3.0
+REFERENCE_STARTUP_S = 29.7  # the system Squirrel replaces, measured on the same kind of IOC
+TARGET_UPDATES_PER_S = 20_000
+TARGET_P95_AGE_S = 0.25
+SIM_PREFIX = "BENCHSIM:"  # change notices are global to the Redis server: keep names our own
+LOAD_PREFIX = "BENCHMON:R"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# Process helpers ---------------------------------------------------------------------------------
+
+def spawn(cmd: list[str], env: dict, log: Path | None = None, pipe_stderr: bool = False) -> subprocess.Popen:
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out,
+            stderr=subprocess.PIPE if pipe_stderr else subprocess.STDOUT if log else subprocess.DEVNULL,
+        )  # fmt: skip
+    finally:
+        if log:
+            out.close()
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """SIGTERM the process we started (by its PID), SIGKILL it if it does not go in time."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    fields = data[data.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class CpuMeter:
+    """% of one core used by each process between start() and stop()."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = {name: pid for name, pid in pids.items() if pid}
+
+    def start(self):
+        self.t0 = time.monotonic()
+        self.c0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.s0 = system_busy_seconds()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self.t0
+        cpu = {name: 100 * (cpu_seconds(pid) - self.c0[name]) / elapsed for name, pid in self.pids.items()}
+        # Everything else on the machine (this script, other users' jobs, the kernel).
+        cpu["other"] = max(0.0, 100 * (system_busy_seconds() - self.s0) / elapsed - sum(cpu.values()))
+        return cpu
+
+
+def system_busy_seconds() -> float:
+    """Non-idle CPU time of the whole machine (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while not path.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+        if time.monotonic() - start > timeout:
+            raise RuntimeError(f"{what} not ready after {timeout:.0f} s")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+class Interference(RuntimeError):
+    """Someone else flushed our Redis DB during a case (the monitor lost its lease)."""
+
+
+SENTINEL_KEY = "bench_monitor:sentinel"
+
+
+def retried(function, what: str, attempts: int = 3):
+    for attempt in range(attempts):
+        try:
+            return function()
+        except Interference as exc:
+            print(f"  {what}: {exc}; running it again", flush=True)
+    raise RuntimeError(f"{what}: disturbed {attempts} times by another user of the Redis DB")
+
+
+def check_undisturbed(client, reader) -> None:
+    if not client.exists(SENTINEL_KEY) or reader.first("stepping down"):
+        raise Interference("the Redis DB was flushed by someone else (the monitor lost its lease)")
+
+
+class LineReader(threading.Thread):
+    """Collects a child's stderr lines with the time each one arrived (for its log milestones)."""
+
+    def __init__(self, stream, echo: Path):
+        super().__init__(daemon=True)
+        self.stream, self.echo, self.lines = stream, echo, []
+
+    def run(self):
+        with open(self.echo, "ab") as log:
+            for raw in self.stream:
+                self.lines.append((time.time(), raw.decode(errors="replace")))
+                log.write(raw)
+
+    def first(self, text: str) -> float | None:
+        return next((t for t, line in self.lines if text in line), None)
+
+
+# The IOC for the load cases (runs in a child process; no Django) ------------------------------
+
+def load_db_text(names: list[str], changing: int) -> str:
+    """`changing` calc records scanned at 10 Hz with a random value, then static ao records."""
+    parts = []
+    for i, name in enumerate(names):
+        if i < changing:
+            parts.append(f'record(calc, "{name}") {{\n  field(SCAN, ".1 second")\n  field(CALC, "RNDM")\n}}\n')
+        else:
+            parts.append(f'record(ao, "{name}") {{\n  field(VAL, "{i}")\n  field(PINI, "YES")\n}}\n')
+    return "".join(parts)
+
+
+def serve_db(db_file: str, port: int, ready_file: str) -> None:
+    """Serve a .db file exactly as run_sim_ioc serves the simulated accelerator."""
+    sys.path.insert(0, str(ROOT))
+    from types import SimpleNamespace
+
+    from pvs import sim
+    from pvs.management.commands.run_sim_ioc import set_server_port, start_ioc
+
+    text = Path(db_file).read_text()
+    stop_event = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: stop_event.set())
+    set_server_port(port)
+    start_ioc(SimpleNamespace(db_text=text, acf_text=sim.ACF_TEXT, record_count=text.count("record("), array_values=[]))
+    Path(ready_file).touch()
+    stop_event.wait()
+
+
+# In-process driver: startup breakdown and profile (runs in a child process) ---------------------
+
+def driver(run_seconds: float, profile: bool, profile_startup: bool = False) -> None:
+    """Step a Monitor in this process, timing its startup; optionally profile the steady state."""
+    import cProfile
+    import io
+    import pstats
+
+    t_start = time.perf_counter()
+    import bench_import  # noqa: F401  (Django setup)
+
+    t_django = time.perf_counter()
+    import monitor.monitor as mm
+    from monitor import live
+
+    client = live.redis_client()
+    client.flushdb()
+    marks = {"django setup": t_django - t_start}
+    timers = {"registry load": 0.0, "channel create": 0.0}
+    real_addresses, real_channelset = mm.registry_addresses, mm.ChannelSet
+
+    def timed_addresses(shard):
+        t = time.perf_counter()
+        try:
+            return real_addresses(shard)
+        finally:
+            timers["registry load"] += time.perf_counter() - t
+
+    class TimedChannelSet(real_channelset):
+        def add(self, addresses):
+            t = time.perf_counter()
+            try:
+                return super().add(addresses)
+            finally:
+                timers["channel create"] += time.perf_counter() - t
+
+    mm.registry_addresses, mm.ChannelSet = timed_addresses, TimedChannelSet  # instrumentation only
+    monitor = mm.Monitor(mm.MonitorSettings())
+    t0 = time.perf_counter()
+    assert monitor.try_lead(), "lease not acquired"
+    total = len(monitor.addresses)
+    connected, valued, events = set(), set(), {}
+    real_absorb, real_flush = monitor.absorb, monitor.flush
+
+    def absorb(result):
+        now = time.perf_counter() - t0
+        connected.update(result.connected)
+        valued.update(r.address for r in result.readings)
+        if result.connected and "first connection" not in events:
+            events["first connection"] = now
+        if result.readings and "first value received" not in events:
+            events["first value received"] = now
+        if len(connected) == total and "all connected" not in events:
+            events["all connected"] = now
+        if len(valued) == total and "all values received" not in events:
+            events["all values received"] = now
+        real_absorb(result)
+
+    def flush():
+        ok = real_flush()
+        now = time.perf_counter() - t0
+        if "first flush done" not in events and monitor._stats.written:
+            events["first flush done"] = now
+        if "all values received" in events and "all values in Redis" not in events and not monitor._pending:
+            events["all values in Redis"] = now
+        return ok
+
+    monitor.absorb, monitor.flush = absorb, flush
+    deadline = time.monotonic() + 60
+    startup_profiler = cProfile.Profile() if profile_startup else None
+    if startup_profiler:
+        startup_profiler.enable()
+    while "all values in Redis" not in events and time.monotonic() < deadline:
+        monitor.step()
+    result = {"addresses": total, "marks": {**marks, **timers}, "events": events}
+    if startup_profiler:
+        startup_profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(startup_profiler, stream=out).sort_stats("tottime").print_stats(20)
+        result["profile_startup"] = out.getvalue()
+    if run_seconds > 0:
+        profiler = cProfile.Profile() if profile else None
+        end = time.monotonic() + run_seconds
+        beats = []
+        if profiler:
+            profiler.enable()
+        next_beat = time.monotonic() + 1
+        while time.monotonic() < end:
+            monitor.step()
+            if time.monotonic() >= next_beat:
+                next_beat += 1
+                beat = live.read_heartbeats(client)
+                if beat:
+                    beats.append(beat[0])
+        if profiler:
+            profiler.disable()
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+            result["profile_tottime"] = out.getvalue()
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+            result["profile_cumulative"] = out.getvalue()
+        result["heartbeats"] = beats[2:]
+    monitor.shutdown()
+    print("DRIVER-RESULT " + json.dumps(result))
+
+
+# The benchmark ----------------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="squirrel-bench-monitor-"))
+        self.procs: list[subprocess.Popen] = []
+        from django.conf import settings
+
+        from monitor import live
+
+        self.live = live
+        self.redis = live.redis_client()
+        self.redis_pid = int(self.redis.info("server")["process_id"])
+        port = args.port
+        self.env = {
+            **os.environ,  # includes the EPICS_* loopback defaults that settings set
+            "PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
+            "PYTHONUNBUFFERED": "1",
+            "DJANGO_SETTINGS_MODULE": "squirrel_site.settings",
+            "SQUIRREL_DB_NAME": settings.DATABASES["default"]["NAME"],
+            "SQUIRREL_REDIS_URL": settings.REDIS_URL,
+            "SQUIRREL_SECRET_KEY": "bench",
+            "EPICS_CA_SERVER_PORT": str(port),
+            "EPICS_CAS_SERVER_PORT": str(port),
+            "EPICS_CA_REPEATER_PORT": str(port + 1),
+        }
+        self.log(f"logs in {self.tmp}; Redis {settings.REDIS_URL}; CA port {port}")
+
+    def log(self, text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+    def start(self, cmd, name, **kw) -> subprocess.Popen:
+        proc = spawn(cmd, self.env, **kw)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc) -> None:
+        stop(proc)
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.procs)):
+            self.stop(proc)
+
+    # Pieces
+
+    def start_repeater(self) -> None:
+        """Our own caRepeater on a private port, so libca does not launch one that outlives us."""
+        self.repeater = self.start([str(Path(PYTHON).parent / "caRepeater")], "repeater", log=self.tmp / "repeater.log")
+        time.sleep(0.5)
+
+    def start_sim_ioc(self, pvs: int, registry: Path) -> subprocess.Popen:
+        ready = self.tmp / "sim.ready"
+        cmd = [PYTHON, "manage.py", "run_sim_ioc", "--pvs", str(pvs), "--prefix", SIM_PREFIX, "--port",
+               str(self.args.port), "--registry-csv", str(registry), "--ready-file", str(ready)]  # fmt: skip
+        proc = self.start(cmd, "sim ioc", log=self.tmp / "sim_ioc.log")
+        took = wait_for_file(ready, proc, 180, "run_sim_ioc")
+        self.log(f"simulated IOC ({pvs} PVs) ready in {took:.1f} s (incl. generation), pid {proc.pid}")
+        return proc
+
+    def start_load_ioc(self, names: list[str], changing: int) -> subprocess.Popen:
+        db, ready = self.tmp / f"load{changing}.db", self.tmp / f"load{changing}.ready"
+        db.write_text(load_db_text(names, changing))
+        cmd = [PYTHON, str(BENCH), "--serve-db", str(db), "--port", str(self.args.port), "--ready-file", str(ready)]
+        proc = self.start(cmd, "load ioc", log=self.tmp / f"load_ioc{changing}.log")
+        took = wait_for_file(ready, proc, 120, "load IOC")
+        self.log(f"load IOC ({changing} calc at 10 Hz + {len(names) - changing} ao) ready in {took:.1f} s")
+        return proc
+
+    def start_monitor(self, name: str):
+        cmd = [PYTHON, "manage.py", "monitor_pvs"]
+        proc = self.start(cmd, "monitor", pipe_stderr=True)
+        reader = LineReader(proc.stderr, self.tmp / f"{name}.log")
+        reader.start()
+        return proc, reader
+
+    def import_registry(self, content: bytes, name: str) -> None:
+        from bench_import import empty_registry
+
+        from pvs.importers import import_pvs
+
+        empty_registry()
+        report = import_pvs(name, content, dry_run=False)
+        if not report.ok:
+            raise RuntimeError(f"registry import failed: {report.errors[:3]}")
+        self.log(f"registry: imported {report.new} PVs")
+
+    def expected_addresses(self) -> tuple[set[str], set[str]]:
+        from monitor.monitor import registry_addresses
+
+        from monitor.live import Shard
+        from pvs.models import PV
+
+        setpoints = set(PV.objects.values_list("setpoint_address", flat=True))
+        return setpoints, registry_addresses(Shard(0, 1))
+
+    def wait_connected(self, total: int, timeout: float = 90) -> float:
+        """Seconds until every address has a value in Redis."""
+        start = time.monotonic()
+        while self.redis.hlen(self.live.VALUES_KEY) < total:
+            if time.monotonic() - start > timeout:
+                raise RuntimeError(f"only {self.redis.hlen(self.live.VALUES_KEY)}/{total} values after {timeout} s")
+            time.sleep(0.05)
+        return time.monotonic() - start
+
+    # Startup
+
+    def startup_once(self, setpoints: set[str], everything: set[str], idle_window: float = 0.0) -> dict:
+        import msgpack
+
+        live, r = self.live, self.redis
+        r.flushdb()
+        r.set(SENTINEL_KEY, 1)
+        first_seen: dict[str, float] = {}
+        pubsub = r.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(live.CHANGES_CHANNEL)
+        pubsub.get_message(timeout=1.0)
+        done = threading.Event()
+
+        def listen():
+            while not done.is_set():
+                message = pubsub.get_message(timeout=0.05)
+                if message and message["type"] == "message":
+                    now = time.time()
+                    for address in msgpack.unpackb(message["data"]):
+                        first_seen.setdefault(address, now)
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        total = len(everything)
+        polls = []
+        meter = CpuMeter({"ioc": self.ioc.pid, "redis": self.redis_pid}).start()
+        t_spawn = time.time()
+        proc, reader = self.start_monitor(f"monitor_startup_{len(polls)}_{int(t_spawn)}")
+        result = {}
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"monitor exited with {proc.returncode}; see {self.tmp}")
+                pipe = r.pipeline(transaction=False)
+                pipe.hlen(live.VALUES_KEY)
+                pipe.hlen(live.META_KEY)
+                n_values, n_meta = pipe.execute()
+                polls.append((time.time(), n_values, n_meta))
+                if n_values >= total and len(first_seen.keys() & everything) == total:
+                    break
+                time.sleep(0.01)
+            else:
+                raise RuntimeError(f"startup: {polls[-1][1]}/{total} values after 90 s")
+            startup_cpu = meter.stop()
+            time.sleep(0.3)
+            done.set()
+            listener.join()
+            pubsub.close()
+            check_undisturbed(r, reader)
+            values = live.read_all_values(r)
+            missing = everything - values.keys()
+            disconnected = [a for a in everything if a in values and not values[a].connected]
+            if missing or disconnected:
+                raise RuntimeError(f"startup: {len(missing)} addresses missing, {len(disconnected)} disconnected")
+
+            def rel(t):
+                return None if t is None else t - t_spawn
+
+            result = {
+                "django ready (log 'starting')": rel(reader.first("starting")),
+                "lease taken (log 'leader')": rel(reader.first(": leader")),
+                "registry loaded + channels created (log)": rel(reader.first("Registry:")),
+                "first value in Redis": rel(min(first_seen.values())),
+                "all setpoint addresses in Redis": rel(max(first_seen[a] for a in setpoints)),
+                "all addresses in Redis": rel(max(first_seen[a] for a in everything)),
+                "all metadata in Redis (HLEN poll)": rel(next((t for t, _, m in polls if m >= total), None)),
+                "all values in Redis (HLEN poll)": rel(next((t for t, v, _ in polls if v >= total), None)),
+                "_cpu": startup_cpu,
+            }
+            if idle_window:
+                time.sleep(5)  # let the startup burst and the first heartbeats pass
+                meter = CpuMeter({"monitor": proc.pid, "ioc": self.ioc.pid, "redis": self.redis_pid}).start()
+                beats = []
+                end = time.monotonic() + idle_window
+                while time.monotonic() < end:
+                    time.sleep(1)
+                    beats.extend(own_beats(live.read_heartbeats(r), proc.pid))
+                cpu = meter.stop()
+                result["idle"] = {
+                    "cpu": cpu, "rss_mb": rss_mb(proc.pid),
+                    "updates_per_s": statistics.median(b["updates_per_s"] for b in beats) if beats else None,
+                    "p95_age_s": statistics.median(b["p95_age_s"] for b in beats) if beats else None,
+                    "connected": beats[-1]["connected"] if beats else None,
+                }  # fmt: skip
+                check_undisturbed(r, reader)
+        finally:
+            done.set()
+            self.stop(proc)
+        return result
+
+    def run_driver(self, seconds: float, profile: bool, profile_startup: bool = False) -> dict:
+        cmd = [PYTHON, str(BENCH), "--driver", str(seconds)] + (["--driver-profile"] if profile else [])
+        cmd += ["--driver-profile-startup"] if profile_startup else []
+        self.redis.flushdb()
+        proc = self.start(cmd, "driver", log=self.tmp / "driver.log")
+        try:
+            proc.wait(seconds + 180)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError("driver did not finish") from None
+        finally:
+            self.stop(proc)
+        for line in (self.tmp / "driver.log").read_text().splitlines()[::-1]:
+            if line.startswith("DRIVER-RESULT "):
+                return json.loads(line[len("DRIVER-RESULT ") :])
+        raise RuntimeError(f"driver printed no result; see {self.tmp / 'driver.log'}")
+
+    # Load
+
+    def load_case(self, names: list[str], kilo: int, py_spy: float = 0.0) -> dict:
+        live, r, args = self.live, self.redis, self.args
+        changing = kilo * 100
+        ioc = self.start_load_ioc(names, changing)
+        try:
+            r.flushdb()
+            r.set(SENTINEL_KEY, 1)
+            proc, reader = self.start_monitor(f"monitor_load{kilo}k")
+            try:
+                took = self.wait_connected(len(names))
+                self.log(f"  {kilo}K/s: all {len(names)} values in Redis after {took:.1f} s; warming up")
+                time.sleep(args.warmup)
+                meter = CpuMeter({"monitor": proc.pid, "ioc": ioc.pid, "redis": self.redis_pid}).start()
+                beats, seen, rss = [], set(), []
+                end = time.monotonic() + args.duration
+                while time.monotonic() < end:
+                    time.sleep(0.5)
+                    for beat in own_beats(live.read_heartbeats(r), proc.pid):
+                        if beat.get("written_at") not in seen:
+                            seen.add(beat.get("written_at"))
+                            beats.append(beat)
+                    rss.append(rss_mb(proc.pid))
+                cpu = meter.stop()
+                if proc.poll() is not None or len(beats) < 3:
+                    raise RuntimeError(f"load {kilo}K: monitor died or no heartbeats ({len(beats)})")
+                check_undisturbed(r, reader)
+                if py_spy:
+                    spy_profile = self.py_spy(proc.pid, py_spy, f"pyspy_{kilo}k.txt")
+            finally:
+                self.stop(proc)
+        finally:
+            self.stop(ioc)
+        med = statistics.median
+        return {
+            "offered": changing * 10,
+            "updates_per_s": med(b["updates_per_s"] for b in beats),
+            "writes_per_s": med(b["writes_per_s"] for b in beats),
+            "p95_age_s": med(b["p95_age_s"] for b in beats),
+            "p95_age_max_s": max(b["p95_age_s"] for b in beats),
+            "beats": len(beats),
+            "cpu": cpu,
+            "rss_mb": max(rss),
+            **({"py_spy": spy_profile} if py_spy else {}),
+        }
+
+    def py_spy(self, pid: int, seconds: float, name: str) -> list[str]:
+        """Sample a process with py-spy (wall clock, idle included); a summary by function."""
+        out = self.tmp / name
+        cmd = [str(Path(PYTHON).parent / "py-spy"), "record", "--idle", "--rate", "200", "--duration",
+               str(int(seconds)), "--format", "raw", "--output", str(out), "--pid", str(pid)]  # fmt: skip
+        spy = self.start(cmd, "py-spy", log=self.tmp / "py-spy.log")
+        try:
+            spy.wait(seconds + 30)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            self.stop(spy)
+        if not out.exists():
+            return [f"py-spy produced nothing; see {self.tmp / 'py-spy.log'}"]
+        return summarize_collapsed(out)
+
+
+def summarize_collapsed(path: Path, top: int = 18) -> list[str]:
+    """Main-thread samples of a py-spy raw (collapsed) profile: self time per function, and the
+    inclusive share of the monitor loop's main parts."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    parts = ("poll (pvs/epics_io.py", "_drain (pvs/epics_io.py", "_event_callback", "_meta_callback",
+             "absorb (monitor/monitor.py", "flush (monitor/monitor.py", "write (monitor/live.py",
+             "_write_chunks", "publish_changes", "execute (redis", "heartbeat (monitor/monitor.py",
+             "sync_registry", "mark_never_connected")  # fmt: skip
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not count.isdigit() or "step (monitor/monitor.py" not in stack:
+            continue  # only the monitor loop's thread
+        n = int(count)
+        total += n
+        leaf = frames[-1].split(":")[0] + ")" if ":" in frames[-1] else frames[-1]
+        own[leaf] = own.get(leaf, 0) + n
+        for part in parts:
+            if part in stack:
+                inclusive[part] = inclusive.get(part, 0) + n
+    if not total:
+        return ["py-spy: no samples of the monitor loop"]
+    lines = [f"py-spy, {total} samples of the monitor loop's thread (wall clock, waiting included)", "self:"]
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * n / total:5.1f}%  {name}")
+    lines.append("inclusive:")
+    for part in parts:
+        if part in inclusive:
+            lines.append(f"  {100 * inclusive[part] / total:5.1f}%  {part}")
+    return lines
+
+
+def own_beats(beats: list[dict], pid: int) -> list[dict]:
+    """Heartbeats our monitor wrote (owner "host:pid"), ignoring anyone else's in the same DB."""
+    return [b for b in beats if str(b.get("owner", "")).endswith(f":{pid}") and "updates_per_s" in b]
+
+
+def fmt(seconds: float | None) -> str:
+    return "   -  " if seconds is None else f"{seconds:6.2f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pvs", type=int, default=50_000, help="registry PVs (default 50000)")
+    parser.add_argument("--repeat", type=int, default=3, help="monitor starts against the sim IOC (default 3)")
+    parser.add_argument("--window", type=float, default=10.0, help="idle measurement window, s (default 10)")
+    parser.add_argument("--loads", default="10,20,30,40", help="offered loads in thousands of updates/s")
+    parser.add_argument("--duration", type=float, default=25.0, help="measurement window per load, s (default 25)")
+    parser.add_argument("--warmup", type=float, default=4.0, help="seconds after connection before measuring")
+    parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
+                        help="also cProfile the monitor loop in-process at the highest load for SECONDS")
+    parser.add_argument("--profile-startup", action="store_true",
+                        help="cProfile the in-process startup run (the breakdown's times then include its overhead)")
+    parser.add_argument("--py-spy", type=float, default=0.0, metavar="SECONDS",
+                        help="sample the monitor process with py-spy for SECONDS after the highest load's window")
+    parser.add_argument("--port", type=int, default=15977, help="private CA server port (default 15977)")
+    parser.add_argument("--skip-startup", action="store_true")
+    parser.add_argument("--skip-load", action="store_true")
+    # Child-process roles.
+    parser.add_argument("--serve-db", help=argparse.SUPPRESS)
+    parser.add_argument("--ready-file", help=argparse.SUPPRESS)
+    parser.add_argument("--driver", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--driver-profile", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--driver-profile-startup", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_db:
+        serve_db(args.serve_db, args.port, args.ready_file)
+        return 0
+
+    # Own database and Redis DB: bench_snapshot.py empties `squirrel_bench` and FLUSHes Redis 14,
+    # which (run at the same time) takes the monitor's lease away and mixes up the registry. A
+    # case whose Redis DB was flushed by someone else anyway is detected and run again.
+    os.environ.setdefault("SQUIRREL_DB_NAME", "squirrel_bench_monitor")
+    os.environ.setdefault("SQUIRREL_SECRET_KEY", "bench")
+    os.environ["SQUIRREL_REDIS_URL"] = os.environ.get("SQUIRREL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+    sys.path.insert(0, str(BENCH.parent))
+    if args.driver is not None:
+        driver(args.driver, args.driver_profile, args.driver_profile_startup)
+        return 0
+
+    from bench_import import create_database  # sets up Django
+
+    create_database()
+    bench = Bench(args)
+    startup, idle, breakdown, loads, profile = [], None, None, [], None
+    try:
+        bench.start_repeater()
+        if not args.skip_startup:
+            registry = bench.tmp / "sim_registry.csv"
+            bench.ioc = bench.start_sim_ioc(args.pvs, registry)
+            bench.import_registry(registry.read_bytes(), "sim_registry.csv")
+            setpoints, everything = bench.expected_addresses()
+            bench.log(f"startup: {len(setpoints)} setpoint addresses, {len(everything)} addresses in all")
+            for i in range(args.repeat):
+                last = i == args.repeat - 1
+                result = retried(lambda: bench.startup_once(setpoints, everything, idle_window=args.window if last else 0),
+                                 f"startup run {i + 1}")
+                if "idle" in result:
+                    idle = result.pop("idle")
+                startup.append(result)
+                bench.log(f"  run {i + 1}: setpoints {result['all setpoint addresses in Redis']:.2f} s, "
+                          f"all {result['all addresses in Redis']:.2f} s")  # fmt: skip
+            breakdown = bench.run_driver(0, profile=False, profile_startup=args.profile_startup)
+            bench.stop(bench.ioc)
+        if not args.skip_load:
+            names = [f"{LOAD_PREFIX}{i:05d}" for i in range(args.pvs)]
+            csv = "Setpoint,Readback,Description\n" + "".join(f"{n},,load bench\n" for n in names)
+            bench.import_registry(csv.encode(), "load_registry.csv")
+            kilos = [int(k) for k in args.loads.split(",") if k.strip()]
+            for kilo in kilos:
+                spy = args.py_spy if kilo == max(kilos) else 0
+                loads.append(retried(lambda: bench.load_case(names, kilo, py_spy=spy), f"load {kilo}K"))
+                c = loads[-1]
+                bench.log(f"  {kilo}K/s offered: {c['updates_per_s']:.0f} updates/s, p95 age {c['p95_age_s']:.3f} s, "
+                          f"monitor CPU {c['cpu']['monitor']:.0f}%, IOC {c['cpu']['ioc']:.0f}%")  # fmt: skip
+            if args.profile:
+                top = max(kilos)
+                bench.ioc = bench.start_load_ioc(names, top * 100)
+                try:
+                    profile = bench.run_driver(args.profile, profile=True)
+                finally:
+                    bench.stop(bench.ioc)
+    except RuntimeError as exc:
+        print(f"bench_monitor: could not measure: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        bench.stop_all()
+        bench.redis.flushdb()
+
+    report(args, startup, idle, breakdown, loads, profile)
+    return 0
+
+
+def report(args, startup, idle, breakdown, loads, profile) -> None:
+    med = statistics.median
+    if startup:
+        print(f"\nMonitor startup against the simulated IOC ({args.pvs} PVs), median of {len(startup)}, "
+              f"seconds from process start:")  # fmt: skip
+        for key in startup[0]:
+            if key.startswith("_"):
+                continue
+            values = [r[key] for r in startup if r[key] is not None]
+            print(f"  {key:<44} {fmt(med(values) if values else None)}   (runs: "
+                  + ", ".join(f"{v:.2f}" for v in values) + ")")
+        cpu = {k: med(r["_cpu"][k] for r in startup) for k in startup[0]["_cpu"]}
+        print(f"  meanwhile (% of one core): IOC {cpu['ioc']:.0f}%, Redis {cpu['redis']:.0f}%, "
+              f"everything else but the monitor {cpu['other']:.0f}% (incl. the monitor itself and this script)")
+        for key in ("all setpoint addresses in Redis", "all addresses in Redis"):
+            value = med(r[key] for r in startup)
+            print(f"  {key}: {value:.2f} s = {value / TARGET_STARTUP_S:.0%} of the {TARGET_STARTUP_S:.0f} s target "
+                  f"({'met' if value <= TARGET_STARTUP_S else 'MISSED'}), {REFERENCE_STARTUP_S / value:.1f}x faster "
+                  f"than the replaced system's {REFERENCE_STARTUP_S} s")  # fmt: skip
+    if breakdown:
+        print(f"\nIn-process breakdown (Monitor stepped in one process, {breakdown['addresses']} addresses), seconds:")
+        for key, value in breakdown["marks"].items():
+            print(f"  {key:<44} {value:6.2f}")
+        for key, value in breakdown["events"].items():
+            print(f"  {key + ' (from lease)':<44} {value:6.2f}")
+    if idle:
+        cpu = idle["cpu"]
+        print(f"\nIdle with {idle['connected']} addresses connected ({idle['updates_per_s']:.0f} updates/s from the "
+              f"changing PVs), {args.window:.0f} s: monitor CPU {cpu['monitor']:.1f}% of a core, RSS "
+              f"{idle['rss_mb']:.0f} MB; IOC CPU {cpu['ioc']:.1f}%, Redis CPU {cpu['redis']:.1f}%, everything else "
+              f"{cpu['other']:.0f}%")  # fmt: skip
+    if loads:
+        print(f"\nSustained load, {args.pvs} addresses subscribed, medians of the heartbeats over {args.duration:.0f} s:")
+        print("  offered/s  updates/s  writes/s  p95 age   max p95  monitor CPU  RSS MB  IOC CPU  Redis CPU  other CPU  target")
+        for c in loads:
+            ok = c["updates_per_s"] >= 0.97 * c["offered"] and c["p95_age_s"] <= TARGET_P95_AGE_S
+            print(f"  {c['offered']:>9,} {c['updates_per_s']:>10,.0f} {c['writes_per_s']:>9,.0f} "
+                  f"{c['p95_age_s'] * 1000:>6.0f} ms {c['p95_age_max_s'] * 1000:>6.0f} ms {c['cpu']['monitor']:>10.0f}% "
+                  f"{c['rss_mb']:>7.0f} {c['cpu']['ioc']:>7.0f}% {c['cpu']['redis']:>9.0f}% {c['cpu']['other']:>9.0f}%  "
+                  f"{'kept up' if ok else 'NOT kept up'}")  # fmt: skip
+        good = [c["updates_per_s"] for c in loads
+                if c["updates_per_s"] >= 0.97 * c["offered"] and c["p95_age_s"] <= TARGET_P95_AGE_S]
+        best = max(good, default=0)
+        print(f"  highest load kept up with p95 age <= {TARGET_P95_AGE_S * 1000:.0f} ms: {best:,.0f} updates/s = "
+              f"{best / TARGET_UPDATES_PER_S:.2f}x the {TARGET_UPDATES_PER_S:,}/s target "
+              f"({'met' if best >= TARGET_UPDATES_PER_S else 'MISSED'})")  # fmt: skip
+    for c in loads:
+        if c.get("py_spy"):
+            print(f"\nWhere the monitor's time goes at {c['offered']:,} updates/s offered:")
+            print("\n".join(c["py_spy"]))
+    if breakdown and breakdown.get("profile_startup"):
+        print("\ncProfile of the in-process startup (to all values in Redis):")
+        print(breakdown["profile_startup"])
+    if profile:
+        beats = profile.get("heartbeats") or []
+        if beats:
+            print(f"\ncProfile run (in-process, profiler overhead included): "
+                  f"{med(b['updates_per_s'] for b in beats):,.0f} updates/s, "
+                  f"p95 age {med(b['p95_age_s'] for b in beats) * 1000:.0f} ms")  # fmt: skip
+        print(profile.get("profile_tottime", ""))
+        print(profile.get("profile_cumulative", ""))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
