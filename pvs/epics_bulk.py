@@ -16,6 +16,11 @@ from collections import deque
 import epics.ca as ca
 import epics.dbr as dbr
 
+from squirrel_site.epics_env import apply_loopback_defaults
+
+# Before anything in this process can load libca (pyepics loads it lazily, not on import).
+apply_loopback_defaults()
+
 # EPICS timestamps count from 1990-01-01; Unix from 1970-01-01.
 EPICS_EPOCH_OFFSET = 631152000
 

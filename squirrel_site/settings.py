@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 from squirrel_site.env import env_bool, env_float, env_int, env_list, env_str
+from squirrel_site.epics_env import apply_loopback_defaults
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -14,17 +15,9 @@ SECRET_KEY = env_str(
 ALLOWED_HOSTS = env_list("SQUIRREL_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("SQUIRREL_CSRF_TRUSTED_ORIGINS", [])
 
-# Channel Access stays on loopback unless the operator configures real IOC networks. These
-# must be in the environment before libca is loaded, which happens after settings are read.
-EPICS_LOOPBACK_DEFAULTS = {
-    "EPICS_CA_AUTO_ADDR_LIST": "NO",
-    "EPICS_CA_ADDR_LIST": "127.0.0.1",
-    "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
-    "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
-    "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
-}
-for _name, _value in EPICS_LOOPBACK_DEFAULTS.items():
-    os.environ.setdefault(_name, _value)
+# Channel Access stays on loopback unless the operator sets the EPICS_* variables; they must be
+# in the environment before libca loads, which happens after the settings are read.
+apply_loopback_defaults()
 
 INSTALLED_APPS = [
     "daphne",

@@ -1,0 +1,28 @@
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+
+from squirrel_site.epics_env import LOOPBACK_DEFAULTS
+
+
+def test_the_ca_layer_defaults_to_loopback_even_without_django_settings():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_CA") and not k.startswith("EPICS_CAS")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    code = "import os, json, pvs.epics_bulk; print(json.dumps({k: os.environ.get(k) for k in %r}))" % list(
+        LOOPBACK_DEFAULTS
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == __import__("json").dumps(LOOPBACK_DEFAULTS)
+
+
+def test_an_operators_setting_wins(monkeypatch):
+    from squirrel_site.epics_env import apply_loopback_defaults
+
+    monkeypatch.setenv("EPICS_CA_ADDR_LIST", "10.0.1.255")
+    apply_loopback_defaults()
+    assert os.environ["EPICS_CA_ADDR_LIST"] == "10.0.1.255"
