@@ -59,22 +59,25 @@ class _Stats:
         return result
 
 
-def registry_addresses(shard: live.Shard) -> set[str]:
-    """Every setpoint, readback and config address of the shard's PVs.
+def registry_addresses(shard: live.Shard) -> dict[str, None]:
+    """Every setpoint, readback and config address of the shard's PVs, setpoints first.
 
     A PV belongs to the shard of its setpoint address, so all its addresses live together.
+    The order is the subscription order at start-up: setpoints, what snapshots and restores
+    need, reach Redis first. (A dict: ordered, and a set for every other purpose.)
     """
-    addresses: set[str] = set()
+    setpoints: dict[str, None] = {}
+    others: dict[str, None] = {}
     for setpoint, readback, config in PV.objects.values_list(
         "setpoint_address", "readback_address", "config_address"
     ).iterator(chunk_size=10_000):
         if shard.owns(setpoint):
-            addresses.add(setpoint)
+            setpoints[setpoint] = None
             if readback:
-                addresses.add(readback)
+                others[readback] = None
             if config:
-                addresses.add(config)
-    return addresses
+                others[config] = None
+    return setpoints | others
 
 
 def registry_signature() -> tuple:
@@ -146,7 +149,8 @@ class Monitor:
             log.error("Registry unavailable, keeping %d addresses: %s", len(self.addresses), exc)
             return False
         self._signature = signature
-        added, removed = wanted - self.addresses, self.addresses - wanted
+        added = [address for address in wanted if address not in self.addresses]
+        removed = self.addresses - wanted.keys()
         if removed:
             self.channels.remove(removed)
             for address in removed:
@@ -157,11 +161,11 @@ class Monitor:
                 self._added_at.pop(address, None)
             self._pending_deletes |= removed
         if added:
-            self.channels.add(sorted(added))
+            self.channels.add(added)
             now = time.monotonic()
             self._added_at.update(dict.fromkeys(added, now))
-            self._pending_deletes -= added
-        self.addresses = wanted
+            self._pending_deletes -= set(added)
+        self.addresses = set(wanted)
         if added or removed:
             log.info("Registry: %d addresses (+%d, -%d)", len(wanted), len(added), len(removed))
         return bool(added or removed)

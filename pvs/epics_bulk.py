@@ -62,7 +62,6 @@ HEADER = struct.Struct("<hhII")  # status, severity, seconds, nanoseconds
 VALUE_OFFSET = {native: dbr.Map[time_type].value.offset for native, time_type in NATIVE_TO_TIME.items()}
 MAX_STRING = dbr.MAX_STRING_SIZE
 DBE_VALUE, DBE_ALARM = 1, 4
-ACCESS_READ, ACCESS_WRITE = 1, 2
 
 
 class ChannelAccessError(RuntimeError):
@@ -85,13 +84,8 @@ class ConnectionArgs(ctypes.Structure):
     _fields_ = [("chid", ctypes.c_void_p), ("op", ctypes.c_long)]
 
 
-class AccessArgs(ctypes.Structure):
-    _fields_ = [("chid", ctypes.c_void_p), ("access", ctypes.c_ubyte)]
-
-
 CONNECTION_CB = ctypes.CFUNCTYPE(None, ConnectionArgs)
 EVENT_CB = ctypes.CFUNCTYPE(None, EventArgs)
-ACCESS_CB = ctypes.CFUNCTYPE(None, AccessArgs)
 
 
 _libca = None
@@ -125,7 +119,6 @@ def load_libca(preemptive: bool):
     ]
     lib.ca_clear_subscription.argtypes = [vp]
     lib.ca_array_get_callback.argtypes = [ctypes.c_long, ctypes.c_ulong, vp, EVENT_CB, vp]
-    lib.ca_replace_access_rights_event.argtypes = [vp, ACCESS_CB]
     lib.ca_pend_event.argtypes = [ctypes.c_double]
     lib.ca_array_put.argtypes = [ctypes.c_long, ctypes.c_ulong, vp, vp]
     lib.ca_array_put_callback.argtypes = [ctypes.c_long, ctypes.c_ulong, vp, vp, EVENT_CB, vp]

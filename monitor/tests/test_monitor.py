@@ -61,10 +61,16 @@ def all_live(addresses, connected=True):
 
 def test_two_shards_split_the_registry_exactly(db):
     PV.objects.bulk_create(PV(setpoint_address=f"SIM:S{i}", readback_address=f"SIM:S{i}:RB") for i in range(500))
-    first, second = registry_addresses(live.Shard(0, 2)), registry_addresses(live.Shard(1, 2))
+    first, second = registry_addresses(live.Shard(0, 2)).keys(), registry_addresses(live.Shard(1, 2)).keys()
     assert not first & second
-    assert first | second == registry_addresses(live.Shard(0, 1))
+    assert first | second == registry_addresses(live.Shard(0, 1)).keys()
     assert len(first | second) == 1000 and 300 < len(first) < 700
+
+
+def test_setpoints_are_subscribed_before_readbacks(db):
+    PV.objects.bulk_create(PV(setpoint_address=f"SIM:S{i}", readback_address=f"SIM:S{i}:RB") for i in range(10))
+    order = list(registry_addresses(live.Shard(0, 1)))
+    assert all(not a.endswith(":RB") for a in order[:10]) and all(a.endswith(":RB") for a in order[10:])
 
 
 @pytest.mark.ioc
