@@ -219,14 +219,19 @@ def read_metadata(addresses: Sequence[str], client=None) -> dict[str, LiveMeta |
 
 
 def read_values_and_metadata(
-    addresses: Sequence[str], client=None
-) -> tuple[dict[str, LiveValue | None], dict[str, LiveMeta | None]]:
-    """:func:`read_values` and :func:`read_metadata` in one round trip (one page of a table)."""
-    addresses = list(addresses)
-    values, metas = _hmget_all(
-        client or redis_client(), [(VALUES_KEY, addresses), (META_KEY, addresses)]
+    addresses: Sequence[str], client=None, *, extra_values: Sequence[str] = ()
+) -> tuple[dict[str, LiveValue | None], dict[str, LiveMeta | None], dict[str, LiveValue | None]]:
+    """Values and metadata of `addresses`, plus values only of `extra_values` (readbacks), in one
+    round trip: (values, metadata, extra values)."""
+    addresses, extra_values = list(addresses), list(extra_values)
+    values, metas, extras = _hmget_all(
+        client or redis_client(), [(VALUES_KEY, addresses), (META_KEY, addresses), (VALUES_KEY, extra_values)]
     )
-    return _decoded(addresses, values, decode_value), _decoded(addresses, metas, _decode_meta_at)
+    return (
+        _decoded(addresses, values, decode_value),
+        _decoded(addresses, metas, _decode_meta_at),
+        _decoded(extra_values, extras, decode_value),
+    )
 
 
 def read_all_values(client=None) -> dict[str, LiveValue]:

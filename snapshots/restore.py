@@ -171,7 +171,7 @@ def _live_values(addresses: list[str], io) -> tuple[dict, dict, str]:
     source = LiveSource.DIRECT
     if addresses and monitor_is_fresh():
         source = LiveSource.CACHE
-        cached, metas = live.read_values_and_metadata(addresses)
+        cached, metas, _ = live.read_values_and_metadata(addresses)
         missing = []
         for address in addresses:
             value = cached[address]

@@ -222,8 +222,8 @@ def _read_cache(setpoints: list[str], readbacks: list[str], use_cache: bool):
     """
     checked_at = time.time()
     if use_cache:
-        cached, metadata = live.read_values_and_metadata(setpoints)
-        return cached, live.read_values(readbacks) if readbacks else {}, metadata, checked_at
+        cached, metadata, cached_readbacks = live.read_values_and_metadata(setpoints, extra_values=readbacks)
+        return cached, cached_readbacks, metadata, checked_at
     try:
         metadata = live.read_metadata(setpoints)
     except redis.RedisError as error:

@@ -51,7 +51,7 @@ class LivePage:
     def __init__(self, pvs: Sequence[PV]):
         addresses = [a for pv in pvs for a in (pv.setpoint_address, pv.readback_address) if a]
         try:
-            self.values, self.metas = live.read_values_and_metadata(addresses)
+            self.values, self.metas, _ = live.read_values_and_metadata(addresses)
         except redis.RedisError as exc:
             raise LiveValuesUnavailable() from exc
         self.now = time.time()

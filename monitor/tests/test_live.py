@@ -278,7 +278,7 @@ def test_read_values_and_metadata_reads_both_hashes(redis_db):
     _, writer = leader(redis_db)
     writer.write({"SIM:A": make_value()}, {"SIM:A": make_meta()})
 
-    values, metas = live.read_values_and_metadata(["SIM:A", "SIM:B"], redis_db)
+    values, metas, _ = live.read_values_and_metadata(["SIM:A", "SIM:B"], redis_db)
 
     assert values == {"SIM:A": make_value(), "SIM:B": None}
     assert metas == {"SIM:A": make_meta(), "SIM:B": None}
@@ -331,3 +331,14 @@ def test_heartbeat_expires_after_its_ttl(redis_db):
     time.sleep(0.15)
 
     assert live.read_heartbeats(redis_db) == []
+
+
+def test_extra_values_come_in_the_same_round_trip(redis_db):
+    lease = live.Lease(redis_db, live.Shard(0, 1), "t")
+    assert lease.acquire()
+    live.FencedWriter(redis_db, lease).write(
+        {"SIM:SP": live.LiveValue("SIM:SP", "float", 1.0, 0, 0, 1.0, 1.0, True),
+         "SIM:RB": live.LiveValue("SIM:RB", "float", 2.0, 0, 0, 1.0, 1.0, True)}  # fmt: skip
+    )
+    values, metas, extras = live.read_values_and_metadata(["SIM:SP"], redis_db, extra_values=["SIM:RB", "SIM:NONE"])
+    assert (values["SIM:SP"].value, metas["SIM:SP"], extras["SIM:RB"].value, extras["SIM:NONE"]) == (1.0, None, 2.0, None)
