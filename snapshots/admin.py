@@ -6,7 +6,9 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
-from snapshots.models import Restore, RestoreItem, Snapshot, SnapshotTag
+from snapshots.jobs import selection_problems
+from snapshots.models import Restore, RestoreItem, Snapshot, SnapshotSchedule, SnapshotTag
+from snapshots.schedules import delete_schedule, save_schedule
 from squirrel_site.paginators import EstimatedCountPaginator
 
 
@@ -112,3 +114,38 @@ class RestoreItemAdmin(ReadOnlyAdmin):
     @admin.display(description="Restored by", ordering="restore__created_by__username")
     def restored_by(self, item):
         return item.restore.created_by
+
+
+class SnapshotScheduleForm(forms.ModelForm):
+    """Checks the PV selection like the API does."""
+
+    class Meta:
+        model = SnapshotSchedule
+        fields = ["name", "enabled", "crontab", "mode", "selection", "tags", "keep_last", "owner"]
+
+    def clean_selection(self):
+        selection = self.cleaned_data["selection"] or {}
+        problems = selection_problems(selection)
+        if problems:
+            raise ValidationError(f"Not a valid PV selection: {problems}")
+        return selection
+
+
+@admin.register(SnapshotSchedule)
+class SnapshotScheduleAdmin(admin.ModelAdmin):
+    """Scheduled snapshots; saving keeps the celery-beat task in step (snapshots.schedules)."""
+
+    form = SnapshotScheduleForm
+    list_display = ["name", "enabled", "crontab", "mode", "keep_last", "owner"]
+    list_filter = ["enabled", "mode"]
+    filter_horizontal = ["tags"]
+
+    def save_model(self, request, obj, form, change):
+        save_schedule(obj)
+
+    def delete_model(self, request, obj):
+        delete_schedule(obj)
+
+    def delete_queryset(self, request, queryset):
+        for schedule in queryset:
+            delete_schedule(schedule)

@@ -9,6 +9,19 @@ from pvs.models import PV
 from snapshots.models import SnapshotTag
 
 
+def selection_problems(selection) -> dict | str | None:
+    """Why `selection` is not a valid PV selection (PVFilterSet parameters), or None."""
+    if not isinstance(selection, dict):
+        return "A selection is an object of PV filters, e.g. {\"tag\": [3]}."
+    filterset = PVFilterSet(data=selection, queryset=PV.objects.all())
+    unknown = set(selection) - set(filterset.filters)
+    if unknown:
+        return f"Unknown filters: {', '.join(sorted(unknown))}."
+    if not filterset.is_valid():
+        return filterset.errors
+    return None
+
+
 def select_pvs(selection: dict):
     """The PVs a stored selection (PVFilterSet parameters) picks; all PVs when it is empty."""
     if not selection:

@@ -61,6 +61,10 @@ class Snapshot(models.Model):
     tags = models.ManyToManyField(SnapshotTag, blank=True, related_name="snapshots")
     pv_count = models.PositiveIntegerField(default=0)
     disconnected_count = models.PositiveIntegerField(default=0)
+    schedule = models.ForeignKey(
+        "SnapshotSchedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="snapshots",
+        help_text="The schedule that took it, if any (its retention rule applies).",
+    )
 
     objects = SnapshotQuerySet.as_manager()
 
@@ -365,3 +369,41 @@ class RestoreItem(models.Model):
     @property
     def readback_value(self):
         return _typed(self.value_type, self.readback_num, self.readback_str, self.readback_array)
+
+
+class SnapshotSchedule(models.Model):
+    """Snapshots taken on a timetable (a celery-beat crontab), with a retention rule.
+
+    Saving a schedule creates or updates its celery-beat PeriodicTask; deleting it deletes the
+    task. Old snapshots beyond `keep_last` are deleted after each run, except golden ones and
+    ones a restore refers to.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    enabled = models.BooleanField(default=True)
+    crontab = models.ForeignKey("django_celery_beat.CrontabSchedule", on_delete=models.PROTECT)
+    mode = models.CharField(max_length=10, choices=SnapshotMode.choices, default=SnapshotMode.HYBRID)
+    selection = models.JSONField(
+        default=dict, blank=True,
+        help_text='PV filters, as in the API: e.g. {"tag": [3]} or {"device": "MAG"}; empty for every PV.',
+    )
+    tags = models.ManyToManyField(
+        SnapshotTag, blank=True, limit_choices_to={"protected": False}, related_name="schedules"
+    )
+    keep_last = models.PositiveIntegerField(default=48, help_text="How many of its snapshots to keep (at least 1).")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="snapshot_schedules",
+        help_text="The author recorded on its snapshots.",
+    )
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", on_delete=models.SET_NULL, null=True, blank=True, editable=False,
+        related_name="snapshot_schedule",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=Q(keep_last__gte=1), name="schedule_keeps_at_least_one")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -21,3 +21,11 @@ def take_snapshot_task(job_id: int) -> None:
 def restore_task(job_id: int) -> None:
     """Execute or resume a restore (Job type restore)."""
     run_job(job_id, restore_handler)
+
+
+@shared_task(name="snapshots.scheduled_snapshot")
+def scheduled_snapshot_task(schedule_id: int) -> None:
+    """Take one snapshot of a SnapshotSchedule (sent by celery beat) and apply its retention."""
+    from snapshots.schedules import run_schedule
+
+    run_schedule(schedule_id)

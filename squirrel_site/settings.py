@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "channels",
+    "django_celery_beat",
     "tags",
     "pvs",
     "snapshots",
@@ -90,6 +91,7 @@ CHANNEL_LAYERS = {
 }
 
 CELERY_BROKER_URL = env_str("SQUIRREL_CELERY_BROKER_URL", REDIS_URL)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -2,8 +2,7 @@
 
 from rest_framework import serializers
 
-from pvs.filtersets import PVFilterSet
-from pvs.models import PV
+from snapshots.jobs import selection_problems
 from squirrel_site.json_values import json_safe
 from snapshots.models import Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
 
@@ -13,12 +12,9 @@ class PVSelectionField(serializers.DictField):
 
     def to_internal_value(self, data):
         selection = super().to_internal_value(data)
-        filterset = PVFilterSet(data=selection, queryset=PV.objects.all())
-        unknown = set(selection) - set(filterset.filters)
-        if unknown:
-            raise serializers.ValidationError(f"Unknown filters: {', '.join(sorted(unknown))}.")
-        if not filterset.is_valid():
-            raise serializers.ValidationError(filterset.errors)
+        problems = selection_problems(selection)
+        if problems:
+            raise serializers.ValidationError(problems)
         return selection
 
 

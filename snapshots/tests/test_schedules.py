@@ -1,0 +1,98 @@
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from jobs.models import JobStatus
+from snapshots.models import GOLDEN_TAG, Restore, RestorePreview, Snapshot, SnapshotMode, SnapshotOrigin, SnapshotSchedule, SnapshotTag
+from snapshots.schedules import apply_retention, delete_schedule, run_schedule, save_schedule
+from snapshots.tests.test_services import ALL_CACHED, cache, registry  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hourly(db):
+    return CrontabSchedule.objects.create(minute="0", hour="*")
+
+
+@pytest.fixture
+def schedule(hourly, admin_user):
+    return save_schedule(SnapshotSchedule(name="Hourly", crontab=hourly, mode=SnapshotMode.CACHE, keep_last=2, owner=admin_user))
+
+
+def test_saving_a_schedule_creates_its_beat_task(schedule, hourly):
+    task = PeriodicTask.objects.get()
+    assert (task.task, task.crontab, json.loads(task.kwargs), task.enabled) == (
+        "snapshots.scheduled_snapshot", hourly, {"schedule_id": schedule.pk}, True,
+    )  # fmt: skip
+
+
+def test_disabling_a_schedule_disables_its_task(schedule):
+    schedule.enabled = False
+    save_schedule(schedule)
+    assert PeriodicTask.objects.get().enabled is False
+
+
+def test_deleting_a_schedule_deletes_its_task(schedule):
+    delete_schedule(schedule)
+    assert not PeriodicTask.objects.exists()
+
+
+def test_a_run_takes_a_scheduled_snapshot_as_a_job(schedule, registry, cache):  # noqa: F811
+    cache(ALL_CACHED)
+    job = run_schedule(schedule.pk)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    snapshot = Snapshot.objects.get(pk=job.result_id)
+    assert (snapshot.origin, snapshot.schedule, snapshot.created_by, snapshot.pv_count) == (
+        SnapshotOrigin.SCHEDULED, schedule, schedule.owner, 3,
+    )  # fmt: skip
+    assert snapshot.title.startswith("Hourly ")
+
+
+def test_a_disabled_schedule_does_not_run(schedule):
+    schedule.enabled = False
+    save_schedule(schedule)
+    assert run_schedule(schedule.pk) is None
+
+
+def _scheduled(schedule, user, hours_ago):
+    snapshot = Snapshot.objects.create(title=f"-{hours_ago}h", created_by=user, mode="cache", schedule=schedule)
+    Snapshot.objects.filter(pk=snapshot.pk).update(created_at=timezone.now() - timedelta(hours=hours_ago))
+    return snapshot
+
+
+def test_retention_keeps_the_newest_and_every_golden_or_restored_snapshot(schedule, admin_user):
+    newest, second, third, golden, restored = (_scheduled(schedule, admin_user, h) for h in (1, 2, 3, 4, 5))
+    golden.tags.add(SnapshotTag.objects.get(name=GOLDEN_TAG))
+    preview = RestorePreview.objects.create(
+        snapshot=restored, created_by=admin_user, expires_at=timezone.now(), live_source="cache"
+    )
+    Restore.objects.create(preview=preview, snapshot=restored, created_by=admin_user)
+    oldest = _scheduled(schedule, admin_user, 6)
+
+    assert apply_retention(schedule) == 2
+    assert set(Snapshot.objects.values_list("pk", flat=True)) == {newest.pk, second.pk, golden.pk, restored.pk}
+    assert not Snapshot.objects.filter(pk__in=[third.pk, oldest.pk]).exists()
+
+
+def test_admin_refuses_an_invalid_selection(client, admin_user, hourly):
+    client.force_login(admin_user)
+    response = client.post("/admin/snapshots/snapshotschedule/add/", {
+        "name": "Bad", "enabled": "on", "crontab": hourly.pk, "mode": "cache", "selection": '{"colour": "red"}',
+        "keep_last": "5", "owner": admin_user.pk,
+    })  # fmt: skip
+    assert b"Unknown filters: colour." in response.content
+    assert not SnapshotSchedule.objects.exists() and not PeriodicTask.objects.exists()
+
+
+def test_admin_saves_a_schedule_with_its_task(client, admin_user, hourly):
+    client.force_login(admin_user)
+    response = client.post("/admin/snapshots/snapshotschedule/add/", {
+        "name": "Nightly", "enabled": "on", "crontab": hourly.pk, "mode": "hybrid", "selection": '{"device": "MAG"}',
+        "keep_last": "7", "owner": admin_user.pk,
+    })  # fmt: skip
+    assert response.status_code == 302
+    assert json.loads(PeriodicTask.objects.get().kwargs) == {"schedule_id": SnapshotSchedule.objects.get().pk}
