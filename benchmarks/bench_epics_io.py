@@ -11,9 +11,7 @@ of 0.1-0.5 s, so the bound on outstanding puts matters).
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,34 +27,10 @@ import django  # noqa: E402
 django.setup()  # the settings put the loopback EPICS_* defaults into the environment
 
 from pvs import sim  # noqa: E402
+from sim_ioc import start_sim_ioc, stop_process  # noqa: E402
 
 WRITABLE = (sim.PAIR, sim.INT, sim.ENUM, sim.STRING, sim.WAVEFORM)
-IOC_READY_TIMEOUT = 120.0
 LONG_TIMEOUT = 60.0  # s: generous, so a slow run shows as slow instead of as timeouts
-
-
-def start_ioc(count: int, port: int, ready_file: Path, log_file: Path) -> subprocess.Popen:
-    args = [sys.executable, "manage.py", "run_sim_ioc", "--pvs", str(count), "--port", str(port),
-            "--ready-file", str(ready_file)]  # fmt: skip
-    with log_file.open("w") as log:
-        process = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + IOC_READY_TIMEOUT
-    while not ready_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_ioc(process)
-            sys.exit(f"the simulated IOC did not start:\n{log_file.read_text()}")
-        time.sleep(0.1)
-    return process
-
-
-def stop_ioc(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def timed(function):
@@ -112,7 +86,7 @@ def main() -> None:
     writable = [pv for pv in database.pvs if pv.kind in WRITABLE]
     workdir = Path(tempfile.mkdtemp(prefix="bench_epics_io_"))
     started = time.perf_counter()
-    ioc = start_ioc(args.pvs, args.port, workdir / "ready", workdir / "ioc.log")
+    ioc = start_sim_ioc(args.pvs, args.port, workdir)
     print(f"IOC with {args.pvs:,} PVs ready in {time.perf_counter() - started:.1f} s; "
           f"{len(setpoints):,} setpoints, {len(writable):,} writable; median of {args.repeat}")  # fmt: skip
     try:
@@ -146,7 +120,7 @@ def main() -> None:
                 print(f"  put + read-back (applied)       {statistics.median(total_times):6.2f} s  ({bad} not applied)")
         service.close()
     finally:
-        stop_ioc(ioc)
+        stop_process(ioc)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,7 @@ uses a fresh preview. Reports medians of the whole execute_restore call and of i
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,41 +38,17 @@ def main() -> None:
 
     django.setup()
     from bench_import import create_database  # noqa: E402  (same directory)
+    from sim_ioc import start_sim_ioc, stop_process  # noqa: E402
 
     create_database()
     workdir = Path(tempfile.mkdtemp(prefix="bench_restore_"))
-    ioc = start_ioc(args, workdir)
+    ioc = start_sim_ioc(
+        args.pvs, args.port, workdir, "--change-rate", "0", "--registry-csv", str(workdir / "registry.csv")
+    )
     try:
         run(args, workdir)
     finally:
-        stop_ioc(ioc)
-
-
-def start_ioc(args, workdir: Path) -> subprocess.Popen:
-    ready = workdir / "ready"
-    command = [
-        sys.executable, "manage.py", "run_sim_ioc", "--pvs", str(args.pvs), "--port", str(args.port),
-        "--change-rate", "0", "--registry-csv", str(workdir / "registry.csv"), "--ready-file", str(ready),
-    ]  # fmt: skip
-    log = (workdir / "ioc.log").open("w")
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while not ready.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_ioc(process)
-            sys.exit(f"the simulated IOC did not start; see {workdir / 'ioc.log'}")
-        time.sleep(0.1)
-    return process
-
-
-def stop_ioc(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process(ioc)
 
 
 def run(args, workdir: Path) -> None:

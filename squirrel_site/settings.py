@@ -1,6 +1,5 @@
 """Squirrel settings, read from environment variables (every one is listed in README.md)."""
 
-import os
 from pathlib import Path
 
 from squirrel_site.env import env_bool, env_float, env_int, env_list, env_str
