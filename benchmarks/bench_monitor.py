@@ -427,7 +427,7 @@ class Bench:
         r.set(SENTINEL_KEY, 1)
         first_seen: dict[str, float] = {}
         pubsub = r.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(live.CHANGES_CHANNEL)
+        pubsub.subscribe(live.changes_channel())
         pubsub.get_message(timeout=1.0)
         done = threading.Event()
 

@@ -29,7 +29,7 @@ from django.conf import settings
 
 VALUES_KEY = "squirrel:live:values"
 META_KEY = "squirrel:live:meta"
-CHANGES_CHANNEL = "squirrel:live:changes"
+CHANGES_CHANNEL_PREFIX = "squirrel:live:changes"
 MONITOR_KEY_PREFIX = "squirrel:monitor:"
 HEARTBEAT_PATTERN = f"{MONITOR_KEY_PREFIX}*:heartbeat"
 
@@ -49,6 +49,16 @@ def redis_client() -> redis.Redis:
         with _clients_lock:
             client = _clients.setdefault(url, redis.Redis.from_url(url, decode_responses=False))
     return client
+
+
+def changes_channel(client=None) -> str:
+    """The pub/sub channel of change notices for the Redis database `client` uses.
+
+    Redis pub/sub ignores database numbers, so the channel name carries it: two Squirrel
+    instances (or the tests and a demo) on one Redis server must not hear each other.
+    """
+    db = (client or redis_client()).connection_pool.connection_kwargs.get("db", 0)
+    return f"{CHANGES_CHANNEL_PREFIX}:{db}"
 
 
 @dataclass(frozen=True)
@@ -168,7 +178,7 @@ def decode_meta(raw: bytes) -> LiveMeta:
 
 
 def decode_changes(raw: bytes) -> list[str]:
-    """The addresses in one CHANGES_CHANNEL message."""
+    """The addresses in one change-notice message (see changes_channel)."""
     return msgpack.unpackb(raw)
 
 
@@ -389,7 +399,7 @@ class FencedWriter:
         Not fenced: a message is only a hint to re-read Redis, and Redis holds only fenced writes.
         """
         if addresses:
-            self.client.publish(CHANGES_CHANNEL, msgpack.packb(list(addresses)))
+            self.client.publish(changes_channel(self.client), msgpack.packb(list(addresses)))
 
 
 def write_heartbeat(client, shard: Shard, stats: Mapping, ttl: float = 10.0) -> None:

@@ -291,7 +291,7 @@ def test_redis_client_is_cached_per_process():
 def test_publish_changes_sends_one_message_with_every_address(redis_db):
     _, writer = leader(redis_db)
     pubsub = redis_db.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(live.CHANGES_CHANNEL)
+    pubsub.subscribe(live.changes_channel(redis_db))
     pubsub.get_message(timeout=1.0)  # the subscription confirmation
 
     writer.publish_changes(["SIM:A", "SIM:B"])
@@ -305,7 +305,7 @@ def test_publish_changes_sends_one_message_with_every_address(redis_db):
 def test_publish_changes_with_no_addresses_sends_nothing(redis_db):
     _, writer = leader(redis_db)
     pubsub = redis_db.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(live.CHANGES_CHANNEL)
+    pubsub.subscribe(live.changes_channel(redis_db))
     pubsub.get_message(timeout=1.0)
 
     writer.publish_changes([])
@@ -342,3 +342,12 @@ def test_extra_values_come_in_the_same_round_trip(redis_db):
     )
     values, metas, extras = live.read_values_and_metadata(["SIM:SP"], redis_db, extra_values=["SIM:RB", "SIM:NONE"])
     assert (values["SIM:SP"].value, metas["SIM:SP"], extras["SIM:RB"].value, extras["SIM:NONE"]) == (1.0, None, 2.0, None)
+
+
+def test_change_notices_of_two_redis_databases_do_not_mix():
+    import redis
+
+    first = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    second = redis.Redis.from_url("redis://127.0.0.1:6379/15")
+    assert live.changes_channel(first) == "squirrel:live:changes:0"
+    assert live.changes_channel(second) == "squirrel:live:changes:15"

@@ -18,7 +18,9 @@ from pvs import sim
 from pvs.importers import import_pvs
 from pvs.models import PV
 
-FAST = dict(flush_interval=0.05, registry_interval=0.2, heartbeat_interval=0.2, lease_ttl=2.0, connect_grace=1.0)
+# A long lease: these tests block in IOC restarts without stepping the monitor; lease expiry
+# has its own tests (fencing, standby takeover).
+FAST = dict(flush_interval=0.05, registry_interval=0.2, heartbeat_interval=0.2, lease_ttl=30.0, connect_grace=1.0)
 
 
 @pytest.fixture
