@@ -55,6 +55,7 @@ CONNECT_TIMEOUT = 2.0
 PUT_TIMEOUT = 5.0
 VERIFY_TIMEOUT = 5.0
 VERIFY_INTERVAL = 0.1  # seconds between read-back rounds
+FINAL_READ_TIMEOUT = 2.0  # s: the direct read of what the monitor's cache did not confirm
 MAX_OUTSTANDING = 2000
 
 # Any number would do: the first half of the two-key advisory lock, so restore ids cannot
@@ -449,8 +450,11 @@ def _verify(restore: Restore, io, verify_timeout: float) -> None:
     """Re-read written items' read-backs (setpoints without one) until within tolerance or the
     shared deadline passes; record verified, mismatch (last value outside tolerance) or timeout.
 
-    A read-back that reports disconnected or no read access is final at once, so one dead IOC
-    cannot hold up the others' rounds.
+    While the monitor is fresh, rounds read its cache (one HMGET: ~0.1 s for 40,000 read-backs,
+    against ~1 s for a Channel Access round) and a connected cached value within tolerance
+    counts as verified; what the cache has not confirmed by the deadline gets one authoritative
+    direct read. A read-back that reports disconnected or no read access on a direct read is
+    final at once, so one dead IOC cannot hold up the others' rounds.
     """
     pending = {
         row[0]: row
@@ -460,10 +464,9 @@ def _verify(restore: Restore, io, verify_timeout: float) -> None:
         )
     }  # fmt: skip
     last_seen: dict[int, object] = {}
-    deadline = time.monotonic() + verify_timeout
-    while pending:
-        remaining = deadline - time.monotonic()
-        readings = io.read([row[2] or row[1] for row in pending.values()], timeout=max(remaining, 0.01))
+
+    def settle(readings: dict) -> None:
+        """Record the items `readings` decide; leave the others pending."""
         now = timezone.now()
         updates = []
         for item_id, row in list(pending.items()):
@@ -483,9 +486,20 @@ def _verify(restore: Restore, io, verify_timeout: float) -> None:
                 del pending[item_id]
         if updates:
             _update_items(updates, _VERIFY_FIELDS)
+
+    deadline = time.monotonic() + verify_timeout
+    from_cache = monitor_is_fresh()
+    while pending:
+        addresses = [row[2] or row[1] for row in pending.values()]
+        if from_cache:
+            settle(_cached_readings(addresses))
+        else:
+            settle(io.read(addresses, timeout=max(deadline - time.monotonic(), 0.01)))
         if not pending or time.monotonic() >= deadline:
             break
         time.sleep(min(VERIFY_INTERVAL, max(0.0, deadline - time.monotonic())))
+    if from_cache and pending:
+        settle(io.read([row[2] or row[1] for row in pending.values()], timeout=FINAL_READ_TIMEOUT))
     updates = []
     for item_id, row in pending.items():
         target = _typed(row[3], row[4], row[5], row[6])
@@ -496,6 +510,18 @@ def _verify(restore: Restore, io, verify_timeout: float) -> None:
             message = f"No read-back within {verify_timeout:g} s"
             updates.append(_verified(item_id, RestoreItemStatus.TIMEOUT, None, row, message))
     _update_items(updates, _VERIFY_FIELDS)
+
+
+def _cached_readings(addresses: list[str]) -> dict[str, epics_io.ReadResult]:
+    """The monitor's connected values of `addresses`, shaped like direct-read results."""
+    results = {}
+    for address, value in live.read_values(addresses).items():
+        if value is not None and value.connected:
+            reading = epics_io.Reading(
+                address, value.kind, value.value, value.status, value.severity, value.timestamp, value.received
+            )
+            results[address] = epics_io.ReadResult(address, reading)
+    return results
 
 
 _VERIFY_FIELDS = ["status", "readback_num", "readback_str", "readback_array", "message", "verified_at"]

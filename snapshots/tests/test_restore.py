@@ -352,6 +352,45 @@ def test_puts_wait_for_completion_only_where_the_pv_says_so(ioc, user, undo_snap
     assert {address: wait for address, _value, wait in ioc.put_log} == {"W:SLOW": True, "W:FAST": False}
 
 
+def _verification_reads(reads: list[list[str]]) -> list[list[str]]:
+    """The direct reads of read-backs alone (the undo capture reads setpoints with them)."""
+    return [call for call in reads if call and all(a.startswith("T:RB") for a in call)]
+
+
+def _cache_readbacks(redis_db, values: dict) -> None:
+    """A fresh monitor whose cache holds `values` (address -> float)."""
+    now = time.time()
+    for address, value in values.items():
+        redis_db.hset(live.VALUES_KEY, address, live.encode_value(live.LiveValue(address, "float", value, 0, 0, now, now, True)))
+    live.write_heartbeat(redis_db, live.Shard(0, 1), {})
+
+
+@pytest.mark.django_db
+def test_verification_reads_the_monitor_cache_while_it_is_fresh(ioc, user, undo_snapshots, redis_db):
+    snapshot = simple_setup(ioc, user, count=2)
+    preview = preview_restore(snapshot, created_by=user, io=ioc)
+    _cache_readbacks(redis_db, {"T:RB0": 1.0, "T:RB1": 2.0})
+    reads_before = len(ioc.reads)
+
+    restore = execute_restore(preview, user=user, io=ioc, verify_timeout=1.0)
+
+    assert set(statuses(restore).values()) == {RestoreItemStatus.VERIFIED}
+    assert _verification_reads(ioc.reads[reads_before:]) == []
+
+
+@pytest.mark.django_db
+def test_what_the_cache_does_not_confirm_gets_one_direct_read(ioc, user, undo_snapshots, redis_db):
+    snapshot = simple_setup(ioc, user, count=2)
+    preview = preview_restore(snapshot, created_by=user, io=ioc)
+    _cache_readbacks(redis_db, {"T:RB0": 1.0, "T:RB1": 0.0})  # RB1's cached value is behind
+    reads_before = len(ioc.reads)
+
+    restore = execute_restore(preview, user=user, io=ioc, verify_timeout=0.3)
+
+    assert set(statuses(restore).values()) == {RestoreItemStatus.VERIFIED}
+    assert _verification_reads(ioc.reads[reads_before:]) == [["T:RB1"]]
+
+
 @pytest.mark.django_db
 def test_readback_outside_tolerance_is_a_mismatch(ioc, user, undo_snapshots):
     snapshot = simple_setup(ioc, user, count=2, abs_tolerance=0.1)
