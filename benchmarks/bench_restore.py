@@ -8,6 +8,10 @@ snapshot tables are emptied: never point it at a database you care about), takes
 snapshot, then restores it with include_unchanged=True so every writable PV is written. Each run
 uses a fresh preview. Reports medians of the whole execute_restore call and of its phases
 (undo snapshot, staged puts, verification), timed from the progress callback.
+
+With --with-monitor a `monitor_pvs` process runs beside it, as in production: the undo snapshot
+then comes from the live cache (hybrid) and verification watches the cache. It uses Redis
+database 12 (SQUIRREL_REDIS_URL overrides it), flushed first.
 """
 
 import argparse
@@ -30,7 +34,9 @@ def main() -> None:
     parser.add_argument("--pvs", type=int, default=50_000)
     parser.add_argument("--port", type=int, default=15979)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--with-monitor", action="store_true", help="run monitor_pvs beside it, as in production")
     args = parser.parse_args()
+    os.environ.setdefault("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/12")
     # libca reads the port when it loads: set it before Django (and pvs.epics_io) start.
     os.environ["EPICS_CA_SERVER_PORT"] = str(args.port)
 
@@ -46,12 +52,36 @@ def main() -> None:
         args.pvs, args.port, workdir, "--change-rate", "0", "--registry-csv", str(workdir / "registry.csv")
     )
     try:
-        run(args, workdir)
+        run(args, workdir, start_monitor if args.with_monitor else None)
     finally:
-        stop_process(ioc)
+        for process in (monitor_process, ioc):
+            if process is not None:
+                stop_process(process)
 
 
-def run(args, workdir: Path) -> None:
+monitor_process = None
+
+
+def start_monitor(workdir: Path, expected: int) -> None:
+    """monitor_pvs as a subprocess; returns once it has a value for `expected` addresses."""
+    import subprocess
+
+    from monitor import live
+
+    global monitor_process
+    live.redis_client().flushdb()
+    with (workdir / "monitor.log").open("w") as log:
+        monitor_process = subprocess.Popen(
+            [sys.executable, "manage.py", "monitor_pvs"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 120
+    while live.redis_client().hlen(live.VALUES_KEY) < expected or not live.read_heartbeats():
+        if monitor_process.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"the monitor did not start:\n{(workdir / 'monitor.log').read_text()}")
+        time.sleep(0.2)
+
+
+def run(args, workdir: Path, with_monitor=None) -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
@@ -74,6 +104,9 @@ def run(args, workdir: Path) -> None:
     connected = io.connect(addresses, 20.0)
     print(f"{PV.objects.count()} PVs, {len(connected)} of {len(addresses)} addresses connected "
           f"in {time.perf_counter() - started:.2f} s")
+    if with_monitor is not None:
+        with_monitor(workdir, len(set(addresses)))
+        print("monitor running: undo snapshots from the cache, verification from the cache")
     snapshot = take_snapshot(title="bench", created_by=user, mode="direct", reader=io)
 
     results: dict[str, list] = {"applied": [], "verified": []}
