@@ -147,7 +147,7 @@ class PVAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/pvs/pv/action_form.html", context)
 
-    @admin.action(description="Add tags to selected PVs")
+    @admin.action(description="Add tags to selected PVs", permissions=["change"])
     def add_tags(self, request, queryset):
         result = self._action_form(request, queryset, TagChoiceForm, "Add tags", "add_tags")
         if isinstance(result, TemplateResponse):
@@ -156,7 +156,7 @@ class PVAdmin(admin.ModelAdmin):
         self.message_user(request, f"Added {added} tag assignments.", messages.SUCCESS)
         return None
 
-    @admin.action(description="Remove tags from selected PVs")
+    @admin.action(description="Remove tags from selected PVs", permissions=["change"])
     def remove_tags(self, request, queryset):
         result = self._action_form(request, queryset, TagChoiceForm, "Remove tags", "remove_tags")
         if isinstance(result, TemplateResponse):
@@ -165,7 +165,7 @@ class PVAdmin(admin.ModelAdmin):
         self.message_user(request, f"Removed {removed} tag assignments.", messages.SUCCESS)
         return None
 
-    @admin.action(description="Set tolerances of selected PVs")
+    @admin.action(description="Set tolerances of selected PVs", permissions=["change"])
     def set_tolerances(self, request, queryset):
         result = self._action_form(request, queryset, ToleranceForm, "Set tolerances", "set_tolerances")
         if isinstance(result, TemplateResponse):
@@ -178,12 +178,12 @@ class PVAdmin(admin.ModelAdmin):
         self.message_user(request, f"Set tolerances of {changed} PVs.", messages.SUCCESS)
         return None
 
-    @admin.action(description="Mark selected PVs read-only (never restored)")
+    @admin.action(description="Mark selected PVs read-only (never restored)", permissions=["change"])
     def mark_read_only(self, request, queryset):
         changed = services.set_read_only(queryset, True)
         self.message_user(request, f"Marked {changed} PVs read-only.", messages.SUCCESS)
 
-    @admin.action(description="Mark selected PVs writable")
+    @admin.action(description="Mark selected PVs writable", permissions=["change"])
     def mark_writable(self, request, queryset):
         changed = services.set_read_only(queryset, False)
         self.message_user(request, f"Marked {changed} PVs writable.", messages.SUCCESS)

@@ -140,6 +140,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # The API speaks JSON only; `?format=` belongs to the endpoints (snapshot export: json, csv).
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 # Simulated IOC defaults used by run_sim_ioc and the demo.

@@ -195,3 +195,14 @@ def test_import_page_needs_change_permission(client, django_user_model, registry
     viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
     client.force_login(viewer)
     assert client.get(IMPORT).status_code == 403
+
+
+def test_bulk_actions_need_change_permission(client, django_user_model, registry):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer2", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_pv"))
+    client.force_login(viewer)
+    post = {"action": "mark_read_only", "select_across": "1", "index": 0, ACTION_CHECKBOX_NAME: [PV.objects.first().id]}
+    client.post(CHANGELIST, post)
+    assert not PV.objects.filter(read_only=True).exists()

@@ -94,6 +94,19 @@ def test_export_then_import_gives_the_same_values(client, operator, snapshot):
     }  # fmt: skip
 
 
+def test_csv_export_then_import_gives_the_same_values(client, operator, snapshot):
+    exported = client.get(f"/api/v1/snapshots/{snapshot.id}/export/", {"format": "csv"})
+    assert exported.status_code == 200 and exported["Content-Type"].startswith("text/csv")
+    upload = io.BytesIO(exported.content)
+    upload.name = "snapshot.csv"
+    copy = Snapshot.objects.get(pk=client.post("/api/v1/snapshots/import/", {"file": upload}).json()["id"])
+    assert {(v.pv_name, v.setpoint_value) for v in copy.values.all()} == {("T:A_SP", 1.5), ("T:C", 7)}
+
+
+def test_an_unknown_export_format_is_400(client, operator, snapshot):
+    assert client.get(f"/api/v1/snapshots/{snapshot.id}/export/", {"format": "xml"}).status_code == 400
+
+
 def test_a_malformed_import_is_400_and_stores_nothing(client, operator):
     upload = io.BytesIO(b"{not json")
     upload.name = "broken.json"
