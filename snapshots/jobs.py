@@ -62,7 +62,7 @@ def snapshot_handler(job: Job, progress) -> int:
 
 def restore_handler(job: Job, progress) -> int:
     """Execute (or resume) the restore of the preview named in job.data."""
-    from snapshots.models import RestorePreview
+    from snapshots.models import Restore, RestorePreview
     from snapshots.restore import RestoreBusy, RestoreError, execute_restore
 
     user = get_user_model().objects.get(pk=job.created_by_id)
@@ -75,7 +75,13 @@ def restore_handler(job: Job, progress) -> int:
             verify=job.data.get("verify", True), verify_timeout=job.data.get("verify_timeout", 5.0),
         )  # fmt: skip
     except RestoreBusy:
-        raise JobRunningElsewhere from None
+        running = Restore.objects.filter(preview=preview).values_list("pk", "job_id").first()
+        if running is not None and running[1] == job.id:
+            raise JobRunningElsewhere from None  # this job, delivered twice: the first delivery runs it
+        raise JobFailure(
+            f"Restore #{running[0] if running else '?'} of preview #{preview.pk} is being executed by job "
+            f"#{running[1] if running else '?'}; follow that job."
+        ) from None
     except RestoreError as exc:
         raise JobFailure(str(exc)) from None
     return restore.id

@@ -248,10 +248,10 @@ def execute_restore(
         {"verify": verify, "verify_timeout": verify_timeout, "put_timeout": put_timeout,
          "connect_timeout": connect_timeout},
     )  # fmt: skip
-    return resume_restore(restore, io=io, progress=progress)
+    return resume_restore(restore, io=io, progress=progress, job=job)
 
 
-def resume_restore(restore: Restore, *, io=None, progress: Progress | None = None) -> Restore:
+def resume_restore(restore: Restore, *, io=None, progress: Progress | None = None, job=None) -> Restore:
     """Run `restore` from wherever its items stand; a finished restore is returned unchanged.
 
     Raises RestoreBusy if another runner holds it.
@@ -262,8 +262,10 @@ def resume_restore(restore: Restore, *, io=None, progress: Progress | None = Non
         restore.refresh_from_db()
         if restore.is_finished:
             return restore
+        # The job that holds the runner lock is the restore's job from now on.
         Restore.objects.filter(pk=restore.pk).update(
-            status=RestoreStatus.RUNNING, started_at=restore.started_at or timezone.now(), runs=F("runs") + 1
+            status=RestoreStatus.RUNNING, started_at=restore.started_at or timezone.now(), runs=F("runs") + 1,
+            job=job if job is not None else restore.job,
         )
         options = restore.options
         if restore.undo_snapshot_id is None:
@@ -310,30 +312,42 @@ def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:
     )  # fmt: skip
 
 
+def execution_refusal(preview: RestorePreview, existing: Restore | None = None) -> str | None:
+    """Why `preview` may not be executed now, or None. An unfinished restore of it may always
+    resume (its worker died or its job failed); a finished one may not run again."""
+    existing = existing or Restore.objects.filter(preview=preview).first()
+    if existing is not None:
+        if existing.is_finished:
+            return (
+                f"Preview #{preview.pk} was already executed (restore #{existing.pk}, "
+                f"{existing.get_status_display().lower()}). Make a new preview to restore again."
+            )
+        return None
+    if preview.expires_at <= timezone.now():
+        return (
+            f"Preview #{preview.pk} expired at {timezone.localtime(preview.expires_at):%H:%M:%S}: "
+            "the machine may have changed since. Make a new preview."
+        )
+    pv_ids = list(preview.items.exclude(pv=None).values_list("pv_id", flat=True))
+    deleted = preview.items.filter(pv=None).exclude(action=RestoreAction.SKIP_NOT_IN_REGISTRY).exists()
+    if deleted or _fingerprint(pv_ids) != preview.registry_fingerprint:
+        return (
+            f"The registry entries of PVs in preview #{preview.pk} were edited or deleted since it "
+            "was made (addresses, tolerances, read-only, stage). Make a new preview."
+        )
+    return None
+
+
 def _claim(preview: RestorePreview, user, job, options: dict) -> Restore:
     """The restore of `preview`: created if the preview may still be executed, else the unfinished one."""
     with transaction.atomic():
         preview = RestorePreview.objects.select_for_update().get(pk=preview.pk)
         existing = Restore.objects.filter(preview=preview).first()
+        refusal = execution_refusal(preview, existing)
+        if refusal:
+            raise RestoreError(refusal)
         if existing is not None:
-            if existing.is_finished:
-                raise RestoreError(
-                    f"Preview #{preview.pk} was already executed (restore #{existing.pk}, "
-                    f"{existing.get_status_display().lower()}). Make a new preview to restore again."
-                )
             return existing
-        if preview.expires_at <= timezone.now():
-            raise RestoreError(
-                f"Preview #{preview.pk} expired at {timezone.localtime(preview.expires_at):%H:%M:%S}: "
-                "the machine may have changed since. Make a new preview."
-            )
-        pv_ids = list(preview.items.exclude(pv=None).values_list("pv_id", flat=True))
-        deleted = preview.items.filter(pv=None).exclude(action=RestoreAction.SKIP_NOT_IN_REGISTRY).exists()
-        if deleted or _fingerprint(pv_ids) != preview.registry_fingerprint:
-            raise RestoreError(
-                f"The registry entries of PVs in preview #{preview.pk} were edited or deleted since it "
-                "was made (addresses, tolerances, read-only, stage). Make a new preview."
-            )
         return Restore.objects.create(
             preview=preview, snapshot_id=preview.snapshot_id, created_by=user, job=job, options=options
         )

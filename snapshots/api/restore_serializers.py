@@ -1,9 +1,9 @@
 """Restore API serializers: previews, executions and their per-PV items."""
 
-from django.utils import timezone
 from rest_framework import serializers
 
 from snapshots.api.serializers import PVSelectionField
+from snapshots.restore import execution_refusal
 from snapshots.models import Restore, RestoreItem, RestorePreview, RestorePreviewItem, Snapshot
 from squirrel_site.json_values import json_safe
 
@@ -41,11 +41,9 @@ class ExecuteSerializer(serializers.Serializer):
     verify_timeout = serializers.FloatField(default=5.0, min_value=0.0, max_value=600.0)
 
     def validate(self, data):
-        preview = self.context["preview"]
-        if hasattr(preview, "restore"):
-            raise serializers.ValidationError(f"This preview was executed already (restore {preview.restore.id}).")
-        if preview.expires_at <= timezone.now():
-            raise serializers.ValidationError("This preview has expired: make a new one and confirm that.")
+        refusal = execution_refusal(self.context["preview"])
+        if refusal:
+            raise serializers.ValidationError(refusal)
         return data
 
 

@@ -124,7 +124,12 @@ def test_golden_tag_changes_need_an_admin(client, operator, snapshot, admin_user
 
 
 def _preview(snapshot, user, **changes):
-    fields = {"expires_at": timezone.now() + timedelta(minutes=5), "live_source": "cache", **changes}
+    from snapshots.restore import _fingerprint
+
+    fields = {
+        "expires_at": timezone.now() + timedelta(minutes=5), "live_source": "cache",
+        "registry_fingerprint": _fingerprint([]), **changes,
+    }  # fmt: skip
     return RestorePreview.objects.create(snapshot=snapshot, created_by=user, **fields)
 
 
@@ -136,6 +141,17 @@ def test_executing_a_preview_creates_a_restore_job(client, operator, snapshot, d
     job = Job.objects.get(pk=response.json()["id"])
     assert (job.type, job.data) == (JobType.RESTORE, {"preview": preview.id, "verify": True, "verify_timeout": 3.0})
     assert len(callbacks) == 1
+
+
+def test_executing_again_resumes_an_unfinished_restore_but_not_a_finished_one(client, operator, snapshot):
+    from snapshots.models import Restore, RestoreStatus
+
+    preview = _preview(snapshot, operator)
+    restore = Restore.objects.create(preview=preview, snapshot=snapshot, created_by=operator, status=RestoreStatus.RUNNING)
+    assert client.post(f"/api/v1/restore-previews/{preview.id}/execute/").status_code == 202
+    Restore.objects.filter(pk=restore.pk).update(status=RestoreStatus.SUCCEEDED)
+    refused = client.post(f"/api/v1/restore-previews/{preview.id}/execute/")
+    assert refused.status_code == 400 and "already executed" in str(refused.json())
 
 
 def test_an_expired_preview_is_refused(client, operator, snapshot):

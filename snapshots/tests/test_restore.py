@@ -682,3 +682,26 @@ def test_admin_shows_restores_and_their_per_pv_results_read_only(ioc, user, undo
     assert items.status_code == 200 and b"T:SP2" in items.content and b"operator" in items.content
     assert client.get("/admin/snapshots/restore/").status_code == 200
     assert client.post(f"/admin/snapshots/restore/{restore.pk}/delete/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_second_job_for_a_restore_being_run_fails_with_a_pointer_to_the_first(ioc, user, undo_snapshots):
+    from jobs.models import Job, JobStatus, JobType
+    from jobs.runner import run_job
+    from snapshots.jobs import restore_handler
+
+    preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
+    first = Job.objects.create(type=JobType.RESTORE, created_by=user, data={"preview": preview.id})
+    ioc.crash_after = 0
+    with pytest.raises(CrashingPut):
+        execute_restore(preview, user=user, io=ioc, job=first)
+    restore = preview.restore
+    second = Job.objects.create(type=JobType.RESTORE, created_by=user, data={"preview": preview.id})
+    db = settings.DATABASES["default"]
+    with psycopg.connect(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None,
+                         host=db["HOST"], port=db["PORT"], autocommit=True) as other:  # fmt: skip
+        other.execute("SELECT pg_advisory_lock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
+        run_job(second.id, restore_handler)
+        other.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
+    second.refresh_from_db()
+    assert second.status == JobStatus.FAILED and f"job #{first.id}" in second.error
