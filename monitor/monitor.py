@@ -246,6 +246,9 @@ class Monitor:
             "updates_per_s": round(received_rate, 1),
             "writes_per_s": round(written_rate, 1),
             "p95_age_s": round(p95_age, 4),
+            # Every address has its first value (or its disconnected mark) in Redis: only then is
+            # the cache this leader's and not a previous leader's (see snapshots.monitor_is_fresh).
+            "synced": not self._pending and self.addresses <= self._latest.keys(),
             "hosts": hosts,
             "started": self.started,
             "time": time.time(),

@@ -32,10 +32,12 @@ class SnapshotError(Exception):
 
 
 def monitor_is_fresh(max_heartbeat_age: float = 5.0) -> bool:
-    """True if at least one monitor heartbeat exists and every shard's is recent.
+    """True if at least one monitor heartbeat exists and every shard's is recent and synced.
 
     Heartbeats name their shard ("2of4"): a shard of a sharded monitor whose heartbeat expired
     is missing from the set, which counts as stale too. Redis being unreachable counts as stale.
+    A monitor that has just taken over is not synced until every address has its first value in
+    Redis: until then the cache may still hold a previous leader's old values.
     """
     try:
         beats = live.read_heartbeats()
@@ -47,7 +49,7 @@ def monitor_is_fresh(max_heartbeat_age: float = 5.0) -> bool:
     shards: dict[int, set[int]] = {}
     for beat in beats:
         try:
-            if now - float(beat["written_at"]) > max_heartbeat_age:
+            if now - float(beat["written_at"]) > max_heartbeat_age or not beat["synced"]:
                 return False
             index, _, count = beat["shard"].partition("of")
             shard = live.Shard(int(index), int(count))

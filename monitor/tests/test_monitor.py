@@ -79,7 +79,9 @@ def test_setpoints_are_subscribed_before_readbacks(db):
 def test_every_address_arrives_in_redis_with_its_value(registry, make_monitor, sim_ioc):
     monitor = make_monitor()
     assert monitor.try_lead()
+    assert monitor.heartbeat()["synced"] is False  # no value yet: the cache is not this leader's
     run_until(monitor, lambda: all_live(registry))
+    run_until(monitor, lambda: monitor.heartbeat()["synced"])
     enum = sim_ioc.of_kind(sim.ENUM)[0]
     value = live.read_values([enum.setpoint])[enum.setpoint]
     assert (value.kind, value.value) == ("enum", enum.value)

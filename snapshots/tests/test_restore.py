@@ -270,7 +270,7 @@ def test_preview_uses_the_monitor_cache_when_its_heartbeat_is_fresh(ioc, user, r
     ioc.add("P:B", 2.0)
     now = time.time()
     redis_db.hset(live.VALUES_KEY, "P:A", live.encode_value(live.LiveValue("P:A", "float", 1.0, 0, 0, now, now, True)))
-    live.write_heartbeat(redis_db, live.Shard(0, 1), {})
+    live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
 
     preview = preview_restore(make_snapshot(user, {a: 1.0, b: 1.0}), created_by=user, io=ioc)
 
@@ -298,7 +298,7 @@ def test_preview_reads_directly_when_the_monitor_is_stale(ioc, user, redis_db):
 def test_cached_disconnected_pv_is_skipped(ioc, user, redis_db):
     pv = make_pv("P:A")
     redis_db.hset(live.VALUES_KEY, "P:A", live.encode_value(live.LiveValue("P:A", "float", None, 0, 0, 0, 0, False)))
-    live.write_heartbeat(redis_db, live.Shard(0, 1), {})
+    live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
     preview = preview_restore(make_snapshot(user, {pv: 1.0}), created_by=user, io=ioc)
     assert actions(preview) == {"P:A": RestoreAction.SKIP_DISCONNECTED}
 
@@ -362,7 +362,7 @@ def _cache_readbacks(redis_db, values: dict) -> None:
     now = time.time()
     for address, value in values.items():
         redis_db.hset(live.VALUES_KEY, address, live.encode_value(live.LiveValue(address, "float", value, 0, 0, now, now, True)))
-    live.write_heartbeat(redis_db, live.Shard(0, 1), {})
+    live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
 
 
 @pytest.mark.django_db

@@ -76,7 +76,7 @@ def cache(redis_db):
             live_values[address] = LiveValue(address, "float", value, 0, 0, now - 100, now - age, connected)
         assert writer.write(live_values, meta or {})
         if heartbeat_age is not None:
-            live.write_heartbeat(redis_db, Shard(0, 1), {})
+            live.write_heartbeat(redis_db, Shard(0, 1), {"synced": True})
             if heartbeat_age:
                 beat = live.read_heartbeats(redis_db)[0]
                 stale = {**beat, "written_at": now - heartbeat_age}
@@ -142,9 +142,9 @@ def test_no_heartbeat_at_all_counts_as_stale(redis_db):
 
 
 def test_a_missing_shard_heartbeat_counts_as_stale(redis_db):
-    live.write_heartbeat(redis_db, Shard(0, 2), {})
+    live.write_heartbeat(redis_db, Shard(0, 2), {"synced": True})
     assert not monitor_is_fresh()
-    live.write_heartbeat(redis_db, Shard(1, 2), {})
+    live.write_heartbeat(redis_db, Shard(1, 2), {"synced": True})
     assert monitor_is_fresh()
 
 
@@ -278,3 +278,10 @@ def test_direct_snapshot_of_the_simulated_ioc(sim_ioc, redis_db, admin_user):
             assert value.readback_value == pytest.approx(pv.value, abs=2 * pv.noise + 1e-9)
         if pv.kind == READONLY:
             assert value.readback_value is None
+
+
+def test_a_monitor_that_has_not_synced_yet_is_not_fresh(redis_db):
+    live.write_heartbeat(redis_db, Shard(0, 1), {"synced": False})
+    assert not monitor_is_fresh()
+    live.write_heartbeat(redis_db, Shard(0, 1), {"synced": True})
+    assert monitor_is_fresh()
