@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from jobs.api.serializers import JobSerializer
 from jobs.models import JobType
+from snapshots.api.permissions import CanRestore
 from snapshots.api.restore_serializers import (
     CreatePreviewSerializer, ExecuteSerializer, RestoreItemSerializer, RestorePreviewItemSerializer,
     RestorePreviewSerializer, RestoreSerializer,
@@ -44,6 +45,7 @@ class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
 
     queryset = RestorePreview.objects.select_related("created_by", "restore")
     serializer_class = RestorePreviewSerializer
+    permission_classes = [CanRestore]
     pagination_class = ItemPagination
     filterset_class = None
 
@@ -81,6 +83,7 @@ class RestoreViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = Restore.objects.select_related("created_by")
     serializer_class = RestoreSerializer
+    permission_classes = [CanRestore]
     pagination_class = NewestFirst
     filterset_class = None
 

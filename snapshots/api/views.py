@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from jobs.api.serializers import JobSerializer
 from jobs.models import JobType
+from snapshots.api.permissions import SnapshotPermissions
 from snapshots.api.serializers import (
     SnapshotSerializer, SnapshotTagsSerializer, SnapshotValueSerializer, TakeSnapshotSerializer,
 )  # fmt: skip
@@ -40,6 +41,7 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     queryset = Snapshot.objects.for_list()
     serializer_class = SnapshotSerializer
+    permission_classes = [SnapshotPermissions]
     filterset_class = SnapshotFilterSet
     pagination_class = SnapshotPagination
 

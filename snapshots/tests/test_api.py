@@ -18,9 +18,34 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def operator(client):
+    """A user who may take snapshots, retag them and restore."""
+    from django.contrib.auth.models import Permission
+
     user = get_user_model().objects.create_user("op", password="pw")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["add_snapshot", "change_snapshot", "add_restore"])
+    )
     client.force_login(user)
     return user
+
+
+@pytest.fixture
+def viewer(client):
+    """A user who may only read."""
+    user = get_user_model().objects.create_user("viewer", password="pw")
+    client.force_login(user)
+    return user
+
+
+def test_a_viewer_reads_but_cannot_take_retag_or_restore(client, viewer, snapshot):
+    assert client.get("/api/v1/snapshots/").status_code == 200
+    assert client.post("/api/v1/snapshots/", {"title": "t"}, content_type="application/json").status_code == 403
+    assert client.put(f"/api/v1/snapshots/{snapshot.id}/tags/", {"tags": []}, content_type="application/json").status_code == 403
+    preview = _preview(snapshot, viewer)
+    refused = client.post(f"/api/v1/restore-previews/{preview.id}/execute/")
+    assert refused.status_code == 403 and "snapshots.add_restore" in refused.json()["detail"]
+    assert client.post("/api/v1/restore-previews/", {"snapshot": snapshot.id}, content_type="application/json").status_code == 403
+    assert not Job.objects.exists()
 
 
 @pytest.fixture
