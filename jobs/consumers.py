@@ -8,17 +8,17 @@ from jobs.payloads import job_group, job_state
 
 
 class JobProgressConsumer(AsyncJsonWebsocketConsumer):
-    """Follows one job. Only its creator and staff may; anonymous sockets are closed (4401)."""
+    """Follows one job. Only its creator and staff may; other handshakes are refused (HTTP 403)."""
 
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await self.close()
             return
         self.job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
         state = await self._visible_state(user)
         if state is None:
-            await self.close(code=4404)
+            await self.close()
             return
         await self.channel_layer.group_add(job_group(self.job_id), self.channel_name)
         await self.accept()

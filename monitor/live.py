@@ -7,7 +7,7 @@ JSON costs 0.3-0.5 s for 50,000 values, more than Redis itself.
 Keys:
     squirrel:live:values               hash, address -> packed LiveValue
     squirrel:live:meta                 hash, address -> packed LiveMeta
-    squirrel:live:changes              pub/sub channel, one packed list of addresses per flush
+    squirrel:live:changes:<db>         pub/sub channel, one packed list of addresses per flush
     squirrel:monitor:<shard>:lease     "<owner>:<token>", expires unless renewed
     squirrel:monitor:<shard>:fence     counter that issues the lease tokens
     squirrel:monitor:<shard>:heartbeat JSON stats, expires

@@ -31,9 +31,21 @@ def numbers_within_tolerance(saved: float, live: float, abs_tolerance: float = 0
 
 
 def within_tolerance(saved, live, kind: str, abs_tolerance: float = 0.0, rel_tolerance: float = 0.0) -> bool:
-    """True if `live` matches `saved` for a PV of `kind` with the given tolerances."""
+    """True if `live` matches `saved` for a PV of `kind` with the given tolerances.
+
+    A live value of another shape (the record became an array, a string, ...) does not match.
+    """
     if saved is None or live is None:
         return False
+    try:
+        return _within_tolerance(saved, live, kind, abs_tolerance, rel_tolerance)
+    except (TypeError, ValueError):
+        if kind not in NUMBER_KINDS | ARRAY_KINDS | {"enum", "string"}:
+            raise
+        return False
+
+
+def _within_tolerance(saved, live, kind: str, abs_tolerance: float, rel_tolerance: float) -> bool:
     if kind in NUMBER_KINDS:
         return numbers_within_tolerance(float(saved), float(live), abs_tolerance, rel_tolerance)
     if kind in ARRAY_KINDS:

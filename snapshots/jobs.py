@@ -6,7 +6,6 @@ from jobs.models import Job, JobType
 from jobs.runner import JobFailure, JobRunningElsewhere
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
-from snapshots.models import SnapshotTag
 
 
 def selection_problems(selection) -> dict | str | None:
@@ -48,11 +47,10 @@ def snapshot_handler(job: Job, progress) -> int:
 
     data = job.data
     user = get_user_model().objects.get(pk=job.created_by_id)
-    tags = list(SnapshotTag.objects.filter(name__in=data.get("tags", [])))
     try:
         snapshot = take_snapshot(
             title=data["title"], comment=data.get("comment", ""), created_by=user,
-            pvs=select_pvs(data.get("selection", {})), mode=data.get("mode", "hybrid"), tags=tags,
+            pvs=select_pvs(data.get("selection", {})), mode=data.get("mode", "hybrid"), tags=data.get("tags", []),
             origin=data.get("origin", "manual"), progress=progress,
         )  # fmt: skip
     except SnapshotError as exc:

@@ -6,7 +6,7 @@ from jobs.models import Job
 
 
 class JobSerializer(serializers.ModelSerializer):
-    """A job's state; `result_url` points at what it produced when it succeeded."""
+    """A job's state; `result_id` is what it produced (a snapshot or a restore) when it succeeded."""
 
     created_by = serializers.StringRelatedField()
 

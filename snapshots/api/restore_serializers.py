@@ -38,7 +38,8 @@ class ExecuteSerializer(serializers.Serializer):
     """Options of a restore execution."""
 
     verify = serializers.BooleanField(default=True)
-    verify_timeout = serializers.FloatField(default=5.0, min_value=0.0, max_value=600.0)
+    # Well below the broker's visibility timeout (600 s), after which a running task is redelivered.
+    verify_timeout = serializers.FloatField(default=5.0, min_value=0.0, max_value=300.0)
 
     def validate(self, data):
         refusal = execution_refusal(self.context["preview"])

@@ -54,12 +54,9 @@ class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
         params.is_valid(raise_exception=True)
         data = params.validated_data
         pvs = select_pvs(data["selection"]) if data["selection"] else None
-        try:
-            preview = preview_restore(
-                data["snapshot"], created_by=request.user, pvs=pvs, include_unchanged=data["include_unchanged"]
-            )
-        except RestoreError as exc:
-            raise ValidationError({"snapshot": str(exc)}) from None
+        preview = preview_restore(
+            data["snapshot"], created_by=request.user, pvs=pvs, include_unchanged=data["include_unchanged"]
+        )
         return Response(RestorePreviewSerializer(preview).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["get"])
@@ -95,8 +92,8 @@ class RestoreViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"], pagination_class=None)
     def undo(self, request, pk=None):
         """A preview that puts back what this restore changed; execute it to undo."""
-        restore = self.get_object()
-        if restore.undo_snapshot_id is None:
-            raise ValidationError({"restore": "This restore has no undo point yet (it has not started)."})
-        preview = undo_restore(restore, user=request.user)
+        try:
+            preview = undo_restore(self.get_object(), user=request.user)
+        except RestoreError as exc:
+            raise ValidationError({"restore": str(exc)}) from None
         return Response(RestorePreviewSerializer(preview).data, status=status.HTTP_201_CREATED)

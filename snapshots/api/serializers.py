@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from snapshots.jobs import selection_problems
 from squirrel_site.json_values import json_safe
-from snapshots.models import Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
+from snapshots.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
 
 
 class PVSelectionField(serializers.DictField):
@@ -32,7 +32,7 @@ class SnapshotSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_golden(self, snapshot) -> bool:
-        return any(tag.name == "golden" for tag in snapshot.tags.all())
+        return any(tag.name == GOLDEN_TAG for tag in snapshot.tags.all())
 
 
 class TakeSnapshotSerializer(serializers.Serializer):
