@@ -14,8 +14,24 @@ from squirrel_site.paginators import EstimatedCountPaginator
 
 @admin.register(SnapshotTag)
 class SnapshotTagAdmin(admin.ModelAdmin):
+    """Snapshot tags; protected ones (golden) are edited and deleted by administrators only."""
+
     list_display = ["name", "protected", "description"]
     search_fields = ["name"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.protected and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.protected and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Only administrators may make a tag protected (or not).
+        return [] if request.user.is_superuser else ["protected"]
 
 
 class SnapshotAdminForm(forms.ModelForm):
@@ -59,6 +75,16 @@ class SnapshotAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         # Snapshots come from a job (take or import), never from a blank form.
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.tags.filter(protected=True).exists() and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        if not request.user.is_superuser:
+            queryset = queryset.exclude(tags__protected=True)
+        super().delete_queryset(request, queryset)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

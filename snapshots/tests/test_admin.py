@@ -46,3 +46,30 @@ def test_an_admin_sets_the_golden_tag(client, admin_user, snapshot):
     client.force_login(admin_user)
     assert _post(client, snapshot, [SnapshotTag.objects.get(name=GOLDEN_TAG)]).status_code == 302
     assert Snapshot.objects.golden().get() == snapshot
+
+
+@pytest.fixture
+def curator(django_user_model):
+    user = django_user_model.objects.create_user("curator", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(
+        codename__in=["change_snapshottag", "delete_snapshottag", "view_snapshottag", "delete_snapshot", "view_snapshot"]
+    ))  # fmt: skip
+    return user
+
+
+def test_only_admins_edit_or_delete_the_golden_tag(client, curator):
+    golden = SnapshotTag.objects.get(name=GOLDEN_TAG)
+    client.force_login(curator)
+    client.post(reverse("admin:snapshots_snapshottag_change", args=[golden.id]), {"name": "gold", "protected": ""})
+    client.post(reverse("admin:snapshots_snapshottag_delete", args=[golden.id]), {"post": "yes"})
+    golden.refresh_from_db()
+    assert (golden.name, golden.protected) == (GOLDEN_TAG, True)
+
+
+def test_only_admins_delete_golden_snapshots(client, curator, snapshot):
+    snapshot.tags.add(SnapshotTag.objects.get(name=GOLDEN_TAG))
+    client.force_login(curator)
+    client.post(reverse("admin:snapshots_snapshot_delete", args=[snapshot.id]), {"post": "yes"})
+    client.post(reverse("admin:snapshots_snapshot_changelist"),
+                {"action": "delete_selected", "_selected_action": [snapshot.id], "post": "yes"})  # fmt: skip
+    assert Snapshot.objects.filter(pk=snapshot.pk).exists()
