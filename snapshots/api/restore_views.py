@@ -14,16 +14,10 @@ from snapshots.api.restore_serializers import (
     CreatePreviewSerializer, ExecuteSerializer, RestoreItemSerializer, RestorePreviewItemSerializer,
     RestorePreviewSerializer, RestoreSerializer,
 )  # fmt: skip
+from snapshots.api.views import ValuePagination
 from snapshots.jobs import enqueue, select_pvs
 from snapshots.models import Restore, RestorePreview
 from snapshots.restore import RestoreError, preview_restore, undo_restore
-
-
-class ItemPagination(CursorPagination):
-    ordering = "id"
-    page_size = 1000
-    page_size_query_param = "page_size"
-    max_page_size = 50_000
 
 
 class NewestFirst(CursorPagination):
@@ -46,7 +40,7 @@ class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
     queryset = RestorePreview.objects.select_related("created_by", "restore")
     serializer_class = RestorePreviewSerializer
     permission_classes = [CanRestore]
-    pagination_class = ItemPagination
+    pagination_class = ValuePagination
     filterset_class = None
 
     def create(self, request):
@@ -84,7 +78,7 @@ class RestoreViewSet(viewsets.ReadOnlyModelViewSet):
     pagination_class = NewestFirst
     filterset_class = None
 
-    @action(detail=True, methods=["get"], pagination_class=ItemPagination)
+    @action(detail=True, methods=["get"], pagination_class=ValuePagination)
     def items(self, request, pk=None):
         """Per-PV results (`?status=mismatch` to see only those)."""
         return _items_page(self, self.get_object().items.all(), RestoreItemSerializer, "status")

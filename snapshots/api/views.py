@@ -30,6 +30,8 @@ class SnapshotPagination(CursorPagination):
 
 
 class ValuePagination(CursorPagination):
+    """Cursor pages in id order for snapshot values and restore items, up to 50,000 per page."""
+
     ordering = "id"
     page_size = 1000
     page_size_query_param = "page_size"
