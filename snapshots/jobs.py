@@ -51,7 +51,7 @@ def snapshot_handler(job: Job, progress) -> int:
         snapshot = take_snapshot(
             title=data["title"], comment=data.get("comment", ""), created_by=user,
             pvs=select_pvs(data.get("selection", {})), mode=data.get("mode", "hybrid"), tags=data.get("tags", []),
-            origin=data.get("origin", "manual"), progress=progress,
+            origin=data.get("origin", "manual"), progress=progress, schedule_id=data.get("schedule"),
         )  # fmt: skip
     except SnapshotError as exc:
         raise JobFailure(str(exc)) from None

@@ -57,7 +57,6 @@ def run_schedule(schedule_id: int) -> Job | None:
     run_job(job.id, snapshot_handler)
     job.refresh_from_db()
     if job.result_id is not None:
-        Snapshot.objects.filter(pk=job.result_id).update(schedule=schedule)
         apply_retention(schedule)
     return job
 

@@ -72,6 +72,7 @@ def take_snapshot(
     reader=None,
     progress: Progress | None = None,
     read_timeout: float = 2.0,
+    schedule_id: int | None = None,
 ) -> Snapshot:
     """Save the current values of `pvs` (a PV queryset; None: the whole registry).
 
@@ -82,7 +83,8 @@ def take_snapshot(
     monitor is subscribed to every address, so a connected cached value is current to within
     its flush lag however long ago it last changed. With a stale heartbeat, cache and hybrid
     read everything directly. `tags` are SnapshotTags
-    or tag names; protected ones (golden) need a superuser. Raises SnapshotError.
+    or tag names; protected ones (golden) need a superuser. `schedule_id` links a scheduled
+    snapshot to its schedule in the same transaction. Raises SnapshotError.
     """
     report = progress or _no_progress
     timings: dict[str, float] = {}
@@ -123,7 +125,8 @@ def take_snapshot(
     rows = _rows(registry, cached, cached_readbacks, metadata, {row[0] for row in direct}, results)
     lap("rows")
     snapshot = save_snapshot(
-        title=title, comment=comment, created_by=created_by, mode=mode, origin=origin, tags=tag_objects, rows=rows
+        title=title, comment=comment, created_by=created_by, mode=mode, origin=origin, tags=tag_objects, rows=rows,
+        schedule_id=schedule_id,
     )
     lap("write")
     snapshot.timings = timings
@@ -137,7 +140,7 @@ def take_snapshot(
 
 
 def save_snapshot(*, title: str, comment: str, created_by, mode: str, origin: str, tags: Sequence[SnapshotTag],
-                  rows: Sequence[tuple]) -> Snapshot:  # fmt: skip
+                  rows: Sequence[tuple], schedule_id: int | None = None) -> Snapshot:  # fmt: skip
     """Write a Snapshot and its values (tuples in values.ROW_COLUMNS order) in one transaction.
 
     The values go in with PostgreSQL COPY; any failure rolls everything back.
@@ -146,7 +149,7 @@ def save_snapshot(*, title: str, comment: str, created_by, mode: str, origin: st
     with transaction.atomic():
         snapshot = Snapshot.objects.create(
             title=title, comment=comment, created_by=created_by, mode=mode, origin=origin,
-            pv_count=len(rows), disconnected_count=disconnected,
+            pv_count=len(rows), disconnected_count=disconnected, schedule_id=schedule_id,
         )  # fmt: skip
         if tags:
             snapshot.tags.set(tags)
