@@ -147,23 +147,21 @@ class PVAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/pvs/pv/action_form.html", context)
 
-    @admin.action(description="Add tags to selected PVs", permissions=["change"])
-    def add_tags(self, request, queryset):
-        result = self._action_form(request, queryset, TagChoiceForm, "Add tags", "add_tags")
+    def _tag_action(self, request, queryset, action: str, title: str, service, verb: str):
+        result = self._action_form(request, queryset, TagChoiceForm, title, action)
         if isinstance(result, TemplateResponse):
             return result
-        added = services.add_tags(queryset, result.cleaned_data["tags"])
-        self.message_user(request, f"Added {added} tag assignments.", messages.SUCCESS)
+        count = service(queryset, result.cleaned_data["tags"])
+        self.message_user(request, f"{verb} {count} tag assignments.", messages.SUCCESS)
         return None
+
+    @admin.action(description="Add tags to selected PVs", permissions=["change"])
+    def add_tags(self, request, queryset):
+        return self._tag_action(request, queryset, "add_tags", "Add tags", services.add_tags, "Added")
 
     @admin.action(description="Remove tags from selected PVs", permissions=["change"])
     def remove_tags(self, request, queryset):
-        result = self._action_form(request, queryset, TagChoiceForm, "Remove tags", "remove_tags")
-        if isinstance(result, TemplateResponse):
-            return result
-        removed = services.remove_tags(queryset, result.cleaned_data["tags"])
-        self.message_user(request, f"Removed {removed} tag assignments.", messages.SUCCESS)
-        return None
+        return self._tag_action(request, queryset, "remove_tags", "Remove tags", services.remove_tags, "Removed")
 
     @admin.action(description="Set tolerances of selected PVs", permissions=["change"])
     def set_tolerances(self, request, queryset):

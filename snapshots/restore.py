@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import timedelta
 
 from django.db import connection, transaction
 from django.db.models import Count, F
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from monitor import live
 from pvs import epics_io
-from pvs.importers import BATCH_SIZE, _copy
+from pvs.importers import BATCH_SIZE, _array, _copy
 from pvs.models import PV
 from snapshots.compare import describe_difference, within_tolerance
 from snapshots.models import (
@@ -388,7 +387,7 @@ def _capture(restore: Restore, io, connect_timeout: float) -> None:
     reachable = [t[0] for t in targets if t[1] in connected]
     with transaction.atomic():
         undo = take_undo_snapshot(
-            restore=restore, pvs=PV.objects.filter(pk__in=_id_array(reachable)), user=restore.created_by, io=io
+            restore=restore, pvs=PV.objects.filter(pk__in=_array(list(reachable), "bigint")), user=restore.created_by, io=io
         )
         old = {
             pv_id: (num, text, arr) if ok else (None, None, None)
@@ -596,11 +595,6 @@ def _db_value(field, item):
     if isinstance(value, list):
         return "{" + ",".join(repr(float(x)) for x in value) + "}"
     return field.get_db_prep_save(value, connection)
-
-
-def _id_array(ids: Iterable[int]) -> RawSQL:
-    """An `__in` operand sent as one array parameter (50,000 separate parameters cost a second)."""
-    return RawSQL("SELECT unnest(%s::bigint[])", [list(ids)])
 
 
 def _service():

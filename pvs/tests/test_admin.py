@@ -206,3 +206,8 @@ def test_bulk_actions_need_change_permission(client, django_user_model, registry
     post = {"action": "mark_read_only", "select_across": "1", "index": 0, ACTION_CHECKBOX_NAME: [PV.objects.first().id]}
     client.post(CHANGELIST, post)
     assert not PV.objects.filter(read_only=True).exists()
+
+
+def test_import_page_links_back_to_the_pv_list(staff_client, registry):
+    page = staff_client.get(IMPORT).content.decode()
+    assert f'href="{CHANGELIST}"' in page and "&rsaquo; Import PVs" in page
