@@ -39,6 +39,12 @@ class MonitorSettings:
     lease_ttl: float = 5.0
     standby_interval: float = 1.0
     connect_grace: float = 3.0  # an address with no value after this long is written as disconnected
+    # Start-up in two stages: setpoints first, the other addresses once the setpoints are
+    # connected (or after stage_timeout, for setpoints whose IOC is down). One IOC answers one
+    # client's requests in order, so readback claims sent with the setpoints' would delay every
+    # setpoint's first value (measured at 50K PVs: setpoints in 3.3-3.7 s instead of 5.2-5.8 s).
+    stage_timeout: float = 2.0
+    stage_minimum: int = 1000  # smaller additions go in one stage
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -59,25 +65,27 @@ class _Stats:
         return result
 
 
-def registry_addresses(shard: live.Shard) -> dict[str, None]:
+def registry_addresses(shard: live.Shard) -> dict[str, bool]:
     """Every setpoint, readback and config address of the shard's PVs, setpoints first.
 
     A PV belongs to the shard of its setpoint address, so all its addresses live together.
     The order is the subscription order at start-up: setpoints, what snapshots and restores
-    need, reach Redis first. (A dict: ordered, and a set for every other purpose.)
+    need, reach Redis first. (A dict: ordered, True for setpoints, and a set for every other
+    purpose.)
     """
-    setpoints: dict[str, None] = {}
-    others: dict[str, None] = {}
+    setpoints: dict[str, bool] = {}
+    others: dict[str, bool] = {}
     for setpoint, readback, config in PV.objects.values_list(
         "setpoint_address", "readback_address", "config_address"
     ).iterator(chunk_size=10_000):
         if shard.owns(setpoint):
-            setpoints[setpoint] = None
+            setpoints[setpoint] = True
             if readback:
-                others[readback] = None
+                others[readback] = False
             if config:
-                others[config] = None
-    return setpoints | others
+                others[config] = False
+    # An address that is one PV's setpoint and another's readback counts as a setpoint.
+    return setpoints | {address: False for address in others if address not in setpoints}
 
 
 def registry_signature() -> tuple:
@@ -103,6 +111,9 @@ class Monitor:
         self._pending_meta: dict[str, live.LiveMeta] = {}
         self._pending_deletes: set[str] = set()
         self._added_at: dict[str, float] = {}
+        self._first_stage: set[str] = set()  # setpoints still connecting at start-up
+        self._deferred: list[str] = []  # addresses waiting for them (see MonitorSettings.stage_timeout)
+        self._deferred_until = 0.0
         self._stats = _Stats()
         self._next = {"flush": 0.0, "registry": 0.0, "heartbeat": 0.0, "grace": 0.0}
         self.started = time.time()
@@ -134,6 +145,8 @@ class Monitor:
         for state in (self._latest, self._hosts, self._pending, self._pending_meta, self._added_at):
             state.clear()
         self._pending_deletes.clear()
+        self._first_stage.clear()
+        self._deferred = []
 
     # Steps --------------------------------------------------------------------------------
 
@@ -160,15 +173,36 @@ class Monitor:
                 self._pending_meta.pop(address, None)
                 self._added_at.pop(address, None)
             self._pending_deletes |= removed
+            self._first_stage -= removed
+            self._deferred = [address for address in self._deferred if address not in removed]
         if added:
-            self.channels.add(added)
-            now = time.monotonic()
-            self._added_at.update(dict.fromkeys(added, now))
+            first = [address for address in added if wanted[address]]
+            if len(added) >= self.settings.stage_minimum and first and len(first) < len(added):
+                self._deferred += [address for address in added if not wanted[address]]
+                self._first_stage |= set(first)
+                self._deferred_until = time.monotonic() + self.settings.stage_timeout
+                added = first
+            self._subscribe(added)
             self._pending_deletes -= set(added)
         self.addresses = set(wanted)
         if added or removed:
             log.info("Registry: %d addresses (+%d, -%d)", len(wanted), len(added), len(removed))
         return bool(added or removed)
+
+    def _subscribe(self, addresses: list[str]) -> None:
+        self.channels.add(addresses)
+        self._added_at.update(dict.fromkeys(addresses, time.monotonic()))
+
+    def add_deferred(self) -> int:
+        """Subscribe the second start-up stage once the first is connected or has had its time."""
+        if not self._deferred or (self._first_stage and time.monotonic() < self._deferred_until):
+            return 0
+        deferred, self._deferred = self._deferred, []
+        self._first_stage.clear()
+        self._subscribe(deferred)
+        self._pending_deletes -= set(deferred)
+        log.info("Start-up: subscribed %d readback and config addresses", len(deferred))
+        return len(deferred)
 
     def absorb(self, result: PollResult) -> None:
         """Keep the latest of what Channel Access delivered, for the next flush."""
@@ -193,6 +227,8 @@ class Monitor:
             pending[address] = latest[address] = value
         for address in result.connected:
             self._added_at.pop(address, None)
+        if self._first_stage and result.connected:
+            self._first_stage.difference_update(result.connected)
 
     def mark_never_connected(self) -> int:
         """Write addresses that found no IOC within the grace period as disconnected."""
@@ -262,6 +298,8 @@ class Monitor:
         timeout = max(0.0, min(self._next["flush"] - now, self.settings.flush_interval))
         self.absorb(self.channels.poll(max(timeout, 0.001)))
         now = time.monotonic()
+        if self._deferred:
+            self.add_deferred()
         if now >= self._next["grace"]:
             self._next["grace"] = now + 0.5
             self.mark_never_connected()

@@ -76,6 +76,39 @@ def test_setpoints_are_subscribed_before_readbacks(db):
 
 
 @pytest.mark.ioc
+def test_start_up_subscribes_setpoints_first_then_the_rest(registry, make_monitor, sim_ioc):
+    monitor = make_monitor(stage_minimum=10, stage_timeout=30.0)
+    assert monitor.try_lead()
+    setpoints = {pv.setpoint for pv in sim_ioc.pvs}
+    assert monitor.channels.addresses == setpoints  # readbacks and config addresses wait
+    run_until(monitor, lambda: monitor.channels.addresses == registry)
+    run_until(monitor, lambda: all_live(registry))
+
+
+def test_start_up_second_stage_does_not_wait_for_a_dead_ioc(transactional_db, make_monitor, redis_db):
+    PV.objects.bulk_create(PV(setpoint_address=f"NOIOC:S{i}", readback_address=f"NOIOC:S{i}:RB") for i in range(20))
+    monitor = make_monitor(stage_minimum=10, stage_timeout=0.3)
+    assert monitor.try_lead()
+    assert len(monitor.channels) == 20
+    run_until(monitor, lambda: len(monitor.channels) == 40, timeout=3)
+    # A PV deleted while its readback still waited is never subscribed.
+    PV.objects.filter(setpoint_address="NOIOC:S0").delete()
+    monitor.sync_registry()
+    assert "NOIOC:S0:RB" not in monitor.channels and "NOIOC:S0" not in monitor.channels
+
+
+def test_a_registry_change_during_start_up_drops_deferred_addresses(transactional_db, make_monitor, redis_db):
+    PV.objects.bulk_create(PV(setpoint_address=f"NOIOC:S{i}", readback_address=f"NOIOC:S{i}:RB") for i in range(20))
+    monitor = make_monitor(stage_minimum=10, stage_timeout=30.0)
+    assert monitor.try_lead()
+    PV.objects.filter(setpoint_address="NOIOC:S0").delete()
+    monitor.sync_registry()
+    monitor._deferred_until = 0.0
+    monitor.add_deferred()
+    assert len(monitor.channels) == 38 and "NOIOC:S0:RB" not in monitor.channels
+
+
+@pytest.mark.ioc
 def test_every_address_arrives_in_redis_with_its_value(registry, make_monitor, sim_ioc):
     monitor = make_monitor()
     assert monitor.try_lead()
