@@ -15,7 +15,9 @@ database 12 (SQUIRREL_REDIS_URL overrides it), flushed first.
 """
 
 import argparse
+import cProfile
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -35,6 +37,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=15979)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--with-monitor", action="store_true", help="run monitor_pvs beside it, as in production")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="cProfile the last verified restore and print its N costliest functions")
     args = parser.parse_args()
     os.environ.setdefault("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/12")
     # libca reads the port when it loads: set it before Django (and pvs.epics_io) start.
@@ -114,12 +118,18 @@ def run(args, workdir: Path, with_monitor=None) -> None:
         for _ in range(args.repeat):
             preview = preview_restore(snapshot, created_by=user, include_unchanged=True, io=io)
             marks = []
+            profiler = cProfile.Profile() if args.profile and verify and len(results[label]) == args.repeat - 1 else None
             start = time.perf_counter()
+            if profiler:
+                profiler.enable()
             restore = execute_restore(
                 preview, user=user, io=io, verify=verify, verify_timeout=10.0,
                 progress=lambda percent, message: marks.append((time.perf_counter() - start, message)),
             )  # fmt: skip
             total = time.perf_counter() - start
+            if profiler:
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
             results[label].append((total, phases(marks, total), restore.summary, preview.write_count))
     for label, runs in results.items():
         totals = [r[0] for r in runs]
@@ -137,6 +147,8 @@ def phases(marks: list[tuple[float, str]], total: float) -> dict[str, float]:
         key = ("undo" if message.startswith("Taking") else "writing" if message.startswith("Writing")
                else "verifying" if message.startswith("Verifying") else "finishing")  # fmt: skip
         times[key] += following - at
+        if message.startswith("Writing"):
+            times["  " + message.lower()] = following - at
     return times
 
 

@@ -14,13 +14,14 @@ from datetime import datetime
 
 from django.db import DataError, IntegrityError
 
-from pvs.importers import ImportProblem, _array
+from pvs.importers import ImportProblem
 from pvs.models import PV
 from pvs.validators import address_error
 from snapshots import values
 from snapshots.exporters import FIELDS, FORMAT, JSON_CELLS
 from snapshots.models import Severity, Snapshot, SnapshotMode, SnapshotOrigin, SnapshotValue, ValueSource, ValueType
 from snapshots.services import TITLE_MAX_LENGTH, save_snapshot
+from squirrel_site.bulk_sql import in_array
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _SMALLINT = range(-32768, 32768)
@@ -369,7 +370,7 @@ def _list(value) -> list:
 def _link_pvs(rows: list[tuple]) -> None:
     """Set each row's PV id from the registry, by setpoint address (None when unknown)."""
     names = [row[1] for row in rows]
-    ids = dict(PV.objects.filter(setpoint_address__in=_array(names, "text")).values_list("setpoint_address", "id"))
+    ids = dict(PV.objects.filter(setpoint_address__in=in_array(names, "text")).values_list("setpoint_address", "id"))
     rows[:] = [(ids.get(row[1]), *row[1:]) for row in rows]
 
 

@@ -14,6 +14,7 @@ All Channel Access goes through pvs.epics_io's EpicsService (`io`); tests pass a
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,7 +27,6 @@ from django.utils import timezone
 
 from monitor import live
 from pvs import epics_io
-from pvs.importers import BATCH_SIZE, _array, _copy
 from pvs.models import PV
 from snapshots.compare import describe_difference, within_tolerance
 from snapshots.models import (
@@ -46,6 +46,7 @@ from snapshots.models import (
     _typed,
 )
 from snapshots.services import monitor_is_fresh, take_snapshot
+from squirrel_site.bulk_sql import copy_rows, in_array, number_array, update_rows
 
 Progress = Callable[[int, str], None]
 
@@ -154,7 +155,7 @@ def preview_restore(
             registry_fingerprint=_fingerprint([row[0] for row in rows if row[0] is not None]),
             live_source=source, **{_SKIP_COUNTS[action]: n for action, n in counts.items()},
         )  # fmt: skip
-        _copy(RestorePreviewItem, ["preview", *_ITEM_COLUMNS], ((preview.pk, *item) for item in items))
+        copy_rows(RestorePreviewItem, ["preview", *_ITEM_COLUMNS], ((preview.pk, *item) for item in items))
     return preview
 
 
@@ -270,13 +271,18 @@ def resume_restore(restore: Restore, *, io=None, progress: Progress | None = Non
         if restore.undo_snapshot_id is None:
             report(0, "Taking the undo snapshot")
             _capture(restore, io, options["connect_timeout"])
+        verifier = _Verifier(restore, io) if options["verify"] else None
         stages = list(restore.items.values_list("stage", flat=True).distinct().order_by("stage"))
         for n, stage in enumerate(stages):
             report(10 + 70 * n // max(1, len(stages)), f"Writing stage {stage}")
             _write_stage(restore, stage, io, options["put_timeout"])
-        if options["verify"]:
+            if verifier is not None and n + 1 < len(stages):
+                verifier.add_written()
+                verifier.cached_round()
+        if verifier is not None:
             report(80, "Verifying read-backs")
-            _verify(restore, io, options["verify_timeout"])
+            verifier.add_written()
+            verifier.run(options["verify_timeout"])
         _finish(restore, options["verify"])
         restore.refresh_from_db()
         report(100, f"Restore {restore.get_status_display().lower()}")
@@ -379,32 +385,46 @@ def _capture(restore: Restore, io, connect_timeout: float) -> None:
     targets = list(
         RestorePreviewItem.objects.filter(preview_id=restore.preview_id, action=RestoreAction.WRITE)
         .exclude(pv=None)
-        .order_by("stage", "pv_name")
-        .values_list("pv_id", *_ITEM_COLUMNS[1:11])
+        .values_list("pv_id", "pv_name", "readback_name")
     )
     addresses = {t[1] for t in targets} | {t[2] for t in targets if t[2]}
     connected = io.connect(sorted(addresses), connect_timeout) if addresses else set()
     reachable = [t[0] for t in targets if t[1] in connected]
+    unreachable = [t[0] for t in targets if t[1] not in connected]
     with transaction.atomic():
         undo = take_undo_snapshot(
-            restore=restore, pvs=PV.objects.filter(pk__in=_array(list(reachable), "bigint")), user=restore.created_by, io=io
+            restore=restore, pvs=PV.objects.filter(pk__in=in_array(reachable, "bigint")), user=restore.created_by, io=io
         )
-        old = {
-            pv_id: (num, text, arr) if ok else (None, None, None)
-            for pv_id, num, text, arr, ok in undo.values.values_list(
-                "pv_id", "setpoint_num", "setpoint_str", "setpoint_array", "connected"
-            )
-        }
-        disconnected = f"Not connected within {connect_timeout:g} s; not written."
-        rows = (
-            (restore.pk, *t, *old.get(t[0], (None, None, None)),
-             RestoreItemStatus.PENDING if t[1] in connected else RestoreItemStatus.DISCONNECTED,
-             "" if t[1] in connected else disconnected)
-            for t in targets
-        )  # fmt: skip
-        _copy(RestoreItem, ["restore", *_ITEM_COLUMNS[:11], "old_num", "old_str", "old_array", "status", "message"], rows)
+        # One INSERT ... SELECT: the preview's targets joined with the undo snapshot's values,
+        # without 40,000 rows travelling to Python and back.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _CREATE_ITEMS,
+                {
+                    "restore": restore.pk, "preview": restore.preview_id, "undo": undo.pk,
+                    "write": RestoreAction.WRITE, "unreachable": number_array(unreachable),
+                    "pending": RestoreItemStatus.PENDING, "disconnected": RestoreItemStatus.DISCONNECTED,
+                    "message": f"Not connected within {connect_timeout:g} s; not written.",
+                },
+            )  # fmt: skip
         Restore.objects.filter(pk=restore.pk).update(undo_snapshot=undo)
         restore.undo_snapshot = undo
+
+
+_COPIED = ["pv_id", *_ITEM_COLUMNS[1:11]]
+_CREATE_ITEMS = f"""
+    INSERT INTO {RestoreItem._meta.db_table}
+        (restore_id, {", ".join(_COPIED)}, old_num, old_str, old_array, status, message)
+    SELECT %(restore)s, {", ".join("i." + column for column in _COPIED)},
+        CASE WHEN v.connected THEN v.setpoint_num END,
+        CASE WHEN v.connected THEN v.setpoint_str END,
+        CASE WHEN v.connected THEN v.setpoint_array END,
+        CASE WHEN i.pv_id = ANY(%(unreachable)s::bigint[]) THEN %(disconnected)s ELSE %(pending)s END,
+        CASE WHEN i.pv_id = ANY(%(unreachable)s::bigint[]) THEN %(message)s ELSE '' END
+    FROM {RestorePreviewItem._meta.db_table} i
+    LEFT JOIN {SnapshotValue._meta.db_table} v ON v.snapshot_id = %(undo)s AND v.pv_id = i.pv_id
+    WHERE i.preview_id = %(preview)s AND i.action = %(write)s AND i.pv_id IS NOT NULL
+"""
 
 
 def _write_stage(restore: Restore, stage: int, io, put_timeout: float) -> None:
@@ -417,7 +437,7 @@ def _write_stage(restore: Restore, stage: int, io, put_timeout: float) -> None:
     if not rows:
         return
     now = timezone.now()
-    updates = []
+    outcomes: dict[tuple, list[int]] = {}  # (status, written_at, message) -> item ids
     interrupted = [row for row in rows if row[9] == RestoreItemStatus.WRITING]
     if interrupted:
         # A runner died around these puts: whatever already holds its target was applied.
@@ -430,10 +450,7 @@ def _write_stage(restore: Restore, stage: int, io, put_timeout: float) -> None:
                 target, result.reading.value, row[2], row[7], row[8]
             ):
                 applied.add(row[0])
-                updates.append(RestoreItem(
-                    pk=row[0], status=RestoreItemStatus.WRITTEN, written_at=now,
-                    message="Found applied when resuming an interrupted run.",
-                ))  # fmt: skip
+        outcomes[RestoreItemStatus.WRITTEN, now, "Found applied when resuming an interrupted run."] = list(applied)
         rows = [row for row in rows if row[0] not in applied]
     # Committed before any put goes out: a crash from here on leaves these items `writing`.
     items.filter(status=RestoreItemStatus.PENDING).update(status=RestoreItemStatus.WRITING)
@@ -444,11 +461,17 @@ def _write_stage(restore: Restore, stage: int, io, put_timeout: float) -> None:
         result = results.get(row[1])
         if result is not None and result.ok:
             message = "" if result.completed or not row[6] else "Put sent; completion not confirmed."
-            updates.append(RestoreItem(pk=row[0], status=RestoreItemStatus.WRITTEN, written_at=now, message=message))
+            outcome = (RestoreItemStatus.WRITTEN, now, message)
         else:
             error = result.error if result is not None else "no result from the put"
-            updates.append(RestoreItem(pk=row[0], status=_put_failure(error), written_at=None, message=f"Put: {error}"[:200]))
-    _update_items(updates, ["status", "written_at", "message"])
+            outcome = (_put_failure(error), None, f"Put: {error}"[:200])
+        outcomes.setdefault(outcome, []).append(row[0])
+    # Nearly every item shares one of a few outcomes: one UPDATE per outcome, not per item.
+    for (status, written_at, message), ids in outcomes.items():
+        if ids:
+            RestoreItem.objects.filter(pk__in=in_array(ids, "bigint")).update(
+                status=status, written_at=written_at, message=message
+            )
 
 
 def _put_failure(error: str | None) -> str:
@@ -459,70 +482,104 @@ def _put_failure(error: str | None) -> str:
     }.get(error, RestoreItemStatus.FAILED)
 
 
-def _verify(restore: Restore, io, verify_timeout: float) -> None:
-    """Re-read written items' read-backs (setpoints without one) until within tolerance or the
-    shared deadline passes; record verified, mismatch (last value outside tolerance) or timeout.
+class _Verifier:
+    """Reads back written items until each is within tolerance, or one shared deadline passes.
 
-    While the monitor is fresh, rounds read its cache (one HMGET: ~0.1 s for 40,000 read-backs,
-    against ~1 s for a Channel Access round) and a connected cached value within tolerance
-    counts as verified; what the cache has not confirmed by the deadline gets one authoritative
-    direct read. A read-back that reports disconnected or no read access on a direct read is
-    final at once, so one dead IOC cannot hold up the others' rounds.
+    Rounds read the monitor's cache while it is fresh (one HMGET: ~0.1 s for 40,000 read-backs,
+    against ~1 s for a Channel Access round) and a connected cached value within tolerance counts
+    as verified; what the cache has not confirmed by the deadline gets one authoritative direct
+    read. While the cache is fresh, a round also runs after each stage's puts, so earlier stages
+    settle while later ones are written and the final wait is mostly the last stage's. A
+    read-back that reports disconnected or no read access on a direct read is final at once, so
+    one dead IOC cannot hold up the others' rounds. Freshness is checked again every second.
     """
-    pending = {
-        row[0]: row
-        for row in restore.items.filter(status=RestoreItemStatus.WRITTEN).values_list(
-            "id", "pv_name", "readback_name", "value_type", "target_num", "target_str", "target_array",
-            "abs_tolerance", "rel_tolerance", "message",
-        )
-    }  # fmt: skip
-    last_seen: dict[int, object] = {}
 
-    def settle(readings: dict) -> None:
-        """Record the items `readings` decide; leave the others pending."""
-        now = timezone.now()
+    FRESHNESS_INTERVAL = 1.0
+
+    def __init__(self, restore: Restore, io):
+        self.restore, self.io = restore, io
+        self.pending: dict[int, tuple] = {}
+        self.last_seen: dict[int, object] = {}
+        self._fresh, self._fresh_checked = False, -math.inf
+
+    def add_written(self) -> None:
+        """Take on the restore's written items not verified yet."""
+        rows = self.restore.items.filter(status=RestoreItemStatus.WRITTEN).exclude(
+            pk__in=in_array(list(self.pending), "bigint")
+        ).values_list(
+            "id", "pv_name", "readback_name", "value_type", "target_num", "target_str", "target_array",
+            "abs_tolerance", "rel_tolerance",
+        )  # fmt: skip
+        self.pending.update((row[0], row) for row in rows)
+
+    def cache_is_fresh(self) -> bool:
+        now = time.monotonic()
+        if now - self._fresh_checked >= self.FRESHNESS_INTERVAL:
+            self._fresh, self._fresh_checked = monitor_is_fresh(), now
+        return self._fresh
+
+    def cached_round(self) -> None:
+        """One round from the monitor's cache, if it is fresh (between stages: no Channel Access)."""
+        if self.pending and self.cache_is_fresh():
+            self.settle(_cached_readings(self._addresses()))
+
+    def run(self, verify_timeout: float) -> None:
+        """Rounds until every item is settled or the deadline passes; then record the rest."""
+        deadline = time.monotonic() + verify_timeout
+        used_cache = False
+        while self.pending:
+            if self.cache_is_fresh():
+                used_cache = True
+                self.settle(_cached_readings(self._addresses()))
+            else:
+                self.settle(self.io.read(self._addresses(), timeout=max(deadline - time.monotonic(), 0.01)))
+            if not self.pending or time.monotonic() >= deadline:
+                break
+            time.sleep(min(VERIFY_INTERVAL, max(0.0, deadline - time.monotonic())))
+        if used_cache and self.pending:
+            self.settle(self.io.read(self._addresses(), timeout=FINAL_READ_TIMEOUT))
         updates = []
-        for item_id, row in list(pending.items()):
-            result = readings.get(row[2] or row[1])
+        for item_id, row in self.pending.items():
             target = _typed(row[3], row[4], row[5], row[6])
+            if item_id in self.last_seen:
+                seen = self.last_seen[item_id]
+                message = f"Read-back {describe_difference(target, seen, row[3])} after {verify_timeout:g} s"
+                updates.append(_verified(item_id, RestoreItemStatus.MISMATCH, seen, row, message))
+            else:
+                message = f"No read-back within {verify_timeout:g} s"
+                updates.append(_verified(item_id, RestoreItemStatus.TIMEOUT, None, row, message))
+        update_rows(RestoreItem, _VERIFY_FIELDS, updates)
+        self.pending.clear()
+
+    def settle(self, readings: dict) -> None:
+        """Record the items `readings` decide; leave the others pending."""
+        verified: dict[int, list[tuple]] = {0: [], 1: [], 2: []}  # by the read-back column used
+        failed = []
+        for item_id, row in list(self.pending.items()):
+            result = readings.get(row[2] or row[1])
             if result is None or result.reading is None:
                 error = result.error if result is not None else "no result"
                 if error in (epics_io.DISCONNECTED, epics_io.NO_READ_ACCESS):
                     status = _put_failure(error)  # disconnected, or failed for no read access
-                    updates.append(_verified(item_id, status, None, row, f"Read-back: {error}"))
-                    del pending[item_id]
+                    failed.append(_verified(item_id, status, None, row, f"Read-back: {error}"))
+                    del self.pending[item_id]
                 continue
             value = result.reading.value
-            last_seen[item_id] = value
-            if within_tolerance(target, value, row[3], row[7], row[8]):
-                updates.append(_verified(item_id, RestoreItemStatus.VERIFIED, value, row, row[9], now))
-                del pending[item_id]
-        if updates:
-            _update_items(updates, _VERIFY_FIELDS)
+            self.last_seen[item_id] = value
+            if within_tolerance(_typed(row[3], row[4], row[5], row[6]), value, row[3], row[7], row[8]):
+                columns = _columns(row[3], value)
+                used = next((i for i, column in enumerate(columns) if column is not None), 0)
+                verified[used].append((item_id, columns[used]))
+                del self.pending[item_id]
+        now = timezone.now()
+        for used, rows in verified.items():
+            # A verified item keeps its message (e.g. that completion was not confirmed).
+            update_rows(RestoreItem, [_READBACK_COLUMNS[used]], rows,
+                        constants={"status": RestoreItemStatus.VERIFIED, "verified_at": now})  # fmt: skip
+        update_rows(RestoreItem, _VERIFY_FIELDS, failed)
 
-    deadline = time.monotonic() + verify_timeout
-    from_cache = monitor_is_fresh()
-    while pending:
-        addresses = [row[2] or row[1] for row in pending.values()]
-        if from_cache:
-            settle(_cached_readings(addresses))
-        else:
-            settle(io.read(addresses, timeout=max(deadline - time.monotonic(), 0.01)))
-        if not pending or time.monotonic() >= deadline:
-            break
-        time.sleep(min(VERIFY_INTERVAL, max(0.0, deadline - time.monotonic())))
-    if from_cache and pending:
-        settle(io.read([row[2] or row[1] for row in pending.values()], timeout=FINAL_READ_TIMEOUT))
-    updates = []
-    for item_id, row in pending.items():
-        target = _typed(row[3], row[4], row[5], row[6])
-        if item_id in last_seen:
-            message = f"Read-back {describe_difference(target, last_seen[item_id], row[3])} after {verify_timeout:g} s"
-            updates.append(_verified(item_id, RestoreItemStatus.MISMATCH, last_seen[item_id], row, message))
-        else:
-            message = f"No read-back within {verify_timeout:g} s"
-            updates.append(_verified(item_id, RestoreItemStatus.TIMEOUT, None, row, message))
-    _update_items(updates, _VERIFY_FIELDS)
+    def _addresses(self) -> list[str]:
+        return [row[2] or row[1] for row in self.pending.values()]
 
 
 def _cached_readings(addresses: list[str]) -> dict[str, epics_io.ReadResult]:
@@ -537,15 +594,13 @@ def _cached_readings(addresses: list[str]) -> dict[str, epics_io.ReadResult]:
     return results
 
 
-_VERIFY_FIELDS = ["status", "readback_num", "readback_str", "readback_array", "message", "verified_at"]
+_READBACK_COLUMNS = ["readback_num", "readback_str", "readback_array"]
+_VERIFY_FIELDS = ["status", *_READBACK_COLUMNS, "message", "verified_at"]
 
 
-def _verified(item_id: int, status: str, value, row: tuple, message: str, at=None) -> RestoreItem:
-    num, text, arr = _columns(row[3], value)
-    return RestoreItem(
-        pk=item_id, status=status, readback_num=num, readback_str=text, readback_array=arr,
-        message=message[:200], verified_at=at,
-    )  # fmt: skip
+def _verified(item_id: int, status: str, value, row: tuple, message: str) -> tuple:
+    """An update_rows() row of _VERIFY_FIELDS for an item that did not verify."""
+    return (item_id, status, *_columns(row[3], value), message[:200], None)
 
 
 def _finish(restore: Restore, verified: bool) -> None:
@@ -559,42 +614,6 @@ def _finish(restore: Restore, verified: bool) -> None:
     Restore.objects.filter(pk=restore.pk).update(
         status=restore.status, finished_at=restore.finished_at, summary=summary
     )
-
-
-def _update_items(items: list[RestoreItem], field_names: list[str]) -> None:
-    """UPDATE ... FROM unnest(arrays): one statement per batch, never one per row.
-
-    Like pvs.importers._bulk_update, but array columns travel as text literals, because
-    unnest() of a two-dimensional array would flatten it.
-    """
-    if not items:
-        return
-    quote = connection.ops.quote_name
-    table = quote(RestoreItem._meta.db_table)
-    fields = [RestoreItem._meta.pk, *(RestoreItem._meta.get_field(name) for name in field_names)]
-    casts, columns = [], []
-    for field in fields:
-        db_type = field.db_type(connection)
-        casts.append("%s::text[]" if db_type.endswith("[]") else f"%s::{db_type}[]")
-        columns.append(quote(field.column))
-    assignments = ", ".join(
-        f"{column} = v.{column}::{field.db_type(connection)}" for field, column in zip(fields[1:], columns[1:])
-    )
-    sql = (
-        f"UPDATE {table} SET {assignments} FROM unnest({', '.join(casts)}) AS v({', '.join(columns)}) "
-        f"WHERE {table}.{columns[0]} = v.{columns[0]}"
-    )
-    with connection.cursor() as cursor:
-        for start in range(0, len(items), BATCH_SIZE):
-            batch = items[start : start + BATCH_SIZE]
-            cursor.execute(sql, [[_db_value(field, item) for item in batch] for field in fields])
-
-
-def _db_value(field, item):
-    value = getattr(item, field.attname)
-    if isinstance(value, list):
-        return "{" + ",".join(repr(float(x)) for x in value) + "}"
-    return field.get_db_prep_save(value, connection)
 
 
 def _service():

@@ -9,17 +9,17 @@ addresses with `values_list`), `cache` (pipelined HMGETs), `direct` (Channel Acc
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 
 import redis
-from django.db import connection, transaction
+from django.db import transaction
 
 from monitor import live
 from pvs.models import PV
 from snapshots import values
 from snapshots.models import Snapshot, SnapshotMode, SnapshotOrigin, SnapshotTag, SnapshotValue, ValueSource
+from squirrel_site.bulk_sql import copy_rows
 
 logger = logging.getLogger(__name__)
 
@@ -154,30 +154,10 @@ def save_snapshot(*, title: str, comment: str, created_by, mode: str, origin: st
         if tags:
             snapshot.tags.set(tags)
         snapshot_id = snapshot.pk
-        _copy_values((snapshot_id, *row) for row in rows)
+        # Binary COPY (~0.3 s for 50,000 rows where text takes ~0.45 s): row values match the
+        # columns' types exactly (snapshots.values builds them).
+        copy_rows(SnapshotValue, ["snapshot_id", *values.ROW_COLUMNS], ((snapshot_id, *row) for row in rows), binary=True)
     return snapshot
-
-
-_COPY_FIELDS = [SnapshotValue._meta.get_field(name) for name in ("snapshot_id", *values.ROW_COLUMNS)]
-
-
-def _copy_values(rows: Iterable[tuple]) -> None:
-    """COPY SnapshotValue rows in PostgreSQL's binary format.
-
-    Binary spares both sides the text formatting and parsing of floats, timestamps and arrays:
-    at 50,000 rows it takes ~0.3 s where text COPY takes ~0.45 s. Every column's type must then
-    match exactly (varchar[] is not text[]), so the types come from the model's fields.
-    """
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in _COPY_FIELDS)
-    # "varchar(100)" -> "varchar", "varchar(40)[]" -> "varchar[]": psycopg names types without modifiers.
-    types = [re.sub(r"\(\d+\)", "", field.db_type(connection)) for field in _COPY_FIELDS]
-    sql = f"COPY {quote(SnapshotValue._meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)"
-    # The raw psycopg cursor bypasses Django's translation of driver errors (IntegrityError).
-    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        copy.set_types(types)
-        for row in rows:
-            copy.write_row(row)
 
 
 def resolve_tags(tags: Iterable, user) -> list[SnapshotTag]:

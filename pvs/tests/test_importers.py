@@ -435,7 +435,7 @@ def test_filesystem_loader_reports_an_unreadable_include(db, tmp_path):
 def test_pv_created_by_someone_else_meanwhile_is_reported_and_nothing_written(db, monkeypatch):
     PV.objects.create(setpoint_address="A:2")
     # The registry as it was before the other writer committed: no existing PVs or links.
-    monkeypatch.setattr("pvs.importers._array", lambda values, db_type: [])
+    monkeypatch.setattr("pvs.importers.in_array", lambda values, db_type: [])
 
     report = csv_import(HEADER + "A:1,,,LI20\nA:2,,,\n")
 

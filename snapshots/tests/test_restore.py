@@ -392,6 +392,28 @@ def test_what_the_cache_does_not_confirm_gets_one_direct_read(ioc, user, undo_sn
 
 
 @pytest.mark.django_db
+def test_earlier_stages_verify_from_the_cache_while_later_ones_are_written(ioc, user, undo_snapshots, redis_db):
+    first, second = make_pv("T:SP0", readback="T:RB0", stage=0), make_pv("T:SP1", readback="T:RB1", stage=1)
+    for pv in (first, second):
+        ioc.add(pv.setpoint_address, 0.0, readback=pv.readback_address)
+    preview = preview_restore(make_snapshot(user, {first: 1.0, second: 2.0}), created_by=user, io=ioc)
+    _cache_readbacks(redis_db, {"T:RB0": 1.0, "T:RB1": 2.0})
+    seen_at_second_stage = []
+    real_put = ioc.put
+
+    def put(requests, **kwargs):
+        if [r.address for r in requests] == ["T:SP1"]:
+            seen_at_second_stage.append(statuses(preview.restore)["T:SP0"])
+        return real_put(requests, **kwargs)
+
+    ioc.put = put
+    restore = execute_restore(preview, user=user, io=ioc, verify_timeout=1.0)
+
+    assert seen_at_second_stage == [RestoreItemStatus.VERIFIED]
+    assert set(statuses(restore).values()) == {RestoreItemStatus.VERIFIED}
+
+
+@pytest.mark.django_db
 def test_readback_outside_tolerance_is_a_mismatch(ioc, user, undo_snapshots):
     snapshot = simple_setup(ioc, user, count=2, abs_tolerance=0.1)
     ioc.offsets["T:SP1"] = 0.5
