@@ -108,7 +108,7 @@ class RestoreAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["snapshot", "created_by", "undo_snapshot"]
     readonly_fields = ["preview", "snapshot", "created_by", "created_at", "started_at", "finished_at",
-                       "undo_snapshot", "job", "status", "options", "runs", "summary", "items"]  # fmt: skip
+                       "undo_snapshot", "job", "status", "options", "runs", "writing_stage", "summary", "items"]  # fmt: skip
     paginator = EstimatedCountPaginator
     show_full_result_count = False
 

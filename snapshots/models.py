@@ -298,6 +298,10 @@ class Restore(models.Model):
     status = models.CharField(max_length=10, choices=RestoreStatus.choices, default=RestoreStatus.PENDING)
     options = models.JSONField(default=dict, blank=True, help_text="verify, verify_timeout, put_timeout, ...")
     runs = models.PositiveSmallIntegerField(default=0, help_text="Times a runner started or resumed it.")
+    writing_stage = models.PositiveSmallIntegerField(
+        null=True, blank=True,
+        help_text="The stage whose puts may have gone out with their results not yet recorded.",
+    )  # fmt: skip
     summary = models.JSONField(default=dict, blank=True, help_text="Items per status when finished.")
 
     class Meta:
@@ -313,7 +317,6 @@ class Restore(models.Model):
 
 class RestoreItemStatus(models.TextChoices):
     PENDING = "pending", "Pending"
-    WRITING = "writing", "Writing (put sent, result not recorded)"
     WRITTEN = "written", "Written"
     VERIFIED = "verified", "Verified"
     MISMATCH = "mismatch", "Readback outside tolerance"

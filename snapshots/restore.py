@@ -2,9 +2,10 @@
 
 Execution is idempotent and resumable, because Celery may run a task twice and a worker may die
 half-way (DESIGN.md). PostgreSQL is the source of truth: the item of every PV moves
-pending -> writing -> written -> verified / mismatch / timeout (or disconnected, no_write_access,
-failed), and a stage's items are marked `writing` (committed) before their puts go out. A run
-that finds items in `writing` does not know whether their put reached the IOC, so it reads the
+pending -> written -> verified / mismatch / timeout (or disconnected, no_write_access, failed),
+and the restore records the stage being written (`writing_stage`, committed) before its puts go
+out. A run that finds pending items in that stage does not know whether their put reached the
+IOC, so it reads the
 setpoint first: equal to the target within tolerance counts as written, anything else is written.
 Items in any later state are never written again. One runner at a time holds a PostgreSQL
 advisory lock on the restore; a killed worker's connection closes and releases it.
@@ -429,21 +430,20 @@ _CREATE_ITEMS = f"""
 
 def _write_stage(restore: Restore, stage: int, io, put_timeout: float) -> None:
     """Write the stage's unwritten items in parallel and record each result."""
-    items = restore.items.filter(stage=stage, status__in=[RestoreItemStatus.PENDING, RestoreItemStatus.WRITING])
+    items = restore.items.filter(stage=stage, status=RestoreItemStatus.PENDING)
     rows = list(items.values_list(
         "id", "pv_name", "value_type", "target_num", "target_str", "target_array", "wait_for_completion",
-        "abs_tolerance", "rel_tolerance", "status",
+        "abs_tolerance", "rel_tolerance",
     ))  # fmt: skip
     if not rows:
         return
     now = timezone.now()
     outcomes: dict[tuple, list[int]] = {}  # (status, written_at, message) -> item ids
-    interrupted = [row for row in rows if row[9] == RestoreItemStatus.WRITING]
-    if interrupted:
-        # A runner died around these puts: whatever already holds its target was applied.
-        readings = io.read([row[1] for row in interrupted], timeout=put_timeout)
+    if restore.writing_stage == stage:
+        # A runner died around this stage's puts: whatever already holds its target was applied.
+        readings = io.read([row[1] for row in rows], timeout=put_timeout)
         applied = set()
-        for row in interrupted:
+        for row in rows:
             result = readings.get(row[1])
             target = _typed(row[2], row[3], row[4], row[5])
             if result is not None and result.reading is not None and within_tolerance(
@@ -452,8 +452,10 @@ def _write_stage(restore: Restore, stage: int, io, put_timeout: float) -> None:
                 applied.add(row[0])
         outcomes[RestoreItemStatus.WRITTEN, now, "Found applied when resuming an interrupted run."] = list(applied)
         rows = [row for row in rows if row[0] not in applied]
-    # Committed before any put goes out: a crash from here on leaves these items `writing`.
-    items.filter(status=RestoreItemStatus.PENDING).update(status=RestoreItemStatus.WRITING)
+    # Committed before any put goes out: a crash from here on leaves the stage marked as being
+    # written, one UPDATE of the restore instead of one per item.
+    Restore.objects.filter(pk=restore.pk).update(writing_stage=stage)
+    restore.writing_stage = stage
     requests = [epics_io.PutRequest(row[1], _typed(row[2], row[3], row[4], row[5]), wait=row[6]) for row in rows]
     results = io.put(requests, timeout=put_timeout, max_outstanding=MAX_OUTSTANDING) if requests else {}
     now = timezone.now()
@@ -467,11 +469,14 @@ def _write_stage(restore: Restore, stage: int, io, put_timeout: float) -> None:
             outcome = (_put_failure(error), None, f"Put: {error}"[:200])
         outcomes.setdefault(outcome, []).append(row[0])
     # Nearly every item shares one of a few outcomes: one UPDATE per outcome, not per item.
-    for (status, written_at, message), ids in outcomes.items():
-        if ids:
-            RestoreItem.objects.filter(pk__in=in_array(ids, "bigint")).update(
-                status=status, written_at=written_at, message=message
-            )
+    with transaction.atomic():
+        for (status, written_at, message), ids in outcomes.items():
+            if ids:
+                RestoreItem.objects.filter(pk__in=in_array(ids, "bigint")).update(
+                    status=status, written_at=written_at, message=message
+                )
+        Restore.objects.filter(pk=restore.pk).update(writing_stage=None)
+    restore.writing_stage = None
 
 
 def _put_failure(error: str | None) -> str:

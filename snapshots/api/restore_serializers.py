@@ -76,7 +76,7 @@ class RestoreSerializer(serializers.ModelSerializer):
         model = Restore
         fields = [
             "id", "preview", "snapshot", "created_by", "created_at", "started_at", "finished_at",
-            "undo_snapshot", "job", "status", "options", "runs", "summary",
+            "undo_snapshot", "job", "status", "options", "runs", "writing_stage", "summary",
         ]
         read_only_fields = fields
 

@@ -14,6 +14,7 @@ import time
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 
 from jobs.models import Job
 from pvs import sim
@@ -188,7 +189,8 @@ def test_a_worker_killed_mid_restore_is_resumed_by_another_without_skipping(api,
 
     # Kill the worker as soon as the restore has begun writing (puts with completion are slow).
     deadline = time.monotonic() + 30
-    while not RestoreItem.objects.filter(restore__job_id=job_id, status__in=["writing", "written"]).exists():
+    started = Q(writing_stage__isnull=False) | Q(items__status="written")
+    while not Restore.objects.filter(started, job_id=job_id).exists():
         assert time.monotonic() < deadline, "the restore never started writing"
         time.sleep(0.005)
     workers.running[0].kill()

@@ -573,8 +573,9 @@ def test_resume_after_a_crash_mid_stage_writes_each_pv_exactly_once(ioc, user, u
     with pytest.raises(CrashingPut):
         execute_restore(preview, user=user, io=ioc)
     restore = preview.restore
-    assert set(restore.items.filter(stage=0).values_list("status", flat=True)) == {RestoreItemStatus.WRITING}
-    assert set(restore.items.filter(stage=1).values_list("status", flat=True)) == {RestoreItemStatus.PENDING}
+    restore.refresh_from_db()
+    assert restore.writing_stage == 0
+    assert set(restore.items.values_list("status", flat=True)) == {RestoreItemStatus.PENDING}
 
     ioc.crash_after = None
     resumed = execute_restore(preview, user=user, io=ioc)  # the redelivered task
