@@ -35,6 +35,10 @@ class Job(models.Model):
     message = models.CharField(max_length=200, blank=True, help_text="What the job is doing now.")
     data = models.JSONField(default=dict, blank=True, help_text="The job's parameters.")
     result_id = models.BigIntegerField(null=True, blank=True, help_text="Id of what the job produced.")
+    key = models.CharField(
+        max_length=200, unique=True, null=True, blank=True,
+        help_text="Set by senders that may deliver one request twice (celery beat): one job per key.",
+    )  # fmt: skip
     retry_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(

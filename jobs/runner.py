@@ -2,6 +2,9 @@
 
 import logging
 from collections.abc import Callable
+from contextlib import contextmanager
+
+from django.db import connection
 
 from jobs.models import InvalidJobTransition, Job
 from jobs.progress import ProgressReporter, push_state
@@ -20,8 +23,42 @@ class JobRunningElsewhere(Exception):
     """Another worker is running this job now (a duplicate delivery): leave the job to it."""
 
 
+# The first half of the two-key advisory lock a runner holds on its job ("JB").
+_LOCK_NAMESPACE = 0x4A42
+
+
+@contextmanager
+def job_lock(job_id: int):
+    """Yield True while this connection holds job `job_id`'s lock, False if another runner does.
+
+    A session lock: a killed worker's connection closes and releases it, so a redelivery can run.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s::int, %s::int)", [_LOCK_NAMESPACE, job_id])
+        held = cursor.fetchone()[0]
+    try:
+        yield held
+    finally:
+        if held and not connection.needs_rollback:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", [_LOCK_NAMESPACE, job_id])
+
+
 def run_job(job_id: int, handler: JobHandler) -> None:
-    """Run job `job_id` through `handler`; a finished job (a duplicate delivery) is left alone."""
+    """Run job `job_id` through `handler`, once, however often its task is delivered.
+
+    A finished job is left alone; a job another worker is running now is left to it (its lock is
+    held); a job whose result was committed before its worker died is finished without running
+    again (handlers record their result in the transaction that writes it, see take_snapshot).
+    """
+    with job_lock(job_id) as held:
+        if not held:
+            log.info("Job %s is being run by another worker; this delivery steps aside", job_id)
+            return
+        _run_locked(job_id, handler)
+
+
+def _run_locked(job_id: int, handler: JobHandler) -> None:
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         log.warning("Job %s does not exist (deleted before it ran)", job_id)
@@ -32,6 +69,10 @@ def run_job(job_id: int, handler: JobHandler) -> None:
         log.info("Job %s is already %s; not running it again", job_id, job.status)
         return
     push_state(job)
+    if job.result_id is not None:
+        job.finish(job.result_id, "Its result was saved before the previous worker stopped.")
+        push_state(job)
+        return
     try:
         result_id = handler(job, ProgressReporter(job))
     except JobRunningElsewhere:

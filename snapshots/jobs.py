@@ -1,11 +1,17 @@
 """Job handlers: turn a Job's parameters into one service call (snapshot, restore)."""
 
-from django.contrib.auth import get_user_model
+import logging
+from datetime import timedelta
 
-from jobs.models import Job, JobType
-from jobs.runner import JobFailure, JobRunningElsewhere
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from jobs.models import Job, JobStatus, JobType
+from jobs.runner import JobFailure, JobRunningElsewhere, job_lock
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
+
+log = logging.getLogger(__name__)
 
 
 def selection_problems(selection) -> dict | str | None:
@@ -31,14 +37,47 @@ def select_pvs(selection: dict):
     return filterset.qs
 
 
-def enqueue(job_type: str, *, user, data: dict) -> Job:
-    """Create a Job and hand it to a worker once the surrounding transaction commits."""
+def _task(job_type: str):
     from snapshots.tasks import restore_task, take_snapshot_task
 
-    task = {JobType.SNAPSHOT: take_snapshot_task, JobType.RESTORE: restore_task}[job_type]
+    return {JobType.SNAPSHOT: take_snapshot_task, JobType.RESTORE: restore_task}[job_type]
+
+
+def enqueue(job_type: str, *, user, data: dict) -> Job:
+    """Create a Job and hand it to a worker once the surrounding transaction commits."""
     job = Job.objects.create(type=job_type, created_by=user, data=data)
-    task.delay_on_commit(job.id)
+    _task(job_type).delay_on_commit(job.id)
     return job
+
+
+# A queued job untouched this long may have lost its Celery message (Redis restarted empty).
+LOST_AFTER = timedelta(minutes=2)
+
+
+def requeue_lost_jobs(now=None) -> list[int]:
+    """Send again the tasks of jobs whose message may be gone; returns their ids.
+
+    PostgreSQL holds every job; Redis only its message. Pending jobs untouched for LOST_AFTER
+    and running jobs that no runner holds (jobs.runner.job_lock: its worker died) are sent
+    again, and touched so that each is sent at most once per LOST_AFTER. A job whose first
+    message still arrives runs once all the same (jobs.runner).
+    """
+    now = now or timezone.now()
+    candidates = Job.objects.filter(
+        status__in=[JobStatus.PENDING, JobStatus.RUNNING], updated_at__lt=now - LOST_AFTER
+    ).values_list("pk", "type", "status")
+    sent = []
+    for job_id, job_type, status in candidates:
+        if status == JobStatus.RUNNING:
+            with job_lock(job_id) as free:
+                if not free:
+                    continue  # a runner holds it: alive, however quiet
+        if Job.objects.filter(pk=job_id, status=status, updated_at__lt=now - LOST_AFTER).update(updated_at=now):
+            _task(job_type).delay(job_id)
+            sent.append(job_id)
+    if sent:
+        log.warning("Sent again the tasks of jobs %s (pending or orphaned for over %s)", sent, LOST_AFTER)
+    return sent
 
 
 def snapshot_handler(job: Job, progress) -> int:
@@ -51,7 +90,7 @@ def snapshot_handler(job: Job, progress) -> int:
         snapshot = take_snapshot(
             title=data["title"], comment=data.get("comment", ""), created_by=user,
             pvs=select_pvs(data.get("selection", {})), mode=data.get("mode", "hybrid"), tags=data.get("tags", []),
-            origin=data.get("origin", "manual"), progress=progress, schedule_id=data.get("schedule"),
+            origin=data.get("origin", "manual"), progress=progress, schedule_id=data.get("schedule"), job_id=job.pk,
         )  # fmt: skip
     except SnapshotError as exc:
         raise JobFailure(str(exc)) from None

@@ -40,20 +40,26 @@ def delete_schedule(schedule: SnapshotSchedule) -> None:
         task.delete()
 
 
-def run_schedule(schedule_id: int) -> Job | None:
-    """Take one scheduled snapshot as a Job (run here, in the beat-triggered task), then prune."""
+def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
+    """Take one scheduled snapshot as a Job (run here, in the beat-triggered task), then prune.
+
+    `key` names the request (the Celery task id): a redelivered task runs the same Job, which
+    takes its snapshot at most once (jobs.runner), instead of taking a second snapshot.
+    """
     schedule = SnapshotSchedule.objects.select_related("owner").filter(pk=schedule_id, enabled=True).first()
     if schedule is None:
         return None
     stamp = timezone.localtime().strftime("%Y-%m-%d %H:%M")
-    job = Job.objects.create(
-        type=JobType.SNAPSHOT, created_by=schedule.owner,
-        data={
-            "title": f"{schedule.name} {stamp}", "comment": f"Scheduled by '{schedule.name}'.", "mode": schedule.mode,
-            "tags": list(schedule.tags.values_list("name", flat=True)), "selection": schedule.selection,
-            "origin": SnapshotOrigin.SCHEDULED, "schedule": schedule.pk,
-        },
-    )  # fmt: skip
+    data = {
+        "title": f"{schedule.name} {stamp}", "comment": f"Scheduled by '{schedule.name}'.", "mode": schedule.mode,
+        "tags": list(schedule.tags.values_list("name", flat=True)), "selection": schedule.selection,
+        "origin": SnapshotOrigin.SCHEDULED, "schedule": schedule.pk,
+    }  # fmt: skip
+    fields = {"type": JobType.SNAPSHOT, "created_by": schedule.owner}
+    if key:
+        job, _ = Job.objects.get_or_create(key=key, defaults={**fields, "data": data})
+    else:
+        job = Job.objects.create(**fields, data=data)
     run_job(job.id, snapshot_handler)
     job.refresh_from_db()
     if job.result_id is not None:

@@ -23,9 +23,20 @@ def restore_task(job_id: int) -> None:
     run_job(job_id, restore_handler)
 
 
-@shared_task(name="snapshots.scheduled_snapshot")
-def scheduled_snapshot_task(schedule_id: int) -> None:
-    """Take one snapshot of a SnapshotSchedule (sent by celery beat) and apply its retention."""
+@shared_task(name="snapshots.scheduled_snapshot", bind=True)
+def scheduled_snapshot_task(self, schedule_id: int) -> None:
+    """Take one snapshot of a SnapshotSchedule (sent by celery beat) and apply its retention.
+
+    The task id keys the job, so a redelivery of this message takes no second snapshot.
+    """
     from snapshots.schedules import run_schedule
 
-    run_schedule(schedule_id)
+    run_schedule(schedule_id, key=f"scheduled-snapshot:{self.request.id}" if self.request.id else None)
+
+
+@shared_task(name="snapshots.requeue_lost_jobs")
+def requeue_lost_jobs_task() -> None:
+    """Send again the tasks of jobs whose Celery message was lost (celery beat, every minute)."""
+    from snapshots.jobs import requeue_lost_jobs
+
+    requeue_lost_jobs()

@@ -91,6 +91,11 @@ CHANNEL_LAYERS = {
 
 CELERY_BROKER_URL = env_str("SQUIRREL_CELERY_BROKER_URL", REDIS_URL)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Redis holds only the messages; PostgreSQL holds the jobs. A job whose message was lost (Redis
+# restarted empty) or whose worker died is sent again (snapshots.jobs.requeue_lost_jobs).
+CELERY_BEAT_SCHEDULE = {
+    "requeue-lost-jobs": {"task": "snapshots.requeue_lost_jobs", "schedule": 60.0},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -70,3 +70,34 @@ def test_a_duplicate_delivery_steps_aside_while_another_worker_runs_the_job(job)
     run_job(job.id, busy)
     job.refresh_from_db()
     assert (job.status, job.error) == (JobStatus.RUNNING, "")
+
+
+def test_a_delivery_while_another_connection_holds_the_job_does_not_run_it(job, transactional_db):
+    import psycopg
+    from django.conf import settings
+
+    from jobs.runner import _LOCK_NAMESPACE
+
+    # Another worker: its own database session holding the job's lock.
+    db = settings.DATABASES["default"]
+    other = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], autocommit=True)
+    try:
+        other.execute("SELECT pg_advisory_lock(%s::int, %s::int)", [_LOCK_NAMESPACE, job.id])
+        calls = []
+        run_job(job.id, lambda job, progress: calls.append(job.id))
+        job.refresh_from_db()
+        assert (calls, job.status, job.retry_count) == ([], JobStatus.PENDING, 0)
+    finally:
+        other.close()  # the other worker dies: its lock goes with its connection
+    run_job(job.id, lambda job, progress: 7)
+    job.refresh_from_db()
+    assert (job.status, job.result_id) == (JobStatus.SUCCEEDED, 7)
+
+
+def test_a_redelivery_after_the_result_was_saved_finishes_without_running_again(job):
+    job.start()  # the first worker started, saved its result with the work, then died
+    Job.objects.filter(pk=job.pk).update(result_id=41)
+    calls = []
+    run_job(job.id, lambda job, progress: calls.append(job.id))
+    job.refresh_from_db()
+    assert (calls, job.status, job.result_id, job.retry_count) == ([], JobStatus.SUCCEEDED, 41, 1)

@@ -96,3 +96,13 @@ def test_admin_saves_a_schedule_with_its_task(client, admin_user, hourly):
     })  # fmt: skip
     assert response.status_code == 302
     assert json.loads(PeriodicTask.objects.get().kwargs) == {"schedule_id": SnapshotSchedule.objects.get().pk}
+
+
+def test_a_redelivered_beat_message_takes_one_snapshot(schedule, registry, cache):  # noqa: F811
+    cache(ALL_CACHED)
+    first = run_schedule(schedule.pk, key="scheduled-snapshot:task-1")
+    again = run_schedule(schedule.pk, key="scheduled-snapshot:task-1")  # the same message, delivered again
+    assert again.pk == first.pk and again.result_id == first.result_id
+    assert Snapshot.objects.filter(schedule=schedule).count() == 1
+    run_schedule(schedule.pk, key="scheduled-snapshot:task-2")  # the next beat
+    assert Snapshot.objects.filter(schedule=schedule).count() == 2

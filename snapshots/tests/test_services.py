@@ -285,3 +285,22 @@ def test_a_monitor_that_has_not_synced_yet_is_not_fresh(redis_db):
     assert not monitor_is_fresh()
     live.write_heartbeat(redis_db, Shard(0, 1), {"synced": True})
     assert monitor_is_fresh()
+
+
+def test_a_snapshot_job_redelivered_after_its_snapshot_was_saved_takes_no_second_one(registry, redis_db, admin_user):
+    from jobs.models import Job, JobStatus, JobType
+    from jobs.runner import run_job
+    from snapshots.jobs import snapshot_handler
+
+    job = Job.objects.create(type=JobType.SNAPSHOT, created_by=admin_user, data={"title": "t", "mode": "direct"})
+    job.start()
+    # The first delivery saved its snapshot (and with it the job's result), then its worker died.
+    saved = take_snapshot(title="t", created_by=admin_user, mode="direct", reader=FakeReader({}), job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.result_id) == (JobStatus.RUNNING, saved.pk)
+
+    run_job(job.id, snapshot_handler)  # the redelivered task
+
+    job.refresh_from_db()
+    assert (job.status, job.result_id) == (JobStatus.SUCCEEDED, saved.pk)
+    assert list(Snapshot.objects.values_list("pk", flat=True)) == [saved.pk]
