@@ -8,6 +8,7 @@ from django.utils import timezone
 
 class JobType(models.TextChoices):
     SNAPSHOT = "snapshot", "Take snapshot"
+    PREVIEW = "preview", "Restore preview"
     RESTORE = "restore", "Restore"
 
 

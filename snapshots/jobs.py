@@ -38,9 +38,9 @@ def select_pvs(selection: dict):
 
 
 def _task(job_type: str):
-    from snapshots.tasks import restore_task, take_snapshot_task
+    from snapshots.tasks import preview_task, restore_task, take_snapshot_task
 
-    return {JobType.SNAPSHOT: take_snapshot_task, JobType.RESTORE: restore_task}[job_type]
+    return {JobType.SNAPSHOT: take_snapshot_task, JobType.PREVIEW: preview_task, JobType.RESTORE: restore_task}[job_type]
 
 
 def enqueue(job_type: str, *, user, data: dict) -> Job:
@@ -95,6 +95,37 @@ def snapshot_handler(job: Job, progress) -> int:
     except SnapshotError as exc:
         raise JobFailure(str(exc)) from None
     return snapshot.id
+
+
+def preview_handler(job: Job, progress) -> int:
+    """Make the restore preview described by job.data, reading live values over Channel Access
+    where the monitor's cache cannot serve them (web processes never do: they enqueue this).
+
+    data: {"snapshot": id, "selection": PVFilterSet parameters or null, "include_unchanged": bool}
+    or {"undo_of": restore id}.
+    """
+    from snapshots.models import Restore, Snapshot
+    from snapshots.restore import RestoreError, preview_restore, undo_restore
+
+    data = job.data
+    user = get_user_model().objects.get(pk=job.created_by_id)
+    progress(10, "Reading live values")
+    try:
+        if data.get("undo_of") is not None:
+            restore = Restore.objects.filter(pk=data["undo_of"]).first()
+            if restore is None:
+                raise JobFailure(f"Restore #{data['undo_of']} no longer exists.")
+            return undo_restore(restore, user=user).pk
+        snapshot = Snapshot.objects.filter(pk=data["snapshot"]).first()
+        if snapshot is None:
+            raise JobFailure(f"Snapshot #{data['snapshot']} no longer exists.")
+        pvs = select_pvs(data["selection"]) if data.get("selection") else None
+        preview = preview_restore(
+            snapshot, created_by=user, pvs=pvs, include_unchanged=data.get("include_unchanged", False)
+        )
+    except RestoreError as exc:
+        raise JobFailure(str(exc)) from None
+    return preview.pk
 
 
 def restore_handler(job: Job, progress) -> int:

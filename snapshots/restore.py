@@ -88,6 +88,10 @@ class RestoreBusy(RestoreError):
     """Another runner is executing this restore right now."""
 
 
+class NeedsChannelAccess(RestoreError):
+    """A cache-only preview found the monitor's cache stale or incomplete: make it in a worker."""
+
+
 # Preview ---------------------------------------------------------------------------------------
 
 
@@ -99,10 +103,14 @@ def preview_restore(
     include_unchanged: bool = False,
     ttl: float = DEFAULT_TTL,
     io=None,
+    cache_only: bool = False,
 ) -> RestorePreview:
     """Compare `snapshot` with the live values of its PVs (or of `pvs`, a PV queryset) and record
     what a restore would do with each. Live values come from the monitor's cache when its
     heartbeat is fresh (a direct read for addresses it lacks), else from a direct read.
+
+    `cache_only` (web processes, which never talk Channel Access): raise NeedsChannelAccess
+    instead of reading directly; nothing is written then.
 
     PVs already within tolerance are skipped unless `include_unchanged`: operators normally restore
     only what differs, but may ask for everything to be written again.
@@ -118,7 +126,7 @@ def preview_restore(
         )
     )  # fmt: skip
     addresses = [row[7] for row in rows if row[0] is not None]
-    values, writable, source = _live_values(addresses, io)
+    values, writable, source = _live_values(addresses, io, cache_only)
 
     items, counts = [], Counter()
     for (pv_id, saved_name, value_type, num, text, arr, saved_connected, address, readback, stage, wait,
@@ -167,7 +175,7 @@ _ITEM_COLUMNS = [
 ]  # fmt: skip
 
 
-def _live_values(addresses: list[str], io) -> tuple[dict, dict, str]:
+def _live_values(addresses: list[str], io, cache_only: bool = False) -> tuple[dict, dict, str]:
     """(value by connected address, write access by address, source) for the preview."""
     values, writable, missing = {}, {}, addresses
     source = LiveSource.DIRECT
@@ -184,6 +192,11 @@ def _live_values(addresses: list[str], io) -> tuple[dict, dict, str]:
             meta = metas[address]
             if meta is not None:
                 writable[address] = meta.write_access
+    if missing and cache_only:
+        raise NeedsChannelAccess(
+            f"{len(missing)} of {len(addresses)} PVs are not in a fresh monitor cache: reading them takes a worker."
+            if source == LiveSource.CACHE else "The monitor's cache is not fresh: reading the PVs takes a worker."
+        )  # fmt: skip
     if missing:
         io = io or _service()
         for address, result in io.read(missing).items():
@@ -290,12 +303,18 @@ def resume_restore(restore: Restore, *, io=None, progress: Progress | None = Non
     return restore
 
 
-def undo_restore(restore: Restore, *, user, ttl: float = DEFAULT_TTL, io=None) -> RestorePreview:
+def undo_restore(restore: Restore, *, user, ttl: float = DEFAULT_TTL, io=None, cache_only: bool = False) -> RestorePreview:
     """A preview that puts the PVs of `restore` back to its undo snapshot; execute it as usual."""
     if restore.undo_snapshot_id is None:
         raise RestoreError(f"Restore #{restore.pk} has no undo snapshot: it never started writing.")
-    pvs = PV.objects.filter(pk__in=restore.items.exclude(pv=None).values("pv"))
-    return preview_restore(restore.undo_snapshot, created_by=user, pvs=pvs, ttl=ttl, io=io)
+    return preview_restore(
+        restore.undo_snapshot, created_by=user, pvs=undo_pvs(restore), ttl=ttl, io=io, cache_only=cache_only
+    )
+
+
+def undo_pvs(restore: Restore):
+    """The PVs an undo of `restore` puts back: those it targeted."""
+    return PV.objects.filter(pk__in=restore.items.exclude(pv=None).values("pv"))
 
 
 def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:

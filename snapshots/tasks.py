@@ -8,13 +8,19 @@ the restore service resumes from its per-PV records, so that is safe.
 from celery import shared_task
 
 from jobs.runner import run_job
-from snapshots.jobs import restore_handler, snapshot_handler
+from snapshots.jobs import preview_handler, restore_handler, snapshot_handler
 
 
 @shared_task(name="snapshots.take_snapshot")
 def take_snapshot_task(job_id: int) -> None:
     """Take a snapshot (Job type snapshot)."""
     run_job(job_id, snapshot_handler)
+
+
+@shared_task(name="snapshots.preview")
+def preview_task(job_id: int) -> None:
+    """Make a restore preview that needs Channel Access reads (Job type preview)."""
+    run_job(job_id, preview_handler)
 
 
 @shared_task(name="snapshots.restore")

@@ -1,4 +1,9 @@
-"""Restore API: preview (synchronous), execute (a job), follow, undo."""
+"""Restore API: preview (from the monitor's cache, else a job), execute (a job), follow, undo.
+
+The web process never talks Channel Access (DESIGN.md): a preview it cannot make from a fresh
+monitor cache is made by a worker, and the answer is 202 with that job (its result_id is the
+preview's id) instead of 201 with the preview.
+"""
 
 from django.db import transaction
 from rest_framework import mixins, status, viewsets
@@ -17,7 +22,7 @@ from snapshots.api.restore_serializers import (
 from snapshots.api.views import ValuePagination
 from snapshots.jobs import enqueue, select_pvs
 from snapshots.models import Restore, RestorePreview
-from snapshots.restore import RestoreError, preview_restore, undo_restore
+from snapshots.restore import NeedsChannelAccess, RestoreError, preview_restore, undo_restore
 
 
 class NewestFirst(CursorPagination):
@@ -48,9 +53,15 @@ class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
         params.is_valid(raise_exception=True)
         data = params.validated_data
         pvs = select_pvs(data["selection"]) if data["selection"] else None
-        preview = preview_restore(
-            data["snapshot"], created_by=request.user, pvs=pvs, include_unchanged=data["include_unchanged"]
-        )
+        try:
+            preview = preview_restore(
+                data["snapshot"], created_by=request.user, pvs=pvs, include_unchanged=data["include_unchanged"],
+                cache_only=True,
+            )  # fmt: skip
+        except NeedsChannelAccess:
+            job_data = {"snapshot": data["snapshot"].pk, "selection": data["selection"] or None,
+                        "include_unchanged": data["include_unchanged"]}  # fmt: skip
+            return _preview_job(request, job_data)
         return Response(RestorePreviewSerializer(preview).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["get"])
@@ -86,8 +97,18 @@ class RestoreViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"], pagination_class=None)
     def undo(self, request, pk=None):
         """A preview that puts back what this restore changed; execute it to undo."""
+        restore = self.get_object()
         try:
-            preview = undo_restore(self.get_object(), user=request.user)
+            preview = undo_restore(restore, user=request.user, cache_only=True)
+        except NeedsChannelAccess:
+            return _preview_job(request, {"undo_of": restore.pk})
         except RestoreError as exc:
             raise ValidationError({"restore": str(exc)}) from None
         return Response(RestorePreviewSerializer(preview).data, status=status.HTTP_201_CREATED)
+
+
+def _preview_job(request, data: dict) -> Response:
+    """202 with the job that makes the preview in a worker."""
+    with transaction.atomic():
+        job = enqueue(JobType.PREVIEW, user=request.user, data=data)
+    return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -194,3 +194,48 @@ def test_preview_of_an_unknown_snapshot_is_400(client, operator):
 def test_anonymous_cannot_use_the_snapshot_api(client, snapshot):
     assert client.get("/api/v1/snapshots/").status_code == 403
     assert client.post("/api/v1/restore-previews/", {}).status_code == 403
+
+
+def test_a_preview_from_a_fresh_cache_is_made_at_once(client, operator, snapshot, redis_db):
+    from monitor import live
+
+    now = timezone.now().timestamp()
+    for address, value in {"T:A_SP": 1.5, "T:C": 3.0}.items():
+        redis_db.hset(live.VALUES_KEY, address, live.encode_value(live.LiveValue(address, "float", value, 0, 0, now, now, True)))
+    live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
+    response = client.post("/api/v1/restore-previews/", {"snapshot": snapshot.id}, content_type="application/json")
+    assert response.status_code == 201, response.json()
+    assert (response.json()["live_source"], response.json()["write_count"]) == ("cache", 1)
+    assert not Job.objects.exists()
+
+
+def test_a_preview_the_cache_cannot_serve_is_made_by_a_worker(client, operator, snapshot, redis_db, monkeypatch,
+                                                               django_capture_on_commit_callbacks):  # fmt: skip
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(
+            "/api/v1/restore-previews/", {"snapshot": snapshot.id, "include_unchanged": True},
+            content_type="application/json",
+        )  # fmt: skip
+    assert response.status_code == 202, response.json()  # no monitor: the web process reads nothing itself
+    job = Job.objects.get(pk=response.json()["id"])
+    assert (job.type, job.data) == (
+        JobType.PREVIEW, {"snapshot": snapshot.id, "selection": None, "include_unchanged": True}
+    )  # fmt: skip
+    assert len(callbacks) == 1 and not RestorePreview.objects.exists()
+
+    from jobs.runner import run_job
+    from snapshots import restore
+    from snapshots.jobs import preview_handler
+
+    class Reader(FakeReader):  # the worker's Channel Access, faked at the io boundary
+        def read(self, addresses, timeout=2.0):
+            return super().read(addresses, timeout)
+
+        def metadata(self, addresses):
+            return {}
+
+    monkeypatch.setattr(restore, "_service", lambda: Reader({"T:A_SP": 0.5, "T:C": 7}))
+    run_job(job.pk, preview_handler)
+    job.refresh_from_db()
+    preview = RestorePreview.objects.get(pk=job.result_id)
+    assert (job.status, preview.live_source, preview.write_count, preview.unchanged_count) == ("succeeded", "direct", 2, 0)

@@ -139,11 +139,24 @@ def take(api, title, addresses) -> int:
     return job["result_id"]
 
 
-def restore(api, snapshot_id, addresses) -> tuple[dict, dict]:
-    preview = api.post(
+def preview_of(api, response) -> dict:
+    """The preview a POST made: at once (201), or by a worker (202 with its job) when the monitor
+    cannot serve the live values; no monitor runs here, so always the latter."""
+    assert response.status_code == 202, response.content
+    job = wait_for_job(api, response.json()["id"])
+    assert (job["type"], job["status"]) == ("preview", "succeeded"), job["error"]
+    return api.get(f"/api/v1/restore-previews/{job['result_id']}/").json()
+
+
+def make_preview(api, snapshot_id, addresses) -> dict:
+    return preview_of(api, api.post(
         "/api/v1/restore-previews/", {"snapshot": snapshot_id, "selection": {"pv": addresses}},
         content_type="application/json",
-    ).json()  # fmt: skip
+    ))  # fmt: skip
+
+
+def restore(api, snapshot_id, addresses) -> tuple[dict, dict]:
+    preview = make_preview(api, snapshot_id, addresses)
     job = api.post(f"/api/v1/restore-previews/{preview['id']}/execute/").json()
     return preview, wait_for_job(api, job["id"])
 
@@ -168,7 +181,7 @@ def test_take_change_restore_verify_and_undo(api, workers, registry):
     assert now[pair.setpoint] == pytest.approx(saved[pair.setpoint])
     assert {a: now[a] for a in changed if a != pair.setpoint} == {a: saved[a] for a in changed if a != pair.setpoint}
 
-    undo = api.post(f"/api/v1/restores/{restored.id}/undo/").json()
+    undo = preview_of(api, api.post(f"/api/v1/restores/{restored.id}/undo/"))
     job = wait_for_job(api, api.post(f"/api/v1/restore-previews/{undo['id']}/execute/").json()["id"])
     assert job["status"] == "succeeded", job["error"]
     assert caget_many([text.setpoint]) == {text.setpoint: "changed"}
@@ -180,10 +193,7 @@ def test_a_worker_killed_mid_restore_is_resumed_by_another_without_skipping(api,
     saved = caget_many(addresses)
     snapshot_id = take(api, "Magnets", addresses)
     caput_many({a: saved[a] + 2.0 for a in addresses})
-    preview = api.post(
-        "/api/v1/restore-previews/", {"snapshot": snapshot_id, "selection": {"pv": addresses}},
-        content_type="application/json",
-    ).json()  # fmt: skip
+    preview = make_preview(api, snapshot_id, addresses)
     assert preview["write_count"] == len(addresses)
     job_id = api.post(f"/api/v1/restore-previews/{preview['id']}/execute/").json()["id"]
 
