@@ -88,7 +88,7 @@ def test_a_delivery_while_another_connection_holds_the_job_does_not_run_it(job, 
         job.refresh_from_db()
         assert (calls, job.status, job.retry_count) == ([], JobStatus.PENDING, 0)
     finally:
-        other.close()  # the other worker dies: its lock goes with its connection
+        close_and_wait_for_release(other, job.id)  # the other worker dies: its lock goes with its connection
     run_job(job.id, lambda job, progress: 7)
     job.refresh_from_db()
     assert (job.status, job.result_id) == (JobStatus.SUCCEEDED, 7)
@@ -101,3 +101,25 @@ def test_a_redelivery_after_the_result_was_saved_finishes_without_running_again(
     run_job(job.id, lambda job, progress: calls.append(job.id))
     job.refresh_from_db()
     assert (calls, job.status, job.result_id, job.retry_count) == ([], JobStatus.SUCCEEDED, 41, 1)
+
+
+def close_and_wait_for_release(other, job_id: int, timeout: float = 5.0) -> None:
+    """Close `other` (a worker dying) and wait until the server has released its advisory lock."""
+    import time
+
+    from django.db import connection
+
+    from jobs.runner import _LOCK_NAMESPACE
+
+    other.close()
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s",
+                [_LOCK_NAMESPACE, job_id],
+            )
+            if not cursor.fetchone()[0]:
+                return
+            assert time.monotonic() < deadline, "the closed session's lock was not released"
+            time.sleep(0.01)

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from jobs.models import Job, JobStatus, JobType
 from jobs.runner import _LOCK_NAMESPACE
+from jobs.tests.test_runner import close_and_wait_for_release
 from snapshots import jobs
 
 
@@ -48,6 +49,6 @@ def test_old_pending_and_orphaned_running_jobs_are_sent_again_once(transactional
         assert sorted(sent) == sorted([(JobType.SNAPSHOT, lost.pk), (JobType.RESTORE, orphan.pk)])
         assert jobs.requeue_lost_jobs() == []  # touched: not again before LOST_AFTER
     finally:
-        runner.close()
+        close_and_wait_for_release(runner, held.pk)
     later = timezone.now() + jobs.LOST_AFTER + timedelta(seconds=1)
     assert sorted(jobs.requeue_lost_jobs(now=later)) == sorted([lost.pk, orphan.pk, recent.pk, held.pk])
