@@ -221,6 +221,16 @@ def read_values(addresses: Sequence[str], client=None) -> dict[str, LiveValue | 
     return _decoded(addresses, raws, decode_value)
 
 
+def cached_addresses(client=None) -> set[str]:
+    """Every address with a live value or metadata in Redis (HSCAN: never one long command)."""
+    client = client or redis_client()
+    return {
+        field.decode()
+        for key in (VALUES_KEY, META_KEY)
+        for field, _ in client.hscan_iter(key, count=CHUNK_SIZE)  # NOVALUES needs Redis 7.4
+    }
+
+
 def read_metadata(addresses: Sequence[str], client=None) -> dict[str, LiveMeta | None]:
     """The metadata of each address, None where Redis has none."""
     addresses = list(addresses)

@@ -65,13 +65,13 @@ class _Stats:
         return result
 
 
-def registry_addresses(shard: live.Shard) -> dict[str, bool]:
+def registry_addresses(shard: live.Shard, elsewhere: set[str] | None = None) -> dict[str, bool]:
     """Every setpoint, readback and config address of the shard's PVs, setpoints first.
 
     A PV belongs to the shard of its setpoint address, so all its addresses live together.
     The order is the subscription order at start-up: setpoints, what snapshots and restores
     need, reach Redis first. (A dict: ordered, True for setpoints, and a set for every other
-    purpose.)
+    purpose.) `elsewhere`, if given, receives the addresses of the other shards' PVs.
     """
     setpoints: dict[str, bool] = {}
     others: dict[str, bool] = {}
@@ -84,6 +84,8 @@ def registry_addresses(shard: live.Shard) -> dict[str, bool]:
                 others[readback] = False
             if config:
                 others[config] = False
+        elif elsewhere is not None:
+            elsewhere.update(address for address in (setpoint, readback, config) if address)
     # An address that is one PV's setpoint and another's readback counts as a setpoint.
     return setpoints | {address: False for address in others if address not in setpoints}
 
@@ -132,7 +134,34 @@ class Monitor:
         self.channels = ChannelSet()
         self._signature = None
         self.sync_registry()
+        self.delete_orphans()
         return True
+
+    def delete_orphans(self, min_age: float = 10.0) -> int:
+        """Delete cached addresses that no registry PV uses, and that nobody wrote for `min_age` s.
+
+        A previous leader that died (or lost its lease) with deletions not yet flushed leaves
+        such fields behind. The age guard spares a value another shard's monitor has just written
+        for a PV added after this monitor read the registry.
+        """
+        close_old_connections()
+        try:
+            everywhere = set(self.addresses)
+            registry_addresses(self.settings.shard, everywhere)
+            cached = live.cached_addresses(self.client)
+        except (DatabaseError, redis.RedisError) as exc:
+            log.error("Could not look for orphaned live values: %s", exc)
+            return 0
+        candidates = [address for address in cached if address not in everywhere]
+        if not candidates:
+            return 0
+        cutoff = time.time() - min_age
+        values = live.read_values(candidates, self.client)
+        orphans = [a for a, v in values.items() if v is None or v.received < cutoff]
+        self._pending_deletes |= set(orphans)
+        if orphans:
+            log.info("Shard %s: deleting %d live values of addresses no PV uses", self.settings.shard.label, len(orphans))
+        return len(orphans)
 
     def step_down(self, reason: str) -> None:
         """Stop writing and drop every channel; back to standby."""
@@ -157,7 +186,8 @@ class Monitor:
             signature = registry_signature()
             if signature == self._signature:
                 return False
-            wanted = registry_addresses(self.settings.shard)
+            elsewhere: set[str] = set()
+            wanted = registry_addresses(self.settings.shard, elsewhere)
         except DatabaseError as exc:
             log.error("Registry unavailable, keeping %d addresses: %s", len(self.addresses), exc)
             return False
@@ -172,7 +202,8 @@ class Monitor:
                 self._pending.pop(address, None)
                 self._pending_meta.pop(address, None)
                 self._added_at.pop(address, None)
-            self._pending_deletes |= removed
+            # An address another shard's PV still uses (a shared read-back) stays in Redis.
+            self._pending_deletes |= removed - elsewhere
             self._first_stage -= removed
             self._deferred = [address for address in self._deferred if address not in removed]
         if added:

@@ -239,3 +239,31 @@ def test_standby_takes_over_within_10_s_when_the_leader_dies(registry, redis_db)
             process.send_signal(signal.SIGTERM)
         for process in processes:
             process.wait(10)
+
+
+def test_a_shard_keeps_an_address_another_shards_pv_still_uses(transactional_db, make_monitor, redis_db):
+    # Two PVs in different shards share one read-back.
+    shard = live.Shard(0, 2)
+    mine = next(f"NOIOC:M{i}" for i in range(100) if shard.owns(f"NOIOC:M{i}"))
+    theirs = next(f"NOIOC:T{i}" for i in range(100) if not shard.owns(f"NOIOC:T{i}"))
+    PV.objects.create(setpoint_address=mine, readback_address="NOIOC:SHARED_RB")
+    PV.objects.create(setpoint_address=theirs, readback_address="NOIOC:SHARED_RB")
+    monitor = make_monitor(shard="0/2")
+    assert monitor.try_lead()
+    assert "NOIOC:SHARED_RB" in monitor.addresses
+    PV.objects.filter(setpoint_address=mine).delete()
+    monitor.sync_registry()
+    assert monitor._pending_deletes == {mine}  # not the read-back shard 1 still writes
+
+
+def test_a_new_leader_deletes_values_a_dead_leader_left_for_deleted_pvs(transactional_db, make_monitor, redis_db):
+    PV.objects.create(setpoint_address="NOIOC:KEPT")
+    old = time.time() - 60
+    for address, received in {"NOIOC:GONE": old, "NOIOC:KEPT": old, "NOIOC:JUST_ADDED": time.time()}.items():
+        redis_db.hset(live.VALUES_KEY, address, live.encode_value(live.LiveValue(address, "float", 1.0, 0, 0, old, received, True)))
+    redis_db.hset(live.META_KEY, "NOIOC:META_ONLY", live.encode_meta(live.LiveMeta("", 3, None, None, None, "", "float", 1, True, True)))
+    monitor = make_monitor()
+    assert monitor.try_lead()
+    assert monitor._pending_deletes == {"NOIOC:GONE", "NOIOC:META_ONLY"}
+    assert monitor.flush()
+    assert set(live.cached_addresses(redis_db)) == {"NOIOC:KEPT", "NOIOC:JUST_ADDED"}
