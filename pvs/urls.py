@@ -1,0 +1,5 @@
+"""PV pages: the live table."""
+
+app_name = "pvs"
+
+urlpatterns: list = []
