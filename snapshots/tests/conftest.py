@@ -1,0 +1,112 @@
+"""Fixtures for comparison tests: snapshots written straight from Python values, live values in Redis."""
+
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from monitor.live import FencedWriter, Lease, LiveMeta, LiveValue, Shard
+from pvs.models import PV
+from snapshots.models import Snapshot, SnapshotValue, ValueSource, ValueType
+
+
+@dataclass
+class Enum:
+    """An enum value for make_snapshot / set_live: its index and the record's labels."""
+
+    index: int
+    labels: tuple[str, ...] = ("Off", "On", "Fault")
+
+
+def kind_of(value) -> str:
+    if isinstance(value, Enum):
+        return ValueType.ENUM
+    if isinstance(value, bool) or value is None:
+        raise TypeError(value)
+    if isinstance(value, int):
+        return ValueType.INT
+    if isinstance(value, float):
+        return ValueType.FLOAT
+    if isinstance(value, str):
+        return ValueType.STRING
+    if isinstance(value, list):
+        return ValueType.INT_ARRAY if all(isinstance(x, int) for x in value) and value else ValueType.FLOAT_ARRAY
+    raise TypeError(value)
+
+
+def saved_value(snapshot, name: str, value, *, severity: int = 0, precision=None, units: str = "") -> SnapshotValue:
+    """A SnapshotValue of `value` (None: disconnected) for the registry PV `name` (if any)."""
+    pv = PV.objects.filter(setpoint_address=name).first()
+    row = SnapshotValue(snapshot=snapshot, pv=pv, pv_name=name, source=ValueSource.CACHE, units=units,
+                        precision=precision)  # fmt: skip
+    if value is None:
+        row.value_type, row.connected, row.reason = ValueType.NONE, False, "disconnected"
+        return row
+    row.value_type, row.severity, row.status = kind_of(value), severity, 0
+    if isinstance(value, Enum):
+        row.setpoint_num, row.setpoint_str, row.enum_labels = value.index, value.labels[value.index], list(value.labels)
+    elif isinstance(value, str):
+        row.setpoint_str = value
+    elif isinstance(value, list):
+        row.setpoint_array = [float(x) for x in value]
+    else:
+        row.setpoint_num = float(value)
+    return row
+
+
+@pytest.fixture
+def make_snapshot(admin_user):
+    """make_snapshot(title, {name: value}, severities={name: n}): a snapshot holding those values.
+
+    Values: float, int, str, list (array), Enum, None (disconnected). Names that are registry
+    PVs are linked to them.
+    """
+
+    def make(title: str, values: dict, severities: dict | None = None, precision=None) -> Snapshot:
+        snapshot = Snapshot.objects.create(title=title, created_by=admin_user, mode="cache", pv_count=len(values))
+        SnapshotValue.objects.bulk_create(
+            saved_value(snapshot, name, value, severity=(severities or {}).get(name, 0), precision=precision)
+            for name, value in values.items()
+        )
+        return snapshot
+
+    return make
+
+
+@pytest.fixture
+def make_pvs():
+    """make_pvs("A", "B", abs_tolerance=0.1) creates (or updates) registry PVs."""
+
+    def create(*names: str, **fields) -> list[PV]:
+        pvs = []
+        for name in names:
+            pv, _ = PV.objects.update_or_create(setpoint_address=name, defaults=fields)
+            pvs.append(pv)
+        return pvs
+
+    return create
+
+
+@pytest.fixture
+def set_live(redis_db):
+    """set_live({address: value}) writes live values (None: disconnected) the way the monitor does."""
+    lease = Lease(redis_db, Shard(0, 1), "test", ttl=60.0)
+    assert lease.acquire()
+    writer = FencedWriter(redis_db, lease)
+
+    def write(values: dict, severities: dict | None = None, precision=None, units: str = "") -> None:
+        now = time.time()
+        live_values, metas = {}, {}
+        for address, value in values.items():
+            severity = (severities or {}).get(address, 0)
+            if value is None:
+                live_values[address] = LiveValue(address, "float", None, 0, 0, 0.0, now, False)
+                continue
+            kind = kind_of(value)
+            raw = value.index if isinstance(value, Enum) else value
+            live_values[address] = LiveValue(address, kind, raw, 0, severity, now - 1, now, True)
+            labels = list(value.labels) if isinstance(value, Enum) else None
+            metas[address] = LiveMeta(units, precision, labels, None, None, "127.0.0.1:5064", kind, 1, True, True)
+        assert writer.write(live_values, metas)
+
+    return write
