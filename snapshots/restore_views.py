@@ -113,7 +113,7 @@ class PreviewView(LoginRequiredMixin, View):
     """What a restore would do, PV by PV, with the confirm form (or why it can no longer run)."""
 
     def get(self, request, pk):
-        return self.render(request, get_object_or_404(RestorePreview.objects.select_related("snapshot"), pk=pk))
+        return self.render(request, get_object_or_404(_previews(), pk=pk))
 
     def render(self, request, preview, form=None, status=200):
         restore = Restore.objects.filter(preview=preview).select_related("job").first()
@@ -127,11 +127,13 @@ class PreviewView(LoginRequiredMixin, View):
             items = items.filter(action=action)
         page = offset_page(request.GET, items, count=preview.selection_size if action == "all" else None)
         labels = _enum_labels(preview.snapshot_id, page.rows)
+        running_job = _preview_job(preview) if restore is None else None
         context = {
             "preview": preview,
             "restore": restore,
-            "running_job": _preview_job(preview) if restore is None else None,
-            "refusal": execution_refusal(preview, restore),
+            "running_job": running_job,
+            # A restore or a job already exists: the page shows them, not whether it could run.
+            "refusal": execution_refusal(preview) if restore is None and running_job is None else None,
             "form": form or ExecuteRestoreForm(),
             "can_restore": request.user.has_perm("snapshots.add_restore"),
             "tabs": [(key, label, count, with_query(request.GET, action=key, page=None)) for key, label, count in tabs
@@ -145,6 +147,10 @@ class PreviewView(LoginRequiredMixin, View):
             ],
         }  # fmt: skip
         return TemplateResponse(request, "snapshots/restore_preview.html", context, status=status)
+
+
+def _previews():
+    return RestorePreview.objects.select_related("snapshot", "created_by")
 
 
 def _preview_job(preview):
@@ -177,7 +183,7 @@ class ExecutePreviewView(LoginRequiredMixin, CanRestoreMixin, View):
     """Confirm a preview: the restore runs as a job, followed on the job page."""
 
     def post(self, request, pk):
-        preview = get_object_or_404(RestorePreview.objects.select_related("snapshot"), pk=pk)
+        preview = get_object_or_404(_previews(), pk=pk)
         form = ExecuteRestoreForm(request.POST)
         if not form.is_valid():
             return PreviewView().render(request, preview, form=form, status=400)
