@@ -1,13 +1,17 @@
 """/ws/live/ through the real ASGI app, with values written and announced the way the monitor does."""
 
 import asyncio
+import subprocess
+import sys
 import time
 
+import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
-from monitor import streams
+from monitor import live, streams
 from monitor.tests.test_live import make_meta, make_value
+from pvs import sim
 from squirrel_site.asgi import application
 
 ORIGIN = [(b"origin", b"http://127.0.0.1")]
@@ -214,3 +218,36 @@ def test_the_hub_stops_when_its_last_client_leaves(headers, announce):
         return running, hub.running
 
     assert run(scenario) == (True, False)
+
+
+def caput(address: str, value) -> None:
+    """Write a PV from a separate Channel Access client process, as an operator's tool would."""
+    script = "import epics, sys\nassert epics.caput(sys.argv[1], int(sys.argv[2]), wait=True, timeout=5) == 1"
+    done = subprocess.run([sys.executable, "-c", script, address, str(value)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.ioc
+def test_a_put_on_the_ioc_reaches_the_socket_through_the_real_monitor(registry, monitor_process, headers, sim_ioc):
+    address = sim_ioc.of_kind(sim.INT)[0].setpoint
+    monitor_process("--registry-interval", "0.5")
+    deadline = time.monotonic() + 30
+    while (value := live.read_values([address])[address]) is None or not value.connected:
+        assert time.monotonic() < deadline, "the monitor did not bring the PV to Redis"
+        time.sleep(0.1)
+    target = int(value.value) + 7
+
+    async def scenario():
+        communicator = await connect(headers)
+        first = await subscribe(communicator, [address])
+        await asyncio.to_thread(caput, address, target)
+        put_done = time.monotonic()
+        while (message := await communicator.receive_json_from(timeout=TIMEOUT))["values"][address]["value"] != target:
+            await communicator.send_json_to({"ack": message["seq"]})
+        arrived = time.monotonic() - put_done
+        await communicator.disconnect()
+        return first, message, arrived
+
+    first, message, arrived = run(scenario)
+    assert first["values"][address]["value"] == target - 7
+    assert message["values"][address]["display"].startswith(str(target)) and arrived < 2.0
