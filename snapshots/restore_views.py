@@ -19,7 +19,7 @@ from snapshots.filtersets import SnapshotValueFilterSet
 from snapshots.forms import ExecuteRestoreForm, RestoreScope, RestoreSelectionForm
 from snapshots.jobs import enqueue
 from snapshots.models import (
-    Restore, RestoreAction, RestoreItemStatus, RestorePreview, Snapshot, SnapshotValue, ValueType,
+    Restore, RestoreAction, RestoreItemStatus, RestorePreview, Snapshot, SnapshotValue,
 )  # fmt: skip
 from snapshots.restore import RestoreError, execution_refusal, preview_restore, undo_restore
 from snapshots.values import display_value
@@ -126,7 +126,7 @@ class PreviewView(LoginRequiredMixin, View):
         if action != "all":
             items = items.filter(action=action)
         page = offset_page(request.GET, items, count=preview.selection_size if action == "all" else None)
-        labels = _enum_labels(preview.snapshot_id, page.rows)
+        shown_as = _shown_as(preview.snapshot_id, page.rows)
         running_job = _preview_job(preview) if restore is None else None
         context = {
             "preview": preview,
@@ -142,7 +142,7 @@ class PreviewView(LoginRequiredMixin, View):
             "action": action,
             "page": page,
             "rows": [
-                (item, _shown(item, item.target_value, labels), _shown(item, item.live_value, labels))
+                (item, _shown(item, item.target_value, shown_as), _shown(item, item.live_value, shown_as))
                 for item in page.rows
             ],
         }  # fmt: skip
@@ -162,21 +162,17 @@ def _preview_job(preview):
     )
 
 
-def _enum_labels(snapshot_id: int, items) -> dict[str, list[str]]:
-    """Enum labels by PV name, from the snapshot, for the enum items on a page (one query)."""
-    names = [item.pv_name for item in items if item.value_type == ValueType.ENUM]
-    if not names:
-        return {}
-    rows = SnapshotValue.objects.filter(snapshot_id=snapshot_id, pv_name__in=names).exclude(enum_labels=None)
-    return dict(rows.values_list("pv_name", "enum_labels"))
+def _shown_as(snapshot_id: int, items) -> dict[str, dict]:
+    """How the snapshot showed each item's PV (enum labels, precision, units), by name: one query."""
+    rows = SnapshotValue.objects.filter(snapshot_id=snapshot_id, pv_name__in=[item.pv_name for item in items])
+    return {
+        name: {"enum_labels": labels, "precision": precision, "units": units}
+        for name, labels, precision, units in rows.values_list("pv_name", "enum_labels", "precision", "units")
+    }
 
 
-def _shown(item, value, labels: dict) -> str:
-    label = None
-    if item.value_type == ValueType.ENUM and value is not None:
-        enum_labels = labels.get(item.pv_name) or []
-        label = enum_labels[value] if 0 <= value < len(enum_labels) else None
-    return display_value(item.value_type, value, label=label)
+def _shown(item, value, shown_as: dict) -> str:
+    return display_value(item.value_type, value, **shown_as.get(item.pv_name, {}))
 
 
 class ExecutePreviewView(LoginRequiredMixin, CanRestoreMixin, View):
@@ -225,7 +221,7 @@ class RestoreView(LoginRequiredMixin, View):
         elif status != "all":
             items = items.filter(status=status)
         page = offset_page(request.GET, items, count=sum(counts.values()) if status == "all" else None)
-        labels = _enum_labels(restore.snapshot_id, page.rows)
+        shown_as = _shown_as(restore.snapshot_id, page.rows)
         context = {
             "restore": restore,
             "job": restore.job if restore.job and not restore.is_finished else None,
@@ -237,8 +233,8 @@ class RestoreView(LoginRequiredMixin, View):
             "status": status,
             "page": page,
             "rows": [
-                (item, _shown(item, item.target_value, labels), _shown(item, item.old_value, labels),
-                 _shown(item, item.readback_value, labels))
+                (item, _shown(item, item.target_value, shown_as), _shown(item, item.old_value, shown_as),
+                 _shown(item, item.readback_value, shown_as))
                 for item in page.rows
             ],
             "can_undo": request.user.has_perm("snapshots.add_restore") and restore.undo_snapshot_id is not None,

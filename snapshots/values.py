@@ -8,9 +8,10 @@ ready for COPY; :func:`reading_of` turns a stored value back into a Reading.
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 
+from monitor.display import display_text
+from monitor.live import LiveMeta, LiveValue
 from pvs import epics_io
 from snapshots.models import ValueType
 
@@ -156,35 +157,9 @@ def reading_of(stored, *, readback: bool = False, received: float | None = None)
     )
 
 
-# Shown on pages: at most this many elements of an array.
-ARRAY_PREVIEW = 5
-
-
-def display_value(value_type: str, value, *, label: str | None = None, precision: int | None = None,
+def display_value(value_type: str, value, *, enum_labels: list[str] | None = None, precision: int | None = None,
                   units: str = "") -> str:  # fmt: skip
-    """A value as text for a page: numbers at the PV's precision with units, enums as
-    "label (index)", arrays shortened to their first elements and length; "" for no value."""
-    if value is None:
-        return ""
-    if value_type == ValueType.STRING:
-        return str(value)
-    if value_type == ValueType.ENUM:
-        return f"{label} ({int(value)})" if label else str(int(value))
-    if value_type in (ValueType.FLOAT_ARRAY, ValueType.INT_ARRAY):
-        items = list(value) if isinstance(value, (list, tuple)) else [value]
-        shown = ", ".join(_number(value_type, x, precision) for x in items[:ARRAY_PREVIEW])
-        text = f"[{shown}, … {len(items)} elements]" if len(items) > ARRAY_PREVIEW else f"[{shown}]"
-    else:
-        text = _number(value_type, value, precision)
-    return f"{text} {units}" if units else text
-
-
-def _number(value_type: str, value, precision: int | None) -> str:
-    if value_type in (ValueType.INT, ValueType.INT_ARRAY):
-        return str(int(value))
-    number = float(value)
-    if math.isnan(number) or math.isinf(number):
-        return str(number).replace("nan", "NaN").replace("inf", "Infinity")
-    if precision is not None and 0 <= precision <= 17:
-        return f"{number:.{precision}f}"
-    return repr(number)
+    """A saved value as text for a page, exactly as monitor.display shows live values, so that
+    saved and live cells line up (precision, units, enum labels, shortened arrays); "" for none."""
+    sample = LiveValue("", value_type, value, 0, 0, 0.0, 0.0, True)
+    return display_text(sample, LiveMeta(units, precision, enum_labels, None, None, "", value_type, 0, True, True))

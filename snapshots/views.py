@@ -115,16 +115,13 @@ class SnapshotDetailView(LoginRequiredMixin, View):
 def value_row(value) -> dict:
     """What the snapshot page shows of one value, with the attributes live.js compares against."""
     pv = value.pv
-    label = value.setpoint_str if value.value_type == "enum" else None
-    readback_label = value.readback_str if value.value_type == "enum" else None
+    shown = {"enum_labels": value.enum_labels, "precision": value.precision, "units": value.units}
     return {
         "value": value,
         "pv": pv,
-        "setpoint": display_value(value.value_type, value.setpoint_value, label=label, precision=value.precision,
-                                  units=value.units),
-        "readback": display_value(value.value_type, value.readback_value, label=readback_label,
-                                  precision=value.precision, units=value.units),
+        "setpoint": display_value(value.value_type, value.setpoint_value, **shown),
+        "readback": display_value(value.value_type, value.readback_value, **shown),
         "saved_json": json.dumps(json_safe(value.setpoint_value)),
         "live_address": pv.setpoint_address if pv else "",
         "live_readback_address": pv.readback_address if pv else "",
-    }  # fmt: skip
+    }

@@ -107,7 +107,8 @@ def make_preview(client, snapshot) -> RestorePreview:
 def test_preview_page_shows_what_would_be_written_and_the_confirm_form(client, operator, saved, django_assert_max_num_queries):
     client.force_login(operator)
     preview = make_preview(client, saved)
-    with django_assert_max_num_queries(12):
+    # Fixed: the refusal check alone is four (restore, items, deleted PVs, fingerprint).
+    with django_assert_max_num_queries(13):
         response = client.get(reverse("snapshots:restore_preview", args=[preview.pk]))
     page = response.text
     assert [item.pv_name for item, _target, _live in response.context["rows"]] == ["R:A", "R:B"]
@@ -115,6 +116,14 @@ def test_preview_page_shows_what_would_be_written_and_the_confirm_form(client, o
     assert 'id="confirm-restore"' in page and "Restore 2 PVs" in page
     everything = client.get(reverse("snapshots:restore_preview", args=[preview.pk]), {"action": "all"})
     assert [item.pv_name for item, _t, _l in everything.context["rows"]] == ["R:A", "R:B", "R:C", "R:D"]
+
+
+def test_preview_values_are_shown_with_the_snapshots_units_and_precision(client, operator, saved):
+    SnapshotValue.objects.filter(pv_name="R:A").update(units="mA", precision=3)
+    client.force_login(operator)
+    preview = make_preview(client, saved)
+    response = client.get(reverse("snapshots:restore_preview", args=[preview.pk]))
+    assert response.context["rows"][0][1:] == ("1.000 mA", "2.000 mA")
 
 
 def test_a_viewer_sees_a_preview_but_no_confirm_button(client, operator, viewer, saved):
