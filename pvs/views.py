@@ -11,8 +11,10 @@ from squirrel_site.pages import offset_page
 from squirrel_site.paginators import EstimatedCountPaginator
 from tags.models import Tag
 
-# The live table's filters (PVFilterSet's `pv` is for scripts: a list of addresses).
-LIVE_FILTERS = ("search", "tag", "tag_group", "device")
+# The live table's filters and their labels on the page (PVFilterSet's `pv`, a list of
+# addresses, is for scripts).
+LIVE_FILTERS = {"search": "Search", "tag": "Tags (PVs with all of them)", "tag_group": "Tag group",
+                "device": "Device prefix"}
 
 
 class LiveTableView(LoginRequiredMixin, View):
@@ -21,6 +23,8 @@ class LiveTableView(LoginRequiredMixin, View):
 
     def get(self, request):
         filterset = PVFilterSet(request.GET, queryset=PV.objects.all())
+        for name, label in LIVE_FILTERS.items():
+            filterset.form.fields[name].label = label  # the form is the filterset's own copy
         pvs = filterset.qs if filterset.is_valid() else PV.objects.none()
         pvs = pvs.prefetch_related(Prefetch("tags", queryset=Tag.objects.select_related("group"))).order_by(
             "setpoint_address"

@@ -20,9 +20,9 @@ class SnapshotFilterSet(django_filters.FilterSet):
         field_name="created_by__username", lookup_expr="iexact", label="Author (user name)"
     )
     tag = django_filters.ModelChoiceFilter(
-        field_name="tags", to_field_name="name", queryset=SnapshotTag.objects.all(), label="Tag",
+        field_name="tags", to_field_name="name", queryset=SnapshotTag.objects.all(), label="Tag", empty_label="any",
     )  # fmt: skip
-    origin = django_filters.ChoiceFilter(choices=SnapshotOrigin.choices)
+    origin = django_filters.ChoiceFilter(choices=SnapshotOrigin.choices, empty_label="any")
     date_from = django_filters.DateFilter(
         field_name="created_at", lookup_expr="date__gte", widget=DATE_INPUT, label="Taken from"
     )
@@ -57,10 +57,10 @@ class SnapshotValueFilterSet(django_filters.FilterSet):
     """
 
     tag = django_filters.ModelChoiceFilter(
-        queryset=Tag.objects.select_related("group"), method="filter_tag", label="Tag"
+        queryset=Tag.objects.select_related("group"), method="filter_tag", label="Tag", empty_label="any"
     )
     tag_group = django_filters.ModelChoiceFilter(
-        queryset=TagGroup.objects.all(), method="filter_tag_group", label="Tag group"
+        queryset=TagGroup.objects.all(), method="filter_tag_group", label="Tag group", empty_label="any"
     )
     device = django_filters.CharFilter(field_name="pv__device", lookup_expr="istartswith", label="Device prefix")
     name = django_filters.CharFilter(field_name="pv_name", lookup_expr="icontains", label="Name contains")

@@ -190,7 +190,7 @@ class ExecutePreviewView(LoginRequiredMixin, CanRestoreMixin, View):
             if refusal is None:
                 job = enqueue(JobType.RESTORE, user=request.user, data={"preview": preview.pk, **form.cleaned_data})
         if refusal:
-            messages.error(request, refusal)
+            # The preview page says why (it checks again), with a way back to make a new one.
             return redirect("snapshots:restore_preview", preview.pk)
         return redirect("jobs:detail", job.pk)
 

@@ -23,6 +23,8 @@ from squirrel_site.pages import offset_page, sort_columns, with_query
 from tags.models import Tag
 
 SNAPSHOTS_PER_PAGE = 50
+# The list page's filters (created_after / created_before are the API's timestamps).
+LIST_FILTERS = ("search", "author", "tag", "origin", "date_from", "date_to")
 
 
 class SnapshotListView(LoginRequiredMixin, View):
@@ -48,6 +50,7 @@ class SnapshotListView(LoginRequiredMixin, View):
         page = Paginator(snapshots, SNAPSHOTS_PER_PAGE).get_page(request.GET.get("page"))
         context = {
             "filterset": filterset,
+            "filter_fields": [filterset.form[name] for name in LIST_FILTERS],
             "page": page,
             "snapshots": [(snapshot, _is_golden(snapshot)) for snapshot in page],
             "take_form": take_form if request.user.has_perm("snapshots.add_snapshot") else None,

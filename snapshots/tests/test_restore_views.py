@@ -234,7 +234,7 @@ def test_an_executed_preview_links_to_its_restore_and_cannot_run_again(client, o
     page = client.get(reverse("snapshots:restore_preview", args=[restored.preview_id])).text
     assert reverse("snapshots:restore", args=[restored.pk]) in page and 'id="confirm-restore"' not in page
     page = client.get(execute(client, restored.preview)["Location"]).text
-    assert "was already executed" in page
+    assert "This preview was executed" in page and 'id="confirm-restore"' not in page
     assert not Job.objects.exists()
 
 
