@@ -123,9 +123,7 @@ def site(registry, redis_db, admin_user, tmp_path):  # noqa: F811 - `registry` i
 @pytest.fixture
 def browser_page(monkeypatch):
     """A chromium page; Playwright's sync API keeps an event loop, so let the test use the ORM."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")  # (conftest.py skips when chromium is missing)
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
