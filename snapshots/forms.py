@@ -21,7 +21,9 @@ class TakeSnapshotForm(forms.Form):
         queryset=Tag.objects.select_related("group"), required=False, label="PVs with the tags",
         help_text="PVs carrying all the chosen tags; nothing chosen and no other filter: every PV.",
     )  # fmt: skip
-    tag_group = forms.ModelChoiceField(queryset=TagGroup.objects.all(), required=False, label="PVs in the tag group")
+    tag_group = forms.ModelChoiceField(
+        queryset=TagGroup.objects.all(), required=False, label="PVs in the tag group", empty_label="any"
+    )
     device = forms.CharField(required=False, max_length=100, label="PVs of devices starting with")
     search = forms.CharField(required=False, max_length=100, label="PVs matching the text")
 

@@ -47,31 +47,19 @@ class CreatePreviewView(LoginRequiredMixin, CanRestoreMixin, View):
             for error in form.errors.get("__all__", []) + _field_errors(form):
                 messages.error(request, error)
             return back
-        pvs = self.selected_pvs(snapshot, form, request.POST)
-        if pvs is None and form.cleaned_data["scope"] != RestoreScope.ALL:
-            messages.error(request, "The filters are not valid; fix them and try again.")
-            return back
-        try:
-            preview = preview_restore(
-                snapshot, created_by=request.user, pvs=pvs, include_unchanged=form.cleaned_data["include_unchanged"]
-            )
-        except RestoreError as exc:
-            messages.error(request, str(exc))
-            return back
-        return redirect("snapshots:restore_preview", preview.pk)
-
-    @staticmethod
-    def selected_pvs(snapshot, form, post):
-        """The PV queryset the scope selects; None for every PV (or filters that are not valid)."""
-        scope = form.cleaned_data["scope"]
+        scope, pvs = form.cleaned_data["scope"], None  # None: every PV of the snapshot
         if scope == RestoreScope.CHECKED:
-            return PV.objects.filter(pk__in=[pv.pk for pv in form.cleaned_data["pv"]])
-        if scope == RestoreScope.FILTERED:
-            filterset = SnapshotValueFilterSet(_filters(post), queryset=snapshot.values.all())
+            pvs = form.cleaned_data["pv"]
+        elif scope == RestoreScope.FILTERED:
+            filterset = SnapshotValueFilterSet(_filters(request.POST), queryset=snapshot.values.all())
             if not filterset.is_valid():
-                return None
-            return PV.objects.filter(pk__in=filterset.qs.exclude(pv=None).values("pv_id"))
-        return None
+                messages.error(request, "The filters are not valid; fix them and try again.")
+                return back
+            pvs = PV.objects.filter(pk__in=filterset.qs.exclude(pv=None).values("pv_id"))
+        preview = preview_restore(
+            snapshot, created_by=request.user, pvs=pvs, include_unchanged=form.cleaned_data["include_unchanged"]
+        )
+        return redirect("snapshots:restore_preview", preview.pk)
 
 
 def _filters(post) -> QueryDict:

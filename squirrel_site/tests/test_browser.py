@@ -150,12 +150,14 @@ def log_in(page, site) -> None:
     page.wait_for_url(f"{site}/snapshots/")
 
 
-def take_snapshot(page, site, title: str) -> int:
+def take_snapshot(page, site, title: str, shot: str = "") -> int:
     """Take a snapshot of every PV with the list page's form; returns its id once the job is done."""
     page.goto(f"{site}/snapshots/")
     page.click("#take-snapshot summary")
     page.fill("#id_take-title", title)
     page.select_option("#id_take-mode", "cache")
+    if shot:
+        screenshot(page, shot)
     page.click("#take-snapshot button[type=submit]")
     page.wait_for_url(f"{site}/snapshots/*/", timeout=60_000)  # the job page opens the snapshot when done
     return int(page.url.rstrip("/").rsplit("/", 1)[1])
@@ -183,16 +185,16 @@ def test_snapshot_pages_show_live_values_that_follow_the_ioc(site, browser_page,
     pair = registry.of_kind(sim.PAIR)[0]
     log_in(page, site)
 
-    snapshot_id = take_snapshot(page, site, "Browser: before the change")
+    snapshot_id = take_snapshot(page, site, "Browser: before the change", shot="02_take_snapshot_form")
     page.goto(f"{site}/snapshots/")
     assert "Browser: before the change" in page.locator("#snapshots").text_content()
-    screenshot(page, "02_snapshot_list")
+    screenshot(page, "03_snapshot_list")
 
     page.goto(f"{site}/snapshots/{snapshot_id}/?device={pair.device}")
     before = wait_for_live(page, pair.setpoint)
     row = page.locator(f'tr[data-pv="{pair.setpoint}"]')
     assert "out-of-tolerance" not in (row.get_attribute("class") or "")
-    screenshot(page, "03_snapshot_detail")
+    screenshot(page, "04_snapshot_detail")
 
     # The page stamps the moment the cell shows the new value; the put is stamped by its process.
     page.evaluate(
@@ -212,15 +214,15 @@ def test_snapshot_pages_show_live_values_that_follow_the_ioc(site, browser_page,
     assert latency_ms <= LIVE_CHANGE_LIMIT_MS, f"the live cell changed {latency_ms:.0f} ms after the put"
     page.wait_for_function(f"() => document.querySelector('tr[data-pv=\"{pair.setpoint}\"]').classList.contains('out-of-tolerance')")
     assert page.locator(f'tr[data-pv="{pair.setpoint}"] [data-live-delta]').text_content().startswith("5.000")
-    screenshot(page, "04_snapshot_detail_live_change")
+    screenshot(page, "05_snapshot_detail_live_change")
 
     page.goto(f"{site}/snapshots/{snapshot_id}/?out_of_tolerance=on")
     assert pair.setpoint in page.locator("#values").text_content()
-    screenshot(page, "05_snapshot_detail_out_of_tolerance")
+    screenshot(page, "06_snapshot_detail_out_of_tolerance")
 
     page.goto(f"{site}/live/?device={pair.device}")
     assert wait_for_live(page, pair.setpoint).startswith(f"{target:.{pair.prec}f}")
-    screenshot(page, "06_live_table")
+    screenshot(page, "07_live_table")
 
 
 def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(site, browser_page, registry):  # noqa: F811
@@ -239,7 +241,7 @@ def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(site
     page.wait_for_url(f"{site}/restores/previews/*/")
     assert "To write (2)" in page.locator("body").text_content()
     assert {pair.setpoint, integer.setpoint} <= set(page.locator("#preview-items td.address").all_text_contents())
-    screenshot(page, "07_restore_preview")
+    screenshot(page, "08_restore_preview")
 
     page.click("#confirm-restore")
     page.wait_for_url(f"{site}/restores/*/", timeout=60_000)  # job page, then the restore when it ends
@@ -247,7 +249,7 @@ def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(site
     results = dict(zip(page.locator("#restore-items td.address").all_text_contents(),
                        page.locator("#restore-items td .badge").all_text_contents()))  # fmt: skip
     assert results == {pair.setpoint: "Verified", integer.setpoint: "Verified"}
-    screenshot(page, "08_restore_results")
+    screenshot(page, "09_restore_results")
     now = caget_many([pair.setpoint, integer.setpoint, enum.setpoint])
     assert now[pair.setpoint] == pytest.approx(saved[pair.setpoint], abs=pair.abs_tolerance)
     assert now[integer.setpoint] == saved[integer.setpoint]
@@ -256,7 +258,7 @@ def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(site
     page.click("#undo")
     page.wait_for_url(f"{site}/restores/previews/*/")
     assert "To write (2)" in page.locator("body").text_content()
-    screenshot(page, "09_undo_preview")
+    screenshot(page, "10_undo_preview")
 
 
 def test_a_stale_preview_is_refused_on_the_page(site, browser_page, registry):  # noqa: F811
@@ -273,4 +275,4 @@ def test_a_stale_preview_is_refused_on_the_page(site, browser_page, registry):  
     page.wait_for_url(f"{site}/restores/previews/*/")
     assert "were edited or deleted since it was made" in page.locator("#refusal").text_content()
     assert page.locator("#confirm-restore").count() == 0
-    screenshot(page, "10_stale_preview_refused")
+    screenshot(page, "11_stale_preview_refused")
