@@ -21,4 +21,5 @@ urlpatterns = [
     path("api/v1/", include("squirrel_site.api_urls")),
     path("", include("snapshots.urls")),
     path("", include("pvs.urls")),
+    path("", include("jobs.urls")),
 ]

@@ -1,13 +1,30 @@
-"""Fixtures for comparison tests: snapshots written straight from Python values, live values in Redis."""
+"""Fixtures of the snapshot tests: users with and without permissions, snapshots written straight
+from Python values, live values in Redis."""
 
 import time
 from dataclasses import dataclass
 
 import pytest
+from django.contrib.auth.models import Permission
 
+from monitor import live
 from monitor.live import FencedWriter, Lease, LiveMeta, LiveValue, Shard
 from pvs.models import PV
 from snapshots.models import Snapshot, SnapshotValue, ValueSource, ValueType
+
+
+@pytest.fixture
+def viewer(django_user_model):
+    """A user who may only look."""
+    return django_user_model.objects.create_user("viewer", password="pw")
+
+
+@pytest.fixture
+def operator(django_user_model):
+    """A user who may take snapshots and restore."""
+    user = django_user_model.objects.create_user("operator", password="pw")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["add_snapshot", "add_restore"]))
+    return user
 
 
 @dataclass
@@ -88,25 +105,31 @@ def make_pvs():
 
 
 @pytest.fixture
-def set_live(redis_db):
-    """set_live({address: value}) writes live values (None: disconnected) the way the monitor does."""
+def live_values(redis_db):
+    """Write live values as the monitor's leader would, with a fresh heartbeat.
+
+    Call with {address: value}: a float, int, str, list, Enum (its labels go in the metadata),
+    (kind, value), or None for a disconnected channel; `severities` {address: severity}.
+    """
     lease = Lease(redis_db, Shard(0, 1), "test", ttl=60.0)
     assert lease.acquire()
     writer = FencedWriter(redis_db, lease)
 
-    def write(values: dict, severities: dict | None = None, precision=None, units: str = "") -> None:
+    def write(entries: dict, severities: dict | None = None):
         now = time.time()
-        live_values, metas = {}, {}
-        for address, value in values.items():
+        values, metas = {}, {}
+        for address, entry in entries.items():
+            if isinstance(entry, tuple):
+                kind, value = entry
+            elif entry is None:
+                kind, value = "float", None
+            else:
+                kind, value = kind_of(entry), entry.index if isinstance(entry, Enum) else entry
             severity = (severities or {}).get(address, 0)
-            if value is None:
-                live_values[address] = LiveValue(address, "float", None, 0, 0, 0.0, now, False)
-                continue
-            kind = kind_of(value)
-            raw = value.index if isinstance(value, Enum) else value
-            live_values[address] = LiveValue(address, kind, raw, 0, severity, now - 1, now, True)
-            labels = list(value.labels) if isinstance(value, Enum) else None
-            metas[address] = LiveMeta(units, precision, labels, None, None, "127.0.0.1:5064", kind, 1, True, True)
-        assert writer.write(live_values, metas)
+            values[address] = LiveValue(address, kind, value, 0, severity, now, now, value is not None)
+            if isinstance(entry, Enum):
+                metas[address] = LiveMeta("", None, list(entry.labels), None, None, "", kind, 1, True, True)
+        assert writer.write(values, metas)
+        live.write_heartbeat(redis_db, Shard(0, 1), {"synced": True})
 
     return write

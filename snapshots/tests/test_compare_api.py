@@ -2,7 +2,6 @@
 
 import pytest
 import redis
-from django.contrib.auth import get_user_model
 
 from monitor import live
 from pvs.models import PV
@@ -16,10 +15,10 @@ NAN = float("nan")
 
 
 @pytest.fixture
-def viewer(client):
-    user = get_user_model().objects.create_user("viewer", password="pw")
-    client.force_login(user)
-    return user
+def signed_in(client, viewer):
+    """The test client, logged in as a user who may only read."""
+    client.force_login(viewer)
+    return viewer
 
 
 @pytest.fixture
@@ -40,7 +39,7 @@ def test_compare_needs_a_login(client, pair):
     assert get(client, "/api/v1/drift/", snapshot=a.id).status_code == 403
 
 
-def test_compare_returns_typed_rows_counts_and_the_snapshots(client, viewer, pair):
+def test_compare_returns_typed_rows_counts_and_the_snapshots(client, signed_in, pair):
     a, b = pair
     body = get(client, a=a.id, b=b.id).json()
     assert (body["a"]["id"], body["b"]["id"], body["count"], body["next"], body["previous"]) == (a.id, b.id, 5, None, None)
@@ -53,7 +52,7 @@ def test_compare_returns_typed_rows_counts_and_the_snapshots(client, viewer, pai
     assert rows["P:A"]["device"] == "MAG" and rows["P:A"]["abs_tolerance"] == 0.1
 
 
-def test_compare_pages_link_to_each_other(client, viewer, pair):
+def test_compare_pages_link_to_each_other(client, signed_in, pair):
     a, b = pair
     first = get(client, a=a.id, b=b.id, page_size=2, sort="-delta").json()
     assert [row["pv_name"] for row in first["results"]] == ["P:C", "P:B"] and first["previous"] is None
@@ -65,7 +64,7 @@ def test_compare_pages_link_to_each_other(client, viewer, pair):
     assert client.get(second["previous"]).json()["results"] == first["results"]
 
 
-def test_compare_filters_and_tolerance_overrides(client, viewer, pair):
+def test_compare_filters_and_tolerance_overrides(client, signed_in, pair):
     a, b = pair
     group = TagGroup.objects.create(name="Area")
     tag = Tag.objects.create(group=group, name="Linac")
@@ -77,9 +76,9 @@ def test_compare_filters_and_tolerance_overrides(client, viewer, pair):
     assert get(client, a=a.id, b=b.id, name="p:d").json()["results"][0]["pv_name"] == "P:D"
 
 
-def test_compare_against_live_values(client, viewer, pair, set_live):
+def test_compare_against_live_values(client, signed_in, pair, live_values):
     a, _ = pair
-    set_live({"P:A": 1.0, "P:B": 2.0, "P:C": NAN, "P:D": Enum(1), "P:E": [1.0, 2.0]})
+    live_values({"P:A": 1.0, "P:B": 2.0, "P:C": NAN, "P:D": Enum(1), "P:E": [1.0, 2.0]})
     body = get(client, a=a.id, b="live").json()
     assert body["b"] == "live" and body["counts"]["equal"] == 5
     assert body["results"][0]["b"]["address"] == "P:A"
@@ -108,7 +107,7 @@ def test_compare_against_live_values(client, viewer, pair, set_live):
         ({"pv": "BAD NAME"}, "pv", None),
     ],
 )
-def test_bad_parameters_are_400_with_a_message_per_field(client, viewer, pair, params, field, message):
+def test_bad_parameters_are_400_with_a_message_per_field(client, signed_in, pair, params, field, message):
     a, _ = pair
     response = get(client, **{"a": a.id, **params})
     assert response.status_code == 400
@@ -117,7 +116,7 @@ def test_bad_parameters_are_400_with_a_message_per_field(client, viewer, pair, p
     assert message is None or errors[field] == [message]
 
 
-def test_live_comparison_without_redis_is_503(client, viewer, pair, monkeypatch):
+def test_live_comparison_without_redis_is_503(client, signed_in, pair, monkeypatch):
     a, _ = pair
 
     def unreachable(addresses, client=None, **_):
@@ -128,14 +127,14 @@ def test_live_comparison_without_redis_is_503(client, viewer, pair, monkeypatch)
     assert response.status_code == 503 and "Redis" in response.json()["detail"]
 
 
-def test_a_compare_page_costs_a_fixed_number_of_queries(client, viewer, pair, django_assert_num_queries):
+def test_a_compare_page_costs_a_fixed_number_of_queries(client, signed_in, pair, django_assert_num_queries):
     a, b = pair
     # session, user, snapshots a and b with their tags; SAVEPOINT, 2 x SET LOCAL, the comparison, RELEASE.
     with django_assert_num_queries(11):
         assert get(client, a=a.id, b=b.id).status_code == 200
 
 
-def test_drift_counts_against_the_golden_snapshot_by_default(client, viewer, pair, set_live):
+def test_drift_counts_against_the_golden_snapshot_by_default(client, signed_in, pair, live_values):
     a, b = pair
     golden = SnapshotTag.objects.get_or_create(name="golden", defaults={"protected": True})[0]
     a.tags.add(golden)
@@ -143,7 +142,7 @@ def test_drift_counts_against_the_golden_snapshot_by_default(client, viewer, pai
     tag = Tag.objects.create(group=group, name="Linac")
     for pv in PV.objects.filter(setpoint_address__in=["P:A", "P:B"]):
         pv.tags.add(tag)
-    set_live({"P:A": 1.0, "P:B": 5.0, "P:C": NAN, "P:D": None, "P:E": [1.0, 2.0]})
+    live_values({"P:A": 1.0, "P:B": 5.0, "P:C": NAN, "P:D": None, "P:E": [1.0, 2.0]})
     body = get(client, "/api/v1/drift/").json()
     assert body["snapshot"]["id"] == a.id
     assert (body["totals"]["pvs"], body["totals"]["out_of_tolerance"], body["totals"]["disconnected"]) == (5, 1, 1)
@@ -156,7 +155,7 @@ def test_drift_counts_against_the_golden_snapshot_by_default(client, viewer, pai
     assert get(client, "/api/v1/drift/", snapshot=b.id).json()["snapshot"]["id"] == b.id
 
 
-def test_drift_without_a_golden_snapshot_asks_for_one(client, viewer, pair):
+def test_drift_without_a_golden_snapshot_asks_for_one(client, signed_in, pair):
     response = get(client, "/api/v1/drift/")
     assert response.status_code == 400
     assert response.json() == {"snapshot": ["There is no golden snapshot: choose one with snapshot=<id>."]}

@@ -252,8 +252,8 @@ def saved(make_snapshot, make_pvs):
     return make_snapshot("saved", {"L:A": 1.0, "L:B": 2.0, "L:C": Enum(0), "L:D": 4.0, "L:E": None, "L:GONE": 1.0})
 
 
-def test_live_comparison_uses_the_registry_address_and_compare_py(saved, set_live):
-    set_live({"L:A": 1.05, "L:B": 3.0, "L:C": Enum(2), "L:D": None, "L:E": 5.0})
+def test_live_comparison_uses_the_registry_address_and_compare_py(saved, live_values):
+    live_values({"L:A": 1.05, "L:B": 3.0, "L:C": Enum(2), "L:D": None, "L:E": 5.0})
     PV.objects.get(setpoint_address="L:GONE").delete()
     page = compare(Comparison(a=saved), limit=None)
     assert {row.name: row.status for row in page.rows} == {
@@ -266,14 +266,14 @@ def test_live_comparison_uses_the_registry_address_and_compare_py(saved, set_liv
     assert page.counts[S.DISCONNECTED] == 2
 
 
-def test_a_pv_missing_from_the_cache_is_disconnected(saved, set_live):
-    set_live({"L:A": 1.0})
+def test_a_pv_missing_from_the_cache_is_disconnected(saved, live_values):
+    live_values({"L:A": 1.0})
     row = rows_by_name(compare(Comparison(a=saved), limit=None))["L:B"]
     assert row.status == S.DISCONNECTED and row.b.display == "no value in the live cache"
 
 
-def test_a_live_page_sorted_by_name_reads_only_its_own_addresses(saved, set_live, monkeypatch):
-    set_live({"L:A": 1.0, "L:B": 2.0, "L:C": Enum(0), "L:D": 4.0, "L:E": 5.0})
+def test_a_live_page_sorted_by_name_reads_only_its_own_addresses(saved, live_values, monkeypatch):
+    live_values({"L:A": 1.0, "L:B": 2.0, "L:C": Enum(0), "L:D": 4.0, "L:E": 5.0})
     reads = []
     real = live.read_values_and_metadata
     monkeypatch.setattr(live, "read_values_and_metadata", lambda addresses: reads.append(list(addresses)) or real(addresses))
@@ -284,8 +284,8 @@ def test_a_live_page_sorted_by_name_reads_only_its_own_addresses(saved, set_live
     assert len(reads[-1]) == 6  # every address of the selection
 
 
-def test_live_rows_sort_and_filter_like_the_sql(saved, set_live):
-    set_live({"L:A": 1.05, "L:B": 3.0, "L:C": Enum(2), "L:D": 4.0, "L:E": 5.0, "L:GONE": 1.0}, severities={"L:D": 2})
+def test_live_rows_sort_and_filter_like_the_sql(saved, live_values):
+    live_values({"L:A": 1.05, "L:B": 3.0, "L:C": Enum(2), "L:D": 4.0, "L:E": 5.0, "L:GONE": 1.0}, severities={"L:D": 2})
     assert names(compare(Comparison(a=saved, sort="-delta"), limit=3)) == ["L:B", "L:A", "L:D"]
     assert names(compare(Comparison(a=saved, differences_only=True), limit=None)) == ["L:B", "L:C", "L:E"]
     assert names(compare(Comparison(a=saved, min_severity=2), limit=None)) == ["L:D"]
@@ -304,7 +304,7 @@ def test_golden_snapshot_is_the_newest_golden_one(make_snapshot):
     assert golden_snapshot() == new
 
 
-def test_drift_counts_pvs_per_tag_group_and_tag(saved, set_live):
+def test_drift_counts_pvs_per_tag_group_and_tag(saved, live_values):
     group = TagGroup.objects.create(name="Area")
     linac, ring = Tag.objects.create(group=group, name="Linac"), Tag.objects.create(group=group, name="Ring")
     other = Tag.objects.create(group=TagGroup.objects.create(name="System"), name="Vacuum")
@@ -314,7 +314,7 @@ def test_drift_counts_pvs_per_tag_group_and_tag(saved, set_live):
     for name in ("L:B", "L:C", "L:E"):
         pvs[name].tags.add(ring)
     pvs["L:A"].tags.add(other)
-    set_live({"L:A": 1.0, "L:B": 3.0, "L:C": Enum(0), "L:D": None, "L:E": 5.0, "L:GONE": 1.0})
+    live_values({"L:A": 1.0, "L:B": 3.0, "L:C": Enum(0), "L:D": None, "L:E": 5.0, "L:GONE": 1.0})
     summary = drift_summary(saved)
     assert (summary.totals.pvs, summary.totals.out_of_tolerance, summary.totals.disconnected) == (6, 1, 2)
     area, system = summary.groups
