@@ -165,14 +165,18 @@ class ComparisonRow:
         return format_delta(self, full=True)
 
     @property
-    def differing_elements(self) -> list[tuple[int, object, object, float]]:
-        """(index, a, b, b - a) of array elements outside tolerance, at most ELEMENTS_SHOWN."""
+    def differing_elements(self) -> list[tuple[int, str, str, str]]:
+        """(index, a, b, b - a) as text, of array elements outside tolerance; at most ELEMENTS_SHOWN."""
         if not isinstance(self.delta, list):
             return []
-        pairs = zip(_as_list(self.a.value), _as_list(self.b.value), self.delta)
-        differing = [(i, x, y, d) for i, (x, y, d) in enumerate(pairs)
-                     if not numbers_within_tolerance(float(x), float(y), self.abs_tolerance, self.rel_tolerance)]  # fmt: skip
-        return differing[:ELEMENTS_SHOWN]
+        precision = self.a.precision
+        differing = []
+        for i, (x, y, d) in enumerate(zip(_as_list(self.a.value), _as_list(self.b.value), self.delta)):
+            if not numbers_within_tolerance(float(x), float(y), self.abs_tolerance, self.rel_tolerance):
+                differing.append((i, number_text(x, precision), number_text(y, precision), signed_number(d, precision)))
+                if len(differing) == ELEMENTS_SHOWN:
+                    break
+        return differing
 
 
 @dataclass

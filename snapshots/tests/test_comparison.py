@@ -111,7 +111,7 @@ def test_arrays_are_compared_element_by_element(pair):
     rows = rows_by_name(compare(Comparison(a=a, b=b), limit=None))
     out = rows["W:OUT"]
     assert out.delta == [0.0, 0.5, 0.0, -1.0] and out.magnitude == 1.0
-    assert [(i, x, y) for i, x, y, _ in out.differing_elements] == [(1, 2.0, 2.5), (3, 4.0, 3.0)]
+    assert out.differing_elements == [(1, "2", "2.5", "+0.5"), (3, "4", "3", "-1")]
     assert out.delta_display == "max |Δ| 1, 2 of 4 outside tolerance"
     assert rows["W:LENGTH"].delta is None and rows["W:LENGTH"].differing_elements == []
     assert rows["W:INT"].a.display == "[1, 2]"
