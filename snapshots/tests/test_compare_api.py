@@ -119,10 +119,10 @@ def test_bad_parameters_are_400_with_a_message_per_field(client, signed_in, pair
 def test_live_comparison_without_redis_is_503(client, signed_in, pair, monkeypatch):
     a, _ = pair
 
-    def unreachable(addresses, client=None, **_):
+    def unreachable(addresses, client=None):
         raise redis.ConnectionError("Connection refused")
 
-    monkeypatch.setattr(live, "read_values_and_metadata", unreachable)
+    monkeypatch.setattr(live, "read_values", unreachable)
     response = get(client, a=a.id, b="live")
     assert response.status_code == 503 and "Redis" in response.json()["detail"]
 

@@ -198,10 +198,10 @@ def test_bad_parameters_show_the_form_with_messages(client, signed_in, pair):
 def test_without_redis_the_live_page_says_so(client, signed_in, pair, monkeypatch):
     a, _ = pair
 
-    def unreachable(addresses, client=None, **_):
+    def unreachable(addresses, client=None):
         raise redis.ConnectionError("refused")
 
-    monkeypatch.setattr(live, "read_values_and_metadata", unreachable)
+    monkeypatch.setattr(live, "read_values", unreachable)
     response = page(client, a=a.id, b="live")
     assert response.status_code == 503 and "Redis cannot be reached" in response.text
 

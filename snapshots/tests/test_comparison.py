@@ -275,8 +275,8 @@ def test_a_pv_missing_from_the_cache_is_disconnected(saved, live_values):
 def test_a_live_page_sorted_by_name_reads_only_its_own_addresses(saved, live_values, monkeypatch):
     live_values({"L:A": 1.0, "L:B": 2.0, "L:C": Enum(0), "L:D": 4.0, "L:E": 5.0})
     reads = []
-    real = live.read_values_and_metadata
-    monkeypatch.setattr(live, "read_values_and_metadata", lambda addresses: reads.append(list(addresses)) or real(addresses))
+    real = live.read_values
+    monkeypatch.setattr(live, "read_values", lambda addresses: reads.append(list(addresses)) or real(addresses))
     page = compare(Comparison(a=saved), offset=2, limit=2, with_counts=False)
     assert names(page) == ["L:C", "L:D"] and page.total == 6 and page.counts is None
     assert reads == [["L:C", "L:D"]]
