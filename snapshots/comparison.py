@@ -318,7 +318,7 @@ def _compare_snapshots(comparison: Comparison, offset: int, limit: int | None, w
         if counted:
             # One pass over the join: the counts ride along with the page as an InitPlan.
             cursor.execute(
-                f"{base}, page AS ({shown}) SELECT page.*, (SELECT json_object_agg(status, n) FROM ({counts_sql}) c)"
+                f"{base}, page AS ({shown}) SELECT page.*, (SELECT json_object_agg(status, n) FROM ({counts_sql}) c)::text"
                 f" FROM page {order}",
                 params + status_params + window_params,
             )
@@ -328,7 +328,7 @@ def _compare_snapshots(comparison: Comparison, offset: int, limit: int | None, w
         counts = None
         if counted:
             if records:
-                counts = records[0][-1]
+                counts = json.loads(records[0][-1])  # as text: psycopg would parse it on every row
             else:
                 cursor.execute(f"{base} {counts_sql}", params)
                 counts = dict(cursor.fetchall())
@@ -371,7 +371,7 @@ def _pair_row(record: dict) -> ComparisonRow:
 
 
 def _set_delta(row: ComparisonRow) -> None:
-    if row.status in COMPARED and row.delta is None:
+    if row.status in COMPARED:
         row.delta = delta(row.a.value, row.b.value, row.a.kind)
         row.magnitude = magnitude(row.delta)
 
@@ -408,18 +408,18 @@ def _compare_live(comparison: Comparison, offset: int, limit: int | None, with_c
         paged = f"SELECT *, count(*) OVER () AS total FROM ({query}) saved {_order_by(comparison)}{window}"
         records = _fetch(paged, params + window_params, _SAVED_COLUMNS + ("total",))
         total = records[0]["total"] if records else _count(query, params) if offset else 0
-        return ComparisonPage(_finished(_live_rows(records)), total, None)
-    rows = _live_rows(_fetch(query, params, _SAVED_COLUMNS))
+        return ComparisonPage(_live_rows(_live_entries(records)), total, None)
+    entries = _live_entries(_fetch(query, params, _SAVED_COLUMNS))
     if comparison.min_severity is not None:
-        rows = [row for row in rows if (row.severity or 0) >= comparison.min_severity]
-    counts = {status.value: 0 for status in ComparisonStatus} | Counter(row.status for row in rows)
-    shown = [row for row in rows if comparison.shows(row.status)]
+        entries = [entry for entry in entries if (entry.severity or 0) >= comparison.min_severity]
+    counts = {status.value: 0 for status in ComparisonStatus} | Counter(entry.status for entry in entries)
+    shown = [entry for entry in entries if comparison.shows(entry.status)]
     if comparison.sort.lstrip("-") == "delta":
-        for row in shown:
-            _set_delta(row)
+        for entry in shown:
+            entry.measure()
     shown = sort_rows(shown, comparison.sort)
     end = None if limit is None else offset + limit
-    return ComparisonPage(_finished(shown[offset:end]), len(shown), counts)
+    return ComparisonPage(_live_rows(shown[offset:end]), len(shown), counts)
 
 
 def _fetch(query: str, params: list, columns: Sequence[str]) -> list[dict]:
@@ -434,30 +434,75 @@ def _count(query: str, params: list) -> int:
         return cursor.fetchone()[0]
 
 
-def _live_rows(records: list[dict]) -> list[ComparisonRow]:
-    """Rows comparing saved records with the live values of their registry addresses, with their
-    statuses (_finished adds what only the rows shown need)."""
+@dataclass(slots=True)
+class _Sample:
+    """The least snapshots.compare.comparison_status needs of a side."""
+
+    kind: str
+    value: object
+    connected: bool
+
+
+_NOT_IN_CACHE = _Sample(ValueType.NONE, None, False)
+
+
+@dataclass(slots=True)
+class _LiveEntry:
+    """A saved record, its live value and its status: what filtering, counting and sorting 50,000
+    rows need, without building the rows (_live_rows does that for the rows shown)."""
+
+    record: dict
+    saved: _Sample
+    value: live.LiveValue | None
+    name: str
+    pv_id: int | None
+    device: str
+    status: str
+    severity: int | None
+    magnitude: float | None = None
+
+    def measure(self) -> None:
+        """Set the magnitude of the delta (sorting by delta needs it)."""
+        if self.status in COMPARED:
+            self.magnitude = magnitude(delta(self.saved.value, self.value.value, self.saved.kind))
+
+
+def _live_entries(records: list[dict]) -> list[_LiveEntry]:
+    """Each saved record with the live value of its registry address and its status."""
     values = live.read_values([record["address"] for record in records if record["address"]])
-    rows = []
+    entries = []
     for record in records:
+        kind, address, severity = record["a_kind"], record["address"], record["a_severity"]
+        saved = _Sample(kind, _typed(kind, record["a_num"], record["a_str"], record["a_array"]), record["a_connected"])
+        value = values.get(address) if address else None
+        if value is not None and value.connected and (severity is None or value.severity > severity):
+            severity = value.severity
+        sample = (value or _NOT_IN_CACHE) if address else None
+        status = comparison_status(saved, sample, record["abs_tol"], record["rel_tol"])
+        entries.append(_LiveEntry(record, saved, value, record["name"], record["pv_id"], record["device"] or "",
+                                  status, severity))  # fmt: skip
+    return entries
+
+
+def _live_rows(entries: list[_LiveEntry]) -> list[ComparisonRow]:
+    """The rows of `entries`, with deltas, and live units, precision and enum labels from Redis."""
+    rows = []
+    for entry in entries:
+        record = entry.record
         record["in_a"] = True
-        a = _saved_side(record, "a")
         address = record["address"]
-        b = _live_side(address, values.get(address)) if address else None
         row = ComparisonRow(
-            name=record["name"], pv_id=record["pv_id"], device=record["device"] or "",
-            status=comparison_status(a, b, record["abs_tol"], record["rel_tol"]),
-            a=a, b=b, abs_tolerance=record["abs_tol"], rel_tolerance=record["rel_tol"],
+            name=entry.name, pv_id=entry.pv_id, device=entry.device, status=entry.status,
+            a=_saved_side(record, "a"), b=_live_side(address, entry.value) if address else None,
+            abs_tolerance=record["abs_tol"], rel_tolerance=record["rel_tol"],
         )  # fmt: skip
-        rows.append(row)
-    return rows
-
-
-def _finished(rows: list[ComparisonRow]) -> list[ComparisonRow]:
-    """`rows` with their deltas, and their live sides' units, precision and enum labels from Redis:
-    what showing them needs, done for the rows shown only."""
-    for row in rows:
         _set_delta(row)
+        rows.append(row)
+    return _with_metadata(rows)
+
+
+def _with_metadata(rows: list[ComparisonRow]) -> list[ComparisonRow]:
+    """`rows` with their live sides' units, precision and enum labels from Redis."""
     sides = [row.b for row in rows if row.b is not None]
     metas = live.read_metadata([side.address for side in sides]) if sides else {}
     for side in sides:
@@ -630,9 +675,9 @@ def drift_summary(snapshot: Snapshot) -> DriftSummary:
     two arrays. A PV with two tags of one group counts once in the group. Raises redis.RedisError.
     """
     query, params = _saved_query(Comparison(a=snapshot))
-    rows = _live_rows(_fetch(query, params, _SAVED_COLUMNS))
-    tagged = [(row.pv_id, row.status) for row in rows if row.pv_id is not None]
-    totals = DriftLine(0, "All PVs", Counter(row.status for row in rows))
+    entries = _live_entries(_fetch(query, params, _SAVED_COLUMNS))
+    tagged = [(entry.pv_id, entry.status) for entry in entries if entry.pv_id is not None]
+    totals = DriftLine(0, "All PVs", Counter(entry.status for entry in entries))
     groups = {group.id: DriftGroup(group.id, group.name) for group in TagGroup.objects.all()}
     tags = {}
     for tag in Tag.objects.order_by("name"):
