@@ -316,22 +316,20 @@ def _compare_snapshots(comparison: Comparison, offset: int, limit: int | None, w
     counted = with_counts or limit is not None  # the counts give the total a pager needs
     with _analytic_cursor() as cursor:
         if counted:
-            # One pass over the join: the counts ride along with the page as an InitPlan.
+            # One pass over the join: the counts ride along with the page (one row of NULLs and
+            # the counts when the page is empty), as text, or psycopg would parse them on every row.
             cursor.execute(
-                f"{base}, page AS ({shown}) SELECT page.*, (SELECT json_object_agg(status, n) FROM ({counts_sql}) c)::text"
-                f" FROM page {order}",
+                f"{base}, page AS ({shown}) SELECT page.*, c.counts FROM page RIGHT JOIN"
+                f" (SELECT json_object_agg(status, n)::text AS counts FROM ({counts_sql}) n) c ON true {order}",
                 params + status_params + window_params,
             )
         else:
             cursor.execute(f"{base} {shown}", params + status_params + window_params)
         records = cursor.fetchall()
-        counts = None
-        if counted:
-            if records:
-                counts = json.loads(records[0][-1])  # as text: psycopg would parse it on every row
-            else:
-                cursor.execute(f"{base} {counts_sql}", params)
-                counts = dict(cursor.fetchall())
+    counts = None
+    if counted:
+        counts = json.loads(records[0][-1] or "{}")
+        records = [record for record in records if record[0] is not None]
     rows = [_pair_row(dict(zip(columns, record))) for record in records]
     if counts is None:
         return ComparisonPage(rows, offset + len(rows), None)

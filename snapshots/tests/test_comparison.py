@@ -97,6 +97,13 @@ def test_counts_are_per_status_and_the_total_follows_the_status_filter(pair):
     assert len(page.rows) == 5
 
 
+def test_a_page_past_the_end_is_empty_but_counted(pair):
+    a, b = pair
+    page = compare(Comparison(a=a, b=b, sort="-name"), offset=100, limit=10)
+    assert page.rows == [] and page.total == len(ROWS) and page.counts[S.EQUAL] == 6
+    assert compare(Comparison(a=a, b=b, name="no such PV")).counts == {status.value: 0 for status in S}
+
+
 def test_numbers_have_a_delta_and_others_none(pair):
     a, b = pair
     rows = rows_by_name(compare(Comparison(a=a, b=b), limit=None))
