@@ -409,7 +409,7 @@ def _compare_live(comparison: Comparison, offset: int, limit: int | None, with_c
         return ComparisonPage(_live_rows(_live_entries(records)), total, None)
     entries = _live_entries(_fetch(query, params, _SAVED_COLUMNS))
     if comparison.min_severity is not None:
-        entries = [entry for entry in entries if (entry.severity or 0) >= comparison.min_severity]
+        entries = [entry for entry in entries if entry.severity is not None and entry.severity >= comparison.min_severity]
     counts = {status.value: 0 for status in ComparisonStatus} | Counter(entry.status for entry in entries)
     shown = [entry for entry in entries if comparison.shows(entry.status)]
     if comparison.sort.lstrip("-") == "delta":

@@ -151,8 +151,8 @@ class CompareForm(forms.Form):
     differences_only = forms.BooleanField(required=False, help_text="Hide equal rows and rows within tolerance.")
     status = forms.MultipleChoiceField(choices=ComparisonStatus.choices, required=False,
                                        help_text="Show only these statuses (repeatable).")  # fmt: skip
-    severity = forms.TypedChoiceField(choices=Severity.choices, coerce=int, empty_value=None, required=False,
-                                      help_text="Least alarm severity on either side.")  # fmt: skip
+    severity = forms.TypedChoiceField(choices=Severity.choices[1:], coerce=int, empty_value=None, required=False,
+                                      help_text="Least alarm severity on either side: 1 MINOR, 2 MAJOR, 3 INVALID.")  # fmt: skip
     name = forms.CharField(max_length=100, required=False, strip=True, help_text="Text in the PV name.")
     sort = forms.ChoiceField(choices=SORT_CHOICES, required=False, help_text="name, device, delta, status or "
                              "severity; a leading - sorts descending.")  # fmt: skip

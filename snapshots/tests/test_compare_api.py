@@ -101,6 +101,7 @@ def test_compare_against_live_values(client, signed_in, pair, live_values):
         ({"sort": "colour"}, "sort", "Select a valid choice. colour is not one of the available choices."),
         ({"status": "odd"}, "status", "Select a valid choice. odd is not one of the available choices."),
         ({"severity": "9"}, "severity", "Select a valid choice. 9 is not one of the available choices."),
+        ({"severity": "0"}, "severity", "Select a valid choice. 0 is not one of the available choices."),
         ({"page": "0"}, "page", "Ensure this value is greater than or equal to 1."),
         ({"page_size": "5000"}, "page_size", "Ensure this value is less than or equal to 1000."),
         ({"tag": "999"}, "tag", "Select a valid choice. 999 is not one of the available choices."),
