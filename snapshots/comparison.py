@@ -52,8 +52,13 @@ from tags.models import Tag, TagGroup
 SORT_FIELDS = ("name", "device", "delta", "status", "severity")
 SORT_CHOICES = [(f"{prefix}{name}", f"{name}{suffix}") for name in SORT_FIELDS
                 for prefix, suffix in (("", ""), ("-", ", descending"))]  # fmt: skip
-COMPARED = frozenset({ComparisonStatus.EQUAL, ComparisonStatus.WITHIN, ComparisonStatus.OUT_OF_TOLERANCE})
+COMPARED = frozenset({ComparisonStatus.EQUAL.value, ComparisonStatus.WITHIN.value, ComparisonStatus.OUT_OF_TOLERANCE.value})
 ELEMENTS_SHOWN = 20  # differing array elements listed under a row
+
+# Used 50,000 times a comparison: plain strings and dicts, not enum members.
+ENUM, STRING, NO_VALUE = ValueType.ENUM.value, ValueType.STRING.value, ValueType.NONE.value
+_SEVERITY_LABELS = dict(Severity.choices)
+_STATUS_LABELS = dict(ComparisonStatus.choices)
 
 _VALUES_TABLE = SnapshotValue._meta.db_table
 _PV_TABLE = PV._meta.db_table
@@ -149,11 +154,11 @@ class ComparisonRow:
 
     @property
     def severity_label(self) -> str:
-        return Severity(self.severity).label if self.severity in Severity.values else ""
+        return _SEVERITY_LABELS.get(self.severity, "")
 
     @property
     def status_label(self) -> str:
-        return ComparisonStatus(self.status).label
+        return _STATUS_LABELS[self.status]
 
     @property
     def delta_display(self) -> str:
@@ -240,20 +245,28 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+_STATUS_COLUMNS = ("kind", "num", "str", "array", "connected", "severity")  # what a row's status depends on
+
+
 def _pair_query(comparison: Comparison) -> tuple[str, list]:
-    """The classified rows of two snapshots (every column the page needs), filtered except by status."""
+    """CTEs ending in `keyed`: every row of the two snapshots that passes the filters but the
+    status ones, with its status and sort key, materialized once for the counts and the page.
+
+    `keyed` is narrow (ids, name, status, key, tolerances): sorting and counting 50,000 wide rows
+    (arrays, units, ...) took twice as long; the page's 100 rows get their values by id after.
+    """
     conditions, params = _registry_filters(comparison, "pv_id", "name")
     if comparison.min_severity is not None:
         conditions.append("greatest(a_severity, b_severity) >= %s")
         params.append(comparison.min_severity)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    sides = ", ".join(f"{side}.{_SIDE[name]} AS {side}_{name}" for side in "ab" for name in _STATUS_COLUMNS)
     query = f"""
         WITH pair AS (
             SELECT coalesce(a.pv_name, b.pv_name) AS name, p.id AS pv_id, p.device AS device,
                    coalesce(%s::float8, p.abs_tolerance, 0) AS abs_tol,
                    coalesce(%s::float8, p.rel_tolerance, 0) AS rel_tol,
-                   a.id IS NOT NULL AS in_a, {_side_select("a")},
-                   b.id IS NOT NULL AS in_b, {_side_select("b")}
+                   a.id AS a_id, a.id IS NOT NULL AS in_a, b.id AS b_id, b.id IS NOT NULL AS in_b, {sides}
             FROM (SELECT * FROM {_VALUES_TABLE} WHERE snapshot_id = %s) a
             FULL JOIN (SELECT * FROM {_VALUES_TABLE} WHERE snapshot_id = %s) b ON b.pv_name = a.pv_name
             LEFT JOIN {_PV_TABLE} p ON p.id = coalesce(b.pv_id, a.pv_id)
@@ -261,9 +274,23 @@ def _pair_query(comparison: Comparison) -> tuple[str, list]:
             SELECT * FROM pair {where}
         ), classified AS (
             SELECT filtered.*, {sql.status()} AS status FROM filtered
+        ), keyed AS MATERIALIZED (
+            SELECT name, pv_id, device, abs_tol, rel_tol, a_id, b_id, status, {_sort_key(comparison)} AS key
+            FROM classified
         )"""  # noqa: S608 (no user text in the SQL: values go as parameters)
     head = [comparison.abs_tolerance, comparison.rel_tolerance, comparison.a.pk, comparison.b.pk]
     return query, head + params
+
+
+def _sort_key(comparison: Comparison) -> str:
+    """The SQL of the sort key of `classified` rows (NULL when sorting by name)."""
+    return {
+        "name": "NULL::int",
+        "device": "device",
+        "delta": sql.magnitude(),
+        "status": sql.status_rank(),
+        "severity": "greatest(a_severity, b_severity)",
+    }[comparison.sort.lstrip("-")]
 
 
 def _status_condition(comparison: Comparison) -> tuple[str, list]:
@@ -273,18 +300,14 @@ def _status_condition(comparison: Comparison) -> tuple[str, list]:
     return "WHERE status = ANY(%s)", [shown]
 
 
-def _order_by(comparison: Comparison) -> str:
-    key = comparison.sort.lstrip("-")
+def _order_by(comparison: Comparison, key: str = "key") -> str:
+    """ORDER BY for rows with `name` and the sort key in column `key`; the name breaks ties."""
     direction = "DESC" if comparison.sort.startswith("-") else "ASC"
-    if key == "name":
+    if comparison.sort.lstrip("-") == "name":
         return f'ORDER BY name COLLATE "C" {direction}'
-    expression = {
-        "device": 'device COLLATE "C"',
-        "delta": "magnitude",
-        "status": sql.status_rank(),
-        "severity": "greatest(a_severity, b_severity)",
-    }[key]
-    return f'ORDER BY {expression} {direction} NULLS LAST, name COLLATE "C"'
+    if comparison.sort.lstrip("-") == "device":
+        key = f'{key} COLLATE "C"'
+    return f'ORDER BY {key} {direction} NULLS LAST, name COLLATE "C"'
 
 
 @contextmanager
@@ -300,37 +323,44 @@ def _analytic_cursor():
         yield cursor
 
 
+_PAGE_COLUMNS = ["name", "pv_id", "device", "abs_tol", "rel_tol", "in_a", "in_b", "status"] + [
+    f"{side}_{name}" for side in "ab" for name in _SIDE_COLUMNS
+]
+
+
 def _compare_snapshots(comparison: Comparison, offset: int, limit: int | None, with_counts: bool) -> ComparisonPage:
     base, params = _pair_query(comparison)
     status_where, status_params = _status_condition(comparison)
-    columns = ["name", "pv_id", "device", "abs_tol", "rel_tol", "in_a", "in_b", "status", "magnitude"] + [
-        f"{side}_{name}" for side in "ab" for name in _SIDE_COLUMNS
-    ]
     window, window_params = _window(offset, limit)
-    order = _order_by(comparison)
-    shown = (
-        f"SELECT {', '.join(columns)} FROM (SELECT classified.*, {sql.magnitude('classified.')} AS magnitude"
-        f" FROM classified {status_where}) shown {order}{window}"
+    details = (
+        f"page.name, page.pv_id, page.device, page.abs_tol, page.rel_tol, page.a_id IS NOT NULL,"
+        f" page.b_id IS NOT NULL, page.status, {_side_select('a')}, {_side_select('b')}"
     )
-    counts_sql = "SELECT status, count(*) AS n FROM classified GROUP BY status"
+    joins = (
+        f"LEFT JOIN {_VALUES_TABLE} a ON a.id = page.a_id LEFT JOIN {_VALUES_TABLE} b ON b.id = page.b_id"
+    )
+    page = f"SELECT * FROM keyed {status_where} {_order_by(comparison)}{window}"
+    order = _order_by(comparison, "page.key")
     counted = with_counts or limit is not None  # the counts give the total a pager needs
     with _analytic_cursor() as cursor:
         if counted:
-            # One pass over the join: the counts ride along with the page (one row of NULLs and
-            # the counts when the page is empty), as text, or psycopg would parse them on every row.
+            # The counts ride along with the page (one row of NULLs and the counts when the page
+            # is empty), as text, or psycopg would parse them on every row.
             cursor.execute(
-                f"{base}, page AS ({shown}) SELECT page.*, c.counts FROM page RIGHT JOIN"
-                f" (SELECT json_object_agg(status, n)::text AS counts FROM ({counts_sql}) n) c ON true {order}",
+                f"{base}, page AS ({page}) SELECT {details}, c.counts FROM page {joins} RIGHT JOIN"
+                f" (SELECT json_object_agg(status, n)::text AS counts"
+                f" FROM (SELECT status, count(*) AS n FROM keyed GROUP BY status) n) c ON true {order}",
                 params + status_params + window_params,
             )
         else:
-            cursor.execute(f"{base} {shown}", params + status_params + window_params)
+            cursor.execute(f"{base}, page AS ({page}) SELECT {details} FROM page {joins} {order}",
+                           params + status_params + window_params)  # fmt: skip
         records = cursor.fetchall()
     counts = None
     if counted:
         counts = json.loads(records[0][-1] or "{}")
         records = [record for record in records if record[0] is not None]
-    rows = [_pair_row(dict(zip(columns, record))) for record in records]
+    rows = [_pair_row(dict(zip(_PAGE_COLUMNS, record))) for record in records]
     if counts is None:
         return ComparisonPage(rows, offset + len(rows), None)
     counts = {status.value: 0 for status in ComparisonStatus} | counts
@@ -353,7 +383,7 @@ def _saved_side(record: dict, prefix: str) -> Side | None:
     kind, text = record[key["kind"]], record[key["str"]]
     return Side(
         kind, _typed(kind, record[key["num"]], text, record[key["array"]]), record[key["connected"]],
-        text if kind == ValueType.ENUM else None, record[key["severity"]], record[key["alarm"]],
+        text if kind == ENUM else None, record[key["severity"]], record[key["alarm"]],
         record[key["units"]] or "", record[key["precision"]], record[key["reason"]] or "", record[key["timestamp"]],
     )  # fmt: skip
 
@@ -403,7 +433,7 @@ def _compare_live(comparison: Comparison, offset: int, limit: int | None, with_c
     query, params = _saved_query(comparison)
     if not _needs_every_row(comparison, with_counts):
         window, window_params = _window(offset, limit)
-        paged = f"SELECT *, count(*) OVER () AS total FROM ({query}) saved {_order_by(comparison)}{window}"
+        paged = f"SELECT *, count(*) OVER () AS total FROM ({query}) saved {_order_by(comparison, 'device')}{window}"
         records = _fetch(paged, params + window_params, _SAVED_COLUMNS + ("total",))
         total = records[0]["total"] if records else _count(query, params) if offset else 0
         return ComparisonPage(_live_rows(_live_entries(records)), total, None)
@@ -441,7 +471,7 @@ class _Sample:
     connected: bool
 
 
-_NOT_IN_CACHE = _Sample(ValueType.NONE, None, False)
+_NOT_IN_CACHE = _Sample(NO_VALUE, None, False)
 
 
 @dataclass(slots=True)
@@ -507,14 +537,14 @@ def _with_metadata(rows: list[ComparisonRow]) -> list[ComparisonRow]:
         meta = metas.get(side.address)
         if meta is not None:
             side.units, side.precision = meta.units, meta.precision
-            if side.kind == ValueType.ENUM and side.value is not None:
+            if side.kind == ENUM and side.value is not None:
                 side.label = enum_label(meta.enum_labels, side.value)
     return rows
 
 
 def _live_side(address: str, value: live.LiveValue | None) -> Side:
     if value is None:
-        return Side(kind=ValueType.NONE, value=None, connected=False, reason="no value in the live cache", address=address)
+        return Side(kind=NO_VALUE, value=None, connected=False, reason="no value in the live cache", address=address)
     if not value.connected:
         return Side(kind=value.kind, value=None, connected=False, reason="disconnected", address=address)
     return Side(kind=value.kind, value=value.value, connected=True, severity=value.severity, alarm_status=value.status,
@@ -556,9 +586,9 @@ def format_value(side: Side, full: bool) -> str:
     long strings shortened); `full` keeps every array element and character (the CSV export)."""
     if side.value is None:
         return side.reason or "disconnected"
-    if side.kind == ValueType.ENUM:
+    if side.kind == ENUM:
         return side.label if side.label is not None else str(side.value)
-    if full and side.kind == ValueType.STRING:
+    if full and side.kind == STRING:
         return str(side.value)
     if full and side.kind in ARRAY_KINDS:
         text = "[" + ", ".join(number_text(x, side.precision) for x in _as_list(side.value)) + "]"
