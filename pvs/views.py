@@ -25,6 +25,7 @@ class LiveTableView(LoginRequiredMixin, View):
         filterset = PVFilterSet(request.GET, queryset=PV.objects.all())
         for name, label in LIVE_FILTERS.items():
             filterset.form.fields[name].label = label  # the form is the filterset's own copy
+        filterset.form.fields["tag_group"].empty_label = "any"
         pvs = filterset.qs if filterset.is_valid() else PV.objects.none()
         pvs = pvs.prefetch_related(Prefetch("tags", queryset=Tag.objects.select_related("group"))).order_by(
             "setpoint_address"

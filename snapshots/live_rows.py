@@ -1,13 +1,18 @@
 """A snapshot's values against the live values in Redis (the snapshot page's live filters).
 
 Pure reads: SnapshotValue rows from PostgreSQL, live values with one pipelined HMGET through
-monitor.live, the comparison rules of snapshots.compare. The live address of a row is its PV's
-current setpoint address, as a restore would write it; rows whose PV was deleted have none.
+monitor.live, each row's status by snapshots.compare.comparison_status (as the compare page
+decides it). The live address of a row is its PV's current setpoint address, as a restore would
+write it; rows whose PV was deleted have none and are left out.
 """
 
 from monitor import live
-from snapshots.compare import within_tolerance
+from snapshots.compare import ComparisonStatus, comparison_status
+from snapshots.comparison import Side
 from snapshots.models import _typed
+
+# Differences beyond tolerance: a value out of it, or a record whose type changed.
+DIFFERS = frozenset({ComparisonStatus.OUT_OF_TOLERANCE, ComparisonStatus.TYPE_CHANGED})
 
 _COLUMNS = (
     "pk", "pv__setpoint_address", "value_type", "setpoint_num", "setpoint_str", "setpoint_array", "connected",
@@ -24,16 +29,14 @@ def _rows_with_live(values):
 
 
 def out_of_tolerance(values) -> list[int]:
-    """Ids of the rows in `values` whose saved setpoint and live value differ beyond tolerance.
-
-    Both values must exist: a row disconnected then or now is not "out of tolerance" (see
-    disconnected_now); a live value of another type is.
-    """
+    """Ids of the rows in `values` whose saved setpoint and live value differ beyond tolerance
+    (or whose type changed); a row disconnected then or now is not one of them."""
     ids = []
     for (pk, _address, kind, num, text, array, connected, abs_tol, rel_tol), value in _rows_with_live(values):
-        if not connected or value is None or not value.connected:
+        if value is None:
             continue
-        if not within_tolerance(_typed(kind, num, text, array), value.value, kind, abs_tol or 0.0, rel_tol or 0.0):
+        saved = Side(kind, _typed(kind, num, text, array), connected)
+        if comparison_status(saved, value, abs_tol or 0.0, rel_tol or 0.0) in DIFFERS:
             ids.append(pk)
     return ids
 

@@ -121,6 +121,25 @@ def site(registry, redis_db, admin_user, tmp_path):  # noqa: F811 - `registry` i
 
 
 @pytest.fixture
+def put_on_ioc(registry):  # noqa: F811
+    """put_on_ioc({address: value}) writes with an independent pyepics process and returns the time
+    of the last put; afterwards every PV it changed is put back to the IOC's initial value (the
+    IOC is the session's, and other tests expect those)."""
+    initial = {pv.setpoint: pv.value for pv in registry.pvs}
+    changed = {}
+
+    def put(values: dict) -> float:
+        changed.update({address: initial[address] for address in values})
+        script = ("import time\nfor a, v in values['pvs'].items():\n"
+                  "    assert epics.caput(a, v, wait=True, timeout=5) == 1, a\nprint(json.dumps(time.time()))")
+        return ca(script, pvs=values)
+
+    yield put
+    if changed:
+        caput_many(changed)
+
+
+@pytest.fixture
 def browser_page(monkeypatch):
     """A chromium page; Playwright's sync API keeps an event loop, so let the test use the ORM."""
     sync_api = pytest.importorskip("playwright.sync_api")  # (conftest.py skips when chromium is missing)
@@ -180,7 +199,7 @@ def edit_registry(address: str, **changes) -> None:
     connection.close()
 
 
-def test_snapshot_pages_show_live_values_that_follow_the_ioc(site, browser_page, registry):  # noqa: F811
+def test_snapshot_pages_show_live_values_that_follow_the_ioc(site, browser_page, registry, put_on_ioc):  # noqa: F811
     page = browser_page
     pair = registry.of_kind(sim.PAIR)[0]
     log_in(page, site)
@@ -205,8 +224,7 @@ def test_snapshot_pages_show_live_values_that_follow_the_ioc(site, browser_page,
         pair.setpoint,
     )
     target = caget_many([pair.setpoint])[pair.setpoint] + 5.0
-    put_at = ca("assert epics.caput(values['a'], values['v'], wait=True, timeout=5) == 1\n"
-                "import time; print(json.dumps(time.time()))", a=pair.setpoint, v=target)  # fmt: skip
+    put_at = put_on_ioc({pair.setpoint: target})
     page.wait_for_function("() => window.changedAt", timeout=10_000)
     latency_ms = page.evaluate("() => window.changedAt") - put_at * 1000
     after = page.locator(f'[data-live-address="{pair.setpoint}"]').first.text_content()
@@ -225,13 +243,14 @@ def test_snapshot_pages_show_live_values_that_follow_the_ioc(site, browser_page,
     screenshot(page, "07_live_table")
 
 
-def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(site, browser_page, registry):  # noqa: F811
+def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(site, browser_page, registry,  # noqa: F811
+                                                                            put_on_ioc):
     page = browser_page
     pair, integer, enum = (registry.of_kind(kind)[2] for kind in (sim.PAIR, sim.INT, sim.ENUM))
     log_in(page, site)
     snapshot_id = take_snapshot(page, site, "Browser: restore point")
     saved = caget_many([pair.setpoint, integer.setpoint, enum.setpoint])
-    caput_many({pair.setpoint: saved[pair.setpoint] + 2.0, integer.setpoint: saved[integer.setpoint] + 3,
+    put_on_ioc({pair.setpoint: saved[pair.setpoint] + 2.0, integer.setpoint: saved[integer.setpoint] + 3,
                 enum.setpoint: (saved[enum.setpoint] + 1) % len(enum.labels)})  # fmt: skip
 
     page.goto(f"{site}/snapshots/{snapshot_id}/?out_of_tolerance=on")
@@ -261,12 +280,12 @@ def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(site
     screenshot(page, "10_undo_preview")
 
 
-def test_a_stale_preview_is_refused_on_the_page(site, browser_page, registry):  # noqa: F811
+def test_a_stale_preview_is_refused_on_the_page(site, browser_page, registry, put_on_ioc):  # noqa: F811
     page = browser_page
     pair = registry.of_kind(sim.PAIR)[3]
     log_in(page, site)
     snapshot_id = take_snapshot(page, site, "Browser: stale preview")
-    caput_many({pair.setpoint: caget_many([pair.setpoint])[pair.setpoint] + 1.0})
+    put_on_ioc({pair.setpoint: caget_many([pair.setpoint])[pair.setpoint] + 1.0})
     page.goto(f"{site}/snapshots/{snapshot_id}/?name={pair.setpoint}")
     page.click("#restore-filtered")
     page.wait_for_url(f"{site}/restores/previews/*/")
