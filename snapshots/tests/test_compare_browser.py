@@ -7,15 +7,16 @@ test fixtures; screenshots go to test-artifacts/screenshots/ (names starting wit
 import pytest
 
 from pvs import sim
-from snapshots.tests.test_end_to_end import ca, caget_many, registry  # noqa: F401 - a fixture
+from snapshots.tests.test_end_to_end import caget_many, registry  # noqa: F401 - a fixture
 from squirrel_site.tests.test_browser import (  # noqa: F401 - fixtures
-    LIVE_CHANGE_LIMIT_MS, browser_page, log_in, screenshot, site, take_snapshot, wait_for_live,
+    LIVE_CHANGE_LIMIT_MS, browser_page, log_in, put_on_ioc, screenshot, site, take_snapshot, wait_for_live,
 )  # fmt: skip
 
 pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker]
 
 
-def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(site, browser_page, registry):  # noqa: F811
+def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(site, browser_page, registry,  # noqa: F811
+                                                                        put_on_ioc):  # noqa: F811
     page = browser_page
     pair = registry.of_kind(sim.PAIR)[5]
     log_in(page, site)
@@ -36,8 +37,7 @@ def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(site, br
         pair.setpoint,
     )
     target = caget_many([pair.setpoint])[pair.setpoint] + 5.0
-    put_at = ca("assert epics.caput(values['a'], values['v'], wait=True, timeout=5) == 1\n"
-                "import time; print(json.dumps(time.time()))", a=pair.setpoint, v=target)  # fmt: skip
+    put_at = put_on_ioc({pair.setpoint: target})
     page.wait_for_function("() => window.changedAt", timeout=10_000)
     latency_ms = page.evaluate("() => window.changedAt") - put_at * 1000
     assert latency_ms <= LIVE_CHANGE_LIMIT_MS, f"the live cell changed {latency_ms:.0f} ms after the put"
