@@ -719,19 +719,25 @@ def drift_summary(snapshot: Snapshot) -> DriftSummary:
 
 
 def _counts_per_tag(pv_ids: list[int], statuses: list[str]) -> list[tuple[str, int, str, int]]:
-    """("tag" or "group", its id, status, PVs) for the PVs and statuses given (parallel lists)."""
+    """("tag" or "group", its id, status, PVs) for the PVs and statuses given (parallel lists).
+
+    Statuses travel as their STATUS_RANK numbers: two arrays of 50,000 numbers cost less to send
+    and group than text.
+    """
     links = PV.tags.through._meta.db_table
-    with connection.cursor() as cursor:
+    names = {rank: status for status, rank in STATUS_RANK.items()}
+    with _analytic_cursor() as cursor:
         cursor.execute(
-            f"""WITH rows AS (SELECT * FROM unnest(%s::bigint[], %s::text[]) AS r(pv_id, status)),
+            f"""WITH rows AS (SELECT * FROM unnest(%s::bigint[], %s::int2[]) AS r(pv_id, status)),
                 tagged AS (SELECT r.pv_id, r.status, t.id AS tag_id, t.group_id FROM rows r
                            JOIN {links} l ON l.pv_id = r.pv_id JOIN {Tag._meta.db_table} t ON t.id = l.tag_id)
             SELECT 'tag', tag_id, status, count(*) FROM tagged GROUP BY tag_id, status
             UNION ALL
-            SELECT 'group', group_id, status, count(DISTINCT pv_id) FROM tagged GROUP BY group_id, status""",  # noqa: S608
-            [pv_ids, statuses],
+            SELECT 'group', group_id, status, count(*) FROM (SELECT DISTINCT group_id, pv_id, status FROM tagged) d
+            GROUP BY group_id, status""",  # noqa: S608
+            [pv_ids, [STATUS_RANK[status] for status in statuses]],
         )
-        return cursor.fetchall()
+        return [(level, line_id, names[rank], count) for level, line_id, rank, count in cursor.fetchall()]
 
 
 def comparison_json(row: ComparisonRow) -> dict:
