@@ -18,7 +18,8 @@ from django.utils.http import urlencode
 from django.views import View
 
 from snapshots.compare import ComparisonStatus
-from snapshots.comparison import CSV_HEADER, compare, csv_cells, drift_summary, golden_snapshot, saved_json, write_csv
+from snapshots.comparison import CSV_HEADER, compare, csv_cells, saved_json, write_csv
+from snapshots.drift import drift_summary, golden_snapshot
 from snapshots.forms import LIVE, DriftForm, compare_parameters, field_errors
 from snapshots.models import Severity, Snapshot
 from squirrel_site.pages import Page, sort_columns, with_query

@@ -1,4 +1,4 @@
-"""Comparing a snapshot with another snapshot or with live values: rows, counts, CSV and drift.
+"""Comparing a snapshot with another snapshot or with live values: rows, counts and CSV.
 
 Snapshot against snapshot is one PostgreSQL query: a FULL OUTER JOIN of the two snapshots'
 values on the PV name, joined to the registry for the current tolerances (which the caller may
@@ -9,7 +9,7 @@ happen in the database and only one page travels to Python.
 Snapshot against live values takes the snapshot's rows from PostgreSQL and the live values from
 Redis (monitor.live), and applies snapshots.compare in Python. When nothing needs every row
 (sorting by name or device, no status or severity filter, no counts) only the page's addresses
-are read; otherwise every address of the selection (50,000 in ~0.3 s).
+are read; otherwise every address of the selection (see docs/benchmarks.md for the cost).
 
 Row `a` is the reference: deltas are b - a and relative tolerances scale with |a|. A PV deleted
 from the registry keeps its saved rows (compared with tolerance 0, unless overridden); against
@@ -47,7 +47,6 @@ from snapshots.compare import (
 from snapshots.models import Severity, Snapshot, SnapshotValue, ValueType, _typed
 from snapshots.values import enum_label
 from squirrel_site.json_values import json_safe
-from tags.models import Tag, TagGroup
 
 SORT_FIELDS = ("name", "device", "delta", "status", "severity")
 SORT_CHOICES = [(f"{prefix}{name}", f"{name}{suffix}") for name in SORT_FIELDS
@@ -205,11 +204,6 @@ def compare(comparison: Comparison, *, offset: int = 0, limit: int | None = 100,
     return _compare_snapshots(comparison, offset, limit, with_counts)
 
 
-def golden_snapshot() -> Snapshot | None:
-    """The newest snapshot tagged golden, or None."""
-    return Snapshot.objects.golden().order_by("-created_at", "-id").first()
-
-
 # Snapshot against snapshot, in SQL ----------------------------------------------------------------
 
 _SIDE = {
@@ -311,7 +305,7 @@ def _order_by(comparison: Comparison, key: str = "key") -> str:
 
 
 @contextmanager
-def _analytic_cursor():
+def analytic_cursor():
     """A cursor in a transaction tuned for one big query over 50,000 rows.
 
     PostgreSQL's JIT compiles these long expressions for ~0.4 s before running them in ~0.1 s,
@@ -342,7 +336,7 @@ def _compare_snapshots(comparison: Comparison, offset: int, limit: int | None, w
     page = f"SELECT * FROM keyed {status_where} {_order_by(comparison)}{window}"
     order = _order_by(comparison, "page.key")
     counted = with_counts or limit is not None  # the counts give the total a pager needs
-    with _analytic_cursor() as cursor:
+    with analytic_cursor() as cursor:
         if counted:
             # The counts ride along with the page (one row of NULLs and the counts when the page
             # is empty), as text, or psycopg would parse them on every row.
@@ -529,6 +523,13 @@ def _live_rows(entries: list[_LiveEntry]) -> list[ComparisonRow]:
     return _with_metadata(rows)
 
 
+def live_statuses(comparison: Comparison) -> list[tuple[int | None, str]]:
+    """(registry PV id, status) of every row of a comparison with live values (its filters apply,
+    its status filters and sorting do not). Raises redis.RedisError."""
+    query, params = _saved_query(comparison)
+    return [(entry.pv_id, entry.status) for entry in _live_entries(_fetch(query, params, _SAVED_COLUMNS))]
+
+
 def _with_metadata(rows: list[ComparisonRow]) -> list[ComparisonRow]:
     """`rows` with their live sides' units, precision and enum labels from Redis."""
     sides = [row.b for row in rows if row.b is not None]
@@ -653,93 +654,6 @@ def write_csv(comparison: Comparison, stream) -> int:
     return len(page.rows)
 
 
-# Drift: live values against a snapshot, per tag -----------------------------------------------
-
-
-@dataclass
-class DriftLine:
-    """PVs (of the snapshot) carrying one tag, or any tag of a group, counted by status."""
-
-    id: int
-    name: str
-    counts: Counter = field(default_factory=Counter)
-
-    @property
-    def pvs(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def out_of_tolerance(self) -> int:
-        return self.counts[ComparisonStatus.OUT_OF_TOLERANCE]
-
-    @property
-    def disconnected(self) -> int:
-        return self.counts[ComparisonStatus.DISCONNECTED]
-
-    @property
-    def type_changed(self) -> int:
-        return self.counts[ComparisonStatus.TYPE_CHANGED]
-
-
-@dataclass
-class DriftGroup(DriftLine):
-    tags: list[DriftLine] = field(default_factory=list)
-
-
-@dataclass
-class DriftSummary:
-    """Live values against `snapshot`: totals, and counts per tag group and tag."""
-
-    snapshot: Snapshot
-    totals: DriftLine
-    groups: list[DriftGroup]
-    read_at: float = field(default_factory=time.time)
-
-
-def drift_summary(snapshot: Snapshot) -> DriftSummary:
-    """Compare every PV of `snapshot` with its live value and count statuses per tag group and tag.
-
-    The statuses come from Python (snapshots.compare); PostgreSQL counts them per tag, given as
-    two arrays. A PV with two tags of one group counts once in the group. Raises redis.RedisError.
-    """
-    query, params = _saved_query(Comparison(a=snapshot))
-    entries = _live_entries(_fetch(query, params, _SAVED_COLUMNS))
-    tagged = [(entry.pv_id, entry.status) for entry in entries if entry.pv_id is not None]
-    totals = DriftLine(0, "All PVs", Counter(entry.status for entry in entries))
-    groups = {group.id: DriftGroup(group.id, group.name) for group in TagGroup.objects.all()}
-    tags = {}
-    for tag in Tag.objects.order_by("name"):
-        tags[tag.id] = DriftLine(tag.id, tag.name)
-        groups[tag.group_id].tags.append(tags[tag.id])
-    for level, line_id, status, count in _counts_per_tag([pv for pv, _ in tagged], [status for _, status in tagged]):
-        (tags if level == "tag" else groups)[line_id].counts[status] = count
-    for group in groups.values():
-        group.tags = [tag for tag in group.tags if tag.pvs]
-    return DriftSummary(snapshot, totals, [group for group in groups.values() if group.pvs])
-
-
-def _counts_per_tag(pv_ids: list[int], statuses: list[str]) -> list[tuple[str, int, str, int]]:
-    """("tag" or "group", its id, status, PVs) for the PVs and statuses given (parallel lists).
-
-    Statuses travel as their STATUS_RANK numbers: two arrays of 50,000 numbers cost less to send
-    and group than text.
-    """
-    links = PV.tags.through._meta.db_table
-    names = {rank: status for status, rank in STATUS_RANK.items()}
-    with _analytic_cursor() as cursor:
-        cursor.execute(
-            f"""WITH rows AS (SELECT * FROM unnest(%s::bigint[], %s::int2[]) AS r(pv_id, status)),
-                tagged AS (SELECT r.pv_id, r.status, t.id AS tag_id, t.group_id FROM rows r
-                           JOIN {links} l ON l.pv_id = r.pv_id JOIN {Tag._meta.db_table} t ON t.id = l.tag_id)
-            SELECT 'tag', tag_id, status, count(*) FROM tagged GROUP BY tag_id, status
-            UNION ALL
-            SELECT 'group', group_id, status, count(*) FROM (SELECT DISTINCT group_id, pv_id, status FROM tagged) d
-            GROUP BY group_id, status""",  # noqa: S608
-            [pv_ids, [STATUS_RANK[status] for status in statuses]],
-        )
-        return [(level, line_id, names[rank], count) for level, line_id, rank, count in cursor.fetchall()]
-
-
 def comparison_json(row: ComparisonRow) -> dict:
     """A row for the API (JSON-safe: NaN and infinities spelled out)."""
 
@@ -763,4 +677,3 @@ def comparison_json(row: ComparisonRow) -> dict:
 def saved_json(side: Side) -> str:
     """A saved value as JSON text for a live row's data-saved attribute."""
     return json.dumps(json_safe(side.value))
-

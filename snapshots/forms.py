@@ -11,7 +11,8 @@ from django.core.exceptions import ValidationError
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
 from snapshots.compare import ComparisonStatus
-from snapshots.comparison import SORT_CHOICES, Comparison, golden_snapshot
+from snapshots.comparison import SORT_CHOICES, Comparison
+from snapshots.drift import golden_snapshot
 from snapshots.jobs import select_pvs, selection_problems
 from snapshots.models import Severity, Snapshot, SnapshotMode, SnapshotTag
 from squirrel_site.pages import PAGE_SIZE

@@ -11,7 +11,8 @@ from rest_framework.views import APIView
 
 from monitor.api.serializers import LiveValuesUnavailable
 from snapshots.api.serializers import SnapshotSerializer
-from snapshots.comparison import DriftLine, compare, comparison_json, drift_summary
+from snapshots.comparison import compare, comparison_json
+from snapshots.drift import DriftLine, drift_summary
 from snapshots.forms import LIVE, DriftForm, compare_parameters, field_errors
 
 

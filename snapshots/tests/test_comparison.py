@@ -10,8 +10,7 @@ from pvs.models import PV
 from snapshots import comparison
 from snapshots.compare import ComparisonStatus as S
 from snapshots.compare import comparison_status
-from snapshots.comparison import Comparison, compare, drift_summary, golden_snapshot, sort_rows, write_csv
-from snapshots.models import SnapshotTag
+from snapshots.comparison import Comparison, compare, sort_rows, write_csv
 from snapshots.tests.conftest import Enum
 from tags.models import Tag, TagGroup
 
@@ -297,35 +296,3 @@ def test_live_rows_sort_and_filter_like_the_sql(saved, live_values):
     assert names(compare(Comparison(a=saved, differences_only=True), limit=None)) == ["L:B", "L:C", "L:E"]
     assert names(compare(Comparison(a=saved, min_severity=2), limit=None)) == ["L:D"]
     assert compare(Comparison(a=saved, min_severity=2), limit=None).counts[S.EQUAL] == 1
-
-
-# Drift ---------------------------------------------------------------------------------------
-
-
-def test_golden_snapshot_is_the_newest_golden_one(make_snapshot):
-    golden = SnapshotTag.objects.get_or_create(name="golden", defaults={"protected": True})[0]
-    old, new = make_snapshot("old", {}), make_snapshot("new", {})
-    make_snapshot("newest, not golden", {})
-    old.tags.add(golden)
-    new.tags.add(golden)
-    assert golden_snapshot() == new
-
-
-def test_drift_counts_pvs_per_tag_group_and_tag(saved, live_values):
-    group = TagGroup.objects.create(name="Area")
-    linac, ring = Tag.objects.create(group=group, name="Linac"), Tag.objects.create(group=group, name="Ring")
-    other = Tag.objects.create(group=TagGroup.objects.create(name="System"), name="Vacuum")
-    pvs = {pv.setpoint_address: pv for pv in PV.objects.all()}
-    for name in ("L:A", "L:B", "L:D"):
-        pvs[name].tags.add(linac)
-    for name in ("L:B", "L:C", "L:E"):
-        pvs[name].tags.add(ring)
-    pvs["L:A"].tags.add(other)
-    live_values({"L:A": 1.0, "L:B": 3.0, "L:C": Enum(0), "L:D": None, "L:E": 5.0, "L:GONE": 1.0})
-    summary = drift_summary(saved)
-    assert (summary.totals.pvs, summary.totals.out_of_tolerance, summary.totals.disconnected) == (6, 1, 2)
-    area, system = summary.groups
-    assert (area.name, area.pvs, area.out_of_tolerance, area.disconnected) == ("Area", 5, 1, 2)
-    by_tag = {tag.name: (tag.pvs, tag.out_of_tolerance, tag.disconnected) for tag in area.tags}
-    assert by_tag == {"Linac": (3, 1, 1), "Ring": (3, 1, 1)}
-    assert (system.name, [(t.name, t.pvs) for t in system.tags]) == ("System", [("Vacuum", 1)])
