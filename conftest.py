@@ -17,6 +17,17 @@ SIM_IOC_PVS = 300
 SIM_IOC_CHANGE_RATE_HZ = 2.0
 SIM_IOC_READY_TIMEOUT = 60.0
 SIM_IOC_STOP_TIMEOUT = 10.0
+CHROMIUM = "/usr/bin/chromium"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests need Debian's chromium; without it they are skipped, saying how to get it."""
+    if os.path.exists(CHROMIUM):
+        return
+    skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/test does, as root)")
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(skip)
 
 
 @pytest.fixture

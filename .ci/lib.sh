@@ -117,6 +117,20 @@ if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetc
 PY
 }
 
+ensure_chromium() {
+  # Browser tests (marker `browser`) drive Debian's chromium through Playwright; without it
+  # they are skipped (conftest.py says so), the rest of the suite still runs.
+  [ -x /usr/bin/chromium ] && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "Installing Debian's chromium for the browser tests"
+    if DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null; }; then
+      return
+    fi
+  fi
+  say "No /usr/bin/chromium (install it with: sudo apt-get install chromium): browser tests will be skipped"
+}
+
 ensure_services() {
   ensure_postgres
   ensure_redis

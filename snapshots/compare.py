@@ -7,16 +7,49 @@ and enums (by index) match only exactly. ``None`` (no value, disconnected) never
 
 NaN: two NaNs count as equal (a record that reads NaN and was saved as NaN has not changed);
 NaN against a number never matches. Infinities match only the same infinity.
+
+A row of a comparison (snapshot against snapshot or against live values) gets one
+:class:`ComparisonStatus` from :func:`comparison_status`. snapshots.comparison computes the same
+statuses in SQL for snapshot pairs; its tests check the two agree.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
+
+from django.db import models
 
 NUMBER_KINDS = frozenset({"float", "int"})
 EXACT_KINDS = frozenset({"enum", "string"})
 ARRAY_KINDS = frozenset({"float_array", "int_array"})
+
+
+class ComparisonStatus(models.TextChoices):
+    """How one PV's value in `a` (saved) compares with `b` (another snapshot, or live)."""
+
+    OUT_OF_TOLERANCE = "out_of_tolerance", "Out of tolerance"
+    TYPE_CHANGED = "type_changed", "Type changed"
+    DISCONNECTED = "disconnected", "Disconnected"
+    ONLY_IN_A = "only_in_a", "Only in A"
+    ONLY_IN_B = "only_in_b", "Only in B"
+    WITHIN = "within", "Within tolerance"
+    EQUAL = "equal", "Equal"
+
+
+# Statuses that are not differences (what "differences only" hides).
+MATCHING_STATUSES = frozenset({ComparisonStatus.EQUAL, ComparisonStatus.WITHIN})
+# Sorting by status puts what needs attention first: the order of ComparisonStatus.
+STATUS_RANK = {status.value: rank for rank, status in enumerate(ComparisonStatus)}
+
+
+class Sample(Protocol):
+    """One side of a comparison row: a monitor.live.LiveValue has this shape."""
+
+    kind: str
+    value: object
+    connected: bool
 
 
 def numbers_within_tolerance(saved: float, live: float, abs_tolerance: float = 0.0, rel_tolerance: float = 0.0) -> bool:
@@ -58,6 +91,49 @@ def _within_tolerance(saved, live, kind: str, abs_tolerance: float, rel_toleranc
     if kind == "string":
         return str(saved) == str(live)
     raise ValueError(f"unknown value kind {kind!r}")
+
+
+def compare_values(saved, live, kind: str, abs_tolerance: float = 0.0, rel_tolerance: float = 0.0) -> str:
+    """EQUAL (within zero tolerance), WITHIN (within the tolerances) or OUT_OF_TOLERANCE."""
+    if within_tolerance(saved, live, kind):
+        return ComparisonStatus.EQUAL
+    if within_tolerance(saved, live, kind, abs_tolerance, rel_tolerance):
+        return ComparisonStatus.WITHIN
+    return ComparisonStatus.OUT_OF_TOLERANCE
+
+
+def comparison_status(a: Sample | None, b: Sample | None, abs_tolerance: float = 0.0,
+                      rel_tolerance: float = 0.0) -> str:  # fmt: skip
+    """The status of a row comparing `a` (saved) with `b`; None is a side without the PV.
+
+    In this order: a side without the PV (ONLY_IN_B, ONLY_IN_A), a side without a value
+    (DISCONNECTED), values of different kinds (TYPE_CHANGED), then :func:`compare_values`.
+    """
+    if a is None:
+        return ComparisonStatus.ONLY_IN_B
+    if b is None:
+        return ComparisonStatus.ONLY_IN_A
+    if not (a.connected and b.connected) or a.value is None or b.value is None:
+        return ComparisonStatus.DISCONNECTED
+    if a.kind != b.kind:
+        return ComparisonStatus.TYPE_CHANGED
+    return compare_values(a.value, b.value, a.kind, abs_tolerance, rel_tolerance)
+
+
+def magnitude(difference) -> float | None:
+    """The size of a :func:`delta`: |delta|, for arrays the largest |element delta|.
+
+    None for no delta (and an empty array); NaN when any element delta is NaN, as PostgreSQL's
+    max() gives, where NaN sorts above every number.
+    """
+    if difference is None:
+        return None
+    if isinstance(difference, list):
+        if not difference:
+            return None
+        sizes = [abs(d) for d in difference]
+        return math.nan if any(math.isnan(d) for d in sizes) else max(sizes)
+    return abs(difference)
 
 
 def delta(saved, live, kind: str):

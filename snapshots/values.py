@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from monitor.display import display_text
+from monitor.live import LiveMeta, LiveValue
 from pvs import epics_io
 from snapshots.models import ValueType
 
@@ -153,3 +155,11 @@ def reading_of(stored, *, readback: bool = False, received: float | None = None)
         timestamp=timestamp,
         received=timestamp if received is None else received,
     )
+
+
+def display_value(value_type: str, value, *, enum_labels: list[str] | None = None, precision: int | None = None,
+                  units: str = "") -> str:  # fmt: skip
+    """A saved value as text for a page, exactly as monitor.display shows live values, so that
+    saved and live cells line up (precision, units, enum labels, shortened arrays); "" for none."""
+    sample = LiveValue("", value_type, value, 0, 0, 0.0, 0.0, True)
+    return display_text(sample, LiveMeta(units, precision, enum_labels, None, None, "", value_type, 0, True, True))

@@ -129,7 +129,9 @@ STORAGES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
 
 # Uploaded registry files (CSV, .req) can be large: 50K PVs is about 4 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("SQUIRREL_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)

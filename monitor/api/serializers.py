@@ -11,6 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 
 from monitor import live
+from monitor.display import enum_label
 from pvs.models import PV
 from squirrel_site.json_values import json_safe
 
@@ -21,12 +22,6 @@ class LiveValuesUnavailable(APIException):
     default_code = "live_values_unavailable"
 
 
-def _enum_label(value: live.LiveValue, meta: live.LiveMeta | None) -> str | None:
-    if value.kind != "enum" or meta is None or not meta.enum_labels or not isinstance(value.value, int):
-        return None
-    return meta.enum_labels[value.value] if 0 <= value.value < len(meta.enum_labels) else None
-
-
 def live_representation(value: live.LiveValue | None, meta: live.LiveMeta | None, now: float) -> dict | None:
     """One address's live object, or None when Redis has no value for it."""
     if value is None:
@@ -34,7 +29,7 @@ def live_representation(value: live.LiveValue | None, meta: live.LiveMeta | None
     return {
         "value": json_safe(value.value),
         "kind": value.kind,
-        "enum_label": _enum_label(value, meta),
+        "enum_label": enum_label(value, meta),
         "status": value.status,
         "severity": value.severity,
         "timestamp": datetime.fromtimestamp(value.timestamp, UTC).isoformat() if value.timestamp else None,

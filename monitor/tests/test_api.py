@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from monitor import live
-from monitor.live import FencedWriter, Lease, LiveMeta, LiveValue, Shard
+from monitor.live import LiveMeta, LiveValue
 from pvs.models import PV
 from tags.models import Tag, TagGroup
 
@@ -14,13 +14,6 @@ URL = "/api/v1/live/"
 NOW = 1_700_000_000.0
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def writer(redis_db):
-    lease = Lease(redis_db, Shard(0, 1), "test")
-    assert lease.acquire()
-    return FencedWriter(redis_db, lease)
 
 
 @pytest.fixture

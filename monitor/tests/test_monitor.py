@@ -2,33 +2,20 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import epics
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from monitor import live
 from monitor.monitor import Monitor, MonitorSettings, registry_addresses
 from pvs import sim
-from pvs.importers import import_pvs
 from pvs.models import PV
 
 # A long lease: these tests block in IOC restarts without stepping the monitor; lease expiry
 # has its own tests (fencing, standby takeover).
 FAST = dict(flush_interval=0.05, registry_interval=0.2, heartbeat_interval=0.2, lease_ttl=30.0, connect_grace=1.0)
-
-
-@pytest.fixture
-def registry(sim_ioc, transactional_db):
-    """The simulated IOC's PVs in the registry (committed, so monitor subprocesses see them)."""
-    report = import_pvs("registry.csv", sim_ioc.registry_csv.read_bytes(), dry_run=False)
-    assert report.ok, report.errors[:3]
-    return {a for pv in PV.objects.all() for a in pv.addresses}
 
 
 @pytest.fixture
@@ -197,17 +184,6 @@ def test_bad_shard_is_one_line_error():
         call_command("monitor_pvs", "--shard", "2/2")
 
 
-def _start_monitor(owner_env):
-    env = dict(
-        os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE, SQUIRREL_DB_NAME=connection.settings_dict["NAME"],
-        PYTHONUNBUFFERED="1", **owner_env,
-    )
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "monitor_pvs", "--lease-ttl", "2", "--registry-interval", "0.5"],
-        cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-
-
 def _leader(timeout=15.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -219,26 +195,21 @@ def _leader(timeout=15.0):
 
 
 @pytest.mark.ioc
-def test_standby_takes_over_within_10_s_when_the_leader_dies(registry, redis_db):
-    processes = [_start_monitor({}), _start_monitor({})]
-    try:
-        leader = _leader()
-        leader_pid = int(leader["owner"].rsplit(":", 1)[1])
-        os.kill(leader_pid, signal.SIGKILL)
-        killed = time.monotonic()
-        while time.monotonic() - killed < 10:
-            beat = live.read_heartbeats()
-            if beat and beat[0]["owner"] != leader["owner"] and beat[0]["connected"] == len(registry):
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"no standby took over within 10 s: {live.read_heartbeats()}")
-        assert beat[0]["fencing_token"] > leader["fencing_token"]
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(10)
+def test_standby_takes_over_within_10_s_when_the_leader_dies(registry, redis_db, monitor_process):
+    for _ in range(2):
+        monitor_process("--lease-ttl", "2", "--registry-interval", "0.5")
+    leader = _leader()
+    leader_pid = int(leader["owner"].rsplit(":", 1)[1])
+    os.kill(leader_pid, signal.SIGKILL)
+    killed = time.monotonic()
+    while time.monotonic() - killed < 10:
+        beat = live.read_heartbeats()
+        if beat and beat[0]["owner"] != leader["owner"] and beat[0]["connected"] == len(registry):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"no standby took over within 10 s: {live.read_heartbeats()}")
+    assert beat[0]["fencing_token"] > leader["fencing_token"]
 
 
 def test_a_shard_keeps_an_address_another_shards_pv_still_uses(transactional_db, make_monitor, redis_db):

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('snapshots', '0005_snapshot_schedules'),
+        ('snapshots', '0006_ieee_float_functions'),
     ]
 
     operations = [

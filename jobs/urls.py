@@ -1,0 +1,11 @@
+"""Job pages."""
+
+from django.urls import path
+
+from jobs import views
+
+app_name = "jobs"
+
+urlpatterns = [
+    path("jobs/<int:pk>/", views.JobDetailView.as_view(), name="detail"),
+]

@@ -1,0 +1,43 @@
+"""WebSocket /ws/live/: live values of the addresses a page shows (see docs/live_updates.md)."""
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from monitor.payloads import Ack, error_message, parse_client_message
+from monitor.streams import LiveStream, hub_for_running_loop
+
+
+class LiveTableConsumer(AsyncWebsocketConsumer):
+    """Streams live values to a logged-in page: full values first, then coalesced diffs.
+
+    Anonymous handshakes are refused (HTTP 403); the ASGI app refuses foreign Origins before this.
+    All the logic is in monitor.streams; this only translates between the socket and the stream.
+    """
+
+    # Changes come from the live hub, never through the channel layer: no channel to listen on.
+    channel_layer_alias = None
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close()
+            return
+        self.stream = LiveStream(hub_for_running_loop(), self._send_text, self.close)
+        await self.accept()
+
+    async def receive(self, text_data=None, bytes_data=None):
+        try:
+            message = parse_client_message(text_data)
+            if isinstance(message, Ack):
+                self.stream.ack(message.seq)
+            else:
+                self.stream.subscribe(message.addresses)
+        except ValueError as exc:
+            await self.send(text_data=error_message(str(exc)))
+
+    async def disconnect(self, code):
+        stream = getattr(self, "stream", None)
+        if stream is not None:
+            await stream.close()
+
+    async def _send_text(self, text: str) -> None:
+        await self.send(text_data=text)

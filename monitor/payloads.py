@@ -1,0 +1,104 @@
+"""Every message of the live-values WebSocket (/ws/live/), both directions, in one place.
+
+Client -> server: ``{"subscribe": [ADDRESS, ...]}`` (replaces the set) or ``{"ack": SEQ}``.
+Server -> client: ``{"type": "values", "seq": N, "full": BOOL, "values": {ADDRESS: LiveValuePayload}}``
+or ``{"type": "error", "message": TEXT}``. See docs/live_updates.md.
+
+A web process encodes each changed address's entry once (:func:`value_entry`) and joins the same
+text into every client's message that carries it (:func:`values_message`): fifty clients watching
+one page cost one JSON encoding per value, not fifty.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TypedDict
+
+from monitor.display import display_text
+from monitor.live import LiveMeta, LiveValue
+from pvs.validators import ADDRESS_MAX_LENGTH
+from squirrel_site.json_values import json_safe
+
+
+class LiveValuePayload(TypedDict):
+    """One address's live value as a page needs it (enums: value is the index, display the label)."""
+
+    value: float | int | str | list | None  # non-finite floats spelled "NaN", "Infinity", "-Infinity"
+    display: str
+    severity: int | None
+    status: int | None
+    connected: bool
+    timestamp: float | None  # IOC time, Unix seconds; None if never processed or no value
+
+
+class ErrorPayload(TypedDict):
+    type: str  # "error"
+    message: str
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    """The client's new set of addresses (it replaces the previous one)."""
+
+    addresses: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The client has applied every message up to and including `seq`."""
+
+    seq: int
+
+
+def value_payload(value: LiveValue | None, meta: LiveMeta | None) -> LiveValuePayload:
+    """What clients get for one address; `value` None (nothing in Redis) reads as disconnected."""
+    if value is None:
+        return LiveValuePayload(value=None, display="", severity=None, status=None, connected=False, timestamp=None)
+    return LiveValuePayload(
+        value=json_safe(value.value), display=display_text(value, meta), severity=value.severity,
+        status=value.status, connected=value.connected, timestamp=value.timestamp or None,
+    )  # fmt: skip
+
+
+def value_entry(address: str, value: LiveValue | None, meta: LiveMeta | None) -> str:
+    """One ``"ADDRESS": {...}`` member of a values message, encoded once and shared by messages."""
+    return f"{_compact(address)}:{_compact(value_payload(value, meta))}"
+
+
+def values_message(seq: int, full: bool, entries: Iterable[str]) -> str:
+    """A values message made of :func:`value_entry` texts."""
+    return f'{{"type":"values","seq":{int(seq)},"full":{"true" if full else "false"},"values":{{{",".join(entries)}}}}}'
+
+
+def error_message(message: str) -> str:
+    return _compact(ErrorPayload(type="error", message=message))
+
+
+def parse_client_message(text: str | None) -> Subscribe | Ack:
+    """A client's message; ValueError with a message for the client if it is not one we know."""
+    try:
+        message = json.loads(text or "")
+    except ValueError:
+        raise ValueError("Messages must be JSON objects.") from None
+    if not isinstance(message, dict) or len(message) != 1:
+        raise ValueError('Send {"subscribe": [address, ...]} or {"ack": seq}.')
+    if "subscribe" in message:
+        addresses = message["subscribe"]
+        if not isinstance(addresses, list) or not all(
+            isinstance(a, str) and 0 < len(a) <= ADDRESS_MAX_LENGTH for a in addresses
+        ):
+            raise ValueError(f'"subscribe" takes a list of addresses (1 to {ADDRESS_MAX_LENGTH} characters).')
+        return Subscribe(frozenset(addresses))
+    if "ack" in message:
+        seq = message["ack"]
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise ValueError('"ack" takes the seq of the last message applied.')
+        return Ack(seq)
+    raise ValueError('Send {"subscribe": [address, ...]} or {"ack": seq}.')
+
+
+def _compact(data) -> str:
+    # allow_nan=False: json_safe spells non-finite floats; a bare NaN would break JSON.parse.
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

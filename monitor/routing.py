@@ -1,0 +1,9 @@
+"""WebSocket routes of the monitor app."""
+
+from django.urls import path
+
+from monitor.consumers import LiveTableConsumer
+
+websocket_urlpatterns = [
+    path("ws/live/", LiveTableConsumer.as_asgi()),
+]

@@ -1,0 +1,336 @@
+"""Live values for WebSocket clients: one hub per web process, one coalescing stream per client.
+
+The monitor publishes, after each flush, the addresses it changed on one Redis pub/sub channel
+(monitor.live.changes_channel). Each web process runs one :class:`LiveHub` per event loop (daphne
+has one) that listens to that channel and keeps address -> local streams. For each notice it reads
+the changed addresses that someone here watches, once, in one pipelined HMGET, encodes each entry
+once, and hands the texts to the streams that want them. There is no channel-layer group_send per
+update (channels-redis drops group messages past its capacity), and N web instances work because
+each listens to Redis itself.
+
+A :class:`LiveStream` is one client's subscription: the current values first, then coalesced diffs
+(only changed addresses), at most MAX_MESSAGES_PER_S messages a second, at most MAX_UNACKED of them
+unacknowledged. A client that falls behind gets nothing more; the stream forgets its pending
+changes and only remembers that it is behind, and once the client has acknowledged everything it
+sends a full resync read from Redis. A stream's memory is bounded by its subscription (at most
+MAX_SUBSCRIPTION addresses), whatever the client does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+
+import redis
+
+from monitor import live
+from monitor.payloads import value_entry, values_message
+
+log = logging.getLogger(__name__)
+
+MAX_SUBSCRIPTION = 2000
+MAX_MESSAGES_PER_S = 5
+MAX_UNACKED = 4
+MIN_INTERVAL = 1 / MAX_MESSAGES_PER_S
+RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)  # then 5 s until Redis is back
+RETRY_DELAY = 1.0  # after a failed read, before a stream tries again
+PING_INTERVAL = 15.0  # an idle pub/sub connection is pinged, so a dead one is noticed
+HUB_CLIENT_NAME = "squirrel-live-hub"
+
+Sender = Callable[[str], Awaitable[None]]
+
+
+class LiveHub:
+    """This event loop's listener of the monitor's change notices, shared by every local stream.
+
+    Started by the first stream that subscribes, stopped when the last one leaves. It reconnects to
+    Redis by itself; notices published while it was away are lost, so after every (re)subscription
+    but the first it makes every stream resync from Redis.
+    """
+
+    def __init__(self, client_factory: Callable[..., redis.asyncio.Redis] = live.async_redis_client):
+        self._client_factory = client_factory
+        self.client: redis.asyncio.Redis | None = None
+        self._index: dict[str, set[LiveStream]] = {}
+        self._streams: set[LiveStream] = set()
+        self._changed: set[str] = set()
+        self._has_changes = asyncio.Event()
+        self._subscribed = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        # Numbers the value reads made for notices, so a stream can ignore reads that were already
+        # under way when it started a full read (their values may be older than the full read's).
+        self.reads_started = 0
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    def watch(self, stream: LiveStream, addresses: frozenset[str], previous: frozenset[str]) -> None:
+        """Deliver changes of `addresses` (instead of `previous`) to `stream`; start if stopped."""
+        for address in previous - addresses:
+            self._unindex(address, stream)
+        for address in addresses - previous:
+            self._index.setdefault(address, set()).add(stream)
+        self._streams.add(stream)
+        if not self.running:
+            self._start()
+
+    def forget(self, stream: LiveStream) -> None:
+        """Stop delivering to `stream`; the last stream to leave stops the hub."""
+        for address in stream.addresses:
+            self._unindex(address, stream)
+        self._streams.discard(stream)
+        if not self._streams:
+            self._stop()
+
+    async def wait_subscribed(self) -> None:
+        """Until the hub hears every notice published from now on (reads after this miss none)."""
+        await self._subscribed.wait()
+
+    async def read_entries(self, addresses: Iterable[str]) -> dict[str, str]:
+        """The encoded entries (payloads.value_entry) of `addresses`, read from Redis now."""
+        values, metas = await live.read_values_and_metadata_async(list(addresses), self.client)
+        return {address: value_entry(address, value, metas[address]) for address, value in values.items()}
+
+    # Inside ----------------------------------------------------------------------------------
+
+    def _unindex(self, address: str, stream: LiveStream) -> None:
+        streams = self._index.get(address)
+        if streams is not None:
+            streams.discard(stream)
+            if not streams:
+                del self._index[address]
+
+    def _start(self) -> None:
+        self.client = self._client_factory(client_name=HUB_CLIENT_NAME)
+        self._tasks = [
+            asyncio.create_task(self._listen(self.client), name="live-hub-listen"),
+            asyncio.create_task(self._dispatch(), name="live-hub-dispatch"),
+        ]
+
+    def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        self._subscribed.clear()
+        self._has_changes.clear()
+        self._changed.clear()
+
+    def _note(self, addresses: list[str]) -> None:
+        index, changed = self._index, self._changed
+        for address in addresses:
+            if address in index:
+                changed.add(address)
+        if changed:
+            self._has_changes.set()
+
+    async def _listen(self, client: redis.asyncio.Redis) -> None:
+        """Receive change notices, reconnecting after any Redis failure, until cancelled."""
+        channel = live.changes_channel(client)
+        subscriptions = 0
+        failures = 0
+        try:
+            while True:
+                pubsub = client.pubsub()
+                try:
+                    await pubsub.subscribe(channel)
+                    while True:
+                        message = await pubsub.get_message(timeout=PING_INTERVAL)
+                        if message is None:
+                            await pubsub.ping()
+                        elif message["type"] == "message":
+                            self._note(live.decode_changes(message["data"]))
+                        elif message["type"] == "subscribe":
+                            # redis-py may reconnect and resubscribe by itself: a second
+                            # confirmation means notices may have been lost in between too.
+                            subscriptions += 1
+                            failures = 0
+                            if subscriptions > 1:
+                                log.warning("Live hub: resubscribed to %s; resyncing every client", channel)
+                                self._resync_all()
+                            self._subscribed.set()
+                except (redis.RedisError, OSError) as exc:
+                    self._subscribed.clear()
+                    delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                    failures += 1
+                    log.warning("Live hub: Redis pub/sub failed (%s); reconnecting in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                finally:
+                    await _quietly(pubsub.aclose())
+        finally:
+            await _quietly(client.aclose())
+
+    async def _dispatch(self) -> None:
+        """Read what changed (for local streams only) and hand each stream its entries."""
+        while True:
+            await self._has_changes.wait()
+            self._has_changes.clear()
+            addresses = [a for a in self._changed if a in self._index]
+            self._changed.clear()
+            if not addresses:
+                continue
+            self.reads_started += 1
+            read = self.reads_started
+            try:
+                entries = await self.read_entries(addresses)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("Live hub: could not read %d changed values (%s)", len(addresses), exc)
+                for stream in {s for a in addresses for s in self._index.get(a, ())}:
+                    stream.fall_behind()
+                continue
+            per_stream: dict[LiveStream, list[tuple[str, str]]] = {}
+            index = self._index
+            for address, entry in entries.items():
+                for stream in index.get(address, ()):
+                    per_stream.setdefault(stream, []).append((address, entry))
+            for stream, items in per_stream.items():
+                stream.offer(items, read)
+
+    def _resync_all(self) -> None:
+        for stream in self._streams:
+            stream.fall_behind()
+
+
+class LiveStream:
+    """One client's live values: full first, then coalesced diffs, rate-limited and acknowledged.
+
+    `send` delivers one message's text; `on_error` is awaited if the stream fails unexpectedly (the
+    consumer closes the socket, and the client reconnects).
+    """
+
+    def __init__(self, hub: LiveHub, send: Sender, on_error: Callable[[], Awaitable[None]] | None = None):
+        self.hub, self._send, self._on_error = hub, send, on_error
+        self.addresses: frozenset[str] = frozenset()
+        self.seq = 0  # of the last message sent
+        self.acked = 0  # the highest seq the client acknowledged
+        self._pending: dict[str, str] = {}  # address -> entry, only subscribed addresses
+        self._need_full = False
+        self._behind = False
+        self._ignore_reads_up_to = 0
+        self._last_sent = -math.inf
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    @property
+    def unacked(self) -> int:
+        return self.seq - self.acked
+
+    def subscribe(self, addresses: Iterable[str]) -> None:
+        """Replace the subscription; the next message is full. ValueError if there are too many."""
+        addresses = frozenset(addresses)
+        if len(addresses) > MAX_SUBSCRIPTION:
+            raise ValueError(f"At most {MAX_SUBSCRIPTION} addresses per connection ({len(addresses)} asked).")
+        self.hub.watch(self, addresses, self.addresses)
+        self.addresses = addresses
+        self._need_full = True
+        self._pending.clear()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="live-stream")
+        self._wake.set()
+
+    def ack(self, seq: int) -> None:
+        """The client applied every message up to `seq` (acks of unsent messages count as the last)."""
+        if seq > self.acked:
+            self.acked = min(seq, self.seq)
+            self._wake.set()
+
+    def offer(self, items: list[tuple[str, str]], read: int) -> None:
+        """Changed entries from the hub's `read`-th read."""
+        if read <= self._ignore_reads_up_to or self._need_full:
+            return  # older than the full read under way, or a full read is due anyway
+        if self.unacked >= MAX_UNACKED:
+            self.fall_behind()
+            return
+        self._pending.update(items)
+        self._wake.set()
+
+    def fall_behind(self) -> None:
+        """Forget pending changes; send everything afresh once the client has caught up."""
+        self._behind = self._need_full = True
+        self._pending.clear()
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Stop sending and leave the hub."""
+        if self._task is not None:
+            self._task.cancel()
+            await _quietly(self._task)
+            self._task = None
+        self.hub.forget(self)
+
+    # Inside ----------------------------------------------------------------------------------
+
+    def _can_send(self) -> bool:
+        if not (self._need_full or self._pending):
+            return False
+        if self._behind:
+            return self.unacked == 0
+        return self.unacked < MAX_UNACKED
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                if not self._can_send():
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                delay = self._last_sent + MIN_INTERVAL - asyncio.get_running_loop().time()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # changes arriving meanwhile join this message
+                    continue
+                if self._need_full:
+                    await self._send_full()
+                else:
+                    entries, self._pending = self._pending, {}
+                    await self._send_values(False, entries.values())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Live stream failed; closing the connection")
+            if self._on_error is not None:
+                await self._on_error()
+
+    async def _send_full(self) -> None:
+        await self.hub.wait_subscribed()
+        addresses = self.addresses
+        self._ignore_reads_up_to = self.hub.reads_started
+        self._need_full = self._behind = False
+        self._pending.clear()
+        try:
+            entries = await self.hub.read_entries(addresses)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("Live stream: could not read %d values (%s); retrying", len(addresses), exc)
+            self._need_full = True
+            await asyncio.sleep(RETRY_DELAY)
+            return
+        if addresses is not self.addresses or self._need_full:
+            return  # resubscribed or fell behind meanwhile: another full read is due
+        await self._send_values(True, entries.values())
+
+    async def _send_values(self, full: bool, entries: Iterable[str]) -> None:
+        self.seq += 1
+        self._last_sent = asyncio.get_running_loop().time()
+        await self._send(values_message(self.seq, full, entries))
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LiveHub] = weakref.WeakKeyDictionary()
+
+
+def hub_for_running_loop() -> LiveHub:
+    """This event loop's hub (one per web process under daphne; tests may run several loops)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = LiveHub()
+    return hub
+
+
+async def _quietly(awaitable) -> None:
+    """Await a cleanup step; its failure (or cancellation of the task awaited) is not ours."""
+    try:
+        await awaitable
+    except (asyncio.CancelledError, redis.RedisError, OSError):
+        pass

@@ -1,0 +1,253 @@
+"""/ws/live/ through the real ASGI app, with values written and announced the way the monitor does."""
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+
+from monitor import live, streams
+from monitor.tests.test_live import make_meta, make_value
+from pvs import sim
+from squirrel_site.asgi import application
+
+ORIGIN = [(b"origin", b"http://127.0.0.1")]
+PATH = "/ws/live/"
+TIMEOUT = 5
+
+
+def run(scenario):
+    return async_to_sync(scenario)()
+
+
+async def connect(headers) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, PATH, headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def subscribe(communicator, addresses, ack=True) -> dict:
+    """Subscribe and return the first message (full), acknowledged unless `ack` is False."""
+    await communicator.send_json_to({"subscribe": list(addresses)})
+    first = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert first["full"] is True, first
+    if ack:
+        await communicator.send_json_to({"ack": first["seq"]})
+    return first
+
+
+def test_anonymous_sockets_are_refused(redis_db, transactional_db):
+    async def scenario():
+        communicator = WebsocketCommunicator(application, PATH, headers=ORIGIN)
+        connected, _ = await communicator.connect()
+        return connected
+
+    assert run(scenario) is False
+
+
+def test_a_foreign_origin_is_refused(headers, redis_db):
+    foreign = [(b"origin", b"http://evil.example.com")] + [h for h in headers if h[0] != b"origin"]
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, PATH, headers=foreign)
+        connected, _ = await communicator.connect()
+        return connected
+
+    assert run(scenario) is False
+
+
+def test_the_first_message_is_full_with_the_current_values(headers, announce):
+    announce(
+        {"T:CUR": 1.23456, "T:MODE": make_value("T:MODE", kind="enum", value=1)},
+        {"T:CUR": make_meta(units="mA", precision=2), "T:MODE": make_meta(enum_labels=["Off", "On"])},
+    )
+
+    async def scenario():
+        communicator = await connect(headers)
+        first = await subscribe(communicator, ["T:CUR", "T:MODE", "T:UNKNOWN"])
+        await communicator.disconnect()
+        return first
+
+    first = run(scenario)
+    assert (first["type"], first["seq"]) == ("values", 1)
+    assert first["values"]["T:CUR"] == {"value": 1.23456, "display": "1.23 mA", "severity": 0, "status": 0,
+                                        "connected": True, "timestamp": 1_700_000_000.25}  # fmt: skip
+    assert (first["values"]["T:MODE"]["value"], first["values"]["T:MODE"]["display"]) == (1, "On")
+    assert first["values"]["T:UNKNOWN"]["connected"] is False
+
+
+def test_a_change_arrives_as_a_diff_of_only_the_changed_addresses(headers, announce):
+    announce({"T:A": 1.0, "T:B": 2.0})
+
+    async def scenario():
+        communicator = await connect(headers)
+        await subscribe(communicator, ["T:A", "T:B"])
+        announce({"T:A": 1.5}, extra_addresses=["T:NOT-WATCHED"])
+        diff = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return diff
+
+    diff = run(scenario)
+    assert (diff["full"], diff["seq"], list(diff["values"])) == (False, 2, ["T:A"])
+    assert diff["values"]["T:A"]["value"] == 1.5
+
+
+def test_changes_are_coalesced_to_at_most_five_messages_a_second(headers, announce):
+    announce({"T:A": 0.0})
+
+    async def scenario():
+        communicator = await connect(headers)
+        await subscribe(communicator, ["T:A"])
+        received, start = [], time.monotonic()
+        for i in range(1, 101):  # 100 changes in ~1 s
+            announce({"T:A": float(i)})
+            await asyncio.sleep(0.01)
+            while not await communicator.receive_nothing(timeout=0):
+                message = await communicator.receive_json_from()
+                received.append(message)
+                await communicator.send_json_to({"ack": message["seq"]})
+        window = time.monotonic() - start
+        while received[-1]["values"]["T:A"]["value"] != 100.0:
+            received.append(await communicator.receive_json_from(timeout=TIMEOUT))
+            await communicator.send_json_to({"ack": received[-1]["seq"]})
+        await communicator.disconnect()
+        return received, window
+
+    received, window = run(scenario)
+    # The last message may be the one that carries the final value after the loop.
+    assert len(received) - 1 <= streams.MAX_MESSAGES_PER_S * window + 1, (len(received), window)
+    assert all(not m["full"] for m in received)
+    assert [m["seq"] for m in received] == list(range(2, 2 + len(received)))
+
+
+def test_an_oversize_subscription_is_refused_and_the_previous_one_kept(headers, announce):
+    announce({"T:A": 1.0})
+
+    async def scenario():
+        communicator = await connect(headers)
+        await subscribe(communicator, ["T:A"])
+        too_many = [f"T:X{i}" for i in range(streams.MAX_SUBSCRIPTION + 1)]
+        await communicator.send_json_to({"subscribe": too_many})
+        error = await communicator.receive_json_from(timeout=TIMEOUT)
+        announce({"T:A": 2.0})
+        diff = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return error, diff
+
+    error, diff = run(scenario)
+    assert error["type"] == "error" and str(streams.MAX_SUBSCRIPTION) in error["message"]
+    assert diff["values"]["T:A"]["value"] == 2.0
+
+
+def test_a_bad_message_gets_an_error_and_the_socket_stays_open(headers, announce):
+    announce({"T:A": 1.0})
+
+    async def scenario():
+        communicator = await connect(headers)
+        await communicator.send_to(text_data="hello")
+        error = await communicator.receive_json_from(timeout=TIMEOUT)
+        first = await subscribe(communicator, ["T:A"])
+        await communicator.disconnect()
+        return error, first
+
+    error, first = run(scenario)
+    assert error["type"] == "error"
+    assert first["values"]["T:A"]["value"] == 1.0
+
+
+def test_a_new_subscription_starts_with_a_full_message_of_the_new_set(headers, announce):
+    announce({"T:A": 1.0, "T:B": 2.0})
+
+    async def scenario():
+        communicator = await connect(headers)
+        await subscribe(communicator, ["T:A"])
+        second = await subscribe(communicator, ["T:B"])
+        announce({"T:A": 5.0, "T:B": 6.0})
+        diff = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return second, diff
+
+    second, diff = run(scenario)
+    assert list(second["values"]) == ["T:B"] and second["values"]["T:B"]["value"] == 2.0
+    assert list(diff["values"]) == ["T:B"]
+
+
+def test_a_client_that_stops_acking_gets_at_most_four_messages_then_a_full_resync(headers, announce):
+    announce({"T:A": 0.0, "T:B": 0.0})
+
+    async def scenario():
+        communicator = await connect(headers)
+        messages = [await subscribe(communicator, ["T:A", "T:B"], ack=False)]
+        value = 0.0
+        while len(messages) < streams.MAX_UNACKED:
+            value += 1
+            announce({"T:A": value})
+            messages.append(await communicator.receive_json_from(timeout=TIMEOUT))
+        for _ in range(10):  # the client still does not ack: nothing more may come
+            value += 1
+            announce({"T:A": value})
+            await asyncio.sleep(0.05)
+        silent = await communicator.receive_nothing(timeout=1.0)
+        await communicator.send_json_to({"ack": messages[-2]["seq"]})  # not caught up yet
+        still_silent = await communicator.receive_nothing(timeout=0.5)
+        await communicator.send_json_to({"ack": messages[-1]["seq"]})
+        resync = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return messages, silent, still_silent, resync, value
+
+    messages, silent, still_silent, resync, value = run(scenario)
+    assert [m["seq"] for m in messages] == [1, 2, 3, 4]
+    assert silent and still_silent
+    assert (resync["seq"], resync["full"]) == (5, True)
+    assert resync["values"]["T:A"]["value"] == value and set(resync["values"]) == {"T:A", "T:B"}
+
+
+def test_the_hub_stops_when_its_last_client_leaves(headers, announce):
+    announce({"T:A": 1.0})
+
+    async def scenario():
+        communicator = await connect(headers)
+        await subscribe(communicator, ["T:A"])
+        hub = streams.hub_for_running_loop()
+        running = hub.running
+        await communicator.disconnect()
+        return running, hub.running
+
+    assert run(scenario) == (True, False)
+
+
+def caput(address: str, value) -> None:
+    """Write a PV from a separate Channel Access client process, as an operator's tool would."""
+    script = "import epics, sys\nassert epics.caput(sys.argv[1], int(sys.argv[2]), wait=True, timeout=5) == 1"
+    done = subprocess.run([sys.executable, "-c", script, address, str(value)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.ioc
+def test_a_put_on_the_ioc_reaches_the_socket_through_the_real_monitor(registry, monitor_process, headers, sim_ioc):
+    address = sim_ioc.of_kind(sim.INT)[0].setpoint
+    monitor_process("--registry-interval", "0.5")
+    deadline = time.monotonic() + 30
+    while (value := live.read_values([address])[address]) is None or not value.connected:
+        assert time.monotonic() < deadline, "the monitor did not bring the PV to Redis"
+        time.sleep(0.1)
+    target = int(value.value) + 7
+
+    async def scenario():
+        communicator = await connect(headers)
+        first = await subscribe(communicator, [address])
+        await asyncio.to_thread(caput, address, target)
+        put_done = time.monotonic()
+        while (message := await communicator.receive_json_from(timeout=TIMEOUT))["values"][address]["value"] != target:
+            await communicator.send_json_to({"ack": message["seq"]})
+        arrived = time.monotonic() - put_done
+        await communicator.disconnect()
+        return first, message, arrived
+
+    first, message, arrived = run(scenario)
+    assert first["values"][address]["value"] == target - 7
+    assert message["values"][address]["display"].startswith(str(target)) and arrived < 2.0

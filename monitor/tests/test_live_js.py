@@ -1,0 +1,207 @@
+"""static/squirrel/live.js in Debian's chromium, against a scripted /ws/live/ (Playwright's WebSocket routes).
+
+The server side is mocked here so each step of the protocol is under the test's control; the
+consumer itself is tested through the ASGI app in test_consumers.py, and the page tests run both.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from monitor.display import number_text
+from snapshots.compare import delta, within_tolerance
+
+pytestmark = pytest.mark.browser
+
+SITE = "http://squirrel.test"
+LIVE_JS = Path(settings.BASE_DIR) / "static" / "squirrel" / "live.js"
+SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
+PAGE = """<!doctype html><html><head><title>live.js</title>
+<style>.out-of-tolerance { background: #fdd } [data-connected="false"] { color: #999 }</style></head><body>
+<table>
+  <tr id="row-a" data-saved="1.0" data-kind="float" data-abs-tol="0.1" data-rel-tol="0">
+    <td>T:A</td><td id="a1" data-live-address="T:A"></td><td id="delta-a" data-live-delta></td></tr>
+  <tr id="row-w" data-saved="[1, 2]" data-kind="float_array" data-abs-tol="0.1" data-rel-tol="0">
+    <td>T:W</td><td data-live-address="T:W"></td><td id="delta-w" data-live-delta></td></tr>
+  <tr id="row-e" data-saved="1" data-kind="enum">
+    <td>T:E</td><td id="e" data-live-address="T:E"></td><td id="delta-e" data-live-delta></td></tr>
+</table>
+<p>Again: <span id="a2" data-live-address="T:A"></span></p>
+<script type="module" src="/static/squirrel/live.js"></script>
+</body></html>"""
+
+
+def value(v, display, severity=0, connected=True):
+    return {"value": v, "display": display, "severity": severity, "status": 0, "connected": connected,
+            "timestamp": 1_700_000_000.0}  # fmt: skip
+
+
+class ScriptedServer:
+    """The /ws/live/ end of the page's sockets: records what the page sends, sends what we say."""
+
+    def __init__(self, page):
+        self.page, self.sockets, self.received = page, [], []
+        page.route_web_socket(f"{SITE.replace('http', 'ws')}/ws/live/", self._accept)
+
+    def _accept(self, ws):
+        self.sockets.append(ws)
+        ws.on_message(lambda message: self.received.append(json.loads(message)))
+
+    def wait_for(self, predicate, what: str) -> dict:
+        for _ in range(100):
+            found = [m for m in self.received if predicate(m)]
+            if found:
+                self.received.remove(found[0])
+                return found[0]
+            self.page.wait_for_timeout(50)
+        pytest.fail(f"the page never sent {what}; it sent {self.received}")
+
+    def send_and_wait_for_ack(self, seq: int, full: bool, values: dict) -> None:
+        self.sockets[-1].send(json.dumps({"type": "values", "seq": seq, "full": full, "values": values}))
+        self.wait_for(lambda m: m == {"ack": seq}, f"the ack of {seq}")
+
+
+@pytest.fixture
+def page():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking"]
+        )
+        page = browser.new_page()
+        page.route(f"{SITE}/", lambda route: route.fulfill(body=PAGE, content_type="text/html"))
+        page.route(
+            f"{SITE}/static/squirrel/live.js",
+            lambda route: route.fulfill(body=LIVE_JS.read_text(), content_type="text/javascript"),
+        )
+        yield page
+        browser.close()
+
+
+def text(page, selector):
+    return page.locator(selector).text_content()
+
+
+def test_the_page_subscribes_once_per_address_and_shows_values_deltas_and_tolerance(page):
+    server = ScriptedServer(page)
+    page.goto(f"{SITE}/")
+    assert server.wait_for(lambda m: "subscribe" in m, "a subscription") == {"subscribe": ["T:A", "T:E", "T:W"]}
+
+    server.send_and_wait_for_ack(1, True, {
+        "T:A": value(1.05, "1.05 mA"), "T:W": value([1.0, 2.5], "[1.0, 2.5]"), "T:E": value(2, "Two"),
+    })  # fmt: skip
+    assert text(page, "#a1") == text(page, "#a2") == "1.05 mA"
+    assert page.locator("#a1").get_attribute("data-connected") == "true"
+    assert (text(page, "#delta-a"), text(page, "#delta-w"), text(page, "#delta-e")) == ("0.05", "0.5", "")
+    assert classes(page, "#row-a") == set() and "out-of-tolerance" in classes(page, "#row-w") & classes(page, "#row-e")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "live_js_values.png")
+
+    server.send_and_wait_for_ack(2, False, {"T:A": value(2.0, "2.00 mA", severity=2)})
+    assert (text(page, "#a1"), page.locator("#a1").get_attribute("data-severity")) == ("2.00 mA", "2")
+    assert (text(page, "#delta-a"), "out-of-tolerance" in classes(page, "#row-a")) == ("1", True)
+    assert text(page, "#e") == "Two"  # untouched by a diff without it
+
+    server.send_and_wait_for_ack(3, False, {"T:A": value(2.0, "2.00 mA", connected=False)})
+    assert page.locator("#a2").get_attribute("data-connected") == "false"
+    assert (text(page, "#delta-a"), classes(page, "#row-a")) == ("", set())
+
+
+def test_new_elements_are_subscribed_and_a_lost_socket_comes_back_with_the_same_subscription(page):
+    server = ScriptedServer(page)
+    page.goto(f"{SITE}/")
+    server.wait_for(lambda m: "subscribe" in m, "a subscription")
+    server.send_and_wait_for_ack(1, True, {"T:A": value(1.0, "1.0"), "T:W": value([1, 2], "[1, 2]"),
+                                           "T:E": value(1, "One")})  # fmt: skip
+    page.evaluate("""() => {
+        const span = document.createElement("span");
+        span.dataset.liveAddress = "T:NEW";
+        document.body.append(span);
+    }""")
+    assert server.wait_for(lambda m: "subscribe" in m, "a new subscription") == {
+        "subscribe": ["T:A", "T:E", "T:NEW", "T:W"]
+    }
+    server.sockets[-1].close()
+    assert server.wait_for(lambda m: "subscribe" in m, "a subscription after reconnecting") == {
+        "subscribe": ["T:A", "T:E", "T:NEW", "T:W"]
+    }
+    assert len(server.sockets) == 2
+
+
+def test_each_applied_message_is_announced_on_the_document(page):
+    server = ScriptedServer(page)
+    page.goto(f"{SITE}/")
+    server.wait_for(lambda m: "subscribe" in m, "a subscription")
+    page.evaluate("""() => { window.announced = [];
+        document.addEventListener("squirrel:live", (e) => window.announced.push([e.detail.seq, e.detail.full])); }""")
+    server.send_and_wait_for_ack(1, True, {"T:A": value(1.0, "1.0")})
+    server.send_and_wait_for_ack(2, False, {"T:A": value(2.0, "2.0")})
+    assert page.evaluate("() => window.announced") == [[1, True], [2, False]]
+
+
+def classes(page, selector) -> set[str]:
+    return set((page.locator(selector).get_attribute("class") or "").split())
+
+
+CASES = [
+    (1.0, 1.05, "float", 0.1, 0.0), (1.0, 1.2, "float", 0.1, 0.0), (100.0, 101.0, "float", 0.0, 0.02),
+    ("NaN", "NaN", "float", 0.0, 0.0), ("NaN", 1.0, "float", 1.0, 0.0), ("Infinity", "Infinity", "float", 0, 0),
+    ("Infinity", "-Infinity", "float", 0, 0), (None, 1.0, "float", 1, 0), (1.0, None, "float", 1, 0),
+    (3, 4, "int", 1, 0), (3, 5, "int", 1, 0), ([1.0, 2.0], [1.0, 2.05], "float_array", 0.1, 0),
+    ([1.0, 2.0], [1.0], "float_array", 0.1, 0), ([1, 2], [1, 3], "int_array", 0, 0), (5.0, [5.0], "float_array", 0, 0),
+    (1, 1, "enum", 0, 0), (1, 2, "enum", 0, 0), ("a", "a", "string", 0, 0), ("a", "b", "string", 0, 0),
+    (1.0, "text", "float", 0, 0),
+]  # fmt: skip
+
+
+def test_tolerance_delta_and_number_text_follow_the_python_rules(page):
+    ScriptedServer(page)
+    page.goto(f"{SITE}/")
+    js = page.evaluate(
+        """async (cases) => {
+            const live = await import("/static/squirrel/live.js");
+            return cases.map(([s, l, kind, a, r]) => [live.withinTolerance(s, l, kind, a, r), live.delta(s, l, kind)]);
+        }""",
+        CASES,
+    )
+    for (saved, live_value, kind, abs_tol, rel_tol), (js_within, js_delta) in zip(CASES, js):
+        py_saved, py_live = _python(saved), _python(live_value)
+        assert js_within == within_tolerance(py_saved, py_live, kind, abs_tol, rel_tol), (saved, live_value, kind)
+        expected = _delta_or_none(py_saved, py_live, kind)
+        assert _close(js_delta, expected), (saved, live_value, kind, js_delta, expected)
+
+    numbers = [0.0, 0.05000000000000004, -1.5, 123456.7, 1234567.0, 0.000123456789, 1e-5, 2.5e300, 42.0]
+    precisions = [None, 0, 3]
+    js_texts = page.evaluate(
+        """async ([numbers, precisions]) => {
+            const live = await import("/static/squirrel/live.js");
+            return numbers.map((x) => precisions.map((p) => live.numberText(x, p)));
+        }""",
+        [numbers, precisions],
+    )
+    assert js_texts == [[number_text(x, p) for p in precisions] for x in numbers]
+
+
+def _python(v):
+    """What snapshots.compare sees for a JSON value (json_safe spells non-finite floats)."""
+    if isinstance(v, str) and v in ("NaN", "Infinity", "-Infinity"):
+        return float(v.replace("Infinity", "inf"))
+    return v
+
+
+def _delta_or_none(saved, live, kind):
+    try:
+        return delta(saved, live, kind)
+    except (TypeError, ValueError):
+        return None
+
+
+def _close(js, py):
+    if isinstance(py, list):
+        return isinstance(js, list) and len(js) == len(py) and all(_close(a, b) for a, b in zip(js, py))
+    if py is None or js is None:
+        return py is js
+    return math.isclose(js, py) or (math.isnan(js) and math.isnan(py))

@@ -1,0 +1,61 @@
+"""The /ws/live/ messages: value payloads, shared entries, client messages."""
+
+import json
+
+import pytest
+
+from monitor.payloads import Ack, Subscribe, error_message, parse_client_message, value_entry, values_message
+from monitor.tests.test_live import make_meta, make_value
+
+
+def test_a_value_carries_value_display_alarm_connection_and_ioc_time():
+    entry = value_entry("SIM:A", make_value(value=1.5, severity=1, status=3), make_meta(units="mA", precision=2))
+    message = json.loads(values_message(7, False, [entry]))
+    assert message == {
+        "type": "values", "seq": 7, "full": False,
+        "values": {"SIM:A": {"value": 1.5, "display": "1.50 mA", "severity": 1, "status": 3,
+                             "connected": True, "timestamp": 1_700_000_000.25}},
+    }  # fmt: skip
+
+
+def test_an_address_without_a_value_reads_as_disconnected():
+    (payload,) = json.loads(values_message(1, True, [value_entry("SIM:NONE", None, None)]))["values"].values()
+    assert payload == {"value": None, "display": "", "severity": None, "status": None, "connected": False,
+                       "timestamp": None}  # fmt: skip
+
+
+def test_enum_value_is_the_index_and_display_the_label():
+    entry = value_entry("SIM:E", make_value(kind="enum", value=1), make_meta(enum_labels=["Off", "On"]))
+    payload = json.loads(values_message(1, True, [entry]))["values"]["SIM:E"]
+    assert (payload["value"], payload["display"]) == (1, "On")
+
+
+def test_non_finite_numbers_are_valid_json():
+    entry = value_entry("SIM:W", make_value(kind="float_array", value=[float("nan"), float("inf")]), None)
+    message = json.loads(values_message(1, True, [entry]), parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert message["values"]["SIM:W"]["value"] == ["NaN", "Infinity"]
+
+
+def test_a_never_processed_record_has_no_timestamp():
+    payload = json.loads(values_message(1, True, [value_entry("SIM:A", make_value(timestamp=0.0), None)]))
+    assert payload["values"]["SIM:A"]["timestamp"] is None
+
+
+def test_client_messages():
+    assert parse_client_message('{"subscribe": ["A", "B", "A"]}') == Subscribe(frozenset({"A", "B"}))
+    assert parse_client_message('{"ack": 3}') == Ack(3)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "not json", "[]", '{"ack": -1}', '{"ack": true}', '{"ack": "3"}', '{"subscribe": "A"}',
+     '{"subscribe": [""]}', '{"subscribe": [1]}', '{"subscribe": ["' + "A" * 200 + '"]}',
+     '{"hello": 1}', '{"ack": 1, "subscribe": []}'],
+)  # fmt: skip
+def test_unknown_client_messages_are_refused_with_a_reason(text):
+    with pytest.raises(ValueError, match=r"\w"):
+        parse_client_message(text)
+
+
+def test_error_message():
+    assert json.loads(error_message("No.")) == {"type": "error", "message": "No."}

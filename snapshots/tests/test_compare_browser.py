@@ -1,0 +1,74 @@
+"""The compare and drift pages in Debian's chromium, against the whole system on loopback.
+
+The system (daphne, worker, monitor, simulated IOC) and the browser are squirrel_site's browser
+test fixtures; screenshots go to test-artifacts/screenshots/ (names starting with "compare_").
+"""
+
+import pytest
+
+from pvs import sim
+from snapshots.tests.test_end_to_end import caget_many, registry  # noqa: F401 - a fixture
+from squirrel_site.tests.test_browser import (  # noqa: F401 - fixtures
+    LIVE_CHANGE_LIMIT_MS, browser_page, log_in, put_on_ioc, screenshot, site, take_snapshot, wait_for_live,
+)  # fmt: skip
+
+pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker]
+
+
+def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(site, browser_page, registry,  # noqa: F811
+                                                                        put_on_ioc):  # noqa: F811
+    page = browser_page
+    pair = registry.of_kind(sim.PAIR)[5]
+    log_in(page, site)
+    before_id = take_snapshot(page, site, "Browser compare: before")
+
+    # Against live values: the live cell, delta and highlight follow the IOC.
+    page.goto(f"{site}/compare/?a={before_id}&b=live&device={pair.device}")
+    wait_for_live(page, pair.setpoint)
+    row = page.locator(f'tr[data-pv="{pair.setpoint}"]')
+    assert row.get_attribute("data-status") in ("equal", "within")
+    assert "out-of-tolerance" not in (row.get_attribute("class") or "")
+    screenshot(page, "compare_01_live")
+    page.evaluate(
+        """(address) => { const cell = document.querySelector(`[data-live-address="${address}"]`);
+            const before = cell.textContent;
+            new MutationObserver(() => { if (cell.textContent !== before && !window.changedAt) window.changedAt = Date.now(); })
+                .observe(cell, { childList: true, characterData: true, subtree: true }); }""",
+        pair.setpoint,
+    )
+    target = caget_many([pair.setpoint])[pair.setpoint] + 5.0
+    put_at = put_on_ioc({pair.setpoint: target})
+    page.wait_for_function("() => window.changedAt", timeout=10_000)
+    latency_ms = page.evaluate("() => window.changedAt") - put_at * 1000
+    assert latency_ms <= LIVE_CHANGE_LIMIT_MS, f"the live cell changed {latency_ms:.0f} ms after the put"
+    page.wait_for_function(
+        f"() => document.querySelector('tr[data-pv=\"{pair.setpoint}\"]').classList.contains('out-of-tolerance')"
+    )
+    assert row.locator("[data-live-delta]").text_content().startswith("5.000")
+    screenshot(page, "compare_02_live_change")
+
+    # A reload counts it as a difference; the CSV holds the rows shown.
+    page.goto(f"{site}/compare/?a={before_id}&b=live&differences_only=on")
+    assert page.locator(f'tr[data-pv="{pair.setpoint}"]').get_attribute("data-status") == "out_of_tolerance"
+    csv = page.request.get(page.locator("#csv-export").get_attribute("href").replace("?", f"{site}/compare/?", 1))
+    assert csv.ok and pair.setpoint in csv.text()
+    screenshot(page, "compare_03_live_differences")
+
+    # Snapshot against snapshot.
+    after_id = take_snapshot(page, site, "Browser compare: after")
+    page.goto(f"{site}/compare/?a={before_id}&b={after_id}&differences_only=on&sort=-delta")
+    changed = page.locator(f'tr[data-pv="{pair.setpoint}"]')
+    assert changed.get_attribute("data-status") == "out_of_tolerance"
+    assert changed.locator("td.delta").text_content().strip().startswith("+5.000")
+    screenshot(page, "compare_04_snapshots")
+
+    # Drift against the first snapshot, and a click through to the rows of one tag.
+    page.goto(f"{site}/drift/?snapshot={before_id}")
+    total = page.locator('tr[data-line="total-0"] td').all_text_contents()
+    assert int(total[2]) >= 1  # out of tolerance
+    screenshot(page, "compare_05_drift")
+    out_of_tolerance_links = page.locator('tr.drift-tag.out-of-tolerance td:nth-child(3) a')
+    out_of_tolerance_links.first.click()
+    page.wait_for_url(f"{site}/compare/?*")
+    assert page.locator("#comparison tbody tr[data-status='out_of_tolerance']").count() >= 1
+    screenshot(page, "compare_06_drift_click_through")

@@ -1,0 +1,49 @@
+"""The page frame: login, logout, the root URL and the navigation."""
+
+import pytest
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+
+def test_root_sends_a_visitor_to_log_in_first(client):
+    response = client.get("/", follow=True)
+    assert response.redirect_chain[-1][0] == f"{reverse('login')}?next={reverse('snapshots:list')}"
+
+
+def test_root_is_the_snapshot_list(client, admin_user):
+    client.force_login(admin_user)
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"] == reverse("snapshots:list")
+
+
+def test_login_page_logs_in_and_goes_to_the_next_page(client, admin_user):
+    assert client.get(reverse("login")).status_code == 200
+    response = client.post(
+        reverse("login"), {"username": "admin", "password": "admin-pass", "next": reverse("snapshots:list")}
+    )
+    assert response.status_code == 302 and response["Location"] == reverse("snapshots:list")
+
+
+def test_a_wrong_password_is_a_readable_error(client, admin_user):
+    response = client.post(reverse("login"), {"username": "admin", "password": "wrong"})
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in response.text
+
+
+def test_logout_is_a_post_and_returns_to_the_login_page(client, admin_user):
+    client.force_login(admin_user)
+    response = client.post(reverse("logout"))
+    assert response.status_code == 302 and response["Location"] == reverse("login")
+    assert client.get(reverse("snapshots:list")).status_code == 302
+
+
+def test_nav_shows_the_user_and_admin_only_to_staff(client, django_user_model, admin_user):
+    operator = django_user_model.objects.create_user("operator", password="x")
+    client.force_login(operator)
+    page = client.get(reverse("snapshots:list")).text
+    assert "operator" in page and 'href="/admin/"' not in page
+    assert 'href="/static/squirrel/squirrel.css"' in page
+    assert '<script type="module" src="/static/squirrel/live.js">' in page
+    client.force_login(admin_user)
+    assert 'href="/admin/"' in client.get(reverse("snapshots:list")).text
