@@ -224,10 +224,10 @@ def driver(run_seconds: float, profile: bool, profile_startup: bool = False) -> 
     timers = {"registry load": 0.0, "channel create": 0.0}
     real_addresses, real_channelset = mm.registry_addresses, mm.ChannelSet
 
-    def timed_addresses(shard):
+    def timed_addresses(shard, elsewhere=None):
         t = time.perf_counter()
         try:
-            return real_addresses(shard)
+            return real_addresses(shard, elsewhere)
         finally:
             timers["registry load"] += time.perf_counter() - t
 
