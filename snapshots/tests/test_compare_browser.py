@@ -9,7 +9,8 @@ import pytest
 from pvs import sim
 from snapshots.tests.test_end_to_end import caget_many, registry  # noqa: F401 - a fixture
 from squirrel_site.tests.test_browser import (  # noqa: F401 - fixtures
-    LIVE_CHANGE_LIMIT_MS, browser_page, log_in, put_on_ioc, screenshot, site, take_snapshot, wait_for_live,
+    LIVE_CHANGE_LIMIT_MS, browser_page, live_cell_latency_ms, log_in, put_on_ioc, screenshot, site, take_snapshot,
+    wait_for_live,
 )  # fmt: skip
 
 pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker]
@@ -29,17 +30,8 @@ def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(site, br
     assert row.get_attribute("data-status") in ("equal", "within")
     assert "out-of-tolerance" not in (row.get_attribute("class") or "")
     screenshot(page, "compare_01_live")
-    page.evaluate(
-        """(address) => { const cell = document.querySelector(`[data-live-address="${address}"]`);
-            const before = cell.textContent;
-            new MutationObserver(() => { if (cell.textContent !== before && !window.changedAt) window.changedAt = Date.now(); })
-                .observe(cell, { childList: true, characterData: true, subtree: true }); }""",
-        pair.setpoint,
-    )
     target = caget_many([pair.setpoint])[pair.setpoint] + 5.0
-    put_at = put_on_ioc({pair.setpoint: target})
-    page.wait_for_function("() => window.changedAt", timeout=10_000)
-    latency_ms = page.evaluate("() => window.changedAt") - put_at * 1000
+    latency_ms = live_cell_latency_ms(page, put_on_ioc, pair.setpoint, target)
     assert latency_ms <= LIVE_CHANGE_LIMIT_MS, f"the live cell changed {latency_ms:.0f} ms after the put"
     page.wait_for_function(
         f"() => document.querySelector('tr[data-pv=\"{pair.setpoint}\"]').classList.contains('out-of-tolerance')"

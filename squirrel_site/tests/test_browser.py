@@ -189,6 +189,24 @@ def wait_for_live(page, address: str, predicate: str = "text !== ''") -> str:
     return page.locator(cell).first.text_content()
 
 
+def live_cell_latency_ms(page, put_on_ioc, address: str, value) -> float:
+    """Put `value` on the IOC; ms from the put until the page's live cell of `address` changed.
+
+    The page stamps the moment the cell shows a new value; the put is stamped by its process.
+    """
+    page.evaluate(
+        """(address) => { const cell = document.querySelector(`[data-live-address="${address}"]`);
+            const before = cell.textContent;
+            window.changedAt = undefined;
+            new MutationObserver(() => { if (cell.textContent !== before && !window.changedAt) window.changedAt = Date.now(); })
+                .observe(cell, { childList: true, characterData: true, subtree: true }); }""",
+        address,
+    )
+    put_at = put_on_ioc({address: value})
+    page.wait_for_function("() => window.changedAt", timeout=10_000)
+    return page.evaluate("() => window.changedAt") - put_at * 1000
+
+
 def edit_registry(address: str, **changes) -> None:
     """Edit a PV as a curator would, in the middle of a browser session.
 
@@ -215,18 +233,8 @@ def test_snapshot_pages_show_live_values_that_follow_the_ioc(site, browser_page,
     assert "out-of-tolerance" not in (row.get_attribute("class") or "")
     screenshot(page, "04_snapshot_detail")
 
-    # The page stamps the moment the cell shows the new value; the put is stamped by its process.
-    page.evaluate(
-        """(address) => { const cell = document.querySelector(`[data-live-address="${address}"]`);
-            const before = cell.textContent;
-            new MutationObserver(() => { if (cell.textContent !== before && !window.changedAt) window.changedAt = Date.now(); })
-                .observe(cell, { childList: true, characterData: true, subtree: true }); }""",
-        pair.setpoint,
-    )
     target = caget_many([pair.setpoint])[pair.setpoint] + 5.0
-    put_at = put_on_ioc({pair.setpoint: target})
-    page.wait_for_function("() => window.changedAt", timeout=10_000)
-    latency_ms = page.evaluate("() => window.changedAt") - put_at * 1000
+    latency_ms = live_cell_latency_ms(page, put_on_ioc, pair.setpoint, target)
     after = page.locator(f'[data-live-address="{pair.setpoint}"]').first.text_content()
     assert after != before and after.startswith(f"{target:.{pair.prec}f}"), (before, after)
     assert latency_ms <= LIVE_CHANGE_LIMIT_MS, f"the live cell changed {latency_ms:.0f} ms after the put"
