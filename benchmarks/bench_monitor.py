@@ -382,7 +382,7 @@ class Bench:
         return proc
 
     def start_monitor(self, name: str):
-        cmd = [PYTHON, "manage.py", "monitor_pvs"]
+        cmd = [PYTHON, "manage.py", "monitor_pvs", *self.args.monitor_arg]
         proc = self.start(cmd, "monitor", pipe_stderr=True)
         reader = LineReader(proc.stderr, self.tmp / f"{name}.log")
         reader.start()
@@ -648,6 +648,8 @@ def main() -> int:
                         help="sample the monitor process with py-spy for SECONDS after the highest load's window")
     parser.add_argument("--port", type=int, default=15977, help="private CA server port (default 15977)")
     parser.add_argument("--skip-startup", action="store_true")
+    parser.add_argument("--monitor-arg", action="append", default=[], metavar="ARG",
+                        help="an argument for monitor_pvs, repeatable (e.g. --monitor-arg=--stage-timeout=0)")
     parser.add_argument("--skip-load", action="store_true")
     # Child-process roles.
     parser.add_argument("--serve-db", help=argparse.SUPPRESS)

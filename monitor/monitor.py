@@ -208,7 +208,8 @@ class Monitor:
             self._deferred = [address for address in self._deferred if address not in removed]
         if added:
             first = [address for address in added if wanted[address]]
-            if len(added) >= self.settings.stage_minimum and first and len(first) < len(added):
+            staged = self.settings.stage_timeout > 0 and len(added) >= self.settings.stage_minimum
+            if staged and first and len(first) < len(added):
                 self._deferred += [address for address in added if not wanted[address]]
                 self._first_stage |= set(first)
                 self._deferred_until = time.monotonic() + self.settings.stage_timeout

@@ -22,6 +22,11 @@ class Command(BaseCommand):
         parser.add_argument("--flush-interval", type=float, default=0.1, help="seconds between Redis writes")
         parser.add_argument("--registry-interval", type=float, default=2.0, help="seconds between registry checks")
         parser.add_argument("--lease-ttl", type=float, default=5.0, help="seconds before a dead leader's lease expires")
+        parser.add_argument(
+            "--stage-timeout", type=float, default=2.0,
+            help="at start-up, seconds the readback and config addresses wait for the setpoints to connect "
+                 "(0: subscribe everything at once)",
+        )  # fmt: skip
 
     def handle(self, *args, **options):
         try:
@@ -31,6 +36,8 @@ class Command(BaseCommand):
         for name in ("flush_interval", "registry_interval", "lease_ttl"):
             if not options[name] > 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be a positive number of seconds")
+        if not options["stage_timeout"] >= 0:
+            raise CommandError("--stage-timeout must be 0 or a positive number of seconds")
         logging.getLogger("monitor").setLevel(logging.INFO)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -40,5 +47,6 @@ class Command(BaseCommand):
             flush_interval=options["flush_interval"],
             registry_interval=options["registry_interval"],
             lease_ttl=options["lease_ttl"],
+            stage_timeout=options["stage_timeout"],
         )
         Monitor(settings).run(stop)
