@@ -51,9 +51,7 @@ class LiveHub:
     but the first it makes every stream resync from Redis.
     """
 
-    def __init__(self, client_factory: Callable[..., redis.asyncio.Redis] = live.async_redis_client):
-        self._client_factory = client_factory
-        self.client: redis.asyncio.Redis | None = None
+    def __init__(self):
         self._index: dict[str, set[LiveStream]] = {}
         self._streams: set[LiveStream] = set()
         self._changed: set[str] = set()
@@ -92,8 +90,7 @@ class LiveHub:
 
     async def read_entries(self, addresses: Iterable[str]) -> dict[str, str]:
         """The encoded entries (payloads.value_entry) of `addresses`, read from Redis now."""
-        values, metas = await live.read_values_and_metadata_async(list(addresses), self.client)
-        return {address: value_entry(address, value, metas[address]) for address, value in values.items()}
+        return await asyncio.to_thread(_read_entries, list(addresses))
 
     # Inside ----------------------------------------------------------------------------------
 
@@ -105,9 +102,9 @@ class LiveHub:
                 del self._index[address]
 
     def _start(self) -> None:
-        self.client = self._client_factory(client_name=HUB_CLIENT_NAME)
+        client = live.async_redis_client(client_name=HUB_CLIENT_NAME)
         self._tasks = [
-            asyncio.create_task(self._listen(self.client), name="live-hub-listen"),
+            asyncio.create_task(self._listen(client), name="live-hub-listen"),
             asyncio.create_task(self._dispatch(), name="live-hub-dispatch"),
         ]
 
@@ -180,6 +177,9 @@ class LiveHub:
                 log.warning("Live hub: could not read %d changed values (%s)", len(addresses), exc)
                 for stream in {s for a in addresses for s in self._index.get(a, ())}:
                     stream.fall_behind()
+                continue
+            except Exception:  # a value we cannot encode must not stop every page's updates
+                log.exception("Live hub: could not prepare %d changed values", len(addresses))
                 continue
             per_stream: dict[LiveStream, list[tuple[str, str]]] = {}
             index = self._index
@@ -314,6 +314,13 @@ class LiveStream:
         self.seq += 1
         self._last_sent = asyncio.get_running_loop().time()
         await self._send(values_message(self.seq, full, entries))
+
+
+def _read_entries(addresses: list[str]) -> dict[str, str]:
+    # In a worker thread with the sync client: it packs commands with hiredis (redis.asyncio packs
+    # 1,000-field HMGETs in Python, several times slower), and the event loop goes on sending.
+    values, metas, _ = live.read_values_and_metadata(addresses)
+    return {address: value_entry(address, value, metas[address]) for address, value in values.items()}
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LiveHub] = weakref.WeakKeyDictionary()
