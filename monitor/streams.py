@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MAX_SUBSCRIPTION = 2000
 MAX_MESSAGES_PER_S = 5
 MAX_UNACKED = 4
+MAX_BATCHES = 8  # hub reads a stream holds before merging them (only while rate-limited)
 MIN_INTERVAL = 1 / MAX_MESSAGES_PER_S
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)  # then 5 s until Redis is back
 RETRY_DELAY = 1.0  # after a failed read, before a stream tries again
@@ -181,13 +182,14 @@ class LiveHub:
             except Exception:  # a value we cannot encode must not stop every page's updates
                 log.exception("Live hub: could not prepare %d changed values", len(addresses))
                 continue
-            per_stream: dict[LiveStream, list[tuple[str, str]]] = {}
+            touched: set[LiveStream] = set()
             index = self._index
-            for address, entry in entries.items():
-                for stream in index.get(address, ()):
-                    per_stream.setdefault(stream, []).append((address, entry))
-            for stream, items in per_stream.items():
-                stream.offer(items, read)
+            for address in entries:
+                streams = index.get(address)
+                if streams:
+                    touched.update(streams)
+            for stream in touched:
+                stream.offer(entries, read)
 
     def _resync_all(self) -> None:
         for stream in self._streams:
@@ -206,7 +208,8 @@ class LiveStream:
         self.addresses: frozenset[str] = frozenset()
         self.seq = 0  # of the last message sent
         self.acked = 0  # the highest seq the client acknowledged
-        self._pending: dict[str, str] = {}  # address -> entry, only subscribed addresses
+        # The hub's reads since the last message (shared dicts, address -> entry), oldest first.
+        self._batches: list[dict[str, str]] = []
         self._need_full = False
         self._behind = False
         self._ignore_reads_up_to = 0
@@ -226,7 +229,7 @@ class LiveStream:
         self.hub.watch(self, addresses, self.addresses)
         self.addresses = addresses
         self._need_full = True
-        self._pending.clear()
+        self._batches.clear()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="live-stream")
         self._wake.set()
@@ -237,20 +240,22 @@ class LiveStream:
             self.acked = min(seq, self.seq)
             self._wake.set()
 
-    def offer(self, items: list[tuple[str, str]], read: int) -> None:
-        """Changed entries from the hub's `read`-th read."""
+    def offer(self, entries: dict[str, str], read: int) -> None:
+        """The hub's `read`-th read (shared by every stream it concerns; some entries are ours)."""
         if read <= self._ignore_reads_up_to or self._need_full:
             return  # older than the full read under way, or a full read is due anyway
         if self.unacked >= MAX_UNACKED:
             self.fall_behind()
             return
-        self._pending.update(items)
+        self._batches.append(entries)
+        if len(self._batches) > MAX_BATCHES:
+            self._batches = [self._changes()]
         self._wake.set()
 
     def fall_behind(self) -> None:
         """Forget pending changes; send everything afresh once the client has caught up."""
         self._behind = self._need_full = True
-        self._pending.clear()
+        self._batches.clear()
         self._wake.set()
 
     async def close(self) -> None:
@@ -264,7 +269,7 @@ class LiveStream:
     # Inside ----------------------------------------------------------------------------------
 
     def _can_send(self) -> bool:
-        if not (self._need_full or self._pending):
+        if not (self._need_full or self._batches):
             return False
         if self._behind:
             return self.unacked == 0
@@ -283,9 +288,10 @@ class LiveStream:
                     continue
                 if self._need_full:
                     await self._send_full()
-                else:
-                    entries, self._pending = self._pending, {}
-                    await self._send_values(False, entries.values())
+                    continue
+                changes, self._batches = self._changes(), []
+                if changes:
+                    await self._send_values(False, changes.values())
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -298,7 +304,7 @@ class LiveStream:
         addresses = self.addresses
         self._ignore_reads_up_to = self.hub.reads_started
         self._need_full = self._behind = False
-        self._pending.clear()
+        self._batches.clear()
         try:
             entries = await self.hub.read_entries(addresses)
         except (redis.RedisError, OSError) as exc:
@@ -309,6 +315,14 @@ class LiveStream:
         if addresses is not self.addresses or self._need_full:
             return  # resubscribed or fell behind meanwhile: another full read is due
         await self._send_values(True, entries.values())
+
+    def _changes(self) -> dict[str, str]:
+        """Our entries in the batches, the latest of each address (at most the subscription)."""
+        changes: dict[str, str] = {}
+        for entries in self._batches:
+            ours = self.addresses if len(self.addresses) <= len(entries) else self.addresses.intersection(entries)
+            changes.update({address: entries[address] for address in ours if address in entries})
+        return changes
 
     async def _send_values(self, full: bool, entries: Iterable[str]) -> None:
         self.seq += 1
