@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 
 import redis
 
 from monitor import live
+from monitor.live import LiveMeta
 from monitor.payloads import value_entry, values_message
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ MAX_BATCHES = 8  # hub reads a stream holds before merging them (only while rate
 MIN_INTERVAL = 1 / MAX_MESSAGES_PER_S
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)  # then 5 s until Redis is back
 RETRY_DELAY = 1.0  # after a failed read, before a stream tries again
+META_TTL = 10.0  # a watched address's metadata is re-read at least this often (see LiveHub)
 PING_INTERVAL = 15.0  # an idle pub/sub connection is pinged, so a dead one is noticed
 HUB_CLIENT_NAME = "squirrel-live-hub"
 
@@ -50,6 +53,11 @@ class LiveHub:
     Started by the first stream that subscribes, stopped when the last one leaves. It reconnects to
     Redis by itself; notices published while it was away are lost, so after every (re)subscription
     but the first it makes every stream resync from Redis.
+
+    Metadata (units, precision, enum labels) changes only when a channel (re)connects, so the hub
+    keeps that of connected watched addresses for up to META_TTL and reads only values for a
+    notice: metadata was half the cost of a read. Full reads (a new subscription, a resync) and
+    addresses that were disconnected read it afresh.
     """
 
     def __init__(self):
@@ -59,6 +67,7 @@ class LiveHub:
         self._has_changes = asyncio.Event()
         self._subscribed = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._metas: dict[str, tuple[float, LiveMeta | None]] = {}  # address -> (read at, metadata)
         # Numbers the value reads made for notices, so a stream can ignore reads that were already
         # under way when it started a full read (their values may be older than the full read's).
         self.reads_started = 0
@@ -89,9 +98,26 @@ class LiveHub:
         """Until the hub hears every notice published from now on (reads after this miss none)."""
         await self._subscribed.wait()
 
-    async def read_entries(self, addresses: Iterable[str]) -> dict[str, str]:
-        """The encoded entries (payloads.value_entry) of `addresses`, read from Redis now."""
-        return await asyncio.to_thread(_read_entries, list(addresses))
+    async def read_entries(self, addresses: Iterable[str], fresh_metadata: bool = True) -> dict[str, str]:
+        """The encoded entries (payloads.value_entry) of `addresses`, read from Redis now.
+
+        With `fresh_metadata` False, metadata the hub read less than META_TTL ago is reused.
+        """
+        now = time.monotonic()
+        known: dict[str, LiveMeta | None] = {}
+        if not fresh_metadata:
+            metas = self._metas
+            for address in addresses:
+                remembered = metas.get(address)
+                if remembered is not None and now - remembered[0] < META_TTL:
+                    known[address] = remembered[1]
+        entries, read, disconnected = await asyncio.to_thread(_read_entries, list(addresses), known)
+        for address in disconnected:
+            self._metas.pop(address, None)
+        for address, meta in read.items():
+            if address in self._index:
+                self._metas[address] = (now, meta)
+        return entries
 
     # Inside ----------------------------------------------------------------------------------
 
@@ -101,6 +127,7 @@ class LiveHub:
             streams.discard(stream)
             if not streams:
                 del self._index[address]
+                self._metas.pop(address, None)
 
     def _start(self) -> None:
         client = live.async_redis_client(client_name=HUB_CLIENT_NAME)
@@ -173,7 +200,7 @@ class LiveHub:
             self.reads_started += 1
             read = self.reads_started
             try:
-                entries = await self.read_entries(addresses)
+                entries = await self.read_entries(addresses, fresh_metadata=False)
             except (redis.RedisError, OSError) as exc:
                 log.warning("Live hub: could not read %d changed values (%s)", len(addresses), exc)
                 for stream in {s for a in addresses for s in self._index.get(a, ())}:
@@ -330,11 +357,25 @@ class LiveStream:
         await self._send(values_message(self.seq, full, entries))
 
 
-def _read_entries(addresses: list[str]) -> dict[str, str]:
-    # In a worker thread with the sync client: it packs commands with hiredis (redis.asyncio packs
-    # 1,000-field HMGETs in Python, several times slower), and the event loop goes on sending.
-    values, metas, _ = live.read_values_and_metadata(addresses)
-    return {address: value_entry(address, value, metas[address]) for address, value in values.items()}
+def _read_entries(
+    addresses: list[str], known: dict[str, LiveMeta | None]
+) -> tuple[dict[str, str], dict[str, LiveMeta | None], list[str]]:
+    """(entries, metadata read for connected addresses, addresses without a connected value).
+
+    Runs in a worker thread with the sync client: it packs commands with hiredis (redis.asyncio
+    packs 1,000-field HMGETs in Python, several times slower), and the event loop goes on sending.
+    """
+    missing = [address for address in addresses if address not in known]
+    if len(missing) == len(addresses):
+        values, read, _ = live.read_values_and_metadata(addresses)
+    else:
+        values, read = live.read_values(addresses), live.read_metadata(missing) if missing else {}
+    metas = {**known, **read}
+    entries = {address: value_entry(address, value, metas[address]) for address, value in values.items()}
+    disconnected = [address for address, value in values.items() if value is None or not value.connected]
+    for address in disconnected:
+        read.pop(address, None)  # its metadata may change when it connects again
+    return entries, read, disconnected
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LiveHub] = weakref.WeakKeyDictionary()
