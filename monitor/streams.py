@@ -13,7 +13,8 @@ A :class:`LiveStream` is one client's subscription: the current values first, th
 unacknowledged. A client that falls behind gets nothing more; the stream forgets its pending
 changes and only remembers that it is behind, and once the client has acknowledged everything it
 sends a full resync read from Redis. A stream's memory is bounded by its subscription (at most
-MAX_SUBSCRIPTION addresses), whatever the client does.
+MAX_SUBSCRIPTION addresses) and references to at most MAX_BATCHES of the hub's shared reads,
+whatever the client does.
 """
 
 from __future__ import annotations
