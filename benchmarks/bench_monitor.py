@@ -174,12 +174,12 @@ class LineReader(threading.Thread):
 
 # The IOC for the load cases (runs in a child process; no Django) ------------------------------
 
-def load_db_text(names: list[str], changing: int) -> str:
-    """`changing` calc records scanned at 10 Hz with a random value, then static ao records."""
+def load_db_text(names: list[str], changing: int, scan: str = ".1 second") -> str:
+    """`changing` calc records scanned every `scan` (10 Hz) with a random value, then static ao records."""
     parts = []
     for i, name in enumerate(names):
         if i < changing:
-            parts.append(f'record(calc, "{name}") {{\n  field(SCAN, ".1 second")\n  field(CALC, "RNDM")\n}}\n')
+            parts.append(f'record(calc, "{name}") {{\n  field(SCAN, "{scan}")\n  field(CALC, "RNDM")\n}}\n')
         else:
             parts.append(f'record(ao, "{name}") {{\n  field(VAL, "{i}")\n  field(PINI, "YES")\n}}\n')
     return "".join(parts)

@@ -200,15 +200,13 @@ def _chunks(items: Sequence[T], size: int = CHUNK_SIZE) -> Iterator[Sequence[T]]
         yield items[start : start + size]
 
 
-def _queue_hmgets(pipe, requests: Sequence[tuple[str, Sequence[str]]]) -> None:
+def _hmget_all(client, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[bytes | None]]:
+    """HMGET every (key, fields) request in chunks, all in one pipeline round trip."""
+    pipe = client.pipeline(transaction=False)
     for key, fields in requests:
         for chunk in _chunks(fields):
             pipe.hmget(key, chunk)
-
-
-def _hmget_replies(requests: Sequence[tuple[str, Sequence[str]]], replies) -> list[list[bytes | None]]:
-    """The chunked replies of :func:`_queue_hmgets`, joined back into one list per request."""
-    replies = iter(replies)
+    replies = iter(pipe.execute())
     results = []
     for _, fields in requests:
         raws: list[bytes | None] = []
@@ -216,20 +214,6 @@ def _hmget_replies(requests: Sequence[tuple[str, Sequence[str]]], replies) -> li
             raws.extend(next(replies))
         results.append(raws)
     return results
-
-
-def _hmget_all(client, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[bytes | None]]:
-    """HMGET every (key, fields) request in chunks, all in one pipeline round trip."""
-    pipe = client.pipeline(transaction=False)
-    _queue_hmgets(pipe, requests)
-    return _hmget_replies(requests, pipe.execute())
-
-
-async def _hmget_all_async(client, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[bytes | None]]:
-    """:func:`_hmget_all` for an asyncio client."""
-    pipe = client.pipeline(transaction=False)
-    _queue_hmgets(pipe, requests)
-    return _hmget_replies(requests, await pipe.execute())
 
 
 def _decoded(addresses: Sequence[str], raws, decode: Callable) -> dict:
@@ -278,15 +262,6 @@ def read_values_and_metadata(
         _decoded(addresses, metas, _decode_meta_at),
         _decoded(extra_values, extras, decode_value),
     )
-
-
-async def read_values_and_metadata_async(
-    addresses: Sequence[str], client: redis.asyncio.Redis
-) -> tuple[dict[str, LiveValue | None], dict[str, LiveMeta | None]]:
-    """Values and metadata of `addresses` in one round trip, for asyncio code: (values, metadata)."""
-    addresses = list(addresses)
-    values, metas = await _hmget_all_async(client, [(VALUES_KEY, addresses), (META_KEY, addresses)])
-    return _decoded(addresses, values, decode_value), _decoded(addresses, metas, _decode_meta_at)
 
 
 def read_all_values(client=None) -> dict[str, LiveValue]:

@@ -13,7 +13,8 @@ A :class:`LiveStream` is one client's subscription: the current values first, th
 unacknowledged. A client that falls behind gets nothing more; the stream forgets its pending
 changes and only remembers that it is behind, and once the client has acknowledged everything it
 sends a full resync read from Redis. A stream's memory is bounded by its subscription (at most
-MAX_SUBSCRIPTION addresses), whatever the client does.
+MAX_SUBSCRIPTION addresses) and references to at most MAX_BATCHES of the hub's shared reads,
+whatever the client does.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 
 import redis
 
 from monitor import live
+from monitor.live import LiveMeta
 from monitor.payloads import value_entry, values_message
 
 log = logging.getLogger(__name__)
@@ -34,9 +37,11 @@ log = logging.getLogger(__name__)
 MAX_SUBSCRIPTION = 2000
 MAX_MESSAGES_PER_S = 5
 MAX_UNACKED = 4
+MAX_BATCHES = 8  # hub reads a stream holds before merging them (only while rate-limited)
 MIN_INTERVAL = 1 / MAX_MESSAGES_PER_S
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)  # then 5 s until Redis is back
 RETRY_DELAY = 1.0  # after a failed read, before a stream tries again
+META_TTL = 10.0  # a watched address's metadata is re-read at least this often (see LiveHub)
 PING_INTERVAL = 15.0  # an idle pub/sub connection is pinged, so a dead one is noticed
 HUB_CLIENT_NAME = "squirrel-live-hub"
 
@@ -49,17 +54,21 @@ class LiveHub:
     Started by the first stream that subscribes, stopped when the last one leaves. It reconnects to
     Redis by itself; notices published while it was away are lost, so after every (re)subscription
     but the first it makes every stream resync from Redis.
+
+    Metadata (units, precision, enum labels) changes only when a channel (re)connects, so the hub
+    keeps that of connected watched addresses for up to META_TTL and reads only values for a
+    notice: metadata was half the cost of a read. Full reads (a new subscription, a resync) and
+    addresses that were disconnected read it afresh.
     """
 
-    def __init__(self, client_factory: Callable[..., redis.asyncio.Redis] = live.async_redis_client):
-        self._client_factory = client_factory
-        self.client: redis.asyncio.Redis | None = None
+    def __init__(self):
         self._index: dict[str, set[LiveStream]] = {}
         self._streams: set[LiveStream] = set()
         self._changed: set[str] = set()
         self._has_changes = asyncio.Event()
         self._subscribed = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._metas: dict[str, tuple[float, LiveMeta | None]] = {}  # address -> (read at, metadata)
         # Numbers the value reads made for notices, so a stream can ignore reads that were already
         # under way when it started a full read (their values may be older than the full read's).
         self.reads_started = 0
@@ -90,10 +99,26 @@ class LiveHub:
         """Until the hub hears every notice published from now on (reads after this miss none)."""
         await self._subscribed.wait()
 
-    async def read_entries(self, addresses: Iterable[str]) -> dict[str, str]:
-        """The encoded entries (payloads.value_entry) of `addresses`, read from Redis now."""
-        values, metas = await live.read_values_and_metadata_async(list(addresses), self.client)
-        return {address: value_entry(address, value, metas[address]) for address, value in values.items()}
+    async def read_entries(self, addresses: Iterable[str], fresh_metadata: bool = True) -> dict[str, str]:
+        """The encoded entries (payloads.value_entry) of `addresses`, read from Redis now.
+
+        With `fresh_metadata` False, metadata the hub read less than META_TTL ago is reused.
+        """
+        now = time.monotonic()
+        known: dict[str, LiveMeta | None] = {}
+        if not fresh_metadata:
+            metas = self._metas
+            for address in addresses:
+                remembered = metas.get(address)
+                if remembered is not None and now - remembered[0] < META_TTL:
+                    known[address] = remembered[1]
+        entries, read, disconnected = await asyncio.to_thread(_read_entries, list(addresses), known)
+        for address in disconnected:
+            self._metas.pop(address, None)
+        for address, meta in read.items():
+            if address in self._index:
+                self._metas[address] = (now, meta)
+        return entries
 
     # Inside ----------------------------------------------------------------------------------
 
@@ -103,11 +128,12 @@ class LiveHub:
             streams.discard(stream)
             if not streams:
                 del self._index[address]
+                self._metas.pop(address, None)
 
     def _start(self) -> None:
-        self.client = self._client_factory(client_name=HUB_CLIENT_NAME)
+        client = live.async_redis_client(client_name=HUB_CLIENT_NAME)
         self._tasks = [
-            asyncio.create_task(self._listen(self.client), name="live-hub-listen"),
+            asyncio.create_task(self._listen(client), name="live-hub-listen"),
             asyncio.create_task(self._dispatch(), name="live-hub-dispatch"),
         ]
 
@@ -175,19 +201,23 @@ class LiveHub:
             self.reads_started += 1
             read = self.reads_started
             try:
-                entries = await self.read_entries(addresses)
+                entries = await self.read_entries(addresses, fresh_metadata=False)
             except (redis.RedisError, OSError) as exc:
                 log.warning("Live hub: could not read %d changed values (%s)", len(addresses), exc)
                 for stream in {s for a in addresses for s in self._index.get(a, ())}:
                     stream.fall_behind()
                 continue
-            per_stream: dict[LiveStream, list[tuple[str, str]]] = {}
+            except Exception:  # a value we cannot encode must not stop every page's updates
+                log.exception("Live hub: could not prepare %d changed values", len(addresses))
+                continue
+            touched: set[LiveStream] = set()
             index = self._index
-            for address, entry in entries.items():
-                for stream in index.get(address, ()):
-                    per_stream.setdefault(stream, []).append((address, entry))
-            for stream, items in per_stream.items():
-                stream.offer(items, read)
+            for address in entries:
+                streams = index.get(address)
+                if streams:
+                    touched.update(streams)
+            for stream in touched:
+                stream.offer(entries, read)
 
     def _resync_all(self) -> None:
         for stream in self._streams:
@@ -206,7 +236,8 @@ class LiveStream:
         self.addresses: frozenset[str] = frozenset()
         self.seq = 0  # of the last message sent
         self.acked = 0  # the highest seq the client acknowledged
-        self._pending: dict[str, str] = {}  # address -> entry, only subscribed addresses
+        # The hub's reads since the last message (shared dicts, address -> entry), oldest first.
+        self._batches: list[dict[str, str]] = []
         self._need_full = False
         self._behind = False
         self._ignore_reads_up_to = 0
@@ -226,7 +257,7 @@ class LiveStream:
         self.hub.watch(self, addresses, self.addresses)
         self.addresses = addresses
         self._need_full = True
-        self._pending.clear()
+        self._batches.clear()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="live-stream")
         self._wake.set()
@@ -237,20 +268,22 @@ class LiveStream:
             self.acked = min(seq, self.seq)
             self._wake.set()
 
-    def offer(self, items: list[tuple[str, str]], read: int) -> None:
-        """Changed entries from the hub's `read`-th read."""
+    def offer(self, entries: dict[str, str], read: int) -> None:
+        """The hub's `read`-th read (shared by every stream it concerns; some entries are ours)."""
         if read <= self._ignore_reads_up_to or self._need_full:
             return  # older than the full read under way, or a full read is due anyway
         if self.unacked >= MAX_UNACKED:
             self.fall_behind()
             return
-        self._pending.update(items)
+        self._batches.append(entries)
+        if len(self._batches) > MAX_BATCHES:
+            self._batches = [self._changes()]
         self._wake.set()
 
     def fall_behind(self) -> None:
         """Forget pending changes; send everything afresh once the client has caught up."""
         self._behind = self._need_full = True
-        self._pending.clear()
+        self._batches.clear()
         self._wake.set()
 
     async def close(self) -> None:
@@ -264,7 +297,7 @@ class LiveStream:
     # Inside ----------------------------------------------------------------------------------
 
     def _can_send(self) -> bool:
-        if not (self._need_full or self._pending):
+        if not (self._need_full or self._batches):
             return False
         if self._behind:
             return self.unacked == 0
@@ -283,9 +316,10 @@ class LiveStream:
                     continue
                 if self._need_full:
                     await self._send_full()
-                else:
-                    entries, self._pending = self._pending, {}
-                    await self._send_values(False, entries.values())
+                    continue
+                changes, self._batches = self._changes(), []
+                if changes:
+                    await self._send_values(False, changes.values())
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -298,7 +332,7 @@ class LiveStream:
         addresses = self.addresses
         self._ignore_reads_up_to = self.hub.reads_started
         self._need_full = self._behind = False
-        self._pending.clear()
+        self._batches.clear()
         try:
             entries = await self.hub.read_entries(addresses)
         except (redis.RedisError, OSError) as exc:
@@ -310,10 +344,39 @@ class LiveStream:
             return  # resubscribed or fell behind meanwhile: another full read is due
         await self._send_values(True, entries.values())
 
+    def _changes(self) -> dict[str, str]:
+        """Our entries in the batches, the latest of each address (at most the subscription)."""
+        changes: dict[str, str] = {}
+        for entries in self._batches:
+            ours = self.addresses if len(self.addresses) <= len(entries) else self.addresses.intersection(entries)
+            changes.update({address: entries[address] for address in ours if address in entries})
+        return changes
+
     async def _send_values(self, full: bool, entries: Iterable[str]) -> None:
         self.seq += 1
         self._last_sent = asyncio.get_running_loop().time()
         await self._send(values_message(self.seq, full, entries))
+
+
+def _read_entries(
+    addresses: list[str], known: dict[str, LiveMeta | None]
+) -> tuple[dict[str, str], dict[str, LiveMeta | None], list[str]]:
+    """(entries, metadata read for connected addresses, addresses without a connected value).
+
+    Runs in a worker thread with the sync client: it packs commands with hiredis (redis.asyncio
+    packs 1,000-field HMGETs in Python, several times slower), and the event loop goes on sending.
+    """
+    missing = [address for address in addresses if address not in known]
+    if len(missing) == len(addresses):
+        values, read, _ = live.read_values_and_metadata(addresses)
+    else:
+        values, read = live.read_values(addresses), live.read_metadata(missing) if missing else {}
+    metas = {**known, **read}
+    entries = {address: value_entry(address, value, metas[address]) for address, value in values.items()}
+    disconnected = [address for address, value in values.items() if value is None or not value.connected]
+    for address in disconnected:
+        read.pop(address, None)  # its metadata may change when it connects again
+    return entries, read, disconnected
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LiveHub] = weakref.WeakKeyDictionary()

@@ -124,6 +124,27 @@ def test_changes_are_coalesced_to_at_most_five_messages_a_second(headers, announ
     assert [m["seq"] for m in received] == list(range(2, 2 + len(received)))
 
 
+def test_metadata_that_changed_while_a_channel_was_disconnected_shows_when_it_comes_back(headers, announce):
+    announce({"T:A": 1.0}, {"T:A": make_meta(units="mA", precision=1)})
+
+    async def scenario():
+        communicator = await connect(headers)
+        await subscribe(communicator, ["T:A"])
+        messages = []
+        for values, metadata in [
+            ({"T:A": 2.0}, None),  # the hub remembers the metadata from here on
+            ({"T:A": make_value("T:A", value=2.0, connected=False)}, None),
+            ({"T:A": 3.0}, {"T:A": make_meta(units="A", precision=3)}),  # reconnected, new units
+        ]:
+            announce(values, metadata)
+            messages.append(await communicator.receive_json_from(timeout=TIMEOUT))
+            await communicator.send_json_to({"ack": messages[-1]["seq"]})
+        await communicator.disconnect()
+        return [m["values"]["T:A"]["display"] for m in messages]
+
+    assert run(scenario) == ["2.0 mA", "2.0 mA", "3.000 A"]
+
+
 def test_an_oversize_subscription_is_refused_and_the_previous_one_kept(headers, announce):
     announce({"T:A": 1.0})
 

@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from monitor.payloads import Ack, Subscribe, error_message, parse_client_message, value_entry, values_message
+from monitor.payloads import (
+    Ack, Subscribe, error_message, parse_client_message, value_entry, value_payload, values_message,
+)  # fmt: skip
 from monitor.tests.test_live import make_meta, make_value
 
 
@@ -16,6 +18,22 @@ def test_a_value_carries_value_display_alarm_connection_and_ioc_time():
         "values": {"SIM:A": {"value": 1.5, "display": "1.50 mA", "severity": 1, "status": 3,
                              "connected": True, "timestamp": 1_700_000_000.25}},
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "value, meta",
+    [
+        (make_value(value=-0.0), None), (make_value(value=1e300), make_meta()), (make_value(value=float("-inf")), None),
+        (make_value(kind="int", value=-7, severity=2, status=7), make_meta(units="counts", precision=None)),
+        (make_value(kind="enum", value=1), make_meta(enum_labels=["Off", 'On "quoted" ✓'])),
+        (make_value(kind="string", value='back\\slash "and" ünïcode'), None),
+        (make_value(kind="float_array", value=[1.5, float("nan")]), make_meta()),
+        (make_value(kind="", value=None, timestamp=0.0, connected=False), None),
+        (None, None),
+    ],
+)  # fmt: skip
+def test_the_hand_built_entry_is_the_json_of_the_payload(value, meta):
+    assert json.loads("{" + value_entry("SIM:A", value, meta) + "}") == {"SIM:A": value_payload(value, meta)}
 
 
 def test_an_address_without_a_value_reads_as_disconnected():
