@@ -11,6 +11,7 @@ Keys:
     squirrel:monitor:<shard>:lease     "<owner>:<token>", expires unless renewed
     squirrel:monitor:<shard>:fence     counter that issues the lease tokens
     squirrel:monitor:<shard>:heartbeat JSON stats, expires
+    squirrel:monitor:shards            set of the shard labels that wrote a heartbeat
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ VALUES_KEY = "squirrel:live:values"
 META_KEY = "squirrel:live:meta"
 CHANGES_CHANNEL_PREFIX = "squirrel:live:changes"
 MONITOR_KEY_PREFIX = "squirrel:monitor:"
-HEARTBEAT_PATTERN = f"{MONITOR_KEY_PREFIX}*:heartbeat"
+# The labels of the shards that wrote a heartbeat: read_heartbeats needs no SCAN of a database
+# that the Celery broker and the channel layer share.
+SHARDS_KEY = f"{MONITOR_KEY_PREFIX}shards"
 
 # Fields per Redis command: big enough to amortise round trips, small enough that one Lua call
 # never blocks Redis for long (and stays far below Lua's unpack() limit of ~8000 arguments).
@@ -425,20 +428,27 @@ class FencedWriter:
 def write_heartbeat(client, shard: Shard, stats: Mapping, ttl: float = 10.0) -> None:
     """Record that this shard's monitor is alive, with its stats; gone after `ttl` seconds."""
     payload = {**stats, "shard": shard.label, "written_at": time.time()}
-    client.set(heartbeat_key(shard), json.dumps(payload), px=max(1, int(ttl * 1000)))
+    pipe = client.pipeline(transaction=False)
+    pipe.set(heartbeat_key(shard), json.dumps(payload), px=max(1, int(ttl * 1000)))
+    pipe.sadd(SHARDS_KEY, shard.label)
+    pipe.execute()
 
 
 def read_heartbeats(client=None) -> list[dict]:
-    """Every live shard's latest heartbeat, ordered by shard label."""
+    """Every live shard's latest heartbeat, ordered by shard label; expired shards are forgotten."""
     client = client or redis_client()
-    keys = sorted(client.scan_iter(match=HEARTBEAT_PATTERN, count=1000))
-    if not keys:
+    labels = sorted(label.decode() for label in client.smembers(SHARDS_KEY))
+    if not labels:
         return []
-    beats = []
-    for key, raw in zip(keys, client.mget(keys)):
-        if raw is None:  # expired between SCAN and MGET
+    beats, expired = [], []
+    raws = client.mget([f"{MONITOR_KEY_PREFIX}{label}:heartbeat" for label in labels])
+    for label, raw in zip(labels, raws):
+        if raw is None:
+            expired.append(label)
             continue
         beat = json.loads(raw)
-        beat["shard"] = key.decode()[len(MONITOR_KEY_PREFIX) : -len(":heartbeat")]
+        beat["shard"] = label
         beats.append(beat)
+    if expired:
+        client.srem(SHARDS_KEY, *expired)
     return beats

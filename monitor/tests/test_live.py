@@ -331,6 +331,13 @@ def test_heartbeat_expires_after_its_ttl(redis_db):
     time.sleep(0.15)
 
     assert live.read_heartbeats(redis_db) == []
+    assert redis_db.smembers(live.SHARDS_KEY) == set()  # an expired shard is forgotten
+
+
+def test_heartbeats_are_found_without_scanning_the_database(redis_db, monkeypatch):
+    live.write_heartbeat(redis_db, SHARD, {"values": 1})
+    monkeypatch.setattr(type(redis_db), "scan_iter", lambda *a, **k: pytest.fail("SCAN used"))
+    assert [b["values"] for b in live.read_heartbeats(redis_db)] == [1]
 
 
 def test_extra_values_come_in_the_same_round_trip(redis_db):

@@ -286,7 +286,8 @@ def test_preview_reads_directly_when_the_monitor_is_stale(ioc, user, redis_db):
     now = time.time()
     stale = live.LiveValue("P:A", "float", 1.0, 0, 0, now - 60, now - 60, True)
     redis_db.hset(live.VALUES_KEY, "P:A", live.encode_value(stale))
-    redis_db.set(live.heartbeat_key(live.Shard(0, 1)), '{"written_at": %f}' % (now - 60))
+    live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
+    redis_db.set(live.heartbeat_key(live.Shard(0, 1)), '{"written_at": %f, "synced": true}' % (now - 60))
 
     preview = preview_restore(make_snapshot(user, {pv: 1.0}), created_by=user, io=ioc)
 
