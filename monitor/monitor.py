@@ -147,7 +147,7 @@ class Monitor:
         close_old_connections()
         try:
             everywhere = set(self.addresses)
-            registry_addresses(self.settings.shard, everywhere)
+            everywhere.update(registry_addresses(self.settings.shard, everywhere))
             cached = live.cached_addresses(self.client)
         except (DatabaseError, redis.RedisError) as exc:
             log.error("Could not look for orphaned live values: %s", exc)

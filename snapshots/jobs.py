@@ -10,6 +10,7 @@ from jobs.models import Job, JobStatus, JobType
 from jobs.runner import JobFailure, JobRunningElsewhere, job_lock
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
+from squirrel_site.bulk_sql import in_array
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,13 @@ def snapshot_handler(job: Job, progress) -> int:
         )  # fmt: skip
     except SnapshotError as exc:
         raise JobFailure(str(exc)) from None
+    if data.get("schedule"):
+        from snapshots.models import SnapshotSchedule
+        from snapshots.schedules import apply_retention
+
+        schedule = SnapshotSchedule.objects.filter(pk=data["schedule"]).first()
+        if schedule is not None:
+            apply_retention(schedule)
     return snapshot.id
 
 
@@ -101,8 +109,8 @@ def preview_handler(job: Job, progress) -> int:
     """Make the restore preview described by job.data, reading live values over Channel Access
     where the monitor's cache cannot serve them (web processes never do: they enqueue this).
 
-    data: {"snapshot": id, "selection": PVFilterSet parameters or null, "include_unchanged": bool}
-    or {"undo_of": restore id}.
+    data: {"snapshot": id, "selection": PVFilterSet parameters or null, or "pv_ids": [ids],
+    "include_unchanged": bool} or {"undo_of": restore id}.
     """
     from snapshots.models import Restore, Snapshot
     from snapshots.restore import RestoreError, preview_restore, undo_restore
@@ -115,13 +123,16 @@ def preview_handler(job: Job, progress) -> int:
             restore = Restore.objects.filter(pk=data["undo_of"]).first()
             if restore is None:
                 raise JobFailure(f"Restore #{data['undo_of']} no longer exists.")
-            return undo_restore(restore, user=user).pk
+            return undo_restore(restore, user=user, job_id=job.pk).pk
         snapshot = Snapshot.objects.filter(pk=data["snapshot"]).first()
         if snapshot is None:
             raise JobFailure(f"Snapshot #{data['snapshot']} no longer exists.")
-        pvs = select_pvs(data["selection"]) if data.get("selection") else None
+        if data.get("pv_ids") is not None:
+            pvs = PV.objects.filter(pk__in=in_array(data["pv_ids"], "bigint"))
+        else:
+            pvs = select_pvs(data["selection"]) if data.get("selection") else None
         preview = preview_restore(
-            snapshot, created_by=user, pvs=pvs, include_unchanged=data.get("include_unchanged", False)
+            snapshot, created_by=user, pvs=pvs, include_unchanged=data.get("include_unchanged", False), job_id=job.pk
         )
     except RestoreError as exc:
         raise JobFailure(str(exc)) from None

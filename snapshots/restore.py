@@ -26,6 +26,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from jobs.models import Job
 from monitor import live
 from pvs import epics_io
 from pvs.models import PV
@@ -104,13 +105,15 @@ def preview_restore(
     ttl: float = DEFAULT_TTL,
     io=None,
     cache_only: bool = False,
+    job_id: int | None = None,
 ) -> RestorePreview:
     """Compare `snapshot` with the live values of its PVs (or of `pvs`, a PV queryset) and record
     what a restore would do with each. Live values come from the monitor's cache when its
     heartbeat is fresh (a direct read for addresses it lacks), else from a direct read.
 
     `cache_only` (web processes, which never talk Channel Access): raise NeedsChannelAccess
-    instead of reading directly; nothing is written then.
+    instead of reading directly; nothing is written then. `job_id`: the preview job, whose result
+    is saved with the preview.
 
     PVs already within tolerance are skipped unless `include_unchanged`: operators normally restore
     only what differs, but may ask for everything to be written again.
@@ -165,6 +168,8 @@ def preview_restore(
             live_source=source, **{_SKIP_COUNTS[action]: n for action, n in counts.items()},
         )  # fmt: skip
         copy_rows(RestorePreviewItem, ["preview", *_ITEM_COLUMNS], ((preview.pk, *item) for item in items))
+        if job_id is not None:
+            Job.objects.filter(pk=job_id).update(result_id=preview.pk)
     return preview
 
 
@@ -283,6 +288,14 @@ def resume_restore(restore: Restore, *, io=None, progress: Progress | None = Non
         )
         options = restore.options
         if restore.undo_snapshot_id is None:
+            # Nothing is written yet: a registry edit since the claim (a retry after a crash) still
+            # refuses, or the undo snapshot and the writes would follow different addresses.
+            changed = _registry_changed(restore.preview)
+            if changed:
+                Restore.objects.filter(pk=restore.pk).update(
+                    status=RestoreStatus.PARTIAL, finished_at=timezone.now(), summary={}
+                )
+                raise RestoreError(f"{changed} Nothing was written.")
             report(0, "Taking the undo snapshot")
             _capture(restore, io, options["connect_timeout"])
         verifier = _Verifier(restore, io) if options["verify"] else None
@@ -290,26 +303,26 @@ def resume_restore(restore: Restore, *, io=None, progress: Progress | None = Non
         for n, stage in enumerate(stages):
             report(10 + 70 * n // max(1, len(stages)), f"Writing stage {stage}")
             _write_stage(restore, stage, io, options["put_timeout"])
-            if verifier is not None and n + 1 < len(stages):
-                verifier.add_written()
-                verifier.cached_round()
+        # Only after the last stage: a later stage (an enable, a mode) may move earlier read-backs.
         if verifier is not None:
             report(80, "Verifying read-backs")
             verifier.add_written()
             verifier.run(options["verify_timeout"])
-        _finish(restore, options["verify"])
+        _finish(restore, options["verify"], job)
         restore.refresh_from_db()
         report(100, f"Restore {restore.get_status_display().lower()}")
     return restore
 
 
-def undo_restore(restore: Restore, *, user, ttl: float = DEFAULT_TTL, io=None, cache_only: bool = False) -> RestorePreview:
+def undo_restore(restore: Restore, *, user, ttl: float = DEFAULT_TTL, io=None, cache_only: bool = False,
+                 job_id: int | None = None) -> RestorePreview:  # fmt: skip
     """A preview that puts the PVs of `restore` back to its undo snapshot; execute it as usual."""
     if restore.undo_snapshot_id is None:
         raise RestoreError(f"Restore #{restore.pk} has no undo snapshot: it never started writing.")
     return preview_restore(
-        restore.undo_snapshot, created_by=user, pvs=undo_pvs(restore), ttl=ttl, io=io, cache_only=cache_only
-    )
+        restore.undo_snapshot, created_by=user, pvs=undo_pvs(restore), ttl=ttl, io=io, cache_only=cache_only,
+        job_id=job_id,
+    )  # fmt: skip
 
 
 def undo_pvs(restore: Restore):
@@ -353,6 +366,11 @@ def execution_refusal(preview: RestorePreview, existing: Restore | None = None) 
             f"Preview #{preview.pk} expired at {timezone.localtime(preview.expires_at):%H:%M:%S}: "
             "the machine may have changed since. Make a new preview."
         )
+    return _registry_changed(preview)
+
+
+def _registry_changed(preview: RestorePreview) -> str | None:
+    """Why the registry entries of the preview's PVs no longer match it, or None."""
     pv_ids = list(preview.items.exclude(pv=None).values_list("pv_id", flat=True))
     deleted = preview.items.filter(pv=None).exclude(action=RestoreAction.SKIP_NOT_IN_REGISTRY).exists()
     if deleted or _fingerprint(pv_ids) != preview.registry_fingerprint:
@@ -516,10 +534,9 @@ class _Verifier:
     Rounds read the monitor's cache while it is fresh (one HMGET: ~0.1 s for 40,000 read-backs,
     against ~1 s for a Channel Access round) and a connected cached value within tolerance counts
     as verified; what the cache has not confirmed by the deadline gets one authoritative direct
-    read. While the cache is fresh, a round also runs after each stage's puts, so earlier stages
-    settle while later ones are written and the final wait is mostly the last stage's. A
-    read-back that reports disconnected or no read access on a direct read is final at once, so
-    one dead IOC cannot hold up the others' rounds. Freshness is checked again every second.
+    read. A read-back that reports disconnected or no read access on a direct read is final at
+    once, so one dead IOC cannot hold up the others' rounds. Freshness is checked again every
+    second.
     """
 
     FRESHNESS_INTERVAL = 1.0
@@ -545,11 +562,6 @@ class _Verifier:
         if now - self._fresh_checked >= self.FRESHNESS_INTERVAL:
             self._fresh, self._fresh_checked = monitor_is_fresh(), now
         return self._fresh
-
-    def cached_round(self) -> None:
-        """One round from the monitor's cache, if it is fresh (between stages: no Channel Access)."""
-        if self.pending and self.cache_is_fresh():
-            self.settle(_cached_readings(self._addresses()))
 
     def run(self, verify_timeout: float) -> None:
         """Rounds until every item is settled or the deadline passes; then record the rest."""
@@ -631,7 +643,9 @@ def _verified(item_id: int, status: str, value, row: tuple, message: str) -> tup
     return (item_id, status, *_columns(row[3], value), message[:200], None)
 
 
-def _finish(restore: Restore, verified: bool) -> None:
+def _finish(restore: Restore, verified: bool, job=None) -> None:
+    """Record the outcome; the job's result goes in the same transaction, so a delivery of the job
+    after a crash before job.finish() finishes it instead of failing on a finished restore."""
     summary = dict(restore.items.values_list("status").annotate(n=Count("id")).order_by())
     good = RestoreItemStatus.VERIFIED if verified else RestoreItemStatus.WRITTEN
     # PVs the preview skipped were confirmed as skipped: only the targeted PVs decide success.
@@ -639,9 +653,12 @@ def _finish(restore: Restore, verified: bool) -> None:
     restore.status = RestoreStatus.SUCCEEDED if ok else RestoreStatus.PARTIAL
     restore.finished_at = timezone.now()
     restore.summary = summary
-    Restore.objects.filter(pk=restore.pk).update(
-        status=restore.status, finished_at=restore.finished_at, summary=summary
-    )
+    with transaction.atomic():
+        Restore.objects.filter(pk=restore.pk).update(
+            status=restore.status, finished_at=restore.finished_at, summary=summary
+        )
+        if job is not None:
+            Job.objects.filter(pk=job.pk).update(result_id=restore.pk)
 
 
 def _service():

@@ -63,8 +63,9 @@ class CreatePreviewView(LoginRequiredMixin, CanRestoreMixin, View):
             )
         except NeedsChannelAccess:
             # This process never reads Channel Access: a worker makes the preview.
-            selection = {"pv": list(pvs.values_list("setpoint_address", flat=True))} if pvs is not None else None
-            job_data = {"snapshot": snapshot.pk, "selection": selection, "include_unchanged": include_unchanged}
+            job_data = {"snapshot": snapshot.pk, "selection": None, "include_unchanged": include_unchanged}
+            if pvs is not None:
+                job_data["pv_ids"] = list(pvs.values_list("pk", flat=True))
             return _enqueue_preview(request, job_data)
         return redirect("snapshots:restore_preview", preview.pk)
 

@@ -60,10 +60,8 @@ def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
         job, _ = Job.objects.get_or_create(key=key, defaults={**fields, "data": data})
     else:
         job = Job.objects.create(**fields, data=data)
-    run_job(job.id, snapshot_handler)
+    run_job(job.id, snapshot_handler)  # which applies the retention rule after the snapshot
     job.refresh_from_db()
-    if job.result_id is not None:
-        apply_retention(schedule)
     return job
 
 

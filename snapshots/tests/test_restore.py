@@ -22,6 +22,7 @@ from pvs.models import PV
 from snapshots import restore as restore_service
 from snapshots.models import (
     LiveSource,
+    Restore,
     RestoreAction,
     RestoreItemStatus,
     RestoreStatus,
@@ -393,25 +394,23 @@ def test_what_the_cache_does_not_confirm_gets_one_direct_read(ioc, user, undo_sn
 
 
 @pytest.mark.django_db
-def test_earlier_stages_verify_from_the_cache_while_later_ones_are_written(ioc, user, undo_snapshots, redis_db):
+def test_read_backs_are_verified_after_the_last_stage(ioc, user, undo_snapshots):
     first, second = make_pv("T:SP0", readback="T:RB0", stage=0), make_pv("T:SP1", readback="T:RB1", stage=1)
     for pv in (first, second):
         ioc.add(pv.setpoint_address, 0.0, readback=pv.readback_address)
     preview = preview_restore(make_snapshot(user, {first: 1.0, second: 2.0}), created_by=user, io=ioc)
-    _cache_readbacks(redis_db, {"T:RB0": 1.0, "T:RB1": 2.0})
-    seen_at_second_stage = []
     real_put = ioc.put
 
     def put(requests, **kwargs):
+        results = real_put(requests, **kwargs)
         if [r.address for r in requests] == ["T:SP1"]:
-            seen_at_second_stage.append(statuses(preview.restore)["T:SP0"])
-        return real_put(requests, **kwargs)
+            ioc.offsets["T:SP0"] = 5.0  # stage 1 (an enable, a mode) moves stage 0's read-back
+        return results
 
     ioc.put = put
-    restore = execute_restore(preview, user=user, io=ioc, verify_timeout=1.0)
+    restore = execute_restore(preview, user=user, io=ioc, verify_timeout=0.3)
 
-    assert seen_at_second_stage == [RestoreItemStatus.VERIFIED]
-    assert set(statuses(restore).values()) == {RestoreItemStatus.VERIFIED}
+    assert statuses(restore) == {"T:SP0": RestoreItemStatus.MISMATCH, "T:SP1": RestoreItemStatus.VERIFIED}
 
 
 @pytest.mark.django_db
@@ -729,3 +728,39 @@ def test_a_second_job_for_a_restore_being_run_fails_with_a_pointer_to_the_first(
         other.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
     second.refresh_from_db()
     assert second.status == JobStatus.FAILED and f"job #{first.id}" in second.error
+
+
+@pytest.mark.django_db
+def test_a_restore_job_delivered_again_after_the_restore_finished_is_finished_not_failed(ioc, user, undo_snapshots):
+    from jobs.models import Job, JobStatus, JobType
+    from jobs.runner import run_job
+    from snapshots.jobs import restore_handler
+
+    preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
+    job = Job.objects.create(type=JobType.RESTORE, created_by=user, data={"preview": preview.pk})
+    job.start()
+    # The first delivery ran the restore to the end, then its worker died before job.finish().
+    restore = execute_restore(preview, user=user, io=ioc, job=job)
+    job.refresh_from_db()
+    assert (job.status, job.result_id) == (JobStatus.RUNNING, restore.pk)
+
+    run_job(job.pk, restore_handler)
+
+    job.refresh_from_db()
+    assert (job.status, job.result_id, job.error) == (JobStatus.SUCCEEDED, restore.pk, "")
+
+
+@pytest.mark.django_db
+def test_a_registry_edit_before_the_undo_snapshot_refuses_the_retry(ioc, user, undo_snapshots):
+    preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
+    claimed = Restore.objects.create(preview=preview, snapshot=preview.snapshot, created_by=user, options={
+        "verify": True, "verify_timeout": 1.0, "put_timeout": 1.0, "connect_timeout": 1.0,
+    })  # the first runner claimed it and died before the undo snapshot
+    PV.objects.filter(setpoint_address="T:SP0").update(setpoint_address="T:SP0_NEW")
+
+    with pytest.raises(RestoreError, match="edited or deleted.*Nothing was written"):
+        execute_restore(preview, user=user, io=ioc)
+
+    claimed.refresh_from_db()
+    assert (claimed.status, claimed.undo_snapshot_id, claimed.items.count()) == (RestoreStatus.PARTIAL, None, 0)
+    assert ioc.puts == {} and undo_snapshots == []

@@ -251,11 +251,12 @@ def test_a_preview_the_cache_cannot_serve_is_made_by_a_worker_and_followed(clien
     redis_db.delete(*redis_db.keys("squirrel:monitor:*"))  # the monitor's heartbeat is gone: stale
     client.force_login(operator)
     with django_capture_on_commit_callbacks() as callbacks:
-        response = preview_of(client, saved, scope="checked", pv=[PV.objects.get(setpoint_address="R:A").pk])
+        checked = PV.objects.get(setpoint_address="R:A").pk
+        response = preview_of(client, saved, scope="checked", pv=[checked])
     job = Job.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("jobs:detail", args=[job.pk])
     assert (job.type, job.data) == (
-        JobType.PREVIEW, {"snapshot": saved.pk, "selection": {"pv": ["R:A"]}, "include_unchanged": False}
+        JobType.PREVIEW, {"snapshot": saved.pk, "selection": None, "pv_ids": [checked], "include_unchanged": False}
     )  # fmt: skip
     assert len(callbacks) == 1 and not RestorePreview.objects.exists()
     # When the worker is done, the job page opens the preview.
