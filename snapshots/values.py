@@ -31,7 +31,13 @@ NO_VALUE_IN_CACHE = "no value in cache"
 NO_VALUE = "no value"
 NOT_READ = "not read"
 
-_NO_VALUE = (ValueType.NONE.value, None, None, None)
+# Plain strings: an enum member's .value is a descriptor call, 250,000 of them per 50,000-PV
+# snapshot in the profile (~0.1 s).
+_FLOAT, _INT, _ENUM, _STRING, _FLOAT_ARRAY, _INT_ARRAY, _NONE = (
+    ValueType.FLOAT.value, ValueType.INT.value, ValueType.ENUM.value, ValueType.STRING.value,
+    ValueType.FLOAT_ARRAY.value, ValueType.INT_ARRAY.value, ValueType.NONE.value,
+)  # fmt: skip
+_NO_VALUE = (_NONE, None, None, None)
 _EPICS_KINDS = {
     epics_io.FLOAT: ValueType.FLOAT.value,
     epics_io.INT: ValueType.INT.value,
@@ -55,19 +61,19 @@ def value_columns(kind: str, value, label: str | None = None) -> tuple[str, floa
     if value is None:
         return _NO_VALUE
     if kind == epics_io.FLOAT:
-        return ValueType.FLOAT.value, float(value), None, None
+        return _FLOAT, float(value), None, None
     if kind == epics_io.INT:
-        return ValueType.INT.value, float(value), None, None
+        return _INT, float(value), None, None
     if kind == epics_io.ENUM:
-        return ValueType.ENUM.value, float(value), label, None
+        return _ENUM, float(value), label, None
     if kind == epics_io.STRING:
         if not isinstance(value, str):
             raise UnsupportedValue("string arrays are not supported")
-        return ValueType.STRING.value, None, value, None
+        return _STRING, None, value, None
     if kind == epics_io.FLOAT_ARRAY:
-        return ValueType.FLOAT_ARRAY.value, None, None, list(value)
+        return _FLOAT_ARRAY, None, None, list(value)
     if kind == epics_io.INT_ARRAY:
-        return ValueType.INT_ARRAY.value, None, None, list(value)
+        return _INT_ARRAY, None, None, list(value)
     raise UnsupportedValue(f"unknown value kind {kind!r}")
 
 
@@ -107,7 +113,7 @@ def pv_row(pv_id, pv_name: str, readback_name: str, setpoint, readback, meta, so
             value_type, sp_num, sp_str, sp_array = value_columns(setpoint.kind, setpoint.value, label)
         except UnsupportedValue as error:
             reason = str(error)
-        if value_type == ValueType.NONE:
+        if value_type == _NONE:
             reason = reason or NO_VALUE
         else:
             status, severity, sp_time = setpoint.status, setpoint.severity, to_datetime(setpoint.timestamp)
@@ -119,12 +125,12 @@ def pv_row(pv_id, pv_name: str, readback_name: str, setpoint, readback, meta, so
             rb_type, rb_num, rb_str, rb_array = value_columns(readback.kind, readback.value, label)
         except UnsupportedValue:
             pass
-        if rb_type != ValueType.NONE:
+        if rb_type != _NONE:
             rb_status, rb_severity, rb_time = readback.status, readback.severity, to_datetime(readback.timestamp)
-    connected = value_type != ValueType.NONE
+    connected = value_type != _NONE
     if not connected:
         value_type = rb_type
-    sample = setpoint if connected else (readback if rb_type != ValueType.NONE else None)
+    sample = setpoint if connected else (readback if rb_type != _NONE else None)
     age = taken - sample.received if sample is not None else None
     return (
         pv_id, pv_name, readback_name, value_type,
