@@ -116,6 +116,7 @@ class Monitor:
         self._first_stage: set[str] = set()  # setpoints still connecting at start-up
         self._deferred: list[str] = []  # addresses waiting for them (see MonitorSettings.stage_timeout)
         self._deferred_until = 0.0
+        self._elsewhere: set[str] = set()  # the other shards' addresses, as of the last registry load
         self._stats = _Stats()
         self._next = {"flush": 0.0, "registry": 0.0, "heartbeat": 0.0, "grace": 0.0}
         self.started = time.time()
@@ -141,15 +142,15 @@ class Monitor:
         """Delete cached addresses that no registry PV uses, and that nobody wrote for `min_age` s.
 
         A previous leader that died (or lost its lease) with deletions not yet flushed leaves
-        such fields behind. The age guard spares a value another shard's monitor has just written
-        for a PV added after this monitor read the registry.
+        such fields behind. Uses the registry sync_registry just loaded; the age guard spares a
+        value another shard's monitor has just written for a PV added after that.
         """
-        close_old_connections()
+        if self._signature is None:
+            return 0  # the registry could not be loaded: nothing to compare with
+        everywhere = self.addresses | self._elsewhere
         try:
-            everywhere = set(self.addresses)
-            everywhere.update(registry_addresses(self.settings.shard, everywhere))
             cached = live.cached_addresses(self.client)
-        except (DatabaseError, redis.RedisError) as exc:
+        except redis.RedisError as exc:
             log.error("Could not look for orphaned live values: %s", exc)
             return 0
         candidates = [address for address in cached if address not in everywhere]
@@ -176,6 +177,7 @@ class Monitor:
         self._pending_deletes.clear()
         self._first_stage.clear()
         self._deferred = []
+        self._elsewhere = set()
 
     # Steps --------------------------------------------------------------------------------
 
@@ -188,6 +190,7 @@ class Monitor:
                 return False
             elsewhere: set[str] = set()
             wanted = registry_addresses(self.settings.shard, elsewhere)
+            self._elsewhere = elsewhere
         except DatabaseError as exc:
             log.error("Registry unavailable, keeping %d addresses: %s", len(self.addresses), exc)
             return False

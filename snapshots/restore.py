@@ -298,16 +298,14 @@ def resume_restore(restore: Restore, *, io=None, progress: Progress | None = Non
                 raise RestoreError(f"{changed} Nothing was written.")
             report(0, "Taking the undo snapshot")
             _capture(restore, io, options["connect_timeout"])
-        verifier = _Verifier(restore, io) if options["verify"] else None
         stages = list(restore.items.values_list("stage", flat=True).distinct().order_by("stage"))
         for n, stage in enumerate(stages):
             report(10 + 70 * n // max(1, len(stages)), f"Writing stage {stage}")
             _write_stage(restore, stage, io, options["put_timeout"])
         # Only after the last stage: a later stage (an enable, a mode) may move earlier read-backs.
-        if verifier is not None:
+        if options["verify"]:
             report(80, "Verifying read-backs")
-            verifier.add_written()
-            verifier.run(options["verify_timeout"])
+            _Verifier(restore, io).run(options["verify_timeout"])
         _finish(restore, options["verify"], job)
         restore.refresh_from_db()
         report(100, f"Restore {restore.get_status_display().lower()}")
@@ -542,20 +540,15 @@ class _Verifier:
     FRESHNESS_INTERVAL = 1.0
 
     def __init__(self, restore: Restore, io):
-        self.restore, self.io = restore, io
-        self.pending: dict[int, tuple] = {}
-        self.last_seen: dict[int, object] = {}
-        self._fresh, self._fresh_checked = False, -math.inf
-
-    def add_written(self) -> None:
-        """Take on the restore's written items not verified yet."""
-        rows = self.restore.items.filter(status=RestoreItemStatus.WRITTEN).exclude(
-            pk__in=in_array(list(self.pending), "bigint")
-        ).values_list(
+        """Take on the restore's written items (not verified yet)."""
+        self.io = io
+        rows = restore.items.filter(status=RestoreItemStatus.WRITTEN).values_list(
             "id", "pv_name", "readback_name", "value_type", "target_num", "target_str", "target_array",
             "abs_tolerance", "rel_tolerance",
         )  # fmt: skip
-        self.pending.update((row[0], row) for row in rows)
+        self.pending: dict[int, tuple] = {row[0]: row for row in rows}
+        self.last_seen: dict[int, object] = {}
+        self._fresh, self._fresh_checked = False, -math.inf
 
     def cache_is_fresh(self) -> bool:
         now = time.monotonic()
