@@ -37,6 +37,44 @@ def admin_user(django_user_model):
 
 
 @pytest.fixture
+def make_user(django_user_model):
+    """Make a user holding one role (a group from squirrel_site.roles), or none: make_user("viewer")."""
+    from django.contrib.auth.models import Group
+
+    def make(role: str | None, username: str | None = None):
+        user = django_user_model.objects.create_user(username or f"{role or 'nobody'}-user", password="pw")
+        if role is not None:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def viewer(make_user):
+    """A user in the viewer group: reads everything, changes nothing."""
+    return make_user("viewer")
+
+
+@pytest.fixture
+def editor(make_user):
+    """A user in the editor group: curates PVs, tags and tag groups."""
+    return make_user("editor")
+
+
+@pytest.fixture
+def operator_user(make_user):
+    """A user in the operator group: takes snapshots and restores."""
+    return make_user("operator")
+
+
+@pytest.fixture
+def admin_role_user(make_user):
+    """A user in the admin group (not a superuser): everything, golden tags included."""
+    return make_user("admin")
+
+
+@pytest.fixture
 def redis_db():
     """The live-value Redis client on the test database, flushed before and after the test."""
     # FLUSHDB on a real instance: refuse anything but the test settings' database.

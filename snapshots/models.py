@@ -70,6 +70,7 @@ class Snapshot(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("manage_protected_tags", "Can set or remove protected snapshot tags (golden)")]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.created_at:%Y-%m-%d %H:%M})" if self.created_at else self.title

@@ -29,5 +29,6 @@ def test_staff_see_every_job(client, operator, admin_user):
     assert len(client.get("/api/v1/jobs/").json()["results"]) == 1
 
 
-def test_anonymous_is_refused(client, db):
-    assert client.get("/api/v1/jobs/").status_code == 403
+def test_anonymous_is_asked_to_authenticate(client, db):
+    response = client.get("/api/v1/jobs/")
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"

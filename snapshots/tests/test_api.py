@@ -192,8 +192,8 @@ def test_preview_of_an_unknown_snapshot_is_400(client, operator):
 
 
 def test_anonymous_cannot_use_the_snapshot_api(client, snapshot):
-    assert client.get("/api/v1/snapshots/").status_code == 403
-    assert client.post("/api/v1/restore-previews/", {}).status_code == 403
+    assert client.get("/api/v1/snapshots/").status_code == 401
+    assert client.post("/api/v1/restore-previews/", {}).status_code == 401
 
 
 def test_a_preview_from_a_fresh_cache_is_made_at_once(client, operator, snapshot, redis_db):

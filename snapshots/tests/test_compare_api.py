@@ -35,8 +35,8 @@ def get(client, path="/api/v1/compare/", **params):
 
 def test_compare_needs_a_login(client, pair):
     a, b = pair
-    assert get(client, a=a.id, b=b.id).status_code == 403
-    assert get(client, "/api/v1/drift/", snapshot=a.id).status_code == 403
+    assert get(client, a=a.id, b=b.id).status_code == 401
+    assert get(client, "/api/v1/drift/", snapshot=a.id).status_code == 401
 
 
 def test_compare_returns_typed_rows_counts_and_the_snapshots(client, signed_in, pair):
