@@ -8,7 +8,8 @@ from jobs.payloads import job_group, job_state
 
 
 class JobProgressConsumer(AsyncJsonWebsocketConsumer):
-    """Follows one job. Only its creator and staff may; other handshakes are refused (HTTP 403)."""
+    """Follows one job. Only users with jobs.view_job to whom the job is visible
+    (Job.objects.visible_to) may; other handshakes are refused (HTTP 403)."""
 
     async def connect(self):
         user = self.scope.get("user")
@@ -33,7 +34,7 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _visible_state(self, user):
-        job = Job.objects.filter(pk=self.job_id).first()
-        if job is None or not (user.is_staff or job.created_by_id == user.id):
+        if not user.has_perm("jobs.view_job"):
             return None
-        return job_state(job)
+        job = Job.objects.visible_to(user).filter(pk=self.job_id).first()
+        return job_state(job) if job is not None else None

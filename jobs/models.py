@@ -23,6 +23,15 @@ class InvalidJobTransition(Exception):
     """Raised when a job is asked to move to a state its current state does not allow."""
 
 
+class JobQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """The jobs `user` may follow (API, job page, /ws/jobs/): their own; every job for staff and
+        for holders of jobs.see_every_job (the admin role)."""
+        if user.is_staff or user.has_perm("jobs.see_every_job"):
+            return self
+        return self.filter(created_by=user)
+
+
 class Job(models.Model):
     """A unit of background work; its state changes only through its own methods.
 
@@ -50,8 +59,12 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = JobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Not view_*: the viewer role holds every view_ permission of this app.
+        permissions = [("see_every_job", "Can see every user's jobs")]
         constraints = [
             models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_at_most_100"),
         ]

@@ -1,7 +1,6 @@
 """The job page: follow a snapshot or restore job until it ends, then go to what it produced."""
 
-from django.contrib.auth.mixins import LoginRequiredMixin
-from django.http import Http404
+from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views import View
@@ -14,16 +13,16 @@ RESULT_PAGES = {
 }
 
 
-class JobDetailView(LoginRequiredMixin, View):
+class JobDetailView(PermissionRequiredMixin, View):
     """One job's progress (live over /ws/jobs/<id>/); a succeeded job redirects to its result.
 
-    Only its creator and staff may see it, as with the job's WebSocket.
+    Only those who may see the job (Job.objects.visible_to) find it, as with its WebSocket.
     """
 
+    permission_required = "jobs.view_job"
+
     def get(self, request, pk):
-        job = get_object_or_404(Job.objects.select_related("created_by"), pk=pk)
-        if not (request.user.is_staff or job.created_by_id == request.user.id):
-            raise Http404("No such job.")
+        job = get_object_or_404(Job.objects.visible_to(request.user).select_related("created_by"), pk=pk)
         if job.status == JobStatus.SUCCEEDED and job.result_id is not None:
             return redirect(RESULT_PAGES[job.type], job.result_id)
         return TemplateResponse(request, "jobs/detail.html", {"job": job})

@@ -1,5 +1,6 @@
 """WebSocket /ws/live/: live values of the addresses a page shows (see docs/live_updates.md)."""
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from monitor.payloads import Ack, error_message, parse_client_message
@@ -7,9 +8,10 @@ from monitor.streams import LiveStream, hub_for_running_loop
 
 
 class LiveTableConsumer(AsyncWebsocketConsumer):
-    """Streams live values to a logged-in page: full values first, then coalesced diffs.
+    """Streams live values to a page: full values first, then coalesced diffs.
 
-    Anonymous handshakes are refused (HTTP 403); the ASGI app refuses foreign Origins before this.
+    Handshakes of users without pvs.view_pv (anonymous ones too) are refused (HTTP 403); the ASGI
+    app refuses foreign Origins before this.
     All the logic is in monitor.streams; this only translates between the socket and the stream.
     """
 
@@ -17,8 +19,7 @@ class LiveTableConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = None
 
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        if not await self._may_read_live_values(self.scope.get("user")):
             await self.close()
             return
         self.stream = LiveStream(hub_for_running_loop(), self._send_text, self.close)
@@ -41,3 +42,8 @@ class LiveTableConsumer(AsyncWebsocketConsumer):
 
     async def _send_text(self, text: str) -> None:
         await self.send(text_data=text)
+
+    @database_sync_to_async
+    def _may_read_live_values(self, user) -> bool:
+        # has_perm reads the user's groups from the database: not on the event loop.
+        return user is not None and user.is_authenticated and user.has_perm("pvs.view_pv")

@@ -1,6 +1,6 @@
 """PV pages: the live table."""
 
-from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.db.models import Prefetch
 from django.template.response import TemplateResponse
 from django.views import View
@@ -17,9 +17,11 @@ LIVE_FILTERS = {"search": "Search", "tag": "Tags (PVs with all of them)", "tag_g
                 "device": "Device prefix"}
 
 
-class LiveTableView(LoginRequiredMixin, View):
+class LiveTableView(PermissionRequiredMixin, View):
     """Registry PVs by tag, tag group, device or text, a page at a time, with live values
     (static/squirrel/live.js subscribes to the addresses on the page)."""
+
+    permission_required = "pvs.view_pv"
 
     def get(self, request):
         filterset = PVFilterSet(request.GET, queryset=PV.objects.all())

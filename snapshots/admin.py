@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from snapshots.jobs import selection_problems
-from snapshots.models import Restore, RestoreItem, Snapshot, SnapshotSchedule, SnapshotTag
+from snapshots.models import MANAGE_PROTECTED_TAGS, Restore, RestoreItem, Snapshot, SnapshotSchedule, SnapshotTag
 from snapshots.schedules import delete_schedule, save_schedule
 from squirrel_site.paginators import EstimatedCountPaginator
 
@@ -20,18 +20,18 @@ class SnapshotTagAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
     def has_change_permission(self, request, obj=None) -> bool:
-        if obj is not None and obj.protected and not request.user.is_superuser:
+        if obj is not None and obj.protected and not request.user.has_perm(MANAGE_PROTECTED_TAGS):
             return False
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        if obj is not None and obj.protected and not request.user.is_superuser:
+        if obj is not None and obj.protected and not request.user.has_perm(MANAGE_PROTECTED_TAGS):
             return False
         return super().has_delete_permission(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
         # Only administrators may make a tag protected (or not).
-        return [] if request.user.is_superuser else ["protected"]
+        return [] if request.user.has_perm(MANAGE_PROTECTED_TAGS) else ["protected"]
 
 
 class SnapshotAdminForm(forms.ModelForm):
@@ -45,7 +45,7 @@ class SnapshotAdminForm(forms.ModelForm):
 
     def clean_tags(self):
         tags = self.cleaned_data["tags"]
-        if self.user is not None and not self.user.is_superuser:
+        if self.user is not None and not self.user.has_perm(MANAGE_PROTECTED_TAGS):
             before = {t.pk for t in self.instance.tags.filter(protected=True)} if self.instance.pk else set()
             after = {t.pk for t in tags if t.protected}
             if before != after:
@@ -77,12 +77,12 @@ class SnapshotAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        if obj is not None and obj.tags.filter(protected=True).exists() and not request.user.is_superuser:
+        if obj is not None and obj.tags.filter(protected=True).exists() and not request.user.has_perm(MANAGE_PROTECTED_TAGS):
             return False
         return super().has_delete_permission(request, obj)
 
     def delete_queryset(self, request, queryset):
-        if not request.user.is_superuser:
+        if not request.user.has_perm(MANAGE_PROTECTED_TAGS):
             queryset = queryset.exclude(tags__protected=True)
         super().delete_queryset(request, queryset)
 

@@ -10,7 +10,7 @@ import io
 from datetime import UTC, datetime
 
 import redis
-from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -58,8 +58,10 @@ def _form_context(request, form) -> dict:
     }
 
 
-class CompareView(LoginRequiredMixin, View):
+class CompareView(PermissionRequiredMixin, View):
     """Snapshot A against snapshot B or live values: filters, sorting, pages, counts, CSV."""
+
+    permission_required = "snapshots.view_snapshot"
 
     def get(self, request):
         form, comparison, errors = compare_parameters(request.GET)
@@ -119,8 +121,10 @@ def _row(row, live: bool) -> dict:
     }
 
 
-class DriftView(LoginRequiredMixin, View):
+class DriftView(PermissionRequiredMixin, View):
     """Live values against a snapshot (the newest golden one by default), per tag group and tag."""
+
+    permission_required = "snapshots.view_snapshot"
 
     def get(self, request):
         form = DriftForm(request.GET)

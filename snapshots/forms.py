@@ -14,7 +14,7 @@ from snapshots.compare import ComparisonStatus
 from snapshots.comparison import SORT_CHOICES, Comparison
 from snapshots.drift import golden_snapshot
 from snapshots.jobs import select_pvs, selection_problems
-from snapshots.models import Severity, Snapshot, SnapshotMode, SnapshotTag
+from snapshots.models import MANAGE_PROTECTED_TAGS, Severity, Snapshot, SnapshotMode, SnapshotTag
 from squirrel_site.pages import PAGE_SIZE
 from tags.models import Tag, TagGroup
 
@@ -42,7 +42,7 @@ class TakeSnapshotForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        if not user.is_superuser:
+        if not user.has_perm(MANAGE_PROTECTED_TAGS):
             # Protected tags (golden) are an administrator's decision.
             self.fields["tags"].queryset = SnapshotTag.objects.filter(protected=False)
 

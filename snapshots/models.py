@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import Q
 
 GOLDEN_TAG = "golden"
+# Setting or removing a protected tag (golden) needs this permission (the admin role holds it).
+MANAGE_PROTECTED_TAGS = "snapshots.manage_protected_tags"
 
 
 class SnapshotTag(models.Model):

@@ -1,11 +1,11 @@
 """Restore from the pages: choose rows, preview, confirm (a job), follow it, see results, undo.
 
-Reading needs a login; making a preview, executing it and undoing need snapshots.add_restore,
-as in the API. The services (snapshots.restore) decide everything; these views only call them.
+Reading needs view_restorepreview or view_restore; making a preview, executing it and undoing
+need snapshots.add_restore, as in the API. The services (snapshots.restore) decide everything; these views only call them.
 """
 
 from django.contrib import messages
-from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.db import transaction
 from django.db.models import Count
 from django.http import QueryDict
@@ -29,14 +29,14 @@ FILTER_PREFIX = "filter-"
 
 
 class CanRestoreMixin(PermissionRequiredMixin):
-    """Restoring writes to the machine: snapshots.add_restore, else a 403 page that says so."""
+    """Restoring writes to the machine: snapshots.add_restore, else a 403 page that says so
+    (anonymous requests go to the login page)."""
 
     permission_required = "snapshots.add_restore"
     permission_denied_message = "Restoring needs the permission to add restores (snapshots.add_restore)."
-    raise_exception = True
 
 
-class CreatePreviewView(LoginRequiredMixin, CanRestoreMixin, View):
+class CreatePreviewView(CanRestoreMixin, View):
     """POST from the snapshot page: preview restoring the checked, the filtered or all rows."""
 
     def post(self, request, pk):
@@ -113,8 +113,10 @@ PREVIEW_TABS = [
 ]
 
 
-class PreviewView(LoginRequiredMixin, View):
+class PreviewView(PermissionRequiredMixin, View):
     """What a restore would do, PV by PV, with the confirm form (or why it can no longer run)."""
+
+    permission_required = "snapshots.view_restorepreview"
 
     def get(self, request, pk):
         return self.render(request, get_object_or_404(_previews(), pk=pk))
@@ -179,7 +181,7 @@ def _shown(item, value, shown_as: dict) -> str:
     return display_value(item.value_type, value, **shown_as.get(item.pv_name, {}))
 
 
-class ExecutePreviewView(LoginRequiredMixin, CanRestoreMixin, View):
+class ExecutePreviewView(CanRestoreMixin, View):
     """Confirm a preview: the restore runs as a job, followed on the job page."""
 
     def post(self, request, pk):
@@ -206,8 +208,10 @@ PROBLEM_STATUSES = [
 ]  # fmt: skip
 
 
-class RestoreView(LoginRequiredMixin, View):
+class RestoreView(PermissionRequiredMixin, View):
     """A restore: progress while it runs, then the per-PV results, and an undo button."""
+
+    permission_required = "snapshots.view_restore"
 
     def get(self, request, pk):
         restore = get_object_or_404(
@@ -246,7 +250,7 @@ class RestoreView(LoginRequiredMixin, View):
         return TemplateResponse(request, "snapshots/restore.html", context)
 
 
-class UndoRestoreView(LoginRequiredMixin, CanRestoreMixin, View):
+class UndoRestoreView(CanRestoreMixin, View):
     """A preview that puts back what the restore changed; confirm it like any other."""
 
     def post(self, request, pk):

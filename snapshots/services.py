@@ -19,7 +19,9 @@ from jobs.models import Job
 from monitor import live
 from pvs.models import PV
 from snapshots import values
-from snapshots.models import Snapshot, SnapshotMode, SnapshotOrigin, SnapshotTag, SnapshotValue, ValueSource
+from snapshots.models import (
+    MANAGE_PROTECTED_TAGS, Snapshot, SnapshotMode, SnapshotOrigin, SnapshotTag, SnapshotValue, ValueSource,
+)  # fmt: skip
 from squirrel_site.bulk_sql import copy_rows
 
 logger = logging.getLogger(__name__)
@@ -168,7 +170,7 @@ def save_snapshot(*, title: str, comment: str, created_by, mode: str, origin: st
 
 def resolve_tags(tags: Iterable, user) -> list[SnapshotTag]:
     """SnapshotTags from tags or names; SnapshotError for unknown names or a protected tag
-    given by someone who is not a superuser."""
+    given by someone without the permission to manage protected tags."""
     objects, names = [], []
     for tag in tags:
         (objects if isinstance(tag, SnapshotTag) else names).append(tag)
@@ -179,7 +181,7 @@ def resolve_tags(tags: Iterable, user) -> list[SnapshotTag]:
             raise SnapshotError(f"Unknown snapshot tag: {', '.join(unknown)}.")
         objects += [found[name] for name in names]
     protected = sorted({tag.name for tag in objects if tag.protected})
-    if protected and not getattr(user, "is_superuser", False):
+    if protected and not (user is not None and user.has_perm(MANAGE_PROTECTED_TAGS)):
         raise SnapshotError(f"Only administrators may tag a snapshot {', '.join(protected)}.")
     return list({tag.pk: tag for tag in objects}.values())
 

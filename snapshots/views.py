@@ -3,7 +3,7 @@
 import json
 
 from django.contrib import messages
-from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -27,8 +27,10 @@ SNAPSHOTS_PER_PAGE = 50
 LIST_FILTERS = ("search", "author", "tag", "origin", "date_from", "date_to")
 
 
-class SnapshotListView(LoginRequiredMixin, View):
+class SnapshotListView(PermissionRequiredMixin, View):
     """Snapshots, newest first, searchable; POST takes a new one (snapshots.add_snapshot)."""
+
+    permission_required = "snapshots.view_snapshot"
 
     def get(self, request):
         return self.render(request, TakeSnapshotForm(user=request.user, prefix="take"))
@@ -82,8 +84,10 @@ def value_order(sort: str) -> tuple[str, tuple]:
     return sort, VALUE_SORTS[key][sort.startswith("-")]
 
 
-class SnapshotDetailView(LoginRequiredMixin, View):
+class SnapshotDetailView(PermissionRequiredMixin, View):
     """One snapshot's values with a live column, filtered, sorted and paged on the server."""
+
+    permission_required = "snapshots.view_snapshot"
 
     def get(self, request, pk):
         snapshot = get_object_or_404(Snapshot.objects.for_list(), pk=pk)

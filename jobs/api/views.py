@@ -5,6 +5,7 @@ from rest_framework.pagination import CursorPagination
 
 from jobs.api.serializers import JobSerializer
 from jobs.models import Job
+from squirrel_site.permissions import ModelPermissions
 
 
 class JobPagination(CursorPagination):
@@ -13,12 +14,11 @@ class JobPagination(CursorPagination):
 
 
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
-    """Jobs you started (staff see all), newest first."""
+    """The jobs the user may follow (Job.objects.visible_to), newest first; jobs.view_job."""
 
     serializer_class = JobSerializer
     pagination_class = JobPagination
+    permission_classes = [ModelPermissions]
 
     def get_queryset(self):
-        jobs = Job.objects.select_related("created_by")
-        user = self.request.user
-        return jobs if user.is_staff else jobs.filter(created_by=user)
+        return Job.objects.visible_to(self.request.user).select_related("created_by")

@@ -1,12 +1,11 @@
 import pytest
-from django.contrib.auth import get_user_model
 
 from jobs.models import Job, JobType
 
 
 @pytest.fixture
-def operator(db):
-    return get_user_model().objects.create_user("op", password="pw")
+def operator(db, make_user):
+    return make_user("operator", "op")
 
 
 def test_a_user_reads_their_job(client, operator):
@@ -27,6 +26,26 @@ def test_staff_see_every_job(client, operator, admin_user):
     Job.objects.create(type=JobType.RESTORE, created_by=operator)
     client.force_login(admin_user)
     assert len(client.get("/api/v1/jobs/").json()["results"]) == 1
+
+
+def test_the_admin_role_sees_every_job_without_staff_status(client, operator, admin_role_user):
+    Job.objects.create(type=JobType.RESTORE, created_by=operator)
+    client.force_login(admin_role_user)
+    assert len(client.get("/api/v1/jobs/").json()["results"]) == 1
+
+
+def test_operators_see_only_their_own_jobs(client, operator, make_user):
+    Job.objects.create(type=JobType.SNAPSHOT, created_by=make_user("operator", "colleague"))
+    mine = Job.objects.create(type=JobType.SNAPSHOT, created_by=operator)
+    client.force_login(operator)
+    assert [job["id"] for job in client.get("/api/v1/jobs/").json()["results"]] == [mine.id]
+
+
+def test_a_user_without_a_role_reads_no_jobs_not_even_their_own(client, make_user):
+    nobody = make_user(None)
+    Job.objects.create(type=JobType.SNAPSHOT, created_by=nobody)
+    client.force_login(nobody)
+    assert client.get("/api/v1/jobs/").status_code == 403
 
 
 def test_anonymous_is_asked_to_authenticate(client, db):

@@ -3,7 +3,6 @@
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
 
 from jobs.models import Job, JobType
 from jobs.progress import push_state
@@ -13,8 +12,8 @@ ORIGIN = [(b"origin", b"http://127.0.0.1")]
 
 
 @pytest.fixture
-def owner(transactional_db):
-    return get_user_model().objects.create_user("op", password="pw")
+def owner(transactional_db, make_user):
+    return make_user("operator", "op")
 
 
 @pytest.fixture
@@ -66,8 +65,8 @@ def test_anonymous_sockets_are_refused(job, redis_db):
     assert async_to_sync(scenario)()[0] is False
 
 
-def test_another_users_job_is_not_shown(client, job, redis_db):
-    stranger = get_user_model().objects.create_user("stranger", password="pw")
+def test_another_users_job_is_not_shown(client, job, redis_db, make_user):
+    stranger = make_user("operator", "stranger")
     headers = ORIGIN + _session_cookie(client, stranger)
 
     async def scenario():
@@ -75,6 +74,18 @@ def test_another_users_job_is_not_shown(client, job, redis_db):
         return connected, code
 
     assert async_to_sync(scenario)()[0] is False
+
+
+def test_a_user_without_a_role_may_not_follow_even_their_own_job(client, make_user, redis_db, transactional_db):
+    nobody = make_user(None)
+    job = Job.objects.create(type=JobType.SNAPSHOT, created_by=nobody)
+    headers = ORIGIN + _session_cookie(client, nobody)
+
+    async def scenario():
+        communicator, connected, code = await _connect(f"/ws/jobs/{job.id}/", headers)
+        return connected
+
+    assert async_to_sync(scenario)() is False
 
 
 def test_a_foreign_origin_is_refused(client, owner, job, redis_db):

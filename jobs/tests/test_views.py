@@ -9,8 +9,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def job(django_user_model):
-    owner = django_user_model.objects.create_user("owner", password="pw")
+def job(make_user):
+    owner = make_user("operator", "owner")
     return Job.objects.create(type=JobType.SNAPSHOT, created_by=owner, data={"title": "Before MD"})
 
 
@@ -43,11 +43,18 @@ def test_a_failed_job_shows_its_error(client, job):
     assert 'id="job-error"' in page and "No PV matches the selection." in page and "data-job-id" not in page
 
 
-def test_only_its_creator_and_staff_see_a_job(client, job, django_user_model, admin_user):
-    client.force_login(django_user_model.objects.create_user("other", password="pw"))
+def test_only_its_creator_and_staff_see_a_job(client, job, make_user, admin_user):
+    client.force_login(make_user("operator", "other"))
     assert client.get(reverse("jobs:detail", args=[job.pk])).status_code == 404
     client.force_login(admin_user)
     assert client.get(reverse("jobs:detail", args=[job.pk])).status_code == 200
+
+
+def test_the_job_page_needs_the_permission_to_view_jobs(client, make_user):
+    nobody = make_user(None)
+    job = Job.objects.create(type=JobType.SNAPSHOT, created_by=nobody)
+    client.force_login(nobody)
+    assert client.get(reverse("jobs:detail", args=[job.pk])).status_code == 403
 
 
 def test_the_job_page_needs_a_login(client, job):

@@ -6,6 +6,7 @@ from rest_framework.pagination import CursorPagination
 from monitor.api.serializers import LivePVSerializer
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
+from squirrel_site.permissions import ModelPermissions
 
 
 class LiveValuePagination(CursorPagination):
@@ -18,9 +19,10 @@ class LiveValuePagination(CursorPagination):
 
 
 class LiveValueViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Live values of the selected registry PVs (setpoint and readback), one page at a time."""
+    """Live values of the selected registry PVs (setpoint and readback), one page at a time; pvs.view_pv."""
 
     queryset = PV.objects.only("id", "setpoint_address", "readback_address")
+    permission_classes = [ModelPermissions]
     serializer_class = LivePVSerializer
     filterset_class = PVFilterSet
     pagination_class = LiveValuePagination

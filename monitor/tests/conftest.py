@@ -7,7 +7,6 @@ import sys
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection
 
 from monitor.live import FencedWriter, Lease, Shard
@@ -48,9 +47,9 @@ def announce(writer):
 
 
 @pytest.fixture
-def headers(client, transactional_db):
-    """WebSocket handshake headers: an Origin the ASGI app accepts and a logged-in session's cookie."""
-    client.force_login(get_user_model().objects.create_user("op", password="pw"))
+def headers(client, transactional_db, make_user):
+    """WebSocket handshake headers: an Origin the ASGI app accepts and a signed-in viewer's session cookie."""
+    client.force_login(make_user("viewer", "op"))
     return [(b"origin", b"http://127.0.0.1"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
 
 

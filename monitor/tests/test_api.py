@@ -58,11 +58,11 @@ def test_anonymous_is_refused(client, redis_db):
     assert client.get(URL).status_code == 401
 
 
-def test_scripts_authenticate_with_a_token(client, admin_user, redis_db):
+def test_scripts_authenticate_with_a_token(client, viewer, redis_db):
     from knox.models import AuthToken
 
     make_pvs(1)
-    _, token = AuthToken.objects.create(user=admin_user)
+    _, token = AuthToken.objects.create(user=viewer)
     response = client.get(URL, HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 200 and len(response.json()["results"]) == 1
     assert client.get(URL, HTTP_AUTHORIZATION=f"Token {token[:-1]}x").status_code == 401

@@ -49,6 +49,18 @@ def test_anonymous_sockets_are_refused(redis_db, transactional_db):
     assert run(scenario) is False
 
 
+def test_a_user_without_a_role_is_refused(client, make_user, redis_db, transactional_db):
+    client.force_login(make_user(None))
+    cookie = [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, PATH, headers=ORIGIN + cookie)
+        connected, _ = await communicator.connect()
+        return connected
+
+    assert run(scenario) is False
+
+
 def test_a_foreign_origin_is_refused(headers, redis_db):
     foreign = [(b"origin", b"http://evil.example.com")] + [h for h in headers if h[0] != b"origin"]
 

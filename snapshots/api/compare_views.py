@@ -14,6 +14,7 @@ from snapshots.api.serializers import SnapshotSerializer
 from snapshots.comparison import compare, comparison_json
 from snapshots.drift import DriftLine, drift_summary
 from snapshots.forms import LIVE, DriftForm, compare_parameters, field_errors
+from squirrel_site.permissions import needs
 
 
 class CompareView(APIView):
@@ -26,6 +27,8 @@ class CompareView(APIView):
     `counts=false` skips the counts per status, which against live values lets a page sorted by
     name or device read only its own addresses from Redis.
     """
+
+    permission_classes = [needs(read="snapshots.view_snapshot")]
 
     def get(self, request):
         form, comparison, errors = compare_parameters(request.query_params)
@@ -59,6 +62,8 @@ def _previous(url: str, number: int) -> str | None:
 class DriftView(APIView):
     """Live values against a snapshot (`snapshot`, the newest golden one by default), counted per
     tag group and tag: PVs, out of tolerance, disconnected. Each line links to its compare rows."""
+
+    permission_classes = [needs(read="snapshots.view_snapshot")]
 
     def get(self, request):
         form = DriftForm(request.query_params)

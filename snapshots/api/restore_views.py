@@ -14,7 +14,6 @@ from rest_framework.response import Response
 
 from jobs.api.serializers import JobSerializer
 from jobs.models import JobType
-from snapshots.api.permissions import CanRestore
 from snapshots.api.restore_serializers import (
     CreatePreviewSerializer, ExecuteSerializer, RestoreItemSerializer, RestorePreviewItemSerializer,
     RestorePreviewSerializer, RestoreSerializer,
@@ -23,6 +22,10 @@ from snapshots.api.views import ValuePagination
 from snapshots.jobs import enqueue, select_pvs
 from snapshots.models import Restore, RestorePreview
 from snapshots.restore import NeedsChannelAccess, RestoreError, preview_restore, undo_restore
+from squirrel_site.permissions import needs
+
+# Previews, executions and undos write to the machine: they need snapshots.add_restore.
+RESTORE_PERMISSION = "snapshots.add_restore"
 
 
 class NewestFirst(CursorPagination):
@@ -44,7 +47,7 @@ class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
 
     queryset = RestorePreview.objects.select_related("created_by", "restore")
     serializer_class = RestorePreviewSerializer
-    permission_classes = [CanRestore]
+    permission_classes = [needs(read="snapshots.view_restorepreview", write=RESTORE_PERMISSION)]
     pagination_class = ValuePagination
     filterset_class = None
 
@@ -85,7 +88,7 @@ class RestoreViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = Restore.objects.select_related("created_by")
     serializer_class = RestoreSerializer
-    permission_classes = [CanRestore]
+    permission_classes = [needs(read="snapshots.view_restore", write=RESTORE_PERMISSION)]
     pagination_class = NewestFirst
     filterset_class = None
 

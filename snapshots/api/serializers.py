@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from snapshots.jobs import selection_problems
 from squirrel_site.json_values import json_safe
-from snapshots.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
+from snapshots.models import GOLDEN_TAG, MANAGE_PROTECTED_TAGS, Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
 
 
 class PVSelectionField(serializers.DictField):
@@ -47,7 +47,7 @@ class TakeSnapshotSerializer(serializers.Serializer):
     def validate_tags(self, tags):
         user = self.context["request"].user
         protected = [tag.name for tag in tags if tag.protected]
-        if protected and not user.is_superuser:
+        if protected and not user.has_perm(MANAGE_PROTECTED_TAGS):
             raise serializers.ValidationError(f"Only administrators may set {', '.join(protected)}.")
         return tags
 
@@ -69,7 +69,7 @@ class SnapshotTagsSerializer(serializers.Serializer):
         snapshot = self.context["snapshot"]
         before = {t.name for t in snapshot.tags.all() if t.protected}
         after = {t.name for t in tags if t.protected}
-        if before != after and not user.is_superuser:
+        if before != after and not user.has_perm(MANAGE_PROTECTED_TAGS):
             raise serializers.ValidationError("Only administrators may add or remove protected tags such as golden.")
         return tags
 

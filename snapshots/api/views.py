@@ -13,13 +13,13 @@ from rest_framework.response import Response
 
 from jobs.api.serializers import JobSerializer
 from jobs.models import JobType
-from snapshots.api.permissions import SnapshotPermissions
 from snapshots.api.serializers import (
     SnapshotSerializer, SnapshotTagsSerializer, SnapshotValueSerializer, TakeSnapshotSerializer,
 )  # fmt: skip
 from snapshots.filtersets import SnapshotFilterSet
 from snapshots.jobs import enqueue
 from snapshots.models import Snapshot
+from squirrel_site.permissions import ModelPermissions
 
 
 class SnapshotPagination(CursorPagination):
@@ -39,11 +39,14 @@ class ValuePagination(CursorPagination):
 
 
 class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Snapshots, newest first. POST takes a new one as a job (202 with the job)."""
+    """Snapshots, newest first. POST takes a new one as a job (202 with the job).
+
+    Reading needs view_snapshot; taking and importing add_snapshot, retagging change_snapshot.
+    """
 
     queryset = Snapshot.objects.for_list()
     serializer_class = SnapshotSerializer
-    permission_classes = [SnapshotPermissions]
+    permission_classes = [ModelPermissions]
     filterset_class = SnapshotFilterSet
     pagination_class = SnapshotPagination
 

@@ -1,11 +1,10 @@
-"""Fixtures of the snapshot tests: users with and without permissions, snapshots written straight
-from Python values, live values in Redis."""
+"""Fixtures of the snapshot tests: users of the viewer and operator roles, snapshots written
+straight from Python values, live values in Redis."""
 
 import time
 from dataclasses import dataclass
 
 import pytest
-from django.contrib.auth.models import Permission
 
 from monitor import live
 from monitor.live import FencedWriter, Lease, LiveMeta, LiveValue, Shard
@@ -14,17 +13,15 @@ from snapshots.models import Snapshot, SnapshotValue, ValueSource, ValueType
 
 
 @pytest.fixture
-def viewer(django_user_model):
-    """A user who may only look."""
-    return django_user_model.objects.create_user("viewer", password="pw")
+def viewer(make_user):
+    """A user of the viewer role: may only look."""
+    return make_user("viewer", "viewer")
 
 
 @pytest.fixture
-def operator(django_user_model):
-    """A user who may take snapshots and restore."""
-    user = django_user_model.objects.create_user("operator", password="pw")
-    user.user_permissions.add(*Permission.objects.filter(codename__in=["add_snapshot", "add_restore"]))
-    return user
+def operator(make_user):
+    """A user of the operator role: may take snapshots and restore."""
+    return make_user("operator", "operator")
 
 
 @dataclass

@@ -10,11 +10,16 @@ def snapshot(admin_user):
     return Snapshot.objects.create(title="Before shutdown", created_by=admin_user, mode=SnapshotMode.CACHE)
 
 
-@pytest.fixture
-def operator(django_user_model):
-    user = django_user_model.objects.create_user("operator", password="pw", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=["change_snapshot", "view_snapshot"]))
+def _staff(user):
+    user.is_staff = True
+    user.save()
     return user
+
+
+@pytest.fixture
+def operator(make_user):
+    """An operator with staff status: may edit snapshots in the admin, not their protected tags."""
+    return _staff(make_user("operator", "operator"))
 
 
 def _post(client, snapshot, tags):
@@ -42,8 +47,8 @@ def test_an_operator_may_set_unprotected_tags(client, operator, snapshot):
     assert list(snapshot.tags.all()) == [machine_study]
 
 
-def test_an_admin_sets_the_golden_tag(client, admin_user, snapshot):
-    client.force_login(admin_user)
+def test_the_admin_role_sets_the_golden_tag(client, admin_role_user, snapshot):
+    client.force_login(_staff(admin_role_user))
     assert _post(client, snapshot, [SnapshotTag.objects.get(name=GOLDEN_TAG)]).status_code == 302
     assert Snapshot.objects.golden().get() == snapshot
 

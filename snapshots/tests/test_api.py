@@ -4,7 +4,6 @@ import io
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from jobs.models import Job, JobType
@@ -17,22 +16,17 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def operator(client):
-    """A user who may take snapshots, retag them and restore."""
-    from django.contrib.auth.models import Permission
-
-    user = get_user_model().objects.create_user("op", password="pw")
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["add_snapshot", "change_snapshot", "add_restore"])
-    )
+def operator(client, make_user):
+    """A signed-in operator: takes snapshots, retags them and restores."""
+    user = make_user("operator", "op")
     client.force_login(user)
     return user
 
 
 @pytest.fixture
-def viewer(client):
-    """A user who may only read."""
-    user = get_user_model().objects.create_user("viewer", password="pw")
+def viewer(client, make_user):
+    """A signed-in viewer: may only read."""
+    user = make_user("viewer", "viewer")
     client.force_login(user)
     return user
 
@@ -140,11 +134,11 @@ def test_a_malformed_import_is_400_and_stores_nothing(client, operator):
     assert not Snapshot.objects.exists()
 
 
-def test_golden_tag_changes_need_an_admin(client, operator, snapshot, admin_user):
+def test_golden_tag_changes_need_an_admin(client, operator, snapshot, admin_role_user):
     url = f"/api/v1/snapshots/{snapshot.id}/tags/"
     refused = client.put(url, {"tags": ["golden"]}, content_type="application/json")
     assert refused.status_code == 400 and not snapshot.tags.exists()
-    client.force_login(admin_user)
+    client.force_login(admin_role_user)
     assert client.put(url, {"tags": ["golden"]}, content_type="application/json").json()["golden"] is True
 
 

@@ -146,8 +146,8 @@ def undo_snapshots(monkeypatch):
 
 
 @pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user("operator", password="pw")
+def user(make_user):
+    return make_user("operator", "operator")
 
 
 def make_pv(address, *, readback="", stage=0, read_only=False, wait=False, abs_tolerance=0.0, rel_tolerance=0.0):

@@ -222,8 +222,7 @@ def test_a_failing_write_leaves_no_snapshot(registry, redis_db, admin_user):
     assert not SnapshotValue.objects.exists()
 
 
-def test_golden_tag_is_refused_for_non_admins(registry, redis_db, django_user_model):
-    operator = django_user_model.objects.create_user("operator")
+def test_golden_tag_is_refused_for_non_admins(registry, redis_db, operator):
 
     with pytest.raises(SnapshotError, match="Only administrators"):
         take_snapshot(title="t", created_by=operator, tags=["golden"], mode="direct", reader=FakeReader({}))
@@ -231,9 +230,9 @@ def test_golden_tag_is_refused_for_non_admins(registry, redis_db, django_user_mo
     assert not Snapshot.objects.exists()
 
 
-def test_admins_may_tag_golden(registry, redis_db, admin_user):
+def test_the_admin_role_may_tag_golden(registry, redis_db, admin_role_user):
     snapshot = take_snapshot(
-        title="t", created_by=admin_user, tags=[SnapshotTag.objects.get(name="golden")], mode="direct",
+        title="t", created_by=admin_role_user, tags=[SnapshotTag.objects.get(name="golden")], mode="direct",
         reader=FakeReader({}),
     )  # fmt: skip
 

@@ -139,13 +139,13 @@ def test_bad_snapshot_parameters_are_readable_form_errors(client, operator, post
     assert not Job.objects.exists()
 
 
-def test_only_administrators_may_take_a_golden_snapshot(client, operator, admin_user):
+def test_only_administrators_may_take_a_golden_snapshot(client, operator, admin_role_user):
     SnapshotTag.objects.get(name=GOLDEN_TAG)
     PV.objects.create(setpoint_address="T:A")
     client.force_login(operator)
     response = client.post(reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache", "take-tags": [GOLDEN_TAG]})
     assert response.status_code == 400 and not Job.objects.exists()
-    client.force_login(admin_user)
+    client.force_login(admin_role_user)
     golden = SnapshotTag.objects.get(name=GOLDEN_TAG)
     response = client.post(reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache", "take-tags": [golden.pk]})
     assert response.status_code == 302 and Job.objects.get().data["tags"] == [GOLDEN_TAG]

@@ -1,4 +1,4 @@
-"""The page frame: login, logout, the root URL and the navigation."""
+"""The page frame: login, logout, the root URL, the navigation and who may open each page."""
 
 import pytest
 from django.urls import reverse
@@ -38,8 +38,8 @@ def test_logout_is_a_post_and_returns_to_the_login_page(client, admin_user):
     assert client.get(reverse("snapshots:list")).status_code == 302
 
 
-def test_nav_shows_the_user_and_admin_only_to_staff(client, django_user_model, admin_user):
-    operator = django_user_model.objects.create_user("operator", password="x")
+def test_nav_shows_the_user_and_admin_only_to_staff(client, make_user, admin_user):
+    operator = make_user("operator", "operator")
     client.force_login(operator)
     page = client.get(reverse("snapshots:list")).text
     assert "operator" in page and 'href="/admin/"' not in page
@@ -47,3 +47,28 @@ def test_nav_shows_the_user_and_admin_only_to_staff(client, django_user_model, a
     assert '<script type="module" src="/static/squirrel/live.js">' in page
     client.force_login(admin_user)
     assert 'href="/admin/"' in client.get(reverse("snapshots:list")).text
+
+
+# Every page that reads, with ids that need not exist: the permission is checked before the lookup.
+READ_PAGES = [
+    ("snapshots:list", []), ("snapshots:detail", [1]), ("snapshots:compare", []), ("snapshots:drift", []),
+    ("snapshots:restore_preview", [1]), ("snapshots:restore", [1]), ("pvs:live", []), ("jobs:detail", [1]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, args", READ_PAGES)
+def test_pages_refuse_a_user_without_a_role(client, make_user, name, args):
+    client.force_login(make_user(None))
+    assert client.get(reverse(name, args=args)).status_code == 403
+
+
+@pytest.mark.parametrize("name, args", READ_PAGES)
+def test_pages_send_anonymous_visitors_to_the_login_page(client, name, args):
+    response = client.get(reverse(name, args=args))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("name, args", READ_PAGES)
+def test_viewers_may_open_every_page(client, viewer, name, args):
+    client.force_login(viewer)
+    assert client.get(reverse(name, args=args)).status_code in (200, 404)

@@ -110,3 +110,7 @@ def test_an_expired_token_is_refused(client, viewer):
     AuthToken.objects.update(expiry=timezone.now() - timedelta(seconds=1))
     assert status_with(client, token) == 401
 
+
+def test_a_token_carries_its_users_role_only(client, make_user):
+    _, token = create_token(make_user(None), actor=None, via=AuditVia.COMMAND)
+    assert status_with(client, token) == 403
