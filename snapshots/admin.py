@@ -6,9 +6,12 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
+from snapshots.actions import delete_snapshots, edit_snapshot
 from snapshots.jobs import selection_problems
 from snapshots.models import MANAGE_PROTECTED_TAGS, Restore, RestoreItem, Snapshot, SnapshotSchedule, SnapshotTag
 from snapshots.schedules import delete_schedule, save_schedule
+from snapshots.services import protected_tags_refusal
+from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import EstimatedCountPaginator
 
 
@@ -45,16 +48,17 @@ class SnapshotAdminForm(forms.ModelForm):
 
     def clean_tags(self):
         tags = self.cleaned_data["tags"]
-        if self.user is not None and not self.user.has_perm(MANAGE_PROTECTED_TAGS):
-            before = {t.pk for t in self.instance.tags.filter(protected=True)} if self.instance.pk else set()
-            after = {t.pk for t in tags if t.protected}
-            if before != after:
-                raise ValidationError("Only administrators may add or remove protected tags such as golden.")
+        refusal = protected_tags_refusal(self.user, self.instance.tags.all(), tags)
+        if refusal:
+            raise ValidationError(refusal)
         return tags
 
 
 @admin.register(Snapshot)
 class SnapshotAdmin(admin.ModelAdmin):
+    """Browse snapshots; edit their title, comment and tags, or delete them (snapshots.actions,
+    which records each change in the audit log)."""
+
     form = SnapshotAdminForm
     list_display = ["title", "created_at", "created_by", "mode", "origin", "pv_count", "disconnected_count"]
     list_filter = ["mode", "origin", "tags", "created_at"]
@@ -77,14 +81,24 @@ class SnapshotAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        if obj is not None and obj.tags.filter(protected=True).exists() and not request.user.has_perm(MANAGE_PROTECTED_TAGS):
+        protected = obj is not None and obj.tags.filter(protected=True).exists()
+        if protected and not request.user.has_perm(MANAGE_PROTECTED_TAGS):
             return False
         return super().has_delete_permission(request, obj)
 
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        edit_snapshot(obj, user=request.user, via=AuditVia.ADMIN, title=data["title"], comment=data["comment"],
+                      tags=data["tags"])  # fmt: skip
+
+    def save_related(self, request, form, formsets, change):
+        """edit_snapshot set the tags already (the only related objects)."""
+
+    def delete_model(self, request, obj):
+        delete_snapshots(Snapshot.objects.filter(pk=obj.pk), user=request.user, via=AuditVia.ADMIN)
+
     def delete_queryset(self, request, queryset):
-        if not request.user.has_perm(MANAGE_PROTECTED_TAGS):
-            queryset = queryset.exclude(tags__protected=True)
-        super().delete_queryset(request, queryset)
+        delete_snapshots(queryset, user=request.user, via=AuditVia.ADMIN)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -167,11 +181,11 @@ class SnapshotScheduleAdmin(admin.ModelAdmin):
     filter_horizontal = ["tags"]
 
     def save_model(self, request, obj, form, change):
-        save_schedule(obj)
+        save_schedule(obj, actor=request.user, via=AuditVia.ADMIN, changed=form.changed_data)
 
     def delete_model(self, request, obj):
-        delete_schedule(obj)
+        delete_schedule(obj, actor=request.user, via=AuditVia.ADMIN)
 
     def delete_queryset(self, request, queryset):
         for schedule in queryset:
-            delete_schedule(schedule)
+            delete_schedule(schedule, actor=request.user, via=AuditVia.ADMIN)

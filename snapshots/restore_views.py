@@ -1,7 +1,8 @@
 """Restore from the pages: choose rows, preview, confirm (a job), follow it, see results, undo.
 
 Reading needs view_restorepreview or view_restore; making a preview, executing it and undoing
-need snapshots.add_restore, as in the API. The services (snapshots.restore) decide everything; these views only call them.
+need snapshots.add_restore, as in the API. The services (snapshots.restore, snapshots.actions)
+decide everything; these views only call them.
 """
 
 from django.contrib import messages
@@ -15,14 +16,16 @@ from django.views import View
 
 from jobs.models import Job, JobType
 from pvs.models import PV
+from snapshots.actions import request_restore, request_undo
 from snapshots.filtersets import SnapshotValueFilterSet
 from snapshots.forms import ExecuteRestoreForm, RestoreScope, RestoreSelectionForm
 from snapshots.jobs import enqueue
 from snapshots.models import (
     Restore, RestoreAction, RestoreItemStatus, RestorePreview, Snapshot, SnapshotValue,
 )  # fmt: skip
-from snapshots.restore import NeedsChannelAccess, RestoreError, execution_refusal, preview_restore, undo_restore
+from snapshots.restore import NeedsChannelAccess, RestoreError, execution_refusal, preview_restore
 from snapshots.values import display_value
+from squirrel_site.audit import AuditVia
 from squirrel_site.pages import offset_page, with_query
 
 FILTER_PREFIX = "filter-"
@@ -74,6 +77,11 @@ def _enqueue_preview(request, data: dict):
     """Hand the preview to a worker and follow its job; the job page opens the preview."""
     with transaction.atomic():
         job = enqueue(JobType.PREVIEW, user=request.user, data=data)
+    return _follow_preview_job(request, job)
+
+
+def _follow_preview_job(request, job):
+    """The job page of a preview a worker makes, saying why it is not ready yet."""
     messages.info(request, "The monitor's cache cannot serve these PVs now: a worker is reading them for the preview.")
     return redirect("jobs:detail", job.pk)
 
@@ -189,13 +197,9 @@ class ExecutePreviewView(CanRestoreMixin, View):
         form = ExecuteRestoreForm(request.POST)
         if not form.is_valid():
             return PreviewView().render(request, preview, form=form, status=400)
-        with transaction.atomic():
-            # Locked, so two confirmations of one preview cannot both pass the check.
-            RestorePreview.objects.select_for_update().get(pk=preview.pk)
-            refusal = execution_refusal(preview)
-            if refusal is None:
-                job = enqueue(JobType.RESTORE, user=request.user, data={"preview": preview.pk, **form.cleaned_data})
-        if refusal:
+        try:
+            job = request_restore(preview, user=request.user, via=AuditVia.PAGE, **form.cleaned_data)
+        except RestoreError:
             # The preview page says why (it checks again), with a way back to make a new one.
             return redirect("snapshots:restore_preview", preview.pk)
         return redirect("jobs:detail", job.pk)
@@ -256,11 +260,11 @@ class UndoRestoreView(CanRestoreMixin, View):
     def post(self, request, pk):
         restore = get_object_or_404(Restore, pk=pk)
         try:
-            preview = undo_restore(restore, user=request.user, cache_only=True)
-        except NeedsChannelAccess:
-            return _enqueue_preview(request, {"undo_of": restore.pk})
+            result = request_undo(restore, user=request.user, via=AuditVia.PAGE)
         except RestoreError as exc:
             messages.error(request, str(exc))
             return redirect("snapshots:restore", restore.pk)
+        if isinstance(result, Job):
+            return _follow_preview_job(request, result)
         messages.info(request, f"Undo of restore #{restore.pk}: check this preview, then confirm it.")
-        return redirect("snapshots:restore_preview", preview.pk)
+        return redirect("snapshots:restore_preview", result.pk)

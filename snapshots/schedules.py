@@ -1,6 +1,11 @@
-"""Scheduled snapshots: keeping celery-beat in step with SnapshotSchedule, running, pruning."""
+"""Scheduled snapshots: keeping celery-beat in step with SnapshotSchedule, running, pruning.
+
+Changes to schedules, the snapshots they request and the ones retention deletes are recorded in
+the audit log (the last two with no actor: the system acts, on the schedule owner's behalf).
+"""
 
 import json
+from collections.abc import Iterable
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef
@@ -9,15 +14,20 @@ from django_celery_beat.models import PeriodicTask
 
 from jobs.models import Job, JobType
 from jobs.runner import run_job
+from snapshots.actions import delete_snapshots
 from snapshots.jobs import snapshot_handler
 from snapshots.models import GOLDEN_TAG, Restore, Snapshot, SnapshotOrigin, SnapshotSchedule
+from squirrel_site import audit
+from squirrel_site.audit import AuditAction, AuditVia
 
 TASK_NAME = "snapshots.scheduled_snapshot"
 
 
 @transaction.atomic
-def save_schedule(schedule: SnapshotSchedule) -> SnapshotSchedule:
-    """Save `schedule` and create or update the celery-beat task that runs it."""
+def save_schedule(schedule: SnapshotSchedule, *, actor, via: str, changed: Iterable[str] = ()) -> SnapshotSchedule:
+    """Save `schedule` and create or update the celery-beat task that runs it; `changed` names
+    the fields that changed (for the audit entry)."""
+    created = schedule.pk is None
     schedule.save()
     task = schedule.periodic_task or PeriodicTask(task=TASK_NAME)
     task.name = f"Snapshot schedule {schedule.pk}: {schedule.name}"[:200]
@@ -28,16 +38,30 @@ def save_schedule(schedule: SnapshotSchedule) -> SnapshotSchedule:
     if schedule.periodic_task_id != task.pk:
         schedule.periodic_task = task
         schedule.save(update_fields=["periodic_task"])
+    change = "created" if created else f"changed ({', '.join(changed)})" if changed else "saved unchanged"
+    details = {"created": created, "changed": list(changed), **_settings(schedule)}
+    audit.record(actor, AuditAction.SCHEDULE_CHANGED, f"Schedule “{schedule.name}” {change}", via=via,
+                 target=schedule, details=details)  # fmt: skip
     return schedule
 
 
 @transaction.atomic
-def delete_schedule(schedule: SnapshotSchedule) -> None:
+def delete_schedule(schedule: SnapshotSchedule, *, actor, via: str) -> None:
     """Delete `schedule` and its celery-beat task; its snapshots stay (no longer pruned)."""
     task = schedule.periodic_task
+    audit.record(actor, AuditAction.SCHEDULE_CHANGED, f"Schedule “{schedule.name}” deleted", via=via,
+                 target=schedule, details={"deleted": True, **_settings(schedule)})  # fmt: skip
     schedule.delete()
     if task is not None:
         task.delete()
+
+
+def _settings(schedule: SnapshotSchedule) -> dict:
+    """What the audit log keeps of a schedule's settings."""
+    return {
+        "enabled": schedule.enabled, "crontab": str(schedule.crontab), "mode": schedule.mode,
+        "keep_last": schedule.keep_last, "selection": schedule.selection, "owner": str(schedule.owner),
+    }  # fmt: skip
 
 
 def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
@@ -56,10 +80,15 @@ def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
         "origin": SnapshotOrigin.SCHEDULED, "schedule": schedule.pk,
     }  # fmt: skip
     fields = {"type": JobType.SNAPSHOT, "created_by": schedule.owner}
-    if key:
-        job, _ = Job.objects.get_or_create(key=key, defaults={**fields, "data": data})
-    else:
-        job = Job.objects.create(**fields, data=data)
+    with transaction.atomic():
+        if key:
+            job, created = Job.objects.get_or_create(key=key, defaults={**fields, "data": data})
+        else:
+            job, created = Job.objects.create(**fields, data=data), True
+        if created:  # not for a redelivered task, which runs the same job
+            audit.record(None, AuditAction.SNAPSHOT_REQUESTED,
+                         f"Snapshot “{data['title']}” requested by schedule “{schedule.name}” (job #{job.pk})",
+                         via=AuditVia.JOB, target=job, details={**data, "owner": str(schedule.owner)})  # fmt: skip
     run_job(job.id, snapshot_handler)  # which applies the retention rule after the snapshot
     job.refresh_from_db()
     return job
@@ -79,6 +108,7 @@ def apply_retention(schedule: SnapshotSchedule) -> int:
         .order_by("-created_at", "-id")
     )
     doomed = list(prunable.values_list("pk", flat=True)[schedule.keep_last :])
-    if doomed:
-        Snapshot.objects.filter(pk__in=doomed).delete()
-    return len(doomed)
+    if not doomed:
+        return 0
+    reason = {"schedule": schedule.pk, "reason": f"keep the last {schedule.keep_last}"}
+    return delete_snapshots(Snapshot.objects.filter(pk__in=doomed), user=None, via=AuditVia.JOB, details=reason)

@@ -180,10 +180,19 @@ def resolve_tags(tags: Iterable, user) -> list[SnapshotTag]:
         if unknown:
             raise SnapshotError(f"Unknown snapshot tag: {', '.join(unknown)}.")
         objects += [found[name] for name in names]
-    protected = sorted({tag.name for tag in objects if tag.protected})
-    if protected and not (user is not None and user.has_perm(MANAGE_PROTECTED_TAGS)):
-        raise SnapshotError(f"Only administrators may tag a snapshot {', '.join(protected)}.")
+    refusal = protected_tags_refusal(user, (), objects)
+    if refusal:
+        raise SnapshotError(refusal)
     return list({tag.pk: tag for tag in objects}.values())
+
+
+def protected_tags_refusal(user, before: Iterable[SnapshotTag], after: Iterable[SnapshotTag]) -> str | None:
+    """Why `user` may not change a snapshot's tags from `before` to `after`, or None: adding or
+    removing a protected tag (golden) needs the permission to manage protected tags."""
+    changed = {tag.name for tag in before if tag.protected} ^ {tag.name for tag in after if tag.protected}
+    if changed and not (user is not None and user.has_perm(MANAGE_PROTECTED_TAGS)):
+        return f"Only administrators may add or remove protected tags such as {', '.join(sorted(changed))}."
+    return None
 
 
 def _no_progress(percent: int, message: str) -> None:

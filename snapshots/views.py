@@ -6,18 +6,17 @@ from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import F, Prefetch
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views import View
 
-from jobs.models import JobType
+from snapshots.actions import request_snapshot
 from snapshots.filtersets import SnapshotFilterSet, SnapshotValueFilterSet
 from snapshots.forms import RestoreSelectionForm, TakeSnapshotForm
-from snapshots.jobs import enqueue
 from snapshots.models import GOLDEN_TAG, Snapshot
 from snapshots.values import display_value
+from squirrel_site.audit import AuditVia
 from squirrel_site.json_values import json_safe
 from squirrel_site.pages import offset_page, sort_columns, with_query
 from tags.models import Tag
@@ -41,8 +40,7 @@ class SnapshotListView(PermissionRequiredMixin, View):
         form = TakeSnapshotForm(request.POST, user=request.user, prefix="take")
         if not form.is_valid():
             return self.render(request, form, status=400)
-        with transaction.atomic():
-            job = enqueue(JobType.SNAPSHOT, user=request.user, data=form.job_data())
+        job = request_snapshot(user=request.user, via=AuditVia.PAGE, params=form.job_data())
         messages.success(request, f"Snapshot “{form.cleaned_data['title']}” is being taken (job #{job.id}).")
         return redirect("jobs:detail", job.id)
 

@@ -3,7 +3,6 @@
 from rest_framework import serializers
 
 from snapshots.api.serializers import PVSelectionField
-from snapshots.restore import execution_refusal
 from snapshots.models import Restore, RestoreItem, RestorePreview, RestorePreviewItem, Snapshot
 from squirrel_site.json_values import json_safe
 
@@ -40,12 +39,6 @@ class ExecuteSerializer(serializers.Serializer):
     verify = serializers.BooleanField(default=True)
     # Well below the broker's visibility timeout (600 s), after which a running task is redelivered.
     verify_timeout = serializers.FloatField(default=5.0, min_value=0.0, max_value=300.0)
-
-    def validate(self, data):
-        refusal = execution_refusal(self.context["preview"])
-        if refusal:
-            raise serializers.ValidationError(refusal)
-        return data
 
 
 class _TypedItemSerializer(serializers.ModelSerializer):

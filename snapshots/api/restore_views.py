@@ -13,7 +13,8 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from jobs.api.serializers import JobSerializer
-from jobs.models import JobType
+from jobs.models import Job, JobType
+from snapshots.actions import request_restore, request_undo
 from snapshots.api.restore_serializers import (
     CreatePreviewSerializer, ExecuteSerializer, RestoreItemSerializer, RestorePreviewItemSerializer,
     RestorePreviewSerializer, RestoreSerializer,
@@ -21,7 +22,8 @@ from snapshots.api.restore_serializers import (
 from snapshots.api.views import ValuePagination
 from snapshots.jobs import enqueue, select_pvs
 from snapshots.models import Restore, RestorePreview
-from snapshots.restore import NeedsChannelAccess, RestoreError, preview_restore, undo_restore
+from snapshots.restore import NeedsChannelAccess, RestoreError, preview_restore
+from squirrel_site.audit import AuditVia
 from squirrel_site.permissions import needs
 
 # Previews, executions and undos write to the machine: they need snapshots.add_restore.
@@ -76,10 +78,12 @@ class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
     def execute(self, request, pk=None):
         """Confirm the preview: the restore runs as a job (202 with the job)."""
         preview = self.get_object()
-        params = ExecuteSerializer(data=request.data, context={"preview": preview})
+        params = ExecuteSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        with transaction.atomic():
-            job = enqueue(JobType.RESTORE, user=request.user, data={"preview": preview.id, **params.validated_data})
+        try:
+            job = request_restore(preview, user=request.user, via=AuditVia.API, **params.validated_data)
+        except RestoreError as exc:
+            raise ValidationError({"preview": [str(exc)]}) from None
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -100,14 +104,13 @@ class RestoreViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"], pagination_class=None)
     def undo(self, request, pk=None):
         """A preview that puts back what this restore changed; execute it to undo."""
-        restore = self.get_object()
         try:
-            preview = undo_restore(restore, user=request.user, cache_only=True)
-        except NeedsChannelAccess:
-            return _preview_job(request, {"undo_of": restore.pk})
+            result = request_undo(self.get_object(), user=request.user, via=AuditVia.API)
         except RestoreError as exc:
             raise ValidationError({"restore": str(exc)}) from None
-        return Response(RestorePreviewSerializer(preview).data, status=status.HTTP_201_CREATED)
+        if isinstance(result, Job):
+            return Response(JobSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+        return Response(RestorePreviewSerializer(result).data, status=status.HTTP_201_CREATED)
 
 
 def _preview_job(request, data: dict) -> Response:

@@ -4,7 +4,8 @@ from rest_framework import serializers
 
 from snapshots.jobs import selection_problems
 from squirrel_site.json_values import json_safe
-from snapshots.models import GOLDEN_TAG, MANAGE_PROTECTED_TAGS, Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
+from snapshots.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
+from snapshots.services import protected_tags_refusal
 
 
 class PVSelectionField(serializers.DictField):
@@ -45,10 +46,9 @@ class TakeSnapshotSerializer(serializers.Serializer):
     selection = PVSelectionField(required=False, default=dict)
 
     def validate_tags(self, tags):
-        user = self.context["request"].user
-        protected = [tag.name for tag in tags if tag.protected]
-        if protected and not user.has_perm(MANAGE_PROTECTED_TAGS):
-            raise serializers.ValidationError(f"Only administrators may set {', '.join(protected)}.")
+        refusal = protected_tags_refusal(self.context["request"].user, (), tags)
+        if refusal:
+            raise serializers.ValidationError(refusal)
         return tags
 
     def job_data(self) -> dict:
@@ -60,18 +60,9 @@ class TakeSnapshotSerializer(serializers.Serializer):
 
 
 class SnapshotTagsSerializer(serializers.Serializer):
-    """Replace a snapshot's tags; protected tags (golden) change only for administrators."""
+    """A snapshot's new tags, by name (snapshots.actions.edit_snapshot guards protected ones)."""
 
     tags = serializers.SlugRelatedField(slug_field="name", queryset=SnapshotTag.objects.all(), many=True)
-
-    def validate_tags(self, tags):
-        user = self.context["request"].user
-        snapshot = self.context["snapshot"]
-        before = {t.name for t in snapshot.tags.all() if t.protected}
-        after = {t.name for t in tags if t.protected}
-        if before != after and not user.has_perm(MANAGE_PROTECTED_TAGS):
-            raise serializers.ValidationError("Only administrators may add or remove protected tags such as golden.")
-        return tags
 
 
 class SnapshotValueSerializer(serializers.ModelSerializer):

@@ -2,7 +2,6 @@
 
 import io
 
-from django.db import transaction
 from django.http import HttpResponse
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -12,13 +11,14 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from jobs.api.serializers import JobSerializer
-from jobs.models import JobType
+from snapshots.actions import edit_snapshot, import_snapshot_file, request_snapshot
 from snapshots.api.serializers import (
     SnapshotSerializer, SnapshotTagsSerializer, SnapshotValueSerializer, TakeSnapshotSerializer,
 )  # fmt: skip
 from snapshots.filtersets import SnapshotFilterSet
-from snapshots.jobs import enqueue
 from snapshots.models import Snapshot
+from snapshots.services import SnapshotError
+from squirrel_site.audit import AuditVia
 from squirrel_site.permissions import ModelPermissions
 
 
@@ -53,8 +53,7 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def create(self, request):
         params = TakeSnapshotSerializer(data=request.data, context={"request": request})
         params.is_valid(raise_exception=True)
-        with transaction.atomic():
-            job = enqueue(JobType.SNAPSHOT, user=request.user, data=params.job_data())
+        job = request_snapshot(user=request.user, via=AuditVia.API, params=params.job_data())
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @action(detail=True, methods=["get"], pagination_class=ValuePagination, filterset_class=None)
@@ -68,9 +67,12 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def tags(self, request, pk=None):
         """Replace the snapshot's tags (by name)."""
         snapshot = self.get_object()
-        params = SnapshotTagsSerializer(data=request.data, context={"request": request, "snapshot": snapshot})
+        params = SnapshotTagsSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        snapshot.tags.set(params.validated_data["tags"])
+        try:
+            snapshot = edit_snapshot(snapshot, user=request.user, via=AuditVia.API, tags=params.validated_data["tags"])
+        except SnapshotError as exc:
+            raise ValidationError({"tags": [str(exc)]}) from None
         return Response(SnapshotSerializer(snapshot).data)
 
     @action(detail=True, methods=["get"], filterset_class=None)
@@ -93,14 +95,14 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=False, methods=["post"], parser_classes=[MultiPartParser], filterset_class=None, url_path="import")
     def import_file(self, request):
         """Import a snapshot exported as JSON or CSV (multipart field `file`, optional `title`)."""
-        from snapshots.importers import SnapshotImportError, import_snapshot
+        from snapshots.importers import SnapshotImportError
 
         upload = request.FILES.get("file")
         if upload is None:
             raise ValidationError({"file": "Attach the exported snapshot as `file`."})
         try:
-            snapshot = import_snapshot(
-                upload.name, upload.read(), created_by=request.user, title=request.data.get("title") or None
+            snapshot = import_snapshot_file(
+                upload.name, upload.read(), user=request.user, via=AuditVia.API, title=request.data.get("title") or None
             )
         except SnapshotImportError as exc:
             raise ValidationError({"file": [str(problem) for problem in exc.problems]}) from None

@@ -9,8 +9,12 @@ from jobs.models import JobStatus
 from snapshots.models import GOLDEN_TAG, Restore, RestorePreview, Snapshot, SnapshotMode, SnapshotOrigin, SnapshotSchedule, SnapshotTag
 from snapshots.schedules import apply_retention, delete_schedule, run_schedule, save_schedule
 from snapshots.tests.test_services import ALL_CACHED, cache, registry  # noqa: F401 - fixtures
+from squirrel_site.audit import AuditAction, AuditVia
+from squirrel_site.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
+# Who changes the schedules of these tests (the audit entry's actor and via).
+CHANGED_BY = {"actor": None, "via": AuditVia.COMMAND}
 
 
 @pytest.fixture
@@ -20,7 +24,8 @@ def hourly(db):
 
 @pytest.fixture
 def schedule(hourly, admin_user):
-    return save_schedule(SnapshotSchedule(name="Hourly", crontab=hourly, mode=SnapshotMode.CACHE, keep_last=2, owner=admin_user))
+    hourly_snapshots = SnapshotSchedule(name="Hourly", crontab=hourly, mode=SnapshotMode.CACHE, keep_last=2, owner=admin_user)
+    return save_schedule(hourly_snapshots, **CHANGED_BY)
 
 
 def test_saving_a_schedule_creates_its_beat_task(schedule, hourly):
@@ -32,12 +37,12 @@ def test_saving_a_schedule_creates_its_beat_task(schedule, hourly):
 
 def test_disabling_a_schedule_disables_its_task(schedule):
     schedule.enabled = False
-    save_schedule(schedule)
+    save_schedule(schedule, **CHANGED_BY)
     assert PeriodicTask.objects.get().enabled is False
 
 
 def test_deleting_a_schedule_deletes_its_task(schedule):
-    delete_schedule(schedule)
+    delete_schedule(schedule, **CHANGED_BY)
     assert not PeriodicTask.objects.exists()
 
 
@@ -54,7 +59,7 @@ def test_a_run_takes_a_scheduled_snapshot_as_a_job(schedule, registry, cache):  
 
 def test_a_disabled_schedule_does_not_run(schedule):
     schedule.enabled = False
-    save_schedule(schedule)
+    save_schedule(schedule, **CHANGED_BY)
     assert run_schedule(schedule.pk) is None
 
 
@@ -106,3 +111,36 @@ def test_a_redelivered_beat_message_takes_one_snapshot(schedule, registry, cache
     assert Snapshot.objects.filter(schedule=schedule).count() == 1
     run_schedule(schedule.pk, key="scheduled-snapshot:task-2")  # the next beat
     assert Snapshot.objects.filter(schedule=schedule).count() == 2
+
+
+def test_schedule_changes_in_the_admin_are_audited(client, admin_user, hourly):
+    client.force_login(admin_user)
+    fields = {"name": "Nightly", "enabled": "on", "crontab": hourly.pk, "mode": "hybrid", "selection": "{}",
+              "keep_last": "7", "owner": admin_user.pk}  # fmt: skip
+    client.post("/admin/snapshots/snapshotschedule/add/", fields)
+    schedule = SnapshotSchedule.objects.get()
+    client.post(f"/admin/snapshots/snapshotschedule/{schedule.pk}/change/", {**fields, "keep_last": "3"})
+    client.post(f"/admin/snapshots/snapshotschedule/{schedule.pk}/delete/", {"post": "yes"})
+    created, changed, deleted = AuditEntry.objects.filter(action=AuditAction.SCHEDULE_CHANGED).order_by("id")
+    assert (created.summary, deleted.summary) == ("Schedule “Nightly” created", "Schedule “Nightly” deleted")
+    assert "keep_last" in changed.details["changed"] and changed.details["keep_last"] == 3
+    by = {(entry.actor, entry.via, entry.target_id) for entry in (created, changed, deleted)}
+    assert by == {(admin_user, AuditVia.ADMIN, str(schedule.pk))}
+
+
+def test_a_scheduled_snapshot_is_audited_once_as_requested_by_the_system(schedule, registry, cache):  # noqa: F811
+    cache(ALL_CACHED)
+    job = run_schedule(schedule.pk, key="scheduled-snapshot:task-1")
+    run_schedule(schedule.pk, key="scheduled-snapshot:task-1")  # redelivered
+    entry = AuditEntry.objects.get(action=AuditAction.SNAPSHOT_REQUESTED)
+    assert (entry.actor, entry.via, entry.target_type, entry.target_id) == (None, AuditVia.JOB, "jobs.job", str(job.pk))
+    assert entry.details["schedule"] == schedule.pk and entry.details["owner"] == "admin"
+
+
+def test_retention_deletions_are_audited(schedule, admin_user):
+    kept, pruned = _scheduled(schedule, admin_user, 1), _scheduled(schedule, admin_user, 2)
+    _scheduled(schedule, admin_user, 0)
+    apply_retention(schedule)
+    entry = AuditEntry.objects.get(action=AuditAction.SNAPSHOT_DELETED)
+    assert (entry.target_id, entry.via, entry.details["schedule"]) == (str(pruned.pk), AuditVia.JOB, schedule.pk)
+    assert Snapshot.objects.filter(pk=kept.pk).exists()
