@@ -1,0 +1,191 @@
+"""Who may do what: every /api/v1/ operation and every WebSocket route, for each kind of user.
+
+The tables below are the authorization matrix (docs/security.md explains the roles). Each cell is
+what a real request through the test client (or a handshake through the real ASGI app) must give:
+"ok" (the permission check passed: 2xx, or 400 for a payload refused after it), 401, 403, or 404
+for an object the user may not see. A completeness check walks the URL resolver and the Channels
+routing, so a new endpoint or route fails the suite until it has its row here.
+"""
+
+import json
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.urls import URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from jobs.models import Job, JobType
+from snapshots.models import Restore, RestorePreview, Snapshot, SnapshotMode
+from snapshots.restore import _fingerprint
+from squirrel_site.asgi import application
+from squirrel_site.routing import websocket_urlpatterns
+
+ANONYMOUS, NO_ROLE = "anonymous", "no role"
+USERS = (ANONYMOUS, NO_ROLE, "viewer", "editor", "operator", "admin")
+
+# Expected outcomes, in USERS order.
+READ = "401 403 ok ok ok ok"
+SNAPSHOT_WRITE = "401 403 403 403 ok ok"  # add_snapshot / change_snapshot: operator and admin
+RESTORE = "401 403 403 403 ok ok"  # add_restore: operator and admin
+OPERATORS_JOB = "401 403 404 404 ok ok"  # the operator's own job; the admin role sees every job
+
+# (method, URL name, the object whose pk the URL takes, expected outcomes)
+API = [
+    ("GET", "snapshots-api:snapshot-list", None, READ),
+    ("POST", "snapshots-api:snapshot-list", None, SNAPSHOT_WRITE),
+    ("GET", "snapshots-api:snapshot-detail", "snapshot", READ),
+    ("GET", "snapshots-api:snapshot-values", "snapshot", READ),
+    ("GET", "snapshots-api:snapshot-export", "snapshot", READ),
+    ("PUT", "snapshots-api:snapshot-tags", "snapshot", SNAPSHOT_WRITE),
+    ("POST", "snapshots-api:snapshot-import-file", None, SNAPSHOT_WRITE),
+    ("POST", "snapshots-api:restore-preview-list", None, RESTORE),
+    ("GET", "snapshots-api:restore-preview-detail", "preview", READ),
+    ("GET", "snapshots-api:restore-preview-items", "preview", READ),
+    ("POST", "snapshots-api:restore-preview-execute", "preview", RESTORE),
+    ("GET", "snapshots-api:restore-list", None, READ),
+    ("GET", "snapshots-api:restore-detail", "restore", READ),
+    ("GET", "snapshots-api:restore-items", "restore", READ),
+    ("POST", "snapshots-api:restore-undo", "restore", RESTORE),
+    ("GET", "snapshots-api:compare", None, READ),
+    ("GET", "snapshots-api:drift", None, READ),
+    ("GET", "jobs-api:job-list", None, READ),
+    ("GET", "jobs-api:job-detail", "job", OPERATORS_JOB),
+    ("GET", "monitor-api:live-list", None, READ),
+]
+
+# (route, expected outcomes): a handshake is accepted ("ok") or refused (any other outcome).
+SOCKETS = [
+    ("ws/live/", READ),
+    ("ws/jobs/<int:job_id>/", OPERATORS_JOB),
+]
+
+
+def _cases(table, named_by: int) -> list:
+    """One test case per row and user: (row's fields..., user, expected outcome), named by the
+    row's first `named_by` fields."""
+    return [
+        pytest.param(*row[:-1], user, expected, id=f"{' '.join(row[:named_by])} as {user}")
+        for row in table
+        for user, expected in zip(USERS, row[-1].split(), strict=True)
+    ]
+
+
+@pytest.fixture
+def world(make_user):
+    """The operator's snapshot, restore preview, restore (with nothing to undo) and job."""
+    operator = make_user("operator", "operator")
+    snapshot = Snapshot.objects.create(title="Before MD", created_by=operator, mode=SnapshotMode.CACHE)
+    preview = RestorePreview.objects.create(
+        snapshot=snapshot, created_by=operator, expires_at=timezone.now() + timedelta(minutes=5),
+        live_source="cache", registry_fingerprint=_fingerprint([]),
+    )  # fmt: skip
+    done = RestorePreview.objects.create(snapshot=snapshot, created_by=operator, expires_at=timezone.now(),
+                                         live_source="cache")  # fmt: skip
+    restore = Restore.objects.create(preview=done, snapshot=snapshot, created_by=operator)
+    job = Job.objects.create(type=JobType.SNAPSHOT, created_by=operator, data={"title": "Before MD"})
+    return {"operator": operator, "snapshot": snapshot, "preview": preview, "restore": restore, "job": job}
+
+
+def _user(user: str, world, make_user):
+    if user == ANONYMOUS:
+        return None
+    if user == "operator":
+        return world["operator"]
+    return make_user(None if user == NO_ROLE else user)
+
+
+def _params(method: str, name: str, world) -> dict:
+    """A minimal valid query or body for the operation: its permission check is what is measured."""
+    snapshot = world["snapshot"].pk
+    return {
+        ("POST", "snapshots-api:snapshot-list"): {"title": "Shift start", "mode": "cache"},
+        ("PUT", "snapshots-api:snapshot-tags"): {"tags": []},
+        ("POST", "snapshots-api:restore-preview-list"): {"snapshot": snapshot},
+        ("GET", "snapshots-api:compare"): {"a": snapshot, "b": snapshot},
+        ("GET", "snapshots-api:drift"): {"snapshot": snapshot},
+    }.get((method, name), {})
+
+
+def _send(client, method: str, url: str, params: dict):
+    if method == "GET":
+        return client.get(url, params)
+    if url.endswith("/import/"):
+        return client.post(url, params)  # multipart; without its file a 400 once allowed
+    return client.generic(method, url, json.dumps(params), content_type="application/json")
+
+
+def _outcome(status: int) -> str:
+    if status in (401, 403, 404):
+        return str(status)
+    return "ok" if status < 300 or status == 400 else f"unexpected {status}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method, name, obj, user, expected", _cases(API, named_by=2))
+def test_api_operation(client, world, make_user, redis_db, method, name, obj, user, expected):
+    account = _user(user, world, make_user)
+    if account is not None:
+        client.force_login(account)
+    url = reverse(name, kwargs={"pk": world[obj].pk} if obj else {})
+    response = _send(client, method, url, _params(method, name, world))
+    assert _outcome(response.status_code) == expected, response.content[:300]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("route, user, expected", _cases(SOCKETS, named_by=1))
+def test_websocket_route(client, world, make_user, redis_db, route, user, expected):
+    account = _user(user, world, make_user)
+    headers = [(b"origin", b"http://127.0.0.1")]
+    if account is not None:
+        client.force_login(account)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    path = "/" + route.replace("<int:job_id>", str(world["job"].pk))
+
+    async def handshake() -> bool:
+        communicator = WebsocketCommunicator(application, path, headers=headers)
+        connected, _ = await communicator.connect()
+        if connected:
+            await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(handshake)() is (expected == "ok")
+
+
+def _api_operations(patterns=None, namespace="") -> dict[tuple[str, str], str]:
+    """(method, URL name) -> pattern of every routed operation under /api/v1/ (HEAD and OPTIONS
+    follow GET's permission and are left out)."""
+    operations = {}
+    for pattern in get_resolver("squirrel_site.api_urls").url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            operations |= _api_operations(pattern.url_patterns, inner)
+            continue
+        view = pattern.callback
+        # A ViewSet route maps methods to actions; an APIView has a handler per method.
+        methods = view.actions if getattr(view, "actions", None) else [m for m in view.cls.http_method_names
+                                                                       if hasattr(view.cls, m)]  # fmt: skip
+        for method in set(methods) - {"head", "options"}:
+            operations[(method.upper(), f"{namespace}{pattern.name}")] = str(pattern.pattern)
+    return operations
+
+
+def test_every_api_operation_has_a_row():
+    routed = _api_operations()
+    listed = {(method, name) for method, name, *_ in API}
+    missing = [f"{method} {routed[method, name]} ({name})" for method, name in sorted(routed.keys() - listed)]
+    assert not missing, f"Add these operations to the authorization matrix: {missing}"
+    assert not listed - routed.keys(), f"Rows for operations that are no longer routed: {listed - routed.keys()}"
+
+
+def test_every_websocket_route_has_a_row():
+    routed = {str(pattern.pattern) for pattern in websocket_urlpatterns}
+    listed = {route for route, _ in SOCKETS}
+    assert routed == listed, f"Routed but not in the matrix: {routed - listed}; listed but gone: {listed - routed}"
+
+
+def test_the_matrix_allows_nothing_to_anonymous_or_roleless_users():
+    for row in API + SOCKETS:
+        anonymous, no_role = row[-1].split()[:2]
+        assert (anonymous, no_role) == ("401", "403"), row
