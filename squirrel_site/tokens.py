@@ -24,13 +24,11 @@ class TokenError(Exception):
     """A token cannot be issued or found; the message is meant for the user."""
 
 
-def active_user(username: str):
-    """The active user named `username`, or TokenError saying why there is none."""
+def user_named(username: str):
+    """The user named `username`, or TokenError."""
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise TokenError(f"There is no user {username!r}.")
-    if not user.is_active:
-        raise TokenError(f"User {username!r} is inactive: an inactive user's tokens are refused.")
     return user
 
 
@@ -72,10 +70,7 @@ def tokens_with_key(key: str):
 
 def user_tokens(username: str):
     """Every token of the user named `username` (active or not)."""
-    user = get_user_model().objects.filter(username=username).first()
-    if user is None:
-        raise TokenError(f"There is no user {username!r}.")
-    return AuthToken.objects.filter(user=user)
+    return AuthToken.objects.filter(user=user_named(username))
 
 
 def _label(token: AuthToken) -> str:

@@ -59,6 +59,12 @@ def test_unknown_and_inactive_users_get_no_token(django_user_model, username):
     assert not AuthToken.objects.exists()
 
 
+def test_an_expiry_must_be_at_least_a_day(viewer):
+    with pytest.raises(CommandError, match="at least 1"):
+        create(viewer.username, "--expires-in-days", "0")
+    assert not AuthToken.objects.exists()
+
+
 def test_issuing_a_token_is_audited(viewer):
     create(viewer.username)
     token = AuthToken.objects.get()

@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 from squirrel_site.audit import AuditVia
-from squirrel_site.tokens import TokenError, active_user, create_token
+from squirrel_site.tokens import TokenError, create_token, user_named
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
             raise CommandError("--expires-in-days must be at least 1.")
         expires_in = timedelta(days=expires_in_days) if expires_in_days else None
         try:
-            _, secret = create_token(active_user(username), actor=None, via=AuditVia.COMMAND, expires_in=expires_in)
+            _, secret = create_token(user_named(username), actor=None, via=AuditVia.COMMAND, expires_in=expires_in)
         except TokenError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(secret)
