@@ -28,6 +28,7 @@ IncludeLoader = Callable[[str, str], tuple[str, str]]
 
 NAME_MAX_LENGTH = TagGroup._meta.get_field("name").max_length
 DEVICE_MAX_LENGTH = PV._meta.get_field("device").max_length
+DESCRIPTION_MAX_LENGTH = PV._meta.get_field("description").max_length
 STAGE_MAX = 32767  # PositiveSmallIntegerField
 MACRO_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -83,7 +84,9 @@ def _parse_address(cell: str) -> str:
     return address
 
 
-def _parse_text(cell: str) -> str:
+def _parse_description(cell: str) -> str:
+    if len(cell) > DESCRIPTION_MAX_LENGTH:
+        raise ValueError(f"Longer than {DESCRIPTION_MAX_LENGTH} characters.")
     return cell
 
 
@@ -150,7 +153,7 @@ READBACK = Column("Readback", "readback_address", _parse_address, str)
 # In export order, after Setpoint; the importer recognises them in any order and any case.
 FIELD_COLUMNS: tuple[Column, ...] = (
     READBACK,
-    Column("Description", "description", _parse_text, str),
+    Column("Description", "description", _parse_description, str),
     Column("Config", "config_address", _parse_address, str),
     Column("Device", "device", _parse_device, str),
     # repr() is the shortest text that parses back to the same float.

@@ -55,7 +55,9 @@ class PV(models.Model):
         max_length=ADDRESS_MAX_LENGTH, blank=True, validators=[validate_address]
     )
     device = models.CharField(max_length=100, blank=True, db_index=True)
-    description = models.TextField(blank=True)
+    # Bounded so one request or file cannot put megabytes into every list page and export; not
+    # enforced by the database (TextField), by forms, the importer and the API.
+    description = models.TextField(blank=True, max_length=1000)
     abs_tolerance = models.FloatField(
         default=0.0,
         validators=[validate_tolerance],
