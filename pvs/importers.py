@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from pvs.models import PV
 from pvs.validators import address_error, validate_tolerance
-from squirrel_site.bulk_sql import copy_rows, in_array, next_ids, update_rows
+from squirrel_site.bulk_sql import copy_rows, in_array, update_rows
 from tags.models import Tag, TagGroup, validate_tag_name
 
 IncludeLoader = Callable[[str, str], tuple[str, str]]
@@ -49,7 +49,8 @@ class ImportProblem:
 
 @dataclass
 class ImportReport:
-    """What an import did, or would do (dry run): PV counts, tags it creates, every problem."""
+    """What an import did, or would do (dry run): PV counts, tags it creates, every problem, and
+    the addresses of the PVs it writes."""
 
     new: int = 0
     updated: int = 0
@@ -57,6 +58,7 @@ class ImportReport:
     new_tags: list[str] = field(default_factory=list)
     errors: list[ImportProblem] = field(default_factory=list)
     applied: bool = False
+    addresses: list[str] = field(default_factory=list)  # of the new and updated PVs, sorted
 
     @property
     def ok(self) -> bool:
@@ -560,6 +562,7 @@ class _Plan:
             updated=len(self.changed_pvs),
             unchanged=self.unchanged,
             new_tags=[label for *_, label in labels],
+            addresses=sorted([row.setpoint_address for row in self.new_rows] + [pv.setpoint_address for pv in self.changed_pvs]),
         )
 
     @property
@@ -589,21 +592,9 @@ class _Plan:
 
     def _insert_new_pvs(self, now) -> dict[str, int]:
         """COPY the new PVs in, every field the file has no column for at its model default."""
-        addresses = [row.setpoint_address for row in self.new_rows]
-        ids = dict(zip(addresses, next_ids(PV, len(addresses))))
-        fields = [field for field in PV._meta.concrete_fields if not field.primary_key]
-        defaults = {field.attname: now if _is_timestamp(field) else field.get_default() for field in fields}
-
-        def values(row: RegistryRow) -> tuple:
-            given = {**defaults, **row.fields, "setpoint_address": row.setpoint_address}
-            return (ids[row.setpoint_address], *(given[name] for name in defaults))
-
-        copy_rows(PV, ["id", *defaults], map(values, self.new_rows))
-        return ids
-
-
-def _is_timestamp(field) -> bool:
-    return getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+        rows = [{**row.fields, "setpoint_address": row.setpoint_address} for row in self.new_rows]
+        ids = PV.objects.create_from_rows(rows, now=now)
+        return {row["setpoint_address"]: pv_id for row, pv_id in zip(rows, ids)}
 
 
 def _parse(
