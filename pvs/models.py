@@ -32,11 +32,11 @@ class PVQuerySet(models.QuerySet):
         fields = [field for field in self.model._meta.concrete_fields if not field.primary_key]
         defaults = {field.attname: now if _is_timestamp(field) else field.get_default() for field in fields}
         ids = next_ids(self.model, len(rows))
-        copy_rows(
-            self.model,
-            ["id", *defaults],
-            ((pv_id, *(row.get(name, default) for name, default in defaults.items())) for pv_id, row in zip(ids, rows)),
-        )
+
+        def values(pv_id: int, row) -> tuple:
+            return (pv_id, *(row.get(name, default) for name, default in defaults.items()))
+
+        copy_rows(self.model, ["id", *defaults], map(values, ids, rows))
         return ids
 
     def in_tag_group(self, group):

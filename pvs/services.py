@@ -36,15 +36,26 @@ class RegistryChanged(Exception):
     taken or deleted by someone else); nothing was stored and trying again will say why."""
 
 
-def _record(actor, action: str, via: str, summary: str, addresses: Sequence[str], count: int, *, target=None, **details):
-    audit.record(
-        actor, action, summary, via=via, target=target,
-        details={"count": count, "addresses": list(addresses[:AUDIT_ADDRESSES]), **details},
-    )  # fmt: skip
+def _record(
+    actor, action: str, via: str, summary: str, addresses: Sequence[str], count: int, *, target=None, **details
+):
+    details = {"count": count, "addresses": list(addresses[:AUDIT_ADDRESSES]), **details}
+    audit.record(actor, action, summary, via=via, target=target, details=details)
 
 
-def _pvs_summary(verb: str, addresses: Sequence[str]) -> str:
-    return f"{verb} PV {addresses[0]}" if len(addresses) == 1 else f"{verb} {len(addresses)} PVs"
+def _record_pvs(actor, action: str, via: str, verb: str, pvs: Sequence[tuple[int, str]], **details):
+    """Record `verb` done to `pvs`, given as (id, setpoint address); one PV is the entry's target."""
+    addresses = [address for _, address in pvs]
+    if len(pvs) == 1:
+        target = PV(id=pvs[0][0], setpoint_address=addresses[0])
+        _record(actor, action, via, f"{verb} PV {addresses[0]}", addresses, 1, target=target, **details)
+    else:
+        _record(actor, action, via, f"{verb} {len(pvs)} PVs", addresses, len(pvs), **details)
+
+
+def _link(pairs) -> None:
+    """Create PV-tag links from (pv id, tag id) pairs, with COPY."""
+    copy_rows(_LINKS, ["pv_id", "tag_id"], pairs)
 
 
 def _tag_labels(tag_ids) -> list[str]:
@@ -60,7 +71,8 @@ def _registry_write():
             yield
     except IntegrityError as error:
         reason = str(error).splitlines()[0]
-        raise RegistryChanged(f"The registry changed during the request ({reason}); nothing was stored.") from error
+        message = f"The registry changed during the request ({reason}); nothing was stored."
+        raise RegistryChanged(message) from error
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,8 +83,8 @@ def registry_problems(items: Sequence[Mapping]) -> dict[int, dict[str, list[str]
     """What the registry has against `items`, by item index and field.
 
     Items are validated PV fields (`tags`: tag ids); an item with `id` changes that PV, the
-    others are new PVs. Problems: a setpoint address another PV keeps or another item claims, a
-    PV id that does not exist or comes twice, a tag id that does not exist. Two queries, whatever
+    others are new PVs. Problems: a setpoint address another PV has or another item claims, a PV
+    id that does not exist or comes twice, a tag id that does not exist. Two queries, whatever
     the number of items.
     """
     problems: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -98,22 +110,26 @@ def registry_problems(items: Sequence[Mapping]) -> dict[int, dict[str, list[str]
         if pv_id not in found:
             problems[index]["id"].append(f"No PV with id {pv_id}.")
 
-    renamed = {item["id"]: item["setpoint_address"] for item in items if "id" in item and "setpoint_address" in item}
     claimed_by: dict[str, int] = {}
     for index, item in enumerate(items):
         if "setpoint_address" not in item:
             continue
         address = item["setpoint_address"]
         if address in claimed_by:
-            problems[index]["setpoint_address"].append(f"Item {claimed_by[address]} has this setpoint address too.")
+            problems[index]["setpoint_address"].append(
+                f"Item {claimed_by[address]} has this setpoint address too."
+            )
         claimed_by.setdefault(address, index)
         holder = holders.get(address)
-        # The holder keeps the address unless this request gives it another one.
-        if holder is not None and holder != item.get("id") and renamed.get(holder, address) == address:
+        # Even if this request renames the holder: the unique index is checked row by row within
+        # one UPDATE, so swapping or shifting addresses in one request could fail half way.
+        if holder is not None and holder != item.get("id"):
             problems[index]["setpoint_address"].append(f"PV {holder} has this setpoint address.")
 
-    wanted = {tag_id for item in items for tag_id in item.get("tags", ())}
-    known = set(Tag.objects.filter(id__in=in_array(sorted(wanted), "bigint")).values_list("id", flat=True)) if wanted else set()
+    wanted = sorted({tag_id for item in items for tag_id in item.get("tags", ())})
+    known = set()
+    if wanted:
+        known = set(Tag.objects.filter(id__in=in_array(wanted, "bigint")).values_list("id", flat=True))
     for index, item in enumerate(items):
         unknown = sorted(set(item.get("tags", ())) - known)
         if unknown:
@@ -132,10 +148,9 @@ def create_pvs(items: Sequence[Mapping], *, actor, via: str) -> list[int]:
         return []
     with _registry_write():
         ids = PV.objects.create_from_rows(items, now=timezone.now())
-        copy_rows(_LINKS, ["pv_id", "tag_id"], ((pv_id, tag_id) for pv_id, item in zip(ids, items) for tag_id in item.get("tags", ())))
-        addresses = [item["setpoint_address"] for item in items]
-        target = PV(id=ids[0], setpoint_address=addresses[0]) if len(ids) == 1 else None
-        _record(actor, AuditAction.PVS_CREATED, via, _pvs_summary("Created", addresses), addresses, len(ids), target=target)
+        _link((pv_id, tag_id) for pv_id, item in zip(ids, items) for tag_id in item.get("tags", ()))
+        created = [(pv_id, item["setpoint_address"]) for pv_id, item in zip(ids, items)]
+        _record_pvs(actor, AuditAction.PVS_CREATED, via, "Created", created)
     return ids
 
 
@@ -153,11 +168,13 @@ def update_pvs(changes: Mapping[int, Mapping], *, actor, via: str) -> int:
             .values("id", *{"setpoint_address", *names})
         }
         if missing := sorted(changes.keys() - before.keys()):
-            raise RegistryChanged(f"PVs {', '.join(map(str, missing))} were deleted meanwhile; nothing was stored.")
+            listed = ", ".join(map(str, missing))
+            raise RegistryChanged(f"PVs {listed} were deleted meanwhile; nothing was stored.")
         old_tags = _tags_of([pv_id for pv_id, change in changes.items() if "tags" in change])
         diffs = {}
         for pv_id, change in changes.items():
-            diff = audit.field_changes(before[pv_id], {name: value for name, value in change.items() if name != "tags"})
+            fields = {name: value for name, value in change.items() if name != "tags"}
+            diff = audit.field_changes(before[pv_id], fields)
             if "tags" in change and set(change["tags"]) != old_tags[pv_id]:
                 diff["tags"] = [sorted(old_tags[pv_id]), sorted(change["tags"])]
             if diff:
@@ -165,30 +182,29 @@ def update_pvs(changes: Mapping[int, Mapping], *, actor, via: str) -> int:
         if not diffs:
             return 0
         now = timezone.now()
-        update_rows(
-            PV, [*names, "updated_at"],
-            [(pv_id, *(changes[pv_id].get(name, before[pv_id][name]) for name in names), now) for pv_id in diffs],
-        )  # fmt: skip
+        after = {pv_id: {**before[pv_id], **changes[pv_id]} for pv_id in diffs}
+        rows = [(pv_id, *(row[name] for name in names), now) for pv_id, row in after.items()]
+        update_rows(PV, [*names, "updated_at"], rows)
         retagged = {pv_id: set(changes[pv_id]["tags"]) for pv_id, diff in diffs.items() if "tags" in diff}
         _replace_tags(retagged, old_tags)
-        addresses = sorted(changes[pv_id].get("setpoint_address", before[pv_id]["setpoint_address"]) for pv_id in diffs)
-        summary = _pvs_summary("Changed", addresses)
+        changed = sorted((row["setpoint_address"], pv_id) for pv_id, row in after.items())
+        changed = [(pv_id, address) for address, pv_id in changed]
         if len(diffs) == 1:
-            [(pv_id, diff)] = diffs.items()
+            [diff] = diffs.values()
             if "tags" in diff:
                 diff["tags"] = [_tag_labels(tag_ids) for tag_ids in diff["tags"]]
-            target = PV(id=pv_id, setpoint_address=addresses[0])
-            _record(actor, AuditAction.PVS_CHANGED, via, summary, addresses, 1, target=target, changes=diff)
+            _record_pvs(actor, AuditAction.PVS_CHANGED, via, "Changed", changed, changes=diff)
         else:
             fields = sorted({name for diff in diffs.values() for name in diff})
-            _record(actor, AuditAction.PVS_CHANGED, via, summary, addresses, len(diffs), fields=fields)
+            _record_pvs(actor, AuditAction.PVS_CHANGED, via, "Changed", changed, fields=fields)
     return len(diffs)
 
 
 def _tags_of(pv_ids: Sequence[int]) -> dict[int, set[int]]:
     tags: dict[int, set[int]] = defaultdict(set)
     if pv_ids:
-        for pv_id, tag_id in _LINKS.objects.filter(pv_id__in=in_array(pv_ids, "bigint")).values_list("pv_id", "tag_id"):
+        links = _LINKS.objects.filter(pv_id__in=in_array(pv_ids, "bigint")).values_list("pv_id", "tag_id")
+        for pv_id, tag_id in links:
             tags[pv_id].add(tag_id)
     return tags
 
@@ -203,7 +219,7 @@ def _replace_tags(new_tags: Mapping[int, set[int]], old_tags: Mapping[int, set[i
                 "(SELECT * FROM unnest(%s::bigint[], %s::bigint[]))",
                 [[pv_id for pv_id, _ in gone], [tag_id for _, tag_id in gone]],
             )
-    copy_rows(_LINKS, ["pv_id", "tag_id"], ((pv_id, tag_id) for pv_id, tags in new_tags.items() for tag_id in tags - old_tags[pv_id]))
+    _link((pv_id, tag_id) for pv_id, tags in new_tags.items() for tag_id in tags - old_tags[pv_id])
 
 
 def delete_pvs(pvs, *, actor, via: str) -> int:
@@ -214,9 +230,7 @@ def delete_pvs(pvs, *, actor, via: str) -> int:
         if not rows:
             return 0
         delete_rows(PV, [pv_id for pv_id, _ in rows])
-        addresses = [address for _, address in rows]
-        target = PV(id=rows[0][0], setpoint_address=addresses[0]) if len(rows) == 1 else None
-        _record(actor, AuditAction.PVS_DELETED, via, _pvs_summary("Deleted", addresses), addresses, len(rows), target=target)
+        _record_pvs(actor, AuditAction.PVS_DELETED, via, "Deleted", rows)
     return len(rows)
 
 
@@ -291,11 +305,12 @@ def _set_fields(pvs, values: dict, *, actor, via: str, summary: str) -> int:
     placeholder for "PV <address>" or "<n> PVs". Returns how many changed."""
     changing = pvs.exclude(**values)
     with transaction.atomic():
-        addresses = list(changing.order_by("setpoint_address").values_list("setpoint_address", flat=True)[:AUDIT_ADDRESSES])
+        addresses = changing.order_by("setpoint_address").values_list("setpoint_address", flat=True)
+        addresses = list(addresses[:AUDIT_ADDRESSES])
         count = changing.update(updated_at=timezone.now(), **values)
         if count:
-            described = f"PV {addresses[0]}" if count == 1 else f"{count} PVs"
-            _record(actor, AuditAction.PVS_CHANGED, via, summary.format(pvs=described), addresses, count, values=values)
+            summary = summary.format(pvs=f"PV {addresses[0]}" if count == 1 else f"{count} PVs")
+            _record(actor, AuditAction.PVS_CHANGED, via, summary, addresses, count, values=values)
     return count
 
 
@@ -326,7 +341,9 @@ def set_read_only(pvs, read_only: bool, *, actor, via: str) -> int:
 
 
 @transaction.atomic
-def import_registry(filename: str, content: bytes | str, *, actor, via: str, dry_run: bool, **options) -> ImportReport:
+def import_registry(
+    filename: str, content: bytes | str, *, actor, via: str, dry_run: bool, **options
+) -> ImportReport:
     """Check and, unless `dry_run`, apply a registry file (pvs.importers.import_pvs, which takes
     `macros` and `include_loader` as `options`); an import that writes is recorded."""
     report = import_pvs(filename, content, dry_run=dry_run, **options)

@@ -134,7 +134,8 @@ def delete_rows(model, ids: Sequence[int]) -> None:
     pk_type = db_type(model._meta.pk)
     statements = []
     for relation in model._meta.get_fields(include_hidden=True):
-        if not (relation.auto_created and not relation.concrete and (relation.one_to_many or relation.one_to_one)):
+        is_reference = relation.auto_created and not relation.concrete
+        if not (is_reference and (relation.one_to_many or relation.one_to_one)):
             continue
         table, column = quote(relation.related_model._meta.db_table), quote(relation.field.column)
         if relation.on_delete is models.SET_NULL:

@@ -58,18 +58,22 @@ def delete(items, *, actor, via: str) -> dict[str, int]:
     doomed = list(items.select_related("group") if model is Tag else items)
     if not doomed:
         return {"tag_groups": 0, "tags": 0, "pv_links": 0}
-    tags = Tag.objects.filter(pk__in=[item.pk for item in doomed]) if model is Tag else Tag.objects.filter(group__in=doomed)
+    ids = [item.pk for item in doomed]
+    tags = Tag.objects.filter(pk__in=ids) if model is Tag else Tag.objects.filter(group__in=ids)
     PV.objects.filter(Exists(PV.tags.through.objects.filter(pv_id=OuterRef("pk"), tag__in=tags))).update(
         updated_at=timezone.now()
     )
-    _, deleted = model.objects.filter(pk__in=[item.pk for item in doomed]).delete()
+    _, deleted = model.objects.filter(pk__in=ids).delete()
     counts = {
         "tag_groups": deleted.get(TagGroup._meta.label, 0),
         "tags": deleted.get(Tag._meta.label, 0),
         "pv_links": deleted.get(PV.tags.through._meta.label, 0),
     }
     names = [str(item) for item in doomed]
-    summary = f"Deleted {_label(doomed[0])}" if len(doomed) == 1 else f"Deleted {len(doomed)} {model._meta.verbose_name_plural}"
+    if len(doomed) == 1:
+        summary = f"Deleted {_label(doomed[0])}"
+    else:
+        summary = f"Deleted {len(doomed)} {model._meta.verbose_name_plural}"
     audit.record(
         actor, AuditAction.TAGS_DELETED, summary, via=via, target=doomed[0] if len(doomed) == 1 else None,
         details={**counts, "names": names[:AUDIT_NAMES]},

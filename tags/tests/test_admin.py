@@ -28,7 +28,8 @@ def _group_form(group, **changes):
     tag = group.tags.get()
     form = {
         "name": group.name, "description": group.description,
-        "tags-TOTAL_FORMS": "2", "tags-INITIAL_FORMS": "1", "tags-MIN_NUM_FORMS": "0", "tags-MAX_NUM_FORMS": "1000",
+        "tags-TOTAL_FORMS": "2", "tags-INITIAL_FORMS": "1", "tags-MIN_NUM_FORMS": "0",
+        "tags-MAX_NUM_FORMS": "1000",
         "tags-0-id": str(tag.id), "tags-0-group": str(group.id), "tags-0-name": tag.name, "tags-0-description": "",
         "tags-1-id": "", "tags-1-group": str(group.id), "tags-1-name": "", "tags-1-description": "",
     }  # fmt: skip
@@ -36,16 +37,19 @@ def _group_form(group, **changes):
 
 
 def test_adding_an_inline_tag_is_one_entry(staff_client, area):
-    response = staff_client.post(reverse("admin:tags_taggroup_change", args=[area.id]), _group_form(area, **{"tags-1-name": "UND"}))
+    form = _group_form(area, **{"tags-1-name": "UND"})
+    response = staff_client.post(reverse("admin:tags_taggroup_change", args=[area.id]), form)
     assert response.status_code == 302
-    assert [(e.action, e.via, e.summary) for e in AuditEntry.objects.all()] == [("tags.created", "admin", "Created tag Area: UND")]
+    recorded = [(e.action, e.via, e.summary) for e in AuditEntry.objects.all()]
+    assert recorded == [("tags.created", "admin", "Created tag Area: UND")]
 
 
 def test_renaming_a_group_and_deleting_its_tag_are_two_entries(staff_client, area):
     form = _group_form(area, name="Sector", **{"tags-0-DELETE": "on"})
     staff_client.post(reverse("admin:tags_taggroup_change", args=[area.id]), form)
     assert not Tag.objects.exists()
-    assert sorted(e.summary for e in AuditEntry.objects.all()) == ["Changed tag group Sector", "Deleted tag Sector: LINAC"]
+    summaries = sorted(e.summary for e in AuditEntry.objects.all())
+    assert summaries == ["Changed tag group Sector", "Deleted tag Sector: LINAC"]
 
 
 def test_saving_an_unchanged_group_records_nothing(staff_client, area):
@@ -62,6 +66,7 @@ def test_deleting_a_group_records_its_tags_going_with_it(staff_client, area):
 def test_delete_selected_tags_is_one_entry(staff_client, area):
     Tag.objects.create(group=area, name="UND")
     ids = list(Tag.objects.values_list("id", flat=True))
-    staff_client.post(reverse("admin:tags_tag_changelist"), {"action": "delete_selected", ACTION_CHECKBOX_NAME: ids, "post": "yes"})
+    form = {"action": "delete_selected", ACTION_CHECKBOX_NAME: ids, "post": "yes"}
+    staff_client.post(reverse("admin:tags_tag_changelist"), form)
     assert not Tag.objects.exists()
     assert AuditEntry.objects.get().summary == "Deleted 2 tags"
