@@ -4,8 +4,10 @@ import json
 
 import pytest
 from knox.models import AuthToken
+from rest_framework import serializers
 
 from pvs import services
+from pvs.api.serializers import PVChangeSerializer, PVSerializer
 from pvs.models import PV
 from squirrel_site.models import AuditEntry
 from tags.models import Tag, TagGroup
@@ -275,6 +277,42 @@ def test_several_bad_fields_are_reported_together(as_editor, db):
 
 
 # --- Bulk create -----------------------------------------------------------------------------
+
+
+ITEMS = [
+    {"setpoint_address": "NEW:A"},
+    {"setpoint_address": " NEW:B ", "description": " kept ", "abs_tolerance": "0.5", "read_only": "true", "tags": [2, 2]},
+    {"setpoint_address": "NEW:C", "readback_address": "", "restore_stage": "3", "unknown": "ignored", "id": 7},
+    {"device": "no address"},
+    {"setpoint_address": None, "abs_tolerance": "NaN", "rel_tolerance": True, "tags": "x"},
+    {"setpoint_address": "BAD NAME", "read_only": "maybe", "restore_stage": -1, "description": "d" * 1001},
+    {"id": 3, "device": "D"},
+    {"id": None},
+    {"id": "x", "setpoint_address": "A.b"},
+    {},
+    None,
+    "NEW:D",
+    ["NEW:E"],
+]
+
+
+def _outcome(validate, item):
+    try:
+        return "valid", validate(item)
+    except serializers.ValidationError as error:
+        return "invalid", error.detail
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: PVSerializer(many=True), lambda: PVChangeSerializer(many=True, partial=True)],
+    ids=["create", "update"],
+)
+@pytest.mark.parametrize("item", ITEMS)
+def test_bulk_item_validation_agrees_with_drf(db, make, item):
+    items = make()
+    assert _outcome(items.item_validator(), item) == _outcome(items.child.run_validation, item)
+
 
 
 def test_bulk_create_returns_the_ids_in_item_order(as_editor, registry):
