@@ -33,6 +33,7 @@ from squirrel_site.models import AuditEntry  # noqa: E402
 from tags.models import Tag, TagGroup  # noqa: E402
 
 BULK = "/api/v1/pvs/bulk/"
+DELETE = "/api/v1/pvs/bulk-delete/"
 
 
 def vocabulary() -> tuple[list[int], list[int]]:
@@ -93,40 +94,42 @@ def main() -> None:
             cursor.execute(f"VACUUM ANALYZE {PV._meta.db_table}, {PV.tags.through._meta.db_table}")
 
     def registered() -> None:
-        """A registry of the items, and the bodies that change and delete them."""
+        """A registry of the items, and what changes and deletes them, as bodies and as data."""
         fresh()
         ids = services.create_pvs(PVSerializer(data=items, many=True).run_validation(items), **by_api)
-        state["changes"] = [{"id": pv_id, "description": f"Renamed {i}", "abs_tolerance": 0.5} for i, pv_id in enumerate(ids)]
-        state["update_body"] = json.dumps(state["changes"]).encode()
+        state["changes"] = {
+            pv_id: {"description": f"Renamed {i}", "abs_tolerance": 0.5} for i, pv_id in enumerate(ids)
+        }
+        state["change_items"] = [{"id": pv_id, **change} for pv_id, change in state["changes"].items()]
+        state["update_body"] = json.dumps(state["change_items"]).encode()
         state["delete_body"] = json.dumps({"ids": ids}).encode()
 
     def send(method: str, url: str, body: bytes, expect: int) -> None:
         response = getattr(client, method)(url, body, content_type="application/json")
         assert response.status_code == expect, response.content[:500]
 
-    def validate(serializer) -> None:
+    def valid(serializer):
         serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
 
-    validated = PVSerializer(data=items, many=True)
-    validate(validated)
-    results = {
-        "create: whole request (POST /pvs/bulk/)": median(lambda: send("post", BULK, create_body, 201), args.repeat, fresh),
-        "create: validation only": median(lambda: validate(PVSerializer(data=items, many=True)), args.repeat, fresh),
-        "create: writing only (services.create_pvs)": median(
-            lambda: services.create_pvs(validated.validated_data, **by_api), args.repeat, fresh
+    created = valid(PVSerializer(data=items, many=True))
+    cases = [
+        ("create: whole request (POST /pvs/bulk/)", fresh, lambda: send("post", BULK, create_body, 201)),
+        ("create: validation only", fresh, lambda: valid(PVSerializer(data=items, many=True))),
+        ("create: writing only (services.create_pvs)", fresh, lambda: services.create_pvs(created, **by_api)),
+        ("update: whole request (PATCH /pvs/bulk/)", registered, lambda: send("patch", BULK, state["update_body"], 200)),
+        (
+            "update: validation only", registered,
+            lambda: valid(PVChangeSerializer(data=state["change_items"], many=True, partial=True)),
         ),
-        "update: whole request (PATCH /pvs/bulk/)": median(
-            lambda: send("patch", BULK, state["update_body"], 200), args.repeat, registered
-        ),
-        "update: validation only": median(
-            lambda: validate(PVChangeSerializer(data=state["changes"], many=True, partial=True)), args.repeat, registered
-        ),
-        "delete: whole request (POST /pvs/bulk-delete/)": median(
-            lambda: send("post", "/api/v1/pvs/bulk-delete/", state["delete_body"], 200), args.repeat, registered
-        ),
-    }
+        ("update: writing only (services.update_pvs)", registered, lambda: services.update_pvs(state["changes"], **by_api)),
+        ("delete: whole request (POST /pvs/bulk-delete/)", registered, lambda: send("post", DELETE, state["delete_body"], 200)),
+        ("delete: writing only (services.delete_pvs)", registered, lambda: services.delete_pvs(PV.objects.all(), **by_api)),
+    ]  # fmt: skip
+    results = {label: median(function, args.repeat, setup) for label, setup, function in cases}
     fresh()
-    print(f"{args.rows:,} PVs, {sum(len(item['tags']) for item in items):,} tag links, median of {args.repeat}:")
+    links = sum(len(item["tags"]) for item in items)
+    print(f"{args.rows:,} PVs, {links:,} tag links, median of {args.repeat}:")
     for label, seconds in results.items():
         print(f"  {label:<48} {seconds:6.2f} s")
 

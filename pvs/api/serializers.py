@@ -24,7 +24,9 @@ def _too_many(count: int) -> str | None:
     """Why a bulk request of `count` items is refused, or None."""
     limit = settings.API_MAX_BULK_ITEMS
     if count > limit:
-        return f"At most {limit} PVs per request (SQUIRREL_API_MAX_BULK_ITEMS); this one has {count}: split it."
+        return (
+            f"At most {limit} PVs per request (SQUIRREL_API_MAX_BULK_ITEMS); this one has {count}: split it."
+        )
     return None
 
 
@@ -103,7 +105,9 @@ class PVListSerializer(serializers.ListSerializer):
         skipped) instead of per item and field. Each present field still runs its own validation.
         pvs/tests/test_api.py checks that both give the same values and errors."""
         child = self.child
-        fields = [(field, getattr(child, f"validate_{field.field_name}", None)) for field in child._writable_fields]
+        fields = [
+            (field, getattr(child, f"validate_{field.field_name}", None)) for field in child._writable_fields
+        ]
         missing = {}
         for field, _ in fields:
             try:
@@ -194,7 +198,8 @@ class PVChangeSerializer(PVSerializer):
     def validate(self, attrs):
         # partial=True skips missing fields, `id` included.
         if "id" not in attrs:
-            raise serializers.ValidationError({"id": [self.fields["id"].error_messages["required"]]})
+            message = self.fields["id"].error_messages["required"]
+            raise serializers.ValidationError({"id": [message]}, code="required")
         return attrs
 
 
