@@ -552,17 +552,19 @@ class _Plan:
         self.new_tags = sorted({(group, tag) for _, group, tag in self.new_links} - self.tag_ids.keys())
 
     def report(self) -> ImportReport:
-        """Counts and new-tag labels; a new group is listed by its bare name."""
+        """Counts, new-tag labels (a new group by its bare name) and the addresses written."""
         labels = sorted(
             [(group, 0, group) for group in self.new_groups]
             + [(group, 1, f"{group}: {tag}") for group, tag in self.new_tags]
         )
+        addresses = [row.setpoint_address for row in self.new_rows]
+        addresses += [pv.setpoint_address for pv in self.changed_pvs]
         return ImportReport(
             new=len(self.new_rows),
             updated=len(self.changed_pvs),
             unchanged=self.unchanged,
             new_tags=[label for *_, label in labels],
-            addresses=sorted([row.setpoint_address for row in self.new_rows] + [pv.setpoint_address for pv in self.changed_pvs]),
+            addresses=sorted(addresses),
         )
 
     @property

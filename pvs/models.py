@@ -76,8 +76,8 @@ class PV(models.Model):
         max_length=ADDRESS_MAX_LENGTH, blank=True, validators=[validate_address]
     )
     device = models.CharField(max_length=100, blank=True, db_index=True)
-    # Bounded so one request or file cannot put megabytes into every list page and export; not
-    # enforced by the database (TextField), by forms, the importer and the API.
+    # Bounded so that one request or file cannot put megabytes into every list page and export.
+    # The database does not check a TextField's length; forms, the importer and the API do.
     description = models.TextField(blank=True, max_length=1000)
     abs_tolerance = models.FloatField(
         default=0.0,

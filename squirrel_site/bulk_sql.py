@@ -125,9 +125,10 @@ def delete_rows(model, ids: Sequence[int]) -> None:
     """DELETE rows by primary key, one statement per table, doing what Django's delete() would for
     the references to them: nulling on_delete=SET_NULL foreign keys and deleting many-to-many links.
 
-    Django's delete() loads every row first and deletes 100 ids per statement: 5.9 s for 50,000
-    PVs, against well under a second here. Any other kind of reference (CASCADE to a real model,
-    PROTECT, ...) is refused rather than guessed. No delete signals are sent.
+    Django's delete() loads every row first and deletes 100 ids per statement: 5.8 s for 50,000
+    PVs with their 117,000 tag links, against 1.4 s here (both with commit, on a shared machine).
+    Any other kind of reference (CASCADE to a real model, PROTECT, ...) is refused rather than
+    guessed. No delete signals are sent.
     """
     quote = connection.ops.quote_name
     operand = [number_array(ids)]
