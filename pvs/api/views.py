@@ -11,7 +11,7 @@ from pvs import services
 from pvs.api.serializers import PVChangeSerializer, PVIdsSerializer, PVSerializer
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
-from squirrel_site.audit import AuditVia
+from squirrel_site.audit import via_api
 from squirrel_site.bulk_sql import in_array
 from squirrel_site.permissions import ModelPermissions, needs
 
@@ -58,21 +58,17 @@ class PVViewSet(viewsets.ModelViewSet):
             exc = RegistryConflict(str(exc))
         return super().handle_exception(exc)
 
-    def _audit_as(self) -> dict:
-        """Who made the change and how, for the audit entry the services write."""
-        return {"actor": self.request.user, "via": AuditVia.API}
-
     def perform_create(self, serializer):
-        [pv_id] = services.create_pvs([serializer.validated_data], **self._audit_as())
+        [pv_id] = services.create_pvs([serializer.validated_data], **via_api(self.request))
         serializer.instance = self.get_queryset().get(pk=pv_id)
 
     def perform_update(self, serializer):
         pv_id = serializer.instance.pk
-        services.update_pvs({pv_id: serializer.validated_data}, **self._audit_as())
+        services.update_pvs({pv_id: serializer.validated_data}, **via_api(self.request))
         serializer.instance = self.get_queryset().get(pk=pv_id)
 
     def perform_destroy(self, pv):
-        services.delete_pvs(PV.objects.filter(pk=pv.pk), **self._audit_as())
+        services.delete_pvs(PV.objects.filter(pk=pv.pk), **via_api(self.request))
 
     @extend_schema(request=PVSerializer(many=True), responses={201: _BULK_CREATED})
     @action(detail=False, methods=["post"], url_path="bulk", filterset_class=None, pagination_class=None)
@@ -80,7 +76,7 @@ class PVViewSet(viewsets.ModelViewSet):
         """Create PVs from a JSON array of PV objects; 201 with their ids in the same order."""
         items = PVSerializer(data=request.data, many=True)
         items.is_valid(raise_exception=True)
-        ids = services.create_pvs(items.validated_data, **self._audit_as())
+        ids = services.create_pvs(items.validated_data, **via_api(self.request))
         return Response({"created": len(ids), "ids": ids}, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=PVChangeSerializer(many=True, partial=True), responses={200: _BULK_UPDATED})
@@ -90,7 +86,7 @@ class PVViewSet(viewsets.ModelViewSet):
         items = PVChangeSerializer(data=request.data, many=True, partial=True)
         items.is_valid(raise_exception=True)
         changes = {item.pop("id"): item for item in items.validated_data}
-        updated = services.update_pvs(changes, **self._audit_as())
+        updated = services.update_pvs(changes, **via_api(self.request))
         return Response({"updated": updated, "unchanged": len(changes) - updated})
 
     @extend_schema(request=PVIdsSerializer, responses={200: _BULK_DELETED})
@@ -103,5 +99,5 @@ class PVViewSet(viewsets.ModelViewSet):
         params = PVIdsSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         pvs = PV.objects.filter(id__in=in_array(params.validated_data["ids"], "bigint"))
-        deleted = services.delete_pvs(pvs, **self._audit_as())
+        deleted = services.delete_pvs(pvs, **via_api(self.request))
         return Response({"deleted": deleted})

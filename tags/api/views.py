@@ -5,7 +5,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from squirrel_site.audit import AuditVia
+from squirrel_site.audit import via_api
 from squirrel_site.permissions import ModelPermissions
 from tags import services
 from tags.api.serializers import TagGroupSerializer, TagSerializer
@@ -35,26 +35,23 @@ class VocabularyViewSet(viewsets.ModelViewSet):
     permission_classes = [ModelPermissions]
     pagination_class = VocabularyPagination
 
-    def _audit_as(self) -> dict:
-        """Who made the change and how, for the audit entry the services write."""
-        return {"actor": self.request.user, "via": AuditVia.API}
-
     def perform_create(self, serializer):
         item = self.queryset.model(**serializer.validated_data)
-        services.create(item, **self._audit_as())
+        services.create(item, **via_api(self.request))
         serializer.instance = self.get_queryset().get(pk=item.pk)
 
     def perform_update(self, serializer):
         item = serializer.instance
         for name, value in serializer.validated_data.items():
             setattr(item, name, value)
-        services.update(item, **self._audit_as())
+        services.update(item, **via_api(self.request))
         serializer.instance = self.get_queryset().get(pk=item.pk)
 
     @extend_schema(responses={200: _DELETED})
     def destroy(self, request, *args, **kwargs):
         item = self.get_object()
-        return Response(services.delete(self.queryset.model.objects.filter(pk=item.pk), **self._audit_as()))
+        deleted = services.delete(self.queryset.model.objects.filter(pk=item.pk), **via_api(self.request))
+        return Response(deleted)
 
 
 class TagGroupViewSet(VocabularyViewSet):
