@@ -12,8 +12,9 @@ from django.utils import timezone
 from pvs import services
 from pvs.exporters import export_pvs_csv
 from pvs.forms import RegistryImportForm, TagChoiceForm, ToleranceForm
-from pvs.importers import import_pvs, uploaded_include_loader
+from pvs.importers import uploaded_include_loader
 from pvs.models import PV, SEARCH_FIELDS
+from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import EstimatedCountPaginator
 from tags.models import Tag, TagGroup
 
@@ -95,7 +96,8 @@ class HasReadbackFilter(admin.SimpleListFilter):
 
 @admin.register(PV)
 class PVAdmin(admin.ModelAdmin):
-    """PV curation; bulk actions go through pvs.services and work on 'select all' too."""
+    """PV curation. Saves, deletions, bulk actions (which work on 'select all' too) and imports
+    go through pvs.services, which records each in the audit log."""
 
     list_display = [
         "setpoint_address", "readback_address", "device", "tag_list",
@@ -121,7 +123,24 @@ class PVAdmin(admin.ModelAdmin):
     actions = ["add_tags", "remove_tags", "set_tolerances", "mark_read_only", "mark_writable", "export_csv"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).for_admin_list()
+        return super().get_queryset(request).with_tags()
+
+    def save_model(self, request, obj, form, change):
+        data = {name: form.cleaned_data[name] for name in form.fields}
+        data["tags"] = [tag.id for tag in data["tags"]]
+        if change:
+            services.update_pvs({obj.pk: data}, actor=request.user, via=AuditVia.ADMIN)
+        else:
+            [obj.pk] = services.create_pvs([data], actor=request.user, via=AuditVia.ADMIN)
+
+    def save_related(self, request, form, formsets, change):
+        """Nothing left to save: save_model stored the tags with the PV (PVAdmin has no inlines)."""
+
+    def delete_model(self, request, obj):
+        services.delete_pvs(PV.objects.filter(pk=obj.pk), actor=request.user, via=AuditVia.ADMIN)
+
+    def delete_queryset(self, request, queryset):
+        services.delete_pvs(queryset, actor=request.user, via=AuditVia.ADMIN)
 
     @admin.display(description="tags")
     def tag_list(self, pv: PV) -> str:
@@ -151,7 +170,7 @@ class PVAdmin(admin.ModelAdmin):
         result = self._action_form(request, queryset, TagChoiceForm, title, action)
         if isinstance(result, TemplateResponse):
             return result
-        count = service(queryset, result.cleaned_data["tags"])
+        count = service(queryset, result.cleaned_data["tags"], actor=request.user, via=AuditVia.ADMIN)
         self.message_user(request, f"{verb} {count} tag assignments.", messages.SUCCESS)
         return None
 
@@ -172,18 +191,20 @@ class PVAdmin(admin.ModelAdmin):
             queryset,
             abs_tolerance=result.cleaned_data["abs_tolerance"],
             rel_tolerance=result.cleaned_data["rel_tolerance"],
+            actor=request.user,
+            via=AuditVia.ADMIN,
         )
         self.message_user(request, f"Set tolerances of {changed} PVs.", messages.SUCCESS)
         return None
 
     @admin.action(description="Mark selected PVs read-only (never restored)", permissions=["change"])
     def mark_read_only(self, request, queryset):
-        changed = services.set_read_only(queryset, True)
+        changed = services.set_read_only(queryset, True, actor=request.user, via=AuditVia.ADMIN)
         self.message_user(request, f"Marked {changed} PVs read-only.", messages.SUCCESS)
 
     @admin.action(description="Mark selected PVs writable", permissions=["change"])
     def mark_writable(self, request, queryset):
-        changed = services.set_read_only(queryset, False)
+        changed = services.set_read_only(queryset, False, actor=request.user, via=AuditVia.ADMIN)
         self.message_user(request, f"Marked {changed} PVs writable.", messages.SUCCESS)
 
     @admin.action(description="Export selected PVs to CSV")
@@ -208,9 +229,11 @@ class PVAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             includes = {f.name: f.read() for f in form.cleaned_data["includes"]}
-            report = import_pvs(
+            report = services.import_registry(
                 upload.name,
                 upload.read(),
+                actor=request.user,
+                via=AuditVia.ADMIN,
                 dry_run="apply" not in request.POST,
                 macros=form.cleaned_data["macros"],
                 include_loader=uploaded_include_loader(includes),

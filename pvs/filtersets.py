@@ -35,7 +35,8 @@ class AddressListFilter(django_filters.Filter):
 
 
 class PVFilterSet(django_filters.FilterSet):
-    """Select PVs by setpoint address, tags (all of them), tag group, device prefix or text."""
+    """Select PVs by setpoint address, tags (all of them), tag group, device prefix, read-only
+    flag or text."""
 
     pv = AddressListFilter(field_name="setpoint_address", label="Setpoint address (repeatable)")
     # Each tag is its own join, so a PV must carry every tag given and appears once.
@@ -48,6 +49,11 @@ class PVFilterSet(django_filters.FilterSet):
         label="Tag group id (PVs with any tag of the group)",
     )  # fmt: skip
     device = django_filters.CharFilter(field_name="device", lookup_expr="istartswith", label="Device prefix")
+    # Not a BooleanFilter: that one ignores a value it does not know (read_only=maybe selects all).
+    read_only = django_filters.TypedChoiceFilter(
+        choices=[("true", "true"), ("false", "false")], coerce=lambda value: value == "true",
+        label="Read-only (true) or writable (false)",
+    )  # fmt: skip
     search = django_filters.CharFilter(
         method="filter_search", label="Text in addresses, device or description"
     )

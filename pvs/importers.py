@@ -21,13 +21,14 @@ from django.utils import timezone
 
 from pvs.models import PV
 from pvs.validators import address_error, validate_tolerance
-from squirrel_site.bulk_sql import copy_rows, in_array, next_ids, update_rows
+from squirrel_site.bulk_sql import copy_rows, in_array, update_rows
 from tags.models import Tag, TagGroup, validate_tag_name
 
 IncludeLoader = Callable[[str, str], tuple[str, str]]
 
 NAME_MAX_LENGTH = TagGroup._meta.get_field("name").max_length
 DEVICE_MAX_LENGTH = PV._meta.get_field("device").max_length
+DESCRIPTION_MAX_LENGTH = PV._meta.get_field("description").max_length
 STAGE_MAX = 32767  # PositiveSmallIntegerField
 MACRO_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -48,7 +49,8 @@ class ImportProblem:
 
 @dataclass
 class ImportReport:
-    """What an import did, or would do (dry run): PV counts, tags it creates, every problem."""
+    """What an import did, or would do (dry run): PV counts, tags it creates, every problem, and
+    the addresses of the PVs it writes."""
 
     new: int = 0
     updated: int = 0
@@ -56,6 +58,7 @@ class ImportReport:
     new_tags: list[str] = field(default_factory=list)
     errors: list[ImportProblem] = field(default_factory=list)
     applied: bool = False
+    addresses: list[str] = field(default_factory=list)  # of the new and updated PVs, sorted
 
     @property
     def ok(self) -> bool:
@@ -83,7 +86,9 @@ def _parse_address(cell: str) -> str:
     return address
 
 
-def _parse_text(cell: str) -> str:
+def _parse_description(cell: str) -> str:
+    if len(cell) > DESCRIPTION_MAX_LENGTH:
+        raise ValueError(f"Longer than {DESCRIPTION_MAX_LENGTH} characters.")
     return cell
 
 
@@ -150,7 +155,7 @@ READBACK = Column("Readback", "readback_address", _parse_address, str)
 # In export order, after Setpoint; the importer recognises them in any order and any case.
 FIELD_COLUMNS: tuple[Column, ...] = (
     READBACK,
-    Column("Description", "description", _parse_text, str),
+    Column("Description", "description", _parse_description, str),
     Column("Config", "config_address", _parse_address, str),
     Column("Device", "device", _parse_device, str),
     # repr() is the shortest text that parses back to the same float.
@@ -547,16 +552,19 @@ class _Plan:
         self.new_tags = sorted({(group, tag) for _, group, tag in self.new_links} - self.tag_ids.keys())
 
     def report(self) -> ImportReport:
-        """Counts and new-tag labels; a new group is listed by its bare name."""
+        """Counts, new-tag labels (a new group by its bare name) and the addresses written."""
         labels = sorted(
             [(group, 0, group) for group in self.new_groups]
             + [(group, 1, f"{group}: {tag}") for group, tag in self.new_tags]
         )
+        addresses = [row.setpoint_address for row in self.new_rows]
+        addresses += [pv.setpoint_address for pv in self.changed_pvs]
         return ImportReport(
             new=len(self.new_rows),
             updated=len(self.changed_pvs),
             unchanged=self.unchanged,
             new_tags=[label for *_, label in labels],
+            addresses=sorted(addresses),
         )
 
     @property
@@ -586,21 +594,9 @@ class _Plan:
 
     def _insert_new_pvs(self, now) -> dict[str, int]:
         """COPY the new PVs in, every field the file has no column for at its model default."""
-        addresses = [row.setpoint_address for row in self.new_rows]
-        ids = dict(zip(addresses, next_ids(PV, len(addresses))))
-        fields = [field for field in PV._meta.concrete_fields if not field.primary_key]
-        defaults = {field.attname: now if _is_timestamp(field) else field.get_default() for field in fields}
-
-        def values(row: RegistryRow) -> tuple:
-            given = {**defaults, **row.fields, "setpoint_address": row.setpoint_address}
-            return (ids[row.setpoint_address], *(given[name] for name in defaults))
-
-        copy_rows(PV, ["id", *defaults], map(values, self.new_rows))
-        return ids
-
-
-def _is_timestamp(field) -> bool:
-    return getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+        rows = [{**row.fields, "setpoint_address": row.setpoint_address} for row in self.new_rows]
+        ids = PV.objects.create_from_rows(rows, now=now)
+        return {row["setpoint_address"]: pv_id for row, pv_id in zip(rows, ids)}
 
 
 def _parse(

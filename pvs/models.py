@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
 from pvs.validators import ADDRESS_MAX_LENGTH, validate_address, validate_tolerance
+from squirrel_site.bulk_sql import copy_rows, next_ids
 from tags.models import Tag
 
 
@@ -11,12 +12,32 @@ from tags.models import Tag
 SEARCH_FIELDS = ("setpoint_address", "readback_address", "config_address", "device", "description")
 
 
+def _is_timestamp(field) -> bool:
+    return getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+
+
 class PVQuerySet(models.QuerySet):
-    def for_admin_list(self):
-        """PVs with their tags and tag groups loaded, for one page of the admin list."""
+    def with_tags(self):
+        """PVs with their tags and tag groups loaded, for one page of a list (admin, API, pages)."""
         return self.prefetch_related(
             models.Prefetch("tags", queryset=Tag.objects.select_related("group"))
         )
+
+    def create_from_rows(self, rows, *, now) -> list[int]:
+        """Insert PVs with COPY and return their ids in order (reserved from the sequence first).
+
+        A row maps field attribute names to values; fields it does not give take their model
+        defaults, timestamps `now`. Keys that are not fields (such as `tags`) are ignored.
+        """
+        fields = [field for field in self.model._meta.concrete_fields if not field.primary_key]
+        defaults = {field.attname: now if _is_timestamp(field) else field.get_default() for field in fields}
+        ids = next_ids(self.model, len(rows))
+
+        def values(pv_id: int, row) -> tuple:
+            return (pv_id, *(row.get(name, default) for name, default in defaults.items()))
+
+        copy_rows(self.model, ["id", *defaults], map(values, ids, rows))
+        return ids
 
     def in_tag_group(self, group):
         """PVs carrying any tag of `group` (a TagGroup or its id), each PV once."""
@@ -55,7 +76,9 @@ class PV(models.Model):
         max_length=ADDRESS_MAX_LENGTH, blank=True, validators=[validate_address]
     )
     device = models.CharField(max_length=100, blank=True, db_index=True)
-    description = models.TextField(blank=True)
+    # Bounded so that one request or file cannot put megabytes into every list page and export.
+    # The database does not check a TextField's length; forms, the importer and the API do.
+    description = models.TextField(blank=True, max_length=1000)
     abs_tolerance = models.FloatField(
         default=0.0,
         validators=[validate_tolerance],

@@ -1,7 +1,6 @@
 """PV pages: the live table."""
 
 from django.contrib.auth.mixins import PermissionRequiredMixin
-from django.db.models import Prefetch
 from django.template.response import TemplateResponse
 from django.views import View
 
@@ -9,7 +8,6 @@ from pvs.filtersets import PVFilterSet
 from pvs.models import PV
 from squirrel_site.pages import offset_page
 from squirrel_site.paginators import EstimatedCountPaginator
-from tags.models import Tag
 
 # The live table's filters and their labels on the page (PVFilterSet's `pv`, a list of
 # addresses, is for scripts).
@@ -29,9 +27,7 @@ class LiveTableView(PermissionRequiredMixin, View):
             filterset.form.fields[name].label = label  # the form is the filterset's own copy
         filterset.form.fields["tag_group"].empty_label = "any"
         pvs = filterset.qs if filterset.is_valid() else PV.objects.none()
-        pvs = pvs.prefetch_related(Prefetch("tags", queryset=Tag.objects.select_related("group"))).order_by(
-            "setpoint_address"
-        )
+        pvs = pvs.with_tags().order_by("setpoint_address")
         filtered = any(request.GET.get(name) for name in LIVE_FILTERS)
         count = EstimatedCountPaginator(pvs, 1).count if not filtered else None
         context = {

@@ -6,7 +6,7 @@ when the change does.
 
 from squirrel_site.models import AuditEntry, AuditVia
 
-__all__ = ["AuditAction", "AuditVia", "record"]
+__all__ = ["AuditAction", "AuditVia", "field_changes", "record", "via_api"]
 
 
 class AuditAction:
@@ -43,3 +43,14 @@ def record(actor, action: str, summary: str, *, via: str, target=None, details: 
         summary=summary[:500],
         details=details or {},
     )
+
+
+def via_api(request) -> dict:
+    """The `actor` and `via` arguments of a service that an API request calls."""
+    return {"actor": request.user, "via": AuditVia.API}
+
+
+def field_changes(before: dict, after: dict) -> dict[str, list]:
+    """The fields of `after` whose value differs from `before`, as {field: [old, new]}: the
+    `changes` detail of an edit."""
+    return {name: [before[name], value] for name, value in after.items() if before[name] != value}

@@ -119,3 +119,37 @@ def _column(field, type_name: str, values: list):
     if isinstance(field, models.BooleanField):
         return values
     return [field.get_db_prep_save(v, connection) for v in values]
+
+
+def delete_rows(model, ids: Sequence[int]) -> None:
+    """DELETE rows by primary key, one statement per table, doing what Django's delete() would for
+    the references to them: nulling on_delete=SET_NULL foreign keys and deleting many-to-many links.
+
+    Django's delete() loads every row first and deletes 100 ids per statement: 5.8 s for 50,000
+    PVs with their 117,000 tag links, against 1.4 s here (both with commit, on a shared machine).
+    Any other kind of reference (CASCADE to a real model, PROTECT, ...) is refused rather than
+    guessed. No delete signals are sent.
+    """
+    quote = connection.ops.quote_name
+    operand = [number_array(ids)]
+    pk_type = db_type(model._meta.pk)
+    statements = []
+    for relation in model._meta.get_fields(include_hidden=True):
+        is_reference = relation.auto_created and not relation.concrete
+        if not (is_reference and (relation.one_to_many or relation.one_to_one)):
+            continue
+        table, column = quote(relation.related_model._meta.db_table), quote(relation.field.column)
+        if relation.on_delete is models.SET_NULL:
+            statements.append(f"UPDATE {table} SET {column} = NULL WHERE {column} = ANY(%s::{pk_type}[])")
+        elif relation.on_delete is models.CASCADE and relation.related_model._meta.auto_created:
+            statements.append(f"DELETE FROM {table} WHERE {column} = ANY(%s::{pk_type}[])")
+        else:
+            raise ValueError(
+                f"delete_rows() cannot follow {relation.related_model._meta.label}.{relation.field.name} "
+                f"(on_delete={relation.on_delete.__name__}); use QuerySet.delete()."
+            )
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    statements.append(f"DELETE FROM {table} WHERE {pk} = ANY(%s::{pk_type}[])")
+    with connection.cursor() as cursor:
+        for sql in statements:
+            cursor.execute(sql, operand)

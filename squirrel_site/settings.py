@@ -157,6 +157,9 @@ REST_FRAMEWORK = {
     "URL_FORMAT_OVERRIDE": None,
 }
 
+# The PV API's bulk endpoints take at most this many items per request (the registry's scale).
+API_MAX_BULK_ITEMS = env_int("SQUIRREL_API_MAX_BULK_ITEMS", 50_000)
+
 REST_KNOX = {
     # Script tokens do not expire unless created with an expiry; they are revoked by deletion.
     "TOKEN_TTL": None,

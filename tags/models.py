@@ -17,6 +17,10 @@ class TagGroupQuerySet(models.QuerySet):
         """Groups with their tags prefetched, for admin inlines and CSV export."""
         return self.prefetch_related("tags")
 
+    def with_tag_counts(self):
+        """Groups with `tag_count`, for the admin list and the API."""
+        return self.annotate(tag_count=models.Count("tags"))
+
 
 class TagGroup(models.Model):
     """A family of tags, one CSV column in SLAC's registry format (e.g. Area, Subsystem)."""
@@ -35,6 +39,12 @@ class TagGroup(models.Model):
         return self.name
 
 
+class TagQuerySet(models.QuerySet):
+    def with_pv_counts(self):
+        """Tags with their group loaded and `pv_count`, for the admin list and the API."""
+        return self.select_related("group").annotate(pv_count=models.Count("pvs"))
+
+
 class Tag(models.Model):
     """One value within a tag group; PVs carry any number of tags."""
 
@@ -43,6 +53,8 @@ class Tag(models.Model):
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TagQuerySet.as_manager()
 
     class Meta:
         ordering = ["group__name", "name"]

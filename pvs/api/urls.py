@@ -2,7 +2,10 @@
 
 from rest_framework.routers import SimpleRouter
 
+from pvs.api.views import PVViewSet
+
 app_name = "pvs-api"
 
 router = SimpleRouter()
+router.register("pvs", PVViewSet, basename="pv")
 urlpatterns = router.urls

@@ -3,6 +3,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
 from pvs.models import PV
+from squirrel_site.models import AuditEntry
 from tags.models import Tag, TagGroup
 
 CHANGELIST = reverse("admin:pvs_pv_changelist")
@@ -212,3 +213,68 @@ def test_bulk_actions_need_change_permission(client, make_user, registry):
 def test_import_page_links_back_to_the_pv_list(staff_client, registry):
     page = staff_client.get(IMPORT).content.decode()
     assert f'href="{CHANGELIST}"' in page and "&rsaquo; Import PVs" in page
+
+
+# --- Audit: every change made in the admin is one entry, via "admin" ------------------------
+
+PV_FORM = {
+    "setpoint_address": "SIM:FORM:SP", "readback_address": "", "config_address": "", "device": "",
+    "description": "", "abs_tolerance": "0", "rel_tolerance": "0", "restore_stage": "0",
+}  # fmt: skip
+
+
+def _entry():
+    return AuditEntry.objects.get()
+
+
+def test_adding_a_pv_in_the_admin_is_recorded(staff_client, registry, admin_user):
+    response = staff_client.post(reverse("admin:pvs_pv_add"), {**PV_FORM, "tags": [registry["und"].id]})
+    assert response.status_code == 302
+    pv = PV.objects.get(setpoint_address="SIM:FORM:SP")
+    assert list(pv.tags.all()) == [registry["und"]]
+    entry = _entry()
+    assert (entry.action, entry.via, entry.actor, entry.target_id) == ("pvs.created", "admin", admin_user, str(pv.id))
+
+
+def test_editing_a_pv_in_the_admin_records_what_changed(staff_client, registry):
+    pv = PV.objects.get(setpoint_address="SIM:MAG:Q000:I_SP")
+    form = {**PV_FORM, "setpoint_address": pv.setpoint_address, "device": "Q000", "abs_tolerance": "0.25",
+            "tags": [registry["linac"].id, registry["magnets"].id]}  # fmt: skip
+    response = staff_client.post(reverse("admin:pvs_pv_change", args=[pv.id]), form)
+    assert response.status_code == 302
+    assert PV.objects.get(pk=pv.pk).abs_tolerance == 0.25
+    assert _entry().details["changes"] == {"abs_tolerance": [0.0, 0.25]}
+
+
+def test_deleting_a_pv_in_the_admin_is_recorded(staff_client, registry):
+    pv = PV.objects.get(setpoint_address="SIM:MAG:Q000:I_SP")
+    staff_client.post(reverse("admin:pvs_pv_delete", args=[pv.id]), {"post": "yes"})
+    assert not PV.objects.filter(pk=pv.pk).exists()
+    assert (_entry().action, _entry().summary) == ("pvs.deleted", "Deleted PV SIM:MAG:Q000:I_SP")
+
+
+def test_delete_selected_is_one_entry(staff_client, registry):
+    ids = list(PV.objects.order_by("id").values_list("id", flat=True)[:3])
+    staff_client.post(CHANGELIST, {"action": "delete_selected", ACTION_CHECKBOX_NAME: ids, "post": "yes"})
+    assert not PV.objects.filter(id__in=ids).exists()
+    assert (_entry().action, _entry().details["count"]) == ("pvs.deleted", 3)
+
+
+def test_a_bulk_action_is_one_entry(staff_client, registry):
+    post = {"action": "mark_read_only", "select_across": "1", "index": 0, ACTION_CHECKBOX_NAME: [PV.objects.first().id]}
+    staff_client.post(CHANGELIST, post)
+    entry = _entry()
+    assert (entry.action, entry.via, entry.summary, len(entry.details["addresses"])) == (
+        "pvs.changed", "admin", "Marked 300 PVs read-only", 100
+    )
+
+
+def test_an_applied_import_is_one_entry(staff_client, registry):
+    staff_client.post(IMPORT, {"file": _upload("reg.csv", GOOD_CSV), "apply": "1"})
+    entry = _entry()
+    assert (entry.action, entry.via, entry.details["new"], entry.details["updated"]) == ("pvs.imported", "admin", 1, 1)
+
+
+def test_a_checked_import_is_not_recorded(staff_client, registry):
+    staff_client.post(IMPORT, {"file": _upload("reg.csv", GOOD_CSV), "check": "1"})
+    assert not AuditEntry.objects.exists()

@@ -6,6 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from pvs.models import PV
+from squirrel_site.models import AuditEntry
 from tags.models import Tag, TagGroup
 
 
@@ -27,6 +28,13 @@ def test_import_prints_counts_and_new_tags(db, good_csv):
 
     assert out.splitlines() == ["2 new, 0 updated, 0 unchanged PVs.", "New tags: Area, Area: LI20"]
     assert PV.objects.count() == 2
+
+
+def test_import_is_recorded_as_a_command_without_an_actor(db, good_csv):
+    run("import_pvs", str(good_csv))
+
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.via, entry.actor, entry.details["new"]) == ("pvs.imported", "command", None, 2)
 
 
 def test_import_dry_run_says_so_and_writes_nothing(db, good_csv):

@@ -172,6 +172,14 @@ def test_csv_row_errors_carry_the_line(db, row, message):
     assert not PV.objects.exists()
 
 
+def test_csv_description_longer_than_the_model_allows_is_an_error(db):
+    report = csv_import(HEADER + f"A:1,,{'d' * 1001},\n")
+
+    assert [problem.line for problem in report.errors] == [2]
+    assert report.errors[0].message.endswith("Longer than 1000 characters.")
+    assert not PV.objects.exists()
+
+
 def test_csv_trims_spaces_around_addresses_and_tags(db):
     csv_import(HEADER + ' A:1 ,,," LI20 , LI21 "\n')
 

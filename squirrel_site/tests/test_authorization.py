@@ -17,10 +17,12 @@ from django.urls import URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from jobs.models import Job, JobType
+from pvs.models import PV
 from snapshots.models import Restore, RestorePreview, Snapshot, SnapshotMode
 from snapshots.restore import _fingerprint
 from squirrel_site.asgi import application
 from squirrel_site.routing import websocket_urlpatterns
+from tags.models import Tag, TagGroup
 
 ANONYMOUS, NO_ROLE = "anonymous", "no role"
 USERS = (ANONYMOUS, NO_ROLE, "viewer", "editor", "operator", "admin")
@@ -30,6 +32,7 @@ READ = "401 403 ok ok ok ok"
 SNAPSHOT_WRITE = "401 403 403 403 ok ok"  # add_snapshot / change_snapshot: operator and admin
 RESTORE = "401 403 403 403 ok ok"  # add_restore: operator and admin
 OPERATORS_JOB = "401 403 404 404 ok ok"  # the operator's own job; the admin role sees every job
+CURATE = "401 403 403 ok 403 ok"  # add/change/delete of PVs, tags and tag groups: editor and admin
 
 # (method, URL name, the object whose pk the URL takes, expected outcomes)
 API = [
@@ -53,6 +56,27 @@ API = [
     ("GET", "jobs-api:job-list", None, READ),
     ("GET", "jobs-api:job-detail", "job", OPERATORS_JOB),
     ("GET", "monitor-api:live-list", None, READ),
+    ("GET", "pvs-api:pv-list", None, READ),
+    ("POST", "pvs-api:pv-list", None, CURATE),
+    ("GET", "pvs-api:pv-detail", "pv", READ),
+    ("PUT", "pvs-api:pv-detail", "pv", CURATE),
+    ("PATCH", "pvs-api:pv-detail", "pv", CURATE),
+    ("DELETE", "pvs-api:pv-detail", "pv", CURATE),
+    ("POST", "pvs-api:pv-bulk-create", None, CURATE),
+    ("PATCH", "pvs-api:pv-bulk-create", None, CURATE),
+    ("POST", "pvs-api:pv-bulk-delete", None, CURATE),
+    ("GET", "tags-api:tag-group-list", None, READ),
+    ("POST", "tags-api:tag-group-list", None, CURATE),
+    ("GET", "tags-api:tag-group-detail", "tag_group", READ),
+    ("PUT", "tags-api:tag-group-detail", "tag_group", CURATE),
+    ("PATCH", "tags-api:tag-group-detail", "tag_group", CURATE),
+    ("DELETE", "tags-api:tag-group-detail", "tag_group", CURATE),
+    ("GET", "tags-api:tag-list", None, READ),
+    ("POST", "tags-api:tag-list", None, CURATE),
+    ("GET", "tags-api:tag-detail", "tag", READ),
+    ("PUT", "tags-api:tag-detail", "tag", CURATE),
+    ("PATCH", "tags-api:tag-detail", "tag", CURATE),
+    ("DELETE", "tags-api:tag-detail", "tag", CURATE),
 ]
 
 # (route, expected outcomes): a handshake is accepted ("ok") or refused (any other outcome).
@@ -85,7 +109,11 @@ def world(make_user):
                                          live_source="cache")  # fmt: skip
     restore = Restore.objects.create(preview=done, snapshot=snapshot, created_by=operator)
     job = Job.objects.create(type=JobType.SNAPSHOT, created_by=operator, data={"title": "Before MD"})
-    return {"operator": operator, "snapshot": snapshot, "preview": preview, "restore": restore, "job": job}
+    tag_group = TagGroup.objects.create(name="Area")
+    tag = Tag.objects.create(group=tag_group, name="Injector")
+    pv = PV.objects.create(setpoint_address="AUTH:MAG1:CURRENT")
+    return {"operator": operator, "snapshot": snapshot, "preview": preview, "restore": restore, "job": job,
+            "pv": pv, "tag_group": tag_group, "tag": tag}  # fmt: skip
 
 
 def _user(user: str, world, make_user):
@@ -105,6 +133,18 @@ def _params(method: str, name: str, world) -> dict:
         ("POST", "snapshots-api:restore-preview-list"): {"snapshot": snapshot},
         ("GET", "snapshots-api:compare"): {"a": snapshot, "b": snapshot},
         ("GET", "snapshots-api:drift"): {"snapshot": snapshot},
+        ("POST", "pvs-api:pv-list"): {"setpoint_address": "AUTH:NEW:PV"},
+        ("PUT", "pvs-api:pv-detail"): {"setpoint_address": "AUTH:MAG1:CURRENT", "description": "Main coil"},
+        ("PATCH", "pvs-api:pv-detail"): {"description": "Main coil"},
+        ("POST", "pvs-api:pv-bulk-create"): [{"setpoint_address": "AUTH:BULK:PV"}],
+        ("PATCH", "pvs-api:pv-bulk-create"): [{"id": world["pv"].pk, "description": "Main coil"}],
+        ("POST", "pvs-api:pv-bulk-delete"): {"ids": [world["pv"].pk]},
+        ("POST", "tags-api:tag-group-list"): {"name": "Subsystem"},
+        ("PUT", "tags-api:tag-group-detail"): {"name": "Area", "description": "Where it is"},
+        ("PATCH", "tags-api:tag-group-detail"): {"description": "Where it is"},
+        ("POST", "tags-api:tag-list"): {"group": world["tag_group"].pk, "name": "Linac"},
+        ("PUT", "tags-api:tag-detail"): {"group": world["tag_group"].pk, "name": "Injector"},
+        ("PATCH", "tags-api:tag-detail"): {"description": "First section"},
     }.get((method, name), {})
 
 

@@ -5,7 +5,9 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pvs.importers import MACRO_NAME_RE, ImportReport, filesystem_include_loader, import_pvs
+from pvs.importers import MACRO_NAME_RE, ImportReport, filesystem_include_loader
+from pvs.services import import_registry
+from squirrel_site.audit import AuditVia
 
 
 def macro_definition(text: str) -> tuple[str, str]:
@@ -50,9 +52,10 @@ class Command(BaseCommand):
                 content = stream.read()
         except OSError as error:
             raise CommandError(f"Cannot read {file}: {error.strerror}.") from None
-        report = import_pvs(
-            path, content, dry_run=dry_run, macros=dict(macro), include_loader=filesystem_include_loader
-        )
+        report = import_registry(
+            path, content, actor=None, via=AuditVia.COMMAND, dry_run=dry_run, macros=dict(macro),
+            include_loader=filesystem_include_loader,
+        )  # fmt: skip
         if report.errors:
             for problem in report.errors:
                 self.stderr.write(str(problem))

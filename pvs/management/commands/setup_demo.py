@@ -7,7 +7,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from pvs import sim
-from pvs.importers import import_pvs
+from pvs.services import import_registry
+from squirrel_site.audit import AuditVia
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "squirrel-demo"
@@ -30,7 +31,9 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         registry = io.StringIO()
         sim.write_registry_csv(database.pvs, registry)
-        report = import_pvs("demo-registry.csv", registry.getvalue(), dry_run=False)
+        report = import_registry(
+            "demo-registry.csv", registry.getvalue(), actor=None, via=AuditVia.COMMAND, dry_run=False
+        )
         if not report.ok:
             raise CommandError(f"The demo registry did not import: {report.errors[0]}")
         self.stdout.write(
