@@ -1,8 +1,10 @@
-"""Live values in Redis: the one module that knows the key schema and the encoding.
+"""Live values and heartbeats in Redis: the one module that knows the key schema and the encoding.
 
 The monitor writes through :class:`FencedWriter` under a :class:`Lease`; web pages, snapshot jobs
 and scripts read with :func:`read_values` and friends. Values are msgpack lists (no field names):
-JSON costs 0.3-0.5 s for 50,000 values, more than Redis itself.
+JSON costs 0.3-0.5 s for 50,000 values, more than Redis itself. Monitor shards and Celery workers
+write heartbeats that expire, which the health endpoint reads (:func:`read_heartbeats`,
+:func:`read_worker_heartbeats`).
 
 Keys:
     squirrel:live:values               hash, address -> packed LiveValue
@@ -12,6 +14,8 @@ Keys:
     squirrel:monitor:<shard>:fence     counter that issues the lease tokens
     squirrel:monitor:<shard>:heartbeat JSON stats, expires
     squirrel:monitor:shards            set of the shard labels that wrote a heartbeat
+    squirrel:worker:<id>:heartbeat     JSON stats of one Celery worker process, expires
+    squirrel:workers                   set of the ids of the workers that wrote a heartbeat
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ VALUES_KEY = "squirrel:live:values"
 META_KEY = "squirrel:live:meta"
 CHANGES_CHANNEL_PREFIX = "squirrel:live:changes"
 MONITOR_KEY_PREFIX = "squirrel:monitor:"
-# The labels of the shards that wrote a heartbeat: read_heartbeats needs no SCAN of a database
-# that the Celery broker and the channel layer share.
+WORKER_KEY_PREFIX = "squirrel:worker:"
+# The labels of the shards and the ids of the workers that wrote a heartbeat: reading heartbeats
+# needs no SCAN of a database that the Celery broker and the channel layer share.
 SHARDS_KEY = f"{MONITOR_KEY_PREFIX}shards"
+WORKERS_KEY = "squirrel:workers"
 
 # Fields per Redis command: big enough to amortise round trips, small enough that one Lua call
 # never blocks Redis for long (and stays far below Lua's unpack() limit of ~8000 arguments).
@@ -98,6 +104,14 @@ class Shard:
                 f"invalid shard {text!r}: expected 'i/N' with integers 0 <= i < N, e.g. '0/1'"
             ) from None
 
+    @classmethod
+    def from_label(cls, label: str) -> Shard:
+        """The shard of a label in key names, e.g. "2of4" (ValueError if it is not one)."""
+        index, sep, count = label.partition("of")
+        if not sep:
+            raise ValueError(f"invalid shard label {label!r}: expected e.g. '0of1'")
+        return cls(int(index), int(count))
+
     def owns(self, address: str) -> bool:
         """True if this shard monitors `address` (crc32, so every process agrees)."""
         return zlib.crc32(address.encode()) % self.count == self.index
@@ -117,7 +131,15 @@ def fence_key(shard: Shard) -> str:
 
 
 def heartbeat_key(shard: Shard) -> str:
-    return f"{MONITOR_KEY_PREFIX}{shard.label}:heartbeat"
+    return _shard_heartbeat_key(shard.label)
+
+
+def _shard_heartbeat_key(label: str) -> str:
+    return f"{MONITOR_KEY_PREFIX}{label}:heartbeat"
+
+
+def worker_heartbeat_key(worker_id: str) -> str:
+    return f"{WORKER_KEY_PREFIX}{worker_id}:heartbeat"
 
 
 @dataclass(slots=True)
@@ -425,30 +447,58 @@ class FencedWriter:
             self.client.publish(changes_channel(self.client), msgpack.packb(list(addresses)))
 
 
+def _write_beat(client, members_key: str, member: str, key: str, payload: dict, ttl: float) -> None:
+    """SET `key` to `payload` as JSON for `ttl` seconds and list `member` in the set `members_key`."""
+    pipe = client.pipeline(transaction=False)
+    pipe.set(key, json.dumps(payload), px=max(1, int(ttl * 1000)))
+    pipe.sadd(members_key, member)
+    pipe.execute()
+
+
+def _read_beats(client, members_key: str, key_of: Callable[[str], str]) -> dict[str, dict]:
+    """The live heartbeats of the members of `members_key`, by member in sorted order; members whose
+    heartbeat expired are removed from the set."""
+    members = sorted(member.decode() for member in client.smembers(members_key))
+    if not members:
+        return {}
+    beats, expired = {}, []
+    for member, raw in zip(members, client.mget([key_of(member) for member in members])):
+        if raw is None:
+            expired.append(member)
+        else:
+            beats[member] = json.loads(raw)
+    if expired:
+        client.srem(members_key, *expired)
+    return beats
+
+
 def write_heartbeat(client, shard: Shard, stats: Mapping, ttl: float = 10.0) -> None:
     """Record that this shard's monitor is alive, with its stats; gone after `ttl` seconds."""
     payload = {**stats, "shard": shard.label, "written_at": time.time()}
-    pipe = client.pipeline(transaction=False)
-    pipe.set(heartbeat_key(shard), json.dumps(payload), px=max(1, int(ttl * 1000)))
-    pipe.sadd(SHARDS_KEY, shard.label)
-    pipe.execute()
+    _write_beat(client, SHARDS_KEY, shard.label, heartbeat_key(shard), payload, ttl)
 
 
 def read_heartbeats(client=None) -> list[dict]:
     """Every live shard's latest heartbeat, ordered by shard label; expired shards are forgotten."""
-    client = client or redis_client()
-    labels = sorted(label.decode() for label in client.smembers(SHARDS_KEY))
-    if not labels:
-        return []
-    beats, expired = [], []
-    raws = client.mget([f"{MONITOR_KEY_PREFIX}{label}:heartbeat" for label in labels])
-    for label, raw in zip(labels, raws):
-        if raw is None:
-            expired.append(label)
-            continue
-        beat = json.loads(raw)
-        beat["shard"] = label
-        beats.append(beat)
-    if expired:
-        client.srem(SHARDS_KEY, *expired)
-    return beats
+    beats = _read_beats(client or redis_client(), SHARDS_KEY, _shard_heartbeat_key)
+    return [{**beat, "shard": label} for label, beat in beats.items()]
+
+
+def write_worker_heartbeat(client, worker_id: str, stats: Mapping, ttl: float) -> None:
+    """Record that Celery worker `worker_id` is alive, with its stats; gone after `ttl` seconds."""
+    payload = {**stats, "id": worker_id, "written_at": time.time()}
+    _write_beat(client, WORKERS_KEY, worker_id, worker_heartbeat_key(worker_id), payload, ttl)
+
+
+def delete_worker_heartbeat(client, worker_id: str) -> None:
+    """Forget worker `worker_id` at once (it is stopping), instead of when its heartbeat expires."""
+    pipe = client.pipeline(transaction=False)
+    pipe.delete(worker_heartbeat_key(worker_id))
+    pipe.srem(WORKERS_KEY, worker_id)
+    pipe.execute()
+
+
+def read_worker_heartbeats(client=None) -> list[dict]:
+    """Every live Celery worker's latest heartbeat, ordered by id; expired workers are forgotten."""
+    beats = _read_beats(client or redis_client(), WORKERS_KEY, worker_heartbeat_key)
+    return [{**beat, "id": worker_id} for worker_id, beat in beats.items()]

@@ -358,3 +358,41 @@ def test_change_notices_of_two_redis_databases_do_not_mix():
     second = redis.Redis.from_url("redis://127.0.0.1:6379/15")
     assert live.changes_channel(first) == "squirrel:live:changes:0"
     assert live.changes_channel(second) == "squirrel:live:changes:15"
+
+
+def test_shard_from_label_reads_back_the_label():
+    assert live.Shard.from_label(Shard(2, 4).label) == Shard(2, 4)
+
+
+@pytest.mark.parametrize("label", ["", "0", "xof1", "1of1", "0of0"])
+def test_shard_from_label_refuses_what_is_not_a_label(label):
+    with pytest.raises(ValueError):
+        live.Shard.from_label(label)
+
+
+def test_worker_heartbeats_read_back_by_id_with_their_ttl(redis_db):
+    live.write_worker_heartbeat(redis_db, "celery@b/2", {"active": 1}, ttl=10.0)
+    live.write_worker_heartbeat(redis_db, "celery@a/1", {"active": 0}, ttl=10.0)
+
+    beats = live.read_worker_heartbeats(redis_db)
+
+    assert [(b["id"], b["active"]) for b in beats] == [("celery@a/1", 0), ("celery@b/2", 1)]
+    assert beats[0]["written_at"] == pytest.approx(time.time(), abs=5)
+    assert 0 < redis_db.pttl(live.worker_heartbeat_key("celery@a/1")) <= 10_000
+
+
+def test_an_expired_worker_heartbeat_is_forgotten(redis_db):
+    live.write_worker_heartbeat(redis_db, "celery@a/1", {}, ttl=0.05)
+    time.sleep(0.15)
+
+    assert live.read_worker_heartbeats(redis_db) == []
+    assert redis_db.smembers(live.WORKERS_KEY) == set()
+
+
+def test_a_deleted_worker_heartbeat_is_gone_at_once(redis_db):
+    live.write_worker_heartbeat(redis_db, "celery@a/1", {}, ttl=10.0)
+
+    live.delete_worker_heartbeat(redis_db, "celery@a/1")
+
+    assert live.read_worker_heartbeats(redis_db) == []
+    assert redis_db.smembers(live.WORKERS_KEY) == set()
