@@ -16,6 +16,7 @@ import redis
 from django.db import transaction
 
 from jobs.models import Job
+from monitor import health as monitor_health
 from monitor import live
 from pvs.models import PV
 from snapshots import values
@@ -35,31 +36,17 @@ class SnapshotError(Exception):
 
 
 def monitor_is_fresh(max_heartbeat_age: float = 5.0) -> bool:
-    """True if at least one monitor heartbeat exists and every shard's is recent and synced.
+    """True if every monitor shard is ok (monitor.health): at least one heartbeat exists, each is
+    recent and synced, and no shard of a split is missing. Redis being unreachable counts as stale.
 
-    Heartbeats name their shard ("2of4"): a shard of a sharded monitor whose heartbeat expired
-    is missing from the set, which counts as stale too. Redis being unreachable counts as stale.
     A monitor that has just taken over is not synced until every address has its first value in
     Redis: until then the cache may still hold a previous leader's old values.
     """
     try:
-        beats = live.read_heartbeats()
+        shards = monitor_health.monitor_shards(max_heartbeat_age)
     except redis.RedisError:
         return False
-    if not beats:
-        return False
-    now = time.time()
-    shards: dict[int, set[int]] = {}
-    for beat in beats:
-        try:
-            if now - float(beat["written_at"]) > max_heartbeat_age or not beat["synced"]:
-                return False
-            index, _, count = beat["shard"].partition("of")
-            shard = live.Shard(int(index), int(count))
-        except (KeyError, TypeError, ValueError):
-            return False
-        shards.setdefault(shard.count, set()).add(shard.index)
-    return all(indices == set(range(count)) for count, indices in shards.items())
+    return monitor_health.overall_status(shards) == monitor_health.OK
 
 
 def take_snapshot(

@@ -1,0 +1,62 @@
+"""Whether the monitor keeps the live cache current, judged from its shards' heartbeats.
+
+One rule for everyone: the health endpoint reports it, and snapshots and restore previews read
+the cache only when it says ok (snapshots.services.monitor_is_fresh).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from monitor import live
+
+OK, STALE, MISSING = "ok", "stale", "missing"
+_RANK = {OK: 0, STALE: 1, MISSING: 2}
+
+# A leader writes its heartbeat every second (monitor.MonitorSettings.heartbeat_interval).
+MAX_HEARTBEAT_AGE = 5.0
+
+
+@dataclass(frozen=True)
+class ShardHealth:
+    """One shard: ok (recent heartbeat, every address has its first value), stale (old heartbeat,
+    or a new leader still filling the cache) or missing (no heartbeat, while other shards of the
+    same split have one); `beat` is its latest heartbeat as written, `age` its age in seconds."""
+
+    shard: str
+    status: str
+    beat: dict | None = None
+    age: float | None = None
+
+
+def judge_shards(beats: list[dict], now: float, max_age: float = MAX_HEARTBEAT_AGE) -> list[ShardHealth]:
+    """The health of every shard with a heartbeat (live.read_heartbeats), and of the shards missing
+    from a split ("0of2" without "1of2"), ordered by label."""
+    shards, seen = [], {}
+    for beat in beats:
+        label = str(beat.get("shard", ""))
+        try:
+            shard = live.Shard.from_label(label)
+            age = max(0.0, now - float(beat["written_at"]))
+        except (KeyError, TypeError, ValueError):
+            shards.append(ShardHealth(label, STALE, beat))  # not written by this version's monitor
+            continue
+        seen.setdefault(shard.count, set()).add(shard.index)
+        fresh = age <= max_age and bool(beat.get("synced"))
+        shards.append(ShardHealth(label, OK if fresh else STALE, beat, age))
+    for count, indices in seen.items():
+        shards += [ShardHealth(live.Shard(i, count).label, MISSING) for i in range(count) if i not in indices]
+    return sorted(shards, key=lambda shard: shard.shard)
+
+
+def overall_status(shards: list[ShardHealth]) -> str:
+    """The worst shard's status; missing when no shard has a heartbeat at all."""
+    if not shards:
+        return MISSING
+    return max((shard.status for shard in shards), key=_RANK.__getitem__)
+
+
+def monitor_shards(max_age: float = MAX_HEARTBEAT_AGE, client=None) -> list[ShardHealth]:
+    """Every shard's health now, from Redis (raises redis.RedisError when it cannot be reached)."""
+    return judge_shards(live.read_heartbeats(client), time.time(), max_age)
