@@ -1,0 +1,57 @@
+"""The heartbeat Celery workers write to Redis (a real worker process: squirrel_site/tests/test_api_health.py)."""
+
+import os
+import time
+
+from jobs.worker_heartbeat import WorkerHeartbeat
+from monitor import live
+
+
+def wait_for(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_beat_records_the_worker_with_its_name_pid_and_concurrency(redis_db):
+    heartbeat = WorkerHeartbeat("celery@host", 2)
+
+    assert heartbeat.beat()
+
+    (beat,) = live.read_worker_heartbeats(redis_db)
+    assert (beat["id"], beat["name"], beat["pid"], beat["concurrency"], beat["active"]) == (
+        f"celery@host/{os.getpid()}", "celery@host", os.getpid(), 2, 0,
+    )  # fmt: skip
+
+
+def test_a_started_heartbeat_beats_at_once_and_again_every_interval(redis_db):
+    heartbeat = WorkerHeartbeat("celery@host", 1, interval=0.05)
+    heartbeat.start()
+    try:
+        wait_for(lambda: live.read_worker_heartbeats(redis_db))
+        first = live.read_worker_heartbeats(redis_db)[0]["written_at"]
+        wait_for(lambda: live.read_worker_heartbeats(redis_db)[0]["written_at"] > first)
+    finally:
+        heartbeat.stop()
+
+
+def test_stopping_removes_the_worker_at_once(redis_db):
+    heartbeat = WorkerHeartbeat("celery@host", 1, interval=0.05)
+    heartbeat.start()
+    wait_for(lambda: live.read_worker_heartbeats(redis_db))
+
+    heartbeat.stop()
+
+    assert live.read_worker_heartbeats(redis_db) == []
+
+
+def test_redis_down_is_a_warning_not_a_crash(settings, caplog):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    heartbeat = WorkerHeartbeat("celery@host", 1)
+
+    assert not heartbeat.beat()
+    heartbeat.stop()
+
+    assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
+
