@@ -1,0 +1,95 @@
+"""GET /api/v1/health/: the health report (squirrel_site.health) for load balancers and people."""
+
+from django.utils.cache import add_never_cache_headers
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from monitor.health import MISSING, OK, STALE
+from squirrel_site.health import DEGRADED, UNAVAILABLE, UNKNOWN, health_report, http_status
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class CheckSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    latency_ms = serializers.FloatField(help_text="Round trip of the check, milliseconds.")
+    error = serializers.CharField(required=False, help_text="The error's class, when not ok.")
+
+
+class ShardSerializer(serializers.Serializer):
+    shard = serializers.CharField(help_text='The shard, e.g. "0of1" (index of count).')
+    status = serializers.ChoiceField(
+        [OK, STALE, MISSING],
+        help_text="ok: recent heartbeat and every address has a value; stale: heartbeat older than 5 s, "
+        "or a new leader still filling the cache; missing: no heartbeat, while the split's other shards have one.",
+    )  # fmt: skip
+    leader = serializers.CharField(allow_null=True, help_text='The leading monitor, "host:pid".')
+    heartbeat_age_s = serializers.FloatField(allow_null=True)
+    synced = serializers.BooleanField(allow_null=True)
+    addresses = serializers.IntegerField(
+        allow_null=True, help_text="Addresses monitored (setpoints, readbacks, configs)."
+    )
+    connected = serializers.IntegerField(allow_null=True, help_text="Of those, connected now.")
+    updates_per_s = serializers.FloatField(allow_null=True, help_text="Channel Access updates received per second.")
+    lag_p95_s = serializers.FloatField(allow_null=True, help_text="95th percentile of IOC timestamp to Redis write.")
+
+
+class MonitorSerializer(serializers.Serializer):
+    status = serializers.ChoiceField([OK, STALE, MISSING, UNKNOWN], help_text="The worst shard's status.")
+    shards = ShardSerializer(many=True)
+
+
+class WorkerSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text='The Celery node name, e.g. "celery@host".')
+    pid = serializers.IntegerField()
+    concurrency = serializers.IntegerField()
+    active = serializers.IntegerField(help_text="Tasks running now.")
+    last_seen = serializers.DateTimeField(help_text="Its latest heartbeat (every 2 s; gone after 10 s).")
+    age_s = serializers.FloatField()
+
+
+class WorkersSerializer(serializers.Serializer):
+    status = serializers.ChoiceField([OK, MISSING, UNKNOWN])
+    count = serializers.IntegerField(allow_null=True, help_text="Workers alive; null while Redis is down.")
+    workers = WorkerSerializer(many=True)
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        [OK, DEGRADED, UNAVAILABLE],
+        help_text="unavailable: the database or Redis cannot be reached; degraded: the monitor is not ok "
+        "or no worker is alive.",
+    )  # fmt: skip
+    checked_at = serializers.DateTimeField()
+    database = CheckSerializer()
+    redis = CheckSerializer()
+    monitor = MonitorSerializer()
+    workers = WorkersSerializer()
+
+
+class HealthView(APIView):
+    """Whether this web instance can serve (200) or not (503), with the monitor and the workers.
+
+    No authentication: load balancers call it. `?strict=1` also answers 503 when the report is
+    degraded (monitor not ok, no worker): readiness of the whole system, not of this instance.
+    """
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = []
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("strict", bool, description="Answer 503 when degraded, too.")],
+        responses={200: HealthSerializer, 503: HealthSerializer},
+    )  # fmt: skip
+    def get(self, request):
+        report = health_report()
+        strict = request.query_params.get("strict", "").lower() in _TRUE
+        response = Response(HealthSerializer(report).data, status=http_status(report, strict=strict))
+        add_never_cache_headers(response)
+        return response

@@ -1,0 +1,206 @@
+"""GET /api/v1/health/: status codes, the report's sections, no authentication, nothing secret;
+and with a real worker, monitor and web server, the worker and the shard appear."""
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from django.conf import settings
+from django.db import OperationalError
+
+from monitor import live
+from snapshots.tests.test_end_to_end import Worker, registry  # noqa: F401 - a fixture
+from squirrel_site import health
+from squirrel_site.tests.test_browser import site  # noqa: F401 - a fixture
+
+URL = "/api/v1/health/"
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def monitor_beats(redis_db):
+    """beat(shard, **stats): a heartbeat as a monitor leader writes it."""
+
+    def write(shard=live.Shard(0, 1), **stats):
+        stats = {"owner": "mon-host:41", "synced": True, "addresses": 450, "connected": 447,
+                 "updates_per_s": 812.5, "p95_age_s": 0.12, **stats}  # fmt: skip
+        live.write_heartbeat(redis_db, shard, stats)
+
+    return write
+
+
+@pytest.fixture
+def worker_beat(redis_db):
+    live.write_worker_heartbeat(redis_db, "celery@w1/7", {"name": "celery@w1", "pid": 7, "concurrency": 2,
+                                                          "active": 1, "started": time.time()}, ttl=10.0)  # fmt: skip
+
+
+@pytest.fixture
+def everything_up(monitor_beats, worker_beat):
+    monitor_beats()
+
+
+def test_everything_up_is_ok_for_anonymous_callers(client, everything_up):
+    response = client.get(URL)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"]["ok"] and body["redis"]["ok"]
+    assert body["database"]["latency_ms"] >= 0 and body["redis"]["latency_ms"] >= 0
+
+
+def test_the_shard_reports_leader_heartbeat_age_counts_rate_and_lag(client, everything_up):
+    (shard,) = client.get(URL).json()["monitor"]["shards"]
+
+    assert shard["heartbeat_age_s"] < 5
+    assert {k: v for k, v in shard.items() if k != "heartbeat_age_s"} == {
+        "shard": "0of1", "status": "ok", "leader": "mon-host:41", "synced": True, "addresses": 450,
+        "connected": 447, "updates_per_s": 812.5, "lag_p95_s": 0.12,
+    }  # fmt: skip
+
+
+def test_workers_are_counted_with_when_each_was_last_seen(client, everything_up):
+    workers = client.get(URL).json()["workers"]
+
+    assert (workers["status"], workers["count"]) == ("ok", 1)
+    (worker,) = workers["workers"]
+    assert (worker["name"], worker["pid"], worker["concurrency"], worker["active"]) == ("celery@w1", 7, 2, 1)
+    assert worker["last_seen"].endswith("Z") and 0 <= worker["age_s"] < 5
+
+
+def test_no_monitor_and_no_worker_is_degraded_but_still_serving(client, redis_db):
+    response = client.get(URL)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["monitor"] == {"status": "missing", "shards": []}
+    assert body["workers"] == {"status": "missing", "count": 0, "workers": []}
+
+
+@pytest.mark.parametrize("value", ["1", "true", "yes"])
+def test_strict_answers_503_when_degraded(client, redis_db, worker_beat, value):
+    response = client.get(URL, {"strict": value})
+
+    assert response.status_code == 503 and response.json()["status"] == "degraded"
+
+
+def test_strict_answers_200_when_everything_is_up(client, everything_up):
+    assert client.get(URL, {"strict": "1"}).status_code == 200
+
+
+def test_a_stale_shard_makes_the_report_degraded(client, redis_db, worker_beat, monitor_beats):
+    monitor_beats(synced=False)
+
+    body = client.get(URL).json()
+
+    assert (body["status"], body["monitor"]["status"], body["monitor"]["shards"][0]["status"]) == (
+        "degraded", "stale", "stale",
+    )  # fmt: skip
+
+
+def test_a_missing_shard_is_listed(client, redis_db, worker_beat, monitor_beats):
+    monitor_beats(live.Shard(1, 2))
+
+    shards = client.get(URL).json()["monitor"]["shards"]
+
+    assert [(s["shard"], s["status"], s["leader"]) for s in shards] == [
+        ("0of2", "missing", None), ("1of2", "ok", "mon-host:41"),
+    ]  # fmt: skip
+
+
+def test_redis_down_is_503_with_monitor_and_workers_unknown(client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+
+    response = client.get(URL)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["status"], body["redis"]["ok"], body["redis"]["error"]) == ("unavailable", False, "ConnectionError")
+    assert body["monitor"]["status"] == body["workers"]["status"] == "unknown"
+    assert body["workers"]["count"] is None
+
+
+class BrokenConnection:
+    """A database connection that fails the way an unreachable server does, with details in the message."""
+
+    def cursor(self):
+        raise OperationalError('connection to server at "db.internal" (10.0.0.5), port 5432 failed: '
+                               'FATAL: password authentication failed for user "squirrel"')  # fmt: skip
+
+
+def test_database_down_is_503_reporting_only_the_error_class(client, everything_up, monkeypatch):
+    monkeypatch.setattr(health, "connection", BrokenConnection())
+
+    response = client.get(URL)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["status"], body["database"]["ok"], body["database"]["error"]) == (
+        "unavailable", False, "OperationalError",
+    )  # fmt: skip
+    assert "db.internal" not in response.content.decode() and "squirrel" not in response.content.decode()
+
+
+def test_nothing_from_the_settings_is_in_the_answer(client, everything_up):
+    text = client.get(URL).content.decode()
+
+    for secret in (settings.SECRET_KEY, settings.REDIS_URL, settings.DATABASES["default"]["NAME"]):
+        assert secret not in text
+
+
+def test_a_bad_token_does_not_matter(client, everything_up):
+    assert client.get(URL, HTTP_AUTHORIZATION="Token sqt_not-a-token").status_code == 200
+
+
+def test_the_answer_is_never_cached(client, everything_up):
+    assert "no-store" in client.get(URL)["Cache-Control"]
+
+
+def test_the_check_runs_one_query(client, everything_up, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        client.get(URL)
+
+
+def fetch(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def wait_for_report(url: str, predicate, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        _, body = fetch(url)
+        if predicate(body):
+            return body
+        assert time.monotonic() < deadline, f"the health report never matched: {body}"
+        time.sleep(0.2)
+
+
+@pytest.mark.ioc
+@pytest.mark.worker
+def test_a_real_worker_and_monitor_appear_and_a_stopped_worker_leaves(site, registry, tmp_path):  # noqa: F811
+    status, body = fetch(f"{site}{URL}?strict=1")
+
+    assert (status, body["status"]) == (200, "ok"), body
+    (shard,) = body["monitor"]["shards"]
+    assert (shard["shard"], shard["status"], shard["synced"]) == ("0of1", "ok", True)
+    assert shard["leader"] and shard["connected"] > 0 and shard["heartbeat_age_s"] < 5
+    (first,) = body["workers"]["workers"]
+    assert first["name"].startswith("celery@") and first["concurrency"] == 2
+
+    second = Worker(tmp_path / "second-worker.log")
+    try:
+        body = wait_for_report(f"{site}{URL}", lambda report: report["workers"]["count"] == 2)
+        assert {w["pid"] for w in body["workers"]["workers"]} == {first["pid"], second.process.pid}
+    finally:
+        second.stop()
+    # A worker that shuts down removes its heartbeat: gone well before the heartbeat would expire.
+    wait_for_report(f"{site}{URL}", lambda report: report["workers"]["count"] == 1, timeout=5.0)
