@@ -109,7 +109,8 @@ class SnapshotValue(models.Model):
     has no value, `connected=False` and a reason, never a stale number.
     """
 
-    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="values")
+    # Indexed by (snapshot, id) below, which also serves every lookup by snapshot alone.
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="values", db_index=False)
     # No database-level constraint: checking 50,000 references at commit costs ~0.2 s of a
     # snapshot's 1 s budget. Django still nulls the reference when a PV is deleted.
     pv = models.ForeignKey(
@@ -151,6 +152,11 @@ class SnapshotValue(models.Model):
                 name="snapshotvalue_disconnected_has_no_value",
             ),
         ]
+        # Pages of a snapshot's values in id order (the API's cursor pages) read this index in
+        # order. With an index on snapshot alone, PostgreSQL walked the primary key from the start
+        # of the table and skipped the rows of every older snapshot: 33 ms for the second of three
+        # 50,000-PV snapshots, and growing with the archive.
+        indexes = [models.Index(fields=["snapshot", "id"], name="snapshotvalue_snapshot_id")]
 
     def __str__(self) -> str:
         return f"{self.pv_name} in snapshot {self.snapshot_id}"
