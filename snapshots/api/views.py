@@ -3,6 +3,7 @@
 import io
 
 from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -15,6 +16,7 @@ from snapshots.actions import edit_snapshot, import_snapshot_file, request_snaps
 from snapshots.api.serializers import (
     SnapshotSerializer, SnapshotTagsSerializer, SnapshotValueSerializer, TakeSnapshotSerializer,
 )  # fmt: skip
+from snapshots.api.value_rows import api_rows, value_json
 from snapshots.filtersets import SnapshotFilterSet
 from snapshots.models import Snapshot
 from snapshots.services import SnapshotError
@@ -56,12 +58,17 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         job = request_snapshot(user=request.user, via=AuditVia.API, params=params.job_data())
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses=SnapshotValueSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=ValuePagination, filterset_class=None)
     def values(self, request, pk=None):
-        """The snapshot's values in id order, up to 50,000 per page (`page_size`)."""
+        """The snapshot's values in id order, up to 50,000 per page (`page_size`).
+
+        Rows are built from tuples (snapshots.api.value_rows), not SnapshotValueSerializer, which
+        describes them: 50,000 through the serializer took 4.7 s.
+        """
         snapshot = self.get_object()
-        page = self.paginate_queryset(snapshot.values.all())
-        return self.get_paginated_response(SnapshotValueSerializer(page, many=True).data)
+        page = self.paginate_queryset(api_rows(snapshot.values.all()))
+        return self.get_paginated_response([value_json(row) for row in page])
 
     @action(detail=True, methods=["put"], filterset_class=None)
     def tags(self, request, pk=None):
