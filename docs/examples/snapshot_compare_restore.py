@@ -123,7 +123,7 @@ def print_results(api: Squirrel, restored: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tag", type=int, required=True, help="id of the tag whose PVs are restored")
-    parser.add_argument("--reference", type=int, help="id of the snapshot to compare and restore (default: the new one)")
+    parser.add_argument("--reference", type=int, help="id of the snapshot to restore (default: the new one)")
     parser.add_argument("--title", default=f"Before restore, {time.strftime('%Y-%m-%d %H:%M')}")
     parser.add_argument("--show", type=int, default=20, help="how many differing PVs to list")
     parser.add_argument("--dry-run", action="store_true", help="stop after the preview")
@@ -139,7 +139,8 @@ def main() -> int:
         preview = make_preview(api, reference, args.tag)
         print(f"Preview {preview['id']} of tag {args.tag}: {preview['write_count']} to write, "
               f"{preview['unchanged_count']} unchanged, {preview['read_only_count']} read-only, "
-              f"{preview['disconnected_count']} disconnected, {preview['no_write_access_count']} without write access.")  # fmt: skip
+              f"{preview['disconnected_count']} disconnected, "
+              f"{preview['no_write_access_count']} without write access.")  # fmt: skip
         if args.dry_run:
             return 0
         restored = restore(api, preview)
