@@ -16,12 +16,13 @@ from snapshots.actions import edit_snapshot, import_snapshot_file, request_snaps
 from snapshots.api.serializers import (
     SnapshotSerializer, SnapshotTagsSerializer, SnapshotValueSerializer, TakeSnapshotSerializer,
 )  # fmt: skip
-from snapshots.api.value_rows import api_rows, value_json
+from snapshots.api.value_rows import api_rows
 from snapshots.filtersets import SnapshotFilterSet
 from snapshots.models import Snapshot
 from snapshots.services import SnapshotError
 from squirrel_site.audit import AuditVia
 from squirrel_site.permissions import ModelPermissions
+from squirrel_site.renderers import FastJSONRenderer
 
 
 class SnapshotPagination(CursorPagination):
@@ -59,16 +60,16 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=SnapshotValueSerializer(many=True))
-    @action(detail=True, methods=["get"], pagination_class=ValuePagination, filterset_class=None)
+    @action(detail=True, methods=["get"], pagination_class=ValuePagination, filterset_class=None,
+            renderer_classes=[FastJSONRenderer])  # fmt: skip
     def values(self, request, pk=None):
         """The snapshot's values in id order, up to 50,000 per page (`page_size`).
 
-        Rows are built from tuples (snapshots.api.value_rows), not SnapshotValueSerializer, which
-        describes them: 50,000 through the serializer took 4.7 s.
+        Rows come from snapshots.api.value_rows, not from SnapshotValueSerializer, which
+        describes them, and ujson writes them: 50,000 through the serializer and json took 4.7 s.
         """
         snapshot = self.get_object()
-        page = self.paginate_queryset(api_rows(snapshot.values.all()))
-        return self.get_paginated_response([value_json(row) for row in page])
+        return self.get_paginated_response(self.paginate_queryset(api_rows(snapshot.values.all())))
 
     @action(detail=True, methods=["put"], filterset_class=None)
     def tags(self, request, pk=None):
