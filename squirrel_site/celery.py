@@ -9,4 +9,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "squirrel_site.settings")
 app = Celery("squirrel")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Each worker announces itself in Redis, where the health endpoint counts the live ones.
 app.steps["worker"].add("jobs.worker_heartbeat:WorkerHeartbeatStep")

@@ -157,6 +157,13 @@ def test_a_bad_token_does_not_matter(client, everything_up):
     assert client.get(URL, HTTP_AUTHORIZATION="Token sqt_not-a-token").status_code == 200
 
 
+@pytest.mark.parametrize("accept", ["text/plain", "text/html", "*/*"])
+def test_any_accept_header_gets_json(client, everything_up, accept):
+    response = client.get(URL, HTTP_ACCEPT=accept)
+
+    assert (response.status_code, response["Content-Type"]) == (200, "application/json")
+
+
 def test_the_answer_is_never_cached(client, everything_up):
     assert "no-store" in client.get(URL)["Cache-Control"]
 
