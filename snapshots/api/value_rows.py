@@ -72,7 +72,7 @@ def api_rows(values):
 
 
 def value_json(row: tuple) -> dict:
-    """One row of api_rows as SnapshotValueSerializer represents it (same keys, same order)."""
+    """One row in COLUMNS order as SnapshotValueSerializer represents it (same keys, same order)."""
     (id_, pv, pv_name, readback_name, value_type, setpoint_num, setpoint_str, setpoint_array, readback_num,
      readback_str, readback_array, status, severity, timestamp, readback_status, readback_severity,
      readback_timestamp, units, precision, enum_labels, source, age, connected, reason) = row  # fmt: skip
