@@ -2,15 +2,15 @@
 """Take a snapshot, compare a reference snapshot with the live values, restore one tag's PVs.
 
     export SQUIRREL_URL=https://squirrel.example.org SQUIRREL_TOKEN=sqt_...
-    python snapshot_compare_restore.py --tag 3 [--reference 42] [--dry-run]
+    python snapshot_compare_restore.py --tag Subsystem/Timing [--reference 42] [--dry-run]
 
 1. Takes a snapshot of every PV, the state before anything is written (its id is printed), and
    waits for the snapshot job.
 2. Compares the reference snapshot (`--reference`; the snapshot just taken if not given) with the
    live values: PVs per comparison status, and the first PVs that differ.
-3. Restores the PVs of the tag `--tag` (a tag id) to the reference: makes a preview of those PVs,
-   executes it by its id, waits for the restore job and prints every PV's result. `--dry-run`
-   stops after the preview.
+3. Restores the PVs of the tag `--tag` (its id, its name, or "group/name" when several tag groups
+   have a tag of that name) to the reference: makes a preview of those PVs, executes it by its id,
+   waits for the restore job and prints every PV's result. `--dry-run` stops after the preview.
 
 Exit status: 0 when every PV was restored (or there was nothing to write), 1 when the restore
 finished with PVs not restored, 2 when the API answered with an error (printed as it came) or
@@ -80,6 +80,18 @@ class Squirrel:
             yield from page["results"]
 
 
+def find_tag(api: Squirrel, tag: str) -> int:
+    """The id of the tag given by id, name or "group/name"; ApiError unless exactly one matches."""
+    if tag.isdigit():
+        return int(tag)
+    group, _, name = tag.rpartition("/")
+    found = api.get("/api/v1/tags/", name=name, **({"group_name": group} if group else {}))["results"]
+    if len(found) != 1:
+        matches = ", ".join(f"{t['group_name']}/{t['name']}" for t in found) or "none"
+        raise ApiError(f"Tag {tag!r} must name exactly one tag; matches: {matches}.")
+    return found[0]["id"]
+
+
 def take_snapshot(api: Squirrel, title: str) -> int:
     job = api.post("/api/v1/snapshots/", {"title": title, "comment": "Taken by snapshot_compare_restore.py"}).json()
     snapshot_id = api.wait_for_job(job["id"], "The snapshot")["result_id"]
@@ -122,7 +134,7 @@ def print_results(api: Squirrel, restored: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tag", type=int, required=True, help="id of the tag whose PVs are restored")
+    parser.add_argument("--tag", required=True, help='the tag whose PVs are restored: id, name or "group/name"')
     parser.add_argument("--reference", type=int, help="id of the snapshot to restore (default: the new one)")
     parser.add_argument("--title", default=f"Before restore, {time.strftime('%Y-%m-%d %H:%M')}")
     parser.add_argument("--show", type=int, default=20, help="how many differing PVs to list")
@@ -133,10 +145,11 @@ def main() -> int:
         parser.error("set SQUIRREL_URL (e.g. https://squirrel.example.org) and SQUIRREL_TOKEN (sqt_...)")
     api = Squirrel(url, token)
     try:
+        tag_id = find_tag(api, args.tag)
         taken = take_snapshot(api, args.title)
         reference = args.reference or taken
         compare_with_live(api, reference, args.show)
-        preview = make_preview(api, reference, args.tag)
+        preview = make_preview(api, reference, tag_id)
         print(f"Preview {preview['id']} of tag {args.tag}: {preview['write_count']} to write, "
               f"{preview['unchanged_count']} unchanged, {preview['read_only_count']} read-only, "
               f"{preview['disconnected_count']} disconnected, "

@@ -16,9 +16,9 @@ from knox.models import AuthToken
 
 from monitor import live
 from pvs import epics_io, sim
+from snapshots.models import Snapshot
 from snapshots.tests.test_end_to_end import registry  # noqa: F401 - a fixture
 from squirrel_site.tests.test_browser import put_on_ioc, site  # noqa: F401 - fixtures
-from tags.models import Tag
 
 SCRIPT = Path(settings.BASE_DIR) / "docs" / "examples" / "snapshot_compare_restore.py"
 TAG = "Timing"  # a Subsystem tag of the simulated IOC with setpoint pairs, integers, enums and strings
@@ -66,9 +66,8 @@ def test_the_example_script_restores_a_tags_pvs_on_the_ioc(site, registry, make_
                                  for kind in (sim.PAIR, sim.INT, sim.ENUM, sim.STRING))  # fmt: skip
     addresses = [pair.setpoint, integer.setpoint, enum.setpoint, text.setpoint]
     _, token = AuthToken.objects.create(user=make_user("operator", "script"))
-    tag = Tag.objects.get(name=TAG)
 
-    dry_run = run_script(site, token, "--tag", str(tag.id), "--dry-run")
+    dry_run = run_script(site, token, "--tag", f"Subsystem/{TAG}", "--dry-run")
     reference = int(re.search(r"^Snapshot (\d+) taken", dry_run, re.MULTILINE)[1])
     saved = read_ioc(addresses)
     changed = {pair.setpoint: saved[pair.setpoint] + 2.5, integer.setpoint: saved[integer.setpoint] + 3,
@@ -76,11 +75,11 @@ def test_the_example_script_restores_a_tags_pvs_on_the_ioc(site, registry, make_
     put_on_ioc(changed)
     wait_for_monitor(changed)
 
-    output = run_script(site, token, "--tag", str(tag.id), "--reference", str(reference))
+    output = run_script(site, token, "--tag", TAG, "--reference", str(reference))
 
     differing = re.findall(r"^  (\S+) +out_of_tolerance ", output, re.MULTILINE)
     assert set(changed) <= set(differing), output
-    assert re.search(r"^Preview \d+ of tag \d+: 4 to write", output, re.MULTILINE), output
+    assert re.search(rf"^Preview \d+ of tag {TAG}: 4 to write", output, re.MULTILINE), output
     assert re.search(r"^Restore \d+: succeeded \(verified 4\)\.$", output, re.MULTILINE), output
     restored = read_ioc(addresses)
     assert restored[pair.setpoint] == pytest.approx(saved[pair.setpoint], abs=pair.abs_tolerance)
@@ -93,3 +92,13 @@ def test_an_api_error_is_printed_as_it_came_with_exit_status_2(live_server):
 
     assert result.returncode == 2
     assert "POST" in result.stderr and "answered 401" in result.stderr and "Invalid token" in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tag_name_that_matches_no_tag_stops_the_script_before_any_snapshot(live_server, admin_user):
+    _, token = AuthToken.objects.create(user=admin_user)
+
+    result = run(live_server.url, token, "--tag", "Area/Nowhere")
+
+    assert result.returncode == 2 and "must name exactly one tag; matches: none" in result.stderr
+    assert not Snapshot.objects.exists()
