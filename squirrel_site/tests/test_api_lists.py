@@ -1,5 +1,7 @@
-"""Every list endpoint of the API reads one page in a fixed number of queries and never counts rows
-(COUNT(*) over 50,000 values, or a growing job table, would cost more than the page itself)."""
+"""The lists of snapshots, jobs, values, restores, restore and preview items and live values read
+one page in a fixed number of queries and never count rows (COUNT(*) over 50,000 values, or a
+growing job table, would cost more than the page itself). The PV and tag lists have their own
+tests (pvs/tests/test_api.py, tags/tests/test_api.py)."""
 
 import pytest
 
