@@ -51,13 +51,20 @@ _clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()
 
 
+REDIS_CONNECT_TIMEOUT = 5.0  # seconds
+
+
 def redis_client() -> redis.Redis:
     """This process's client for settings.REDIS_URL (bytes in, bytes out; thread-safe pool)."""
     url = settings.REDIS_URL
     client = _clients.get(url)
     if client is None:
         with _clients_lock:
-            client = _clients.setdefault(url, redis.Redis.from_url(url, decode_responses=False))
+            # Connecting gives up after a few seconds, so an unreachable Redis host fails the health
+            # probe instead of hanging it; reads have no timeout (the monitor's big pipelines).
+            client = _clients.setdefault(
+                url, redis.Redis.from_url(url, decode_responses=False, socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
+            )
     return client
 
 

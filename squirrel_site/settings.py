@@ -81,6 +81,9 @@ DATABASES = {
         "HOST": env_str("SQUIRREL_DB_HOST", "127.0.0.1"),
         "PORT": env_int("SQUIRREL_DB_PORT", 5432),
         "CONN_MAX_AGE": env_int("SQUIRREL_DB_CONN_MAX_AGE", 0),
+        # An unreachable database host fails a request (and the health probe) in seconds instead
+        # of waiting for the kernel's TCP timeout.
+        "OPTIONS": {"connect_timeout": env_int("SQUIRREL_DB_CONNECT_TIMEOUT", 5)},
     }
 }
 
