@@ -92,12 +92,13 @@ def run(args, workdir: Path, with_monitor=None) -> None:
     from pvs.epics_io import epics_service
     from pvs.importers import import_pvs
     from pvs.models import PV
-    from snapshots.models import Restore, RestorePreview, Snapshot
+    from snapshots.models import Restore, RestoreItem, RestorePreview, Snapshot, SnapshotValue
     from snapshots.restore import execute_restore, preview_restore
     from snapshots.services import take_snapshot
 
     with connection.cursor() as cursor:
-        tables = [m._meta.db_table for m in (Restore, RestorePreview, Snapshot, PV)]
+        # Values and items have no foreign-key constraints, so CASCADE does not reach them.
+        tables = [m._meta.db_table for m in (RestoreItem, SnapshotValue, Restore, RestorePreview, Snapshot, PV)]
         cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     report = import_pvs("registry.csv", (workdir / "registry.csv").read_bytes(), dry_run=False)
     assert report.ok, report.errors[:5]

@@ -1,7 +1,9 @@
 import pytest
 
 from pvs.models import PV
-from snapshots.models import Snapshot, SnapshotMode, SnapshotValue, ValueType
+from pvs.services import delete_pvs
+from snapshots.models import Restore, RestoreItem, RestorePreview, Snapshot, SnapshotMode, SnapshotValue, ValueType
+from squirrel_site.audit import AuditVia
 
 
 @pytest.mark.django_db
@@ -15,6 +17,34 @@ def test_deleting_a_pv_keeps_its_saved_values_without_the_reference(admin_user):
     pv.delete()
     value.refresh_from_db()
     assert (value.pv_id, value.pv_name, value.setpoint_value) == (None, "SIM:GONE", 1.5)
+
+
+@pytest.mark.django_db
+def test_deleting_a_snapshot_deletes_its_values(admin_user):
+    # The reference has no database constraint (speed): Django's cascade is what removes them.
+    snapshot = Snapshot.objects.create(title="t", created_by=admin_user, mode=SnapshotMode.CACHE)
+    SnapshotValue.objects.create(snapshot=snapshot, pv_name="SIM:A", value_type=ValueType.FLOAT, setpoint_num=1.0,
+                                 source="cache")  # fmt: skip
+    snapshot.delete()
+    assert not SnapshotValue.objects.exists()
+
+
+@pytest.mark.django_db
+def test_restore_items_go_with_their_restore_and_lose_deleted_pvs(admin_user):
+    pv, other = PV.objects.create(setpoint_address="SIM:A"), PV.objects.create(setpoint_address="SIM:B")
+    snapshot = Snapshot.objects.create(title="t", created_by=admin_user, mode=SnapshotMode.CACHE)
+    preview = RestorePreview.objects.create(snapshot=snapshot, created_by=admin_user, expires_at="2030-01-01T00:00Z",
+                                            live_source="cache")  # fmt: skip
+    restore = Restore.objects.create(preview=preview, snapshot=snapshot, created_by=admin_user)
+    item = RestoreItem.objects.create(restore=restore, pv=pv, pv_name="SIM:A", value_type=ValueType.FLOAT)
+    RestoreItem.objects.create(restore=restore, pv=other, pv_name="SIM:B", value_type=ValueType.FLOAT)
+
+    delete_pvs(PV.objects.filter(pk=pv.pk), actor=admin_user, via=AuditVia.API)
+    item.refresh_from_db()
+    assert item.pv_id is None and item.pv_name == "SIM:A"
+
+    restore.delete()
+    assert not RestoreItem.objects.exists()
 
 
 @pytest.mark.parametrize(
