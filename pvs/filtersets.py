@@ -3,6 +3,8 @@
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from pvs.models import PV
 from pvs.validators import address_error
@@ -13,17 +15,29 @@ class AddressListField(forms.Field):
     """A repeatable query parameter of EPICS addresses (``?pv=A&pv=B``), each one validated."""
 
     widget = forms.MultipleHiddenInput
+    # The query parameter, for the API schema (squirrel_site.schema.form_parameters).
+    openapi_schema = {"type": "array", "items": {"type": "string"}}
 
     def to_python(self, value) -> list[str]:
+        if isinstance(value, str):
+            value = [value]
+        elif not isinstance(value, (list, tuple)) and value is not None:
+            raise ValidationError("Enter a list of addresses.", code="invalid_list")
         return [str(address).strip() for address in value or ()]
 
     def validate(self, value: list[str]) -> None:
         super().validate(value)
-        errors = [f"{address!r}: {error}" for address in value if (error := address_error(address))]
+        # Addresses go in as params: django-filter %-formats messages, and an address may hold a %.
+        errors = [
+            ValidationError("%(address)r: %(error)s", code="invalid_address", params={"address": a, "error": error})
+            for a in value
+            if (error := address_error(a))
+        ]
         if errors:
-            raise ValidationError(errors, code="invalid_address")
+            raise ValidationError(errors)
 
 
+@extend_schema_field(AddressListField.openapi_schema)
 class AddressListFilter(django_filters.Filter):
     """PVs whose address (``field_name``) is any of the given addresses."""
 
@@ -62,6 +76,7 @@ class PVFilterSet(django_filters.FilterSet):
         model = PV
         fields: list[str] = []
 
+    @extend_schema_field(OpenApiTypes.INT)  # the group's id, for the API schema
     def filter_tag_group(self, queryset, name, value):
         return queryset.in_tag_group(value)
 

@@ -22,10 +22,10 @@ from pvs.validators import validate_address
 
 def _too_many(count: int) -> str | None:
     """Why a bulk request of `count` items is refused, or None."""
-    limit = settings.API_MAX_BULK_ITEMS
+    limit = settings.API_MAX_ITEMS
     if count > limit:
         return (
-            f"At most {limit} PVs per request (SQUIRREL_API_MAX_BULK_ITEMS); this one has {count}: split it."
+            f"At most {limit} PVs per request (SQUIRREL_API_MAX_ITEMS); this one has {count}: split it."
         )
     return None
 

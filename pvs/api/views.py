@@ -1,4 +1,4 @@
-"""PV API views: the registry, one PV at a time or up to API_MAX_BULK_ITEMS at once."""
+"""PV API views: the registry, one PV at a time or up to API_MAX_ITEMS at once."""
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets

@@ -371,11 +371,11 @@ def test_bulk_create_needs_a_non_empty_array(as_editor, db, body, message):
 
 
 def test_bulk_create_refuses_more_items_than_the_limit(as_editor, db, settings):
-    settings.API_MAX_BULK_ITEMS = 3
+    settings.API_MAX_ITEMS = 3
     response = send(as_editor, "post", BULK, [{"setpoint_address": f"NEW:{i}"} for i in range(4)])
     assert response.status_code == 400
     assert response.json() == {
-        "non_field_errors": ["At most 3 PVs per request (SQUIRREL_API_MAX_BULK_ITEMS); this one has 4: split it."]
+        "non_field_errors": ["At most 3 PVs per request (SQUIRREL_API_MAX_ITEMS); this one has 4: split it."]
     }
     assert not PV.objects.exists()
 
@@ -442,7 +442,7 @@ def test_bulk_update_cannot_give_a_pv_an_address_another_keeps(as_editor, regist
 
 
 def test_bulk_update_refuses_more_items_than_the_limit(as_editor, registry, settings):
-    settings.API_MAX_BULK_ITEMS = 2
+    settings.API_MAX_ITEMS = 2
     items = [{"id": pv.id, "device": "X"} for pv in PV.objects.all()]
     assert send(as_editor, "patch", BULK, items).status_code == 400
     assert not PV.objects.filter(device="X").exists()
@@ -485,7 +485,7 @@ def test_bulk_delete_needs_a_list_of_ids(as_editor, registry, body, message):
 
 
 def test_bulk_delete_refuses_more_ids_than_the_limit(as_editor, registry, settings):
-    settings.API_MAX_BULK_ITEMS = 2
+    settings.API_MAX_ITEMS = 2
     response = send(as_editor, "post", BULK_DELETE, {"ids": list(PV.objects.values_list("id", flat=True))})
     assert response.status_code == 400 and "At most 2 PVs per request" in response.json()["ids"][0]
     assert PV.objects.count() == 3
