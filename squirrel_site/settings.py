@@ -184,8 +184,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Like the rest of the API, the schema and its docs page need a login (docs/api.md).
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Like the rest of the API, the schema and its docs page need a role (docs/api.md).
+    "SERVE_PERMISSIONS": ["squirrel_site.permissions.HasRole"],
     # Separate request and response components: read-only fields are not asked for.
     "COMPONENT_SPLIT_REQUEST": True,
     # One name for a choice set that several fields use (value_type and kind; the severities).
