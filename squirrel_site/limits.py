@@ -4,7 +4,7 @@ JSON bodies are refused above settings.API_MAX_BODY_BYTES (SQUIRREL_API_MAX_BODY
 a bulk request of 50,000 PVs is about 10 MB); multipart uploads (snapshot and registry imports)
 above settings.DATA_UPLOAD_MAX_MEMORY_SIZE (SQUIRREL_MAX_UPLOAD_BYTES). Lists inside a body hold at
 most settings.API_MAX_ITEMS items (SQUIRREL_API_MAX_ITEMS, 50,000, the largest registry a request
-may name), fewer where each item costs a query.
+may name), fewer where each item costs a query. Ids in a body fit a bigint primary key (`id_field`).
 """
 
 import codecs
@@ -14,6 +14,7 @@ import re
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
+from django.db import models
 from django.utils.translation import ngettext
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
@@ -90,6 +91,13 @@ class StrictJSONParser(JSONParser):
             raise ParseError("JSON parse error - nested too deeply.") from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+
+
+def id_field(**kwargs) -> serializers.IntegerField:
+    """An object's id in a request body, for a list of ids the view looks up in one query: a
+    positive integer that a bigint primary key can hold. A larger one would reach PostgreSQL and
+    fail there (a 500); Django's own lookups (a URL's id, a PrimaryKeyRelatedField) guard themselves."""
+    return serializers.IntegerField(min_value=1, max_value=models.BigIntegerField.MAX_BIGINT, **kwargs)
 
 
 def too_many_items_message(limit: int) -> str:

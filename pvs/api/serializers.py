@@ -18,6 +18,7 @@ from rest_framework.settings import api_settings
 from pvs import services
 from pvs.models import PV
 from pvs.validators import validate_address
+from squirrel_site.limits import id_field
 
 
 def _too_many(count: int) -> str | None:
@@ -64,7 +65,7 @@ class TagIdsField(serializers.ListField):
     """A PV's tags as tag ids (a repeated id counts once). Whether they exist is checked with the
     rest of the request by registry_problems, not with a query per id."""
 
-    child = serializers.IntegerField(min_value=1)
+    child = id_field()
 
     def get_attribute(self, pv):
         return [tag.id for tag in pv.tags.all()]
@@ -193,7 +194,7 @@ class PVSerializer(serializers.ModelSerializer):
 class PVChangeSerializer(PVSerializer):
     """One item of a bulk update: the PV's `id` and the fields to change (used with partial=True)."""
 
-    id = serializers.IntegerField(min_value=1)
+    id = id_field()
 
     def validate(self, attrs):
         # partial=True skips missing fields, `id` included.
@@ -206,7 +207,7 @@ class PVChangeSerializer(PVSerializer):
 class PVIdsSerializer(serializers.Serializer):
     """The PVs a bulk delete removes, by id; all must exist."""
 
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False)
+    ids = serializers.ListField(child=id_field(), allow_empty=False)
 
     def validate_ids(self, ids: list[int]) -> list[int]:
         if problem := _too_many(len(ids)):

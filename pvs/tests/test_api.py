@@ -262,6 +262,20 @@ def test_bad_field_is_a_400_with_its_message(as_editor, db, fields, field, messa
     assert not PV.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("method", "url", "body", "field"),
+    [
+        ("post", PVS, {"setpoint_address": "NEW:A", "tags": [2**63]}, "tags.0"),
+        ("patch", BULK, [{"id": 2**63, "device": "X"}], "0.id"),
+        ("post", BULK_DELETE, {"ids": [2**63]}, "ids.0"),
+    ],
+)
+def test_an_id_too_large_for_a_bigint_is_a_field_error(as_editor, registry, method, url, body, field):
+    # Such an id used to reach PostgreSQL ("out of range for type bigint"): a 500.
+    response = send(as_editor, method, url, body)
+    assert invalid(response) == {field: [f"Ensure this value is less than or equal to {2**63 - 1}."]}
+
+
 def test_infinity_written_as_a_json_number_is_refused(as_editor, db):
     response = send(as_editor, "post", PVS, '{"setpoint_address": "NEW:A", "abs_tolerance": 1e999}')
     assert response.status_code == 400
