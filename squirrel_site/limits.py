@@ -104,12 +104,19 @@ def too_many_items_message(limit: int) -> str:
     return ngettext("Give at most %(limit)d item.", "Give at most %(limit)d items.", limit) % {"limit": limit}
 
 
+def refuse_too_many(data, max_length: int | None) -> None:
+    """Refuse a list of more than `max_length` items before any of them is validated or looked up:
+    the one check of every capped list in a request, a field (CappedListField,
+    CappedManyRelatedField) or a whole body (a `many=True` serializer's `max_length`)."""
+    if max_length is not None and isinstance(data, list) and len(data) > max_length:
+        raise serializers.ValidationError(too_many_items_message(max_length), code="max_length")
+
+
 class CappedListField(serializers.ListField):
     """A ListField that refuses more than `max_length` items before validating any of them."""
 
     def to_internal_value(self, data):
-        if self.max_length is not None and isinstance(data, list) and len(data) > self.max_length:
-            self.fail("max_length", max_length=self.max_length)
+        refuse_too_many(data, self.max_length)
         return super().to_internal_value(data)
 
 
@@ -127,6 +134,5 @@ class CappedManyRelatedField(serializers.ManyRelatedField):
         # DRF takes anything iterable, so {"golden": 1} would read as ["golden"].
         if not isinstance(data, list):
             self.fail("not_a_list", input_type=type(data).__name__)
-        if len(data) > self.max_length:
-            raise serializers.ValidationError(too_many_items_message(self.max_length), code="max_length")
+        refuse_too_many(data, self.max_length)
         return super().to_internal_value(data)

@@ -3,6 +3,7 @@ query parameters described from the Django forms that parse them (compare, drift
 
 from django import forms
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import is_list_serializer
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
@@ -53,11 +54,37 @@ _ERRORS = {
 }
 
 
+def _add_list_limits(schema: dict, field) -> None:
+    """What drf-spectacular leaves out of a list's schema: that it may not be empty (allow_empty)
+    and, for a `many=True` serializer, its min_length and max_length (a ListField's come from its
+    validators)."""
+    if schema.get("type") != "array":
+        return
+    least = getattr(field, "min_length", None) or (0 if getattr(field, "allow_empty", True) else 1)
+    if least:
+        schema["minItems"] = max(least, schema.get("minItems", 0))
+    if is_list_serializer(field) and field.max_length is not None:
+        schema["maxItems"] = field.max_length
+
+
 class SquirrelAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema; every operation also documents the error answers it can give,
-    all with the error envelope, so views need no boilerplate for them; and that an optional
-    query parameter given empty is the same as none (Django forms and filtersets parse them, as
-    for the pages), except a repeatable one, whose empty item is refused."""
+    all with the error envelope, so views need no boilerplate for them; that an optional query
+    parameter given empty is the same as none (Django forms and filtersets parse them, as for the
+    pages), except a repeatable one, whose empty item is refused; and how many items a list in a
+    body takes (squirrel_site.limits)."""
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if schema and direction == "request":
+            _add_list_limits(schema, field)
+        return schema
+
+    def _unwrap_list_serializer(self, serializer, direction):
+        schema = super()._unwrap_list_serializer(serializer, direction)
+        if schema and direction == "request":
+            _add_list_limits(schema, serializer)
+        return schema
 
     def get_operation(self, *args, **kwargs):
         operation = super().get_operation(*args, **kwargs)

@@ -18,17 +18,7 @@ from rest_framework.settings import api_settings
 from pvs import services
 from pvs.models import PV
 from pvs.validators import validate_address
-from squirrel_site.limits import id_field
-
-
-def _too_many(count: int) -> str | None:
-    """Why a bulk request of `count` items is refused, or None."""
-    limit = settings.API_MAX_ITEMS
-    if count > limit:
-        return (
-            f"At most {limit} PVs per request (SQUIRREL_API_MAX_ITEMS); this one has {count}: split it."
-        )
-    return None
+from squirrel_site.limits import CappedListField, id_field, refuse_too_many
 
 
 def _is_non_finite(data) -> bool:
@@ -61,7 +51,7 @@ class StrictFloatField(serializers.FloatField):
             raise
 
 
-class TagIdsField(serializers.ListField):
+class TagIdsField(CappedListField):
     """A PV's tags as tag ids (a repeated id counts once). Whether they exist is checked with the
     rest of the request by registry_problems, not with a query per id."""
 
@@ -75,16 +65,21 @@ class TagIdsField(serializers.ListField):
 
 
 class PVListSerializer(serializers.ListSerializer):
-    """Many PVs in one request, all or nothing: errors are keyed by item index, then field, and
-    the registry is asked once for all items that pass the field checks."""
+    """Many PVs in one request, all or nothing: a JSON array of 1 to settings.API_MAX_ITEMS PVs,
+    counted before any is validated (squirrel_site.limits). Errors are keyed by item index, then
+    field, and the registry is asked once for all items that pass the field checks."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_empty", False)
+        kwargs.setdefault("max_length", settings.API_MAX_ITEMS)
+        super().__init__(*args, **kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, list):
             raise _request_error("Send a JSON array of PVs.")
-        if not data:
+        if not data and not self.allow_empty:
             raise _request_error("The array is empty.")
-        if problem := _too_many(len(data)):
-            raise _request_error(problem)
+        refuse_too_many(data, self.max_length)
         validate_item = self.item_validator()
         items, indexes, errors = [], [], {}
         for index, item in enumerate(data):
@@ -160,7 +155,7 @@ class PVSerializer(serializers.ModelSerializer):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping, models.FloatField: StrictFloatField
     }
-    tags = TagIdsField(required=False)
+    tags = TagIdsField(max_length=settings.API_MAX_ITEMS, required=False)
     tag_labels = serializers.SerializerMethodField()
 
     class Meta:
@@ -207,11 +202,9 @@ class PVChangeSerializer(PVSerializer):
 class PVIdsSerializer(serializers.Serializer):
     """The PVs a bulk delete removes, by id; all must exist."""
 
-    ids = serializers.ListField(child=id_field(), allow_empty=False)
+    ids = CappedListField(child=id_field(), max_length=settings.API_MAX_ITEMS, allow_empty=False)
 
     def validate_ids(self, ids: list[int]) -> list[int]:
-        if problem := _too_many(len(ids)):
-            raise serializers.ValidationError(problem)
         problems = services.registry_problems([{"id": pv_id} for pv_id in ids])
         if problems:
             raise serializers.ValidationError({index: fields["id"] for index, fields in problems.items()})

@@ -92,7 +92,7 @@ def test_a_capped_list_refuses_before_validating_any_item():
             pytest.fail("an item was validated")
 
     field = CappedListField(child=Strict(), max_length=3)
-    with pytest.raises(serializers.ValidationError, match="no more than 3"):
+    with pytest.raises(serializers.ValidationError, match="Give at most 3 items."):
         field.run_validation([1, 2, 3, 4])
 
 
