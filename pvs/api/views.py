@@ -4,7 +4,6 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from pvs import services
@@ -13,6 +12,7 @@ from pvs.filtersets import PVFilterSet
 from pvs.models import PV
 from squirrel_site.audit import via_api
 from squirrel_site.bulk_sql import in_array
+from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import ModelPermissions, needs
 
 
@@ -34,7 +34,7 @@ class RegistryConflict(APIException):
     default_code = "conflict"
 
 
-class PVPagination(CursorPagination):
+class PVPagination(IdCursorPagination):
     """Pages of PVs by id: no COUNT, stable while PVs are added, edited or deleted."""
 
     ordering = "id"

@@ -2,10 +2,10 @@
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from squirrel_site.audit import via_api
+from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import ModelPermissions
 from tags import services
 from tags.api.serializers import TagGroupSerializer, TagSerializer
@@ -19,7 +19,7 @@ _DELETED = inline_serializer(
 )
 
 
-class VocabularyPagination(CursorPagination):
+class VocabularyPagination(IdCursorPagination):
     """Pages by id; there are hundreds of tags at most, so a page usually holds them all."""
 
     ordering = "id"
