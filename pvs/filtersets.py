@@ -48,6 +48,28 @@ class AddressListFilter(django_filters.Filter):
         super().__init__(*args, **kwargs)
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """`true` or `false` (also `True`, `False`, `1`, `0`, as NullBooleanField reads them), or
+    nothing; anything else is refused, where NullBooleanField would read it as nothing."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value) -> bool | None:
+        if value in self.empty_values:
+            return None
+        result = super().to_python(value)
+        if result is None:
+            raise ValidationError("Enter true or false.", code="invalid")
+        return result
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    """A boolean filter that refuses a value it does not know (BooleanFilter ignores it:
+    read_only=maybe would select every PV). A BooleanFilter still, so the schema says boolean."""
+
+    field_class = StrictBooleanField
+
+
 class PVFilterSet(django_filters.FilterSet):
     """Select PVs by setpoint address, tags (all of them), tag group, device prefix, read-only
     flag or text."""
@@ -63,11 +85,7 @@ class PVFilterSet(django_filters.FilterSet):
         label="Tag group id (PVs with any tag of the group)",
     )  # fmt: skip
     device = django_filters.CharFilter(field_name="device", lookup_expr="istartswith", label="Device prefix")
-    # Not a BooleanFilter: that one ignores a value it does not know (read_only=maybe selects all).
-    read_only = django_filters.TypedChoiceFilter(
-        choices=[("true", "true"), ("false", "false")], coerce=lambda value: value == "true",
-        label="Read-only (true) or writable (false)",
-    )  # fmt: skip
+    read_only = StrictBooleanFilter(label="Read-only (true) or writable (false)")
     search = django_filters.CharFilter(
         method="filter_search", label="Text in addresses, device or description"
     )

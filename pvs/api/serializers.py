@@ -187,16 +187,18 @@ class PVSerializer(serializers.ModelSerializer):
 
 
 class PVChangeSerializer(PVSerializer):
-    """One item of a bulk update: the PV's `id` and the fields to change (used with partial=True)."""
+    """One item of a bulk update: the PV's `id`, required, and the fields to change, each optional
+    (what an item leaves out stays as it is)."""
 
     id = id_field()
 
-    def validate(self, attrs):
-        # partial=True skips missing fields, `id` included.
-        if "id" not in attrs:
-            message = self.fields["id"].error_messages["required"]
-            raise serializers.ValidationError({"id": [message]}, code="required")
-        return attrs
+    def get_fields(self):
+        # Rather than partial=True, which would skip a missing `id` too (and the schema would say so).
+        fields = super().get_fields()
+        for name, field in fields.items():
+            if name != "id":
+                field.required = False
+        return fields
 
 
 class PVIdsSerializer(serializers.Serializer):

@@ -100,3 +100,46 @@ def test_the_docs_page_loads_swagger_ui_from_this_server_only(client, viewer):
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
     assert SCHEMA_URL in page
     assert not re.findall(r"(?:src|href)=\"(?:https?:)?//", page)
+
+
+def test_a_bulk_update_item_requires_its_id_and_nothing_else(schema):
+    body = schema["paths"]["/api/v1/pvs/bulk/"]["patch"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["items"] == {"$ref": "#/components/schemas/PVChangeRequest"}
+    assert schema["components"]["schemas"]["PVChangeRequest"]["required"] == ["id"]
+
+
+def test_bulk_bodies_state_how_many_items_they_take(schema, settings):
+    paths = schema["paths"]
+    for path, method in (("/api/v1/pvs/bulk/", "post"), ("/api/v1/pvs/bulk/", "patch")):
+        body = paths[path][method]["requestBody"]["content"]["application/json"]["schema"]
+        assert (body["minItems"], body["maxItems"]) == (1, settings.API_MAX_ITEMS), method
+    ids = schema["components"]["schemas"]["PVIdsRequest"]["properties"]["ids"]
+    assert (ids["minItems"], ids["maxItems"], ids["items"]["maximum"]) == (1, settings.API_MAX_ITEMS, 2**63 - 1)
+
+
+def test_bulk_answers_are_documented(schema):
+    paths = schema["paths"]
+    answers = {
+        ("/api/v1/pvs/bulk/", "post", "201"): "PVBulkCreated",
+        ("/api/v1/pvs/bulk/", "patch", "200"): "PVBulkUpdated",
+        ("/api/v1/pvs/bulk-delete/", "post", "200"): "PVBulkDeleted",
+        ("/api/v1/tags/{id}/", "delete", "200"): "VocabularyDeleted",
+        ("/api/v1/tag-groups/{id}/", "delete", "200"): "VocabularyDeleted",
+    }
+    for (path, method, status), component in answers.items():
+        content = paths[path][method]["responses"][status]["content"]["application/json"]
+        assert content["schema"] == {"$ref": f"#/components/schemas/{component}"}, (path, method)
+
+
+def test_registry_writes_that_can_conflict_document_409(schema):
+    conflicting = {(path, method) for path, methods in schema["paths"].items() for method, operation in
+                   methods.items() if "409" in operation["responses"] and path.startswith("/api/v1/pvs/")}  # fmt: skip
+    assert conflicting == {
+        ("/api/v1/pvs/", "post"), ("/api/v1/pvs/{id}/", "put"), ("/api/v1/pvs/{id}/", "patch"),
+        ("/api/v1/pvs/bulk/", "post"), ("/api/v1/pvs/bulk/", "patch"),
+    }  # fmt: skip
+
+
+def test_the_read_only_filter_is_a_boolean(schema):
+    (read_only,) = [p for p in schema["paths"]["/api/v1/pvs/"]["get"]["parameters"] if p["name"] == "read_only"]
+    assert read_only["schema"] == {"type": "boolean"}
