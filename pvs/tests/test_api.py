@@ -556,6 +556,13 @@ def test_a_user_without_a_role_cannot_read(client, make_user, registry):
     assert client.get(PVS).status_code == 403
 
 
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_bulk_delete_answers_other_methods_405(as_editor, registry, method):
+    response = getattr(as_editor, method)(BULK_DELETE)
+    assert response.status_code == 405 and response["Allow"] == "POST, OPTIONS"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
 def test_bulk_delete_needs_the_delete_permission(client, make_user, registry):
     from django.contrib.auth.models import Permission
 
