@@ -12,6 +12,7 @@ Channel Access (DESIGN.md), so no IOC and no worker is needed.
 
 import zlib
 
+import jsonschema_rs
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.core.mutations import OperatorKind
+from schemathesis.core.parameters import ParameterLocation
 
 from jobs.models import Job, JobType
 from snapshots.models import GOLDEN_TAG, Restore, RestoreItem, RestoreItemStatus, RestoreStatus, SnapshotTag
@@ -47,12 +49,17 @@ CONTRACT_SETTINGS = settings(
 )  # fmt: skip
 
 # Generated ids that could name an existing object: (where, name, the kind of object; None: the
-# operation's own, from its URL).
+# operation's own, from its URL). In a body, the name is looked for in every object, however deep
+# (bulk items, a selection). A list (tags, ids) becomes the one existing id.
 ID_PARAMETERS = (
     ("path_parameters", "id", None), ("query", "a", "snapshots"), ("query", "snapshot", "snapshots"),
-    ("body", "snapshot", "snapshots"),
+    ("query", "tag", "tags"), ("query", "tag_group", "tag-groups"), ("query", "group", "tag-groups"),
+    ("body", "snapshot", "snapshots"), ("body", "tag", "tags"), ("body", "tag_group", "tag-groups"),
+    ("body", "tags", "tags"), ("body", "group", "tag-groups"), ("body", "ids", "pvs"), ("body", "id", "pvs"),
 )  # fmt: skip
 JSON_SCALARS = {"string", "integer", "number", "boolean"}
+# The largest id a bigint primary key holds (squirrel_site.limits.id_field).
+MAX_ID = 2**63 - 1
 
 
 @schema.hook
@@ -62,12 +69,39 @@ def filter_failure(context, failure, case, response) -> bool:
     number, 0 or 1 for a boolean. A list or an object where a scalar belongs is still a failure."""
     if not isinstance(failure, AcceptedNegativeData):
         return True
+    return not (_only_scalar_type_mutations(case) or _body_breaks_only_scalar_types(case))
+
+
+def _only_scalar_type_mutations(case) -> bool:
+    """Whether the fuzzer made the case invalid by changing scalars to other scalar types only."""
     mutations = getattr(case.meta.phase.data, "mutations", ())
-    return not mutations or not all(
+    return bool(mutations) and all(
         mutation.operator == OperatorKind.CHANGE_TYPE
         and {str(mutation.original_value), str(mutation.new_value)} <= JSON_SCALARS
         for mutation in mutations
     )
+
+
+def _body_breaks_only_scalar_types(case) -> bool:
+    """Whether only the body is invalid, and only by scalars of the wrong scalar type. The coverage
+    phase does not say how it broke a body ("Incorrect type" of a string gives 0), so the body is
+    checked against its schema."""
+    negative = {location for location, component in case.meta.components.items() if component.mode.is_negative}
+    if negative != {ParameterLocation.BODY}:
+        return False
+    [body] = [alternative for alternative in case.operation.body if alternative.media_type == case.media_type]
+    errors = list(body.get_validator().iter_errors(case.body))
+    return bool(errors) and all(
+        isinstance(error.kind, jsonschema_rs.ValidationErrorKind.Type)
+        and _json_type(error.instance) in JSON_SCALARS
+        and set(error.kind.types) - {"null"} <= JSON_SCALARS
+        for error in errors
+    )
+
+
+def _json_type(value) -> str:
+    kinds = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "other")
 
 
 @pytest.fixture(autouse=True)
@@ -93,11 +127,15 @@ def machine(admin_user, make_pvs, make_snapshot, live_values):  # noqa: F811 - f
     """Something behind every kind of id: tagged PVs, a golden snapshot with a value of each kind,
     live values in Redis (so previews, undos and live comparisons are made from the cache), a
     preview, a finished restore with its items, and a job. Returns their ids by the URL segment of
-    their kind."""
-    group = TagGroup.objects.create(name="Area")
+    their kind; the PV is the one everything refers to (tags, snapshot values, preview and restore
+    items), and the tag group has a second tag, on another PV, and a neighbour group."""
+    group = TagGroup.objects.create(name="Area", description="Where it is")
     tag = Tag.objects.create(group=group, name="Linac")
-    pv_a, *_ = make_pvs("C:A", "C:B", "C:E", "C:S", "C:N", abs_tolerance=0.1, device="MAG")
-    pv_a.tags.add(tag)
+    undulator = Tag.objects.create(group=group, name="Undulator")
+    Tag.objects.create(group=TagGroup.objects.create(name="System"), name="Magnets")
+    pv_a, pv_b, *_ = make_pvs("C:A", "C:B", "C:E", "C:S", "C:N", abs_tolerance=0.1, device="MAG")
+    pv_a.tags.add(tag, undulator)
+    pv_b.tags.add(undulator)
     values = {"C:A": 1.0, "C:B": [1.0, 2.0], "C:E": Enum(1), "C:S": "text", "C:N": None}
     snapshot = make_snapshot("Golden", values)
     snapshot.tags.add(SnapshotTag.objects.get(name=GOLDEN_TAG))
@@ -118,13 +156,37 @@ def machine(admin_user, make_pvs, make_snapshot, live_values):  # noqa: F811 - f
 
 def use_existing_ids(case, ids: dict[str, int]) -> None:
     """Make half the generated ids name an existing object of their kind (random ones are nearly
-    all 404s). Which half: a checksum of the generated value, so that every run sends the same
-    requests; schemathesis re-checks whether the case is still valid or invalid data."""
+    all 404s or 400s). Which half: a checksum of the generated value, so that every run sends the
+    same requests. Schemathesis re-checks whether a query or path is still invalid data, not a
+    body: there, only integers are replaced (a snapshot's `tags` are names), and in an invalid body
+    only single ones the schema allows (0, 2**63 or a list's length may be what makes it invalid)."""
+    negative_body = case.meta.is_negative_at(ParameterLocation.BODY)
     for attribute, name, kind in ID_PARAMETERS:
-        values = getattr(case, attribute)
         kind = kind or case.path.split("/")[3]  # /api/v1/<kind>/...
-        if isinstance(values, dict) and name in values and kind in ids and zlib.crc32(repr(values[name]).encode()) % 2:
-            values[name] = ids[kind]
+        in_body = attribute == "body"
+        if kind not in ids:
+            continue
+        for values in _objects(getattr(case, attribute), deep=in_body):
+            value = values.get(name)
+            replaceable = name in values and (not in_body or _are_ids(value, strict=negative_body))
+            if replaceable and zlib.crc32(repr(value).encode()) % 2:
+                values[name] = [ids[kind]] if isinstance(value, list) else ids[kind]
+
+
+def _are_ids(value, strict: bool) -> bool:
+    """Whether `value` is an integer or a list of them; with `strict`, one integer an id may be."""
+    if isinstance(value, list):
+        return not strict and bool(value) and all(_are_ids(item, strict) for item in value)
+    return isinstance(value, int) and not isinstance(value, bool) and (not strict or 1 <= value <= MAX_ID)
+
+
+def _objects(data, deep: bool):
+    """The JSON objects of a request part: itself, and when `deep` every object inside it."""
+    if isinstance(data, dict):
+        yield data
+    if deep and isinstance(data, (dict, list)):
+        for value in data.values() if isinstance(data, dict) else data:
+            yield from _objects(value, deep)
 
 
 @schema.parametrize()
