@@ -3,10 +3,10 @@
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 
 from pvs import services
+from pvs.api.conflicts import REGISTRY_CHANGED, RegistryConflictMixin, conflicting_writes
 from pvs.api.serializers import PVChangeSerializer, PVIdsSerializer, PVSerializer
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
@@ -14,7 +14,6 @@ from squirrel_site.audit import via_api
 from squirrel_site.bulk_sql import in_array
 from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import ModelPermissions, needs
-from squirrel_site.schema import envelope_response
 
 
 # The bulk endpoints' answers, for the OpenAPI schema.
@@ -26,18 +25,6 @@ _BULK_UPDATED = inline_serializer(
     "PVBulkUpdated", {"updated": serializers.IntegerField(), "unchanged": serializers.IntegerField()}
 )
 _BULK_DELETED = inline_serializer("PVBulkDeleted", {"deleted": serializers.IntegerField()})
-# What a write answers when services.RegistryChanged: the schema documents it where it can happen.
-_REGISTRY_CHANGED = envelope_response(
-    "The registry changed between validation and writing (another request took an address, or deleted a PV "
-    "or tag this one names); nothing was stored. Sending the request again says what is wrong now."
-)
-
-
-class RegistryConflict(APIException):
-    """pvs.services.RegistryChanged as an answer: another change won the race; try again."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 class PVPagination(IdCursorPagination):
@@ -49,12 +36,8 @@ class PVPagination(IdCursorPagination):
     max_page_size = 1000
 
 
-@extend_schema_view(
-    create=extend_schema(responses={201: PVSerializer, 409: _REGISTRY_CHANGED}),
-    update=extend_schema(responses={200: PVSerializer, 409: _REGISTRY_CHANGED}),
-    partial_update=extend_schema(responses={200: PVSerializer, 409: _REGISTRY_CHANGED}),
-)
-class PVViewSet(viewsets.ModelViewSet):
+@extend_schema_view(**conflicting_writes(PVSerializer))
+class PVViewSet(RegistryConflictMixin, viewsets.ModelViewSet):
     """The PV registry: list (PVFilterSet filters), read, create, change, delete, and the bulk
     endpoints, all or nothing. Every change goes through pvs.services, which audits it."""
 
@@ -63,11 +46,6 @@ class PVViewSet(viewsets.ModelViewSet):
     permission_classes = [ModelPermissions]
     filterset_class = PVFilterSet
     pagination_class = PVPagination
-
-    def handle_exception(self, exc):
-        if isinstance(exc, services.RegistryChanged):
-            exc = RegistryConflict(str(exc))
-        return super().handle_exception(exc)
 
     def perform_create(self, serializer):
         [pv_id] = services.create_pvs([serializer.validated_data], **via_api(self.request))
@@ -81,7 +59,7 @@ class PVViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, pv):
         services.delete_pvs(PV.objects.filter(pk=pv.pk), **via_api(self.request))
 
-    @extend_schema(request=PVSerializer(many=True), responses={201: _BULK_CREATED, 409: _REGISTRY_CHANGED})
+    @extend_schema(request=PVSerializer(many=True), responses={201: _BULK_CREATED, 409: REGISTRY_CHANGED})
     @action(detail=False, methods=["post"], url_path="bulk", filterset_class=None, pagination_class=None)
     def bulk_create(self, request):
         """Create PVs from a JSON array of PV objects; 201 with their ids in the same order."""
@@ -90,7 +68,7 @@ class PVViewSet(viewsets.ModelViewSet):
         ids = services.create_pvs(items.validated_data, **via_api(self.request))
         return Response({"created": len(ids), "ids": ids}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=PVChangeSerializer(many=True), responses={200: _BULK_UPDATED, 409: _REGISTRY_CHANGED})
+    @extend_schema(request=PVChangeSerializer(many=True), responses={200: _BULK_UPDATED, 409: REGISTRY_CHANGED})
     @bulk_create.mapping.patch
     def bulk_update(self, request):
         """Change PVs from a JSON array of objects with `id` and the fields to change."""

@@ -132,12 +132,12 @@ def test_bulk_answers_are_documented(schema):
 
 
 def test_registry_writes_that_can_conflict_document_409(schema):
-    conflicting = {(path, method) for path, methods in schema["paths"].items() for method, operation in
-                   methods.items() if "409" in operation["responses"] and path.startswith("/api/v1/pvs/")}  # fmt: skip
-    assert conflicting == {
-        ("/api/v1/pvs/", "post"), ("/api/v1/pvs/{id}/", "put"), ("/api/v1/pvs/{id}/", "patch"),
-        ("/api/v1/pvs/bulk/", "post"), ("/api/v1/pvs/bulk/", "patch"),
-    }  # fmt: skip
+    conflicting = {(path, method) for path, methods in schema["paths"].items()
+                   for method, operation in methods.items() if "409" in operation["responses"]}  # fmt: skip
+    kinds = ("pvs", "tags", "tag-groups")
+    writes = {(f"/api/v1/{kind}/", "post") for kind in kinds}
+    writes |= {(f"/api/v1/{kind}/{{id}}/", method) for kind in kinds for method in ("put", "patch")}
+    assert conflicting == writes | {("/api/v1/pvs/bulk/", "post"), ("/api/v1/pvs/bulk/", "patch")}
 
 
 def test_the_read_only_filter_is_a_boolean(schema):

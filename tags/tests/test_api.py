@@ -3,9 +3,11 @@
 import json
 
 import pytest
+from rest_framework.validators import UniqueValidator
 
 from pvs.models import PV
 from squirrel_site.models import AuditEntry
+from tags.api.serializers import TagSerializer
 from tags.models import Tag, TagGroup
 
 pytestmark = pytest.mark.django_db
@@ -193,6 +195,32 @@ def test_deleting_a_tag_untags_its_pvs_and_says_so(as_editor, vocabulary):
     response = as_editor.delete(f"{TAGS}{vocabulary['linac'].id}/")
     assert response.status_code == 200 and response.json() == {"tag_groups": 0, "tags": 1, "pv_links": 2}
     assert PV.objects.count() == 2
+
+
+# --- Races -----------------------------------------------------------------------------------------
+
+
+def conflict(response) -> str:
+    """The message of a 409: the registry changed between validation and writing."""
+    assert response.status_code == 409, response.content
+    error = response.json()["error"]
+    assert error["code"] == "conflict" and error["fields"] == {}
+    return error["message"]
+
+
+def test_a_group_name_taken_by_someone_else_after_validation_is_a_409(as_editor, vocabulary, monkeypatch):
+    # As if another request had created "Area" after this one's check.
+    monkeypatch.setattr(UniqueValidator, "__call__", lambda self, value, serializer_field: None)
+    message = conflict(send(as_editor, "post", GROUPS, {"name": "Area"}))
+    assert message.startswith("The registry changed during the request") and message.endswith("nothing was stored.")
+    assert TagGroup.objects.count() == 2 and not AuditEntry.objects.exists()
+
+
+def test_a_tag_name_taken_by_someone_else_after_validation_is_a_409(as_editor, vocabulary, monkeypatch):
+    monkeypatch.setattr(TagSerializer, "validate", lambda self, attrs: attrs)
+    message = conflict(send(as_editor, "patch", f"{TAGS}{vocabulary['und'].id}/", {"name": "LINAC"}))
+    assert "tag_unique_name_in_group" in message
+    assert Tag.objects.get(pk=vocabulary["und"].pk).name == "UND" and not AuditEntry.objects.exists()
 
 
 # --- Permissions and audit ---------------------------------------------------------------------
