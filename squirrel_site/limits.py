@@ -94,7 +94,7 @@ class StrictJSONParser(JSONParser):
 
 
 def id_field(**kwargs) -> serializers.IntegerField:
-    """An object's id in a request body, for a list of ids the view looks up in one query: a
+    """An object's id in a request body that the view looks up itself (one query for many ids): a
     positive integer that a bigint primary key can hold. A larger one would reach PostgreSQL and
     fail there (a 500); Django's own lookups (a URL's id, a PrimaryKeyRelatedField) guard themselves."""
     return serializers.IntegerField(min_value=1, max_value=models.BigIntegerField.MAX_BIGINT, **kwargs)

@@ -9,7 +9,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from pvs.models import PV
-from pvs.services import registry_write
+from pvs.services import RegistryChanged, registry_write
 from squirrel_site import audit
 from squirrel_site.audit import AuditAction
 from tags.models import Tag, TagGroup
@@ -37,11 +37,13 @@ def create(item: Tag | TagGroup, *, actor, via: str) -> None:
 def update(item: Tag | TagGroup, *, actor, via: str) -> dict[str, list]:
     """Save the validated edits made to `item` and record each changed field as [old, new].
     Returns the changes; nothing is saved or recorded when there are none. RegistryChanged: a
-    name taken or a group deleted since validation."""
+    name taken, or the item or a group deleted, since validation."""
     model = type(item)
     names = _editable_fields(model)
     with registry_write():
-        before = model.objects.select_for_update().values(*names).get(pk=item.pk)
+        before = model.objects.select_for_update().values(*names).filter(pk=item.pk).first()
+        if before is None:
+            raise RegistryChanged(f"The {_label(item)} was deleted meanwhile; nothing was stored.")
         changes = audit.field_changes(before, {name: getattr(item, name) for name in names})
         if changes:
             item.save(update_fields=[*changes, "updated_at"])
