@@ -120,7 +120,7 @@ def main() -> None:
         ("update: whole request (PATCH /pvs/bulk/)", registered, lambda: send("patch", BULK, state["update_body"], 200)),
         (
             "update: validation only", registered,
-            lambda: valid(PVChangeSerializer(data=state["change_items"], many=True, partial=True)),
+            lambda: valid(PVChangeSerializer(data=state["change_items"], many=True)),
         ),
         ("update: writing only (services.update_pvs)", registered, lambda: services.update_pvs(state["changes"], **by_api)),
         ("delete: whole request (POST /pvs/bulk-delete/)", registered, lambda: send("post", DELETE, state["delete_body"], 200)),

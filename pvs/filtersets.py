@@ -3,6 +3,8 @@
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from pvs.models import PV
 from pvs.validators import address_error
@@ -13,17 +15,29 @@ class AddressListField(forms.Field):
     """A repeatable query parameter of EPICS addresses (``?pv=A&pv=B``), each one validated."""
 
     widget = forms.MultipleHiddenInput
+    # The query parameter, for the API schema (squirrel_site.schema.form_parameters).
+    openapi_schema = {"type": "array", "items": {"type": "string"}}
 
     def to_python(self, value) -> list[str]:
+        if isinstance(value, str):
+            value = [value]
+        elif not isinstance(value, (list, tuple)) and value is not None:
+            raise ValidationError("Enter a list of addresses.", code="invalid_list")
         return [str(address).strip() for address in value or ()]
 
     def validate(self, value: list[str]) -> None:
         super().validate(value)
-        errors = [f"{address!r}: {error}" for address in value if (error := address_error(address))]
+        # Addresses go in as params: django-filter %-formats messages, and an address may hold a %.
+        errors = [
+            ValidationError("%(address)r: %(error)s", code="invalid_address", params={"address": a, "error": error})
+            for a in value
+            if (error := address_error(a))
+        ]
         if errors:
-            raise ValidationError(errors, code="invalid_address")
+            raise ValidationError(errors)
 
 
+@extend_schema_field(AddressListField.openapi_schema)
 class AddressListFilter(django_filters.Filter):
     """PVs whose address (``field_name``) is any of the given addresses."""
 
@@ -32,6 +46,28 @@ class AddressListFilter(django_filters.Filter):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("lookup_expr", "in")
         super().__init__(*args, **kwargs)
+
+
+class StrictBooleanField(forms.NullBooleanField):
+    """`true` or `false` (also `True`, `False`, `1`, `0`, as NullBooleanField reads them), or
+    nothing; anything else is refused, where NullBooleanField would read it as nothing."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value) -> bool | None:
+        if value in self.empty_values:
+            return None
+        result = super().to_python(value)
+        if result is None:
+            raise ValidationError("Enter true or false.", code="invalid")
+        return result
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    """A boolean filter that refuses a value it does not know (BooleanFilter ignores it:
+    read_only=maybe would select every PV). A BooleanFilter still, so the schema says boolean."""
+
+    field_class = StrictBooleanField
 
 
 class PVFilterSet(django_filters.FilterSet):
@@ -49,11 +85,7 @@ class PVFilterSet(django_filters.FilterSet):
         label="Tag group id (PVs with any tag of the group)",
     )  # fmt: skip
     device = django_filters.CharFilter(field_name="device", lookup_expr="istartswith", label="Device prefix")
-    # Not a BooleanFilter: that one ignores a value it does not know (read_only=maybe selects all).
-    read_only = django_filters.TypedChoiceFilter(
-        choices=[("true", "true"), ("false", "false")], coerce=lambda value: value == "true",
-        label="Read-only (true) or writable (false)",
-    )  # fmt: skip
+    read_only = StrictBooleanFilter(label="Read-only (true) or writable (false)")
     search = django_filters.CharFilter(
         method="filter_search", label="Text in addresses, device or description"
     )
@@ -62,6 +94,7 @@ class PVFilterSet(django_filters.FilterSet):
         model = PV
         fields: list[str] = []
 
+    @extend_schema_field(OpenApiTypes.INT)  # the group's id, for the API schema
     def filter_tag_group(self, queryset, name, value):
         return queryset.in_tag_group(value)
 

@@ -63,9 +63,10 @@ def _tag_labels(tag_ids) -> list[str]:
 
 
 @contextmanager
-def _registry_write():
+def registry_write():
     """One transaction; a unique or foreign key conflict with a concurrent change becomes
-    RegistryChanged (validation saw the registry before the other change committed)."""
+    RegistryChanged (validation saw the registry before the other change committed). Writes of
+    PVs, and of tags and tag groups (tags.services)."""
     try:
         with transaction.atomic():
             yield
@@ -146,7 +147,7 @@ def create_pvs(items: Sequence[Mapping], *, actor, via: str) -> list[int]:
     take their model defaults. Returns the new ids in the order of `items`."""
     if not items:
         return []
-    with _registry_write():
+    with registry_write():
         ids = PV.objects.create_from_rows(items, now=timezone.now())
         _link((pv_id, tag_id) for pv_id, item in zip(ids, items) for tag_id in item.get("tags", ()))
         created = [(pv_id, item["setpoint_address"]) for pv_id, item in zip(ids, items)]
@@ -160,7 +161,7 @@ def update_pvs(changes: Mapping[int, Mapping], *, actor, via: str) -> int:
     monitor watches); returns how many. For one PV the audit entry holds each changed field as
     [old, new]; for several, the names of the fields that changed."""
     names = sorted({name for change in changes.values() for name in change} - {"tags"})
-    with _registry_write():
+    with registry_write():
         before = {
             row["id"]: row
             for row in PV.objects.select_for_update()

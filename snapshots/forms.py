@@ -125,6 +125,10 @@ class SnapshotField(forms.Field):
 
     def __init__(self, *, allow_live: bool = False, **kwargs):
         self.allow_live = allow_live
+        # The query parameter, for the API schema (squirrel_site.schema.form_parameters).
+        self.openapi_schema = (
+            {"oneOf": [{"type": "integer"}, {"type": "string", "enum": [LIVE]}]} if allow_live else {"type": "integer"}
+        )
         super().__init__(**kwargs)
 
     def to_python(self, value):

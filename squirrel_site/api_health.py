@@ -83,14 +83,14 @@ class HealthView(APIView):
     throttle_classes = []
     renderer_classes = [JSONRenderer]
 
-    @extend_schema(
-        parameters=[OpenApiParameter("strict", bool, description="Answer 503 when degraded, too.")],
-        responses={200: HealthSerializer, 503: HealthSerializer},
-    )  # fmt: skip
     def perform_content_negotiation(self, request, force=False):
         # Probes send whatever Accept header they were set up with: the answer is JSON regardless.
         return super().perform_content_negotiation(request, force=True)
 
+    @extend_schema(
+        parameters=[OpenApiParameter("strict", bool, description="Answer 503 when degraded, too.")],
+        responses={200: HealthSerializer, 503: HealthSerializer},
+    )  # fmt: skip
     def get(self, request):
         report = health_report()
         strict = request.query_params.get("strict", "").lower() in _TRUE

@@ -3,6 +3,8 @@
 from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModelPermissions
 
 _VIEW = ["%(app_label)s.view_%(model_name)s"]
+# Every role reads the registry (roles.py), so this permission is what "has a role" checks.
+ANY_ROLE = "pvs.view_pv"
 
 
 class ModelPermissions(DjangoModelPermissions):
@@ -30,3 +32,14 @@ def needs(read: str | None = None, write: str | None = None) -> type[BasePermiss
 
     Needs.__name__ = f"Needs({read}, {write})"
     return Needs
+
+
+class HasRole(BasePermission):
+    """Any role, for what every role may read and nothing else guards: the API schema and its docs
+    page (a signed-in user without a role gets 403 everywhere, docs/security.md)."""
+
+    message = "This needs a role (viewer, editor, operator or admin)."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm(ANY_ROLE))

@@ -43,6 +43,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it sees (and gives the API's error shape to) every other middleware's answer.
+    "squirrel_site.errors.ApiErrorMiddleware",
+    "squirrel_site.limits.ApiBodySizeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -143,6 +146,10 @@ LOGOUT_REDIRECT_URL = "login"
 # Uploaded registry files (CSV, .req) can be large: 50K PVs is about 4 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("SQUIRREL_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+# The JSON API's bodies (docs/api.md, "Limits"): a bulk request of 50,000 PVs is about 10 MB.
+API_MAX_BODY_BYTES = env_int("SQUIRREL_API_MAX_BODY_BYTES", 16 * 1024 * 1024)
+# At most this many items in one list of a request: a bulk PV request, a selection's addresses.
+API_MAX_ITEMS = env_int("SQUIRREL_API_MAX_ITEMS", 50_000)
 # The admin's "select all" action posts one id per row on a page; a page is at most a few hundred.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000
 
@@ -155,13 +162,16 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "squirrel_site.schema.SquirrelAutoSchema",
     # The API speaks JSON only; `?format=` belongs to the endpoints (snapshot export: json, csv).
+    # Request bodies are JSON too (imports take multipart): a cross-site form cannot send JSON, and
+    # one format is one thing to document, size-limit and test. The interactive docs
+    # (/api/v1/docs/) replace DRF's browsable API.
     "URL_FORMAT_OVERRIDE": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["squirrel_site.limits.StrictJSONParser"],
+    "EXCEPTION_HANDLER": "squirrel_site.errors.api_exception_handler",
 }
-
-# The PV API's bulk endpoints take at most this many items per request (the registry's scale).
-API_MAX_BULK_ITEMS = env_int("SQUIRREL_API_MAX_BULK_ITEMS", 50_000)
 
 REST_KNOX = {
     # Script tokens do not expire unless created with an expiry; they are revoked by deletion.
@@ -175,7 +185,18 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Squirrel API",
     "DESCRIPTION": "Save, compare and restore EPICS process variables.",
     "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Like the rest of the API, the schema and its docs page need a role (docs/api.md).
+    "SERVE_PERMISSIONS": ["squirrel_site.permissions.HasRole"],
+    # Separate request and response components: read-only fields are not asked for.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # One name for a choice set that several fields use (value_type and kind; the severities).
+    "ENUM_NAME_OVERRIDES": {
+        "ValueTypeEnum": "snapshots.models.ValueType",
+        "SeverityEnum": "snapshots.models.Severity",
+        "ComparisonStatusEnum": "snapshots.compare.ComparisonStatus",
+    },
     # The interactive docs load their assets from this server, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -9,6 +9,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from pvs.models import PV
+from pvs.services import RegistryChanged, registry_write
 from squirrel_site import audit
 from squirrel_site.audit import AuditAction
 from tags.models import Tag, TagGroup
@@ -25,27 +26,31 @@ def _editable_fields(model) -> list[str]:
     return [field.attname for field in model._meta.concrete_fields if field.editable and not field.primary_key]
 
 
-@transaction.atomic
 def create(item: Tag | TagGroup, *, actor, via: str) -> None:
-    """Save a new, validated tag or tag group and record it."""
-    item.save()
-    audit.record(actor, AuditAction.TAGS_CREATED, f"Created {_label(item)}", via=via, target=item)
+    """Save a new, validated tag or tag group and record it. RegistryChanged: a name taken or a
+    group deleted since validation."""
+    with registry_write():
+        item.save()
+        audit.record(actor, AuditAction.TAGS_CREATED, f"Created {_label(item)}", via=via, target=item)
 
 
-@transaction.atomic
 def update(item: Tag | TagGroup, *, actor, via: str) -> dict[str, list]:
     """Save the validated edits made to `item` and record each changed field as [old, new].
-    Returns the changes; nothing is saved or recorded when there are none."""
+    Returns the changes; nothing is saved or recorded when there are none. RegistryChanged: a
+    name taken, or the item or a group deleted, since validation."""
     model = type(item)
     names = _editable_fields(model)
-    before = model.objects.select_for_update().values(*names).get(pk=item.pk)
-    changes = audit.field_changes(before, {name: getattr(item, name) for name in names})
-    if changes:
-        item.save(update_fields=[*changes, "updated_at"])
-        audit.record(
-            actor, AuditAction.TAGS_CHANGED, f"Changed {_label(item)}", via=via, target=item,
-            details={"changes": changes},
-        )  # fmt: skip
+    with registry_write():
+        before = model.objects.select_for_update().values(*names).filter(pk=item.pk).first()
+        if before is None:
+            raise RegistryChanged(f"The {_label(item)} was deleted meanwhile; nothing was stored.")
+        changes = audit.field_changes(before, {name: getattr(item, name) for name in names})
+        if changes:
+            item.save(update_fields=[*changes, "updated_at"])
+            audit.record(
+                actor, AuditAction.TAGS_CHANGED, f"Changed {_label(item)}", via=via, target=item,
+                details={"changes": changes},
+            )  # fmt: skip
     return changes
 
 

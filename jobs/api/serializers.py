@@ -8,7 +8,7 @@ from jobs.models import Job
 class JobSerializer(serializers.ModelSerializer):
     """A job's state; `result_id` is what it produced (a snapshot or a restore) when it succeeded."""
 
-    created_by = serializers.StringRelatedField()
+    created_by = serializers.StringRelatedField(allow_null=True, help_text="null once the user is deleted.")
 
     class Meta:
         model = Job

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import redis
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 
@@ -14,6 +15,7 @@ from monitor import live
 from monitor.display import enum_label
 from pvs.models import PV
 from squirrel_site.json_values import json_safe
+from squirrel_site.schema import PV_VALUE_SCHEMA
 
 
 class LiveValuesUnavailable(APIException):
@@ -38,6 +40,26 @@ def live_representation(value: live.LiveValue | None, meta: live.LiveMeta | None
         "units": meta.units if meta else "",
         "precision": meta.precision if meta else None,
     }
+
+
+@extend_schema_field(PV_VALUE_SCHEMA)
+class _PVValueField(serializers.JSONField):
+    pass
+
+
+class LiveValueSerializer(serializers.Serializer):
+    """The shape of live_representation(), for the schema (it is built as a dict, per page)."""
+
+    value = _PVValueField()
+    kind = serializers.CharField(help_text="float, int, enum, string, float_array, int_array or none.")
+    enum_label = serializers.CharField(allow_null=True)
+    status = serializers.IntegerField(help_text="EPICS alarm status.")
+    severity = serializers.IntegerField()
+    timestamp = serializers.DateTimeField(allow_null=True, help_text="IOC time; null if never processed.")
+    age = serializers.FloatField(help_text="Seconds since the monitor received it.")
+    connected = serializers.BooleanField()
+    units = serializers.CharField(allow_blank=True)
+    precision = serializers.IntegerField(allow_null=True)
 
 
 class LivePage:
@@ -85,8 +107,10 @@ class LivePVSerializer(serializers.ModelSerializer):
             self.live_page = LivePage([instance])
         return super().to_representation(instance)
 
+    @extend_schema_field(LiveValueSerializer(allow_null=True))
     def get_setpoint(self, pv: PV) -> dict | None:
         return self.live_page.representation(pv.setpoint_address)
 
+    @extend_schema_field(LiveValueSerializer(allow_null=True))
     def get_readback(self, pv: PV) -> dict | None:
         return self.live_page.representation(pv.readback_address)

@@ -212,7 +212,17 @@ def test_invalid_pv_address_is_a_field_error(api, writer):
     response = api.get(URL, {"pv": "SIM: BAD"})
 
     assert response.status_code == 400
-    assert "whitespace" in response.json()["pv"][0]
+    assert "whitespace" in response.json()["error"]["fields"]["pv"][0]
+
+
+def test_an_address_with_a_percent_sign_is_a_field_error(api, writer):
+    # django-filter %-formats error messages: the address must not be part of the format.
+    response = api.get(URL, {"pv": "SIM:%s%d"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["pv"] == [
+        "'SIM:%s%d': The record name contains characters EPICS does not allow: '%'."
+    ]
 
 
 def test_filter_by_tag_requires_every_tag(api, writer):
@@ -243,7 +253,7 @@ def test_unknown_tag_or_group_is_a_field_error(api, writer, param, value):
     response = api.get(URL, {param: value})
 
     assert response.status_code == 400
-    assert list(response.json()) == [param]
+    assert list(response.json()["error"]["fields"]) == [param]
 
 
 def test_filter_by_device_prefix(api, writer):

@@ -18,16 +18,7 @@ from rest_framework.settings import api_settings
 from pvs import services
 from pvs.models import PV
 from pvs.validators import validate_address
-
-
-def _too_many(count: int) -> str | None:
-    """Why a bulk request of `count` items is refused, or None."""
-    limit = settings.API_MAX_BULK_ITEMS
-    if count > limit:
-        return (
-            f"At most {limit} PVs per request (SQUIRREL_API_MAX_BULK_ITEMS); this one has {count}: split it."
-        )
-    return None
+from squirrel_site.limits import CappedListField, id_field, refuse_too_many
 
 
 def _is_non_finite(data) -> bool:
@@ -60,11 +51,11 @@ class StrictFloatField(serializers.FloatField):
             raise
 
 
-class TagIdsField(serializers.ListField):
+class TagIdsField(CappedListField):
     """A PV's tags as tag ids (a repeated id counts once). Whether they exist is checked with the
     rest of the request by registry_problems, not with a query per id."""
 
-    child = serializers.IntegerField(min_value=1)
+    child = id_field()
 
     def get_attribute(self, pv):
         return [tag.id for tag in pv.tags.all()]
@@ -74,16 +65,21 @@ class TagIdsField(serializers.ListField):
 
 
 class PVListSerializer(serializers.ListSerializer):
-    """Many PVs in one request, all or nothing: errors are keyed by item index, then field, and
-    the registry is asked once for all items that pass the field checks."""
+    """Many PVs in one request, all or nothing: a JSON array of 1 to settings.API_MAX_ITEMS PVs,
+    counted before any is validated (squirrel_site.limits). Errors are keyed by item index, then
+    field, and the registry is asked once for all items that pass the field checks."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_empty", False)
+        kwargs.setdefault("max_length", settings.API_MAX_ITEMS)
+        super().__init__(*args, **kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, list):
             raise _request_error("Send a JSON array of PVs.")
-        if not data:
+        if not data and not self.allow_empty:
             raise _request_error("The array is empty.")
-        if problem := _too_many(len(data)):
-            raise _request_error(problem)
+        refuse_too_many(data, self.max_length)
         validate_item = self.item_validator()
         items, indexes, errors = [], [], {}
         for index, item in enumerate(data):
@@ -159,7 +155,7 @@ class PVSerializer(serializers.ModelSerializer):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping, models.FloatField: StrictFloatField
     }
-    tags = TagIdsField(required=False)
+    tags = TagIdsField(max_length=settings.API_MAX_ITEMS, required=False)
     tag_labels = serializers.SerializerMethodField()
 
     class Meta:
@@ -191,26 +187,26 @@ class PVSerializer(serializers.ModelSerializer):
 
 
 class PVChangeSerializer(PVSerializer):
-    """One item of a bulk update: the PV's `id` and the fields to change (used with partial=True)."""
+    """One item of a bulk update: the PV's `id`, required, and the fields to change, each optional
+    (what an item leaves out stays as it is)."""
 
-    id = serializers.IntegerField(min_value=1)
+    id = id_field()
 
-    def validate(self, attrs):
-        # partial=True skips missing fields, `id` included.
-        if "id" not in attrs:
-            message = self.fields["id"].error_messages["required"]
-            raise serializers.ValidationError({"id": [message]}, code="required")
-        return attrs
+    def get_fields(self):
+        # Rather than partial=True, which would skip a missing `id` too (and the schema would say so).
+        fields = super().get_fields()
+        for name, field in fields.items():
+            if name != "id":
+                field.required = False
+        return fields
 
 
 class PVIdsSerializer(serializers.Serializer):
     """The PVs a bulk delete removes, by id; all must exist."""
 
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False)
+    ids = CappedListField(child=id_field(), max_length=settings.API_MAX_ITEMS, allow_empty=False)
 
     def validate_ids(self, ids: list[int]) -> list[int]:
-        if problem := _too_many(len(ids)):
-            raise serializers.ValidationError(problem)
         problems = services.registry_problems([{"id": pv_id} for pv_id in ids])
         if problems:
             raise serializers.ValidationError({index: fields["id"] for index, fields in problems.items()})

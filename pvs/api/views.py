@@ -1,18 +1,18 @@
-"""PV API views: the registry, one PV at a time or up to API_MAX_BULK_ITEMS at once."""
+"""PV API views: the registry, one PV at a time or up to API_MAX_ITEMS at once."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from pvs import services
+from pvs.api.conflicts import REGISTRY_CHANGED, RegistryConflictMixin, conflicting_writes
 from pvs.api.serializers import PVChangeSerializer, PVIdsSerializer, PVSerializer
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
 from squirrel_site.audit import via_api
 from squirrel_site.bulk_sql import in_array
+from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import ModelPermissions, needs
 
 
@@ -27,14 +27,7 @@ _BULK_UPDATED = inline_serializer(
 _BULK_DELETED = inline_serializer("PVBulkDeleted", {"deleted": serializers.IntegerField()})
 
 
-class RegistryConflict(APIException):
-    """pvs.services.RegistryChanged as an answer: another change won the race; try again."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
-class PVPagination(CursorPagination):
+class PVPagination(IdCursorPagination):
     """Pages of PVs by id: no COUNT, stable while PVs are added, edited or deleted."""
 
     ordering = "id"
@@ -43,7 +36,8 @@ class PVPagination(CursorPagination):
     max_page_size = 1000
 
 
-class PVViewSet(viewsets.ModelViewSet):
+@extend_schema_view(**conflicting_writes(PVSerializer))
+class PVViewSet(RegistryConflictMixin, viewsets.ModelViewSet):
     """The PV registry: list (PVFilterSet filters), read, create, change, delete, and the bulk
     endpoints, all or nothing. Every change goes through pvs.services, which audits it."""
 
@@ -52,11 +46,6 @@ class PVViewSet(viewsets.ModelViewSet):
     permission_classes = [ModelPermissions]
     filterset_class = PVFilterSet
     pagination_class = PVPagination
-
-    def handle_exception(self, exc):
-        if isinstance(exc, services.RegistryChanged):
-            exc = RegistryConflict(str(exc))
-        return super().handle_exception(exc)
 
     def perform_create(self, serializer):
         [pv_id] = services.create_pvs([serializer.validated_data], **via_api(self.request))
@@ -70,7 +59,7 @@ class PVViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, pv):
         services.delete_pvs(PV.objects.filter(pk=pv.pk), **via_api(self.request))
 
-    @extend_schema(request=PVSerializer(many=True), responses={201: _BULK_CREATED})
+    @extend_schema(request=PVSerializer(many=True), responses={201: _BULK_CREATED, 409: REGISTRY_CHANGED})
     @action(detail=False, methods=["post"], url_path="bulk", filterset_class=None, pagination_class=None)
     def bulk_create(self, request):
         """Create PVs from a JSON array of PV objects; 201 with their ids in the same order."""
@@ -79,20 +68,21 @@ class PVViewSet(viewsets.ModelViewSet):
         ids = services.create_pvs(items.validated_data, **via_api(self.request))
         return Response({"created": len(ids), "ids": ids}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=PVChangeSerializer(many=True, partial=True), responses={200: _BULK_UPDATED})
+    @extend_schema(request=PVChangeSerializer(many=True), responses={200: _BULK_UPDATED, 409: REGISTRY_CHANGED})
     @bulk_create.mapping.patch
     def bulk_update(self, request):
         """Change PVs from a JSON array of objects with `id` and the fields to change."""
-        items = PVChangeSerializer(data=request.data, many=True, partial=True)
+        items = PVChangeSerializer(data=request.data, many=True)
         items.is_valid(raise_exception=True)
         changes = {item.pop("id"): item for item in items.validated_data}
         updated = services.update_pvs(changes, **via_api(self.request))
         return Response({"updated": updated, "unchanged": len(changes) - updated})
 
     @extend_schema(request=PVIdsSerializer, responses={200: _BULK_DELETED})
+    # Permissions are checked before the method: without `read`, a GET would be 403, not 405.
     @action(
         detail=False, methods=["post"], url_path="bulk-delete", filterset_class=None, pagination_class=None,
-        permission_classes=[needs(write="pvs.delete_pv")],
+        permission_classes=[needs(read="pvs.view_pv", write="pvs.delete_pv")],
     )  # fmt: skip
     def bulk_delete(self, request):
         """Delete the PVs whose ids are given as {"ids": [...]}."""

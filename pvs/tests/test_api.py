@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.conf import settings as django_settings
 from knox.models import AuthToken
 from rest_framework import serializers
 
@@ -17,6 +18,9 @@ pytestmark = pytest.mark.django_db
 PVS = "/api/v1/pvs/"
 BULK = "/api/v1/pvs/bulk/"
 BULK_DELETE = "/api/v1/pvs/bulk-delete/"
+# One more item than a list in a request may hold (squirrel_site.limits).
+TOO_MANY = django_settings.API_MAX_ITEMS + 1
+TOO_MANY_MESSAGE = f"Give at most {django_settings.API_MAX_ITEMS} items."
 
 
 def send(client, method: str, url: str, body) -> object:
@@ -49,6 +53,14 @@ def registry():
     q2.tags.add(tags["linac"])
     bpm.tags.add(tags["und"])
     return {"q1": q1, "q2": q2, "bpm": bpm, "area": area, **tags}
+
+
+def invalid(response) -> dict[str, list[str]]:
+    """The messages of a refused request by dotted field path (the error envelope's `fields`)."""
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid", error
+    return error["fields"]
 
 
 def addresses(response) -> list[str]:
@@ -128,11 +140,15 @@ def test_list_filters_by_tag_group(as_editor, registry):
 
 
 @pytest.mark.parametrize(
-    ("query", "field"), [({"tag": "abc"}, "tag"), ({"pv": "BAD NAME"}, "pv"), ({"read_only": "maybe"}, "read_only")]
+    ("query", "field", "message"),
+    [
+        ({"tag": "abc"}, "tag", "“abc” is not a valid value."),
+        ({"pv": "BAD NAME"}, "pv", "'BAD NAME': The address contains whitespace."),
+        ({"read_only": "maybe"}, "read_only", "Enter true or false."),
+    ],
 )
-def test_an_invalid_filter_is_a_400_naming_it(as_editor, registry, query, field):
-    response = as_editor.get(PVS, query)
-    assert response.status_code == 400 and field in response.json()
+def test_an_invalid_filter_is_a_400_naming_it(as_editor, registry, query, field, message):
+    assert invalid(as_editor.get(PVS, query)) == {field: [message]}
 
 
 def test_retrieve_one_pv(as_editor, registry):
@@ -179,7 +195,7 @@ def test_put_sets_the_given_fields_and_replaces_the_tags(as_editor, registry):
 
 def test_put_needs_the_setpoint_address(as_editor, registry):
     response = send(as_editor, "put", f"{PVS}{registry['q1'].id}/", {"device": "X"})
-    assert response.status_code == 400 and "setpoint_address" in response.json()
+    assert invalid(response) == {"setpoint_address": ["This field is required."]}
 
 
 def test_patch_changes_only_the_given_fields(as_editor, registry):
@@ -196,8 +212,7 @@ def test_patch_may_repeat_the_pvs_own_address(as_editor, registry):
 
 def test_patch_to_another_pvs_address_is_a_field_error(as_editor, registry):
     response = send(as_editor, "patch", f"{PVS}{registry['q1'].id}/", {"setpoint_address": "LI:Q2:SP"})
-    assert response.status_code == 400
-    assert response.json() == {"setpoint_address": [f"PV {registry['q2'].id} has this setpoint address."]}
+    assert invalid(response) == {"setpoint_address": [f"PV {registry['q2'].id} has this setpoint address."]}
 
 
 def test_patch_an_unknown_pv_is_a_404(as_editor, registry):
@@ -241,39 +256,59 @@ def test_delete_removes_the_pv(as_editor, registry):
         ({"description": "d" * 1001}, "description", "no more than 1000 characters"),
         ({"description": {"text": "x"}}, "description", "Not a valid string"),
         ({"tags": "LINAC"}, "tags", "Expected a list"),
-        ({"tags": ["LINAC"]}, "tags", "valid integer"),
+        ({"tags": ["LINAC"]}, "tags.0", "valid integer"),
         ({"tags": [999999]}, "tags", "No tag with id 999999."),
+        ({"tags": [1] * TOO_MANY}, "tags", TOO_MANY_MESSAGE),
     ],
 )
 def test_bad_field_is_a_400_with_its_message(as_editor, db, fields, field, message):
-    response = send(as_editor, "post", PVS, {"setpoint_address": "NEW:A", **fields})
-    assert response.status_code == 400
-    errors = response.json()
-    assert list(errors) == [field] and message in str(errors[field])
+    errors = invalid(send(as_editor, "post", PVS, {"setpoint_address": "NEW:A", **fields}))
+    assert list(errors) == [field] and len(errors[field]) == 1 and message in errors[field][0]
     assert not PV.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "field"),
+    [
+        ("post", PVS, {"setpoint_address": "NEW:A", "tags": [2**63]}, "tags.0"),
+        ("patch", BULK, [{"id": 2**63, "device": "X"}], "0.id"),
+        ("post", BULK_DELETE, {"ids": [2**63]}, "ids.0"),
+    ],
+)
+def test_an_id_too_large_for_a_bigint_is_a_field_error(as_editor, registry, method, url, body, field):
+    # Such an id used to reach PostgreSQL ("out of range for type bigint"): a 500.
+    response = send(as_editor, method, url, body)
+    assert invalid(response) == {field: [f"Ensure this value is less than or equal to {2**63 - 1}."]}
 
 
 def test_infinity_written_as_a_json_number_is_refused(as_editor, db):
     response = send(as_editor, "post", PVS, '{"setpoint_address": "NEW:A", "abs_tolerance": 1e999}')
-    assert response.status_code == 400 and "finite number" in response.json()["abs_tolerance"][0]
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "parse_error" and "the number 1e999 is out of range" in error["message"]
 
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
 def test_bare_nan_and_infinity_tokens_are_a_parse_error(as_editor, db, token):
     response = send(as_editor, "post", PVS, f'{{"setpoint_address": "NEW:A", "abs_tolerance": {token}}}')
-    assert response.status_code == 400 and "JSON parse error" in response.json()["detail"]
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "parse_error" and error["message"].startswith("JSON parse error")
     assert not PV.objects.exists()
 
 
 def test_a_duplicate_setpoint_address_is_a_field_error(as_editor, registry):
     response = send(as_editor, "post", PVS, {"setpoint_address": "LI:Q1:SP"})
-    assert response.status_code == 400
-    assert response.json() == {"setpoint_address": [f"PV {registry['q1'].id} has this setpoint address."]}
+    assert invalid(response) == {"setpoint_address": [f"PV {registry['q1'].id} has this setpoint address."]}
 
 
 def test_several_bad_fields_are_reported_together(as_editor, db):
     response = send(as_editor, "post", PVS, {"setpoint_address": "A B", "abs_tolerance": -1, "read_only": "x"})
-    assert set(response.json()) == {"setpoint_address", "abs_tolerance", "read_only"}
+    assert invalid(response) == {
+        "setpoint_address": ["The address contains whitespace."],
+        "abs_tolerance": ["The tolerance may not be negative."],
+        "read_only": ["Must be a valid boolean."],
+    }
 
 
 # --- Bulk create -----------------------------------------------------------------------------
@@ -305,7 +340,7 @@ def _outcome(validate, item):
 
 @pytest.mark.parametrize(
     "make",
-    [lambda: PVSerializer(many=True), lambda: PVChangeSerializer(many=True, partial=True)],
+    [lambda: PVSerializer(many=True), lambda: PVChangeSerializer(many=True)],
     ids=["create", "update"],
 )
 @pytest.mark.parametrize("item", ITEMS)
@@ -333,8 +368,7 @@ def test_bulk_create_with_one_bad_item_in_the_middle_stores_nothing(as_editor, r
     items = [{"setpoint_address": f"NEW:{i}"} for i in range(5)]
     items[2]["abs_tolerance"] = "NaN"
     response = send(as_editor, "post", BULK, items)
-    assert response.status_code == 400
-    assert response.json() == {"2": {"abs_tolerance": ["A finite number is required, not NaN or infinity."]}}
+    assert invalid(response) == {"2.abs_tolerance": ["A finite number is required, not NaN or infinity."]}
     assert PV.objects.count() == 3 and not AuditEntry.objects.exists()
 
 
@@ -347,13 +381,12 @@ def test_bulk_create_reports_every_bad_item_by_index_and_field(as_editor, regist
         "NEW:4",
         {"setpoint_address": "NEW:5", "tags": [999999]},
     ]
-    errors = send(as_editor, "post", BULK, items).json()
-    assert errors == {
-        "1": {"setpoint_address": [f"PV {registry['q1'].id} has this setpoint address."]},
-        "2": {"setpoint_address": ["Item 0 has this setpoint address too."]},
-        "3": {"setpoint_address": ["The address contains whitespace."]},
-        "4": {"non_field_errors": ["Invalid data. Expected a dictionary, but got str."]},
-        "5": {"tags": ["No tag with id 999999."]},
+    assert invalid(send(as_editor, "post", BULK, items)) == {
+        "1.setpoint_address": [f"PV {registry['q1'].id} has this setpoint address."],
+        "2.setpoint_address": ["Item 0 has this setpoint address too."],
+        "3.setpoint_address": ["The address contains whitespace."],
+        "4": ["Invalid data. Expected a dictionary, but got str."],
+        "5.tags": ["No tag with id 999999."],
     }
 
 
@@ -366,17 +399,12 @@ def test_bulk_create_reports_every_bad_item_by_index_and_field(as_editor, regist
     ],
 )
 def test_bulk_create_needs_a_non_empty_array(as_editor, db, body, message):
-    response = send(as_editor, "post", BULK, body)
-    assert response.status_code == 400 and message in str(response.json())
+    assert invalid(send(as_editor, "post", BULK, body)) == {"non_field_errors": [message]}
 
 
-def test_bulk_create_refuses_more_items_than_the_limit(as_editor, db, settings):
-    settings.API_MAX_BULK_ITEMS = 3
-    response = send(as_editor, "post", BULK, [{"setpoint_address": f"NEW:{i}"} for i in range(4)])
-    assert response.status_code == 400
-    assert response.json() == {
-        "non_field_errors": ["At most 3 PVs per request (SQUIRREL_API_MAX_BULK_ITEMS); this one has 4: split it."]
-    }
+def test_bulk_create_refuses_more_items_than_the_limit(as_editor, db):
+    response = send(as_editor, "post", BULK, [{"setpoint_address": f"NEW:{i}"} for i in range(TOO_MANY)])
+    assert invalid(response) == {"non_field_errors": [TOO_MANY_MESSAGE]}
     assert not PV.objects.exists()
 
 
@@ -416,35 +444,33 @@ def test_bulk_update_with_an_unknown_id_changes_nothing(as_editor, registry):
     items = [
         {"id": registry["q1"].id, "device": "X"}, {"id": 999999, "device": "Y"}, {"id": registry["q2"].id, "device": "Z"}
     ]
-    response = send(as_editor, "patch", BULK, items)
-    assert response.status_code == 400 and response.json() == {"1": {"id": ["No PV with id 999999."]}}
+    assert invalid(send(as_editor, "patch", BULK, items)) == {"1.id": ["No PV with id 999999."]}
     assert sorted(PV.objects.values_list("device", flat=True)) == ["BPM1", "Q1", "Q2"]
 
 
 @pytest.mark.parametrize(
-    ("item", "field"),
+    ("item", "field", "message"),
     [
-        ({"device": "X"}, "id"),
-        ({"id": "one", "device": "X"}, "id"),
-        ({"id": None}, "id"),
-        ({"id": 1, "setpoint_address": "A B"}, "setpoint_address"),
-        ({"id": 1, "rel_tolerance": "-Infinity"}, "rel_tolerance"),
+        ({"device": "X"}, "id", "This field is required."),
+        ({"id": "one", "device": "X"}, "id", "A valid integer is required."),
+        ({"id": None}, "id", "This field may not be null."),
+        ({"id": 1, "setpoint_address": "A B"}, "setpoint_address", "The address contains whitespace."),
+        ({"id": 1, "rel_tolerance": "-Infinity"}, "rel_tolerance", "A finite number is required, not NaN or infinity."),
     ],
 )
-def test_bulk_update_item_errors_are_keyed_by_index_and_field(as_editor, registry, item, field):
+def test_bulk_update_item_errors_are_keyed_by_index_and_field(as_editor, registry, item, field, message):
     response = send(as_editor, "patch", BULK, [{"id": registry["q1"].id}, item])
-    assert response.status_code == 400 and list(response.json()) == ["1"] and field in response.json()["1"]
+    assert invalid(response) == {f"1.{field}": [message]}
 
 
 def test_bulk_update_cannot_give_a_pv_an_address_another_keeps(as_editor, registry):
     response = send(as_editor, "patch", BULK, [{"id": registry["q2"].id, "setpoint_address": "LI:Q1:SP"}])
-    assert response.json() == {"0": {"setpoint_address": [f"PV {registry['q1'].id} has this setpoint address."]}}
+    assert invalid(response) == {"0.setpoint_address": [f"PV {registry['q1'].id} has this setpoint address."]}
 
 
-def test_bulk_update_refuses_more_items_than_the_limit(as_editor, registry, settings):
-    settings.API_MAX_BULK_ITEMS = 2
-    items = [{"id": pv.id, "device": "X"} for pv in PV.objects.all()]
-    assert send(as_editor, "patch", BULK, items).status_code == 400
+def test_bulk_update_refuses_more_items_than_the_limit(as_editor, registry):
+    items = [{"id": registry["q1"].id, "device": "X"}] * TOO_MANY
+    assert invalid(send(as_editor, "patch", BULK, items)) == {"non_field_errors": [TOO_MANY_MESSAGE]}
     assert not PV.objects.filter(device="X").exists()
 
 
@@ -466,28 +492,26 @@ def test_bulk_delete_removes_the_given_pvs(as_editor, registry):
 
 def test_bulk_delete_with_an_unknown_id_deletes_nothing(as_editor, registry):
     response = send(as_editor, "post", BULK_DELETE, {"ids": [registry["q1"].id, 999999]})
-    assert response.status_code == 400 and response.json() == {"ids": {"1": ["No PV with id 999999."]}}
+    assert invalid(response) == {"ids.1": ["No PV with id 999999."]}
     assert PV.objects.count() == 3 and not AuditEntry.objects.exists()
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "field", "message"),
     [
-        ({}, "This field is required."),
-        ({"ids": []}, "may not be empty"),
-        ({"ids": "1,2"}, "Expected a list"),
-        ({"ids": ["x"]}, "valid integer"),
+        ({}, "ids", "This field is required."),
+        ({"ids": []}, "ids", "This list may not be empty."),
+        ({"ids": "1,2"}, "ids", 'Expected a list of items but got type "str".'),
+        ({"ids": ["x"]}, "ids.0", "A valid integer is required."),
     ],
 )
-def test_bulk_delete_needs_a_list_of_ids(as_editor, registry, body, message):
-    response = send(as_editor, "post", BULK_DELETE, body)
-    assert response.status_code == 400 and message in str(response.json()["ids"])
+def test_bulk_delete_needs_a_list_of_ids(as_editor, registry, body, field, message):
+    assert invalid(send(as_editor, "post", BULK_DELETE, body)) == {field: [message]}
 
 
-def test_bulk_delete_refuses_more_ids_than_the_limit(as_editor, registry, settings):
-    settings.API_MAX_BULK_ITEMS = 2
-    response = send(as_editor, "post", BULK_DELETE, {"ids": list(PV.objects.values_list("id", flat=True))})
-    assert response.status_code == 400 and "At most 2 PVs per request" in response.json()["ids"][0]
+def test_bulk_delete_refuses_more_ids_than_the_limit(as_editor, registry):
+    response = send(as_editor, "post", BULK_DELETE, {"ids": [registry["q1"].id] * TOO_MANY})
+    assert invalid(response) == {"ids": [TOO_MANY_MESSAGE]}
     assert PV.objects.count() == 3
 
 
@@ -497,7 +521,10 @@ def test_bulk_delete_refuses_more_ids_than_the_limit(as_editor, registry, settin
 def test_a_pv_created_by_someone_else_after_validation_is_a_409(as_editor, registry, monkeypatch):
     monkeypatch.setattr(services, "registry_problems", lambda items: {})
     response = send(as_editor, "post", BULK, [{"setpoint_address": "NEW:A"}, {"setpoint_address": "LI:Q1:SP"}])
-    assert response.status_code == 409 and "nothing was stored" in response.json()["detail"]
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "conflict" and error["message"].startswith("The registry changed during the request")
+    assert error["message"].endswith("nothing was stored.") and error["fields"] == {}
     assert not PV.objects.filter(setpoint_address="NEW:A").exists() and not AuditEntry.objects.exists()
 
 
@@ -529,6 +556,13 @@ def test_a_user_without_a_role_cannot_read(client, make_user, registry):
     assert client.get(PVS).status_code == 403
 
 
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_bulk_delete_answers_other_methods_405(as_editor, registry, method):
+    response = getattr(as_editor, method)(BULK_DELETE)
+    assert response.status_code == 405 and response["Allow"] == "POST, OPTIONS"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
 def test_bulk_delete_needs_the_delete_permission(client, make_user, registry):
     from django.contrib.auth.models import Permission
 
@@ -536,7 +570,10 @@ def test_bulk_delete_needs_the_delete_permission(client, make_user, registry):
     user.user_permissions.add(*Permission.objects.filter(codename__in=["add_pv", "change_pv"]))
     client.force_login(user)
     response = send(client, "post", BULK_DELETE, {"ids": [registry["q1"].id]})
-    assert response.status_code == 403 and "pvs.delete_pv" in response.json()["detail"]
+    assert response.status_code == 403
+    assert response.json()["error"] == {
+        "status": 403, "code": "permission_denied", "message": "This needs the permission pvs.delete_pv.", "fields": {}
+    }
 
 
 # --- Audit -----------------------------------------------------------------------------------

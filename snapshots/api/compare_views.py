@@ -4,17 +4,27 @@ from urllib.parse import urlencode
 
 import redis
 from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from monitor.api.serializers import LiveValuesUnavailable
+from pvs.filtersets import PVFilterSet
+from snapshots.api.compare_serializers import ComparePageSerializer, DriftSerializer
 from snapshots.api.serializers import SnapshotSerializer
 from snapshots.comparison import compare, comparison_json
 from snapshots.drift import DriftLine, drift_summary
-from snapshots.forms import LIVE, DriftForm, compare_parameters, field_errors
+from snapshots.forms import LIVE, CompareForm, DriftForm, compare_parameters, field_errors
 from squirrel_site.permissions import needs
+from squirrel_site.schema import LIVE_VALUES_UNAVAILABLE, form_parameters
+
+COUNTS = OpenApiParameter(
+    "counts", bool, default=True,
+    description="false skips the counts per status (against live values, a page sorted by name or device then "
+    "reads only its own addresses from Redis).",
+)  # fmt: skip
 
 
 class CompareView(APIView):
@@ -30,6 +40,10 @@ class CompareView(APIView):
 
     permission_classes = [needs(read="snapshots.view_snapshot")]
 
+    @extend_schema(
+        parameters=[*form_parameters(CompareForm()), *form_parameters(PVFilterSet().form), COUNTS],
+        responses={200: ComparePageSerializer, 503: LIVE_VALUES_UNAVAILABLE},
+    )
     def get(self, request):
         form, comparison, errors = compare_parameters(request.query_params)
         with_counts = request.query_params.get("counts", "true").lower() not in ("false", "0", "no")
@@ -65,6 +79,9 @@ class DriftView(APIView):
 
     permission_classes = [needs(read="snapshots.view_snapshot")]
 
+    @extend_schema(
+        parameters=form_parameters(DriftForm()), responses={200: DriftSerializer, 503: LIVE_VALUES_UNAVAILABLE}
+    )
     def get(self, request):
         form = DriftForm(request.query_params)
         if not form.is_valid():

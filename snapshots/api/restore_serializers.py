@@ -1,10 +1,13 @@
 """Restore API serializers: previews, executions and their per-PV items."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from snapshots.api.serializers import PVSelectionField
+from snapshots.api.serializers import PVSelectionSerializer
 from snapshots.models import Restore, RestoreItem, RestorePreview, RestorePreviewItem, Snapshot
+from snapshots.restore import execution_refusal
 from squirrel_site.json_values import json_safe
+from squirrel_site.schema import PV_VALUE_SCHEMA
 
 
 class RestorePreviewSerializer(serializers.ModelSerializer):
@@ -29,7 +32,7 @@ class CreatePreviewSerializer(serializers.Serializer):
     """What to restore: a snapshot, optionally a PV selection (PVFilterSet parameters)."""
 
     snapshot = serializers.PrimaryKeyRelatedField(queryset=Snapshot.objects.all())
-    selection = PVSelectionField(required=False, default=dict)
+    selection = PVSelectionSerializer(required=False, default=dict)
     include_unchanged = serializers.BooleanField(default=False)
 
 
@@ -44,6 +47,7 @@ class ExecuteSerializer(serializers.Serializer):
 class _TypedItemSerializer(serializers.ModelSerializer):
     target = serializers.SerializerMethodField()
 
+    @extend_schema_field(PV_VALUE_SCHEMA)
     def get_target(self, item):
         return json_safe(item.target_value)
 
@@ -58,6 +62,7 @@ class RestorePreviewItemSerializer(_TypedItemSerializer):
             "action",
         ]
 
+    @extend_schema_field(PV_VALUE_SCHEMA)
     def get_live(self, item):
         return json_safe(item.live_value)
 
@@ -85,8 +90,10 @@ class RestoreItemSerializer(_TypedItemSerializer):
             "readback_num", "readback_str", "readback_array",
         ]
 
+    @extend_schema_field(PV_VALUE_SCHEMA)
     def get_old(self, item):
         return json_safe(item.old_value)
 
+    @extend_schema_field(PV_VALUE_SCHEMA)
     def get_readback(self, item):
         return json_safe(item.readback_value)

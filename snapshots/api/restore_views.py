@@ -6,10 +6,10 @@ preview's id) instead of 201 with the preview.
 """
 
 from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from jobs.api.serializers import JobSerializer
@@ -21,16 +21,18 @@ from snapshots.api.restore_serializers import (
 )  # fmt: skip
 from snapshots.api.views import ValuePagination
 from snapshots.jobs import enqueue, select_pvs
-from snapshots.models import Restore, RestorePreview
-from snapshots.restore import NeedsChannelAccess, RestoreError, preview_restore
+from snapshots.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
+from snapshots.restore import NeedsChannelAccess, RestoreError, preview_restore, undo_restore
 from squirrel_site.audit import AuditVia
+from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import needs
+from squirrel_site.schema import envelope_response
 
 # Previews, executions and undos write to the machine: they need snapshots.add_restore.
 RESTORE_PERMISSION = "snapshots.add_restore"
 
 
-class NewestFirst(CursorPagination):
+class NewestFirst(IdCursorPagination):
     ordering = "-id"
     page_size = 50
 
@@ -39,6 +41,9 @@ def _items_page(view, items, serializer_class, filter_field: str):
     """One cursor page of items, optionally only those whose `filter_field` is the query's value."""
     wanted = view.request.query_params.get(filter_field)
     if wanted:
+        choices = items.model._meta.get_field(filter_field).choices
+        if wanted not in {value for value, _ in choices}:
+            raise ValidationError({filter_field: [f"Choose one of {', '.join(value for value, _ in choices)}."]})
         items = items.filter(**{filter_field: wanted})
     page = view.paginate_queryset(items)
     return view.get_paginated_response(serializer_class(page, many=True).data)
@@ -53,6 +58,11 @@ class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
     pagination_class = ValuePagination
     filterset_class = None
 
+    @extend_schema(
+        request=CreatePreviewSerializer, responses={201: RestorePreviewSerializer, 202: JobSerializer},
+        description="A preview of what restoring the snapshot would write: 201 with it when the monitor's "
+        "cache can serve every live value, else 202 with the job that makes it (its result_id is the preview).",
+    )  # fmt: skip
     def create(self, request):
         params = CreatePreviewSerializer(data=request.data, context={"request": request})
         params.is_valid(raise_exception=True)
@@ -69,11 +79,16 @@ class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
             return _preview_job(request, job_data)
         return Response(RestorePreviewSerializer(preview).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        parameters=[OpenApiParameter("action", str, enum=RestoreAction.values, description="Only these items.")],
+        responses=RestorePreviewItemSerializer(many=True),
+    )
     @action(detail=True, methods=["get"])
     def items(self, request, pk=None):
         """The preview's PVs (`?action=write` for those it would write)."""
         return _items_page(self, self.get_object().items.all(), RestorePreviewItemSerializer, "action")
 
+    @extend_schema(request=ExecuteSerializer, responses={202: JobSerializer})
     @action(detail=True, methods=["post"], pagination_class=None)
     def execute(self, request, pk=None):
         """Confirm the preview: the restore runs as a job (202 with the job)."""
@@ -96,11 +111,22 @@ class RestoreViewSet(viewsets.ReadOnlyModelViewSet):
     pagination_class = NewestFirst
     filterset_class = None
 
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=RestoreItemStatus.values, description="Only these items.")],
+        responses=RestoreItemSerializer(many=True),
+    )
     @action(detail=True, methods=["get"], pagination_class=ValuePagination)
     def items(self, request, pk=None):
         """Per-PV results (`?status=mismatch` to see only those)."""
         return _items_page(self, self.get_object().items.all(), RestoreItemSerializer, "status")
 
+    @extend_schema(
+        request=None,
+        responses={
+            201: RestorePreviewSerializer, 202: JobSerializer,
+            400: envelope_response("This restore cannot be undone: it never started writing."),
+        },
+    )  # fmt: skip
     @action(detail=True, methods=["post"], pagination_class=None)
     def undo(self, request, pk=None):
         """A preview that puts back what this restore changed; execute it to undo."""

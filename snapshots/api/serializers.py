@@ -1,22 +1,60 @@
 """Snapshot API serializers."""
 
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from snapshots.jobs import selection_problems
-from squirrel_site.json_values import json_safe
 from snapshots.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
 from snapshots.services import protected_tags_refusal
+from squirrel_site.json_values import json_safe
+from squirrel_site.limits import CappedListField, CappedManyRelatedField
+from squirrel_site.schema import PV_VALUE_SCHEMA
+
+# A snapshot carries a handful of tags; each name given costs a query.
+MAX_SNAPSHOT_TAGS = 100
 
 
-class PVSelectionField(serializers.DictField):
-    """PV filters (PVFilterSet parameters: tag, tag_group, device, search, pv), checked now."""
+class PVSelectionSerializer(serializers.Serializer):
+    """PV filters, as the PV lists take them (pvs.filtersets.PVFilterSet); empty: every registry PV.
+
+    Typed here and checked against the registry now, so that a job never starts with a selection
+    its worker would misread (a string where addresses are expected, an unknown filter).
+    """
+
+    tag = CappedListField(
+        child=serializers.IntegerField(), max_length=settings.API_MAX_ITEMS, required=False,
+        help_text="Tag ids (PVs with all of them).",
+    )  # fmt: skip
+    tag_group = serializers.IntegerField(required=False, help_text="Tag group id (PVs with any tag of the group).")
+    device = serializers.CharField(max_length=100, allow_blank=True, required=False, help_text="Device prefix.")
+    search = serializers.CharField(
+        max_length=100, allow_blank=True, required=False, help_text="Text in addresses, device or description."
+    )
+    pv = CappedListField(
+        child=serializers.CharField(max_length=100), max_length=settings.API_MAX_ITEMS, required=False,
+        help_text="Setpoint addresses.",
+    )  # fmt: skip
 
     def to_internal_value(self, data):
-        selection = super().to_internal_value(data)
+        unknown = set(data) - set(self.fields) if isinstance(data, dict) else set()
+        if unknown:
+            raise serializers.ValidationError(f"Unknown filters: {', '.join(sorted(map(str, unknown)))}.")
+        return dict(super().to_internal_value(data))
+
+    def validate(self, selection):
         problems = selection_problems(selection)
         if problems:
             raise serializers.ValidationError(problems)
         return selection
+
+
+def snapshot_tags_field(**kwargs) -> CappedManyRelatedField:
+    """Snapshot tags by name, at most MAX_SNAPSHOT_TAGS."""
+    return CappedManyRelatedField(
+        child_relation=serializers.SlugRelatedField(slug_field="name", queryset=SnapshotTag.objects.all()),
+        max_length=MAX_SNAPSHOT_TAGS, **kwargs,
+    )  # fmt: skip
 
 
 class SnapshotSerializer(serializers.ModelSerializer):
@@ -42,8 +80,8 @@ class TakeSnapshotSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
     mode = serializers.ChoiceField(choices=SnapshotMode.choices, default=SnapshotMode.HYBRID)
-    tags = serializers.SlugRelatedField(slug_field="name", queryset=SnapshotTag.objects.all(), many=True, required=False)
-    selection = PVSelectionField(required=False, default=dict)
+    tags = snapshot_tags_field(required=False)
+    selection = PVSelectionSerializer(required=False, default=dict)
 
     def validate_tags(self, tags):
         refusal = protected_tags_refusal(self.context["request"].user, (), tags)
@@ -62,7 +100,7 @@ class TakeSnapshotSerializer(serializers.Serializer):
 class SnapshotTagsSerializer(serializers.Serializer):
     """A snapshot's new tags, by name (snapshots.actions.edit_snapshot guards protected ones)."""
 
-    tags = serializers.SlugRelatedField(slug_field="name", queryset=SnapshotTag.objects.all(), many=True)
+    tags = snapshot_tags_field()
 
 
 class SnapshotValueSerializer(serializers.ModelSerializer):
@@ -80,9 +118,11 @@ class SnapshotValueSerializer(serializers.ModelSerializer):
             "units", "precision", "enum_labels", "source", "age", "connected", "reason",
         ]
 
+    @extend_schema_field(PV_VALUE_SCHEMA)
     def get_setpoint(self, value):
         return json_safe(value.setpoint_value)
 
+    @extend_schema_field(PV_VALUE_SCHEMA)
     def get_readback(self, value):
         return json_safe(value.readback_value)
 

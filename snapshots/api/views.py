@@ -3,11 +3,12 @@
 import io
 
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -21,24 +22,38 @@ from snapshots.filtersets import SnapshotFilterSet
 from snapshots.models import Snapshot
 from snapshots.services import SnapshotError
 from squirrel_site.audit import AuditVia
+from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import ModelPermissions
 from squirrel_site.renderers import FastJSONRenderer
 
 
-class SnapshotPagination(CursorPagination):
+class SnapshotPagination(IdCursorPagination):
     ordering = "-id"
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
 
 
-class ValuePagination(CursorPagination):
+class ValuePagination(IdCursorPagination):
     """Cursor pages in id order for snapshot values and restore items, up to 50,000 per page."""
 
     ordering = "id"
     page_size = 1000
     page_size_query_param = "page_size"
     max_page_size = 50_000
+
+
+class FormatParameterNegotiation(BaseContentNegotiation):
+    """The export answers in the format `?format=` names, whatever Accept says (errors in JSON)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+EXPORT_FORMATS = {"json": "application/json", "csv": "text/csv"}
 
 
 class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -53,7 +68,9 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     filterset_class = SnapshotFilterSet
     pagination_class = SnapshotPagination
 
+    @extend_schema(request=TakeSnapshotSerializer, responses={202: JobSerializer})
     def create(self, request):
+        """Take a snapshot: a job (202 with the job; its result_id is the snapshot)."""
         params = TakeSnapshotSerializer(data=request.data, context={"request": request})
         params.is_valid(raise_exception=True)
         job = request_snapshot(user=request.user, via=AuditVia.API, params=params.job_data())
@@ -71,6 +88,7 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         snapshot = self.get_object()
         return self.get_paginated_response(self.paginate_queryset(api_rows(snapshot.values.all())))
 
+    @extend_schema(request=SnapshotTagsSerializer, responses=SnapshotSerializer)
     @action(detail=True, methods=["put"], filterset_class=None)
     def tags(self, request, pk=None):
         """Replace the snapshot's tags (by name)."""
@@ -83,23 +101,38 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             raise ValidationError({"tags": [str(exc)]}) from None
         return Response(SnapshotSerializer(snapshot).data)
 
-    @action(detail=True, methods=["get"], filterset_class=None)
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=list(EXPORT_FORMATS), default="json")],
+        responses={
+            (200, EXPORT_FORMATS["json"]): OpenApiResponse(OpenApiTypes.OBJECT, description="docs/snapshots.md"),
+            (200, EXPORT_FORMATS["csv"]): OpenApiResponse(OpenApiTypes.STR, description="docs/snapshots.md"),
+        },
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, content_negotiation_class=FormatParameterNegotiation)
     def export(self, request, pk=None):
         """The snapshot as `?format=json` (default) or `?format=csv`, re-importable without loss."""
         from snapshots.exporters import export_snapshot_csv, export_snapshot_json
 
         snapshot = self.get_object()
-        fmt = request.query_params.get("format", "json")
-        exporters = {"json": (export_snapshot_json, "application/json"), "csv": (export_snapshot_csv, "text/csv")}
+        fmt = request.query_params.get("format") or "json"
+        exporters = {"json": export_snapshot_json, "csv": export_snapshot_csv}
         if fmt not in exporters:
             raise ValidationError({"format": "Use json or csv."})
-        exporter, content_type = exporters[fmt]
+        exporter, content_type = exporters[fmt], EXPORT_FORMATS[fmt]
         stream = io.StringIO()
         exporter(snapshot, stream)
         response = HttpResponse(stream.getvalue(), content_type=f"{content_type}; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="snapshot-{snapshot.id}.{fmt}"'
         return response
 
+    @extend_schema(
+        request={
+            "multipart/form-data": inline_serializer(
+                "SnapshotImport", {"file": serializers.FileField(), "title": serializers.CharField(required=False)}
+            )
+        },
+        responses={201: SnapshotSerializer},
+    )
     @action(detail=False, methods=["post"], parser_classes=[MultiPartParser], filterset_class=None, url_path="import")
     def import_file(self, request):
         """Import a snapshot exported as JSON or CSV (multipart field `file`, optional `title`)."""

@@ -81,7 +81,7 @@ def test_a_refused_golden_retag_records_nothing(client, operator, archived):
     client.force_login(operator)
     url = f"/api/v1/snapshots/{archived.id}/tags/"
     response = client.put(url, {"tags": [GOLDEN_TAG]}, content_type="application/json")
-    assert response.status_code == 400 and "Only administrators" in str(response.json()["tags"])
+    assert response.status_code == 400 and "Only administrators" in response.json()["error"]["fields"]["tags"][0]
     assert not AuditEntry.objects.exists() and not archived.tags.exists()
 
 
@@ -130,7 +130,7 @@ def test_deleting_keeps_golden_snapshots_for_those_who_may_not_manage_them(opera
 def test_executing_a_preview_is_audited_as_a_restore_request(client, operator, saved):
     client.force_login(operator)
     preview = make_preview(client, saved)
-    job = client.post(f"/api/v1/restore-previews/{preview.id}/execute/").json()
+    job = client.post(f"/api/v1/restore-previews/{preview.id}/execute/", content_type="application/json").json()
     entry = only_entry(AuditAction.RESTORE_REQUESTED)
     assert (entry.actor, entry.via, entry.target_type, entry.target_id) == (
         operator, AuditVia.API, "snapshots.restorepreview", str(preview.pk)
@@ -149,7 +149,8 @@ def test_a_refused_execution_records_nothing(client, operator, saved):
     client.force_login(operator)
     preview = make_preview(client, saved)
     RestorePreview.objects.filter(pk=preview.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert client.post(f"/api/v1/restore-previews/{preview.id}/execute/").status_code == 400
+    response = client.post(f"/api/v1/restore-previews/{preview.id}/execute/", content_type="application/json")
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["preview"]
     assert not AuditEntry.objects.filter(action=AuditAction.RESTORE_REQUESTED).exists()
 
 

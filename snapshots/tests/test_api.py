@@ -36,8 +36,8 @@ def test_a_viewer_reads_but_cannot_take_retag_or_restore(client, viewer, snapsho
     assert client.post("/api/v1/snapshots/", {"title": "t"}, content_type="application/json").status_code == 403
     assert client.put(f"/api/v1/snapshots/{snapshot.id}/tags/", {"tags": []}, content_type="application/json").status_code == 403
     preview = _preview(snapshot, viewer)
-    refused = client.post(f"/api/v1/restore-previews/{preview.id}/execute/")
-    assert refused.status_code == 403 and "snapshots.add_restore" in refused.json()["detail"]
+    refused = client.post(f"/api/v1/restore-previews/{preview.id}/execute/", content_type="application/json")
+    assert refused.status_code == 403 and "snapshots.add_restore" in refused.json()["error"]["message"]
     assert client.post("/api/v1/restore-previews/", {"snapshot": snapshot.id}, content_type="application/json").status_code == 403
     assert not Job.objects.exists()
 
@@ -70,20 +70,20 @@ def test_taking_a_snapshot_creates_a_job_and_enqueues_it_on_commit(client, opera
         ({"mode": "cache"}, "title"),
         ({"title": "t", "mode": "sometimes"}, "mode"),
         ({"title": "t", "selection": {"colour": "red"}}, "selection"),
-        ({"title": "t", "selection": {"tag": "not-a-number"}}, "selection"),
-        ({"title": "t", "selection": {"pv": ["BAD NAME"]}}, "selection"),
+        ({"title": "t", "selection": {"tag": "not-a-number"}}, "selection.tag"),
+        ({"title": "t", "selection": {"pv": ["BAD NAME"]}}, "selection.pv"),
         ({"title": "t", "tags": ["no-such-tag"]}, "tags"),
     ],
 )
 def test_bad_snapshot_parameters_are_400_with_the_field(client, operator, body, field):
     response = client.post("/api/v1/snapshots/", body, content_type="application/json")
-    assert response.status_code == 400 and field in response.json()
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == [field]
     assert not Job.objects.exists()
 
 
 def test_only_admins_take_golden_snapshots(client, operator):
     response = client.post("/api/v1/snapshots/", {"title": "t", "tags": ["golden"]}, content_type="application/json")
-    assert response.status_code == 400 and "Only administrators" in str(response.json()["tags"])
+    assert response.status_code == 400 and "Only administrators" in response.json()["error"]["fields"]["tags"][0]
 
 
 def test_list_searches_title_and_marks_golden(client, operator, snapshot):
@@ -122,6 +122,14 @@ def test_csv_export_then_import_gives_the_same_values(client, operator, snapshot
     assert {(v.pv_name, v.setpoint_value) for v in copy.values.all()} == {("T:A_SP", 1.5), ("T:C", 7)}
 
 
+def test_export_answers_in_the_format_asked_whatever_the_accept_header(client, operator, snapshot):
+    url = f"/api/v1/snapshots/{snapshot.id}/export/"
+    exported = client.get(url, {"format": "csv"}, HTTP_ACCEPT="text/csv")
+    assert exported.status_code == 200 and exported["Content-Type"].startswith("text/csv")
+    refused = client.get(url, {"format": "xml"}, HTTP_ACCEPT="text/csv")
+    assert refused.status_code == 400 and refused.json()["error"]["fields"] == {"format": ["Use json or csv."]}
+
+
 def test_an_unknown_export_format_is_400(client, operator, snapshot):
     assert client.get(f"/api/v1/snapshots/{snapshot.id}/export/", {"format": "xml"}).status_code == 400
 
@@ -130,7 +138,7 @@ def test_a_malformed_import_is_400_and_stores_nothing(client, operator):
     upload = io.BytesIO(b"{not json")
     upload.name = "broken.json"
     response = client.post("/api/v1/snapshots/import/", {"file": upload})
-    assert response.status_code == 400 and response.json()["file"]
+    assert response.status_code == 400 and response.json()["error"]["fields"]["file"]
     assert not Snapshot.objects.exists()
 
 
@@ -155,7 +163,9 @@ def _preview(snapshot, user, **changes):
 def test_executing_a_preview_creates_a_restore_job(client, operator, snapshot, django_capture_on_commit_callbacks):
     preview = _preview(snapshot, operator)
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client.post(f"/api/v1/restore-previews/{preview.id}/execute/", {"verify_timeout": 3})
+        response = client.post(
+            f"/api/v1/restore-previews/{preview.id}/execute/", {"verify_timeout": 3}, content_type="application/json"
+        )
     assert response.status_code == 202, response.json()
     job = Job.objects.get(pk=response.json()["id"])
     assert (job.type, job.data) == (JobType.RESTORE, {"preview": preview.id, "verify": True, "verify_timeout": 3.0})
@@ -167,27 +177,28 @@ def test_executing_again_resumes_an_unfinished_restore_but_not_a_finished_one(cl
 
     preview = _preview(snapshot, operator)
     restore = Restore.objects.create(preview=preview, snapshot=snapshot, created_by=operator, status=RestoreStatus.RUNNING)
-    assert client.post(f"/api/v1/restore-previews/{preview.id}/execute/").status_code == 202
+    url = f"/api/v1/restore-previews/{preview.id}/execute/"
+    assert client.post(url, content_type="application/json").status_code == 202
     Restore.objects.filter(pk=restore.pk).update(status=RestoreStatus.SUCCEEDED)
-    refused = client.post(f"/api/v1/restore-previews/{preview.id}/execute/")
-    assert refused.status_code == 400 and "already executed" in str(refused.json())
+    refused = client.post(url, content_type="application/json")
+    assert refused.status_code == 400 and "already executed" in refused.json()["error"]["message"]
 
 
 def test_an_expired_preview_is_refused(client, operator, snapshot):
     preview = _preview(snapshot, operator, expires_at=timezone.now() - timedelta(seconds=1))
-    response = client.post(f"/api/v1/restore-previews/{preview.id}/execute/")
-    assert response.status_code == 400 and "expired" in str(response.json())
+    response = client.post(f"/api/v1/restore-previews/{preview.id}/execute/", content_type="application/json")
+    assert response.status_code == 400 and "expired" in response.json()["error"]["message"]
     assert not Job.objects.exists()
 
 
 def test_preview_of_an_unknown_snapshot_is_400(client, operator):
     response = client.post("/api/v1/restore-previews/", {"snapshot": 999}, content_type="application/json")
-    assert response.status_code == 400 and "snapshot" in response.json()
+    assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["snapshot"]
 
 
 def test_anonymous_cannot_use_the_snapshot_api(client, snapshot):
     assert client.get("/api/v1/snapshots/").status_code == 401
-    assert client.post("/api/v1/restore-previews/", {}).status_code == 401
+    assert client.post("/api/v1/restore-previews/", {}, content_type="application/json").status_code == 401
 
 
 def test_a_preview_from_a_fresh_cache_is_made_at_once(client, operator, snapshot, redis_db):

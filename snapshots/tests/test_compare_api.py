@@ -112,7 +112,7 @@ def test_bad_parameters_are_400_with_a_message_per_field(client, signed_in, pair
     a, _ = pair
     response = get(client, **{"a": a.id, **params})
     assert response.status_code == 400
-    errors = response.json()
+    errors = response.json()["error"]["fields"]
     assert list(errors) == [field]
     assert message is None or errors[field] == [message]
 
@@ -125,7 +125,7 @@ def test_live_comparison_without_redis_is_503(client, signed_in, pair, monkeypat
 
     monkeypatch.setattr(live, "read_values", unreachable)
     response = get(client, a=a.id, b="live")
-    assert response.status_code == 503 and "Redis" in response.json()["detail"]
+    assert response.status_code == 503 and "Redis" in response.json()["error"]["message"]
 
 
 def test_a_compare_page_costs_a_fixed_number_of_queries(client, signed_in, pair, django_assert_num_queries):
@@ -160,5 +160,9 @@ def test_drift_counts_against_the_golden_snapshot_by_default(client, signed_in, 
 def test_drift_without_a_golden_snapshot_asks_for_one(client, signed_in, pair):
     response = get(client, "/api/v1/drift/")
     assert response.status_code == 400
-    assert response.json() == {"snapshot": ["There is no golden snapshot: choose one with snapshot=<id>."]}
-    assert get(client, "/api/v1/drift/", snapshot="x").json() == {"snapshot": ["Enter a snapshot id."]}
+    message = "There is no golden snapshot: choose one with snapshot=<id>."
+    assert response.json() == {
+        "error": {"status": 400, "code": "invalid", "message": f"snapshot: {message}", "fields": {"snapshot": [message]}}
+    }
+    not_an_id = get(client, "/api/v1/drift/", snapshot="x").json()["error"]["fields"]
+    assert not_an_id == {"snapshot": ["Enter a snapshot id."]}

@@ -157,7 +157,7 @@ def make_preview(api, snapshot_id, addresses) -> dict:
 
 def restore(api, snapshot_id, addresses) -> tuple[dict, dict]:
     preview = make_preview(api, snapshot_id, addresses)
-    job = api.post(f"/api/v1/restore-previews/{preview['id']}/execute/").json()
+    job = api.post(f"/api/v1/restore-previews/{preview['id']}/execute/", content_type="application/json").json()
     return preview, wait_for_job(api, job["id"])
 
 
@@ -181,8 +181,9 @@ def test_take_change_restore_verify_and_undo(api, workers, registry):
     assert now[pair.setpoint] == pytest.approx(saved[pair.setpoint])
     assert {a: now[a] for a in changed if a != pair.setpoint} == {a: saved[a] for a in changed if a != pair.setpoint}
 
-    undo = preview_of(api, api.post(f"/api/v1/restores/{restored.id}/undo/"))
-    job = wait_for_job(api, api.post(f"/api/v1/restore-previews/{undo['id']}/execute/").json()["id"])
+    undo = preview_of(api, api.post(f"/api/v1/restores/{restored.id}/undo/", content_type="application/json"))
+    execute = api.post(f"/api/v1/restore-previews/{undo['id']}/execute/", content_type="application/json")
+    job = wait_for_job(api, execute.json()["id"])
     assert job["status"] == "succeeded", job["error"]
     assert caget_many([text.setpoint]) == {text.setpoint: "changed"}
 
@@ -195,7 +196,8 @@ def test_a_worker_killed_mid_restore_is_resumed_by_another_without_skipping(api,
     caput_many({a: saved[a] + 2.0 for a in addresses})
     preview = make_preview(api, snapshot_id, addresses)
     assert preview["write_count"] == len(addresses)
-    job_id = api.post(f"/api/v1/restore-previews/{preview['id']}/execute/").json()["id"]
+    execute = api.post(f"/api/v1/restore-previews/{preview['id']}/execute/", content_type="application/json")
+    job_id = execute.json()["id"]
 
     # Kill the worker as soon as the restore has begun writing (puts with completion are slow).
     deadline = time.monotonic() + 30

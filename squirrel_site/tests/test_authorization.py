@@ -2,8 +2,8 @@
 
 The tables below are the authorization matrix (docs/security.md explains the roles). Each cell is
 what a real request through the test client (or a handshake through the real ASGI app) must give:
-"ok" (the permission check passed: 2xx, or 400 for a payload refused after it), 401, 403, or 404
-for an object the user may not see. A completeness check walks the URL resolver and the Channels
+"ok" (the permission check passed: 2xx, or 400 for a payload refused after it), 401, 403, 404
+for an object the user may not see, or "login" (a page for people sends a visitor to log in). A completeness check walks the URL resolver and the Channels
 routing, so a new endpoint or route fails the suite until it has its row here.
 """
 
@@ -13,6 +13,8 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.shortcuts import resolve_url
 from django.urls import URLResolver, get_resolver, reverse
 from django.utils import timezone
 
@@ -33,6 +35,7 @@ SNAPSHOT_WRITE = "401 403 403 403 ok ok"  # add_snapshot / change_snapshot: oper
 RESTORE = "401 403 403 403 ok ok"  # add_restore: operator and admin
 OPERATORS_JOB = "401 403 404 404 ok ok"  # the operator's own job; the admin role sees every job
 CURATE = "401 403 403 ok 403 ok"  # add/change/delete of PVs, tags and tag groups: editor and admin
+PAGE = "login 403 ok ok ok ok"  # the API's docs page, for people: any role
 
 # (method, URL name, the object whose pk the URL takes, expected outcomes)
 API = [
@@ -77,6 +80,8 @@ API = [
     ("PUT", "tags-api:tag-detail", "tag", CURATE),
     ("PATCH", "tags-api:tag-detail", "tag", CURATE),
     ("DELETE", "tags-api:tag-detail", "tag", CURATE),
+    ("GET", "api-schema", None, READ),
+    ("GET", "api-docs", None, PAGE),
 ]
 
 # The one operation open to everybody: load balancers call it without credentials, and it tells
@@ -162,9 +167,12 @@ def _send(client, method: str, url: str, params: dict):
     return client.generic(method, url, json.dumps(params), content_type="application/json")
 
 
-def _outcome(status: int) -> str:
+def _outcome(response) -> str:
+    status = response.status_code
     if status in (401, 403, 404):
         return str(status)
+    if status == 302 and response["Location"].startswith(f"{resolve_url(settings.LOGIN_URL)}?next="):
+        return "login"
     return "ok" if status < 300 or status == 400 else f"unexpected {status}"
 
 
@@ -176,7 +184,7 @@ def test_api_operation(client, world, make_user, redis_db, method, name, obj, us
         client.force_login(account)
     url = reverse(name, kwargs={"pk": world[obj].pk} if obj else {})
     response = _send(client, method, url, _params(method, name, world))
-    assert _outcome(response.status_code) == expected, response.content[:300]
+    assert _outcome(response) == expected, response.content[:300]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -234,4 +242,4 @@ def test_every_websocket_route_has_a_row():
 def test_the_matrix_allows_nothing_to_anonymous_or_roleless_users():
     for row in API + SOCKETS:
         anonymous, no_role = row[-1].split()[:2]
-        assert (anonymous, no_role) == ("401", "403"), row
+        assert anonymous in ("401", "login") and no_role == "403", row

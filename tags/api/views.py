@@ -1,11 +1,12 @@
 """Tag and tag group API views: CRUD through tags.services, which audits every change."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, viewsets
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
+from pvs.api.conflicts import RegistryConflictMixin, conflicting_writes
 from squirrel_site.audit import via_api
+from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import ModelPermissions
 from tags import services
 from tags.api.serializers import TagGroupSerializer, TagSerializer
@@ -19,7 +20,7 @@ _DELETED = inline_serializer(
 )
 
 
-class VocabularyPagination(CursorPagination):
+class VocabularyPagination(IdCursorPagination):
     """Pages by id; there are hundreds of tags at most, so a page usually holds them all."""
 
     ordering = "id"
@@ -28,7 +29,7 @@ class VocabularyPagination(CursorPagination):
     max_page_size = 1000
 
 
-class VocabularyViewSet(viewsets.ModelViewSet):
+class VocabularyViewSet(RegistryConflictMixin, viewsets.ModelViewSet):
     """Tags or tag groups. DELETE answers 200 with what went: {"tag_groups", "tags", "pv_links"}
     (a group takes its tags with it, and PVs lose those tags)."""
 
@@ -54,6 +55,7 @@ class VocabularyViewSet(viewsets.ModelViewSet):
         return Response(deleted)
 
 
+@extend_schema_view(**conflicting_writes(TagGroupSerializer))
 class TagGroupViewSet(VocabularyViewSet):
     """Tag groups with their tag counts."""
 
@@ -62,6 +64,7 @@ class TagGroupViewSet(VocabularyViewSet):
     filterset_class = TagGroupFilterSet
 
 
+@extend_schema_view(**conflicting_writes(TagSerializer))
 class TagViewSet(VocabularyViewSet):
     """Tags with their group and PV counts."""
 

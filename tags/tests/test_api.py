@@ -3,9 +3,11 @@
 import json
 
 import pytest
+from rest_framework.validators import UniqueValidator
 
 from pvs.models import PV
 from squirrel_site.models import AuditEntry
+from tags.api.serializers import TagSerializer
 from tags.models import Tag, TagGroup
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +37,14 @@ def vocabulary():
     for address in ("A:1", "A:2"):
         PV.objects.create(setpoint_address=address).tags.add(linac)
     return {"area": area, "system": system, "linac": linac, "und": und, "magnets": magnets}
+
+
+def invalid(response) -> dict[str, list[str]]:
+    """The messages of a refused request by dotted field path (the error envelope's `fields`)."""
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid", error
+    return error["fields"]
 
 
 def names(response) -> list[str]:
@@ -82,8 +92,8 @@ def test_create_a_group(as_editor, db):
     ],
 )
 def test_bad_group_names_are_field_errors(as_editor, vocabulary, body, message):
-    response = send(as_editor, "post", GROUPS, body)
-    assert response.status_code == 400 and message in str(response.json()["name"])
+    errors = invalid(send(as_editor, "post", GROUPS, body))
+    assert list(errors) == ["name"] and len(errors["name"]) == 1 and message in errors["name"][0]
 
 
 def test_rename_a_group(as_editor, vocabulary):
@@ -133,7 +143,9 @@ def test_tag_filter_by_group_ids(as_editor, vocabulary):
 
 
 def test_an_unknown_group_filter_is_a_400(as_editor, vocabulary):
-    assert as_editor.get(TAGS, {"group": 999999}).status_code == 400
+    assert invalid(as_editor.get(TAGS, {"group": 999999})) == {
+        "group": ["Select a valid choice. 999999 is not one of the available choices."]
+    }
 
 
 def test_create_a_tag(as_editor, vocabulary):
@@ -154,8 +166,8 @@ def test_create_a_tag(as_editor, vocabulary):
     ],
 )
 def test_bad_tags_are_field_errors(as_editor, vocabulary, body, field, message):
-    response = send(as_editor, "post", TAGS, {"group": vocabulary["area"].id, **body})
-    assert response.status_code == 400 and message in str(response.json()[field])
+    errors = invalid(send(as_editor, "post", TAGS, {"group": vocabulary["area"].id, **body}))
+    assert list(errors) == [field] and len(errors[field]) == 1 and message in errors[field][0]
 
 
 def test_spaces_around_a_tag_name_are_trimmed_before_validation(as_editor, vocabulary):
@@ -170,7 +182,7 @@ def test_the_same_name_in_another_group_is_fine(as_editor, vocabulary):
 def test_moving_a_tag_into_a_group_that_has_its_name_is_refused(as_editor, vocabulary):
     Tag.objects.create(group=vocabulary["system"], name="UND")
     response = send(as_editor, "patch", f"{TAGS}{vocabulary['und'].id}/", {"group": vocabulary["system"].id})
-    assert response.status_code == 400 and "already has a tag named 'UND'" in response.json()["name"][0]
+    assert invalid(response) == {"name": ["Tag group System already has a tag named 'UND'."]}
 
 
 def test_patch_may_keep_the_tags_own_name(as_editor, vocabulary):
@@ -183,6 +195,32 @@ def test_deleting_a_tag_untags_its_pvs_and_says_so(as_editor, vocabulary):
     response = as_editor.delete(f"{TAGS}{vocabulary['linac'].id}/")
     assert response.status_code == 200 and response.json() == {"tag_groups": 0, "tags": 1, "pv_links": 2}
     assert PV.objects.count() == 2
+
+
+# --- Races -----------------------------------------------------------------------------------------
+
+
+def conflict(response) -> str:
+    """The message of a 409: the registry changed between validation and writing."""
+    assert response.status_code == 409, response.content
+    error = response.json()["error"]
+    assert error["code"] == "conflict" and error["fields"] == {}
+    return error["message"]
+
+
+def test_a_group_name_taken_by_someone_else_after_validation_is_a_409(as_editor, vocabulary, monkeypatch):
+    # As if another request had created "Area" after this one's check.
+    monkeypatch.setattr(UniqueValidator, "__call__", lambda self, value, serializer_field: None)
+    message = conflict(send(as_editor, "post", GROUPS, {"name": "Area"}))
+    assert message.startswith("The registry changed during the request") and message.endswith("nothing was stored.")
+    assert TagGroup.objects.count() == 2 and not AuditEntry.objects.exists()
+
+
+def test_a_tag_name_taken_by_someone_else_after_validation_is_a_409(as_editor, vocabulary, monkeypatch):
+    monkeypatch.setattr(TagSerializer, "validate", lambda self, attrs: attrs)
+    message = conflict(send(as_editor, "patch", f"{TAGS}{vocabulary['und'].id}/", {"name": "LINAC"}))
+    assert "tag_unique_name_in_group" in message
+    assert Tag.objects.get(pk=vocabulary["und"].pk).name == "UND" and not AuditEntry.objects.exists()
 
 
 # --- Permissions and audit ---------------------------------------------------------------------

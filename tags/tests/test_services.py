@@ -31,6 +31,14 @@ def test_creating_a_tag_records_it(area, editor):
     )
 
 
+def test_updating_a_tag_deleted_meanwhile_stores_nothing(linac):
+    Tag.objects.filter(pk=linac.pk).delete()
+    linac.name = "LINAC2"
+    with pytest.raises(services.RegistryChanged, match="The tag Area: LINAC2 was deleted meanwhile"):
+        services.update(linac, **BY_API)
+    assert not Tag.objects.exists() and not AuditEntry.objects.exists()
+
+
 def test_updating_a_group_records_old_and_new_values(area):
     area.name, area.description = "Sector", "Where it is"
     changes = services.update(area, **BY_API)
