@@ -1,7 +1,7 @@
 """GET /api/v1/health/: the health report (squirrel_site.health) for load balancers and people."""
 
 from django.utils.cache import add_never_cache_headers
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -11,7 +11,10 @@ from rest_framework.views import APIView
 from monitor.health import MISSING, OK, STALE
 from squirrel_site.health import DEGRADED, UNAVAILABLE, UNKNOWN, health_report, http_status
 
-_TRUE = {"1", "true", "yes", "on"}
+
+
+class HealthQuerySerializer(serializers.Serializer):
+    strict = serializers.BooleanField(default=False, help_text="Answer 503 when degraded, too.")
 
 
 class CheckSerializer(serializers.Serializer):
@@ -88,12 +91,15 @@ class HealthView(APIView):
         return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(
-        parameters=[OpenApiParameter("strict", bool, description="Answer 503 when degraded, too.")],
+        parameters=[HealthQuerySerializer],
         responses={200: HealthSerializer, 503: HealthSerializer},
     )  # fmt: skip
     def get(self, request):
         report = health_report()
-        strict = request.query_params.get("strict", "").lower() in _TRUE
+        # A probe misconfigured with ?strict=maybe learns so (400) instead of silently probing leniently.
+        query = HealthQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        strict = query.validated_data["strict"]
         response = Response(HealthSerializer(report).data, status=http_status(report, strict=strict))
         add_never_cache_headers(response)
         return response

@@ -89,6 +89,12 @@ def test_strict_answers_503_when_degraded(client, redis_db, worker_beat, value):
     assert response.status_code == 503 and response.json()["status"] == "degraded"
 
 
+def test_an_unreadable_strict_is_a_400_naming_it(client, redis_db):
+    response = client.get(URL, {"strict": "maybe"})
+
+    assert response.status_code == 400 and "strict" in response.json()["error"]["fields"]
+
+
 def test_strict_answers_200_when_everything_is_up(client, everything_up):
     assert client.get(URL, {"strict": "1"}).status_code == 200
 

@@ -10,6 +10,7 @@ created but their Celery messages (sent on commit) never leave, and the web proc
 Channel Access (DESIGN.md), so no IOC and no worker is needed.
 """
 
+import time
 import zlib
 
 import jsonschema_rs
@@ -26,6 +27,7 @@ from schemathesis.core.mutations import OperatorKind
 from schemathesis.core.parameters import ParameterLocation
 
 from jobs.models import Job, JobType
+from monitor import live
 from snapshots.models import GOLDEN_TAG, Restore, RestoreItem, RestoreItemStatus, RestoreStatus, SnapshotTag
 from snapshots.restore import preview_restore
 from snapshots.tests.conftest import Enum, live_values, make_pvs, make_snapshot  # noqa: F401 - fixtures
@@ -123,7 +125,16 @@ def token(admin_user) -> str:
 
 
 @pytest.fixture
-def machine(admin_user, make_pvs, make_snapshot, live_values):  # noqa: F811 - fixtures imported above
+def healthy(redis_db):
+    """The monitor's and a worker's heartbeats: the health probe answers 200 even with ?strict=1
+    (its 503 is for a degraded system, which test_api_health.py covers)."""
+    live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
+    live.write_worker_heartbeat(redis_db, "celery@contract/1", {
+        "name": "celery@contract", "pid": 1, "concurrency": 1, "active": 0, "started": time.time()}, ttl=600)
+
+
+@pytest.fixture
+def machine(admin_user, make_pvs, make_snapshot, live_values, healthy):  # noqa: F811 - fixtures imported above
     """Something behind every kind of id: tagged PVs, a golden snapshot with a value of each kind,
     live values in Redis (so previews, undos and live comparisons are made from the cache), a
     preview, a finished restore with its items, and a job. Returns their ids by the URL segment of
@@ -198,5 +209,5 @@ def test_an_administrator_gets_documented_answers(case, token, machine):
 
 @schema.parametrize()
 @CONTRACT_SETTINGS
-def test_anonymous_requests_get_documented_answers(case, db):
+def test_anonymous_requests_get_documented_answers(case, db, healthy):
     case.call_and_validate()
