@@ -11,6 +11,7 @@ from snapshots.jobs import selection_problems
 from snapshots.models import MANAGE_PROTECTED_TAGS, Restore, RestoreItem, Snapshot, SnapshotSchedule, SnapshotTag
 from snapshots.schedules import delete_schedule, save_schedule
 from snapshots.services import protected_tags_refusal
+from squirrel_site.admin_base import ReadOnlyAdmin
 from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import EstimatedCountPaginator
 
@@ -99,19 +100,6 @@ class SnapshotAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request, queryset):
         delete_snapshots(queryset, user=request.user, via=AuditVia.ADMIN)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Restores are an audit record written by the restore service: browse, never edit."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Restore)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from knox.models import AuthToken
 
+from squirrel_site.admin_base import ReadOnlyAdmin
 from squirrel_site.audit import AuditAction, AuditVia
 from squirrel_site.models import AuditEntry
 from squirrel_site.paginators import EstimatedCountPaginator
@@ -109,7 +110,7 @@ class ActionFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """The audit log: read-only for everyone; seen by those with view_auditentry (the admin role).
 
     Built for millions of rows: newest first by primary key, no full COUNT, filters that need no
@@ -125,15 +126,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
     readonly_fields = fields
     paginator = EstimatedCountPaginator
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="Target", ordering="target_id")
     def target(self, entry) -> str:
