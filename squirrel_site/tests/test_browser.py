@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -303,3 +304,19 @@ def test_a_stale_preview_is_refused_on_the_page(site, browser_page, registry, pu
     assert "were edited or deleted since it was made" in page.locator("#refusal").text_content()
     assert page.locator("#confirm-restore").count() == 0
     screenshot(page, "11_stale_preview_refused")
+
+
+def test_the_api_docs_page_shows_every_operation_loaded_from_this_server_only(site, browser_page):
+    """Swagger UI comes from drf-spectacular-sidecar's static files: nothing is fetched elsewhere."""
+    page = browser_page
+    hosts = set()
+    page.on("request", lambda request: hosts.add(urllib.parse.urlsplit(request.url).netloc))
+    log_in(page, site)
+    page.goto(f"{site}/api/v1/docs/")
+    page.wait_for_selector(".opblock")
+    screenshot(page, "20_api_docs")
+
+    schema = page.evaluate("fetch('/api/v1/schema/', {headers: {Accept: 'application/json'}}).then(r => r.json())")
+    operations = sum(len(methods) for methods in schema["paths"].values())
+    assert page.locator(".opblock").count() == operations > 40
+    assert hosts == {urllib.parse.urlsplit(site).netloc}
