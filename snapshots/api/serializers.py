@@ -49,10 +49,22 @@ class PVSelectionSerializer(serializers.Serializer):
         return selection
 
 
+class SnapshotTagNameField(serializers.SlugRelatedField):
+    """A snapshot tag by its name, which must be given as a string: DRF's own field looks up any
+    JSON value and answers an object with "Object with name={} does not exist"."""
+
+    default_error_messages = {"not_a_name": "Give a tag's name as a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_name")
+        return super().to_internal_value(data)
+
+
 def snapshot_tags_field(**kwargs) -> CappedManyRelatedField:
     """Snapshot tags by name, at most MAX_SNAPSHOT_TAGS."""
     return CappedManyRelatedField(
-        child_relation=serializers.SlugRelatedField(slug_field="name", queryset=SnapshotTag.objects.all()),
+        child_relation=SnapshotTagNameField(slug_field="name", queryset=SnapshotTag.objects.all()),
         max_length=MAX_SNAPSHOT_TAGS, **kwargs,
     )  # fmt: skip
 

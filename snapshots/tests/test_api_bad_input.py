@@ -91,6 +91,12 @@ def test_retagging_refuses_bad_input_and_keeps_the_tags(api, snapshot, body):
     assert list(snapshot.tags.values_list("name", flat=True)) == ["golden"]
 
 
+@pytest.mark.parametrize("name", [{}, 7, ["golden"], True])
+def test_a_tag_that_is_not_a_name_says_so(api, snapshot, name):
+    code, error = post(api, f"/api/v1/snapshots/{snapshot.id}/tags/", {"tags": [name]}, method="put")
+    assert (code, error["fields"]) == (400, {"tags": ["Give a tag's name as a string."]})
+
+
 def upload(content: bytes, name: str) -> io.BytesIO:
     file = io.BytesIO(content)
     file.name = name
