@@ -7,10 +7,8 @@ database you care about.
 """
 
 import argparse
-import statistics
-import time
 
-from bench_import import create_database, empty_registry, registry_csv  # sets up Django
+from bench_import import create_database, empty_registry, median_time, registry_csv  # sets up Django
 
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
@@ -22,15 +20,6 @@ from django.urls import reverse  # noqa: E402
 from pvs.importers import import_pvs  # noqa: E402
 from pvs.models import PV  # noqa: E402
 from tags.models import Tag, TagGroup  # noqa: E402
-
-
-def median_time(function, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

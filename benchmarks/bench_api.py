@@ -13,12 +13,10 @@ tables are vacuumed after emptying them, as autovacuum would between real bulk r
 import argparse
 import json
 import os
-import statistics
-import time
 
 os.environ.setdefault("SQUIRREL_DB_NAME", "squirrel_bench_registry")
 
-from bench_import import create_database, empty_registry  # noqa: E402  (sets up Django)
+from bench_import import create_database, empty_registry, median_time  # noqa: E402  (sets up Django)
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.models import Group  # noqa: E402
@@ -56,16 +54,6 @@ def new_items(rows: int, areas: list[int], subsystems: list[int]) -> list[dict]:
         }
         for i in range(rows)
     ]
-
-
-def median(function, repeat: int, setup) -> float:
-    times = []
-    for _ in range(repeat):
-        setup()
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -126,7 +114,7 @@ def main() -> None:
         ("delete: whole request (POST /pvs/bulk-delete/)", registered, lambda: send("post", DELETE, state["delete_body"], 200)),
         ("delete: writing only (services.delete_pvs)", registered, lambda: services.delete_pvs(PV.objects.all(), **by_api)),
     ]  # fmt: skip
-    results = {label: median(function, args.repeat, setup) for label, setup, function in cases}
+    results = {label: median_time(function, args.repeat, setup) for label, setup, function in cases}
     fresh()
     links = sum(len(item["tags"]) for item in items)
     print(f"{args.rows:,} PVs, {links:,} tag links, median of {args.repeat}:")

@@ -68,6 +68,16 @@ def timed(function) -> float:
     return time.perf_counter() - start
 
 
+def median_time(function, repeat: int, setup=None) -> float:
+    """The median wall time of `repeat` calls of `function`, each after `setup()` (untimed)."""
+    times = []
+    for _ in range(repeat):
+        if setup is not None:
+            setup()
+        times.append(timed(function))
+    return statistics.median(times)
+
+
 def run(name: str, content: bytes, repeat: int, *, dry_run: bool, setup, expect: dict) -> float:
     times = []
     for _ in range(repeat):
