@@ -312,7 +312,7 @@ class Restore(models.Model):
     runs = models.PositiveSmallIntegerField(default=0, help_text="Times a runner started or resumed it.")
     writing_stage = models.PositiveSmallIntegerField(
         null=True, blank=True,
-        help_text="The stage whose puts may have gone out with their results not yet recorded.",
+        help_text="While it runs: the last stage whose puts may have gone out. A resume reads back pending items up to it before writing them.",
     )  # fmt: skip
     summary = models.JSONField(default=dict, blank=True, help_text="Items per status when finished.")
 

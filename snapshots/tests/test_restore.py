@@ -7,6 +7,7 @@ the `ioc` tests use the real simulated IOC.
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -14,6 +15,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from monitor import live
@@ -587,6 +589,83 @@ def test_resume_after_a_crash_mid_stage_writes_each_pv_exactly_once(ioc, user, u
     assert len(undo_snapshots) == 1
     found = resumed.items.filter(message__startswith="Found applied").count()
     assert found == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_items_are_recorded_beside_the_puts_on_a_second_connection(ioc, user, undo_snapshots, monkeypatch):
+    # Outside a caller's transaction (as in a worker) the items and results are written by the
+    # recorder's own connection while the puts go out.
+    backends = set()
+    real = restore_service._record_stage
+
+    def record(*args):
+        backends.add(_backend_pid())
+        real(*args)
+
+    monkeypatch.setattr(restore_service, "_record_stage", record)
+    for i in range(6):
+        make_pv(f"C:{i}", readback=f"C:RB{i}", stage=i % 3)
+        ioc.add(f"C:{i}", 0.0, readback=f"C:RB{i}")
+    saved = {pv: float(pv.pk) for pv in PV.objects.all()}
+    restore = execute_restore(preview_restore(make_snapshot(user, saved), created_by=user, io=ioc), user=user, io=ioc)
+
+    assert backends and _backend_pid() not in backends
+    assert restore.status == RestoreStatus.SUCCEEDED and restore.writing_stage is None
+    assert set(statuses(restore).values()) == {RestoreItemStatus.VERIFIED}
+    assert [stage for stage, in restore.items.order_by("pv_name").values_list("stage")] == [0, 1, 2, 0, 1, 2]
+    assert ioc.puts == {f"C:{i}": 1 for i in range(6)}
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_died_before_its_items_were_recorded_is_resumed_without_writing_twice(
+    ioc, user, undo_snapshots, monkeypatch
+):
+    # The undo snapshot is committed and the first stage's puts go out while the recorder creates
+    # the items. Here it fails (as if the worker died first): the resume creates them, reads back
+    # the stages already marked as written and writes only what is not applied.
+    saved = {}
+    for i in range(6):
+        pv = make_pv(f"C:{i}", stage=i // 2)
+        ioc.add(pv.setpoint_address, 0.0)
+        saved[pv] = float(i + 10)
+    preview = preview_restore(make_snapshot(user, saved), created_by=user, io=ioc)
+
+    first_put, put = threading.Event(), ioc.put
+
+    def put_and_tell(*args, **kwargs):
+        try:
+            return put(*args, **kwargs)
+        finally:
+            first_put.set()
+
+    def lost(*args):
+        first_put.wait(5)
+        raise psycopg.OperationalError("connection lost")
+
+    monkeypatch.setattr(ioc, "put", put_and_tell)
+    monkeypatch.setattr(restore_service, "_create_items", lost)
+    with pytest.raises(psycopg.OperationalError):
+        execute_restore(preview, user=user, io=ioc)
+    restore = Restore.objects.get(preview=preview)
+    assert restore.undo_snapshot_id is not None and not restore.items.exists()
+    written_before = dict(ioc.puts)
+    assert written_before and restore.writing_stage == max(int(a[2:]) // 2 for a in written_before)
+
+    monkeypatch.undo()
+    resumed = execute_restore(preview, user=user, io=ioc)
+
+    assert resumed.runs == 2 and resumed.status == RestoreStatus.SUCCEEDED
+    assert ioc.puts == {f"C:{i}": 1 for i in range(6)}
+    assert ioc.values == {f"C:{i}": float(i + 10) for i in range(6)}
+    assert set(statuses(resumed).values()) == {RestoreItemStatus.VERIFIED}
+    assert resumed.items.filter(message__startswith="Found applied").count() == len(written_before)
+    assert len(undo_snapshots) == 1
 
 
 @pytest.mark.django_db
