@@ -33,10 +33,12 @@ ensure_venv() {
     "$PYTHON" -m venv "$VENV" || die "could not create a virtualenv (sudo apt-get install python3-venv)"
   fi
   local stamp="$VENV/.requirements.sha"
-  local want; want=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
+  # The requirements build pvs/native (the C helper of pvs.epics_io): its sources count too.
+  local want; want=$(cat "$ROOT/requirements.txt" "$ROOT"/pvs/native/{pyproject.toml,setup.py,*.c} | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    command -v cc >/dev/null || command -v gcc >/dev/null || die "a C compiler is needed to build pvs/native (sudo apt-get install gcc)"
     say "Installing requirements"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
+    (cd "$ROOT" && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt)
     echo "$want" > "$stamp"
   fi
   # libca starts `caRepeater` from PATH; pyepics has none for Linux, so provide one.

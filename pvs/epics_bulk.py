@@ -8,6 +8,7 @@ callback arguments, and pure functions between DBR buffers and Python values.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import numbers
 import struct
 from array import array
@@ -128,6 +129,72 @@ def load_libca(preemptive: bool):
     lib.ca_current_context.restype = vp
     _libca = lib
     return lib
+
+
+# The C helper (pvs/native/squirrel_ca_helper.c): libca's per-channel callbacks in C, for ChannelSet.
+
+
+class _CaApi(ctypes.Structure):
+    """sq_ca_api: the libca functions and tables the helper calls, as addresses in pyepics' libca."""
+
+    _fields_ = [
+        (name, ctypes.c_void_p)
+        for name in (
+            "create_channel", "clear_channel", "create_subscription", "clear_subscription", "array_get_callback",
+            "field_type", "element_count", "puser", "flush_io", "dbr_size", "dbr_value_size",
+        )
+    ]  # fmt: skip
+
+
+# A record in the helper's buffer: kind, channel index, type, count, size of the bytes that follow.
+RECORD = struct.Struct("<BIiII")
+RECORD_CONNECTED, RECORD_DISCONNECTED, RECORD_VALUE, RECORD_METADATA = 1, 2, 3, 4
+DRAIN_FAILED = ctypes.c_size_t(-1).value
+
+_helper = None
+
+
+def load_helper(lib):
+    """The helper library (built by `pip install -r requirements.txt`) with its signatures, and
+    the api of `lib` (load_libca's) to open sets with: (library, _CaApi)."""
+    global _helper
+    if _helper is not None:
+        return _helper
+    # A plain C library installed as an extension file: found by name, never imported.
+    spec = importlib.util.find_spec("squirrel_ca_helper")
+    if spec is None or not spec.origin:
+        raise ChannelAccessError(
+            "The Channel Access helper is not installed: run `pip install -r requirements.txt` (it builds "
+            "pvs/native with the C compiler)."
+        )
+    helper = ctypes.CDLL(spec.origin)
+    vp = ctypes.c_void_p
+    helper.sq_open.argtypes = [ctypes.POINTER(_CaApi), ctypes.c_int, ctypes.c_long]
+    helper.sq_open.restype = vp
+    helper.sq_add.argtypes = [vp, ctypes.c_char_p, ctypes.c_long, ctypes.c_uint32, vp, ctypes.POINTER(ctypes.c_int)]
+    helper.sq_add.restype = ctypes.c_long
+    helper.sq_remove.argtypes = [vp, vp, ctypes.c_long]
+    helper.sq_remove.restype = None
+    helper.sq_request_metadata.argtypes = [vp, ctypes.c_long]
+    helper.sq_request_metadata.restype = ctypes.c_long
+    helper.sq_drain.argtypes = [vp, ctypes.POINTER(vp)]
+    helper.sq_drain.restype = ctypes.c_size_t
+    helper.sq_close.argtypes = [vp]
+    helper.sq_close.restype = None
+
+    def address(name: str) -> int:
+        return ctypes.cast(getattr(lib, name), vp).value
+
+    api = _CaApi(
+        *(address(f"ca_{name}") for name in (
+            "create_channel", "clear_channel", "create_subscription", "clear_subscription", "array_get_callback",
+            "field_type", "element_count", "puser", "flush_io",
+        )),
+        ctypes.addressof(ctypes.c_ushort.in_dll(lib, "dbr_size")),
+        ctypes.addressof(ctypes.c_ushort.in_dll(lib, "dbr_value_size")),
+    )  # fmt: skip
+    _helper = (helper, api)
+    return _helper
 
 
 def _decode_string(raw: bytes, offset: int) -> str:

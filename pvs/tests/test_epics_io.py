@@ -132,6 +132,39 @@ def test_removed_channel_delivers_nothing_more(sim_ioc, channels):
     assert not got["readings"]
 
 
+@pytest.mark.ioc
+def test_metadata_waits_while_held_and_follows_once_released(sim_ioc, channels):
+    addresses = [pv.setpoint for pv in sim_ioc.of_kind(sim.PAIR)[:5]]
+    channels.metadata_per_poll = 0
+    channels.add(addresses)
+    got = poll_until(channels, lambda c: c["readings"].keys() >= set(addresses))
+    got["metadata"].update((m.address, m) for m in channels.poll(0.3).metadata)
+    assert not got["metadata"]
+    channels.metadata_per_poll = 2
+    got = poll_until(channels, lambda c: c["metadata"].keys() >= set(addresses))
+    assert got["metadata"][addresses[0]].units == sim_ioc.of_kind(sim.PAIR)[0].egu
+
+
+def test_names_libca_refuses_are_reported_and_the_others_created(channels):
+    errors = channels.create(["OK:1", "", "OK:2", "BAD\0NAME", "OK:1"])
+    assert errors == {"": "Invalid string", "BAD\0NAME": "a NUL in the name"}
+    assert channels.addresses == {"OK:1", "OK:2"}
+    with pytest.raises(ChannelAccessError, match="Cannot create a channel for ''"):
+        channels.add(["OK:3", ""])
+    assert "OK:3" in channels
+
+
+def test_a_closed_channel_set_refuses_calls():
+    channel_set = ChannelSet()
+    channel_set.add(["OK:1"])
+    channel_set.close()
+    assert len(channel_set) == 0
+    with pytest.raises(ChannelAccessError, match="closed"):
+        channel_set.poll(0.01)
+    with pytest.raises(ChannelAccessError, match="closed"):
+        channel_set.add(["OK:2"])
+
+
 # Encoding puts (pure)
 
 
