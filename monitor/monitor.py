@@ -22,7 +22,7 @@ from django.db import DatabaseError, close_old_connections
 from django.db.models import Count, Max, Sum
 
 from monitor import live
-from pvs.epics_io import ChannelSet, PollResult
+from pvs.epics_io import METADATA_PER_POLL, ChannelSet, PollResult
 from pvs.models import PV
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,11 @@ class MonitorSettings:
     lease_ttl: float = 5.0
     standby_interval: float = 1.0
     connect_grace: float = 3.0  # an address with no value after this long is written as disconnected
-    # Start-up in two stages: setpoints first, the other addresses once the setpoints are
-    # connected (or after stage_timeout, for setpoints whose IOC is down). One IOC answers one
+    # Start-up in two stages: setpoints first, the other addresses once the setpoints have their
+    # first values (or after stage_timeout, for setpoints whose IOC is down). One IOC answers one
     # client's requests in order, so readback claims sent with the setpoints' would delay every
-    # setpoint's first value (measured at 50K PVs: setpoints in 3.3-3.7 s instead of 5.2-5.8 s).
+    # setpoint's first value (measured at 50K PVs: setpoints in 3.3-3.7 s instead of 5.2-5.8 s;
+    # waiting for values rather than connections: 3.8 s -> 3.2 s, docs/benchmarks.md).
     stage_timeout: float = 2.0
     stage_minimum: int = 1000  # smaller additions go in one stage
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
@@ -113,7 +114,7 @@ class Monitor:
         self._pending_meta: dict[str, live.LiveMeta] = {}
         self._pending_deletes: set[str] = set()
         self._added_at: dict[str, float] = {}
-        self._first_stage: set[str] = set()  # setpoints still connecting at start-up
+        self._first_stage: set[str] = set()  # setpoints still without a first value at start-up
         self._deferred: list[str] = []  # addresses waiting for them (see MonitorSettings.stage_timeout)
         self._deferred_until = 0.0
         self._elsewhere: set[str] = set()  # the other shards' addresses, as of the last registry load
@@ -229,7 +230,7 @@ class Monitor:
         self._added_at.update(dict.fromkeys(addresses, time.monotonic()))
 
     def add_deferred(self) -> int:
-        """Subscribe the second start-up stage once the first is connected or has had its time."""
+        """Subscribe the second start-up stage once the first has its values or has had its time."""
         if not self._deferred or (self._first_stage and time.monotonic() < self._deferred_until):
             return 0
         deferred, self._deferred = self._deferred, []
@@ -262,8 +263,8 @@ class Monitor:
             pending[address] = latest[address] = value
         for address in result.connected:
             self._added_at.pop(address, None)
-        if self._first_stage and result.connected:
-            self._first_stage.difference_update(result.connected)
+        if self._first_stage and result.readings:
+            self._first_stage.difference_update(reading.address for reading in result.readings)
 
     def mark_never_connected(self) -> int:
         """Write addresses that found no IOC within the grace period as disconnected."""
@@ -331,6 +332,8 @@ class Monitor:
         """One turn as leader: poll CA, and do whichever chores are due. False if fenced out."""
         now = time.monotonic()
         timeout = max(0.0, min(self._next["flush"] - now, self.settings.flush_interval))
+        # While the first start-up stage waits for values, metadata requests would compete with them.
+        self.channels.metadata_per_poll = 0 if self._first_stage else METADATA_PER_POLL
         self.absorb(self.channels.poll(max(timeout, 0.001)))
         now = time.monotonic()
         if self._deferred:

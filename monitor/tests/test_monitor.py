@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from monitor import live
 from monitor.monitor import Monitor, MonitorSettings, registry_addresses
+from pvs.epics_io import METADATA_PER_POLL
 from pvs import sim
 from pvs.models import PV
 
@@ -68,8 +69,13 @@ def test_start_up_subscribes_setpoints_first_then_the_rest(registry, make_monito
     assert monitor.try_lead()
     setpoints = {pv.setpoint for pv in sim_ioc.pvs}
     assert monitor.channels.addresses == setpoints  # readbacks and config addresses wait
+    monitor.step()
+    # Until every setpoint has its first value, no metadata request competes with them.
+    assert monitor.channels.metadata_per_poll == 0
     run_until(monitor, lambda: monitor.channels.addresses == registry)
+    assert set(monitor._latest) >= setpoints  # the second stage followed the setpoints' values
     run_until(monitor, lambda: all_live(registry))
+    assert monitor.channels.metadata_per_poll == METADATA_PER_POLL
 
 
 def test_start_up_second_stage_does_not_wait_for_a_dead_ioc(transactional_db, make_monitor, redis_db):
