@@ -332,8 +332,9 @@ class Monitor:
         """One turn as leader: poll CA, and do whichever chores are due. False if fenced out."""
         now = time.monotonic()
         timeout = max(0.0, min(self._next["flush"] - now, self.settings.flush_interval))
-        # While the first start-up stage waits for values, metadata requests would compete with them.
-        self.channels.metadata_per_poll = 0 if self._first_stage else METADATA_PER_POLL
+        # While the second start-up stage waits for the setpoints' values, metadata requests
+        # would compete with them.
+        self.channels.metadata_per_poll = 0 if self._deferred else METADATA_PER_POLL
         self.absorb(self.channels.poll(max(timeout, 0.001)))
         now = time.monotonic()
         if self._deferred:

@@ -311,7 +311,8 @@ class ChannelSet:
         return result
 
     def _decode_metadata(self, channel: _Channel, dbr_type: int | None, raw: bytes) -> Metadata:
-        native = channel.native
+        # By the reply's own type: the channel may have reconnected with another one since.
+        native = bulk.dbr.STRING if dbr_type is None else bulk.native_of(dbr_type)
         kind = STRING if native == bulk.dbr.STRING else bulk.NATIVE_LAYOUT[native][1 if channel.count == 1 else 2]
         meta = Metadata(
             address=channel.address, kind=kind, count=channel.count, host=self._host(channel),

@@ -267,13 +267,19 @@ long sq_request_metadata(sq_set *set, long limit) {
         set->backlog_length--;
         sq_channel *channel = index < set->channel_capacity ? set->channels[index] : NULL;
         if (!channel || !channel->connected || channel->native < 0 || channel->native > LAST_NATIVE) continue;
-        if (channel->native == 0) {
+        short native = channel->native;
+        sq_chid chid = channel->chid;
+        if (native == 0) {
             append(set, REC_METADATA, index, -1, 0, NULL, 0);
         } else {
-            /* Not under the lock: a preemptive context may call back before this returns. */
+            /* Not under the lock: a preemptive context may call back before this returns. The
+             * reply carries its DBR type, which Python decodes by (the channel's type may change). */
             pthread_mutex_unlock(&set->lock);
-            set->ca.array_get_callback(channel->native + DBR_CTRL_OFFSET, 1, channel->chid, on_metadata, channel);
+            int status = set->ca.array_get_callback(native + DBR_CTRL_OFFSET, 1, chid, on_metadata, channel);
             pthread_mutex_lock(&set->lock);
+            /* Refused while connected (out of memory): ask again at a later poll. A disconnected
+             * channel is queued again when it reconnects. */
+            if (status != ECA_NORMAL && channel->connected) push_backlog(set, index);
         }
         asked++;
     }
