@@ -445,7 +445,13 @@ class _Recorder:
         if self._pool is None:
             write(*args)
         else:
-            self._futures.append(self._pool.submit(write, *args))
+            self._futures.append(self._pool.submit(self._write, write, *args))
+
+    @staticmethod
+    def _write(write: Callable, *args) -> None:
+        # The thread's own connection: after a failed write, the next one reconnects.
+        connection.close_if_unusable_or_obsolete()
+        write(*args)
 
     def check(self, wait: bool = False) -> None:
         """Raise the first failed write so far; with `wait`, once every write has finished."""
@@ -479,14 +485,18 @@ def _capture(restore: Restore, io, connect_timeout: float, recorder: _Recorder) 
     addresses = {t[3] for t in targets} | {t[2] for t in targets if t[2]}
     connected = io.connect(sorted(addresses), connect_timeout) if addresses else set()
     reachable = [t for t in targets if t[3] in connected]
-    plan: dict[int, list[tuple]] = {}
-    for target in reachable:
-        plan.setdefault(target[1], []).append(target[3:])
     with transaction.atomic():
         undo = take_undo_snapshot(
             restore=restore, pvs=PV.objects.filter(pk__in=in_array([t[0] for t in reachable], "bigint")),
             user=restore.created_by, io=io,
         )  # fmt: skip
+        # The plan is what the items will say is pending: the targets the undo snapshot holds
+        # under the preview's name (a PV edited or deleted since the claim drops out of both).
+        held = set(SnapshotValue.objects.filter(snapshot=undo).values_list("pv_id", "pv_name"))
+        plan: dict[int, list[tuple]] = {}
+        for target in reachable:
+            if (target[0], target[3]) in held:
+                plan.setdefault(target[1], []).append(target[3:])
         # The first stage's puts follow at once, before its items exist: it counts as being
         # written from this commit on.
         restore.undo_snapshot, restore.writing_stage = undo, min(plan, default=None)
@@ -545,6 +555,8 @@ _CREATE_ITEMS = f"""
         -- all of them once per item (30 s at 42,500 PVs).
         ON v.snapshot_id = %(undo)s AND v.pv_name = i.pv_name AND v.pv_id = i.pv_id
     WHERE i.preview_id = %(preview)s AND i.action = %(write)s AND i.pv_id IS NOT NULL
+    -- A killed runner's INSERT may still commit after its lock is gone: a resume's then adds nothing.
+    ON CONFLICT (restore_id, pv_name) DO NOTHING
 """
 
 

@@ -669,6 +669,37 @@ def test_a_run_that_died_before_its_items_were_recorded_is_resumed_without_writi
 
 
 @pytest.mark.django_db
+def test_a_pv_edited_while_connecting_is_neither_written_nor_left_pending(ioc, user, undo_snapshots, monkeypatch):
+    # The claim checked the registry; an edit during the connect window drops the PV from the
+    # undo snapshot, so from the plan and the pending items alike.
+    preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
+    connect = ioc.connect
+
+    def connect_and_edit(addresses, timeout):
+        PV.objects.filter(setpoint_address="T:SP0").update(setpoint_address="T:SP0_NEW")
+        ioc.dead.add("T:SP0_NEW")  # no IOC serves the new name
+        return connect(addresses, timeout)
+
+    monkeypatch.setattr(ioc, "connect", connect_and_edit)
+    restore = execute_restore(preview, user=user, io=ioc)
+
+    assert ioc.puts == {"T:SP1": 1, "T:SP2": 1}
+    assert statuses(restore) == {
+        "T:SP0": RestoreItemStatus.DISCONNECTED, "T:SP1": RestoreItemStatus.VERIFIED, "T:SP2": RestoreItemStatus.VERIFIED,
+    }  # fmt: skip
+    assert restore.status == RestoreStatus.PARTIAL
+
+
+@pytest.mark.django_db
+def test_creating_the_items_again_adds_nothing(ioc, user, undo_snapshots):
+    # A killed runner's INSERT can still commit while a resume runs its own.
+    restore = execute_restore(preview_restore(simple_setup(ioc, user), created_by=user, io=ioc), user=user, io=ioc)
+    before = statuses(restore)
+    restore_service._create_items(restore.pk, restore.preview_id, restore.undo_snapshot_id, 2.0)
+    assert statuses(restore) == before and restore.items.count() == 3
+
+
+@pytest.mark.django_db
 def test_resume_of_a_finished_restore_changes_nothing(ioc, user, undo_snapshots):
     restore = execute_restore(preview_restore(simple_setup(ioc, user), created_by=user, io=ioc), user=user, io=ioc)
     ioc.puts.clear()
