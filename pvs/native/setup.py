@@ -9,7 +9,9 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("squirrel_ca_helper", ["squirrel_ca_helper.c"], extra_compile_args=["-O2", "-Wall"], libraries=["pthread"])
+        Extension(
+            "squirrel_ca_helper", ["squirrel_ca_helper.c"], extra_compile_args=["-O2", "-Wall"], libraries=["pthread"]
+        )
     ],
     py_modules=[],
 )
