@@ -1,198 +1,38 @@
-"""Restore: preview, staged execution, verification, resume after a crash, undo.
+"""Restore: preview, staged execution, verification, refusals, undo.
 
-Unit tests drive a fake EpicsService (pvs.epics_io is the one module that owns Channel Access);
-the `ioc` tests use the real simulated IOC.
+Unit tests drive a fake EpicsService (restore_support.FakeIOC; pvs.epics_io is the one module
+that owns Channel Access); the `ioc` tests use the real simulated IOC. Resuming after a crash:
+test_restore_resume.py.
 """
 
 import json
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from datetime import timedelta
 
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from monitor import live
 from pvs import epics_io
 from pvs.models import PV
 from snapshots import restore as restore_service
-from snapshots.models import (
-    LiveSource,
-    Restore,
-    RestoreAction,
-    RestoreItemStatus,
-    RestoreStatus,
-    Snapshot,
-    SnapshotMode,
-    SnapshotOrigin,
-    SnapshotValue,
-    ValueType,
+from snapshots.models import LiveSource, Restore, RestoreAction, RestoreItemStatus, RestoreStatus, SnapshotOrigin
+from snapshots.restore import RestoreError, execute_restore, preview_restore, undo_restore
+from snapshots.tests.restore_support import (  # noqa: F401 - ioc, undo_snapshots and user are fixtures
+    CrashingPut,
+    actions,
+    ioc,
+    make_pv,
+    make_snapshot,
+    simple_setup,
+    statuses,
+    undo_snapshots,
+    user,
 )
-from snapshots.restore import (
-    RestoreBusy,
-    RestoreError,
-    execute_restore,
-    preview_restore,
-    resume_restore,
-    undo_restore,
-)
-
-
-class CrashingPut(Exception):
-    """The fake IOC's way of killing the worker in the middle of a put."""
-
-
-class FakeIOC:
-    """An in-memory EpicsService: setpoints, read-backs that follow them, dead and denied PVs.
-
-    `puts` counts puts per address; `put_log` keeps their order. A read-back follows its setpoint
-    plus `offsets[setpoint]`, unless frozen in `frozen_readbacks` (never settles).
-    """
-
-    def __init__(self):
-        self.values: dict[str, object] = {}
-        self.kinds: dict[str, str] = {}
-        self.readbacks: dict[str, str] = {}
-        self.offsets: dict[str, float] = {}
-        self.frozen_readbacks: dict[str, object] = {}
-        self.dead: set[str] = set()
-        self.denied: set[str] = set()
-        self.silent_readbacks: set[str] = set()
-        self.puts: Counter = Counter()
-        self.put_log: list[tuple[str, object, bool]] = []
-        self.reads: list[list[str]] = []
-        self.crash_after: int | None = None
-        self.connect_calls = 0
-
-    def add(self, address, value, kind="float", readback=None):
-        self.values[address], self.kinds[address] = value, kind
-        if readback:
-            self.readbacks[readback] = address
-
-    def value_of(self, address):
-        if address in self.frozen_readbacks:
-            return self.frozen_readbacks[address]
-        if address in self.readbacks:
-            setpoint = self.readbacks[address]
-            return self.values[setpoint] + self.offsets.get(setpoint, 0.0)
-        return self.values[address]
-
-    def connect(self, addresses, timeout):
-        self.connect_calls += 1
-        return {a for a in addresses if a not in self.dead and (a in self.values or a in self.readbacks)}
-
-    def read(self, addresses, timeout=2.0):
-        addresses = list(addresses)
-        self.reads.append(addresses)
-        results = {}
-        for a in addresses:
-            if a in self.dead:
-                results[a] = epics_io.ReadResult(a, None, epics_io.DISCONNECTED)
-            elif a in self.silent_readbacks:
-                results[a] = epics_io.ReadResult(a, None, epics_io.TIMEOUT)
-            else:
-                kind = self.kinds.get(self.readbacks.get(a, a), "float")
-                reading = epics_io.Reading(a, kind, self.value_of(a), 0, 0, time.time(), time.time())
-                results[a] = epics_io.ReadResult(a, reading, None)
-        return results
-
-    def put(self, requests, timeout=5.0, max_outstanding=2000):
-        results = {}
-        for request in requests:
-            if self.crash_after is not None and len(self.put_log) >= self.crash_after:
-                raise CrashingPut("worker killed mid-stage")
-            a = request.address
-            if a in self.dead:
-                results[a] = epics_io.PutResult(a, False, epics_io.DISCONNECTED, False)
-                continue
-            if a in self.denied:
-                results[a] = epics_io.PutResult(a, False, epics_io.NO_WRITE_ACCESS, False)
-                continue
-            self.puts[a] += 1
-            self.put_log.append((a, request.value, request.wait))
-            self.values[a] = request.value
-            results[a] = epics_io.PutResult(a, True, None, request.wait)
-        return results
-
-    def metadata(self, addresses):
-        return {
-            a: None if a in self.dead else epics_io.Metadata(a, self.kinds.get(a, "float"), 1, write_access=a not in self.denied)
-            for a in addresses
-        }
-
-
-@pytest.fixture
-def ioc(redis_db):
-    return FakeIOC()
-
-
-@pytest.fixture
-def undo_snapshots(monkeypatch):
-    """The real take_undo_snapshot (a direct read through the io), recording what it was asked for."""
-    taken = []
-    real = restore_service.take_undo_snapshot
-
-    def take(*, restore, pvs, user, io):
-        snapshot = real(restore=restore, pvs=pvs, user=user, io=io)
-        taken.append((snapshot, sorted(pv.setpoint_address for pv in pvs)))
-        return snapshot
-
-    monkeypatch.setattr(restore_service, "take_undo_snapshot", take)
-    return taken
-
-
-@pytest.fixture
-def user(make_user):
-    return make_user("operator", "operator")
-
-
-def make_pv(address, *, readback="", stage=0, read_only=False, wait=False, abs_tolerance=0.0, rel_tolerance=0.0):
-    return PV.objects.create(
-        setpoint_address=address, readback_address=readback, restore_stage=stage, read_only=read_only,
-        wait_for_completion=wait, abs_tolerance=abs_tolerance, rel_tolerance=rel_tolerance,
-    )  # fmt: skip
-
-
-def make_snapshot(user, saved: dict) -> Snapshot:
-    """A snapshot holding `saved`: {PV or address: value} (None = disconnected when saved)."""
-    snapshot = Snapshot.objects.create(title="Saved", created_by=user, mode=SnapshotMode.DIRECT)
-    for key, value in saved.items():
-        pv = key if isinstance(key, PV) else None
-        name = pv.setpoint_address if pv else key
-        if value is None:
-            fields = {"value_type": ValueType.NONE, "connected": False, "reason": "disconnected"}
-        elif isinstance(value, str):
-            fields = {"value_type": ValueType.STRING, "setpoint_str": value}
-        elif isinstance(value, list):
-            fields = {"value_type": ValueType.FLOAT_ARRAY, "setpoint_array": value}
-        else:
-            fields = {"value_type": ValueType.FLOAT, "setpoint_num": value}
-        SnapshotValue.objects.create(snapshot=snapshot, pv=pv, pv_name=name, source="direct", **fields)
-    return snapshot
-
-
-def actions(preview) -> dict[str, str]:
-    return dict(preview.items.values_list("pv_name", "action"))
-
-
-def statuses(restore) -> dict[str, str]:
-    return dict(restore.items.values_list("pv_name", "status"))
-
-
-def simple_setup(ioc, user, count=3, **pv_options):
-    """`count` PVs with read-backs, live at 0.0, saved at 1.0, 2.0, ..."""
-    saved = {}
-    for i in range(count):
-        pv = make_pv(f"T:SP{i}", readback=f"T:RB{i}", **pv_options)
-        ioc.add(pv.setpoint_address, 0.0, readback=pv.readback_address)
-        saved[pv] = float(i + 1)
-    return make_snapshot(user, saved)
 
 
 # Preview ---------------------------------------------------------------------------------------
@@ -557,173 +397,6 @@ def test_edits_to_pvs_outside_the_preview_do_not_matter(ioc, user, undo_snapshot
     preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
     make_pv("OTHER:PV")
     assert execute_restore(preview, user=user, io=ioc).status == RestoreStatus.SUCCEEDED
-
-
-# Resume ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_resume_after_a_crash_mid_stage_writes_each_pv_exactly_once(ioc, user, undo_snapshots):
-    saved = {}
-    for i in range(6):
-        pv = make_pv(f"C:{i}", stage=0 if i < 4 else 1)
-        ioc.add(pv.setpoint_address, 0.0)
-        saved[pv] = float(i + 10)
-    preview = preview_restore(make_snapshot(user, saved), created_by=user, io=ioc)
-    ioc.crash_after = 2  # two of stage 0's four puts reach the IOC, then the worker dies
-
-    with pytest.raises(CrashingPut):
-        execute_restore(preview, user=user, io=ioc)
-    restore = preview.restore
-    restore.refresh_from_db()
-    assert restore.writing_stage == 0
-    assert set(restore.items.values_list("status", flat=True)) == {RestoreItemStatus.PENDING}
-
-    ioc.crash_after = None
-    resumed = execute_restore(preview, user=user, io=ioc)  # the redelivered task
-
-    assert resumed.pk == restore.pk and resumed.runs == 2
-    assert ioc.puts == {f"C:{i}": 1 for i in range(6)}
-    assert ioc.values == {f"C:{i}": float(i + 10) for i in range(6)}
-    assert set(statuses(resumed).values()) == {RestoreItemStatus.VERIFIED}
-    assert len(undo_snapshots) == 1
-    found = resumed.items.filter(message__startswith="Found applied").count()
-    assert found == 2
-
-
-@pytest.mark.django_db(transaction=True)
-def test_items_are_recorded_beside_the_puts_on_a_second_connection(ioc, user, undo_snapshots, monkeypatch):
-    # Outside a caller's transaction (as in a worker) the items and results are written by the
-    # recorder's own connection while the puts go out.
-    backends = set()
-    real = restore_service._record_stage
-
-    def record(*args):
-        backends.add(_backend_pid())
-        real(*args)
-
-    monkeypatch.setattr(restore_service, "_record_stage", record)
-    for i in range(6):
-        make_pv(f"C:{i}", readback=f"C:RB{i}", stage=i % 3)
-        ioc.add(f"C:{i}", 0.0, readback=f"C:RB{i}")
-    saved = {pv: float(pv.pk) for pv in PV.objects.all()}
-    restore = execute_restore(preview_restore(make_snapshot(user, saved), created_by=user, io=ioc), user=user, io=ioc)
-
-    assert backends and _backend_pid() not in backends
-    assert restore.status == RestoreStatus.SUCCEEDED and restore.writing_stage is None
-    assert set(statuses(restore).values()) == {RestoreItemStatus.VERIFIED}
-    assert [stage for stage, in restore.items.order_by("pv_name").values_list("stage")] == [0, 1, 2, 0, 1, 2]
-    assert ioc.puts == {f"C:{i}": 1 for i in range(6)}
-
-
-def _backend_pid() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        return cursor.fetchone()[0]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_run_that_died_before_its_items_were_recorded_is_resumed_without_writing_twice(
-    ioc, user, undo_snapshots, monkeypatch
-):
-    # The undo snapshot is committed and the first stage's puts go out while the recorder creates
-    # the items. Here it fails (as if the worker died first): the resume creates them, reads back
-    # the stages already marked as written and writes only what is not applied.
-    saved = {}
-    for i in range(6):
-        pv = make_pv(f"C:{i}", stage=i // 2)
-        ioc.add(pv.setpoint_address, 0.0)
-        saved[pv] = float(i + 10)
-    preview = preview_restore(make_snapshot(user, saved), created_by=user, io=ioc)
-
-    first_put, put = threading.Event(), ioc.put
-
-    def put_and_tell(*args, **kwargs):
-        try:
-            return put(*args, **kwargs)
-        finally:
-            first_put.set()
-
-    def lost(*args):
-        first_put.wait(5)
-        raise psycopg.OperationalError("connection lost")
-
-    monkeypatch.setattr(ioc, "put", put_and_tell)
-    monkeypatch.setattr(restore_service, "_create_items", lost)
-    with pytest.raises(psycopg.OperationalError):
-        execute_restore(preview, user=user, io=ioc)
-    restore = Restore.objects.get(preview=preview)
-    assert restore.undo_snapshot_id is not None and not restore.items.exists()
-    written_before = dict(ioc.puts)
-    assert written_before and restore.writing_stage == max(int(a[2:]) // 2 for a in written_before)
-
-    monkeypatch.undo()
-    resumed = execute_restore(preview, user=user, io=ioc)
-
-    assert resumed.runs == 2 and resumed.status == RestoreStatus.SUCCEEDED
-    assert ioc.puts == {f"C:{i}": 1 for i in range(6)}
-    assert ioc.values == {f"C:{i}": float(i + 10) for i in range(6)}
-    assert set(statuses(resumed).values()) == {RestoreItemStatus.VERIFIED}
-    assert resumed.items.filter(message__startswith="Found applied").count() == len(written_before)
-    assert len(undo_snapshots) == 1
-
-
-@pytest.mark.django_db
-def test_a_pv_edited_while_connecting_is_neither_written_nor_left_pending(ioc, user, undo_snapshots, monkeypatch):
-    # The claim checked the registry; an edit during the connect window drops the PV from the
-    # undo snapshot, so from the plan and the pending items alike.
-    preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
-    connect = ioc.connect
-
-    def connect_and_edit(addresses, timeout):
-        PV.objects.filter(setpoint_address="T:SP0").update(setpoint_address="T:SP0_NEW")
-        ioc.dead.add("T:SP0_NEW")  # no IOC serves the new name
-        return connect(addresses, timeout)
-
-    monkeypatch.setattr(ioc, "connect", connect_and_edit)
-    restore = execute_restore(preview, user=user, io=ioc)
-
-    assert ioc.puts == {"T:SP1": 1, "T:SP2": 1}
-    assert statuses(restore) == {
-        "T:SP0": RestoreItemStatus.DISCONNECTED, "T:SP1": RestoreItemStatus.VERIFIED, "T:SP2": RestoreItemStatus.VERIFIED,
-    }  # fmt: skip
-    assert restore.status == RestoreStatus.PARTIAL
-
-
-@pytest.mark.django_db
-def test_creating_the_items_again_adds_nothing(ioc, user, undo_snapshots):
-    # A killed runner's INSERT can still commit while a resume runs its own.
-    restore = execute_restore(preview_restore(simple_setup(ioc, user), created_by=user, io=ioc), user=user, io=ioc)
-    before = statuses(restore)
-    restore_service._create_items(restore.pk, restore.preview_id, restore.undo_snapshot_id, 2.0)
-    assert statuses(restore) == before and restore.items.count() == 3
-
-
-@pytest.mark.django_db
-def test_resume_of_a_finished_restore_changes_nothing(ioc, user, undo_snapshots):
-    restore = execute_restore(preview_restore(simple_setup(ioc, user), created_by=user, io=ioc), user=user, io=ioc)
-    ioc.puts.clear()
-    assert resume_restore(restore, io=ioc).status == RestoreStatus.SUCCEEDED
-    assert not ioc.puts
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_second_runner_is_refused_while_the_first_holds_the_restore(ioc, user, undo_snapshots):
-    preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
-    ioc.crash_after = 0
-    with pytest.raises(CrashingPut):
-        execute_restore(preview, user=user, io=ioc)
-    restore = preview.restore
-    db = settings.DATABASES["default"]
-    with psycopg.connect(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None,
-                         host=db["HOST"], port=db["PORT"], autocommit=True) as other:  # fmt: skip
-        other.execute("SELECT pg_advisory_lock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
-        with pytest.raises(RestoreBusy):
-            resume_restore(restore, io=ioc)
-        # Explicitly: a closed connection's locks go when its backend exits, a moment later.
-        other.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
-    ioc.crash_after = None
-    assert resume_restore(restore, io=ioc).status == RestoreStatus.SUCCEEDED
 
 
 # Undo ------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from jobs.models import Job, JobType
 from pvs.models import PV
 from snapshots.models import RestoreAction, RestorePreview, Snapshot, SnapshotMode, SnapshotValue, ValueType
 from snapshots.restore import execute_restore
-from snapshots.tests.test_restore import FakeIOC
+from snapshots.tests.restore_support import FakeIOC
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,162 @@
+"""Shared by the restore tests: an in-memory EpicsService, its fixtures, and small builders."""
+
+import time
+from collections import Counter
+
+import pytest
+
+from pvs import epics_io
+from pvs.models import PV
+from snapshots import restore as restore_service
+from snapshots.models import Snapshot, SnapshotMode, SnapshotValue, ValueType
+
+
+class CrashingPut(Exception):
+    """The fake IOC's way of killing the worker in the middle of a put."""
+
+
+class FakeIOC:
+    """An in-memory EpicsService: setpoints, read-backs that follow them, dead and denied PVs.
+
+    `puts` counts puts per address; `put_log` keeps their order. A read-back follows its setpoint
+    plus `offsets[setpoint]`, unless frozen in `frozen_readbacks` (never settles).
+    """
+
+    def __init__(self):
+        self.values: dict[str, object] = {}
+        self.kinds: dict[str, str] = {}
+        self.readbacks: dict[str, str] = {}
+        self.offsets: dict[str, float] = {}
+        self.frozen_readbacks: dict[str, object] = {}
+        self.dead: set[str] = set()
+        self.denied: set[str] = set()
+        self.silent_readbacks: set[str] = set()
+        self.puts: Counter = Counter()
+        self.put_log: list[tuple[str, object, bool]] = []
+        self.reads: list[list[str]] = []
+        self.crash_after: int | None = None
+        self.connect_calls = 0
+
+    def add(self, address, value, kind="float", readback=None):
+        self.values[address], self.kinds[address] = value, kind
+        if readback:
+            self.readbacks[readback] = address
+
+    def value_of(self, address):
+        if address in self.frozen_readbacks:
+            return self.frozen_readbacks[address]
+        if address in self.readbacks:
+            setpoint = self.readbacks[address]
+            return self.values[setpoint] + self.offsets.get(setpoint, 0.0)
+        return self.values[address]
+
+    def connect(self, addresses, timeout):
+        self.connect_calls += 1
+        return {a for a in addresses if a not in self.dead and (a in self.values or a in self.readbacks)}
+
+    def read(self, addresses, timeout=2.0):
+        addresses = list(addresses)
+        self.reads.append(addresses)
+        results = {}
+        for a in addresses:
+            if a in self.dead:
+                results[a] = epics_io.ReadResult(a, None, epics_io.DISCONNECTED)
+            elif a in self.silent_readbacks:
+                results[a] = epics_io.ReadResult(a, None, epics_io.TIMEOUT)
+            else:
+                kind = self.kinds.get(self.readbacks.get(a, a), "float")
+                reading = epics_io.Reading(a, kind, self.value_of(a), 0, 0, time.time(), time.time())
+                results[a] = epics_io.ReadResult(a, reading, None)
+        return results
+
+    def put(self, requests, timeout=5.0, max_outstanding=2000):
+        results = {}
+        for request in requests:
+            if self.crash_after is not None and len(self.put_log) >= self.crash_after:
+                raise CrashingPut("worker killed mid-stage")
+            a = request.address
+            if a in self.dead:
+                results[a] = epics_io.PutResult(a, False, epics_io.DISCONNECTED, False)
+                continue
+            if a in self.denied:
+                results[a] = epics_io.PutResult(a, False, epics_io.NO_WRITE_ACCESS, False)
+                continue
+            self.puts[a] += 1
+            self.put_log.append((a, request.value, request.wait))
+            self.values[a] = request.value
+            results[a] = epics_io.PutResult(a, True, None, request.wait)
+        return results
+
+    def metadata(self, addresses):
+        return {
+            a: None if a in self.dead else epics_io.Metadata(a, self.kinds.get(a, "float"), 1, write_access=a not in self.denied)
+            for a in addresses
+        }
+
+
+@pytest.fixture
+def ioc(redis_db):
+    return FakeIOC()
+
+
+@pytest.fixture
+def undo_snapshots(monkeypatch):
+    """The real take_undo_snapshot (a direct read through the io), recording what it was asked for."""
+    taken = []
+    real = restore_service.take_undo_snapshot
+
+    def take(*, restore, pvs, user, io):
+        snapshot = real(restore=restore, pvs=pvs, user=user, io=io)
+        taken.append((snapshot, sorted(pv.setpoint_address for pv in pvs)))
+        return snapshot
+
+    monkeypatch.setattr(restore_service, "take_undo_snapshot", take)
+    return taken
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("operator", "operator")
+
+
+def make_pv(address, *, readback="", stage=0, read_only=False, wait=False, abs_tolerance=0.0, rel_tolerance=0.0):
+    return PV.objects.create(
+        setpoint_address=address, readback_address=readback, restore_stage=stage, read_only=read_only,
+        wait_for_completion=wait, abs_tolerance=abs_tolerance, rel_tolerance=rel_tolerance,
+    )  # fmt: skip
+
+
+def make_snapshot(user, saved: dict) -> Snapshot:
+    """A snapshot holding `saved`: {PV or address: value} (None = disconnected when saved)."""
+    snapshot = Snapshot.objects.create(title="Saved", created_by=user, mode=SnapshotMode.DIRECT)
+    for key, value in saved.items():
+        pv = key if isinstance(key, PV) else None
+        name = pv.setpoint_address if pv else key
+        if value is None:
+            fields = {"value_type": ValueType.NONE, "connected": False, "reason": "disconnected"}
+        elif isinstance(value, str):
+            fields = {"value_type": ValueType.STRING, "setpoint_str": value}
+        elif isinstance(value, list):
+            fields = {"value_type": ValueType.FLOAT_ARRAY, "setpoint_array": value}
+        else:
+            fields = {"value_type": ValueType.FLOAT, "setpoint_num": value}
+        SnapshotValue.objects.create(snapshot=snapshot, pv=pv, pv_name=name, source="direct", **fields)
+    return snapshot
+
+
+def actions(preview) -> dict[str, str]:
+    return dict(preview.items.values_list("pv_name", "action"))
+
+
+def statuses(restore) -> dict[str, str]:
+    return dict(restore.items.values_list("pv_name", "status"))
+
+
+def simple_setup(ioc, user, count=3, **pv_options):
+    """`count` PVs with read-backs, live at 0.0, saved at 1.0, 2.0, ..."""
+    saved = {}
+    for i in range(count):
+        pv = make_pv(f"T:SP{i}", readback=f"T:RB{i}", **pv_options)
+        ioc.add(pv.setpoint_address, 0.0, readback=pv.readback_address)
+        saved[pv] = float(i + 1)
+    return make_snapshot(user, saved)
