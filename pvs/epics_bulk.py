@@ -81,11 +81,6 @@ class EventArgs(ctypes.Structure):
     ]
 
 
-class ConnectionArgs(ctypes.Structure):
-    _fields_ = [("chid", ctypes.c_void_p), ("op", ctypes.c_long)]
-
-
-CONNECTION_CB = ctypes.CFUNCTYPE(None, ConnectionArgs)
 EVENT_CB = ctypes.CFUNCTYPE(None, EventArgs)
 
 
@@ -104,21 +99,10 @@ def load_libca(preemptive: bool):
     # below must not replace pyepics' own, which other code in the process may still call.
     lib = ctypes.CDLL(ca.find_libca())
     vp = ctypes.c_void_p
-    lib.ca_create_channel.argtypes = [ctypes.c_char_p, CONNECTION_CB, vp, ctypes.c_int, ctypes.POINTER(vp)]
-    lib.ca_clear_channel.argtypes = [vp]
-    lib.ca_puser.argtypes = [vp]
-    lib.ca_puser.restype = vp
-    lib.ca_field_type.argtypes = [vp]
-    lib.ca_field_type.restype = ctypes.c_short
-    lib.ca_element_count.argtypes = [vp]
-    lib.ca_element_count.restype = ctypes.c_ulong
+    # Channels are created, subscribed and cleared by the C helper (load_helper).
     lib.ca_host_name.argtypes = [vp]
     lib.ca_host_name.restype = ctypes.c_char_p
     lib.ca_message.restype = ctypes.c_char_p
-    lib.ca_create_subscription.argtypes = [
-        ctypes.c_long, ctypes.c_ulong, vp, ctypes.c_long, EVENT_CB, vp, ctypes.POINTER(vp),
-    ]
-    lib.ca_clear_subscription.argtypes = [vp]
     lib.ca_array_get_callback.argtypes = [ctypes.c_long, ctypes.c_ulong, vp, EVENT_CB, vp]
     lib.ca_pend_event.argtypes = [ctypes.c_double]
     lib.ca_array_put.argtypes = [ctypes.c_long, ctypes.c_ulong, vp, vp]
@@ -134,16 +118,17 @@ def load_libca(preemptive: bool):
 # The C helper (pvs/native/squirrel_ca_helper.c): libca's per-channel callbacks in C, for ChannelSet.
 
 
+# The libca functions the helper calls, in the order of sq_ca_api (then the two dbr_size tables).
+_HELPER_CA_FUNCTIONS = (
+    "create_channel", "clear_channel", "create_subscription", "clear_subscription", "array_get_callback",
+    "field_type", "element_count", "puser", "flush_io",
+)  # fmt: skip
+
+
 class _CaApi(ctypes.Structure):
     """sq_ca_api: the libca functions and tables the helper calls, as addresses in pyepics' libca."""
 
-    _fields_ = [
-        (name, ctypes.c_void_p)
-        for name in (
-            "create_channel", "clear_channel", "create_subscription", "clear_subscription", "array_get_callback",
-            "field_type", "element_count", "puser", "flush_io", "dbr_size", "dbr_value_size",
-        )
-    ]  # fmt: skip
+    _fields_ = [(name, ctypes.c_void_p) for name in (*_HELPER_CA_FUNCTIONS, "dbr_size", "dbr_value_size")]
 
 
 # A record in the helper's buffer: kind, channel index, type, count, size of the bytes that follow.
@@ -182,17 +167,11 @@ def load_helper(lib):
     helper.sq_close.argtypes = [vp]
     helper.sq_close.restype = None
 
-    def address(name: str) -> int:
-        return ctypes.cast(getattr(lib, name), vp).value
-
     api = _CaApi(
-        *(address(f"ca_{name}") for name in (
-            "create_channel", "clear_channel", "create_subscription", "clear_subscription", "array_get_callback",
-            "field_type", "element_count", "puser", "flush_io",
-        )),
+        *(ctypes.cast(getattr(lib, f"ca_{name}"), vp).value for name in _HELPER_CA_FUNCTIONS),
         ctypes.addressof(ctypes.c_ushort.in_dll(lib, "dbr_size")),
         ctypes.addressof(ctypes.c_ushort.in_dll(lib, "dbr_value_size")),
-    )  # fmt: skip
+    )
     _helper = (helper, api)
     return _helper
 
