@@ -17,7 +17,9 @@ from http import HTTPStatus
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.template.loader import render_to_string
 from rest_framework import exceptions, status
 from rest_framework.settings import api_settings
 
@@ -35,14 +37,35 @@ _MESSAGES = {
     405: "This method is not allowed here.",
     413: "The request body is too large.",
     500: "The server failed to answer; the error is logged.",
+    503: "A service Squirrel depends on is unreachable; nothing was done. Try again shortly.",
 }
-_CODES = {400: "bad_request", 403: "permission_denied", 404: "not_found", 413: "request_too_large", 500: "server_error"}
+_CODES = {
+    400: "bad_request", 403: "permission_denied", 404: "not_found", 413: "request_too_large", 500: "server_error",
+    503: "service_unavailable",
+}  # fmt: skip
+# Seconds a client is told to wait (Retry-After) when a dependency is down or the server is full.
+RETRY_AFTER = 5
 
 
 class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "request_too_large"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    """A dependency (PostgreSQL, the Celery broker) is unreachable, or the server is full: the
+    request was not carried out, nothing was recorded, and the client may try again after `wait`
+    seconds (sent as Retry-After). Pages answer it with a readable 503 page, the API with the
+    envelope (ServiceUnavailableMiddleware, api_exception_handler)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = _MESSAGES[503]
+    default_code = "service_unavailable"
+
+    def __init__(self, detail=None, code=None, wait: int = RETRY_AFTER):
+        super().__init__(detail, code)
+        self.wait = wait
 
 
 def too_large_message(limit: int) -> str:
@@ -123,12 +146,32 @@ def api_exception_handler(exc, context):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        exc = database_unavailable()
     elif isinstance(exc, RequestDataTooBig):
         # Django refused an upload over DATA_UPLOAD_MAX_MEMORY_SIZE that came without a Content-Length.
         exc = RequestTooLarge(too_large_message(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
     response = drf_exception_handler(exc, context)
     if response is not None:
         response.data = error_body(response.status_code, *_describe(exc))
+    return response
+
+
+def database_unavailable() -> ServiceUnavailable:
+    """What a request is told when PostgreSQL cannot be reached (or gives no connection in time)."""
+    return ServiceUnavailable("The database is unreachable; nothing was done. Try again shortly.")
+
+
+def service_unavailable_response(request, exc: ServiceUnavailable):
+    """503 with Retry-After: the envelope under /api/, a readable page elsewhere."""
+    if request.path_info.startswith(API_PREFIX):
+        response = JsonResponse(error_body(503, exc.default_code, str(exc.detail)), status=503)
+    else:
+        from django.http import HttpResponse
+
+        page = render_to_string("squirrel/503.html", {"message": str(exc.detail), "retry_after": exc.wait})
+        response = HttpResponse(page, status=503)
+    response["Retry-After"] = str(exc.wait)
     return response
 
 
@@ -142,6 +185,39 @@ def error_response(status: int, code: str | None = None, message: str | None = N
         ),
         status=status,
     )  # fmt: skip
+
+
+class ServiceUnavailableMiddleware:
+    """A request that found PostgreSQL (or another dependency) unreachable answers 503 with
+    Retry-After, never 500: a page readable by a person, the envelope under /api/."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exc):
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            exc = database_unavailable()
+        if isinstance(exc, ServiceUnavailable):
+            return service_unavailable_response(request, exc)
+        return None
+
+
+def server_error(request, *args, **kwargs):
+    """handler500: an unreachable database raised anywhere (a middleware loading the session
+    included, where process_exception does not reach) answers 503; anything else is Django's 500."""
+    import sys
+
+    from django.views.defaults import server_error as django_server_error
+
+    exc = sys.exc_info()[1]
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return service_unavailable_response(request, database_unavailable())
+    if isinstance(exc, ServiceUnavailable):
+        return service_unavailable_response(request, exc)
+    return django_server_error(request, *args, **kwargs)
 
 
 class ApiErrorMiddleware:

@@ -60,6 +60,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so its process_exception sees a view's exception first: PostgreSQL or the broker
+    # unreachable is a 503 with Retry-After, not a 500.
+    "squirrel_site.errors.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "squirrel_site.urls"

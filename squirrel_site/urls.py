@@ -5,6 +5,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+# PostgreSQL down answers 503 with Retry-After wherever it is noticed (squirrel_site.errors).
+handler500 = "squirrel_site.errors.server_error"
+
 admin.site.site_header = "Squirrel administration"
 admin.site.site_title = "Squirrel"
 admin.site.index_title = "PV registry and snapshots"
