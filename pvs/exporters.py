@@ -1,10 +1,10 @@
 """Export of the PV registry as CSV in the format pvs.importers reads back unchanged."""
 
-import csv
 from collections import defaultdict
 
 from pvs.importers import FIELD_COLUMNS, SETPOINT_HEADER
 from pvs.models import PV
+from squirrel_site import safe_csv
 from tags.models import TagGroup
 
 CHUNK_SIZE = 5000
@@ -26,7 +26,7 @@ def export_pvs_csv(queryset, stream) -> int:
         tags[pv_id][group].append(tag)
 
     # "\n" keeps each row one write, which Django's OutputWrapper (command stdout) passes through.
-    writer = csv.writer(stream, lineterminator="\n")
+    writer = safe_csv.writer(stream, lineterminator="\n")
     writer.writerow([SETPOINT_HEADER, *(column.header for column in FIELD_COLUMNS), *groups])
     values = queryset.order_by("setpoint_address").values_list(
         "id", "setpoint_address", *(column.field for column in FIELD_COLUMNS)

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from pvs.models import PV
 from pvs.validators import address_error, validate_tolerance
+from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import copy_rows, in_array, update_rows
 from tags.models import Tag, TagGroup, validate_tag_name
 
@@ -289,7 +290,7 @@ def _csv_row(
 
 
 def _parse_csv(name: str, text: str, problems: list[ImportProblem]) -> list[RegistryRow]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = safe_csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[RegistryRow] = []
     try:
         header = next(reader, None)

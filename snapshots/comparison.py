@@ -18,7 +18,6 @@ live values it is ONLY_IN_A, since nothing monitors it any more.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -46,6 +45,7 @@ from snapshots.compare import (
 )
 from snapshots.models import Severity, Snapshot, SnapshotValue, ValueType, _typed
 from snapshots.values import enum_label
+from squirrel_site import safe_csv
 from squirrel_site.json_values import json_safe
 
 SORT_FIELDS = ("name", "device", "delta", "status", "severity")
@@ -648,7 +648,7 @@ def _side_text(side: Side | None, full: bool) -> str:
 def write_csv(comparison: Comparison, stream) -> int:
     """Every row of `comparison` that passes its filters, in its order, as CSV; the row count."""
     page = compare(comparison, limit=None, with_counts=False)
-    writer = csv.writer(stream)
+    writer = safe_csv.writer(stream)
     writer.writerow(CSV_HEADER)
     writer.writerows(csv_cells(row) for row in page.rows)
     return len(page.rows)

@@ -8,10 +8,10 @@ value cells (setpoint, readback, their enum labels and the enum label list) hold
 arrays fit in one cell and an empty string stays distinct from no value (an empty cell).
 """
 
-import csv
 import json
 
 from snapshots.models import Snapshot, SnapshotValue
+from squirrel_site import safe_csv
 from squirrel_site.json_values import json_safe
 
 FORMAT = "squirrel-snapshot"
@@ -88,7 +88,7 @@ def export_snapshot_json(snapshot: Snapshot, stream) -> None:
 
 def export_snapshot_csv(snapshot: Snapshot, stream) -> None:
     """Write `snapshot`'s values as CSV to a text stream (open it with newline="")."""
-    writer = csv.writer(stream, lineterminator="\n")
+    writer = safe_csv.writer(stream, lineterminator="\n")
     writer.writerow(FIELDS)
     for record in value_records(snapshot):
         writer.writerow([_cell(name, record[name]) for name in FIELDS])

@@ -5,7 +5,6 @@ or JSON record number); only a clean file is written, in one transaction with CO
 matched to registry PVs by setpoint address; unknown addresses are kept with no PV.
 """
 
-import csv
 import io
 import json
 import math
@@ -21,6 +20,7 @@ from snapshots import values
 from snapshots.exporters import FIELDS, FORMAT, JSON_CELLS
 from snapshots.models import Severity, Snapshot, SnapshotMode, SnapshotOrigin, SnapshotValue, ValueSource, ValueType
 from snapshots.services import TITLE_MAX_LENGTH, save_snapshot
+from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import in_array
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -118,7 +118,7 @@ def _reject_constant(name: str):
 
 
 def _parse_csv(filename: str, text: str, problems: list) -> tuple[dict, list[tuple[int | None, str, dict]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = safe_csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
         problems.append(ImportProblem(filename, None, "The file is empty."))

@@ -102,3 +102,14 @@ def test_export_imports_into_an_empty_registry_as_the_same_pvs(registry):
     assert sorted(str(tag) for tag in PV.objects.get(device="MAG1").tags.all()) == [
         "Area: LI20", "Area: LI21", "System: Magnets"
     ]
+
+
+def test_a_formula_in_a_description_is_exported_as_text_and_reimported_unchanged(registry):
+    formula = '=HYPERLINK("http://evil.example","x")'
+    PV.objects.filter(pk=registry.pk).update(description=formula, device="@dev")
+
+    row = list(csv.reader(io.StringIO(export(PV.objects.filter(pk=registry.pk)))))[1]
+    report = import_pvs("reg.csv", export(), dry_run=False)
+
+    assert (row[2], row[4]) == ("'" + formula, "'@dev")
+    assert (report.new, report.updated, report.unchanged) == (0, 0, 2)

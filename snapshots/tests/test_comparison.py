@@ -1,5 +1,6 @@
 """snapshots.comparison: snapshot against snapshot (SQL) and against live values (Redis)."""
 
+import csv
 import io
 import math
 
@@ -246,6 +247,19 @@ def test_csv_holds_every_shown_row_in_order(pair):
     assert lines[0] == ",".join(comparison.CSV_HEADER)
     assert count == len(lines) - 1 == compare(c).total
     assert [line.split(",")[0] for line in lines[1:]] == names(compare(c, limit=None))
+
+
+def test_csv_writes_formula_like_values_and_devices_as_text(make_snapshot, make_pvs):
+    make_pvs("F:S", device="@evil")
+    a = make_snapshot("A", {"F:S": "=cmd|'/C calc'!A0"})
+    b = make_snapshot("B", {"F:S": "+1+1"})
+    stream = io.StringIO(newline="")
+
+    write_csv(Comparison(a=a, b=b), stream)
+
+    row = dict(zip(comparison.CSV_HEADER, list(csv.reader(io.StringIO(stream.getvalue(), newline="")))[1]))
+    assert row["device"] == "'@evil"
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row.values())
 
 
 # Against live values -------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Snapshot export to JSON and CSV and import back: lossless round trip, malformed files."""
 
+import csv
 import io
 import json
 import math
@@ -48,6 +49,8 @@ def snapshot(admin_user):
         values.pv_row(None, "RT:ENUM_NOLABEL", "", sample("enum", 5), None, m(labels=LABELS), "cache", T0 + 3),
         values.pv_row(None, "RT:STRING", "", sample("string", 'He said "hi", ✓\nnext'), None, m(), "cache", T0),
         values.pv_row(None, "RT:EMPTY", "", sample("string", ""), None, m(), "cache", T0),
+        values.pv_row(None, "RT:FORMULA", "", sample("string", "=cmd|'/C calc'!A0"), None, m(units="=1+1"),
+                      "cache", T0),
         values.pv_row(None, "RT:WAVE", "", sample("float_array", [0.1, math.nan, -math.inf, 1e300, -0.0]), None,
                       m(), "direct", T0),
         values.pv_row(None, "RT:IWAVE", "", sample("int_array", [1, -2, 3]), None, m(), "direct", T0),
@@ -77,7 +80,7 @@ def test_export_then_import_gives_identical_values(snapshot, admin_user, extensi
     imported = import_snapshot(f"saved.{extension}", stream.getvalue().encode(), created_by=admin_user)
 
     assert stored(imported) == stored(snapshot)
-    assert (imported.origin, imported.pv_count, imported.disconnected_count) == ("imported", 13, 2)
+    assert (imported.origin, imported.pv_count, imported.disconnected_count) == ("imported", 14, 2)
     assert imported.created_by == admin_user
     assert imported.values.get(pv_name="RT:FLOAT_SP").pv.setpoint_address == "RT:FLOAT_SP"
     assert imported.values.get(pv_name="RT:NAN").pv is None
@@ -200,3 +203,13 @@ def test_malformed_json_reports_records(admin_user):
 )  # fmt: skip
 def test_unreadable_files_are_refused(admin_user, filename, content, expected):
     assert problems_of(filename, content, admin_user) == [expected]
+
+
+def test_csv_cells_a_spreadsheet_would_evaluate_are_written_as_text(snapshot):
+    stream = io.StringIO(newline="")
+    export_snapshot_csv(snapshot, stream)
+
+    rows = {row[0]: dict(zip(FIELDS, row)) for row in csv.reader(io.StringIO(stream.getvalue(), newline=""))}
+
+    assert rows["RT:FORMULA"]["units"] == "'=1+1"
+    assert not any(cell.startswith(("=", "+", "@")) for row in rows.values() for cell in row.values())
