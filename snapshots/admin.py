@@ -8,7 +8,9 @@ from django.utils.html import format_html
 
 from snapshots.actions import delete_snapshots, edit_snapshot
 from snapshots.jobs import selection_problems
-from snapshots.models import MANAGE_PROTECTED_TAGS, Restore, RestoreItem, Snapshot, SnapshotSchedule, SnapshotTag
+from snapshots.models import (
+    MANAGE_PROTECTED_TAGS, SET_SCHEDULE_OWNER, Restore, RestoreItem, Snapshot, SnapshotSchedule, SnapshotTag,
+)
 from snapshots.schedules import delete_schedule, save_schedule
 from snapshots.services import protected_tags_refusal
 from squirrel_site.admin_base import ReadOnlyAdmin
@@ -168,7 +170,15 @@ class SnapshotScheduleAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "mode"]
     filter_horizontal = ["tags"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # A schedule's snapshots are recorded as its owner's: only the admin role may name another.
+        if request.user.has_perm(SET_SCHEDULE_OWNER):
+            return self.readonly_fields
+        return [*self.readonly_fields, "owner"]
+
     def save_model(self, request, obj, form, change):
+        if not change and not request.user.has_perm(SET_SCHEDULE_OWNER):
+            obj.owner = request.user
         save_schedule(obj, actor=request.user, via=AuditVia.ADMIN, changed=form.changed_data)
 
     def delete_model(self, request, obj):

@@ -394,6 +394,9 @@ class RestoreItem(models.Model):
         return _typed(self.value_type, self.readback_num, self.readback_str, self.readback_array)
 
 
+SET_SCHEDULE_OWNER = "snapshots.set_schedule_owner"
+
+
 class SnapshotSchedule(models.Model):
     """Snapshots taken on a timetable (a celery-beat crontab), with a retention rule.
 
@@ -416,7 +419,7 @@ class SnapshotSchedule(models.Model):
     keep_last = models.PositiveIntegerField(default=48, help_text="How many of its snapshots to keep (at least 1).")
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="snapshot_schedules",
-        help_text="The author recorded on its snapshots.",
+        help_text="The author recorded on its snapshots: whoever creates the schedule, unless an admin sets another.",
     )
     periodic_task = models.OneToOneField(
         "django_celery_beat.PeriodicTask", on_delete=models.SET_NULL, null=True, blank=True, editable=False,
@@ -427,6 +430,8 @@ class SnapshotSchedule(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.CheckConstraint(condition=Q(keep_last__gte=1), name="schedule_keeps_at_least_one")]
+        # Its snapshots are recorded as the owner's: making someone else the owner is the admin role's.
+        permissions = [("set_schedule_owner", "Can make another user a schedule's owner")]
 
     def __str__(self) -> str:
         return self.name

@@ -144,3 +144,51 @@ def test_retention_deletions_are_audited(schedule, admin_user):
     entry = AuditEntry.objects.get(action=AuditAction.SNAPSHOT_DELETED)
     assert (entry.target_id, entry.via, entry.details["schedule"]) == (str(pruned.pk), AuditVia.JOB, schedule.pk)
     assert Snapshot.objects.filter(pk=kept.pk).exists()
+
+
+SCHEDULE_FORM = {"name": "Nightly", "enabled": "on", "mode": "hybrid", "selection": "{}", "keep_last": "7"}
+
+
+@pytest.fixture
+def staff(make_user):
+    """make_user, as a member of staff (the admin site is where schedules are edited)."""
+
+    def make(role: str):
+        user = make_user(role)
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+        return user
+
+    return make
+
+
+def test_an_operator_owns_the_schedule_they_create_whatever_owner_they_post(client, staff, admin_user, hourly):
+    operator = staff("operator")
+    client.force_login(operator)
+
+    response = client.post("/admin/snapshots/snapshotschedule/add/",
+                           {**SCHEDULE_FORM, "crontab": hourly.pk, "owner": admin_user.pk})  # fmt: skip
+
+    assert response.status_code == 302
+    assert SnapshotSchedule.objects.get().owner == operator
+
+
+def test_an_operator_cannot_change_a_schedules_owner(client, staff, admin_user, schedule):
+    operator = staff("operator")
+    client.force_login(operator)
+    fields = {**SCHEDULE_FORM, "name": schedule.name, "crontab": schedule.crontab_id, "owner": operator.pk}
+
+    response = client.post(f"/admin/snapshots/snapshotschedule/{schedule.pk}/change/", fields)
+
+    assert response.status_code == 302
+    schedule.refresh_from_db()
+    assert (schedule.owner, schedule.keep_last) == (admin_user, 7)
+
+
+def test_the_admin_role_may_name_another_owner(client, staff, hourly):
+    admin, operator = staff("admin"), staff("operator")
+    client.force_login(admin)
+
+    client.post("/admin/snapshots/snapshotschedule/add/", {**SCHEDULE_FORM, "crontab": hourly.pk, "owner": operator.pk})
+
+    assert SnapshotSchedule.objects.get().owner == operator
