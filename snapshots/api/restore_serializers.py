@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from snapshots.api.serializers import PVSelectionSerializer
+from snapshots.jobs import select_pvs
 from snapshots.models import Restore, RestoreItem, RestorePreview, RestorePreviewItem, Snapshot
 from snapshots.restore import execution_refusal
 from squirrel_site.json_values import json_safe
@@ -34,6 +35,13 @@ class CreatePreviewSerializer(serializers.Serializer):
     snapshot = serializers.PrimaryKeyRelatedField(queryset=Snapshot.objects.all())
     selection = PVSelectionSerializer(required=False, default=dict)
     include_unchanged = serializers.BooleanField(default=False)
+
+    def validate_selection(self, selection: dict) -> dict:
+        # As the page's restore form: a selection that picks no PV is refused before a preview (and
+        # then an empty "succeeded" restore) is made of it.
+        if selection and not select_pvs(selection).exists():
+            raise serializers.ValidationError("No PV matches this selection.")
+        return selection
 
 
 class ExecuteSerializer(serializers.Serializer):

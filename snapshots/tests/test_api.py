@@ -196,6 +196,16 @@ def test_preview_of_an_unknown_snapshot_is_400(client, operator):
     assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["snapshot"]
 
 
+@pytest.mark.parametrize("selection", [{"pv": ["NOT:IN:REGISTRY", "NOR:THIS"]}, {"search": "nothing-matches-this"}])
+def test_a_preview_of_a_selection_matching_no_pv_is_400_and_makes_nothing(client, operator, snapshot, selection):
+    response = client.post("/api/v1/restore-previews/", {"snapshot": snapshot.id, "selection": selection},
+                           content_type="application/json")  # fmt: skip
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"selection": ["No PV matches this selection."]}
+    assert not RestorePreview.objects.exists() and not Job.objects.exists()
+
+
 def test_anonymous_cannot_use_the_snapshot_api(client, snapshot):
     assert client.get("/api/v1/snapshots/").status_code == 401
     assert client.post("/api/v1/restore-previews/", {}, content_type="application/json").status_code == 401
