@@ -5,11 +5,13 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from jobs.models import Job
 from jobs.payloads import job_group, job_state
+from squirrel_site.ws_security import SessionWatch
 
 
 class JobProgressConsumer(AsyncJsonWebsocketConsumer):
     """Follows one job. Only users with jobs.view_job to whom the job is visible
-    (Job.objects.visible_to) may; other handshakes are refused (HTTP 403)."""
+    (Job.objects.visible_to) may; other handshakes are refused (HTTP 403), and an open socket is
+    closed once its user logs out, is deactivated or loses the permission (SessionWatch)."""
 
     async def connect(self):
         user = self.scope.get("user")
@@ -22,10 +24,14 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.close()
             return
         await self.channel_layer.group_add(job_group(self.job_id), self.channel_name)
+        self.watch = SessionWatch(self, "jobs.view_job")
         await self.accept()
+        self.watch.start()
         await self.send_json(state)
 
     async def disconnect(self, code):
+        if hasattr(self, "watch"):
+            await self.watch.stop()
         if hasattr(self, "job_id"):
             await self.channel_layer.group_discard(job_group(self.job_id), self.channel_name)
 

@@ -212,6 +212,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# An open WebSocket re-checks its user this often: logged out, deactivated, or without the role,
+# the socket is closed (squirrel_site.ws_security.SessionWatch).
+WEBSOCKET_RECHECK_SECONDS = env_float("SQUIRREL_WS_RECHECK_SECONDS", 5.0)
+
 # Simulated IOC defaults used by run_sim_ioc and the demo.
 SIM_IOC_PREFIX = env_str("SQUIRREL_SIM_PREFIX", "SIM:")
 SIM_IOC_CHANGE_RATE_HZ = env_float("SQUIRREL_SIM_CHANGE_RATE_HZ", 1.0)

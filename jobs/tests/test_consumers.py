@@ -8,7 +8,7 @@ from jobs.models import Job, JobType
 from jobs.progress import push_state
 from squirrel_site.asgi import application
 
-ORIGIN = [(b"origin", b"http://127.0.0.1")]
+ORIGIN = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ def announce(writer):
 def headers(client, transactional_db, make_user):
     """WebSocket handshake headers: an Origin the ASGI app accepts and a signed-in viewer's session cookie."""
     client.force_login(make_user("viewer", "op"))
-    return [(b"origin", b"http://127.0.0.1"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    return [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
 
 
 @pytest.fixture

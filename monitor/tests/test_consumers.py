@@ -14,7 +14,7 @@ from monitor.tests.test_live import make_meta, make_value
 from pvs import sim
 from squirrel_site.asgi import application
 
-ORIGIN = [(b"origin", b"http://127.0.0.1")]
+ORIGIN = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
 PATH = "/ws/live/"
 TIMEOUT = 5
 

@@ -191,7 +191,7 @@ def test_api_operation(client, world, make_user, redis_db, method, name, obj, us
 @pytest.mark.parametrize("route, user, expected", _cases(SOCKETS, named_by=1))
 def test_websocket_route(client, world, make_user, redis_db, route, user, expected):
     account = _user(user, world, make_user)
-    headers = [(b"origin", b"http://127.0.0.1")]
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
     if account is not None:
         client.force_login(account)
         headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
