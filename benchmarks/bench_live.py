@@ -374,7 +374,7 @@ def main() -> int:
         log(f"monitor: all {args.pvs} values in Redis")
         port = free_port()
         profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
-        daphne = spawn([PYTHON, *profile, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+        daphne = spawn([PYTHON, *profile, "-m", "squirrel_site.web_server", "-b", "127.0.0.1", "-p", str(port),
                         "squirrel_site.asgi:application"], env, tmp / "daphne.log")  # fmt: skip
         procs.append(daphne)
         wait_for_port(port, daphne)

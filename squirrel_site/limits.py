@@ -1,10 +1,9 @@
-"""How much one API request may carry: body size, JSON shape, list lengths (docs/api.md, "Limits").
+"""How much one API request may carry: JSON shape, list lengths (docs/api.md, "Limits").
 
-JSON bodies are refused above settings.API_MAX_BODY_BYTES (SQUIRREL_API_MAX_BODY_BYTES, 16 MiB:
-a bulk request of 50,000 PVs is about 10 MB); multipart uploads (snapshot and registry imports)
-above settings.DATA_UPLOAD_MAX_MEMORY_SIZE (SQUIRREL_MAX_UPLOAD_BYTES). Lists inside a body hold at
-most settings.API_MAX_ITEMS items (SQUIRREL_API_MAX_ITEMS, 50,000, the largest registry a request
-may name), fewer where each item costs a query. Ids in a body fit a bigint primary key (`id_field`).
+Body sizes, for every route, are squirrel_site/request_limits.py's; a JSON body is also limited
+while it is parsed (settings.API_MAX_BODY_BYTES). Lists inside a body hold at most
+settings.API_MAX_ITEMS items (SQUIRREL_API_MAX_ITEMS, 50,000, the largest registry a request may
+name), fewer where each item costs a query. Ids in a body fit a bigint primary key (`id_field`).
 """
 
 import codecs
@@ -20,39 +19,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from squirrel_site.errors import API_PREFIX, RequestTooLarge, error_response, too_large_message
-
-MULTIPART = "multipart/form-data"
-
-
-def body_limit(content_type: str) -> int:
-    """The largest body, in bytes, accepted with this Content-Type."""
-    if content_type.split(";")[0].strip().lower() == MULTIPART:
-        return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    return settings.API_MAX_BODY_BYTES
-
-
-class ApiBodySizeMiddleware:
-    """Refuses an API request whose Content-Length is over the limit before its body is read.
-
-    A body sent without a Content-Length (chunked) is limited while it is parsed (StrictJSONParser)
-    and, for uploads, by Django's own DATA_UPLOAD_MAX_MEMORY_SIZE check.
-    """
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        if request.path_info.startswith(API_PREFIX):
-            declared = request.META.get("CONTENT_LENGTH") or "0"
-            length = int(declared) if declared.strip().isdigit() else -1
-            if length < 0:
-                return error_response(400, "bad_request", f"Content-Length {declared!r} is not a number of bytes.")
-            limit = body_limit(request.META.get("CONTENT_TYPE", ""))
-            if length > limit:
-                return error_response(413, RequestTooLarge.default_code, too_large_message(limit))
-        return self.get_response(request)
-
+from squirrel_site.errors import RequestTooLarge, too_large_message
 
 # A \u0000 escape (not an escaped backslash followed by "u0000"): the only way JSON carries NUL.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")

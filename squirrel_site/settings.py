@@ -51,7 +51,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that it sees (and gives the API's error shape to) every other middleware's answer.
     "squirrel_site.errors.ApiErrorMiddleware",
-    "squirrel_site.limits.ApiBodySizeMiddleware",
+    "squirrel_site.request_limits.RequestBodySizeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -152,9 +152,13 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Uploaded registry files (CSV, .req) can be large: 50K PVs is about 4 MB.
+# Request bodies, per route (squirrel_site/request_limits.py): the file imports take uploads up to
+# SQUIRREL_MAX_UPLOAD_BYTES (a registry of 50K PVs is about 4 MB), the rest of the API JSON up to
+# SQUIRREL_API_MAX_BODY_BYTES, and every other route (login, forms, the admin) SQUIRREL_MAX_FORM_BYTES.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("SQUIRREL_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)
-FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+MAX_FORM_BYTES = env_int("SQUIRREL_MAX_FORM_BYTES", 2_621_440)
+# An uploaded file above this goes to a temporary file on disk, not memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # The JSON API's bodies (docs/api.md, "Limits"): a bulk request of 50,000 PVs is about 10 MB.
 API_MAX_BODY_BYTES = env_int("SQUIRREL_API_MAX_BODY_BYTES", 16 * 1024 * 1024)
 # At most this many items in one list of a request: a bulk PV request, a selection's addresses.

@@ -113,7 +113,7 @@ def site(registry, redis_db, admin_user, tmp_path):  # noqa: F811 - `registry` i
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         processes.start(
-            "web", "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "squirrel_site.asgi:application",
+            "web", "-m", "squirrel_site.web_server", "-b", "127.0.0.1", "-p", str(port), "squirrel_site.asgi:application",
             ready=lambda log: answers(f"{url}/accounts/login/"),
         )  # fmt: skip
         yield url

@@ -9,7 +9,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 
 from squirrel_site.errors import RequestTooLarge
-from squirrel_site.limits import ApiBodySizeMiddleware, CappedListField, CappedManyRelatedField, StrictJSONParser
+from squirrel_site.limits import CappedListField, CappedManyRelatedField, StrictJSONParser
+from squirrel_site.request_limits import RequestBodySizeMiddleware
 
 
 class Unreadable(io.RawIOBase):
@@ -23,7 +24,7 @@ def through_middleware(content_type: str, length: int | str, path: str = "/api/v
     request = RequestFactory().post(path, content_type=content_type)
     request.META["CONTENT_LENGTH"] = str(length)
     request._stream = Unreadable()
-    return ApiBodySizeMiddleware(lambda request: "answered")(request)
+    return RequestBodySizeMiddleware(lambda request: "answered")(request)
 
 
 def parse(text: str):
@@ -43,10 +44,11 @@ def test_a_json_body_at_the_limit_goes_through(settings):
     assert through_middleware("application/json", 1000) == "answered"
 
 
-def test_uploads_keep_the_larger_upload_limit(settings):
+def test_the_import_keeps_the_larger_upload_limit(settings):
     settings.API_MAX_BODY_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000, 5000
-    assert through_middleware("multipart/form-data; boundary=x", 4000) == "answered"
-    assert through_middleware("multipart/form-data; boundary=x", 5001).status_code == 413
+    path = "/api/v1/snapshots/import/"
+    assert through_middleware("multipart/form-data; boundary=x", 4000, path=path) == "answered"
+    assert through_middleware("multipart/form-data; boundary=x", 5001, path=path).status_code == 413
 
 
 def test_pages_are_not_limited_by_the_api_limit(settings):
