@@ -1,4 +1,5 @@
-"""Project-wide pytest fixtures: users, an empty Redis test database and the simulated IOC."""
+"""Project-wide pytest fixtures: users, an empty Redis test database, a broker that refuses
+connections and the simulated IOC."""
 
 import os
 import signal
@@ -72,6 +73,22 @@ def operator_user(make_user):
 def admin_role_user(make_user):
     """A user in the admin group (not a superuser): everything, golden tags included."""
     return make_user("admin")
+
+
+@pytest.fixture
+def broker_down(settings, monkeypatch):
+    """The Celery broker at a closed port on this host: every connection to it is refused."""
+    import socket
+
+    from squirrel_site.celery import app
+
+    with socket.socket() as probe:  # a port that was free a moment ago, and nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    # Celery's configuration reads Django's settings: change it first, or it would keep this URL.
+    monkeypatch.setitem(app.conf, "broker_url", url)
+    settings.CELERY_BROKER_URL = url
+    return url
 
 
 @pytest.fixture

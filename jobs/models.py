@@ -17,6 +17,11 @@ class JobStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    # Not started before its start_by: nothing was done, and no delivery will run it.
+    EXPIRED = "expired", "Expired"
+
+
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.EXPIRED)
 
 
 class InvalidJobTransition(Exception):
@@ -49,6 +54,12 @@ class Job(models.Model):
         max_length=200, unique=True, null=True, blank=True,
         help_text="Set by senders that may deliver one request twice (celery beat): one job per key.",
     )  # fmt: skip
+    start_by = models.DateTimeField(
+        null=True, blank=True, help_text="The job is never started after this (null: no deadline)."
+    )
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a message for the job last reached the broker (null: not yet)."
+    )
     retry_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
@@ -74,7 +85,17 @@ class Job(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        return self.status in FINISHED
+
+    def is_overdue(self, now=None) -> bool:
+        """True if the job has a start deadline and it has passed."""
+        return self.start_by is not None and self.start_by < (now or timezone.now())
+
+    def expiry_message(self) -> str:
+        """What an expired job tells the operator: how long it had, and that nothing was done."""
+        window = round((self.start_by - self.created_at).total_seconds()) if self.start_by else 0
+        advice = "Make a new preview." if self.type == JobType.RESTORE else "Ask for it again."
+        return f"Expired: not started within {window} s of the request; nothing was written. {advice}"
 
     def _transition(self, allowed_from: tuple[str, ...], **changes) -> None:
         changes["updated_at"] = timezone.now()
@@ -111,6 +132,16 @@ class Job(models.Model):
             progress=100,
             result_id=result_id,
             message=message[:200],
+            finished_at=timezone.now(),
+        )
+
+    def expire(self) -> None:
+        """End a job that is past its start deadline and did nothing (allowed from pending or running:
+        a redelivered job whose handler found it had not begun)."""
+        self._transition(
+            (JobStatus.PENDING, JobStatus.RUNNING),
+            status=JobStatus.EXPIRED,
+            message=self.expiry_message()[:200],
             finished_at=timezone.now(),
         )
 

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 from django.db import connection
 
-from jobs.models import InvalidJobTransition, Job
+from jobs.models import InvalidJobTransition, Job, JobStatus
 from jobs.progress import ProgressReporter, push_state
 
 log = logging.getLogger(__name__)
@@ -17,6 +17,10 @@ JobHandler = Callable[[Job, ProgressReporter], int | None]
 
 class JobFailure(Exception):
     """A failure whose message is meant for the operator as it is."""
+
+
+class JobExpired(Exception):
+    """The job is past its start deadline and its handler has done nothing: it ends expired."""
 
 
 class JobRunningElsewhere(Exception):
@@ -48,7 +52,7 @@ def run_job(job_id: int, handler: JobHandler) -> None:
     """Run job `job_id` through `handler`, once, however often its task is delivered.
 
     A finished job is left alone; a job another worker is running now is left to it (its lock is
-    held); a job whose result was committed before its worker died is finished without running
+    held); a pending job past its start deadline expires instead of starting; a job whose result was committed before its worker died is finished without running
     again (handlers record their result in the transaction that writes it, see take_snapshot).
     """
     with job_lock(job_id) as held:
@@ -62,6 +66,9 @@ def _run_locked(job_id: int, handler: JobHandler) -> None:
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         log.warning("Job %s does not exist (deleted before it ran)", job_id)
+        return
+    if job.status == JobStatus.PENDING and job.is_overdue():
+        _expire(job)
         return
     try:
         job.start()
@@ -78,6 +85,9 @@ def _run_locked(job_id: int, handler: JobHandler) -> None:
     except JobRunningElsewhere:
         log.info("Job %s is being run by another worker; this delivery steps aside", job_id)
         return
+    except JobExpired:
+        _expire(job)
+        return
     except JobFailure as exc:
         job.fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - record any failure on the job, readable
@@ -85,4 +95,14 @@ def _run_locked(job_id: int, handler: JobHandler) -> None:
         job.fail(f"{type(exc).__name__}: {exc}")
     else:
         job.finish(result_id)
+    push_state(job)
+
+
+def _expire(job: Job) -> None:
+    try:
+        job.expire()
+    except InvalidJobTransition:
+        log.info("Job %s is already %s; not expiring it", job.pk, job.status)
+        return
+    log.warning("Job %s expired: not started before its deadline", job.pk)
     push_state(job)

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from jobs.models import Job, JobType
 from snapshots.importers import import_snapshot
-from snapshots.jobs import enqueue
+from jobs.outbox import enqueue
 from snapshots.models import MANAGE_PROTECTED_TAGS, Restore, RestorePreview, Snapshot, SnapshotTag
 from snapshots.restore import NeedsChannelAccess, RestoreError, execution_refusal, undo_restore
 from snapshots.services import SnapshotError, protected_tags_refusal

@@ -1,18 +1,12 @@
 """Job handlers: turn a Job's parameters into one service call (snapshot, restore)."""
 
-import logging
-from datetime import timedelta
-
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 
-from jobs.models import Job, JobStatus, JobType
-from jobs.runner import JobFailure, JobRunningElsewhere, job_lock
+from jobs.models import Job
+from jobs.runner import JobExpired, JobFailure, JobRunningElsewhere
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
 from squirrel_site.bulk_sql import in_array
-
-log = logging.getLogger(__name__)
 
 
 def selection_problems(selection) -> dict | str | None:
@@ -36,49 +30,6 @@ def select_pvs(selection: dict):
     if not filterset.is_valid():
         raise JobFailure(f"The PV selection is not valid: {filterset.errors.as_text()}")
     return filterset.qs
-
-
-def _task(job_type: str):
-    from snapshots.tasks import preview_task, restore_task, take_snapshot_task
-
-    return {JobType.SNAPSHOT: take_snapshot_task, JobType.PREVIEW: preview_task, JobType.RESTORE: restore_task}[job_type]
-
-
-def enqueue(job_type: str, *, user, data: dict) -> Job:
-    """Create a Job and hand it to a worker once the surrounding transaction commits."""
-    job = Job.objects.create(type=job_type, created_by=user, data=data)
-    _task(job_type).delay_on_commit(job.id)
-    return job
-
-
-# A queued job untouched this long may have lost its Celery message (Redis restarted empty).
-LOST_AFTER = timedelta(minutes=2)
-
-
-def requeue_lost_jobs(now=None) -> list[int]:
-    """Send again the tasks of jobs whose message may be gone; returns their ids.
-
-    PostgreSQL holds every job; Redis only its message. Pending jobs untouched for LOST_AFTER
-    and running jobs that no runner holds (jobs.runner.job_lock: its worker died) are sent
-    again, and touched so that each is sent at most once per LOST_AFTER. A job whose first
-    message still arrives runs once all the same (jobs.runner).
-    """
-    now = now or timezone.now()
-    candidates = Job.objects.filter(
-        status__in=[JobStatus.PENDING, JobStatus.RUNNING], updated_at__lt=now - LOST_AFTER
-    ).values_list("pk", "type", "status")
-    sent = []
-    for job_id, job_type, status in candidates:
-        if status == JobStatus.RUNNING:
-            with job_lock(job_id) as free:
-                if not free:
-                    continue  # a runner holds it: alive, however quiet
-        if Job.objects.filter(pk=job_id, status=status, updated_at__lt=now - LOST_AFTER).update(updated_at=now):
-            _task(job_type).delay(job_id)
-            sent.append(job_id)
-    if sent:
-        log.warning("Sent again the tasks of jobs %s (pending or orphaned for over %s)", sent, LOST_AFTER)
-    return sent
 
 
 def snapshot_handler(job: Job, progress) -> int:
@@ -142,7 +93,7 @@ def preview_handler(job: Job, progress) -> int:
 def restore_handler(job: Job, progress) -> int:
     """Execute (or resume) the restore of the preview named in job.data."""
     from snapshots.models import Restore, RestorePreview
-    from snapshots.restore import RestoreBusy, RestoreError, execute_restore
+    from snapshots.restore import RestoreBusy, RestoreError, RestoreExpired, execute_restore
 
     user = get_user_model().objects.get(pk=job.created_by_id)
     preview = RestorePreview.objects.filter(pk=job.data["preview"]).first()
@@ -153,6 +104,8 @@ def restore_handler(job: Job, progress) -> int:
             preview, user=user, job=job, progress=progress,
             verify=job.data.get("verify", True), verify_timeout=job.data.get("verify_timeout", 5.0),
         )  # fmt: skip
+    except RestoreExpired:
+        raise JobExpired from None
     except RestoreBusy:
         running = Restore.objects.filter(preview=preview).values_list("pk", "job_id").first()
         if running is not None and running[1] == job.id:

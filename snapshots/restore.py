@@ -91,6 +91,10 @@ class RestoreBusy(RestoreError):
     """Another runner is executing this restore right now."""
 
 
+class RestoreExpired(RestoreError):
+    """The restore's job is past its start deadline and nothing was written: it is not started."""
+
+
 class NeedsChannelAccess(RestoreError):
     """A cache-only preview found the monitor's cache stale or incomplete: make it in a worker."""
 
@@ -299,13 +303,15 @@ def _run(restore: Restore, *, io, progress: Progress | None, job, registry_check
         if resumed:
             plan = _unfinished(restore, options["connect_timeout"])
         else:
-            # Nothing is written yet: a registry edit since the claim (a retry after a crash) still
+            # Nothing is written yet: a job past its start deadline (a delivery after a crash, long
+            # after the request) does not start now, and a registry edit since the claim still
             # refuses, or the undo snapshot and the writes would follow different addresses.
+            if job is not None and job.is_overdue():
+                _end_unwritten(restore)
+                raise RestoreExpired(f"Restore #{restore.pk} was not started before its deadline.")
             changed = None if registry_checked else _registry_changed(restore.preview)
             if changed:
-                Restore.objects.filter(pk=restore.pk).update(
-                    status=RestoreStatus.PARTIAL, finished_at=timezone.now(), summary={}
-                )
+                _end_unwritten(restore)
                 raise RestoreError(f"{changed} Nothing was written.")
             report(0, "Taking the undo snapshot")
             plan = _capture(restore, io, options["connect_timeout"], recorder)
@@ -322,6 +328,11 @@ def _run(restore: Restore, *, io, progress: Progress | None, job, registry_check
         restore.refresh_from_db()
         report(100, f"Restore {restore.get_status_display().lower()}")
     return restore
+
+
+def _end_unwritten(restore: Restore) -> None:
+    """Finish a restore that wrote nothing (an empty summary says so)."""
+    Restore.objects.filter(pk=restore.pk).update(status=RestoreStatus.PARTIAL, finished_at=timezone.now(), summary={})
 
 
 def undo_restore(restore: Restore, *, user, ttl: float = DEFAULT_TTL, io=None, cache_only: bool = False,

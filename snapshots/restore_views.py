@@ -19,7 +19,7 @@ from pvs.models import PV
 from snapshots.actions import request_restore, request_undo
 from snapshots.filtersets import SnapshotValueFilterSet
 from snapshots.forms import ExecuteRestoreForm, RestoreScope, RestoreSelectionForm
-from snapshots.jobs import enqueue
+from jobs.outbox import enqueue
 from snapshots.models import (
     Restore, RestoreAction, RestoreItemStatus, RestorePreview, Snapshot, SnapshotValue,
 )  # fmt: skip

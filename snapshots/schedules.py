@@ -79,7 +79,8 @@ def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
         "tags": list(schedule.tags.values_list("name", flat=True)), "selection": schedule.selection,
         "origin": SnapshotOrigin.SCHEDULED, "schedule": schedule.pk,
     }  # fmt: skip
-    fields = {"type": JobType.SNAPSHOT, "created_by": schedule.owner}
+    # Run here, not sent: dispatched already, so the outbox relay sends it only if this worker dies.
+    fields = {"type": JobType.SNAPSHOT, "created_by": schedule.owner, "dispatched_at": timezone.now()}
     with transaction.atomic():
         if key:
             job, created = Job.objects.get_or_create(key=key, defaults={**fields, "data": data})

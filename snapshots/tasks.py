@@ -1,8 +1,8 @@
 """Celery tasks: thin, take a Job id, delegate to snapshots.jobs through the job runner.
 
 Workers that run these talk Channel Access: start them with --pool threads (or solo), never
-prefork. acks_late + reject_on_worker_lost (settings) mean a killed worker's task runs again;
-the restore service resumes from its per-PV records, so that is safe.
+prefork. The outbox relay (jobs.outbox) sends the job of a killed worker again, so its task runs
+again; the restore service resumes from its per-PV records, so that is safe.
 """
 
 from celery import shared_task
@@ -38,11 +38,3 @@ def scheduled_snapshot_task(self, schedule_id: int) -> None:
     from snapshots.schedules import run_schedule
 
     run_schedule(schedule_id, key=f"scheduled-snapshot:{self.request.id}" if self.request.id else None)
-
-
-@shared_task(name="snapshots.requeue_lost_jobs")
-def requeue_lost_jobs_task() -> None:
-    """Send again the tasks of jobs whose Celery message was lost (celery beat, every minute)."""
-    from snapshots.jobs import requeue_lost_jobs
-
-    requeue_lost_jobs()

@@ -43,6 +43,10 @@ def envelope_response(description: str) -> OpenApiResponse:
 
 
 LIVE_VALUES_UNAVAILABLE = envelope_response("Live values are unavailable: Redis cannot be reached.")
+JOB_QUEUE_UNAVAILABLE = envelope_response(
+    "The job queue (Redis) or the database is unreachable: nothing was recorded and no job runs. "
+    "Try again after the `Retry-After` header's seconds."
+)
 
 _ERRORS = {
     "400": "The request is not valid; `fields` says which of its parts are wrong and why.",

@@ -110,11 +110,10 @@ CHANNEL_LAYERS = {
 
 CELERY_BROKER_URL = env_str("SQUIRREL_CELERY_BROKER_URL", REDIS_URL)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Redis holds only the messages; PostgreSQL holds the jobs. A job whose message was lost (Redis
-# restarted empty) or whose worker died is sent again (snapshots.jobs.requeue_lost_jobs).
-CELERY_BEAT_SCHEDULE = {
-    "requeue-lost-jobs": {"task": "snapshots.requeue_lost_jobs", "schedule": 60.0},
-}
+# Redis holds only the messages; PostgreSQL holds the jobs (the outbox): each worker's relay
+# (jobs.outbox) sends what was not sent, and again what was lost or orphaned.
+# A restore not started this many seconds after its request is never started (status expired).
+RESTORE_START_DEADLINE = env_float("SQUIRREL_RESTORE_START_DEADLINE", 60.0)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

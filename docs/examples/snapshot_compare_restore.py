@@ -59,7 +59,7 @@ class Squirrel:
         return self.call("POST", path, json=body or {})
 
     def wait_for_job(self, job_id: int, what: str) -> dict:
-        """Poll the job until it ends; its final state. A failed job is an ApiError."""
+        """Poll the job until it ends; its final state. A failed or expired job is an ApiError."""
         deadline = time.monotonic() + JOB_TIMEOUT
         while True:
             job = self.get(f"/api/v1/jobs/{job_id}/")
@@ -67,6 +67,8 @@ class Squirrel:
                 return job
             if job["status"] == "failed":
                 raise ApiError(f"{what} (job {job_id}) failed: {job.get('error') or job}")
+            if job["status"] == "expired":  # not started in time: nothing was done
+                raise ApiError(f"{what} (job {job_id}): {job['message']}")
             if time.monotonic() > deadline:
                 raise ApiError(f"{what} (job {job_id}) did not finish in {JOB_TIMEOUT:g} s: {job}")
             time.sleep(POLL_INTERVAL)

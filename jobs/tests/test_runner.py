@@ -1,7 +1,10 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from jobs.models import Job, JobStatus, JobType
-from jobs.runner import JobFailure, run_job
+from jobs.runner import JobExpired, JobFailure, run_job
 
 
 @pytest.fixture
@@ -35,6 +38,24 @@ def test_an_unexpected_error_is_recorded_with_its_type(job):
     run_job(job.id, handler)
     job.refresh_from_db()
     assert job.error == "ValueError: bad value"
+
+
+def test_a_pending_job_delivered_after_its_deadline_expires_without_running(job):
+    Job.objects.filter(pk=job.pk).update(start_by=timezone.now() - timedelta(seconds=1))
+    calls = []
+    run_job(job.id, lambda job, progress: calls.append(job.pk))
+    job.refresh_from_db()
+    assert (job.status, calls) == (JobStatus.EXPIRED, [])
+    assert job.message.startswith("Expired: not started within")
+
+
+def test_a_handler_that_finds_its_job_expired_ends_it_expired(job):
+    def handler(job, progress):
+        raise JobExpired
+
+    run_job(job.id, handler)
+    job.refresh_from_db()
+    assert (job.status, job.error) == (JobStatus.EXPIRED, "")
 
 
 def test_a_duplicate_delivery_of_a_finished_job_does_not_run_it_again(job):

@@ -14,19 +14,20 @@ from rest_framework.response import Response
 
 from jobs.api.serializers import JobSerializer
 from jobs.models import Job, JobType
+from jobs.outbox import enqueue
 from snapshots.actions import request_restore, request_undo
 from snapshots.api.restore_serializers import (
     CreatePreviewSerializer, ExecuteSerializer, RestoreItemSerializer, RestorePreviewItemSerializer,
     RestorePreviewSerializer, RestoreSerializer,
 )  # fmt: skip
 from snapshots.api.views import ValuePagination
-from snapshots.jobs import enqueue, select_pvs
+from snapshots.jobs import select_pvs
 from snapshots.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
 from snapshots.restore import NeedsChannelAccess, RestoreError, preview_restore, undo_restore
 from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import needs
-from squirrel_site.schema import envelope_response
+from squirrel_site.schema import JOB_QUEUE_UNAVAILABLE, envelope_response
 
 # Previews, executions and undos write to the machine: they need snapshots.add_restore.
 RESTORE_PERMISSION = "snapshots.add_restore"
@@ -59,7 +60,8 @@ class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
     filterset_class = None
 
     @extend_schema(
-        request=CreatePreviewSerializer, responses={201: RestorePreviewSerializer, 202: JobSerializer},
+        request=CreatePreviewSerializer,
+        responses={201: RestorePreviewSerializer, 202: JobSerializer, 503: JOB_QUEUE_UNAVAILABLE},
         description="A preview of what restoring the snapshot would write: 201 with it when the monitor's "
         "cache can serve every live value, else 202 with the job that makes it (its result_id is the preview).",
     )  # fmt: skip
@@ -88,7 +90,7 @@ class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
         """The preview's PVs (`?action=write` for those it would write)."""
         return _items_page(self, self.get_object().items.all(), RestorePreviewItemSerializer, "action")
 
-    @extend_schema(request=ExecuteSerializer, responses={202: JobSerializer})
+    @extend_schema(request=ExecuteSerializer, responses={202: JobSerializer, 503: JOB_QUEUE_UNAVAILABLE})
     @action(detail=True, methods=["post"], pagination_class=None)
     def execute(self, request, pk=None):
         """Confirm the preview: the restore runs as a job (202 with the job)."""
@@ -125,6 +127,7 @@ class RestoreViewSet(viewsets.ReadOnlyModelViewSet):
         responses={
             201: RestorePreviewSerializer, 202: JobSerializer,
             400: envelope_response("This restore cannot be undone: it never started writing."),
+            503: JOB_QUEUE_UNAVAILABLE,
         },
     )  # fmt: skip
     @action(detail=True, methods=["post"], pagination_class=None)

@@ -25,6 +25,7 @@ from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import ModelPermissions
 from squirrel_site.renderers import FastJSONRenderer
+from squirrel_site.schema import JOB_QUEUE_UNAVAILABLE
 
 
 class SnapshotPagination(IdCursorPagination):
@@ -68,7 +69,7 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     filterset_class = SnapshotFilterSet
     pagination_class = SnapshotPagination
 
-    @extend_schema(request=TakeSnapshotSerializer, responses={202: JobSerializer})
+    @extend_schema(request=TakeSnapshotSerializer, responses={202: JobSerializer, 503: JOB_QUEUE_UNAVAILABLE})
     def create(self, request):
         """Take a snapshot: a job (202 with the job; its result_id is the snapshot)."""
         params = TakeSnapshotSerializer(data=request.data, context={"request": request})

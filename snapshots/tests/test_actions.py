@@ -170,3 +170,44 @@ def test_an_undo_made_by_a_worker_is_audited_with_its_job(client, operator, rest
     assert response["Location"] == reverse("jobs:detail", args=[job.pk])
     entry = only_entry(AuditAction.RESTORE_UNDO_REQUESTED)
     assert (entry.via, entry.details) == (AuditVia.PAGE, {"job": job.pk})
+
+
+def _nothing_recorded() -> bool:
+    return not Job.objects.exists() and not AuditEntry.objects.filter(
+        action__in=[AuditAction.SNAPSHOT_REQUESTED, AuditAction.RESTORE_REQUESTED]
+    ).exists()
+
+
+def test_a_snapshot_requested_while_the_broker_is_down_answers_503_and_records_nothing(client, operator, broker_down):
+    client.force_login(operator)
+    response = client.post("/api/v1/snapshots/", {"title": "Before MD", "mode": "cache"}, content_type="application/json")
+    assert response.status_code == 503 and response["Retry-After"]
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert "nothing was recorded" in response.json()["error"]["message"]
+    assert _nothing_recorded()
+
+
+def test_a_snapshot_requested_on_the_page_while_the_broker_is_down_shows_the_503_page(client, operator, broker_down):
+    PV.objects.create(setpoint_address="T:A")
+    client.force_login(operator)
+    response = client.post(reverse("snapshots:list"), {"take-title": "Shift start", "take-mode": "cache"})
+    assert response.status_code == 503 and response["Retry-After"]
+    assert "The job queue (Redis) is unreachable; nothing was recorded." in response.text
+    assert _nothing_recorded()
+
+
+def test_an_execution_while_the_broker_is_down_answers_503_and_records_nothing(client, operator, saved, broker_down):
+    client.force_login(operator)
+    preview = make_preview(client, saved)
+    response = client.post(f"/api/v1/restore-previews/{preview.id}/execute/", content_type="application/json")
+    assert response.status_code == 503 and response["Retry-After"]
+    assert _nothing_recorded()
+
+
+def test_a_confirmation_on_the_page_while_the_broker_is_down_shows_the_503_page(client, operator, saved, broker_down):
+    client.force_login(operator)
+    preview = make_preview(client, saved)
+    response = client.post(reverse("snapshots:restore_execute", args=[preview.pk]), {"verify": "on", "verify_timeout": "5"})
+    assert response.status_code == 503
+    assert "nothing was recorded" in response.text
+    assert _nothing_recorded()

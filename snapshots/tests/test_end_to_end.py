@@ -19,7 +19,7 @@ from django.db.models import Q
 from jobs.models import Job
 from pvs import sim
 from pvs.importers import import_pvs
-from snapshots.models import Restore
+from snapshots.models import Restore, Snapshot
 
 pytestmark = [pytest.mark.ioc, pytest.mark.worker]
 
@@ -31,7 +31,7 @@ class Worker:
         self.log_path = log_path
         env = dict(
             os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE, SQUIRREL_DB_NAME=connection.settings_dict["NAME"],
-            SQUIRREL_CELERY_VISIBILITY_TIMEOUT="3", PYTHONUNBUFFERED="1",
+            PYTHONUNBUFFERED="1",
             PATH=f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}",
         )  # fmt: skip
         with open(log_path, "a") as log:
@@ -123,7 +123,7 @@ def wait_for_job(api, job_id, timeout=60.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = api.get(f"/api/v1/jobs/{job_id}/").json()
-        if job["status"] in ("succeeded", "failed"):
+        if job["status"] in ("succeeded", "failed", "expired"):
             return job
         time.sleep(0.1)
     pytest.fail(f"job {job_id} did not finish: {job}")
@@ -196,22 +196,28 @@ def test_a_worker_killed_mid_restore_is_resumed_by_another_without_skipping(api,
     caput_many({a: saved[a] + 2.0 for a in addresses})
     preview = make_preview(api, snapshot_id, addresses)
     assert preview["write_count"] == len(addresses)
+    workers.start()  # a second worker, idle until the first dies
     execute = api.post(f"/api/v1/restore-previews/{preview['id']}/execute/", content_type="application/json")
     job_id = execute.json()["id"]
+    assert Job.objects.get(pk=job_id).dispatched_at is not None  # sent at once, after the commit
 
-    # Kill the worker as soon as the restore has begun writing (puts with completion are slow).
+    # Kill the worker that runs it as soon as the restore has begun writing (puts with completion are slow).
     deadline = time.monotonic() + 30
     started = Q(writing_stage__isnull=False) | Q(items__status="written")
     while not Restore.objects.filter(started, job_id=job_id).exists():
         assert time.monotonic() < deadline, "the restore never started writing"
         time.sleep(0.005)
-    workers.running[0].kill()
+    runner = next(worker for worker in workers.running if "snapshots.restore[" in worker.output())
+    runner.kill()
+    killed_at = time.monotonic()
     # Its items may not even exist yet: they are created beside the first stage's puts.
     killed = Restore.objects.get(job_id=job_id)
     assert not killed.is_finished, "the restore finished before the worker was killed"
-    workers.start()
 
+    # The other worker's outbox relay finds the job orphaned and sends it again (the killed
+    # worker's own message would come back only after the broker's visibility timeout, minutes).
     job = wait_for_job(api, job_id, timeout=60)
+    assert time.monotonic() - killed_at < 15
     assert job["status"] == "succeeded", job["error"]
     assert Job.objects.get(pk=job_id).retry_count >= 1
     restored = Restore.objects.get(job_id=job_id)
@@ -219,3 +225,15 @@ def test_a_worker_killed_mid_restore_is_resumed_by_another_without_skipping(api,
     assert set(restored.items.values_list("status", flat=True)) == {"verified"}
     now = caget_many(addresses)
     assert all(now[a] == pytest.approx(saved[a]) for a in addresses)
+
+
+def test_a_job_committed_whose_message_never_reached_the_broker_is_run_by_the_relay(api, workers, registry, admin_user):
+    addresses = [pv.setpoint for pv in registry.of_kind(sim.PAIR)][:5]
+    # What a web process leaves when it dies (or the broker vanishes) between the commit and the send.
+    job = Job.objects.create(
+        type="snapshot", created_by=admin_user, data={"title": "Unsent", "mode": "direct", "selection": {"pv": addresses}}
+    )  # fmt: skip
+    assert wait_for_job(api, job.pk, timeout=30)["status"] == "succeeded"
+    job.refresh_from_db()
+    assert job.dispatched_at is not None
+    assert Snapshot.objects.get(pk=job.result_id).pv_count == len(addresses)

@@ -2,14 +2,19 @@
 recorded) is resumed without writing any PV twice or skipping one; one runner at a time."""
 
 import threading
+from datetime import timedelta
 
 import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
+from jobs.models import Job, JobStatus, JobType
+from jobs.runner import run_job
 from pvs.models import PV
 from snapshots import restore as restore_service
+from snapshots.jobs import restore_handler
 from snapshots.models import Restore, RestoreItemStatus, RestoreStatus
 from snapshots.restore import RestoreBusy, execute_restore, preview_restore, resume_restore
 from snapshots.tests.restore_support import (  # noqa: F401 - ioc, undo_snapshots and user are fixtures
@@ -186,3 +191,48 @@ def test_a_second_runner_is_refused_while_the_first_holds_the_restore(ioc, user,
         other.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
     ioc.crash_after = None
     assert resume_restore(restore, io=ioc).status == RestoreStatus.SUCCEEDED
+
+
+def _overdue_restore_job(user, preview) -> Job:
+    """A restore job delivered again after its start deadline (its first run died)."""
+    return Job.objects.create(
+        type=JobType.RESTORE, created_by=user, status=JobStatus.RUNNING, data={"preview": preview.pk},
+        start_by=timezone.now() - timedelta(seconds=1),
+    )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_redelivered_restore_past_its_deadline_that_wrote_nothing_expires(ioc, user, monkeypatch):
+    monkeypatch.setattr(restore_service, "_service", lambda: ioc)
+    preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
+    job = _overdue_restore_job(user, preview)
+    restore_service._claim(preview, user, job, {"verify": True, "verify_timeout": 1.0, "put_timeout": 1.0,
+                                                "connect_timeout": 1.0})  # the first run died after its claim  # fmt: skip
+
+    run_job(job.pk, restore_handler)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.EXPIRED and "nothing was written" in job.message
+    assert ioc.puts == {}
+    restore = Restore.objects.get(preview=preview)
+    assert (restore.status, restore.summary, restore.undo_snapshot_id) == (RestoreStatus.PARTIAL, {}, None)
+
+
+@pytest.mark.django_db
+def test_a_restore_past_its_deadline_whose_puts_had_begun_is_resumed(ioc, user, monkeypatch):
+    monkeypatch.setattr(restore_service, "_service", lambda: ioc)
+    snapshot = simple_setup(ioc, user, count=4)
+    preview = preview_restore(snapshot, created_by=user, io=ioc)
+    job = _overdue_restore_job(user, preview)
+    job.start_by = timezone.now() + timedelta(seconds=60)
+    ioc.crash_after = 2
+    with pytest.raises(CrashingPut):
+        execute_restore(preview, user=user, io=ioc, job=job)  # started in time, died mid-stage
+    ioc.crash_after = None
+    Job.objects.filter(pk=job.pk).update(start_by=timezone.now() - timedelta(seconds=1))
+
+    run_job(job.pk, restore_handler)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert ioc.puts == {f"T:SP{i}": 1 for i in range(4)}

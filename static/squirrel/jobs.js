@@ -2,8 +2,8 @@
 // /ws/jobs/<id>/ (jobs/payloads.py's job.state messages) and the page reloads when the job ends,
 // so the server renders the result. If the socket is refused or drops, it polls the job API.
 
-const FINISHED = new Set(["succeeded", "failed"]);
-const LABELS = { pending: "Pending", running: "Running", succeeded: "Succeeded", failed: "Failed" };
+const FINISHED = new Set(["succeeded", "failed", "expired"]);
+const LABELS = { pending: "Pending", running: "Running", succeeded: "Succeeded", failed: "Failed", expired: "Expired" };
 const POLL_MS = 1000;
 
 function setText(root, selector, text) {
