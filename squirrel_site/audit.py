@@ -28,6 +28,7 @@ class AuditAction:
     SCHEDULE_CHANGED = "schedule.changed"
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
+    LOGIN_LOCKED_OUT = "login.locked_out"
 
 
 def record(actor, action: str, summary: str, *, via: str, target=None, details: dict | None = None) -> AuditEntry:

@@ -32,15 +32,18 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {value!r}.")
 
 
-def env_int(name: str, default: int) -> int:
-    """Return the variable as an integer."""
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    """Return the variable as an integer, at least `minimum` when one is given."""
     value = os.environ.get(name)
     if value is None:
         return default
     try:
-        return int(value)
+        result = int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}.") from None
+    if minimum is not None and result < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value!r}.")
+    return result
 
 
 def env_float(name: str, default: float) -> float:

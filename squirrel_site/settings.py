@@ -1,7 +1,10 @@
 """Squirrel settings, read from environment variables (every one is listed in README.md)."""
 
 import sys
+from datetime import timedelta
 from pathlib import Path
+
+from csp.constants import NONE, SELF
 
 from squirrel_site.env import env_bool, env_float, env_int, env_list, env_str
 from squirrel_site.epics_env import apply_loopback_defaults
@@ -40,6 +43,7 @@ INSTALLED_APPS = [
     "django_filters",
     "channels",
     "django_celery_beat",
+    "axes",
     "tags",
     "pvs",
     "snapshots",
@@ -53,6 +57,9 @@ MIDDLEWARE = [
     "squirrel_site.errors.ApiErrorMiddleware",
     "squirrel_site.request_limits.RequestBodySizeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Beside SecurityMiddleware, the other response-header middleware; it sets the CSP header on
+    # every answer, static files included (WhiteNoise answers those itself below).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -60,6 +67,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Replaces a locked-out login's answer with the lockout page. It only looks at the view's
+    # answer, so it sits after the middleware whose request the page renders with (sessions,
+    # user, messages), and before the last, which must see a view's exception first.
+    "axes.middleware.AxesMiddleware",
     # Last, so its process_exception sees a view's exception first: PostgreSQL or the broker
     # unreachable is a 503 with Retry-After, not a 500.
     "squirrel_site.errors.ServiceUnavailableMiddleware",
@@ -218,6 +229,58 @@ SPECTACULAR_SETTINGS = {
 # An open WebSocket re-checks its user this often: logged out, deactivated, or without the role,
 # the socket is closed (squirrel_site.ws_security.SessionWatch).
 WEBSOCKET_RECHECK_SECONDS = env_float("SQUIRREL_WS_RECHECK_SECONDS", 5.0)
+
+# --- Deployment: HTTPS, cookies, Content-Security-Policy, login throttling -------------------
+# docs/security.md ("Deployment") explains each; README.md lists the production variables, with
+# which `manage.py check --deploy` is clean (squirrel_site/tests/test_deployment.py).
+
+# Cookies travel over HTTPS only, unless in debug mode: the demo is plain http://127.0.0.1:8000.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SQUIRREL_SECURE_COOKIES", not DEBUG)
+# Off by default: behind a TLS proxy that does not say so (SQUIRREL_BEHIND_TLS_PROXY) every request
+# looks like plain HTTP, and redirecting it would loop.
+SECURE_SSL_REDIRECT = env_bool("SQUIRREL_SSL_REDIRECT", False)
+# Load balancers probe the health endpoint over plain HTTP on the instance itself.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]
+# HSTS makes browsers refuse plain HTTP to this host for that long: set it once HTTPS works.
+SECURE_HSTS_SECONDS = env_int("SQUIRREL_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SQUIRREL_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SQUIRREL_HSTS_PRELOAD", False)
+# A proxy that terminates TLS tells Django the request came over HTTPS (X-Forwarded-Proto) and
+# from whom (it appends the client to X-Forwarded-For). Only trusted when the proxy always sets
+# them: otherwise clients could claim HTTPS, or another address to dodge login throttling.
+BEHIND_TLS_PROXY = env_bool("SQUIRREL_BEHIND_TLS_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+
+# Pages, the admin and the API docs load everything from this server, and run no inline script
+# or style. `connect-src 'self'` covers the same origin's WebSockets (ws: and wss:).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# Login throttling (django-axes): after this many failed logins for one user name from one
+# address, that pair is locked out for the cool-off; a success resets the count. Counting the
+# pair rather than the name alone means nobody can lock an operator out from elsewhere.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("SQUIRREL_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SQUIRREL_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "squirrel_site.login_throttle.lockout_response"
+# Behind the proxy every request comes from the proxy: the client is in X-Forwarded-For.
+AXES_CLIENT_IP_CALLABLE = "squirrel_site.login_throttle.client_ip_address"
+# Failed logins are in axes' own log (admin: Axes → Access attempts); successes need no copy.
+AXES_DISABLE_ACCESS_LOG = True
+# No banner from every process at start-up; log lines name the lockout parameters only.
+AXES_VERBOSE = False
 
 # Simulated IOC defaults used by run_sim_ioc and the demo.
 SIM_IOC_PREFIX = env_str("SQUIRREL_SIM_PREFIX", "SIM:")

@@ -1,6 +1,7 @@
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 
 from pvs import sim
 from pvs.management.commands.setup_demo import DEMO_PASSWORD, DEMO_USERNAME
@@ -12,7 +13,9 @@ def test_setup_demo_registers_the_simulated_pvs_and_the_demo_user(capsys):
     call_command("setup_demo", "--pvs", "40")
     served = {pv.setpoint for pv in sim.generate(40).pvs}
     assert set(PV.objects.values_list("setpoint_address", flat=True)) == served
-    assert authenticate(username=DEMO_USERNAME, password=DEMO_PASSWORD).is_superuser
+    # As the login page asks: login throttling (django-axes) needs the request.
+    login = RequestFactory().post("/accounts/login/")
+    assert authenticate(login, username=DEMO_USERNAME, password=DEMO_PASSWORD).is_superuser
     assert "Demo login" in capsys.readouterr().out
 
 

@@ -1,0 +1,106 @@
+"""The Content-Security-Policy in Debian's chromium: every page works under it and none breaks it.
+
+The same whole system on loopback as test_browser.py (its fixtures); the browser reports each
+violation as a `securitypolicyviolation` event and a console error, and both are collected.
+"""
+
+import pytest
+
+from pvs import sim
+from snapshots.tests.test_end_to_end import registry  # noqa: F401 - a fixture
+from squirrel_site.tests.test_browser import (  # noqa: F401 - browser_page and site are fixtures
+    browser_page,
+    log_in,
+    screenshot,
+    site,
+    take_snapshot,
+    wait_for_live,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker]
+
+COLLECT_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI} ${event.sourceFile}:${event.lineNumber}`);
+});
+"""
+
+
+@pytest.fixture
+def watched_page(browser_page):  # noqa: F811 - the imported fixture
+    """A chromium page that records CSP violations; `watched_page.violations()` after each visit."""
+    console = []
+    browser_page.on(
+        "console",
+        lambda message: console.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    browser_page.add_init_script(COLLECT_VIOLATIONS)
+
+    def violations() -> list[str]:
+        found = browser_page.evaluate("window.__cspViolations") + console
+        console.clear()
+        return found
+
+    browser_page.violations = violations
+    return browser_page
+
+
+def test_every_page_works_under_the_content_security_policy(site, watched_page, registry, admin_user):  # noqa: F811
+    page = watched_page
+    pair = registry.of_kind(sim.PAIR)[4]
+    seen = {}
+    sockets = []  # the frames received on each /ws/live/ socket the pages opened, in order
+
+    def watch(socket) -> None:
+        if "/ws/live/" in socket.url:
+            frames = []
+            socket.on("framereceived", lambda payload: frames.append(payload))
+            sockets.append(frames)
+
+    page.on("websocket", watch)
+
+    def visit(name: str, url: str | None = None, ready: str = "main") -> None:
+        if url is not None:
+            page.goto(f"{site}{url}")
+        page.wait_for_selector(ready)
+        page.wait_for_load_state("load")
+        seen[name] = page.violations()
+
+    visit("login", "/accounts/login/", "#id_username")
+    log_in(page, site)
+    snapshot_id = take_snapshot(page, site, "Browser: CSP")  # the job page, then the snapshot page
+    seen["snapshot list and job page"] = page.violations()
+    visit("snapshot page", f"/snapshots/{snapshot_id}/?device={pair.device}")
+    assert wait_for_live(page, pair.setpoint)  # live.js's values over /ws/live/
+    page.check("#select-page")  # select_page.js, the former inline script
+    assert page.locator('#values input[name="pv"]:not(:checked)').count() == 0
+    seen["snapshot page, live values"] = page.violations()
+
+    visit("compare", f"/compare/?a={snapshot_id}&b=live&device={pair.device}", "#comparison")
+    visit("live", f"/live/?device={pair.device}")
+    assert wait_for_live(page, pair.setpoint)
+    assert sockets[-1], "the live page's values did not come over its WebSocket"
+    seen["live values"] = page.violations()
+    visit("drift", f"/drift/?snapshot={snapshot_id}")
+
+    page.goto(f"{site}/snapshots/{snapshot_id}/?name={pair.setpoint}")
+    page.click("#restore-filtered")
+    page.wait_for_url(f"{site}/restores/previews/*/")
+    visit("restore preview")
+    screenshot(page, "csp_restore_preview")
+
+    visit("admin index", "/admin/", "#content-main")
+    visit("admin PV list", "/admin/pvs/pv/", "#result_list")
+    page.click("#result_list tbody tr th a")
+    visit("admin PV form", ready="#pv_form")
+    page.goto(f"{site}/admin/knox/authtoken/add/")
+    page.fill("#id_user", str(admin_user.pk))  # a raw-id field
+    page.click("input[name=_save]")
+    visit("admin new token page", ready="#api-token")
+    assert page.eval_on_selector("#api-token", "code => getComputedStyle(code).userSelect") == "all"  # admin.css
+    visit("API docs", "/api/v1/docs/", ".opblock")
+    screenshot(page, "csp_api_docs")
+
+    assert {name: found for name, found in seen.items() if found} == {}
+    assert len(seen) == 14
