@@ -23,6 +23,7 @@ from pvs.models import PV
 from pvs.validators import address_error, validate_tolerance
 from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import copy_rows, in_array, update_rows
+from squirrel_site.untrusted import TextError, decode_text
 from tags.models import Tag, TagGroup, validate_tag_name
 
 IncludeLoader = Callable[[str, str], tuple[str, str]]
@@ -178,18 +179,6 @@ def _tag_name_error(name: str) -> str | None:
     except ValidationError as error:
         return error.messages[0]
     return None
-
-
-def _decode(content: bytes | str) -> str:
-    """The text of a registry file: UTF-8, with or without a byte-order mark."""
-    if isinstance(content, str):
-        return content.removeprefix("\ufeff")
-    return content.decode("utf-8-sig")
-
-
-def _decode_error_message(content: bytes, error: UnicodeDecodeError) -> tuple[int, str]:
-    line = content[: error.start].count(b"\n") + 1
-    return line, f"Not UTF-8 text (byte 0x{content[error.start]:02x}); save the file as UTF-8."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,8 +437,8 @@ def _include(
         raise ValueError(f"Cannot include {include!r}: file not found.") from None
     except OSError as error:
         raise ValueError(f"Cannot include {include!r}: {error.strerror}.") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"Cannot include {include!r}: not UTF-8 text.") from None
+    except TextError as error:
+        raise ValueError(f"Cannot include {include!r}: line {error.line}: {error.message}") from None
     if child in chain:
         raise ValueError(f"Include loop: {' -> '.join((*chain, child))}.")
     return _parse_req(child, text, macros, loader, problems, (*chain, child))
@@ -459,7 +448,7 @@ def filesystem_include_loader(name: str, including_file: str) -> tuple[str, str]
     """Read an included .req file relative to the directory of the file that includes it."""
     path = os.path.normpath(os.path.join(os.path.dirname(including_file), name))
     with open(path, "rb") as file:
-        return path, _decode(file.read())
+        return path, decode_text(file.read())
 
 
 def uploaded_include_loader(files: Mapping[str, bytes]) -> IncludeLoader:
@@ -470,7 +459,7 @@ def uploaded_include_loader(files: Mapping[str, bytes]) -> IncludeLoader:
         base = _base_name(name)
         if base not in by_base_name:
             raise FileNotFoundError(name)
-        return base, _decode(by_base_name[base])
+        return base, decode_text(by_base_name[base])
 
     return load
 
@@ -619,10 +608,9 @@ def _parse(
         )
         return []
     try:
-        text = _decode(content)
-    except UnicodeDecodeError as error:
-        line, message = _decode_error_message(content, error)
-        problems.append(ImportProblem(filename, line, message))
+        text = decode_text(content)
+    except TextError as error:
+        problems.append(ImportProblem(filename, error.line, error.message))
         return []
     if extension == ".csv":
         rows = _parse_csv(filename, text, problems)

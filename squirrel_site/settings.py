@@ -52,6 +52,8 @@ MIDDLEWARE = [
     # First, so that it sees (and gives the API's error shape to) every other middleware's answer.
     "squirrel_site.errors.ApiErrorMiddleware",
     "squirrel_site.limits.ApiBodySizeMiddleware",
+    # Before anything reads the query: a %00 would reach PostgreSQL from an admin list filter.
+    "squirrel_site.untrusted.RefuseNulQueryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -197,7 +197,7 @@ def test_malformed_json_reports_records(admin_user):
          'x.json: Not valid JSON: NaN is not JSON; write "NaN" as a string'),
         ("x.json", "[]", 'x.json: Expected an object with a "values" list (a Squirrel export).'),
         ("x.json", '{"values": []}', "x.json: The file holds no values."),
-        ("x.csv", b"\xff\xfe", "x.csv:1: Not UTF-8 text."),
+        ("x.csv", b"\xff\xfe", "x.csv:1: Not UTF-8 text (byte 0xff); save the file as UTF-8."),
         ("x.csv", "", "x.csv: The file is empty."),
     ],
 )  # fmt: skip
