@@ -83,6 +83,15 @@ def test_a_nul_byte_in_an_included_req_file_is_an_error_on_the_file_line(admin_c
     assert not PV.objects.exists()
 
 
+def test_macro_references_nested_thousands_deep_in_a_req_file_are_a_form_error(admin_client, db):
+    upload = SimpleUploadedFile("ioc.req", ("$(" * 5000 + "X" + ")" * 5000).encode())
+
+    response = admin_client.post(IMPORT_PVS, {"file": upload, "apply": "1"})
+
+    assert registry_errors(response) == ["ioc.req:1: Macro references are nested more than 16 deep."]
+    assert not PV.objects.exists()
+
+
 def test_import_pvs_command_reports_a_nul_byte_in_one_line_and_fails(db, tmp_path):
     path = tmp_path / "registry.csv"
     path.write_bytes(b"Setpoint,Readback\nA:1,\x00\n")
