@@ -21,7 +21,7 @@ from snapshots.models import Severity, Snapshot, SnapshotMode, SnapshotOrigin, S
 from snapshots.services import TITLE_MAX_LENGTH, save_snapshot
 from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import in_array
-from squirrel_site.untrusted import TextError, decode_text, parse_json
+from squirrel_site.untrusted import NUL, NUL_MESSAGE, TextError, decode_text, parse_json
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _SMALLINT = range(-32768, 32768)
@@ -64,6 +64,8 @@ def import_snapshot(filename: str, content: bytes | str, *, created_by, title: s
     title = (title or header.get("title") or os.path.splitext(os.path.basename(filename))[0]).strip()
     if not title or len(title) > TITLE_MAX_LENGTH:
         problems.append(ImportProblem(filename, None, f"The title must have 1 to {TITLE_MAX_LENGTH} characters."))
+    elif NUL in title:
+        problems.append(ImportProblem(filename, None, f"The title {NUL_MESSAGE}."))
     if not rows and not problems:
         problems.append(ImportProblem(filename, None, "The file holds no values."))
     if problems:

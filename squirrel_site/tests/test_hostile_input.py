@@ -130,6 +130,25 @@ def test_a_nul_escape_in_a_snapshot_json_import_is_400(admin_client, db):
     assert not Snapshot.objects.exists()
 
 
+def test_a_nul_in_a_snapshot_import_title_is_400(admin_client, db):
+    content = b'{"values": [{"pv_name": "A:1", "value_type": "float", "setpoint": 1.0}]}'
+
+    response = admin_client.post(IMPORT_SNAPSHOT, {"file": snapshot_upload("s.json", content), "title": "a\x00b"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["file"] == [
+        "s.json: The title contains a NUL character (0x00), which text here may not hold."
+    ]
+    assert not Snapshot.objects.exists()
+
+
+def test_a_nul_in_an_admin_form_field_is_a_form_error(admin_client, db):
+    response = admin_client.post(reverse("admin:pvs_pv_add"), {"setpoint_address": "A:1", "description": "x\x00y"})
+
+    assert response.status_code == 200 and b"Null characters are not allowed." in response.content
+    assert not PV.objects.exists()
+
+
 # --- JSON nested too deeply -------------------------------------------------------------------
 
 
