@@ -1,5 +1,7 @@
 """Admin building blocks shared by the apps."""
 
+from datetime import datetime, timedelta
+
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
@@ -9,13 +11,24 @@ class BoundedChangeList(ChangeList):
     """A change list whose date drill-down (date_hierarchy) refuses dates Python cannot hold.
 
     Django checks only that `?created_at__year=` and its month and day make a date, not that the
-    number fits a C long (OverflowError) or that the year after it exists (9999): both were a 500.
-    Refused lookups are Django's usual answer to a bad filter, the unfiltered list with "?e=1".
+    number fits a C long (OverflowError) or that the period after it exists (year 9999): both were
+    a 500. Refused, they get Django's usual answer to a bad filter: the whole list with "?e=1".
     """
 
     def get_filters(self, request):
+        if self.date_hierarchy:
+            self._refuse_impossible_drill_down()
+        return super().get_filters(request)
+
+    def _refuse_impossible_drill_down(self) -> None:
+        params = self.get_filters_params()
+        given = [params.get(f"{self.date_hierarchy}__{part}") for part in ("year", "month", "day")]
+        if given[0] is None:
+            return
         try:
-            return super().get_filters(request)
+            year, month, day = (int(values[-1]) if values else 1 for values in given)
+            # Django filters up to the next year, month or day: that must be a date as well.
+            datetime(year, month, day) + timedelta(days=366)
         except (OverflowError, ValueError) as error:
             raise IncorrectLookupParameters(error) from error
 

@@ -273,7 +273,9 @@ def test_a_nul_in_an_admin_list_filter_is_400(admin_client, db, url):
 
 
 def test_every_admin_list_refuses_a_nul_in_its_search_box(admin_client, db):
-    lists = [reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist") for model in admin.site._registry]
+    lists = [
+        reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist") for model in admin.site._registry
+    ]
 
     statuses = {url: admin_client.get(url, {"q": "\x00"}).status_code for url in lists}
 
@@ -303,3 +305,9 @@ def test_an_impossible_date_in_an_admin_drill_down_shows_the_whole_list(admin_cl
     response = admin_client.get(f"{url}?{query}")
 
     assert (response.status_code, response["Location"]) == (302, f"{url}?e=1")
+
+
+def test_a_possible_date_in_the_admin_drill_down_still_filters(admin_client, two_snapshots):
+    response = admin_client.get("/admin/snapshots/snapshot/?created_at__year=2001&created_at__month=2")
+
+    assert response.status_code == 200 and response.context["cl"].result_count == 0
