@@ -52,8 +52,6 @@ MIDDLEWARE = [
     # First, so that it sees (and gives the API's error shape to) every other middleware's answer.
     "squirrel_site.errors.ApiErrorMiddleware",
     "squirrel_site.limits.ApiBodySizeMiddleware",
-    # Before anything reads the query: a %00 would reach PostgreSQL from an admin list filter.
-    "squirrel_site.untrusted.RefuseNulQueryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -62,6 +60,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After the middlewares that add security headers (its 400 carries them), before any view: a
+    # %00 in a query would reach PostgreSQL from an admin list filter.
+    "squirrel_site.untrusted.RefuseNulQueryMiddleware",
     # Last, so its process_exception sees a view's exception first: PostgreSQL or the broker
     # unreachable is a 503 with Retry-After, not a 500.
     "squirrel_site.errors.ServiceUnavailableMiddleware",

@@ -272,6 +272,13 @@ def test_a_nul_in_an_admin_list_filter_is_400(admin_client, db, url):
     assert b"The query string contains a NUL character" in response.content
 
 
+def test_the_400_for_a_nul_in_the_query_carries_the_security_headers(admin_client, db):
+    response = admin_client.get("/snapshots/?q=%00")
+
+    assert response.status_code == 400
+    assert (response["X-Frame-Options"], response["X-Content-Type-Options"]) == ("DENY", "nosniff")
+
+
 def test_every_admin_list_refuses_a_nul_in_its_search_box(admin_client, db):
     lists = [
         reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist") for model in admin.site._registry
