@@ -21,6 +21,7 @@ from monitor.display import display_text
 from monitor.live import LiveMeta, LiveValue
 from pvs.validators import ADDRESS_MAX_LENGTH
 from squirrel_site.json_values import json_safe
+from squirrel_site.untrusted import parse_json
 
 
 class LiveValuePayload(TypedDict):
@@ -92,9 +93,11 @@ def error_message(message: str) -> str:
 def parse_client_message(text: str | None) -> Subscribe | Ack:
     """A client's message; ValueError with a message for the client if it is not one we know."""
     try:
-        message = json.loads(text or "")
-    except ValueError:
+        message = parse_json(text or "")
+    except json.JSONDecodeError:
         raise ValueError("Messages must be JSON objects.") from None
+    except ValueError as exc:
+        raise ValueError(f"Messages must be JSON objects: {exc}.") from None
     if not isinstance(message, dict) or len(message) != 1:
         raise ValueError('Send {"subscribe": [address, ...]} or {"ack": seq}.')
     if "subscribe" in message:

@@ -23,6 +23,7 @@ from pvs.models import PV
 from pvs.validators import address_error, validate_tolerance
 from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import copy_rows, in_array, update_rows
+from squirrel_site.untrusted import TextError, decode_text, parse_json_prefix
 from tags.models import Tag, TagGroup, validate_tag_name
 
 IncludeLoader = Callable[[str, str], tuple[str, str]]
@@ -32,6 +33,7 @@ DEVICE_MAX_LENGTH = PV._meta.get_field("device").max_length
 DESCRIPTION_MAX_LENGTH = PV._meta.get_field("description").max_length
 STAGE_MAX = 32767  # PositiveSmallIntegerField
 MACRO_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MACRO_NESTING_MAX = 16
 
 
 @dataclass(frozen=True)
@@ -178,18 +180,6 @@ def _tag_name_error(name: str) -> str | None:
     except ValidationError as error:
         return error.messages[0]
     return None
-
-
-def _decode(content: bytes | str) -> str:
-    """The text of a registry file: UTF-8, with or without a byte-order mark."""
-    if isinstance(content, str):
-        return content.removeprefix("\ufeff")
-    return content.decode("utf-8-sig")
-
-
-def _decode_error_message(content: bytes, error: UnicodeDecodeError) -> tuple[int, str]:
-    line = content[: error.start].count(b"\n") + 1
-    return line, f"Not UTF-8 text (byte 0x{content[error.start]:02x}); save the file as UTF-8."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,8 +332,14 @@ def _closing(text: str, open_index: int) -> int:
     raise ValueError(f"Unterminated macro reference '${text[open_index:]}'.")
 
 
-def expand_macros(text: str, macros: Mapping[str, str]) -> str:
-    """Substitute $(NAME), ${NAME} and $(NAME=default); raise ValueError for an undefined macro."""
+def expand_macros(text: str, macros: Mapping[str, str], *, depth: int = 0) -> str:
+    """Substitute $(NAME), ${NAME} and $(NAME=default); raise ValueError for an undefined macro.
+
+    A reference inside a name or a default ($(A$(B)), $(A=$(B))) is expanded first, at most
+    MACRO_NESTING_MAX deep: a file of "$($($(..." would otherwise exhaust Python's stack.
+    """
+    if depth > MACRO_NESTING_MAX:
+        raise ValueError(f"Macro references are nested more than {MACRO_NESTING_MAX} deep.")
     parts = []
     start = 0
     while (dollar := text.find("$", start)) != -1:
@@ -354,12 +350,12 @@ def expand_macros(text: str, macros: Mapping[str, str]) -> str:
         end = _closing(text, dollar + 1)
         body = text[dollar + 2 : end]
         macro, has_default, default = body.partition("=")
-        macro = expand_macros(macro, macros)
+        macro = expand_macros(macro, macros, depth=depth + 1)
         parts.append(text[start:dollar])
         if macro in macros:
             parts.append(macros[macro])
         elif has_default:
-            parts.append(expand_macros(default, macros))
+            parts.append(expand_macros(default, macros, depth=depth + 1))
         else:
             raise ValueError(f"Undefined macro {macro!r} (no value given and no default).")
         start = end + 1
@@ -368,36 +364,52 @@ def expand_macros(text: str, macros: Mapping[str, str]) -> str:
 
 
 def _parse_macro_definitions(text: str) -> dict[str, str]:
-    """NAME=VALUE pairs separated by commas, as autosave's `file` lines give them."""
+    """NAME=VALUE definitions as autosave reads them on a `file` line: double quotes dropped, and
+    spaces or commas (any run of them) between definitions. PSI's quoted "A=1,B=2" reads the same."""
     macros = {}
-    for part in text.split(","):
-        part = part.strip()
+    for part in _DEFINITION_SEPARATORS.split(text.replace('"', "")):
         if not part:
             continue
         macro, has_value, value = part.partition("=")
-        macro = macro.strip()
         if not has_value or not MACRO_NAME_RE.fullmatch(macro):
             raise ValueError(f"Expected NAME=VALUE in the macro list, found {part!r}.")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        if len(value) >= 2 and value[0] == value[-1] == "'":
             value = value[1:-1]
         macros[macro] = value
     return macros
 
 
-def _parse_include(rest: str) -> tuple[str, dict[str, str]]:
-    """The file name and macros of a `file NAME [MACRO=value,...]` line (after `file`)."""
-    rest = rest.strip()
-    if rest.startswith('"'):
-        end = rest.find('"', 1)
-        if end == -1:
-            raise ValueError("The file name's closing quote is missing.")
-        name, definitions = rest[1:end], rest[end + 1 :]
-    else:
-        name, definitions = (rest.split(None, 1) + ["", ""])[:2]
+_DEFINITION_SEPARATORS = re.compile(r"[\s,]+")
+# `file` as autosave's reader knows it: the word, then a space, a quote or the end of the line.
+_AUTOSAVE_INCLUDE = re.compile(r'file(?=[\s"]|$)')
+# After a `file` line's macros, a # that follows a space starts a comment.
+_TRAILING_COMMENT = re.compile(r"\s#.*")
+
+
+def _parse_autosave_include(rest: str) -> tuple[str, dict[str, str]]:
+    """The file name and macros of an autosave `file NAME MACROS` line (the text after `file`).
+
+    As autosave's reader takes it: the name may be quoted, and ends at a space, a quote, a comma or
+    a #; the macros may be quoted, and spaces or commas separate them.
+    """
+    match = re.match(r'\s*"?\s*([^\s",#]*)"?', rest)
+    name = match.group(1)
     if not name:
         raise ValueError("'file' needs the name of the file to include.")
-    return name, _parse_macro_definitions(definitions.strip().lstrip(","))
+    return name, _parse_macro_definitions(_TRAILING_COMMENT.sub("", rest[match.end() :]))
+
+
+def _parse_psi_include(rest: str) -> tuple[str, dict[str, str]]:
+    """The path and macros of a PSI snapshot include, `!path.req, "NAME=VALUE,..."` (after `!`);
+    PSI quotes the macro list with " or '."""
+    path, _, definitions = rest.partition(",")
+    path = path.strip()
+    if not path:
+        raise ValueError("'!' needs the path of the file to include.")
+    definitions = definitions.strip()
+    if len(definitions) >= 2 and definitions[0] == definitions[-1] == "'":
+        definitions = definitions[1:-1]
+    return path, _parse_macro_definitions(definitions)
 
 
 def _parse_req(
@@ -408,28 +420,58 @@ def _parse_req(
     problems: list[ImportProblem],
     chain: tuple[str, ...],
 ) -> list[RegistryRow]:
+    """The PVs of an autosave or PSI snapshot request file and of the files it includes.
+
+    Each line is macro-expanded whole first, as autosave's reader does; then it is a comment (#),
+    an include (autosave's `file NAME MACROS`, PSI's `!path, "MACROS"`) or a PV (its first word;
+    PSI's per-PV options after a comma are ignored).
+    """
     rows: list[RegistryRow] = []
+    try:
+        text = _without_psi_header(text)
+    except ValueError as error:
+        problems.append(ImportProblem(name, 1, str(error)))
+        return rows
     for line, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
         try:
-            tokens = expand_macros(stripped, macros).split(None, 1)
-            if not tokens:
+            expanded = expand_macros(stripped, macros).strip()
+            if not expanded or expanded.startswith("#"):
                 continue
-            if tokens[0] == "file":
-                include, include_macros = _parse_include(tokens[1] if len(tokens) > 1 else "")
-                rows += _include(name, include, {**macros, **include_macros}, loader, problems, chain)
+            include = None
+            if expanded.startswith("!"):
+                include = _parse_psi_include(expanded[1:])
+            elif _AUTOSAVE_INCLUDE.match(expanded):
+                include = _parse_autosave_include(expanded[4:])
+            if include is not None:
+                include_name, include_macros = include
+                rows += _include(name, include_name, {**macros, **include_macros}, loader, problems, chain)
                 continue
         except ValueError as error:
             problems.append(ImportProblem(name, line, str(error)))
             continue
-        address = tokens[0]
+        # A comma is never part of an EPICS name: it ends the PV, as in PSI's "NAME,{options}".
+        address = re.split(r"[\s,]", expanded, maxsplit=1)[0]
         if error := address_error(address):
             problems.append(ImportProblem(name, line, f"PV {address!r}: {error}"))
         else:
             rows.append(RegistryRow(name, line, address, {}, {}))
     return rows
+
+
+def _without_psi_header(text: str) -> str:
+    """The request file with PSI snapshot's JSON metadata header (labels, filters), if it starts
+    with one, blanked out: the header says nothing about PVs, and the lines keep their numbers."""
+    if not text.lstrip().startswith("{"):
+        return text
+    start = len(text) - len(text.lstrip())
+    try:
+        end = start + parse_json_prefix(text[start:])
+    except ValueError as error:
+        raise ValueError(f"The JSON header (PSI snapshot's labels and filters) is not valid JSON: {error}") from None
+    return "\n" * text.count("\n", 0, end) + text[end:]
 
 
 def _include(
@@ -448,8 +490,8 @@ def _include(
         raise ValueError(f"Cannot include {include!r}: file not found.") from None
     except OSError as error:
         raise ValueError(f"Cannot include {include!r}: {error.strerror}.") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"Cannot include {include!r}: not UTF-8 text.") from None
+    except TextError as error:
+        raise ValueError(f"Cannot include {include!r}: line {error.line}: {error.message}") from None
     if child in chain:
         raise ValueError(f"Include loop: {' -> '.join((*chain, child))}.")
     return _parse_req(child, text, macros, loader, problems, (*chain, child))
@@ -459,7 +501,7 @@ def filesystem_include_loader(name: str, including_file: str) -> tuple[str, str]
     """Read an included .req file relative to the directory of the file that includes it."""
     path = os.path.normpath(os.path.join(os.path.dirname(including_file), name))
     with open(path, "rb") as file:
-        return path, _decode(file.read())
+        return path, decode_text(file.read())
 
 
 def uploaded_include_loader(files: Mapping[str, bytes]) -> IncludeLoader:
@@ -470,7 +512,7 @@ def uploaded_include_loader(files: Mapping[str, bytes]) -> IncludeLoader:
         base = _base_name(name)
         if base not in by_base_name:
             raise FileNotFoundError(name)
-        return base, _decode(by_base_name[base])
+        return base, decode_text(by_base_name[base])
 
     return load
 
@@ -619,10 +661,9 @@ def _parse(
         )
         return []
     try:
-        text = _decode(content)
-    except UnicodeDecodeError as error:
-        line, message = _decode_error_message(content, error)
-        problems.append(ImportProblem(filename, line, message))
+        text = decode_text(content)
+    except TextError as error:
+        problems.append(ImportProblem(filename, error.line, error.message))
         return []
     if extension == ".csv":
         rows = _parse_csv(filename, text, problems)

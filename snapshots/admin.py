@@ -13,7 +13,7 @@ from snapshots.models import (
 )
 from snapshots.schedules import delete_schedule, save_schedule
 from snapshots.services import protected_tags_refusal
-from squirrel_site.admin_base import ReadOnlyAdmin
+from squirrel_site.admin_base import ModelAdmin, ReadOnlyAdmin
 from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import EstimatedCountPaginator
 
@@ -58,7 +58,7 @@ class SnapshotAdminForm(forms.ModelForm):
 
 
 @admin.register(Snapshot)
-class SnapshotAdmin(admin.ModelAdmin):
+class SnapshotAdmin(ModelAdmin):
     """Browse snapshots; edit their title, comment and tags, or delete them (snapshots.actions,
     which records each change in the audit log)."""
 

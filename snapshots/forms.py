@@ -7,6 +7,7 @@ so it means the same there as in every other list; the rest is comparison-specif
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db import models
 
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
@@ -118,6 +119,9 @@ class ExecuteRestoreForm(forms.Form):
 
 LIVE = "live"
 MAX_PAGE_SIZE = 1000
+# The largest page whose OFFSET PostgreSQL can take (a bigint) at any page size: past the end of
+# every comparison, so it shows no rows; a larger number was a 500 (bigint out of range).
+MAX_PAGE = models.BigIntegerField.MAX_BIGINT // MAX_PAGE_SIZE
 
 
 class SnapshotField(forms.Field):
@@ -161,7 +165,7 @@ class CompareForm(forms.Form):
     name = forms.CharField(max_length=100, required=False, strip=True, help_text="Text in the PV name.")
     sort = forms.ChoiceField(choices=SORT_CHOICES, required=False, help_text="name, device, delta, status or "
                              "severity; a leading - sorts descending.")  # fmt: skip
-    page = forms.IntegerField(min_value=1, required=False)
+    page = forms.IntegerField(min_value=1, max_value=MAX_PAGE, required=False)
     page_size = forms.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, required=False)
 
     def comparison(self, pvs=None) -> Comparison:

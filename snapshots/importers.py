@@ -6,7 +6,6 @@ matched to registry PVs by setpoint address; unknown addresses are kept with no 
 """
 
 import io
-import json
 import math
 import os
 from datetime import datetime
@@ -22,6 +21,7 @@ from snapshots.models import Severity, Snapshot, SnapshotMode, SnapshotOrigin, S
 from snapshots.services import TITLE_MAX_LENGTH, save_snapshot
 from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import in_array
+from squirrel_site.untrusted import NUL, NUL_MESSAGE, TextError, decode_text, parse_json
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _SMALLINT = range(-32768, 32768)
@@ -55,16 +55,17 @@ def import_snapshot(filename: str, content: bytes | str, *, created_by, title: s
             [ImportProblem(filename, None, f"Unknown file type {extension or '(none)'!r}: use .json or .csv.")]
         )
     try:
-        text = content.decode("utf-8-sig") if isinstance(content, bytes) else content.removeprefix("\ufeff")
-    except UnicodeDecodeError as error:
-        line = content[: error.start].count(b"\n") + 1
-        raise SnapshotImportError([ImportProblem(filename, line, "Not UTF-8 text.")]) from None
+        text = decode_text(content)
+    except TextError as error:
+        raise SnapshotImportError([ImportProblem(filename, error.line, error.message)]) from None
     parse = _parse_json if extension == ".json" else _parse_csv
     header, records = parse(filename, text, problems)
     rows = _rows(filename, records, problems)
     title = (title or header.get("title") or os.path.splitext(os.path.basename(filename))[0]).strip()
     if not title or len(title) > TITLE_MAX_LENGTH:
         problems.append(ImportProblem(filename, None, f"The title must have 1 to {TITLE_MAX_LENGTH} characters."))
+    elif NUL in title:
+        problems.append(ImportProblem(filename, None, f"The title {NUL_MESSAGE}."))
     if not rows and not problems:
         problems.append(ImportProblem(filename, None, "The file holds no values."))
     if problems:
@@ -86,8 +87,8 @@ def import_snapshot(filename: str, content: bytes | str, *, created_by, title: s
 
 def _parse_json(filename: str, text: str, problems: list) -> tuple[dict, list[tuple[int | None, str, dict]]]:
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
-    except (json.JSONDecodeError, ValueError) as error:
+        document = parse_json(text)
+    except ValueError as error:
         problems.append(ImportProblem(filename, getattr(error, "lineno", None), f"Not valid JSON: {error}"))
         return {}, []
     if not isinstance(document, dict) or not isinstance(document.get("values"), list):
@@ -111,10 +112,6 @@ def _parse_json(filename: str, text: str, problems: list) -> tuple[dict, list[tu
             problems.append(ImportProblem(filename, None, f"{place}: unknown fields {', '.join(unknown)}."))
         records.append((None, place, record))
     return header, records
-
-
-def _reject_constant(name: str):
-    raise ValueError(f'{name} is not JSON; write "{name}" as a string')
 
 
 def _parse_csv(filename: str, text: str, problems: list) -> tuple[dict, list[tuple[int | None, str, dict]]]:
@@ -163,9 +160,9 @@ def _from_cell(name: str, cell: str):
         if not cell:
             return None
         try:
-            return json.loads(cell, parse_constant=_reject_constant)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"not valid JSON ({error.msg})") from None
+            return parse_json(cell)
+        except ValueError as error:  # a JSONDecodeError's msg leaves out the position in the cell
+            raise ValueError(f"not valid JSON ({getattr(error, 'msg', error)})") from None
     if name in _INT_CELLS:
         if not cell.strip():
             return None

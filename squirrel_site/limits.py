@@ -7,9 +7,7 @@ name), fewer where each item costs a query. Ids in a body fit a bigint primary k
 """
 
 import codecs
-import json
 import math
-import re
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
@@ -20,14 +18,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from squirrel_site.errors import RequestTooLarge, too_large_message
-
-# A \u0000 escape (not an escaped backslash followed by "u0000"): the only way JSON carries NUL.
-_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
+from squirrel_site.untrusted import parse_json
 
 def _finite(text: str) -> float:
     value = float(text)
@@ -50,12 +41,7 @@ class StrictJSONParser(JSONParser):
             raise RequestTooLarge(too_large_message(limit))
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            text = codecs.decode(raw, encoding)
-            if _NUL_ESCAPE.search(text):
-                raise ValueError("text may not contain NUL characters (\\u0000)")
-            return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
+            return parse_json(codecs.decode(raw, encoding), parse_float=_finite)
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
 

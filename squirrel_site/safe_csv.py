@@ -12,6 +12,10 @@ starts with `'` gets one more, so that reading strips exactly one and every valu
 import csv
 import re
 
+# Python's csv refuses cells over 128 KiB unless told otherwise, and an exported waveform of 10,000
+# points is larger. A cell is never larger than its file, which the upload limit bounds.
+csv.field_size_limit(2**31 - 1)
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")

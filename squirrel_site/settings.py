@@ -67,6 +67,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After the middlewares that add security headers (its 400 carries them), before any view: a
+    # %00 in a query would reach PostgreSQL from an admin list filter.
+    "squirrel_site.untrusted.RefuseNulQueryMiddleware",
     # Replaces a locked-out login's answer with the lockout page. It only looks at the view's
     # answer, so it sits after the middleware whose request the page renders with (sessions,
     # user, messages), and before the last, which must see a view's exception first.

@@ -75,5 +75,10 @@ def test_unknown_client_messages_are_refused_with_a_reason(text):
         parse_client_message(text)
 
 
+def test_a_message_nested_too_deeply_is_refused_saying_so():
+    with pytest.raises(ValueError, match="^Messages must be JSON objects: nested too deeply.$"):
+        parse_client_message("[" * 100_000 + "]" * 100_000)
+
+
 def test_error_message():
     assert json.loads(error_message("No.")) == {"type": "error", "message": "No."}

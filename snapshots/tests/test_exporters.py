@@ -86,6 +86,20 @@ def test_export_then_import_gives_identical_values(snapshot, admin_user, extensi
     assert imported.values.get(pv_name="RT:NAN").pv is None
 
 
+def test_a_waveform_larger_than_csvs_default_cell_limit_round_trips_through_csv(admin_user):
+    # 20,000 points are about 400 KB of JSON in one cell; Python's csv refuses cells over 128 KiB.
+    row = values.pv_row(None, "RT:BIG", "", sample("float_array", [i / 7 for i in range(20_000)]), None, None,
+                        "direct", T0)  # fmt: skip
+    original = save_snapshot(title="Big", comment="", created_by=admin_user, mode="direct", origin="manual",
+                             tags=[], rows=[row])  # fmt: skip
+    stream = io.StringIO(newline="")
+    export_snapshot_csv(original, stream)
+
+    imported = import_snapshot("big.csv", stream.getvalue().encode(), created_by=admin_user)
+
+    assert stored(imported) == stored(original)
+
+
 def test_json_export_is_strict_json_with_the_snapshot_fields(snapshot):
     stream = io.StringIO()
     export_snapshot_json(snapshot, stream)
@@ -197,7 +211,7 @@ def test_malformed_json_reports_records(admin_user):
          'x.json: Not valid JSON: NaN is not JSON; write "NaN" as a string'),
         ("x.json", "[]", 'x.json: Expected an object with a "values" list (a Squirrel export).'),
         ("x.json", '{"values": []}', "x.json: The file holds no values."),
-        ("x.csv", b"\xff\xfe", "x.csv:1: Not UTF-8 text."),
+        ("x.csv", b"\xff\xfe", "x.csv:1: Not UTF-8 text (byte 0xff); save the file as UTF-8."),
         ("x.csv", "", "x.csv: The file is empty."),
     ],
 )  # fmt: skip
