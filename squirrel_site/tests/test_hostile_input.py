@@ -182,7 +182,7 @@ def test_deeply_nested_json_on_the_live_socket_is_an_error_message_and_the_socke
     client, viewer, redis_db, transactional_db
 ):
     client.force_login(viewer)
-    headers = [(b"origin", b"http://127.0.0.1"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
     from squirrel_site.asgi import application
 
     async def scenario():
