@@ -246,3 +246,18 @@ def test_a_real_worker_and_monitor_appear_and_a_stopped_worker_leaves(site, regi
         second.stop()
     # A worker that shuts down removes its heartbeat: gone well before the heartbeat would expire.
     wait_for_report(f"{site}{URL}", lambda report: report["workers"]["count"] == 1, timeout=5.0)
+
+
+@pytest.mark.ioc
+@pytest.mark.worker
+def test_a_real_monitor_whose_ioc_stops_is_degraded_naming_the_ioc(site, restartable_sim_ioc):  # noqa: F811
+    assert fetch(f"{site}{URL}?strict=1")[0] == 200
+
+    restartable_sim_ioc.stop()
+    body = wait_for_report(f"{site}{URL}", lambda report: report["monitor"]["status"] == "degraded")
+
+    (shard,) = body["monitor"]["shards"]
+    assert (body["status"], shard["status"], shard["connected"]) == ("degraded", "degraded", 0)
+    (ioc,) = shard["degraded_iocs"]
+    assert ioc["host"].endswith(f":{restartable_sim_ioc.port}") and ioc["disconnected"] == shard["addresses"]
+    assert fetch(f"{site}{URL}")[0] == 200 and fetch(f"{site}{URL}?strict=1")[0] == 503
