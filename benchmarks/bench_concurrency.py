@@ -3,7 +3,7 @@ how many database connections the process holds, and its memory.
 
     .venv/bin/python benchmarks/bench_concurrency.py [--clients 200] [--requests 1] [--pvs 3000]
                                                      [--concurrency 8] [--queue 64] [--port 18200]
-                                                     [--unbounded]
+                                                     [--backlog N] [--unbounded]
 
 A daphne process (`squirrel_site.asgi:application`, the production settings: connection pool and
 admission control, squirrel_site/admission.py) on 127.0.0.1:`--port`; `--clients` clients send
@@ -11,7 +11,8 @@ admission control, squirrel_site/admission.py) on 127.0.0.1:`--port`; `--clients
 `GET /api/v1/health/`, all released at once, each sending `--requests` requests one after the
 other on a new connection each. Meanwhile another connection counts the process's connections
 in pg_stat_activity every 10 ms, and every 250 ms a new connection runs a query (as beat or a
-worker would). `--unbounded` runs the process as before the bound (no pool, no admission
+worker would). `--backlog` sets the listening socket's backlog (daphne's own is 50: a burst of
+more new connections than that waits for SYN retransmits, 1 s and more). `--unbounded` runs the process as before the bound (no pool, no admission
 control) for comparison.
 
 Private resources: database `squirrel_bench_concurrency` (SQUIRREL_DB_NAME overrides it; created
@@ -74,6 +75,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="SQUIRREL_WEB_CONCURRENCY")
     parser.add_argument("--queue", type=int, default=64, help="SQUIRREL_WEB_QUEUE")
     parser.add_argument("--port", type=int, default=18200)
+    parser.add_argument("--backlog", type=int, help="daphne -e tcp:PORT:interface=127.0.0.1:backlog=N")
     parser.add_argument("--unbounded", action="store_true", help="no pool, no admission control (as before)")
     args = parser.parse_args()
 
@@ -86,7 +88,7 @@ def main() -> None:
         env |= {"SQUIRREL_WEB_CONCURRENCY": "100000", "SQUIRREL_DB_POOL": "0"}
     with tempfile.TemporaryDirectory(prefix="bench-concurrency-") as tmp:
         env["SQUIRREL_STATIC_ROOT"] = str(Path(tmp) / "static")
-        web = WebProcess(args.port, APP_NAME, Path(tmp) / "daphne.log", ROOT, env)
+        web = WebProcess(args.port, APP_NAME, Path(tmp) / "daphne.log", ROOT, env, args.backlog)
         try:
             rss_before = web.rss_mb()
             requests = [(f"{web.url}/api/v1/pvs/?page_size=100", {"Authorization": f"Token {token}"})] * args.clients
@@ -102,11 +104,16 @@ def main() -> None:
     mode = "unbounded (no pool, no admission control)" if args.unbounded else (
         f"concurrency {args.concurrency}, queue {args.queue}, pool max {args.concurrency + 1}"
     )  # fmt: skip
-    print(f"{mode}; {args.clients} list + {args.clients} health clients x {args.requests} request(s); "
-          f"{args.pvs} PVs; {elapsed:.2f} s")  # fmt: skip
-    for label, part in (("list", "/api/v1/pvs/"), ("health", "/api/v1/health/"), ("all", "")):
-        figures = summary([answer for answer in answers if part in answer.url])
-        print(f"  {label:6} statuses {figures['statuses']}  median {figures['median_ms']} ms  p95 {figures['p95_ms']} ms")
+    backlog = f"backlog {args.backlog}" if args.backlog else "daphne's backlog (50)"
+    print(f"{mode}, {backlog}; {args.clients} list + {args.clients} health clients x {args.requests} "
+          f"request(s); {args.pvs} PVs; {elapsed:.2f} s")  # fmt: skip
+    parts = [("list", lambda a: "/api/v1/pvs/" in a.url), ("health", lambda a: "/api/v1/health/" in a.url),
+             ("all", lambda a: True), ("200s", lambda a: a.status == 200), ("503s", lambda a: a.status == 503)]  # fmt: skip
+    for label, chosen in parts:
+        selected = [answer for answer in answers if chosen(answer)]
+        if selected:
+            figures = summary(selected)
+            print(f"  {label:6} statuses {figures['statuses']}  median {figures['median_ms']} ms  p95 {figures['p95_ms']} ms")
     without_retry_after = sum(1 for answer in answers if answer.status == 503 and not answer.retry_after)
     print(f"  503 without Retry-After: {without_retry_after}")
     probe_ok = sum(ok for ok, _ in watch.probes)

@@ -38,9 +38,11 @@ def rss_mb(pid: int) -> float:
 class WebProcess:
     """`daphne squirrel_site.asgi:application` on 127.0.0.1:`port` with the production settings
     (squirrel_site.settings: the pool, admission control), connecting to PostgreSQL as
-    `app_name` so that its connections can be counted. `env` overrides the environment."""
+    `app_name` so that its connections can be counted. `env` overrides the environment;
+    `backlog` is the listening socket's (daphne's own is 50)."""
 
-    def __init__(self, port: int, app_name: str, log_path: Path, cwd: Path, env: dict[str, str]):
+    def __init__(self, port: int, app_name: str, log_path: Path, cwd: Path, env: dict[str, str],
+                 backlog: int | None = None):  # fmt: skip
         self.port, self.app_name, self.log_path = port, app_name, log_path
         self.url = f"http://127.0.0.1:{port}"
         full_env = dict(os.environ)
@@ -49,9 +51,12 @@ class WebProcess:
             full_env.pop(name, None)
         full_env.update(SQUIRREL_SECRET_KEY="load-test-only", SQUIRREL_DEBUG="0", PGAPPNAME=app_name,
                         PYTHONUNBUFFERED="1", **env)  # fmt: skip
+        listen = ["-b", "127.0.0.1", "-p", str(port)]
+        if backlog is not None:
+            listen = ["-e", f"tcp:{port}:interface=127.0.0.1:backlog={backlog}"]
         with log_path.open("a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "squirrel_site.asgi:application"],
+                [sys.executable, "-m", "daphne", *listen, "squirrel_site.asgi:application"],
                 cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT
