@@ -12,8 +12,8 @@ admission control, squirrel_site/admission.py) on 127.0.0.1:`--port`; `--clients
 other on a new connection each. Meanwhile another connection counts the process's connections
 in pg_stat_activity every 10 ms, and every 250 ms a new connection runs a query (as beat or a
 worker would). `--backlog` sets the listening socket's backlog (daphne's own is 50: a burst of
-more new connections than that waits for SYN retransmits, 1 s and more). `--unbounded` runs the process as before the bound (no pool, no admission
-control) for comparison.
+more new connections than that waits for SYN retransmits, 1 s and more). `--unbounded` runs the
+process as before the bound (no pool, no admission control) for comparison.
 
 Private resources: database `squirrel_bench_concurrency` (SQUIRREL_DB_NAME overrides it; created
 and migrated if missing, its registry emptied and refilled with `--pvs` PVs); the health checks
@@ -44,10 +44,9 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.models import Group  # noqa: E402
 from django.db import connection  # noqa: E402
 from knox.models import AuthToken  # noqa: E402
-from psycopg.conninfo import make_conninfo  # noqa: E402
 
 from pvs.models import PV  # noqa: E402
-from squirrel_site.tests.load_support import ConnectionWatch, WebProcess, burst, summary  # noqa: E402
+from squirrel_site.tests.load_support import ConnectionWatch, WebProcess, burst, database_dsn, summary  # noqa: E402
 
 APP_NAME = "squirrel-bench-web"
 
@@ -81,9 +80,13 @@ def main() -> None:
 
     token = prepare(args.pvs)
     db = settings.DATABASES["default"]
-    dsn = make_conninfo(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"], dbname=db["NAME"])
-    env = {"SQUIRREL_DB_NAME": db["NAME"], "SQUIRREL_REDIS_URL": settings.REDIS_URL,
-           "SQUIRREL_WEB_CONCURRENCY": str(args.concurrency), "SQUIRREL_WEB_QUEUE": str(args.queue)}  # fmt: skip
+    dsn = database_dsn(db)
+    env = {
+        "SQUIRREL_DB_NAME": db["NAME"],
+        "SQUIRREL_REDIS_URL": settings.REDIS_URL,
+        "SQUIRREL_WEB_CONCURRENCY": str(args.concurrency),
+        "SQUIRREL_WEB_QUEUE": str(args.queue),
+    }
     if args.unbounded:
         env |= {"SQUIRREL_WEB_CONCURRENCY": "100000", "SQUIRREL_DB_POOL": "0"}
     with tempfile.TemporaryDirectory(prefix="bench-concurrency-") as tmp:
@@ -91,7 +94,8 @@ def main() -> None:
         web = WebProcess(args.port, APP_NAME, Path(tmp) / "daphne.log", ROOT, env, args.backlog)
         try:
             rss_before = web.rss_mb()
-            requests = [(f"{web.url}/api/v1/pvs/?page_size=100", {"Authorization": f"Token {token}"})] * args.clients
+            listing = (f"{web.url}/api/v1/pvs/?page_size=100", {"Authorization": f"Token {token}"})
+            requests = [listing] * args.clients
             requests += [(f"{web.url}/api/v1/health/", {})] * args.clients
             start = time.perf_counter()
             with ConnectionWatch(dsn, APP_NAME) as watch:
@@ -101,25 +105,38 @@ def main() -> None:
         finally:
             web.stop()
 
-    mode = "unbounded (no pool, no admission control)" if args.unbounded else (
-        f"concurrency {args.concurrency}, queue {args.queue}, pool max {args.concurrency + 1}"
-    )  # fmt: skip
+    if args.unbounded:
+        mode = "unbounded (no pool, no admission control)"
+    else:
+        mode = f"concurrency {args.concurrency}, queue {args.queue}, pool max {args.concurrency + 1}"
     backlog = f"backlog {args.backlog}" if args.backlog else "daphne's backlog (50)"
-    print(f"{mode}, {backlog}; {args.clients} list + {args.clients} health clients x {args.requests} "
-          f"request(s); {args.pvs} PVs; {elapsed:.2f} s")  # fmt: skip
-    parts = [("list", lambda a: "/api/v1/pvs/" in a.url), ("health", lambda a: "/api/v1/health/" in a.url),
-             ("all", lambda a: True), ("200s", lambda a: a.status == 200), ("503s", lambda a: a.status == 503)]  # fmt: skip
+    print(
+        f"{mode}, {backlog}; {args.clients} list + {args.clients} health clients x {args.requests} "
+        f"request(s); {args.pvs} PVs; {elapsed:.2f} s"
+    )
+    parts = [
+        ("list", lambda a: "/api/v1/pvs/" in a.url),
+        ("health", lambda a: "/api/v1/health/" in a.url),
+        ("all", lambda a: True),
+        ("200s", lambda a: a.status == 200),
+        ("503s", lambda a: a.status == 503),
+    ]
     for label, chosen in parts:
         selected = [answer for answer in answers if chosen(answer)]
         if selected:
             figures = summary(selected)
-            print(f"  {label:6} statuses {figures['statuses']}  median {figures['median_ms']} ms  p95 {figures['p95_ms']} ms")
+            print(
+                f"  {label:6} statuses {figures['statuses']}  "
+                f"median {figures['median_ms']} ms  p95 {figures['p95_ms']} ms"
+            )
     without_retry_after = sum(1 for answer in answers if answer.status == 503 and not answer.retry_after)
     print(f"  503 without Retry-After: {without_retry_after}")
     probe_ok = sum(ok for ok, _ in watch.probes)
     slowest = max((seconds for _, seconds in watch.probes), default=0.0)
     print(f"  database connections held by the web process: at most {watch.most} ({watch.samples} samples)")
-    print(f"  another process connecting meanwhile: {probe_ok}/{len(watch.probes)} ok, slowest {slowest * 1000:.0f} ms")
+    print(
+        f"  another process connecting meanwhile: {probe_ok}/{len(watch.probes)} ok, slowest {slowest * 1000:.0f} ms"
+    )
     print(f"  web process RSS: {rss_before:.0f} MB before, {rss_after:.0f} MB after")
 
 

@@ -65,7 +65,10 @@ def judge_connections(shard: ShardHealth, min_connected: float) -> ShardHealth:
     beat = shard.beat or {}
     iocs = []
     for host, counts in sorted((beat.get("hosts") or {}).items()):
-        connected, disconnected = counts
+        try:
+            connected, disconnected = (int(count) for count in counts)
+        except (TypeError, ValueError):
+            continue  # not written by this version's monitor: the report must still answer
         if _below(connected, connected + disconnected, min_connected):
             iocs.append({"host": host or None, "connected": connected, "disconnected": disconnected})
     few = _below(beat.get("connected") or 0, beat.get("addresses") or 0, min_connected)

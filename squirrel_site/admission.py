@@ -83,8 +83,12 @@ class Admission:
         now = time.monotonic()
         if now - self._logged_at >= _LOG_INTERVAL:
             self._logged_at = now
-            log.warning("Web process full (%d running, %d waiting): %d requests answered 503 so far",
-                        self.running, self.waiting, self.turned_away)  # fmt: skip
+            log.warning(
+                "Web process full (%d running, %d waiting): %d requests answered 503 so far",
+                self.running,
+                self.waiting,
+                self.turned_away,
+            )
         path = scope["path"].removeprefix(scope.get("root_path", ""))
         if path.startswith(API_PREFIX):
             body = json.dumps(error_body(503, "service_unavailable", BUSY_MESSAGE)).encode()
@@ -92,9 +96,11 @@ class Admission:
         else:
             body, content_type = self._busy_page(), b"text/html; charset=utf-8"
         headers = [
-            (b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(BUSY_RETRY_AFTER).encode()), (b"cache-control", b"no-store"),
-        ]  # fmt: skip
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(BUSY_RETRY_AFTER).encode()),
+            (b"cache-control", b"no-store"),
+        ]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -106,9 +106,10 @@ _DB_OPTIONS = {
 if DB_POOL:
     # Waiting longer than `timeout` for a connection raises PoolTimeout, an OperationalError: 503.
     _DB_OPTIONS["pool"] = {
-        "min_size": min(2, DB_POOL_SIZE), "max_size": DB_POOL_SIZE,
+        "min_size": min(2, DB_POOL_SIZE),
+        "max_size": DB_POOL_SIZE,
         "timeout": env_float("SQUIRREL_DB_POOL_TIMEOUT", 5.0),
-    }  # fmt: skip
+    }
     if env_int("SQUIRREL_DB_CONN_MAX_AGE", 0) != 0:
         raise ImproperlyConfigured("SQUIRREL_DB_CONN_MAX_AGE must be 0 with the pool (SQUIRREL_DB_POOL=1).")
 

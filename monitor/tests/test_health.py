@@ -41,9 +41,14 @@ def test_a_heartbeat_this_version_did_not_write_is_stale(bad):
 
 @pytest.mark.parametrize(
     ("states", "expected"),
-    [([OK, OK], OK), ([OK, DEGRADED], DEGRADED), ([DEGRADED, STALE], STALE), ([STALE, MISSING, OK], MISSING),
-     ([], MISSING)],
-)  # fmt: skip
+    [
+        ([OK, OK], OK),
+        ([OK, DEGRADED], DEGRADED),
+        ([DEGRADED, STALE], STALE),
+        ([STALE, MISSING, OK], MISSING),
+        ([], MISSING),
+    ],
+)
 def test_the_overall_status_is_the_worst_shards(states, expected):
     assert overall_status([health.ShardHealth(f"{i}of9", state) for i, state in enumerate(states)]) == expected
 
@@ -98,3 +103,9 @@ def test_connections_do_not_change_the_freshness_that_snapshots_use():
     beats = [beat("0of1", addresses=100, connected=0, hosts={"ioc-a:5064": [0, 100]})]
 
     assert overall_status(judge_shards(beats, NOW)) == OK
+
+
+def test_host_counts_this_version_did_not_write_are_skipped():
+    shard = connections(addresses=10, connected=10, hosts={"ioc-a:5064": "10/0", "ioc-b:5064": [1, 2, 3]})
+
+    assert (shard.status, shard.degraded_iocs) == (OK, ())

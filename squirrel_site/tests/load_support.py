@@ -22,9 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 60.0
+
+
+def database_dsn(db: dict) -> str:
+    """A libpq connection string for a Django DATABASES entry."""
+    return make_conninfo(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"], dbname=db["NAME"]
+    )
 
 
 def rss_mb(pid: int) -> float:
@@ -41,24 +49,29 @@ class WebProcess:
     `app_name` so that its connections can be counted. `env` overrides the environment;
     `backlog` is the listening socket's (daphne's own is 50)."""
 
-    def __init__(self, port: int, app_name: str, log_path: Path, cwd: Path, env: dict[str, str],
-                 backlog: int | None = None):  # fmt: skip
+    def __init__(
+        self, port: int, app_name: str, log_path: Path, cwd: Path, env: dict[str, str], backlog: int | None = None
+    ):
         self.port, self.app_name, self.log_path = port, app_name, log_path
         self.url = f"http://127.0.0.1:{port}"
         full_env = dict(os.environ)
         # The test settings are not what a web process runs; the pool's default comes from asgi.py.
         for name in ("DJANGO_SETTINGS_MODULE", "SQUIRREL_DB_POOL"):
             full_env.pop(name, None)
-        full_env.update(SQUIRREL_SECRET_KEY="load-test-only", SQUIRREL_DEBUG="0", PGAPPNAME=app_name,
-                        PYTHONUNBUFFERED="1", **env)  # fmt: skip
+        full_env.update(
+            SQUIRREL_SECRET_KEY="load-test-only", SQUIRREL_DEBUG="0", PGAPPNAME=app_name, PYTHONUNBUFFERED="1", **env
+        )
         listen = ["-b", "127.0.0.1", "-p", str(port)]
         if backlog is not None:
             listen = ["-e", f"tcp:{port}:interface=127.0.0.1:backlog={backlog}"]
         with log_path.open("a") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "daphne", *listen, "squirrel_site.asgi:application"],
-                cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                cwd=cwd,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while not self._answers():
             assert self.process.poll() is None, f"daphne exited:\n{self.log()}"

@@ -119,8 +119,9 @@ def test_a_shard_whose_ioc_is_down_is_degraded_naming_the_ioc(client, redis_db, 
     assert shard["degraded_iocs"] == [{"host": "ioc-b:5064", "connected": 0, "disconnected": 150}]
 
 
-def test_strict_answers_503_with_retry_after_while_addresses_are_disconnected(client, redis_db, worker_beat,
-                                                                              monitor_beats):  # fmt: skip
+def test_strict_answers_503_with_retry_after_while_no_address_is_connected(
+    client, redis_db, worker_beat, monitor_beats
+):
     monitor_beats(addresses=3461, connected=0, hosts={"": [0, 3461]})
 
     response = client.get(URL, {"strict": "1"})

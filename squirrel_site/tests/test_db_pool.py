@@ -24,8 +24,9 @@ def database_settings(module: str, **env) -> dict:
     full_env = {k: v for k, v in os.environ.items() if k not in ("SQUIRREL_DB_POOL", "DJANGO_SETTINGS_MODULE")}
     full_env |= {"SQUIRREL_SECRET_KEY": "pool-test", "DJANGO_SETTINGS_MODULE": "squirrel_site.settings", **env}
     code = f"import json, {module}; {PRINT_DATABASE}"
-    result = subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, env=full_env, capture_output=True,
-                            text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=full_env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
 
@@ -49,10 +50,21 @@ def test_the_pool_can_be_turned_off_for_the_web_application():
 
 
 def test_persistent_connections_with_the_pool_are_refused_at_start():
-    full_env = dict(os.environ, SQUIRREL_SECRET_KEY="pool-test", SQUIRREL_DB_POOL="1", SQUIRREL_DB_CONN_MAX_AGE="60",
-                    DJANGO_SETTINGS_MODULE="squirrel_site.settings")  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", "import squirrel_site.settings"], cwd=settings.BASE_DIR,
-                            env=full_env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    full_env = dict(
+        os.environ,
+        SQUIRREL_SECRET_KEY="pool-test",
+        SQUIRREL_DB_POOL="1",
+        SQUIRREL_DB_CONN_MAX_AGE="60",
+        DJANGO_SETTINGS_MODULE="squirrel_site.settings",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "import squirrel_site.settings"],
+        cwd=settings.BASE_DIR,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode != 0 and "SQUIRREL_DB_CONN_MAX_AGE must be 0" in result.stderr
 
