@@ -1,18 +1,21 @@
-"""Whether the monitor keeps the live cache current, judged from its shards' heartbeats.
+"""Whether the monitor keeps the live cache current, judged from its shards' heartbeats, and
+whether it reaches the IOCs.
 
 One rule for everyone: the health endpoint reports it, and snapshots and restore previews read
-the cache only when it says ok (snapshots.services.monitor_is_fresh).
+the cache only when it says ok (snapshots.services.monitor_is_fresh). Connectivity is judged
+apart (judge_connections, for the health report only): a fresh cache that says an IOC is
+disconnected is still the truth, and a direct read would find the same.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from monitor import live
 
-OK, STALE, MISSING = "ok", "stale", "missing"
-_RANK = {OK: 0, STALE: 1, MISSING: 2}
+OK, DEGRADED, STALE, MISSING = "ok", "degraded", "stale", "missing"
+_RANK = {OK: 0, DEGRADED: 1, STALE: 2, MISSING: 3}
 
 # A leader writes its heartbeat every second (monitor.MonitorSettings.heartbeat_interval).
 MAX_HEARTBEAT_AGE = 5.0
@@ -28,6 +31,8 @@ class ShardHealth:
     status: str
     beat: dict | None = None
     age: float | None = None
+    # judge_connections: the IOCs with too few of their addresses connected.
+    degraded_iocs: tuple[dict, ...] = ()
 
 
 def judge_shards(beats: list[dict], now: float, max_age: float = MAX_HEARTBEAT_AGE) -> list[ShardHealth]:
@@ -48,6 +53,31 @@ def judge_shards(beats: list[dict], now: float, max_age: float = MAX_HEARTBEAT_A
     for count, indices in seen.items():
         shards += [ShardHealth(live.Shard(i, count).label, MISSING) for i in range(count) if i not in indices]
     return sorted(shards, key=lambda shard: shard.shard)
+
+
+def judge_connections(shard: ShardHealth, min_connected: float) -> ShardHealth:
+    """`shard`, degraded if it is ok but fewer than `min_connected` (a fraction) of its addresses,
+    or of one IOC's, are connected; the IOCs below the fraction are listed either way.
+
+    The heartbeat's "hosts" maps each IOC ("host:port") to [connected, disconnected] addresses;
+    addresses that no IOC has answered yet are under "" (host None here).
+    """
+    beat = shard.beat or {}
+    iocs = []
+    for host, counts in sorted((beat.get("hosts") or {}).items()):
+        try:
+            connected, disconnected = (int(count) for count in counts)
+        except (TypeError, ValueError):
+            continue  # not written by this version's monitor: the report must still answer
+        if _below(connected, connected + disconnected, min_connected):
+            iocs.append({"host": host or None, "connected": connected, "disconnected": disconnected})
+    few = _below(beat.get("connected") or 0, beat.get("addresses") or 0, min_connected)
+    status = DEGRADED if shard.status == OK and (few or iocs) else shard.status
+    return replace(shard, status=status, degraded_iocs=tuple(iocs))
+
+
+def _below(connected: int, total: int, fraction: float) -> bool:
+    return total > 0 and connected < fraction * total
 
 
 def overall_status(shards: list[ShardHealth]) -> str:

@@ -8,9 +8,9 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from monitor.health import MISSING, OK, STALE
-from squirrel_site.health import DEGRADED, UNAVAILABLE, UNKNOWN, health_report, http_status
-
+from monitor.health import DEGRADED, MISSING, OK, STALE
+from squirrel_site.errors import RETRY_AFTER
+from squirrel_site.health import UNAVAILABLE, UNKNOWN, health_report, http_status
 
 
 class HealthQuerySerializer(serializers.Serializer):
@@ -23,12 +23,22 @@ class CheckSerializer(serializers.Serializer):
     error = serializers.CharField(required=False, help_text="The error's class, when not ok.")
 
 
+class IocSerializer(serializers.Serializer):
+    host = serializers.CharField(
+        allow_null=True, help_text='The IOC, "host:port"; null for addresses no IOC has answered.'
+    )
+    connected = serializers.IntegerField()
+    disconnected = serializers.IntegerField()
+
+
 class ShardSerializer(serializers.Serializer):
     shard = serializers.CharField(help_text='The shard, e.g. "0of1" (index of count).')
     status = serializers.ChoiceField(
-        [OK, STALE, MISSING],
-        help_text="ok: recent heartbeat and every address has a value; stale: heartbeat older than 5 s, "
-        "or a new leader still filling the cache; missing: no heartbeat, while the split's other shards have one.",
+        [OK, DEGRADED, STALE, MISSING],
+        help_text="ok: recent heartbeat and every address has a value; degraded: ok, but fewer than "
+        "SQUIRREL_HEALTH_MIN_CONNECTED of its addresses, or of one IOC's, are connected; stale: heartbeat "
+        "older than 5 s, or a new leader still filling the cache; missing: no heartbeat, while the split's "
+        "other shards have one.",
     )  # fmt: skip
     leader = serializers.CharField(allow_null=True, help_text='The leading monitor, "host:pid".')
     heartbeat_age_s = serializers.FloatField(allow_null=True)
@@ -39,10 +49,13 @@ class ShardSerializer(serializers.Serializer):
     connected = serializers.IntegerField(allow_null=True, help_text="Of those, connected now.")
     updates_per_s = serializers.FloatField(allow_null=True, help_text="Channel Access updates received per second.")
     lag_p95_s = serializers.FloatField(allow_null=True, help_text="95th percentile of IOC timestamp to Redis write.")
+    degraded_iocs = IocSerializer(
+        many=True, help_text="The IOCs with fewer than SQUIRREL_HEALTH_MIN_CONNECTED of their addresses connected."
+    )
 
 
 class MonitorSerializer(serializers.Serializer):
-    status = serializers.ChoiceField([OK, STALE, MISSING, UNKNOWN], help_text="The worst shard's status.")
+    status = serializers.ChoiceField([OK, DEGRADED, STALE, MISSING, UNKNOWN], help_text="The worst shard's status.")
     shards = ShardSerializer(many=True)
 
 
@@ -65,7 +78,7 @@ class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         [OK, DEGRADED, UNAVAILABLE],
         help_text="unavailable: the database or Redis cannot be reached; degraded: the monitor is not ok "
-        "or no worker is alive.",
+        "(stale, missing, or too few addresses connected) or no worker is alive.",
     )  # fmt: skip
     checked_at = serializers.DateTimeField()
     database = CheckSerializer()
@@ -101,5 +114,7 @@ class HealthView(APIView):
         query.is_valid(raise_exception=True)
         strict = query.validated_data["strict"]
         response = Response(HealthSerializer(report).data, status=http_status(report, strict=strict))
+        if response.status_code == 503:
+            response["Retry-After"] = str(RETRY_AFTER)
         add_never_cache_headers(response)
         return response

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import redis
+from django.conf import settings
 from django.db import DatabaseError, connection
 
 from monitor import health as monitor_health
 from monitor import live
 
-OK, DEGRADED, UNAVAILABLE = "ok", "degraded", "unavailable"
+OK, DEGRADED = monitor_health.OK, monitor_health.DEGRADED  # one word for both reports
+UNAVAILABLE = "unavailable"
 UNKNOWN = "unknown"  # the monitor and the workers while Redis cannot be reached
 
 
@@ -58,8 +60,12 @@ def _iso(timestamp: float) -> str:
 
 
 def monitor_report(client) -> dict:
-    """Each monitor shard: its status (ok, stale, missing), leader, heartbeat age and stats."""
-    shards = monitor_health.monitor_shards(client=client)
+    """Each monitor shard: its status (ok, degraded, stale, missing), leader, heartbeat age, stats
+    and the IOCs with fewer than settings.HEALTH_MIN_CONNECTED of their addresses connected."""
+    shards = [
+        monitor_health.judge_connections(shard, settings.HEALTH_MIN_CONNECTED)
+        for shard in monitor_health.monitor_shards(client=client)
+    ]
     return {"status": monitor_health.overall_status(shards), "shards": [_shard_json(shard) for shard in shards]}
 
 
@@ -70,6 +76,7 @@ def _shard_json(shard: monitor_health.ShardHealth) -> dict:
         "heartbeat_age_s": None if shard.age is None else round(shard.age, 3), "synced": beat.get("synced"),
         "addresses": beat.get("addresses"), "connected": beat.get("connected"),
         "updates_per_s": beat.get("updates_per_s"), "lag_p95_s": beat.get("p95_age_s"),
+        "degraded_iocs": list(shard.degraded_iocs),
     }  # fmt: skip
 
 
@@ -89,7 +96,8 @@ def workers_report(client, now: float) -> dict:
 
 def health_report() -> dict:
     """The whole report; `status` is unavailable when this instance cannot serve (database or
-    Redis down), degraded when the monitor is not ok or no worker is alive, else ok."""
+    Redis down), degraded when the monitor is not ok (stale, missing, or too few addresses
+    connected) or no worker is alive, else ok."""
     now = time.time()
     client = live.redis_client()
     database, redis_check = check_database(), check_redis(client)

@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from squirrel_site.env import env_bool, env_float, env_int, env_list, env_str
 from squirrel_site.epics_env import apply_loopback_defaults
@@ -98,6 +99,33 @@ TEMPLATES = [
 
 ASGI_APPLICATION = "squirrel_site.asgi.application"
 
+# Web processes (docs/operations.md, "Requests and database connections"): at most this many HTTP
+# requests run at once (squirrel_site.admission), this many more wait at most this long, the rest
+# are answered 503 at once.
+WEB_CONCURRENCY = env_int("SQUIRREL_WEB_CONCURRENCY", 8)
+WEB_QUEUE = env_int("SQUIRREL_WEB_QUEUE", 64)
+WEB_QUEUE_TIMEOUT = env_float("SQUIRREL_WEB_QUEUE_TIMEOUT", 10.0)
+# A pool of database connections per process, on in web processes (asgi.py sets the default): one
+# connection per running request plus one for the WebSocket consumers, whose database work shares
+# the process's one thread for code outside a request. Never in workers: the job runner and a
+# restore hold session-level advisory locks, which a pool would hand to the next borrower.
+DB_POOL = env_bool("SQUIRREL_DB_POOL", False)
+DB_POOL_SIZE = WEB_CONCURRENCY + 1
+_DB_OPTIONS = {
+    # An unreachable database host fails a request (and the health probe) in seconds instead
+    # of waiting for the kernel's TCP timeout.
+    "connect_timeout": env_int("SQUIRREL_DB_CONNECT_TIMEOUT", 5),
+}
+if DB_POOL:
+    # Waiting longer than `timeout` for a connection raises PoolTimeout, an OperationalError: 503.
+    _DB_OPTIONS["pool"] = {
+        "min_size": min(2, DB_POOL_SIZE),
+        "max_size": DB_POOL_SIZE,
+        "timeout": env_float("SQUIRREL_DB_POOL_TIMEOUT", 5.0),
+    }
+    if env_int("SQUIRREL_DB_CONN_MAX_AGE", 0) != 0:
+        raise ImproperlyConfigured("SQUIRREL_DB_CONN_MAX_AGE must be 0 with the pool (SQUIRREL_DB_POOL=1).")
+
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
@@ -107,13 +135,19 @@ DATABASES = {
         "HOST": env_str("SQUIRREL_DB_HOST", "127.0.0.1"),
         "PORT": env_int("SQUIRREL_DB_PORT", 5432),
         "CONN_MAX_AGE": env_int("SQUIRREL_DB_CONN_MAX_AGE", 0),
-        # An unreachable database host fails a request (and the health probe) in seconds instead
-        # of waiting for the kernel's TCP timeout.
-        "OPTIONS": {"connect_timeout": env_int("SQUIRREL_DB_CONNECT_TIMEOUT", 5)},
+        # A pooled connection that died (PostgreSQL restarted) is replaced before a request gets it.
+        "CONN_HEALTH_CHECKS": DB_POOL,
+        "OPTIONS": _DB_OPTIONS,
     }
 }
 
 REDIS_URL = env_str("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# The health report calls a monitor shard, and an IOC, degraded when fewer than this fraction of
+# its addresses are connected (docs/operations.md).
+HEALTH_MIN_CONNECTED = env_float("SQUIRREL_HEALTH_MIN_CONNECTED", 0.9)
+if not 0.0 <= HEALTH_MIN_CONNECTED <= 1.0:
+    raise ImproperlyConfigured("SQUIRREL_HEALTH_MIN_CONNECTED must be a fraction from 0 to 1.")
 
 CHANNEL_LAYERS = {
     "default": {

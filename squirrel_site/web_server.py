@@ -12,14 +12,20 @@ both before the application sees it:
   parsing is switched off; three anonymous 60 MB multipart POSTs took daphne from 120 to 840 MB.
 """
 
+import os
 import sys
 from io import RawIOBase
 from urllib.parse import unquote
 
-from daphne import http_protocol
-from daphne.cli import CommandLineInterface
+# A web process: its database connections come from the pool (squirrel_site/asgi.py says why only
+# web processes). Set before anything below loads the settings.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "squirrel_site.settings")
+os.environ.setdefault("SQUIRREL_DB_POOL", "1")
 
-from squirrel_site.request_limits import body_limit_for, too_large_response_bytes
+from daphne import http_protocol  # noqa: E402
+from daphne.cli import CommandLineInterface  # noqa: E402
+
+from squirrel_site.request_limits import body_limit_for, too_large_response_bytes  # noqa: E402
 
 
 class _Discard(RawIOBase):

@@ -3,7 +3,7 @@
 import pytest
 
 from monitor import health, live
-from monitor.health import MISSING, OK, STALE, judge_shards, overall_status
+from monitor.health import DEGRADED, MISSING, OK, STALE, judge_connections, judge_shards, overall_status
 
 NOW = 1_700_000_000.0
 
@@ -41,7 +41,13 @@ def test_a_heartbeat_this_version_did_not_write_is_stale(bad):
 
 @pytest.mark.parametrize(
     ("states", "expected"),
-    [([OK, OK], OK), ([OK, STALE], STALE), ([STALE, MISSING, OK], MISSING), ([], MISSING)],
+    [
+        ([OK, OK], OK),
+        ([OK, DEGRADED], DEGRADED),
+        ([DEGRADED, STALE], STALE),
+        ([STALE, MISSING, OK], MISSING),
+        ([], MISSING),
+    ],
 )
 def test_the_overall_status_is_the_worst_shards(states, expected):
     assert overall_status([health.ShardHealth(f"{i}of9", state) for i, state in enumerate(states)]) == expected
@@ -53,3 +59,53 @@ def test_monitor_shards_reads_the_heartbeats_in_redis(redis_db):
     (shard,) = health.monitor_shards(client=redis_db)
 
     assert (shard.shard, shard.status, shard.beat["owner"]) == ("0of1", OK, "host:1")
+
+
+def connections(status: str = OK, **beat) -> health.ShardHealth:
+    return judge_connections(health.ShardHealth("0of1", status, {"shard": "0of1", **beat}), 0.9)
+
+
+def test_a_shard_and_iocs_with_exactly_the_fraction_connected_stay_ok():
+    shard = connections(addresses=100, connected=90, hosts={"ioc-a:5064": [54, 6], "ioc-b:5064": [36, 4]})
+
+    assert (shard.status, shard.degraded_iocs) == (OK, ())
+
+
+def test_a_shard_with_too_few_addresses_connected_is_degraded():
+    assert connections(addresses=100, connected=89).status == DEGRADED
+
+
+def test_an_ioc_with_too_few_addresses_connected_degrades_the_shard_and_is_listed():
+    shard = connections(addresses=100, connected=95, hosts={"ioc-a:5064": [90, 0], "ioc-b:5064": [5, 5]})
+
+    assert shard.status == DEGRADED
+    assert shard.degraded_iocs == ({"host": "ioc-b:5064", "connected": 5, "disconnected": 5},)
+
+
+def test_addresses_no_ioc_answered_are_listed_without_a_host():
+    shard = connections(addresses=3461, connected=0, hosts={"": [0, 3461]})
+
+    assert shard.status == DEGRADED
+    assert shard.degraded_iocs == ({"host": None, "connected": 0, "disconnected": 3461},)
+
+
+def test_a_stale_shard_stays_stale_with_its_disconnected_iocs_listed():
+    shard = connections(STALE, addresses=10, connected=0, hosts={"ioc-a:5064": [0, 10]})
+
+    assert (shard.status, len(shard.degraded_iocs)) == (STALE, 1)
+
+
+def test_a_shard_monitoring_nothing_is_not_degraded():
+    assert connections(addresses=0, connected=0, hosts={}).status == OK
+
+
+def test_connections_do_not_change_the_freshness_that_snapshots_use():
+    beats = [beat("0of1", addresses=100, connected=0, hosts={"ioc-a:5064": [0, 100]})]
+
+    assert overall_status(judge_shards(beats, NOW)) == OK
+
+
+def test_host_counts_this_version_did_not_write_are_skipped():
+    shard = connections(addresses=10, connected=10, hosts={"ioc-a:5064": "10/0", "ioc-b:5064": [1, 2, 3]})
+
+    assert (shard.status, shard.degraded_iocs) == (OK, ())

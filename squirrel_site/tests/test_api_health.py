@@ -59,7 +59,7 @@ def test_the_shard_reports_leader_heartbeat_age_counts_rate_and_lag(client, ever
     assert shard["heartbeat_age_s"] < 5
     assert {k: v for k, v in shard.items() if k != "heartbeat_age_s"} == {
         "shard": "0of1", "status": "ok", "leader": "mon-host:41", "synced": True, "addresses": 450,
-        "connected": 447, "updates_per_s": 812.5, "lag_p95_s": 0.12,
+        "connected": 447, "updates_per_s": 812.5, "lag_p95_s": 0.12, "degraded_iocs": [],
     }  # fmt: skip
 
 
@@ -107,6 +107,36 @@ def test_a_stale_shard_makes_the_report_degraded(client, redis_db, worker_beat, 
     assert (body["status"], body["monitor"]["status"], body["monitor"]["shards"][0]["status"]) == (
         "degraded", "stale", "stale",
     )  # fmt: skip
+
+
+def test_a_shard_whose_ioc_is_down_is_degraded_naming_the_ioc(client, redis_db, worker_beat, monitor_beats):
+    monitor_beats(addresses=450, connected=300, hosts={"ioc-a:5064": [300, 0], "ioc-b:5064": [0, 150]})
+
+    body = client.get(URL).json()
+
+    (shard,) = body["monitor"]["shards"]
+    assert (body["status"], body["monitor"]["status"], shard["status"]) == ("degraded", "degraded", "degraded")
+    assert shard["degraded_iocs"] == [{"host": "ioc-b:5064", "connected": 0, "disconnected": 150}]
+
+
+def test_strict_answers_503_with_retry_after_while_no_address_is_connected(
+    client, redis_db, worker_beat, monitor_beats
+):
+    monitor_beats(addresses=3461, connected=0, hosts={"": [0, 3461]})
+
+    response = client.get(URL, {"strict": "1"})
+
+    assert (response.status_code, response["Retry-After"]) == (503, "5")
+    assert response.json()["monitor"]["shards"][0]["degraded_iocs"] == [
+        {"host": None, "connected": 0, "disconnected": 3461}
+    ]
+
+
+def test_the_fraction_that_counts_as_connected_is_a_setting(client, redis_db, worker_beat, monitor_beats, settings):
+    settings.HEALTH_MIN_CONNECTED = 0.5
+    monitor_beats(addresses=450, connected=300, hosts={"ioc-a:5064": [300, 150]})
+
+    assert client.get(URL, {"strict": "1"}).json()["status"] == "ok"
 
 
 def test_a_missing_shard_is_listed(client, redis_db, worker_beat, monitor_beats):
@@ -217,3 +247,18 @@ def test_a_real_worker_and_monitor_appear_and_a_stopped_worker_leaves(site, regi
         second.stop()
     # A worker that shuts down removes its heartbeat: gone well before the heartbeat would expire.
     wait_for_report(f"{site}{URL}", lambda report: report["workers"]["count"] == 1, timeout=5.0)
+
+
+@pytest.mark.ioc
+@pytest.mark.worker
+def test_a_real_monitor_whose_ioc_stops_is_degraded_naming_the_ioc(site, restartable_sim_ioc):  # noqa: F811
+    assert fetch(f"{site}{URL}?strict=1")[0] == 200
+
+    restartable_sim_ioc.stop()
+    body = wait_for_report(f"{site}{URL}", lambda report: report["monitor"]["status"] == "degraded")
+
+    (shard,) = body["monitor"]["shards"]
+    assert (body["status"], shard["status"], shard["connected"]) == ("degraded", "degraded", 0)
+    (ioc,) = shard["degraded_iocs"]
+    assert ioc["host"].endswith(f":{restartable_sim_ioc.port}") and ioc["disconnected"] == shard["addresses"]
+    assert fetch(f"{site}{URL}")[0] == 200 and fetch(f"{site}{URL}?strict=1")[0] == 503

@@ -14,10 +14,13 @@ def database_down(django_db_blocker):
         connection.close()
         port = connection.settings_dict["PORT"]
         connection.settings_dict["PORT"] = 1
+        # With SQUIRREL_DB_POOL=1 the pool keeps the address it was made with: make it again.
+        connection.close_pool()
         try:
             yield
         finally:
             connection.close()
+            connection.close_pool()
             connection.settings_dict["PORT"] = port
 
 
