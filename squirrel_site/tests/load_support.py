@@ -66,7 +66,7 @@ class WebProcess:
             listen = ["-e", f"tcp:{port}:interface=127.0.0.1:backlog={backlog}"]
         with log_path.open("a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", *listen, "squirrel_site.asgi:application"],
+                [sys.executable, "-m", "squirrel_site.web_server", *listen, "squirrel_site.asgi:application"],
                 cwd=cwd,
                 env=full_env,
                 stdout=log,
