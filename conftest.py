@@ -1,4 +1,4 @@
-"""Project-wide pytest fixtures: users, an empty Redis test database and the simulated IOC."""
+"""Project-wide pytest fixtures: users, an empty Redis test database, the simulated IOC, fault tests' processes."""
 
 import os
 import signal
@@ -12,6 +12,9 @@ from django.conf import settings
 
 from monitor import live
 from pvs import sim
+
+# Fault-test fixtures (private PostgreSQL and Redis, the real processes): fault_services, squirrel.
+pytest_plugins = ["squirrel_site.testing.fixtures"]
 
 SIM_IOC_PVS = 300
 SIM_IOC_CHANGE_RATE_HZ = 2.0
