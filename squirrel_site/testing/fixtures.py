@@ -4,12 +4,13 @@
 Redis and the simulated IOC on a CA port of its own. `squirrel` (per test): a fresh copy of the
 template database, an empty Redis, the services running again if the previous test stopped them,
 and a `Squirrel` to start processes with; their logs are added to the report of a failed test.
-`private_redis` (per test): just a Redis server to kill.
+`private_redis` (per test): just a Redis server to kill; `systemd_socket`: systemd's notify socket.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
 import pytest
@@ -95,3 +96,25 @@ def pytest_runtest_makereport(item, call):
     system = getattr(item, "squirrel_system", None)
     if system is not None and report.failed:
         report.sections.append(("squirrel logs", system.logs()))
+
+
+@pytest.fixture
+def systemd_socket(tmp_path, monkeypatch):
+    """A unix datagram socket standing in for systemd's, named in NOTIFY_SOCKET (see `received`)."""
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(2)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        yield sock
+
+
+def received(sock: socket.socket, wait: float = 0.2) -> list[str]:
+    """Every notification waiting on `sock` (what arrives within `wait` s of the last one)."""
+    sock.settimeout(wait)
+    messages = []
+    try:
+        while True:
+            messages.append(sock.recv(256).decode())
+    except TimeoutError:
+        return messages
