@@ -173,42 +173,48 @@ class Squirrel:
 
     # Processes --------------------------------------------------------------------------------
 
-    def _make(self, kind: str) -> ManagedProcess:
-        log = self.workdir / f"{kind}.log"
-        python = sys.executable
+    def _make(self, name: str) -> ManagedProcess:
+        kind, python, log = name.split("-")[0], sys.executable, self.workdir / f"{name}.log"
         if kind == "web":
             args = [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.web_port), "squirrel_site.asgi:application"]
-            return ManagedProcess(kind, args, self.env, log, lambda: self.get("/api/v1/health/").status_code > 0)
+            return ManagedProcess(name, args, self.env, log, lambda: self.get("/api/v1/health/").status_code > 0)
         if kind == "worker":
             # As the Procfile runs it (mingle and gossip included: they talk to the broker too).
             args = [python, "-m", "celery", "-A", "squirrel_site", "worker", "--pool", "threads", "--concurrency", "2"]
-            args += ["--loglevel", "INFO"]
-            process = ManagedProcess(kind, args, self.env, log, lambda: " ready." in process.output())
+            args += ["--loglevel", "INFO", "--hostname", f"{name}@%h"]
+            process = ManagedProcess(name, args, self.env, log, lambda: " ready." in process.output())
             return process
         if kind == "beat":
             args = [python, "-m", "celery", "-A", "squirrel_site", "beat", "--loglevel", "INFO"]
-            process = ManagedProcess(kind, args, self.env, log, lambda: "beat: Starting..." in process.output())
+            process = ManagedProcess(name, args, self.env, log, lambda: "beat: Starting..." in process.output())
             return process
         if kind == "monitor":
+            # Ready when it runs and its shard has a leader with every value in Redis (itself or another).
             args = [python, "manage.py", "monitor_pvs"]
-            return ManagedProcess(kind, args, self.env, log, lambda: self.monitor_heartbeat().get("synced"))
-        raise ValueError(f"unknown process kind {kind!r}; one of {self.KINDS}")
+            process = ManagedProcess(
+                name, args, self.env, log, lambda: " starting" in process.output() and self.monitor_heartbeat().get("synced")
+            )
+            return process
+        raise ValueError(f"unknown process {name!r}: one of {self.KINDS}, optionally with a suffix (monitor-2)")
 
-    def start(self, *kinds: str) -> None:
-        """Start these processes (all of KINDS if none are named) together; wait until all are ready."""
-        started = [self.processes.setdefault(kind, self._make(kind)) for kind in kinds or self.KINDS]
+    def start(self, *names: str) -> None:
+        """Start these processes (all of KINDS if none are named) together; wait until all are ready.
+
+        A name is a kind, optionally with a suffix for a second one of it: "monitor-standby".
+        """
+        started = [self.processes.setdefault(name, self._make(name)) for name in names or self.KINDS]
         for process in started:
             process.start()
         with ThreadPoolExecutor(len(started)) as pool:
             for future in [pool.submit(process.wait_ready) for process in started]:
                 future.result()
 
-    def __getitem__(self, kind: str) -> ManagedProcess:
-        return self.processes[kind]
+    def __getitem__(self, name: str) -> ManagedProcess:
+        return self.processes[name]
 
     def dead(self) -> list[str]:
         """The started processes that are no longer running."""
-        return [kind for kind, process in self.processes.items() if not process.alive()]
+        return [name for name, process in self.processes.items() if not process.alive()]
 
     def stop(self) -> None:
         """Stop every process cleanly, in parallel."""
@@ -228,6 +234,18 @@ class Squirrel:
 
     def post(self, path: str, payload: dict | None = None, **kwargs) -> requests.Response:
         return self.http.post(self.url + path, json=payload or {}, timeout=kwargs.pop("timeout", 10), **kwargs)
+
+    def manage(self, *args: str) -> str:
+        """Run `manage.py args` on this test's database and services; its stdout."""
+        return manage(self.env, *args)
+
+    def schedule_every(self, seconds: int, task: str = "snapshots.requeue_lost_jobs") -> None:
+        """Have beat send `task` every `seconds` (a periodic task in the database; start beat after)."""
+        self.manage("shell", "-c", (
+            "from django_celery_beat.models import IntervalSchedule, PeriodicTask\n"
+            f"every, _ = IntervalSchedule.objects.get_or_create(every={seconds}, period='seconds')\n"
+            f"PeriodicTask.objects.create(name='fault test: {task}', task='{task}', interval=every)"
+        ))
 
     def sql(self, query: str, *params) -> list[tuple]:
         """Rows of `query` on this test's database, on a connection of its own."""
