@@ -3,13 +3,16 @@
 Each test runs the real processes (squirrel_site.testing) on a private PostgreSQL and Redis that
 it kills or stops, and asks afterwards what an operator would: are the processes alive, does a
 new job run, does health answer 200 with a live worker and a fresh monitor, does beat send.
+The last test checks what systemd's watchdog hears from the real worker and monitor.
 """
 
+import socket
 import time
 
 import pytest
 
 from squirrel_site.testing import eventually
+from squirrel_site.testing.fixtures import received
 
 pytestmark = [pytest.mark.fault, pytest.mark.worker, pytest.mark.ioc]
 
@@ -85,3 +88,17 @@ def test_a_standby_monitor_takes_over_when_the_leader_is_killed(squirrel):
         return heartbeat["owner"].endswith(f":{squirrel[standby].process.pid}") and heartbeat["synced"]
 
     eventually(standby_leads, 15, what="the standby leading with every value")
+
+
+def test_the_worker_and_the_monitor_tell_systemd_they_are_ready_then_alive(squirrel, tmp_path):
+    sockets = {}
+    for name in ("worker", "monitor"):
+        sockets[name] = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sockets[name].bind(str(tmp_path / f"{name}.notify"))
+        squirrel.env["NOTIFY_SOCKET"] = str(tmp_path / f"{name}.notify")
+        squirrel.start(name)  # each process copies the environment as it starts
+    for name, sock in sockets.items():
+        with sock:
+            messages = []
+            eventually(lambda: messages.extend(received(sock)) or messages.count("WATCHDOG=1") >= 2, 15, what=name)
+            assert "READY=1" in messages, (name, messages)
