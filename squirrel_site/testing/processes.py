@@ -96,7 +96,8 @@ class ManagedProcess:
 
 def process_env(postgres: PrivatePostgres, redis: PrivateRedis, db_name: str, ca_port: int) -> dict:
     """The environment of every process: production settings on the private services."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("SQUIRREL_", "EPICS_"))}
+    # Nothing of the test run's own settings; no NOTIFY_SOCKET either (a test sets its own).
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SQUIRREL_", "EPICS_", "NOTIFY_"))}
     env.update(
         DJANGO_SETTINGS_MODULE="squirrel_site.settings",
         PYTHONUNBUFFERED="1",
@@ -176,7 +177,8 @@ class Squirrel:
     def _make(self, name: str) -> ManagedProcess:
         kind, python, log = name.split("-")[0], sys.executable, self.workdir / f"{name}.log"
         if kind == "web":
-            args = [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.web_port), "squirrel_site.asgi:application"]
+            args = [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.web_port)]
+            args += ["squirrel_site.asgi:application"]
             return ManagedProcess(name, args, self.env, log, lambda: self.get("/api/v1/health/").status_code > 0)
         if kind == "worker":
             # As the Procfile runs it (mingle and gossip included: they talk to the broker too).
@@ -192,7 +194,8 @@ class Squirrel:
             # Ready when it runs and its shard has a leader with every value in Redis (itself or another).
             args = [python, "manage.py", "monitor_pvs"]
             process = ManagedProcess(
-                name, args, self.env, log, lambda: " starting" in process.output() and self.monitor_heartbeat().get("synced")
+                name, args, self.env, log,
+                lambda: " starting" in process.output() and self.monitor_heartbeat().get("synced"),
             )
             return process
         raise ValueError(f"unknown process {name!r}: one of {self.KINDS}, optionally with a suffix (monitor-2)")
@@ -259,9 +262,11 @@ class Squirrel:
 
     def wait_for_job(self, job_id: int, timeout: float = 60.0) -> dict:
         """The job once it has ended (succeeded or failed), from PostgreSQL."""
-        return eventually(
-            lambda: (job := self.job(job_id))["status"] in ("succeeded", "failed") and job, timeout, what=f"job {job_id}"
-        )
+        def ended() -> dict | None:
+            job = self.job(job_id)
+            return job if job["status"] in ("succeeded", "failed") else None
+
+        return eventually(ended, timeout, what=f"job {job_id} ended")
 
     def take_snapshot(self, addresses: list[str], title: str = "fault test") -> int:
         """Ask the API for a direct snapshot of `addresses`; the job's id (the request must be accepted)."""
@@ -285,8 +290,7 @@ class Squirrel:
             "values = {a: epics.caget(a, use_monitor=False, timeout=5) for a in json.loads(sys.argv[1])}\n"
             "print(json.dumps({a: v.tolist() if hasattr(v, 'tolist') else v for a, v in values.items()}))"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", code, json.dumps(addresses)], env=self.env, capture_output=True, text=True, timeout=60
-        )
+        args = [sys.executable, "-c", code, json.dumps(addresses)]
+        result = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout.strip().splitlines()[-1])

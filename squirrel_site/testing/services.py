@@ -76,7 +76,8 @@ class PrivatePostgres:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync")
 
     def _run(self, tool: str, *args: str) -> None:
-        result = subprocess.run([*self._as_owner, str(self.bin / tool), *args], capture_output=True, text=True, timeout=120)
+        command = [*self._as_owner, str(self.bin / tool), *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             raise RuntimeError(f"{tool} {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
 
