@@ -1,5 +1,5 @@
 """Project-wide pytest fixtures: users, an empty Redis test database, a broker that refuses
-connections and the simulated IOC."""
+connections, the simulated IOC, and the fault tests' processes (squirrel_site.testing)."""
 
 import os
 import signal
@@ -13,6 +13,9 @@ from django.conf import settings
 
 from monitor import live
 from pvs import sim
+
+# Fault-test fixtures (private PostgreSQL and Redis, the real processes): fault_services, squirrel.
+pytest_plugins = ["squirrel_site.testing.fixtures"]
 
 SIM_IOC_PVS = 300
 SIM_IOC_CHANGE_RATE_HZ = 2.0

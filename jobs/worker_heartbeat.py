@@ -4,6 +4,9 @@ The health endpoint counts live workers from these heartbeats; asking the worker
 (`celery inspect ping`) is a broadcast that waits a second for replies, too slow for a probe.
 A heartbeat says that the worker process runs and reaches Redis: a thread writes it, so a worker
 busy with a long task (solo pool) still beats.
+
+Under systemd (Type=notify, WatchdogSec) the same thread tells the watchdog the worker is alive,
+and the worker says READY=1 once it consumes (squirrel_site.sd_notify).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import threading
 import time
 
 import redis
-from celery import bootsteps
+from celery import bootsteps, signals
 from celery.worker import state
 
 from monitor import live
+from squirrel_site.sd_notify import notify
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +33,11 @@ TTL = 10.0
 class WorkerHeartbeat:
     """Writes one worker process's heartbeat every `interval` seconds from a daemon thread."""
 
-    def __init__(self, name: str, concurrency: int, *, interval: float = INTERVAL, ttl: float = TTL):
+    def __init__(
+        self, name: str, concurrency: int, *, interval: float = INTERVAL, ttl: float = TTL, healthy=lambda: True
+    ):
         self.name, self.concurrency, self.interval, self.ttl = name, concurrency, interval, ttl
+        self.healthy = healthy  # the worker is running (not stopping): what systemd's watchdog hears
         # Several workers on one host may share a node name; the pid tells them apart.
         self.id = f"{name}/{os.getpid()}"
         self.started = time.time()
@@ -58,6 +65,8 @@ class WorkerHeartbeat:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.beat()
+            if self.healthy():
+                notify("WATCHDOG=1")
             self._stop.wait(self.interval)
 
     def stop(self) -> None:
@@ -76,4 +85,14 @@ class WorkerHeartbeatStep(bootsteps.StartStopStep):
     """The worker bootstep that runs a WorkerHeartbeat (squirrel_site/celery.py adds it)."""
 
     def create(self, worker):
-        return WorkerHeartbeat(worker.hostname, worker.concurrency)
+        # A worker reconnecting to the broker counts as healthy: a restart cannot bring Redis back
+        # and would end the tasks it is running. A worker whose main loop stopped does not.
+        return WorkerHeartbeat(
+            worker.hostname, worker.concurrency, healthy=lambda: worker.blueprint.state == bootsteps.RUN
+        )
+
+
+@signals.worker_ready.connect
+def _tell_systemd_ready(**kwargs) -> None:
+    """The worker consumes tasks: READY=1 for a Type=notify service (nothing outside systemd)."""
+    notify("READY=1")

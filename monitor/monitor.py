@@ -24,6 +24,7 @@ from django.db.models import Count, Max, Sum
 from monitor import live
 from pvs.epics_io import METADATA_PER_POLL, ChannelSet, PollResult
 from pvs.models import PV
+from squirrel_site.sd_notify import Watchdog, notify
 
 log = logging.getLogger(__name__)
 
@@ -362,8 +363,13 @@ class Monitor:
     def run(self, stop: threading.Event) -> None:
         """Lead when possible, stand by otherwise, until `stop` is set; then leave cleanly."""
         log.info("Monitor %s for shard %s starting", self.settings.owner, self.settings.shard.label)
+        # Under systemd (Type=notify, WatchdogSec): ready now, alive while this loop turns. A Redis
+        # or PostgreSQL outage does not stop the loop (a restart would not bring them back).
+        notify("READY=1")
+        watchdog = Watchdog()
         try:
             while not stop.is_set():
+                watchdog.alive()
                 if not self.is_leader:
                     try:
                         if not self.try_lead():

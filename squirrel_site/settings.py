@@ -157,6 +157,16 @@ CHANNEL_LAYERS = {
 }
 
 CELERY_BROKER_URL = env_str("SQUIRREL_CELERY_BROKER_URL", REDIS_URL)
+# kombu's Redis transport with a fix that keeps a worker alive when Redis goes away while it
+# runs a task (squirrel_site/broker.py explains).
+CELERY_BROKER_TRANSPORT = "squirrel_site.broker:Transport"
+# Reconnect to the broker for as long as it takes, at start-up too (Celery's default gives up
+# after 100 attempts and the worker exits).
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A task running when the broker connection drops finishes: its job row in PostgreSQL says what
+# happened, and the job runner ignores a second delivery of a finished job's message.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Redis holds only the messages; PostgreSQL holds the jobs (the outbox): each worker's relay
 # (jobs.outbox) sends what was not sent, and again what was lost or orphaned.

@@ -5,6 +5,7 @@ import time
 
 from jobs.worker_heartbeat import WorkerHeartbeat
 from monitor import live
+from squirrel_site.testing.fixtures import received
 
 
 def wait_for(predicate, timeout: float = 5.0) -> None:
@@ -55,3 +56,23 @@ def test_redis_down_is_a_warning_not_a_crash(settings, caplog):
 
     assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
 
+
+
+def test_a_healthy_worker_pings_the_systemd_watchdog_with_each_beat(redis_db, systemd_socket):
+    heartbeat = WorkerHeartbeat("celery@host", 1, interval=0.05)
+    heartbeat.start()
+    try:
+        wait_for(lambda: len(received(systemd_socket, wait=0.1)) >= 2)
+    finally:
+        heartbeat.stop()
+
+
+def test_a_stopping_worker_does_not_ping_the_watchdog(redis_db, systemd_socket):
+    heartbeat = WorkerHeartbeat("celery@host", 1, interval=0.05, healthy=lambda: False)
+    heartbeat.start()
+    try:
+        wait_for(lambda: len(live.read_worker_heartbeats(redis_db)) == 1)
+        time.sleep(0.2)
+        assert received(systemd_socket) == []
+    finally:
+        heartbeat.stop()

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import threading
 import time
 
 import epics
@@ -13,6 +14,8 @@ from monitor.monitor import Monitor, MonitorSettings, registry_addresses
 from pvs.epics_io import METADATA_PER_POLL
 from pvs import sim
 from pvs.models import PV
+from squirrel_site.testing import eventually
+from squirrel_site.testing.fixtures import received
 
 # A long lease: these tests block in IOC restarts without stepping the monitor; lease expiry
 # has its own tests (fencing, standby takeover).
@@ -244,3 +247,19 @@ def test_a_new_leader_deletes_values_a_dead_leader_left_for_deleted_pvs(transact
     assert monitor._pending_deletes == {"NOIOC:GONE", "NOIOC:META_ONLY"}
     assert monitor.flush()
     assert set(live.cached_addresses(redis_db)) == {"NOIOC:KEPT", "NOIOC:JUST_ADDED"}
+
+
+def test_run_tells_systemd_it_is_ready_then_pings_the_watchdog(transactional_db, make_monitor, systemd_socket):
+    messages, stop = [], threading.Event()
+
+    def listen():  # beside the monitor, which runs in this thread as Channel Access wants
+        try:
+            eventually(lambda: messages.extend(received(systemd_socket)) or messages.count("WATCHDOG=1") >= 2, 10)
+        finally:
+            stop.set()
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    make_monitor().run(stop)
+    listener.join(1)
+    assert messages[0] == "READY=1" and messages.count("WATCHDOG=1") >= 2, messages
