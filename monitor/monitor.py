@@ -1,7 +1,7 @@
 """The PV monitor: every registry address subscribed over Channel Access, kept live in Redis.
 
-One thread does everything, in small steps (DESIGN.md: a CA callback thread next to a Redis
-flusher thread stalls on the GIL): it polls Channel Access for up to one flush interval, keeps the
+One thread does everything, in small steps (a CA callback thread next to a Redis flusher thread
+stalls on the GIL: docs/monitor.md): it polls Channel Access for up to one flush interval, keeps the
 latest value per address, then writes what changed to Redis in one pipelined, fenced batch and
 publishes one change notice. Between flushes it renews its leader lease, writes a heartbeat and
 checks whether the registry changed. Only the holder of the shard's lease writes; a monitor

@@ -1,7 +1,7 @@
 """Restore: preview a snapshot against the live machine, then execute the confirmed preview.
 
 Execution is idempotent and resumable, because Celery may run a task twice and a worker may die
-half-way (DESIGN.md). PostgreSQL is the source of truth: the item of every PV moves
+half-way (docs/restore.md). PostgreSQL is the source of truth: the item of every PV moves
 pending -> written -> verified / mismatch / timeout (or disconnected, no_write_access, failed),
 and the restore records the last stage whose puts may have gone out (`writing_stage`, committed
 before them). Items and put results are written beside the puts (_Recorder), so a run that dies

@@ -1,6 +1,6 @@
 """Restore API: preview (from the monitor's cache, else a job), execute (a job), follow, undo.
 
-The web process never talks Channel Access (DESIGN.md): a preview it cannot make from a fresh
+The web process never talks Channel Access (README, "Processes"): a preview it cannot make from a fresh
 monitor cache is made by a worker, and the answer is 202 with that job (its result_id is the
 preview's id) instead of 201 with the preview.
 """

@@ -7,7 +7,7 @@ The schema is the one /api/v1/schema/ serves, made by the same generator: that U
 and pytest collects the operations before any database exists (test_schema.py tests the URL).
 Requests go to Django's WSGI handler in this process, inside the test's transaction: jobs are
 created but their Celery messages (sent on commit) never leave, and the web process never talks
-Channel Access (DESIGN.md), so no IOC and no worker is needed.
+Channel Access (README, "Processes"), so no IOC and no worker is needed.
 """
 
 import time
