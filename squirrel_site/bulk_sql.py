@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models.expressions import RawSQL
 
 BATCH_SIZE = 10_000
@@ -153,3 +154,38 @@ def delete_rows(model, ids: Sequence[int]) -> None:
     with connection.cursor() as cursor:
         for sql in statements:
             cursor.execute(sql, operand)
+
+
+@contextmanager
+def local_settings(**settings: str):
+    """A cursor in a transaction whose PostgreSQL `settings` (e.g. jit="off") hold inside this
+    block alone: set with SET LOCAL semantics, and put back on leaving it, because inside an
+    outer transaction the block is only a savepoint and SET LOCAL would outlive it."""
+    names = list(settings)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(['current_setting(%s)'] * len(names))}", names)
+        previous = dict(zip(names, cursor.fetchone()))
+        _set_locally(cursor, settings)
+        yield cursor
+        # An exception skips this: rolling the savepoint or transaction back undoes the settings.
+        _set_locally(cursor, previous)
+
+
+def _set_locally(cursor, settings: Mapping[str, str]) -> None:
+    pairs = [part for name, value in settings.items() for part in (name, value)]
+    cursor.execute(f"SELECT {', '.join(['set_config(%s, %s, true)'] * len(settings))}", pairs)
+
+
+def set_join():
+    """local_settings() for a statement that joins two sets of thousands of rows (a new preview's
+    items with a new undo snapshot's values): planned without nested loops.
+
+    Rows a bulk write has just added are newer than the planner's statistics until the next
+    ANALYZE (never, where autovacuum is off): their new snapshot, preview or restore id lies
+    beyond the histogram and each side is estimated at one row. A nested loop of two such sides
+    scans one set once per row of the other: restoring 30,000 setpoints took 90 s instead of 3
+    that way (and minutes on a loaded machine). Between two sets that size a hash or merge join is always the right plan, and it
+    copes with any misestimate (the hash grows its batches). Statements that look up a few rows
+    by key are left alone: a nested loop over a unique index is what they want.
+    """
+    return local_settings(enable_nestloop="off")
