@@ -8,7 +8,7 @@ earlier work, and differs only in when ANALYZE runs:
 
 - none: never; the planner sees the tables' sizes but no statistics (a new installation);
 - stale: once, after the earlier work, so the measured rows are newer than the statistics;
-- fresh: right before each measured call (what the benchmarks used to do, and the kindest case).
+- fresh: right before the measured work (what the benchmarks used to do, and the kindest case).
 
 The figure to publish is the worst of the three.
 """
@@ -22,7 +22,7 @@ def add_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stats", choices=STATES, default="stale",
         help="planner statistics: none (never analyzed), stale (analyzed once before the measured data), "
-             "fresh (analyzed right before each measured call)",
+             "fresh (analyzed right before the measured work)",
     )  # fmt: skip
 
 
@@ -35,7 +35,7 @@ def analyze() -> None:
 
 class Statistics:
     """Runs ANALYZE where the chosen state says: `history_done()` after the earlier work,
-    `before_timing()` right before each measured call."""
+    `before_timing()` right before the measured work (or each measured call)."""
 
     def __init__(self, state: str):
         self.state = state

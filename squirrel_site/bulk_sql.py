@@ -161,19 +161,24 @@ def local_settings(**settings: str):
     """A cursor in a transaction whose PostgreSQL `settings` (e.g. jit="off") hold inside this
     block alone: set with SET LOCAL semantics, and put back on leaving it, because inside an
     outer transaction the block is only a savepoint and SET LOCAL would outlive it."""
-    names = list(settings)
+    names, n = list(settings), len(settings)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(['current_setting(%s)'] * len(names))}", names)
-        previous = dict(zip(names, cursor.fetchone()))
-        _set_locally(cursor, settings)
+        # One round trip: the subquery (kept apart by OFFSET 0) reads the old values before the
+        # outer select list sets the new ones.
+        old = ", ".join(f"current_setting(%s) AS s{i}" for i in range(n))
+        cursor.execute(f"SELECT old.*, {_set(n)} FROM (SELECT {old} OFFSET 0) old", [*_pairs(settings), *names])
+        previous = dict(zip(names, cursor.fetchone()[:n]))
         yield cursor
         # An exception skips this: rolling the savepoint or transaction back undoes the settings.
-        _set_locally(cursor, previous)
+        cursor.execute(f"SELECT {_set(n)}", _pairs(previous))
 
 
-def _set_locally(cursor, settings: Mapping[str, str]) -> None:
-    pairs = [part for name, value in settings.items() for part in (name, value)]
-    cursor.execute(f"SELECT {', '.join(['set_config(%s, %s, true)'] * len(settings))}", pairs)
+def _set(n: int) -> str:
+    return ", ".join(["set_config(%s, %s, true)"] * n)
+
+
+def _pairs(settings: Mapping[str, str]) -> list[str]:
+    return [part for name, value in settings.items() for part in (name, value)]
 
 
 def set_join():
@@ -183,9 +188,10 @@ def set_join():
     Rows a bulk write has just added are newer than the planner's statistics until the next
     ANALYZE (never, where autovacuum is off): their new snapshot, preview or restore id lies
     beyond the histogram and each side is estimated at one row. A nested loop of two such sides
-    scans one set once per row of the other: restoring 30,000 setpoints took 90 s instead of 3
-    that way (and minutes on a loaded machine). Between two sets that size a hash or merge join is always the right plan, and it
-    copes with any misestimate (the hash grows its batches). Statements that look up a few rows
-    by key are left alone: a nested loop over a unique index is what they want.
+    scans one set once per row of the other: restoring 42,500 setpoints took 90 s instead of 3
+    that way (7 minutes on a loaded machine). Between two sets that size a hash or merge join is
+    always the right plan, and it copes with any misestimate (the hash grows its batches).
+    Statements that look up a few rows by key are left alone: a nested loop over a unique index
+    is what they want.
     """
     return local_settings(enable_nestloop="off")
