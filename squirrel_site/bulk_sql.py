@@ -188,8 +188,8 @@ def set_join():
     Rows a bulk write has just added are newer than the planner's statistics until the next
     ANALYZE (never, where autovacuum is off): their new snapshot, preview or restore id lies
     beyond the histogram and each side is estimated at one row. A nested loop of two such sides
-    scans one set once per row of the other: restoring 42,500 setpoints took 90 s instead of 3
-    that way (7 minutes on a loaded machine). Between two sets that size a hash or merge join is
+    scans one set once per row of the other: restoring 30,000 setpoints took 90-103 s instead of
+    3 that way (42,500: 7 minutes on a loaded machine). Between two sets that size a hash or merge join is
     always the right plan, and it copes with any misestimate (the hash grows its batches).
     Statements that look up a few rows by key are left alone: a nested loop over a unique index
     is what they want.
