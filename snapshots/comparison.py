@@ -45,7 +45,7 @@ from snapshots.compare import (
 )
 from snapshots.models import Severity, Snapshot, SnapshotValue, ValueType, _typed
 from snapshots.values import enum_label
-from squirrel_site.bulk_sql import local_settings
+from squirrel_site.bulk_sql import local_settings, set_join
 from squirrel_site.json_values import json_safe
 
 SORT_FIELDS = ("name", "device", "delta", "status", "severity")
@@ -443,7 +443,7 @@ def _compare_live(comparison: Comparison, offset: int, limit: int | None, with_c
 
 
 def _fetch(query: str, params: list, columns: Sequence[str]) -> list[dict]:
-    with connection.cursor() as cursor:
+    with set_join() as cursor:  # the snapshot's values with the registry: two whole sets
         cursor.execute(query, params)
         return [dict(zip(columns, record)) for record in cursor.fetchall()]
 

@@ -123,13 +123,14 @@ def preview_restore(
     rows = SnapshotValue.objects.filter(snapshot=snapshot)
     if pvs is not None:
         rows = rows.filter(pv__in=pvs.values("pk"))
-    rows = list(
-        rows.order_by("pv_name").values_list(
-            "pv_id", "pv_name", "value_type", "setpoint_num", "setpoint_str", "setpoint_array", "connected",
-            "pv__setpoint_address", "pv__readback_address", "pv__restore_stage", "pv__wait_for_completion",
-            "pv__abs_tolerance", "pv__rel_tolerance", "pv__read_only",
-        )
-    )  # fmt: skip
+    with set_join():  # the snapshot's values with the registry: two whole sets
+        rows = list(
+            rows.order_by("pv_name").values_list(
+                "pv_id", "pv_name", "value_type", "setpoint_num", "setpoint_str", "setpoint_array", "connected",
+                "pv__setpoint_address", "pv__readback_address", "pv__restore_stage", "pv__wait_for_completion",
+                "pv__abs_tolerance", "pv__rel_tolerance", "pv__read_only",
+            )
+        )  # fmt: skip
     addresses = [row[7] for row in rows if row[0] is not None]
     values, writable, source = _live_values(addresses, io, cache_only)
 

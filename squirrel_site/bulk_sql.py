@@ -183,14 +183,17 @@ def _pairs(settings: Mapping[str, str]) -> list[str]:
 
 def set_join():
     """local_settings() for a statement that joins two sets of thousands of rows (a new preview's
-    items with a new undo snapshot's values): planned without nested loops.
+    items with a new undo snapshot's values, a snapshot's values with the registry): planned
+    without nested loops.
 
     Rows a bulk write has just added are newer than the planner's statistics until the next
     ANALYZE (never, where autovacuum is off): their new snapshot, preview or restore id lies
     beyond the histogram and each side is estimated at one row. A nested loop of two such sides
     scans one set once per row of the other: restoring 30,000 setpoints took 90-103 s instead of
     3 that way (42,500: 7 minutes on a loaded machine). Between two sets that size a hash or merge join is
-    always the right plan, and it copes with any misestimate (the hash grows its batches).
+    always the right plan, and it copes with any misestimate (the hash grows its batches). A
+    registry analyzed while empty does the same the other way: the planner scanned all of it
+    once per snapshot value (a materialized nested loop, seen in test_bulk_plans).
     Statements that look up a few rows by key are left alone: a nested loop over a unique index
     is what they want.
     """
