@@ -2,10 +2,12 @@
 the compare page and API through Django's test client, CSV export and the drift summary.
 
     .venv/bin/python benchmarks/bench_compare.py [--pvs 50000] [--repeat 5] [--changed 0.07]
+        [--stats none|stale|fresh]
 
-Uses the database `squirrel_bench_cmp` (SQUIRREL_DB_NAME overrides it; created and migrated if
-missing, its registry and snapshots emptied) and Redis database 7 (SQUIRREL_REDIS_URL overrides
-it; FLUSHDB'd first): never point either at data you care about.
+Uses the database `squirrel_bench_cmp` (SQUIRREL_DB_NAME overrides it; dropped and created
+again) and Redis database 7 (SQUIRREL_REDIS_URL overrides it; FLUSHDB'd first): never point
+either at data you care about. A snapshot is taken before the two compared (the earlier work of
+bench_stats); --stats says when ANALYZE runs (fresh: once, after both), stale by default.
 """
 
 import argparse
@@ -26,11 +28,10 @@ import django  # noqa: E402
 
 django.setup()
 
-from bench_import import create_database, empty_registry, registry_csv  # noqa: E402
-from bench_snapshot import empty_snapshots  # noqa: E402
+import bench_stats  # noqa: E402
+from bench_import import create_database, registry_csv  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.urls import NoReverseMatch, reverse  # noqa: E402
 
@@ -123,11 +124,10 @@ def main() -> None:
     parser.add_argument("--pvs", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--changed", type=float, default=0.07, help="fraction of values that differ")
+    bench_stats.add_argument(parser)
     args = parser.parse_args()
-    create_database()
+    create_database(new=True)
     call_command("collectstatic", interactive=False, verbosity=0)  # pages need the manifest
-    empty_snapshots()
-    empty_registry()
     assert import_pvs("bench.csv", registry_csv(args.pvs), dry_run=False).ok
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True, "is_staff": True})
     client = live.redis_client()
@@ -139,17 +139,20 @@ def main() -> None:
 
     # Both snapshots are taken the way operators take them: from the cache, written with COPY.
     write_cache(client, before)
+    take_snapshot(title="earlier", created_by=user, mode="cache")
+    stats = bench_stats.Statistics(args.stats)
+    stats.history_done()
     a = take_snapshot(title="bench A", created_by=user, mode="cache")
     write_cache(client, after)
     b = take_snapshot(title="bench B", created_by=user, mode="cache")
     live.write_heartbeat(client, live.Shard(0, 1), {"synced": True})
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE")
+    stats.before_timing()
     pair = Comparison(a=a, b=b)
     counts = compare(pair, limit=1).counts
     differing = sum(n for status, n in counts.items() if status not in ("equal", "within"))
     print(f"{args.pvs:,} PVs; snapshot {a.id} vs {b.id}: {differing:,} rows differ "
-          f"({', '.join(f'{s} {n:,}' for s, n in counts.items() if n)}); median of {args.repeat} runs; "
+          f"({', '.join(f'{s} {n:,}' for s, n in counts.items() if n)}); statistics {args.stats}; "
+          f"median of {args.repeat} runs; "
           f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
 
     print("Snapshot against snapshot (snapshots.comparison, SQL):")

@@ -32,12 +32,17 @@ from pvs.models import PV  # noqa: E402
 from tags.models import Tag, TagGroup  # noqa: E402
 
 
-def create_database() -> None:
+def create_database(new: bool = False) -> None:
+    """Create and migrate the benchmark's database if missing; `new`: drop it first, so that no
+    table has planner statistics (bench_stats: every statistics state starts from one)."""
     db = settings.DATABASES["default"]
+    connection.close()  # DROP DATABASE refuses while this process is connected to it
     with psycopg.connect(
         dbname="postgres", user=db["USER"], password=db["PASSWORD"], host=db["HOST"], port=db["PORT"],
         autocommit=True,
     ) as admin:
+        if new:
+            admin.execute(f'DROP DATABASE IF EXISTS "{db["NAME"]}"')
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone():
             admin.execute(f'CREATE DATABASE "{db["NAME"]}"')
     call_command("migrate", verbosity=0)

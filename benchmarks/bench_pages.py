@@ -1,11 +1,13 @@
 """Time the snapshot page (and the live table) on a 50,000-PV snapshot, through the test client.
 
     .venv/bin/python benchmarks/bench_pages.py [--pvs 50000] [--repeat 5] [--explain]
+        [--stats none|stale|fresh]
 
-Uses the database `squirrel_bench` (SQUIRREL_DB_NAME overrides it; created and migrated if
-missing, its registry and snapshots emptied) and Redis database 14 (SQUIRREL_REDIS_URL overrides
-it; FLUSHDB'd first): never point either at data you care about. `--explain` prints the plans of
-the page queries (EXPLAIN ANALYZE).
+Uses the database `squirrel_bench` (SQUIRREL_DB_NAME overrides it; dropped and created again)
+and Redis database 14 (SQUIRREL_REDIS_URL overrides it; FLUSHDB'd first): never point either at
+data you care about. `--explain` prints the plans of the page queries (EXPLAIN ANALYZE). A
+snapshot is taken before the one shown (the earlier work of bench_stats); --stats says when
+ANALYZE runs, stale by default.
 """
 
 import argparse
@@ -28,8 +30,9 @@ django.setup()
 # Pages render {% static %} links; the benchmark runs without collectstatic's manifest.
 settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 
-from bench_import import create_database, empty_registry, registry_csv, timed  # noqa: E402
-from bench_snapshot import empty_snapshots, fill_cache  # noqa: E402
+import bench_stats  # noqa: E402
+from bench_import import create_database, registry_csv, timed  # noqa: E402
+from bench_snapshot import fill_cache  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -80,26 +83,28 @@ def main() -> None:
     parser.add_argument("--pvs", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--explain", action="store_true")
+    bench_stats.add_argument(parser)
     args = parser.parse_args()
-    create_database()
-    empty_snapshots()
-    empty_registry()
+    create_database(new=True)
     assert import_pvs("bench.csv", registry_csv(args.pvs), dry_run=False).ok
     redis = live.redis_client()
     redis.flushdb()
     fill_cache(redis, list(PV.objects.values_list("setpoint_address", "readback_address")))
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True})
+    take_snapshot(title="earlier", created_by=user, mode="cache")
+    stats = bench_stats.Statistics(args.stats)
+    stats.history_done()
     snapshot = take_snapshot(title="bench", created_by=user, mode="cache")
     # Every live value moves (the cache refilled one PV along): the worst case of "out of tolerance".
     addresses = list(PV.objects.order_by("id").values_list("setpoint_address", "readback_address"))
     redis.delete(live.lease_key(live.Shard(0, 1)))
     fill_cache(redis, addresses[1:] + addresses[:1])
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE")
+    stats.before_timing()
     client = Client()
     client.force_login(user)
     tag = Tag.objects.order_by("id").first()
-    print(f"{args.pvs} PVs, snapshot of {snapshot.pv_count} values; median of {args.repeat} requests:")
+    print(f"{args.pvs} PVs, snapshot of {snapshot.pv_count} values; statistics {args.stats}; "
+          f"median of {args.repeat} requests; load average {os.getloadavg()[0]:.2f}:")
     for name, url, query in cases(snapshot.id, tag.id):
         times = []
         for _ in range(args.repeat):

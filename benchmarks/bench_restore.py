@@ -1,13 +1,15 @@
 """Time execute_restore at 50,000 PVs against a real simulated IOC.
 
     .venv/bin/python benchmarks/bench_restore.py [--pvs 50000] [--port 15979] [--repeat 3]
+        [--stats none|stale|fresh]
 
 Starts `run_sim_ioc --pvs N --port P` as a subprocess (stopped by its PID at the end), loads its
-registry into the database `squirrel_bench` (override with SQUIRREL_DB_NAME; the registry and
-snapshot tables are emptied: never point it at a database you care about), takes a direct
-snapshot, then restores it with include_unchanged=True so every writable PV is written. Each run
-uses a fresh preview. Reports medians of the whole execute_restore call and of its phases
-(undo snapshot, staged puts, verification), timed from the progress callback.
+registry into the database `squirrel_bench` (override with SQUIRREL_DB_NAME; it is dropped and
+created again: never point it at a database you care about), takes a direct snapshot and restores
+it once (the earlier work of bench_stats), then restores it with include_unchanged=True so every
+writable PV is written. Each run uses a fresh preview. Reports medians of the whole
+execute_restore call and of its phases (undo snapshot, staged puts, verification), timed from the
+progress callback. --stats (see bench_stats.py) says when ANALYZE runs; stale by default.
 
 With --with-monitor a `monitor_pvs` process runs beside it, as in production: the undo snapshot
 then comes from the live cache (hybrid) and verification watches the cache. It uses Redis
@@ -24,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_stats
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "squirrel_site.settings")
@@ -39,6 +43,7 @@ def main() -> None:
     parser.add_argument("--with-monitor", action="store_true", help="run monitor_pvs beside it, as in production")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="cProfile the last verified restore and print its N costliest functions")
+    bench_stats.add_argument(parser)
     args = parser.parse_args()
     os.environ.setdefault("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/12")
     # libca reads the port when it loads: set it before Django (and pvs.epics_io) start.
@@ -50,7 +55,7 @@ def main() -> None:
     from bench_import import create_database  # noqa: E402  (same directory)
     from sim_ioc import start_sim_ioc, stop_process  # noqa: E402
 
-    create_database()
+    create_database(new=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench_restore_"))
     ioc = start_sim_ioc(
         args.pvs, args.port, workdir, "--change-rate", "0", "--registry-csv", str(workdir / "registry.csv")
@@ -87,19 +92,13 @@ def start_monitor(workdir: Path, expected: int) -> None:
 
 def run(args, workdir: Path, with_monitor=None) -> None:
     from django.contrib.auth import get_user_model
-    from django.db import connection
 
     from pvs.epics_io import epics_service
     from pvs.importers import import_pvs
     from pvs.models import PV
-    from snapshots.models import Restore, RestoreItem, RestorePreview, Snapshot, SnapshotValue
     from snapshots.restore import execute_restore, preview_restore
     from snapshots.services import take_snapshot
 
-    with connection.cursor() as cursor:
-        # Values and items have no foreign-key constraints, so CASCADE does not reach them.
-        tables = [m._meta.db_table for m in (RestoreItem, SnapshotValue, Restore, RestorePreview, Snapshot, PV)]
-        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     report = import_pvs("registry.csv", (workdir / "registry.csv").read_bytes(), dry_run=False)
     assert report.ok, report.errors[:5]
     user, _ = get_user_model().objects.get_or_create(username="bench")
@@ -108,13 +107,21 @@ def run(args, workdir: Path, with_monitor=None) -> None:
     addresses = [a for pv in PV.objects.values_list("setpoint_address", "readback_address") for a in pv if a]
     connected = io.connect(addresses, 20.0)
     print(f"{PV.objects.count()} PVs, {len(connected)} of {len(addresses)} addresses connected "
-          f"in {time.perf_counter() - started:.2f} s")
+          f"in {time.perf_counter() - started:.2f} s; statistics {args.stats}; load average {os.getloadavg()[0]:.2f}")
     if with_monitor is not None:
         with_monitor(workdir, len(set(addresses)))
         print("monitor running: undo snapshots from the cache, verification from the cache")
     snapshot = take_snapshot(title="bench", created_by=user, mode="direct", reader=io)
+    # The earlier work: one restore, so that every table holds rows older than the statistics.
+    execute_restore(preview_restore(snapshot, created_by=user, include_unchanged=True, io=io), user=user, io=io,
+                    verify=False)  # fmt: skip
+    stats = bench_stats.Statistics(args.stats)
+    stats.history_done()
     # Direct snapshots with the worker's channels warm (the reference above warmed nothing more).
-    direct = [take_snapshot(title="direct", created_by=user, mode="direct", reader=io) for _ in range(args.repeat)]
+    direct = []
+    for _ in range(args.repeat):
+        stats.before_timing()
+        direct.append(take_snapshot(title="direct", created_by=user, mode="direct", reader=io))
     totals = [sum(s.timings.values()) for s in direct]
     print(f"direct snapshot of {direct[0].pv_count} PVs (setpoints and read-backs read over Channel Access), "
           f"call to commit: median {statistics.median(totals):.2f} s of {[round(t, 2) for t in totals]}")
@@ -125,6 +132,7 @@ def run(args, workdir: Path, with_monitor=None) -> None:
     for label, verify in (("applied", False), ("verified", True)):
         for _ in range(args.repeat):
             preview = preview_restore(snapshot, created_by=user, include_unchanged=True, io=io)
+            stats.before_timing()
             marks = []
             profiler = cProfile.Profile() if args.profile and verify and len(results[label]) == args.repeat - 1 else None
             start = time.perf_counter()

@@ -1,10 +1,11 @@
 """Time a cache snapshot of 50,000 PVs (with readbacks) and reading its values back.
 
-    .venv/bin/python benchmarks/bench_snapshot.py [--pvs 50000] [--repeat 5]
+    .venv/bin/python benchmarks/bench_snapshot.py [--pvs 50000] [--repeat 5] [--stats none|stale|fresh]
 
-Uses the database `squirrel_bench` (SQUIRREL_DB_NAME overrides it; created and migrated if
-missing, its registry and snapshots emptied) and Redis database 14 (SQUIRREL_REDIS_URL overrides
-it; FLUSHDB'd first): never point either at data you care about.
+Uses the database `squirrel_bench` (SQUIRREL_DB_NAME overrides it; dropped and created again)
+and Redis database 14 (SQUIRREL_REDIS_URL overrides it; FLUSHDB'd first): never point either at
+data you care about. One snapshot is taken before the measured ones (the earlier work of
+bench_stats); --stats says when ANALYZE runs, stale by default.
 """
 
 import argparse
@@ -24,7 +25,8 @@ import django  # noqa: E402
 
 django.setup()
 
-from bench_import import create_database, empty_registry, registry_csv, timed  # noqa: E402
+import bench_stats  # noqa: E402
+from bench_import import create_database, registry_csv, timed  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 
@@ -75,10 +77,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pvs", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
+    bench_stats.add_argument(parser)
     args = parser.parse_args()
-    create_database()
-    empty_snapshots()
-    empty_registry()
+    create_database(new=True)
     # Two thirds of the PVs have a readback, as in a typical registry.
     lines = registry_csv(args.pvs).decode().splitlines()
     lines[1:] = [line if i % 3 else ",,".join(line.split(",", 2)[::2]) for i, line in enumerate(lines[1:])]
@@ -88,11 +89,13 @@ def main() -> None:
     addresses = list(PV.objects.values_list("setpoint_address", "readback_address"))
     cached = fill_cache(client, addresses)
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True})
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE")
+    take_snapshot(title="earlier", created_by=user, mode="cache")
+    stats = bench_stats.Statistics(args.stats)
+    stats.history_done()
 
     totals, stages, reads = [], {}, []
     for run in range(args.repeat):
+        stats.before_timing()
         live.write_heartbeat(client, live.Shard(0, 1), {"synced": True})
         result = {}
         totals.append(timed(lambda: result.update(
@@ -105,7 +108,7 @@ def main() -> None:
         reads.append(timed(lambda: rows.update(n=read_back(snapshot))))
         assert rows["n"] == args.pvs
     print(f"{args.pvs} PVs, {cached} cached addresses, {snapshot.disconnected_count} disconnected; "
-          f"median of {args.repeat} runs:")  # fmt: skip
+          f"statistics {args.stats}; median of {args.repeat} runs; load average {os.getloadavg()[0]:.2f}:")  # fmt: skip
     print(f"  {'take_snapshot(mode=cache), request to commit':<48} {statistics.median(totals):6.3f} s")
     for stage, seconds in stages.items():
         print(f"    {stage:<46} {statistics.median(seconds):6.3f} s")

@@ -23,10 +23,9 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import QuerySet
 
 from monitor import live
@@ -46,6 +45,7 @@ from snapshots.compare import (
 from snapshots.models import Severity, Snapshot, SnapshotValue, ValueType, _typed
 from snapshots.values import enum_label
 from squirrel_site import safe_csv
+from squirrel_site.bulk_sql import local_settings, set_join
 from squirrel_site.json_values import json_safe
 
 SORT_FIELDS = ("name", "device", "delta", "status", "severity")
@@ -304,17 +304,15 @@ def _order_by(comparison: Comparison, key: str = "key") -> str:
     return f'ORDER BY {key} {direction} NULLS LAST, name COLLATE "C"'
 
 
-@contextmanager
 def analytic_cursor():
     """A cursor in a transaction tuned for one big query over 50,000 rows.
 
     PostgreSQL's JIT compiles these long expressions for ~0.4 s before running them in ~0.1 s,
-    and the hash of 50,000 joined rows spills to disk with the default 4 MB of work_mem.
+    and the hash of 50,000 joined rows spills to disk with the default 4 MB of work_mem. Nested
+    loops stay allowed: the pair is a FULL JOIN (hash or merge only) and the rest are lookups by
+    primary key (tests/test_bulk_plans.py checks the plans with stale statistics).
     """
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute("SET LOCAL work_mem = '64MB'")
-        yield cursor
+    return local_settings(jit="off", work_mem="64MB")
 
 
 _PAGE_COLUMNS = ["name", "pv_id", "device", "abs_tol", "rel_tol", "in_a", "in_b", "status"] + [
@@ -445,7 +443,7 @@ def _compare_live(comparison: Comparison, offset: int, limit: int | None, with_c
 
 
 def _fetch(query: str, params: list, columns: Sequence[str]) -> list[dict]:
-    with connection.cursor() as cursor:
+    with set_join() as cursor:  # the snapshot's values with the registry: two whole sets
         cursor.execute(query, params)
         return [dict(zip(columns, record)) for record in cursor.fetchall()]
 

@@ -10,6 +10,7 @@ from monitor import live
 from snapshots.compare import ComparisonStatus, comparison_status
 from snapshots.comparison import Side
 from snapshots.models import _typed
+from squirrel_site.bulk_sql import set_join
 
 # Differences beyond tolerance: a value out of it, or a record whose type changed.
 DIFFERS = frozenset({ComparisonStatus.OUT_OF_TOLERANCE, ComparisonStatus.TYPE_CHANGED})
@@ -21,7 +22,8 @@ _COLUMNS = (
 
 
 def _rows_with_live(values):
-    rows = list(values.order_by().values_list(*_COLUMNS))
+    with set_join():  # the snapshot's values with the registry: two whole sets
+        rows = list(values.order_by().values_list(*_COLUMNS))
     current = live.read_values([row[1] for row in rows if row[1]])
     for row in rows:
         if row[1]:

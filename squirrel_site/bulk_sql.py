@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models.expressions import RawSQL
 
 BATCH_SIZE = 10_000
@@ -153,3 +154,47 @@ def delete_rows(model, ids: Sequence[int]) -> None:
     with connection.cursor() as cursor:
         for sql in statements:
             cursor.execute(sql, operand)
+
+
+@contextmanager
+def local_settings(**settings: str):
+    """A cursor in a transaction whose PostgreSQL `settings` (e.g. jit="off") hold inside this
+    block alone: set with SET LOCAL semantics, and put back on leaving it, because inside an
+    outer transaction the block is only a savepoint and SET LOCAL would outlive it."""
+    names, n = list(settings), len(settings)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One round trip: the subquery (kept apart by OFFSET 0) reads the old values before the
+        # outer select list sets the new ones.
+        old = ", ".join(f"current_setting(%s) AS s{i}" for i in range(n))
+        cursor.execute(f"SELECT old.*, {_set(n)} FROM (SELECT {old} OFFSET 0) old", [*_pairs(settings), *names])
+        previous = dict(zip(names, cursor.fetchone()[:n]))
+        yield cursor
+        # An exception skips this: rolling the savepoint or transaction back undoes the settings.
+        cursor.execute(f"SELECT {_set(n)}", _pairs(previous))
+
+
+def _set(n: int) -> str:
+    return ", ".join(["set_config(%s, %s, true)"] * n)
+
+
+def _pairs(settings: Mapping[str, str]) -> list[str]:
+    return [part for name, value in settings.items() for part in (name, value)]
+
+
+def set_join():
+    """local_settings() for a statement that joins two sets of thousands of rows (a new preview's
+    items with a new undo snapshot's values, a snapshot's values with the registry): planned
+    without nested loops.
+
+    Rows a bulk write has just added are newer than the planner's statistics until the next
+    ANALYZE (never, where autovacuum is off): their new snapshot, preview or restore id lies
+    beyond the histogram and each side is estimated at one row. A nested loop of two such sides
+    scans one set once per row of the other: restoring 30,000 setpoints took 90-103 s instead of
+    3 that way (42,500: 7 minutes on a loaded machine). Between two sets that size a hash or merge join is
+    always the right plan, and it copes with any misestimate (the hash grows its batches). A
+    registry analyzed while empty does the same the other way: the planner scanned all of it
+    once per snapshot value (a materialized nested loop, seen in test_bulk_plans).
+    Statements that look up a few rows by key are left alone: a nested loop over a unique index
+    is what they want.
+    """
+    return local_settings(enable_nestloop="off")
