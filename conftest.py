@@ -123,11 +123,24 @@ class SimIOC:
         self.log_path = workdir / "ioc.log"
         self.ready_file = workdir / "ready"
         self.args = [
-            sys.executable, "manage.py", "run_sim_ioc",
-            "--pvs", str(count), "--prefix", prefix, "--seed", str(seed),
-            "--change-rate", str(self.change_rate), "--port", str(self.port),
-            "--registry-csv", str(self.registry_csv), "--ready-file", str(self.ready_file),
-        ]  # fmt: skip
+            sys.executable,
+            "manage.py",
+            "run_sim_ioc",
+            "--pvs",
+            str(count),
+            "--prefix",
+            prefix,
+            "--seed",
+            str(seed),
+            "--change-rate",
+            str(self.change_rate),
+            "--port",
+            str(self.port),
+            "--registry-csv",
+            str(self.registry_csv),
+            "--ready-file",
+            str(self.ready_file),
+        ]
         self.process: subprocess.Popen | None = None
 
     def of_kind(self, kind: str) -> list[sim.SimPV]:

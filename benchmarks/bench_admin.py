@@ -36,7 +36,9 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     # bench_restore makes a plain "bench" user in the same database: make sure it may use the admin.
-    user, _ = get_user_model().objects.update_or_create(username="bench", defaults={"is_superuser": True, "is_staff": True})
+    user, _ = get_user_model().objects.update_or_create(
+        username="bench", defaults={"is_superuser": True, "is_staff": True}
+    )
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
     changelist = reverse("admin:pvs_pv_changelist")
@@ -54,9 +56,11 @@ def main() -> None:
         "filter read-only + readback": {"read_only__exact": "0", "has_readback": "yes"},
     }
     for label, query in pages.items():
+
         def get(query=query):
             response = client.get(changelist, query)
             assert response.status_code == 200, (label, response.status_code)
+
         queries = []
         # Django resets its own query log at each request, so count at the cursor instead.
         with connection.execute_wrapper(lambda execute, *a: queries.append(1) or execute(*a)):
@@ -73,9 +77,11 @@ def main() -> None:
         "mark all writable": {"action": "mark_writable"},
     }
     for label, post in actions.items():
+
         def act(post=post):
             response = client.post(changelist, {**select_all, **post})
             assert response.status_code == 302, response.status_code
+
         print(f"  {label:32s} {median_time(act, 1) * 1000:7.1f} ms")
 
 

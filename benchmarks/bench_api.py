@@ -85,9 +85,7 @@ def main() -> None:
         """A registry of the items, and what changes and deletes them, as bodies and as data."""
         fresh()
         ids = services.create_pvs(PVSerializer(data=items, many=True).run_validation(items), **by_api)
-        state["changes"] = {
-            pv_id: {"description": f"Renamed {i}", "abs_tolerance": 0.5} for i, pv_id in enumerate(ids)
-        }
+        state["changes"] = {pv_id: {"description": f"Renamed {i}", "abs_tolerance": 0.5} for i, pv_id in enumerate(ids)}
         state["change_items"] = [{"id": pv_id, **change} for pv_id, change in state["changes"].items()]
         state["update_body"] = json.dumps(state["change_items"]).encode()
         state["delete_body"] = json.dumps({"ids": ids}).encode()
@@ -105,15 +103,32 @@ def main() -> None:
         ("create: whole request (POST /pvs/bulk/)", fresh, lambda: send("post", BULK, create_body, 201)),
         ("create: validation only", fresh, lambda: valid(PVSerializer(data=items, many=True))),
         ("create: writing only (services.create_pvs)", fresh, lambda: services.create_pvs(created, **by_api)),
-        ("update: whole request (PATCH /pvs/bulk/)", registered, lambda: send("patch", BULK, state["update_body"], 200)),
         (
-            "update: validation only", registered,
+            "update: whole request (PATCH /pvs/bulk/)",
+            registered,
+            lambda: send("patch", BULK, state["update_body"], 200),
+        ),
+        (
+            "update: validation only",
+            registered,
             lambda: valid(PVChangeSerializer(data=state["change_items"], many=True)),
         ),
-        ("update: writing only (services.update_pvs)", registered, lambda: services.update_pvs(state["changes"], **by_api)),
-        ("delete: whole request (POST /pvs/bulk-delete/)", registered, lambda: send("post", DELETE, state["delete_body"], 200)),
-        ("delete: writing only (services.delete_pvs)", registered, lambda: services.delete_pvs(PV.objects.all(), **by_api)),
-    ]  # fmt: skip
+        (
+            "update: writing only (services.update_pvs)",
+            registered,
+            lambda: services.update_pvs(state["changes"], **by_api),
+        ),
+        (
+            "delete: whole request (POST /pvs/bulk-delete/)",
+            registered,
+            lambda: send("post", DELETE, state["delete_body"], 200),
+        ),
+        (
+            "delete: writing only (services.delete_pvs)",
+            registered,
+            lambda: services.delete_pvs(PV.objects.all(), **by_api),
+        ),
+    ]
     results = {label: median_time(function, args.repeat, setup) for label, setup, function in cases}
     fresh()
     links = sum(len(item["tags"]) for item in items)

@@ -73,8 +73,14 @@ def empty_jobs() -> None:
 def make_jobs(user, count: int) -> None:
     """`count` finished snapshot jobs, as a busy week of scheduled snapshots leaves them."""
     Job.objects.bulk_create(
-        Job(type=JobType.SNAPSHOT, status=JobStatus.SUCCEEDED, progress=100, created_by=user, result_id=i,
-            data={"title": f"Scheduled {i}", "mode": "cache", "selection": {}})  # fmt: skip
+        Job(
+            type=JobType.SNAPSHOT,
+            status=JobStatus.SUCCEEDED,
+            progress=100,
+            created_by=user,
+            result_id=i,
+            data={"title": f"Scheduled {i}", "mode": "cache", "selection": {}},
+        )
         for i in range(count)
     )
 
@@ -171,13 +177,17 @@ def main() -> None:
         ("live values, first page (500)", "/api/v1/live/"),
         ("health (no token needed)", "/api/v1/health/"),
     ]
-    print(f"{args.pvs:,} PVs; {args.full} full snapshots and {max(0, 60 - args.full)} small ones; "
-          f"{args.jobs:,} jobs; median of {args.repeat} requests; load average {os.getloadavg()[0]:.2f} (2 cores)")
+    print(
+        f"{args.pvs:,} PVs; {args.full} full snapshots and {max(0, 60 - args.full)} small ones; "
+        f"{args.jobs:,} jobs; median of {args.repeat} requests; load average {os.getloadavg()[0]:.2f} (2 cores)"
+    )
     for label, url in cases:
         live.write_heartbeat(redis, live.Shard(0, 1), {"synced": True})
         median, fastest, cpu, size, queries = measure(client, url, args.repeat)
-        print(f"  {label:<44} {median:8.1f} ms (fastest {fastest:7.1f}, CPU {cpu:7.1f})  {size / 1024:9,.0f} KiB  "
-              f"{queries} queries")
+        print(
+            f"  {label:<44} {median:8.1f} ms (fastest {fastest:7.1f}, CPU {cpu:7.1f})  {size / 1024:9,.0f} KiB  "
+            f"{queries} queries"
+        )
     print(f"  the page of {args.pvs:,} values, by stage (median of {args.repeat}):")
     for stage, seconds in stages(snapshot, args.repeat).items():
         print(f"    {stage:<46} {seconds * 1000:8.1f} ms")

@@ -96,10 +96,21 @@ def write_cache(client, state: dict) -> None:
     values, metadata = {}, {}
     for i, (address, (kind, value)) in enumerate(state.items()):
         connected = i % 500 != 7
-        values[address] = live.LiveValue(address, kind, value if connected else None, 0, 0, now - 60, now - 1,
-                                         connected)  # fmt: skip
-        metadata[address] = live.LiveMeta("mA", 3, ENUM_LABELS if kind == "enum" else None, -10.0, 10.0,
-                                           "127.0.0.1:5064", kind, ARRAY_LENGTH if "array" in kind else 1, True, True)  # fmt: skip
+        values[address] = live.LiveValue(
+            address, kind, value if connected else None, 0, 0, now - 60, now - 1, connected
+        )
+        metadata[address] = live.LiveMeta(
+            "mA",
+            3,
+            ENUM_LABELS if kind == "enum" else None,
+            -10.0,
+            10.0,
+            "127.0.0.1:5064",
+            kind,
+            ARRAY_LENGTH if "array" in kind else 1,
+            True,
+            True,
+        )
     assert writer.write(values, metadata)
     live.write_heartbeat(client, live.Shard(0, 1), {"synced": True})
     lease.release()
@@ -129,7 +140,9 @@ def main() -> None:
     create_database(new=True)
     call_command("collectstatic", interactive=False, verbosity=0)  # pages need the manifest
     assert import_pvs("bench.csv", registry_csv(args.pvs), dry_run=False).ok
-    user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True, "is_staff": True})
+    user, _ = get_user_model().objects.get_or_create(
+        username="bench", defaults={"is_superuser": True, "is_staff": True}
+    )
     client = live.redis_client()
     client.flushdb()
     addresses = list(PV.objects.order_by("id").values_list("setpoint_address", flat=True))
@@ -150,10 +163,12 @@ def main() -> None:
     pair = Comparison(a=a, b=b)
     counts = compare(pair, limit=1).counts
     differing = sum(n for status, n in counts.items() if status not in ("equal", "within"))
-    print(f"{args.pvs:,} PVs; snapshot {a.id} vs {b.id}: {differing:,} rows differ "
-          f"({', '.join(f'{s} {n:,}' for s, n in counts.items() if n)}); statistics {args.stats}; "
-          f"median of {args.repeat} runs; "
-          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"{args.pvs:,} PVs; snapshot {a.id} vs {b.id}: {differing:,} rows differ "
+        f"({', '.join(f'{s} {n:,}' for s, n in counts.items() if n)}); statistics {args.stats}; "
+        f"median of {args.repeat} runs; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
 
     print("Snapshot against snapshot (snapshots.comparison, SQL):")
     cases = [
@@ -163,9 +178,12 @@ def main() -> None:
         ("first page of 100, by name, with counts", Comparison(a=a, b=b), 100),
         ("first page of 100, differences only", Comparison(a=a, b=b, differences_only=True), 100),
         ("first page of 100, by |delta| descending", Comparison(a=a, b=b, sort="-delta"), 100),
-        ("first page of 100, out of tolerance, by status", Comparison(
-            a=a, b=b, statuses=frozenset({ComparisonStatus.OUT_OF_TOLERANCE}), sort="status"), 100),
-    ]  # fmt: skip
+        (
+            "first page of 100, out of tolerance, by status",
+            Comparison(a=a, b=b, statuses=frozenset({ComparisonStatus.OUT_OF_TOLERANCE}), sort="status"),
+            100,
+        ),
+    ]
     for label, comparison, limit in cases:
         seconds, page = median(lambda: compare(comparison, limit=limit), args.repeat)
         report(label, seconds, f"{len(page.rows):,} rows of {page.total:,}")
@@ -186,14 +204,19 @@ def main() -> None:
         seconds, page = median(lambda: compare(comparison, limit=limit, with_counts=with_counts), args.repeat)
         report(label, seconds, f"{len(page.rows):,} rows of {page.total:,}")
     seconds, summary = median(lambda: drift_summary(a), args.repeat)
-    report("drift summary against snapshot A", seconds,
-           f"{summary.totals.pvs:,} PVs, {summary.totals.out_of_tolerance:,} out of tolerance")  # fmt: skip
+    report(
+        "drift summary against snapshot A",
+        seconds,
+        f"{summary.totals.pvs:,} PVs, {summary.totals.out_of_tolerance:,} out of tolerance",
+    )
 
     http = Client(HTTP_HOST="127.0.0.1")
     http.force_login(user)
     print("Through Django's test client (full request):")
-    requests = [("API /api/v1/compare/, first page of 100", "/api/v1/compare/", {"a": a.id, "b": b.id}),
-                ("API /api/v1/compare/, live, first page", "/api/v1/compare/", {"a": a.id, "b": "live"})]
+    requests = [
+        ("API /api/v1/compare/, first page of 100", "/api/v1/compare/", {"a": a.id, "b": b.id}),
+        ("API /api/v1/compare/, live, first page", "/api/v1/compare/", {"a": a.id, "b": "live"}),
+    ]
     try:
         compare_url, drift_url = reverse("snapshots:compare"), reverse("snapshots:drift")
     except NoReverseMatch:
@@ -204,10 +227,13 @@ def main() -> None:
             ("compare page, differences only", compare_url, {"a": a.id, "b": b.id, "differences_only": "on"}),
             ("compare page, page 200", compare_url, {"a": a.id, "b": b.id, "page": 200}),
             ("compare page against live, first page", compare_url, {"a": a.id, "b": "live"}),
-            ("compare page against live, differences only", compare_url,
-             {"a": a.id, "b": "live", "differences_only": "on"}),
+            (
+                "compare page against live, differences only",
+                compare_url,
+                {"a": a.id, "b": "live", "differences_only": "on"},
+            ),
             ("drift page", drift_url, {"snapshot": a.id}),
-        ]  # fmt: skip
+        ]
     for label, url, params in requests:
         seconds, response = median(lambda: http.get(url, params), args.repeat)
         assert response.status_code == 200, (url, response.status_code, response.content[:500])

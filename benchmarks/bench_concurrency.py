@@ -134,9 +134,7 @@ def main() -> None:
     probe_ok = sum(ok for ok, _ in watch.probes)
     slowest = max((seconds for _, seconds in watch.probes), default=0.0)
     print(f"  database connections held by the web process: at most {watch.most} ({watch.samples} samples)")
-    print(
-        f"  another process connecting meanwhile: {probe_ok}/{len(watch.probes)} ok, slowest {slowest * 1000:.0f} ms"
-    )
+    print(f"  another process connecting meanwhile: {probe_ok}/{len(watch.probes)} ok, slowest {slowest * 1000:.0f} ms")
     print(f"  web process RSS: {rss_before:.0f} MB before, {rss_after:.0f} MB after")
 
 

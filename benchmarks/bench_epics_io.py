@@ -87,8 +87,10 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench_epics_io_"))
     started = time.perf_counter()
     ioc = start_sim_ioc(args.pvs, args.port, workdir)
-    print(f"IOC with {args.pvs:,} PVs ready in {time.perf_counter() - started:.1f} s; "
-          f"{len(setpoints):,} setpoints, {len(writable):,} writable; median of {args.repeat}")  # fmt: skip
+    print(
+        f"IOC with {args.pvs:,} PVs ready in {time.perf_counter() - started:.1f} s; "
+        f"{len(setpoints):,} setpoints, {len(writable):,} writable; median of {args.repeat}"
+    )
     try:
         service = epics_service()
         elapsed, connected = timed(lambda: service.connect(setpoints, timeout=LONG_TIMEOUT))

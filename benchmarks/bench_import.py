@@ -38,7 +38,11 @@ def create_database(new: bool = False) -> None:
     db = settings.DATABASES["default"]
     connection.close()  # DROP DATABASE refuses while this process is connected to it
     with psycopg.connect(
-        dbname="postgres", user=db["USER"], password=db["PASSWORD"], host=db["HOST"], port=db["PORT"],
+        dbname="postgres",
+        user=db["USER"],
+        password=db["PASSWORD"],
+        host=db["HOST"],
+        port=db["PORT"],
         autocommit=True,
     ) as admin:
         if new:
@@ -115,17 +119,23 @@ def main() -> None:
         "new import (empty registry)": run(
             name, content, args.repeat, dry_run=False, setup=empty_registry, expect=created
         ),
-        "dry run (empty registry)": run(
-            name, content, args.repeat, dry_run=True, setup=empty_registry, expect=created
-        ),
+        "dry run (empty registry)": run(name, content, args.repeat, dry_run=True, setup=empty_registry, expect=created),
     }
     fresh_copy()
     results["re-import, all unchanged"] = run(
-        name, content, args.repeat, dry_run=False, setup=lambda: None,
+        name,
+        content,
+        args.repeat,
+        dry_run=False,
+        setup=lambda: None,
         expect={"new": 0, "updated": 0, "unchanged": n},
     )
     results["re-import, every description changed"] = run(
-        name, changed, args.repeat, dry_run=False, setup=fresh_copy,
+        name,
+        changed,
+        args.repeat,
+        dry_run=False,
+        setup=fresh_copy,
         expect={"new": 0, "updated": n, "unchanged": 0},
     )
     print(f"{n} rows, 2 tag groups, median of {args.repeat} runs:")

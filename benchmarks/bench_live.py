@@ -106,9 +106,12 @@ class WebSocket:
         mask = os.urandom(4)
         n = len(payload)
         head = bytes([0x80 | opcode]) + (
-            bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n) if n < 65536
+            bytes([0x80 | n])
+            if n < 126
+            else bytes([0x80 | 126]) + struct.pack(">H", n)
+            if n < 65536
             else bytes([0x80 | 127]) + struct.pack(">Q", n)
-        )  # fmt: skip
+        )
         masked = (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
         self.writer.write(head + mask + masked)
 
@@ -202,8 +205,9 @@ class Results:
         return most
 
 
-async def run_client(n: int, address: tuple[str, int], cookie: str, page: list[str], results: Results,
-                     finished: asyncio.Event) -> None:
+async def run_client(
+    n: int, address: tuple[str, int], cookie: str, page: list[str], results: Results, finished: asyncio.Event
+) -> None:
     """Watch one page as live.js does: acknowledge every message as soon as it is read."""
     ws = await WebSocket.connect(*address, "/ws/live/", cookie)
     ws.send_text(json.dumps({"subscribe": page}))
@@ -334,12 +338,17 @@ def main() -> int:
     create_database()
     tmp = Path(tempfile.mkdtemp(prefix="squirrel-bench-live-"))
     env = {
-        **os.environ, "PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "squirrel_site.settings",
-        "SQUIRREL_DB_NAME": settings.DATABASES["default"]["NAME"], "SQUIRREL_REDIS_URL": settings.REDIS_URL,
-        "SQUIRREL_SECRET_KEY": settings.SECRET_KEY, "PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
-        "EPICS_CA_SERVER_PORT": str(args.port), "EPICS_CAS_SERVER_PORT": str(args.port),
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "DJANGO_SETTINGS_MODULE": "squirrel_site.settings",
+        "SQUIRREL_DB_NAME": settings.DATABASES["default"]["NAME"],
+        "SQUIRREL_REDIS_URL": settings.REDIS_URL,
+        "SQUIRREL_SECRET_KEY": settings.SECRET_KEY,
+        "PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
+        "EPICS_CA_SERVER_PORT": str(args.port),
+        "EPICS_CAS_SERVER_PORT": str(args.port),
         "EPICS_CA_REPEATER_PORT": str(args.port + 1),
-    }  # fmt: skip
+    }
     redis = live.redis_client()
     redis_pid = int(redis.info("server")["process_id"])
     log = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)  # noqa: E731
@@ -348,7 +357,11 @@ def main() -> int:
     names = [f"{PREFIX}{i:05d}" for i in range(args.pvs)]
     pages = [names[p * args.page_size : (p + 1) * args.page_size] for p in range(args.pages)]
     empty_registry()
-    report = import_pvs("live.csv", ("Setpoint,Readback,Description\n" + "".join(f"{n},,live bench\n" for n in names)).encode(), dry_run=False)
+    report = import_pvs(
+        "live.csv",
+        ("Setpoint,Readback,Description\n" + "".join(f"{n},,live bench\n" for n in names)).encode(),
+        dry_run=False,
+    )
     if not report.ok:
         raise SystemExit(f"registry import failed: {report.errors[:3]}")
     redis.flushdb()
@@ -359,8 +372,11 @@ def main() -> int:
         procs.append(spawn([str(Path(PYTHON).parent / "caRepeater")], env, tmp / "repeater.log"))
         db, ready = tmp / "live.db", tmp / "ioc.ready"
         db.write_text(load_db_text(names, changing, scan=".5 second"))
-        ioc = spawn([PYTHON, str(BENCH_MONITOR), "--serve-db", str(db), "--port", str(args.port), "--ready-file", str(ready)],
-                    env, tmp / "ioc.log")  # fmt: skip
+        ioc = spawn(
+            [PYTHON, str(BENCH_MONITOR), "--serve-db", str(db), "--port", str(args.port), "--ready-file", str(ready)],
+            env,
+            tmp / "ioc.log",
+        )
         procs.append(ioc)
         wait_for_file(ready, ioc, 120, "IOC")
         log(f"IOC: {changing} calc records at 2 Hz + {args.pvs - changing} ao")
@@ -374,14 +390,35 @@ def main() -> int:
         log(f"monitor: all {args.pvs} values in Redis")
         port = free_port()
         profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
-        daphne = spawn([PYTHON, *profile, "-m", "squirrel_site.web_server", "-b", "127.0.0.1", "-p", str(port),
-                        "squirrel_site.asgi:application"], env, tmp / "daphne.log")  # fmt: skip
+        daphne = spawn(
+            [
+                PYTHON,
+                *profile,
+                "-m",
+                "squirrel_site.web_server",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "squirrel_site.asgi:application",
+            ],
+            env,
+            tmp / "daphne.log",
+        )
         procs.append(daphne)
         wait_for_port(port, daphne)
         log(f"daphne on 127.0.0.1:{port}, pid {daphne.pid}, RSS {rss_mb(daphne.pid):.0f} MB before any client")
-        log(f"{args.clients} clients x {args.page_size} PVs over {args.pages} pages (+{args.stalled} stalled); "
-            f"warm-up {args.warmup:.0f} s, measuring {args.duration:.0f} s")  # fmt: skip
-        pids = {"daphne": daphne.pid, "monitor": monitor.pid, "ioc": ioc.pid, "redis": redis_pid, "clients": os.getpid()}
+        log(
+            f"{args.clients} clients x {args.page_size} PVs over {args.pages} pages (+{args.stalled} stalled); "
+            f"warm-up {args.warmup:.0f} s, measuring {args.duration:.0f} s"
+        )
+        pids = {
+            "daphne": daphne.pid,
+            "monitor": monitor.pid,
+            "ioc": ioc.pid,
+            "redis": redis_pid,
+            "clients": os.getpid(),
+        }
         notices = NoticeListener(redis, live.changes_channel(redis))
         notices.start()
         outcome = asyncio.run(drive_clients(args, ("127.0.0.1", port), cookie, pages, daphne.pid, pids, notices))
@@ -398,31 +435,43 @@ def print_report(args, outcome, beats) -> None:
     results, window, rss, cpu = outcome["results"], outcome["window"], outcome["rss"], outcome["cpu"]
     p50, p95, p99 = results.percentile(0.5), results.percentile(0.95), results.percentile(0.99)
     messages = sum(len(t) for t in results.message_times)
-    print(f"\n{args.clients} clients x {args.page_size} PVs at 2 Hz ({args.pages} distinct pages, "
-          f"{args.pages * args.page_size} changing PVs of {args.pvs}), {window:.0f} s measured:")  # fmt: skip
-    print(f"  latency IOC timestamp -> client receive: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
-          f"p99 {p99 * 1000:.0f} ms  (target p95 <= {TARGET_P95_S * 1000:.0f} ms: "
-          f"{'met' if p95 <= TARGET_P95_S else 'MISSED'})")  # fmt: skip
-    print(f"  of which change notice -> client receive (hub, stream, daphne): p50 "
-          f"{results.percentile(0.5, web=True) * 1000:.0f} ms, p95 {results.percentile(0.95, web=True) * 1000:.0f} ms, "
-          f"p99 {results.percentile(0.99, web=True) * 1000:.0f} ms")  # fmt: skip
+    print(
+        f"\n{args.clients} clients x {args.page_size} PVs at 2 Hz ({args.pages} distinct pages, "
+        f"{args.pages * args.page_size} changing PVs of {args.pvs}), {window:.0f} s measured:"
+    )
+    print(
+        f"  latency IOC timestamp -> client receive: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+        f"p99 {p99 * 1000:.0f} ms  (target p95 <= {TARGET_P95_S * 1000:.0f} ms: "
+        f"{'met' if p95 <= TARGET_P95_S else 'MISSED'})"
+    )
+    print(
+        f"  of which change notice -> client receive (hub, stream, daphne): p50 "
+        f"{results.percentile(0.5, web=True) * 1000:.0f} ms, p95 {results.percentile(0.95, web=True) * 1000:.0f} ms, "
+        f"p99 {results.percentile(0.99, web=True) * 1000:.0f} ms"
+    )
     if beats:
         print(f"  and IOC -> Redis (the monitor's heartbeat, p95 age): {beats[-1]['p95_age_s'] * 1000:.0f} ms")
-    print(f"  values delivered: {results.values / window:,.0f}/s in {messages / window:,.1f} messages/s "
-          f"({messages / window / args.clients:.2f} per client per s; most in any 1 s: {results.max_per_second()}); "
-          f"full resyncs {results.full}")  # fmt: skip
+    print(
+        f"  values delivered: {results.values / window:,.0f}/s in {messages / window:,.1f} messages/s "
+        f"({messages / window / args.clients:.2f} per client per s; most in any 1 s: {results.max_per_second()}); "
+        f"full resyncs {results.full}"
+    )
     values = [mb for _, mb in rss]
     third = max(1, len(values) // 3)
-    print(f"  daphne RSS: {values[0]:.0f} MB at start of window, max {max(values):.0f} MB, end {values[-1]:.0f} MB; "
-          f"median first third {statistics.median(values[:third]):.0f} MB, last third "
-          f"{statistics.median(values[-third:]):.0f} MB")  # fmt: skip
+    print(
+        f"  daphne RSS: {values[0]:.0f} MB at start of window, max {max(values):.0f} MB, end {values[-1]:.0f} MB; "
+        f"median first third {statistics.median(values[:third]):.0f} MB, last third "
+        f"{statistics.median(values[-third:]):.0f} MB"
+    )
     print("  RSS over time (s: MB): " + ", ".join(f"{t:.0f}: {mb:.0f}" for t, mb in rss[:: max(1, len(rss) // 12)]))
     print("  CPU (% of one core): " + ", ".join(f"{name} {pct:.0f}%" for name, pct in cpu.items()))
     if args.stalled:
         early, late = outcome["stalled"]
-        print(f"  stalled clients (never ack, never answer pings): messages sent to each before the window "
-              f"{early} (MAX_UNACKED = 4), during it {late} (\"dropped\": daphne closed it after its ping "
-              f"timeout)")  # fmt: skip
+        print(
+            f"  stalled clients (never ack, never answer pings): messages sent to each before the window "
+            f'{early} (MAX_UNACKED = 4), during it {late} ("dropped": daphne closed it after its ping '
+            f"timeout)"
+        )
 
 
 if __name__ == "__main__":

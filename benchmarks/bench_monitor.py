@@ -56,13 +56,17 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Process helpers ---------------------------------------------------------------------------------
 
+
 def spawn(cmd: list[str], env: dict, log: Path | None = None, pipe_stderr: bool = False) -> subprocess.Popen:
     out = open(log, "ab") if log else subprocess.DEVNULL
     try:
         return subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=out,
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
             stderr=subprocess.PIPE if pipe_stderr else subprocess.STDOUT if log else subprocess.DEVNULL,
-        )  # fmt: skip
+        )
     finally:
         if log:
             out.close()
@@ -174,6 +178,7 @@ class LineReader(threading.Thread):
 
 # The IOC for the load cases (runs in a child process; no Django) ------------------------------
 
+
 def load_db_text(names: list[str], changing: int, scan: str = ".1 second") -> str:
     """`changing` calc records scanned every `scan` (10 Hz) with a random value, then static ao records."""
     parts = []
@@ -204,6 +209,7 @@ def serve_db(db_file: str, port: int, ready_file: str) -> None:
 
 
 # In-process driver: startup breakdown and profile (runs in a child process) ---------------------
+
 
 def driver(run_seconds: float, profile: bool, profile_startup: bool = False) -> None:
     """Step a Monitor in this process, timing its startup; optionally profile the steady state."""
@@ -312,6 +318,7 @@ def driver(run_seconds: float, profile: bool, profile_startup: bool = False) -> 
 
 # The benchmark ----------------------------------------------------------------------------------
 
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -365,8 +372,21 @@ class Bench:
 
     def start_sim_ioc(self, pvs: int, registry: Path) -> subprocess.Popen:
         ready = self.tmp / "sim.ready"
-        cmd = [PYTHON, "manage.py", "run_sim_ioc", "--pvs", str(pvs), "--prefix", SIM_PREFIX, "--port",
-               str(self.args.port), "--registry-csv", str(registry), "--ready-file", str(ready)]  # fmt: skip
+        cmd = [
+            PYTHON,
+            "manage.py",
+            "run_sim_ioc",
+            "--pvs",
+            str(pvs),
+            "--prefix",
+            SIM_PREFIX,
+            "--port",
+            str(self.args.port),
+            "--registry-csv",
+            str(registry),
+            "--ready-file",
+            str(ready),
+        ]
         proc = self.start(cmd, "sim ioc", log=self.tmp / "sim_ioc.log")
         took = wait_for_file(ready, proc, 180, "run_sim_ioc")
         self.log(f"simulated IOC ({pvs} PVs) ready in {took:.1f} s (incl. generation), pid {proc.pid}")
@@ -498,11 +518,12 @@ class Bench:
                     beats.extend(own_beats(live.read_heartbeats(r), proc.pid))
                 cpu = meter.stop()
                 result["idle"] = {
-                    "cpu": cpu, "rss_mb": rss_mb(proc.pid),
+                    "cpu": cpu,
+                    "rss_mb": rss_mb(proc.pid),
                     "updates_per_s": statistics.median(b["updates_per_s"] for b in beats) if beats else None,
                     "p95_age_s": statistics.median(b["p95_age_s"] for b in beats) if beats else None,
                     "connected": beats[-1]["connected"] if beats else None,
-                }  # fmt: skip
+                }
                 check_undisturbed(r, reader)
         finally:
             done.set()
@@ -575,8 +596,21 @@ class Bench:
     def py_spy(self, pid: int, seconds: float, name: str) -> list[str]:
         """Sample a process with py-spy (wall clock, idle included); a summary by function."""
         out = self.tmp / name
-        cmd = [str(Path(PYTHON).parent / "py-spy"), "record", "--idle", "--rate", "200", "--duration",
-               str(int(seconds)), "--format", "raw", "--output", str(out), "--pid", str(pid)]  # fmt: skip
+        cmd = [
+            str(Path(PYTHON).parent / "py-spy"),
+            "record",
+            "--idle",
+            "--rate",
+            "200",
+            "--duration",
+            str(int(seconds)),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--pid",
+            str(pid),
+        ]
         spy = self.start(cmd, "py-spy", log=self.tmp / "py-spy.log")
         try:
             spy.wait(seconds + 30)
@@ -595,10 +629,21 @@ def summarize_collapsed(path: Path, top: int = 18) -> list[str]:
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     total = 0
-    parts = ("poll (pvs/epics_io.py", "_drain (pvs/epics_io.py", "_event_callback", "_meta_callback",
-             "absorb (monitor/monitor.py", "flush (monitor/monitor.py", "write (monitor/live.py",
-             "_write_chunks", "publish_changes", "execute (redis", "heartbeat (monitor/monitor.py",
-             "sync_registry", "mark_never_connected")  # fmt: skip
+    parts = (
+        "poll (pvs/epics_io.py",
+        "_drain (pvs/epics_io.py",
+        "_event_callback",
+        "_meta_callback",
+        "absorb (monitor/monitor.py",
+        "flush (monitor/monitor.py",
+        "write (monitor/live.py",
+        "_write_chunks",
+        "publish_changes",
+        "execute (redis",
+        "heartbeat (monitor/monitor.py",
+        "sync_registry",
+        "mark_never_connected",
+    )
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
@@ -640,16 +685,34 @@ def main() -> int:
     parser.add_argument("--loads", default="10,20,30,40", help="offered loads in thousands of updates/s")
     parser.add_argument("--duration", type=float, default=25.0, help="measurement window per load, s (default 25)")
     parser.add_argument("--warmup", type=float, default=4.0, help="seconds after connection before measuring")
-    parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
-                        help="also cProfile the monitor loop in-process at the highest load for SECONDS")
-    parser.add_argument("--profile-startup", action="store_true",
-                        help="cProfile the in-process startup run (the breakdown's times then include its overhead)")
-    parser.add_argument("--py-spy", type=float, default=0.0, metavar="SECONDS",
-                        help="sample the monitor process with py-spy for SECONDS after the highest load's window")
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="also cProfile the monitor loop in-process at the highest load for SECONDS",
+    )
+    parser.add_argument(
+        "--profile-startup",
+        action="store_true",
+        help="cProfile the in-process startup run (the breakdown's times then include its overhead)",
+    )
+    parser.add_argument(
+        "--py-spy",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="sample the monitor process with py-spy for SECONDS after the highest load's window",
+    )
     parser.add_argument("--port", type=int, default=15977, help="private CA server port (default 15977)")
     parser.add_argument("--skip-startup", action="store_true")
-    parser.add_argument("--monitor-arg", action="append", default=[], metavar="ARG",
-                        help="an argument for monitor_pvs, repeatable (e.g. --monitor-arg=--stage-timeout=0)")
+    parser.add_argument(
+        "--monitor-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an argument for monitor_pvs, repeatable (e.g. --monitor-arg=--stage-timeout=0)",
+    )
     parser.add_argument("--skip-load", action="store_true")
     # Child-process roles.
     parser.add_argument("--serve-db", help=argparse.SUPPRESS)
@@ -688,13 +751,17 @@ def main() -> int:
             bench.log(f"startup: {len(setpoints)} setpoint addresses, {len(everything)} addresses in all")
             for i in range(args.repeat):
                 last = i == args.repeat - 1
-                result = retried(lambda: bench.startup_once(setpoints, everything, idle_window=args.window if last else 0),
-                                 f"startup run {i + 1}")
+                result = retried(
+                    lambda: bench.startup_once(setpoints, everything, idle_window=args.window if last else 0),
+                    f"startup run {i + 1}",
+                )
                 if "idle" in result:
                     idle = result.pop("idle")
                 startup.append(result)
-                bench.log(f"  run {i + 1}: setpoints {result['all setpoint addresses in Redis']:.2f} s, "
-                          f"all {result['all addresses in Redis']:.2f} s")  # fmt: skip
+                bench.log(
+                    f"  run {i + 1}: setpoints {result['all setpoint addresses in Redis']:.2f} s, "
+                    f"all {result['all addresses in Redis']:.2f} s"
+                )
             breakdown = bench.run_driver(0, profile=False, profile_startup=args.profile_startup)
             bench.stop(bench.ioc)
         if not args.skip_load:
@@ -706,8 +773,10 @@ def main() -> int:
                 spy = args.py_spy if kilo == max(kilos) else 0
                 loads.append(retried(lambda: bench.load_case(names, kilo, py_spy=spy), f"load {kilo}K"))
                 c = loads[-1]
-                bench.log(f"  {kilo}K/s offered: {c['updates_per_s']:.0f} updates/s, p95 age {c['p95_age_s']:.3f} s, "
-                          f"monitor CPU {c['cpu']['monitor']:.0f}%, IOC {c['cpu']['ioc']:.0f}%")  # fmt: skip
+                bench.log(
+                    f"  {kilo}K/s offered: {c['updates_per_s']:.0f} updates/s, p95 age {c['p95_age_s']:.3f} s, "
+                    f"monitor CPU {c['cpu']['monitor']:.0f}%, IOC {c['cpu']['ioc']:.0f}%"
+                )
             if args.profile:
                 top = max(kilos)
                 bench.ioc = bench.start_load_ioc(names, top * 100)
@@ -729,22 +798,31 @@ def main() -> int:
 def report(args, startup, idle, breakdown, loads, profile) -> None:
     med = statistics.median
     if startup:
-        print(f"\nMonitor startup against the simulated IOC ({args.pvs} PVs), median of {len(startup)}, "
-              f"seconds from process start:")  # fmt: skip
+        print(
+            f"\nMonitor startup against the simulated IOC ({args.pvs} PVs), median of {len(startup)}, "
+            f"seconds from process start:"
+        )
         for key in startup[0]:
             if key.startswith("_"):
                 continue
             values = [r[key] for r in startup if r[key] is not None]
-            print(f"  {key:<44} {fmt(med(values) if values else None)}   (runs: "
-                  + ", ".join(f"{v:.2f}" for v in values) + ")")
+            print(
+                f"  {key:<44} {fmt(med(values) if values else None)}   (runs: "
+                + ", ".join(f"{v:.2f}" for v in values)
+                + ")"
+            )
         cpu = {k: med(r["_cpu"][k] for r in startup) for k in startup[0]["_cpu"]}
-        print(f"  meanwhile (% of one core): IOC {cpu['ioc']:.0f}%, Redis {cpu['redis']:.0f}%, "
-              f"everything else but the monitor {cpu['other']:.0f}% (incl. the monitor itself and this script)")
+        print(
+            f"  meanwhile (% of one core): IOC {cpu['ioc']:.0f}%, Redis {cpu['redis']:.0f}%, "
+            f"everything else but the monitor {cpu['other']:.0f}% (incl. the monitor itself and this script)"
+        )
         for key in ("all setpoint addresses in Redis", "all addresses in Redis"):
             value = med(r[key] for r in startup)
-            print(f"  {key}: {value:.2f} s = {value / TARGET_STARTUP_S:.0%} of the {TARGET_STARTUP_S:.0f} s target "
-                  f"({'met' if value <= TARGET_STARTUP_S else 'MISSED'}), {REFERENCE_STARTUP_S / value:.1f}x faster "
-                  f"than the replaced system's {REFERENCE_STARTUP_S} s")  # fmt: skip
+            print(
+                f"  {key}: {value:.2f} s = {value / TARGET_STARTUP_S:.0%} of the {TARGET_STARTUP_S:.0f} s target "
+                f"({'met' if value <= TARGET_STARTUP_S else 'MISSED'}), {REFERENCE_STARTUP_S / value:.1f}x faster "
+                f"than the replaced system's {REFERENCE_STARTUP_S} s"
+            )
     if breakdown:
         print(f"\nIn-process breakdown (Monitor stepped in one process, {breakdown['addresses']} addresses), seconds:")
         for key, value in breakdown["marks"].items():
@@ -753,25 +831,38 @@ def report(args, startup, idle, breakdown, loads, profile) -> None:
             print(f"  {key + ' (from lease)':<44} {value:6.2f}")
     if idle:
         cpu = idle["cpu"]
-        print(f"\nIdle with {idle['connected']} addresses connected ({idle['updates_per_s']:.0f} updates/s from the "
-              f"changing PVs), {args.window:.0f} s: monitor CPU {cpu['monitor']:.1f}% of a core, RSS "
-              f"{idle['rss_mb']:.0f} MB; IOC CPU {cpu['ioc']:.1f}%, Redis CPU {cpu['redis']:.1f}%, everything else "
-              f"{cpu['other']:.0f}%")  # fmt: skip
+        print(
+            f"\nIdle with {idle['connected']} addresses connected ({idle['updates_per_s']:.0f} updates/s from the "
+            f"changing PVs), {args.window:.0f} s: monitor CPU {cpu['monitor']:.1f}% of a core, RSS "
+            f"{idle['rss_mb']:.0f} MB; IOC CPU {cpu['ioc']:.1f}%, Redis CPU {cpu['redis']:.1f}%, everything else "
+            f"{cpu['other']:.0f}%"
+        )
     if loads:
-        print(f"\nSustained load, {args.pvs} addresses subscribed, medians of the heartbeats over {args.duration:.0f} s:")
-        print("  offered/s  updates/s  writes/s  p95 age   max p95  monitor CPU  RSS MB  IOC CPU  Redis CPU  other CPU  target")
+        print(
+            f"\nSustained load, {args.pvs} addresses subscribed, medians of the heartbeats over {args.duration:.0f} s:"
+        )
+        print(
+            "  offered/s  updates/s  writes/s  p95 age   max p95  monitor CPU  RSS MB  IOC CPU  Redis CPU  other CPU  target"
+        )
         for c in loads:
             ok = c["updates_per_s"] >= 0.97 * c["offered"] and c["p95_age_s"] <= TARGET_P95_AGE_S
-            print(f"  {c['offered']:>9,} {c['updates_per_s']:>10,.0f} {c['writes_per_s']:>9,.0f} "
-                  f"{c['p95_age_s'] * 1000:>6.0f} ms {c['p95_age_max_s'] * 1000:>6.0f} ms {c['cpu']['monitor']:>10.0f}% "
-                  f"{c['rss_mb']:>7.0f} {c['cpu']['ioc']:>7.0f}% {c['cpu']['redis']:>9.0f}% {c['cpu']['other']:>9.0f}%  "
-                  f"{'kept up' if ok else 'NOT kept up'}")  # fmt: skip
-        good = [c["updates_per_s"] for c in loads
-                if c["updates_per_s"] >= 0.97 * c["offered"] and c["p95_age_s"] <= TARGET_P95_AGE_S]
+            print(
+                f"  {c['offered']:>9,} {c['updates_per_s']:>10,.0f} {c['writes_per_s']:>9,.0f} "
+                f"{c['p95_age_s'] * 1000:>6.0f} ms {c['p95_age_max_s'] * 1000:>6.0f} ms {c['cpu']['monitor']:>10.0f}% "
+                f"{c['rss_mb']:>7.0f} {c['cpu']['ioc']:>7.0f}% {c['cpu']['redis']:>9.0f}% {c['cpu']['other']:>9.0f}%  "
+                f"{'kept up' if ok else 'NOT kept up'}"
+            )
+        good = [
+            c["updates_per_s"]
+            for c in loads
+            if c["updates_per_s"] >= 0.97 * c["offered"] and c["p95_age_s"] <= TARGET_P95_AGE_S
+        ]
         best = max(good, default=0)
-        print(f"  highest load kept up with p95 age <= {TARGET_P95_AGE_S * 1000:.0f} ms: {best:,.0f} updates/s = "
-              f"{best / TARGET_UPDATES_PER_S:.2f}x the {TARGET_UPDATES_PER_S:,}/s target "
-              f"({'met' if best >= TARGET_UPDATES_PER_S else 'MISSED'})")  # fmt: skip
+        print(
+            f"  highest load kept up with p95 age <= {TARGET_P95_AGE_S * 1000:.0f} ms: {best:,.0f} updates/s = "
+            f"{best / TARGET_UPDATES_PER_S:.2f}x the {TARGET_UPDATES_PER_S:,}/s target "
+            f"({'met' if best >= TARGET_UPDATES_PER_S else 'MISSED'})"
+        )
     for c in loads:
         if c.get("py_spy"):
             print(f"\nWhere the monitor's time goes at {c['offered']:,} updates/s offered:")
@@ -782,9 +873,11 @@ def report(args, startup, idle, breakdown, loads, profile) -> None:
     if profile:
         beats = profile.get("heartbeats") or []
         if beats:
-            print(f"\ncProfile run (in-process, profiler overhead included): "
-                  f"{med(b['updates_per_s'] for b in beats):,.0f} updates/s, "
-                  f"p95 age {med(b['p95_age_s'] for b in beats) * 1000:.0f} ms")  # fmt: skip
+            print(
+                f"\ncProfile run (in-process, profiler overhead included): "
+                f"{med(b['updates_per_s'] for b in beats):,.0f} updates/s, "
+                f"p95 age {med(b['p95_age_s'] for b in beats) * 1000:.0f} ms"
+            )
         print(profile.get("profile_tottime", ""))
         print(profile.get("profile_cumulative", ""))
 

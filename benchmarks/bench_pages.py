@@ -28,7 +28,10 @@ from django.conf import settings  # noqa: E402
 
 django.setup()
 # Pages render {% static %} links; the benchmark runs without collectstatic's manifest.
-settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+settings.STORAGES = {
+    **settings.STORAGES,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 import bench_stats  # noqa: E402
 from bench_import import create_database, registry_csv, timed  # noqa: E402
@@ -70,7 +73,7 @@ def explain(client: Client, url: str, query: dict) -> None:
         client.get(url, query)
     for statement in captured.captured_queries:
         sql = statement["sql"]
-        if "snapshotvalue" not in sql and "FROM \"pvs_pv\"" not in sql:
+        if "snapshotvalue" not in sql and 'FROM "pvs_pv"' not in sql:
             continue
         with connection.cursor() as cursor:
             cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS off) {sql}")
@@ -103,8 +106,10 @@ def main() -> None:
     client = Client()
     client.force_login(user)
     tag = Tag.objects.order_by("id").first()
-    print(f"{args.pvs} PVs, snapshot of {snapshot.pv_count} values; statistics {args.stats}; "
-          f"median of {args.repeat} requests; load average {os.getloadavg()[0]:.2f}:")
+    print(
+        f"{args.pvs} PVs, snapshot of {snapshot.pv_count} values; statistics {args.stats}; "
+        f"median of {args.repeat} requests; load average {os.getloadavg()[0]:.2f}:"
+    )
     for name, url, query in cases(snapshot.id, tag.id):
         times = []
         for _ in range(args.repeat):

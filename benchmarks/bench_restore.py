@@ -41,8 +41,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=15979)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--with-monitor", action="store_true", help="run monitor_pvs beside it, as in production")
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="cProfile the last verified restore and print its N costliest functions")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="cProfile the last verified restore and print its N costliest functions",
+    )
     bench_stats.add_argument(parser)
     args = parser.parse_args()
     os.environ.setdefault("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -106,15 +111,18 @@ def run(args, workdir: Path, with_monitor=None) -> None:
     started = time.perf_counter()
     addresses = [a for pv in PV.objects.values_list("setpoint_address", "readback_address") for a in pv if a]
     connected = io.connect(addresses, 20.0)
-    print(f"{PV.objects.count()} PVs, {len(connected)} of {len(addresses)} addresses connected "
-          f"in {time.perf_counter() - started:.2f} s; statistics {args.stats}; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"{PV.objects.count()} PVs, {len(connected)} of {len(addresses)} addresses connected "
+        f"in {time.perf_counter() - started:.2f} s; statistics {args.stats}; load average {os.getloadavg()[0]:.2f}"
+    )
     if with_monitor is not None:
         with_monitor(workdir, len(set(addresses)))
         print("monitor running: undo snapshots from the cache, verification from the cache")
     snapshot = take_snapshot(title="bench", created_by=user, mode="direct", reader=io)
     # The earlier work: one restore, so that every table holds rows older than the statistics.
-    execute_restore(preview_restore(snapshot, created_by=user, include_unchanged=True, io=io), user=user, io=io,
-                    verify=False)  # fmt: skip
+    execute_restore(
+        preview_restore(snapshot, created_by=user, include_unchanged=True, io=io), user=user, io=io, verify=False
+    )
     stats = bench_stats.Statistics(args.stats)
     stats.history_done()
     # Direct snapshots with the worker's channels warm (the reference above warmed nothing more).
@@ -123,8 +131,10 @@ def run(args, workdir: Path, with_monitor=None) -> None:
         stats.before_timing()
         direct.append(take_snapshot(title="direct", created_by=user, mode="direct", reader=io))
     totals = [sum(s.timings.values()) for s in direct]
-    print(f"direct snapshot of {direct[0].pv_count} PVs (setpoints and read-backs read over Channel Access), "
-          f"call to commit: median {statistics.median(totals):.2f} s of {[round(t, 2) for t in totals]}")
+    print(
+        f"direct snapshot of {direct[0].pv_count} PVs (setpoints and read-backs read over Channel Access), "
+        f"call to commit: median {statistics.median(totals):.2f} s of {[round(t, 2) for t in totals]}"
+    )
     for stage in direct[0].timings:
         print(f"    {stage:<28} {statistics.median(s.timings[stage] for s in direct):6.2f} s")
 
@@ -134,14 +144,20 @@ def run(args, workdir: Path, with_monitor=None) -> None:
             preview = preview_restore(snapshot, created_by=user, include_unchanged=True, io=io)
             stats.before_timing()
             marks = []
-            profiler = cProfile.Profile() if args.profile and verify and len(results[label]) == args.repeat - 1 else None
+            profiler = (
+                cProfile.Profile() if args.profile and verify and len(results[label]) == args.repeat - 1 else None
+            )
             start = time.perf_counter()
             if profiler:
                 profiler.enable()
             restore = execute_restore(
-                preview, user=user, io=io, verify=verify, verify_timeout=10.0,
+                preview,
+                user=user,
+                io=io,
+                verify=verify,
+                verify_timeout=10.0,
                 progress=lambda percent, message: marks.append((time.perf_counter() - start, message)),
-            )  # fmt: skip
+            )
             total = time.perf_counter() - start
             if profiler:
                 profiler.disable()
@@ -150,8 +166,10 @@ def run(args, workdir: Path, with_monitor=None) -> None:
     for label, runs in results.items():
         totals = [r[0] for r in runs]
         names = runs[0][1].keys()
-        print(f"{label}: median {statistics.median(totals):.2f} s of {[round(t, 2) for t in totals]}; "
-              f"{runs[0][3]} PVs written; items {runs[-1][2]}")  # fmt: skip
+        print(
+            f"{label}: median {statistics.median(totals):.2f} s of {[round(t, 2) for t in totals]}; "
+            f"{runs[0][3]} PVs written; items {runs[-1][2]}"
+        )
         for name in names:
             print(f"    {name:<28} {statistics.median(r[1][name] for r in runs):6.2f} s")
 
@@ -160,8 +178,15 @@ def phases(marks: list[tuple[float, str]], total: float) -> dict[str, float]:
     """Seconds per phase from the progress marks: undo snapshot, writing (all stages), verification."""
     times = dict(undo=0.0, writing=0.0, verifying=0.0, finishing=0.0)
     for (at, message), (following, _) in zip(marks, marks[1:] + [(total, "")]):
-        key = ("undo" if message.startswith("Taking") else "writing" if message.startswith("Writing")
-               else "verifying" if message.startswith("Verifying") else "finishing")  # fmt: skip
+        key = (
+            "undo"
+            if message.startswith("Taking")
+            else "writing"
+            if message.startswith("Writing")
+            else "verifying"
+            if message.startswith("Verifying")
+            else "finishing"
+        )
         times[key] += following - at
         if message.startswith("Writing"):
             times["  " + message.lower()] = following - at

@@ -50,10 +50,12 @@ def fill_cache(client, addresses: list[tuple[str, str]]) -> int:
         # Mostly floats, as a machine is; some ints and enums, a few disconnected.
         kind, value = ("enum", i % 3) if i % 10 == 0 else ("int", i) if i % 10 == 1 else ("float", i * 0.001)
         connected = i % 500 != 7
-        values[setpoint] = live.LiveValue(setpoint, kind, value if connected else None, 0, 0, now - 60, now - 1,
-                                          connected)  # fmt: skip
-        metadata[setpoint] = live.LiveMeta("mA", 3, ENUM_LABELS if kind == "enum" else None, -10.0, 10.0,
-                                           "127.0.0.1:5064", kind, 1, True, True)  # fmt: skip
+        values[setpoint] = live.LiveValue(
+            setpoint, kind, value if connected else None, 0, 0, now - 60, now - 1, connected
+        )
+        metadata[setpoint] = live.LiveMeta(
+            "mA", 3, ENUM_LABELS if kind == "enum" else None, -10.0, 10.0, "127.0.0.1:5064", kind, 1, True, True
+        )
         if readback:
             values[readback] = live.LiveValue(readback, kind, value, 0, 0, now - 60, now - 1, True)
     assert writer.write(values, metadata)
@@ -68,8 +70,18 @@ def empty_snapshots() -> None:
 
 def read_back(snapshot: Snapshot) -> int:
     """A snapshot's values the way a compare or restore would, as rows; the row count."""
-    columns = ["pv_id", "pv_name", "value_type", "setpoint_num", "setpoint_str", "setpoint_array", "readback_num",
-               "severity", "timestamp", "connected"]  # fmt: skip
+    columns = [
+        "pv_id",
+        "pv_name",
+        "value_type",
+        "setpoint_num",
+        "setpoint_str",
+        "setpoint_array",
+        "readback_num",
+        "severity",
+        "timestamp",
+        "connected",
+    ]
     return len(list(SnapshotValue.objects.filter(snapshot=snapshot).values_list(*columns)))
 
 
@@ -98,8 +110,9 @@ def main() -> None:
         stats.before_timing()
         live.write_heartbeat(client, live.Shard(0, 1), {"synced": True})
         result = {}
-        totals.append(timed(lambda: result.update(
-            snapshot=take_snapshot(title=f"bench {run}", created_by=user, mode="cache"))))  # fmt: skip
+        totals.append(
+            timed(lambda: result.update(snapshot=take_snapshot(title=f"bench {run}", created_by=user, mode="cache")))
+        )
         snapshot = result["snapshot"]
         assert snapshot.pv_count == args.pvs and snapshot.values.filter(source="cache").count() == args.pvs
         for stage, seconds in snapshot.timings.items():
@@ -107,8 +120,10 @@ def main() -> None:
         rows = {}
         reads.append(timed(lambda: rows.update(n=read_back(snapshot))))
         assert rows["n"] == args.pvs
-    print(f"{args.pvs} PVs, {cached} cached addresses, {snapshot.disconnected_count} disconnected; "
-          f"statistics {args.stats}; median of {args.repeat} runs; load average {os.getloadavg()[0]:.2f}:")  # fmt: skip
+    print(
+        f"{args.pvs} PVs, {cached} cached addresses, {snapshot.disconnected_count} disconnected; "
+        f"statistics {args.stats}; median of {args.repeat} runs; load average {os.getloadavg()[0]:.2f}:"
+    )
     print(f"  {'take_snapshot(mode=cache), request to commit':<48} {statistics.median(totals):6.3f} s")
     for stage, seconds in stages.items():
         print(f"    {stage:<46} {statistics.median(seconds):6.3f} s")

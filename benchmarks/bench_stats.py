@@ -20,10 +20,12 @@ STATES = ("none", "stale", "fresh")
 
 def add_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--stats", choices=STATES, default="stale",
+        "--stats",
+        choices=STATES,
+        default="stale",
         help="planner statistics: none (never analyzed), stale (analyzed once before the measured data), "
-             "fresh (analyzed right before the measured work)",
-    )  # fmt: skip
+        "fresh (analyzed right before the measured work)",
+    )
 
 
 def analyze() -> None:

@@ -15,9 +15,17 @@ def start_sim_ioc(pvs: int, port: int, workdir: Path, *extra_args: str, timeout:
     ready = workdir / "ready"
     log_path = workdir / "ioc.log"
     command = [
-        sys.executable, "manage.py", "run_sim_ioc", "--pvs", str(pvs), "--port", str(port),
-        "--ready-file", str(ready), *extra_args,
-    ]  # fmt: skip
+        sys.executable,
+        "manage.py",
+        "run_sim_ioc",
+        "--pvs",
+        str(pvs),
+        "--port",
+        str(port),
+        "--ready-file",
+        str(ready),
+        *extra_args,
+    ]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout

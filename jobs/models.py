@@ -51,9 +51,12 @@ class Job(models.Model):
     data = models.JSONField(default=dict, blank=True, help_text="The job's parameters.")
     result_id = models.BigIntegerField(null=True, blank=True, help_text="Id of what the job produced.")
     key = models.CharField(
-        max_length=200, unique=True, null=True, blank=True,
+        max_length=200,
+        unique=True,
+        null=True,
+        blank=True,
         help_text="Set by senders that may deliver one request twice (celery beat): one job per key.",
-    )  # fmt: skip
+    )
     start_by = models.DateTimeField(
         null=True, blank=True, help_text="The job is never started after this (null: no deadline)."
     )
@@ -62,9 +65,7 @@ class Job(models.Model):
     )
     retry_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="jobs"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="jobs")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -102,9 +103,7 @@ class Job(models.Model):
         updated = Job.objects.filter(pk=self.pk, status__in=allowed_from).update(**changes)
         if not updated:
             self.refresh_from_db(fields=["status"])
-            raise InvalidJobTransition(
-                f"Job {self.pk} is {self.status}; expected one of {', '.join(allowed_from)}."
-            )
+            raise InvalidJobTransition(f"Job {self.pk} is {self.status}; expected one of {', '.join(allowed_from)}.")
         for name, value in changes.items():
             setattr(self, name, value)
 
@@ -120,9 +119,7 @@ class Job(models.Model):
         """Record progress (0-100, never backwards) while running."""
         if not 0 <= progress <= 100:
             raise ValueError(f"Progress must be between 0 and 100, not {progress}.")
-        self._transition(
-            (JobStatus.RUNNING,), progress=max(progress, self.progress), message=message[:200]
-        )
+        self._transition((JobStatus.RUNNING,), progress=max(progress, self.progress), message=message[:200])
 
     def finish(self, result_id: int | None = None, message: str = "") -> None:
         """Mark the job succeeded, with the id of what it produced."""

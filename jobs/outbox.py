@@ -42,8 +42,10 @@ log = logging.getLogger(__name__)
 
 # The Celery task that runs each type of job (snapshots.tasks).
 TASKS = {
-    JobType.SNAPSHOT: "snapshots.take_snapshot", JobType.PREVIEW: "snapshots.preview", JobType.RESTORE: "snapshots.restore",
-}  # fmt: skip
+    JobType.SNAPSHOT: "snapshots.take_snapshot",
+    JobType.PREVIEW: "snapshots.preview",
+    JobType.RESTORE: "snapshots.restore",
+}
 
 # A dead or hung broker costs a request or the relay at most about this long (seconds).
 BROKER_TIMEOUT = 1.0
@@ -111,7 +113,9 @@ def resend_lost(now: datetime | None = None) -> list[int]:
     now = now or timezone.now()
     pending = _send(Job.objects.filter(status=JobStatus.PENDING, dispatched_at__lt=now - RESEND_AFTER), now)
     unsent_since_run = Q(dispatched_at=None) | Q(dispatched_at__lt=F("updated_at"))
-    running = Job.objects.filter(status=JobStatus.RUNNING).filter(unsent_since_run | Q(dispatched_at__lt=now - RESEND_AFTER))
+    running = Job.objects.filter(status=JobStatus.RUNNING).filter(
+        unsent_since_run | Q(dispatched_at__lt=now - RESEND_AFTER)
+    )
     orphans = _send(running, now, keep=_orphaned)
     if pending or orphans:
         log.warning("Sent again the messages of pending jobs %s and orphaned jobs %s", pending, orphans)

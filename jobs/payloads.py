@@ -26,6 +26,13 @@ def job_group(job_id: int) -> str:
 
 def job_state(job: Job) -> JobStatePayload:
     return JobStatePayload(
-        type="job.state", id=job.id, job_type=job.type, status=job.status, progress=job.progress,
-        message=job.message, result_id=job.result_id, error=job.error, retry_count=job.retry_count,
-    )  # fmt: skip
+        type="job.state",
+        id=job.id,
+        job_type=job.type,
+        status=job.status,
+        progress=job.progress,
+        message=job.message,
+        result_id=job.result_id,
+        error=job.error,
+        retry_count=job.retry_count,
+    )

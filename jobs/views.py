@@ -9,7 +9,9 @@ from jobs.models import Job, JobStatus, JobType
 
 # The page that shows what a job of each type produced (its result_id).
 RESULT_PAGES = {
-    JobType.SNAPSHOT: "snapshots:detail", JobType.PREVIEW: "snapshots:restore_preview", JobType.RESTORE: "snapshots:restore",
+    JobType.SNAPSHOT: "snapshots:detail",
+    JobType.PREVIEW: "snapshots:restore_preview",
+    JobType.RESTORE: "snapshots:restore",
 }
 
 

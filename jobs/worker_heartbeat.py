@@ -47,9 +47,12 @@ class WorkerHeartbeat:
     def beat(self) -> bool:
         """Write the heartbeat once; False (and a warning) if Redis cannot be reached."""
         stats = {
-            "name": self.name, "pid": os.getpid(), "concurrency": self.concurrency,
-            "active": len(state.active_requests), "started": self.started,
-        }  # fmt: skip
+            "name": self.name,
+            "pid": os.getpid(),
+            "concurrency": self.concurrency,
+            "active": len(state.active_requests),
+            "started": self.started,
+        }
         try:
             live.write_worker_heartbeat(live.redis_client(), self.id, stats, self.ttl)
         except redis.RedisError as exc:

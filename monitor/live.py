@@ -107,9 +107,7 @@ class Shard:
                 raise ValueError
             return cls(int(index), int(count))
         except ValueError:
-            raise ValueError(
-                f"invalid shard {text!r}: expected 'i/N' with integers 0 <= i < N, e.g. '0/1'"
-            ) from None
+            raise ValueError(f"invalid shard {text!r}: expected 'i/N' with integers 0 <= i < N, e.g. '0/1'") from None
 
     @classmethod
     def from_label(cls, label: str) -> Shard:
@@ -166,9 +164,15 @@ class LiveValue:
     def from_reading(cls, reading) -> LiveValue:
         """From a pvs.epics_io.Reading (a reading implies a connected channel)."""
         return cls(
-            reading.address, reading.kind, reading.value, reading.status, reading.severity,
-            reading.timestamp, reading.received, True,
-        )  # fmt: skip
+            reading.address,
+            reading.kind,
+            reading.value,
+            reading.status,
+            reading.severity,
+            reading.timestamp,
+            reading.received,
+            True,
+        )
 
 
 @dataclass(slots=True)
@@ -190,10 +194,17 @@ class LiveMeta:
     def from_metadata(cls, metadata) -> LiveMeta:
         """From a pvs.epics_io.Metadata."""
         return cls(
-            metadata.units, metadata.precision, metadata.enum_labels, metadata.lower_limit,
-            metadata.upper_limit, metadata.host, metadata.kind, metadata.count,
-            metadata.read_access, metadata.write_access,
-        )  # fmt: skip
+            metadata.units,
+            metadata.precision,
+            metadata.enum_labels,
+            metadata.lower_limit,
+            metadata.upper_limit,
+            metadata.host,
+            metadata.kind,
+            metadata.count,
+            metadata.read_access,
+            metadata.write_access,
+        )
 
 
 def encode_value(v: LiveValue) -> bytes:
@@ -209,9 +220,19 @@ def decode_value(address: str, raw: bytes) -> LiveValue:
 def encode_meta(m: LiveMeta) -> bytes:
     """Pack metadata as a msgpack list in field order."""
     return msgpack.packb(
-        [m.units, m.precision, m.enum_labels, m.lower_limit, m.upper_limit, m.host, m.kind,
-         m.count, m.read_access, m.write_access]
-    )  # fmt: skip
+        [
+            m.units,
+            m.precision,
+            m.enum_labels,
+            m.lower_limit,
+            m.upper_limit,
+            m.host,
+            m.kind,
+            m.count,
+            m.read_access,
+            m.write_access,
+        ]
+    )
 
 
 def decode_meta(raw: bytes) -> LiveMeta:

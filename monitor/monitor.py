@@ -133,7 +133,9 @@ class Monitor:
         """Take the shard's lease if it is free; on success, connect every address."""
         if not self.lease.acquire():
             return False
-        log.info("Shard %s: leader (%s, fencing token %s)", self.settings.shard.label, self.settings.owner, self.lease.token)
+        log.info(
+            "Shard %s: leader (%s, fencing token %s)", self.settings.shard.label, self.settings.owner, self.lease.token
+        )
         self.channels = ChannelSet()
         self._signature = None
         self.sync_registry()
@@ -163,7 +165,9 @@ class Monitor:
         orphans = [a for a, v in values.items() if v is None or v.received < cutoff]
         self._pending_deletes |= set(orphans)
         if orphans:
-            log.info("Shard %s: deleting %d live values of addresses no PV uses", self.settings.shard.label, len(orphans))
+            log.info(
+                "Shard %s: deleting %d live values of addresses no PV uses", self.settings.shard.label, len(orphans)
+            )
         return len(orphans)
 
     def step_down(self, reason: str) -> None:
@@ -256,10 +260,14 @@ class Monitor:
             self._added_at.pop(address, None)
             previous = latest.get(address)
             value = live.LiveValue(
-                address=address, kind=previous.kind if previous else "",
+                address=address,
+                kind=previous.kind if previous else "",
                 value=previous.value if previous else None,
-                status=previous.status if previous else 0, severity=previous.severity if previous else 0,
-                timestamp=previous.timestamp if previous else 0.0, received=now, connected=False,
+                status=previous.status if previous else 0,
+                severity=previous.severity if previous else 0,
+                timestamp=previous.timestamp if previous else 0.0,
+                received=now,
+                connected=False,
             )
             pending[address] = latest[address] = value
         for address in result.connected:
@@ -395,4 +403,3 @@ class Monitor:
             self.channels.close()
             self.channels = None
         log.info("Monitor %s stopped", self.settings.owner)
-

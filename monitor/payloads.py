@@ -59,9 +59,13 @@ def value_payload(value: LiveValue | None, meta: LiveMeta | None) -> LiveValuePa
     if value is None:
         return LiveValuePayload(value=None, display="", severity=None, status=None, connected=False, timestamp=None)
     return LiveValuePayload(
-        value=json_safe(value.value), display=display_text(value, meta), severity=value.severity,
-        status=value.status, connected=value.connected, timestamp=value.timestamp or None,
-    )  # fmt: skip
+        value=json_safe(value.value),
+        display=display_text(value, meta),
+        severity=value.severity,
+        status=value.status,
+        connected=value.connected,
+        timestamp=value.timestamp or None,
+    )
 
 
 def value_entry(address: str, value: LiveValue | None, meta: LiveMeta | None) -> str:

@@ -67,9 +67,7 @@ class DeviceFilter(admin.SimpleListFilter):
         yield {
             "value": self.value() or "",
             "others": [
-                (key, value)
-                for key, value in changelist.get_filters_params().items()
-                if key != self.parameter_name
+                (key, value) for key, value in changelist.get_filters_params().items() if key != self.parameter_name
             ],
         }
 
@@ -100,8 +98,14 @@ class PVAdmin(admin.ModelAdmin):
     go through pvs.services, which records each in the audit log."""
 
     list_display = [
-        "setpoint_address", "readback_address", "device", "tag_list",
-        "abs_tolerance", "rel_tolerance", "read_only", "restore_stage",
+        "setpoint_address",
+        "readback_address",
+        "device",
+        "tag_list",
+        "abs_tolerance",
+        "rel_tolerance",
+        "read_only",
+        "restore_stage",
     ]
     list_filter = [TagGroupFilter, TagFilter, DeviceFilter, "read_only", HasReadbackFilter]
     search_fields = SEARCH_FIELDS
@@ -114,9 +118,12 @@ class PVAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["setpoint_address", "readback_address", "config_address", "device", "description"]}),
-        ("Comparison and restore", {
-            "fields": ["abs_tolerance", "rel_tolerance", "read_only", "restore_stage", "wait_for_completion"],
-        }),
+        (
+            "Comparison and restore",
+            {
+                "fields": ["abs_tolerance", "rel_tolerance", "read_only", "restore_stage", "wait_for_completion"],
+            },
+        ),
         ("Tags", {"fields": ["tags"]}),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
@@ -269,4 +276,3 @@ def _csv_response(queryset) -> HttpResponse:
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="squirrel-pvs-{stamp}.csv"'
     return response
-

@@ -120,9 +120,16 @@ def load_libca(preemptive: bool):
 
 # The libca functions the helper calls, in the order of sq_ca_api (then the two dbr_size tables).
 _HELPER_CA_FUNCTIONS = (
-    "create_channel", "clear_channel", "create_subscription", "clear_subscription", "array_get_callback",
-    "field_type", "element_count", "puser", "flush_io",
-)  # fmt: skip
+    "create_channel",
+    "clear_channel",
+    "create_subscription",
+    "clear_subscription",
+    "array_get_callback",
+    "field_type",
+    "element_count",
+    "puser",
+    "flush_io",
+)
 
 
 class _CaApi(ctypes.Structure):

@@ -315,7 +315,10 @@ class ChannelSet:
         native = bulk.dbr.STRING if dbr_type is None else bulk.native_of(dbr_type)
         kind = STRING if native == bulk.dbr.STRING else bulk.NATIVE_LAYOUT[native][1 if channel.count == 1 else 2]
         meta = Metadata(
-            address=channel.address, kind=kind, count=channel.count, host=self._host(channel),
+            address=channel.address,
+            kind=kind,
+            count=channel.count,
+            host=self._host(channel),
             # Access rights as the IOC granted them at connection (read once, like the rest).
             read_access=bool(self._lib.ca_read_access(channel.chid)),
             write_access=bool(self._lib.ca_write_access(channel.chid)),
@@ -342,7 +345,14 @@ class ChannelSet:
 
 
 # Errors by CA message number (status >> 3: the low bits hold a severity that varies by caller).
-_ERROR_BY_MESSAGE = {10: TIMEOUT, 13: DISCONNECTED, 24: DISCONNECTED, 45: TIMEOUT, 46: NO_READ_ACCESS, 47: NO_WRITE_ACCESS}
+_ERROR_BY_MESSAGE = {
+    10: TIMEOUT,
+    13: DISCONNECTED,
+    24: DISCONNECTED,
+    45: TIMEOUT,
+    46: NO_READ_ACCESS,
+    47: NO_WRITE_ACCESS,
+}
 _IDLE_POLL = 0.005  # s: the longest a new request waits for an idle service thread
 _BUSY_POLL = 0.001
 _MAX_OUTSTANDING_GETS = 10_000
@@ -357,11 +367,29 @@ class _Job:
     `outstanding` (CA operation ids) until its reply; every address shares the job's deadline.
     """
 
-    __slots__ = ("kind", "addresses", "requests", "timeout", "deadline", "max_outstanding", "waiting", "queued",
-                 "outstanding", "results", "error", "done")  # fmt: skip
+    __slots__ = (
+        "kind",
+        "addresses",
+        "requests",
+        "timeout",
+        "deadline",
+        "max_outstanding",
+        "waiting",
+        "queued",
+        "outstanding",
+        "results",
+        "error",
+        "done",
+    )
 
-    def __init__(self, kind: str, addresses: list[str], timeout: float, max_outstanding: int = _MAX_OUTSTANDING_GETS,
-                 requests: dict[str, PutRequest] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        kind: str,
+        addresses: list[str],
+        timeout: float,
+        max_outstanding: int = _MAX_OUTSTANDING_GETS,
+        requests: dict[str, PutRequest] | None = None,
+    ):
         if max_outstanding < 1:
             raise ValueError("max_outstanding must be at least 1")
         self.kind, self.addresses, self.requests = kind, addresses, requests
@@ -444,7 +472,9 @@ class EpicsService:
         results = self._submit(_Job(_READ, unique, timeout))
         return {address: results[address] for address in unique}
 
-    def put(self, requests: Sequence[PutRequest], timeout: float = 5.0, max_outstanding: int = 2000) -> dict[str, PutResult]:
+    def put(
+        self, requests: Sequence[PutRequest], timeout: float = 5.0, max_outstanding: int = 2000
+    ) -> dict[str, PutResult]:
         """Write values, at most `max_outstanding` unconfirmed at a time; see PutResult for what ``ok`` means.
 
         Channels without write access are reported and never written. One request per address.
@@ -604,7 +634,9 @@ class EpicsService:
         raw = None
         if args.status == bulk.dbr.ECA_NORMAL and args.dbr:
             native = bulk.native_of(args.type)
-            raw = ctypes.string_at(args.dbr, bulk.VALUE_OFFSET[native] + args.count * ctypes.sizeof(bulk.dbr.Map[native]))
+            raw = ctypes.string_at(
+                args.dbr, bulk.VALUE_OFFSET[native] + args.count * ctypes.sizeof(bulk.dbr.Map[native])
+            )
         self._replies.append((args.usr or 0, args.status, args.type, args.count, raw))
 
     def _put_callback(self, args) -> None:
@@ -688,5 +720,3 @@ def _close_service() -> None:
 
 def _error_for(status: int) -> str:
     return _ERROR_BY_MESSAGE.get(status >> 3) or f"failed: {bulk.message(status)}"
-
-

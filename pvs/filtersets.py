@@ -77,18 +77,20 @@ class PVFilterSet(django_filters.FilterSet):
     pv = AddressListFilter(field_name="setpoint_address", label="Setpoint address (repeatable)")
     # Each tag is its own join, so a PV must carry every tag given and appears once.
     tag = django_filters.ModelMultipleChoiceFilter(
-        field_name="tags", queryset=Tag.objects.all(), conjoined=True, distinct=False,
+        field_name="tags",
+        queryset=Tag.objects.all(),
+        conjoined=True,
+        distinct=False,
         label="Tag id (repeatable; PVs with all of them)",
-    )  # fmt: skip
+    )
     tag_group = django_filters.ModelChoiceFilter(
-        queryset=TagGroup.objects.all(), method="filter_tag_group",
+        queryset=TagGroup.objects.all(),
+        method="filter_tag_group",
         label="Tag group id (PVs with any tag of the group)",
-    )  # fmt: skip
+    )
     device = django_filters.CharFilter(field_name="device", lookup_expr="istartswith", label="Device prefix")
     read_only = StrictBooleanFilter(label="Read-only (true) or writable (false)")
-    search = django_filters.CharFilter(
-        method="filter_search", label="Text in addresses, device or description"
-    )
+    search = django_filters.CharFilter(method="filter_search", label="Text in addresses, device or description")
 
     class Meta:
         model = PV

@@ -23,7 +23,9 @@ class ToleranceForm(forms.Form):
 
     abs_tolerance = forms.FloatField(required=False, validators=[validate_tolerance], label="Absolute tolerance")
     rel_tolerance = forms.FloatField(
-        required=False, validators=[validate_tolerance], label="Relative tolerance",
+        required=False,
+        validators=[validate_tolerance],
+        label="Relative tolerance",
         help_text="A fraction of the saved value: 0.01 is 1%.",
     )
 
@@ -61,9 +63,7 @@ class RegistryImportForm(forms.Form):
     """Upload a registry file (CSV or .req plus the .req files it includes) and macros."""
 
     file = forms.FileField(help_text="A CSV file in SLAC's format, or an EPICS request (.req) file.")
-    includes = MultipleFileField(
-        required=False, help_text="The files a .req file includes, if any (select several)."
-    )
+    includes = MultipleFileField(required=False, help_text="The files a .req file includes, if any (select several).")
     macros = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "placeholder": "P=SIM:\nAREA=LINAC"}),

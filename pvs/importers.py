@@ -298,18 +298,14 @@ def _parse_csv(name: str, text: str, problems: list[ImportProblem]) -> list[Regi
                 continue
             if len(cells) != layout.width:
                 problems.append(
-                    ImportProblem(
-                        name, line, f"Expected {layout.width} columns as in the header, found {len(cells)}."
-                    )
+                    ImportProblem(name, line, f"Expected {layout.width} columns as in the header, found {len(cells)}.")
                 )
                 continue
             row = _csv_row(name, line, cells, layout, problems)
             if row is not None:
                 rows.append(row)
     except csv.Error as error:
-        problems.append(
-            ImportProblem(name, reader.line_num or 1, f"Malformed CSV ({error}); stopped reading here.")
-        )
+        problems.append(ImportProblem(name, reader.line_num or 1, f"Malformed CSV ({error}); stopped reading here."))
     return rows
 
 
@@ -531,11 +527,7 @@ def _check_duplicates(rows: list[RegistryRow], problems: list[ImportProblem]) ->
         earlier = first.setdefault(row.setpoint_address, row)
         if earlier is not row:
             where = f"line {earlier.line}" if earlier.file == row.file else f"{earlier.file}:{earlier.line}"
-            problems.append(
-                ImportProblem(
-                    row.file, row.line, f"Setpoint {row.setpoint_address!r} is also on {where}."
-                )
-            )
+            problems.append(ImportProblem(row.file, row.line, f"Setpoint {row.setpoint_address!r} is also on {where}."))
 
 
 class _Plan:
@@ -545,9 +537,7 @@ class _Plan:
         groups = sorted({group for row in rows for group in row.tags})
         self.existing = {
             pv.setpoint_address: pv
-            for pv in PV.objects.filter(
-                setpoint_address__in=in_array([row.setpoint_address for row in rows], "text")
-            )
+            for pv in PV.objects.filter(setpoint_address__in=in_array([row.setpoint_address for row in rows], "text"))
         }
         self.group_ids = dict(TagGroup.objects.filter(name__in=groups).values_list("name", "id"))
         self.tag_ids = {

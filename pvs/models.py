@@ -19,9 +19,7 @@ def _is_timestamp(field) -> bool:
 class PVQuerySet(models.QuerySet):
     def with_tags(self):
         """PVs with their tags and tag groups loaded, for one page of a list (admin, API, pages)."""
-        return self.prefetch_related(
-            models.Prefetch("tags", queryset=Tag.objects.select_related("group"))
-        )
+        return self.prefetch_related(models.Prefetch("tags", queryset=Tag.objects.select_related("group")))
 
     def create_from_rows(self, rows, *, now) -> list[int]:
         """Insert PVs with COPY and return their ids in order (reserved from the sequence first).
@@ -66,15 +64,9 @@ class PVQuerySet(models.QuerySet):
 class PV(models.Model):
     """One saved quantity: a setpoint with optional readback and config addresses."""
 
-    setpoint_address = models.CharField(
-        max_length=ADDRESS_MAX_LENGTH, unique=True, validators=[validate_address]
-    )
-    readback_address = models.CharField(
-        max_length=ADDRESS_MAX_LENGTH, blank=True, validators=[validate_address]
-    )
-    config_address = models.CharField(
-        max_length=ADDRESS_MAX_LENGTH, blank=True, validators=[validate_address]
-    )
+    setpoint_address = models.CharField(max_length=ADDRESS_MAX_LENGTH, unique=True, validators=[validate_address])
+    readback_address = models.CharField(max_length=ADDRESS_MAX_LENGTH, blank=True, validators=[validate_address])
+    config_address = models.CharField(max_length=ADDRESS_MAX_LENGTH, blank=True, validators=[validate_address])
     device = models.CharField(max_length=100, blank=True, db_index=True)
     # Bounded so that one request or file cannot put megabytes into every list page and export.
     # The database does not check a TextField's length; forms, the importer and the API do.
@@ -89,9 +81,7 @@ class PV(models.Model):
         validators=[validate_tolerance],
         help_text="Values within this fraction of the saved value count as equal (0.01 = 1%).",
     )
-    read_only = models.BooleanField(
-        default=False, help_text="Saved and compared, never written by a restore."
-    )
+    read_only = models.BooleanField(default=False, help_text="Saved and compared, never written by a restore.")
     restore_stage = models.PositiveSmallIntegerField(
         default=0,
         help_text="Restores write lower stages first; PVs in one stage are written in parallel.",

@@ -117,9 +117,7 @@ def registry_problems(items: Sequence[Mapping]) -> dict[int, dict[str, list[str]
             continue
         address = item["setpoint_address"]
         if address in claimed_by:
-            problems[index]["setpoint_address"].append(
-                f"Item {claimed_by[address]} has this setpoint address too."
-            )
+            problems[index]["setpoint_address"].append(f"Item {claimed_by[address]} has this setpoint address too.")
         claimed_by.setdefault(address, index)
         holder = holders.get(address)
         # Even if this request renames the holder: the unique index is checked row by row within
@@ -342,18 +340,22 @@ def set_read_only(pvs, read_only: bool, *, actor, via: str) -> int:
 
 
 @transaction.atomic
-def import_registry(
-    filename: str, content: bytes | str, *, actor, via: str, dry_run: bool, **options
-) -> ImportReport:
+def import_registry(filename: str, content: bytes | str, *, actor, via: str, dry_run: bool, **options) -> ImportReport:
     """Check and, unless `dry_run`, apply a registry file (pvs.importers.import_pvs, which takes
     `macros` and `include_loader` as `options`); an import that writes is recorded."""
     report = import_pvs(filename, content, dry_run=dry_run, **options)
     if report.applied:
         _record(
-            actor, AuditAction.PVS_IMPORTED, via,
+            actor,
+            AuditAction.PVS_IMPORTED,
+            via,
             f"Imported {filename}: {report.new} new, {report.updated} updated PVs",
-            report.addresses, report.new + report.updated,
-            file=filename, new=report.new, updated=report.updated, unchanged=report.unchanged,
+            report.addresses,
+            report.new + report.updated,
+            file=filename,
+            new=report.new,
+            updated=report.updated,
+            unchanged=report.unchanged,
             new_tags=report.new_tags[:AUDIT_ADDRESSES],
-        )  # fmt: skip
+        )
     return report

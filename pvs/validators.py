@@ -38,8 +38,10 @@ def address_error(address: str) -> str | None:
         return f"The record name is longer than {RECORD_NAME_MAX} characters."
     if not _RECORD_RE.fullmatch(record):
         bad = sorted({ch for ch in record if not _RECORD_RE.fullmatch(ch)})
-        return f"The record name contains characters EPICS does not allow: {''.join(bad)!r}." if bad else (
-            "The record name is empty."
+        return (
+            f"The record name contains characters EPICS does not allow: {''.join(bad)!r}."
+            if bad
+            else ("The record name is empty.")
         )
     if dot:
         if not field:

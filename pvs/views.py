@@ -11,8 +11,12 @@ from squirrel_site.paginators import EstimatedCountPaginator
 
 # The live table's filters and their labels on the page (PVFilterSet's `pv`, a list of
 # addresses, is for scripts).
-LIVE_FILTERS = {"search": "Search", "tag": "Tags (PVs with all of them)", "tag_group": "Tag group",
-                "device": "Device prefix"}
+LIVE_FILTERS = {
+    "search": "Search",
+    "tag": "Tags (PVs with all of them)",
+    "tag_group": "Tag group",
+    "device": "Device prefix",
+}
 
 
 class LiveTableView(PermissionRequiredMixin, View):

@@ -25,8 +25,14 @@ def request_snapshot(*, user, via: str, params: dict) -> Job:
     """Enqueue a snapshot job; `params` are its data (title, comment, mode, tags, selection)."""
     with transaction.atomic():
         job = enqueue(JobType.SNAPSHOT, user=user, data=params)
-        audit.record(user, AuditAction.SNAPSHOT_REQUESTED, f"Snapshot “{params['title']}” requested (job #{job.pk})",
-                     via=via, target=job, details=params)  # fmt: skip
+        audit.record(
+            user,
+            AuditAction.SNAPSHOT_REQUESTED,
+            f"Snapshot “{params['title']}” requested (job #{job.pk})",
+            via=via,
+            target=job,
+            details=params,
+        )
     return job
 
 
@@ -36,14 +42,25 @@ def import_snapshot_file(filename: str, content: bytes | str, *, user, via: str,
     with transaction.atomic():
         snapshot = import_snapshot(filename, content, created_by=user, title=title)
         audit.record(
-            user, AuditAction.SNAPSHOT_IMPORTED, f"Snapshot #{snapshot.pk} “{snapshot.title}” imported from {filename}",
-            via=via, target=snapshot, details={"file": filename, "pv_count": snapshot.pv_count},
-        )  # fmt: skip
+            user,
+            AuditAction.SNAPSHOT_IMPORTED,
+            f"Snapshot #{snapshot.pk} “{snapshot.title}” imported from {filename}",
+            via=via,
+            target=snapshot,
+            details={"file": filename, "pv_count": snapshot.pv_count},
+        )
     return snapshot
 
 
-def edit_snapshot(snapshot: Snapshot, *, user, via: str, title: str | None = None, comment: str | None = None,
-                  tags: Iterable[SnapshotTag] | None = None) -> Snapshot:  # fmt: skip
+def edit_snapshot(
+    snapshot: Snapshot,
+    *,
+    user,
+    via: str,
+    title: str | None = None,
+    comment: str | None = None,
+    tags: Iterable[SnapshotTag] | None = None,
+) -> Snapshot:
     """Change a snapshot's title, comment or tags (None: unchanged); recorded only if something
     changed. SnapshotError if the change adds or removes a protected tag the user may not manage."""
     with transaction.atomic():
@@ -69,9 +86,13 @@ def edit_snapshot(snapshot: Snapshot, *, user, via: str, title: str | None = Non
         if fields:
             snapshot.save(update_fields=fields)
         audit.record(
-            user, AuditAction.SNAPSHOT_CHANGED, f"Snapshot #{snapshot.pk} “{snapshot.title}”: {_describe(changes)}",
-            via=via, target=snapshot, details=changes,
-        )  # fmt: skip
+            user,
+            AuditAction.SNAPSHOT_CHANGED,
+            f"Snapshot #{snapshot.pk} “{snapshot.title}”: {_describe(changes)}",
+            via=via,
+            target=snapshot,
+            details=changes,
+        )
     return snapshot
 
 
@@ -92,8 +113,14 @@ def delete_snapshots(snapshots, *, user, via: str, details: dict | None = None) 
     with transaction.atomic():
         doomed = list(snapshots.select_related(None).select_for_update(of=("self",)).only("pk", "title").order_by("pk"))
         for snapshot in doomed:
-            audit.record(user, AuditAction.SNAPSHOT_DELETED, f"Snapshot #{snapshot.pk} “{snapshot.title}” deleted",
-                         via=via, target=snapshot, details=details)  # fmt: skip
+            audit.record(
+                user,
+                AuditAction.SNAPSHOT_DELETED,
+                f"Snapshot #{snapshot.pk} “{snapshot.title}” deleted",
+                via=via,
+                target=snapshot,
+                details=details,
+            )
         Snapshot.objects.filter(pk__in=[snapshot.pk for snapshot in doomed]).delete()
     return len(doomed)
 
@@ -110,12 +137,14 @@ def request_restore(preview: RestorePreview, *, user, via: str, verify: bool, ve
         options = {"verify": verify, "verify_timeout": verify_timeout}
         job = enqueue(JobType.RESTORE, user=user, data={"preview": preview.pk, **options})
         audit.record(
-            user, AuditAction.RESTORE_REQUESTED,
+            user,
+            AuditAction.RESTORE_REQUESTED,
             f"Restore of snapshot #{preview.snapshot_id} “{preview.snapshot.title}” requested: preview #{preview.pk}, "
             f"{preview.write_count} PVs to write (job #{job.pk})",
-            via=via, target=preview,
+            via=via,
+            target=preview,
             details={"snapshot": preview.snapshot_id, "job": job.pk, "write_count": preview.write_count, **options},
-        )  # fmt: skip
+        )
     return job
 
 
@@ -127,12 +156,24 @@ def request_undo(restore: Restore, *, user, via: str) -> RestorePreview | Job:
     try:
         with transaction.atomic():
             preview = undo_restore(restore, user=user, cache_only=True)
-            audit.record(user, AuditAction.RESTORE_UNDO_REQUESTED, f"{summary}: preview #{preview.pk}", via=via,
-                         target=restore, details={"preview": preview.pk})  # fmt: skip
+            audit.record(
+                user,
+                AuditAction.RESTORE_UNDO_REQUESTED,
+                f"{summary}: preview #{preview.pk}",
+                via=via,
+                target=restore,
+                details={"preview": preview.pk},
+            )
         return preview
     except NeedsChannelAccess:
         with transaction.atomic():
             job = enqueue(JobType.PREVIEW, user=user, data={"undo_of": restore.pk})
-            audit.record(user, AuditAction.RESTORE_UNDO_REQUESTED, f"{summary}: preview by job #{job.pk}", via=via,
-                         target=restore, details={"job": job.pk})  # fmt: skip
+            audit.record(
+                user,
+                AuditAction.RESTORE_UNDO_REQUESTED,
+                f"{summary}: preview by job #{job.pk}",
+                via=via,
+                target=restore,
+                details={"job": job.pk},
+            )
         return job

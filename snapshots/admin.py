@@ -9,7 +9,13 @@ from django.utils.html import format_html
 from snapshots.actions import delete_snapshots, edit_snapshot
 from snapshots.jobs import selection_problems
 from snapshots.models import (
-    MANAGE_PROTECTED_TAGS, SET_SCHEDULE_OWNER, Restore, RestoreItem, Snapshot, SnapshotSchedule, SnapshotTag,
+    MANAGE_PROTECTED_TAGS,
+    SET_SCHEDULE_OWNER,
+    Restore,
+    RestoreItem,
+    Snapshot,
+    SnapshotSchedule,
+    SnapshotTag,
 )
 from snapshots.schedules import delete_schedule, save_schedule
 from snapshots.services import protected_tags_refusal
@@ -91,8 +97,9 @@ class SnapshotAdmin(ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        edit_snapshot(obj, user=request.user, via=AuditVia.ADMIN, title=data["title"], comment=data["comment"],
-                      tags=data["tags"])  # fmt: skip
+        edit_snapshot(
+            obj, user=request.user, via=AuditVia.ADMIN, title=data["title"], comment=data["comment"], tags=data["tags"]
+        )
 
     def save_related(self, request, form, formsets, change):
         """edit_snapshot set the tags already (the only related objects)."""
@@ -111,11 +118,24 @@ class RestoreAdmin(ReadOnlyAdmin):
     search_fields = ["snapshot__title", "created_by__username"]
     date_hierarchy = "created_at"
     list_select_related = ["snapshot", "created_by", "undo_snapshot"]
-    readonly_fields = ["preview", "snapshot", "created_by", "created_at", "started_at", "finished_at",
-                       "undo_snapshot", "job", "status", "options", "runs", "writing_stage", "summary", "items"]  # fmt: skip
+    readonly_fields = [
+        "preview",
+        "snapshot",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "undo_snapshot",
+        "job",
+        "status",
+        "options",
+        "runs",
+        "writing_stage",
+        "summary",
+        "items",
+    ]
     paginator = EstimatedCountPaginator
     show_full_result_count = False
-
 
     @admin.display(description="Per-PV results")
     def items(self, restore):
@@ -128,15 +148,39 @@ class RestoreAdmin(ReadOnlyAdmin):
 class RestoreItemAdmin(ReadOnlyAdmin):
     """One PV of one restore: who restored it when, the value before, the target and the result."""
 
-    list_display = ["pv_name", "restore", "restored_by", "written_at", "old_value", "target_value",
-                    "readback_value", "status", "message"]  # fmt: skip
+    list_display = [
+        "pv_name",
+        "restore",
+        "restored_by",
+        "written_at",
+        "old_value",
+        "target_value",
+        "readback_value",
+        "status",
+        "message",
+    ]
     list_filter = ["status", "stage"]
     search_fields = ["pv_name"]
     list_select_related = ["restore__created_by"]
     raw_id_fields = ["restore", "pv"]
-    readonly_fields = ["restore", "pv", "pv_name", "readback_name", "stage", "wait_for_completion",
-                       "abs_tolerance", "rel_tolerance", "value_type", "old_value", "target_value",
-                       "readback_value", "status", "message", "written_at", "verified_at"]  # fmt: skip
+    readonly_fields = [
+        "restore",
+        "pv",
+        "pv_name",
+        "readback_name",
+        "stage",
+        "wait_for_completion",
+        "abs_tolerance",
+        "rel_tolerance",
+        "value_type",
+        "old_value",
+        "target_value",
+        "readback_value",
+        "status",
+        "message",
+        "written_at",
+        "verified_at",
+    ]
     fields = readonly_fields
     paginator = EstimatedCountPaginator
     show_full_result_count = False

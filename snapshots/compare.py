@@ -102,8 +102,9 @@ def compare_values(saved, live, kind: str, abs_tolerance: float = 0.0, rel_toler
     return ComparisonStatus.OUT_OF_TOLERANCE
 
 
-def comparison_status(a: Sample | None, b: Sample | None, abs_tolerance: float = 0.0,
-                      rel_tolerance: float = 0.0) -> str:  # fmt: skip
+def comparison_status(
+    a: Sample | None, b: Sample | None, abs_tolerance: float = 0.0, rel_tolerance: float = 0.0
+) -> str:
     """The status of a row comparing `a` (saved) with `b`; None is a side without the PV.
 
     In this order: a side without the PV (ONLY_IN_B, ONLY_IN_A), a side without a value

@@ -30,10 +30,14 @@ COLUMNS = [("name", "PV"), ("device", "Device"), ("delta", "Δ B − A"), ("stat
 LIVE_UNAVAILABLE = "Live values are unavailable: Redis cannot be reached."
 # Badge classes of squirrel.css for each status.
 STATUS_BADGES = {
-    ComparisonStatus.OUT_OF_TOLERANCE: "mismatch", ComparisonStatus.TYPE_CHANGED: "mismatch",
-    ComparisonStatus.DISCONNECTED: "disconnected", ComparisonStatus.WITHIN: "verified",
-    ComparisonStatus.EQUAL: "verified", ComparisonStatus.ONLY_IN_A: "", ComparisonStatus.ONLY_IN_B: "",
-}  # fmt: skip
+    ComparisonStatus.OUT_OF_TOLERANCE: "mismatch",
+    ComparisonStatus.TYPE_CHANGED: "mismatch",
+    ComparisonStatus.DISCONNECTED: "disconnected",
+    ComparisonStatus.WITHIN: "verified",
+    ComparisonStatus.EQUAL: "verified",
+    ComparisonStatus.ONLY_IN_A: "",
+    ComparisonStatus.ONLY_IN_B: "",
+}
 HIGHLIGHTED = (ComparisonStatus.OUT_OF_TOLERANCE, ComparisonStatus.TYPE_CHANGED)
 LINKED_STATUSES = (ComparisonStatus.OUT_OF_TOLERANCE, ComparisonStatus.DISCONNECTED, ComparisonStatus.TYPE_CHANGED)
 
@@ -79,24 +83,34 @@ class CompareView(PermissionRequiredMixin, View):
             context["unavailable"] = LIVE_UNAVAILABLE
             return TemplateResponse(request, "snapshots/compare.html", context, status=503)
         query = request.GET
-        context.update({
-            "comparison": comparison,
-            "live": comparison.live,
-            "result": result,
-            "read_at": datetime.fromtimestamp(result.read_at, UTC),
-            "page": Page(result.rows, number, size, number * size < result.total, query, result.total),
-            "rows": [_row(row, comparison.live) for row in result.rows],
-            "columns": sort_columns(query, comparison.sort, COLUMNS),
-            "status_links": [
-                (value, label, result.counts[value], with_query(query, status=value, differences_only=None, page=None),
-                 value in comparison.statuses)
-                for value, label in ComparisonStatus.choices if result.counts[value]
-            ],  # fmt: skip
-            "all_url": with_query(query, status=None, differences_only=None, page=None),
-            "csv_url": with_query(query, format="csv", page=None),
-            "swap_url": with_query(query, a=comparison.b.pk, b=comparison.a.pk, page=None) if not comparison.live else "",
-            "can_restore": request.user.has_perm("snapshots.add_restore"),
-        })  # fmt: skip
+        context.update(
+            {
+                "comparison": comparison,
+                "live": comparison.live,
+                "result": result,
+                "read_at": datetime.fromtimestamp(result.read_at, UTC),
+                "page": Page(result.rows, number, size, number * size < result.total, query, result.total),
+                "rows": [_row(row, comparison.live) for row in result.rows],
+                "columns": sort_columns(query, comparison.sort, COLUMNS),
+                "status_links": [
+                    (
+                        value,
+                        label,
+                        result.counts[value],
+                        with_query(query, status=value, differences_only=None, page=None),
+                        value in comparison.statuses,
+                    )
+                    for value, label in ComparisonStatus.choices
+                    if result.counts[value]
+                ],
+                "all_url": with_query(query, status=None, differences_only=None, page=None),
+                "csv_url": with_query(query, format="csv", page=None),
+                "swap_url": with_query(query, a=comparison.b.pk, b=comparison.a.pk, page=None)
+                if not comparison.live
+                else "",
+                "can_restore": request.user.has_perm("snapshots.add_restore"),
+            }
+        )
         return TemplateResponse(request, "snapshots/compare.html", context)
 
     def csv(self, comparison) -> HttpResponse:

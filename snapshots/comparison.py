@@ -49,9 +49,14 @@ from squirrel_site.bulk_sql import local_settings, set_join
 from squirrel_site.json_values import json_safe
 
 SORT_FIELDS = ("name", "device", "delta", "status", "severity")
-SORT_CHOICES = [(f"{prefix}{name}", f"{name}{suffix}") for name in SORT_FIELDS
-                for prefix, suffix in (("", ""), ("-", ", descending"))]  # fmt: skip
-COMPARED = frozenset({ComparisonStatus.EQUAL.value, ComparisonStatus.WITHIN.value, ComparisonStatus.OUT_OF_TOLERANCE.value})
+SORT_CHOICES = [
+    (f"{prefix}{name}", f"{name}{suffix}")
+    for name in SORT_FIELDS
+    for prefix, suffix in (("", ""), ("-", ", descending"))
+]
+COMPARED = frozenset(
+    {ComparisonStatus.EQUAL.value, ComparisonStatus.WITHIN.value, ComparisonStatus.OUT_OF_TOLERANCE.value}
+)
 ELEMENTS_SHOWN = 20  # differing array elements listed under a row
 
 # Used 50,000 times a comparison: plain strings and dicts, not enum members.
@@ -193,8 +198,9 @@ class ComparisonPage:
     read_at: float = field(default_factory=time.time)
 
 
-def compare(comparison: Comparison, *, offset: int = 0, limit: int | None = 100,
-            with_counts: bool = True) -> ComparisonPage:  # fmt: skip
+def compare(
+    comparison: Comparison, *, offset: int = 0, limit: int | None = 100, with_counts: bool = True
+) -> ComparisonPage:
     """The rows of `comparison` from `offset`, at most `limit` (None: all), sorted.
 
     Raises redis.RedisError when live values are needed and Redis cannot be reached.
@@ -207,19 +213,29 @@ def compare(comparison: Comparison, *, offset: int = 0, limit: int | None = 100,
 # Snapshot against snapshot, in SQL ----------------------------------------------------------------
 
 _SIDE = {
-    "kind": "value_type", "num": "setpoint_num", "str": "setpoint_str", "array": "setpoint_array",
-    "connected": "connected", "severity": "severity", "alarm": "status", "timestamp": "timestamp",
-    "units": "units", "precision": "precision", "reason": "reason",
-}  # fmt: skip
+    "kind": "value_type",
+    "num": "setpoint_num",
+    "str": "setpoint_str",
+    "array": "setpoint_array",
+    "connected": "connected",
+    "severity": "severity",
+    "alarm": "status",
+    "timestamp": "timestamp",
+    "units": "units",
+    "precision": "precision",
+    "reason": "reason",
+}
 _SIDE_COLUMNS = tuple(_SIDE)
 
 
 def _side_select(alias: str) -> str:
     # Timestamps as Unix seconds: loading 50,000 timestamptz values costs ~0.2 s in Python, floats nothing.
     return ", ".join(
-        f"date_part('epoch', {alias}.{column}) AS {alias}_{name}" if name == "timestamp" else f"{alias}.{column} AS {alias}_{name}"
+        f"date_part('epoch', {alias}.{column}) AS {alias}_{name}"
+        if name == "timestamp"
+        else f"{alias}.{column} AS {alias}_{name}"
         for name, column in _SIDE.items()
-    )  # fmt: skip
+    )
 
 
 def _registry_filters(comparison: Comparison, pv_column: str, name_column: str) -> tuple[list[str], list]:
@@ -328,9 +344,7 @@ def _compare_snapshots(comparison: Comparison, offset: int, limit: int | None, w
         f"page.name, page.pv_id, page.device, page.abs_tol, page.rel_tol, page.a_id IS NOT NULL,"
         f" page.b_id IS NOT NULL, page.status, {_side_select('a')}, {_side_select('b')}"
     )
-    joins = (
-        f"LEFT JOIN {_VALUES_TABLE} a ON a.id = page.a_id LEFT JOIN {_VALUES_TABLE} b ON b.id = page.b_id"
-    )
+    joins = f"LEFT JOIN {_VALUES_TABLE} a ON a.id = page.a_id LEFT JOIN {_VALUES_TABLE} b ON b.id = page.b_id"
     page = f"SELECT * FROM keyed {status_where} {_order_by(comparison)}{window}"
     order = _order_by(comparison, "page.key")
     counted = with_counts or limit is not None  # the counts give the total a pager needs
@@ -345,8 +359,10 @@ def _compare_snapshots(comparison: Comparison, offset: int, limit: int | None, w
                 params + status_params + window_params,
             )
         else:
-            cursor.execute(f"{base}, page AS ({page}) SELECT {details} FROM page {joins} {order}",
-                           params + status_params + window_params)  # fmt: skip
+            cursor.execute(
+                f"{base}, page AS ({page}) SELECT {details} FROM page {joins} {order}",
+                params + status_params + window_params,
+            )
         records = cursor.fetchall()
     counts = None
     if counted:
@@ -374,18 +390,30 @@ def _saved_side(record: dict, prefix: str) -> Side | None:
     key = _SIDE_KEYS[prefix]
     kind, text = record[key["kind"]], record[key["str"]]
     return Side(
-        kind, _typed(kind, record[key["num"]], text, record[key["array"]]), record[key["connected"]],
-        text if kind == ENUM else None, record[key["severity"]], record[key["alarm"]],
-        record[key["units"]] or "", record[key["precision"]], record[key["reason"]] or "", record[key["timestamp"]],
-    )  # fmt: skip
+        kind,
+        _typed(kind, record[key["num"]], text, record[key["array"]]),
+        record[key["connected"]],
+        text if kind == ENUM else None,
+        record[key["severity"]],
+        record[key["alarm"]],
+        record[key["units"]] or "",
+        record[key["precision"]],
+        record[key["reason"]] or "",
+        record[key["timestamp"]],
+    )
 
 
 def _pair_row(record: dict) -> ComparisonRow:
     row = ComparisonRow(
-        name=record["name"], pv_id=record["pv_id"], device=record["device"] or "", status=record["status"],
-        a=_saved_side(record, "a"), b=_saved_side(record, "b"),
-        abs_tolerance=record["abs_tol"], rel_tolerance=record["rel_tol"],
-    )  # fmt: skip
+        name=record["name"],
+        pv_id=record["pv_id"],
+        device=record["device"] or "",
+        status=record["status"],
+        a=_saved_side(record, "a"),
+        b=_saved_side(record, "b"),
+        abs_tolerance=record["abs_tol"],
+        rel_tolerance=record["rel_tol"],
+    )
     _set_delta(row)
     return row
 
@@ -416,9 +444,12 @@ def _saved_query(comparison: Comparison) -> tuple[str, list]:
 
 def _needs_every_row(comparison: Comparison, with_counts: bool) -> bool:
     return (
-        with_counts or comparison.statuses or comparison.differences_only or comparison.min_severity is not None
+        with_counts
+        or comparison.statuses
+        or comparison.differences_only
+        or comparison.min_severity is not None
         or comparison.sort.lstrip("-") not in ("name", "device")
-    )  # fmt: skip
+    )
 
 
 def _compare_live(comparison: Comparison, offset: int, limit: int | None, with_counts: bool) -> ComparisonPage:
@@ -431,7 +462,9 @@ def _compare_live(comparison: Comparison, offset: int, limit: int | None, with_c
         return ComparisonPage(_live_rows(_live_entries(records)), total, None)
     entries = _live_entries(_fetch(query, params, _SAVED_COLUMNS))
     if comparison.min_severity is not None:
-        entries = [entry for entry in entries if entry.severity is not None and entry.severity >= comparison.min_severity]
+        entries = [
+            entry for entry in entries if entry.severity is not None and entry.severity >= comparison.min_severity
+        ]
     counts = {status.value: 0 for status in ComparisonStatus} | Counter(entry.status for entry in entries)
     shown = [entry for entry in entries if comparison.shows(entry.status)]
     if comparison.sort.lstrip("-") == "delta":
@@ -499,8 +532,9 @@ def _live_entries(records: list[dict]) -> list[_LiveEntry]:
             severity = value.severity
         sample = (value or _NOT_IN_CACHE) if address else None
         status = comparison_status(saved, sample, record["abs_tol"], record["rel_tol"])
-        entries.append(_LiveEntry(record, saved, value, record["name"], record["pv_id"], record["device"] or "",
-                                  status, severity))  # fmt: skip
+        entries.append(
+            _LiveEntry(record, saved, value, record["name"], record["pv_id"], record["device"] or "", status, severity)
+        )
     return entries
 
 
@@ -512,10 +546,15 @@ def _live_rows(entries: list[_LiveEntry]) -> list[ComparisonRow]:
         record["in_a"] = True
         address = record["address"]
         row = ComparisonRow(
-            name=entry.name, pv_id=entry.pv_id, device=entry.device, status=entry.status,
-            a=_saved_side(record, "a"), b=_live_side(address, entry.value) if address else None,
-            abs_tolerance=record["abs_tol"], rel_tolerance=record["rel_tol"],
-        )  # fmt: skip
+            name=entry.name,
+            pv_id=entry.pv_id,
+            device=entry.device,
+            status=entry.status,
+            a=_saved_side(record, "a"),
+            b=_live_side(address, entry.value) if address else None,
+            abs_tolerance=record["abs_tol"],
+            rel_tolerance=record["rel_tol"],
+        )
         _set_delta(row)
         rows.append(row)
     return _with_metadata(rows)
@@ -546,8 +585,15 @@ def _live_side(address: str, value: live.LiveValue | None) -> Side:
         return Side(kind=NO_VALUE, value=None, connected=False, reason="no value in the live cache", address=address)
     if not value.connected:
         return Side(kind=value.kind, value=None, connected=False, reason="disconnected", address=address)
-    return Side(kind=value.kind, value=value.value, connected=True, severity=value.severity, alarm_status=value.status,
-                timestamp=value.timestamp or None, address=address)  # fmt: skip
+    return Side(
+        kind=value.kind,
+        value=value.value,
+        connected=True,
+        severity=value.severity,
+        alarm_status=value.status,
+        timestamp=value.timestamp or None,
+        address=address,
+    )
 
 
 def sort_rows(rows: list[ComparisonRow], sort: str) -> list[ComparisonRow]:
@@ -566,7 +612,11 @@ def sort_rows(rows: list[ComparisonRow], sort: str) -> list[ComparisonRow]:
 
 def _magnitude_key(row: ComparisonRow):
     # PostgreSQL sorts NaN above every number.
-    return None if row.magnitude is None else (math.isnan(row.magnitude), 0.0 if math.isnan(row.magnitude) else row.magnitude)
+    return (
+        None
+        if row.magnitude is None
+        else (math.isnan(row.magnitude), 0.0 if math.isnan(row.magnitude) else row.magnitude)
+    )
 
 
 _SORT_KEYS = {
@@ -614,9 +664,10 @@ def format_delta(row: ComparisonRow, full: bool) -> str:
     if row.magnitude is None:
         return ""
     outside = sum(
-        1 for x, y in zip(_as_list(row.a.value), _as_list(row.b.value))
+        1
+        for x, y in zip(_as_list(row.a.value), _as_list(row.b.value))
         if not numbers_within_tolerance(float(x), float(y), row.abs_tolerance, row.rel_tolerance)
-    )  # fmt: skip
+    )
     return f"max |Δ| {number_text(row.magnitude, precision)}, {outside} of {len(row.delta)} outside tolerance"
 
 
@@ -630,11 +681,16 @@ CSV_HEADER = ["pv_name", "device", "status", "a", "b", "delta", "abs_tolerance",
 def csv_cells(row: ComparisonRow, full: bool = True) -> list[str]:
     """A row's cells in CSV_HEADER order; the page shows the same text (`full`=False shortens arrays)."""
     return [
-        row.name, row.device, row.status_label,
-        _side_text(row.a, full), _side_text(row.b, full),
+        row.name,
+        row.device,
+        row.status_label,
+        _side_text(row.a, full),
+        _side_text(row.b, full),
         row.delta_full_display if full else row.delta_display,
-        number_text(row.abs_tolerance), number_text(row.rel_tolerance), row.severity_label,
-    ]  # fmt: skip
+        number_text(row.abs_tolerance),
+        number_text(row.rel_tolerance),
+        row.severity_label,
+    ]
 
 
 def _side_text(side: Side | None, full: bool) -> str:
@@ -659,17 +715,33 @@ def comparison_json(row: ComparisonRow) -> dict:
         if s is None:
             return None
         return {
-            "kind": s.kind, "value": json_safe(s.value), "display": s.display, "label": s.label,
-            "connected": s.connected, "severity": s.severity, "status": s.alarm_status, "units": s.units,
-            "precision": s.precision, "reason": s.reason, "timestamp": s.timestamp,
+            "kind": s.kind,
+            "value": json_safe(s.value),
+            "display": s.display,
+            "label": s.label,
+            "connected": s.connected,
+            "severity": s.severity,
+            "status": s.alarm_status,
+            "units": s.units,
+            "precision": s.precision,
+            "reason": s.reason,
+            "timestamp": s.timestamp,
             **({"address": s.address} if s.address else {}),
-        }  # fmt: skip
+        }
 
     return {
-        "pv": row.pv_id, "pv_name": row.name, "device": row.device, "status": row.status,
-        "kind": row.kind, "a": side(row.a), "b": side(row.b), "delta": json_safe(row.delta),
-        "abs_tolerance": row.abs_tolerance, "rel_tolerance": row.rel_tolerance, "severity": row.severity,
-    }  # fmt: skip
+        "pv": row.pv_id,
+        "pv_name": row.name,
+        "device": row.device,
+        "status": row.status,
+        "kind": row.kind,
+        "a": side(row.a),
+        "b": side(row.b),
+        "delta": json_safe(row.delta),
+        "abs_tolerance": row.abs_tolerance,
+        "rel_tolerance": row.rel_tolerance,
+        "severity": row.severity,
+    }
 
 
 def saved_json(side: Side) -> str:

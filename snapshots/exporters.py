@@ -17,18 +17,53 @@ from squirrel_site.json_values import json_safe
 FORMAT = "squirrel-snapshot"
 VERSION = 1
 FIELDS = (
-    "pv_name", "readback_name", "value_type",
-    "setpoint", "setpoint_label", "status", "severity", "timestamp",
-    "readback", "readback_label", "readback_status", "readback_severity", "readback_timestamp",
-    "units", "precision", "enum_labels", "source", "age", "connected", "reason",
-)  # fmt: skip
+    "pv_name",
+    "readback_name",
+    "value_type",
+    "setpoint",
+    "setpoint_label",
+    "status",
+    "severity",
+    "timestamp",
+    "readback",
+    "readback_label",
+    "readback_status",
+    "readback_severity",
+    "readback_timestamp",
+    "units",
+    "precision",
+    "enum_labels",
+    "source",
+    "age",
+    "connected",
+    "reason",
+)
 # CSV cells holding JSON (empty: null).
 JSON_CELLS = frozenset({"setpoint", "setpoint_label", "readback", "readback_label", "enum_labels"})
 _STORED = (
-    "pv_name", "readback_name", "value_type", "setpoint_num", "setpoint_str", "setpoint_array", "status", "severity",
-    "timestamp", "readback_num", "readback_str", "readback_array", "readback_status", "readback_severity",
-    "readback_timestamp", "units", "precision", "enum_labels", "source", "age", "connected", "reason",
-)  # fmt: skip
+    "pv_name",
+    "readback_name",
+    "value_type",
+    "setpoint_num",
+    "setpoint_str",
+    "setpoint_array",
+    "status",
+    "severity",
+    "timestamp",
+    "readback_num",
+    "readback_str",
+    "readback_array",
+    "readback_status",
+    "readback_severity",
+    "readback_timestamp",
+    "units",
+    "precision",
+    "enum_labels",
+    "source",
+    "age",
+    "connected",
+    "reason",
+)
 _ENUM = "enum"
 _CHUNK = 2000
 

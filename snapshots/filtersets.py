@@ -41,8 +41,12 @@ class SnapshotFilterSet(django_filters.FilterSet):
         field_name="created_by__username", lookup_expr="iexact", label="Author (user name)"
     )
     tag = django_filters.ModelChoiceFilter(
-        field_name="tags", to_field_name="name", queryset=SnapshotTag.objects.all(), label="Tag", empty_label="any",
-    )  # fmt: skip
+        field_name="tags",
+        to_field_name="name",
+        queryset=SnapshotTag.objects.all(),
+        label="Tag",
+        empty_label="any",
+    )
     origin = django_filters.ChoiceFilter(choices=SnapshotOrigin.choices, empty_label="any")
     date_from = django_filters.DateFilter(
         field_name="created_at", lookup_expr="date__gte", widget=DATE_INPUT, label="Taken from"
@@ -103,9 +107,7 @@ class SnapshotValueFilterSet(django_filters.FilterSet):
         return queryset.filter(Exists(PV.tags.through.objects.filter(pv_id=OuterRef("pv_id"), tag=value)))
 
     def filter_tag_group(self, queryset, name, value):
-        return queryset.filter(
-            Exists(PV.tags.through.objects.filter(pv_id=OuterRef("pv_id"), tag__group=value))
-        )
+        return queryset.filter(Exists(PV.tags.through.objects.filter(pv_id=OuterRef("pv_id"), tag__group=value)))
 
     def filter_severity(self, queryset, name, value):
         return queryset.filter(severity__gte=int(value))

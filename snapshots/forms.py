@@ -30,9 +30,11 @@ class TakeSnapshotForm(forms.Form):
         queryset=SnapshotTag.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
     )
     tag = forms.ModelMultipleChoiceField(
-        queryset=Tag.objects.select_related("group"), required=False, label="PVs with the tags",
+        queryset=Tag.objects.select_related("group"),
+        required=False,
+        label="PVs with the tags",
         help_text="PVs carrying all the chosen tags; nothing chosen and no other filter: every PV.",
-    )  # fmt: skip
+    )
     tag_group = forms.ModelChoiceField(
         queryset=TagGroup.objects.all(), required=False, label="PVs in the tag group", empty_label="any"
     )
@@ -75,9 +77,12 @@ class TakeSnapshotForm(forms.Form):
     def job_data(self) -> dict:
         data = self.cleaned_data
         return {
-            "title": data["title"], "comment": data["comment"], "mode": data["mode"],
-            "tags": [tag.name for tag in data["tags"]], "selection": self.selection(),
-        }  # fmt: skip
+            "title": data["title"],
+            "comment": data["comment"],
+            "mode": data["mode"],
+            "tags": [tag.name for tag in data["tags"]],
+            "selection": self.selection(),
+        }
 
 
 class RestoreScope:
@@ -95,7 +100,8 @@ class RestoreSelectionForm(forms.Form):
     scope = forms.ChoiceField(choices=RestoreScope.choices)
     pv = forms.ModelMultipleChoiceField(queryset=PV.objects.all(), required=False)
     include_unchanged = forms.BooleanField(
-        required=False, label="Also write PVs already within tolerance",
+        required=False,
+        label="Also write PVs already within tolerance",
     )
 
     def clean(self):
@@ -110,9 +116,7 @@ class ExecuteRestoreForm(forms.Form):
 
     verify = forms.BooleanField(required=False, initial=True, label="Verify the read-backs after writing")
     # Well below the broker's visibility timeout (600 s), after which a running task is redelivered.
-    verify_timeout = forms.FloatField(
-        min_value=0.0, max_value=300.0, initial=5.0, label="Verification timeout (s)"
-    )
+    verify_timeout = forms.FloatField(min_value=0.0, max_value=300.0, initial=5.0, label="Verification timeout (s)")
 
 
 # Compare and drift ------------------------------------------------------------------------------
@@ -158,13 +162,22 @@ class CompareForm(forms.Form):
     abs_tol = forms.FloatField(min_value=0, required=False, help_text="Absolute tolerance for every PV.")
     rel_tol = forms.FloatField(min_value=0, required=False, help_text="Relative tolerance for every PV (0.01 = 1%).")
     differences_only = forms.BooleanField(required=False, help_text="Hide equal rows and rows within tolerance.")
-    status = forms.MultipleChoiceField(choices=ComparisonStatus.choices, required=False,
-                                       help_text="Show only these statuses (repeatable).")  # fmt: skip
-    severity = forms.TypedChoiceField(choices=Severity.choices[1:], coerce=int, empty_value=None, required=False,
-                                      help_text="Least alarm severity on either side: 1 MINOR, 2 MAJOR, 3 INVALID.")  # fmt: skip
+    status = forms.MultipleChoiceField(
+        choices=ComparisonStatus.choices, required=False, help_text="Show only these statuses (repeatable)."
+    )
+    severity = forms.TypedChoiceField(
+        choices=Severity.choices[1:],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        help_text="Least alarm severity on either side: 1 MINOR, 2 MAJOR, 3 INVALID.",
+    )
     name = forms.CharField(max_length=100, required=False, strip=True, help_text="Text in the PV name.")
-    sort = forms.ChoiceField(choices=SORT_CHOICES, required=False, help_text="name, device, delta, status or "
-                             "severity; a leading - sorts descending.")  # fmt: skip
+    sort = forms.ChoiceField(
+        choices=SORT_CHOICES,
+        required=False,
+        help_text="name, device, delta, status or severity; a leading - sorts descending.",
+    )
     page = forms.IntegerField(min_value=1, max_value=MAX_PAGE, required=False)
     page_size = forms.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, required=False)
 
@@ -172,10 +185,17 @@ class CompareForm(forms.Form):
         """The Comparison these (valid) parameters ask for, with `pvs` as the registry selection."""
         data = self.cleaned_data
         return Comparison(
-            a=data["a"], b=data["b"], abs_tolerance=data["abs_tol"], rel_tolerance=data["rel_tol"], pvs=pvs,
-            name=data["name"], min_severity=data["severity"], statuses=frozenset(data["status"]),
-            differences_only=data["differences_only"], sort=data["sort"] or "name",
-        )  # fmt: skip
+            a=data["a"],
+            b=data["b"],
+            abs_tolerance=data["abs_tol"],
+            rel_tolerance=data["rel_tol"],
+            pvs=pvs,
+            name=data["name"],
+            min_severity=data["severity"],
+            statuses=frozenset(data["status"]),
+            differences_only=data["differences_only"],
+            sort=data["sort"] or "name",
+        )
 
     @property
     def page_number(self) -> int:

@@ -73,12 +73,19 @@ def import_snapshot(filename: str, content: bytes | str, *, created_by, title: s
     _link_pvs(rows)
     try:
         return save_snapshot(
-            title=title, comment=header.get("comment") or "", created_by=created_by,
-            mode=_mode(header.get("mode"), rows), origin=SnapshotOrigin.IMPORTED, tags=[], rows=rows,
-        )  # fmt: skip
+            title=title,
+            comment=header.get("comment") or "",
+            created_by=created_by,
+            mode=_mode(header.get("mode"), rows),
+            origin=SnapshotOrigin.IMPORTED,
+            tags=[],
+            rows=rows,
+        )
     except (DataError, IntegrityError) as error:
         reason = str(error).splitlines()[0]
-        raise SnapshotImportError([ImportProblem(filename, None, f"The database refused the values: {reason}")]) from None
+        raise SnapshotImportError(
+            [ImportProblem(filename, None, f"The database refused the values: {reason}")]
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,9 +131,11 @@ def _parse_csv(filename: str, text: str, problems: list) -> tuple[dict, list[tup
     unknown = [name for name in columns if name not in FIELDS]
     missing = [name for name in ("pv_name", "value_type") if name not in columns]
     if unknown or missing or len(set(columns)) != len(columns):
-        detail = [f"unknown columns {', '.join(unknown)}" if unknown else "",
-                  f"missing columns {', '.join(missing)}" if missing else "",
-                  "repeated columns" if len(set(columns)) != len(columns) else ""]  # fmt: skip
+        detail = [
+            f"unknown columns {', '.join(unknown)}" if unknown else "",
+            f"missing columns {', '.join(missing)}" if missing else "",
+            "repeated columns" if len(set(columns)) != len(columns) else "",
+        ]
         message = f"Header: {'; '.join(d for d in detail if d)} (expected {','.join(FIELDS)})."
         problems.append(ImportProblem(filename, 1, message))
         return {}, []
@@ -244,17 +253,30 @@ def _row(record: dict, errors: list[str]) -> tuple | None:
     sp_type, sp_num, sp_str, sp_array = values.value_columns(value_type, setpoint, setpoint_label)
     _, rb_num, rb_str, rb_array = values.value_columns(value_type, readback, readback_label)
     return (
-        None, pv_name, readback_name, value_type,
-        sp_num, sp_str, sp_array,
-        field("status", _optional(_smallint)), field("severity", _optional(_severity)),
+        None,
+        pv_name,
+        readback_name,
+        value_type,
+        sp_num,
+        sp_str,
+        sp_array,
+        field("status", _optional(_smallint)),
+        field("severity", _optional(_severity)),
         field("timestamp", _optional(_moment)),
-        rb_num, rb_str, rb_array,
-        field("readback_status", _optional(_smallint)), field("readback_severity", _optional(_severity)),
+        rb_num,
+        rb_str,
+        rb_array,
+        field("readback_status", _optional(_smallint)),
+        field("readback_severity", _optional(_severity)),
         field("readback_timestamp", _optional(_moment)),
-        field("units", lambda v: _text(v, _UNITS_MAX), ""), field("precision", _optional(_smallint)),
-        field("enum_labels", _optional(_labels)), field("source", _choice(ValueSource.values), ValueSource.NONE.value),
-        field("age", _optional(_number)), connected, field("reason", lambda v: _text(v, _REASON_MAX), ""),
-    )  # fmt: skip
+        field("units", lambda v: _text(v, _UNITS_MAX), ""),
+        field("precision", _optional(_smallint)),
+        field("enum_labels", _optional(_labels)),
+        field("source", _choice(ValueSource.values), ValueSource.NONE.value),
+        field("age", _optional(_number)),
+        connected,
+        field("reason", lambda v: _text(v, _REASON_MAX), ""),
+    )
 
 
 def _optional(check):

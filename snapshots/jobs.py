@@ -12,7 +12,7 @@ from squirrel_site.bulk_sql import in_array
 def selection_problems(selection) -> dict | str | None:
     """Why `selection` is not a valid PV selection (PVFilterSet parameters), or None."""
     if not isinstance(selection, dict):
-        return "A selection is an object of PV filters, e.g. {\"tag\": [3]}."
+        return 'A selection is an object of PV filters, e.g. {"tag": [3]}.'
     filterset = PVFilterSet(data=selection, queryset=PV.objects.all())
     unknown = set(selection) - set(filterset.filters)
     if unknown:
@@ -40,10 +40,17 @@ def snapshot_handler(job: Job, progress) -> int:
     user = get_user_model().objects.get(pk=job.created_by_id)
     try:
         snapshot = take_snapshot(
-            title=data["title"], comment=data.get("comment", ""), created_by=user,
-            pvs=select_pvs(data.get("selection", {})), mode=data.get("mode", "hybrid"), tags=data.get("tags", []),
-            origin=data.get("origin", "manual"), progress=progress, schedule_id=data.get("schedule"), job_id=job.pk,
-        )  # fmt: skip
+            title=data["title"],
+            comment=data.get("comment", ""),
+            created_by=user,
+            pvs=select_pvs(data.get("selection", {})),
+            mode=data.get("mode", "hybrid"),
+            tags=data.get("tags", []),
+            origin=data.get("origin", "manual"),
+            progress=progress,
+            schedule_id=data.get("schedule"),
+            job_id=job.pk,
+        )
     except SnapshotError as exc:
         raise JobFailure(str(exc)) from None
     if data.get("schedule"):
@@ -101,9 +108,13 @@ def restore_handler(job: Job, progress) -> int:
         raise JobFailure(f"Restore preview {job.data['preview']} no longer exists.")
     try:
         restore = execute_restore(
-            preview, user=user, job=job, progress=progress,
-            verify=job.data.get("verify", True), verify_timeout=job.data.get("verify_timeout", 5.0),
-        )  # fmt: skip
+            preview,
+            user=user,
+            job=job,
+            progress=progress,
+            verify=job.data.get("verify", True),
+            verify_timeout=job.data.get("verify_timeout", 5.0),
+        )
     except RestoreExpired:
         raise JobExpired from None
     except RestoreBusy:

@@ -16,9 +16,16 @@ from squirrel_site.bulk_sql import set_join
 DIFFERS = frozenset({ComparisonStatus.OUT_OF_TOLERANCE, ComparisonStatus.TYPE_CHANGED})
 
 _COLUMNS = (
-    "pk", "pv__setpoint_address", "value_type", "setpoint_num", "setpoint_str", "setpoint_array", "connected",
-    "pv__abs_tolerance", "pv__rel_tolerance",
-)  # fmt: skip
+    "pk",
+    "pv__setpoint_address",
+    "value_type",
+    "setpoint_num",
+    "setpoint_str",
+    "setpoint_array",
+    "connected",
+    "pv__abs_tolerance",
+    "pv__rel_tolerance",
+)
 
 
 def _rows_with_live(values):

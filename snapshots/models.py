@@ -15,9 +15,7 @@ class SnapshotTag(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
-    protected = models.BooleanField(
-        default=False, help_text="Only administrators may add or remove this tag."
-    )
+    protected = models.BooleanField(default=False, help_text="Only administrators may add or remove this tag.")
 
     class Meta:
         ordering = ["name"]
@@ -54,9 +52,7 @@ class Snapshot(models.Model):
 
     title = models.CharField(max_length=200)
     comment = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="snapshots"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="snapshots")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     mode = models.CharField(max_length=10, choices=SnapshotMode.choices)
     origin = models.CharField(max_length=12, choices=SnapshotOrigin.choices, default=SnapshotOrigin.MANUAL)
@@ -64,7 +60,11 @@ class Snapshot(models.Model):
     pv_count = models.PositiveIntegerField(default=0)
     disconnected_count = models.PositiveIntegerField(default=0)
     schedule = models.ForeignKey(
-        "SnapshotSchedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="snapshots",
+        "SnapshotSchedule",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="snapshots",
         help_text="The schedule that took it, if any (its retention rule applies).",
     )
 
@@ -150,8 +150,8 @@ class SnapshotValue(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["snapshot", "pv_name"], name="snapshotvalue_unique_pv"),
             models.CheckConstraint(
-                condition=Q(connected=True) | Q(setpoint_num__isnull=True, setpoint_str__isnull=True,
-                                                setpoint_array__isnull=True),
+                condition=Q(connected=True)
+                | Q(setpoint_num__isnull=True, setpoint_str__isnull=True, setpoint_array__isnull=True),
                 name="snapshotvalue_disconnected_has_no_value",
             ),
         ]
@@ -216,9 +216,7 @@ class RestorePreview(models.Model):
     """
 
     snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="restore_previews")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="restore_previews"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="restore_previews")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     include_unchanged = models.BooleanField(
@@ -311,9 +309,10 @@ class Restore(models.Model):
     options = models.JSONField(default=dict, blank=True, help_text="verify, verify_timeout, put_timeout, ...")
     runs = models.PositiveSmallIntegerField(default=0, help_text="Times a runner started or resumed it.")
     writing_stage = models.PositiveSmallIntegerField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="While it runs: the last stage whose puts may have gone out. A resume reads back pending items up to it before writing them.",
-    )  # fmt: skip
+    )
     summary = models.JSONField(default=dict, blank=True, help_text="Items per status when finished.")
 
     class Meta:
@@ -410,7 +409,8 @@ class SnapshotSchedule(models.Model):
     crontab = models.ForeignKey("django_celery_beat.CrontabSchedule", on_delete=models.PROTECT)
     mode = models.CharField(max_length=10, choices=SnapshotMode.choices, default=SnapshotMode.HYBRID)
     selection = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text='PV filters, as in the API: e.g. {"tag": [3]} or {"device": "MAG"}; empty for every PV.',
     )
     tags = models.ManyToManyField(
@@ -418,11 +418,17 @@ class SnapshotSchedule(models.Model):
     )
     keep_last = models.PositiveIntegerField(default=48, help_text="How many of its snapshots to keep (at least 1).")
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="snapshot_schedules",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="snapshot_schedules",
         help_text="The author recorded on its snapshots: whoever creates the schedule, unless an admin sets another.",
     )
     periodic_task = models.OneToOneField(
-        "django_celery_beat.PeriodicTask", on_delete=models.SET_NULL, null=True, blank=True, editable=False,
+        "django_celery_beat.PeriodicTask",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
         related_name="snapshot_schedule",
     )
     created_at = models.DateTimeField(auto_now_add=True)

@@ -69,9 +69,13 @@ _LOCK_NAMESPACE = 0x5351  # "SQ"
 _ARRAY_TYPES = (ValueType.FLOAT_ARRAY, ValueType.INT_ARRAY)
 _NUMBER_TYPES = (ValueType.FLOAT, ValueType.INT, ValueType.ENUM)
 _FINAL = (
-    RestoreItemStatus.VERIFIED, RestoreItemStatus.MISMATCH, RestoreItemStatus.DISCONNECTED,
-    RestoreItemStatus.NO_WRITE_ACCESS, RestoreItemStatus.TIMEOUT, RestoreItemStatus.FAILED,
-)  # fmt: skip
+    RestoreItemStatus.VERIFIED,
+    RestoreItemStatus.MISMATCH,
+    RestoreItemStatus.DISCONNECTED,
+    RestoreItemStatus.NO_WRITE_ACCESS,
+    RestoreItemStatus.TIMEOUT,
+    RestoreItemStatus.FAILED,
+)
 _SKIP_COUNTS = {
     RestoreAction.WRITE: "write_count",
     RestoreAction.SKIP_UNCHANGED: "unchanged_count",
@@ -130,17 +134,42 @@ def preview_restore(
     with set_join():  # the snapshot's values with the registry: two whole sets
         rows = list(
             rows.order_by("pv_name").values_list(
-                "pv_id", "pv_name", "value_type", "setpoint_num", "setpoint_str", "setpoint_array", "connected",
-                "pv__setpoint_address", "pv__readback_address", "pv__restore_stage", "pv__wait_for_completion",
-                "pv__abs_tolerance", "pv__rel_tolerance", "pv__read_only",
+                "pv_id",
+                "pv_name",
+                "value_type",
+                "setpoint_num",
+                "setpoint_str",
+                "setpoint_array",
+                "connected",
+                "pv__setpoint_address",
+                "pv__readback_address",
+                "pv__restore_stage",
+                "pv__wait_for_completion",
+                "pv__abs_tolerance",
+                "pv__rel_tolerance",
+                "pv__read_only",
             )
-        )  # fmt: skip
+        )
     addresses = [row[7] for row in rows if row[0] is not None]
     values, writable, source = _live_values(addresses, io, cache_only)
 
     items, counts = [], Counter()
-    for (pv_id, saved_name, value_type, num, text, arr, saved_connected, address, readback, stage, wait,
-         abs_tol, rel_tol, read_only) in rows:  # fmt: skip
+    for (
+        pv_id,
+        saved_name,
+        value_type,
+        num,
+        text,
+        arr,
+        saved_connected,
+        address,
+        readback,
+        stage,
+        wait,
+        abs_tol,
+        rel_tol,
+        read_only,
+    ) in rows:
         target = _typed(value_type, num, text, arr)
         live_value = values.get(address) if pv_id is not None else None
         within = None
@@ -161,19 +190,37 @@ def preview_restore(
         else:
             action = RestoreAction.WRITE
         counts[action] += 1
-        items.append((
-            pv_id, address or saved_name, readback or "", stage or 0, bool(wait), abs_tol or 0.0, rel_tol or 0.0,
-            value_type, num, text, arr, *_columns(value_type, live_value), within, action,
-        ))  # fmt: skip
+        items.append(
+            (
+                pv_id,
+                address or saved_name,
+                readback or "",
+                stage or 0,
+                bool(wait),
+                abs_tol or 0.0,
+                rel_tol or 0.0,
+                value_type,
+                num,
+                text,
+                arr,
+                *_columns(value_type, live_value),
+                within,
+                action,
+            )
+        )
 
     now = timezone.now()
     with transaction.atomic():
         preview = RestorePreview.objects.create(
-            snapshot=snapshot, created_by=created_by, expires_at=now + timedelta(seconds=ttl),
-            include_unchanged=include_unchanged, selection_size=len(rows),
+            snapshot=snapshot,
+            created_by=created_by,
+            expires_at=now + timedelta(seconds=ttl),
+            include_unchanged=include_unchanged,
+            selection_size=len(rows),
             registry_fingerprint=_fingerprint([row[0] for row in rows if row[0] is not None]),
-            live_source=source, **{_SKIP_COUNTS[action]: n for action, n in counts.items()},
-        )  # fmt: skip
+            live_source=source,
+            **{_SKIP_COUNTS[action]: n for action, n in counts.items()},
+        )
         copy_rows(RestorePreviewItem, ["preview", *_ITEM_COLUMNS], ((preview.pk, *item) for item in items))
         if job_id is not None:
             Job.objects.filter(pk=job_id).update(result_id=preview.pk)
@@ -181,10 +228,23 @@ def preview_restore(
 
 
 _ITEM_COLUMNS = [
-    "pv", "pv_name", "readback_name", "stage", "wait_for_completion", "abs_tolerance", "rel_tolerance",
-    "value_type", "target_num", "target_str", "target_array", "live_num", "live_str", "live_array",
-    "within_tolerance", "action",
-]  # fmt: skip
+    "pv",
+    "pv_name",
+    "readback_name",
+    "stage",
+    "wait_for_completion",
+    "abs_tolerance",
+    "rel_tolerance",
+    "value_type",
+    "target_num",
+    "target_str",
+    "target_array",
+    "live_num",
+    "live_str",
+    "live_array",
+    "within_tolerance",
+    "action",
+]
 
 
 def _live_values(addresses: list[str], io, cache_only: bool = False) -> tuple[dict, dict, str]:
@@ -207,8 +267,9 @@ def _live_values(addresses: list[str], io, cache_only: bool = False) -> tuple[di
     if missing and cache_only:
         raise NeedsChannelAccess(
             f"{len(missing)} of {len(addresses)} PVs are not in a fresh monitor cache: reading them takes a worker."
-            if source == LiveSource.CACHE else "The monitor's cache is not fresh: reading the PVs takes a worker."
-        )  # fmt: skip
+            if source == LiveSource.CACHE
+            else "The monitor's cache is not fresh: reading the PVs takes a worker."
+        )
     if missing:
         io = io or _service()
         for address, result in io.read(missing).items():
@@ -270,10 +331,16 @@ def execute_restore(
     task, a retry after a crash), it resumes that restore; the options of the first call stay.
     """
     restore, created = _claim(
-        preview, user, job,
-        {"verify": verify, "verify_timeout": verify_timeout, "put_timeout": put_timeout,
-         "connect_timeout": connect_timeout},
-    )  # fmt: skip
+        preview,
+        user,
+        job,
+        {
+            "verify": verify,
+            "verify_timeout": verify_timeout,
+            "put_timeout": put_timeout,
+            "connect_timeout": connect_timeout,
+        },
+    )
     # A restore created just now was checked against the registry by the claim (~0.2 s at 50,000
     # PVs); one found unfinished is checked again before it writes anything.
     return _run(restore, io=io, progress=progress, job=job, registry_checked=created)
@@ -296,7 +363,9 @@ def _run(restore: Restore, *, io, progress: Progress | None, job, registry_check
             return restore
         # The job that holds the runner lock is the restore's job from now on.
         Restore.objects.filter(pk=restore.pk).update(
-            status=RestoreStatus.RUNNING, started_at=restore.started_at or timezone.now(), runs=F("runs") + 1,
+            status=RestoreStatus.RUNNING,
+            started_at=restore.started_at or timezone.now(),
+            runs=F("runs") + 1,
             job=job if job is not None else restore.job,
         )
         options = restore.options
@@ -336,15 +405,21 @@ def _end_unwritten(restore: Restore) -> None:
     Restore.objects.filter(pk=restore.pk).update(status=RestoreStatus.PARTIAL, finished_at=timezone.now(), summary={})
 
 
-def undo_restore(restore: Restore, *, user, ttl: float = DEFAULT_TTL, io=None, cache_only: bool = False,
-                 job_id: int | None = None) -> RestorePreview:  # fmt: skip
+def undo_restore(
+    restore: Restore, *, user, ttl: float = DEFAULT_TTL, io=None, cache_only: bool = False, job_id: int | None = None
+) -> RestorePreview:
     """A preview that puts the PVs of `restore` back to its undo snapshot; execute it as usual."""
     if restore.undo_snapshot_id is None:
         raise RestoreError(f"Restore #{restore.pk} has no undo snapshot: it never started writing.")
     return preview_restore(
-        restore.undo_snapshot, created_by=user, pvs=undo_pvs(restore), ttl=ttl, io=io, cache_only=cache_only,
+        restore.undo_snapshot,
+        created_by=user,
+        pvs=undo_pvs(restore),
+        ttl=ttl,
+        io=io,
+        cache_only=cache_only,
         job_id=job_id,
-    )  # fmt: skip
+    )
 
 
 def undo_pvs(restore: Restore):
@@ -367,9 +442,14 @@ def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:
             title=title, comment=comment, created_by=user, mode=SnapshotMode.HYBRID, origin=SnapshotOrigin.PRE_RESTORE
         )
     return take_snapshot(
-        title=title, comment=comment, created_by=user, pvs=pvs, mode=SnapshotMode.HYBRID,
-        origin=SnapshotOrigin.PRE_RESTORE, reader=io,
-    )  # fmt: skip
+        title=title,
+        comment=comment,
+        created_by=user,
+        pvs=pvs,
+        mode=SnapshotMode.HYBRID,
+        origin=SnapshotOrigin.PRE_RESTORE,
+        reader=io,
+    )
 
 
 def execution_refusal(preview: RestorePreview, existing: Restore | None = None) -> str | None:
@@ -499,9 +579,11 @@ def _capture(restore: Restore, io, connect_timeout: float, recorder: _Recorder) 
     reachable = [t for t in targets if t[3] in connected]
     with transaction.atomic():
         undo = take_undo_snapshot(
-            restore=restore, pvs=PV.objects.filter(pk__in=in_array([t[0] for t in reachable], "bigint")),
-            user=restore.created_by, io=io,
-        )  # fmt: skip
+            restore=restore,
+            pvs=PV.objects.filter(pk__in=in_array([t[0] for t in reachable], "bigint")),
+            user=restore.created_by,
+            io=io,
+        )
         # The plan is what the items will say is pending: the targets the undo snapshot holds
         # under the preview's name (a PV edited or deleted since the claim drops out of both).
         held = set(SnapshotValue.objects.filter(snapshot=undo).values_list("pv_id", "pv_name"))
@@ -518,9 +600,15 @@ def _capture(restore: Restore, io, connect_timeout: float, recorder: _Recorder) 
 
 
 _PLAN_COLUMNS = [
-    "pv_name", "value_type", "target_num", "target_str", "target_array", "wait_for_completion", "abs_tolerance",
+    "pv_name",
+    "value_type",
+    "target_num",
+    "target_str",
+    "target_array",
+    "wait_for_completion",
+    "abs_tolerance",
     "rel_tolerance",
-]  # fmt: skip
+]
 
 
 def _unfinished(restore: Restore, connect_timeout: float) -> dict[int, list[tuple]]:
@@ -543,11 +631,15 @@ def _create_items(restore_id: int, preview_id: int, undo_id: int, connect_timeou
         cursor.execute(
             _CREATE_ITEMS,
             {
-                "restore": restore_id, "preview": preview_id, "undo": undo_id, "write": RestoreAction.WRITE,
-                "pending": RestoreItemStatus.PENDING, "disconnected": RestoreItemStatus.DISCONNECTED,
+                "restore": restore_id,
+                "preview": preview_id,
+                "undo": undo_id,
+                "write": RestoreAction.WRITE,
+                "pending": RestoreItemStatus.PENDING,
+                "disconnected": RestoreItemStatus.DISCONNECTED,
                 "message": f"Not connected within {connect_timeout:g} s; not written.",
             },
-        )  # fmt: skip
+        )
 
 
 _COPIED = ["pv_id", *_ITEM_COLUMNS[1:11]]
@@ -584,8 +676,10 @@ def _write_stage(
         for row in rows:
             result = readings.get(row[0])
             target = _typed(row[1], row[2], row[3], row[4])
-            if result is not None and result.reading is not None and within_tolerance(
-                target, result.reading.value, row[1], row[6], row[7]
+            if (
+                result is not None
+                and result.reading is not None
+                and within_tolerance(target, result.reading.value, row[1], row[6], row[7])
             ):
                 applied.add(row[0])
         outcomes[RestoreItemStatus.WRITTEN, now, "Found applied when resuming an interrupted run."] = list(applied)
@@ -646,9 +740,16 @@ class _Verifier:
         """Take on the restore's written items (not verified yet)."""
         self.io = io
         rows = restore.items.filter(status=RestoreItemStatus.WRITTEN).values_list(
-            "id", "pv_name", "readback_name", "value_type", "target_num", "target_str", "target_array",
-            "abs_tolerance", "rel_tolerance",
-        )  # fmt: skip
+            "id",
+            "pv_name",
+            "readback_name",
+            "value_type",
+            "target_num",
+            "target_str",
+            "target_array",
+            "abs_tolerance",
+            "rel_tolerance",
+        )
         self.pending: dict[int, tuple] = {row[0]: row for row in rows}
         self.last_seen: dict[int, object] = {}
         self._fresh, self._fresh_checked = False, -math.inf
@@ -710,8 +811,12 @@ class _Verifier:
         now = timezone.now()
         for used, rows in verified.items():
             # A verified item keeps its message (e.g. that completion was not confirmed).
-            update_rows(RestoreItem, [_READBACK_COLUMNS[used]], rows,
-                        constants={"status": RestoreItemStatus.VERIFIED, "verified_at": now})  # fmt: skip
+            update_rows(
+                RestoreItem,
+                [_READBACK_COLUMNS[used]],
+                rows,
+                constants={"status": RestoreItemStatus.VERIFIED, "verified_at": now},
+            )
         update_rows(RestoreItem, _VERIFY_FIELDS, failed)
 
     def _addresses(self) -> list[str]:

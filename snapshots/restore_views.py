@@ -21,8 +21,13 @@ from snapshots.filtersets import SnapshotValueFilterSet
 from snapshots.forms import ExecuteRestoreForm, RestoreScope, RestoreSelectionForm
 from jobs.outbox import enqueue
 from snapshots.models import (
-    Restore, RestoreAction, RestoreItemStatus, RestorePreview, Snapshot, SnapshotValue,
-)  # fmt: skip
+    Restore,
+    RestoreAction,
+    RestoreItemStatus,
+    RestorePreview,
+    Snapshot,
+    SnapshotValue,
+)
 from snapshots.restore import NeedsChannelAccess, RestoreError, execution_refusal, preview_restore
 from snapshots.values import display_value
 from squirrel_site.audit import AuditVia
@@ -96,8 +101,12 @@ def _filters(post) -> QueryDict:
 
 
 def _field_errors(form) -> list[str]:
-    return [f"{form.fields[name].label or name}: {error}" for name, errors in form.errors.items() if name != "__all__"
-            for error in errors]  # fmt: skip
+    return [
+        f"{form.fields[name].label or name}: {error}"
+        for name, errors in form.errors.items()
+        if name != "__all__"
+        for error in errors
+    ]
 
 
 def redirect_to_snapshot(snapshot, post):
@@ -150,8 +159,11 @@ class PreviewView(PermissionRequiredMixin, View):
             "refusal": execution_refusal(preview) if restore is None and running_job is None else None,
             "form": form or ExecuteRestoreForm(),
             "can_restore": request.user.has_perm("snapshots.add_restore"),
-            "tabs": [(key, label, count, with_query(request.GET, action=key, page=None)) for key, label, count in tabs
-                     if count],
+            "tabs": [
+                (key, label, count, with_query(request.GET, action=key, page=None))
+                for key, label, count in tabs
+                if count
+            ],
             "all_url": with_query(request.GET, action="all", page=None),
             "action": action,
             "page": page,
@@ -159,7 +171,7 @@ class PreviewView(PermissionRequiredMixin, View):
                 (item, _shown(item, item.target_value, shown_as), _shown(item, item.live_value, shown_as))
                 for item in page.rows
             ],
-        }  # fmt: skip
+        }
         return TemplateResponse(request, "snapshots/restore_preview.html", context, status=status)
 
 
@@ -207,9 +219,12 @@ class ExecutePreviewView(CanRestoreMixin, View):
 
 # Restore result tabs: the statuses that count as a problem come first.
 PROBLEM_STATUSES = [
-    RestoreItemStatus.MISMATCH, RestoreItemStatus.DISCONNECTED, RestoreItemStatus.NO_WRITE_ACCESS,
-    RestoreItemStatus.TIMEOUT, RestoreItemStatus.FAILED,
-]  # fmt: skip
+    RestoreItemStatus.MISMATCH,
+    RestoreItemStatus.DISCONNECTED,
+    RestoreItemStatus.NO_WRITE_ACCESS,
+    RestoreItemStatus.TIMEOUT,
+    RestoreItemStatus.FAILED,
+]
 
 
 class RestoreView(PermissionRequiredMixin, View):
@@ -237,20 +252,27 @@ class RestoreView(PermissionRequiredMixin, View):
         context = {
             "restore": restore,
             "job": restore.job if restore.job and not restore.is_finished else None,
-            "counts": [(key, label, counts.get(key, 0), with_query(request.GET, status=key, page=None))
-                       for key, label in RestoreItemStatus.choices if counts.get(key)],
+            "counts": [
+                (key, label, counts.get(key, 0), with_query(request.GET, status=key, page=None))
+                for key, label in RestoreItemStatus.choices
+                if counts.get(key)
+            ],
             "problems": sum(counts.get(key, 0) for key in PROBLEM_STATUSES),
             "problems_url": with_query(request.GET, status="problems", page=None),
             "all_url": with_query(request.GET, status="all", page=None),
             "status": status,
             "page": page,
             "rows": [
-                (item, _shown(item, item.target_value, shown_as), _shown(item, item.old_value, shown_as),
-                 _shown(item, item.readback_value, shown_as))
+                (
+                    item,
+                    _shown(item, item.target_value, shown_as),
+                    _shown(item, item.old_value, shown_as),
+                    _shown(item, item.readback_value, shown_as),
+                )
                 for item in page.rows
             ],
             "can_undo": request.user.has_perm("snapshots.add_restore") and restore.undo_snapshot_id is not None,
-        }  # fmt: skip
+        }
         return TemplateResponse(request, "snapshots/restore.html", context)
 
 

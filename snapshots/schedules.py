@@ -40,8 +40,14 @@ def save_schedule(schedule: SnapshotSchedule, *, actor, via: str, changed: Itera
         schedule.save(update_fields=["periodic_task"])
     change = "created" if created else f"changed ({', '.join(changed)})" if changed else "saved unchanged"
     details = {"created": created, "changed": list(changed), **_settings(schedule)}
-    audit.record(actor, AuditAction.SCHEDULE_CHANGED, f"Schedule “{schedule.name}” {change}", via=via,
-                 target=schedule, details=details)  # fmt: skip
+    audit.record(
+        actor,
+        AuditAction.SCHEDULE_CHANGED,
+        f"Schedule “{schedule.name}” {change}",
+        via=via,
+        target=schedule,
+        details=details,
+    )
     return schedule
 
 
@@ -49,8 +55,14 @@ def save_schedule(schedule: SnapshotSchedule, *, actor, via: str, changed: Itera
 def delete_schedule(schedule: SnapshotSchedule, *, actor, via: str) -> None:
     """Delete `schedule` and its celery-beat task; its snapshots stay (no longer pruned)."""
     task = schedule.periodic_task
-    audit.record(actor, AuditAction.SCHEDULE_CHANGED, f"Schedule “{schedule.name}” deleted", via=via,
-                 target=schedule, details={"deleted": True, **_settings(schedule)})  # fmt: skip
+    audit.record(
+        actor,
+        AuditAction.SCHEDULE_CHANGED,
+        f"Schedule “{schedule.name}” deleted",
+        via=via,
+        target=schedule,
+        details={"deleted": True, **_settings(schedule)},
+    )
     schedule.delete()
     if task is not None:
         task.delete()
@@ -59,9 +71,13 @@ def delete_schedule(schedule: SnapshotSchedule, *, actor, via: str) -> None:
 def _settings(schedule: SnapshotSchedule) -> dict:
     """What the audit log keeps of a schedule's settings."""
     return {
-        "enabled": schedule.enabled, "crontab": str(schedule.crontab), "mode": schedule.mode,
-        "keep_last": schedule.keep_last, "selection": schedule.selection, "owner": str(schedule.owner),
-    }  # fmt: skip
+        "enabled": schedule.enabled,
+        "crontab": str(schedule.crontab),
+        "mode": schedule.mode,
+        "keep_last": schedule.keep_last,
+        "selection": schedule.selection,
+        "owner": str(schedule.owner),
+    }
 
 
 def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
@@ -75,10 +91,14 @@ def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
         return None
     stamp = timezone.localtime().strftime("%Y-%m-%d %H:%M")
     data = {
-        "title": f"{schedule.name} {stamp}", "comment": f"Scheduled by '{schedule.name}'.", "mode": schedule.mode,
-        "tags": list(schedule.tags.values_list("name", flat=True)), "selection": schedule.selection,
-        "origin": SnapshotOrigin.SCHEDULED, "schedule": schedule.pk,
-    }  # fmt: skip
+        "title": f"{schedule.name} {stamp}",
+        "comment": f"Scheduled by '{schedule.name}'.",
+        "mode": schedule.mode,
+        "tags": list(schedule.tags.values_list("name", flat=True)),
+        "selection": schedule.selection,
+        "origin": SnapshotOrigin.SCHEDULED,
+        "schedule": schedule.pk,
+    }
     # Run here, not sent: dispatched already, so the outbox relay sends it only if this worker dies.
     fields = {"type": JobType.SNAPSHOT, "created_by": schedule.owner, "dispatched_at": timezone.now()}
     with transaction.atomic():
@@ -87,9 +107,14 @@ def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
         else:
             job, created = Job.objects.create(**fields, data=data), True
         if created:  # not for a redelivered task, which runs the same job
-            audit.record(None, AuditAction.SNAPSHOT_REQUESTED,
-                         f"Snapshot “{data['title']}” requested by schedule “{schedule.name}” (job #{job.pk})",
-                         via=AuditVia.JOB, target=job, details={**data, "owner": str(schedule.owner)})  # fmt: skip
+            audit.record(
+                None,
+                AuditAction.SNAPSHOT_REQUESTED,
+                f"Snapshot “{data['title']}” requested by schedule “{schedule.name}” (job #{job.pk})",
+                via=AuditVia.JOB,
+                target=job,
+                details={**data, "owner": str(schedule.owner)},
+            )
     run_job(job.id, snapshot_handler)  # which applies the retention rule after the snapshot
     job.refresh_from_db()
     return job

@@ -18,11 +18,30 @@ from snapshots.models import ValueType
 # SnapshotValue columns in the order of the tuples pv_row() builds (the snapshot id comes first
 # when the rows are written).
 ROW_COLUMNS = (
-    "pv_id", "pv_name", "readback_name", "value_type",
-    "setpoint_num", "setpoint_str", "setpoint_array", "status", "severity", "timestamp",
-    "readback_num", "readback_str", "readback_array", "readback_status", "readback_severity",
-    "readback_timestamp", "units", "precision", "enum_labels", "source", "age", "connected", "reason",
-)  # fmt: skip
+    "pv_id",
+    "pv_name",
+    "readback_name",
+    "value_type",
+    "setpoint_num",
+    "setpoint_str",
+    "setpoint_array",
+    "status",
+    "severity",
+    "timestamp",
+    "readback_num",
+    "readback_str",
+    "readback_array",
+    "readback_status",
+    "readback_severity",
+    "readback_timestamp",
+    "units",
+    "precision",
+    "enum_labels",
+    "source",
+    "age",
+    "connected",
+    "reason",
+)
 CONNECTED_INDEX = ROW_COLUMNS.index("connected")
 
 # Why a PV has no setpoint value.
@@ -34,9 +53,14 @@ NOT_READ = "not read"
 # Plain strings: an enum member's .value is a descriptor call, 250,000 of them per 50,000-PV
 # snapshot in the profile (~0.1 s).
 _FLOAT, _INT, _ENUM, _STRING, _FLOAT_ARRAY, _INT_ARRAY, _NONE = (
-    ValueType.FLOAT.value, ValueType.INT.value, ValueType.ENUM.value, ValueType.STRING.value,
-    ValueType.FLOAT_ARRAY.value, ValueType.INT_ARRAY.value, ValueType.NONE.value,
-)  # fmt: skip
+    ValueType.FLOAT.value,
+    ValueType.INT.value,
+    ValueType.ENUM.value,
+    ValueType.STRING.value,
+    ValueType.FLOAT_ARRAY.value,
+    ValueType.INT_ARRAY.value,
+    ValueType.NONE.value,
+)
 _NO_VALUE = (_NONE, None, None, None)
 _EPICS_KINDS = {
     epics_io.FLOAT: ValueType.FLOAT.value,
@@ -94,8 +118,9 @@ def from_datetime(moment: datetime | None) -> float:
     return moment.timestamp() if moment is not None else 0.0
 
 
-def pv_row(pv_id, pv_name: str, readback_name: str, setpoint, readback, meta, source: str,
-           taken: float, reason: str = "") -> tuple:  # fmt: skip
+def pv_row(
+    pv_id, pv_name: str, readback_name: str, setpoint, readback, meta, source: str, taken: float, reason: str = ""
+) -> tuple:
     """One PV's row in ROW_COLUMNS order.
 
     `setpoint` and `readback` are samples of connected channels or None (with `reason` saying why
@@ -133,12 +158,30 @@ def pv_row(pv_id, pv_name: str, readback_name: str, setpoint, readback, meta, so
     sample = setpoint if connected else (readback if rb_type != _NONE else None)
     age = taken - sample.received if sample is not None else None
     return (
-        pv_id, pv_name, readback_name, value_type,
-        sp_num, sp_str, sp_array, status, severity, sp_time,
-        rb_num, rb_str, rb_array, rb_status, rb_severity, rb_time,
-        meta.units if meta is not None else "", meta.precision if meta is not None else None, labels,
-        source, age, connected, "" if connected else reason,
-    )  # fmt: skip
+        pv_id,
+        pv_name,
+        readback_name,
+        value_type,
+        sp_num,
+        sp_str,
+        sp_array,
+        status,
+        severity,
+        sp_time,
+        rb_num,
+        rb_str,
+        rb_array,
+        rb_status,
+        rb_severity,
+        rb_time,
+        meta.units if meta is not None else "",
+        meta.precision if meta is not None else None,
+        labels,
+        source,
+        age,
+        connected,
+        "" if connected else reason,
+    )
 
 
 def reading_of(stored, *, readback: bool = False, received: float | None = None) -> epics_io.Reading | None:
@@ -163,8 +206,9 @@ def reading_of(stored, *, readback: bool = False, received: float | None = None)
     )
 
 
-def display_value(value_type: str, value, *, enum_labels: list[str] | None = None, precision: int | None = None,
-                  units: str = "") -> str:  # fmt: skip
+def display_value(
+    value_type: str, value, *, enum_labels: list[str] | None = None, precision: int | None = None, units: str = ""
+) -> str:
     """A saved value as text for a page, exactly as monitor.display shows live values, so that
     saved and live cells line up (precision, units, enum labels, shortened arrays); "" for none."""
     sample = LiveValue("", value_type, value, 0, 0, 0.0, 0.0, True)

@@ -96,9 +96,11 @@ class SnapshotDetailView(PermissionRequiredMixin, View):
             filtered = any(value not in (None, "", False) for value in filterset.form.cleaned_data.values())
         else:
             values, filtered = snapshot.values.none(), True
-        values = values.select_related("pv").prefetch_related(
-            Prefetch("pv__tags", queryset=Tag.objects.select_related("group"))
-        ).order_by(*order)  # fmt: skip
+        values = (
+            values.select_related("pv")
+            .prefetch_related(Prefetch("pv__tags", queryset=Tag.objects.select_related("group")))
+            .order_by(*order)
+        )
         # The count is free when nothing is filtered, and the live filters computed it already.
         count = snapshot.pv_count if not filtered else filterset.row_count
         page = offset_page(request.GET, values, count=count)

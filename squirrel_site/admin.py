@@ -84,8 +84,13 @@ class AuthTokenAdmin(admin.ModelAdmin):
 
     def response_add(self, request, obj, post_url_continue=None):
         # Shown on this response only, never stored (not even in a message cookie).
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "token": obj, "secret": obj.secret,
-                   "title": "API token created"}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "token": obj,
+            "secret": obj.secret,
+            "title": "API token created",
+        }
         return TemplateResponse(request, "admin/knox/authtoken/created.html", context)
 
     def delete_model(self, request, obj):
@@ -121,8 +126,17 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = [ActionFilter, "via", "created_at"]
     search_fields = ["^actor_name", "summary", "=target_id"]
     search_help_text = "An actor's name (its beginning), text of the summary, or a target's id."
-    fields = ["created_at", "actor", "actor_name", "action", "via", "target_type", "target_id", "summary",
-              "details_json"]  # fmt: skip
+    fields = [
+        "created_at",
+        "actor",
+        "actor_name",
+        "action",
+        "via",
+        "target_type",
+        "target_id",
+        "summary",
+        "details_json",
+    ]
     readonly_fields = fields
     paginator = EstimatedCountPaginator
     show_full_result_count = False

@@ -39,7 +39,7 @@ class ShardSerializer(serializers.Serializer):
         "SQUIRREL_HEALTH_MIN_CONNECTED of its addresses, or of one IOC's, are connected; stale: heartbeat "
         "older than 5 s, or a new leader still filling the cache; missing: no heartbeat, while the split's "
         "other shards have one.",
-    )  # fmt: skip
+    )
     leader = serializers.CharField(allow_null=True, help_text='The leading monitor, "host:pid".')
     heartbeat_age_s = serializers.FloatField(allow_null=True)
     synced = serializers.BooleanField(allow_null=True)
@@ -79,7 +79,7 @@ class HealthSerializer(serializers.Serializer):
         [OK, DEGRADED, UNAVAILABLE],
         help_text="unavailable: the database or Redis cannot be reached; degraded: the monitor is not ok "
         "(stale, missing, or too few addresses connected) or no worker is alive.",
-    )  # fmt: skip
+    )
     checked_at = serializers.DateTimeField()
     database = CheckSerializer()
     redis = CheckSerializer()
@@ -106,7 +106,7 @@ class HealthView(APIView):
     @extend_schema(
         parameters=[HealthQuerySerializer],
         responses={200: HealthSerializer, 503: HealthSerializer},
-    )  # fmt: skip
+    )
     def get(self, request):
         report = health_report()
         # A probe misconfigured with ?strict=maybe learns so (400) instead of silently probing leniently.

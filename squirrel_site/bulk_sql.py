@@ -106,7 +106,9 @@ def update_rows(model, columns: Sequence[str], rows: Sequence[tuple], constants:
     with connection.cursor() as cursor:
         for start in range(0, len(rows), BATCH_SIZE):
             batch = rows[start : start + BATCH_SIZE]
-            parameters = [_column(field, t, [row[i] for row in batch]) for i, (field, t) in enumerate(zip(fields, types))]
+            parameters = [
+                _column(field, t, [row[i] for row in batch]) for i, (field, t) in enumerate(zip(fields, types))
+            ]
             cursor.execute(sql, [*fixed, *parameters])  # SET comes before FROM unnest(...)
 
 

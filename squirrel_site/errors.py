@@ -40,9 +40,13 @@ _MESSAGES = {
     503: "A service Squirrel depends on is unreachable; nothing was done. Try again shortly.",
 }
 _CODES = {
-    400: "bad_request", 403: "permission_denied", 404: "not_found", 413: "request_too_large", 500: "server_error",
+    400: "bad_request",
+    403: "permission_denied",
+    404: "not_found",
+    413: "request_too_large",
+    500: "server_error",
     503: "service_unavailable",
-}  # fmt: skip
+}
 # Seconds a client is told to wait (Retry-After) when a dependency is down or the server is full.
 RETRY_AFTER = 5
 
@@ -180,11 +184,12 @@ def error_response(status: int, code: str | None = None, message: str | None = N
     phrase = HTTPStatus(status).phrase
     return JsonResponse(
         error_body(
-            status, code or _CODES.get(status, phrase.lower().replace(" ", "_").replace("-", "_")),
+            status,
+            code or _CODES.get(status, phrase.lower().replace(" ", "_").replace("-", "_")),
             message or _MESSAGES.get(status, f"{phrase}."),
         ),
         status=status,
-    )  # fmt: skip
+    )
 
 
 class ServiceUnavailableMiddleware:

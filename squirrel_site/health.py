@@ -72,12 +72,17 @@ def monitor_report(client) -> dict:
 def _shard_json(shard: monitor_health.ShardHealth) -> dict:
     beat = shard.beat or {}
     return {
-        "shard": shard.shard, "status": shard.status, "leader": beat.get("owner"),
-        "heartbeat_age_s": None if shard.age is None else round(shard.age, 3), "synced": beat.get("synced"),
-        "addresses": beat.get("addresses"), "connected": beat.get("connected"),
-        "updates_per_s": beat.get("updates_per_s"), "lag_p95_s": beat.get("p95_age_s"),
+        "shard": shard.shard,
+        "status": shard.status,
+        "leader": beat.get("owner"),
+        "heartbeat_age_s": None if shard.age is None else round(shard.age, 3),
+        "synced": beat.get("synced"),
+        "addresses": beat.get("addresses"),
+        "connected": beat.get("connected"),
+        "updates_per_s": beat.get("updates_per_s"),
+        "lag_p95_s": beat.get("p95_age_s"),
         "degraded_iocs": list(shard.degraded_iocs),
-    }  # fmt: skip
+    }
 
 
 def workers_report(client, now: float) -> dict:
@@ -85,10 +90,13 @@ def workers_report(client, now: float) -> dict:
     was last seen."""
     workers = [
         {
-            "name": beat.get("name"), "pid": beat.get("pid"), "concurrency": beat.get("concurrency"),
-            "active": beat.get("active"), "last_seen": _iso(beat["written_at"]),
+            "name": beat.get("name"),
+            "pid": beat.get("pid"),
+            "concurrency": beat.get("concurrency"),
+            "active": beat.get("active"),
+            "last_seen": _iso(beat["written_at"]),
             "age_s": round(max(0.0, now - beat["written_at"]), 3),
-        }  # fmt: skip
+        }
         for beat in live.read_worker_heartbeats(client)
     ]
     return {"status": OK if workers else monitor_health.MISSING, "count": len(workers), "workers": workers}
@@ -115,9 +123,13 @@ def health_report() -> dict:
     else:
         status = OK
     return {
-        "status": status, "checked_at": _iso(now), "database": database, "redis": redis_check,
-        "monitor": monitor, "workers": workers,
-    }  # fmt: skip
+        "status": status,
+        "checked_at": _iso(now),
+        "database": database,
+        "redis": redis_check,
+        "monitor": monitor,
+        "workers": workers,
+    }
 
 
 def http_status(report: dict, *, strict: bool = False) -> int:

@@ -20,6 +20,7 @@ from rest_framework.parsers import JSONParser
 from squirrel_site.errors import RequestTooLarge, too_large_message
 from squirrel_site.untrusted import parse_json
 
+
 def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):

@@ -22,8 +22,12 @@ class FastJSONRenderer(JSONRenderer):
         if data is None:
             return b""
         text = ujson.dumps(
-            data, ensure_ascii=self.ensure_ascii, allow_nan=not self.strict, escape_forward_slashes=False,
-            indent=self.get_indent(accepted_media_type, renderer_context or {}) or 0, default=_default,
-        )  # fmt: skip
+            data,
+            ensure_ascii=self.ensure_ascii,
+            allow_nan=not self.strict,
+            escape_forward_slashes=False,
+            indent=self.get_indent(accepted_media_type, renderer_context or {}) or 0,
+            default=_default,
+        )
         # As JSONRenderer does: U+2028 and U+2029 are valid in JSON strings but end a line in JavaScript.
         return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()

@@ -54,8 +54,10 @@ def _too_large(path: str, limit: int) -> tuple[int, str, bytes]:
 def too_large_response_bytes(path: str, limit: int) -> bytes:
     """The whole 413 answer as HTTP/1.1 bytes, for a server that refuses before the application."""
     status, content_type, body = _too_large(path, limit)
-    head = (f"HTTP/1.1 {status} Request Entity Too Large\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")  # fmt: skip
+    head = (
+        f"HTTP/1.1 {status} Request Entity Too Large\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
     return head.encode("latin-1") + body
 
 
@@ -117,7 +119,8 @@ async def _refuse(path: str, send, limit: int) -> None:
             "status": status,
             # The rest of the body is not read: the client must not send another request after it.
             "headers": [
-                (b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
             ],
         }

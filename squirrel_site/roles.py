@@ -12,8 +12,11 @@ ROLES = (VIEWER, EDITOR, OPERATOR, ADMIN)
 
 # The apps whose data the roles read; the admin role also gets auth, tokens and the audit log.
 _READ_APPS = ("pvs", "tags", "snapshots", "jobs")
-_CURATION = [f"{app}.{verb}_{model}" for app, model in (("pvs", "pv"), ("tags", "tag"), ("tags", "taggroup"))
-             for verb in ("add", "change", "delete")]  # fmt: skip
+_CURATION = [
+    f"{app}.{verb}_{model}"
+    for app, model in (("pvs", "pv"), ("tags", "tag"), ("tags", "taggroup"))
+    for verb in ("add", "change", "delete")
+]
 _OPERATION = [
     "snapshots.add_snapshot",
     "snapshots.change_snapshot",

@@ -160,8 +160,11 @@ def form_parameters(form: forms.Form) -> list[OpenApiParameter]:
     """
     return [
         OpenApiParameter(
-            name, type=_parameter_schema(field), location=OpenApiParameter.QUERY, required=field.required,
+            name,
+            type=_parameter_schema(field),
+            location=OpenApiParameter.QUERY,
+            required=field.required,
             description=str(field.help_text or field.label or ""),
-        )  # fmt: skip
+        )
         for name, field in form.fields.items()
     ]

@@ -13,9 +13,7 @@ from squirrel_site.epics_env import apply_loopback_defaults
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("SQUIRREL_DEBUG", False)
-SECRET_KEY = env_str(
-    "SQUIRREL_SECRET_KEY", "insecure-dev-key-do-not-use-in-production" if DEBUG else None
-)
+SECRET_KEY = env_str("SQUIRREL_SECRET_KEY", "insecure-dev-key-do-not-use-in-production" if DEBUG else None)
 ALLOWED_HOSTS = env_list("SQUIRREL_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("SQUIRREL_CSRF_TRUSTED_ORIGINS", [])
 

@@ -42,7 +42,11 @@ def create_token(user, *, actor, via: str, expires_in: timedelta | None = None) 
     with transaction.atomic():
         token, secret = AuthToken.objects.create(user=user, expiry=expires_in)
         audit.record(
-            actor, audit.AuditAction.TOKEN_CREATED, f"API token {_label(token)} issued", via=via, target=user,
+            actor,
+            audit.AuditAction.TOKEN_CREATED,
+            f"API token {_label(token)} issued",
+            via=via,
+            target=user,
             details={"token_key": token.token_key, "expiry": token.expiry.isoformat() if token.expiry else None},
         )
     return token, secret
@@ -54,9 +58,13 @@ def revoke_tokens(tokens, *, actor, via: str) -> int:
         doomed = list(tokens.select_related("user").select_for_update(of=("self",)))
         for token in doomed:
             audit.record(
-                actor, audit.AuditAction.TOKEN_REVOKED, f"API token {_label(token)} revoked", via=via,
-                target=token.user, details={"token_key": token.token_key},
-            )  # fmt: skip
+                actor,
+                audit.AuditAction.TOKEN_REVOKED,
+                f"API token {_label(token)} revoked",
+                via=via,
+                target=token.user,
+                details={"token_key": token.token_key},
+            )
         AuthToken.objects.filter(pk__in=[token.pk for token in doomed]).delete()
     return len(doomed)
 

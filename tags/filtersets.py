@@ -23,9 +23,7 @@ class TagGroupFilterSet(django_filters.FilterSet):
 class TagFilterSet(django_filters.FilterSet):
     """Select tags by group (id or name), exact name, or text in the tag's or its group's name."""
 
-    group = django_filters.ModelMultipleChoiceFilter(
-        queryset=TagGroup.objects.all(), label="Tag group id (repeatable)"
-    )
+    group = django_filters.ModelMultipleChoiceFilter(queryset=TagGroup.objects.all(), label="Tag group id (repeatable)")
     group_name = django_filters.CharFilter(field_name="group__name", label="Tag group name (exact)")
     name = django_filters.CharFilter(label="Exact tag name")
     search = django_filters.CharFilter(method="filter_search", label="Text in the tag's or its group's name")

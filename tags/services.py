@@ -48,9 +48,13 @@ def update(item: Tag | TagGroup, *, actor, via: str) -> dict[str, list]:
         if changes:
             item.save(update_fields=[*changes, "updated_at"])
             audit.record(
-                actor, AuditAction.TAGS_CHANGED, f"Changed {_label(item)}", via=via, target=item,
+                actor,
+                AuditAction.TAGS_CHANGED,
+                f"Changed {_label(item)}",
+                via=via,
+                target=item,
                 details={"changes": changes},
-            )  # fmt: skip
+            )
     return changes
 
 
@@ -80,7 +84,11 @@ def delete(items, *, actor, via: str) -> dict[str, int]:
     else:
         summary = f"Deleted {len(doomed)} {model._meta.verbose_name_plural}"
     audit.record(
-        actor, AuditAction.TAGS_DELETED, summary, via=via, target=doomed[0] if len(doomed) == 1 else None,
+        actor,
+        AuditAction.TAGS_DELETED,
+        summary,
+        via=via,
+        target=doomed[0] if len(doomed) == 1 else None,
         details={**counts, "names": names[:AUDIT_NAMES]},
-    )  # fmt: skip
+    )
     return counts

@@ -103,8 +103,9 @@ def take_snapshot(api: Squirrel, title: str) -> int:
 
 
 def compare_with_live(api: Squirrel, snapshot_id: int, show: int) -> None:
-    page = api.get("/api/v1/compare/", a=snapshot_id, b="live", differences_only="true", sort="status",
-                   page_size=max(show, 1))  # fmt: skip
+    page = api.get(
+        "/api/v1/compare/", a=snapshot_id, b="live", differences_only="true", sort="status", page_size=max(show, 1)
+    )
     counts = ", ".join(f"{status} {n}" for status, n in page["counts"].items() if n)
     print(f"Snapshot {snapshot_id} against the live values: {counts or 'no PVs'}.")
     for row in page["results"][:show]:
@@ -152,10 +153,12 @@ def main() -> int:
         reference = args.reference or taken
         compare_with_live(api, reference, args.show)
         preview = make_preview(api, reference, tag_id)
-        print(f"Preview {preview['id']} of tag {args.tag}: {preview['write_count']} to write, "
-              f"{preview['unchanged_count']} unchanged, {preview['read_only_count']} read-only, "
-              f"{preview['disconnected_count']} disconnected, "
-              f"{preview['no_write_access_count']} without write access.")  # fmt: skip
+        print(
+            f"Preview {preview['id']} of tag {args.tag}: {preview['write_count']} to write, "
+            f"{preview['unchanged_count']} unchanged, {preview['read_only_count']} read-only, "
+            f"{preview['disconnected_count']} disconnected, "
+            f"{preview['no_write_access_count']} without write access."
+        )
         if args.dry_run:
             return 0
         restored = restore(api, preview)

@@ -14,7 +14,19 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "type", "status", "progress", "message", "data", "result_id", "retry_count", "error",
-            "created_by", "created_at", "start_by", "started_at", "finished_at",
+            "id",
+            "type",
+            "status",
+            "progress",
+            "message",
+            "data",
+            "result_id",
+            "retry_count",
+            "error",
+            "created_by",
+            "created_at",
+            "start_by",
+            "started_at",
+            "finished_at",
         ]
         read_only_fields = fields

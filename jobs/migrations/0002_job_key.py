@@ -4,15 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0001_initial'),
+        ("jobs", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='key',
-            field=models.CharField(blank=True, help_text='Set by senders that may deliver one request twice (celery beat): one job per key.', max_length=200, null=True, unique=True),
+            model_name="job",
+            name="key",
+            field=models.CharField(
+                blank=True,
+                help_text="Set by senders that may deliver one request twice (celery beat): one job per key.",
+                max_length=200,
+                null=True,
+                unique=True,
+            ),
         ),
     ]

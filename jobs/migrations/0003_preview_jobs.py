@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0002_job_key'),
+        ("jobs", "0002_job_key"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='job',
-            name='type',
-            field=models.CharField(choices=[('snapshot', 'Take snapshot'), ('preview', 'Restore preview'), ('restore', 'Restore')], max_length=10),
+            model_name="job",
+            name="type",
+            field=models.CharField(
+                choices=[("snapshot", "Take snapshot"), ("preview", "Restore preview"), ("restore", "Restore")],
+                max_length=10,
+            ),
         ),
     ]

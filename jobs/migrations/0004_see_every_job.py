@@ -4,14 +4,16 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0003_preview_jobs'),
+        ("jobs", "0003_preview_jobs"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='job',
-            options={'ordering': ['-created_at', '-id'], 'permissions': [('see_every_job', "Can see every user's jobs")]},
+            name="job",
+            options={
+                "ordering": ["-created_at", "-id"],
+                "permissions": [("see_every_job", "Can see every user's jobs")],
+            },
         ),
     ]

@@ -10,27 +10,41 @@ def forget_requeue_task(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0004_see_every_job'),
-        ('django_celery_beat', '0001_initial'),
+        ("jobs", "0004_see_every_job"),
+        ("django_celery_beat", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='dispatched_at',
-            field=models.DateTimeField(blank=True, help_text='When a message for the job last reached the broker (null: not yet).', null=True),
+            model_name="job",
+            name="dispatched_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When a message for the job last reached the broker (null: not yet).", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='job',
-            name='start_by',
-            field=models.DateTimeField(blank=True, help_text='The job is never started after this (null: no deadline).', null=True),
+            model_name="job",
+            name="start_by",
+            field=models.DateTimeField(
+                blank=True, help_text="The job is never started after this (null: no deadline).", null=True
+            ),
         ),
         migrations.AlterField(
-            model_name='job',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('expired', 'Expired')], db_index=True, default='pending', max_length=10),
+            model_name="job",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("running", "Running"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("expired", "Expired"),
+                ],
+                db_index=True,
+                default="pending",
+                max_length=10,
+            ),
         ),
         migrations.RunPython(forget_requeue_task, migrations.RunPython.noop),
     ]

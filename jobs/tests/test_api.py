@@ -12,7 +12,12 @@ def test_a_user_reads_their_job(client, operator):
     job = Job.objects.create(type=JobType.RESTORE, created_by=operator, data={"preview": 3})
     client.force_login(operator)
     body = client.get(f"/api/v1/jobs/{job.id}/").json()
-    assert (body["status"], body["type"], body["data"], body["created_by"]) == ("pending", "restore", {"preview": 3}, "op")
+    assert (body["status"], body["type"], body["data"], body["created_by"]) == (
+        "pending",
+        "restore",
+        {"preview": 3},
+        "op",
+    )
 
 
 def test_other_users_jobs_are_not_found(client, operator, admin_user):

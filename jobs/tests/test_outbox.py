@@ -121,7 +121,9 @@ def test_a_pending_job_past_its_deadline_expires_without_any_delivery(db, admin_
     assert job.message == "Expired: not started within 60 s of the request; nothing was written. Make a new preview."
 
 
-def test_orphaned_running_jobs_and_lost_pending_ones_are_sent_again_once_per_run(transactional_db, admin_user, redis_db):
+def test_orphaned_running_jobs_and_lost_pending_ones_are_sent_again_once_per_run(
+    transactional_db, admin_user, redis_db
+):
     now = timezone.now()
     orphan = make_job(admin_user, JobStatus.RUNNING, JobType.RESTORE, dispatched_at=now - timedelta(seconds=5))
     held = make_job(admin_user, JobStatus.RUNNING)

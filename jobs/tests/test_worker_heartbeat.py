@@ -22,8 +22,12 @@ def test_a_beat_records_the_worker_with_its_name_pid_and_concurrency(redis_db):
 
     (beat,) = live.read_worker_heartbeats(redis_db)
     assert (beat["id"], beat["name"], beat["pid"], beat["concurrency"], beat["active"]) == (
-        f"celery@host/{os.getpid()}", "celery@host", os.getpid(), 2, 0,
-    )  # fmt: skip
+        f"celery@host/{os.getpid()}",
+        "celery@host",
+        os.getpid(),
+        2,
+        0,
+    )
 
 
 def test_a_started_heartbeat_beats_at_once_and_again_every_interval(redis_db):
@@ -55,7 +59,6 @@ def test_redis_down_is_a_warning_not_a_crash(settings, caplog):
     heartbeat.stop()
 
     assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
-
 
 
 def test_a_healthy_worker_pings_the_systemd_watchdog_with_each_beat(redis_db, systemd_socket):

@@ -50,7 +50,11 @@ def announce(writer):
 def headers(client, transactional_db, make_user):
     """WebSocket handshake headers: an Origin the ASGI app accepts and a signed-in viewer's session cookie."""
     client.force_login(make_user("viewer", "op"))
-    return [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    return [
+        (b"origin", b"http://127.0.0.1"),
+        (b"host", b"127.0.0.1"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
 
 
 @pytest.fixture
@@ -60,13 +64,19 @@ def monitor_process():
 
     def start(*args, **env):
         environment = dict(
-            os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
-            SQUIRREL_DB_NAME=connection.settings_dict["NAME"], PYTHONUNBUFFERED="1", **env,
-        )  # fmt: skip
+            os.environ,
+            DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
+            SQUIRREL_DB_NAME=connection.settings_dict["NAME"],
+            PYTHONUNBUFFERED="1",
+            **env,
+        )
         process = subprocess.Popen(
             [sys.executable, "manage.py", "monitor_pvs", *args],
-            cwd=settings.BASE_DIR, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            cwd=settings.BASE_DIR,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         processes.append(process)
         return process
 

@@ -30,9 +30,17 @@ def make_value(address, kind="float", value=1.5, **overrides) -> LiveValue:
 
 def make_meta(**overrides) -> LiveMeta:
     fields = dict(
-        units="", precision=None, enum_labels=None, lower_limit=None, upper_limit=None,
-        host="ioc:5064", kind="float", count=1, read_access=True, write_access=True,
-    )  # fmt: skip
+        units="",
+        precision=None,
+        enum_labels=None,
+        lower_limit=None,
+        upper_limit=None,
+        host="ioc:5064",
+        kind="float",
+        count=1,
+        read_access=True,
+        write_access=True,
+    )
     fields.update(overrides)
     return LiveMeta(**fields)
 
@@ -71,10 +79,12 @@ def test_scripts_authenticate_with_a_token(client, viewer, redis_db):
 def test_written_values_appear_with_units_and_precision(api, writer):
     (pv,) = make_pvs(1)
     writer.write(
-        {pv.setpoint_address: make_value(pv.setpoint_address, value=2.5, severity=1, status=3),
-         pv.readback_address: make_value(pv.readback_address, value=2.49, connected=False)},
+        {
+            pv.setpoint_address: make_value(pv.setpoint_address, value=2.5, severity=1, status=3),
+            pv.readback_address: make_value(pv.readback_address, value=2.49, connected=False),
+        },
         {pv.setpoint_address: make_meta(units="mA", precision=2)},
-    )  # fmt: skip
+    )
 
     (row,) = api.get(URL).json()["results"]
 
@@ -87,8 +97,11 @@ def test_written_values_appear_with_units_and_precision(api, writer):
     assert setpoint["timestamp"] == "2023-11-14T22:13:20+00:00"
     assert setpoint["age"] > 0
     assert (readback["value"], readback["connected"], readback["units"], readback["precision"]) == (
-        2.49, False, "", None
-    )  # fmt: skip
+        2.49,
+        False,
+        "",
+        None,
+    )
 
 
 def test_unknown_addresses_are_null(api, writer):
@@ -140,8 +153,12 @@ def test_never_processed_record_has_null_timestamp(api, writer):
 
 def test_non_finite_floats_are_spelled_as_strings(api, writer):
     PV.objects.create(setpoint_address="SIM:NAN", readback_address="SIM:ARR")
-    writer.write({"SIM:NAN": make_value("SIM:NAN", value=math.nan),
-                  "SIM:ARR": make_value("SIM:ARR", "float_array", [1.0, math.inf, -math.inf])})  # fmt: skip
+    writer.write(
+        {
+            "SIM:NAN": make_value("SIM:NAN", value=math.nan),
+            "SIM:ARR": make_value("SIM:ARR", "float_array", [1.0, math.inf, -math.inf]),
+        }
+    )
 
     (row,) = api.get(URL).json()["results"]
 
@@ -189,6 +206,7 @@ def test_page_reads_redis_in_one_round_trip(api, writer, monkeypatch):
     make_pvs(20)
     calls = []
     read = live.read_values_and_metadata
+
     def counting_read(addresses, client=None):
         calls.append(addresses)
         return read(addresses, client)

@@ -86,8 +86,14 @@ def test_the_first_message_is_full_with_the_current_values(headers, announce):
 
     first = run(scenario)
     assert (first["type"], first["seq"]) == ("values", 1)
-    assert first["values"]["T:CUR"] == {"value": 1.23456, "display": "1.23 mA", "severity": 0, "status": 0,
-                                        "connected": True, "timestamp": 1_700_000_000.25}  # fmt: skip
+    assert first["values"]["T:CUR"] == {
+        "value": 1.23456,
+        "display": "1.23 mA",
+        "severity": 0,
+        "status": 0,
+        "connected": True,
+        "timestamp": 1_700_000_000.25,
+    }
     assert (first["values"]["T:MODE"]["value"], first["values"]["T:MODE"]["display"]) == (1, "On")
     assert first["values"]["T:UNKNOWN"]["connected"] is False
 
@@ -256,7 +262,9 @@ def test_the_hub_stops_when_its_last_client_leaves(headers, announce):
 def caput(address: str, value) -> None:
     """Write a PV from a separate Channel Access client process, as an operator's tool would."""
     script = "import epics, sys\nassert epics.caput(sys.argv[1], int(sys.argv[2]), wait=True, timeout=5) == 1"
-    done = subprocess.run([sys.executable, "-c", script, address, str(value)], capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-c", script, address, str(value)], capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 0, done.stderr
 
 

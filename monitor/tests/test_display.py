@@ -21,11 +21,15 @@ from monitor.tests.test_live import make_meta, make_value
         ("enum", 5, dict(enum_labels=["Off", "On"]), "5"),
         ("string", "Open", dict(units="ignored"), "Open"),
         ("float_array", [1.0, 2.0], dict(units="mm", precision=1), "[1.0, 2.0] mm"),
-        ("float_array", [float(i) for i in range(1000)], dict(units="", precision=1),
-         "[0.0, 1.0, 2.0, 3.0, 4.0, … (1000 values)]"),
+        (
+            "float_array",
+            [float(i) for i in range(1000)],
+            dict(units="", precision=1),
+            "[0.0, 1.0, 2.0, 3.0, 4.0, … (1000 values)]",
+        ),
         ("int_array", [7], dict(units="", precision=None), "[7]"),
     ],
-)  # fmt: skip
+)
 def test_display_text_of_each_kind(kind, value, meta, expected):
     assert display_text(make_value(kind=kind, value=value), make_meta(**meta)) == expected
 

@@ -21,9 +21,17 @@ def make_value(address="SIM:A", kind="float", value=1.5, **overrides) -> LiveVal
 
 def make_meta(**overrides) -> LiveMeta:
     fields = dict(
-        units="mA", precision=3, enum_labels=None, lower_limit=-10.0, upper_limit=10.0,
-        host="127.0.0.1:15064", kind="float", count=1, read_access=True, write_access=True,
-    )  # fmt: skip
+        units="mA",
+        precision=3,
+        enum_labels=None,
+        lower_limit=-10.0,
+        upper_limit=10.0,
+        host="127.0.0.1:15064",
+        kind="float",
+        count=1,
+        read_access=True,
+        write_access=True,
+    )
     fields.update(overrides)
     return LiveMeta(**fields)
 
@@ -94,14 +102,27 @@ def test_from_reading_copies_the_reading_as_connected():
 
 def test_from_metadata_copies_every_field_but_the_address():
     metadata = epics_io.Metadata(
-        "SIM:A", "enum", 1, units="", precision=None, enum_labels=["Off", "On"], host="ioc:5064",
-        read_access=True, write_access=False,
-    )  # fmt: skip
+        "SIM:A",
+        "enum",
+        1,
+        units="",
+        precision=None,
+        enum_labels=["Off", "On"],
+        host="ioc:5064",
+        read_access=True,
+        write_access=False,
+    )
 
     assert LiveMeta.from_metadata(metadata) == make_meta(
-        units="", precision=None, enum_labels=["Off", "On"], lower_limit=None, upper_limit=None,
-        host="ioc:5064", kind="enum", write_access=False,
-    )  # fmt: skip
+        units="",
+        precision=None,
+        enum_labels=["Off", "On"],
+        lower_limit=None,
+        upper_limit=None,
+        host="ioc:5064",
+        kind="enum",
+        write_access=False,
+    )
 
 
 def test_shard_parse_reads_index_and_count():
@@ -222,8 +243,11 @@ def test_paused_leader_write_is_rejected_after_takeover(redis_db):
     b_value = make_value(value=2.0)
     assert writer_b.write({"SIM:A": b_value}, {"SIM:A": make_meta(units="B")})
 
-    rejected = writer_a.write({"SIM:A": make_value(value=1.0), "SIM:X": make_value("SIM:X")},
-                              {"SIM:A": make_meta(units="A")}, deleted=["SIM:A"])  # fmt: skip
+    rejected = writer_a.write(
+        {"SIM:A": make_value(value=1.0), "SIM:X": make_value("SIM:X")},
+        {"SIM:A": make_meta(units="A")},
+        deleted=["SIM:A"],
+    )
 
     assert rejected is False
     assert live.read_all_values(redis_db) == {"SIM:A": b_value}
@@ -344,11 +368,18 @@ def test_extra_values_come_in_the_same_round_trip(redis_db):
     lease = live.Lease(redis_db, live.Shard(0, 1), "t")
     assert lease.acquire()
     live.FencedWriter(redis_db, lease).write(
-        {"SIM:SP": live.LiveValue("SIM:SP", "float", 1.0, 0, 0, 1.0, 1.0, True),
-         "SIM:RB": live.LiveValue("SIM:RB", "float", 2.0, 0, 0, 1.0, 1.0, True)}  # fmt: skip
+        {
+            "SIM:SP": live.LiveValue("SIM:SP", "float", 1.0, 0, 0, 1.0, 1.0, True),
+            "SIM:RB": live.LiveValue("SIM:RB", "float", 2.0, 0, 0, 1.0, 1.0, True),
+        }
     )
     values, metas, extras = live.read_values_and_metadata(["SIM:SP"], redis_db, extra_values=["SIM:RB", "SIM:NONE"])
-    assert (values["SIM:SP"].value, metas["SIM:SP"], extras["SIM:RB"].value, extras["SIM:NONE"]) == (1.0, None, 2.0, None)
+    assert (values["SIM:SP"].value, metas["SIM:SP"], extras["SIM:RB"].value, extras["SIM:NONE"]) == (
+        1.0,
+        None,
+        2.0,
+        None,
+    )
 
 
 def test_change_notices_of_two_redis_databases_do_not_mix():

@@ -35,8 +35,14 @@ PAGE = """<!doctype html><html><head><title>live.js</title>
 
 
 def value(v, display, severity=0, connected=True):
-    return {"value": v, "display": display, "severity": severity, "status": 0, "connected": connected,
-            "timestamp": 1_700_000_000.0}  # fmt: skip
+    return {
+        "value": v,
+        "display": display,
+        "severity": severity,
+        "status": 0,
+        "connected": connected,
+        "timestamp": 1_700_000_000.0,
+    }
 
 
 class ScriptedServer:
@@ -90,9 +96,15 @@ def test_the_page_subscribes_once_per_address_and_shows_values_deltas_and_tolera
     page.goto(f"{SITE}/")
     assert server.wait_for(lambda m: "subscribe" in m, "a subscription") == {"subscribe": ["T:A", "T:E", "T:W"]}
 
-    server.send_and_wait_for_ack(1, True, {
-        "T:A": value(1.05, "1.05 mA"), "T:W": value([1.0, 2.5], "[1.0, 2.5]"), "T:E": value(2, "Two"),
-    })  # fmt: skip
+    server.send_and_wait_for_ack(
+        1,
+        True,
+        {
+            "T:A": value(1.05, "1.05 mA"),
+            "T:W": value([1.0, 2.5], "[1.0, 2.5]"),
+            "T:E": value(2, "Two"),
+        },
+    )
     assert text(page, "#a1") == text(page, "#a2") == "1.05 mA"
     assert page.locator("#a1").get_attribute("data-connected") == "true"
     assert (text(page, "#delta-a"), text(page, "#delta-w"), text(page, "#delta-e")) == ("0.05", "0.5", "")
@@ -114,8 +126,9 @@ def test_new_elements_are_subscribed_and_a_lost_socket_comes_back_with_the_same_
     server = ScriptedServer(page)
     page.goto(f"{SITE}/")
     server.wait_for(lambda m: "subscribe" in m, "a subscription")
-    server.send_and_wait_for_ack(1, True, {"T:A": value(1.0, "1.0"), "T:W": value([1, 2], "[1, 2]"),
-                                           "T:E": value(1, "One")})  # fmt: skip
+    server.send_and_wait_for_ack(
+        1, True, {"T:A": value(1.0, "1.0"), "T:W": value([1, 2], "[1, 2]"), "T:E": value(1, "One")}
+    )
     page.evaluate("""() => {
         const span = document.createElement("span");
         span.dataset.liveAddress = "T:NEW";
@@ -147,14 +160,27 @@ def classes(page, selector) -> set[str]:
 
 
 CASES = [
-    (1.0, 1.05, "float", 0.1, 0.0), (1.0, 1.2, "float", 0.1, 0.0), (100.0, 101.0, "float", 0.0, 0.02),
-    ("NaN", "NaN", "float", 0.0, 0.0), ("NaN", 1.0, "float", 1.0, 0.0), ("Infinity", "Infinity", "float", 0, 0),
-    ("Infinity", "-Infinity", "float", 0, 0), (None, 1.0, "float", 1, 0), (1.0, None, "float", 1, 0),
-    (3, 4, "int", 1, 0), (3, 5, "int", 1, 0), ([1.0, 2.0], [1.0, 2.05], "float_array", 0.1, 0),
-    ([1.0, 2.0], [1.0], "float_array", 0.1, 0), ([1, 2], [1, 3], "int_array", 0, 0), (5.0, [5.0], "float_array", 0, 0),
-    (1, 1, "enum", 0, 0), (1, 2, "enum", 0, 0), ("a", "a", "string", 0, 0), ("a", "b", "string", 0, 0),
+    (1.0, 1.05, "float", 0.1, 0.0),
+    (1.0, 1.2, "float", 0.1, 0.0),
+    (100.0, 101.0, "float", 0.0, 0.02),
+    ("NaN", "NaN", "float", 0.0, 0.0),
+    ("NaN", 1.0, "float", 1.0, 0.0),
+    ("Infinity", "Infinity", "float", 0, 0),
+    ("Infinity", "-Infinity", "float", 0, 0),
+    (None, 1.0, "float", 1, 0),
+    (1.0, None, "float", 1, 0),
+    (3, 4, "int", 1, 0),
+    (3, 5, "int", 1, 0),
+    ([1.0, 2.0], [1.0, 2.05], "float_array", 0.1, 0),
+    ([1.0, 2.0], [1.0], "float_array", 0.1, 0),
+    ([1, 2], [1, 3], "int_array", 0, 0),
+    (5.0, [5.0], "float_array", 0, 0),
+    (1, 1, "enum", 0, 0),
+    (1, 2, "enum", 0, 0),
+    ("a", "a", "string", 0, 0),
+    ("a", "b", "string", 0, 0),
     (1.0, "text", "float", 0, 0),
-]  # fmt: skip
+]
 
 
 def test_tolerance_delta_and_number_text_follow_the_python_rules(page):

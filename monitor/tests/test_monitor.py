@@ -28,7 +28,9 @@ def make_monitor(redis_db):
 
     def make(shard="0/1", owner=None, **overrides):
         options = {**FAST, **overrides}
-        monitor = Monitor(MonitorSettings(shard=live.Shard.parse(shard), owner=owner or f"test-{len(monitors)}", **options))
+        monitor = Monitor(
+            MonitorSettings(shard=live.Shard.parse(shard), owner=owner or f"test-{len(monitors)}", **options)
+        )
         monitors.append(monitor)
         return monitor
 
@@ -240,8 +242,16 @@ def test_a_new_leader_deletes_values_a_dead_leader_left_for_deleted_pvs(transact
     PV.objects.create(setpoint_address="NOIOC:KEPT")
     old = time.time() - 60
     for address, received in {"NOIOC:GONE": old, "NOIOC:KEPT": old, "NOIOC:JUST_ADDED": time.time()}.items():
-        redis_db.hset(live.VALUES_KEY, address, live.encode_value(live.LiveValue(address, "float", 1.0, 0, 0, old, received, True)))
-    redis_db.hset(live.META_KEY, "NOIOC:META_ONLY", live.encode_meta(live.LiveMeta("", 3, None, None, None, "", "float", 1, True, True)))
+        redis_db.hset(
+            live.VALUES_KEY,
+            address,
+            live.encode_value(live.LiveValue(address, "float", 1.0, 0, 0, old, received, True)),
+        )
+    redis_db.hset(
+        live.META_KEY,
+        "NOIOC:META_ONLY",
+        live.encode_meta(live.LiveMeta("", 3, None, None, None, "", "float", 1, True, True)),
+    )
     monitor = make_monitor()
     assert monitor.try_lead()
     assert monitor._pending_deletes == {"NOIOC:GONE", "NOIOC:META_ONLY"}

@@ -5,8 +5,14 @@ import json
 import pytest
 
 from monitor.payloads import (
-    Ack, Subscribe, error_message, parse_client_message, value_entry, value_payload, values_message,
-)  # fmt: skip
+    Ack,
+    Subscribe,
+    error_message,
+    parse_client_message,
+    value_entry,
+    value_payload,
+    values_message,
+)
 from monitor.tests.test_live import make_meta, make_value
 
 
@@ -14,16 +20,28 @@ def test_a_value_carries_value_display_alarm_connection_and_ioc_time():
     entry = value_entry("SIM:A", make_value(value=1.5, severity=1, status=3), make_meta(units="mA", precision=2))
     message = json.loads(values_message(7, False, [entry]))
     assert message == {
-        "type": "values", "seq": 7, "full": False,
-        "values": {"SIM:A": {"value": 1.5, "display": "1.50 mA", "severity": 1, "status": 3,
-                             "connected": True, "timestamp": 1_700_000_000.25}},
-    }  # fmt: skip
+        "type": "values",
+        "seq": 7,
+        "full": False,
+        "values": {
+            "SIM:A": {
+                "value": 1.5,
+                "display": "1.50 mA",
+                "severity": 1,
+                "status": 3,
+                "connected": True,
+                "timestamp": 1_700_000_000.25,
+            }
+        },
+    }
 
 
 @pytest.mark.parametrize(
     "value, meta",
     [
-        (make_value(value=-0.0), None), (make_value(value=1e300), make_meta()), (make_value(value=float("-inf")), None),
+        (make_value(value=-0.0), None),
+        (make_value(value=1e300), make_meta()),
+        (make_value(value=float("-inf")), None),
         (make_value(kind="int", value=-7, severity=2, status=7), make_meta(units="counts", precision=None)),
         (make_value(kind="enum", value=1), make_meta(enum_labels=["Off", 'On "quoted" ✓'])),
         (make_value(kind="string", value='back\\slash "and" ünïcode'), None),
@@ -31,15 +49,21 @@ def test_a_value_carries_value_display_alarm_connection_and_ioc_time():
         (make_value(kind="", value=None, timestamp=0.0, connected=False), None),
         (None, None),
     ],
-)  # fmt: skip
+)
 def test_the_hand_built_entry_is_the_json_of_the_payload(value, meta):
     assert json.loads("{" + value_entry("SIM:A", value, meta) + "}") == {"SIM:A": value_payload(value, meta)}
 
 
 def test_an_address_without_a_value_reads_as_disconnected():
     (payload,) = json.loads(values_message(1, True, [value_entry("SIM:NONE", None, None)]))["values"].values()
-    assert payload == {"value": None, "display": "", "severity": None, "status": None, "connected": False,
-                       "timestamp": None}  # fmt: skip
+    assert payload == {
+        "value": None,
+        "display": "",
+        "severity": None,
+        "status": None,
+        "connected": False,
+        "timestamp": None,
+    }
 
 
 def test_enum_value_is_the_index_and_display_the_label():
@@ -66,10 +90,21 @@ def test_client_messages():
 
 @pytest.mark.parametrize(
     "text",
-    ["", "not json", "[]", '{"ack": -1}', '{"ack": true}', '{"ack": "3"}', '{"subscribe": "A"}',
-     '{"subscribe": [""]}', '{"subscribe": [1]}', '{"subscribe": ["' + "A" * 200 + '"]}',
-     '{"hello": 1}', '{"ack": 1, "subscribe": []}'],
-)  # fmt: skip
+    [
+        "",
+        "not json",
+        "[]",
+        '{"ack": -1}',
+        '{"ack": true}',
+        '{"ack": "3"}',
+        '{"subscribe": "A"}',
+        '{"subscribe": [""]}',
+        '{"subscribe": [1]}',
+        '{"subscribe": ["' + "A" * 200 + '"]}',
+        '{"hello": 1}',
+        '{"ack": 1, "subscribe": []}',
+    ],
+)
 def test_unknown_client_messages_are_refused_with_a_reason(text):
     with pytest.raises(ValueError, match=r"\w"):
         parse_client_message(text)

@@ -47,9 +47,10 @@ def hub_pubsub_connections(client) -> list[int]:
     """Ids of the live hubs' pub/sub connections to this Redis database."""
     db = client.connection_pool.connection_kwargs.get("db", 0)
     return [
-        c["id"] for c in client.client_list()
+        c["id"]
+        for c in client.client_list()
         if c["name"] == streams.HUB_CLIENT_NAME and int(c["db"]) == db and int(c["sub"]) > 0
-    ]  # fmt: skip
+    ]
 
 
 def test_after_losing_its_redis_connection_the_hub_resyncs_every_client(headers, announce, writer, redis_db):

@@ -101,9 +101,7 @@ class PVListSerializer(serializers.ListSerializer):
         skipped) instead of per item and field. Each present field still runs its own validation.
         pvs/tests/test_api.py checks that both give the same values and errors."""
         child = self.child
-        fields = [
-            (field, getattr(child, f"validate_{field.field_name}", None)) for field in child._writable_fields
-        ]
+        fields = [(field, getattr(child, f"validate_{field.field_name}", None)) for field in child._writable_fields]
         missing = {}
         for field, _ in fields:
             try:
@@ -153,7 +151,8 @@ class PVSerializer(serializers.ModelSerializer):
     group; GET /api/v1/tags/?name=... finds ids); `tag_labels` ("Group: Tag") are read-only."""
 
     serializer_field_mapping = {
-        **serializers.ModelSerializer.serializer_field_mapping, models.FloatField: StrictFloatField
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.FloatField: StrictFloatField,
     }
     tags = TagIdsField(max_length=settings.API_MAX_ITEMS, required=False)
     tag_labels = serializers.SerializerMethodField()
@@ -161,10 +160,22 @@ class PVSerializer(serializers.ModelSerializer):
     class Meta:
         model = PV
         fields = [
-            "id", "setpoint_address", "readback_address", "config_address", "device", "description",
-            "abs_tolerance", "rel_tolerance", "read_only", "restore_stage", "wait_for_completion",
-            "tags", "tag_labels", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "setpoint_address",
+            "readback_address",
+            "config_address",
+            "device",
+            "description",
+            "abs_tolerance",
+            "rel_tolerance",
+            "read_only",
+            "restore_stage",
+            "wait_for_completion",
+            "tags",
+            "tag_labels",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["created_at", "updated_at"]
         list_serializer_class = PVListSerializer
         extra_kwargs = {

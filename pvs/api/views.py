@@ -81,9 +81,13 @@ class PVViewSet(RegistryConflictMixin, viewsets.ModelViewSet):
     @extend_schema(request=PVIdsSerializer, responses={200: _BULK_DELETED})
     # Permissions are checked before the method: without `read`, a GET would be 403, not 405.
     @action(
-        detail=False, methods=["post"], url_path="bulk-delete", filterset_class=None, pagination_class=None,
+        detail=False,
+        methods=["post"],
+        url_path="bulk-delete",
+        filterset_class=None,
+        pagination_class=None,
         permission_classes=[needs(read="pvs.view_pv", write="pvs.delete_pv")],
-    )  # fmt: skip
+    )
     def bulk_delete(self, request):
         """Delete the PVs whose ids are given as {"ids": [...]}."""
         params = PVIdsSerializer(data=request.data)

@@ -5,37 +5,82 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tags', '0001_initial'),
+        ("tags", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PV',
+            name="PV",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('setpoint_address', models.CharField(max_length=78, unique=True, validators=[pvs.validators.validate_address])),
-                ('readback_address', models.CharField(blank=True, max_length=78, validators=[pvs.validators.validate_address])),
-                ('config_address', models.CharField(blank=True, max_length=78, validators=[pvs.validators.validate_address])),
-                ('device', models.CharField(blank=True, db_index=True, max_length=100)),
-                ('description', models.TextField(blank=True)),
-                ('abs_tolerance', models.FloatField(default=0.0, help_text='Values within this absolute difference count as equal.', validators=[pvs.validators.validate_tolerance])),
-                ('rel_tolerance', models.FloatField(default=0.0, help_text='Values within this fraction of the saved value count as equal (0.01 = 1%).', validators=[pvs.validators.validate_tolerance])),
-                ('read_only', models.BooleanField(default=False, help_text='Saved and compared, never written by a restore.')),
-                ('restore_stage', models.PositiveSmallIntegerField(default=0, help_text='Restores write lower stages first; PVs in one stage are written in parallel.')),
-                ('wait_for_completion', models.BooleanField(default=False, help_text='A restore waits for the IOC to report the put complete.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tags', models.ManyToManyField(blank=True, related_name='pvs', to='tags.tag')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "setpoint_address",
+                    models.CharField(max_length=78, unique=True, validators=[pvs.validators.validate_address]),
+                ),
+                (
+                    "readback_address",
+                    models.CharField(blank=True, max_length=78, validators=[pvs.validators.validate_address]),
+                ),
+                (
+                    "config_address",
+                    models.CharField(blank=True, max_length=78, validators=[pvs.validators.validate_address]),
+                ),
+                ("device", models.CharField(blank=True, db_index=True, max_length=100)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "abs_tolerance",
+                    models.FloatField(
+                        default=0.0,
+                        help_text="Values within this absolute difference count as equal.",
+                        validators=[pvs.validators.validate_tolerance],
+                    ),
+                ),
+                (
+                    "rel_tolerance",
+                    models.FloatField(
+                        default=0.0,
+                        help_text="Values within this fraction of the saved value count as equal (0.01 = 1%).",
+                        validators=[pvs.validators.validate_tolerance],
+                    ),
+                ),
+                (
+                    "read_only",
+                    models.BooleanField(default=False, help_text="Saved and compared, never written by a restore."),
+                ),
+                (
+                    "restore_stage",
+                    models.PositiveSmallIntegerField(
+                        default=0,
+                        help_text="Restores write lower stages first; PVs in one stage are written in parallel.",
+                    ),
+                ),
+                (
+                    "wait_for_completion",
+                    models.BooleanField(
+                        default=False, help_text="A restore waits for the IOC to report the put complete."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("tags", models.ManyToManyField(blank=True, related_name="pvs", to="tags.tag")),
             ],
             options={
-                'verbose_name': 'PV',
-                'verbose_name_plural': 'PVs',
-                'ordering': ['setpoint_address'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('abs_tolerance__gte', 0), ('abs_tolerance__lt', float("inf"))), name='pv_abs_tolerance_finite_non_negative'), models.CheckConstraint(condition=models.Q(('rel_tolerance__gte', 0), ('rel_tolerance__lt', float("inf"))), name='pv_rel_tolerance_finite_non_negative')],
+                "verbose_name": "PV",
+                "verbose_name_plural": "PVs",
+                "ordering": ["setpoint_address"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("abs_tolerance__gte", 0), ("abs_tolerance__lt", float("inf"))),
+                        name="pv_abs_tolerance_finite_non_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("rel_tolerance__gte", 0), ("rel_tolerance__lt", float("inf"))),
+                        name="pv_rel_tolerance_finite_non_negative",
+                    ),
+                ],
             },
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pvs', '0001_initial'),
+        ("pvs", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='pv',
-            name='description',
+            model_name="pv",
+            name="description",
             field=models.TextField(blank=True, max_length=1000),
         ),
     ]

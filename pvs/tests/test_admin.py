@@ -84,7 +84,9 @@ def test_add_tags_action_asks_for_tags_then_applies(staff_client, registry):
 
 def test_select_across_applies_to_every_filtered_pv(staff_client, registry):
     post = {
-        "action": "mark_read_only", "select_across": "1", "index": 0,
+        "action": "mark_read_only",
+        "select_across": "1",
+        "index": 0,
         ACTION_CHECKBOX_NAME: [PV.objects.first().id],
     }
     staff_client.post(f"{CHANGELIST}?tag={registry['und'].id}", post)
@@ -93,8 +95,12 @@ def test_select_across_applies_to_every_filtered_pv(staff_client, registry):
 
 def test_set_tolerances_with_a_negative_value_shows_the_error_and_changes_nothing(staff_client, registry):
     post = {
-        "action": "set_tolerances", ACTION_CHECKBOX_NAME: [PV.objects.first().id], "index": 0,
-        "apply": "Apply", "abs_tolerance": "-1", "rel_tolerance": "",
+        "action": "set_tolerances",
+        ACTION_CHECKBOX_NAME: [PV.objects.first().id],
+        "index": 0,
+        "apply": "Apply",
+        "abs_tolerance": "-1",
+        "rel_tolerance": "",
     }
     response = staff_client.post(CHANGELIST, post)
     assert b"may not be negative" in response.content
@@ -103,8 +109,12 @@ def test_set_tolerances_with_a_negative_value_shows_the_error_and_changes_nothin
 
 def test_remove_tags_action(staff_client, registry):
     post = {
-        "action": "remove_tags", "select_across": "1", "index": 0, "apply": "Apply",
-        ACTION_CHECKBOX_NAME: [PV.objects.first().id], "tags": [registry["magnets"].id],
+        "action": "remove_tags",
+        "select_across": "1",
+        "index": 0,
+        "apply": "Apply",
+        ACTION_CHECKBOX_NAME: [PV.objects.first().id],
+        "tags": [registry["magnets"].id],
     }
     staff_client.post(CHANGELIST, post)
     assert not registry["magnets"].pvs.exists()
@@ -218,9 +228,15 @@ def test_import_page_links_back_to_the_pv_list(staff_client, registry):
 # --- Audit: every change made in the admin is one entry, via "admin" ------------------------
 
 PV_FORM = {
-    "setpoint_address": "SIM:FORM:SP", "readback_address": "", "config_address": "", "device": "",
-    "description": "", "abs_tolerance": "0", "rel_tolerance": "0", "restore_stage": "0",
-}  # fmt: skip
+    "setpoint_address": "SIM:FORM:SP",
+    "readback_address": "",
+    "config_address": "",
+    "device": "",
+    "description": "",
+    "abs_tolerance": "0",
+    "rel_tolerance": "0",
+    "restore_stage": "0",
+}
 
 
 def _entry():
@@ -238,8 +254,13 @@ def test_adding_a_pv_in_the_admin_is_recorded(staff_client, registry, admin_user
 
 def test_editing_a_pv_in_the_admin_records_what_changed(staff_client, registry):
     pv = PV.objects.get(setpoint_address="SIM:MAG:Q000:I_SP")
-    form = {**PV_FORM, "setpoint_address": pv.setpoint_address, "device": "Q000", "abs_tolerance": "0.25",
-            "tags": [registry["linac"].id, registry["magnets"].id]}  # fmt: skip
+    form = {
+        **PV_FORM,
+        "setpoint_address": pv.setpoint_address,
+        "device": "Q000",
+        "abs_tolerance": "0.25",
+        "tags": [registry["linac"].id, registry["magnets"].id],
+    }
     response = staff_client.post(reverse("admin:pvs_pv_change", args=[pv.id]), form)
     assert response.status_code == 302
     assert PV.objects.get(pk=pv.pk).abs_tolerance == 0.25
@@ -265,7 +286,10 @@ def test_a_bulk_action_is_one_entry(staff_client, registry):
     staff_client.post(CHANGELIST, post)
     entry = _entry()
     assert (entry.action, entry.via, entry.summary, len(entry.details["addresses"])) == (
-        "pvs.changed", "admin", "Marked 300 PVs read-only", 100
+        "pvs.changed",
+        "admin",
+        "Marked 300 PVs read-only",
+        100,
     )
 
 

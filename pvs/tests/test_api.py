@@ -166,7 +166,10 @@ def test_create_returns_the_pv_with_defaults_and_tags(as_editor, registry):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert (body["setpoint_address"], body["abs_tolerance"], body["rel_tolerance"], body["read_only"]) == (
-        "NEW:A", 0.5, 0.0, False
+        "NEW:A",
+        0.5,
+        0.0,
+        False,
     )
     assert (body["tags"], body["tag_labels"]) == ([registry["und"].id], ["Area: UND"])
     assert PV.objects.get(pk=body["id"]).tags.get() == registry["und"]
@@ -316,7 +319,13 @@ def test_several_bad_fields_are_reported_together(as_editor, db):
 
 ITEMS = [
     {"setpoint_address": "NEW:A"},
-    {"setpoint_address": " NEW:B ", "description": " kept ", "abs_tolerance": "0.5", "read_only": "true", "tags": [2, 2]},
+    {
+        "setpoint_address": " NEW:B ",
+        "description": " kept ",
+        "abs_tolerance": "0.5",
+        "read_only": "true",
+        "tags": [2, 2],
+    },
     {"setpoint_address": "NEW:C", "readback_address": "", "restore_stage": "3", "unknown": "ignored", "id": 7},
     {"device": "no address"},
     {"setpoint_address": None, "abs_tolerance": "NaN", "rel_tolerance": True, "tags": "x"},
@@ -347,7 +356,6 @@ def _outcome(validate, item):
 def test_bulk_item_validation_agrees_with_drf(db, make, item):
     items = make()
     assert _outcome(items.item_validator(), item) == _outcome(items.child.run_validation, item)
-
 
 
 def test_bulk_create_returns_the_ids_in_item_order(as_editor, registry):
@@ -419,7 +427,10 @@ def test_bulk_create_is_one_audit_entry(as_editor, editor, db):
     send(as_editor, "post", BULK, [{"setpoint_address": f"NEW:{i}"} for i in range(3)])
     entry = AuditEntry.objects.get()
     assert (entry.action, entry.via, entry.actor, entry.details) == (
-        "pvs.created", "api", editor, {"count": 3, "addresses": ["NEW:0", "NEW:1", "NEW:2"]}
+        "pvs.created",
+        "api",
+        editor,
+        {"count": 3, "addresses": ["NEW:0", "NEW:1", "NEW:2"]},
     )
 
 
@@ -442,7 +453,9 @@ def test_bulk_update_changes_only_the_given_fields_of_each_pv(as_editor, registr
 
 def test_bulk_update_with_an_unknown_id_changes_nothing(as_editor, registry):
     items = [
-        {"id": registry["q1"].id, "device": "X"}, {"id": 999999, "device": "Y"}, {"id": registry["q2"].id, "device": "Z"}
+        {"id": registry["q1"].id, "device": "X"},
+        {"id": 999999, "device": "Y"},
+        {"id": registry["q2"].id, "device": "Z"},
     ]
     assert invalid(send(as_editor, "patch", BULK, items)) == {"1.id": ["No PV with id 999999."]}
     assert sorted(PV.objects.values_list("device", flat=True)) == ["BPM1", "Q1", "Q2"]
@@ -572,7 +585,10 @@ def test_bulk_delete_needs_the_delete_permission(client, make_user, registry):
     response = send(client, "post", BULK_DELETE, {"ids": [registry["q1"].id]})
     assert response.status_code == 403
     assert response.json()["error"] == {
-        "status": 403, "code": "permission_denied", "message": "This needs the permission pvs.delete_pv.", "fields": {}
+        "status": 403,
+        "code": "permission_denied",
+        "message": "This needs the permission pvs.delete_pv.",
+        "fields": {},
     }
 
 

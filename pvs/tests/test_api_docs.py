@@ -23,8 +23,11 @@ def test_the_python_example_runs_as_documented(live_server, editor, capsys):
     _, token = AuthToken.objects.create(editor)
     code = python_example()
     # The server, the token, and 40 PVs instead of 40,000 (the same point, faster).
-    for old, new in [("http://127.0.0.1:8000", live_server.url), ("Token sqt_...", f"Token {token}"),
-                     ("range(1, 40_001)", "range(1, 41)")]:  # fmt: skip
+    for old, new in [
+        ("http://127.0.0.1:8000", live_server.url),
+        ("Token sqt_...", f"Token {token}"),
+        ("range(1, 40_001)", "range(1, 41)"),
+    ]:
         assert old in code, f"the example no longer has {old!r}; update this test"
         code = code.replace(old, new)
     exec(compile(code, str(DOC), "exec"), {})

@@ -219,7 +219,9 @@ def restore_initial_values(sim_ioc, service):
     """Puts the initial value back into every PV a test wrote, for the tests that follow."""
     written: list[sim.SimPV] = []
     yield written
-    requests = [PutRequest(pv.setpoint, list(pv.value) if pv.kind == sim.WAVEFORM else pv.value, wait=True) for pv in written]
+    requests = [
+        PutRequest(pv.setpoint, list(pv.value) if pv.kind == sim.WAVEFORM else pv.value, wait=True) for pv in written
+    ]
     assert all(result.ok for result in service.put(requests).values())
 
 
@@ -238,7 +240,10 @@ def test_process_service_is_one_instance_for_every_thread():
 
 @pytest.mark.ioc
 def test_reads_every_kind_with_its_value(sim_ioc, service):
-    pvs = {kind: sim_ioc.of_kind(kind)[-1] for kind in (sim.PAIR, sim.READONLY, sim.INT, sim.ENUM, sim.STRING, sim.WAVEFORM)}
+    pvs = {
+        kind: sim_ioc.of_kind(kind)[-1]
+        for kind in (sim.PAIR, sim.READONLY, sim.INT, sim.ENUM, sim.STRING, sim.WAVEFORM)
+    }
     results = service.read([pv.setpoint for pv in pvs.values()] + [pvs[sim.PAIR].readback])
     assert all(result.error is None for result in results.values())
     kinds = {kind: (results[pv.setpoint].reading.kind, results[pv.setpoint].reading.value) for kind, pv in pvs.items()}
@@ -275,9 +280,13 @@ def test_puts_of_every_kind_are_seen_by_an_independent_client(sim_ioc, service, 
     independent = ChannelSet()
     try:
         independent.add(expected)
-        got = poll_until(independent, lambda c: all(
-            a in c["readings"] and c["readings"][a].value == pytest.approx(v) for a, v in expected.items()
-        ), timeout=5)  # fmt: skip
+        got = poll_until(
+            independent,
+            lambda c: all(
+                a in c["readings"] and c["readings"][a].value == pytest.approx(v) for a, v in expected.items()
+            ),
+            timeout=5,
+        )
     finally:
         independent.close()
     assert got["readings"][wave.setpoint].kind == "float_array"

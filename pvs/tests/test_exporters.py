@@ -11,8 +11,16 @@ from pvs.models import PV
 from tags.models import Tag, TagGroup
 
 HEADER = [
-    "Setpoint", "Readback", "Description", "Config", "Device", "Abs Tolerance", "Rel Tolerance",
-    "Read Only", "Restore Stage", "Wait For Completion",
+    "Setpoint",
+    "Readback",
+    "Description",
+    "Config",
+    "Device",
+    "Abs Tolerance",
+    "Rel Tolerance",
+    "Read Only",
+    "Restore Stage",
+    "Wait For Completion",
 ]
 
 
@@ -23,12 +31,20 @@ def registry(db):
     system = TagGroup.objects.create(name="System")
     TagGroup.objects.create(name="Empty")
     magnet = PV.objects.create(
-        setpoint_address="LI20:MAG:BDES", readback_address="LI20:MAG:BACT", config_address="LI20:MAG:CFG",
-        device="MAG1", description='Bend, "main"\nsecond line', abs_tolerance=0.1 + 0.2,
-        rel_tolerance=1e-12, read_only=True, restore_stage=3, wait_for_completion=True,
+        setpoint_address="LI20:MAG:BDES",
+        readback_address="LI20:MAG:BACT",
+        config_address="LI20:MAG:CFG",
+        device="MAG1",
+        description='Bend, "main"\nsecond line',
+        abs_tolerance=0.1 + 0.2,
+        rel_tolerance=1e-12,
+        read_only=True,
+        restore_stage=3,
+        wait_for_completion=True,
     )
     magnet.tags.add(
-        Tag.objects.create(group=area, name="LI21"), Tag.objects.create(group=area, name="LI20"),
+        Tag.objects.create(group=area, name="LI21"),
+        Tag.objects.create(group=area, name="LI20"),
         Tag.objects.create(group=system, name="Magnets"),
     )
     PV.objects.create(setpoint_address="AA:FIRST")
@@ -57,8 +73,19 @@ def test_export_writes_fields_and_joins_a_groups_tags(registry):
     row = list(csv.reader(io.StringIO(export())))[2]
 
     assert row == [
-        "LI20:MAG:BDES", "LI20:MAG:BACT", 'Bend, "main"\nsecond line', "LI20:MAG:CFG", "MAG1",
-        "0.30000000000000004", "1e-12", "true", "3", "true", "LI20,LI21", "", "Magnets",
+        "LI20:MAG:BDES",
+        "LI20:MAG:BACT",
+        'Bend, "main"\nsecond line',
+        "LI20:MAG:CFG",
+        "MAG1",
+        "0.30000000000000004",
+        "1e-12",
+        "true",
+        "3",
+        "true",
+        "LI20,LI21",
+        "",
+        "Magnets",
     ]
 
 
@@ -90,8 +117,18 @@ def test_reimporting_an_export_changes_nothing(registry):
 
 def test_export_imports_into_an_empty_registry_as_the_same_pvs(registry):
     text = export()
-    fields = ["setpoint_address", "readback_address", "config_address", "device", "description",
-              "abs_tolerance", "rel_tolerance", "read_only", "restore_stage", "wait_for_completion"]
+    fields = [
+        "setpoint_address",
+        "readback_address",
+        "config_address",
+        "device",
+        "description",
+        "abs_tolerance",
+        "rel_tolerance",
+        "read_only",
+        "restore_stage",
+        "wait_for_completion",
+    ]
     before = list(PV.objects.values(*fields))
     PV.objects.all().delete()
     Tag.objects.all().delete()
@@ -100,7 +137,9 @@ def test_export_imports_into_an_empty_registry_as_the_same_pvs(registry):
 
     assert list(PV.objects.values(*fields)) == before
     assert sorted(str(tag) for tag in PV.objects.get(device="MAG1").tags.all()) == [
-        "Area: LI20", "Area: LI21", "System: Magnets"
+        "Area: LI20",
+        "Area: LI21",
+        "System: Magnets",
     ]
 
 

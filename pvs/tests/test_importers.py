@@ -25,7 +25,9 @@ def tag_labels(pv: PV) -> list[str]:
 def registry(db):
     """One PV, LI20:MAG:BDES, with a description and the tags Area: LI20 and System: Magnets."""
     pv = PV.objects.create(
-        setpoint_address="LI20:MAG:BDES", readback_address="LI20:MAG:BACT", description="Old",
+        setpoint_address="LI20:MAG:BDES",
+        readback_address="LI20:MAG:BACT",
+        description="Old",
         abs_tolerance=0.5,
     )
     area = TagGroup.objects.create(name="Area")
@@ -48,10 +50,17 @@ def test_csv_creates_pvs_with_fields_and_tags(db):
     assert (report.new, report.updated, report.unchanged) == (1, 0, 0)
     pv = PV.objects.get()
     assert (pv.setpoint_address, pv.readback_address, pv.description, pv.device) == (
-        "LI20:MAG:BDES", "LI20:MAG:BACT", "Bend", "MAG1"
+        "LI20:MAG:BDES",
+        "LI20:MAG:BACT",
+        "Bend",
+        "MAG1",
     )
     assert (pv.abs_tolerance, pv.rel_tolerance, pv.read_only, pv.restore_stage, pv.wait_for_completion) == (
-        0.25, 0.01, False, 2, True
+        0.25,
+        0.01,
+        False,
+        2,
+        True,
     )
     assert tag_labels(pv) == ["Area: LI20", "Area: LI21"]
 
@@ -97,7 +106,9 @@ def test_csv_booleans_accept_yes_no_one_zero_in_any_case(db):
     csv_import("Setpoint,Readback,Read Only,Wait For Completion\nA:1,,YES,0\nA:2,,False,1\nA:3,,,\n")
 
     assert list(PV.objects.values_list("read_only", "wait_for_completion")) == [
-        (True, False), (False, True), (False, False)
+        (True, False),
+        (False, True),
+        (False, False),
     ]
 
 
@@ -161,7 +172,7 @@ def test_csv_row_line_is_where_a_multiline_row_starts(db):
     [
         ("A:1,,x\n", "Expected 4 columns as in the header, found 3."),
         ("A 1,,,\n", "Setpoint 'A 1': The address contains whitespace."),
-        ("A:1,R\"B,,\n", "Readback 'R\"B': The address contains a quote."),
+        ('A:1,R"B,,\n', "Readback 'R\"B': The address contains a quote."),
         (",,desc,\n", "Setpoint and Readback are both empty; a PV needs at least one of them."),
     ],
 )
@@ -205,9 +216,7 @@ def test_csv_bad_tolerance_is_an_error(db, cell, message):
 def test_csv_bad_boolean_is_an_error(db):
     report = csv_import("Setpoint,Readback,Read Only\nA:1,,maybe\n")
 
-    assert error_texts(report) == [
-        "registry.csv:2: Read Only 'maybe': Not a boolean; use true/false, yes/no or 1/0."
-    ]
+    assert error_texts(report) == ["registry.csv:2: Read Only 'maybe': Not a boolean; use true/false, yes/no or 1/0."]
 
 
 @pytest.mark.parametrize("cell", ["-1", "1.5", "x", "40000"])
@@ -223,8 +232,7 @@ def test_csv_invalid_tag_name_is_an_error(db):
     report = csv_import(HEADER + 'A:1,,,"LI20, bad\ttag"\n')
 
     assert error_texts(report) == [
-        "registry.csv:2: Area tag 'bad\\ttag': "
-        "Names may not contain ',', tabs, line breaks or control characters."
+        "registry.csv:2: Area tag 'bad\\ttag': Names may not contain ',', tabs, line breaks or control characters."
     ]
 
 
@@ -291,9 +299,7 @@ def test_empty_file_is_an_error(db):
 def test_file_that_is_not_utf8_is_an_error_with_its_line(db):
     report = import_pvs("registry.csv", HEADER.encode() + b"A:1,,caf\xe9,\n", dry_run=False)
 
-    assert error_texts(report) == [
-        "registry.csv:2: Not UTF-8 text (byte 0xe9); save the file as UTF-8."
-    ]
+    assert error_texts(report) == ["registry.csv:2: Not UTF-8 text (byte 0xe9); save the file as UTF-8."]
 
 
 def test_unknown_file_type_is_one_error(db):
@@ -313,7 +319,10 @@ def test_problem_without_line_prints_file_only():
 
 def req_import(text: str, *, macros=None, files=None, dry_run: bool = False, name: str = "top.req"):
     return import_pvs(
-        name, text.encode(), dry_run=dry_run, macros=macros,
+        name,
+        text.encode(),
+        dry_run=dry_run,
+        macros=macros,
         include_loader=uploaded_include_loader(files or {}),
     )
 
@@ -323,7 +332,8 @@ def test_req_creates_one_pv_per_line_ignoring_comments_and_extra_tokens(db):
 
     assert report.ok and report.new == 2
     assert list(PV.objects.values_list("setpoint_address", "read_only", "abs_tolerance")) == [
-        ("LI20:MAG:BCTRL", False, 0.0), ("LI20:MAG:BDES", False, 0.0)
+        ("LI20:MAG:BCTRL", False, 0.0),
+        ("LI20:MAG:BDES", False, 0.0),
     ]
 
 
@@ -338,9 +348,7 @@ def test_req_leaves_existing_pvs_unchanged(registry):
 def test_req_substitutes_macros_in_all_three_forms(db):
     req_import("$(P)MAG:$(DEV)\n${P}BPM:X\n$(P)$(AREA=LI20):Y\n", macros={"P": "SYS:", "DEV": "Q1"})
 
-    assert sorted(PV.objects.values_list("setpoint_address", flat=True)) == [
-        "SYS:BPM:X", "SYS:LI20:Y", "SYS:MAG:Q1"
-    ]
+    assert sorted(PV.objects.values_list("setpoint_address", flat=True)) == ["SYS:BPM:X", "SYS:LI20:Y", "SYS:MAG:Q1"]
 
 
 def test_req_undefined_macro_is_an_error_with_the_line(db):
@@ -367,7 +375,10 @@ def test_req_includes_with_macro_sets(db):
 
     assert report.ok
     assert sorted(PV.objects.values_list("setpoint_address", flat=True)) == [
-        "IOC:m1.VAL", "IOC:m1.VELO", "OTHER:m2.VAL", "OTHER:m2.VELO"
+        "IOC:m1.VAL",
+        "IOC:m1.VELO",
+        "OTHER:m2.VAL",
+        "OTHER:m2.VELO",
     ]
 
 

@@ -20,15 +20,17 @@ def addresses() -> list[str]:
 
 
 def req_import(top: str, files: dict[str, bytes], macros=None):
-    report = import_pvs("top.req", top.encode(), dry_run=False, macros=macros,
-                        include_loader=uploaded_include_loader(files))  # fmt: skip
+    report = import_pvs(
+        "top.req", top.encode(), dry_run=False, macros=macros, include_loader=uploaded_include_loader(files)
+    )
     assert report.ok, [str(problem) for problem in report.errors]
     return report
 
 
 def errors_of(top: str, files: dict[str, bytes] | None = None, macros=None) -> list[str]:
-    report = import_pvs("top.req", top.encode(), dry_run=False, macros=macros,
-                        include_loader=uploaded_include_loader(files or {}))  # fmt: skip
+    report = import_pvs(
+        "top.req", top.encode(), dry_run=False, macros=macros, include_loader=uploaded_include_loader(files or {})
+    )
     assert not PV.objects.exists()
     return [str(problem) for problem in report.errors]
 
@@ -62,8 +64,11 @@ def test_quoted_name_without_a_space_before_it():
 
 def test_the_whole_line_is_expanded_before_it_is_read():
     # The macro list itself comes from a macro, as an IOC's st.cmd often passes it on.
-    req_import("file $(KIND).req $(MAG_MACROS)\n", {"magnets.req": MAGNETS},
-               macros={"KIND": "magnets", "MAG_MACROS": "SEC=LI21,N=7"})  # fmt: skip
+    req_import(
+        "file $(KIND).req $(MAG_MACROS)\n",
+        {"magnets.req": MAGNETS},
+        macros={"KIND": "magnets", "MAG_MACROS": "SEC=LI21,N=7"},
+    )
 
     assert addresses() == ["LI21:MAG:Q7:BCTRL", "LI21:MAG:Q7:BDES"]
 
@@ -103,14 +108,20 @@ def test_areadetector_plugin_settings_with_nested_includes(tmp_path):
     top = tmp_path / "auto_settings.req"
     top.write_text('file "commonPlugin_settings.req", P=$(P)\n')
 
-    report = import_pvs(str(top), top.read_bytes(), dry_run=False, macros={"P": "13SIM1:"},
-                        include_loader=filesystem_include_loader)  # fmt: skip
+    report = import_pvs(
+        str(top), top.read_bytes(), dry_run=False, macros={"P": "13SIM1:"}, include_loader=filesystem_include_loader
+    )
 
     assert report.ok, [str(problem) for problem in report.errors]
     assert addresses() == [
-        "13SIM1:Gather1:NDArrayPort_1", "13SIM1:HDF1:Compression", "13SIM1:HDF1:FileName",
-        "13SIM1:HDF1:FilePath", "13SIM1:HDF1:NumRowChunks", "13SIM1:ROI1:MinX", "13SIM1:ROI1:SizeX",
-    ]  # fmt: skip
+        "13SIM1:Gather1:NDArrayPort_1",
+        "13SIM1:HDF1:Compression",
+        "13SIM1:HDF1:FileName",
+        "13SIM1:HDF1:FilePath",
+        "13SIM1:HDF1:NumRowChunks",
+        "13SIM1:ROI1:MinX",
+        "13SIM1:ROI1:SizeX",
+    ]
 
 
 def test_a_definition_without_a_value_is_an_error_on_its_line():
@@ -148,13 +159,17 @@ def test_psi_include_with_quoted_macros(tmp_path):
 
     assert report.ok, [str(problem) for problem in report.errors]
     assert addresses() == [
-        "SARUN20-DBPM070:X-OFFS", "SARUN20-DBPM070:Y-OFFS", "SINEG01-DBPM340:X-OFFS", "SINEG01-DBPM340:Y-OFFS"
+        "SARUN20-DBPM070:X-OFFS",
+        "SARUN20-DBPM070:Y-OFFS",
+        "SINEG01-DBPM340:X-OFFS",
+        "SINEG01-DBPM340:Y-OFFS",
     ]
 
 
 def test_psi_include_with_several_macros_and_the_parents_macros():
-    req_import("!bpm.req, 'SYS=$(AREA)-DBPM010,AXIS=X'\n", {"bpm.req": b"$(SYS):$(AXIS)-OFFS\n"},
-               macros={"AREA": "SINEG01"})  # fmt: skip
+    req_import(
+        "!bpm.req, 'SYS=$(AREA)-DBPM010,AXIS=X'\n", {"bpm.req": b"$(SYS):$(AXIS)-OFFS\n"}, macros={"AREA": "SINEG01"}
+    )
 
     assert addresses() == ["SINEG01-DBPM010:X-OFFS"]
 

@@ -92,7 +92,11 @@ def test_create_pvs_gives_missing_fields_their_defaults_and_links_tags(magnets, 
     )
     pv = PV.objects.get(pk=pv_id)
     assert (pv.setpoint_address, pv.abs_tolerance, pv.rel_tolerance, pv.read_only, pv.description) == (
-        "NEW:A", 0.5, 0.0, False, ""
+        "NEW:A",
+        0.5,
+        0.0,
+        False,
+        "",
     )
     assert set(pv.tags.all()) == {magnets, linac}
     assert pv.created_at is not None and pv.updated_at == pv.created_at
@@ -109,7 +113,10 @@ def test_creating_one_pv_records_it_as_the_target(editor):
     [pv_id] = services.create_pvs([{"setpoint_address": "NEW:A"}], actor=editor, via=AuditVia.API)
     recorded = entry()
     assert (recorded.action, recorded.actor, recorded.via, recorded.summary) == (
-        AuditAction.PVS_CREATED, editor, AuditVia.API, "Created PV NEW:A"
+        AuditAction.PVS_CREATED,
+        editor,
+        AuditVia.API,
+        "Created PV NEW:A",
     )
     assert (recorded.target_type, recorded.target_id) == ("pvs.pv", str(pv_id))
     assert recorded.details == {"count": 1, "addresses": ["NEW:A"]}
@@ -183,10 +190,13 @@ def test_updating_one_pv_records_each_change_as_old_and_new(pvs, magnets, linac,
     )
     recorded = entry()
     assert (recorded.action, recorded.summary, recorded.target_id) == (
-        AuditAction.PVS_CHANGED, "Changed PV SIM:PV0", str(pvs[0].id)
+        AuditAction.PVS_CHANGED,
+        "Changed PV SIM:PV0",
+        str(pvs[0].id),
     )
     assert recorded.details["changes"] == {
-        "abs_tolerance": [0.0, 0.5], "tags": [["Subsystem: Magnets"], ["Area: LINAC"]]
+        "abs_tolerance": [0.0, 0.5],
+        "tags": [["Subsystem: Magnets"], ["Area: LINAC"]],
     }
 
 
@@ -242,7 +252,10 @@ def test_deleting_one_pv_records_it_as_the_target(pvs):
     services.delete_pvs(PV.objects.filter(pk=pvs[2].pk), **BY_ADMIN)
     recorded = entry()
     assert (recorded.action, recorded.summary, recorded.target_id, recorded.details) == (
-        AuditAction.PVS_DELETED, "Deleted PV SIM:PV2", str(pvs[2].id), {"count": 1, "addresses": ["SIM:PV2"]}
+        AuditAction.PVS_DELETED,
+        "Deleted PV SIM:PV2",
+        str(pvs[2].id),
+        {"count": 1, "addresses": ["SIM:PV2"]},
     )
 
 
@@ -270,9 +283,11 @@ def test_add_tags_records_the_pvs_it_changed(pvs, magnets):
     recorded = entry()
     assert recorded.summary == "Added Subsystem: Magnets on 4 PVs"
     assert recorded.details == {
-        "count": 4, "addresses": ["SIM:PV1", "SIM:PV2", "SIM:PV3", "SIM:PV4"], "fields": ["tags"],
+        "count": 4,
+        "addresses": ["SIM:PV1", "SIM:PV2", "SIM:PV3", "SIM:PV4"],
+        "fields": ["tags"],
         "tags": ["Subsystem: Magnets"],
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.django_db
@@ -334,12 +349,19 @@ def test_an_applied_import_is_recorded_with_its_counts(pvs):
     services.import_registry("r.csv", csv, actor=None, via=AuditVia.COMMAND, dry_run=False)
     recorded = entry()
     assert (recorded.action, recorded.via, recorded.summary) == (
-        AuditAction.PVS_IMPORTED, AuditVia.COMMAND, "Imported r.csv: 1 new, 1 updated PVs"
+        AuditAction.PVS_IMPORTED,
+        AuditVia.COMMAND,
+        "Imported r.csv: 1 new, 1 updated PVs",
     )
     assert recorded.details == {
-        "count": 2, "addresses": ["NEW:A", "SIM:PV0"], "file": "r.csv", "new": 1, "updated": 1, "unchanged": 1,
+        "count": 2,
+        "addresses": ["NEW:A", "SIM:PV0"],
+        "file": "r.csv",
+        "new": 1,
+        "updated": 1,
+        "unchanged": 1,
         "new_tags": [],
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize("csv", ["Setpoint,Readback\nSIM:PV0,\n", "Setpoint,Readback\nBAD NAME,\n"])
@@ -355,4 +377,3 @@ def test_a_dry_run_import_is_not_recorded(db):
     report = services.import_registry("r.csv", csv, actor=None, via=AuditVia.ADMIN, dry_run=True)
     assert report.new == 1
     assert not AuditEntry.objects.exists()
-

@@ -17,9 +17,7 @@ FIELD = re.compile(r'field\((\w+), "((?:[^"\\]|\\.)*)"\)')
 
 def records(database):
     """{record name: (record type, {field: value})} parsed back from the .db text."""
-    return {
-        name: (rtype, dict(FIELD.findall(body))) for rtype, name, body in RECORD.findall(database.db_text)
-    }
+    return {name: (rtype, dict(FIELD.findall(body))) for rtype, name, body in RECORD.findall(database.db_text)}
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +42,15 @@ def test_kind_counts_follow_shares_and_add_up():
     counts = sim.kind_counts(50_000)
     assert sum(counts.values()) == 50_000
     assert counts == {
-        sim.PAIR: 32_750, sim.READONLY: 6000, sim.INT: 4000, sim.ENUM: 3500, sim.STRING: 2000,
-        sim.CHANGING: 1000, sim.PROTECTED: 500, sim.WAVEFORM: 250,
-    }  # fmt: skip
+        sim.PAIR: 32_750,
+        sim.READONLY: 6000,
+        sim.INT: 4000,
+        sim.ENUM: 3500,
+        sim.STRING: 2000,
+        sim.CHANGING: 1000,
+        sim.PROTECTED: 500,
+        sim.WAVEFORM: 250,
+    }
 
 
 def test_small_simulation_has_every_kind(database):
@@ -91,9 +95,15 @@ def test_pv_names_are_device_and_signal(database):
 def test_record_types_per_kind(database):
     parsed = records(database)
     expected = {
-        sim.PAIR: "ao", sim.PROTECTED: "ao", sim.READONLY: "ai", sim.CHANGING: "calc",
-        sim.INT: "longout", sim.ENUM: "mbbo", sim.STRING: "stringout", sim.WAVEFORM: "waveform",
-    }  # fmt: skip
+        sim.PAIR: "ao",
+        sim.PROTECTED: "ao",
+        sim.READONLY: "ai",
+        sim.CHANGING: "calc",
+        sim.INT: "longout",
+        sim.ENUM: "mbbo",
+        sim.STRING: "stringout",
+        sim.WAVEFORM: "waveform",
+    }
     for pv in database.pvs:
         assert parsed[pv.setpoint][0] == expected[pv.kind], pv.setpoint
         if pv.readback:

@@ -147,6 +147,8 @@ def test_stops_cleanly_and_restarts_with_initial_values(restartable_sim_ioc):
     # shares its CA context with the project's CA layer when other tests ran first.
     fresh = subprocess.run(
         [sys.executable, "-c", "import epics, sys; print(epics.caget(sys.argv[1], timeout=10))", pv.setpoint],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert fresh.stdout.strip().splitlines()[-1] == str(pv.value), fresh.stderr

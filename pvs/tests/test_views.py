@@ -14,10 +14,14 @@ def registry():
     area = TagGroup.objects.create(name="Area")
     li20 = Tag.objects.create(group=area, name="LI20")
     PV.objects.bulk_create(
-        PV(setpoint_address=f"L:{i:03}:SP", readback_address=f"L:{i:03}:RB" if i % 2 else "",
-           device=f"QUAD:{i % 3}", description=f"magnet {i}")
+        PV(
+            setpoint_address=f"L:{i:03}:SP",
+            readback_address=f"L:{i:03}:RB" if i % 2 else "",
+            device=f"QUAD:{i % 3}",
+            description=f"magnet {i}",
+        )
         for i in range(130)
-    )  # fmt: skip
+    )
     for pv in PV.objects.filter(device="QUAD:0"):
         pv.tags.add(li20)
     return li20

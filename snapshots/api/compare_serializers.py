@@ -65,9 +65,10 @@ class ComparePageSerializer(serializers.Serializer):
     b = SnapshotOrLiveField()
     count = serializers.IntegerField(help_text="Rows that pass the filters.")
     counts = serializers.DictField(
-        child=serializers.IntegerField(), allow_null=True,
+        child=serializers.IntegerField(),
+        allow_null=True,
         help_text="Rows per status before the status filter; null with counts=false.",
-    )  # fmt: skip
+    )
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
     results = CompareRowSerializer(many=True)

@@ -21,10 +21,12 @@ from squirrel_site.permissions import needs
 from squirrel_site.schema import LIVE_VALUES_UNAVAILABLE, form_parameters
 
 COUNTS = OpenApiParameter(
-    "counts", bool, default=True,
+    "counts",
+    bool,
+    default=True,
     description="false skips the counts per status (against live values, a page sorted by name or device then "
     "reads only its own addresses from Redis).",
-)  # fmt: skip
+)
 
 
 class CompareView(APIView):
@@ -56,15 +58,17 @@ class CompareView(APIView):
             raise LiveValuesUnavailable() from exc
         url = request.build_absolute_uri()
         more = number * size < page.total
-        return Response({
-            "a": SnapshotSerializer(comparison.a).data,
-            "b": LIVE if comparison.live else SnapshotSerializer(comparison.b).data,
-            "count": page.total,
-            "counts": page.counts,
-            "next": replace_query_param(url, "page", number + 1) if more else None,
-            "previous": _previous(url, number),
-            "results": [comparison_json(row) for row in page.rows],
-        })  # fmt: skip
+        return Response(
+            {
+                "a": SnapshotSerializer(comparison.a).data,
+                "b": LIVE if comparison.live else SnapshotSerializer(comparison.b).data,
+                "count": page.total,
+                "counts": page.counts,
+                "next": replace_query_param(url, "page", number + 1) if more else None,
+                "previous": _previous(url, number),
+                "results": [comparison_json(row) for row in page.rows],
+            }
+        )
 
 
 def _previous(url: str, number: int) -> str | None:
@@ -96,17 +100,24 @@ class DriftView(APIView):
         def line(drift: DriftLine, **selection) -> dict:
             query = urlencode({"a": snapshot.pk, "b": LIVE, "differences_only": "true", **selection})
             return {
-                "id": drift.id, "name": drift.name, "pvs": drift.pvs, "out_of_tolerance": drift.out_of_tolerance,
-                "disconnected": drift.disconnected, "type_changed": drift.type_changed, "counts": dict(drift.counts),
+                "id": drift.id,
+                "name": drift.name,
+                "pvs": drift.pvs,
+                "out_of_tolerance": drift.out_of_tolerance,
+                "disconnected": drift.disconnected,
+                "type_changed": drift.type_changed,
+                "counts": dict(drift.counts),
                 "compare": f"{compare_url}?{query}",
-            }  # fmt: skip
+            }
 
-        return Response({
-            "snapshot": SnapshotSerializer(snapshot).data,
-            "read_at": summary.read_at,
-            "totals": {key: value for key, value in line(summary.totals).items() if key not in ("id", "name")},
-            "groups": [
-                {**line(group, tag_group=group.id), "tags": [line(tag, tag=tag.id) for tag in group.tags]}
-                for group in summary.groups
-            ],
-        })  # fmt: skip
+        return Response(
+            {
+                "snapshot": SnapshotSerializer(snapshot).data,
+                "read_at": summary.read_at,
+                "totals": {key: value for key, value in line(summary.totals).items() if key not in ("id", "name")},
+                "groups": [
+                    {**line(group, tag_group=group.id), "tags": [line(tag, tag=tag.id) for tag in group.tags]}
+                    for group in summary.groups
+                ],
+            }
+        )

@@ -18,9 +18,22 @@ class RestorePreviewSerializer(serializers.ModelSerializer):
     class Meta:
         model = RestorePreview
         fields = [
-            "id", "snapshot", "created_by", "created_at", "expires_at", "include_unchanged", "selection_size",
-            "live_source", "write_count", "unchanged_count", "read_only_count", "disconnected_count",
-            "no_write_access_count", "no_saved_value_count", "not_in_registry_count", "restore",
+            "id",
+            "snapshot",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "include_unchanged",
+            "selection_size",
+            "live_source",
+            "write_count",
+            "unchanged_count",
+            "read_only_count",
+            "disconnected_count",
+            "no_write_access_count",
+            "no_saved_value_count",
+            "not_in_registry_count",
+            "restore",
         ]
         read_only_fields = fields
 
@@ -66,7 +79,15 @@ class RestorePreviewItemSerializer(_TypedItemSerializer):
     class Meta:
         model = RestorePreviewItem
         fields = [
-            "id", "pv", "pv_name", "readback_name", "stage", "value_type", "target", "live", "within_tolerance",
+            "id",
+            "pv",
+            "pv_name",
+            "readback_name",
+            "stage",
+            "value_type",
+            "target",
+            "live",
+            "within_tolerance",
             "action",
         ]
 
@@ -81,8 +102,20 @@ class RestoreSerializer(serializers.ModelSerializer):
     class Meta:
         model = Restore
         fields = [
-            "id", "preview", "snapshot", "created_by", "created_at", "started_at", "finished_at",
-            "undo_snapshot", "job", "status", "options", "runs", "writing_stage", "summary",
+            "id",
+            "preview",
+            "snapshot",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "undo_snapshot",
+            "job",
+            "status",
+            "options",
+            "runs",
+            "writing_stage",
+            "summary",
         ]
         read_only_fields = fields
 
@@ -94,8 +127,16 @@ class RestoreItemSerializer(_TypedItemSerializer):
     class Meta:
         model = RestoreItem
         exclude = [
-            "restore", "target_num", "target_str", "target_array", "old_num", "old_str", "old_array",
-            "readback_num", "readback_str", "readback_array",
+            "restore",
+            "target_num",
+            "target_str",
+            "target_array",
+            "old_num",
+            "old_str",
+            "old_array",
+            "readback_num",
+            "readback_str",
+            "readback_array",
         ]
 
     @extend_schema_field(PV_VALUE_SCHEMA)

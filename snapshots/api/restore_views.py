@@ -17,9 +17,13 @@ from jobs.models import Job, JobType
 from jobs.outbox import enqueue
 from snapshots.actions import request_restore, request_undo
 from snapshots.api.restore_serializers import (
-    CreatePreviewSerializer, ExecuteSerializer, RestoreItemSerializer, RestorePreviewItemSerializer,
-    RestorePreviewSerializer, RestoreSerializer,
-)  # fmt: skip
+    CreatePreviewSerializer,
+    ExecuteSerializer,
+    RestoreItemSerializer,
+    RestorePreviewItemSerializer,
+    RestorePreviewSerializer,
+    RestoreSerializer,
+)
 from snapshots.api.views import ValuePagination
 from snapshots.jobs import select_pvs
 from snapshots.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
@@ -64,7 +68,7 @@ class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
         responses={201: RestorePreviewSerializer, 202: JobSerializer, 503: JOB_QUEUE_UNAVAILABLE},
         description="A preview of what restoring the snapshot would write: 201 with it when the monitor's "
         "cache can serve every live value, else 202 with the job that makes it (its result_id is the preview).",
-    )  # fmt: skip
+    )
     def create(self, request):
         params = CreatePreviewSerializer(data=request.data, context={"request": request})
         params.is_valid(raise_exception=True)
@@ -72,12 +76,18 @@ class RestorePreviewViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, 
         pvs = select_pvs(data["selection"]) if data["selection"] else None
         try:
             preview = preview_restore(
-                data["snapshot"], created_by=request.user, pvs=pvs, include_unchanged=data["include_unchanged"],
+                data["snapshot"],
+                created_by=request.user,
+                pvs=pvs,
+                include_unchanged=data["include_unchanged"],
                 cache_only=True,
-            )  # fmt: skip
+            )
         except NeedsChannelAccess:
-            job_data = {"snapshot": data["snapshot"].pk, "selection": data["selection"] or None,
-                        "include_unchanged": data["include_unchanged"]}  # fmt: skip
+            job_data = {
+                "snapshot": data["snapshot"].pk,
+                "selection": data["selection"] or None,
+                "include_unchanged": data["include_unchanged"],
+            }
             return _preview_job(request, job_data)
         return Response(RestorePreviewSerializer(preview).data, status=status.HTTP_201_CREATED)
 
@@ -125,11 +135,12 @@ class RestoreViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         request=None,
         responses={
-            201: RestorePreviewSerializer, 202: JobSerializer,
+            201: RestorePreviewSerializer,
+            202: JobSerializer,
             400: envelope_response("This restore cannot be undone: it never started writing."),
             503: JOB_QUEUE_UNAVAILABLE,
         },
-    )  # fmt: skip
+    )
     @action(detail=True, methods=["post"], pagination_class=None)
     def undo(self, request, pk=None):
         """A preview that puts back what this restore changed; execute it to undo."""

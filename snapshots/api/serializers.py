@@ -23,18 +23,22 @@ class PVSelectionSerializer(serializers.Serializer):
     """
 
     tag = CappedListField(
-        child=serializers.IntegerField(), max_length=settings.API_MAX_ITEMS, required=False,
+        child=serializers.IntegerField(),
+        max_length=settings.API_MAX_ITEMS,
+        required=False,
         help_text="Tag ids (PVs with all of them).",
-    )  # fmt: skip
+    )
     tag_group = serializers.IntegerField(required=False, help_text="Tag group id (PVs with any tag of the group).")
     device = serializers.CharField(max_length=100, allow_blank=True, required=False, help_text="Device prefix.")
     search = serializers.CharField(
         max_length=100, allow_blank=True, required=False, help_text="Text in addresses, device or description."
     )
     pv = CappedListField(
-        child=serializers.CharField(max_length=100), max_length=settings.API_MAX_ITEMS, required=False,
+        child=serializers.CharField(max_length=100),
+        max_length=settings.API_MAX_ITEMS,
+        required=False,
         help_text="Setpoint addresses.",
-    )  # fmt: skip
+    )
 
     def to_internal_value(self, data):
         unknown = set(data) - set(self.fields) if isinstance(data, dict) else set()
@@ -65,8 +69,9 @@ def snapshot_tags_field(**kwargs) -> CappedManyRelatedField:
     """Snapshot tags by name, at most MAX_SNAPSHOT_TAGS."""
     return CappedManyRelatedField(
         child_relation=SnapshotTagNameField(slug_field="name", queryset=SnapshotTag.objects.all()),
-        max_length=MAX_SNAPSHOT_TAGS, **kwargs,
-    )  # fmt: skip
+        max_length=MAX_SNAPSHOT_TAGS,
+        **kwargs,
+    )
 
 
 class SnapshotSerializer(serializers.ModelSerializer):
@@ -77,8 +82,17 @@ class SnapshotSerializer(serializers.ModelSerializer):
     class Meta:
         model = Snapshot
         fields = [
-            "id", "title", "comment", "created_by", "created_at", "mode", "origin", "tags", "golden",
-            "pv_count", "disconnected_count",
+            "id",
+            "title",
+            "comment",
+            "created_by",
+            "created_at",
+            "mode",
+            "origin",
+            "tags",
+            "golden",
+            "pv_count",
+            "disconnected_count",
         ]
         read_only_fields = fields
 
@@ -104,9 +118,12 @@ class TakeSnapshotSerializer(serializers.Serializer):
     def job_data(self) -> dict:
         data = self.validated_data
         return {
-            "title": data["title"], "comment": data["comment"], "mode": data["mode"],
-            "tags": [tag.name for tag in data.get("tags", [])], "selection": data["selection"],
-        }  # fmt: skip
+            "title": data["title"],
+            "comment": data["comment"],
+            "mode": data["mode"],
+            "tags": [tag.name for tag in data.get("tags", [])],
+            "selection": data["selection"],
+        }
 
 
 class SnapshotTagsSerializer(serializers.Serializer):
@@ -125,9 +142,27 @@ class SnapshotValueSerializer(serializers.ModelSerializer):
     class Meta:
         model = SnapshotValue
         fields = [
-            "id", "pv", "pv_name", "readback_name", "value_type", "setpoint", "enum_label", "readback",
-            "status", "severity", "timestamp", "readback_status", "readback_severity", "readback_timestamp",
-            "units", "precision", "enum_labels", "source", "age", "connected", "reason",
+            "id",
+            "pv",
+            "pv_name",
+            "readback_name",
+            "value_type",
+            "setpoint",
+            "enum_label",
+            "readback",
+            "status",
+            "severity",
+            "timestamp",
+            "readback_status",
+            "readback_severity",
+            "readback_timestamp",
+            "units",
+            "precision",
+            "enum_labels",
+            "source",
+            "age",
+            "connected",
+            "reason",
         ]
 
     @extend_schema_field(PV_VALUE_SCHEMA)
@@ -140,4 +175,3 @@ class SnapshotValueSerializer(serializers.ModelSerializer):
 
     def get_enum_label(self, value) -> str | None:
         return value.setpoint_str if value.value_type == "enum" else None
-

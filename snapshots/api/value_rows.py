@@ -42,11 +42,31 @@ class IsoDateTime(Func):
 
 # The columns each row is read with, in the order value_json unpacks them.
 COLUMNS = (
-    "id", "pv_id", "pv_name", "readback_name", "value_type", "setpoint_num", "setpoint_str", "setpoint_array",
-    "readback_num", "readback_str", "readback_array", "status", "severity", "timestamp_text", "readback_status",
-    "readback_severity", "readback_timestamp_text", "units", "precision", "enum_labels", "source", "age",
-    "connected", "reason",
-)  # fmt: skip
+    "id",
+    "pv_id",
+    "pv_name",
+    "readback_name",
+    "value_type",
+    "setpoint_num",
+    "setpoint_str",
+    "setpoint_array",
+    "readback_num",
+    "readback_str",
+    "readback_array",
+    "status",
+    "severity",
+    "timestamp_text",
+    "readback_status",
+    "readback_severity",
+    "readback_timestamp_text",
+    "units",
+    "precision",
+    "enum_labels",
+    "source",
+    "age",
+    "connected",
+    "reason",
+)
 
 
 class _ValueJSONIterable(ValuesListIterable):
@@ -73,16 +93,52 @@ def api_rows(values):
 
 def value_json(row: tuple) -> dict:
     """One row in COLUMNS order as SnapshotValueSerializer represents it (same keys, same order)."""
-    (id_, pv, pv_name, readback_name, value_type, setpoint_num, setpoint_str, setpoint_array, readback_num,
-     readback_str, readback_array, status, severity, timestamp, readback_status, readback_severity,
-     readback_timestamp, units, precision, enum_labels, source, age, connected, reason) = row  # fmt: skip
+    (
+        id_,
+        pv,
+        pv_name,
+        readback_name,
+        value_type,
+        setpoint_num,
+        setpoint_str,
+        setpoint_array,
+        readback_num,
+        readback_str,
+        readback_array,
+        status,
+        severity,
+        timestamp,
+        readback_status,
+        readback_severity,
+        readback_timestamp,
+        units,
+        precision,
+        enum_labels,
+        source,
+        age,
+        connected,
+        reason,
+    ) = row
     return {
-        "id": id_, "pv": pv, "pv_name": pv_name, "readback_name": readback_name, "value_type": value_type,
+        "id": id_,
+        "pv": pv,
+        "pv_name": pv_name,
+        "readback_name": readback_name,
+        "value_type": value_type,
         "setpoint": json_safe(_typed(value_type, setpoint_num, setpoint_str, setpoint_array)),
         "enum_label": setpoint_str if value_type == "enum" else None,
         "readback": json_safe(_typed(value_type, readback_num, readback_str, readback_array)),
-        "status": status, "severity": severity, "timestamp": timestamp, "readback_status": readback_status,
-        "readback_severity": readback_severity, "readback_timestamp": readback_timestamp, "units": units,
-        "precision": precision, "enum_labels": enum_labels, "source": source,
-        "age": age, "connected": connected, "reason": reason,
-    }  # fmt: skip
+        "status": status,
+        "severity": severity,
+        "timestamp": timestamp,
+        "readback_status": readback_status,
+        "readback_severity": readback_severity,
+        "readback_timestamp": readback_timestamp,
+        "units": units,
+        "precision": precision,
+        "enum_labels": enum_labels,
+        "source": source,
+        "age": age,
+        "connected": connected,
+        "reason": reason,
+    }

@@ -15,8 +15,11 @@ from rest_framework.response import Response
 from jobs.api.serializers import JobSerializer
 from snapshots.actions import edit_snapshot, import_snapshot_file, request_snapshot
 from snapshots.api.serializers import (
-    SnapshotSerializer, SnapshotTagsSerializer, SnapshotValueSerializer, TakeSnapshotSerializer,
-)  # fmt: skip
+    SnapshotSerializer,
+    SnapshotTagsSerializer,
+    SnapshotValueSerializer,
+    TakeSnapshotSerializer,
+)
 from snapshots.api.value_rows import api_rows
 from snapshots.filtersets import SnapshotFilterSet
 from snapshots.models import Snapshot
@@ -78,8 +81,13 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=SnapshotValueSerializer(many=True))
-    @action(detail=True, methods=["get"], pagination_class=ValuePagination, filterset_class=None,
-            renderer_classes=[FastJSONRenderer])  # fmt: skip
+    @action(
+        detail=True,
+        methods=["get"],
+        pagination_class=ValuePagination,
+        filterset_class=None,
+        renderer_classes=[FastJSONRenderer],
+    )
     def values(self, request, pk=None):
         """The snapshot's values in id order, up to 50,000 per page (`page_size`).
 

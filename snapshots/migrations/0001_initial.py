@@ -7,76 +7,180 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('pvs', '0001_initial'),
+        ("pvs", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SnapshotTag',
+            name="SnapshotTag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('protected', models.BooleanField(default=False, help_text='Only administrators may add or remove this tag.')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "protected",
+                    models.BooleanField(default=False, help_text="Only administrators may add or remove this tag."),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Snapshot',
+            name="Snapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=200)),
-                ('comment', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('mode', models.CharField(choices=[('cache', 'From the live cache'), ('direct', 'Direct read'), ('hybrid', 'Cache when fresh, else direct read')], max_length=10)),
-                ('origin', models.CharField(choices=[('manual', 'Taken by a user'), ('scheduled', 'Scheduled'), ('pre_restore', 'Automatic, before a restore (undo point)'), ('imported', 'Imported from a file')], default='manual', max_length=12)),
-                ('pv_count', models.PositiveIntegerField(default=0)),
-                ('disconnected_count', models.PositiveIntegerField(default=0)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='snapshots', to=settings.AUTH_USER_MODEL)),
-                ('tags', models.ManyToManyField(blank=True, related_name='snapshots', to='snapshots.snapshottag')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("title", models.CharField(max_length=200)),
+                ("comment", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("cache", "From the live cache"),
+                            ("direct", "Direct read"),
+                            ("hybrid", "Cache when fresh, else direct read"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "origin",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Taken by a user"),
+                            ("scheduled", "Scheduled"),
+                            ("pre_restore", "Automatic, before a restore (undo point)"),
+                            ("imported", "Imported from a file"),
+                        ],
+                        default="manual",
+                        max_length=12,
+                    ),
+                ),
+                ("pv_count", models.PositiveIntegerField(default=0)),
+                ("disconnected_count", models.PositiveIntegerField(default=0)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="snapshots",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                ("tags", models.ManyToManyField(blank=True, related_name="snapshots", to="snapshots.snapshottag")),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='SnapshotValue',
+            name="SnapshotValue",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pv_name', models.CharField(help_text='The setpoint address when the snapshot was taken.', max_length=100)),
-                ('readback_name', models.CharField(blank=True, max_length=100)),
-                ('value_type', models.CharField(choices=[('float', 'Floating point'), ('int', 'Integer'), ('enum', 'Enum (index and label)'), ('string', 'String'), ('float_array', 'Array of floats'), ('int_array', 'Array of integers'), ('none', 'No value (disconnected)')], max_length=12)),
-                ('setpoint_num', models.FloatField(null=True)),
-                ('setpoint_str', models.TextField(null=True)),
-                ('setpoint_array', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None)),
-                ('status', models.SmallIntegerField(help_text='EPICS alarm status of the setpoint.', null=True)),
-                ('severity', models.SmallIntegerField(choices=[(0, 'NO_ALARM'), (1, 'MINOR'), (2, 'MAJOR'), (3, 'INVALID')], null=True)),
-                ('timestamp', models.DateTimeField(help_text='IOC timestamp of the setpoint.', null=True)),
-                ('readback_num', models.FloatField(null=True)),
-                ('readback_str', models.TextField(null=True)),
-                ('readback_array', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None)),
-                ('readback_status', models.SmallIntegerField(null=True)),
-                ('readback_severity', models.SmallIntegerField(choices=[(0, 'NO_ALARM'), (1, 'MINOR'), (2, 'MAJOR'), (3, 'INVALID')], null=True)),
-                ('readback_timestamp', models.DateTimeField(null=True)),
-                ('units', models.CharField(blank=True, max_length=40)),
-                ('precision', models.SmallIntegerField(null=True)),
-                ('enum_labels', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=40), null=True, size=None)),
-                ('source', models.CharField(choices=[('cache', 'Live cache'), ('direct', 'Direct read'), ('none', 'Not read')], max_length=8)),
-                ('age', models.FloatField(help_text="Seconds between the value's arrival and the snapshot.", null=True)),
-                ('connected', models.BooleanField(default=True)),
-                ('reason', models.CharField(blank=True, help_text='Why there is no value.', max_length=200)),
-                ('pv', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='snapshot_values', to='pvs.pv')),
-                ('snapshot', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='values', to='snapshots.snapshot')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "pv_name",
+                    models.CharField(help_text="The setpoint address when the snapshot was taken.", max_length=100),
+                ),
+                ("readback_name", models.CharField(blank=True, max_length=100)),
+                (
+                    "value_type",
+                    models.CharField(
+                        choices=[
+                            ("float", "Floating point"),
+                            ("int", "Integer"),
+                            ("enum", "Enum (index and label)"),
+                            ("string", "String"),
+                            ("float_array", "Array of floats"),
+                            ("int_array", "Array of integers"),
+                            ("none", "No value (disconnected)"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("setpoint_num", models.FloatField(null=True)),
+                ("setpoint_str", models.TextField(null=True)),
+                (
+                    "setpoint_array",
+                    django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None),
+                ),
+                ("status", models.SmallIntegerField(help_text="EPICS alarm status of the setpoint.", null=True)),
+                (
+                    "severity",
+                    models.SmallIntegerField(
+                        choices=[(0, "NO_ALARM"), (1, "MINOR"), (2, "MAJOR"), (3, "INVALID")], null=True
+                    ),
+                ),
+                ("timestamp", models.DateTimeField(help_text="IOC timestamp of the setpoint.", null=True)),
+                ("readback_num", models.FloatField(null=True)),
+                ("readback_str", models.TextField(null=True)),
+                (
+                    "readback_array",
+                    django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None),
+                ),
+                ("readback_status", models.SmallIntegerField(null=True)),
+                (
+                    "readback_severity",
+                    models.SmallIntegerField(
+                        choices=[(0, "NO_ALARM"), (1, "MINOR"), (2, "MAJOR"), (3, "INVALID")], null=True
+                    ),
+                ),
+                ("readback_timestamp", models.DateTimeField(null=True)),
+                ("units", models.CharField(blank=True, max_length=40)),
+                ("precision", models.SmallIntegerField(null=True)),
+                (
+                    "enum_labels",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=40), null=True, size=None
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("cache", "Live cache"), ("direct", "Direct read"), ("none", "Not read")], max_length=8
+                    ),
+                ),
+                (
+                    "age",
+                    models.FloatField(help_text="Seconds between the value's arrival and the snapshot.", null=True),
+                ),
+                ("connected", models.BooleanField(default=True)),
+                ("reason", models.CharField(blank=True, help_text="Why there is no value.", max_length=200)),
+                (
+                    "pv",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="snapshot_values",
+                        to="pvs.pv",
+                    ),
+                ),
+                (
+                    "snapshot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="values", to="snapshots.snapshot"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('snapshot', 'pv_name'), name='snapshotvalue_unique_pv'), models.CheckConstraint(condition=models.Q(('connected', True), models.Q(('setpoint_array__isnull', True), ('setpoint_num__isnull', True), ('setpoint_str__isnull', True)), _connector='OR'), name='snapshotvalue_disconnected_has_no_value')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("snapshot", "pv_name"), name="snapshotvalue_unique_pv"),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("connected", True),
+                            models.Q(
+                                ("setpoint_array__isnull", True),
+                                ("setpoint_num__isnull", True),
+                                ("setpoint_str__isnull", True),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="snapshotvalue_disconnected_has_no_value",
+                    ),
+                ],
             },
         ),
     ]

@@ -7,117 +7,296 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0001_initial'),
-        ('pvs', '0001_initial'),
-        ('snapshots', '0002_golden_tag'),
+        ("jobs", "0001_initial"),
+        ("pvs", "0001_initial"),
+        ("snapshots", "0002_golden_tag"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RestorePreview',
+            name="RestorePreview",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
-                ('include_unchanged', models.BooleanField(default=False, help_text='Also write PVs whose live value is already within tolerance.')),
-                ('selection_size', models.PositiveIntegerField(default=0, help_text='PVs considered.')),
-                ('registry_fingerprint', models.CharField(help_text='md5 of the registry rows of the selected PVs when previewed.', max_length=32)),
-                ('live_source', models.CharField(choices=[('cache', 'Live cache (monitor)'), ('direct', 'Direct read')], max_length=8)),
-                ('write_count', models.PositiveIntegerField(default=0)),
-                ('unchanged_count', models.PositiveIntegerField(default=0)),
-                ('read_only_count', models.PositiveIntegerField(default=0)),
-                ('disconnected_count', models.PositiveIntegerField(default=0)),
-                ('no_write_access_count', models.PositiveIntegerField(default=0)),
-                ('no_saved_value_count', models.PositiveIntegerField(default=0)),
-                ('not_in_registry_count', models.PositiveIntegerField(default=0)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='restore_previews', to=settings.AUTH_USER_MODEL)),
-                ('snapshot', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='restore_previews', to='snapshots.snapshot')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "include_unchanged",
+                    models.BooleanField(
+                        default=False, help_text="Also write PVs whose live value is already within tolerance."
+                    ),
+                ),
+                ("selection_size", models.PositiveIntegerField(default=0, help_text="PVs considered.")),
+                (
+                    "registry_fingerprint",
+                    models.CharField(
+                        help_text="md5 of the registry rows of the selected PVs when previewed.", max_length=32
+                    ),
+                ),
+                (
+                    "live_source",
+                    models.CharField(
+                        choices=[("cache", "Live cache (monitor)"), ("direct", "Direct read")], max_length=8
+                    ),
+                ),
+                ("write_count", models.PositiveIntegerField(default=0)),
+                ("unchanged_count", models.PositiveIntegerField(default=0)),
+                ("read_only_count", models.PositiveIntegerField(default=0)),
+                ("disconnected_count", models.PositiveIntegerField(default=0)),
+                ("no_write_access_count", models.PositiveIntegerField(default=0)),
+                ("no_saved_value_count", models.PositiveIntegerField(default=0)),
+                ("not_in_registry_count", models.PositiveIntegerField(default=0)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="restore_previews",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "snapshot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="restore_previews",
+                        to="snapshots.snapshot",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Restore',
+            name="Restore",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running (or interrupted: a retry resumes it)'), ('succeeded', 'Succeeded: every PV written (and verified)'), ('partial', 'Finished with PVs not restored')], default='pending', max_length=10)),
-                ('options', models.JSONField(blank=True, default=dict, help_text='verify, verify_timeout, put_timeout, ...')),
-                ('runs', models.PositiveSmallIntegerField(default=0, help_text='Times a runner started or resumed it.')),
-                ('summary', models.JSONField(blank=True, default=dict, help_text='Items per status when finished.')),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='restores', to=settings.AUTH_USER_MODEL)),
-                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='restores', to='jobs.job')),
-                ('snapshot', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='restores', to='snapshots.snapshot')),
-                ('undo_snapshot', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='undo_of_restores', to='snapshots.snapshot')),
-                ('preview', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='restore', to='snapshots.restorepreview')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running (or interrupted: a retry resumes it)"),
+                            ("succeeded", "Succeeded: every PV written (and verified)"),
+                            ("partial", "Finished with PVs not restored"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "options",
+                    models.JSONField(blank=True, default=dict, help_text="verify, verify_timeout, put_timeout, ..."),
+                ),
+                (
+                    "runs",
+                    models.PositiveSmallIntegerField(default=0, help_text="Times a runner started or resumed it."),
+                ),
+                ("summary", models.JSONField(blank=True, default=dict, help_text="Items per status when finished.")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="restores",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="restores",
+                        to="jobs.job",
+                    ),
+                ),
+                (
+                    "snapshot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="restores", to="snapshots.snapshot"
+                    ),
+                ),
+                (
+                    "undo_snapshot",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="undo_of_restores",
+                        to="snapshots.snapshot",
+                    ),
+                ),
+                (
+                    "preview",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="restore",
+                        to="snapshots.restorepreview",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='RestoreItem',
+            name="RestoreItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pv_name', models.CharField(max_length=100)),
-                ('readback_name', models.CharField(blank=True, max_length=100)),
-                ('stage', models.PositiveSmallIntegerField(default=0)),
-                ('wait_for_completion', models.BooleanField(default=False)),
-                ('abs_tolerance', models.FloatField(default=0.0)),
-                ('rel_tolerance', models.FloatField(default=0.0)),
-                ('value_type', models.CharField(choices=[('float', 'Floating point'), ('int', 'Integer'), ('enum', 'Enum (index and label)'), ('string', 'String'), ('float_array', 'Array of floats'), ('int_array', 'Array of integers'), ('none', 'No value (disconnected)')], max_length=12)),
-                ('target_num', models.FloatField(null=True)),
-                ('target_str', models.TextField(null=True)),
-                ('target_array', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None)),
-                ('old_num', models.FloatField(null=True)),
-                ('old_str', models.TextField(null=True)),
-                ('old_array', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('writing', 'Writing (put sent, result not recorded)'), ('written', 'Written'), ('verified', 'Verified'), ('mismatch', 'Readback outside tolerance'), ('disconnected', 'Disconnected'), ('no_write_access', 'No write access'), ('timeout', 'Timed out'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('readback_num', models.FloatField(null=True)),
-                ('readback_str', models.TextField(null=True)),
-                ('readback_array', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None)),
-                ('message', models.CharField(blank=True, max_length=200)),
-                ('written_at', models.DateTimeField(blank=True, null=True)),
-                ('verified_at', models.DateTimeField(blank=True, null=True)),
-                ('pv', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pvs.pv')),
-                ('restore', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='snapshots.restore')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("pv_name", models.CharField(max_length=100)),
+                ("readback_name", models.CharField(blank=True, max_length=100)),
+                ("stage", models.PositiveSmallIntegerField(default=0)),
+                ("wait_for_completion", models.BooleanField(default=False)),
+                ("abs_tolerance", models.FloatField(default=0.0)),
+                ("rel_tolerance", models.FloatField(default=0.0)),
+                (
+                    "value_type",
+                    models.CharField(
+                        choices=[
+                            ("float", "Floating point"),
+                            ("int", "Integer"),
+                            ("enum", "Enum (index and label)"),
+                            ("string", "String"),
+                            ("float_array", "Array of floats"),
+                            ("int_array", "Array of integers"),
+                            ("none", "No value (disconnected)"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("target_num", models.FloatField(null=True)),
+                ("target_str", models.TextField(null=True)),
+                (
+                    "target_array",
+                    django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None),
+                ),
+                ("old_num", models.FloatField(null=True)),
+                ("old_str", models.TextField(null=True)),
+                (
+                    "old_array",
+                    django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("writing", "Writing (put sent, result not recorded)"),
+                            ("written", "Written"),
+                            ("verified", "Verified"),
+                            ("mismatch", "Readback outside tolerance"),
+                            ("disconnected", "Disconnected"),
+                            ("no_write_access", "No write access"),
+                            ("timeout", "Timed out"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("readback_num", models.FloatField(null=True)),
+                ("readback_str", models.TextField(null=True)),
+                (
+                    "readback_array",
+                    django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None),
+                ),
+                ("message", models.CharField(blank=True, max_length=200)),
+                ("written_at", models.DateTimeField(blank=True, null=True)),
+                ("verified_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "pv",
+                    models.ForeignKey(
+                        null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to="pvs.pv"
+                    ),
+                ),
+                (
+                    "restore",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="items", to="snapshots.restore"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['restore', 'stage', 'status'], name='restoreitem_stage_status')],
-                'constraints': [models.UniqueConstraint(fields=('restore', 'pv_name'), name='restoreitem_unique_pv')],
+                "indexes": [models.Index(fields=["restore", "stage", "status"], name="restoreitem_stage_status")],
+                "constraints": [models.UniqueConstraint(fields=("restore", "pv_name"), name="restoreitem_unique_pv")],
             },
         ),
         migrations.CreateModel(
-            name='RestorePreviewItem',
+            name="RestorePreviewItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pv_name', models.CharField(help_text='The setpoint address to write.', max_length=100)),
-                ('readback_name', models.CharField(blank=True, max_length=100)),
-                ('stage', models.PositiveSmallIntegerField(default=0)),
-                ('wait_for_completion', models.BooleanField(default=False)),
-                ('abs_tolerance', models.FloatField(default=0.0)),
-                ('rel_tolerance', models.FloatField(default=0.0)),
-                ('value_type', models.CharField(choices=[('float', 'Floating point'), ('int', 'Integer'), ('enum', 'Enum (index and label)'), ('string', 'String'), ('float_array', 'Array of floats'), ('int_array', 'Array of integers'), ('none', 'No value (disconnected)')], max_length=12)),
-                ('target_num', models.FloatField(null=True)),
-                ('target_str', models.TextField(null=True)),
-                ('target_array', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None)),
-                ('live_num', models.FloatField(null=True)),
-                ('live_str', models.TextField(null=True)),
-                ('live_array', django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None)),
-                ('within_tolerance', models.BooleanField(help_text='Unknown (null) without both values.', null=True)),
-                ('action', models.CharField(choices=[('write', 'Write'), ('skip_unchanged', 'Skip: already within tolerance'), ('skip_read_only', 'Skip: read-only PV'), ('skip_disconnected', 'Skip: disconnected now'), ('skip_no_write_access', 'Skip: no write access'), ('skip_no_saved_value', 'Skip: no saved value (disconnected in the snapshot)'), ('skip_not_in_registry', 'Skip: PV no longer in the registry')], max_length=24)),
-                ('preview', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='snapshots.restorepreview')),
-                ('pv', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pvs.pv')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("pv_name", models.CharField(help_text="The setpoint address to write.", max_length=100)),
+                ("readback_name", models.CharField(blank=True, max_length=100)),
+                ("stage", models.PositiveSmallIntegerField(default=0)),
+                ("wait_for_completion", models.BooleanField(default=False)),
+                ("abs_tolerance", models.FloatField(default=0.0)),
+                ("rel_tolerance", models.FloatField(default=0.0)),
+                (
+                    "value_type",
+                    models.CharField(
+                        choices=[
+                            ("float", "Floating point"),
+                            ("int", "Integer"),
+                            ("enum", "Enum (index and label)"),
+                            ("string", "String"),
+                            ("float_array", "Array of floats"),
+                            ("int_array", "Array of integers"),
+                            ("none", "No value (disconnected)"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("target_num", models.FloatField(null=True)),
+                ("target_str", models.TextField(null=True)),
+                (
+                    "target_array",
+                    django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None),
+                ),
+                ("live_num", models.FloatField(null=True)),
+                ("live_str", models.TextField(null=True)),
+                (
+                    "live_array",
+                    django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), null=True, size=None),
+                ),
+                ("within_tolerance", models.BooleanField(help_text="Unknown (null) without both values.", null=True)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("write", "Write"),
+                            ("skip_unchanged", "Skip: already within tolerance"),
+                            ("skip_read_only", "Skip: read-only PV"),
+                            ("skip_disconnected", "Skip: disconnected now"),
+                            ("skip_no_write_access", "Skip: no write access"),
+                            ("skip_no_saved_value", "Skip: no saved value (disconnected in the snapshot)"),
+                            ("skip_not_in_registry", "Skip: PV no longer in the registry"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                (
+                    "preview",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="items", to="snapshots.restorepreview"
+                    ),
+                ),
+                (
+                    "pv",
+                    models.ForeignKey(
+                        null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to="pvs.pv"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['preview', 'action'], name='restorepreviewitem_action')],
-                'constraints': [models.UniqueConstraint(fields=('preview', 'pv_name'), name='restorepreviewitem_unique_pv')],
+                "indexes": [models.Index(fields=["preview", "action"], name="restorepreviewitem_action")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("preview", "pv_name"), name="restorepreviewitem_unique_pv")
+                ],
             },
         ),
     ]

@@ -5,16 +5,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pvs', '0001_initial'),
-        ('snapshots', '0003_restore'),
+        ("pvs", "0001_initial"),
+        ("snapshots", "0003_restore"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='snapshotvalue',
-            name='pv',
-            field=models.ForeignKey(db_constraint=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='snapshot_values', to='pvs.pv'),
+            model_name="snapshotvalue",
+            name="pv",
+            field=models.ForeignKey(
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="snapshot_values",
+                to="pvs.pv",
+            ),
         ),
     ]

@@ -6,40 +6,102 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('django_celery_beat', '0019_alter_periodictasks_options'),
-        ('snapshots', '0004_snapshotvalue_pv_without_db_constraint'),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+        ("snapshots", "0004_snapshotvalue_pv_without_db_constraint"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SnapshotSchedule',
+            name="SnapshotSchedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('enabled', models.BooleanField(default=True)),
-                ('mode', models.CharField(choices=[('cache', 'From the live cache'), ('direct', 'Direct read'), ('hybrid', 'Cache when fresh, else direct read')], default='hybrid', max_length=10)),
-                ('selection', models.JSONField(blank=True, default=dict, help_text='PV filters, as in the API: e.g. {"tag": [3]} or {"device": "MAG"}; empty for every PV.')),
-                ('keep_last', models.PositiveIntegerField(default=48, help_text='How many of its snapshots to keep (at least 1).')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('crontab', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='django_celery_beat.crontabschedule')),
-                ('owner', models.ForeignKey(help_text='The author recorded on its snapshots.', on_delete=django.db.models.deletion.PROTECT, related_name='snapshot_schedules', to=settings.AUTH_USER_MODEL)),
-                ('periodic_task', models.OneToOneField(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='snapshot_schedule', to='django_celery_beat.periodictask')),
-                ('tags', models.ManyToManyField(blank=True, limit_choices_to={'protected': False}, related_name='schedules', to='snapshots.snapshottag')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("cache", "From the live cache"),
+                            ("direct", "Direct read"),
+                            ("hybrid", "Cache when fresh, else direct read"),
+                        ],
+                        default="hybrid",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "selection",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='PV filters, as in the API: e.g. {"tag": [3]} or {"device": "MAG"}; empty for every PV.',
+                    ),
+                ),
+                (
+                    "keep_last",
+                    models.PositiveIntegerField(
+                        default=48, help_text="How many of its snapshots to keep (at least 1)."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "crontab",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, to="django_celery_beat.crontabschedule"
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        help_text="The author recorded on its snapshots.",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="snapshot_schedules",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "periodic_task",
+                    models.OneToOneField(
+                        blank=True,
+                        editable=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="snapshot_schedule",
+                        to="django_celery_beat.periodictask",
+                    ),
+                ),
+                (
+                    "tags",
+                    models.ManyToManyField(
+                        blank=True,
+                        limit_choices_to={"protected": False},
+                        related_name="schedules",
+                        to="snapshots.snapshottag",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='snapshot',
-            name='schedule',
-            field=models.ForeignKey(blank=True, help_text='The schedule that took it, if any (its retention rule applies).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='snapshots', to='snapshots.snapshotschedule'),
+            model_name="snapshot",
+            name="schedule",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The schedule that took it, if any (its retention rule applies).",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="snapshots",
+                to="snapshots.snapshotschedule",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='snapshotschedule',
-            constraint=models.CheckConstraint(condition=models.Q(('keep_last__gte', 1)), name='schedule_keeps_at_least_one'),
+            model_name="snapshotschedule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("keep_last__gte", 1)), name="schedule_keeps_at_least_one"
+            ),
         ),
     ]

@@ -4,16 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('snapshots', '0006_ieee_float_functions'),
+        ("snapshots", "0006_ieee_float_functions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='restore',
-            name='writing_stage',
-            field=models.PositiveSmallIntegerField(blank=True, help_text='The stage whose puts may have gone out with their results not yet recorded.', null=True),
+            model_name="restore",
+            name="writing_stage",
+            field=models.PositiveSmallIntegerField(
+                blank=True,
+                help_text="The stage whose puts may have gone out with their results not yet recorded.",
+                null=True,
+            ),
         ),
         # Items an interrupted run left `writing` become pending items of the stage being written.
         migrations.RunSQL(
@@ -27,8 +30,21 @@ class Migration(migrations.Migration):
             migrations.RunSQL.noop,
         ),
         migrations.AlterField(
-            model_name='restoreitem',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('written', 'Written'), ('verified', 'Verified'), ('mismatch', 'Readback outside tolerance'), ('disconnected', 'Disconnected'), ('no_write_access', 'No write access'), ('timeout', 'Timed out'), ('failed', 'Failed')], default='pending', max_length=16),
+            model_name="restoreitem",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("written", "Written"),
+                    ("verified", "Verified"),
+                    ("mismatch", "Readback outside tolerance"),
+                    ("disconnected", "Disconnected"),
+                    ("no_write_access", "No write access"),
+                    ("timeout", "Timed out"),
+                    ("failed", "Failed"),
+                ],
+                default="pending",
+                max_length=16,
+            ),
         ),
     ]

@@ -5,25 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pvs', '0001_initial'),
-        ('snapshots', '0007_restore_writing_stage'),
+        ("pvs", "0001_initial"),
+        ("snapshots", "0007_restore_writing_stage"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='restoreitem',
-            name='restoreitem_stage_status',
+            model_name="restoreitem",
+            name="restoreitem_stage_status",
         ),
         migrations.AlterField(
-            model_name='restoreitem',
-            name='restore',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='items', to='snapshots.restore'),
+            model_name="restoreitem",
+            name="restore",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="items",
+                to="snapshots.restore",
+            ),
         ),
         migrations.AddIndex(
-            model_name='restoreitem',
-            index=models.Index(fields=['restore', 'stage'], name='restoreitem_stage'),
+            model_name="restoreitem",
+            index=models.Index(fields=["restore", "stage"], name="restoreitem_stage"),
         ),
         # Room on each page for updated row versions: status and read-back updates stay heap-only.
         migrations.RunSQL(

@@ -4,14 +4,16 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('snapshots', '0008_restoreitem_hot_updates'),
+        ("snapshots", "0008_restoreitem_hot_updates"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='snapshot',
-            options={'ordering': ['-created_at', '-id'], 'permissions': [('manage_protected_tags', 'Can set or remove protected snapshot tags (golden)')]},
+            name="snapshot",
+            options={
+                "ordering": ["-created_at", "-id"],
+                "permissions": [("manage_protected_tags", "Can set or remove protected snapshot tags (golden)")],
+            },
         ),
     ]

@@ -5,20 +5,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pvs', '0001_initial'),
-        ('snapshots', '0009_protected_tags_permission'),
+        ("pvs", "0001_initial"),
+        ("snapshots", "0009_protected_tags_permission"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='snapshotvalue',
-            name='snapshot',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='values', to='snapshots.snapshot'),
+            model_name="snapshotvalue",
+            name="snapshot",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="values",
+                to="snapshots.snapshot",
+            ),
         ),
         migrations.AddIndex(
-            model_name='snapshotvalue',
-            index=models.Index(fields=['snapshot', 'id'], name='snapshotvalue_snapshot_id'),
+            model_name="snapshotvalue",
+            index=models.Index(fields=["snapshot", "id"], name="snapshotvalue_snapshot_id"),
         ),
     ]

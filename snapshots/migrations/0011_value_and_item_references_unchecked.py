@@ -5,26 +5,43 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pvs', '0002_description_max_length'),
-        ('snapshots', '0010_snapshotvalue_snapshot_id_index'),
+        ("pvs", "0002_description_max_length"),
+        ("snapshots", "0010_snapshotvalue_snapshot_id_index"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='restoreitem',
-            name='pv',
-            field=models.ForeignKey(db_constraint=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pvs.pv'),
+            model_name="restoreitem",
+            name="pv",
+            field=models.ForeignKey(
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="pvs.pv",
+            ),
         ),
         migrations.AlterField(
-            model_name='restoreitem',
-            name='restore',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='items', to='snapshots.restore'),
+            model_name="restoreitem",
+            name="restore",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="items",
+                to="snapshots.restore",
+            ),
         ),
         migrations.AlterField(
-            model_name='snapshotvalue',
-            name='snapshot',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='values', to='snapshots.snapshot'),
+            model_name="snapshotvalue",
+            name="snapshot",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="values",
+                to="snapshots.snapshot",
+            ),
         ),
     ]

@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('snapshots', '0011_value_and_item_references_unchecked'),
+        ("snapshots", "0011_value_and_item_references_unchecked"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='restore',
-            name='writing_stage',
-            field=models.PositiveSmallIntegerField(blank=True, help_text='While it runs: the last stage whose puts may have gone out. A resume reads back pending items up to it before writing them.', null=True),
+            model_name="restore",
+            name="writing_stage",
+            field=models.PositiveSmallIntegerField(
+                blank=True,
+                help_text="While it runs: the last stage whose puts may have gone out. A resume reads back pending items up to it before writing them.",
+                null=True,
+            ),
         ),
     ]

@@ -6,20 +6,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('snapshots', '0012_restore_writing_stage_help'),
+        ("snapshots", "0012_restore_writing_stage_help"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='snapshotschedule',
-            options={'ordering': ['name'], 'permissions': [('set_schedule_owner', "Can make another user a schedule's owner")]},
+            name="snapshotschedule",
+            options={
+                "ordering": ["name"],
+                "permissions": [("set_schedule_owner", "Can make another user a schedule's owner")],
+            },
         ),
         migrations.AlterField(
-            model_name='snapshotschedule',
-            name='owner',
-            field=models.ForeignKey(help_text='The author recorded on its snapshots: whoever creates the schedule, unless an admin sets another.', on_delete=django.db.models.deletion.PROTECT, related_name='snapshot_schedules', to=settings.AUTH_USER_MODEL),
+            model_name="snapshotschedule",
+            name="owner",
+            field=models.ForeignKey(
+                help_text="The author recorded on its snapshots: whoever creates the schedule, unless an admin sets another.",
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="snapshot_schedules",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
     ]

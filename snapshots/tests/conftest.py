@@ -51,8 +51,9 @@ def kind_of(value) -> str:
 def saved_value(snapshot, name: str, value, *, severity: int = 0, precision=None, units: str = "") -> SnapshotValue:
     """A SnapshotValue of `value` (None: disconnected) for the registry PV `name` (if any)."""
     pv = PV.objects.filter(setpoint_address=name).first()
-    row = SnapshotValue(snapshot=snapshot, pv=pv, pv_name=name, source=ValueSource.CACHE, units=units,
-                        precision=precision)  # fmt: skip
+    row = SnapshotValue(
+        snapshot=snapshot, pv=pv, pv_name=name, source=ValueSource.CACHE, units=units, precision=precision
+    )
     if value is None:
         row.value_type, row.connected, row.reason = ValueType.NONE, False, "disconnected"
         return row

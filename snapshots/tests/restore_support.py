@@ -89,7 +89,9 @@ class FakeIOC:
 
     def metadata(self, addresses):
         return {
-            a: None if a in self.dead else epics_io.Metadata(a, self.kinds.get(a, "float"), 1, write_access=a not in self.denied)
+            a: None
+            if a in self.dead
+            else epics_io.Metadata(a, self.kinds.get(a, "float"), 1, write_access=a not in self.denied)
             for a in addresses
         }
 
@@ -121,9 +123,14 @@ def user(make_user):
 
 def make_pv(address, *, readback="", stage=0, read_only=False, wait=False, abs_tolerance=0.0, rel_tolerance=0.0):
     return PV.objects.create(
-        setpoint_address=address, readback_address=readback, restore_stage=stage, read_only=read_only,
-        wait_for_completion=wait, abs_tolerance=abs_tolerance, rel_tolerance=rel_tolerance,
-    )  # fmt: skip
+        setpoint_address=address,
+        readback_address=readback,
+        restore_stage=stage,
+        read_only=read_only,
+        wait_for_completion=wait,
+        abs_tolerance=abs_tolerance,
+        rel_tolerance=rel_tolerance,
+    )
 
 
 def make_snapshot(user, saved: dict) -> Snapshot:

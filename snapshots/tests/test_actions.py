@@ -31,11 +31,18 @@ def archived(make_snapshot):
 
 def test_a_snapshot_requested_with_a_token_names_the_tokens_owner(client, operator):
     _, token = create_token(operator, actor=None, via=AuditVia.COMMAND)
-    response = client.post("/api/v1/snapshots/", {"title": "Before MD", "mode": "cache"},
-                           content_type="application/json", HTTP_AUTHORIZATION=f"Token {token}")  # fmt: skip
+    response = client.post(
+        "/api/v1/snapshots/",
+        {"title": "Before MD", "mode": "cache"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {token}",
+    )
     entry = only_entry(AuditAction.SNAPSHOT_REQUESTED)
     assert (entry.actor, entry.via, entry.target_type, entry.target_id) == (
-        operator, AuditVia.API, "jobs.job", str(response.json()["id"])
+        operator,
+        AuditVia.API,
+        "jobs.job",
+        str(response.json()["id"]),
     )
     assert entry.details["title"] == "Before MD" and "Before MD" in entry.summary
 
@@ -101,8 +108,10 @@ def admin_staff(admin_role_user):
 def test_an_edit_in_the_admin_is_audited(client, admin_staff, archived):
     client.force_login(admin_staff)
     golden = SnapshotTag.objects.get(name=GOLDEN_TAG)
-    client.post(reverse("admin:snapshots_snapshot_change", args=[archived.id]),
-                {"title": "Reference", "comment": "", "tags": [golden.id]})  # fmt: skip
+    client.post(
+        reverse("admin:snapshots_snapshot_change", args=[archived.id]),
+        {"title": "Reference", "comment": "", "tags": [golden.id]},
+    )
     entry = only_entry(AuditAction.SNAPSHOT_CHANGED)
     assert (entry.actor, entry.via) == (admin_staff, AuditVia.ADMIN)
     assert entry.details == {"title": ["Before MD", "Reference"], "tags": {"added": [GOLDEN_TAG], "removed": []}}
@@ -112,8 +121,10 @@ def test_an_edit_in_the_admin_is_audited(client, admin_staff, archived):
 def test_deletions_in_the_admin_are_audited_one_entry_per_snapshot(client, admin_staff, make_snapshot):
     first, second = make_snapshot("One", {"T:A": 1.0}), make_snapshot("Two", {"T:A": 2.0})
     client.force_login(admin_staff)
-    client.post(reverse("admin:snapshots_snapshot_changelist"),
-                {"action": "delete_selected", "_selected_action": [first.id, second.id], "post": "yes"})  # fmt: skip
+    client.post(
+        reverse("admin:snapshots_snapshot_changelist"),
+        {"action": "delete_selected", "_selected_action": [first.id, second.id], "post": "yes"},
+    )
     entries = AuditEntry.objects.filter(action=AuditAction.SNAPSHOT_DELETED)
     assert sorted(entries.values_list("target_id", flat=True)) == sorted([str(first.pk), str(second.pk)])
     assert not Snapshot.objects.exists()
@@ -133,7 +144,10 @@ def test_executing_a_preview_is_audited_as_a_restore_request(client, operator, s
     job = client.post(f"/api/v1/restore-previews/{preview.id}/execute/", content_type="application/json").json()
     entry = only_entry(AuditAction.RESTORE_REQUESTED)
     assert (entry.actor, entry.via, entry.target_type, entry.target_id) == (
-        operator, AuditVia.API, "snapshots.restorepreview", str(preview.pk)
+        operator,
+        AuditVia.API,
+        "snapshots.restorepreview",
+        str(preview.pk),
     )
     assert (entry.details["job"], entry.details["snapshot"], entry.details["write_count"]) == (job["id"], saved.pk, 2)
 
@@ -158,7 +172,10 @@ def test_an_undo_from_the_cache_is_audited_with_its_preview(client, operator, re
     response = client.post(f"/api/v1/restores/{restored.id}/undo/")
     entry = only_entry(AuditAction.RESTORE_UNDO_REQUESTED)
     assert (entry.actor, entry.via, entry.target_type, entry.target_id) == (
-        operator, AuditVia.API, "snapshots.restore", str(restored.pk)
+        operator,
+        AuditVia.API,
+        "snapshots.restore",
+        str(restored.pk),
     )
     assert response.status_code == 201 and entry.details == {"preview": response.json()["id"]}
 
@@ -173,14 +190,19 @@ def test_an_undo_made_by_a_worker_is_audited_with_its_job(client, operator, rest
 
 
 def _nothing_recorded() -> bool:
-    return not Job.objects.exists() and not AuditEntry.objects.filter(
-        action__in=[AuditAction.SNAPSHOT_REQUESTED, AuditAction.RESTORE_REQUESTED]
-    ).exists()
+    return (
+        not Job.objects.exists()
+        and not AuditEntry.objects.filter(
+            action__in=[AuditAction.SNAPSHOT_REQUESTED, AuditAction.RESTORE_REQUESTED]
+        ).exists()
+    )
 
 
 def test_a_snapshot_requested_while_the_broker_is_down_answers_503_and_records_nothing(client, operator, broker_down):
     client.force_login(operator)
-    response = client.post("/api/v1/snapshots/", {"title": "Before MD", "mode": "cache"}, content_type="application/json")
+    response = client.post(
+        "/api/v1/snapshots/", {"title": "Before MD", "mode": "cache"}, content_type="application/json"
+    )
     assert response.status_code == 503 and response["Retry-After"]
     assert response.json()["error"]["code"] == "service_unavailable"
     assert "nothing was recorded" in response.json()["error"]["message"]
@@ -207,7 +229,9 @@ def test_an_execution_while_the_broker_is_down_answers_503_and_records_nothing(c
 def test_a_confirmation_on_the_page_while_the_broker_is_down_shows_the_503_page(client, operator, saved, broker_down):
     client.force_login(operator)
     preview = make_preview(client, saved)
-    response = client.post(reverse("snapshots:restore_execute", args=[preview.pk]), {"verify": "on", "verify_timeout": "5"})
+    response = client.post(
+        reverse("snapshots:restore_execute", args=[preview.pk]), {"verify": "on", "verify_timeout": "5"}
+    )
     assert response.status_code == 503
     assert "nothing was recorded" in response.text
     assert _nothing_recorded()

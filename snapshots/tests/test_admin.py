@@ -56,9 +56,17 @@ def test_the_admin_role_sets_the_golden_tag(client, admin_role_user, snapshot):
 @pytest.fixture
 def curator(django_user_model):
     user = django_user_model.objects.create_user("curator", password="pw", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(
-        codename__in=["change_snapshottag", "delete_snapshottag", "view_snapshottag", "delete_snapshot", "view_snapshot"]
-    ))  # fmt: skip
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=[
+                "change_snapshottag",
+                "delete_snapshottag",
+                "view_snapshottag",
+                "delete_snapshot",
+                "view_snapshot",
+            ]
+        )
+    )
     return user
 
 
@@ -75,6 +83,8 @@ def test_only_admins_delete_golden_snapshots(client, curator, snapshot):
     snapshot.tags.add(SnapshotTag.objects.get(name=GOLDEN_TAG))
     client.force_login(curator)
     client.post(reverse("admin:snapshots_snapshot_delete", args=[snapshot.id]), {"post": "yes"})
-    client.post(reverse("admin:snapshots_snapshot_changelist"),
-                {"action": "delete_selected", "_selected_action": [snapshot.id], "post": "yes"})  # fmt: skip
+    client.post(
+        reverse("admin:snapshots_snapshot_changelist"),
+        {"action": "delete_selected", "_selected_action": [snapshot.id], "post": "yes"},
+    )
     assert Snapshot.objects.filter(pk=snapshot.pk).exists()

@@ -34,11 +34,17 @@ def viewer(client, make_user):
 def test_a_viewer_reads_but_cannot_take_retag_or_restore(client, viewer, snapshot):
     assert client.get("/api/v1/snapshots/").status_code == 200
     assert client.post("/api/v1/snapshots/", {"title": "t"}, content_type="application/json").status_code == 403
-    assert client.put(f"/api/v1/snapshots/{snapshot.id}/tags/", {"tags": []}, content_type="application/json").status_code == 403
+    assert (
+        client.put(f"/api/v1/snapshots/{snapshot.id}/tags/", {"tags": []}, content_type="application/json").status_code
+        == 403
+    )
     preview = _preview(snapshot, viewer)
     refused = client.post(f"/api/v1/restore-previews/{preview.id}/execute/", content_type="application/json")
     assert refused.status_code == 403 and "snapshots.add_restore" in refused.json()["error"]["message"]
-    assert client.post("/api/v1/restore-previews/", {"snapshot": snapshot.id}, content_type="application/json").status_code == 403
+    assert (
+        client.post("/api/v1/restore-previews/", {"snapshot": snapshot.id}, content_type="application/json").status_code
+        == 403
+    )
     assert not Job.objects.exists()
 
 
@@ -50,17 +56,23 @@ def snapshot(admin_user, redis_db):
     return take_snapshot(title="Before shutdown", comment="run 42", created_by=admin_user, mode="direct", reader=reader)
 
 
-def test_taking_a_snapshot_creates_a_job_and_enqueues_it_on_commit(client, operator, django_capture_on_commit_callbacks):
+def test_taking_a_snapshot_creates_a_job_and_enqueues_it_on_commit(
+    client, operator, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(
-            "/api/v1/snapshots/", {"title": "Nightly", "mode": "cache", "selection": {"device": "Q"}},
+            "/api/v1/snapshots/",
+            {"title": "Nightly", "mode": "cache", "selection": {"device": "Q"}},
             content_type="application/json",
-        )  # fmt: skip
+        )
     assert response.status_code == 202, response.json()
     job = Job.objects.get(pk=response.json()["id"])
     assert (job.type, job.created_by, job.data["mode"], job.data["selection"]) == (
-        JobType.SNAPSHOT, operator, "cache", {"device": "Q"},
-    )  # fmt: skip
+        JobType.SNAPSHOT,
+        operator,
+        "cache",
+        {"device": "Q"},
+    )
     assert len(callbacks) == 1
 
 
@@ -109,8 +121,9 @@ def test_export_then_import_gives_the_same_values(client, operator, snapshot):
     assert response.status_code == 201, response.json()
     copy = Snapshot.objects.get(pk=response.json()["id"])
     assert {(v.pv_name, v.setpoint_value, v.readback_value) for v in copy.values.all()} == {
-        ("T:A_SP", 1.5, 1.25), ("T:C", 7, None),
-    }  # fmt: skip
+        ("T:A_SP", 1.5, 1.25),
+        ("T:C", 7, None),
+    }
 
 
 def test_csv_export_then_import_gives_the_same_values(client, operator, snapshot):
@@ -154,9 +167,11 @@ def _preview(snapshot, user, **changes):
     from snapshots.restore import _fingerprint
 
     fields = {
-        "expires_at": timezone.now() + timedelta(minutes=5), "live_source": "cache",
-        "registry_fingerprint": _fingerprint([]), **changes,
-    }  # fmt: skip
+        "expires_at": timezone.now() + timedelta(minutes=5),
+        "live_source": "cache",
+        "registry_fingerprint": _fingerprint([]),
+        **changes,
+    }
     return RestorePreview.objects.create(snapshot=snapshot, created_by=user, **fields)
 
 
@@ -176,7 +191,9 @@ def test_executing_again_resumes_an_unfinished_restore_but_not_a_finished_one(cl
     from snapshots.models import Restore, RestoreStatus
 
     preview = _preview(snapshot, operator)
-    restore = Restore.objects.create(preview=preview, snapshot=snapshot, created_by=operator, status=RestoreStatus.RUNNING)
+    restore = Restore.objects.create(
+        preview=preview, snapshot=snapshot, created_by=operator, status=RestoreStatus.RUNNING
+    )
     url = f"/api/v1/restore-previews/{preview.id}/execute/"
     assert client.post(url, content_type="application/json").status_code == 202
     Restore.objects.filter(pk=restore.pk).update(status=RestoreStatus.SUCCEEDED)
@@ -198,8 +215,9 @@ def test_preview_of_an_unknown_snapshot_is_400(client, operator):
 
 @pytest.mark.parametrize("selection", [{"pv": ["NOT:IN:REGISTRY", "NOR:THIS"]}, {"search": "nothing-matches-this"}])
 def test_a_preview_of_a_selection_matching_no_pv_is_400_and_makes_nothing(client, operator, snapshot, selection):
-    response = client.post("/api/v1/restore-previews/", {"snapshot": snapshot.id, "selection": selection},
-                           content_type="application/json")  # fmt: skip
+    response = client.post(
+        "/api/v1/restore-previews/", {"snapshot": snapshot.id, "selection": selection}, content_type="application/json"
+    )
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"selection": ["No PV matches this selection."]}
@@ -216,7 +234,9 @@ def test_a_preview_from_a_fresh_cache_is_made_at_once(client, operator, snapshot
 
     now = timezone.now().timestamp()
     for address, value in {"T:A_SP": 1.5, "T:C": 3.0}.items():
-        redis_db.hset(live.VALUES_KEY, address, live.encode_value(live.LiveValue(address, "float", value, 0, 0, now, now, True)))
+        redis_db.hset(
+            live.VALUES_KEY, address, live.encode_value(live.LiveValue(address, "float", value, 0, 0, now, now, True))
+        )
     live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
     response = client.post("/api/v1/restore-previews/", {"snapshot": snapshot.id}, content_type="application/json")
     assert response.status_code == 201, response.json()
@@ -224,18 +244,21 @@ def test_a_preview_from_a_fresh_cache_is_made_at_once(client, operator, snapshot
     assert not Job.objects.exists()
 
 
-def test_a_preview_the_cache_cannot_serve_is_made_by_a_worker(client, operator, snapshot, redis_db, monkeypatch,
-                                                               django_capture_on_commit_callbacks):  # fmt: skip
+def test_a_preview_the_cache_cannot_serve_is_made_by_a_worker(
+    client, operator, snapshot, redis_db, monkeypatch, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(
-            "/api/v1/restore-previews/", {"snapshot": snapshot.id, "include_unchanged": True},
+            "/api/v1/restore-previews/",
+            {"snapshot": snapshot.id, "include_unchanged": True},
             content_type="application/json",
-        )  # fmt: skip
+        )
     assert response.status_code == 202, response.json()  # no monitor: the web process reads nothing itself
     job = Job.objects.get(pk=response.json()["id"])
     assert (job.type, job.data) == (
-        JobType.PREVIEW, {"snapshot": snapshot.id, "selection": None, "include_unchanged": True}
-    )  # fmt: skip
+        JobType.PREVIEW,
+        {"snapshot": snapshot.id, "selection": None, "include_unchanged": True},
+    )
     assert len(callbacks) == 1 and not RestorePreview.objects.exists()
 
     from jobs.runner import run_job
@@ -253,4 +276,9 @@ def test_a_preview_the_cache_cannot_serve_is_made_by_a_worker(client, operator, 
     run_job(job.pk, preview_handler)
     job.refresh_from_db()
     preview = RestorePreview.objects.get(pk=job.result_id)
-    assert (job.status, preview.live_source, preview.write_count, preview.unchanged_count) == ("succeeded", "direct", 2, 0)
+    assert (job.status, preview.live_source, preview.write_count, preview.unchanged_count) == (
+        "succeeded",
+        "direct",
+        2,
+        0,
+    )

@@ -67,8 +67,10 @@ class Plans:
             for node in _nodes(plan):
                 if node["Node Type"] != "Nested Loop":
                     continue
-                outer, inner = (next(c for c in node["Plans"] if c.get("Parent Relationship") == side)
-                                for side in ("Outer", "Inner"))  # fmt: skip
+                outer, inner = (
+                    next(c for c in node["Plans"] if c.get("Parent Relationship") == side)
+                    for side in ("Outer", "Inner")
+                )
                 both_bulk = _tables(outer) & BULK_TABLES and _tables(inner) & BULK_TABLES
                 if both_bulk and not _one_row(outer) and not self._lookup_by_key(inner):
                     found.append(f"{' '.join(sql.split())[:300]}\n  inner: {_describe(inner)}")
@@ -119,10 +121,14 @@ def statistics(request, ioc, user):  # noqa: F811 - ioc and user are fixtures
     area = TagGroup.objects.create(name="Area")
     areas = [Tag.objects.create(group=area, name=f"A{i}") for i in range(20)]
     pvs = PV.objects.bulk_create(
-        PV(setpoint_address=f"P:SP{i}", readback_address=f"P:RB{i}" if i % 3 else "", restore_stage=i % 2,
-           abs_tolerance=0.001)
+        PV(
+            setpoint_address=f"P:SP{i}",
+            readback_address=f"P:RB{i}" if i % 3 else "",
+            restore_stage=i % 2,
+            abs_tolerance=0.001,
+        )
         for i in range(PVS)
-    )  # fmt: skip
+    )
     for i, pv in enumerate(pvs):
         ioc.add(pv.setpoint_address, float(i), readback=pv.readback_address)
     PV.tags.through.objects.bulk_create(PV.tags.through(pv=pv, tag=areas[i % 20]) for i, pv in enumerate(pvs))

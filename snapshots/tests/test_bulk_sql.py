@@ -40,14 +40,15 @@ def test_update_rows_sets_columns_per_row_and_constants_on_all(snapshot):
     copy_rows(SnapshotValue, REQUIRED, [(snapshot.pk, name, "", "float", "", "direct", True, "") for name in "ABC"])
     ids = dict(SnapshotValue.objects.values_list("pv_name", "id"))
     update_rows(
-        SnapshotValue, ["setpoint_num", "setpoint_array", "reason"],
-        [(ids["A"], math.nan, [math.nan, -math.inf], "it's \"quoted\", {braced}"), (ids["B"], None, None, "")],
+        SnapshotValue,
+        ["setpoint_num", "setpoint_array", "reason"],
+        [(ids["A"], math.nan, [math.nan, -math.inf], 'it\'s "quoted", {braced}'), (ids["B"], None, None, "")],
         constants={"timestamp": T0, "source": "cache"},
-    )  # fmt: skip
+    )
     rows = {v.pv_name: v for v in SnapshotValue.objects.all()}
     assert math.isnan(rows["A"].setpoint_num) and rows["A"].setpoint_array[1] == -math.inf
     assert math.isnan(rows["A"].setpoint_array[0])
-    assert rows["A"].reason == "it's \"quoted\", {braced}"
+    assert rows["A"].reason == 'it\'s "quoted", {braced}'
     assert (rows["B"].setpoint_num, rows["B"].setpoint_array, rows["B"].reason) == (None, None, "")
     assert [(rows[n].timestamp, rows[n].source) for n in "AB"] == [(T0, "cache"), (T0, "cache")]
     assert (rows["C"].timestamp, rows["C"].source) == (None, "direct")  # not in rows: untouched

@@ -142,7 +142,9 @@ def test_describe_difference_names_the_first_differing_element():
     assert describe_difference(None, 2.0, "float") == "no saved value"
 
 
-@pytest.mark.parametrize(("saved", "live", "kind"), [(1.0, [1.0, 2.0], "float"), (1.0, "text", "float"),
-                                                      ([1.0], 3.5, "float_array"), (2, "On", "enum")])
+@pytest.mark.parametrize(
+    ("saved", "live", "kind"),
+    [(1.0, [1.0, 2.0], "float"), (1.0, "text", "float"), ([1.0], 3.5, "float_array"), (2, "On", "enum")],
+)
 def test_a_live_value_of_another_shape_does_not_match(saved, live, kind):
     assert within_tolerance(saved, live, kind, 1.0, 0.0) is False

@@ -42,7 +42,13 @@ def test_compare_needs_a_login(client, pair):
 def test_compare_returns_typed_rows_counts_and_the_snapshots(client, signed_in, pair):
     a, b = pair
     body = get(client, a=a.id, b=b.id).json()
-    assert (body["a"]["id"], body["b"]["id"], body["count"], body["next"], body["previous"]) == (a.id, b.id, 5, None, None)
+    assert (body["a"]["id"], body["b"]["id"], body["count"], body["next"], body["previous"]) == (
+        a.id,
+        b.id,
+        5,
+        None,
+        None,
+    )
     assert body["counts"]["out_of_tolerance"] == 4 and body["counts"]["within"] == 1
     rows = {row["pv_name"]: row for row in body["results"]}
     assert rows["P:A"]["status"] == "within" and rows["P:A"]["delta"] == pytest.approx(0.05)
@@ -162,7 +168,12 @@ def test_drift_without_a_golden_snapshot_asks_for_one(client, signed_in, pair):
     assert response.status_code == 400
     message = "There is no golden snapshot: choose one with snapshot=<id>."
     assert response.json() == {
-        "error": {"status": 400, "code": "invalid", "message": f"snapshot: {message}", "fields": {"snapshot": [message]}}
+        "error": {
+            "status": 400,
+            "code": "invalid",
+            "message": f"snapshot: {message}",
+            "fields": {"snapshot": [message]},
+        }
     }
     not_an_id = get(client, "/api/v1/drift/", snapshot="x").json()["error"]["fields"]
     assert not_an_id == {"snapshot": ["Enter a snapshot id."]}

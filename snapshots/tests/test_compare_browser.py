@@ -9,15 +9,26 @@ import pytest
 from pvs import sim
 from snapshots.tests.test_end_to_end import caget_many, registry  # noqa: F401 - a fixture
 from squirrel_site.tests.test_browser import (  # noqa: F401 - fixtures
-    LIVE_CHANGE_LIMIT_MS, browser_page, live_cell_latency_ms, log_in, put_on_ioc, screenshot, site, take_snapshot,
+    LIVE_CHANGE_LIMIT_MS,
+    browser_page,
+    live_cell_latency_ms,
+    log_in,
+    put_on_ioc,
+    screenshot,
+    site,
+    take_snapshot,
     wait_for_live,
-)  # fmt: skip
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker]
 
 
-def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(site, browser_page, registry,  # noqa: F811
-                                                                        put_on_ioc):  # noqa: F811
+def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(
+    site,
+    browser_page,
+    registry,  # noqa: F811
+    put_on_ioc,
+):  # noqa: F811
     page = browser_page
     pair = registry.of_kind(sim.PAIR)[5]
     log_in(page, site)
@@ -59,7 +70,7 @@ def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(site, br
     total = page.locator('tr[data-line="total-0"] td').all_text_contents()
     assert int(total[2]) >= 1  # out of tolerance
     screenshot(page, "compare_05_drift")
-    out_of_tolerance_links = page.locator('tr.drift-tag.out-of-tolerance td:nth-child(3) a')
+    out_of_tolerance_links = page.locator("tr.drift-tag.out-of-tolerance td:nth-child(3) a")
     out_of_tolerance_links.first.click()
     page.wait_for_url(f"{site}/compare/?*")
     assert page.locator("#comparison tbody tr[data-status='out_of_tolerance']").count() >= 1

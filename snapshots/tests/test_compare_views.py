@@ -80,10 +80,14 @@ def signed_in(client, viewer):
 @pytest.fixture
 def pair(make_snapshot, make_pvs):
     make_pvs("P:A", "P:B", "P:C", "P:D", "P:E", "P:F", abs_tolerance=0.1, device="MAG")
-    a = make_snapshot("Before", {"P:A": 1.0, "P:B": 2.0, "P:C": NAN, "P:D": Enum(1), "P:E": [1.0, 2.0, 3.0],
-                                 "P:F": "auto"}, precision=2)  # fmt: skip
-    b = make_snapshot("After", {"P:A": 1.05, "P:B": 3.0, "P:C": 1.0, "P:D": Enum(2), "P:E": [1.0, 2.5, 3.0],
-                                "P:G": 7.0}, precision=2)  # fmt: skip
+    a = make_snapshot(
+        "Before",
+        {"P:A": 1.0, "P:B": 2.0, "P:C": NAN, "P:D": Enum(1), "P:E": [1.0, 2.0, 3.0], "P:F": "auto"},
+        precision=2,
+    )
+    b = make_snapshot(
+        "After", {"P:A": 1.05, "P:B": 3.0, "P:C": 1.0, "P:D": Enum(2), "P:E": [1.0, 2.5, 3.0], "P:G": 7.0}, precision=2
+    )
     return a, b
 
 
@@ -109,8 +113,15 @@ def test_the_page_shows_every_row_with_its_status(client, signed_in, pair):
     rows = {row["attrs"]["data-pv"]: row for row in table(response)}
     assert list(rows) == ["P:A", "P:B", "P:C", "P:D", "P:E", "P:F", "P:G"]
     status = {name: row["attrs"]["data-status"] for name, row in rows.items()}
-    assert status == {"P:A": "within", "P:B": "out_of_tolerance", "P:C": "out_of_tolerance",
-                      "P:D": "out_of_tolerance", "P:E": "out_of_tolerance", "P:F": "only_in_a", "P:G": "only_in_b"}  # fmt: skip
+    assert status == {
+        "P:A": "within",
+        "P:B": "out_of_tolerance",
+        "P:C": "out_of_tolerance",
+        "P:D": "out_of_tolerance",
+        "P:E": "out_of_tolerance",
+        "P:F": "only_in_a",
+        "P:G": "only_in_b",
+    }
     assert rows["P:B"]["attrs"]["class"] == "out-of-tolerance" and "class" not in rows["P:A"]["attrs"]
     cells = dict(zip(PAGE_COLUMNS, rows["P:D"]["cells"]))
     assert (cells["a"], cells["b"], cells["status"]) == ("On", "Fault", "Out of tolerance")  # enums by label
@@ -176,8 +187,9 @@ def test_live_rows_carry_the_marks_live_js_follows(client, signed_in, pair, live
     assert rows["P:D"]["attrs"]["data-kind"] == "enum" and json.loads(rows["P:D"]["attrs"]["data-saved"]) == 1
 
 
-def test_live_rows_without_a_saved_value_are_not_compared_by_live_js(client, signed_in, make_snapshot, make_pvs,
-                                                                       live_values):  # fmt: skip
+def test_live_rows_without_a_saved_value_are_not_compared_by_live_js(
+    client, signed_in, make_snapshot, make_pvs, live_values
+):
     make_pvs("Q:A", "Q:B")
     snapshot = make_snapshot("S", {"Q:A": None, "Q:B": 1.0})
     PV.objects.get(setpoint_address="Q:B").delete()

@@ -189,8 +189,13 @@ def test_filters_select_by_tag_group_device_name_and_status(pair, area):
     in_group = compare(Comparison(a=a, b=b, pvs=PV.objects.in_tag_group(group)), limit=None)
     assert len(in_group.rows) == 13 and sum(in_group.counts.values()) == 13
     assert names(compare(Comparison(a=a, b=b, pvs=PV.objects.filter(device__istartswith="w")))) == [
-        "W:EMPTY", "W:EQUAL", "W:INT", "W:LENGTH", "W:OUT", "W:WITHIN",
-    ]  # fmt: skip
+        "W:EMPTY",
+        "W:EQUAL",
+        "W:INT",
+        "W:LENGTH",
+        "W:OUT",
+        "W:WITHIN",
+    ]
     assert names(compare(Comparison(a=a, b=b, name="nan_"))) == ["F:NAN_NAN", "F:NAN_NUM"]
     assert names(compare(Comparison(a=a, b=b, name="%"))) == []  # LIKE wildcards are literal
     shown = compare(Comparison(a=a, b=b, pvs=tagged, statuses=frozenset({S.WITHIN, S.EQUAL})))
@@ -233,7 +238,7 @@ def test_sorting_by_delta_puts_rows_without_delta_last_both_ways(pair):
         rows = compare(Comparison(a=a, b=b, sort=sort), limit=None).rows
         sizes = [row.magnitude for row in rows]
         known = [s for s in sizes if s is not None]
-        assert sizes[: len(known)] == known and all(s is None for s in sizes[len(known):])
+        assert sizes[: len(known)] == known and all(s is None for s in sizes[len(known) :])
     top = compare(Comparison(a=a, b=b, sort="-delta"), limit=2).rows
     assert math.isnan(top[0].magnitude) and top[1].magnitude == INF  # NaN sorts above infinity
 
@@ -277,9 +282,13 @@ def test_live_comparison_uses_the_registry_address_and_compare_py(saved, live_va
     PV.objects.get(setpoint_address="L:GONE").delete()
     page = compare(Comparison(a=saved), limit=None)
     assert {row.name: row.status for row in page.rows} == {
-        "L:A": S.WITHIN, "L:B": S.OUT_OF_TOLERANCE, "L:C": S.OUT_OF_TOLERANCE, "L:D": S.DISCONNECTED,
-        "L:E": S.DISCONNECTED, "L:GONE": S.ONLY_IN_A,
-    }  # fmt: skip
+        "L:A": S.WITHIN,
+        "L:B": S.OUT_OF_TOLERANCE,
+        "L:C": S.OUT_OF_TOLERANCE,
+        "L:D": S.DISCONNECTED,
+        "L:E": S.DISCONNECTED,
+        "L:GONE": S.ONLY_IN_A,
+    }
     rows = rows_by_name(page)
     assert rows["L:C"].b.display == "Fault" and rows["L:B"].delta == 1.0
     assert rows["L:A"].b.address == "L:A"

@@ -30,16 +30,35 @@ class Worker:
     def __init__(self, log_path):
         self.log_path = log_path
         env = dict(
-            os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE, SQUIRREL_DB_NAME=connection.settings_dict["NAME"],
+            os.environ,
+            DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
+            SQUIRREL_DB_NAME=connection.settings_dict["NAME"],
             PYTHONUNBUFFERED="1",
             PATH=f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}",
-        )  # fmt: skip
+        )
         with open(log_path, "a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "squirrel_site", "worker", "--pool", "threads",
-                 "--concurrency", "2", "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
-                cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "squirrel_site",
+                    "worker",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    "2",
+                    "--loglevel",
+                    "INFO",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                cwd=settings.BASE_DIR,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while "ready." not in self.output():
             assert self.process.poll() is None, f"worker exited:\n{self.output()}"
@@ -110,13 +129,18 @@ def ca(script: str, **values):
 
 
 def caput_many(values: dict) -> None:
-    ca("for a, v in values['pvs'].items():\n    assert epics.caput(a, v, wait=True, timeout=5) == 1, a\nprint('{}')",
-       pvs=values)
+    ca(
+        "for a, v in values['pvs'].items():\n    assert epics.caput(a, v, wait=True, timeout=5) == 1, a\nprint('{}')",
+        pvs=values,
+    )
 
 
 def caget_many(addresses) -> dict:
-    return ca("print(json.dumps({a: (lambda v: v.tolist() if hasattr(v, 'tolist') else v)("
-              "epics.caget(a, use_monitor=False, timeout=5)) for a in values['pvs']}))", pvs=list(addresses))
+    return ca(
+        "print(json.dumps({a: (lambda v: v.tolist() if hasattr(v, 'tolist') else v)("
+        "epics.caget(a, use_monitor=False, timeout=5)) for a in values['pvs']}))",
+        pvs=list(addresses),
+    )
 
 
 def wait_for_job(api, job_id, timeout=60.0) -> dict:
@@ -131,9 +155,10 @@ def wait_for_job(api, job_id, timeout=60.0) -> dict:
 
 def take(api, title, addresses) -> int:
     response = api.post(
-        "/api/v1/snapshots/", {"title": title, "mode": "direct", "selection": {"pv": addresses}},
+        "/api/v1/snapshots/",
+        {"title": title, "mode": "direct", "selection": {"pv": addresses}},
         content_type="application/json",
-    )  # fmt: skip
+    )
     job = wait_for_job(api, response.json()["id"])
     assert job["status"] == "succeeded", job["error"]
     return job["result_id"]
@@ -149,10 +174,14 @@ def preview_of(api, response) -> dict:
 
 
 def make_preview(api, snapshot_id, addresses) -> dict:
-    return preview_of(api, api.post(
-        "/api/v1/restore-previews/", {"snapshot": snapshot_id, "selection": {"pv": addresses}},
-        content_type="application/json",
-    ))  # fmt: skip
+    return preview_of(
+        api,
+        api.post(
+            "/api/v1/restore-previews/",
+            {"snapshot": snapshot_id, "selection": {"pv": addresses}},
+            content_type="application/json",
+        ),
+    )
 
 
 def restore(api, snapshot_id, addresses) -> tuple[dict, dict]:
@@ -168,8 +197,12 @@ def test_take_change_restore_verify_and_undo(api, workers, registry):
     saved = caget_many(addresses)
     snapshot_id = take(api, "Before the change", addresses)
 
-    changed = {pair.setpoint: saved[pair.setpoint] + 1.5, integer.setpoint: saved[integer.setpoint] + 3,
-               enum.setpoint: (saved[enum.setpoint] + 1) % len(enum.labels), text.setpoint: "changed"}  # fmt: skip
+    changed = {
+        pair.setpoint: saved[pair.setpoint] + 1.5,
+        integer.setpoint: saved[integer.setpoint] + 3,
+        enum.setpoint: (saved[enum.setpoint] + 1) % len(enum.labels),
+        text.setpoint: "changed",
+    }
     caput_many(changed)
 
     preview, job = restore(api, snapshot_id, addresses)
@@ -231,8 +264,10 @@ def test_a_job_committed_whose_message_never_reached_the_broker_is_run_by_the_re
     addresses = [pv.setpoint for pv in registry.of_kind(sim.PAIR)][:5]
     # What a web process leaves when it dies (or the broker vanishes) between the commit and the send.
     job = Job.objects.create(
-        type="snapshot", created_by=admin_user, data={"title": "Unsent", "mode": "direct", "selection": {"pv": addresses}}
-    )  # fmt: skip
+        type="snapshot",
+        created_by=admin_user,
+        data={"title": "Unsent", "mode": "direct", "selection": {"pv": addresses}},
+    )
     assert wait_for_job(api, job.pk, timeout=30)["status"] == "succeeded"
     job.refresh_from_db()
     assert job.dispatched_at is not None

@@ -38,29 +38,47 @@ def snapshot(admin_user):
         return LiveMeta(kw.get("units", ""), kw.get("precision"), kw.get("labels"), None, None, "", "", 1, True, True)
 
     rows = [
-        values.pv_row(pv.id, "RT:FLOAT_SP", "RT:FLOAT_RB", sample("float", 0.1 + 0.2, severity=2, status=7),
-                      sample("float", -1e-310), m(units="mA", precision=4), "cache", T0 + 0.75),
+        values.pv_row(
+            pv.id,
+            "RT:FLOAT_SP",
+            "RT:FLOAT_RB",
+            sample("float", 0.1 + 0.2, severity=2, status=7),
+            sample("float", -1e-310),
+            m(units="mA", precision=4),
+            "cache",
+            T0 + 0.75,
+        ),
         values.pv_row(None, "RT:NAN", "", sample("float", math.nan), None, m(), "direct", T0 + 1),
-        values.pv_row(None, "RT:INF", "RT:INF_RB", sample("float", math.inf), sample("float", -math.inf), m(),
-                      "direct", T0 + 1),
+        values.pv_row(
+            None, "RT:INF", "RT:INF_RB", sample("float", math.inf), sample("float", -math.inf), m(), "direct", T0 + 1
+        ),
         values.pv_row(None, "RT:INT", "", sample("int", -2147483648), None, m(units="counts"), "cache", T0 + 2),
-        values.pv_row(None, "RT:ENUM", "RT:ENUM_RB", sample("enum", 1), sample("enum", 2), m(labels=LABELS),
-                      "cache", T0 + 3),
+        values.pv_row(
+            None, "RT:ENUM", "RT:ENUM_RB", sample("enum", 1), sample("enum", 2), m(labels=LABELS), "cache", T0 + 3
+        ),
         values.pv_row(None, "RT:ENUM_NOLABEL", "", sample("enum", 5), None, m(labels=LABELS), "cache", T0 + 3),
         values.pv_row(None, "RT:STRING", "", sample("string", 'He said "hi", ✓\nnext'), None, m(), "cache", T0),
         values.pv_row(None, "RT:EMPTY", "", sample("string", ""), None, m(), "cache", T0),
-        values.pv_row(None, "RT:FORMULA", "", sample("string", "=cmd|'/C calc'!A0"), None, m(units="=1+1"),
-                      "cache", T0),
-        values.pv_row(None, "RT:WAVE", "", sample("float_array", [0.1, math.nan, -math.inf, 1e300, -0.0]), None,
-                      m(), "direct", T0),
+        values.pv_row(
+            None, "RT:FORMULA", "", sample("string", "=cmd|'/C calc'!A0"), None, m(units="=1+1"), "cache", T0
+        ),
+        values.pv_row(
+            None, "RT:WAVE", "", sample("float_array", [0.1, math.nan, -math.inf, 1e300, -0.0]), None, m(), "direct", T0
+        ),
         values.pv_row(None, "RT:IWAVE", "", sample("int_array", [1, -2, 3]), None, m(), "direct", T0),
         values.pv_row(None, "RT:NEVER", "", sample("float", 1.0, timestamp=0.0), None, m(), "cache", T0),
-        values.pv_row(None, "RT:DOWN", "RT:DOWN_RB", None, sample("float", 4.5), m(), "direct", T0 + 1,
-                      "disconnected"),
+        values.pv_row(None, "RT:DOWN", "RT:DOWN_RB", None, sample("float", 4.5), m(), "direct", T0 + 1, "disconnected"),
         values.pv_row(None, "RT:GONE", "", None, None, None, "none", T0, "no value in cache"),
-    ]  # fmt: skip
-    return save_snapshot(title="Round trip", comment="all kinds", created_by=admin_user, mode="hybrid",
-                         origin="manual", tags=[], rows=rows)  # fmt: skip
+    ]
+    return save_snapshot(
+        title="Round trip",
+        comment="all kinds",
+        created_by=admin_user,
+        mode="hybrid",
+        origin="manual",
+        tags=[],
+        rows=rows,
+    )
 
 
 def stored(snapshot) -> dict[str, tuple]:
@@ -88,10 +106,12 @@ def test_export_then_import_gives_identical_values(snapshot, admin_user, extensi
 
 def test_a_waveform_larger_than_csvs_default_cell_limit_round_trips_through_csv(admin_user):
     # 20,000 points are about 400 KB of JSON in one cell; Python's csv refuses cells over 128 KiB.
-    row = values.pv_row(None, "RT:BIG", "", sample("float_array", [i / 7 for i in range(20_000)]), None, None,
-                        "direct", T0)  # fmt: skip
-    original = save_snapshot(title="Big", comment="", created_by=admin_user, mode="direct", origin="manual",
-                             tags=[], rows=[row])  # fmt: skip
+    row = values.pv_row(
+        None, "RT:BIG", "", sample("float_array", [i / 7 for i in range(20_000)]), None, None, "direct", T0
+    )
+    original = save_snapshot(
+        title="Big", comment="", created_by=admin_user, mode="direct", origin="manual", tags=[], rows=[row]
+    )
     stream = io.StringIO(newline="")
     export_snapshot_csv(original, stream)
 
@@ -107,7 +127,11 @@ def test_json_export_is_strict_json_with_the_snapshot_fields(snapshot):
     document = json.loads(stream.getvalue(), parse_constant=lambda name: pytest.fail(f"non-strict {name}"))
 
     assert (document["title"], document["comment"], document["mode"], document["created_by"]) == (
-        "Round trip", "all kinds", "hybrid", "admin")  # fmt: skip
+        "Round trip",
+        "all kinds",
+        "hybrid",
+        "admin",
+    )
     record = {r["pv_name"]: r for r in document["values"]}
     assert record["RT:WAVE"]["setpoint"] == [0.1, "NaN", "-Infinity", 1e300, -0.0]
     assert record["RT:ENUM"]["setpoint"] == 1 and record["RT:ENUM"]["setpoint_label"] == "On"
@@ -150,17 +174,19 @@ def csv_line(**cells) -> str:
 
 
 def test_malformed_csv_reports_every_problem_with_its_line_and_writes_nothing(admin_user):
-    content = "\n".join([
-        HEADER,
-        csv_line(),
-        csv_line(pv_name="M:B", setpoint="abc"),
-        csv_line(pv_name="bad name"),
-        csv_line(pv_name="M:C", value_type="complex"),
-        csv_line(pv_name="M:D", connected="false"),
-        csv_line(pv_name="M:E", severity="9", timestamp="yesterday"),
-        csv_line(pv_name="M:A"),
-        "M:F,too,few",
-    ])  # fmt: skip
+    content = "\n".join(
+        [
+            HEADER,
+            csv_line(),
+            csv_line(pv_name="M:B", setpoint="abc"),
+            csv_line(pv_name="bad name"),
+            csv_line(pv_name="M:C", value_type="complex"),
+            csv_line(pv_name="M:D", connected="false"),
+            csv_line(pv_name="M:E", severity="9", timestamp="yesterday"),
+            csv_line(pv_name="M:A"),
+            "M:F,too,few",
+        ]
+    )
 
     problems = problems_of("bad.csv", content, admin_user)
 
@@ -168,8 +194,7 @@ def test_malformed_csv_reports_every_problem_with_its_line_and_writes_nothing(ad
         "bad.csv:3: setpoint: not valid JSON (Expecting value)",
         "bad.csv:9: Expected 20 cells, found 3.",
         "bad.csv:4: 'bad name': pv_name: The address contains whitespace.",
-        "bad.csv:5: 'M:C': value_type: 'complex' is not one of float, int, enum, string, float_array, "
-        "int_array, none.",
+        "bad.csv:5: 'M:C': value_type: 'complex' is not one of float, int, enum, string, float_array, int_array, none.",
         "bad.csv:6: 'M:D': a disconnected PV has no setpoint value.",
         "bad.csv:7: 'M:E': severity: 9 is not an alarm severity (0-3).",
         "bad.csv:7: 'M:E': timestamp: 'yesterday' is not an ISO 8601 time.",
@@ -185,11 +210,14 @@ def test_csv_with_unknown_or_missing_columns_is_refused(admin_user):
 
 
 def test_malformed_json_reports_records(admin_user):
-    document = {"title": "x", "values": [
-        {"pv_name": "M:A", "value_type": "int", "setpoint": 1.5, "source": "cache", "connected": True},
-        {"pv_name": "M:B", "value_type": "float_array", "setpoint": [1, "x"], "colour": "red"},
-        "not a record",
-    ]}  # fmt: skip
+    document = {
+        "title": "x",
+        "values": [
+            {"pv_name": "M:A", "value_type": "int", "setpoint": 1.5, "source": "cache", "connected": True},
+            {"pv_name": "M:B", "value_type": "float_array", "setpoint": [1, "x"], "colour": "red"},
+            "not a record",
+        ],
+    }
 
     problems = problems_of("bad.json", json.dumps(document), admin_user)
 
@@ -205,16 +233,22 @@ def test_malformed_json_reports_records(admin_user):
     "filename, content, expected",
     [
         ("x.txt", "", "x.txt: Unknown file type '.txt': use .json or .csv."),
-        ("x.json", "{", "x.json:1: Not valid JSON: Expecting property name enclosed in double quotes: line 1 "
-                         "column 2 (char 1)"),
-        ("x.json", '{"values": [{"pv_name": "M:A", "value_type": "float", "setpoint": NaN}]}',
-         'x.json: Not valid JSON: NaN is not JSON; write "NaN" as a string'),
+        (
+            "x.json",
+            "{",
+            "x.json:1: Not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
+        (
+            "x.json",
+            '{"values": [{"pv_name": "M:A", "value_type": "float", "setpoint": NaN}]}',
+            'x.json: Not valid JSON: NaN is not JSON; write "NaN" as a string',
+        ),
         ("x.json", "[]", 'x.json: Expected an object with a "values" list (a Squirrel export).'),
         ("x.json", '{"values": []}', "x.json: The file holds no values."),
         ("x.csv", b"\xff\xfe", "x.csv:1: Not UTF-8 text (byte 0xff); save the file as UTF-8."),
         ("x.csv", "", "x.csv: The file is empty."),
     ],
-)  # fmt: skip
+)
 def test_unreadable_files_are_refused(admin_user, filename, content, expected):
     assert problems_of(filename, content, admin_user) == [expected]
 

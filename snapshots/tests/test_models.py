@@ -11,7 +11,11 @@ def test_deleting_a_pv_keeps_its_saved_values_without_the_reference(admin_user):
     pv = PV.objects.create(setpoint_address="SIM:GONE")
     snapshot = Snapshot.objects.create(title="t", created_by=admin_user, mode=SnapshotMode.CACHE)
     value = SnapshotValue.objects.create(
-        snapshot=snapshot, pv=pv, pv_name=pv.setpoint_address, value_type=ValueType.FLOAT, setpoint_num=1.5,
+        snapshot=snapshot,
+        pv=pv,
+        pv_name=pv.setpoint_address,
+        value_type=ValueType.FLOAT,
+        setpoint_num=1.5,
         source="cache",
     )
     pv.delete()
@@ -23,8 +27,9 @@ def test_deleting_a_pv_keeps_its_saved_values_without_the_reference(admin_user):
 def test_deleting_a_snapshot_deletes_its_values(admin_user):
     # The reference has no database constraint (speed): Django's cascade is what removes them.
     snapshot = Snapshot.objects.create(title="t", created_by=admin_user, mode=SnapshotMode.CACHE)
-    SnapshotValue.objects.create(snapshot=snapshot, pv_name="SIM:A", value_type=ValueType.FLOAT, setpoint_num=1.0,
-                                 source="cache")  # fmt: skip
+    SnapshotValue.objects.create(
+        snapshot=snapshot, pv_name="SIM:A", value_type=ValueType.FLOAT, setpoint_num=1.0, source="cache"
+    )
     snapshot.delete()
     assert not SnapshotValue.objects.exists()
 
@@ -33,8 +38,9 @@ def test_deleting_a_snapshot_deletes_its_values(admin_user):
 def test_restore_items_go_with_their_restore_and_lose_deleted_pvs(admin_user):
     pv, other = PV.objects.create(setpoint_address="SIM:A"), PV.objects.create(setpoint_address="SIM:B")
     snapshot = Snapshot.objects.create(title="t", created_by=admin_user, mode=SnapshotMode.CACHE)
-    preview = RestorePreview.objects.create(snapshot=snapshot, created_by=admin_user, expires_at="2030-01-01T00:00Z",
-                                            live_source="cache")  # fmt: skip
+    preview = RestorePreview.objects.create(
+        snapshot=snapshot, created_by=admin_user, expires_at="2030-01-01T00:00Z", live_source="cache"
+    )
     restore = Restore.objects.create(preview=preview, snapshot=snapshot, created_by=admin_user)
     item = RestoreItem.objects.create(restore=restore, pv=pv, pv_name="SIM:A", value_type=ValueType.FLOAT)
     RestoreItem.objects.create(restore=restore, pv=other, pv_name="SIM:B", value_type=ValueType.FLOAT)

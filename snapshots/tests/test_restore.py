@@ -50,9 +50,18 @@ def test_preview_classifies_every_kind_of_pv(ioc, user):
         ioc.add(address, value)
     ioc.dead.add("P:DEAD")
     ioc.denied.add("P:DENIED")
-    snapshot = make_snapshot(user, {
-        differs: 2.0, same: 5.0, read_only: 9.0, dead: 1.0, denied: 1.0, never_saved: None, "P:GONE": 3.0,
-    })  # fmt: skip
+    snapshot = make_snapshot(
+        user,
+        {
+            differs: 2.0,
+            same: 5.0,
+            read_only: 9.0,
+            dead: 1.0,
+            denied: 1.0,
+            never_saved: None,
+            "P:GONE": 3.0,
+        },
+    )
 
     preview = preview_restore(snapshot, created_by=user, io=ioc)
 
@@ -65,8 +74,15 @@ def test_preview_classifies_every_kind_of_pv(ioc, user):
         "P:NOSAVE": RestoreAction.SKIP_NO_SAVED_VALUE,
         "P:GONE": RestoreAction.SKIP_NOT_IN_REGISTRY,
     }
-    counts = (preview.write_count, preview.unchanged_count, preview.read_only_count, preview.disconnected_count,
-              preview.no_write_access_count, preview.no_saved_value_count, preview.not_in_registry_count)  # fmt: skip
+    counts = (
+        preview.write_count,
+        preview.unchanged_count,
+        preview.read_only_count,
+        preview.disconnected_count,
+        preview.no_write_access_count,
+        preview.no_saved_value_count,
+        preview.not_in_registry_count,
+    )
     assert counts == (1, 1, 1, 1, 1, 1, 1)
     assert preview.selection_size == 7
     assert preview.live_source == LiveSource.DIRECT
@@ -192,7 +208,9 @@ def test_puts_wait_for_completion_only_where_the_pv_says_so(ioc, user, undo_snap
     slow, fast = make_pv("W:SLOW", wait=True), make_pv("W:FAST")
     ioc.add("W:SLOW", 0.0)
     ioc.add("W:FAST", 0.0)
-    execute_restore(preview_restore(make_snapshot(user, {slow: 1.0, fast: 1.0}), created_by=user, io=ioc), user=user, io=ioc)
+    execute_restore(
+        preview_restore(make_snapshot(user, {slow: 1.0, fast: 1.0}), created_by=user, io=ioc), user=user, io=ioc
+    )
     assert {address: wait for address, _value, wait in ioc.put_log} == {"W:SLOW": True, "W:FAST": False}
 
 
@@ -205,7 +223,9 @@ def _cache_readbacks(redis_db, values: dict) -> None:
     """A fresh monitor whose cache holds `values` (address -> float)."""
     now = time.time()
     for address, value in values.items():
-        redis_db.hset(live.VALUES_KEY, address, live.encode_value(live.LiveValue(address, "float", value, 0, 0, now, now, True)))
+        redis_db.hset(
+            live.VALUES_KEY, address, live.encode_value(live.LiveValue(address, "float", value, 0, 0, now, now, True))
+        )
     live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
 
 
@@ -323,8 +343,10 @@ def test_write_denied_at_execution_is_reported_and_others_are_written(ioc, user,
     ioc.denied.add("T:SP1")  # access rights changed after the preview
     restore = execute_restore(preview, user=user, io=ioc)
     assert statuses(restore) == {
-        "T:SP0": RestoreItemStatus.VERIFIED, "T:SP1": RestoreItemStatus.NO_WRITE_ACCESS, "T:SP2": RestoreItemStatus.VERIFIED,
-    }  # fmt: skip
+        "T:SP0": RestoreItemStatus.VERIFIED,
+        "T:SP1": RestoreItemStatus.NO_WRITE_ACCESS,
+        "T:SP2": RestoreItemStatus.VERIFIED,
+    }
     assert restore.items.get(pv_name="T:SP1").message == "Put: no write access"
     assert restore.status == RestoreStatus.PARTIAL
 
@@ -504,8 +526,14 @@ def test_a_second_job_for_a_restore_being_run_fails_with_a_pointer_to_the_first(
     restore = preview.restore
     second = Job.objects.create(type=JobType.RESTORE, created_by=user, data={"preview": preview.id})
     db = settings.DATABASES["default"]
-    with psycopg.connect(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None,
-                         host=db["HOST"], port=db["PORT"], autocommit=True) as other:  # fmt: skip
+    with psycopg.connect(
+        dbname=db["NAME"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        host=db["HOST"],
+        port=db["PORT"],
+        autocommit=True,
+    ) as other:
         other.execute("SELECT pg_advisory_lock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
         run_job(second.id, restore_handler)
         other.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
@@ -536,9 +564,17 @@ def test_a_restore_job_delivered_again_after_the_restore_finished_is_finished_no
 @pytest.mark.django_db
 def test_a_registry_edit_before_the_undo_snapshot_refuses_the_retry(ioc, user, undo_snapshots):
     preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
-    claimed = Restore.objects.create(preview=preview, snapshot=preview.snapshot, created_by=user, options={
-        "verify": True, "verify_timeout": 1.0, "put_timeout": 1.0, "connect_timeout": 1.0,
-    })  # the first runner claimed it and died before the undo snapshot
+    claimed = Restore.objects.create(
+        preview=preview,
+        snapshot=preview.snapshot,
+        created_by=user,
+        options={
+            "verify": True,
+            "verify_timeout": 1.0,
+            "put_timeout": 1.0,
+            "connect_timeout": 1.0,
+        },
+    )  # the first runner claimed it and died before the undo snapshot
     PV.objects.filter(setpoint_address="T:SP0").update(setpoint_address="T:SP0_NEW")
 
     with pytest.raises(RestoreError, match="edited or deleted.*Nothing was written"):

@@ -79,7 +79,7 @@ def test_items_are_recorded_beside_the_puts_on_a_second_connection(ioc, user, un
     assert backends and _backend_pid() not in backends
     assert restore.status == RestoreStatus.SUCCEEDED and restore.writing_stage is None
     assert set(statuses(restore).values()) == {RestoreItemStatus.VERIFIED}
-    assert [stage for stage, in restore.items.order_by("pv_name").values_list("stage")] == [0, 1, 2, 0, 1, 2]
+    assert [stage for (stage,) in restore.items.order_by("pv_name").values_list("stage")] == [0, 1, 2, 0, 1, 2]
     assert ioc.puts == {f"C:{i}": 1 for i in range(6)}
 
 
@@ -152,8 +152,10 @@ def test_a_pv_edited_while_connecting_is_neither_written_nor_left_pending(ioc, u
 
     assert ioc.puts == {"T:SP1": 1, "T:SP2": 1}
     assert statuses(restore) == {
-        "T:SP0": RestoreItemStatus.DISCONNECTED, "T:SP1": RestoreItemStatus.VERIFIED, "T:SP2": RestoreItemStatus.VERIFIED,
-    }  # fmt: skip
+        "T:SP0": RestoreItemStatus.DISCONNECTED,
+        "T:SP1": RestoreItemStatus.VERIFIED,
+        "T:SP2": RestoreItemStatus.VERIFIED,
+    }
     assert restore.status == RestoreStatus.PARTIAL
 
 
@@ -182,8 +184,14 @@ def test_a_second_runner_is_refused_while_the_first_holds_the_restore(ioc, user,
         execute_restore(preview, user=user, io=ioc)
     restore = preview.restore
     db = settings.DATABASES["default"]
-    with psycopg.connect(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None,
-                         host=db["HOST"], port=db["PORT"], autocommit=True) as other:  # fmt: skip
+    with psycopg.connect(
+        dbname=db["NAME"],
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        host=db["HOST"],
+        port=db["PORT"],
+        autocommit=True,
+    ) as other:
         other.execute("SELECT pg_advisory_lock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
         with pytest.raises(RestoreBusy):
             resume_restore(restore, io=ioc)
@@ -196,9 +204,12 @@ def test_a_second_runner_is_refused_while_the_first_holds_the_restore(ioc, user,
 def _overdue_restore_job(user, preview) -> Job:
     """A restore job delivered again after its start deadline (its first run died)."""
     return Job.objects.create(
-        type=JobType.RESTORE, created_by=user, status=JobStatus.RUNNING, data={"preview": preview.pk},
+        type=JobType.RESTORE,
+        created_by=user,
+        status=JobStatus.RUNNING,
+        data={"preview": preview.pk},
         start_by=timezone.now() - timedelta(seconds=1),
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.django_db
@@ -206,8 +217,9 @@ def test_a_redelivered_restore_past_its_deadline_that_wrote_nothing_expires(ioc,
     monkeypatch.setattr(restore_service, "_service", lambda: ioc)
     preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
     job = _overdue_restore_job(user, preview)
-    restore_service._claim(preview, user, job, {"verify": True, "verify_timeout": 1.0, "put_timeout": 1.0,
-                                                "connect_timeout": 1.0})  # the first run died after its claim  # fmt: skip
+    restore_service._claim(
+        preview, user, job, {"verify": True, "verify_timeout": 1.0, "put_timeout": 1.0, "connect_timeout": 1.0}
+    )  # the first run died after its claim
 
     run_job(job.pk, restore_handler)
 

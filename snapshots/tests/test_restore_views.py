@@ -30,8 +30,14 @@ def saved(admin_user, live_values):
     ]
     snapshot = Snapshot.objects.create(title="Good", created_by=admin_user, mode=SnapshotMode.DIRECT, pv_count=4)
     for pv in pvs:
-        SnapshotValue.objects.create(snapshot=snapshot, pv=pv, pv_name=pv.setpoint_address, value_type=ValueType.FLOAT,
-                                     setpoint_num=1.0, source="direct")  # fmt: skip
+        SnapshotValue.objects.create(
+            snapshot=snapshot,
+            pv=pv,
+            pv_name=pv.setpoint_address,
+            value_type=ValueType.FLOAT,
+            setpoint_num=1.0,
+            source="direct",
+        )
     live_values({"R:A": 2.0, "R:B": 3.0, "R:C": 1.0, "R:D": 5.0})
     return snapshot
 
@@ -55,7 +61,9 @@ def test_preview_of_every_pv(client, operator, saved):
     client.force_login(operator)
     response = preview_of(client, saved, scope="all")
     preview = RestorePreview.objects.get()
-    assert response.status_code == 302 and response["Location"] == reverse("snapshots:restore_preview", args=[preview.pk])
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "snapshots:restore_preview", args=[preview.pk]
+    )
     assert actions(preview) == {"R:A": "write", "R:B": "write", "R:C": "skip_unchanged", "R:D": "skip_read_only"}
     assert preview.created_by == operator
 
@@ -104,7 +112,9 @@ def make_preview(client, snapshot) -> RestorePreview:
     return RestorePreview.objects.get()
 
 
-def test_preview_page_shows_what_would_be_written_and_the_confirm_form(client, operator, saved, django_assert_max_num_queries):
+def test_preview_page_shows_what_would_be_written_and_the_confirm_form(
+    client, operator, saved, django_assert_max_num_queries
+):
     client.force_login(operator)
     preview = make_preview(client, saved)
     # Fixed: the refusal check alone is four (restore, items, deleted PVs, fingerprint).
@@ -135,10 +145,14 @@ def test_a_viewer_sees_a_preview_but_no_confirm_button(client, operator, viewer,
 
 
 def execute(client, preview, **post):
-    return client.post(reverse("snapshots:restore_execute", args=[preview.pk]), {"verify": "on", "verify_timeout": "5", **post})
+    return client.post(
+        reverse("snapshots:restore_execute", args=[preview.pk]), {"verify": "on", "verify_timeout": "5", **post}
+    )
 
 
-def test_confirming_enqueues_the_restore_job_and_follows_it(client, operator, saved, django_capture_on_commit_callbacks):
+def test_confirming_enqueues_the_restore_job_and_follows_it(
+    client, operator, saved, django_capture_on_commit_callbacks
+):
     client.force_login(operator)
     preview = make_preview(client, saved)
     with django_capture_on_commit_callbacks() as callbacks:
@@ -240,14 +254,17 @@ def test_an_executed_preview_links_to_its_restore_and_cannot_run_again(client, o
 
 def test_restore_pages_need_a_login(client, restored):
     client.logout()
-    for url in (reverse("snapshots:restore", args=[restored.pk]),
-                reverse("snapshots:restore_preview", args=[restored.preview_id])):  # fmt: skip
+    for url in (
+        reverse("snapshots:restore", args=[restored.pk]),
+        reverse("snapshots:restore_preview", args=[restored.preview_id]),
+    ):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
-def test_a_preview_the_cache_cannot_serve_is_made_by_a_worker_and_followed(client, operator, saved, redis_db,
-                                                                           django_capture_on_commit_callbacks):  # fmt: skip
+def test_a_preview_the_cache_cannot_serve_is_made_by_a_worker_and_followed(
+    client, operator, saved, redis_db, django_capture_on_commit_callbacks
+):
     redis_db.delete(*redis_db.keys("squirrel:monitor:*"))  # the monitor's heartbeat is gone: stale
     client.force_login(operator)
     with django_capture_on_commit_callbacks() as callbacks:
@@ -256,14 +273,20 @@ def test_a_preview_the_cache_cannot_serve_is_made_by_a_worker_and_followed(clien
     job = Job.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("jobs:detail", args=[job.pk])
     assert (job.type, job.data) == (
-        JobType.PREVIEW, {"snapshot": saved.pk, "selection": None, "pv_ids": [checked], "include_unchanged": False}
-    )  # fmt: skip
+        JobType.PREVIEW,
+        {"snapshot": saved.pk, "selection": None, "pv_ids": [checked], "include_unchanged": False},
+    )
     assert len(callbacks) == 1 and not RestorePreview.objects.exists()
     # When the worker is done, the job page opens the preview.
     preview = RestorePreview.objects.create(
-        snapshot=saved, created_by=operator, expires_at=timezone.now() + timedelta(minutes=5), live_source="direct",
+        snapshot=saved,
+        created_by=operator,
+        expires_at=timezone.now() + timedelta(minutes=5),
+        live_source="direct",
         registry_fingerprint="",
-    )  # fmt: skip
+    )
     Job.objects.filter(pk=job.pk).update(status="succeeded", result_id=preview.pk)
     followed = client.get(reverse("jobs:detail", args=[job.pk]))
-    assert followed.status_code == 302 and followed["Location"] == reverse("snapshots:restore_preview", args=[preview.pk])
+    assert followed.status_code == 302 and followed["Location"] == reverse(
+        "snapshots:restore_preview", args=[preview.pk]
+    )

@@ -6,7 +6,16 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from jobs.models import JobStatus
-from snapshots.models import GOLDEN_TAG, Restore, RestorePreview, Snapshot, SnapshotMode, SnapshotOrigin, SnapshotSchedule, SnapshotTag
+from snapshots.models import (
+    GOLDEN_TAG,
+    Restore,
+    RestorePreview,
+    Snapshot,
+    SnapshotMode,
+    SnapshotOrigin,
+    SnapshotSchedule,
+    SnapshotTag,
+)
 from snapshots.schedules import apply_retention, delete_schedule, run_schedule, save_schedule
 from snapshots.tests.test_services import ALL_CACHED, cache, registry  # noqa: F401 - fixtures
 from squirrel_site.audit import AuditAction, AuditVia
@@ -24,15 +33,20 @@ def hourly(db):
 
 @pytest.fixture
 def schedule(hourly, admin_user):
-    hourly_snapshots = SnapshotSchedule(name="Hourly", crontab=hourly, mode=SnapshotMode.CACHE, keep_last=2, owner=admin_user)
+    hourly_snapshots = SnapshotSchedule(
+        name="Hourly", crontab=hourly, mode=SnapshotMode.CACHE, keep_last=2, owner=admin_user
+    )
     return save_schedule(hourly_snapshots, **CHANGED_BY)
 
 
 def test_saving_a_schedule_creates_its_beat_task(schedule, hourly):
     task = PeriodicTask.objects.get()
     assert (task.task, task.crontab, json.loads(task.kwargs), task.enabled) == (
-        "snapshots.scheduled_snapshot", hourly, {"schedule_id": schedule.pk}, True,
-    )  # fmt: skip
+        "snapshots.scheduled_snapshot",
+        hourly,
+        {"schedule_id": schedule.pk},
+        True,
+    )
 
 
 def test_disabling_a_schedule_disables_its_task(schedule):
@@ -52,8 +66,11 @@ def test_a_run_takes_a_scheduled_snapshot_as_a_job(schedule, registry, cache):  
     assert job.status == JobStatus.SUCCEEDED, job.error
     snapshot = Snapshot.objects.get(pk=job.result_id)
     assert (snapshot.origin, snapshot.schedule, snapshot.created_by, snapshot.pv_count) == (
-        SnapshotOrigin.SCHEDULED, schedule, schedule.owner, 3,
-    )  # fmt: skip
+        SnapshotOrigin.SCHEDULED,
+        schedule,
+        schedule.owner,
+        3,
+    )
     assert snapshot.title.startswith("Hourly ")
 
 
@@ -85,20 +102,36 @@ def test_retention_keeps_the_newest_and_every_golden_or_restored_snapshot(schedu
 
 def test_admin_refuses_an_invalid_selection(client, admin_user, hourly):
     client.force_login(admin_user)
-    response = client.post("/admin/snapshots/snapshotschedule/add/", {
-        "name": "Bad", "enabled": "on", "crontab": hourly.pk, "mode": "cache", "selection": '{"colour": "red"}',
-        "keep_last": "5", "owner": admin_user.pk,
-    })  # fmt: skip
+    response = client.post(
+        "/admin/snapshots/snapshotschedule/add/",
+        {
+            "name": "Bad",
+            "enabled": "on",
+            "crontab": hourly.pk,
+            "mode": "cache",
+            "selection": '{"colour": "red"}',
+            "keep_last": "5",
+            "owner": admin_user.pk,
+        },
+    )
     assert b"Unknown filters: colour." in response.content
     assert not SnapshotSchedule.objects.exists() and not PeriodicTask.objects.exists()
 
 
 def test_admin_saves_a_schedule_with_its_task(client, admin_user, hourly):
     client.force_login(admin_user)
-    response = client.post("/admin/snapshots/snapshotschedule/add/", {
-        "name": "Nightly", "enabled": "on", "crontab": hourly.pk, "mode": "hybrid", "selection": '{"device": "MAG"}',
-        "keep_last": "7", "owner": admin_user.pk,
-    })  # fmt: skip
+    response = client.post(
+        "/admin/snapshots/snapshotschedule/add/",
+        {
+            "name": "Nightly",
+            "enabled": "on",
+            "crontab": hourly.pk,
+            "mode": "hybrid",
+            "selection": '{"device": "MAG"}',
+            "keep_last": "7",
+            "owner": admin_user.pk,
+        },
+    )
     assert response.status_code == 302
     assert json.loads(PeriodicTask.objects.get().kwargs) == {"schedule_id": SnapshotSchedule.objects.get().pk}
 
@@ -115,8 +148,15 @@ def test_a_redelivered_beat_message_takes_one_snapshot(schedule, registry, cache
 
 def test_schedule_changes_in_the_admin_are_audited(client, admin_user, hourly):
     client.force_login(admin_user)
-    fields = {"name": "Nightly", "enabled": "on", "crontab": hourly.pk, "mode": "hybrid", "selection": "{}",
-              "keep_last": "7", "owner": admin_user.pk}  # fmt: skip
+    fields = {
+        "name": "Nightly",
+        "enabled": "on",
+        "crontab": hourly.pk,
+        "mode": "hybrid",
+        "selection": "{}",
+        "keep_last": "7",
+        "owner": admin_user.pk,
+    }
     client.post("/admin/snapshots/snapshotschedule/add/", fields)
     schedule = SnapshotSchedule.objects.get()
     client.post(f"/admin/snapshots/snapshotschedule/{schedule.pk}/change/", {**fields, "keep_last": "3"})
@@ -166,8 +206,9 @@ def test_an_operator_owns_the_schedule_they_create_whatever_owner_they_post(clie
     operator = staff("operator")
     client.force_login(operator)
 
-    response = client.post("/admin/snapshots/snapshotschedule/add/",
-                           {**SCHEDULE_FORM, "crontab": hourly.pk, "owner": admin_user.pk})  # fmt: skip
+    response = client.post(
+        "/admin/snapshots/snapshotschedule/add/", {**SCHEDULE_FORM, "crontab": hourly.pk, "owner": admin_user.pk}
+    )
 
     assert response.status_code == 302
     assert SnapshotSchedule.objects.get().owner == operator

@@ -101,8 +101,10 @@ def test_cache_mode_uses_cached_values_when_the_monitor_is_fresh(registry, cache
     saved = values_of(snapshot)
     assert reader.calls == []
     assert {name: (v.setpoint_value, v.readback_value, v.source) for name, v in saved.items()} == {
-        "T:A_SP": (1.0, 1.1, "cache"), "T:B_SP": (2.0, 2.1, "cache"), "T:C": (3.0, None, "cache"),
-    }  # fmt: skip
+        "T:A_SP": (1.0, 1.1, "cache"),
+        "T:B_SP": (2.0, 2.1, "cache"),
+        "T:C": (3.0, None, "cache"),
+    }
     assert (saved["T:A_SP"].units, saved["T:A_SP"].precision, saved["T:A_SP"].readback_name) == ("mA", 2, "T:A_RB")
     assert 1.0 <= saved["T:C"].age < 5.0
     assert saved["T:A_SP"].pv == registry[0]
@@ -115,12 +117,13 @@ def test_cache_mode_stores_missing_and_disconnected_pvs_without_value(registry, 
     snapshot = take_snapshot(title="t", created_by=admin_user, mode="cache", reader=FakeReader({}))
 
     saved = values_of(snapshot)
-    assert {name: (v.connected, v.setpoint_value, v.readback_value, v.reason, v.source)
-            for name, v in saved.items()} == {
+    assert {
+        name: (v.connected, v.setpoint_value, v.readback_value, v.reason, v.source) for name, v in saved.items()
+    } == {
         "T:A_SP": (False, None, 1.1, "disconnected", "cache"),
         "T:B_SP": (True, 2.0, None, "", "cache"),
         "T:C": (False, None, None, "no value in cache", "none"),
-    }  # fmt: skip
+    }
     assert snapshot.disconnected_count == 2
 
 
@@ -133,8 +136,10 @@ def test_stale_heartbeat_makes_cache_mode_read_directly(registry, cache, admin_u
     saved = values_of(snapshot)
     assert reader.read_addresses == set(ALL_CACHED)
     assert {name: (v.setpoint_value, v.source) for name, v in saved.items()} == {
-        "T:A_SP": (10.0, "direct"), "T:B_SP": (20.0, "direct"), "T:C": (30.0, "direct"),
-    }  # fmt: skip
+        "T:A_SP": (10.0, "direct"),
+        "T:B_SP": (20.0, "direct"),
+        "T:C": (30.0, "direct"),
+    }
 
 
 def test_no_heartbeat_at_all_counts_as_stale(redis_db):
@@ -157,8 +162,10 @@ def test_hybrid_reads_only_stale_disconnected_or_missing_values_directly(registr
     saved = values_of(snapshot)
     assert reader.read_addresses == {"T:B_SP", "T:B_RB", "T:C"}
     assert {name: (v.setpoint_value, v.readback_value, v.source) for name, v in saved.items()} == {
-        "T:A_SP": (1.0, 1.1, "cache"), "T:B_SP": (20.0, 20.5, "direct"), "T:C": (30, None, "direct"),
-    }  # fmt: skip
+        "T:A_SP": (1.0, 1.1, "cache"),
+        "T:B_SP": (20.0, 20.5, "direct"),
+        "T:C": (30, None, "direct"),
+    }
     assert saved["T:C"].value_type == "int"
 
 
@@ -183,7 +190,7 @@ def test_direct_read_failures_are_stored_disconnected_with_the_reason(registry, 
         "T:A_SP": (True, 1.0, None, ""),
         "T:B_SP": (False, None, 2.5, "disconnected"),
         "T:C": (False, None, None, "timeout"),
-    }  # fmt: skip
+    }
     assert saved["T:C"].age is None
     assert snapshot.disconnected_count == 2
 
@@ -192,9 +199,13 @@ def test_selection_limits_the_snapshot_and_reports_progress(registry, redis_db, 
     steps = []
 
     snapshot = take_snapshot(
-        title="t", created_by=admin_user, mode="direct", pvs=PV.objects.filter(setpoint_address="T:C"),
-        reader=FakeReader({"T:C": 3.0}), progress=lambda percent, message: steps.append(percent),
-    )  # fmt: skip
+        title="t",
+        created_by=admin_user,
+        mode="direct",
+        pvs=PV.objects.filter(setpoint_address="T:C"),
+        reader=FakeReader({"T:C": 3.0}),
+        progress=lambda percent, message: steps.append(percent),
+    )
 
     assert list(values_of(snapshot)) == ["T:C"]
     assert steps[0] == 0 and steps[-1] == 100 and steps == sorted(steps)
@@ -232,9 +243,12 @@ def test_golden_tag_is_refused_for_non_admins(registry, redis_db, operator):
 
 def test_the_admin_role_may_tag_golden(registry, redis_db, admin_role_user):
     snapshot = take_snapshot(
-        title="t", created_by=admin_role_user, tags=[SnapshotTag.objects.get(name="golden")], mode="direct",
+        title="t",
+        created_by=admin_role_user,
+        tags=[SnapshotTag.objects.get(name="golden")],
+        mode="direct",
         reader=FakeReader({}),
-    )  # fmt: skip
+    )
 
     assert list(snapshot.tags.values_list("name", flat=True)) == ["golden"]
 

@@ -22,12 +22,15 @@ def archive(admin_user, viewer):
     """Three snapshots by two authors; the oldest is golden and tagged "weekly"."""
     golden = SnapshotTag.objects.get(name=GOLDEN_TAG)
     weekly = SnapshotTag.objects.create(name="weekly")
-    old = Snapshot.objects.create(title="Injector tuned", comment="after the long shutdown", created_by=admin_user,
-                                  mode=SnapshotMode.DIRECT)  # fmt: skip
+    old = Snapshot.objects.create(
+        title="Injector tuned", comment="after the long shutdown", created_by=admin_user, mode=SnapshotMode.DIRECT
+    )
     old.tags.set([golden, weekly])
     Snapshot.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=10))
     Snapshot.objects.create(title="Before MD", created_by=viewer, mode=SnapshotMode.CACHE)
-    Snapshot.objects.create(title="After MD", comment="beam lost at 3 am", created_by=admin_user, mode=SnapshotMode.HYBRID)
+    Snapshot.objects.create(
+        title="After MD", comment="beam lost at 3 am", created_by=admin_user, mode=SnapshotMode.HYBRID
+    )
     return old
 
 
@@ -40,7 +43,9 @@ def test_snapshot_list_needs_a_login(client):
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
-def test_snapshot_list_shows_newest_first_and_marks_the_golden_one(client, viewer, archive, django_assert_max_num_queries):
+def test_snapshot_list_shows_newest_first_and_marks_the_golden_one(
+    client, viewer, archive, django_assert_max_num_queries
+):
     client.force_login(viewer)
     with django_assert_max_num_queries(8):
         response = client.get(reverse("snapshots:list"))
@@ -109,15 +114,26 @@ def test_taking_a_snapshot_enqueues_the_job_and_follows_it(client, operator, dja
     tag = Tag.objects.create(group=group, name="LI20")
     PV.objects.create(setpoint_address="T:A", device="QUAD").tags.add(tag)
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client.post(reverse("snapshots:list"), {
-            "take-title": "Before tuning", "take-comment": "why", "take-mode": "direct",
-            "take-tag": [tag.pk], "take-device": "QU",
-        })  # fmt: skip
+        response = client.post(
+            reverse("snapshots:list"),
+            {
+                "take-title": "Before tuning",
+                "take-comment": "why",
+                "take-mode": "direct",
+                "take-tag": [tag.pk],
+                "take-device": "QU",
+            },
+        )
     job = Job.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("jobs:detail", args=[job.pk])
     assert (job.type, job.created_by) == (JobType.SNAPSHOT, operator)
-    assert job.data == {"title": "Before tuning", "comment": "why", "mode": "direct", "tags": [],
-                        "selection": {"tag": [tag.pk], "device": "QU"}}  # fmt: skip
+    assert job.data == {
+        "title": "Before tuning",
+        "comment": "why",
+        "mode": "direct",
+        "tags": [],
+        "selection": {"tag": [tag.pk], "device": "QU"},
+    }
     assert len(callbacks) == 1
 
 
@@ -143,11 +159,15 @@ def test_only_administrators_may_take_a_golden_snapshot(client, operator, admin_
     SnapshotTag.objects.get(name=GOLDEN_TAG)
     PV.objects.create(setpoint_address="T:A")
     client.force_login(operator)
-    response = client.post(reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache", "take-tags": [GOLDEN_TAG]})
+    response = client.post(
+        reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache", "take-tags": [GOLDEN_TAG]}
+    )
     assert response.status_code == 400 and not Job.objects.exists()
     client.force_login(admin_role_user)
     golden = SnapshotTag.objects.get(name=GOLDEN_TAG)
-    response = client.post(reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache", "take-tags": [golden.pk]})
+    response = client.post(
+        reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache", "take-tags": [golden.pk]}
+    )
     assert response.status_code == 302 and Job.objects.get().data["tags"] == [GOLDEN_TAG]
 
 
@@ -160,21 +180,23 @@ def machine(admin_user, live_values):
     area = TagGroup.objects.create(name="Area")
     li20, li21 = (Tag.objects.create(group=area, name=name) for name in ("LI20", "LI21"))
     pvs = {
-        "Q1": PV.objects.create(setpoint_address="T:Q1_SP", readback_address="T:Q1_RB", device="QUAD:LI20:1",
-                                abs_tolerance=0.1),
+        "Q1": PV.objects.create(
+            setpoint_address="T:Q1_SP", readback_address="T:Q1_RB", device="QUAD:LI20:1", abs_tolerance=0.1
+        ),
         "Q2": PV.objects.create(setpoint_address="T:Q2_SP", device="QUAD:LI21:2", abs_tolerance=0.1),
         "MODE": PV.objects.create(setpoint_address="T:MODE", device="KLYS:LI20"),
         "NAME": PV.objects.create(setpoint_address="T:NAME", device="KLYS:LI20"),
         "WAVE": PV.objects.create(setpoint_address="T:WAVE", device="BPM:LI21", rel_tolerance=0.01),
         "GONE": PV.objects.create(setpoint_address="T:GONE", device="BPM:LI21"),
         "LOST": PV.objects.create(setpoint_address="T:LOST", device="BPM:LI21"),
-    }  # fmt: skip
+    }
     for name in ("Q1", "MODE", "NAME"):
         pvs[name].tags.add(li20)
     for name in ("Q2", "WAVE", "GONE", "LOST"):
         pvs[name].tags.add(li21)
-    snapshot = Snapshot.objects.create(title="Tuned", created_by=admin_user, mode=SnapshotMode.DIRECT, pv_count=8,
-                                       disconnected_count=1)  # fmt: skip
+    snapshot = Snapshot.objects.create(
+        title="Tuned", created_by=admin_user, mode=SnapshotMode.DIRECT, pv_count=8, disconnected_count=1
+    )
     rows = [
         ("Q1", ValueType.FLOAT, {"setpoint_num": 1.0, "readback_num": 1.02, "precision": 2, "units": "A"}),
         ("Q2", ValueType.FLOAT, {"setpoint_num": 2.0, "severity": 2}),
@@ -186,14 +208,36 @@ def machine(admin_user, live_values):
     ]
     for name, value_type, fields in rows:
         pv = pvs[name]
-        SnapshotValue.objects.create(snapshot=snapshot, pv=pv, pv_name=pv.setpoint_address, value_type=value_type,
-                                     source="direct", severity=fields.pop("severity", 0), **fields)  # fmt: skip
-    SnapshotValue.objects.create(snapshot=snapshot, pv=None, pv_name="T:DELETED", value_type=ValueType.FLOAT,
-                                 setpoint_num=9.0, source="direct", severity=0)  # fmt: skip
-    live_values({
-        "T:Q1_SP": 1.05, "T:Q1_RB": 1.04, "T:Q2_SP": 3.0, "T:MODE": ("enum", 1), "T:NAME": ("string", "abc"),
-        "T:WAVE": ("float_array", [1.0, 2.0, 3.0, 4.5, 5.0, 6.0, 7.0]), "T:GONE": None, "T:LOST": None,
-    })  # fmt: skip
+        SnapshotValue.objects.create(
+            snapshot=snapshot,
+            pv=pv,
+            pv_name=pv.setpoint_address,
+            value_type=value_type,
+            source="direct",
+            severity=fields.pop("severity", 0),
+            **fields,
+        )
+    SnapshotValue.objects.create(
+        snapshot=snapshot,
+        pv=None,
+        pv_name="T:DELETED",
+        value_type=ValueType.FLOAT,
+        setpoint_num=9.0,
+        source="direct",
+        severity=0,
+    )
+    live_values(
+        {
+            "T:Q1_SP": 1.05,
+            "T:Q1_RB": 1.04,
+            "T:Q2_SP": 3.0,
+            "T:MODE": ("enum", 1),
+            "T:NAME": ("string", "abc"),
+            "T:WAVE": ("float_array", [1.0, 2.0, 3.0, 4.5, 5.0, 6.0, 7.0]),
+            "T:GONE": None,
+            "T:LOST": None,
+        }
+    )
     return snapshot
 
 
@@ -227,7 +271,7 @@ def test_snapshot_page_shows_every_value_with_its_live_cells(client, viewer, mac
     assert 'data-saved="[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]" data-kind="float_array"' in page
     assert 'data-saved="&quot;abc&quot;" data-kind="string"' in page
     assert "1.00 A" in page and "1.02 A" in page  # precision and units
-    assert "<td class=\"value\" title=\"Direct read\">On</td>" in page.replace(", 0.00 s old", "")  # enums by label
+    assert '<td class="value" title="Direct read">On</td>' in page.replace(", 0.00 s old", "")  # enums by label
     assert "[1, 2, 3, 4, 5, … (7 values)]" in page  # as monitor.display shows live values
     assert "not in registry" in page and "timeout" in page
     assert page.count("data-live-delta") == 8
@@ -305,10 +349,11 @@ def test_bad_filters_are_readable_form_errors(client, viewer, machine, query, er
 def big_snapshot(admin_user):
     snapshot = Snapshot.objects.create(title="Big", created_by=admin_user, mode=SnapshotMode.CACHE, pv_count=250)
     SnapshotValue.objects.bulk_create(
-        SnapshotValue(snapshot=snapshot, pv_name=f"B:{i:04}", value_type=ValueType.FLOAT, setpoint_num=float(i),
-                      source="cache")
+        SnapshotValue(
+            snapshot=snapshot, pv_name=f"B:{i:04}", value_type=ValueType.FLOAT, setpoint_num=float(i), source="cache"
+        )
         for i in range(250)
-    )  # fmt: skip
+    )
     return snapshot
 
 

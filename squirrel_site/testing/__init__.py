@@ -31,6 +31,7 @@ def eventually(predicate: Callable[[], T], timeout: float, interval: float = 0.1
         if result:
             return result
         if time.monotonic() >= deadline:
-            raise AssertionError(f"{what or getattr(predicate, '__name__', 'condition')} not true "
-                                 f"after {timeout:g} s (last: {last!r})")
+            raise AssertionError(
+                f"{what or getattr(predicate, '__name__', 'condition')} not true after {timeout:g} s (last: {last!r})"
+            )
         time.sleep(interval)

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 import pytest
 
 from squirrel_site.testing.processes import (
-    TEMPLATE_DB, ManagedProcess, Squirrel, prepare_template, process_env, simulated_ioc,
+    TEMPLATE_DB,
+    ManagedProcess,
+    Squirrel,
+    prepare_template,
+    process_env,
+    simulated_ioc,
 )
 from squirrel_site.testing.services import Ports, PrivatePostgres, PrivateRedis
 

@@ -34,7 +34,12 @@ class ManagedProcess:
     """One subprocess with its log file and a readiness check."""
 
     def __init__(
-        self, name: str, args: list[str], env: dict, log_path: Path, ready: Callable[[], bool],
+        self,
+        name: str,
+        args: list[str],
+        env: dict,
+        log_path: Path,
+        ready: Callable[[], bool],
         before_start: Callable[[], None] | None = None,
     ):
         self.name, self.args, self.env, self.log_path, self.ready = name, args, env, log_path, ready
@@ -147,7 +152,11 @@ def simulated_ioc(workdir: Path, env: dict, pvs: int) -> ManagedProcess:
     ready_file = workdir / "ioc.ready"
     args = [sys.executable, "manage.py", "run_sim_ioc", "--pvs", str(pvs), "--port", env["EPICS_CA_SERVER_PORT"]]
     return ManagedProcess(
-        "ioc", [*args, "--ready-file", str(ready_file)], env, workdir / "ioc.log", ready_file.exists,
+        "ioc",
+        [*args, "--ready-file", str(ready_file)],
+        env,
+        workdir / "ioc.log",
+        ready_file.exists,
         before_start=lambda: ready_file.unlink(missing_ok=True),
     )
 
@@ -161,8 +170,14 @@ class Squirrel:
     KINDS = ("web", "worker", "beat", "monitor")
 
     def __init__(
-        self, workdir: Path, postgres: PrivatePostgres, redis: PrivateRedis, ioc: ManagedProcess,
-        db_name: str, web_port: int, token: str,
+        self,
+        workdir: Path,
+        postgres: PrivatePostgres,
+        redis: PrivateRedis,
+        ioc: ManagedProcess,
+        db_name: str,
+        web_port: int,
+        token: str,
     ):
         self.workdir, self.postgres, self.redis, self.ioc = workdir, postgres, redis, ioc
         self.db_name, self.web_port, self.token = db_name, web_port, token
@@ -194,7 +209,10 @@ class Squirrel:
             # Ready when it runs and its shard has a leader with every value in Redis (itself or another).
             args = [python, "manage.py", "monitor_pvs"]
             process = ManagedProcess(
-                name, args, self.env, log,
+                name,
+                args,
+                self.env,
+                log,
                 lambda: " starting" in process.output() and self.monitor_heartbeat().get("synced"),
             )
             return process
@@ -244,11 +262,15 @@ class Squirrel:
 
     def schedule_every(self, seconds: int, task: str = "snapshots.requeue_lost_jobs") -> None:
         """Have beat send `task` every `seconds` (a periodic task in the database; start beat after)."""
-        self.manage("shell", "-c", (
-            "from django_celery_beat.models import IntervalSchedule, PeriodicTask\n"
-            f"every, _ = IntervalSchedule.objects.get_or_create(every={seconds}, period='seconds')\n"
-            f"PeriodicTask.objects.create(name='fault test: {task}', task='{task}', interval=every)"
-        ))
+        self.manage(
+            "shell",
+            "-c",
+            (
+                "from django_celery_beat.models import IntervalSchedule, PeriodicTask\n"
+                f"every, _ = IntervalSchedule.objects.get_or_create(every={seconds}, period='seconds')\n"
+                f"PeriodicTask.objects.create(name='fault test: {task}', task='{task}', interval=every)"
+            ),
+        )
 
     def sql(self, query: str, *params) -> list[tuple]:
         """Rows of `query` on this test's database, on a connection of its own."""
@@ -262,6 +284,7 @@ class Squirrel:
 
     def wait_for_job(self, job_id: int, timeout: float = 60.0) -> dict:
         """The job once it has ended (succeeded or failed), from PostgreSQL."""
+
         def ended() -> dict | None:
             job = self.job(job_id)
             return job if job["status"] in ("succeeded", "failed") else None

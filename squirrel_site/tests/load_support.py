@@ -30,9 +30,7 @@ REQUEST_TIMEOUT = 60.0
 
 def database_dsn(db: dict) -> str:
     """A libpq connection string for a Django DATABASES entry."""
-    return make_conninfo(
-        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"], dbname=db["NAME"]
-    )
+    return make_conninfo(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"], dbname=db["NAME"])
 
 
 def rss_mb(pid: int) -> float:

@@ -39,9 +39,7 @@ def admin_client(client, staff):
 
 
 def test_an_admin_creates_a_token_and_sees_it_once(admin_client, viewer):
-    response = admin_client.post(
-        reverse("admin:knox_authtoken_add"), {"user": viewer.pk, "expires_in_days": "7"}
-    )
+    response = admin_client.post(reverse("admin:knox_authtoken_add"), {"user": viewer.pk, "expires_in_days": "7"})
     secret = re.search(r'id="api-token"[^>]*>(sqt_\w+)<', response.text).group(1)
     token = AuthToken.objects.get()
     assert (token.user, token.token_key) == (viewer, secret[:15])
@@ -56,7 +54,10 @@ def test_creating_a_token_in_the_admin_is_audited_with_the_admin_as_actor(admin_
     admin_client.post(reverse("admin:knox_authtoken_add"), {"user": viewer.pk})
     entry = AuditEntry.objects.get()
     assert (entry.action, entry.via, entry.actor_name, entry.target_id) == (
-        AuditAction.TOKEN_CREATED, AuditVia.ADMIN, "admin-staff", str(viewer.pk)
+        AuditAction.TOKEN_CREATED,
+        AuditVia.ADMIN,
+        "admin-staff",
+        str(viewer.pk),
     )
 
 
@@ -69,7 +70,9 @@ def test_inactive_users_are_not_offered_a_token(admin_client, django_user_model)
 
 def test_the_bulk_action_revokes_tokens_and_audits_each(admin_client, viewer, editor):
     tokens = [create_token(user, actor=None, via=AuditVia.COMMAND)[0] for user in (viewer, editor, viewer)]
-    admin_client.post(TOKENS, {"action": "delete_selected", "_selected_action": [t.pk for t in tokens[:2]], "post": "yes"})
+    admin_client.post(
+        TOKENS, {"action": "delete_selected", "_selected_action": [t.pk for t in tokens[:2]], "post": "yes"}
+    )
     assert list(AuthToken.objects.values_list("pk", flat=True)) == [tokens[2].pk]
     revoked = AuditEntry.objects.filter(action=AuditAction.TOKEN_REVOKED, via=AuditVia.ADMIN)
     assert sorted(revoked.values_list("details__token_key", flat=True)) == sorted(t.token_key for t in tokens[:2])
@@ -100,7 +103,10 @@ def test_nobody_adds_changes_or_deletes_audit_entries(client, admin_user):
     entry = audit.record(admin_user, AuditAction.TOKEN_CREATED, "x", via=AuditVia.COMMAND)
     client.force_login(admin_user)
     assert client.get(reverse("admin:squirrel_site_auditentry_add")).status_code == 403
-    assert client.post(reverse("admin:squirrel_site_auditentry_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        client.post(reverse("admin:squirrel_site_auditentry_delete", args=[entry.pk]), {"post": "yes"}).status_code
+        == 403
+    )
     client.post(reverse("admin:squirrel_site_auditentry_change", args=[entry.pk]), {"summary": "rewritten"})
     entry.refresh_from_db()
     assert entry.summary == "x"

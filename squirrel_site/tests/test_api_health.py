@@ -25,8 +25,15 @@ def monitor_beats(redis_db):
     """beat(shard, **stats): a heartbeat as a monitor leader writes it."""
 
     def write(shard=live.Shard(0, 1), **stats):
-        stats = {"owner": "mon-host:41", "synced": True, "addresses": 450, "connected": 447,
-                 "updates_per_s": 812.5, "p95_age_s": 0.12, **stats}  # fmt: skip
+        stats = {
+            "owner": "mon-host:41",
+            "synced": True,
+            "addresses": 450,
+            "connected": 447,
+            "updates_per_s": 812.5,
+            "p95_age_s": 0.12,
+            **stats,
+        }
         live.write_heartbeat(redis_db, shard, stats)
 
     return write
@@ -34,8 +41,12 @@ def monitor_beats(redis_db):
 
 @pytest.fixture
 def worker_beat(redis_db):
-    live.write_worker_heartbeat(redis_db, "celery@w1/7", {"name": "celery@w1", "pid": 7, "concurrency": 2,
-                                                          "active": 1, "started": time.time()}, ttl=10.0)  # fmt: skip
+    live.write_worker_heartbeat(
+        redis_db,
+        "celery@w1/7",
+        {"name": "celery@w1", "pid": 7, "concurrency": 2, "active": 1, "started": time.time()},
+        ttl=10.0,
+    )
 
 
 @pytest.fixture
@@ -58,9 +69,16 @@ def test_the_shard_reports_leader_heartbeat_age_counts_rate_and_lag(client, ever
 
     assert shard["heartbeat_age_s"] < 5
     assert {k: v for k, v in shard.items() if k != "heartbeat_age_s"} == {
-        "shard": "0of1", "status": "ok", "leader": "mon-host:41", "synced": True, "addresses": 450,
-        "connected": 447, "updates_per_s": 812.5, "lag_p95_s": 0.12, "degraded_iocs": [],
-    }  # fmt: skip
+        "shard": "0of1",
+        "status": "ok",
+        "leader": "mon-host:41",
+        "synced": True,
+        "addresses": 450,
+        "connected": 447,
+        "updates_per_s": 812.5,
+        "lag_p95_s": 0.12,
+        "degraded_iocs": [],
+    }
 
 
 def test_workers_are_counted_with_when_each_was_last_seen(client, everything_up):
@@ -105,8 +123,10 @@ def test_a_stale_shard_makes_the_report_degraded(client, redis_db, worker_beat, 
     body = client.get(URL).json()
 
     assert (body["status"], body["monitor"]["status"], body["monitor"]["shards"][0]["status"]) == (
-        "degraded", "stale", "stale",
-    )  # fmt: skip
+        "degraded",
+        "stale",
+        "stale",
+    )
 
 
 def test_a_shard_whose_ioc_is_down_is_degraded_naming_the_ioc(client, redis_db, worker_beat, monitor_beats):
@@ -145,8 +165,9 @@ def test_a_missing_shard_is_listed(client, redis_db, worker_beat, monitor_beats)
     shards = client.get(URL).json()["monitor"]["shards"]
 
     assert [(s["shard"], s["status"], s["leader"]) for s in shards] == [
-        ("0of2", "missing", None), ("1of2", "ok", "mon-host:41"),
-    ]  # fmt: skip
+        ("0of2", "missing", None),
+        ("1of2", "ok", "mon-host:41"),
+    ]
 
 
 def test_redis_down_is_503_with_monitor_and_workers_unknown(client, settings):
@@ -165,8 +186,10 @@ class BrokenConnection:
     """A database connection that fails the way an unreachable server does, with details in the message."""
 
     def cursor(self):
-        raise OperationalError('connection to server at "db.internal" (10.0.0.5), port 5432 failed: '
-                               'FATAL: password authentication failed for user "squirrel"')  # fmt: skip
+        raise OperationalError(
+            'connection to server at "db.internal" (10.0.0.5), port 5432 failed: '
+            'FATAL: password authentication failed for user "squirrel"'
+        )
 
 
 def test_database_down_is_503_reporting_only_the_error_class(client, everything_up, monkeypatch):
@@ -177,8 +200,10 @@ def test_database_down_is_503_reporting_only_the_error_class(client, everything_
     assert response.status_code == 503
     body = response.json()
     assert (body["status"], body["database"]["ok"], body["database"]["error"]) == (
-        "unavailable", False, "OperationalError",
-    )  # fmt: skip
+        "unavailable",
+        False,
+        "OperationalError",
+    )
     assert "db.internal" not in response.content.decode() and "squirrel" not in response.content.decode()
 
 

@@ -25,8 +25,9 @@ def archive(admin_user, make_pvs, make_snapshot, live_values):  # noqa: F811 - f
     live_values({"L:A": 1.5, "L:B": 2.5, "L:C": 3.5})
     preview = preview_restore(snapshots[0], created_by=admin_user, cache_only=True)
     previews = RestorePreview.objects.bulk_create(
-        RestorePreview(snapshot=snapshots[0], created_by=admin_user, expires_at=preview.expires_at,
-                       live_source=preview.live_source)  # fmt: skip
+        RestorePreview(
+            snapshot=snapshots[0], created_by=admin_user, expires_at=preview.expires_at, live_source=preview.live_source
+        )
         for _ in range(PAGE + 1)
     )
     restores = Restore.objects.bulk_create(
@@ -34,8 +35,9 @@ def archive(admin_user, make_pvs, make_snapshot, live_values):  # noqa: F811 - f
         for p in previews
     )
     RestoreItem.objects.bulk_create(
-        RestoreItem(restore=restores[0], pv_name=name, value_type="float", target_num=value,
-                    status=RestoreItemStatus.VERIFIED)  # fmt: skip
+        RestoreItem(
+            restore=restores[0], pv_name=name, value_type="float", target_num=value, status=RestoreItemStatus.VERIFIED
+        )
         for name, value in values.items()
     )
     Job.objects.bulk_create(Job(type=JobType.SNAPSHOT, created_by=admin_user) for _ in range(PAGE + 1))

@@ -9,11 +9,20 @@ pytestmark = pytest.mark.django_db
 
 
 def test_an_entry_names_the_actor_and_the_target(admin_user):
-    entry = audit.record(admin_user, audit.AuditAction.TOKEN_CREATED, "Token for admin", via=audit.AuditVia.COMMAND,
-                         target=admin_user, details={"expires": None})  # fmt: skip
+    entry = audit.record(
+        admin_user,
+        audit.AuditAction.TOKEN_CREATED,
+        "Token for admin",
+        via=audit.AuditVia.COMMAND,
+        target=admin_user,
+        details={"expires": None},
+    )
     entry.refresh_from_db()
     assert (entry.actor, entry.actor_name, entry.target_type, entry.target_id) == (
-        admin_user, "admin", "auth.user", str(admin_user.pk)
+        admin_user,
+        "admin",
+        "auth.user",
+        str(admin_user.pk),
     )
     assert list(AuditEntry.objects.for_target(admin_user)) == [entry]
 

@@ -113,18 +113,30 @@ def world(make_user):
     operator = make_user("operator", "operator")
     snapshot = Snapshot.objects.create(title="Before MD", created_by=operator, mode=SnapshotMode.CACHE)
     preview = RestorePreview.objects.create(
-        snapshot=snapshot, created_by=operator, expires_at=timezone.now() + timedelta(minutes=5),
-        live_source="cache", registry_fingerprint=_fingerprint([]),
-    )  # fmt: skip
-    done = RestorePreview.objects.create(snapshot=snapshot, created_by=operator, expires_at=timezone.now(),
-                                         live_source="cache")  # fmt: skip
+        snapshot=snapshot,
+        created_by=operator,
+        expires_at=timezone.now() + timedelta(minutes=5),
+        live_source="cache",
+        registry_fingerprint=_fingerprint([]),
+    )
+    done = RestorePreview.objects.create(
+        snapshot=snapshot, created_by=operator, expires_at=timezone.now(), live_source="cache"
+    )
     restore = Restore.objects.create(preview=done, snapshot=snapshot, created_by=operator)
     job = Job.objects.create(type=JobType.SNAPSHOT, created_by=operator, data={"title": "Before MD"})
     tag_group = TagGroup.objects.create(name="Area")
     tag = Tag.objects.create(group=tag_group, name="Injector")
     pv = PV.objects.create(setpoint_address="AUTH:MAG1:CURRENT")
-    return {"operator": operator, "snapshot": snapshot, "preview": preview, "restore": restore, "job": job,
-            "pv": pv, "tag_group": tag_group, "tag": tag}  # fmt: skip
+    return {
+        "operator": operator,
+        "snapshot": snapshot,
+        "preview": preview,
+        "restore": restore,
+        "job": job,
+        "pv": pv,
+        "tag_group": tag_group,
+        "tag": tag,
+    }
 
 
 def _user(user: str, world, make_user):
@@ -218,8 +230,11 @@ def _api_operations(patterns=None, namespace="") -> dict[tuple[str, str], str]:
             continue
         view = pattern.callback
         # A ViewSet route maps methods to actions; an APIView has a handler per method.
-        methods = view.actions if getattr(view, "actions", None) else [m for m in view.cls.http_method_names
-                                                                       if hasattr(view.cls, m)]  # fmt: skip
+        methods = (
+            view.actions
+            if getattr(view, "actions", None)
+            else [m for m in view.cls.http_method_names if hasattr(view.cls, m)]
+        )
         for method in set(methods) - {"head", "options"}:
             operations[(method.upper(), f"{namespace}{pattern.name}")] = str(pattern.pattern)
     return operations

@@ -39,10 +39,13 @@ class Processes:
     def __init__(self, log_dir: Path):
         self.log_dir, self.running = log_dir, []
         self.env = dict(
-            os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE, SQUIRREL_DB_NAME=connection.settings_dict["NAME"],
-            SQUIRREL_STATIC_ROOT=str(log_dir / "static"), PYTHONUNBUFFERED="1",
+            os.environ,
+            DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
+            SQUIRREL_DB_NAME=connection.settings_dict["NAME"],
+            SQUIRREL_STATIC_ROOT=str(log_dir / "static"),
+            PYTHONUNBUFFERED="1",
             PATH=f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}",
-        )  # fmt: skip
+        )
 
     def start(self, name: str, *args: str, ready) -> subprocess.Popen:
         """Start `python args...` and wait until `ready()` (fail the test with its log if it exits)."""
@@ -107,15 +110,35 @@ def site(registry, redis_db, admin_user, tmp_path):  # noqa: F811 - `registry` i
             assert time.monotonic() < deadline, f"the monitor did not sync:\n{(tmp_path / 'monitor.log').read_text()}"
             time.sleep(0.2)
         processes.start(
-            "worker", "-m", "celery", "-A", "squirrel_site", "worker", "--pool", "threads", "--concurrency", "2",
-            "--loglevel", "INFO", "--without-mingle", "--without-gossip", ready=lambda log: "ready." in log,
-        )  # fmt: skip
+            "worker",
+            "-m",
+            "celery",
+            "-A",
+            "squirrel_site",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+            ready=lambda log: "ready." in log,
+        )
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         processes.start(
-            "web", "-m", "squirrel_site.web_server", "-b", "127.0.0.1", "-p", str(port), "squirrel_site.asgi:application",
+            "web",
+            "-m",
+            "squirrel_site.web_server",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "squirrel_site.asgi:application",
             ready=lambda log: answers(f"{url}/accounts/login/"),
-        )  # fmt: skip
+        )
         yield url
     finally:
         processes.stop_all()
@@ -131,8 +154,10 @@ def put_on_ioc(registry):  # noqa: F811
 
     def put(values: dict) -> float:
         changed.update({address: initial[address] for address in values})
-        script = ("import time\nfor a, v in values['pvs'].items():\n"
-                  "    assert epics.caput(a, v, wait=True, timeout=5) == 1, a\nprint(json.dumps(time.time()))")
+        script = (
+            "import time\nfor a, v in values['pvs'].items():\n"
+            "    assert epics.caput(a, v, wait=True, timeout=5) == 1, a\nprint(json.dumps(time.time()))"
+        )
         return ca(script, pvs=values)
 
     yield put
@@ -186,7 +211,9 @@ def take_snapshot(page, site, title: str, shot: str = "") -> int:
 def wait_for_live(page, address: str, predicate: str = "text !== ''") -> str:
     """Wait until the live cell of `address` satisfies `predicate` (JS, on `text`); its text."""
     cell = f'[data-live-address="{address}"]'
-    page.wait_for_function(f"() => {{ const text = document.querySelector('{cell}').textContent; return {predicate}; }}")
+    page.wait_for_function(
+        f"() => {{ const text = document.querySelector('{cell}').textContent; return {predicate}; }}"
+    )
     return page.locator(cell).first.text_content()
 
 
@@ -239,7 +266,9 @@ def test_snapshot_pages_show_live_values_that_follow_the_ioc(site, browser_page,
     after = page.locator(f'[data-live-address="{pair.setpoint}"]').first.text_content()
     assert after != before and after.startswith(f"{target:.{pair.prec}f}"), (before, after)
     assert latency_ms <= LIVE_CHANGE_LIMIT_MS, f"the live cell changed {latency_ms:.0f} ms after the put"
-    page.wait_for_function(f"() => document.querySelector('tr[data-pv=\"{pair.setpoint}\"]').classList.contains('out-of-tolerance')")
+    page.wait_for_function(
+        f"() => document.querySelector('tr[data-pv=\"{pair.setpoint}\"]').classList.contains('out-of-tolerance')"
+    )
     assert page.locator(f'tr[data-pv="{pair.setpoint}"] [data-live-delta]').text_content().startswith("5.000")
     screenshot(page, "05_snapshot_detail_live_change")
 
@@ -252,15 +281,24 @@ def test_snapshot_pages_show_live_values_that_follow_the_ioc(site, browser_page,
     screenshot(page, "07_live_table")
 
 
-def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(site, browser_page, registry,  # noqa: F811
-                                                                            put_on_ioc):
+def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(
+    site,
+    browser_page,
+    registry,  # noqa: F811
+    put_on_ioc,
+):
     page = browser_page
     pair, integer, enum = (registry.of_kind(kind)[2] for kind in (sim.PAIR, sim.INT, sim.ENUM))
     log_in(page, site)
     snapshot_id = take_snapshot(page, site, "Browser: restore point")
     saved = caget_many([pair.setpoint, integer.setpoint, enum.setpoint])
-    put_on_ioc({pair.setpoint: saved[pair.setpoint] + 2.0, integer.setpoint: saved[integer.setpoint] + 3,
-                enum.setpoint: (saved[enum.setpoint] + 1) % len(enum.labels)})  # fmt: skip
+    put_on_ioc(
+        {
+            pair.setpoint: saved[pair.setpoint] + 2.0,
+            integer.setpoint: saved[integer.setpoint] + 3,
+            enum.setpoint: (saved[enum.setpoint] + 1) % len(enum.labels),
+        }
+    )
 
     page.goto(f"{site}/snapshots/{snapshot_id}/?out_of_tolerance=on")
     for address in (pair.setpoint, integer.setpoint):
@@ -274,8 +312,12 @@ def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(site
     page.click("#confirm-restore")
     page.wait_for_url(f"{site}/restores/*/", timeout=60_000)  # job page, then the restore when it ends
     assert page.locator("#restore-status").text_content().startswith("Succeeded")
-    results = dict(zip(page.locator("#restore-items td.address").all_text_contents(),
-                       page.locator("#restore-items td .badge").all_text_contents()))  # fmt: skip
+    results = dict(
+        zip(
+            page.locator("#restore-items td.address").all_text_contents(),
+            page.locator("#restore-items td .badge").all_text_contents(),
+        )
+    )
     assert results == {pair.setpoint: "Verified", integer.setpoint: "Verified"}
     screenshot(page, "09_restore_results")
     now = caget_many([pair.setpoint, integer.setpoint, enum.setpoint])

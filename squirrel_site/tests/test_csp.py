@@ -44,5 +44,7 @@ def test_the_api_docs_start_up_script_is_served_as_a_file(client, admin_user):
 
 def test_no_template_has_an_inline_script_style_or_event_handler():
     templates = Path(settings.BASE_DIR) / "templates"
-    offending = {str(path.relative_to(templates)) for path in templates.rglob("*.html") if INLINE.search(path.read_text())}
+    offending = {
+        str(path.relative_to(templates)) for path in templates.rglob("*.html") if INLINE.search(path.read_text())
+    }
     assert offending == set()

@@ -36,7 +36,9 @@ def manage(*args: str, **variables: str) -> subprocess.CompletedProcess:
     env = {name: value for name, value in os.environ.items() if not name.startswith("SQUIRREL_")}
     env.update(variables, DJANGO_SETTINGS_MODULE="squirrel_site.settings")
     command = [sys.executable, "manage.py", *args]
-    return subprocess.run(command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    return subprocess.run(
+        command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT
+    )
 
 
 def settings_in_subprocess(*names: str, **variables: str) -> dict:

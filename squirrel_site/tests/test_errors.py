@@ -22,9 +22,7 @@ def api(client, admin_user):
 
 def test_nested_serializer_errors_flatten_to_dotted_paths():
     detail = {"items": [{}, {}, {}, {"abs_tolerance": ["A valid number is required."]}], "title": ["Required."]}
-    assert flatten_errors(detail) == {
-        "items.3.abs_tolerance": ["A valid number is required."], "title": ["Required."]
-    }  # fmt: skip
+    assert flatten_errors(detail) == {"items.3.abs_tolerance": ["A valid number is required."], "title": ["Required."]}
 
 
 def test_list_field_errors_are_keyed_by_the_item_index():

@@ -62,16 +62,21 @@ def wait_for_monitor(expected: dict, timeout: float = 10.0) -> None:
 @pytest.mark.worker
 def test_the_example_script_restores_a_tags_pvs_on_the_ioc(site, registry, make_user, put_on_ioc):  # noqa: F811
     tagged = [pv for pv in registry.pvs if TAG in pv.subsystems]
-    pair, integer, enum, text = (next(pv for pv in tagged if pv.kind == kind)
-                                 for kind in (sim.PAIR, sim.INT, sim.ENUM, sim.STRING))  # fmt: skip
+    pair, integer, enum, text = (
+        next(pv for pv in tagged if pv.kind == kind) for kind in (sim.PAIR, sim.INT, sim.ENUM, sim.STRING)
+    )
     addresses = [pair.setpoint, integer.setpoint, enum.setpoint, text.setpoint]
     _, token = AuthToken.objects.create(user=make_user("operator", "script"))
 
     dry_run = run_script(site, token, "--tag", f"Subsystem/{TAG}", "--dry-run")
     reference = int(re.search(r"^Snapshot (\d+) taken", dry_run, re.MULTILINE)[1])
     saved = read_ioc(addresses)
-    changed = {pair.setpoint: saved[pair.setpoint] + 2.5, integer.setpoint: saved[integer.setpoint] + 3,
-               enum.setpoint: (saved[enum.setpoint] + 1) % len(enum.labels), text.setpoint: "changed"}  # fmt: skip
+    changed = {
+        pair.setpoint: saved[pair.setpoint] + 2.5,
+        integer.setpoint: saved[integer.setpoint] + 3,
+        enum.setpoint: (saved[enum.setpoint] + 1) % len(enum.labels),
+        text.setpoint: "changed",
+    }
     put_on_ioc(changed)
     wait_for_monitor(changed)
 

@@ -100,14 +100,12 @@ def test_import_pvs_command_reports_a_nul_byte_in_one_line_and_fails(db, tmp_pat
     with pytest.raises(CommandError, match="1 error; nothing imported"):
         call_command("import_pvs", str(path), stderr=stderr)
 
-    assert stderr.getvalue() == (
-        f"{path}:2: The file contains a NUL character (0x00), which text here may not hold.\n"
-    )
+    assert stderr.getvalue() == (f"{path}:2: The file contains a NUL character (0x00), which text here may not hold.\n")
     assert not PV.objects.exists()
 
 
 def test_a_nul_byte_in_a_snapshot_csv_import_is_400(admin_client, db):
-    content = b"pv_name,value_type,setpoint\nA:1,string,\"\"\"a\x00b\"\"\"\n"
+    content = b'pv_name,value_type,setpoint\nA:1,string,"""a\x00b"""\n'
 
     response = admin_client.post(IMPORT_SNAPSHOT, {"file": snapshot_upload("s.csv", content)})
 
@@ -182,7 +180,11 @@ def test_deeply_nested_json_on_the_live_socket_is_an_error_message_and_the_socke
     client, viewer, redis_db, transactional_db
 ):
     client.force_login(viewer)
-    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    headers = [
+        (b"origin", b"http://127.0.0.1"),
+        (b"host", b"127.0.0.1"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
     from squirrel_site.asgi import application
 
     async def scenario():

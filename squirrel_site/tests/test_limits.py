@@ -111,7 +111,8 @@ def test_a_capped_relation_refuses_before_looking_up_any_item(django_assert_num_
 
 @pytest.mark.parametrize("data", [{"golden": 1}, "golden"])
 def test_a_capped_relation_takes_a_list_only(data):
-    field = CappedManyRelatedField(child_relation=serializers.SlugRelatedField(slug_field="name", read_only=True),
-                                   max_length=2)  # fmt: skip
+    field = CappedManyRelatedField(
+        child_relation=serializers.SlugRelatedField(slug_field="name", read_only=True), max_length=2
+    )
     with pytest.raises(serializers.ValidationError, match="Expected a list"):
         field.run_validation(data)

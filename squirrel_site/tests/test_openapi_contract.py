@@ -33,32 +33,46 @@ from snapshots.restore import preview_restore
 from snapshots.tests.conftest import Enum, live_values, make_pvs, make_snapshot  # noqa: F401 - fixtures
 from tags.models import Tag, TagGroup
 
-CONFIG = SchemathesisConfig.from_dict({
-    "seed": 20261124,
-    # Unknown query parameters are ignored, as HTTP APIs do (docs/api.md), not refused.
-    "generation": {"deterministic": True, "allow-extra-parameters": False},
-    # positive_data_acceptance expects 2xx for any schema-valid body, but a schema cannot know which
-    # ids exist: {"snapshot": 7} is a valid preview request that rightly answers 400.
-    "checks": {"positive_data_acceptance": {"enabled": False}},
-})  # fmt: skip
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "seed": 20261124,
+        # Unknown query parameters are ignored, as HTTP APIs do (docs/api.md), not refused.
+        "generation": {"deterministic": True, "allow-extra-parameters": False},
+        # positive_data_acceptance expects 2xx for any schema-valid body, but a schema cannot know which
+        # ids exist: {"snapshot": 7} is a valid preview request that rightly answers 400.
+        "checks": {"positive_data_acceptance": {"enabled": False}},
+    }
+)
 schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True), config=CONFIG)
 schema.app = WSGIHandler()
 
 # Bounded so that both runs over every operation take about a minute; the same cases every run.
 CONTRACT_SETTINGS = settings(
-    max_examples=25, derandomize=True, database=None, deadline=None,
+    max_examples=25,
+    derandomize=True,
+    database=None,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
-)  # fmt: skip
+)
 
 # Generated ids that could name an existing object: (where, name, the kind of object; None: the
 # operation's own, from its URL). In a body, the name is looked for in every object, however deep
 # (bulk items, a selection). A list (tags, ids) becomes the one existing id.
 ID_PARAMETERS = (
-    ("path_parameters", "id", None), ("query", "a", "snapshots"), ("query", "snapshot", "snapshots"),
-    ("query", "tag", "tags"), ("query", "tag_group", "tag-groups"), ("query", "group", "tag-groups"),
-    ("body", "snapshot", "snapshots"), ("body", "tag", "tags"), ("body", "tag_group", "tag-groups"),
-    ("body", "tags", "tags"), ("body", "group", "tag-groups"), ("body", "ids", "pvs"), ("body", "id", "pvs"),
-)  # fmt: skip
+    ("path_parameters", "id", None),
+    ("query", "a", "snapshots"),
+    ("query", "snapshot", "snapshots"),
+    ("query", "tag", "tags"),
+    ("query", "tag_group", "tag-groups"),
+    ("query", "group", "tag-groups"),
+    ("body", "snapshot", "snapshots"),
+    ("body", "tag", "tags"),
+    ("body", "tag_group", "tag-groups"),
+    ("body", "tags", "tags"),
+    ("body", "group", "tag-groups"),
+    ("body", "ids", "pvs"),
+    ("body", "id", "pvs"),
+)
 JSON_SCALARS = {"string", "integer", "number", "boolean"}
 # The largest id a bigint primary key holds (squirrel_site.limits.id_field).
 MAX_ID = 2**63 - 1
@@ -129,8 +143,12 @@ def healthy(redis_db):
     """The monitor's and a worker's heartbeats: the health probe answers 200 even with ?strict=1
     (its 503 is for a degraded system, which test_api_health.py covers)."""
     live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
-    live.write_worker_heartbeat(redis_db, "celery@contract/1", {
-        "name": "celery@contract", "pid": 1, "concurrency": 1, "active": 0, "started": time.time()}, ttl=600)
+    live.write_worker_heartbeat(
+        redis_db,
+        "celery@contract/1",
+        {"name": "celery@contract", "pid": 1, "concurrency": 1, "active": 0, "started": time.time()},
+        ttl=600,
+    )
 
 
 @pytest.fixture
@@ -153,16 +171,32 @@ def machine(admin_user, make_pvs, make_snapshot, live_values, healthy):  # noqa:
     live_values({"C:A": 1.5, "C:B": [1.0, 2.5], "C:E": Enum(2), "C:S": "other", "C:N": float("nan")})
     preview = preview_restore(snapshot, created_by=admin_user, cache_only=True)
     restore = Restore.objects.create(
-        preview=preview, snapshot=snapshot, created_by=admin_user, status=RestoreStatus.SUCCEEDED,
+        preview=preview,
+        snapshot=snapshot,
+        created_by=admin_user,
+        status=RestoreStatus.SUCCEEDED,
         undo_snapshot=make_snapshot("Before the restore", values),
-    )  # fmt: skip
-    RestoreItem.objects.create(restore=restore, pv=pv_a, pv_name="C:A", value_type="float", target_num=1.0,
-                               old_num=1.5, readback_num=1.0, status=RestoreItemStatus.VERIFIED)  # fmt: skip
+    )
+    RestoreItem.objects.create(
+        restore=restore,
+        pv=pv_a,
+        pv_name="C:A",
+        value_type="float",
+        target_num=1.0,
+        old_num=1.5,
+        readback_num=1.0,
+        status=RestoreItemStatus.VERIFIED,
+    )
     job = Job.objects.create(type=JobType.SNAPSHOT, created_by=admin_user, data={"title": "t"})
     return {
-        "snapshots": snapshot.id, "restore-previews": preview.id, "restores": restore.id, "jobs": job.id,
-        "pvs": pv_a.id, "tags": tag.id, "tag-groups": group.id,
-    }  # fmt: skip
+        "snapshots": snapshot.id,
+        "restore-previews": preview.id,
+        "restores": restore.id,
+        "jobs": job.id,
+        "pvs": pv_a.id,
+        "tags": tag.id,
+        "tag-groups": group.id,
+    }
 
 
 def use_existing_ids(case, ids: dict[str, int]) -> None:

@@ -51,9 +51,15 @@ def test_nav_shows_the_user_and_admin_only_to_staff(client, make_user, admin_use
 
 # Every page that reads, with ids that need not exist: the permission is checked before the lookup.
 READ_PAGES = [
-    ("snapshots:list", []), ("snapshots:detail", [1]), ("snapshots:compare", []), ("snapshots:drift", []),
-    ("snapshots:restore_preview", [1]), ("snapshots:restore", [1]), ("pvs:live", []), ("jobs:detail", [1]),
-]  # fmt: skip
+    ("snapshots:list", []),
+    ("snapshots:detail", [1]),
+    ("snapshots:compare", []),
+    ("snapshots:drift", []),
+    ("snapshots:restore_preview", [1]),
+    ("snapshots:restore", [1]),
+    ("pvs:live", []),
+    ("jobs:detail", [1]),
+]
 
 
 @pytest.mark.parametrize("name, args", READ_PAGES)

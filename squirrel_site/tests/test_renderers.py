@@ -13,8 +13,20 @@ from rest_framework.renderers import JSONRenderer
 
 from squirrel_site.renderers import FastJSONRenderer
 
-TRICKY_FLOATS = [0.1 + 0.2, 1e-05, 3.5939131669993074e-05, 1e15, 1e16, 1.2345678901234568e17, 100.0, -0.0, 5e-324,
-                 1.7976931348623157e308, 1.4999999999999998, 0.0221739622267955]  # fmt: skip
+TRICKY_FLOATS = [
+    0.1 + 0.2,
+    1e-05,
+    3.5939131669993074e-05,
+    1e15,
+    1e16,
+    1.2345678901234568e17,
+    100.0,
+    -0.0,
+    5e-324,
+    1.7976931348623157e308,
+    1.4999999999999998,
+    0.0221739622267955,
+]
 
 
 def read_back(rendered: bytes) -> str:
@@ -24,11 +36,16 @@ def read_back(rendered: bytes) -> str:
 
 def test_values_and_their_types_read_back_as_jsonrenderer_writes_them():
     data = {
-        "floats": TRICKY_FLOATS, "ints": [0, -42, 2**53 + 1], "flags": [True, False, None],
-        "text": ['Open "ü" \\ \n\t\x01 / ✓', "\u2028\u2029"], "nested": {"a": [{"b": []}], "c": {}},
-        "when": datetime.datetime(2026, 1, 15, 12, 30, 5, 123400, tzinfo=datetime.UTC), "amount": Decimal("1.5"),
-        "lazy": gettext_lazy("Not found."), "detail": ErrorDetail("Invalid token.", code="authentication_failed"),
-    }  # fmt: skip
+        "floats": TRICKY_FLOATS,
+        "ints": [0, -42, 2**53 + 1],
+        "flags": [True, False, None],
+        "text": ['Open "ü" \\ \n\t\x01 / ✓', "\u2028\u2029"],
+        "nested": {"a": [{"b": []}], "c": {}},
+        "when": datetime.datetime(2026, 1, 15, 12, 30, 5, 123400, tzinfo=datetime.UTC),
+        "amount": Decimal("1.5"),
+        "lazy": gettext_lazy("Not found."),
+        "detail": ErrorDetail("Invalid token.", code="authentication_failed"),
+    }
 
     assert read_back(FastJSONRenderer().render(data)) == read_back(JSONRenderer().render(data))
 

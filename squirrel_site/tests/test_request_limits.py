@@ -107,12 +107,26 @@ def _send(body: bytes, content_type: str, results: list) -> None:
 
 @pytest.fixture
 def daphne(transactional_db):
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE=django_settings.SETTINGS_MODULE,
-               SQUIRREL_DB_NAME=django_settings.DATABASES["default"]["NAME"])  # fmt: skip
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE=django_settings.SETTINGS_MODULE,
+        SQUIRREL_DB_NAME=django_settings.DATABASES["default"]["NAME"],
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "squirrel_site.web_server", "-b", "127.0.0.1", "-p", str(PORT),
-         "squirrel_site.asgi:application"],
-        cwd=django_settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "squirrel_site.web_server",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(PORT),
+            "squirrel_site.asgi:application",
+        ],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -151,8 +165,10 @@ def test_daphne_stays_bounded_under_anonymous_60_mb_uploads(daphne):
 
 def test_a_client_that_waits_for_100_continue_is_told_413_and_sends_nothing(daphne):
     with socket.create_connection(("127.0.0.1", PORT), timeout=10) as client:
-        client.sendall(b"POST /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
-                       b"boundary=b\r\nContent-Length: 62914560\r\nExpect: 100-continue\r\n\r\n")  # fmt: skip
+        client.sendall(
+            b"POST /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+            b"boundary=b\r\nContent-Length: 62914560\r\nExpect: 100-continue\r\n\r\n"
+        )
         answer = client.recv(4096)
 
     assert answer.startswith(b"HTTP/1.1 413 ")

@@ -52,8 +52,11 @@ def test_operations_that_take_a_body_document_400_413_and_415(schema):
 
 
 def test_json_bodies_are_the_only_request_format_but_for_imports(schema):
-    formats = {name: set(operation["requestBody"]["content"]) for name, operation in operations(schema)
-               if "requestBody" in operation}  # fmt: skip
+    formats = {
+        name: set(operation["requestBody"]["content"])
+        for name, operation in operations(schema)
+        if "requestBody" in operation
+    }
     assert formats.pop("POST /api/v1/snapshots/import/") == {"multipart/form-data"}
     assert set().union(*formats.values()) == {"application/json"}
 
@@ -141,8 +144,12 @@ def test_bulk_answers_are_documented(schema):
 
 
 def test_registry_writes_that_can_conflict_document_409(schema):
-    conflicting = {(path, method) for path, methods in schema["paths"].items()
-                   for method, operation in methods.items() if "409" in operation["responses"]}  # fmt: skip
+    conflicting = {
+        (path, method)
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+        if "409" in operation["responses"]
+    }
     kinds = ("pvs", "tags", "tag-groups")
     writes = {(f"/api/v1/{kind}/", "post") for kind in kinds}
     writes |= {(f"/api/v1/{kind}/{{id}}/", method) for kind in kinds for method in ("put", "patch")}

@@ -70,7 +70,10 @@ def test_issuing_a_token_is_audited(viewer):
     token = AuthToken.objects.get()
     entry = AuditEntry.objects.get()
     assert (entry.action, entry.via, entry.actor, entry.target_id) == (
-        AuditAction.TOKEN_CREATED, AuditVia.COMMAND, None, str(viewer.pk)
+        AuditAction.TOKEN_CREATED,
+        AuditVia.COMMAND,
+        None,
+        str(viewer.pk),
     )
     assert entry.details["token_key"] == token.token_key and token.token_key in entry.summary
 

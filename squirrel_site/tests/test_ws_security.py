@@ -139,9 +139,7 @@ def test_a_socket_whose_user_keeps_access_stays_open(client, viewer_session, red
 
 
 @pytest.mark.parametrize("origin", [b"http://127.0.0.1:9999", b"https://127.0.0.1", b"http://localhost:1234"])
-def test_a_handshake_from_another_origin_is_refused_even_with_the_session_cookie(
-    viewer_session, redis_db, origin
-):
+def test_a_handshake_from_another_origin_is_refused_even_with_the_session_cookie(viewer_session, redis_db, origin):
     _, cookie = viewer_session
 
     async def scenario():

@@ -27,12 +27,21 @@ def _group_form(group, **changes):
     """The change form of `group` as the browser posts it, its one tag unchanged."""
     tag = group.tags.get()
     form = {
-        "name": group.name, "description": group.description,
-        "tags-TOTAL_FORMS": "2", "tags-INITIAL_FORMS": "1", "tags-MIN_NUM_FORMS": "0",
+        "name": group.name,
+        "description": group.description,
+        "tags-TOTAL_FORMS": "2",
+        "tags-INITIAL_FORMS": "1",
+        "tags-MIN_NUM_FORMS": "0",
         "tags-MAX_NUM_FORMS": "1000",
-        "tags-0-id": str(tag.id), "tags-0-group": str(group.id), "tags-0-name": tag.name, "tags-0-description": "",
-        "tags-1-id": "", "tags-1-group": str(group.id), "tags-1-name": "", "tags-1-description": "",
-    }  # fmt: skip
+        "tags-0-id": str(tag.id),
+        "tags-0-group": str(group.id),
+        "tags-0-name": tag.name,
+        "tags-0-description": "",
+        "tags-1-id": "",
+        "tags-1-group": str(group.id),
+        "tags-1-name": "",
+        "tags-1-description": "",
+    }
     return {**form, **changes}
 
 

@@ -67,7 +67,8 @@ def test_group_list_costs_a_fixed_number_of_queries(as_editor, vocabulary, djang
 
 
 @pytest.mark.parametrize(
-    ("query", "expected"), [({"name": "Area"}, ["Area"]), ({"search": "what"}, ["System"]), ({"search": "ys"}, ["System"])]
+    ("query", "expected"),
+    [({"name": "Area"}, ["Area"]), ({"search": "what"}, ["System"]), ({"search": "ys"}, ["System"])],
 )
 def test_group_filters(as_editor, vocabulary, query, expected):
     assert names(as_editor.get(GROUPS, query)) == expected

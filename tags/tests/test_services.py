@@ -27,7 +27,11 @@ def test_creating_a_tag_records_it(area, editor):
     recorded = AuditEntry.objects.get()
     assert tag.pk is not None
     assert (recorded.action, recorded.actor, recorded.summary, recorded.target_type, recorded.target_id) == (
-        AuditAction.TAGS_CREATED, editor, "Created tag Area: UND", "tags.tag", str(tag.pk)
+        AuditAction.TAGS_CREATED,
+        editor,
+        "Created tag Area: UND",
+        "tags.tag",
+        str(tag.pk),
     )
 
 
@@ -45,7 +49,9 @@ def test_updating_a_group_records_old_and_new_values(area):
     assert changes == {"name": ["Area", "Sector"], "description": ["", "Where it is"]}
     recorded = AuditEntry.objects.get()
     assert (recorded.action, recorded.summary, recorded.details) == (
-        AuditAction.TAGS_CHANGED, "Changed tag group Sector", {"changes": changes}
+        AuditAction.TAGS_CHANGED,
+        "Changed tag group Sector",
+        {"changes": changes},
     )
     assert TagGroup.objects.get(pk=area.pk).name == "Sector"
 
@@ -78,7 +84,9 @@ def test_deleting_a_group_records_what_went_with_it(area, linac):
     services.delete(TagGroup.objects.filter(pk=area.pk), **BY_API)
     recorded = AuditEntry.objects.get()
     assert (recorded.action, recorded.summary, recorded.target_id) == (
-        AuditAction.TAGS_DELETED, "Deleted tag group Area", str(area.pk)
+        AuditAction.TAGS_DELETED,
+        "Deleted tag group Area",
+        str(area.pk),
     )
     assert recorded.details == {"tag_groups": 1, "tags": 1, "pv_links": 0, "names": ["Area"]}
 
@@ -89,7 +97,9 @@ def test_deleting_several_tags_records_one_entry(area, linac):
     assert counts == {"tag_groups": 0, "tags": 2, "pv_links": 0}
     recorded = AuditEntry.objects.get()
     assert (recorded.summary, recorded.target_id, recorded.details["names"]) == (
-        "Deleted 2 tags", "", ["Area: LINAC", "Area: UND"]
+        "Deleted 2 tags",
+        "",
+        ["Area: LINAC", "Area: UND"],
     )
 
 

@@ -23,10 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--registry-interval", type=float, default=2.0, help="seconds between registry checks")
         parser.add_argument("--lease-ttl", type=float, default=5.0, help="seconds before a dead leader's lease expires")
         parser.add_argument(
-            "--stage-timeout", type=float, default=2.0,
+            "--stage-timeout",
+            type=float,
+            default=2.0,
             help="at start-up, seconds the readback and config addresses wait for the setpoints' first values "
-                 "(0: subscribe everything at once)",
-        )  # fmt: skip
+            "(0: subscribe everything at once)",
+        )
 
     def handle(self, *args, **options):
         try:

@@ -6,6 +6,7 @@ from pvs.exporters import export_pvs_csv
 from pvs.models import PV
 from tags.models import Tag
 
+
 class Command(BaseCommand):
     help = "Write the PV registry as CSV (the format import_pvs reads) to FILE or stdout."
 

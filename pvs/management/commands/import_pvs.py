@@ -53,9 +53,14 @@ class Command(BaseCommand):
         except OSError as error:
             raise CommandError(f"Cannot read {file}: {error.strerror}.") from None
         report = import_registry(
-            path, content, actor=None, via=AuditVia.COMMAND, dry_run=dry_run, macros=dict(macro),
+            path,
+            content,
+            actor=None,
+            via=AuditVia.COMMAND,
+            dry_run=dry_run,
+            macros=dict(macro),
             include_loader=filesystem_include_loader,
-        )  # fmt: skip
+        )
         if report.errors:
             for problem in report.errors:
                 self.stderr.write(str(problem))

@@ -24,9 +24,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            database = sim.generate(
-                options["pvs"], options["prefix"], options["seed"], settings.SIM_IOC_CHANGE_RATE_HZ
-            )
+            database = sim.generate(options["pvs"], options["prefix"], options["seed"], settings.SIM_IOC_CHANGE_RATE_HZ)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         registry = io.StringIO()
