@@ -40,9 +40,14 @@ class ManagedProcess:
         self.name, self.args, self.env, self.log_path, self.ready = name, args, env, log_path, ready
         self.before_start = before_start  # e.g. remove the previous run's ready file
         self.process: subprocess.Popen | None = None
+        self._started_at = 0  # log offset of the last start
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def recent(self) -> str:
+        """The log since the last start (a restarted process's readiness is judged on it alone)."""
+        return self.output()[self._started_at:]
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -51,6 +56,7 @@ class ManagedProcess:
         assert not self.alive(), f"{self.name} is already running"
         if self.before_start is not None:
             self.before_start()
+        self._started_at = len(self.output())
         with self.log_path.open("a") as log:
             log.write(f"---- starting {self.name}: {' '.join(self.args)}\n")
             log.flush()
@@ -184,18 +190,18 @@ class Squirrel:
             # As the Procfile runs it (mingle and gossip included: they talk to the broker too).
             args = [python, "-m", "celery", "-A", "squirrel_site", "worker", "--pool", "threads", "--concurrency", "2"]
             args += ["--loglevel", "INFO", "--hostname", f"{name}@%h"]
-            process = ManagedProcess(name, args, self.env, log, lambda: " ready." in process.output())
+            process = ManagedProcess(name, args, self.env, log, lambda: " ready." in process.recent())
             return process
         if kind == "beat":
             args = [python, "-m", "celery", "-A", "squirrel_site", "beat", "--loglevel", "INFO"]
-            process = ManagedProcess(name, args, self.env, log, lambda: "beat: Starting..." in process.output())
+            process = ManagedProcess(name, args, self.env, log, lambda: "beat: Starting..." in process.recent())
             return process
         if kind == "monitor":
             # Ready when it runs and its shard has a leader with every value in Redis (itself or another).
             args = [python, "manage.py", "monitor_pvs"]
             process = ManagedProcess(
                 name, args, self.env, log,
-                lambda: " starting" in process.output() and self.monitor_heartbeat().get("synced"),
+                lambda: " starting" in process.recent() and self.monitor_heartbeat().get("synced"),
             )
             return process
         raise ValueError(f"unknown process {name!r}: one of {self.KINDS}, optionally with a suffix (monitor-2)")

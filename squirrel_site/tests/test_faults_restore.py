@@ -126,3 +126,138 @@ def test_a_restore_survives_redis_killed_and_restarted_empty_while_it_runs(squir
     assert restore_of(squirrel, job_id)["status"] == "succeeded"
     assert_written_once(squirrel, watch.changes(), saved)
     assert_works_again(squirrel)
+
+
+def test_requests_answered_503_while_redis_is_down_record_nothing_and_never_run(squirrel):
+    start(squirrel, "web", "worker")
+    addresses = restore_addresses()[:6]
+    preview, saved = confirmable(squirrel, addresses)
+    before = squirrel.count("jobs_job"), squirrel.count("squirrel_site_auditentry")
+
+    squirrel.redis.kill()
+    answers = {
+        "execute": squirrel.execute(preview["id"]),
+        "snapshot": squirrel.post("/api/v1/snapshots/", {"title": "refused", "mode": "direct", "selection": {"pv": addresses}}),
+    }
+    for request, answer in answers.items():
+        assert answer.status_code == 503, (request, answer.text)
+        assert int(answer.headers["Retry-After"]) > 0
+        assert "nothing was recorded" in answer.json()["error"]["message"], answer.text
+    assert (squirrel.count("jobs_job"), squirrel.count("squirrel_site_auditentry")) == before
+
+    # Redis back, the worker's relay running: past the start deadline, still nothing has run.
+    squirrel.redis.start()
+    time.sleep(DEADLINE + 2)
+    assert (squirrel.count("jobs_job"), squirrel.count("squirrel_site_auditentry")) == before
+    assert_untouched(squirrel, saved)
+
+    # The operator tries again, now that the queue answers: accepted and done.
+    job = squirrel.wait_for_job(restore(squirrel, preview))
+    assert job["status"] == "succeeded", job
+    assert_at(squirrel, saved)
+    assert squirrel.dead() == []
+
+
+def test_restores_whose_messages_wait_past_their_deadline_expire_without_writing(squirrel):
+    start(squirrel, "web", "worker")
+    addresses = restore_addresses()[:6]
+    lost, saved = confirmable(squirrel, addresses)
+    late = squirrel.preview(lost["snapshot"], addresses)
+    squirrel["worker"].stop()  # nothing takes messages off the queue now
+    lost_job = restore(squirrel, lost)  # 202: committed, its message sent ...
+    squirrel.redis.kill()  # ... and lost with Redis
+    squirrel.redis.start()  # empty
+    late_job = restore(squirrel, late)  # 202: its message waits in Redis for a worker
+    accepted = time.monotonic()
+
+    time.sleep(DEADLINE + 1)
+    squirrel["worker"].start()
+    squirrel["worker"].wait_ready()
+    for job_id in (lost_job, late_job):
+        job = squirrel.wait_for_job(job_id, 30)
+        assert job["status"] == "expired", job
+        assert f"not started within {DEADLINE} s" in job["message"] and "nothing was written" in job["message"], job
+        assert squirrel.get(f"/api/v1/jobs/{job_id}/").json()["status"] == "expired"
+        assert squirrel.sql("SELECT count(*) FROM snapshots_restore WHERE job_id = %s", job_id) == [(0,)]
+    print(f"\nrestores expired {time.monotonic() - accepted:.1f} s after they were accepted (deadline {DEADLINE} s)")
+    assert_untouched(squirrel, saved)
+    assert_works_again(squirrel)
+
+
+def test_a_restore_interrupted_by_postgresql_stopped_for_30_s_resumes_and_writes_each_pv_once(squirrel):
+    start(squirrel, "web", "worker")
+    addresses = restore_addresses()
+    preview, saved = confirmable(squirrel, addresses)
+    watch = squirrel.watch(addresses)
+    job_id = restore(squirrel, preview)
+    eventually(lambda: writing(squirrel, job_id, stage=2), 30, interval=0.005, what="the restore writing stage 2")
+
+    squirrel.postgres.stop()
+    stopped = time.monotonic()
+    during = squirrel.get(f"/api/v1/jobs/{job_id}/")
+    assert during.status_code == 503 and int(during.headers["Retry-After"]) > 0, during.text
+    time.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped)))
+    assert squirrel.dead() == []
+    squirrel.postgres.start()
+    back = time.monotonic()
+    print(f"\nPostgreSQL down {back - stopped:.1f} s during the restore")
+
+    job = squirrel.wait_for_job(job_id, 60)
+    print(f"restore ended {time.monotonic() - back:.1f} s after PostgreSQL returned: {job}")
+    assert job["status"] == "succeeded", job
+    assert job["retry_count"] >= 1
+    assert restore_of(squirrel, job_id)["status"] == "succeeded"
+    assert_written_once(squirrel, watch.changes(), saved)
+    assert_works_again(squirrel)
+
+
+def test_a_restore_whose_worker_is_killed_mid_stage_is_resumed_by_the_other_within_15_s(squirrel):
+    start(squirrel, "web", "worker", "worker-2")
+    addresses = restore_addresses()
+    preview, saved = confirmable(squirrel, addresses)
+    watch = squirrel.watch(addresses)
+    job_id = restore(squirrel, preview)
+    eventually(lambda: writing(squirrel, job_id, stage=2), 30, interval=0.002, what="the restore writing stage 2")
+
+    runner = next(name for name in ("worker", "worker-2") if "snapshots.restore[" in squirrel[name].output())
+    squirrel[runner].kill()
+    killed = time.monotonic()
+    assert squirrel.job(job_id)["status"] == "running", "the restore ended before its worker was killed"
+    eventually(lambda: squirrel.job(job_id)["retry_count"] >= 1, RESUME_LIMIT, interval=0.05, what="resumed")
+    resumed = time.monotonic() - killed
+    job = squirrel.wait_for_job(job_id, 60)
+    ended = time.monotonic() - killed
+    print(f"\nkilled {runner}: restore resumed by the other worker after {resumed:.1f} s, ended after {ended:.1f} s")
+    assert job["status"] == "succeeded", job
+    assert ended < RESUME_LIMIT
+    assert squirrel.sql("SELECT runs FROM snapshots_restore WHERE job_id = %s", job_id) == [(2,)]
+    assert_written_once(squirrel, watch.changes(), saved)
+
+    squirrel[runner].start()  # as systemd would
+    squirrel[runner].wait_ready()
+    assert_works_again(squirrel)
+
+
+def test_a_restore_whose_ioc_is_killed_ends_partial_within_its_timeouts(squirrel):
+    start(squirrel, "web", "worker")
+    addresses = restore_addresses()
+    preview, saved = confirmable(squirrel, addresses)
+    job_id = restore(squirrel, preview)
+    eventually(lambda: writing(squirrel, job_id, stage=2), 30, interval=0.005, what="the restore writing stage 2")
+
+    squirrel.ioc.signal(signal.SIGKILL)
+    killed = time.monotonic()
+    job = squirrel.wait_for_job(job_id, 60)
+    print(f"\nIOC killed: the restore ended {time.monotonic() - killed:.1f} s later")
+    assert job["status"] == "succeeded", job  # the job ran to its end; the restore says how it went
+    told = restore_of(squirrel, job_id)
+    assert told["status"] == "partial", told
+    lost = {status: n for status, n in told["summary"].items() if status in ("disconnected", "timeout")}
+    assert sum(lost.values()) > 0, told["summary"]
+    failed = squirrel.get(f"/api/v1/restores/{told['id']}/items/?status={next(iter(lost))}").json()["results"]
+    assert failed and all(item["message"] for item in failed), failed
+
+    squirrel.ioc.process.wait(10)
+    squirrel.ioc.start()
+    squirrel.ioc.wait_ready()
+    assert_works_again(squirrel)
