@@ -23,6 +23,7 @@ DEADLINE = 8  # seconds: SQUIRREL_RESTORE_START_DEADLINE of these tests' process
 PER_STAGE = 6  # setpoint/readback pairs restored from each stage (2 waits for completion)
 OUTAGE = 30.0  # seconds PostgreSQL stays down
 RESUME_LIMIT = 15.0  # seconds within which another worker resumes a killed worker's restore
+RECONNECT_LIMIT = 60.0  # seconds within which the worker reads a restarted IOC again
 MOVE = 1.5  # how far the test moves each setpoint away from its saved value
 
 
@@ -135,10 +136,8 @@ def test_requests_answered_503_while_redis_is_down_record_nothing_and_never_run(
     before = squirrel.count("jobs_job"), squirrel.count("squirrel_site_auditentry")
 
     squirrel.redis.kill()
-    answers = {
-        "execute": squirrel.execute(preview["id"]),
-        "snapshot": squirrel.post("/api/v1/snapshots/", {"title": "refused", "mode": "direct", "selection": {"pv": addresses}}),
-    }
+    snapshot_request = {"title": "refused", "mode": "direct", "selection": {"pv": addresses}}
+    answers = {"execute": squirrel.execute(preview["id"]), "snapshot": squirrel.post("/api/v1/snapshots/", snapshot_request)}
     for request, answer in answers.items():
         assert answer.status_code == 503, (request, answer.text)
         assert int(answer.headers["Retry-After"]) > 0
@@ -241,7 +240,7 @@ def test_a_restore_whose_worker_is_killed_mid_stage_is_resumed_by_the_other_with
 def test_a_restore_whose_ioc_is_killed_ends_partial_within_its_timeouts(squirrel):
     start(squirrel, "web", "worker")
     addresses = restore_addresses()
-    preview, saved = confirmable(squirrel, addresses)
+    preview, _ = confirmable(squirrel, addresses)
     job_id = restore(squirrel, preview)
     eventually(lambda: writing(squirrel, job_id, stage=2), 30, interval=0.005, what="the restore writing stage 2")
 
@@ -260,4 +259,14 @@ def test_a_restore_whose_ioc_is_killed_ends_partial_within_its_timeouts(squirrel
     squirrel.ioc.process.wait(10)
     squirrel.ioc.start()
     squirrel.ioc.wait_ready()
+    restarted = time.monotonic()
+    eventually(lambda: snapshot_connected(squirrel, addresses), RECONNECT_LIMIT, interval=0.5, what="reconnected")
+    print(f"the worker read every PV again {time.monotonic() - restarted:.1f} s after the IOC was back")
     assert_works_again(squirrel)
+
+
+def snapshot_connected(squirrel, addresses) -> bool:
+    """A direct snapshot of `addresses` now finds every one connected."""
+    job = squirrel.wait_for_job(squirrel.take_snapshot(addresses, "connected?"))
+    assert job["status"] == "succeeded", job
+    return squirrel.get(f"/api/v1/snapshots/{job['result_id']}/").json()["disconnected_count"] == 0
