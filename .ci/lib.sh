@@ -133,6 +133,16 @@ ensure_chromium() {
   say "No /usr/bin/chromium (install it with: sudo apt-get install chromium): browser tests will be skipped"
 }
 
+ensure_fault_tools() {
+  # Fault tests (marker `fault`) run a PostgreSQL cluster and a Redis server of their own even when
+  # the machine's are already running: they need the programs, not just the services.
+  command -v redis-server >/dev/null || die "the fault tests need redis-server: sudo apt-get install redis-server"
+  [ -n "$(pg_bindir)" ] || die "the fault tests need PostgreSQL's initdb: sudo apt-get install postgresql"
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || die "running as root, the fault tests need a 'postgres' user to run PostgreSQL"
+  fi
+}
+
 ensure_services() {
   ensure_postgres
   ensure_redis

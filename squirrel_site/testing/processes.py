@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from squirrel_site.testing import eventually
+from squirrel_site.testing import channel_access, eventually
 from squirrel_site.testing.services import PrivatePostgres, PrivateRedis
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -45,9 +45,14 @@ class ManagedProcess:
         self.name, self.args, self.env, self.log_path, self.ready = name, args, env, log_path, ready
         self.before_start = before_start  # e.g. remove the previous run's ready file
         self.process: subprocess.Popen | None = None
+        self._started_at = 0  # log offset of the last start
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def recent(self) -> str:
+        """The log since the last start (a restarted process's readiness is judged on it alone)."""
+        return self.output()[self._started_at :]
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -56,6 +61,7 @@ class ManagedProcess:
         assert not self.alive(), f"{self.name} is already running"
         if self.before_start is not None:
             self.before_start()
+        self._started_at = len(self.output())
         with self.log_path.open("a") as log:
             log.write(f"---- starting {self.name}: {' '.join(self.args)}\n")
             log.flush()
@@ -199,11 +205,11 @@ class Squirrel:
             # As the Procfile runs it (mingle and gossip included: they talk to the broker too).
             args = [python, "-m", "celery", "-A", "squirrel_site", "worker", "--pool", "threads", "--concurrency", "2"]
             args += ["--loglevel", "INFO", "--hostname", f"{name}@%h"]
-            process = ManagedProcess(name, args, self.env, log, lambda: " ready." in process.output())
+            process = ManagedProcess(name, args, self.env, log, lambda: " ready." in process.recent())
             return process
         if kind == "beat":
             args = [python, "-m", "celery", "-A", "squirrel_site", "beat", "--loglevel", "INFO"]
-            process = ManagedProcess(name, args, self.env, log, lambda: "beat: Starting..." in process.output())
+            process = ManagedProcess(name, args, self.env, log, lambda: "beat: Starting..." in process.recent())
             return process
         if kind == "monitor":
             # Ready when it runs and its shard has a leader with every value in Redis (itself or another).
@@ -213,7 +219,7 @@ class Squirrel:
                 args,
                 self.env,
                 log,
-                lambda: " starting" in process.output() and self.monitor_heartbeat().get("synced"),
+                lambda: " starting" in process.recent() and self.monitor_heartbeat().get("synced"),
             )
             return process
         raise ValueError(f"unknown process {name!r}: one of {self.KINDS}, optionally with a suffix (monitor-2)")
@@ -278,16 +284,21 @@ class Squirrel:
             return conn.execute(query, params).fetchall()
 
     def job(self, job_id: int) -> dict:
-        """A job as PostgreSQL holds it: status, error, result_id."""
-        rows = self.sql("SELECT status, error, result_id FROM jobs_job WHERE id = %s", job_id)
-        return dict(zip(("status", "error", "result_id"), rows[0])) if rows else {}
+        """A job as PostgreSQL holds it: status, message, error, result_id, retry_count."""
+        fields = ("status", "message", "error", "result_id", "retry_count")
+        rows = self.sql(f"SELECT {', '.join(fields)} FROM jobs_job WHERE id = %s", job_id)
+        return dict(zip(fields, rows[0])) if rows else {}
+
+    def count(self, table: str) -> int:
+        """Rows in `table` of this test's database (e.g. jobs_job, squirrel_site_auditentry)."""
+        return self.sql(f"SELECT count(*) FROM {table}")[0][0]
 
     def wait_for_job(self, job_id: int, timeout: float = 60.0) -> dict:
-        """The job once it has ended (succeeded or failed), from PostgreSQL."""
+        """The job once it has ended (succeeded, failed or expired), from PostgreSQL."""
 
         def ended() -> dict | None:
             job = self.job(job_id)
-            return job if job["status"] in ("succeeded", "failed") else None
+            return job if job["status"] in ("succeeded", "failed", "expired") else None
 
         return eventually(ended, timeout, what=f"job {job_id} ended")
 
@@ -306,14 +317,33 @@ class Squirrel:
         """Setpoint addresses of the registry, in id order."""
         return [row[0] for row in self.sql("SELECT setpoint_address FROM pvs_pv ORDER BY id LIMIT %s", limit)]
 
+    def preview(self, snapshot_id: int, addresses: list[str]) -> dict:
+        """A restore preview of `addresses` to snapshot `snapshot_id`, made at once from the monitor's
+        cache (201) or by a worker (202, then its job); the preview as the API shows it."""
+        response = self.post("/api/v1/restore-previews/", {"snapshot": snapshot_id, "selection": {"pv": addresses}})
+        assert response.status_code in (201, 202), response.text
+        if response.status_code == 202:
+            job = self.wait_for_job(response.json()["id"])
+            assert job["status"] == "succeeded", job
+            return self.get(f"/api/v1/restore-previews/{job['result_id']}/").json()
+        return response.json()
+
+    def execute(self, preview_id: int) -> requests.Response:
+        """Confirm a preview, as the operator does (202 with the restore's job, when accepted)."""
+        return self.post(f"/api/v1/restore-previews/{preview_id}/execute/")
+
     def caget(self, addresses: list[str]) -> dict:
         """Read `addresses` from the IOC over Channel Access in a fresh process (independent of Squirrel)."""
-        code = (
-            "import epics, json, sys\n"
-            "values = {a: epics.caget(a, use_monitor=False, timeout=5) for a in json.loads(sys.argv[1])}\n"
-            "print(json.dumps({a: v.tolist() if hasattr(v, 'tolist') else v for a, v in values.items()}))"
-        )
-        args = [sys.executable, "-c", code, json.dumps(addresses)]
-        result = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout.strip().splitlines()[-1])
+        return channel_access.caget(self.env, addresses)
+
+    def caput(self, values: dict) -> None:
+        """Write {address: value} to the IOC from a fresh process (as another client would)."""
+        channel_access.caput(self.env, values)
+
+    def watch(self, addresses: list[str]) -> channel_access.CaWatch:
+        """Subscribe to `addresses` from a separate process; stop() or changes() tells what the IOC posted."""
+        return channel_access.CaWatch(self.env, addresses)
+
+    def last_processed(self, addresses: list[str]) -> dict[str, tuple]:
+        """{address: (value, IOC timestamp of its last processing)}, read from a separate process."""
+        return channel_access.last_processed(self.env, addresses)

@@ -1,0 +1,133 @@
+"""Channel Access from outside Squirrel: read, write and watch the IOC from separate processes.
+
+What the IOC holds is the one thing a fault test must not learn from Squirrel itself, so every
+read and write here runs pyepics in a subprocess of its own with the processes' environment.
+`CaWatch` subscribes to setpoints before a restore and records every change with the IOC's
+timestamp; `changes()` and `last_processed()` then tell how often each PV was written.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+from squirrel_site.testing import eventually
+
+CA_TIMEOUT = 60.0  # seconds one read or write subprocess may take
+WATCH_READY_TIMEOUT = 30.0
+
+_JSON_VALUE = "def plain(v):\n    return v.tolist() if hasattr(v, 'tolist') else v\n"
+
+# Prints one JSON line [address, value, timestamp] per monitor event, "ready" once every address
+# has shown its current value; runs until terminated, or exits then with --once.
+_WATCH = (
+    _JSON_VALUE
+    + """
+import epics, json, sys, threading, time
+seen = set()
+lock = threading.Lock()
+def show(pvname=None, value=None, timestamp=None, **kw):
+    with lock:
+        print(json.dumps([pvname, plain(value), timestamp]), flush=True)
+        seen.add(pvname)
+addresses = json.loads(sys.argv[1])
+pvs = [epics.PV(a, form="time", auto_monitor=True, callback=show) for a in addresses]
+deadline = time.monotonic() + 20
+while len(seen) < len(set(addresses)) and time.monotonic() < deadline:
+    time.sleep(0.02)
+print(json.dumps("ready" if len(seen) == len(set(addresses)) else "incomplete"), flush=True)
+if sys.argv[2] == "once":
+    sys.exit(0)
+while True:
+    time.sleep(1)
+"""
+)
+
+
+def _run(env: dict, code: str, payload) -> str:
+    args = [sys.executable, "-c", code, json.dumps(payload)]
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=CA_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def caget(env: dict, addresses: list[str]) -> dict:
+    """{address: value} read now (None for an address that does not answer within 5 s)."""
+    code = _JSON_VALUE + (
+        "import epics, json, sys\n"
+        "print(json.dumps({a: plain(epics.caget(a, use_monitor=False, timeout=5)) for a in json.loads(sys.argv[1])}))"
+    )
+    return json.loads(_run(env, code, addresses).strip().splitlines()[-1])
+
+
+def caput(env: dict, values: dict) -> None:
+    """Write {address: value}, each put waiting for completion (fails if one is not accepted)."""
+    code = (
+        "import epics, json, sys\n"
+        "for a, v in json.loads(sys.argv[1]).items():\n"
+        "    assert epics.caput(a, v, wait=True, timeout=5) == 1, a\n"
+    )
+    _run(env, code, values)
+
+
+def _events(lines: list[str]) -> dict[str, list[tuple]]:
+    events: dict[str, list[tuple]] = {}
+    for line in lines:
+        item = json.loads(line)
+        if isinstance(item, list):
+            address, value, stamp = item
+            events.setdefault(address, []).append((value, stamp))
+    return events
+
+
+def last_processed(env: dict, addresses: list[str]) -> dict[str, tuple]:
+    """{address: (value, timestamp of the record's last processing)}, as a new subscriber sees them."""
+    result = subprocess.run(
+        [sys.executable, "-c", _WATCH, json.dumps(addresses), "once"],
+        env=env, capture_output=True, text=True, timeout=CA_TIMEOUT,
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0 and lines and json.loads(lines[-1]) == "ready", result.stdout + result.stderr
+    return {address: events[-1] for address, events in _events(lines).items()}
+
+
+class CaWatch:
+    """A subscriber to `addresses` in a subprocess, recording every value the IOC posts."""
+
+    def __init__(self, env: dict, addresses: list[str]):
+        self.env, self.addresses = env, addresses
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _WATCH, json.dumps(addresses), "watch"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        eventually(self._ready, WATCH_READY_TIMEOUT, what="Channel Access watch subscribed")
+
+    def _ready(self) -> bool:
+        line = self.process.stdout.readline()
+        if not line:
+            raise AssertionError(f"the watch exited: {self.process.stderr.read()}")
+        if json.loads(line) == "incomplete":
+            raise AssertionError("the watch did not see every address")
+        self.lines.append(line)
+        return json.loads(line) == "ready"
+
+    def stop(self) -> dict[str, list[tuple]]:
+        """End the subscription; {address: [(value, timestamp), ...]}, the value at the start first."""
+        self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=CA_TIMEOUT)
+        return _events(self.lines + out.splitlines())
+
+    def changes(self) -> dict[str, list[tuple]]:
+        """Stop, then {address: [(value, timestamp), ...]} of each change after the start (repeated
+        values, e.g. an alarm posted with the same value, collapsed)."""
+        changes = {}
+        for address, events in self.stop().items():
+            distinct = [events[0]]
+            for value, stamp in events[1:]:
+                if value != distinct[-1][0]:
+                    distinct.append((value, stamp))
+            changes[address] = distinct[1:]
+        return changes
