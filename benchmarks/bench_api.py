@@ -16,19 +16,19 @@ import os
 
 os.environ.setdefault("SQUIRREL_DB_NAME", "squirrel_bench_registry")
 
-from bench_import import create_database, empty_registry, median_time  # noqa: E402  (sets up Django)
+import smoke
+from bench_import import create_database, empty_registry, median_time
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.test import Client
 
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.contrib.auth.models import Group  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
-
-from pvs import services  # noqa: E402
-from pvs.api.serializers import PVChangeSerializer, PVSerializer  # noqa: E402
-from pvs.models import PV  # noqa: E402
-from squirrel_site.audit import AuditVia  # noqa: E402
-from squirrel_site.models import AuditEntry  # noqa: E402
-from tags.models import Tag, TagGroup  # noqa: E402
+from pvs import services
+from pvs.api.serializers import PVChangeSerializer, PVSerializer
+from pvs.models import PV
+from squirrel_site.audit import AuditVia
+from squirrel_site.models import AuditEntry
+from tags.models import Tag, TagGroup
 
 BULK = "/api/v1/pvs/bulk/"
 DELETE = "/api/v1/pvs/bulk-delete/"
@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = smoke.parse_args(parser, rows=300, repeat=1)
     create_database()
     empty_registry()
     AuditEntry.objects.all().delete()

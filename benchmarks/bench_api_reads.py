@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import smoke
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "squirrel_site.settings")
 os.environ.setdefault("SQUIRREL_DB_NAME", "squirrel_bench_api")
@@ -26,7 +28,7 @@ os.environ.setdefault("SQUIRREL_SECRET_KEY", "benchmark-only")
 os.environ.setdefault("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/13")
 os.environ.setdefault("SQUIRREL_ALLOWED_HOSTS", "testserver")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -143,7 +145,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--full", type=int, default=10, help="full snapshots in the archive")
     parser.add_argument("--profile", action="store_true")
-    args = parser.parse_args()
+    args = smoke.parse_args(parser, pvs=500, repeat=1, jobs=60, full=2)
     create_database()
     empty_jobs()
     empty_snapshots()

@@ -16,6 +16,7 @@ import random
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -24,11 +25,12 @@ os.environ.setdefault("SQUIRREL_DB_NAME", "squirrel_bench_cmp")
 os.environ.setdefault("SQUIRREL_SECRET_KEY", "benchmark-only")
 os.environ.setdefault("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/7")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
 import bench_stats  # noqa: E402
+import smoke  # noqa: E402
 from bench_import import create_database, registry_csv  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -136,7 +138,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--changed", type=float, default=0.07, help="fraction of values that differ")
     bench_stats.add_argument(parser)
-    args = parser.parse_args()
+    args = smoke.parse_args(parser, pvs=300, repeat=1)
     create_database(new=True)
     call_command("collectstatic", interactive=False, verbosity=0)  # pages need the manifest
     assert import_pvs("bench.csv", registry_csv(args.pvs), dry_run=False).ok
@@ -185,7 +187,7 @@ def main() -> None:
         ),
     ]
     for label, comparison, limit in cases:
-        seconds, page = median(lambda: compare(comparison, limit=limit), args.repeat)
+        seconds, page = median(partial(compare, comparison, limit=limit), args.repeat)
         report(label, seconds, f"{len(page.rows):,} rows of {page.total:,}")
     seconds, page = median(lambda: compare(pair, offset=49_900, limit=100), args.repeat)
     report("last page (offset 49,900)", seconds, f"{len(page.rows)} rows")
@@ -201,7 +203,7 @@ def main() -> None:
         ("differences only, every one to Python", Comparison(a=a, differences_only=True), None, True),
     ]
     for label, comparison, limit, with_counts in live_cases:
-        seconds, page = median(lambda: compare(comparison, limit=limit, with_counts=with_counts), args.repeat)
+        seconds, page = median(partial(compare, comparison, limit=limit, with_counts=with_counts), args.repeat)
         report(label, seconds, f"{len(page.rows):,} rows of {page.total:,}")
     seconds, summary = median(lambda: drift_summary(a), args.repeat)
     report(
@@ -235,7 +237,7 @@ def main() -> None:
             ("drift page", drift_url, {"snapshot": a.id}),
         ]
     for label, url, params in requests:
-        seconds, response = median(lambda: http.get(url, params), args.repeat)
+        seconds, response = median(partial(http.get, url, params), args.repeat)
         assert response.status_code == 200, (url, response.status_code, response.content[:500])
         report(label, seconds, f"{len(response.content) / 1024:,.0f} KiB")
     print(f"load average at the end {os.getloadavg()[0]:.2f} (2 cores)")

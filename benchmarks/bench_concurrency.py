@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import smoke
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "squirrel_site.settings")
@@ -76,7 +78,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18200)
     parser.add_argument("--backlog", type=int, help="daphne -e tcp:PORT:interface=127.0.0.1:backlog=N")
     parser.add_argument("--unbounded", action="store_true", help="no pool, no admission control (as before)")
-    args = parser.parse_args()
+    args = smoke.parse_args(parser, clients=20, pvs=300, queue=4)
 
     token = prepare(args.pvs)
     db = settings.DATABASES["default"]

@@ -15,7 +15,10 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+
+import smoke
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -26,8 +29,9 @@ import django  # noqa: E402
 
 django.setup()  # the settings put the loopback EPICS_* defaults into the environment
 
-from pvs import sim  # noqa: E402
 from sim_ioc import start_sim_ioc, stop_process  # noqa: E402
+
+from pvs import sim  # noqa: E402
 
 WRITABLE = (sim.PAIR, sim.INT, sim.ENUM, sim.STRING, sim.WAVEFORM)
 LONG_TIMEOUT = 60.0  # s: generous, so a slow run shows as slow instead of as timeouts
@@ -65,7 +69,9 @@ def mismatches(expected: dict[str, object], results) -> int:
         elif isinstance(value, float):
             bad += abs(reading.value - value) > 1e-9
         elif isinstance(value, list):
-            bad += len(reading.value) != len(value) or any(abs(a - b) > 1e-9 for a, b in zip(reading.value, value))
+            bad += len(reading.value) != len(value) or any(
+                abs(a - b) > 1e-9 for a, b in zip(reading.value, value, strict=False)
+            )
         else:
             bad += reading.value != value
     return bad
@@ -76,7 +82,7 @@ def main() -> None:
     parser.add_argument("--pvs", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--port", type=int, default=15978)
-    args = parser.parse_args()
+    args = smoke.parse_args(parser, pvs=300, repeat=1)
     # libca reads the port when it loads, which is when pvs.epics_io is imported.
     os.environ["EPICS_CA_SERVER_PORT"] = str(args.port)
     from pvs.epics_io import PutRequest, epics_service
@@ -105,12 +111,12 @@ def main() -> None:
             for run in range(1, args.repeat + 1):
                 expected = values_for(writable, run)
                 requests = [PutRequest(address, value, wait=wait) for address, value in expected.items()]
-                put_time, results = timed(lambda: service.put(requests, timeout=LONG_TIMEOUT, max_outstanding=bound))
+                put_time, results = timed(partial(service.put, requests, timeout=LONG_TIMEOUT, max_outstanding=bound))
                 bad += sum(not r.ok or r.completed != wait for r in results.values())
                 if wait:
                     total_times.append(put_time)
                 else:
-                    read_time, readings = timed(lambda: service.read(list(expected), timeout=LONG_TIMEOUT))
+                    read_time, readings = timed(partial(service.read, list(expected), timeout=LONG_TIMEOUT))
                     bad += mismatches(expected, readings)
                     total_times.append(put_time + read_time)
                 put_times.append(put_time)

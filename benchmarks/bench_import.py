@@ -13,12 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+import smoke
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "squirrel_site.settings")
 os.environ.setdefault("SQUIRREL_DB_NAME", "squirrel_bench")
 os.environ.setdefault("SQUIRREL_SECRET_KEY", "benchmark-only")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -92,7 +94,7 @@ def run(name: str, content: bytes, repeat: int, *, dry_run: bool, setup, expect:
     for _ in range(repeat):
         setup()
         result = {}
-        times.append(timed(lambda: result.update(report=import_pvs(name, content, dry_run=dry_run))))
+        times.append(timed(lambda result=result: result.update(report=import_pvs(name, content, dry_run=dry_run))))
         report = result["report"]
         counts = {"new": report.new, "updated": report.updated, "unchanged": report.unchanged}
         assert report.ok and counts == expect, (report.errors[:5], counts)
@@ -103,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    args = smoke.parse_args(parser, rows=300, repeat=1)
     create_database()
     content = registry_csv(args.rows)
     changed = registry_csv(args.rows, description="Renamed ")

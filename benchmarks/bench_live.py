@@ -49,6 +49,7 @@ import threading
 import time
 from pathlib import Path
 
+import smoke
 from bench_monitor import PYTHON, CpuMeter, load_db_text, rss_mb, spawn, stop, wait_for_file
 
 BENCH_MONITOR = Path(__file__).resolve().parent / "bench_monitor.py"
@@ -298,11 +299,14 @@ def wait_for_port(port: int, proc, timeout: float = 30.0) -> None:
 
 
 def session_cookie() -> str:
-    """A logged-in session of the benchmark user, created in the benchmark's database."""
+    """A logged-in session of the benchmark user (a viewer: live values need a role), created in the
+    benchmark's database."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.auth.models import Group
     from django.contrib.sessions.backends.db import SessionStore
 
     user, _ = get_user_model().objects.get_or_create(username="bench-live")
+    user.groups.add(Group.objects.get(name="viewer"))
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
@@ -322,7 +326,7 @@ def main() -> int:
     parser.add_argument("--stalled", type=int, default=5, help="extra clients that never read (default 5)")
     parser.add_argument("--port", type=int, default=15980, help="CA server port; the repeater gets port+1")
     parser.add_argument("--profile", type=Path, help="run daphne under cProfile, writing its stats to this file")
-    args = parser.parse_args()
+    args = smoke.parse_args(parser, clients=3, page_size=20, pages=2, pvs=300, duration=3.0, warmup=2.0, stalled=1)
     changing = args.pages * args.page_size
     if changing > args.pvs:
         parser.error("--pages x --page-size exceeds --pvs")

@@ -40,7 +40,10 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
+
+import smoke
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve()
@@ -146,7 +149,7 @@ SENTINEL_KEY = "bench_monitor:sentinel"
 
 
 def retried(function, what: str, attempts: int = 3):
-    for attempt in range(attempts):
+    for _ in range(attempts):
         try:
             return function()
         except Interference as exc:
@@ -420,9 +423,8 @@ class Bench:
         self.log(f"registry: imported {report.new} PVs")
 
     def expected_addresses(self) -> tuple[set[str], set[str]]:
-        from monitor.monitor import registry_addresses
-
         from monitor.live import Shard
+        from monitor.monitor import registry_addresses
         from pvs.models import PV
 
         setpoints = set(PV.objects.values_list("setpoint_address", flat=True))
@@ -720,7 +722,7 @@ def main() -> int:
     parser.add_argument("--driver", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--driver-profile", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--driver-profile-startup", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = smoke.parse_args(parser, pvs=300, repeat=1, window=2.0, loads="1", duration=4.0, warmup=1.0)
     if args.serve_db:
         serve_db(args.serve_db, args.port, args.ready_file)
         return 0
@@ -752,7 +754,7 @@ def main() -> int:
             for i in range(args.repeat):
                 last = i == args.repeat - 1
                 result = retried(
-                    lambda: bench.startup_once(setpoints, everything, idle_window=args.window if last else 0),
+                    partial(bench.startup_once, setpoints, everything, idle_window=args.window if last else 0),
                     f"startup run {i + 1}",
                 )
                 if "idle" in result:
@@ -771,7 +773,7 @@ def main() -> int:
             kilos = [int(k) for k in args.loads.split(",") if k.strip()]
             for kilo in kilos:
                 spy = args.py_spy if kilo == max(kilos) else 0
-                loads.append(retried(lambda: bench.load_case(names, kilo, py_spy=spy), f"load {kilo}K"))
+                loads.append(retried(partial(bench.load_case, names, kilo, py_spy=spy), f"load {kilo}K"))
                 c = loads[-1]
                 bench.log(
                     f"  {kilo}K/s offered: {c['updates_per_s']:.0f} updates/s, p95 age {c['p95_age_s']:.3f} s, "
@@ -842,7 +844,8 @@ def report(args, startup, idle, breakdown, loads, profile) -> None:
             f"\nSustained load, {args.pvs} addresses subscribed, medians of the heartbeats over {args.duration:.0f} s:"
         )
         print(
-            "  offered/s  updates/s  writes/s  p95 age   max p95  monitor CPU  RSS MB  IOC CPU  Redis CPU  other CPU  target"
+            "  offered/s  updates/s  writes/s  p95 age   max p95  monitor CPU  RSS MB  IOC CPU  Redis CPU  "
+            "other CPU  target"
         )
         for c in loads:
             ok = c["updates_per_s"] >= 0.97 * c["offered"] and c["p95_age_s"] <= TARGET_P95_AGE_S

@@ -23,8 +23,8 @@ os.environ.setdefault("SQUIRREL_SECRET_KEY", "benchmark-only")
 os.environ.setdefault("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("SQUIRREL_ALLOWED_HOSTS", "testserver")
 
-import django  # noqa: E402
-from django.conf import settings  # noqa: E402
+import django
+from django.conf import settings
 
 django.setup()
 # Pages render {% static %} links; the benchmark runs without collectstatic's manifest.
@@ -34,6 +34,7 @@ settings.STORAGES = {
 }
 
 import bench_stats  # noqa: E402
+import smoke  # noqa: E402
 from bench_import import create_database, registry_csv, timed  # noqa: E402
 from bench_snapshot import fill_cache  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
@@ -87,7 +88,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--explain", action="store_true")
     bench_stats.add_argument(parser)
-    args = parser.parse_args()
+    args = smoke.parse_args(parser, pvs=300, repeat=1)
     create_database(new=True)
     assert import_pvs("bench.csv", registry_csv(args.pvs), dry_run=False).ok
     redis = live.redis_client()
@@ -115,7 +116,9 @@ def main() -> None:
         for _ in range(args.repeat):
             live.write_heartbeat(redis, live.Shard(0, 1), {"synced": True})
             response = {}
-            times.append(timed(lambda: response.update(r=client.get(url, query))))
+            times.append(
+                timed(lambda response=response, url=url, query=query: response.update(r=client.get(url, query)))
+            )
             assert response["r"].status_code == 200, response["r"].status_code
         rows = response["r"].content.count(b"<tr data-pv=")
         print(f"  {name:<48} {statistics.median(times) * 1000:7.1f} ms  ({rows} rows)")

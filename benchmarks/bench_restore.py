@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import bench_stats
+import smoke
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,7 +50,7 @@ def main() -> None:
         help="cProfile the last verified restore and print its N costliest functions",
     )
     bench_stats.add_argument(parser)
-    args = parser.parse_args()
+    args = smoke.parse_args(parser, pvs=300, repeat=1)
     os.environ.setdefault("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/12")
     # libca reads the port when it loads: set it before Django (and pvs.epics_io) start.
     os.environ["EPICS_CA_SERVER_PORT"] = str(args.port)
@@ -57,8 +58,8 @@ def main() -> None:
     import django
 
     django.setup()
-    from bench_import import create_database  # noqa: E402  (same directory)
-    from sim_ioc import start_sim_ioc, stop_process  # noqa: E402
+    from bench_import import create_database
+    from sim_ioc import start_sim_ioc, stop_process
 
     create_database(new=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench_restore_"))
@@ -156,7 +157,9 @@ def run(args, workdir: Path, with_monitor=None) -> None:
                 io=io,
                 verify=verify,
                 verify_timeout=10.0,
-                progress=lambda percent, message: marks.append((time.perf_counter() - start, message)),
+                progress=lambda percent, message, marks=marks, start=start: marks.append(
+                    (time.perf_counter() - start, message)
+                ),
             )
             total = time.perf_counter() - start
             if profiler:
@@ -177,7 +180,7 @@ def run(args, workdir: Path, with_monitor=None) -> None:
 def phases(marks: list[tuple[float, str]], total: float) -> dict[str, float]:
     """Seconds per phase from the progress marks: undo snapshot, writing (all stages), verification."""
     times = dict(undo=0.0, writing=0.0, verifying=0.0, finishing=0.0)
-    for (at, message), (following, _) in zip(marks, marks[1:] + [(total, "")]):
+    for (at, message), (following, _) in zip(marks, marks[1:] + [(total, "")], strict=True):
         key = (
             "undo"
             if message.startswith("Taking")

@@ -21,11 +21,12 @@ os.environ.setdefault("SQUIRREL_DB_NAME", "squirrel_bench")
 os.environ.setdefault("SQUIRREL_SECRET_KEY", "benchmark-only")
 os.environ.setdefault("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/14")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
 import bench_stats  # noqa: E402
+import smoke  # noqa: E402
 from bench_import import create_database, registry_csv, timed  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -90,7 +91,7 @@ def main() -> None:
     parser.add_argument("--pvs", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     bench_stats.add_argument(parser)
-    args = parser.parse_args()
+    args = smoke.parse_args(parser, pvs=300, repeat=1)
     create_database(new=True)
     # Two thirds of the PVs have a readback, as in a typical registry.
     lines = registry_csv(args.pvs).decode().splitlines()
@@ -111,14 +112,18 @@ def main() -> None:
         live.write_heartbeat(client, live.Shard(0, 1), {"synced": True})
         result = {}
         totals.append(
-            timed(lambda: result.update(snapshot=take_snapshot(title=f"bench {run}", created_by=user, mode="cache")))
+            timed(
+                lambda result=result, run=run: result.update(
+                    snapshot=take_snapshot(title=f"bench {run}", created_by=user, mode="cache")
+                )
+            )
         )
         snapshot = result["snapshot"]
         assert snapshot.pv_count == args.pvs and snapshot.values.filter(source="cache").count() == args.pvs
         for stage, seconds in snapshot.timings.items():
             stages.setdefault(stage, []).append(seconds)
         rows = {}
-        reads.append(timed(lambda: rows.update(n=read_back(snapshot))))
+        reads.append(timed(lambda rows=rows, snapshot=snapshot: rows.update(n=read_back(snapshot))))
         assert rows["n"] == args.pvs
     print(
         f"{args.pvs} PVs, {cached} cached addresses, {snapshot.disconnected_count} disconnected; "
