@@ -326,7 +326,7 @@ def main() -> int:
     parser.add_argument("--stalled", type=int, default=5, help="extra clients that never read (default 5)")
     parser.add_argument("--port", type=int, default=15980, help="CA server port; the repeater gets port+1")
     parser.add_argument("--profile", type=Path, help="run daphne under cProfile, writing its stats to this file")
-    args = smoke.parse_args(parser, clients=3, page_size=20, pages=2, pvs=300, duration=3.0, warmup=2.0, stalled=1)
+    args = smoke.parse_args(parser, clients=3, page_size=20, pages=2, pvs=300, duration=2.0, warmup=1.0, stalled=1)
     changing = args.pages * args.page_size
     if changing > args.pvs:
         parser.error("--pages x --page-size exceeds --pvs")
@@ -432,6 +432,9 @@ def main() -> int:
             stop(proc)
         redis.flushdb()
     print_report(args, outcome, beats)
+    if not outcome["results"].values:
+        print(f"bench_live: no value reached a client during the window; see {tmp}", file=sys.stderr)
+        return 1
     return 0
 
 
