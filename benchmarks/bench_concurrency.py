@@ -68,7 +68,7 @@ def prepare(pvs: int) -> str:
     return token
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200, help="clients of each kind (list, health)")
     parser.add_argument("--requests", type=int, default=1, help="requests per client")
@@ -138,7 +138,13 @@ def main() -> None:
     print(f"  database connections held by the web process: at most {watch.most} ({watch.samples} samples)")
     print(f"  another process connecting meanwhile: {probe_ok}/{len(watch.probes)} ok, slowest {slowest * 1000:.0f} ms")
     print(f"  web process RSS: {rss_before:.0f} MB before, {rss_after:.0f} MB after")
+    # A 503 is the admission control answering; any other 5xx, or a 503 that does not say when to
+    # come back, is a fault (refused connections are not: --unbounded measures those).
+    faults = sum(1 for answer in answers if answer.status >= 500 and answer.status != 503) + without_retry_after
+    if faults:
+        print(f"bench_concurrency: {faults} answers were server errors", file=sys.stderr)
+    return 1 if faults else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -77,7 +77,7 @@ def mismatches(expected: dict[str, object], results) -> int:
     return bad
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pvs", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
@@ -104,6 +104,7 @@ def main() -> None:
 
         reads = [timed(lambda: service.read(setpoints, timeout=LONG_TIMEOUT)) for _ in range(args.repeat)]
         failed = sum(r.error is not None for r in reads[-1][1].values())
+        failures = failed
         print(f"  read all (warm)                 {statistics.median(t for t, _ in reads):6.2f} s  ({failed} failed)")
 
         for wait, bound in ((False, 2000), (True, 2000), (True, 50_000)):
@@ -120,6 +121,7 @@ def main() -> None:
                     bad += mismatches(expected, readings)
                     total_times.append(put_time + read_time)
                 put_times.append(put_time)
+            failures += bad
             if wait:
                 label = f"put with completion, bound {bound:,}"
                 print(f"  {label:31s} {statistics.median(put_times):6.2f} s  ({bad} failed)")
@@ -129,7 +131,10 @@ def main() -> None:
         service.close()
     finally:
         stop_process(ioc)
+    if failures:
+        print(f"bench_epics_io: {failures} reads or puts failed", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -722,7 +722,7 @@ def main() -> int:
     parser.add_argument("--driver", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--driver-profile", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--driver-profile-startup", action="store_true", help=argparse.SUPPRESS)
-    args = smoke.parse_args(parser, pvs=300, repeat=1, window=1.0, loads="1", duration=2.0, warmup=0.5)
+    args = smoke.parse_args(parser, pvs=300, repeat=1, window=1.0, loads="1", duration=4.0, warmup=0.5)
     if args.serve_db:
         serve_db(args.serve_db, args.port, args.ready_file)
         return 0

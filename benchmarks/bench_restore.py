@@ -102,6 +102,7 @@ def run(args, workdir: Path, with_monitor=None) -> None:
     from pvs.epics_io import epics_service
     from pvs.importers import import_pvs
     from pvs.models import PV
+    from snapshots.models import RestoreStatus
     from snapshots.restore import execute_restore, preview_restore
     from snapshots.services import take_snapshot
 
@@ -140,6 +141,7 @@ def run(args, workdir: Path, with_monitor=None) -> None:
         print(f"    {stage:<28} {statistics.median(s.timings[stage] for s in direct):6.2f} s")
 
     results: dict[str, list] = {"applied": [], "verified": []}
+    unfinished = []  # restores that did not succeed: reported after the figures, then a failure
     for label, verify in (("applied", False), ("verified", True)):
         for _ in range(args.repeat):
             preview = preview_restore(snapshot, created_by=user, include_unchanged=True, io=io)
@@ -162,6 +164,8 @@ def run(args, workdir: Path, with_monitor=None) -> None:
                 ),
             )
             total = time.perf_counter() - start
+            if restore.status != RestoreStatus.SUCCEEDED:
+                unfinished.append(f"{label}: {restore.status} {restore.summary}")
             if profiler:
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
@@ -175,6 +179,8 @@ def run(args, workdir: Path, with_monitor=None) -> None:
         )
         for name in names:
             print(f"    {name:<28} {statistics.median(r[1][name] for r in runs):6.2f} s")
+    if unfinished:
+        sys.exit("restores that did not succeed: " + "; ".join(unfinished))
 
 
 def phases(marks: list[tuple[float, str]], total: float) -> dict[str, float]:
