@@ -5,8 +5,9 @@ how many database connections the process holds, and its memory.
                                                      [--concurrency 8] [--queue 64] [--port 18200]
                                                      [--backlog N] [--unbounded]
 
-A daphne process (`squirrel_site.asgi:application`, the production settings: connection pool and
-admission control, squirrel_site/admission.py) on 127.0.0.1:`--port`; `--clients` clients send
+A web process started as in production (`python -m squirrel_site.web_server`, daphne serving
+`squirrel_site.asgi:application` with the production settings: connection pool and admission
+control, squirrel_site/admission.py) on 127.0.0.1:`--port`; `--clients` clients send
 `GET /api/v1/pvs/?page_size=100` with a viewer's token and `--clients` more send anonymous
 `GET /api/v1/health/`, all released at once, each sending `--requests` requests one after the
 other on a new connection each. Meanwhile another connection counts the process's connections

@@ -6,9 +6,11 @@
 Everything runs as separate processes on loopback, as in production: an IOC serving `--pvs`
 records, of which `--pages` x `--page-size` are `calc` records scanned every 0.5 s (2 Hz, random
 values) and the rest static `ao` records (bench_monitor.py's load IOC); the real monitor
-(`manage.py monitor_pvs`) with the whole registry; one daphne web process on 127.0.0.1; and, in
-this process, `--clients` WebSocket clients, client i watching page i mod `--pages` (its
-`--page-size` addresses), acknowledging every message as live.js does. `--stalled` more clients
+(`manage.py monitor_pvs`) with the whole registry; one web process on 127.0.0.1, started as in
+production (`python -m squirrel_site.web_server`: daphne); and, in this process, `--clients`
+WebSocket clients (logged in as a viewer; each handshake sends a Host and a matching Origin),
+client i watching page i mod `--pages` (its `--page-size` addresses), acknowledging every message
+as live.js does. `--stalled` more clients
 subscribe to a page and then never read their socket (a frozen browser tab).
 
 Measured over `--duration` seconds after a warm-up:
