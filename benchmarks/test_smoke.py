@@ -8,6 +8,7 @@ test settings' Redis database (the benchmarks FLUSHDB it, as the tests do) and f
 from SQUIRREL_TEST_PORT_BASE + 100.
 """
 
+import argparse
 import os
 import subprocess
 import sys
@@ -15,11 +16,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import smoke
 from django.conf import settings
 
 from squirrel_site.testing.services import Ports, port_free
-
-pytestmark = pytest.mark.bench
 
 BENCHMARKS = Path(__file__).resolve().parent
 TIMEOUT = 120.0
@@ -58,6 +58,7 @@ def port_pair() -> int:
             return port
 
 
+@pytest.mark.bench
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_benchmark_runs_at_smoke_size(script, bench_env):
     command = [sys.executable, str(BENCHMARKS / f"{script}.py"), "--smoke"]
@@ -71,3 +72,19 @@ def test_benchmark_runs_at_smoke_size(script, bench_env):
     assert done.returncode == 0, (
         f"{script} --smoke exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     )
+
+
+def test_sizes_given_on_the_command_line_win_over_the_smoke_sizes(monkeypatch):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pvs", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    monkeypatch.setattr(sys, "argv", ["bench", "--smoke", "--repeat", "2"])
+    args = smoke.parse_args(parser, pvs=300, repeat=1)
+    assert (args.smoke, args.pvs, args.repeat) == (True, 300, 2)
+
+
+def test_without_smoke_the_full_sizes_stay(monkeypatch):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pvs", type=int, default=50_000)
+    monkeypatch.setattr(sys, "argv", ["bench"])
+    assert smoke.parse_args(parser, pvs=300).pvs == 50_000
