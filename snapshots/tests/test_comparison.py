@@ -12,7 +12,7 @@ from snapshots import comparison
 from snapshots.compare import ComparisonStatus as S
 from snapshots.compare import comparison_status
 from snapshots.comparison import Comparison, compare, sort_rows, write_csv
-from snapshots.tests.conftest import Enum
+from squirrel_site.testing.snapshots import Enum
 from tags.models import Tag, TagGroup
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """Restore: preview, staged execution, verification, refusals, undo.
 
-Unit tests drive a fake EpicsService (restore_support.FakeIOC; pvs.epics_io is the one module
+Unit tests drive a fake EpicsService (squirrel_site.testing.restore.FakeIOC; pvs.epics_io is the one module
 that owns Channel Access); the `ioc` tests use the real simulated IOC. Resuming after a crash:
 test_restore_resume.py.
 """
@@ -22,18 +22,14 @@ from pvs.models import PV
 from snapshots import restore as restore_service
 from snapshots.models import LiveSource, Restore, RestoreAction, RestoreItemStatus, RestoreStatus, SnapshotOrigin
 from snapshots.restore import RestoreError, execute_restore, preview_restore, undo_restore
-from snapshots.tests.restore_support import (  # noqa: F401 - ioc, undo_snapshots and user are fixtures
+from squirrel_site.testing.restore import (
     CrashingPut,
     actions,
-    ioc,
     make_pv,
     make_snapshot,
     simple_setup,
     statuses,
-    undo_snapshots,
-    user,
 )
-
 
 # Preview ---------------------------------------------------------------------------------------
 
