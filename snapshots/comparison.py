@@ -287,7 +287,7 @@ def _pair_query(comparison: Comparison) -> tuple[str, list]:
         ), keyed AS MATERIALIZED (
             SELECT name, pv_id, device, abs_tol, rel_tol, a_id, b_id, status, {_sort_key(comparison)} AS key
             FROM classified
-        )"""  # noqa: S608 (no user text in the SQL: values go as parameters)
+        )"""
     head = [comparison.abs_tolerance, comparison.rel_tolerance, comparison.a.pk, comparison.b.pk]
     return query, head + params
 
@@ -438,7 +438,7 @@ def _saved_query(comparison: Comparison) -> tuple[str, list]:
                coalesce(%s::float8, p.abs_tolerance, 0) AS abs_tol,
                coalesce(%s::float8, p.rel_tolerance, 0) AS rel_tol, {_side_select("a")}
         FROM {_VALUES_TABLE} a LEFT JOIN {_PV_TABLE} p ON p.id = a.pv_id
-        WHERE a.snapshot_id = %s{where}"""  # noqa: S608
+        WHERE a.snapshot_id = %s{where}"""
     return query, [comparison.abs_tolerance, comparison.rel_tolerance, comparison.a.pk, *params]
 
 

@@ -551,7 +551,7 @@ class _Recorder:
             if wait or future.done():
                 future.result()
 
-    def __enter__(self) -> "_Recorder":
+    def __enter__(self) -> _Recorder:
         return self
 
     def __exit__(self, *exc_info) -> None:
