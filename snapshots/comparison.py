@@ -179,7 +179,7 @@ class ComparisonRow:
             return []
         precision = self.a.precision
         differing = []
-        for i, (x, y, d) in enumerate(zip(_as_list(self.a.value), _as_list(self.b.value), self.delta)):
+        for i, (x, y, d) in enumerate(zip(_as_list(self.a.value), _as_list(self.b.value), self.delta, strict=False)):
             if not numbers_within_tolerance(float(x), float(y), self.abs_tolerance, self.rel_tolerance):
                 differing.append((i, number_text(x, precision), number_text(y, precision), signed_number(d, precision)))
                 if len(differing) == ELEMENTS_SHOWN:
@@ -368,7 +368,7 @@ def _compare_snapshots(comparison: Comparison, offset: int, limit: int | None, w
     if counted:
         counts = json.loads(records[0][-1] or "{}")
         records = [record for record in records if record[0] is not None]
-    rows = [_pair_row(dict(zip(_PAGE_COLUMNS, record))) for record in records]
+    rows = [_pair_row(dict(zip(_PAGE_COLUMNS, record, strict=True))) for record in records]
     if counts is None:
         return ComparisonPage(rows, offset + len(rows), None)
     counts = {status.value: 0 for status in ComparisonStatus} | counts
@@ -478,7 +478,7 @@ def _compare_live(comparison: Comparison, offset: int, limit: int | None, with_c
 def _fetch(query: str, params: list, columns: Sequence[str]) -> list[dict]:
     with set_join() as cursor:  # the snapshot's values with the registry: two whole sets
         cursor.execute(query, params)
-        return [dict(zip(columns, record)) for record in cursor.fetchall()]
+        return [dict(zip(columns, record, strict=True)) for record in cursor.fetchall()]
 
 
 def _count(query: str, params: list) -> int:
@@ -665,7 +665,7 @@ def format_delta(row: ComparisonRow, full: bool) -> str:
         return ""
     outside = sum(
         1
-        for x, y in zip(_as_list(row.a.value), _as_list(row.b.value))
+        for x, y in zip(_as_list(row.a.value), _as_list(row.b.value), strict=False)
         if not numbers_within_tolerance(float(x), float(y), row.abs_tolerance, row.rel_tolerance)
     )
     return f"max |Δ| {number_text(row.magnitude, precision)}, {outside} of {len(row.delta)} outside tolerance"

@@ -241,11 +241,11 @@ def test_a_shard_keeps_an_address_another_shards_pv_still_uses(transactional_db,
 def test_a_new_leader_deletes_values_a_dead_leader_left_for_deleted_pvs(transactional_db, make_monitor, redis_db):
     PV.objects.create(setpoint_address="NOIOC:KEPT")
     old = time.time() - 60
-    for address, received in {"NOIOC:GONE": old, "NOIOC:KEPT": old, "NOIOC:JUST_ADDED": time.time()}.items():
+    for address, received_at in {"NOIOC:GONE": old, "NOIOC:KEPT": old, "NOIOC:JUST_ADDED": time.time()}.items():
         redis_db.hset(
             live.VALUES_KEY,
             address,
-            live.encode_value(live.LiveValue(address, "float", 1.0, 0, 0, old, received, True)),
+            live.encode_value(live.LiveValue(address, "float", 1.0, 0, 0, old, received_at, True)),
         )
     redis_db.hset(
         live.META_KEY,

@@ -451,7 +451,8 @@ def independent_ca(puts: dict | None = None, gets: list | None = None) -> dict:
         "args = json.loads(sys.argv[1])\n"
         "ok = {a: epics.caput(a, v, wait=True, timeout=5) for a, v in args['puts'].items()}\n"
         "got = {a: epics.caget(a, use_monitor=False, timeout=5) for a in args['gets']}\n"
-        "print(json.dumps({'ok': ok, 'got': {a: (v.tolist() if hasattr(v, 'tolist') else v) for a, v in got.items()}}))\n"
+        "got = {a: (v.tolist() if hasattr(v, 'tolist') else v) for a, v in got.items()}\n"
+        "print(json.dumps({'ok': ok, 'got': got}))\n"
     )
     argument = json.dumps({"puts": puts or {}, "gets": gets or []})
     done = subprocess.run([sys.executable, "-c", script, argument], capture_output=True, text=True, timeout=60)

@@ -222,7 +222,8 @@ def live_cell_latency_ms(page, put_on_ioc, address: str, value) -> float:
         """(address) => { const cell = document.querySelector(`[data-live-address="${address}"]`);
             const before = cell.textContent;
             window.changedAt = undefined;
-            new MutationObserver(() => { if (cell.textContent !== before && !window.changedAt) window.changedAt = Date.now(); })
+            new MutationObserver(() => {
+                if (cell.textContent !== before && !window.changedAt) window.changedAt = Date.now(); })
                 .observe(cell, { childList: true, characterData: true, subtree: true }); }""",
         address,
     )

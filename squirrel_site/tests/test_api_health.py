@@ -19,11 +19,14 @@ URL = "/api/v1/health/"
 pytestmark = pytest.mark.django_db
 
 
+ONE_SHARD = live.Shard(0, 1)
+
+
 @pytest.fixture
 def monitor_beats(redis_db):
     """beat(shard, **stats): a heartbeat as a monitor leader writes it."""
 
-    def write(shard=live.Shard(0, 1), **stats):
+    def write(shard=ONE_SHARD, **stats):
         stats = {
             "owner": "mon-host:41",
             "synced": True,

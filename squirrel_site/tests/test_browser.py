@@ -108,6 +108,7 @@ def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(
         zip(
             page.locator("#restore-items td.address").all_text_contents(),
             page.locator("#restore-items td .badge").all_text_contents(),
+            strict=False,
         )
     )
     assert results == {pair.setpoint: "Verified", integer.setpoint: "Verified"}
