@@ -22,7 +22,6 @@ from typing import Protocol
 from django.db import models
 
 NUMBER_KINDS = frozenset({"float", "int"})
-EXACT_KINDS = frozenset({"enum", "string"})
 ARRAY_KINDS = frozenset({"float_array", "int_array"})
 
 
