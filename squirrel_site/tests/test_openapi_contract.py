@@ -43,6 +43,9 @@ CONFIG = SchemathesisConfig.from_dict(
         "checks": {"positive_data_acceptance": {"enabled": False}},
     }
 )
+# The fuzz takes about a minute: the fast subset (-m "not slow ...") leaves it out.
+pytestmark = pytest.mark.slow
+
 schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True), config=CONFIG)
 schema.app = WSGIHandler()
 
