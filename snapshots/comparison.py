@@ -368,7 +368,7 @@ def _compare_snapshots(comparison: Comparison, offset: int, limit: int | None, w
     if counted:
         counts = json.loads(records[0][-1] or "{}")
         records = [record for record in records if record[0] is not None]
-    rows = [_pair_row(dict(zip(_PAGE_COLUMNS, record, strict=True))) for record in records]
+    rows = [_pair_row(dict(zip(_PAGE_COLUMNS, record, strict=False))) for record in records]
     if counts is None:
         return ComparisonPage(rows, offset + len(rows), None)
     counts = {status.value: 0 for status in ComparisonStatus} | counts
