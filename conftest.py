@@ -14,24 +14,21 @@ from django.conf import settings
 from monitor import live
 from pvs import sim
 
-# Fault-test fixtures (private PostgreSQL and Redis, the real processes): fault_services, squirrel.
-pytest_plugins = ["squirrel_site.testing.fixtures"]
+# The shared fixtures (squirrel_site.testing): the fault tests' private PostgreSQL and Redis and real
+# processes (fault_services, squirrel); the simulated IOC in the registry (sim_ioc_registry); the whole
+# system for the browser (site, browser_page, put_on_ioc); snapshots and live values (make_snapshot,
+# make_pvs, live_values).
+pytest_plugins = [
+    "squirrel_site.testing.fixtures",
+    "squirrel_site.testing.ioc",
+    "squirrel_site.testing.site",
+    "squirrel_site.testing.snapshots",
+]
 
 SIM_IOC_PVS = 300
 SIM_IOC_CHANGE_RATE_HZ = 2.0
 SIM_IOC_READY_TIMEOUT = 60.0
 SIM_IOC_STOP_TIMEOUT = 10.0
-CHROMIUM = "/usr/bin/chromium"
-
-
-def pytest_collection_modifyitems(config, items):
-    """Browser tests need Debian's chromium; without it they are skipped, saying how to get it."""
-    if os.path.exists(CHROMIUM):
-        return
-    skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/test does, as root)")
-    for item in items:
-        if item.get_closest_marker("browser"):
-            item.add_marker(skip)
 
 
 @pytest.fixture

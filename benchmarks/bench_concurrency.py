@@ -49,7 +49,7 @@ from django.db import connection  # noqa: E402
 from knox.models import AuthToken  # noqa: E402
 
 from pvs.models import PV  # noqa: E402
-from squirrel_site.tests.load_support import ConnectionWatch, WebProcess, burst, database_dsn, summary  # noqa: E402
+from squirrel_site.testing.load import ConnectionWatch, WebProcess, burst, database_dsn, summary  # noqa: E402
 
 APP_NAME = "squirrel-bench-web"
 

@@ -270,7 +270,7 @@ def _hmget_all(client, requests: Sequence[tuple[str, Sequence[str]]]) -> list[li
 
 
 def _decoded(addresses: Sequence[str], raws, decode: Callable) -> dict:
-    return {a: None if raw is None else decode(a, raw) for a, raw in zip(addresses, raws)}
+    return {a: None if raw is None else decode(a, raw) for a, raw in zip(addresses, raws, strict=True)}
 
 
 def _decode_meta_at(_address: str, raw: bytes) -> LiveMeta:
@@ -490,7 +490,7 @@ def _read_beats(client, members_key: str, key_of: Callable[[str], str]) -> dict[
     if not members:
         return {}
     beats, expired = {}, []
-    for member, raw in zip(members, client.mget([key_of(member) for member in members])):
+    for member, raw in zip(members, client.mget([key_of(member) for member in members]), strict=True):
         if raw is None:
             expired.append(member)
         else:

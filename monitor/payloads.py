@@ -81,7 +81,8 @@ def value_entry(address: str, value: LiveValue | None, meta: LiveMeta | None) ->
     return (
         f'{_compact(address)}:{{"value":{encoded},"display":{_compact(display_text(value, meta))},'
         f'"severity":{int(value.severity)},"status":{int(value.status)},'
-        f'"connected":{"true" if value.connected else "false"},"timestamp":{repr(float(value.timestamp)) if value.timestamp else "null"}}}'
+        f'"connected":{"true" if value.connected else "false"},'
+        f'"timestamp":{repr(float(value.timestamp)) if value.timestamp else "null"}}}'
     )
 
 

@@ -41,14 +41,6 @@ NATIVE_TO_TIME = {
     dbr.LONG: dbr.TIME_LONG,
     dbr.DOUBLE: dbr.TIME_DOUBLE,
 }
-NATIVE_TO_CTRL = {
-    dbr.SHORT: dbr.CTRL_SHORT,
-    dbr.FLOAT: dbr.CTRL_FLOAT,
-    dbr.ENUM: dbr.CTRL_ENUM,
-    dbr.CHAR: dbr.CTRL_CHAR,
-    dbr.LONG: dbr.CTRL_LONG,
-    dbr.DOUBLE: dbr.CTRL_DOUBLE,
-}
 # (array typecode, scalar kind, array kind) per native type; strings are handled apart.
 NATIVE_LAYOUT = {
     dbr.SHORT: ("h", INT, INT_ARRAY),

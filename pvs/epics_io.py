@@ -427,8 +427,9 @@ class EpicsService:
 
     Channels stay connected once created (warm), so later reads and puts skip the search. Every
     call's timeout counts from its last reply, for all its addresses at once: an IOC that is down
-    costs one timeout per call, not one per PV, and a large batch is not cut short by its size. The thread polls a non-preemptive context and takes requests from a queue;
-    libca sees only that thread. Create it in the process that uses it: CA does not survive fork().
+    costs one timeout per call, not one per PV, and a large batch is not cut short by its size. The
+    thread polls a non-preemptive context and takes requests from a queue; libca sees only that
+    thread. Create it in the process that uses it: CA does not survive fork().
     """
 
     def __init__(self, connect_timeout: float = 2.0):
@@ -523,7 +524,7 @@ class EpicsService:
             if status != bulk.dbr.ECA_NORMAL:
                 raise ChannelAccessError(bulk.message(status))
             self._channels = ChannelSet(subscribe=False)
-        except Exception as exc:  # reported to the creating thread
+        except Exception as exc:  # noqa: BLE001 - whatever failed is re-raised in the creating thread
             self._start_error = exc
             ready.set()
             return

@@ -37,7 +37,7 @@ def export_pvs_csv(queryset, stream) -> int:
         writer.writerow(
             [
                 setpoint,
-                *(column.format(value) for column, value in zip(FIELD_COLUMNS, fields)),
+                *(column.format(value) for column, value in zip(FIELD_COLUMNS, fields, strict=True)),
                 *(",".join(pv_tags.get(group, ())) for group in groups),
             ]
         )

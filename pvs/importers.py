@@ -609,7 +609,7 @@ class _Plan:
         for group in TagGroup.objects.bulk_create([TagGroup(name=name) for name in self.new_groups]):
             self.group_ids[group.name] = group.id
         new_tags = [Tag(group_id=self.group_ids[group], name=tag) for group, tag in self.new_tags]
-        for (group, _), tag in zip(self.new_tags, Tag.objects.bulk_create(new_tags)):
+        for (group, _), tag in zip(self.new_tags, Tag.objects.bulk_create(new_tags), strict=True):
             self.tag_ids[group, tag.name] = tag.id
         now = timezone.now()
         pv_ids = {address: pv.id for address, pv in self.existing.items()}
@@ -629,7 +629,7 @@ class _Plan:
         """COPY the new PVs in, every field the file has no column for at its model default."""
         rows = [{**row.fields, "setpoint_address": row.setpoint_address} for row in self.new_rows]
         ids = PV.objects.create_from_rows(rows, now=now)
-        return {row["setpoint_address"]: pv_id for row, pv_id in zip(rows, ids)}
+        return {row["setpoint_address"]: pv_id for row, pv_id in zip(rows, ids, strict=True)}
 
 
 def _parse(

@@ -7,7 +7,6 @@ from pvs.validators import ADDRESS_MAX_LENGTH, validate_address, validate_tolera
 from squirrel_site.bulk_sql import copy_rows, next_ids
 from tags.models import Tag
 
-
 # The fields a free-text PV search looks in (admin search box, API and page filters).
 SEARCH_FIELDS = ("setpoint_address", "readback_address", "config_address", "device", "description")
 

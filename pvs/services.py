@@ -147,8 +147,8 @@ def create_pvs(items: Sequence[Mapping], *, actor, via: str) -> list[int]:
         return []
     with registry_write():
         ids = PV.objects.create_from_rows(items, now=timezone.now())
-        _link((pv_id, tag_id) for pv_id, item in zip(ids, items) for tag_id in item.get("tags", ()))
-        created = [(pv_id, item["setpoint_address"]) for pv_id, item in zip(ids, items)]
+        _link((pv_id, tag_id) for pv_id, item in zip(ids, items, strict=True) for tag_id in item.get("tags", ()))
+        created = [(pv_id, item["setpoint_address"]) for pv_id, item in zip(ids, items, strict=True)]
         _record_pvs(actor, AuditAction.PVS_CREATED, via, "Created", created)
     return ids
 

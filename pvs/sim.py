@@ -553,7 +553,7 @@ def _records(pv: SimPV, scan: str) -> list[str]:
     if pv.kind == INT:
         return [_record("longout", pv.setpoint, DESC=desc, VAL=pv.value, PINI="YES", EGU=pv.egu)]
     if pv.kind == ENUM:
-        states = dict(zip(("ZRST", "ONST", "TWST", "THST", "FRST", "FVST"), pv.labels))
+        states = dict(zip(("ZRST", "ONST", "TWST", "THST", "FRST", "FVST"), pv.labels, strict=False))
         return [_record("mbbo", pv.setpoint, DESC=desc, VAL=pv.value, PINI="YES", **states)]
     if pv.kind == STRING:
         return [_record("stringout", pv.setpoint, DESC=desc, VAL=pv.value, PINI="YES")]

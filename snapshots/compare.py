@@ -22,7 +22,6 @@ from typing import Protocol
 from django.db import models
 
 NUMBER_KINDS = frozenset({"float", "int"})
-EXACT_KINDS = frozenset({"enum", "string"})
 ARRAY_KINDS = frozenset({"float_array", "int_array"})
 
 
@@ -84,7 +83,8 @@ def _within_tolerance(saved, live, kind: str, abs_tolerance: float, rel_toleranc
     if kind in ARRAY_KINDS:
         saved, live = _as_list(saved), _as_list(live)
         return len(saved) == len(live) and all(
-            numbers_within_tolerance(float(s), float(v), abs_tolerance, rel_tolerance) for s, v in zip(saved, live)
+            numbers_within_tolerance(float(s), float(v), abs_tolerance, rel_tolerance)
+            for s, v in zip(saved, live, strict=True)
         )
     if kind == "enum":
         return int(saved) == int(live)
@@ -151,7 +151,7 @@ def delta(saved, live, kind: str):
         saved, live = _as_list(saved), _as_list(live)
         if len(saved) != len(live):
             return None
-        return [_difference(float(s), float(v)) for s, v in zip(saved, live)]
+        return [_difference(float(s), float(v)) for s, v in zip(saved, live, strict=False)]
     return None
 
 
@@ -165,11 +165,18 @@ def describe_difference(saved, live, kind: str) -> str:
         saved, live = _as_list(saved), _as_list(live)
         if len(saved) != len(live):
             return f"length {len(live)}, expected {len(saved)}"
-        differing = [i for i, (s, v) in enumerate(zip(saved, live)) if not numbers_within_tolerance(float(s), float(v))]
+        differing = [
+            i
+            for i, (s, v) in enumerate(zip(saved, live, strict=False))
+            if not numbers_within_tolerance(float(s), float(v))
+        ]
         if not differing:
             return "equal"
         first = differing[0]
-        return f"{len(differing)} of {len(saved)} elements differ, first at [{first}]: {live[first]!r} (expected {saved[first]!r})"
+        return (
+            f"{len(differing)} of {len(saved)} elements differ, "
+            f"first at [{first}]: {live[first]!r} (expected {saved[first]!r})"
+        )
     return f"{live!r} (expected {saved!r})"
 
 

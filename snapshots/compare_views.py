@@ -127,7 +127,7 @@ def _row(row, live: bool) -> dict:
     marked = live and row.a is not None and row.a.value is not None and row.b is not None and bool(row.b.address)
     return {
         "row": row,
-        "text": dict(zip(CSV_HEADER, csv_cells(row, full=False))),
+        "text": dict(zip(CSV_HEADER, csv_cells(row, full=False), strict=False)),
         "badge": STATUS_BADGES[row.status],
         "highlighted": row.status in HIGHLIGHTED,
         "live_address": row.b.address if live and row.b is not None else "",

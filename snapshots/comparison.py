@@ -179,7 +179,7 @@ class ComparisonRow:
             return []
         precision = self.a.precision
         differing = []
-        for i, (x, y, d) in enumerate(zip(_as_list(self.a.value), _as_list(self.b.value), self.delta)):
+        for i, (x, y, d) in enumerate(zip(_as_list(self.a.value), _as_list(self.b.value), self.delta, strict=False)):
             if not numbers_within_tolerance(float(x), float(y), self.abs_tolerance, self.rel_tolerance):
                 differing.append((i, number_text(x, precision), number_text(y, precision), signed_number(d, precision)))
                 if len(differing) == ELEMENTS_SHOWN:
@@ -287,7 +287,7 @@ def _pair_query(comparison: Comparison) -> tuple[str, list]:
         ), keyed AS MATERIALIZED (
             SELECT name, pv_id, device, abs_tol, rel_tol, a_id, b_id, status, {_sort_key(comparison)} AS key
             FROM classified
-        )"""  # noqa: S608 (no user text in the SQL: values go as parameters)
+        )"""
     head = [comparison.abs_tolerance, comparison.rel_tolerance, comparison.a.pk, comparison.b.pk]
     return query, head + params
 
@@ -368,7 +368,7 @@ def _compare_snapshots(comparison: Comparison, offset: int, limit: int | None, w
     if counted:
         counts = json.loads(records[0][-1] or "{}")
         records = [record for record in records if record[0] is not None]
-    rows = [_pair_row(dict(zip(_PAGE_COLUMNS, record))) for record in records]
+    rows = [_pair_row(dict(zip(_PAGE_COLUMNS, record, strict=False))) for record in records]
     if counts is None:
         return ComparisonPage(rows, offset + len(rows), None)
     counts = {status.value: 0 for status in ComparisonStatus} | counts
@@ -438,7 +438,7 @@ def _saved_query(comparison: Comparison) -> tuple[str, list]:
                coalesce(%s::float8, p.abs_tolerance, 0) AS abs_tol,
                coalesce(%s::float8, p.rel_tolerance, 0) AS rel_tol, {_side_select("a")}
         FROM {_VALUES_TABLE} a LEFT JOIN {_PV_TABLE} p ON p.id = a.pv_id
-        WHERE a.snapshot_id = %s{where}"""  # noqa: S608
+        WHERE a.snapshot_id = %s{where}"""
     return query, [comparison.abs_tolerance, comparison.rel_tolerance, comparison.a.pk, *params]
 
 
@@ -478,7 +478,7 @@ def _compare_live(comparison: Comparison, offset: int, limit: int | None, with_c
 def _fetch(query: str, params: list, columns: Sequence[str]) -> list[dict]:
     with set_join() as cursor:  # the snapshot's values with the registry: two whole sets
         cursor.execute(query, params)
-        return [dict(zip(columns, record)) for record in cursor.fetchall()]
+        return [dict(zip(columns, record, strict=True)) for record in cursor.fetchall()]
 
 
 def _count(query: str, params: list) -> int:
@@ -665,7 +665,7 @@ def format_delta(row: ComparisonRow, full: bool) -> str:
         return ""
     outside = sum(
         1
-        for x, y in zip(_as_list(row.a.value), _as_list(row.b.value))
+        for x, y in zip(_as_list(row.a.value), _as_list(row.b.value), strict=False)
         if not numbers_within_tolerance(float(x), float(y), row.abs_tolerance, row.rel_tolerance)
     )
     return f"max |Δ| {number_text(row.magnitude, precision)}, {outside} of {len(row.delta)} outside tolerance"

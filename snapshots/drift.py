@@ -96,7 +96,7 @@ def _counts_per_tag(pv_ids: list[int], statuses: list[str]) -> list[tuple[str, i
             SELECT 'tag', tag_id, status, count(*) FROM tagged GROUP BY tag_id, status
             UNION ALL
             SELECT 'group', group_id, status, count(*) FROM (SELECT DISTINCT group_id, pv_id, status FROM tagged) d
-            GROUP BY group_id, status""",  # noqa: S608
+            GROUP BY group_id, status""",
             [pv_ids, [STATUS_RANK[status] for status in statuses]],
         )
         return [(level, line_id, names[rank], count) for level, line_id, rank, count in cursor.fetchall()]

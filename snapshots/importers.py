@@ -149,7 +149,7 @@ def _parse_csv(filename: str, text: str, problems: list) -> tuple[dict, list[tup
             problems.append(ImportProblem(filename, line, f"Expected {len(columns)} cells, found {len(cells)}."))
             continue
         record, errors = {}, []
-        for name, cell in zip(columns, cells):
+        for name, cell in zip(columns, cells, strict=False):
             try:
                 record[name] = _from_cell(name, cell)
             except ValueError as error:

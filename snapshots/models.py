@@ -311,7 +311,10 @@ class Restore(models.Model):
     writing_stage = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
-        help_text="While it runs: the last stage whose puts may have gone out. A resume reads back pending items up to it before writing them.",
+        help_text=(
+            "While it runs: the last stage whose puts may have gone out. "
+            "A resume reads back pending items up to it before writing them."
+        ),
     )
     summary = models.JSONField(default=dict, blank=True, help_text="Items per status when finished.")
 

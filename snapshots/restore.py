@@ -68,14 +68,6 @@ _LOCK_NAMESPACE = 0x5351  # "SQ"
 
 _ARRAY_TYPES = (ValueType.FLOAT_ARRAY, ValueType.INT_ARRAY)
 _NUMBER_TYPES = (ValueType.FLOAT, ValueType.INT, ValueType.ENUM)
-_FINAL = (
-    RestoreItemStatus.VERIFIED,
-    RestoreItemStatus.MISMATCH,
-    RestoreItemStatus.DISCONNECTED,
-    RestoreItemStatus.NO_WRITE_ACCESS,
-    RestoreItemStatus.TIMEOUT,
-    RestoreItemStatus.FAILED,
-)
 _SKIP_COUNTS = {
     RestoreAction.WRITE: "write_count",
     RestoreAction.SKIP_UNCHANGED: "unchanged_count",
@@ -551,7 +543,7 @@ class _Recorder:
             if wait or future.done():
                 future.result()
 
-    def __enter__(self) -> "_Recorder":
+    def __enter__(self) -> _Recorder:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -15,11 +15,11 @@ from django.template.response import TemplateResponse
 from django.views import View
 
 from jobs.models import Job, JobType
+from jobs.outbox import enqueue
 from pvs.models import PV
 from snapshots.actions import request_restore, request_undo
 from snapshots.filtersets import SnapshotValueFilterSet
 from snapshots.forms import ExecuteRestoreForm, RestoreScope, RestoreSelectionForm
-from jobs.outbox import enqueue
 from snapshots.models import (
     Restore,
     RestoreAction,

@@ -62,14 +62,6 @@ _FLOAT, _INT, _ENUM, _STRING, _FLOAT_ARRAY, _INT_ARRAY, _NONE = (
     ValueType.NONE.value,
 )
 _NO_VALUE = (_NONE, None, None, None)
-_EPICS_KINDS = {
-    epics_io.FLOAT: ValueType.FLOAT.value,
-    epics_io.INT: ValueType.INT.value,
-    epics_io.ENUM: ValueType.ENUM.value,
-    epics_io.STRING: ValueType.STRING.value,
-    epics_io.FLOAT_ARRAY: ValueType.FLOAT_ARRAY.value,
-    epics_io.INT_ARRAY: ValueType.INT_ARRAY.value,
-}
 
 
 class UnsupportedValue(ValueError):

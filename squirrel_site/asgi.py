@@ -19,8 +19,8 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from squirrel_site.request_limits import RequestBodyLimit  # noqa: E402
 from squirrel_site.admission import bounded  # noqa: E402
+from squirrel_site.request_limits import RequestBodyLimit  # noqa: E402
 from squirrel_site.routing import websocket_urlpatterns  # noqa: E402
 from squirrel_site.ws_security import SameOriginValidator  # noqa: E402
 

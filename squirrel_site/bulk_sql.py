@@ -96,7 +96,7 @@ def update_rows(model, columns: Sequence[str], rows: Sequence[tuple], constants:
     types = [db_type(field) for field in fields]
     names = [quote(field.column) for field in fields]
     unnest = ", ".join("%s::text[]" if t.endswith("[]") else f"%s::{t}[]" for t in types)
-    assignments = [f"{name} = v.{name}::{t}" for name, t in zip(names[1:], types[1:])]
+    assignments = [f"{name} = v.{name}::{t}" for name, t in zip(names[1:], types[1:], strict=True)]
     assignments += [f"{quote(field.column)} = %s" for field, _ in constant_fields]
     sql = (
         f"UPDATE {table} SET {', '.join(assignments)} FROM unnest({unnest}) AS v({', '.join(names)}) "
@@ -107,7 +107,8 @@ def update_rows(model, columns: Sequence[str], rows: Sequence[tuple], constants:
         for start in range(0, len(rows), BATCH_SIZE):
             batch = rows[start : start + BATCH_SIZE]
             parameters = [
-                _column(field, t, [row[i] for row in batch]) for i, (field, t) in enumerate(zip(fields, types))
+                _column(field, t, [row[i] for row in batch])
+                for i, (field, t) in enumerate(zip(fields, types, strict=True))
             ]
             cursor.execute(sql, [*fixed, *parameters])  # SET comes before FROM unnest(...)
 
@@ -169,7 +170,7 @@ def local_settings(**settings: str):
         # outer select list sets the new ones.
         old = ", ".join(f"current_setting(%s) AS s{i}" for i in range(n))
         cursor.execute(f"SELECT old.*, {_set(n)} FROM (SELECT {old} OFFSET 0) old", [*_pairs(settings), *names])
-        previous = dict(zip(names, cursor.fetchone()[:n]))
+        previous = dict(zip(names, cursor.fetchone()[:n], strict=True))
         yield cursor
         # An exception skips this: rolling the savepoint or transaction back undoes the settings.
         cursor.execute(f"SELECT {_set(n)}", _pairs(previous))

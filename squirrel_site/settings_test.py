@@ -8,7 +8,7 @@ os.environ.setdefault("EPICS_CA_SERVER_PORT", "15064")
 os.environ.setdefault("SQUIRREL_DEBUG", "0")
 os.environ.setdefault("SQUIRREL_SECRET_KEY", "test-secret-key")
 
-from squirrel_site.settings import *  # noqa: E402,F403
+from squirrel_site.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 REDIS_URL = os.environ.get("SQUIRREL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -22,10 +22,10 @@ from urllib.parse import unquote
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "squirrel_site.settings")
 os.environ.setdefault("SQUIRREL_DB_POOL", "1")
 
-from daphne import http_protocol  # noqa: E402
-from daphne.cli import CommandLineInterface  # noqa: E402
+from daphne import http_protocol
+from daphne.cli import CommandLineInterface
 
-from squirrel_site.request_limits import body_limit_for, too_large_response_bytes  # noqa: E402
+from squirrel_site.request_limits import body_limit_for, too_large_response_bytes
 
 
 class _Discard(RawIOBase):

@@ -142,7 +142,7 @@ class SessionWatch:
             await asyncio.sleep(self.interval)
             try:
                 allowed = await check(self.user_id, self.session_key, self.permission)
-            except Exception:  # noqa: BLE001 - the database is down: keep the socket, check again
+            except Exception:
                 log.warning("Could not re-check a WebSocket's user; trying again", exc_info=True)
                 continue
             if not allowed:

@@ -16,8 +16,8 @@ from django.utils import timezone
 from jobs import outbox
 from jobs.models import Job, JobStatus, JobType
 from jobs.runner import _LOCK_NAMESPACE
-from jobs.tests.test_runner import close_and_wait_for_release
 from squirrel_site.errors import ServiceUnavailable
+from squirrel_site.testing.jobs import close_and_wait_for_release
 
 
 def queued(redis_db) -> list[tuple[str, int]]:

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from jobs.models import Job, JobStatus, JobType
 from jobs.runner import JobExpired, JobFailure, run_job
+from squirrel_site.testing.jobs import close_and_wait_for_release
 
 
 @pytest.fixture
@@ -122,25 +123,3 @@ def test_a_redelivery_after_the_result_was_saved_finishes_without_running_again(
     run_job(job.id, lambda job, progress: calls.append(job.id))
     job.refresh_from_db()
     assert (calls, job.status, job.result_id, job.retry_count) == ([], JobStatus.SUCCEEDED, 41, 1)
-
-
-def close_and_wait_for_release(other, job_id: int, timeout: float = 5.0) -> None:
-    """Close `other` (a worker dying) and wait until the server has released its advisory lock."""
-    import time
-
-    from django.db import connection
-
-    from jobs.runner import _LOCK_NAMESPACE
-
-    other.close()
-    deadline = time.monotonic() + timeout
-    with connection.cursor() as cursor:
-        while True:
-            cursor.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s",
-                [_LOCK_NAMESPACE, job_id],
-            )
-            if not cursor.fetchone()[0]:
-                return
-            assert time.monotonic() < deadline, "the closed session's lock was not released"
-            time.sleep(0.01)

@@ -10,13 +10,13 @@ from django.conf import settings
 from django.db import connection
 
 from monitor.live import FencedWriter, Lease, Shard
-from monitor.tests.test_live import make_value
 from pvs.importers import import_pvs
 from pvs.models import PV
+from squirrel_site.testing.values import make_value
 
 
 @pytest.fixture
-def registry(sim_ioc, transactional_db):
+def sim_ioc_addresses(sim_ioc, transactional_db):
     """The simulated IOC's PVs in the registry (committed, so monitor subprocesses see them)."""
     report = import_pvs("registry.csv", sim_ioc.registry_csv.read_bytes(), dry_run=False)
     assert report.ok, report.errors[:3]

@@ -10,34 +10,14 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
 from monitor import live, streams
-from monitor.tests.test_live import make_meta, make_value
 from pvs import sim
 from squirrel_site.asgi import application
-
-ORIGIN = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
-PATH = "/ws/live/"
-TIMEOUT = 5
+from squirrel_site.testing.values import make_meta, make_value
+from squirrel_site.testing.websocket import ORIGIN, PATH, TIMEOUT, connect, subscribe
 
 
 def run(scenario):
     return async_to_sync(scenario)()
-
-
-async def connect(headers) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, PATH, headers=headers)
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
-async def subscribe(communicator, addresses, ack=True) -> dict:
-    """Subscribe and return the first message (full), acknowledged unless `ack` is False."""
-    await communicator.send_json_to({"subscribe": list(addresses)})
-    first = await communicator.receive_json_from(timeout=TIMEOUT)
-    assert first["full"] is True, first
-    if ack:
-        await communicator.send_json_to({"ack": first["seq"]})
-    return first
 
 
 def test_anonymous_sockets_are_refused(redis_db, transactional_db):
@@ -269,7 +249,9 @@ def caput(address: str, value) -> None:
 
 
 @pytest.mark.ioc
-def test_a_put_on_the_ioc_reaches_the_socket_through_the_real_monitor(registry, monitor_process, headers, sim_ioc):
+def test_a_put_on_the_ioc_reaches_the_socket_through_the_real_monitor(
+    sim_ioc_addresses, monitor_process, headers, sim_ioc
+):
     address = sim_ioc.of_kind(sim.INT)[0].setpoint
     monitor_process("--registry-interval", "0.5")
     deadline = time.monotonic() + 30

@@ -3,7 +3,7 @@
 import pytest
 
 from monitor.display import display_text, enum_label, number_text
-from monitor.tests.test_live import make_meta, make_value
+from squirrel_site.testing.values import make_meta, make_value
 
 
 @pytest.mark.parametrize(

@@ -193,7 +193,7 @@ def test_tolerance_delta_and_number_text_follow_the_python_rules(page):
         }""",
         CASES,
     )
-    for (saved, live_value, kind, abs_tol, rel_tol), (js_within, js_delta) in zip(CASES, js):
+    for (saved, live_value, kind, abs_tol, rel_tol), (js_within, js_delta) in zip(CASES, js, strict=True):
         py_saved, py_live = _python(saved), _python(live_value)
         assert js_within == within_tolerance(py_saved, py_live, kind, abs_tol, rel_tol), (saved, live_value, kind)
         expected = _delta_or_none(py_saved, py_live, kind)
@@ -227,7 +227,7 @@ def _delta_or_none(saved, live, kind):
 
 def _close(js, py):
     if isinstance(py, list):
-        return isinstance(js, list) and len(js) == len(py) and all(_close(a, b) for a, b in zip(js, py))
+        return isinstance(js, list) and len(js) == len(py) and all(_close(a, b) for a, b in zip(js, py, strict=True))
     if py is None or js is None:
         return py is js
     return math.isclose(js, py) or (math.isnan(js) and math.isnan(py))

@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 
 from monitor import live
 from monitor.monitor import Monitor, MonitorSettings, registry_addresses
-from pvs.epics_io import METADATA_PER_POLL
 from pvs import sim
+from pvs.epics_io import METADATA_PER_POLL
 from pvs.models import PV
 from squirrel_site.testing import eventually
 from squirrel_site.testing.fixtures import received
@@ -69,7 +69,7 @@ def test_setpoints_are_subscribed_before_readbacks(db):
 
 
 @pytest.mark.ioc
-def test_start_up_subscribes_setpoints_first_then_the_rest(registry, make_monitor, sim_ioc):
+def test_start_up_subscribes_setpoints_first_then_the_rest(sim_ioc_addresses, make_monitor, sim_ioc):
     monitor = make_monitor(stage_minimum=10, stage_timeout=30.0)
     assert monitor.try_lead()
     setpoints = {pv.setpoint for pv in sim_ioc.pvs}
@@ -77,9 +77,9 @@ def test_start_up_subscribes_setpoints_first_then_the_rest(registry, make_monito
     monitor.step()
     # Until every setpoint has its first value, no metadata request competes with them.
     assert monitor.channels.metadata_per_poll == 0
-    run_until(monitor, lambda: monitor.channels.addresses == registry)
+    run_until(monitor, lambda: monitor.channels.addresses == sim_ioc_addresses)
     assert set(monitor._latest) >= setpoints  # the second stage followed the setpoints' values
-    run_until(monitor, lambda: all_live(registry))
+    run_until(monitor, lambda: all_live(sim_ioc_addresses))
     assert monitor.channels.metadata_per_poll == METADATA_PER_POLL
 
 
@@ -107,11 +107,11 @@ def test_a_registry_change_during_start_up_drops_deferred_addresses(transactiona
 
 
 @pytest.mark.ioc
-def test_every_address_arrives_in_redis_with_its_value(registry, make_monitor, sim_ioc):
+def test_every_address_arrives_in_redis_with_its_value(sim_ioc_addresses, make_monitor, sim_ioc):
     monitor = make_monitor()
     assert monitor.try_lead()
     assert monitor.heartbeat()["synced"] is False  # no value yet: the cache is not this leader's
-    run_until(monitor, lambda: all_live(registry))
+    run_until(monitor, lambda: all_live(sim_ioc_addresses))
     run_until(monitor, lambda: monitor.heartbeat()["synced"])
     enum = sim_ioc.of_kind(sim.ENUM)[0]
     value = live.read_values([enum.setpoint])[enum.setpoint]
@@ -120,7 +120,7 @@ def test_every_address_arrives_in_redis_with_its_value(registry, make_monitor, s
 
 
 @pytest.mark.ioc
-def test_a_change_on_the_ioc_follows_in_redis(registry, make_monitor, sim_ioc):
+def test_a_change_on_the_ioc_follows_in_redis(sim_ioc_addresses, make_monitor, sim_ioc):
     monitor = make_monitor()
     monitor.try_lead()
     pv = sim_ioc.of_kind(sim.INT)[0]
@@ -131,24 +131,24 @@ def test_a_change_on_the_ioc_follows_in_redis(registry, make_monitor, sim_ioc):
 
 
 @pytest.mark.ioc
-def test_stopped_ioc_shows_disconnected_and_comes_back(registry, make_monitor, restartable_sim_ioc):
+def test_stopped_ioc_shows_disconnected_and_comes_back(sim_ioc_addresses, make_monitor, restartable_sim_ioc):
     monitor = make_monitor()
     monitor.try_lead()
     address = restartable_sim_ioc.of_kind(sim.PAIR)[0].setpoint
     run_until(monitor, lambda: all_live([address]))
     restartable_sim_ioc.stop()
     run_until(monitor, lambda: all_live([address], connected=False), timeout=5)
-    assert monitor.heartbeat()["disconnected"] == len(registry)
+    assert monitor.heartbeat()["disconnected"] == len(sim_ioc_addresses)
     restartable_sim_ioc.start()
     # libca's disconnect governor searches again every 10 s (pvs/epics_io.py).
     run_until(monitor, lambda: all_live([address]), timeout=15)
 
 
 @pytest.mark.ioc
-def test_registry_changes_are_picked_up_without_restart(registry, make_monitor, sim_ioc):
+def test_registry_changes_are_picked_up_without_restart(sim_ioc_addresses, make_monitor, sim_ioc):
     monitor = make_monitor()
     monitor.try_lead()
-    run_until(monitor, lambda: all_live(registry))
+    run_until(monitor, lambda: all_live(sim_ioc_addresses))
     removed = PV.objects.filter(readback_address="").first()
     PV.objects.filter(pk=removed.pk).delete()
     added = PV.objects.create(setpoint_address="SIM:NOT:SERVED")
@@ -178,16 +178,16 @@ def test_heartbeat_carries_the_leaders_stats(transactional_db, make_monitor):
 
 
 @pytest.mark.ioc
-def test_two_shards_together_cover_every_address_once(registry, make_monitor):
+def test_two_shards_together_cover_every_address_once(sim_ioc_addresses, make_monitor):
     first, second = make_monitor("0/2"), make_monitor("1/2")
     assert first.try_lead() and second.try_lead()
     assert not first.addresses & second.addresses
-    assert first.addresses | second.addresses == registry
+    assert first.addresses | second.addresses == sim_ioc_addresses
     deadline = time.monotonic() + 10
-    while not all_live(registry) and time.monotonic() < deadline:
+    while not all_live(sim_ioc_addresses) and time.monotonic() < deadline:
         first.step()
         second.step()
-    assert all_live(registry)
+    assert all_live(sim_ioc_addresses)
 
 
 def test_bad_shard_is_one_line_error():
@@ -206,7 +206,7 @@ def _leader(timeout=15.0):
 
 
 @pytest.mark.ioc
-def test_standby_takes_over_within_10_s_when_the_leader_dies(registry, redis_db, monitor_process):
+def test_standby_takes_over_within_10_s_when_the_leader_dies(sim_ioc_addresses, redis_db, monitor_process):
     for _ in range(2):
         monitor_process("--lease-ttl", "2", "--registry-interval", "0.5")
     leader = _leader()
@@ -215,7 +215,7 @@ def test_standby_takes_over_within_10_s_when_the_leader_dies(registry, redis_db,
     killed = time.monotonic()
     while time.monotonic() - killed < 10:
         beat = live.read_heartbeats()
-        if beat and beat[0]["owner"] != leader["owner"] and beat[0]["connected"] == len(registry):
+        if beat and beat[0]["owner"] != leader["owner"] and beat[0]["connected"] == len(sim_ioc_addresses):
             break
         time.sleep(0.1)
     else:
@@ -241,11 +241,11 @@ def test_a_shard_keeps_an_address_another_shards_pv_still_uses(transactional_db,
 def test_a_new_leader_deletes_values_a_dead_leader_left_for_deleted_pvs(transactional_db, make_monitor, redis_db):
     PV.objects.create(setpoint_address="NOIOC:KEPT")
     old = time.time() - 60
-    for address, received in {"NOIOC:GONE": old, "NOIOC:KEPT": old, "NOIOC:JUST_ADDED": time.time()}.items():
+    for address, received_at in {"NOIOC:GONE": old, "NOIOC:KEPT": old, "NOIOC:JUST_ADDED": time.time()}.items():
         redis_db.hset(
             live.VALUES_KEY,
             address,
-            live.encode_value(live.LiveValue(address, "float", 1.0, 0, 0, old, received, True)),
+            live.encode_value(live.LiveValue(address, "float", 1.0, 0, 0, old, received_at, True)),
         )
     redis_db.hset(
         live.META_KEY,

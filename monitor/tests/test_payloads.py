@@ -13,7 +13,7 @@ from monitor.payloads import (
     value_payload,
     values_message,
 )
-from monitor.tests.test_live import make_meta, make_value
+from squirrel_site.testing.values import make_meta, make_value
 
 
 def test_a_value_carries_value_display_alarm_connection_and_ioc_time():

@@ -6,7 +6,7 @@ from asgiref.sync import async_to_sync
 from django.db import connections
 
 from monitor import live, streams
-from monitor.tests.test_consumers import TIMEOUT, connect, subscribe
+from squirrel_site.testing.websocket import TIMEOUT, connect, subscribe
 
 
 def test_two_web_instances_each_deliver_a_change_published_once(headers, announce):

@@ -15,7 +15,6 @@ from squirrel_site.bulk_sql import in_array
 from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import ModelPermissions, needs
 
-
 # The bulk endpoints' answers, for the OpenAPI schema.
 _BULK_CREATED = inline_serializer(
     "PVBulkCreated",

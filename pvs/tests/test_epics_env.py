@@ -10,9 +10,8 @@ from squirrel_site.epics_env import LOOPBACK_DEFAULTS
 def test_the_ca_layer_defaults_to_loopback_even_without_django_settings():
     env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_CA") and not k.startswith("EPICS_CAS")}
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    code = "import os, json, pvs.epics_bulk; print(json.dumps({k: os.environ.get(k) for k in %r}))" % list(
-        LOOPBACK_DEFAULTS
-    )
+    names = list(LOOPBACK_DEFAULTS)
+    code = f"import os, json, pvs.epics_bulk; print(json.dumps({{k: os.environ.get(k) for k in {names!r}}}))"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
     )

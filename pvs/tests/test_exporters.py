@@ -25,8 +25,8 @@ HEADER = [
 
 
 @pytest.fixture
-def registry(db):
-    """Two PVs: one with every field set and tags in two groups, one bare; a third empty group."""
+def full_magnet(db):
+    """Two PVs: one with every field set and tags in two groups (returned), one bare; a third empty group."""
     area = TagGroup.objects.create(name="Area")
     system = TagGroup.objects.create(name="System")
     TagGroup.objects.create(name="Empty")
@@ -57,19 +57,19 @@ def export(queryset=None) -> str:
     return stream.getvalue()
 
 
-def test_export_writes_header_with_every_tag_group_sorted(registry):
+def test_export_writes_header_with_every_tag_group_sorted(full_magnet):
     header = next(csv.reader(io.StringIO(export())))
 
     assert header == [*HEADER, "Area", "Empty", "System"]
 
 
-def test_export_writes_one_row_per_pv_ordered_by_setpoint(registry):
+def test_export_writes_one_row_per_pv_ordered_by_setpoint(full_magnet):
     rows = list(csv.reader(io.StringIO(export())))[1:]
 
     assert [row[0] for row in rows] == ["AA:FIRST", "LI20:MAG:BDES"]
 
 
-def test_export_writes_fields_and_joins_a_groups_tags(registry):
+def test_export_writes_fields_and_joins_a_groups_tags(full_magnet):
     row = list(csv.reader(io.StringIO(export())))[2]
 
     assert row == [
@@ -89,24 +89,24 @@ def test_export_writes_fields_and_joins_a_groups_tags(registry):
     ]
 
 
-def test_export_returns_rows_written(registry):
+def test_export_returns_rows_written(full_magnet):
     assert export_pvs_csv(PV.objects.filter(device="MAG1"), io.StringIO()) == 1
 
 
-def test_export_of_a_subset_has_only_its_rows(registry):
+def test_export_of_a_subset_has_only_its_rows(full_magnet):
     rows = list(csv.reader(io.StringIO(export(PV.objects.filter(device="MAG1")))))
 
     assert [row[0] for row in rows[1:]] == ["LI20:MAG:BDES"]
 
 
-def test_export_runs_three_queries_whatever_the_size(registry, django_assert_num_queries):
+def test_export_runs_three_queries_whatever_the_size(full_magnet, django_assert_num_queries):
     PV.objects.bulk_create(PV(setpoint_address=f"X:{i}") for i in range(50))
 
     with django_assert_num_queries(3):
         export()
 
 
-def test_reimporting_an_export_changes_nothing(registry):
+def test_reimporting_an_export_changes_nothing(full_magnet):
     before = list(PV.objects.values())
 
     report = import_pvs("export.csv", export().encode(), dry_run=False)
@@ -115,7 +115,7 @@ def test_reimporting_an_export_changes_nothing(registry):
     assert list(PV.objects.values()) == before
 
 
-def test_export_imports_into_an_empty_registry_as_the_same_pvs(registry):
+def test_export_imports_into_an_empty_registry_as_the_same_pvs(full_magnet):
     text = export()
     fields = [
         "setpoint_address",
@@ -143,11 +143,11 @@ def test_export_imports_into_an_empty_registry_as_the_same_pvs(registry):
     ]
 
 
-def test_a_formula_in_a_description_is_exported_as_text_and_reimported_unchanged(registry):
+def test_a_formula_in_a_description_is_exported_as_text_and_reimported_unchanged(full_magnet):
     formula = '=HYPERLINK("http://evil.example","x")'
-    PV.objects.filter(pk=registry.pk).update(description=formula, device="@dev")
+    PV.objects.filter(pk=full_magnet.pk).update(description=formula, device="@dev")
 
-    row = list(csv.reader(io.StringIO(export(PV.objects.filter(pk=registry.pk)))))[1]
+    row = list(csv.reader(io.StringIO(export(PV.objects.filter(pk=full_magnet.pk)))))[1]
     report = import_pvs("reg.csv", export(), dry_run=False)
 
     assert (row[2], row[4]) == ("'" + formula, "'@dev")

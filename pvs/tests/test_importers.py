@@ -22,7 +22,7 @@ def tag_labels(pv: PV) -> list[str]:
 
 
 @pytest.fixture
-def registry(db):
+def li20_magnet(db):
     """One PV, LI20:MAG:BDES, with a description and the tags Area: LI20 and System: Magnets."""
     pv = PV.objects.create(
         setpoint_address="LI20:MAG:BDES",
@@ -112,48 +112,48 @@ def test_csv_booleans_accept_yes_no_one_zero_in_any_case(db):
     ]
 
 
-def test_csv_update_overwrites_only_columns_in_the_file(registry):
+def test_csv_update_overwrites_only_columns_in_the_file(li20_magnet):
     report = csv_import("Setpoint,Readback,Description\nLI20:MAG:BDES,LI20:MAG:BACT,New\n")
 
     assert (report.new, report.updated, report.unchanged) == (0, 1, 0)
-    registry.refresh_from_db()
-    assert (registry.description, registry.abs_tolerance) == ("New", 0.5)
+    li20_magnet.refresh_from_db()
+    assert (li20_magnet.description, li20_magnet.abs_tolerance) == ("New", 0.5)
 
 
-def test_csv_update_replaces_tags_of_groups_in_the_file_and_keeps_others(registry):
+def test_csv_update_replaces_tags_of_groups_in_the_file_and_keeps_others(li20_magnet):
     csv_import(HEADER + "LI20:MAG:BDES,LI20:MAG:BACT,Old,LI21\n")
 
-    assert tag_labels(registry) == ["Area: LI21", "System: Magnets"]
+    assert tag_labels(li20_magnet) == ["Area: LI21", "System: Magnets"]
 
 
-def test_csv_empty_tag_cell_removes_the_groups_tags(registry):
+def test_csv_empty_tag_cell_removes_the_groups_tags(li20_magnet):
     csv_import(HEADER + "LI20:MAG:BDES,LI20:MAG:BACT,Old,\n")
 
-    assert tag_labels(registry) == ["System: Magnets"]
+    assert tag_labels(li20_magnet) == ["System: Magnets"]
 
 
-def test_csv_update_sets_updated_at(registry):
-    before = registry.updated_at
+def test_csv_update_sets_updated_at(li20_magnet):
+    before = li20_magnet.updated_at
 
     csv_import("Setpoint,Readback,Description\nLI20:MAG:BDES,LI20:MAG:BACT,New\n")
 
-    registry.refresh_from_db()
-    assert registry.updated_at > before
+    li20_magnet.refresh_from_db()
+    assert li20_magnet.updated_at > before
 
 
-def test_csv_identical_row_is_unchanged_and_nothing_is_applied(registry):
+def test_csv_identical_row_is_unchanged_and_nothing_is_applied(li20_magnet):
     report = csv_import(HEADER + "LI20:MAG:BDES,LI20:MAG:BACT,Old,LI20\n")
 
     assert (report.new, report.updated, report.unchanged, report.applied) == (0, 0, 1, False)
 
 
-def test_csv_dry_run_writes_nothing(registry):
+def test_csv_dry_run_writes_nothing(li20_magnet):
     report = csv_import(HEADER + "LI20:MAG:BDES,LI20:MAG:BACT,New,LI21\nNEW:PV,,,NewArea\n", dry_run=True)
 
     assert (report.new, report.updated, report.applied) == (1, 1, False)
     assert report.new_tags == ["Area: LI21", "Area: NewArea"]
-    registry.refresh_from_db()
-    assert registry.description == "Old"
+    li20_magnet.refresh_from_db()
+    assert li20_magnet.description == "Old"
     assert PV.objects.count() == 1
     assert not Tag.objects.filter(name__in=["LI21", "NewArea"]).exists()
 
@@ -276,12 +276,12 @@ def test_csv_reports_every_error_not_just_the_first(db):
     assert [problem.line for problem in report.errors] == [2, 2, 3]
 
 
-def test_csv_any_error_means_nothing_is_written_even_when_applying(registry):
+def test_csv_any_error_means_nothing_is_written_even_when_applying(li20_magnet):
     report = csv_import(HEADER + "LI20:MAG:BDES,LI20:MAG:BACT,New,LI21\nNEW:PV,,,X\nbad pv,,,\n")
 
     assert not report.ok and not report.applied
-    registry.refresh_from_db()
-    assert registry.description == "Old"
+    li20_magnet.refresh_from_db()
+    assert li20_magnet.description == "Old"
     assert PV.objects.count() == 1
     assert not TagGroup.objects.exclude(name__in=["Area", "System"]).exists()
 
@@ -337,12 +337,12 @@ def test_req_creates_one_pv_per_line_ignoring_comments_and_extra_tokens(db):
     ]
 
 
-def test_req_leaves_existing_pvs_unchanged(registry):
+def test_req_leaves_existing_pvs_unchanged(li20_magnet):
     report = req_import("LI20:MAG:BDES\n")
 
     assert (report.new, report.updated, report.unchanged) == (0, 0, 1)
-    registry.refresh_from_db()
-    assert (registry.description, tag_labels(registry)) == ("Old", ["Area: LI20", "System: Magnets"])
+    li20_magnet.refresh_from_db()
+    assert (li20_magnet.description, tag_labels(li20_magnet)) == ("Old", ["Area: LI20", "System: Magnets"])
 
 
 def test_req_substitutes_macros_in_all_three_forms(db):

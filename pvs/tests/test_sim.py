@@ -181,7 +181,7 @@ def test_registry_csv_round_trips(database):
     assert text.splitlines()[0] == ",".join(sim.CSV_HEADER)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == len(database.pvs)
-    for row, pv in zip(rows, database.pvs):
+    for row, pv in zip(rows, database.pvs, strict=True):
         assert row["Setpoint"] == pv.setpoint and row["Readback"] == pv.readback
         assert row["Read Only"] == ("true" if pv.read_only else "false")
         assert row["Wait For Completion"] in ("true", "false")

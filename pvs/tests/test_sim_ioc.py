@@ -123,8 +123,8 @@ def test_changing_pvs_change_at_the_change_rate(sim_ioc):
     before = [read(pv.setpoint) for pv in pvs]
     time.sleep(2.5 / sim_ioc.change_rate)
     after = [read(pv.setpoint) for pv in pvs]
-    assert all(a != b for a, b in zip(before, after))
-    assert all(abs(a - pv.value) <= pv.noise for a, pv in zip(after, pvs))
+    assert all(a != b for a, b in zip(before, after, strict=True))
+    assert all(abs(a - pv.value) <= pv.noise for a, pv in zip(after, pvs, strict=True))
 
 
 def test_stops_cleanly_and_restarts_with_initial_values(restartable_sim_ioc):

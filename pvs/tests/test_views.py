@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def registry():
+def li20_quads():
     area = TagGroup.objects.create(name="Area")
     li20 = Tag.objects.create(group=area, name="LI20")
     PV.objects.bulk_create(
@@ -36,7 +36,7 @@ def test_live_table_needs_a_login(client):
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
-def test_live_table_pages_pvs_with_live_cells(client, admin_user, registry, django_assert_max_num_queries):
+def test_live_table_pages_pvs_with_live_cells(client, admin_user, li20_quads, django_assert_max_num_queries):
     client.force_login(admin_user)
     # Session, user, count, PVs, their tags, tag and tag group choices, ...: never one per row.
     with django_assert_max_num_queries(9):
@@ -59,17 +59,17 @@ def test_live_table_pages_pvs_with_live_cells(client, admin_user, registry, djan
         ({"tag_group": "Area"}, 44, "L:000:SP"),
     ],
 )
-def test_live_table_filters(client, admin_user, registry, query, count, first):
+def test_live_table_filters(client, admin_user, li20_quads, query, count, first):
     client.force_login(admin_user)
     if "tag" in query:
-        query["tag"] = registry.pk
+        query["tag"] = li20_quads.pk
     if "tag_group" in query:
-        query["tag_group"] = registry.group_id
+        query["tag_group"] = li20_quads.group_id
     response = client.get(reverse("pvs:live"), query)
     assert len(addresses(response)) == count and addresses(response)[0] == first
 
 
-def test_an_unknown_tag_is_a_form_error(client, admin_user, registry):
+def test_an_unknown_tag_is_a_form_error(client, admin_user, li20_quads):
     client.force_login(admin_user)
     response = client.get(reverse("pvs:live"), {"tag": "999"})
     assert response.status_code == 200

@@ -27,7 +27,7 @@ from snapshots.api.restore_serializers import (
 from snapshots.api.views import ValuePagination
 from snapshots.jobs import select_pvs
 from snapshots.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
-from snapshots.restore import NeedsChannelAccess, RestoreError, preview_restore, undo_restore
+from snapshots.restore import NeedsChannelAccess, RestoreError, preview_restore
 from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import needs

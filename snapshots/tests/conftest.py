@@ -1,15 +1,23 @@
 """Fixtures of the snapshot tests: users of the viewer and operator roles, snapshots written
 straight from Python values, live values in Redis."""
 
+import json
 import time
-from dataclasses import dataclass
 
 import pytest
 
 from monitor import live
-from monitor.live import FencedWriter, Lease, LiveMeta, LiveValue, Shard
+from monitor.live import FencedWriter, Lease, LiveValue, Shard
 from pvs.models import PV
-from snapshots.models import Snapshot, SnapshotValue, ValueSource, ValueType
+from snapshots import restore as restore_service
+from snapshots.models import (
+    Snapshot,
+    SnapshotMode,
+    SnapshotValue,
+    ValueType,
+)
+from snapshots.restore import execute_restore
+from squirrel_site.testing.restore import FakeIOC, make_preview
 
 
 @pytest.fixture
@@ -24,110 +32,95 @@ def operator(make_user):
     return make_user("operator", "operator")
 
 
-@dataclass
-class Enum:
-    """An enum value for make_snapshot / set_live: its index and the record's labels."""
-
-    index: int
-    labels: tuple[str, ...] = ("Off", "On", "Fault")
-
-
-def kind_of(value) -> str:
-    if isinstance(value, Enum):
-        return ValueType.ENUM
-    if isinstance(value, bool) or value is None:
-        raise TypeError(value)
-    if isinstance(value, int):
-        return ValueType.INT
-    if isinstance(value, float):
-        return ValueType.FLOAT
-    if isinstance(value, str):
-        return ValueType.STRING
-    if isinstance(value, list):
-        return ValueType.INT_ARRAY if all(isinstance(x, int) for x in value) and value else ValueType.FLOAT_ARRAY
-    raise TypeError(value)
-
-
-def saved_value(snapshot, name: str, value, *, severity: int = 0, precision=None, units: str = "") -> SnapshotValue:
-    """A SnapshotValue of `value` (None: disconnected) for the registry PV `name` (if any)."""
-    pv = PV.objects.filter(setpoint_address=name).first()
-    row = SnapshotValue(
-        snapshot=snapshot, pv=pv, pv_name=name, source=ValueSource.CACHE, units=units, precision=precision
-    )
-    if value is None:
-        row.value_type, row.connected, row.reason = ValueType.NONE, False, "disconnected"
-        return row
-    row.value_type, row.severity, row.status = kind_of(value), severity, 0
-    if isinstance(value, Enum):
-        row.setpoint_num, row.setpoint_str, row.enum_labels = value.index, value.labels[value.index], list(value.labels)
-    elif isinstance(value, str):
-        row.setpoint_str = value
-    elif isinstance(value, list):
-        row.setpoint_array = [float(x) for x in value]
-    else:
-        row.setpoint_num = float(value)
-    return row
+@pytest.fixture
+def ioc(redis_db):
+    return FakeIOC()
 
 
 @pytest.fixture
-def make_snapshot(admin_user):
-    """make_snapshot(title, {name: value}, severities={name: n}): a snapshot holding those values.
+def undo_snapshots(monkeypatch):
+    """The real take_undo_snapshot (a direct read through the io), recording what it was asked for."""
+    taken = []
+    real = restore_service.take_undo_snapshot
 
-    Values: float, int, str, list (array), Enum, None (disconnected). Names that are registry
-    PVs are linked to them.
-    """
-
-    def make(title: str, values: dict, severities: dict | None = None, precision=None) -> Snapshot:
-        snapshot = Snapshot.objects.create(title=title, created_by=admin_user, mode="cache", pv_count=len(values))
-        SnapshotValue.objects.bulk_create(
-            saved_value(snapshot, name, value, severity=(severities or {}).get(name, 0), precision=precision)
-            for name, value in values.items()
-        )
+    def take(*, restore, pvs, user, io):
+        snapshot = real(restore=restore, pvs=pvs, user=user, io=io)
+        taken.append((snapshot, sorted(pv.setpoint_address for pv in pvs)))
         return snapshot
 
-    return make
+    monkeypatch.setattr(restore_service, "take_undo_snapshot", take)
+    return taken
 
 
 @pytest.fixture
-def make_pvs():
-    """make_pvs("A", "B", abs_tolerance=0.1) creates (or updates) registry PVs."""
-
-    def create(*names: str, **fields) -> list[PV]:
-        pvs = []
-        for name in names:
-            pv, _ = PV.objects.update_or_create(setpoint_address=name, defaults=fields)
-            pvs.append(pv)
-        return pvs
-
-    return create
+def user(make_user):
+    return make_user("operator", "operator")
 
 
 @pytest.fixture
-def live_values(redis_db):
-    """Write live values as the monitor's leader would, with a fresh heartbeat.
+def three_pvs():
+    """Three PVs: A and B with readbacks, C without."""
+    return [
+        PV.objects.create(setpoint_address="T:A_SP", readback_address="T:A_RB"),
+        PV.objects.create(setpoint_address="T:B_SP", readback_address="T:B_RB"),
+        PV.objects.create(setpoint_address="T:C"),
+    ]
 
-    Call with {address: value}: a float, int, str, list, Enum (its labels go in the metadata),
-    (kind, value), or None for a disconnected channel; `severities` {address: severity}.
-    """
-    lease = Lease(redis_db, Shard(0, 1), "test", ttl=60.0)
+
+@pytest.fixture
+def cache(redis_db):
+    """Write live values and metadata as the monitor's leader would, and its heartbeat."""
+    lease = Lease(redis_db, Shard(0, 1), "test")
     assert lease.acquire()
     writer = FencedWriter(redis_db, lease)
 
-    def write(entries: dict, severities: dict | None = None):
+    def fill(entries: dict, *, age: float = 0.0, meta: dict | None = None, heartbeat_age: float | None = 0.0):
         now = time.time()
-        values, metas = {}, {}
-        for address, entry in entries.items():
-            if isinstance(entry, tuple):
-                kind, value = entry
-            elif entry is None:
-                kind, value = "float", None
-            else:
-                kind, value = kind_of(entry), entry.index if isinstance(entry, Enum) else entry
-            severity = (severities or {}).get(address, 0)
-            values[address] = LiveValue(address, kind, value, 0, severity, now, now, value is not None)
-            if isinstance(entry, Enum):
-                metas[address] = LiveMeta("", None, list(entry.labels), None, None, "", kind, 1, True, True)
-        assert writer.write(values, metas)
-        live.write_heartbeat(redis_db, Shard(0, 1), {"synced": True})
+        live_values = {}
+        for address, value in entries.items():
+            connected = value is not None
+            live_values[address] = LiveValue(address, "float", value, 0, 0, now - 100, now - age, connected)
+        assert writer.write(live_values, meta or {})
+        if heartbeat_age is not None:
+            live.write_heartbeat(redis_db, Shard(0, 1), {"synced": True})
+            if heartbeat_age:
+                beat = live.read_heartbeats(redis_db)[0]
+                stale = {**beat, "written_at": now - heartbeat_age}
+                redis_db.set(live.heartbeat_key(Shard(0, 1)), json.dumps(stale))
 
-    return write
+    return fill
+
+
+@pytest.fixture
+def saved(admin_user, live_values):
+    """Four PVs saved at 1.0; live: A and B moved, C unchanged, D read-only (moved)."""
+    pvs = [
+        PV.objects.create(setpoint_address="R:A", device="MAG:1", abs_tolerance=0.01),
+        PV.objects.create(setpoint_address="R:B", device="MAG:2", abs_tolerance=0.01),
+        PV.objects.create(setpoint_address="R:C", device="RF:1", abs_tolerance=0.01),
+        PV.objects.create(setpoint_address="R:D", device="RF:2", read_only=True),
+    ]
+    snapshot = Snapshot.objects.create(title="Good", created_by=admin_user, mode=SnapshotMode.DIRECT, pv_count=4)
+    for pv in pvs:
+        SnapshotValue.objects.create(
+            snapshot=snapshot,
+            pv=pv,
+            pv_name=pv.setpoint_address,
+            value_type=ValueType.FLOAT,
+            setpoint_num=1.0,
+            source="direct",
+        )
+    live_values({"R:A": 2.0, "R:B": 3.0, "R:C": 1.0, "R:D": 5.0})
+    return snapshot
+
+
+@pytest.fixture
+def restored(client, operator, saved, redis_db):
+    """A confirmed preview of `saved`, executed as the worker would (against a fake IOC)."""
+    client.force_login(operator)
+    preview = make_preview(client, saved)
+    ioc = FakeIOC()
+    for address, value in {"R:A": 2.0, "R:B": 3.0, "R:C": 1.0, "R:D": 5.0}.items():
+        ioc.add(address, value)
+    ioc.denied.add("R:B")
+    return execute_restore(preview, user=operator, io=ioc, verify_timeout=0.5)

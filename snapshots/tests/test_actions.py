@@ -12,9 +12,9 @@ from jobs.models import Job, JobType
 from pvs.models import PV
 from snapshots.actions import delete_snapshots
 from snapshots.models import GOLDEN_TAG, RestorePreview, Snapshot, SnapshotTag
-from snapshots.tests.test_restore_views import make_preview, restored, saved  # noqa: F401 - fixtures
 from squirrel_site.audit import AuditAction, AuditVia
 from squirrel_site.models import AuditEntry
+from squirrel_site.testing.restore import make_preview
 from squirrel_site.tokens import create_token
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,8 @@ from jobs.models import Job, JobType
 from pvs.models import PV
 from snapshots.models import RestorePreview, Snapshot, SnapshotTag
 from snapshots.services import take_snapshot
-from snapshots.tests.test_services import FakeReader
+from squirrel_site.testing.restore import preview_record
+from squirrel_site.testing.snapshots import FakeReader
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,7 @@ def test_a_viewer_reads_but_cannot_take_retag_or_restore(client, viewer, snapsho
         client.put(f"/api/v1/snapshots/{snapshot.id}/tags/", {"tags": []}, content_type="application/json").status_code
         == 403
     )
-    preview = _preview(snapshot, viewer)
+    preview = preview_record(snapshot, viewer)
     refused = client.post(f"/api/v1/restore-previews/{preview.id}/execute/", content_type="application/json")
     assert refused.status_code == 403 and "snapshots.add_restore" in refused.json()["error"]["message"]
     assert (
@@ -163,20 +164,8 @@ def test_golden_tag_changes_need_an_admin(client, operator, snapshot, admin_role
     assert client.put(url, {"tags": ["golden"]}, content_type="application/json").json()["golden"] is True
 
 
-def _preview(snapshot, user, **changes):
-    from snapshots.restore import _fingerprint
-
-    fields = {
-        "expires_at": timezone.now() + timedelta(minutes=5),
-        "live_source": "cache",
-        "registry_fingerprint": _fingerprint([]),
-        **changes,
-    }
-    return RestorePreview.objects.create(snapshot=snapshot, created_by=user, **fields)
-
-
 def test_executing_a_preview_creates_a_restore_job(client, operator, snapshot, django_capture_on_commit_callbacks):
-    preview = _preview(snapshot, operator)
+    preview = preview_record(snapshot, operator)
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(
             f"/api/v1/restore-previews/{preview.id}/execute/", {"verify_timeout": 3}, content_type="application/json"
@@ -190,7 +179,7 @@ def test_executing_a_preview_creates_a_restore_job(client, operator, snapshot, d
 def test_executing_again_resumes_an_unfinished_restore_but_not_a_finished_one(client, operator, snapshot):
     from snapshots.models import Restore, RestoreStatus
 
-    preview = _preview(snapshot, operator)
+    preview = preview_record(snapshot, operator)
     restore = Restore.objects.create(
         preview=preview, snapshot=snapshot, created_by=operator, status=RestoreStatus.RUNNING
     )
@@ -202,7 +191,7 @@ def test_executing_again_resumes_an_unfinished_restore_but_not_a_finished_one(cl
 
 
 def test_an_expired_preview_is_refused(client, operator, snapshot):
-    preview = _preview(snapshot, operator, expires_at=timezone.now() - timedelta(seconds=1))
+    preview = preview_record(snapshot, operator, expires_at=timezone.now() - timedelta(seconds=1))
     response = client.post(f"/api/v1/restore-previews/{preview.id}/execute/", content_type="application/json")
     assert response.status_code == 400 and "expired" in response.json()["error"]["message"]
     assert not Job.objects.exists()

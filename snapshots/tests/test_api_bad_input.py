@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 
 from jobs.models import Job
 from snapshots.models import RestorePreview, Snapshot, SnapshotTag
-from snapshots.tests.test_api import _preview
+from squirrel_site.testing.restore import preview_record
 
 pytestmark = pytest.mark.django_db
 
@@ -150,14 +150,14 @@ def test_a_preview_refuses_bad_input_and_stores_nothing(api, snapshot, body, fie
     ],
 )
 def test_executing_refuses_bad_options_and_starts_no_job(api, admin_user, snapshot, body, field):
-    preview = _preview(snapshot, admin_user)
+    preview = preview_record(snapshot, admin_user)
     code, error = post(api, f"/api/v1/restore-previews/{preview.id}/execute/", body)
     assert code == 400 and list(error["fields"]) == [field], error
     assert not Job.objects.exists()
 
 
 def test_executing_refuses_an_overflowing_number_before_validation(api, admin_user, snapshot):
-    preview = _preview(snapshot, admin_user)
+    preview = preview_record(snapshot, admin_user)
     code, error = post(api, f"/api/v1/restore-previews/{preview.id}/execute/", '{"verify_timeout": 1e400}')
     assert (code, error["code"]) == (400, "parse_error")
 
@@ -183,7 +183,9 @@ def test_an_address_with_a_percent_sign_is_a_field_error(api, snapshot):
 def test_restore_items_refuse_an_unknown_status(api, admin_user, snapshot):
     from snapshots.models import Restore
 
-    restore = Restore.objects.create(preview=_preview(snapshot, admin_user), snapshot=snapshot, created_by=admin_user)
+    restore = Restore.objects.create(
+        preview=preview_record(snapshot, admin_user), snapshot=snapshot, created_by=admin_user
+    )
     response = api.get(f"/api/v1/restores/{restore.id}/items/", {"status": "AAA"})
     assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["status"]
 

@@ -22,7 +22,6 @@ from snapshots.drift import drift_summary
 from snapshots.models import RestoreItem, RestorePreviewItem, SnapshotValue
 from snapshots.restore import execute_restore, preview_restore
 from snapshots.services import take_snapshot
-from snapshots.tests.restore_support import ioc, user  # noqa: F401 - ioc and user are fixtures
 from tags.models import Tag, TagGroup
 
 pytestmark = pytest.mark.django_db
@@ -115,7 +114,7 @@ def _analyze():
 
 
 @pytest.fixture(params=["none", "stale", "fresh"])
-def statistics(request, ioc, user):  # noqa: F811 - ioc and user are fixtures
+def statistics(request, ioc, user):
     """The registry and an earlier snapshot and restore; ANALYZE after them when `stale`. The
     test calls the returned function right before the statements it checks (ANALYZE if `fresh`)."""
     area = TagGroup.objects.create(name="Area")
@@ -139,7 +138,7 @@ def statistics(request, ioc, user):  # noqa: F811 - ioc and user are fixtures
     return (lambda: _analyze()) if request.param == "fresh" else (lambda: None)
 
 
-def test_a_snapshot_a_restore_and_its_verification_join_no_bulk_table_row_by_row(statistics, ioc, user):  # noqa: F811
+def test_a_snapshot_a_restore_and_its_verification_join_no_bulk_table_row_by_row(statistics, ioc, user):
     saved = take_snapshot(title="saved", created_by=user, mode="direct", reader=ioc)
     for address in list(ioc.values):
         ioc.values[address] += 0.5
@@ -154,7 +153,7 @@ def test_a_snapshot_a_restore_and_its_verification_join_no_bulk_table_row_by_row
     assert plans.quadratic_joins() == [], "\n".join(plans.quadratic_joins())
 
 
-def test_compares_and_the_drift_summary_join_no_bulk_table_row_by_row(statistics, ioc, user):  # noqa: F811
+def test_compares_and_the_drift_summary_join_no_bulk_table_row_by_row(statistics, ioc, user):
     a = take_snapshot(title="a", created_by=user, mode="direct", reader=ioc)
     for address in list(ioc.values)[::7]:
         ioc.values[address] += 0.5
@@ -171,7 +170,7 @@ def test_compares_and_the_drift_summary_join_no_bulk_table_row_by_row(statistics
     assert plans.quadratic_joins() == [], "\n".join(plans.quadratic_joins())
 
 
-def test_the_snapshot_values_page_and_api_join_no_bulk_table_row_by_row(statistics, ioc, user, client):  # noqa: F811
+def test_the_snapshot_values_page_and_api_join_no_bulk_table_row_by_row(statistics, ioc, user, client):
     snapshot = take_snapshot(title="shown", created_by=user, mode="direct", reader=ioc)
     statistics()
     client.force_login(user)

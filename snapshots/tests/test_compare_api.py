@@ -6,7 +6,7 @@ import redis
 from monitor import live
 from pvs.models import PV
 from snapshots.models import SnapshotTag
-from snapshots.tests.conftest import Enum
+from squirrel_site.testing.snapshots import Enum
 from tags.models import Tag, TagGroup
 
 pytestmark = pytest.mark.django_db

@@ -7,15 +7,12 @@ test fixtures; screenshots go to test-artifacts/screenshots/ (names starting wit
 import pytest
 
 from pvs import sim
-from snapshots.tests.test_end_to_end import caget_many, registry  # noqa: F401 - a fixture
-from squirrel_site.tests.test_browser import (  # noqa: F401 - fixtures
+from squirrel_site.testing.ioc import caget_many
+from squirrel_site.testing.site import (
     LIVE_CHANGE_LIMIT_MS,
-    browser_page,
     live_cell_latency_ms,
     log_in,
-    put_on_ioc,
     screenshot,
-    site,
     take_snapshot,
     wait_for_live,
 )
@@ -26,11 +23,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker]
 def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(
     site,
     browser_page,
-    registry,  # noqa: F811
+    sim_ioc_registry,
     put_on_ioc,
-):  # noqa: F811
+):
     page = browser_page
-    pair = registry.of_kind(sim.PAIR)[5]
+    pair = sim_ioc_registry.of_kind(sim.PAIR)[5]
     log_in(page, site)
     before_id = take_snapshot(page, site, "Browser compare: before")
 

@@ -13,7 +13,7 @@ from monitor import live
 from pvs.models import PV
 from snapshots.comparison import CSV_HEADER
 from snapshots.models import SnapshotTag
-from snapshots.tests.conftest import Enum
+from squirrel_site.testing.snapshots import Enum
 from tags.models import Tag, TagGroup
 
 pytestmark = pytest.mark.django_db
@@ -123,9 +123,9 @@ def test_the_page_shows_every_row_with_its_status(client, signed_in, pair):
         "P:G": "only_in_b",
     }
     assert rows["P:B"]["attrs"]["class"] == "out-of-tolerance" and "class" not in rows["P:A"]["attrs"]
-    cells = dict(zip(PAGE_COLUMNS, rows["P:D"]["cells"]))
+    cells = dict(zip(PAGE_COLUMNS, rows["P:D"]["cells"], strict=False))
     assert (cells["a"], cells["b"], cells["status"]) == ("On", "Fault", "Out of tolerance")  # enums by label
-    assert dict(zip(PAGE_COLUMNS, rows["P:B"]["cells"]))["delta"] == "+1.00"
+    assert dict(zip(PAGE_COLUMNS, rows["P:B"]["cells"], strict=False))["delta"] == "+1.00"
     assert "<tr><td>1</td><td>2.00</td><td>2.50</td><td>+0.50</td></tr>" in response.text  # array elements
     assert "Out of tolerance: <strong>4</strong>" in response.text
 
@@ -143,7 +143,7 @@ def test_filters_sorting_and_pages(client, signed_in, pair):
     first = page(client, a=a.id, b=b.id, page_size=3)
     assert shown(first) == ["P:A", "P:B", "P:C"] and "rows 1–3 of 7" in first.text
     assert shown(page(client, a=a.id, b=b.id, page_size=3, page=3)) == ["P:G"]
-    assert 'href="?a=%d&amp;b=%d&amp;page_size=3&amp;page=2" rel="next"' % (a.id, b.id) in first.text
+    assert f'href="?a={a.id}&amp;b={b.id}&amp;page_size=3&amp;page=2" rel="next"' in first.text
 
 
 def test_csv_holds_exactly_the_rows_and_cells_the_page_shows(client, signed_in, pair):
@@ -155,10 +155,10 @@ def test_csv_holds_exactly_the_rows_and_cells_the_page_shows(client, signed_in, 
     assert exported["Content-Disposition"] == f'attachment; filename="compare-{a.id}-{b.id}.csv"'
     lines = list(csv.reader(io.StringIO(exported.content.decode())))
     assert lines[0] == CSV_HEADER
-    on_page = [dict(zip(PAGE_COLUMNS, row["cells"])) for row in table(response)]
-    in_csv = [dict(zip(CSV_HEADER, line)) for line in lines[1:]]
+    on_page = [dict(zip(PAGE_COLUMNS, row["cells"], strict=False)) for row in table(response)]
+    in_csv = [dict(zip(CSV_HEADER, line, strict=False)) for line in lines[1:]]
     assert len(in_csv) == len(on_page) == 6
-    for shown_row, exported_row in zip(on_page, in_csv):
+    for shown_row, exported_row in zip(on_page, in_csv, strict=True):
         shown_row["pv_name"] = shown_row["pv_name"].removesuffix(" not in registry")  # a badge beside the name
         if shown_row["pv_name"] == "P:E":  # an array: the page shortens the delta, the CSV has every element
             assert exported_row["delta"] == "[0.00, +0.50, 0.00]"
@@ -181,7 +181,9 @@ def test_live_rows_carry_the_marks_live_js_follows(client, signed_in, pair, live
     assert b["live"] == ["P:B2"] and b.get("delta_marked")
     assert (b["attrs"]["data-kind"], b["attrs"]["data-abs-tol"], b["attrs"]["data-rel-tol"]) == ("float", "0.1", "0.0")
     assert json.loads(b["attrs"]["data-saved"]) == 2.0 and b["attrs"]["data-precision"] == "2"
-    assert dict(zip(PAGE_COLUMNS, b["cells"]))["b"] == "2.5"  # when the page was made, with the live precision
+    assert (
+        dict(zip(PAGE_COLUMNS, b["cells"], strict=False))["b"] == "2.5"
+    )  # when the page was made, with the live precision
     assert json.loads(rows["P:C"]["attrs"]["data-saved"]) == "NaN"
     assert json.loads(rows["P:E"]["attrs"]["data-saved"]) == [1.0, 2.0, 3.0]
     assert rows["P:D"]["attrs"]["data-kind"] == "enum" and json.loads(rows["P:D"]["attrs"]["data-saved"]) == 1

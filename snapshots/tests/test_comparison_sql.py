@@ -68,7 +68,7 @@ CASES = [
 
 def _sql_results(cases):
     """(within, delta, relative tolerance) of each case, computed by PostgreSQL."""
-    a, b, at, rt = (list(column) for column in zip(*cases))
+    a, b, at, rt = (list(column) for column in zip(*cases, strict=True))
     query = (
         f"SELECT {comparison_sql.numbers_within('a', 'b', 'at', 'rt')}, {comparison_sql.delta('a', 'b')},"
         f" {comparison_sql.relative_tolerance('a', 'rt')}"
@@ -86,7 +86,7 @@ def _same_float(x: float, y: float) -> bool:
 
 def _disagreements(cases):
     problems = []
-    for (a, b, at, rt), (within, difference, relative) in zip(cases, _sql_results(cases)):
+    for (a, b, at, rt), (within, difference, relative) in zip(cases, _sql_results(cases), strict=True):
         if within != numbers_within_tolerance(a, b, at, rt):
             problems.append(("within", a, b, at, rt, within))
         if not _same_float(difference, delta(a, b, "float")):

@@ -5,7 +5,7 @@ import pytest
 from pvs.models import PV
 from snapshots.drift import drift_summary, golden_snapshot
 from snapshots.models import SnapshotTag
-from snapshots.tests.conftest import Enum
+from squirrel_site.testing.snapshots import Enum
 from tags.models import Tag, TagGroup
 
 pytestmark = pytest.mark.django_db

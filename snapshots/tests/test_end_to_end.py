@@ -4,88 +4,17 @@ The independent reads and writes on the IOC run in a subprocess with plain pyepi
 share nothing with the code under test.
 """
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.db.models import Q
 
 from jobs.models import Job
 from pvs import sim
-from pvs.importers import import_pvs
 from snapshots.models import Restore, Snapshot
+from squirrel_site.testing.ioc import Worker, caget_many, caput_many
 
 pytestmark = [pytest.mark.ioc, pytest.mark.worker]
-
-
-class Worker:
-    """A `celery worker --pool threads` subprocess on the test database and broker."""
-
-    def __init__(self, log_path):
-        self.log_path = log_path
-        env = dict(
-            os.environ,
-            DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
-            SQUIRREL_DB_NAME=connection.settings_dict["NAME"],
-            PYTHONUNBUFFERED="1",
-            PATH=f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}",
-        )
-        with open(log_path, "a") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "squirrel_site",
-                    "worker",
-                    "--pool",
-                    "threads",
-                    "--concurrency",
-                    "2",
-                    "--loglevel",
-                    "INFO",
-                    "--without-mingle",
-                    "--without-gossip",
-                ],
-                cwd=settings.BASE_DIR,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while "ready." not in self.output():
-            assert self.process.poll() is None, f"worker exited:\n{self.output()}"
-            assert time.monotonic() < deadline, f"worker not ready:\n{self.output()}"
-            time.sleep(0.1)
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@pytest.fixture
-def registry(sim_ioc, transactional_db):
-    report = import_pvs("registry.csv", sim_ioc.registry_csv.read_bytes(), dry_run=False)
-    assert report.ok
-    return sim_ioc
 
 
 class Workers:
@@ -104,7 +33,7 @@ class Workers:
 
 
 @pytest.fixture
-def workers(registry, redis_db, tmp_path):
+def workers(sim_ioc_registry, redis_db, tmp_path):
     started = Workers(tmp_path)
     started.start()
     yield started
@@ -115,32 +44,6 @@ def workers(registry, redis_db, tmp_path):
 def api(client, admin_user):
     client.force_login(admin_user)
     return client
-
-
-def ca(script: str, **values):
-    """Run `script` with pyepics in a fresh process; it prints JSON, which is returned."""
-    code = f"import epics, json, sys\nvalues = json.loads(sys.argv[1])\n{script}"
-    env = dict(os.environ)
-    result = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(values)], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def caput_many(values: dict) -> None:
-    ca(
-        "for a, v in values['pvs'].items():\n    assert epics.caput(a, v, wait=True, timeout=5) == 1, a\nprint('{}')",
-        pvs=values,
-    )
-
-
-def caget_many(addresses) -> dict:
-    return ca(
-        "print(json.dumps({a: (lambda v: v.tolist() if hasattr(v, 'tolist') else v)("
-        "epics.caget(a, use_monitor=False, timeout=5)) for a in values['pvs']}))",
-        pvs=list(addresses),
-    )
 
 
 def wait_for_job(api, job_id, timeout=60.0) -> dict:
@@ -190,9 +93,11 @@ def restore(api, snapshot_id, addresses) -> tuple[dict, dict]:
     return preview, wait_for_job(api, job["id"])
 
 
-def test_take_change_restore_verify_and_undo(api, workers, registry):
-    pair, integer, enum, text = (registry.of_kind(kind)[1] for kind in (sim.PAIR, sim.INT, sim.ENUM, sim.STRING))
-    protected = registry.of_kind(sim.PROTECTED)[0]
+def test_take_change_restore_verify_and_undo(api, workers, sim_ioc_registry):
+    pair, integer, enum, text = (
+        sim_ioc_registry.of_kind(kind)[1] for kind in (sim.PAIR, sim.INT, sim.ENUM, sim.STRING)
+    )
+    protected = sim_ioc_registry.of_kind(sim.PROTECTED)[0]
     addresses = [pair.setpoint, integer.setpoint, enum.setpoint, text.setpoint, protected.setpoint]
     saved = caget_many(addresses)
     snapshot_id = take(api, "Before the change", addresses)
@@ -221,8 +126,8 @@ def test_take_change_restore_verify_and_undo(api, workers, registry):
     assert caget_many([text.setpoint]) == {text.setpoint: "changed"}
 
 
-def test_a_worker_killed_mid_restore_is_resumed_by_another_without_skipping(api, workers, registry):
-    magnets = [pv for pv in registry.of_kind(sim.PAIR) if pv.wait_for_completion][:60]
+def test_a_worker_killed_mid_restore_is_resumed_by_another_without_skipping(api, workers, sim_ioc_registry):
+    magnets = [pv for pv in sim_ioc_registry.of_kind(sim.PAIR) if pv.wait_for_completion][:60]
     addresses = [pv.setpoint for pv in magnets]
     saved = caget_many(addresses)
     snapshot_id = take(api, "Magnets", addresses)
@@ -260,8 +165,10 @@ def test_a_worker_killed_mid_restore_is_resumed_by_another_without_skipping(api,
     assert all(now[a] == pytest.approx(saved[a]) for a in addresses)
 
 
-def test_a_job_committed_whose_message_never_reached_the_broker_is_run_by_the_relay(api, workers, registry, admin_user):
-    addresses = [pv.setpoint for pv in registry.of_kind(sim.PAIR)][:5]
+def test_a_job_committed_whose_message_never_reached_the_broker_is_run_by_the_relay(
+    api, workers, sim_ioc_registry, admin_user
+):
+    addresses = [pv.setpoint for pv in sim_ioc_registry.of_kind(sim.PAIR)][:5]
     # What a web process leaves when it dies (or the broker vanishes) between the commit and the send.
     job = Job.objects.create(
         type="snapshot",

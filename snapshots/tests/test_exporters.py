@@ -257,7 +257,9 @@ def test_csv_cells_a_spreadsheet_would_evaluate_are_written_as_text(snapshot):
     stream = io.StringIO(newline="")
     export_snapshot_csv(snapshot, stream)
 
-    rows = {row[0]: dict(zip(FIELDS, row)) for row in csv.reader(io.StringIO(stream.getvalue(), newline=""))}
+    rows = {
+        row[0]: dict(zip(FIELDS, row, strict=False)) for row in csv.reader(io.StringIO(stream.getvalue(), newline=""))
+    }
 
     assert rows["RT:FORMULA"]["units"] == "'=1+1"
     assert not any(cell.startswith(("=", "+", "@")) for row in rows.values() for cell in row.values())

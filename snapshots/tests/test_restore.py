@@ -1,6 +1,6 @@
 """Restore: preview, staged execution, verification, refusals, undo.
 
-Unit tests drive a fake EpicsService (restore_support.FakeIOC; pvs.epics_io is the one module
+Unit tests drive a fake EpicsService (squirrel_site.testing.restore.FakeIOC; pvs.epics_io is the one module
 that owns Channel Access); the `ioc` tests use the real simulated IOC. Resuming after a crash:
 test_restore_resume.py.
 """
@@ -22,18 +22,14 @@ from pvs.models import PV
 from snapshots import restore as restore_service
 from snapshots.models import LiveSource, Restore, RestoreAction, RestoreItemStatus, RestoreStatus, SnapshotOrigin
 from snapshots.restore import RestoreError, execute_restore, preview_restore, undo_restore
-from snapshots.tests.restore_support import (  # noqa: F401 - ioc, undo_snapshots and user are fixtures
+from squirrel_site.testing.restore import (
     CrashingPut,
     actions,
-    ioc,
     make_pv,
     make_snapshot,
     simple_setup,
     statuses,
-    undo_snapshots,
-    user,
 )
-
 
 # Preview ---------------------------------------------------------------------------------------
 
@@ -455,7 +451,8 @@ def independent_ca(puts: dict | None = None, gets: list | None = None) -> dict:
         "args = json.loads(sys.argv[1])\n"
         "ok = {a: epics.caput(a, v, wait=True, timeout=5) for a, v in args['puts'].items()}\n"
         "got = {a: epics.caget(a, use_monitor=False, timeout=5) for a in args['gets']}\n"
-        "print(json.dumps({'ok': ok, 'got': {a: (v.tolist() if hasattr(v, 'tolist') else v) for a, v in got.items()}}))\n"
+        "got = {a: (v.tolist() if hasattr(v, 'tolist') else v) for a, v in got.items()}\n"
+        "print(json.dumps({'ok': ok, 'got': got}))\n"
     )
     argument = json.dumps({"puts": puts or {}, "gets": gets or []})
     done = subprocess.run([sys.executable, "-c", script, argument], capture_output=True, text=True, timeout=60)

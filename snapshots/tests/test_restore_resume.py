@@ -17,15 +17,12 @@ from snapshots import restore as restore_service
 from snapshots.jobs import restore_handler
 from snapshots.models import Restore, RestoreItemStatus, RestoreStatus
 from snapshots.restore import RestoreBusy, execute_restore, preview_restore, resume_restore
-from snapshots.tests.restore_support import (  # noqa: F401 - ioc, undo_snapshots and user are fixtures
+from squirrel_site.testing.restore import (
     CrashingPut,
-    ioc,
     make_pv,
     make_snapshot,
     simple_setup,
     statuses,
-    undo_snapshots,
-    user,
 )
 
 

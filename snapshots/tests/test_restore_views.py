@@ -12,38 +12,10 @@ from django.utils import timezone
 
 from jobs.models import Job, JobType
 from pvs.models import PV
-from snapshots.models import RestoreAction, RestorePreview, Snapshot, SnapshotMode, SnapshotValue, ValueType
-from snapshots.restore import execute_restore
-from snapshots.tests.restore_support import FakeIOC
+from snapshots.models import RestoreAction, RestorePreview, SnapshotValue
+from squirrel_site.testing.restore import make_preview, preview_of
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def saved(admin_user, live_values):
-    """Four PVs saved at 1.0; live: A and B moved, C unchanged, D read-only (moved)."""
-    pvs = [
-        PV.objects.create(setpoint_address="R:A", device="MAG:1", abs_tolerance=0.01),
-        PV.objects.create(setpoint_address="R:B", device="MAG:2", abs_tolerance=0.01),
-        PV.objects.create(setpoint_address="R:C", device="RF:1", abs_tolerance=0.01),
-        PV.objects.create(setpoint_address="R:D", device="RF:2", read_only=True),
-    ]
-    snapshot = Snapshot.objects.create(title="Good", created_by=admin_user, mode=SnapshotMode.DIRECT, pv_count=4)
-    for pv in pvs:
-        SnapshotValue.objects.create(
-            snapshot=snapshot,
-            pv=pv,
-            pv_name=pv.setpoint_address,
-            value_type=ValueType.FLOAT,
-            setpoint_num=1.0,
-            source="direct",
-        )
-    live_values({"R:A": 2.0, "R:B": 3.0, "R:C": 1.0, "R:D": 5.0})
-    return snapshot
-
-
-def preview_of(client, snapshot, **post):
-    return client.post(reverse("snapshots:restore_preview_create", args=[snapshot.pk]), post)
 
 
 def actions(preview) -> dict[str, str]:
@@ -105,11 +77,6 @@ def test_a_bad_selection_returns_to_the_snapshot_with_a_readable_message(client,
     page = client.get(response["Location"]).text
     assert message in page.replace("&quot;", '"')
     assert not RestorePreview.objects.exists()
-
-
-def make_preview(client, snapshot) -> RestorePreview:
-    preview_of(client, snapshot, scope="all")
-    return RestorePreview.objects.get()
 
 
 def test_preview_page_shows_what_would_be_written_and_the_confirm_form(
@@ -203,18 +170,6 @@ def test_a_preview_whose_pvs_were_edited_since_is_refused(client, operator, save
     page = client.get(execute(client, preview)["Location"]).text
     assert f"The registry entries of PVs in preview #{preview.pk} were edited or deleted since it was made" in page
     assert not Job.objects.exists()
-
-
-@pytest.fixture
-def restored(client, operator, saved, redis_db):
-    """A confirmed preview of `saved`, executed as the worker would (against a fake IOC)."""
-    client.force_login(operator)
-    preview = make_preview(client, saved)
-    ioc = FakeIOC()
-    for address, value in {"R:A": 2.0, "R:B": 3.0, "R:C": 1.0, "R:D": 5.0}.items():
-        ioc.add(address, value)
-    ioc.denied.add("R:B")
-    return execute_restore(preview, user=operator, io=ioc, verify_timeout=0.5)
 
 
 def test_restore_page_shows_the_per_pv_results_and_undo(client, operator, restored, django_assert_max_num_queries):

@@ -17,9 +17,9 @@ from snapshots.models import (
     SnapshotTag,
 )
 from snapshots.schedules import apply_retention, delete_schedule, run_schedule, save_schedule
-from snapshots.tests.test_services import ALL_CACHED, cache, registry  # noqa: F401 - fixtures
 from squirrel_site.audit import AuditAction, AuditVia
 from squirrel_site.models import AuditEntry
+from squirrel_site.testing.snapshots import ALL_CACHED
 
 pytestmark = pytest.mark.django_db
 # Who changes the schedules of these tests (the audit entry's actor and via).
@@ -60,7 +60,7 @@ def test_deleting_a_schedule_deletes_its_task(schedule):
     assert not PeriodicTask.objects.exists()
 
 
-def test_a_run_takes_a_scheduled_snapshot_as_a_job(schedule, registry, cache):  # noqa: F811
+def test_a_run_takes_a_scheduled_snapshot_as_a_job(schedule, three_pvs, cache):
     cache(ALL_CACHED)
     job = run_schedule(schedule.pk)
     assert job.status == JobStatus.SUCCEEDED, job.error
@@ -136,7 +136,7 @@ def test_admin_saves_a_schedule_with_its_task(client, admin_user, hourly):
     assert json.loads(PeriodicTask.objects.get().kwargs) == {"schedule_id": SnapshotSchedule.objects.get().pk}
 
 
-def test_a_redelivered_beat_message_takes_one_snapshot(schedule, registry, cache):  # noqa: F811
+def test_a_redelivered_beat_message_takes_one_snapshot(schedule, three_pvs, cache):
     cache(ALL_CACHED)
     first = run_schedule(schedule.pk, key="scheduled-snapshot:task-1")
     again = run_schedule(schedule.pk, key="scheduled-snapshot:task-1")  # the same message, delivered again
@@ -168,7 +168,7 @@ def test_schedule_changes_in_the_admin_are_audited(client, admin_user, hourly):
     assert by == {(admin_user, AuditVia.ADMIN, str(schedule.pk))}
 
 
-def test_a_scheduled_snapshot_is_audited_once_as_requested_by_the_system(schedule, registry, cache):  # noqa: F811
+def test_a_scheduled_snapshot_is_audited_once_as_requested_by_the_system(schedule, three_pvs, cache):
     cache(ALL_CACHED)
     job = run_schedule(schedule.pk, key="scheduled-snapshot:task-1")
     run_schedule(schedule.pk, key="scheduled-snapshot:task-1")  # redelivered

@@ -1,98 +1,26 @@
 """Taking snapshots: cache, direct and hybrid modes, disconnected PVs, atomicity, golden."""
 
-import json
 import time
-from dataclasses import dataclass
 
 import pytest
 from django.db import DataError
 
 from monitor import live
-from monitor.live import FencedWriter, Lease, LiveMeta, LiveValue, Shard
+from monitor.live import LiveMeta, Shard
 from pvs.epics_io import Reading
 from pvs.models import PV
 from snapshots.models import Snapshot, SnapshotTag, SnapshotValue
 from snapshots.services import SnapshotError, monitor_is_fresh, take_snapshot
+from squirrel_site.testing.snapshots import ALL_CACHED, FakeReader
 
 pytestmark = pytest.mark.django_db
-
-
-@dataclass
-class FakeResult:
-    """Shaped like pvs.epics_io.ReadResult."""
-
-    address: str
-    reading: Reading | None
-    error: str | None
-
-
-class FakeReader:
-    """Answers direct reads from a dict of address -> value (or an error text); records calls."""
-
-    def __init__(self, answers: dict):
-        self.answers = answers
-        self.calls: list[list[str]] = []
-
-    def read(self, addresses, timeout):
-        self.calls.append(list(addresses))
-        results = {}
-        for address in addresses:
-            answer = self.answers.get(address, "timeout")
-            if isinstance(answer, str):
-                results[address] = FakeResult(address, None, answer)
-            else:
-                kind = "int" if isinstance(answer, int) else "float"
-                reading = Reading(address, kind, answer, 0, 0, time.time() - 10, time.time())
-                results[address] = FakeResult(address, reading, None)
-        return results
-
-    @property
-    def read_addresses(self) -> set[str]:
-        return {address for call in self.calls for address in call}
-
-
-@pytest.fixture
-def registry():
-    """Three PVs: A and B with readbacks, C without."""
-    return [
-        PV.objects.create(setpoint_address="T:A_SP", readback_address="T:A_RB"),
-        PV.objects.create(setpoint_address="T:B_SP", readback_address="T:B_RB"),
-        PV.objects.create(setpoint_address="T:C"),
-    ]
-
-
-@pytest.fixture
-def cache(redis_db):
-    """Write live values and metadata as the monitor's leader would, and its heartbeat."""
-    lease = Lease(redis_db, Shard(0, 1), "test")
-    assert lease.acquire()
-    writer = FencedWriter(redis_db, lease)
-
-    def fill(entries: dict, *, age: float = 0.0, meta: dict | None = None, heartbeat_age: float | None = 0.0):
-        now = time.time()
-        live_values = {}
-        for address, value in entries.items():
-            connected = value is not None
-            live_values[address] = LiveValue(address, "float", value, 0, 0, now - 100, now - age, connected)
-        assert writer.write(live_values, meta or {})
-        if heartbeat_age is not None:
-            live.write_heartbeat(redis_db, Shard(0, 1), {"synced": True})
-            if heartbeat_age:
-                beat = live.read_heartbeats(redis_db)[0]
-                stale = {**beat, "written_at": now - heartbeat_age}
-                redis_db.set(live.heartbeat_key(Shard(0, 1)), json.dumps(stale))
-
-    return fill
 
 
 def values_of(snapshot) -> dict[str, SnapshotValue]:
     return {v.pv_name: v for v in snapshot.values.all()}
 
 
-ALL_CACHED = {"T:A_SP": 1.0, "T:A_RB": 1.1, "T:B_SP": 2.0, "T:B_RB": 2.1, "T:C": 3.0}
-
-
-def test_cache_mode_uses_cached_values_when_the_monitor_is_fresh(registry, cache, admin_user):
+def test_cache_mode_uses_cached_values_when_the_monitor_is_fresh(three_pvs, cache, admin_user):
     cache(ALL_CACHED, age=1.0, meta={"T:A_SP": LiveMeta("mA", 2, None, None, None, "", "float", 1, True, True)})
     reader = FakeReader({})
 
@@ -107,11 +35,11 @@ def test_cache_mode_uses_cached_values_when_the_monitor_is_fresh(registry, cache
     }
     assert (saved["T:A_SP"].units, saved["T:A_SP"].precision, saved["T:A_SP"].readback_name) == ("mA", 2, "T:A_RB")
     assert 1.0 <= saved["T:C"].age < 5.0
-    assert saved["T:A_SP"].pv == registry[0]
+    assert saved["T:A_SP"].pv == three_pvs[0]
     assert (snapshot.pv_count, snapshot.disconnected_count, snapshot.mode) == (3, 0, "cache")
 
 
-def test_cache_mode_stores_missing_and_disconnected_pvs_without_value(registry, cache, admin_user):
+def test_cache_mode_stores_missing_and_disconnected_pvs_without_value(three_pvs, cache, admin_user):
     cache({"T:A_SP": None, "T:A_RB": 1.1, "T:B_SP": 2.0, "T:B_RB": None})
 
     snapshot = take_snapshot(title="t", created_by=admin_user, mode="cache", reader=FakeReader({}))
@@ -127,7 +55,7 @@ def test_cache_mode_stores_missing_and_disconnected_pvs_without_value(registry, 
     assert snapshot.disconnected_count == 2
 
 
-def test_stale_heartbeat_makes_cache_mode_read_directly(registry, cache, admin_user):
+def test_stale_heartbeat_makes_cache_mode_read_directly(three_pvs, cache, admin_user):
     cache(ALL_CACHED, heartbeat_age=30.0)
     reader = FakeReader({"T:A_SP": 10.0, "T:A_RB": 10.5, "T:B_SP": 20.0, "T:B_RB": 20.5, "T:C": 30.0})
 
@@ -153,7 +81,7 @@ def test_a_missing_shard_heartbeat_counts_as_stale(redis_db):
     assert monitor_is_fresh()
 
 
-def test_hybrid_reads_only_stale_disconnected_or_missing_values_directly(registry, cache, admin_user):
+def test_hybrid_reads_only_stale_disconnected_or_missing_values_directly(three_pvs, cache, admin_user):
     cache({"T:A_SP": 1.0, "T:A_RB": 1.1, "T:B_SP": 2.0, "T:B_RB": None})
     reader = FakeReader({"T:B_SP": 20.0, "T:B_RB": 20.5, "T:C": 30})
 
@@ -169,7 +97,7 @@ def test_hybrid_reads_only_stale_disconnected_or_missing_values_directly(registr
     assert saved["T:C"].value_type == "int"
 
 
-def test_hybrid_uses_connected_cached_values_however_long_unchanged(registry, cache, admin_user):
+def test_hybrid_uses_connected_cached_values_however_long_unchanged(three_pvs, cache, admin_user):
     cache(ALL_CACHED, age=3600.0)
     reader = FakeReader({address: 0.5 for address in ALL_CACHED})
 
@@ -180,7 +108,7 @@ def test_hybrid_uses_connected_cached_values_however_long_unchanged(registry, ca
     assert reader.read_addresses == set()
 
 
-def test_direct_read_failures_are_stored_disconnected_with_the_reason(registry, redis_db, admin_user):
+def test_direct_read_failures_are_stored_disconnected_with_the_reason(three_pvs, redis_db, admin_user):
     reader = FakeReader({"T:A_SP": 1.0, "T:B_SP": "disconnected", "T:B_RB": 2.5})
 
     snapshot = take_snapshot(title="t", created_by=admin_user, mode="direct", reader=reader)
@@ -195,7 +123,7 @@ def test_direct_read_failures_are_stored_disconnected_with_the_reason(registry, 
     assert snapshot.disconnected_count == 2
 
 
-def test_selection_limits_the_snapshot_and_reports_progress(registry, redis_db, admin_user):
+def test_selection_limits_the_snapshot_and_reports_progress(three_pvs, redis_db, admin_user):
     steps = []
 
     snapshot = take_snapshot(
@@ -211,12 +139,12 @@ def test_selection_limits_the_snapshot_and_reports_progress(registry, redis_db, 
     assert steps[0] == 0 and steps[-1] == 100 and steps == sorted(steps)
 
 
-def test_empty_selection_is_refused(registry, redis_db, admin_user):
+def test_empty_selection_is_refused(three_pvs, redis_db, admin_user):
     with pytest.raises(SnapshotError, match="No PVs selected"):
         take_snapshot(title="t", created_by=admin_user, pvs=PV.objects.none(), reader=FakeReader({}))
 
 
-def test_a_failing_write_leaves_no_snapshot(registry, redis_db, admin_user):
+def test_a_failing_write_leaves_no_snapshot(three_pvs, redis_db, admin_user):
     class NulStringReader(FakeReader):
         def read(self, addresses, timeout):
             results = super().read(addresses, timeout)
@@ -233,7 +161,7 @@ def test_a_failing_write_leaves_no_snapshot(registry, redis_db, admin_user):
     assert not SnapshotValue.objects.exists()
 
 
-def test_golden_tag_is_refused_for_non_admins(registry, redis_db, operator):
+def test_golden_tag_is_refused_for_non_admins(three_pvs, redis_db, operator):
 
     with pytest.raises(SnapshotError, match="Only administrators"):
         take_snapshot(title="t", created_by=operator, tags=["golden"], mode="direct", reader=FakeReader({}))
@@ -241,7 +169,7 @@ def test_golden_tag_is_refused_for_non_admins(registry, redis_db, operator):
     assert not Snapshot.objects.exists()
 
 
-def test_the_admin_role_may_tag_golden(registry, redis_db, admin_role_user):
+def test_the_admin_role_may_tag_golden(three_pvs, redis_db, admin_role_user):
     snapshot = take_snapshot(
         title="t",
         created_by=admin_role_user,
@@ -253,7 +181,7 @@ def test_the_admin_role_may_tag_golden(registry, redis_db, admin_role_user):
     assert list(snapshot.tags.values_list("name", flat=True)) == ["golden"]
 
 
-def test_unknown_tag_names_are_refused(registry, redis_db, admin_user):
+def test_unknown_tag_names_are_refused(three_pvs, redis_db, admin_user):
     with pytest.raises(SnapshotError, match="Unknown snapshot tag: nope"):
         take_snapshot(title="t", created_by=admin_user, tags=["nope"], reader=FakeReader({}))
 
@@ -300,7 +228,7 @@ def test_a_monitor_that_has_not_synced_yet_is_not_fresh(redis_db):
     assert monitor_is_fresh()
 
 
-def test_a_snapshot_job_redelivered_after_its_snapshot_was_saved_takes_no_second_one(registry, redis_db, admin_user):
+def test_a_snapshot_job_redelivered_after_its_snapshot_was_saved_takes_no_second_one(three_pvs, redis_db, admin_user):
     from jobs.models import Job, JobStatus, JobType
     from jobs.runner import run_job
     from snapshots.jobs import snapshot_handler

@@ -39,7 +39,7 @@ def meta(**overrides) -> LiveMeta:
 
 
 def as_dict(row: tuple) -> dict:
-    return dict(zip(values.ROW_COLUMNS, row))
+    return dict(zip(values.ROW_COLUMNS, row, strict=True))
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,12 @@
-"""Test support for fault tests: private PostgreSQL and Redis, and the real processes on them.
+"""Test support in one place: the fixtures and helpers every test module shares, and `eventually()`.
 
-`services` runs a PostgreSQL cluster and a Redis server of the test's own (they may be stopped,
-killed and restarted); `processes` runs Squirrel's processes (web, worker, beat, monitor and the
-simulated IOC) against them; `fixtures` exposes both to pytest (the root conftest.py loads it).
-No test module imports from another: they all use these.
+Pytest plugins (the root conftest.py's pytest_plugins): `fixtures` (the fault tests' private
+PostgreSQL and Redis from `services` and Squirrel's real processes from `processes`), `ioc` (the
+simulated IOC in the registry, Celery worker subprocesses, independent Channel Access reads and
+writes), `site` (the whole system for the browser tests), `snapshots` (snapshots, PVs and live values
+made from Python values). Helpers: `restore` (a fake IOC for restore unit tests), `values` and
+`websocket` (the monitor's live values and the live socket), `jobs`, `load`, `channel_access`.
+No test module imports from another test module or a conftest.py (squirrel_site/tests/test_test_support.py).
 """
 
 import time

@@ -287,7 +287,7 @@ class Squirrel:
         """A job as PostgreSQL holds it: status, message, error, result_id, retry_count."""
         fields = ("status", "message", "error", "result_id", "retry_count")
         rows = self.sql(f"SELECT {', '.join(fields)} FROM jobs_job WHERE id = %s", job_id)
-        return dict(zip(fields, rows[0])) if rows else {}
+        return dict(zip(fields, rows[0], strict=True)) if rows else {}
 
     def count(self, table: str) -> int:
         """Rows in `table` of this test's database (e.g. jobs_job, squirrel_site_auditentry)."""

@@ -11,20 +11,22 @@ from django.conf import settings
 from django.db import OperationalError
 
 from monitor import live
-from snapshots.tests.test_end_to_end import Worker, registry  # noqa: F401 - a fixture
 from squirrel_site import health
-from squirrel_site.tests.test_browser import site  # noqa: F401 - a fixture
+from squirrel_site.testing.ioc import Worker
 
 URL = "/api/v1/health/"
 
 pytestmark = pytest.mark.django_db
 
 
+ONE_SHARD = live.Shard(0, 1)
+
+
 @pytest.fixture
 def monitor_beats(redis_db):
     """beat(shard, **stats): a heartbeat as a monitor leader writes it."""
 
-    def write(shard=live.Shard(0, 1), **stats):
+    def write(shard=ONE_SHARD, **stats):
         stats = {
             "owner": "mon-host:41",
             "synced": True,
@@ -254,7 +256,7 @@ def wait_for_report(url: str, predicate, timeout: float = 20.0) -> dict:
 
 @pytest.mark.ioc
 @pytest.mark.worker
-def test_a_real_worker_and_monitor_appear_and_a_stopped_worker_leaves(site, registry, tmp_path):  # noqa: F811
+def test_a_real_worker_and_monitor_appear_and_a_stopped_worker_leaves(site, sim_ioc_registry, tmp_path):
     status, body = fetch(f"{site}{URL}?strict=1")
 
     assert (status, body["status"]) == (200, "ok"), body
@@ -276,7 +278,7 @@ def test_a_real_worker_and_monitor_appear_and_a_stopped_worker_leaves(site, regi
 
 @pytest.mark.ioc
 @pytest.mark.worker
-def test_a_real_monitor_whose_ioc_stops_is_degraded_naming_the_ioc(site, restartable_sim_ioc):  # noqa: F811
+def test_a_real_monitor_whose_ioc_stops_is_degraded_naming_the_ioc(site, restartable_sim_ioc):
     assert fetch(f"{site}{URL}?strict=1")[0] == 200
 
     restartable_sim_ioc.stop()

@@ -8,7 +8,6 @@ import pytest
 from jobs.models import Job, JobType
 from snapshots.models import Restore, RestoreItem, RestoreItemStatus, RestorePreview, RestoreStatus
 from snapshots.restore import preview_restore
-from snapshots.tests.conftest import live_values, make_pvs, make_snapshot  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +15,7 @@ PAGE = 50  # the jobs and restores lists' page, which takes no page_size
 
 
 @pytest.fixture
-def archive(admin_user, make_pvs, make_snapshot, live_values):  # noqa: F811 - fixtures imported above
+def archive(admin_user, make_pvs, make_snapshot, live_values):
     """More of everything than a page shows (page_size=2 where a list takes it; the jobs and restores
     lists show 50); the URLs of the lists, by name."""
     make_pvs("L:A", "L:B", "L:C", abs_tolerance=0.1)

@@ -3,8 +3,9 @@
 The tables below are the authorization matrix (docs/security.md explains the roles). Each cell is
 what a real request through the test client (or a handshake through the real ASGI app) must give:
 "ok" (the permission check passed: 2xx, or 400 for a payload refused after it), 401, 403, 404
-for an object the user may not see, or "login" (a page for people sends a visitor to log in). A completeness check walks the URL resolver and the Channels
-routing, so a new endpoint or route fails the suite until it has its row here.
+for an object the user may not see, or "login" (a page for people sends a visitor to log in).
+A completeness check walks the URL resolver and the Channels routing, so a new endpoint or route
+fails the suite until it has its row here.
 """
 
 import json

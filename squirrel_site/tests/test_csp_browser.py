@@ -1,18 +1,15 @@
 """The Content-Security-Policy in Debian's chromium: every page works under it and none breaks it.
 
-The same whole system on loopback as test_browser.py (its fixtures); the browser reports each
+The same whole system on loopback as test_browser.py (squirrel_site.testing.site); the browser reports each
 violation as a `securitypolicyviolation` event and a console error, and both are collected.
 """
 
 import pytest
 
 from pvs import sim
-from snapshots.tests.test_end_to_end import registry  # noqa: F401 - a fixture
-from squirrel_site.tests.test_browser import (  # noqa: F401 - browser_page and site are fixtures
-    browser_page,
+from squirrel_site.testing.site import (
     log_in,
     screenshot,
-    site,
     take_snapshot,
     wait_for_live,
 )
@@ -28,7 +25,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 
 @pytest.fixture
-def watched_page(browser_page):  # noqa: F811 - the imported fixture
+def watched_page(browser_page):
     """A chromium page that records CSP violations; `watched_page.violations()` after each visit."""
     console = []
     browser_page.on(
@@ -46,9 +43,9 @@ def watched_page(browser_page):  # noqa: F811 - the imported fixture
     return browser_page
 
 
-def test_every_page_works_under_the_content_security_policy(site, watched_page, registry, admin_user):  # noqa: F811
+def test_every_page_works_under_the_content_security_policy(site, watched_page, sim_ioc_registry, admin_user):
     page = watched_page
-    pair = registry.of_kind(sim.PAIR)[4]
+    pair = sim_ioc_registry.of_kind(sim.PAIR)[4]
     seen = {}
     sockets = []  # the frames received on each /ws/live/ socket the pages opened, in order
 

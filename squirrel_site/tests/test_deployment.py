@@ -43,7 +43,10 @@ def manage(*args: str, **variables: str) -> subprocess.CompletedProcess:
 
 def settings_in_subprocess(*names: str, **variables: str) -> dict:
     """The named settings as a process started with these variables reads them."""
-    code = f"import json; from django.conf import settings; print(json.dumps({{n: getattr(settings, n) for n in {names!r}}}))"
+    code = (
+        "import json; from django.conf import settings; "
+        f"print(json.dumps({{n: getattr(settings, n) for n in {names!r}}}))"
+    )
     result = manage("shell", "-c", code, **variables)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])

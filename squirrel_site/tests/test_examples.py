@@ -17,8 +17,6 @@ from knox.models import AuthToken
 from monitor import live
 from pvs import epics_io, sim
 from snapshots.models import Snapshot
-from snapshots.tests.test_end_to_end import registry  # noqa: F401 - a fixture
-from squirrel_site.tests.test_browser import put_on_ioc, site  # noqa: F401 - fixtures
 
 SCRIPT = Path(settings.BASE_DIR) / "docs" / "examples" / "snapshot_compare_restore.py"
 TAG = "Timing"  # a Subsystem tag of the simulated IOC with setpoint pairs, integers, enums and strings
@@ -60,8 +58,8 @@ def wait_for_monitor(expected: dict, timeout: float = 10.0) -> None:
 
 @pytest.mark.ioc
 @pytest.mark.worker
-def test_the_example_script_restores_a_tags_pvs_on_the_ioc(site, registry, make_user, put_on_ioc):  # noqa: F811
-    tagged = [pv for pv in registry.pvs if TAG in pv.subsystems]
+def test_the_example_script_restores_a_tags_pvs_on_the_ioc(site, sim_ioc_registry, make_user, put_on_ioc):
+    tagged = [pv for pv in sim_ioc_registry.pvs if TAG in pv.subsystems]
     pair, integer, enum, text = (
         next(pv for pv in tagged if pv.kind == kind) for kind in (sim.PAIR, sim.INT, sim.ENUM, sim.STRING)
     )

@@ -100,5 +100,10 @@ def test_the_worker_and_the_monitor_tell_systemd_they_are_ready_then_alive(squir
     for name, sock in sockets.items():
         with sock:
             messages = []
-            eventually(lambda: messages.extend(received(sock)) or messages.count("WATCHDOG=1") >= 2, 15, what=name)
+
+            def two_watchdog_pings(sock=sock, messages=messages) -> bool:
+                messages.extend(received(sock))
+                return messages.count("WATCHDOG=1") >= 2
+
+            eventually(two_watchdog_pings, 15, what=name)
             assert "READY=1" in messages, (name, messages)

@@ -7,7 +7,6 @@ BoundedChangeList (impossible dates) and the forms (page numbers).
 """
 
 import io
-import json
 
 import pytest
 from asgiref.sync import async_to_sync

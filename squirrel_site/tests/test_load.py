@@ -14,8 +14,8 @@ from django.db import connection
 from knox.models import AuthToken
 
 from pvs.models import PV
-from squirrel_site.tests.load_support import ConnectionWatch, WebProcess, burst, database_dsn, summary
-from squirrel_site.tests.test_browser import free_port
+from squirrel_site.testing.load import ConnectionWatch, WebProcess, burst, database_dsn, summary
+from squirrel_site.testing.site import free_port
 
 pytestmark = pytest.mark.load
 

@@ -30,7 +30,7 @@ from jobs.models import Job, JobType
 from monitor import live
 from snapshots.models import GOLDEN_TAG, Restore, RestoreItem, RestoreItemStatus, RestoreStatus, SnapshotTag
 from snapshots.restore import preview_restore
-from snapshots.tests.conftest import Enum, live_values, make_pvs, make_snapshot  # noqa: F401 - fixtures
+from squirrel_site.testing.snapshots import Enum
 from tags.models import Tag, TagGroup
 
 CONFIG = SchemathesisConfig.from_dict(
@@ -43,6 +43,9 @@ CONFIG = SchemathesisConfig.from_dict(
         "checks": {"positive_data_acceptance": {"enabled": False}},
     }
 )
+# The fuzz takes about a minute: the fast subset (-m "not slow ...") leaves it out.
+pytestmark = pytest.mark.slow
+
 schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True), config=CONFIG)
 schema.app = WSGIHandler()
 
@@ -152,7 +155,7 @@ def healthy(redis_db):
 
 
 @pytest.fixture
-def machine(admin_user, make_pvs, make_snapshot, live_values, healthy):  # noqa: F811 - fixtures imported above
+def machine(admin_user, make_pvs, make_snapshot, live_values, healthy):
     """Something behind every kind of id: tagged PVs, a golden snapshot with a value of each kind,
     live values in Redis (so previews, undos and live comparisons are made from the cache), a
     preview, a finished restore with its items, and a job. Returns their ids by the URL segment of

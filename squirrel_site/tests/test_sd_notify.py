@@ -2,7 +2,6 @@
 
 import socket
 
-
 from squirrel_site.sd_notify import Watchdog, notify
 from squirrel_site.testing.fixtures import received
 

@@ -13,7 +13,6 @@ from tags.api.serializers import TagGroupSerializer, TagSerializer
 from tags.filtersets import TagFilterSet, TagGroupFilterSet
 from tags.models import Tag, TagGroup
 
-
 # What a DELETE answers, for the OpenAPI schema.
 _DELETED = inline_serializer(
     "VocabularyDeleted", {name: serializers.IntegerField() for name in ("tag_groups", "tags", "pv_links")}

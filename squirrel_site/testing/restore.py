@@ -2,13 +2,20 @@
 
 import time
 from collections import Counter
+from datetime import timedelta
 
-import pytest
+from django.urls import reverse
+from django.utils import timezone
 
 from pvs import epics_io
 from pvs.models import PV
-from snapshots import restore as restore_service
-from snapshots.models import Snapshot, SnapshotMode, SnapshotValue, ValueType
+from snapshots.models import (
+    RestorePreview,
+    Snapshot,
+    SnapshotMode,
+    SnapshotValue,
+    ValueType,
+)
 
 
 class CrashingPut(Exception):
@@ -96,31 +103,6 @@ class FakeIOC:
         }
 
 
-@pytest.fixture
-def ioc(redis_db):
-    return FakeIOC()
-
-
-@pytest.fixture
-def undo_snapshots(monkeypatch):
-    """The real take_undo_snapshot (a direct read through the io), recording what it was asked for."""
-    taken = []
-    real = restore_service.take_undo_snapshot
-
-    def take(*, restore, pvs, user, io):
-        snapshot = real(restore=restore, pvs=pvs, user=user, io=io)
-        taken.append((snapshot, sorted(pv.setpoint_address for pv in pvs)))
-        return snapshot
-
-    monkeypatch.setattr(restore_service, "take_undo_snapshot", take)
-    return taken
-
-
-@pytest.fixture
-def user(make_user):
-    return make_user("operator", "operator")
-
-
 def make_pv(address, *, readback="", stage=0, read_only=False, wait=False, abs_tolerance=0.0, rel_tolerance=0.0):
     return PV.objects.create(
         setpoint_address=address,
@@ -167,3 +149,24 @@ def simple_setup(ioc, user, count=3, **pv_options):
         ioc.add(pv.setpoint_address, 0.0, readback=pv.readback_address)
         saved[pv] = float(i + 1)
     return make_snapshot(user, saved)
+
+
+def make_preview(client, snapshot) -> RestorePreview:
+    preview_of(client, snapshot, scope="all")
+    return RestorePreview.objects.get()
+
+
+def preview_record(snapshot, user, **changes):
+    from snapshots.restore import _fingerprint
+
+    fields = {
+        "expires_at": timezone.now() + timedelta(minutes=5),
+        "live_source": "cache",
+        "registry_fingerprint": _fingerprint([]),
+        **changes,
+    }
+    return RestorePreview.objects.create(snapshot=snapshot, created_by=user, **fields)
+
+
+def preview_of(client, snapshot, **post):
+    return client.post(reverse("snapshots:restore_preview_create", args=[snapshot.pk]), post)
