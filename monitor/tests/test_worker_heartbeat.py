@@ -3,7 +3,7 @@
 import os
 import time
 
-from jobs.worker_heartbeat import WorkerHeartbeat
+from monitor.worker_heartbeat import WorkerHeartbeat
 from monitor import live
 from squirrel_site.testing.fixtures import received
 
