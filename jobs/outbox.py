@@ -37,6 +37,7 @@ from jobs.models import InvalidJobTransition, Job, JobStatus
 from jobs.progress import push_state
 from jobs.registry import runner_for
 from jobs.runner import job_lock
+from squirrel_site.celery import app
 from squirrel_site.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,6 @@ def _send(rows: QuerySet, now: datetime, keep=None) -> list[int]:
 def _publish(jobs: list[tuple[int, str]]) -> list[int]:
     """Send the task message of each (id, type), the task its runner names (jobs.registry); the
     ids whose message reached the broker."""
-    from squirrel_site.celery import app
-
     sent: list[int] = []
     if not jobs:
         return sent
