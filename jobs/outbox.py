@@ -33,19 +33,14 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from jobs.models import InvalidJobTransition, Job, JobStatus, JobType
+from jobs.models import InvalidJobTransition, Job, JobStatus
 from jobs.progress import push_state
+from jobs.registry import runner_for
 from jobs.runner import job_lock
+from squirrel_site.celery import app
 from squirrel_site.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
-
-# The Celery task that runs each type of job (snapshots.tasks).
-TASKS = {
-    JobType.SNAPSHOT: "snapshots.take_snapshot",
-    JobType.PREVIEW: "snapshots.preview",
-    JobType.RESTORE: "snapshots.restore",
-}
 
 # A dead or hung broker costs a request or the relay at most about this long (seconds).
 BROKER_TIMEOUT = 1.0
@@ -58,11 +53,6 @@ ORPHAN_INTERVAL = 3.0
 RESEND_AFTER = timedelta(seconds=30)
 # Rows taken per statement; the rest wait for the next round (a second).
 BATCH = 200
-
-
-def start_deadline(job_type: str) -> float | None:
-    """Seconds within which a job of `job_type` must start, or None (restores only, by default)."""
-    return settings.RESTORE_START_DEADLINE if job_type == JobType.RESTORE else None
 
 
 def check_broker() -> None:
@@ -88,7 +78,7 @@ def enqueue(job_type: str, *, user, data: dict) -> Job:
     transaction rolls back and the client is told to try again.
     """
     check_broker()
-    deadline = start_deadline(job_type)
+    deadline = runner_for(job_type).start_deadline()
     start_by = timezone.now() + timedelta(seconds=deadline) if deadline is not None else None
     job = Job.objects.create(type=job_type, created_by=user, data=data, start_by=start_by)
     transaction.on_commit(partial(send_undispatched, [job.pk]), robust=True)
@@ -156,16 +146,15 @@ def _send(rows: QuerySet, now: datetime, keep=None) -> list[int]:
 
 
 def _publish(jobs: list[tuple[int, str]]) -> list[int]:
-    """Send the task message of each (id, type); the ids whose message reached the broker."""
-    from squirrel_site.celery import app
-
+    """Send the task message of each (id, type), the task its runner names (jobs.registry); the
+    ids whose message reached the broker."""
     sent: list[int] = []
     if not jobs:
         return sent
     try:
         with app.connection_for_write(transport_options=_SEND_OPTIONS) as broker:
             for job_id, job_type in jobs:
-                app.send_task(TASKS[job_type], args=[job_id], connection=broker, retry=False)
+                app.send_task(runner_for(job_type).task_name, args=[job_id], connection=broker, retry=False)
                 sent.append(job_id)
     except Exception as exc:  # noqa: BLE001 - whatever the broker client raises, the relay sends later
         log.warning("Job messages not sent (the relay sends them when the broker answers): %s", exc)

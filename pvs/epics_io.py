@@ -360,11 +360,11 @@ _ANSWER_GRACE = 30.0  # s past a request's deadline before its caller gives up o
 _CONNECT, _READ, _PUT = "connect", "read", "put"
 
 
-class _Job:
+class _ServiceCall:
     """One caller's connect, read or put; the service thread owns it until it is done or expires.
 
     An address is `waiting` for its channel to connect, then `queued` to be sent, then
-    `outstanding` (CA operation ids) until its reply; every address shares the job's deadline.
+    `outstanding` (CA operation ids) until its reply; every address shares the call's deadline.
     """
 
     __slots__ = (
@@ -434,7 +434,7 @@ class EpicsService:
 
     def __init__(self, connect_timeout: float = 2.0):
         self.connect_timeout = connect_timeout
-        self._requests: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[_ServiceCall | None] = queue.SimpleQueue()
         self._metadata: dict[str, Metadata] = {}
         self._pid = os.getpid()
         self._closed = False
@@ -442,9 +442,9 @@ class EpicsService:
         # Everything below belongs to the service thread.
         self._lib = None
         self._channels: ChannelSet | None = None
-        self._jobs: list[_Job] = []
-        self._waiters: dict[str, list[_Job]] = {}
-        self._ops: dict[int, tuple[_Job, str]] = {}
+        self._calls: list[_ServiceCall] = []
+        self._waiters: dict[str, list[_ServiceCall]] = {}
+        self._ops: dict[int, tuple[_ServiceCall, str]] = {}
         self._next_op = 1
         self._replies: deque[tuple[int, int, int, int, bytes | None]] = deque()
         self._on_get = bulk.EVENT_CB(self._get_callback)
@@ -465,12 +465,12 @@ class EpicsService:
     def connect(self, addresses: Iterable[str], timeout: float | None = None) -> set[str]:
         """Create channels not yet known and wait until all are connected or the timeout; the connected ones."""
         timeout = self.connect_timeout if timeout is None else timeout
-        return set(self._submit(_Job(_CONNECT, list(dict.fromkeys(addresses)), timeout)))
+        return set(self._submit(_ServiceCall(_CONNECT, list(dict.fromkeys(addresses)), timeout)))
 
     def read(self, addresses: Sequence[str], timeout: float = 2.0) -> dict[str, ReadResult]:
         """The current value of every address (DBR_TIME, native type); missing channels connect first."""
         unique = list(dict.fromkeys(addresses))
-        results = self._submit(_Job(_READ, unique, timeout))
+        results = self._submit(_ServiceCall(_READ, unique, timeout))
         return {address: results[address] for address in unique}
 
     def put(
@@ -483,7 +483,7 @@ class EpicsService:
         by_address = {request.address: request for request in requests}
         if len(by_address) != len(requests):
             raise ValueError("put takes one request per address")
-        results = self._submit(_Job(_PUT, list(by_address), timeout, max_outstanding, by_address))
+        results = self._submit(_ServiceCall(_PUT, list(by_address), timeout, max_outstanding, by_address))
         return {address: results[address] for address in by_address}
 
     def metadata(self, addresses: Sequence[str]) -> dict[str, Metadata | None]:
@@ -500,19 +500,19 @@ class EpicsService:
         if self._thread is not threading.current_thread():
             self._thread.join(10.0)
 
-    def _submit(self, job: _Job) -> dict:
+    def _submit(self, call: _ServiceCall) -> dict:
         if os.getpid() != self._pid:
             raise ChannelAccessError("This EPICS service was started before fork(): Channel Access does not survive it")
         if self._closed:
             raise ChannelAccessError("The EPICS service is closed")
-        self._requests.put(job)
+        self._requests.put(call)
         # The deadline moves while replies arrive; give up only when the thread stops answering.
-        while not job.done.wait(max(0.0, job.deadline - time.monotonic()) + _ANSWER_GRACE):
-            if time.monotonic() > job.deadline + _ANSWER_GRACE:
+        while not call.done.wait(max(0.0, call.deadline - time.monotonic()) + _ANSWER_GRACE):
+            if time.monotonic() > call.deadline + _ANSWER_GRACE:
                 raise ChannelAccessError("The EPICS service thread did not answer")
-        if job.error is not None:
-            raise job.error
-        return job.results
+        if call.error is not None:
+            raise call.error
+        return call.results
 
     # The service thread.
 
@@ -539,95 +539,95 @@ class EpicsService:
         """Take new requests, send what is queued, poll CA, hand out replies; False to stop."""
         while True:
             try:
-                job = self._requests.get_nowait()
+                call = self._requests.get_nowait()
             except queue.Empty:
                 break
-            if job is None:
+            if call is None:
                 return False
-            self._start(job)
+            self._start(call)
         self._send()
-        polled = self._channels.poll(_BUSY_POLL if self._jobs else _IDLE_POLL)
+        polled = self._channels.poll(_BUSY_POLL if self._calls else _IDLE_POLL)
         for meta in polled.metadata:
             self._metadata[meta.address] = meta
         connected_at = time.monotonic()
         for address in polled.connected:
-            for job in self._waiters.pop(address, ()):
-                job.waiting.discard(address)
-                job.progressed(connected_at)
-                self._ready(job, address)
+            for call in self._waiters.pop(address, ()):
+                call.waiting.discard(address)
+                call.progressed(connected_at)
+                self._ready(call, address)
         self._collect()
         now = time.monotonic()
-        for job in [job for job in self._jobs if not job.busy or now >= job.deadline]:
-            self._expire(job)
-            self._jobs.remove(job)
-            job.done.set()
+        for call in [call for call in self._calls if not call.busy or now >= call.deadline]:
+            self._expire(call)
+            self._calls.remove(call)
+            call.done.set()
         return True
 
-    def _start(self, job: _Job) -> None:
+    def _start(self, call: _ServiceCall) -> None:
         channels = self._channels
-        for address, error in channels.create(job.addresses).items():
-            job.fail(address, f"failed: {error}")
-        for address in job.addresses:
-            if address in job.results:
+        for address, error in channels.create(call.addresses).items():
+            call.fail(address, f"failed: {error}")
+        for address in call.addresses:
+            if address in call.results:
                 continue
             if channels.is_connected(address):
-                self._ready(job, address)
+                self._ready(call, address)
             else:
-                job.waiting.add(address)
-                self._waiters.setdefault(address, []).append(job)
-        self._jobs.append(job)
+                call.waiting.add(address)
+                self._waiters.setdefault(address, []).append(call)
+        self._calls.append(call)
 
-    def _ready(self, job: _Job, address: str) -> None:
-        """`address` is connected: decide what `job` does with it."""
+    def _ready(self, call: _ServiceCall, address: str) -> None:
+        """`address` is connected: decide what `call` does with it."""
         chid = self._channels._channel(address).chid
-        if job.kind == _CONNECT:
-            job.results[address] = True
-        elif job.kind == _READ and not self._lib.ca_read_access(chid):
-            job.fail(address, NO_READ_ACCESS)
-        elif job.kind == _PUT and not self._lib.ca_write_access(chid):
-            job.fail(address, NO_WRITE_ACCESS)
+        if call.kind == _CONNECT:
+            call.results[address] = True
+        elif call.kind == _READ and not self._lib.ca_read_access(chid):
+            call.fail(address, NO_READ_ACCESS)
+        elif call.kind == _PUT and not self._lib.ca_write_access(chid):
+            call.fail(address, NO_WRITE_ACCESS)
         else:
-            job.queued.append(address)
+            call.queued.append(address)
 
     def _send(self) -> None:
         sent = False
-        for job in self._jobs:
-            budget = job.max_outstanding - len(job.outstanding)
-            while job.queued and budget > 0:
-                address = job.queued.popleft()
+        for call in self._calls:
+            budget = call.max_outstanding - len(call.outstanding)
+            while call.queued and budget > 0:
+                address = call.queued.popleft()
                 budget, sent = budget - 1, True
                 op, self._next_op = self._next_op, self._next_op + 1
-                if self._send_one(job, address, op):
-                    self._ops[op] = (job, address)
-                    job.outstanding.add(op)
+                if self._send_one(call, address, op):
+                    self._ops[op] = (call, address)
+                    call.outstanding.add(op)
         if sent:
             self._lib.ca_flush_io()
 
-    def _send_one(self, job: _Job, address: str, op: int) -> bool:
+    def _send_one(self, call: _ServiceCall, address: str, op: int) -> bool:
         """Start one get or put; True if its callback will bring the result, else it is recorded."""
         lib, channel = self._lib, self._channels._channel(address)
-        if job.kind == _READ:
+        if call.kind == _READ:
             if channel.native not in bulk.NATIVE_TO_TIME:
-                job.fail(address, f"failed: cannot read DBR type {channel.native}")
+                call.fail(address, f"failed: cannot read DBR type {channel.native}")
                 return False
             # count 0: the IOC sends the current length of variable-length arrays.
             status = lib.ca_array_get_callback(bulk.NATIVE_TO_TIME[channel.native], 0, channel.chid, self._on_get, op)
         else:
-            request = job.requests[address]
+            request = call.requests[address]
             try:
                 dbr_type, count, data = encode_put(channel.native, channel.count, request.value, channel.enum_labels)
             except ValueError as exc:
-                job.fail(address, f"failed: {exc}")
+                call.fail(address, f"failed: {exc}")
                 return False
             if request.wait:
                 status = lib.ca_array_put_callback(dbr_type, count, channel.chid, data, self._on_put, op)
             else:
                 status = lib.ca_array_put(dbr_type, count, channel.chid, data)
                 if status == bulk.dbr.ECA_NORMAL:
-                    job.results[address] = PutResult(address, True)
+                    call.results[address] = PutResult(address, True)
                     return False
         if status != bulk.dbr.ECA_NORMAL:
-            job.fail(address, _error_for(status))
+            call.fail(address, _error_for(status))
             return False
         return True
 
@@ -648,50 +648,50 @@ class EpicsService:
         for op, status, dbr_type, count, raw in bulk.drain_queue(self._replies):
             entry = self._ops.pop(op, None)
             if entry is None:
-                continue  # the reply to an expired job
-            job, address = entry
-            job.outstanding.discard(op)
-            job.progressed(now)
+                continue  # the reply to an expired call
+            call, address = entry
+            call.outstanding.discard(op)
+            call.progressed(now)
             if status != bulk.dbr.ECA_NORMAL:
-                job.fail(address, _error_for(status))
-            elif job.kind == _PUT:
-                job.results[address] = PutResult(address, True, completed=True)
+                call.fail(address, _error_for(status))
+            elif call.kind == _PUT:
+                call.results[address] = PutResult(address, True, completed=True)
             else:
                 kind, value, severity_status, severity, stamp = decode_time_buffer(bulk.native_of(dbr_type), count, raw)
                 reading = Reading(address, kind, value, severity_status, severity, stamp, received)
-                job.results[address] = ReadResult(address, reading)
+                call.results[address] = ReadResult(address, reading)
 
-    def _expire(self, job: _Job) -> None:
+    def _expire(self, call: _ServiceCall) -> None:
         """Give every address without a result its reason: not connected, or not answered in time."""
-        for address in job.waiting:
-            job.fail(address, DISCONNECTED)
+        for address in call.waiting:
+            call.fail(address, DISCONNECTED)
             waiters = self._waiters.get(address)
             if waiters is not None:
-                waiters.remove(job)
+                waiters.remove(call)
                 if not waiters:
                     del self._waiters[address]
-        for address in job.queued:
-            job.fail(address, TIMEOUT)
-        for op in job.outstanding:
-            job.fail(self._ops.pop(op)[1], TIMEOUT)
-        job.waiting.clear()
-        job.queued.clear()
-        job.outstanding.clear()
+        for address in call.queued:
+            call.fail(address, TIMEOUT)
+        for op in call.outstanding:
+            call.fail(self._ops.pop(op)[1], TIMEOUT)
+        call.waiting.clear()
+        call.queued.clear()
+        call.outstanding.clear()
 
     def _shut_down(self) -> None:
         self._closed = True
         stopped = ChannelAccessError("The EPICS service stopped")
-        pending = list(self._jobs)
+        pending = list(self._calls)
         while True:
             try:
-                job = self._requests.get_nowait()
+                call = self._requests.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
-                pending.append(job)
-        for job in pending:
-            job.error = stopped
-            job.done.set()
+            if call is not None:
+                pending.append(call)
+        for call in pending:
+            call.error = stopped
+            call.done.set()
         self._channels.close()
         # pyepics may have made its own context in this thread: leave that one to pyepics' atexit.
         if self._lib.ca_current_context() != bulk.ca.initial_context:

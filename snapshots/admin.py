@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
+from pvs.selections import selection_problems
 from snapshots.actions import delete_snapshots, edit_snapshot
-from snapshots.jobs import selection_problems
 from snapshots.models import (
     MANAGE_PROTECTED_TAGS,
     SET_SCHEDULE_OWNER,

@@ -11,10 +11,10 @@ from django.db import models
 
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
+from pvs.selections import select_pvs, selection_problems
 from snapshots.compare import ComparisonStatus
 from snapshots.comparison import SORT_CHOICES, Comparison
 from snapshots.drift import golden_snapshot
-from snapshots.jobs import select_pvs, selection_problems
 from snapshots.models import MANAGE_PROTECTED_TAGS, Severity, Snapshot, SnapshotMode, SnapshotTag
 from squirrel_site.pages import PAGE_SIZE
 from tags.models import Tag, TagGroup

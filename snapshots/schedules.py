@@ -13,9 +13,9 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from jobs.models import Job, JobType
+from jobs.registry import runner_for
 from jobs.runner import run_job
 from snapshots.actions import delete_snapshots
-from snapshots.jobs import snapshot_handler
 from snapshots.models import GOLDEN_TAG, Restore, Snapshot, SnapshotOrigin, SnapshotSchedule
 from squirrel_site import audit
 from squirrel_site.audit import AuditAction, AuditVia
@@ -115,7 +115,8 @@ def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
                 target=job,
                 details={**data, "owner": str(schedule.owner)},
             )
-    run_job(job.id, snapshot_handler)  # which applies the retention rule after the snapshot
+    # The snapshot job's runner (snapshots.job_runners), which applies the retention rule after the snapshot.
+    run_job(job.id, runner_for(JobType.SNAPSHOT).run)
     job.refresh_from_db()
     return job
 

@@ -10,6 +10,6 @@ app = Celery("squirrel")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Each worker announces itself in Redis, where the health endpoint counts the live ones.
-app.steps["worker"].add("jobs.worker_heartbeat:WorkerHeartbeatStep")
+app.steps["worker"].add("monitor.worker_heartbeat:WorkerHeartbeatStep")
 # Each worker relays the job outbox: sends jobs not sent yet, and again those lost or orphaned.
 app.steps["worker"].add("jobs.outbox:OutboxRelayStep")

@@ -86,7 +86,7 @@ def _shard_json(shard: monitor_health.ShardHealth) -> dict:
 
 
 def workers_report(client, now: float) -> dict:
-    """The Celery workers whose heartbeat has not expired (jobs.worker_heartbeat), and when each
+    """The Celery workers whose heartbeat has not expired (monitor.worker_heartbeat), and when each
     was last seen."""
     workers = [
         {

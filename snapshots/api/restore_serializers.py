@@ -3,8 +3,8 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from pvs.selections import select_pvs
 from snapshots.api.serializers import PVSelectionSerializer
-from snapshots.jobs import select_pvs
 from snapshots.models import Restore, RestoreItem, RestorePreview, RestorePreviewItem, Snapshot
 from squirrel_site.json_values import json_safe
 from squirrel_site.schema import PV_VALUE_SCHEMA

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from jobs.api.serializers import JobSerializer
 from jobs.models import Job, JobType
 from jobs.outbox import enqueue
+from pvs.selections import select_pvs
 from snapshots.actions import request_restore, request_undo
 from snapshots.api.restore_serializers import (
     CreatePreviewSerializer,
@@ -25,7 +26,6 @@ from snapshots.api.restore_serializers import (
     RestoreSerializer,
 )
 from snapshots.api.views import ValuePagination
-from snapshots.jobs import select_pvs
 from snapshots.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
 from snapshots.restore import NeedsChannelAccess, RestoreError, preview_restore
 from squirrel_site.audit import AuditVia

@@ -4,7 +4,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from snapshots.jobs import selection_problems
+from pvs.selections import selection_problems
 from snapshots.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
 from snapshots.services import protected_tags_refusal
 from squirrel_site.json_values import json_safe

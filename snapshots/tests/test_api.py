@@ -252,7 +252,7 @@ def test_a_preview_the_cache_cannot_serve_is_made_by_a_worker(
 
     from jobs.runner import run_job
     from snapshots import restore
-    from snapshots.jobs import preview_handler
+    from snapshots.job_runners import PreviewRunner
 
     class Reader(FakeReader):  # the worker's Channel Access, faked at the io boundary
         def read(self, addresses, timeout=2.0):
@@ -262,7 +262,7 @@ def test_a_preview_the_cache_cannot_serve_is_made_by_a_worker(
             return {}
 
     monkeypatch.setattr(restore, "_service", lambda: Reader({"T:A_SP": 0.5, "T:C": 7}))
-    run_job(job.pk, preview_handler)
+    run_job(job.pk, PreviewRunner.run)
     job.refresh_from_db()
     preview = RestorePreview.objects.get(pk=job.result_id)
     assert (job.status, preview.live_source, preview.write_count, preview.unchanged_count) == (

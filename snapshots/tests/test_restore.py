@@ -513,7 +513,7 @@ def test_admin_shows_restores_and_their_per_pv_results_read_only(ioc, user, undo
 def test_a_second_job_for_a_restore_being_run_fails_with_a_pointer_to_the_first(ioc, user, undo_snapshots):
     from jobs.models import Job, JobStatus, JobType
     from jobs.runner import run_job
-    from snapshots.jobs import restore_handler
+    from snapshots.job_runners import RestoreRunner
 
     preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
     first = Job.objects.create(type=JobType.RESTORE, created_by=user, data={"preview": preview.id})
@@ -532,7 +532,7 @@ def test_a_second_job_for_a_restore_being_run_fails_with_a_pointer_to_the_first(
         autocommit=True,
     ) as other:
         other.execute("SELECT pg_advisory_lock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
-        run_job(second.id, restore_handler)
+        run_job(second.id, RestoreRunner.run)
         other.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
     second.refresh_from_db()
     assert second.status == JobStatus.FAILED and f"job #{first.id}" in second.error
@@ -542,7 +542,7 @@ def test_a_second_job_for_a_restore_being_run_fails_with_a_pointer_to_the_first(
 def test_a_restore_job_delivered_again_after_the_restore_finished_is_finished_not_failed(ioc, user, undo_snapshots):
     from jobs.models import Job, JobStatus, JobType
     from jobs.runner import run_job
-    from snapshots.jobs import restore_handler
+    from snapshots.job_runners import RestoreRunner
 
     preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
     job = Job.objects.create(type=JobType.RESTORE, created_by=user, data={"preview": preview.pk})
@@ -552,7 +552,7 @@ def test_a_restore_job_delivered_again_after_the_restore_finished_is_finished_no
     job.refresh_from_db()
     assert (job.status, job.result_id) == (JobStatus.RUNNING, restore.pk)
 
-    run_job(job.pk, restore_handler)
+    run_job(job.pk, RestoreRunner.run)
 
     job.refresh_from_db()
     assert (job.status, job.result_id, job.error) == (JobStatus.SUCCEEDED, restore.pk, "")

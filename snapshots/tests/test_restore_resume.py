@@ -14,7 +14,7 @@ from jobs.models import Job, JobStatus, JobType
 from jobs.runner import run_job
 from pvs.models import PV
 from snapshots import restore as restore_service
-from snapshots.jobs import restore_handler
+from snapshots.job_runners import RestoreRunner
 from snapshots.models import Restore, RestoreItemStatus, RestoreStatus
 from snapshots.restore import RestoreBusy, execute_restore, preview_restore, resume_restore
 from squirrel_site.testing.restore import (
@@ -218,7 +218,7 @@ def test_a_redelivered_restore_past_its_deadline_that_wrote_nothing_expires(ioc,
         preview, user, job, {"verify": True, "verify_timeout": 1.0, "put_timeout": 1.0, "connect_timeout": 1.0}
     )  # the first run died after its claim
 
-    run_job(job.pk, restore_handler)
+    run_job(job.pk, RestoreRunner.run)
 
     job.refresh_from_db()
     assert job.status == JobStatus.EXPIRED and "nothing was written" in job.message
@@ -240,7 +240,7 @@ def test_a_restore_past_its_deadline_whose_puts_had_begun_is_resumed(ioc, user, 
     ioc.crash_after = None
     Job.objects.filter(pk=job.pk).update(start_by=timezone.now() - timedelta(seconds=1))
 
-    run_job(job.pk, restore_handler)
+    run_job(job.pk, RestoreRunner.run)
 
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED

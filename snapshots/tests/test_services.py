@@ -231,7 +231,7 @@ def test_a_monitor_that_has_not_synced_yet_is_not_fresh(redis_db):
 def test_a_snapshot_job_redelivered_after_its_snapshot_was_saved_takes_no_second_one(three_pvs, redis_db, admin_user):
     from jobs.models import Job, JobStatus, JobType
     from jobs.runner import run_job
-    from snapshots.jobs import snapshot_handler
+    from snapshots.job_runners import SnapshotRunner
 
     job = Job.objects.create(type=JobType.SNAPSHOT, created_by=admin_user, data={"title": "t", "mode": "direct"})
     job.start()
@@ -240,7 +240,7 @@ def test_a_snapshot_job_redelivered_after_its_snapshot_was_saved_takes_no_second
     job.refresh_from_db()
     assert (job.status, job.result_id) == (JobStatus.RUNNING, saved.pk)
 
-    run_job(job.id, snapshot_handler)  # the redelivered task
+    run_job(job.id, SnapshotRunner.run)  # the redelivered task
 
     job.refresh_from_db()
     assert (job.status, job.result_id) == (JobStatus.SUCCEEDED, saved.pk)

@@ -3,8 +3,8 @@
 import os
 import time
 
-from jobs.worker_heartbeat import WorkerHeartbeat
 from monitor import live
+from monitor.worker_heartbeat import WorkerHeartbeat
 from squirrel_site.testing.fixtures import received
 
 

@@ -1,0 +1,32 @@
+"""Stored PV selections: the PVFilterSet parameters a schedule, a snapshot job or a restore keeps
+to say which PVs it takes."""
+
+from pvs.filtersets import PVFilterSet
+from pvs.models import PV
+
+
+class InvalidSelection(ValueError):
+    """A stored selection that PVFilterSet no longer accepts (its message says why)."""
+
+
+def selection_problems(selection) -> dict | str | None:
+    """Why `selection` is not a valid PV selection (PVFilterSet parameters), or None."""
+    if not isinstance(selection, dict):
+        return 'A selection is an object of PV filters, e.g. {"tag": [3]}.'
+    filterset = PVFilterSet(data=selection, queryset=PV.objects.all())
+    unknown = set(selection) - set(filterset.filters)
+    if unknown:
+        return f"Unknown filters: {', '.join(sorted(unknown))}."
+    if not filterset.is_valid():
+        return filterset.errors
+    return None
+
+
+def select_pvs(selection: dict):
+    """The PVs a stored selection picks; all PVs when it is empty. InvalidSelection if it is not valid."""
+    if not selection:
+        return PV.objects.all()
+    filterset = PVFilterSet(data=selection, queryset=PV.objects.all())
+    if not filterset.is_valid():
+        raise InvalidSelection(f"The PV selection is not valid: {filterset.errors.as_text()}")
+    return filterset.qs
