@@ -52,8 +52,9 @@ def run_job(job_id: int, handler: JobHandler) -> None:
     """Run job `job_id` through `handler`, once, however often its task is delivered.
 
     A finished job is left alone; a job another worker is running now is left to it (its lock is
-    held); a pending job past its start deadline expires instead of starting; a job whose result was committed before its worker died is finished without running
-    again (handlers record their result in the transaction that writes it, see take_snapshot).
+    held); a pending job past its start deadline expires instead of starting; a job whose result
+    was committed before its worker died is finished without running again (handlers record their
+    result in the transaction that writes it, see take_snapshot).
     """
     with job_lock(job_id) as held:
         if not held:
@@ -90,7 +91,7 @@ def _run_locked(job_id: int, handler: JobHandler) -> None:
         return
     except JobFailure as exc:
         job.fail(str(exc))
-    except Exception as exc:  # noqa: BLE001 - record any failure on the job, readable
+    except Exception as exc:
         log.exception("Job %s failed", job_id)
         job.fail(f"{type(exc).__name__}: {exc}")
     else:

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from django.db import transaction
 
 from jobs.models import Job, JobType
-from snapshots.importers import import_snapshot
 from jobs.outbox import enqueue
+from snapshots.importers import import_snapshot
 from snapshots.models import MANAGE_PROTECTED_TAGS, Restore, RestorePreview, Snapshot, SnapshotTag
 from snapshots.restore import NeedsChannelAccess, RestoreError, execution_refusal, undo_restore
 from snapshots.services import SnapshotError, protected_tags_refusal
