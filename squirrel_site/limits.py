@@ -90,3 +90,21 @@ class CappedManyRelatedField(serializers.ManyRelatedField):
             self.fail("not_a_list", input_type=type(data).__name__)
         refuse_too_many(data, self.max_length)
         return super().to_internal_value(data)
+
+
+class SentLengthCharField(serializers.CharField):
+    """A CharField whose max_length holds for the text as sent: DRF checks it after trimming
+    surrounding whitespace, so " " + 200 characters passed a 200-character limit that the schema
+    (maxLength) states for the request. Stored values are trimmed as before."""
+
+    def to_internal_value(self, data):
+        if self.max_length is not None and isinstance(data, str) and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    """The project's ModelSerializer: model text fields check their length as sent (SentLengthCharField)."""
+
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping}
+    serializer_field_mapping[models.CharField] = SentLengthCharField

@@ -18,7 +18,7 @@ from rest_framework.settings import api_settings
 from pvs import services
 from pvs.models import PV
 from pvs.validators import validate_address
-from squirrel_site.limits import CappedListField, id_field, refuse_too_many
+from squirrel_site.limits import CappedListField, ModelSerializer, id_field, refuse_too_many
 
 
 def _is_non_finite(data) -> bool:
@@ -146,7 +146,7 @@ class PVListSerializer(serializers.ListSerializer):
         return validate_item
 
 
-class PVSerializer(serializers.ModelSerializer):
+class PVSerializer(ModelSerializer):
     """A registry PV. `tags` are tag ids, read and written (names are unique only within a tag
     group; GET /api/v1/tags/?name=... finds ids); `tag_labels` ("Group: Tag") are read-only."""
 

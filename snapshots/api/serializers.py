@@ -8,7 +8,7 @@ from pvs.selections import selection_problems
 from snapshots.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
 from snapshots.services import protected_tags_refusal
 from squirrel_site.json_values import json_safe
-from squirrel_site.limits import CappedListField, CappedManyRelatedField
+from squirrel_site.limits import CappedListField, CappedManyRelatedField, ModelSerializer, SentLengthCharField
 from squirrel_site.schema import PV_VALUE_SCHEMA
 
 # A snapshot carries a handful of tags; each name given costs a query.
@@ -29,12 +29,12 @@ class PVSelectionSerializer(serializers.Serializer):
         help_text="Tag ids (PVs with all of them).",
     )
     tag_group = serializers.IntegerField(required=False, help_text="Tag group id (PVs with any tag of the group).")
-    device = serializers.CharField(max_length=100, allow_blank=True, required=False, help_text="Device prefix.")
+    device = SentLengthCharField(max_length=100, allow_blank=True, required=False, help_text="Device prefix.")
     search = serializers.CharField(
         max_length=100, allow_blank=True, required=False, help_text="Text in addresses, device or description."
     )
     pv = CappedListField(
-        child=serializers.CharField(max_length=100),
+        child=SentLengthCharField(max_length=100),
         max_length=settings.API_MAX_ITEMS,
         required=False,
         help_text="Setpoint addresses.",
@@ -74,7 +74,7 @@ def snapshot_tags_field(**kwargs) -> CappedManyRelatedField:
     )
 
 
-class SnapshotSerializer(serializers.ModelSerializer):
+class SnapshotSerializer(ModelSerializer):
     created_by = serializers.StringRelatedField()
     tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     golden = serializers.SerializerMethodField()
@@ -103,7 +103,7 @@ class SnapshotSerializer(serializers.ModelSerializer):
 class TakeSnapshotSerializer(serializers.Serializer):
     """Parameters of a snapshot job; `selection` holds PV filters (tag, tag_group, device, search, pv)."""
 
-    title = serializers.CharField(max_length=200)
+    title = SentLengthCharField(max_length=200)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
     mode = serializers.ChoiceField(choices=SnapshotMode.choices, default=SnapshotMode.HYBRID)
     tags = snapshot_tags_field(required=False)
@@ -132,7 +132,7 @@ class SnapshotTagsSerializer(serializers.Serializer):
     tags = snapshot_tags_field()
 
 
-class SnapshotValueSerializer(serializers.ModelSerializer):
+class SnapshotValueSerializer(ModelSerializer):
     """One saved value, typed: `setpoint`/`readback` are numbers, strings, lists or null."""
 
     setpoint = serializers.SerializerMethodField()

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 
 from squirrel_site.errors import RequestTooLarge
-from squirrel_site.limits import CappedListField, CappedManyRelatedField, StrictJSONParser
+from squirrel_site.limits import CappedListField, CappedManyRelatedField, SentLengthCharField, StrictJSONParser
 from squirrel_site.request_limits import RequestBodySizeMiddleware
 
 
@@ -116,3 +116,11 @@ def test_a_capped_relation_takes_a_list_only(data):
     )
     with pytest.raises(serializers.ValidationError, match="Expected a list"):
         field.run_validation(data)
+
+
+def test_a_text_field_counts_its_length_as_sent_before_trimming():
+    field = SentLengthCharField(max_length=5)
+
+    assert field.run_validation(" abc ") == "abc"
+    with pytest.raises(serializers.ValidationError, match="no more than 5"):
+        field.run_validation("\u00a0abcde")

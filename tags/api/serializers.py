@@ -2,10 +2,11 @@
 
 from rest_framework import serializers
 
+from squirrel_site.limits import ModelSerializer
 from tags.models import Tag, TagGroup
 
 
-class TagGroupSerializer(serializers.ModelSerializer):
+class TagGroupSerializer(ModelSerializer):
     """A tag group and how many tags it has; deleting it deletes its tags."""
 
     tag_count = serializers.IntegerField(read_only=True)
@@ -16,7 +17,7 @@ class TagGroupSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class TagSerializer(serializers.ModelSerializer):
+class TagSerializer(ModelSerializer):
     """A tag (its group by id, the group's name for reading) and how many PVs carry it."""
 
     group_name = serializers.CharField(source="group.name", read_only=True)
