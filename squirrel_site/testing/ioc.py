@@ -14,6 +14,23 @@ from django.db import connection
 
 from pvs.importers import import_pvs
 
+# A test's Celery worker: the production pool, two threads, no start-up handshakes with other workers.
+WORKER_ARGS = [
+    "-m",
+    "celery",
+    "-A",
+    "squirrel_site",
+    "worker",
+    "--pool",
+    "threads",
+    "--concurrency",
+    "2",
+    "--loglevel",
+    "INFO",
+    "--without-mingle",
+    "--without-gossip",
+]
+
 
 class Worker:
     """A `celery worker --pool threads` subprocess on the test database and broker."""
@@ -29,22 +46,7 @@ class Worker:
         )
         with open(log_path, "a") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "squirrel_site",
-                    "worker",
-                    "--pool",
-                    "threads",
-                    "--concurrency",
-                    "2",
-                    "--loglevel",
-                    "INFO",
-                    "--without-mingle",
-                    "--without-gossip",
-                ],
+                [sys.executable, *WORKER_ARGS],
                 cwd=settings.BASE_DIR,
                 env=env,
                 stdout=log,

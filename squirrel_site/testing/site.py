@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 
 from monitor import live
-from squirrel_site.testing.ioc import ca, caput_many
+from squirrel_site.testing.ioc import WORKER_ARGS, ca, caput_many
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
 
@@ -105,23 +105,7 @@ def site(sim_ioc_registry, redis_db, admin_user, tmp_path):
         while not monitor_synced(addresses):
             assert time.monotonic() < deadline, f"the monitor did not sync:\n{(tmp_path / 'monitor.log').read_text()}"
             time.sleep(0.2)
-        processes.start(
-            "worker",
-            "-m",
-            "celery",
-            "-A",
-            "squirrel_site",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-            ready=lambda log: "ready." in log,
-        )
+        processes.start("worker", *WORKER_ARGS, ready=lambda log: "ready." in log)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         processes.start(
