@@ -218,3 +218,90 @@ ensure_services() {
   ensure_redis
 }
 
+# --- The demo (.ci/demo) ----------------------------------------------------------------------
+DEMO_LOCK="$LOCAL/demo.lock"  # held (flock) by the running demo, from its setup to its end; "pid port"
+DEMO_ENV="$LOCAL/demo.env"    # the demo's settings, for `. .local/demo.env` in another shell
+
+demo_settings() {
+  export SQUIRREL_DEBUG="${SQUIRREL_DEBUG:-1}"
+  export SQUIRREL_DEMO_PVS="${SQUIRREL_DEMO_PVS:-5000}"
+  export SQUIRREL_PORT="${SQUIRREL_PORT:-8000}"
+  export SQUIRREL_DB_NAME="${SQUIRREL_DB_NAME:-squirrel}"
+  export EPICS_CA_SERVER_PORT="${EPICS_CA_SERVER_PORT:-5064}"
+}
+
+# Stop with one line, having changed nothing, when a demo runs already: this checkout's (its lock
+# is held), or any on the same web or Channel Access port. Else take the lock (fd 9) and keep it:
+# the demo's processes inherit it; daemons it starts must not (run their steps with `9>&-`).
+demo_refuse_if_running() {
+  if [ -e "$DEMO_LOCK" ] && ! flock -n "$DEMO_LOCK" true; then demo_already_running; fi
+  if port_open 127.0.0.1 "$SQUIRREL_PORT"; then
+    die "127.0.0.1:$SQUIRREL_PORT answers already (a demo from another checkout, or another server): stop it, or give this demo another port: SQUIRREL_PORT=$((SQUIRREL_PORT + 1)) bash .ci/demo. Nothing was changed."
+  fi
+  if port_open 127.0.0.1 "$EPICS_CA_SERVER_PORT"; then
+    die "Channel Access port $EPICS_CA_SERVER_PORT is in use on 127.0.0.1 (a demo's simulated IOC from another checkout, or another IOC): stop it, or set EPICS_CA_SERVER_PORT to a free port. Nothing was changed."
+  fi
+  mkdir -p "$LOCAL"
+  exec 9>>"$DEMO_LOCK"
+  flock -n 9 || demo_already_running
+  printf '%s %s\n' "$$" "$SQUIRREL_PORT" > "$DEMO_LOCK"
+}
+
+demo_already_running() {
+  local pid port
+  read -r pid port < "$DEMO_LOCK" || true
+  die "the demo is already running from this checkout (pid ${pid:-?}, http://127.0.0.1:${port:-?}/): stop it with Ctrl-C in its terminal, or: kill ${pid:-<its pid>}. Nothing was changed."
+}
+
+# Write the demo's settings to FILE (default .local/demo.env) as shell exports, with the virtualenv
+# first on PATH: `. .local/demo.env` in a shell at the repository's root, and `python manage.py`
+# works on the demo's database (README, "Processes").
+demo_write_env() {
+  local file=${1:-$DEMO_ENV} venv_bin name
+  venv_bin=$(cd "$VENV/bin" && pwd)
+  mkdir -p "$(dirname "$file")"
+  (
+    umask 077  # it may hold SQUIRREL_DB_PASSWORD
+    {
+      echo "# Written by bash .ci/demo: the demo's settings, with its virtualenv first on PATH."
+      echo "# In a shell at the repository's root: . .local/demo.env"
+      for name in $(compgen -e | grep -E '^(SQUIRREL_|EPICS_)' | grep -vE '^SQUIRREL_(TEST_.*|URL|TOKEN)$' | sort); do
+        printf 'export %s=%q\n' "$name" "${!name}"
+      done
+      printf 'export SQUIRREL_URL=%q\n' "http://127.0.0.1:$SQUIRREL_PORT"
+      printf 'export PATH=%q:"$PATH"\n' "$venv_bin"
+    } > "$file"
+  )
+}
+
+# The status code of GET http://HOST:PORT/PATH, or nothing when nothing answers (bash alone: a
+# fresh machine may have no curl).
+http_status() {
+  (
+    exec 3<>"/dev/tcp/$1/$2" || exit 0
+    printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\n\r\n' "$3" "$1" "$2" >&3
+    read -r -t 10 _ status _ <&3 && printf '%s\n' "$status"
+  ) 2>/dev/null || true
+}
+
+# demo_announce_when_ready PID: once the web answers /api/v1/health/ with 200, print the ready line.
+# If it has not within SQUIRREL_DEMO_READY_TIMEOUT seconds, say so and stop the demo (PID, honcho).
+# Returns at once when PID exits (honcho has said why).
+demo_announce_when_ready() {
+  local pid=$1 url="http://127.0.0.1:$SQUIRREL_PORT" timeout=${SQUIRREL_DEMO_READY_TIMEOUT:-120} status=
+  local deadline=$((SECONDS + timeout))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    sleep 1
+    kill -0 "$pid" 2>/dev/null || return 0
+    status=$(http_status 127.0.0.1 "$SQUIRREL_PORT" /api/v1/health/)
+    if [ "$status" = 200 ]; then
+      say "Ready: Squirrel at $url/, the admin at $url/admin/ (login admin, password squirrel-demo)"
+      echo "    manage.py and scripts for this demo, in another shell at $ROOT: . .local/demo.env"
+      return 0
+    fi
+  done
+  printf 'error: the web server did not answer %s/api/v1/health/ with 200 within %s s (%s): stopping the demo; the lines above say why.\n' \
+    "$url" "$timeout" "${status:+it answered $status}${status:-nothing answered}" >&2
+  kill -TERM "$pid" 2>/dev/null || true
+  return 1
+}
