@@ -1,5 +1,7 @@
 # Shared steps for .ci/demo, .ci/test and .ci/run: a virtualenv with the pinned requirements,
 # and PostgreSQL + Redis on loopback (the running ones, else project-local ones in .local/).
+# What a fresh Debian machine lacks (PostgreSQL, Redis, a C compiler, Python's venv) is installed
+# with apt-get, as root or through `sudo -n`, saying what and why; else one line says what to run.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,9 +15,45 @@ export SQUIRREL_REDIS_URL="${SQUIRREL_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# Where Debian puts PostgreSQL's programs, and where postgresql-common reads whether installing
+# PostgreSQL creates a cluster (variables, so that the tests can point them at a scratch directory).
+PG_LIB=/usr/lib/postgresql
+PG_CREATECLUSTER_CONF=/etc/postgresql-common/createcluster.conf
+
+# How apt-get runs here: prints nothing as root, `sudo -n` for a user whom sudo lets in without a
+# password; fails when neither (or there is no apt-get).
+apt_prefix() {
+  command -v apt-get >/dev/null || return 1
+  [ "$(id -u)" = 0 ] && return 0
+  command -v sudo >/dev/null && sudo -n true 2>/dev/null && echo "sudo -n"
+}
+
+# apt_install WHY PACKAGE...: install Debian packages with apt-get (as root, or through sudo),
+# saying which and why. Fails, saying nothing, when it cannot run apt-get; fails after apt-get's
+# own message when the install does.
+apt_install() {
+  local why=$1 prefix; shift
+  prefix=$(apt_prefix) || return 1
+  say "Installing $* with ${prefix:+sudo }apt-get: $why"
+  # A fresh machine may have no package lists yet: update them if the first attempt fails.
+  $prefix env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 && return
+  $prefix apt-get update -q >/dev/null && $prefix env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+}
+
+# need_packages WHY PACKAGE...: apt_install, or stop with one line saying what to run.
+need_packages() {
+  local why=$1; shift
+  apt_install "$why" "$@" || cannot_install "$why" "$@"
+}
+
+cannot_install() {
+  local why=$1; shift
+  die "$why: sudo apt-get install $* (as root, or where sudo needs no password, this script installs it itself)"
+}
+
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
-ensure_python() {
+find_python() {
   local py
   for py in python3.13 python3.12 python3.11 python3; do
     # pyenv shims exist for versions that are not active; running one is the only real test.
@@ -23,20 +61,32 @@ ensure_python() {
       PYTHON=$py; return
     fi
   done
-  die "Python 3.11 or newer is needed (sudo apt-get install python3 python3-venv)."
+  return 1
+}
+
+ensure_python() {
+  find_python && return
+  command -v python3 >/dev/null || need_packages "Python 3.11 or newer is needed" python3 python3-venv
+  find_python || die "Python 3.11 or newer is needed; this machine's python3 is older."
 }
 
 ensure_venv() {
   ensure_python
   if [ ! -x "$VENV/bin/python" ]; then
     say "Creating virtualenv $VENV"
-    "$PYTHON" -m venv "$VENV" || die "could not create a virtualenv (sudo apt-get install python3-venv)"
+    local existed=; [ -e "$VENV" ] && existed=1
+    if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
+      # Debian's Python makes a virtualenv without pip unless its venv package is installed.
+      [ -n "$existed" ] || rm -rf "$VENV"
+      need_packages "Python's venv module is needed to create $VENV" "$("$PYTHON" -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])')"
+      "$PYTHON" -m venv "$VENV" || die "could not create a virtualenv in $VENV"
+    fi
   fi
   local stamp="$VENV/.requirements.sha"
   # The requirements build pvs/native (the C helper of pvs.epics_io): its sources count too.
   local want; want=$(cat "$ROOT/requirements.txt" "$ROOT"/pvs/native/{pyproject.toml,setup.py,*.c} | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    command -v cc >/dev/null || command -v gcc >/dev/null || die "a C compiler is needed to build pvs/native (sudo apt-get install gcc)"
+    ensure_c_compiler
     say "Installing requirements"
     (cd "$ROOT" && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt)
     echo "$want" > "$stamp"
@@ -50,9 +100,14 @@ ensure_venv() {
   export PATH="$VENV/bin:$PATH"
 }
 
+ensure_c_compiler() {
+  if command -v cc >/dev/null || command -v gcc >/dev/null; then return; fi
+  need_packages "a C compiler is needed to build pvs/native" gcc libc6-dev
+}
+
 pg_bindir() {
   local dir
-  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+  for dir in $(ls -d "$PG_LIB"/*/bin 2>/dev/null | sort -V -r); do
     [ -x "$dir/initdb" ] && { echo "$dir"; return; }
   done
   command -v initdb >/dev/null && dirname "$(command -v initdb)"
@@ -68,7 +123,10 @@ ensure_postgres() {
     wait_for_port "$DB_HOST" "$DB_PORT" PostgreSQL 20 && return
   fi
   local bin; bin=$(pg_bindir) || true
-  [ -n "$bin" ] || die "PostgreSQL is not running on $DB_HOST:$DB_PORT and not installed: sudo apt-get install postgresql"
+  if [ -z "$bin" ]; then
+    install_postgres "PostgreSQL is not running on $DB_HOST:$DB_PORT and not installed"
+    bin=$(pg_bindir) || die "PostgreSQL's initdb is still missing after installing postgresql"
+  fi
   local data="$LOCAL/pgdata" run_as=()
   mkdir -p "$LOCAL"
   # PostgreSQL refuses to run as root; use the postgres system user when we are root.
@@ -86,9 +144,26 @@ ensure_postgres() {
   wait_for_port "$DB_HOST" "$DB_PORT" PostgreSQL 20 || die "PostgreSQL did not start; see $data/server.log"
 }
 
+# PostgreSQL's programs, without the cluster that installing them would create and start: its
+# logins over TCP need passwords. Squirrel runs its own cluster under .local/ instead, as on any
+# machine where PostgreSQL is installed and not running.
+install_postgres() {
+  apt_prefix >/dev/null || cannot_install "$1" postgresql
+  need_packages "$1" postgresql-common
+  if ! grep -Eq '^[[:space:]]*create_main_cluster' "$PG_CREATECLUSTER_CONF" 2>/dev/null; then
+    say "Setting create_main_cluster = false in $PG_CREATECLUSTER_CONF (no default cluster)"
+    echo "create_main_cluster = false" | $(apt_prefix) tee -a "$PG_CREATECLUSTER_CONF" >/dev/null
+  fi
+  need_packages "$1" postgresql
+}
+
 ensure_redis() {
   if port_open 127.0.0.1 "$REDIS_PORT"; then return; fi
-  command -v redis-server >/dev/null || die "Redis is not running on 127.0.0.1:$REDIS_PORT and not installed: sudo apt-get install redis-server"
+  if ! command -v redis-server >/dev/null; then
+    need_packages "Redis is not running on 127.0.0.1:$REDIS_PORT and not installed" redis-server
+    # Debian starts its own Redis (on 6379) once installed, where the machine runs services.
+    wait_for_port 127.0.0.1 "$REDIS_PORT" Redis 3 && return
+  fi
   mkdir -p "$LOCAL/redis"
   say "Starting project-local Redis on 127.0.0.1:$REDIS_PORT"
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
@@ -123,21 +198,16 @@ ensure_chromium() {
   # Browser tests (marker `browser`) drive Debian's chromium through Playwright; without it
   # they are skipped (conftest.py says so), the rest of the suite still runs.
   [ -x /usr/bin/chromium ] && return
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "Installing Debian's chromium for the browser tests"
-    if DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null 2>&1 \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null; }; then
-      return
-    fi
-  fi
+  apt_install "Debian's chromium for the browser tests" chromium && [ -x /usr/bin/chromium ] && return
   say "No /usr/bin/chromium (install it with: sudo apt-get install chromium): browser tests will be skipped"
 }
 
 ensure_fault_tools() {
   # Fault tests (marker `fault`) run a PostgreSQL cluster and a Redis server of their own even when
   # the machine's are already running: they need the programs, not just the services.
-  command -v redis-server >/dev/null || die "the fault tests need redis-server: sudo apt-get install redis-server"
-  [ -n "$(pg_bindir)" ] || die "the fault tests need PostgreSQL's initdb: sudo apt-get install postgresql"
+  command -v redis-server >/dev/null || need_packages "the fault tests need redis-server" redis-server
+  [ -n "$(pg_bindir)" ] || install_postgres "the fault tests need PostgreSQL's initdb"
+  [ -n "$(pg_bindir)" ] || die "the fault tests need PostgreSQL's initdb, still missing after installing postgresql"
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || die "running as root, the fault tests need a 'postgres' user to run PostgreSQL"
   fi
@@ -146,4 +216,92 @@ ensure_fault_tools() {
 ensure_services() {
   ensure_postgres
   ensure_redis
+}
+
+# --- The demo (.ci/demo) ----------------------------------------------------------------------
+DEMO_LOCK="$LOCAL/demo.lock"  # held (flock) by the running demo, from its setup to its end; "pid port"
+DEMO_ENV="$LOCAL/demo.env"    # the demo's settings, for `. .local/demo.env` in another shell
+
+demo_settings() {
+  export SQUIRREL_DEBUG="${SQUIRREL_DEBUG:-1}"
+  export SQUIRREL_DEMO_PVS="${SQUIRREL_DEMO_PVS:-5000}"
+  export SQUIRREL_PORT="${SQUIRREL_PORT:-8000}"
+  export SQUIRREL_DB_NAME="${SQUIRREL_DB_NAME:-squirrel}"
+  export EPICS_CA_SERVER_PORT="${EPICS_CA_SERVER_PORT:-5064}"
+}
+
+# Stop with one line, having changed nothing, when a demo runs already: this checkout's (its lock
+# is held), or any on the same web or Channel Access port. Else take the lock (fd 9) and keep it:
+# the demo's processes inherit it; daemons it starts must not (run their steps with `9>&-`).
+demo_refuse_if_running() {
+  if [ -e "$DEMO_LOCK" ] && ! flock -n "$DEMO_LOCK" true; then demo_already_running; fi
+  if port_open 127.0.0.1 "$SQUIRREL_PORT"; then
+    die "127.0.0.1:$SQUIRREL_PORT answers already (a demo from another checkout, or another server): stop it, or give this demo another port: SQUIRREL_PORT=$((SQUIRREL_PORT + 1)) bash .ci/demo. Nothing was changed."
+  fi
+  if port_open 127.0.0.1 "$EPICS_CA_SERVER_PORT"; then
+    die "Channel Access port $EPICS_CA_SERVER_PORT is in use on 127.0.0.1 (a demo's simulated IOC from another checkout, or another IOC): stop it, or set EPICS_CA_SERVER_PORT to a free port. Nothing was changed."
+  fi
+  mkdir -p "$LOCAL"
+  exec 9>>"$DEMO_LOCK"
+  flock -n 9 || demo_already_running
+  printf '%s %s\n' "$$" "$SQUIRREL_PORT" > "$DEMO_LOCK"
+}
+
+demo_already_running() {
+  local pid port
+  read -r pid port < "$DEMO_LOCK" || true
+  die "the demo is already running from this checkout (pid ${pid:-?}, http://127.0.0.1:${port:-?}/): stop it with Ctrl-C in its terminal, or: kill ${pid:-<its pid>}. Nothing was changed."
+}
+
+# Write the demo's settings to FILE (default .local/demo.env) as shell exports, with the virtualenv
+# first on PATH: `. .local/demo.env` in a shell at the repository's root, and `python manage.py`
+# works on the demo's database (README, "Processes").
+demo_write_env() {
+  local file=${1:-$DEMO_ENV} venv_bin name
+  venv_bin=$(cd "$VENV/bin" && pwd)
+  mkdir -p "$(dirname "$file")"
+  (
+    umask 077  # it may hold SQUIRREL_DB_PASSWORD
+    {
+      echo "# Written by bash .ci/demo: the demo's settings, with its virtualenv first on PATH."
+      echo "# In a shell at the repository's root: . .local/demo.env"
+      for name in $(compgen -e | grep -E '^(SQUIRREL_|EPICS_)' | grep -vE '^SQUIRREL_(TEST_.*|URL|TOKEN)$' | sort); do
+        printf 'export %s=%q\n' "$name" "${!name}"
+      done
+      printf 'export SQUIRREL_URL=%q\n' "http://127.0.0.1:$SQUIRREL_PORT"
+      printf 'export PATH=%q:"$PATH"\n' "$venv_bin"
+    } > "$file"
+  )
+}
+
+# The status code of GET http://HOST:PORT/PATH, or nothing when nothing answers (bash alone: a
+# fresh machine may have no curl).
+http_status() {
+  (
+    exec 3<>"/dev/tcp/$1/$2" || exit 0
+    printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\n\r\n' "$3" "$1" "$2" >&3
+    read -r -t 10 _ status _ <&3 && printf '%s\n' "$status"
+  ) 2>/dev/null || true
+}
+
+# demo_announce_when_ready PID: once the web answers /api/v1/health/ with 200, print the ready line.
+# If it has not within SQUIRREL_DEMO_READY_TIMEOUT seconds, say so and stop the demo (PID, honcho).
+# Returns at once when PID exits (honcho has said why).
+demo_announce_when_ready() {
+  local pid=$1 url="http://127.0.0.1:$SQUIRREL_PORT" timeout=${SQUIRREL_DEMO_READY_TIMEOUT:-120} status=
+  local deadline=$((SECONDS + timeout))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    sleep 1
+    kill -0 "$pid" 2>/dev/null || return 0
+    status=$(http_status 127.0.0.1 "$SQUIRREL_PORT" /api/v1/health/)
+    if [ "$status" = 200 ]; then
+      say "Ready: Squirrel at $url/, the admin at $url/admin/ (login admin, password squirrel-demo)"
+      echo "    manage.py and scripts for this demo, in another shell at $ROOT: . .local/demo.env"
+      return 0
+    fi
+  done
+  printf 'error: the web server did not answer %s/api/v1/health/ with 200 within %s s (%s): stopping the demo; the lines above say why.\n' \
+    "$url" "$timeout" "${status:+it answered $status}${status:-nothing answered}" >&2
+  kill -TERM "$pid" 2>/dev/null || true
+  return 1
 }

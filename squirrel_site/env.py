@@ -1,20 +1,37 @@
-"""Typed helpers that read settings from environment variables and fail loudly."""
+"""Typed helpers that read settings from environment variables and fail loudly.
+
+A missing or bad value raises `SettingError`: the process stops with one line naming the variable
+and what to do, and exit status 1, whichever entry point loaded the settings (manage.py, the web
+server, Celery). No traceback: the fault is in the environment, not in the code.
+"""
 
 import math
 import os
 
-from django.core.exceptions import ImproperlyConfigured
+
+class SettingError(SystemExit):
+    """A setting the process cannot start with; stops it with one line on stderr and status 1.
+
+    A SystemExit rather than Django's ImproperlyConfigured: the settings load inside Django, daphne
+    and Celery, and each would print the exception's traceback; a SystemExit carrying a message
+    ends the interpreter with the message alone, and nothing on the way catches it.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(f"error: {message}")
+        self.message = message
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def env_str(name: str, default: str | None = None) -> str:
-    """Return the variable as a string; raise if it is unset and has no default."""
+def env_str(name: str, default: str | None = None, *, hint: str = "") -> str:
+    """Return the variable as a string; raise if it is unset and has no default (`hint`: what to set)."""
     value = os.environ.get(name)
     if value is None:
         if default is None:
-            raise ImproperlyConfigured(f"Set the environment variable {name}.")
+            raise SettingError(f"Set the environment variable {name}{f': {hint}' if hint else '.'}")
         return default
     return value
 
@@ -29,7 +46,10 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {value!r}.")
+    raise SettingError(
+        f"{name} must be a boolean (1/0, true/false), not {value!r}: set it to 1 or 0, or unset it "
+        f"for the default ({int(default)})."
+    )
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
@@ -37,12 +57,14 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     value = os.environ.get(name)
     if value is None:
         return default
+    at_least = "" if minimum is None else f" from {minimum}"
+    fix = f"set it to a whole number{at_least}, or unset it for the default ({default})."
     try:
         result = int(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}.") from None
+        raise SettingError(f"{name} must be an integer, not {value!r}: {fix}") from None
     if minimum is not None and result < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value!r}.")
+        raise SettingError(f"{name} must be at least {minimum}, not {value!r}: {fix}")
     return result
 
 
@@ -51,12 +73,13 @@ def env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     if value is None:
         return default
+    fix = f"set it to a number, or unset it for the default ({default:g})."
     try:
         result = float(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
+        raise SettingError(f"{name} must be a number, not {value!r}: {fix}") from None
     if not math.isfinite(result):
-        raise ImproperlyConfigured(f"{name} must be a finite number, not {value!r}.")
+        raise SettingError(f"{name} must be a finite number, not {value!r}: {fix}")
     return result
 
 

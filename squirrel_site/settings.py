@@ -5,15 +5,19 @@ from datetime import timedelta
 from pathlib import Path
 
 from csp.constants import NONE, SELF
-from django.core.exceptions import ImproperlyConfigured
 
-from squirrel_site.env import env_bool, env_float, env_int, env_list, env_str
+from squirrel_site.env import SettingError, env_bool, env_float, env_int, env_list, env_str
 from squirrel_site.epics_env import apply_loopback_defaults
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("SQUIRREL_DEBUG", False)
-SECRET_KEY = env_str("SQUIRREL_SECRET_KEY", "insecure-dev-key-do-not-use-in-production" if DEBUG else None)
+SECRET_KEY = env_str(
+    "SQUIRREL_SECRET_KEY",
+    "insecure-dev-key-do-not-use-in-production" if DEBUG else None,
+    hint="50 or more random characters (python3 -c 'import secrets; print(secrets.token_urlsafe(50))'), "
+    "or SQUIRREL_DEBUG=1 for development (the demo's settings: . .local/demo.env).",
+)
 ALLOWED_HOSTS = env_list("SQUIRREL_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("SQUIRREL_CSRF_TRUSTED_ORIGINS", [])
 
@@ -122,7 +126,10 @@ if DB_POOL:
         "timeout": env_float("SQUIRREL_DB_POOL_TIMEOUT", 5.0),
     }
     if env_int("SQUIRREL_DB_CONN_MAX_AGE", 0) != 0:
-        raise ImproperlyConfigured("SQUIRREL_DB_CONN_MAX_AGE must be 0 with the pool (SQUIRREL_DB_POOL=1).")
+        raise SettingError(
+            "SQUIRREL_DB_CONN_MAX_AGE must be 0 with the pool (SQUIRREL_DB_POOL=1): unset it, or set "
+            "SQUIRREL_DB_POOL=0."
+        )
 
 DATABASES = {
     "default": {
@@ -145,7 +152,10 @@ REDIS_URL = env_str("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/0")
 # its addresses are connected (docs/operations.md).
 HEALTH_MIN_CONNECTED = env_float("SQUIRREL_HEALTH_MIN_CONNECTED", 0.9)
 if not 0.0 <= HEALTH_MIN_CONNECTED <= 1.0:
-    raise ImproperlyConfigured("SQUIRREL_HEALTH_MIN_CONNECTED must be a fraction from 0 to 1.")
+    raise SettingError(
+        f"SQUIRREL_HEALTH_MIN_CONNECTED must be a fraction from 0 to 1, not {HEALTH_MIN_CONNECTED:g}: "
+        "set it to e.g. 0.9 (the default), or unset it."
+    )
 
 CHANNEL_LAYERS = {
     "default": {

@@ -223,7 +223,9 @@ def pytest_collection_modifyitems(config, items):
     """Browser tests need Debian's chromium; without it they are skipped, saying how to get it."""
     if os.path.exists(CHROMIUM):
         return
-    skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/test does, as root)")
+    skip = pytest.mark.skip(
+        reason=f"{CHROMIUM} is missing: apt-get install chromium (.ci/test does, as root or through sudo)"
+    )
     for item in items:
         if item.get_closest_marker("browser"):
             item.add_marker(skip)
