@@ -2,7 +2,9 @@
 
 from django.urls import path
 
-from snapshots import compare_views, restore_views, views
+from snapshots.capture import views
+from snapshots.comparison import views as compare_views
+from snapshots.restore import views as restore_views
 
 app_name = "snapshots"
 

@@ -263,7 +263,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ValueTypeEnum": "snapshots.models.ValueType",
         "SeverityEnum": "snapshots.models.Severity",
-        "ComparisonStatusEnum": "snapshots.compare.ComparisonStatus",
+        "ComparisonStatusEnum": "snapshots.comparison.rules.ComparisonStatus",
     },
     # The interactive docs load their assets from this server, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

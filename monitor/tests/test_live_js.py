@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from monitor.display import number_text
-from snapshots.compare import delta, within_tolerance
+from snapshots.comparison.rules import delta, within_tolerance
 
 pytestmark = pytest.mark.browser
 

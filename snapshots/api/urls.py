@@ -1,9 +1,9 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from snapshots.api.compare_views import CompareView, DriftView
-from snapshots.api.restore_views import RestorePreviewViewSet, RestoreViewSet
-from snapshots.api.views import SnapshotViewSet
+from snapshots.capture.api.views import SnapshotViewSet
+from snapshots.comparison.api.views import CompareView, DriftView
+from snapshots.restore.api.views import RestorePreviewViewSet, RestoreViewSet
 
 app_name = "snapshots-api"
 

@@ -157,7 +157,7 @@ def make_preview(client, snapshot) -> RestorePreview:
 
 
 def preview_record(snapshot, user, **changes):
-    from snapshots.restore import _fingerprint
+    from snapshots.restore.execute import _fingerprint
 
     fields = {
         "expires_at": timezone.now() + timedelta(minutes=5),

@@ -22,7 +22,7 @@ from django.utils import timezone
 from jobs.models import Job, JobType
 from pvs.models import PV
 from snapshots.models import Restore, RestorePreview, Snapshot, SnapshotMode
-from snapshots.restore import _fingerprint
+from snapshots.restore.execute import _fingerprint
 from squirrel_site.asgi import application
 from squirrel_site.routing import websocket_urlpatterns
 from tags.models import Tag, TagGroup
