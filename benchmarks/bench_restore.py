@@ -104,7 +104,8 @@ def run(args, workdir: Path, with_monitor=None) -> None:
     from pvs.models import PV
     from snapshots.capture.services import take_snapshot
     from snapshots.models import RestoreStatus
-    from snapshots.restore.execute import execute_restore, preview_restore
+    from snapshots.restore.execute import execute_restore
+    from snapshots.restore.preview import preview_restore
 
     report = import_pvs("registry.csv", (workdir / "registry.csv").read_bytes(), dry_run=False)
     assert report.ok, report.errors[:5]

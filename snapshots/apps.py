@@ -6,11 +6,13 @@ class SnapshotsConfig(AppConfig):
     verbose_name = "Snapshots"
 
     def ready(self):
-        """Register the snapshot app's job types with the jobs app, which imports no app, and its
-        Celery tasks (Celery's autodiscovery looks for a `tasks` module at the top of each app only)."""
-        import snapshots.capture.tasks  # noqa: F401 - registers the tasks
+        """Register the packages' job types with the jobs app, which imports no app, and their Celery
+        tasks (Celery's autodiscovery looks for a `tasks` module at the top of each app only)."""
+        import snapshots.capture.tasks
+        import snapshots.restore.tasks  # noqa: F401 - the tasks register themselves with Celery
         from jobs.registry import register
-        from snapshots.capture.runners import RUNNERS
+        from snapshots.capture.runners import RUNNERS as CAPTURE_RUNNERS
+        from snapshots.restore.runners import RUNNERS as RESTORE_RUNNERS
 
-        for runner in RUNNERS:
+        for runner in CAPTURE_RUNNERS + RESTORE_RUNNERS:
             register(runner)

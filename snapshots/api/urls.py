@@ -1,17 +1,11 @@
-from django.urls import path
-from rest_framework.routers import SimpleRouter
+"""The snapshot app's API: each package's, in the namespace snapshots-api (snapshots-api:snapshot-list, ...)."""
 
-from snapshots.capture.api.views import SnapshotViewSet
-from snapshots.comparison.api.views import CompareView, DriftView
-from snapshots.restore.api.views import RestorePreviewViewSet, RestoreViewSet
+from django.urls import include, path
 
 app_name = "snapshots-api"
 
-router = SimpleRouter()
-router.register("snapshots", SnapshotViewSet, basename="snapshot")
-router.register("restore-previews", RestorePreviewViewSet, basename="restore-preview")
-router.register("restores", RestoreViewSet, basename="restore")
-urlpatterns = router.urls + [
-    path("compare/", CompareView.as_view(), name="compare"),
-    path("drift/", DriftView.as_view(), name="drift"),
+urlpatterns = [
+    path("", include("snapshots.capture.api.urls")),
+    path("", include("snapshots.restore.api.urls")),
+    path("", include("snapshots.comparison.api.urls")),
 ]

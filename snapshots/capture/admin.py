@@ -1,25 +1,16 @@
-"""Snapshots in the admin: browse and label; values are immutable once written."""
+"""Snapshots, their tags and schedules in the admin: browse and label; values are immutable once
+written."""
 
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.urls import reverse
-from django.utils.html import format_html
 
 from pvs.selections import selection_problems
 from snapshots.capture.actions import delete_snapshots, edit_snapshot
+from snapshots.capture.models import MANAGE_PROTECTED_TAGS, SET_SCHEDULE_OWNER, Snapshot, SnapshotSchedule, SnapshotTag
 from snapshots.capture.schedules import delete_schedule, save_schedule
 from snapshots.capture.services import protected_tags_refusal
-from snapshots.models import (
-    MANAGE_PROTECTED_TAGS,
-    SET_SCHEDULE_OWNER,
-    Restore,
-    RestoreItem,
-    Snapshot,
-    SnapshotSchedule,
-    SnapshotTag,
-)
-from squirrel_site.admin_base import ModelAdmin, ReadOnlyAdmin
+from squirrel_site.admin_base import ModelAdmin
 from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import EstimatedCountPaginator
 
@@ -109,85 +100,6 @@ class SnapshotAdmin(ModelAdmin):
 
     def delete_queryset(self, request, queryset):
         delete_snapshots(queryset, user=request.user, via=AuditVia.ADMIN)
-
-
-@admin.register(Restore)
-class RestoreAdmin(ReadOnlyAdmin):
-    list_display = ["id", "snapshot", "created_by", "created_at", "finished_at", "status", "undo_snapshot", "runs"]
-    list_filter = ["status", "created_at"]
-    search_fields = ["snapshot__title", "created_by__username"]
-    date_hierarchy = "created_at"
-    list_select_related = ["snapshot", "created_by", "undo_snapshot"]
-    readonly_fields = [
-        "preview",
-        "snapshot",
-        "created_by",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "undo_snapshot",
-        "job",
-        "status",
-        "options",
-        "runs",
-        "writing_stage",
-        "summary",
-        "items",
-    ]
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-
-    @admin.display(description="Per-PV results")
-    def items(self, restore):
-        # A 50,000-PV restore's items belong in their own paginated list, not inline.
-        url = reverse("admin:snapshots_restoreitem_changelist") + f"?restore__id__exact={restore.pk}"
-        return format_html('<a href="{}">{} PVs</a>', url, sum(restore.summary.values()) or "All")
-
-
-@admin.register(RestoreItem)
-class RestoreItemAdmin(ReadOnlyAdmin):
-    """One PV of one restore: who restored it when, the value before, the target and the result."""
-
-    list_display = [
-        "pv_name",
-        "restore",
-        "restored_by",
-        "written_at",
-        "old_value",
-        "target_value",
-        "readback_value",
-        "status",
-        "message",
-    ]
-    list_filter = ["status", "stage"]
-    search_fields = ["pv_name"]
-    list_select_related = ["restore__created_by"]
-    raw_id_fields = ["restore", "pv"]
-    readonly_fields = [
-        "restore",
-        "pv",
-        "pv_name",
-        "readback_name",
-        "stage",
-        "wait_for_completion",
-        "abs_tolerance",
-        "rel_tolerance",
-        "value_type",
-        "old_value",
-        "target_value",
-        "readback_value",
-        "status",
-        "message",
-        "written_at",
-        "verified_at",
-    ]
-    fields = readonly_fields
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-
-    @admin.display(description="Restored by", ordering="restore__created_by__username")
-    def restored_by(self, item):
-        return item.restore.created_by
 
 
 class SnapshotScheduleForm(forms.ModelForm):

@@ -10,7 +10,7 @@ arrays fit in one cell and an empty string stays distinct from no value (an empt
 
 import json
 
-from snapshots.models import Snapshot, SnapshotValue
+from snapshots.capture.models import Snapshot, SnapshotValue
 from squirrel_site import safe_csv
 from squirrel_site.json_values import json_safe
 

@@ -17,8 +17,16 @@ from pvs.models import PV
 from pvs.validators import address_error
 from snapshots.capture import values
 from snapshots.capture.exporters import FIELDS, FORMAT, JSON_CELLS
+from snapshots.capture.models import (
+    Severity,
+    Snapshot,
+    SnapshotMode,
+    SnapshotOrigin,
+    SnapshotValue,
+    ValueSource,
+    ValueType,
+)
 from snapshots.capture.services import TITLE_MAX_LENGTH, save_snapshot
-from snapshots.models import Severity, Snapshot, SnapshotMode, SnapshotOrigin, SnapshotValue, ValueSource, ValueType
 from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import in_array
 from squirrel_site.untrusted import NUL, NUL_MESSAGE, TextError, decode_text, parse_json

@@ -8,7 +8,6 @@ import json
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -16,7 +15,7 @@ from jobs.models import Job, JobType
 from jobs.registry import runner_for
 from jobs.runner import run_job
 from snapshots.capture.actions import delete_snapshots
-from snapshots.models import GOLDEN_TAG, Restore, Snapshot, SnapshotOrigin, SnapshotSchedule
+from snapshots.capture.models import GOLDEN_TAG, Snapshot, SnapshotOrigin, SnapshotSchedule
 from squirrel_site import audit
 from squirrel_site.audit import AuditAction, AuditVia
 
@@ -115,7 +114,7 @@ def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
                 target=job,
                 details={**data, "owner": str(schedule.owner)},
             )
-    # The snapshot job's runner (snapshots.job_runners), which applies the retention rule after the snapshot.
+    # The snapshot job's runner (snapshots.capture.runners), which applies the retention rule after the snapshot.
     run_job(job.id, runner_for(JobType.SNAPSHOT).run)
     job.refresh_from_db()
     return job
@@ -130,8 +129,10 @@ def apply_retention(schedule: SnapshotSchedule) -> int:
     prunable = (
         Snapshot.objects.filter(schedule=schedule)
         .exclude(tags__name=GOLDEN_TAG)
-        .exclude(Exists(Restore.objects.filter(snapshot=OuterRef("pk"))))
-        .exclude(Exists(Restore.objects.filter(undo_snapshot=OuterRef("pk"))))
+        # Through the relations restores add to Snapshot (snapshots.restore.models), which this
+        # package does not import: NOT EXISTS on the restores table, as an Exists() would be.
+        .exclude(restores__isnull=False)
+        .exclude(undo_of_restores__isnull=False)
         .order_by("-created_at", "-id")
     )
     doomed = list(prunable.values_list("pk", flat=True)[schedule.keep_last :])

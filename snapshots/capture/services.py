@@ -20,7 +20,7 @@ from monitor import health as monitor_health
 from monitor import live
 from pvs.models import PV
 from snapshots.capture import values
-from snapshots.models import (
+from snapshots.capture.models import (
     MANAGE_PROTECTED_TAGS,
     Snapshot,
     SnapshotMode,

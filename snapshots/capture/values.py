@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from monitor.display import display_text
 from monitor.live import LiveMeta, LiveValue
 from pvs import epics_io
-from snapshots.models import ValueType
+from snapshots.capture.models import ValueType
 
 # SnapshotValue columns in the order of the tuples pv_row() builds (the snapshot id comes first
 # when the rows are written).

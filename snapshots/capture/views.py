@@ -1,4 +1,6 @@
-"""Snapshot pages: the searchable list (and taking a snapshot), one snapshot's values."""
+"""Snapshot pages: the searchable list (and taking a snapshot), and how the snapshot page shows and
+sorts a saved value (the page itself is snapshots.restore.views.SnapshotDetailView: it filters
+against live values and starts restores)."""
 
 import json
 
@@ -6,20 +8,19 @@ from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import F, Prefetch
-from django.shortcuts import get_object_or_404, redirect
+from django.db.models import F
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views import View
 
 from snapshots.capture.actions import request_snapshot
-from snapshots.capture.filtersets import SnapshotFilterSet, SnapshotValueFilterSet
+from snapshots.capture.filtersets import SnapshotFilterSet
+from snapshots.capture.forms import TakeSnapshotForm
+from snapshots.capture.models import GOLDEN_TAG, Snapshot
 from snapshots.capture.values import display_value
-from snapshots.comparison.forms import RestoreSelectionForm, TakeSnapshotForm
-from snapshots.models import GOLDEN_TAG, Snapshot
 from squirrel_site.audit import AuditVia
 from squirrel_site.json_values import json_safe
-from squirrel_site.pages import offset_page, sort_columns, with_query
-from tags.models import Tag
+from squirrel_site.pages import with_query
 
 SNAPSHOTS_PER_PAGE = 50
 # The list page's filters (created_after / created_before are the API's timestamps).
@@ -52,14 +53,14 @@ class SnapshotListView(PermissionRequiredMixin, View):
             "filterset": filterset,
             "filter_fields": [filterset.form[name] for name in LIST_FILTERS],
             "page": page,
-            "snapshots": [(snapshot, _is_golden(snapshot)) for snapshot in page],
+            "snapshots": [(snapshot, is_golden(snapshot)) for snapshot in page],
             "take_form": take_form if request.user.has_perm("snapshots.add_snapshot") else None,
             "page_query": with_query(request.GET, page=None),
         }
         return TemplateResponse(request, "snapshots/list.html", context, status=status)
 
 
-def _is_golden(snapshot) -> bool:
+def is_golden(snapshot) -> bool:
     return any(tag.name == GOLDEN_TAG for tag in snapshot.tags.all())
 
 
@@ -80,43 +81,6 @@ def value_order(sort: str) -> tuple[str, tuple]:
     if key not in VALUE_SORTS:
         return "name", VALUE_SORTS["name"][0]
     return sort, VALUE_SORTS[key][sort.startswith("-")]
-
-
-class SnapshotDetailView(PermissionRequiredMixin, View):
-    """One snapshot's values with a live column, filtered, sorted and paged on the server."""
-
-    permission_required = "snapshots.view_snapshot"
-
-    def get(self, request, pk):
-        snapshot = get_object_or_404(Snapshot.objects.for_list(), pk=pk)
-        filterset = SnapshotValueFilterSet(request.GET, queryset=snapshot.values.all())
-        sort, order = value_order(request.GET.get("sort", "name"))
-        if filterset.is_valid():
-            values = filterset.qs
-            filtered = any(value not in (None, "", False) for value in filterset.form.cleaned_data.values())
-        else:
-            values, filtered = snapshot.values.none(), True
-        values = (
-            values.select_related("pv")
-            .prefetch_related(Prefetch("pv__tags", queryset=Tag.objects.select_related("group")))
-            .order_by(*order)
-        )
-        # The count is free when nothing is filtered, and the live filters computed it already.
-        count = snapshot.pv_count if not filtered else filterset.row_count
-        page = offset_page(request.GET, values, count=count)
-        context = {
-            "snapshot": snapshot,
-            "golden": _is_golden(snapshot),
-            "filterset": filterset,
-            "filtered": filtered,
-            "page": page,
-            "rows": [value_row(value) for value in page.rows],
-            "columns": sort_columns(request.GET, sort, VALUE_COLUMNS),
-            "filter_params": [(k, v) for k in request.GET if k not in ("page", "sort") for v in request.GET.getlist(k)],
-            "restore_form": RestoreSelectionForm() if request.user.has_perm("snapshots.add_restore") else None,
-            "restores": snapshot.restores.select_related("created_by").order_by("-id")[:5],
-        }
-        return TemplateResponse(request, "snapshots/detail.html", context)
 
 
 def value_row(value) -> dict:

@@ -8,9 +8,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pvs.models import PV
+from snapshots.capture.models import Snapshot
 from snapshots.comparison.rows import Comparison, analytic_cursor, live_statuses
 from snapshots.comparison.rules import STATUS_RANK, ComparisonStatus
-from snapshots.models import Snapshot
 from tags.models import Tag, TagGroup
 
 

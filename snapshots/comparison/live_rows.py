@@ -7,9 +7,9 @@ write it; rows whose PV was deleted have none and are left out.
 """
 
 from monitor import live
+from snapshots.capture.models import typed_value
 from snapshots.comparison.rows import Side
 from snapshots.comparison.rules import ComparisonStatus, comparison_status
-from snapshots.models import _typed
 from squirrel_site.bulk_sql import set_join
 
 # Differences beyond tolerance: a value out of it, or a record whose type changed.
@@ -44,7 +44,7 @@ def out_of_tolerance(values) -> list[int]:
     for (pk, _address, kind, num, text, array, connected, abs_tol, rel_tol), value in _rows_with_live(values):
         if value is None:
             continue
-        saved = Side(kind, _typed(kind, num, text, array), connected)
+        saved = Side(kind, typed_value(kind, num, text, array), connected)
         if comparison_status(saved, value, abs_tol or 0.0, rel_tol or 0.0) in DIFFERS:
             ids.append(pk)
     return ids

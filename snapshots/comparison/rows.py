@@ -31,6 +31,7 @@ from django.db.models import QuerySet
 from monitor import live
 from monitor.display import display_text, number_text
 from pvs.models import PV
+from snapshots.capture.models import Severity, Snapshot, SnapshotValue, ValueType, typed_value
 from snapshots.capture.values import enum_label
 from snapshots.comparison import rules_sql as sql
 from snapshots.comparison.rules import (
@@ -43,7 +44,6 @@ from snapshots.comparison.rules import (
     magnitude,
     numbers_within_tolerance,
 )
-from snapshots.models import Severity, Snapshot, SnapshotValue, ValueType, _typed
 from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import local_settings, set_join
 from squirrel_site.json_values import json_safe
@@ -391,7 +391,7 @@ def _saved_side(record: dict, prefix: str) -> Side | None:
     kind, text = record[key["kind"]], record[key["str"]]
     return Side(
         kind,
-        _typed(kind, record[key["num"]], text, record[key["array"]]),
+        typed_value(kind, record[key["num"]], text, record[key["array"]]),
         record[key["connected"]],
         text if kind == ENUM else None,
         record[key["severity"]],
@@ -526,7 +526,9 @@ def _live_entries(records: list[dict]) -> list[_LiveEntry]:
     entries = []
     for record in records:
         kind, address, severity = record["a_kind"], record["address"], record["a_severity"]
-        saved = _Sample(kind, _typed(kind, record["a_num"], record["a_str"], record["a_array"]), record["a_connected"])
+        saved = _Sample(
+            kind, typed_value(kind, record["a_num"], record["a_str"], record["a_array"]), record["a_connected"]
+        )
         value = values.get(address) if address else None
         if value is not None and value.connected and (severity is None or value.severity > severity):
             severity = value.severity

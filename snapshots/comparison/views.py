@@ -17,11 +17,11 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views import View
 
+from snapshots.capture.models import Severity, Snapshot
 from snapshots.comparison.drift import drift_summary, golden_snapshot
 from snapshots.comparison.forms import LIVE, DriftForm, compare_parameters, field_errors
 from snapshots.comparison.rows import CSV_HEADER, compare, csv_cells, saved_json, write_csv
 from snapshots.comparison.rules import ComparisonStatus
-from snapshots.models import Severity, Snapshot
 from squirrel_site.pages import Page, sort_columns, with_query
 from tags.models import Tag, TagGroup
 

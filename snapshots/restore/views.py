@@ -1,4 +1,5 @@
-"""Restore from the pages: choose rows, preview, confirm (a job), follow it, see results, undo.
+"""Restore from the pages: the snapshot page (choose rows), preview, confirm (a job), follow it, see
+results, undo.
 
 Reading needs view_restorepreview or view_restore; making a preview, executing it and undoing
 need snapshots.add_restore, as in the API. The services (snapshots.restore, snapshots.actions)
@@ -8,7 +9,7 @@ decide everything; these views only call them.
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Prefetch
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -17,21 +18,19 @@ from django.views import View
 from jobs.models import Job, JobType
 from jobs.outbox import enqueue
 from pvs.models import PV
-from snapshots.capture.actions import request_restore, request_undo
-from snapshots.capture.filtersets import SnapshotValueFilterSet
+from snapshots.capture.models import Snapshot, SnapshotValue
 from snapshots.capture.values import display_value
-from snapshots.comparison.forms import ExecuteRestoreForm, RestoreScope, RestoreSelectionForm
-from snapshots.models import (
-    Restore,
-    RestoreAction,
-    RestoreItemStatus,
-    RestorePreview,
-    Snapshot,
-    SnapshotValue,
-)
-from snapshots.restore.execute import NeedsChannelAccess, RestoreError, execution_refusal, preview_restore
+from snapshots.capture.views import VALUE_COLUMNS, is_golden, value_order, value_row
+from snapshots.comparison.filtersets import SnapshotValueFilterSet
+from snapshots.restore.actions import request_restore, request_undo
+from snapshots.restore.claim import execution_refusal
+from snapshots.restore.errors import NeedsChannelAccess, RestoreError
+from snapshots.restore.forms import ExecuteRestoreForm, RestoreScope, RestoreSelectionForm
+from snapshots.restore.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
+from snapshots.restore.preview import preview_restore
 from squirrel_site.audit import AuditVia
-from squirrel_site.pages import offset_page, with_query
+from squirrel_site.pages import offset_page, sort_columns, with_query
+from tags.models import Tag
 
 FILTER_PREFIX = "filter-"
 
@@ -42,6 +41,44 @@ class CanRestoreMixin(PermissionRequiredMixin):
 
     permission_required = "snapshots.add_restore"
     permission_denied_message = "Restoring needs the permission to add restores (snapshots.add_restore)."
+
+
+class SnapshotDetailView(PermissionRequiredMixin, View):
+    """The snapshot page: one snapshot's values with a live column, filtered (against live values
+    too), sorted and paged on the server, and the rows to restore chosen there."""
+
+    permission_required = "snapshots.view_snapshot"
+
+    def get(self, request, pk):
+        snapshot = get_object_or_404(Snapshot.objects.for_list(), pk=pk)
+        filterset = SnapshotValueFilterSet(request.GET, queryset=snapshot.values.all())
+        sort, order = value_order(request.GET.get("sort", "name"))
+        if filterset.is_valid():
+            values = filterset.qs
+            filtered = any(value not in (None, "", False) for value in filterset.form.cleaned_data.values())
+        else:
+            values, filtered = snapshot.values.none(), True
+        values = (
+            values.select_related("pv")
+            .prefetch_related(Prefetch("pv__tags", queryset=Tag.objects.select_related("group")))
+            .order_by(*order)
+        )
+        # The count is free when nothing is filtered, and the live filters computed it already.
+        count = snapshot.pv_count if not filtered else filterset.row_count
+        page = offset_page(request.GET, values, count=count)
+        context = {
+            "snapshot": snapshot,
+            "golden": is_golden(snapshot),
+            "filterset": filterset,
+            "filtered": filtered,
+            "page": page,
+            "rows": [value_row(value) for value in page.rows],
+            "columns": sort_columns(request.GET, sort, VALUE_COLUMNS),
+            "filter_params": [(k, v) for k in request.GET if k not in ("page", "sort") for v in request.GET.getlist(k)],
+            "restore_form": RestoreSelectionForm() if request.user.has_perm("snapshots.add_restore") else None,
+            "restores": snapshot.restores.select_related("created_by").order_by("-id")[:5],
+        }
+        return TemplateResponse(request, "snapshots/detail.html", context)
 
 
 class CreatePreviewView(CanRestoreMixin, View):

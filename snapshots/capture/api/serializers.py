@@ -5,8 +5,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from pvs.selections import selection_problems
+from snapshots.capture.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
 from snapshots.capture.services import protected_tags_refusal
-from snapshots.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
 from squirrel_site.json_values import json_safe
 from squirrel_site.limits import CappedListField, CappedManyRelatedField, ModelSerializer, SentLengthCharField
 from squirrel_site.schema import PV_VALUE_SCHEMA

@@ -22,8 +22,8 @@ from snapshots.capture.api.serializers import (
 )
 from snapshots.capture.api.value_rows import api_rows
 from snapshots.capture.filtersets import SnapshotFilterSet
+from snapshots.capture.models import Snapshot
 from snapshots.capture.services import SnapshotError
-from snapshots.models import Snapshot
 from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import ModelPermissions

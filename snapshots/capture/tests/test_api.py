@@ -251,8 +251,8 @@ def test_a_preview_the_cache_cannot_serve_is_made_by_a_worker(
     assert len(callbacks) == 1 and not RestorePreview.objects.exists()
 
     from jobs.runner import run_job
-    from snapshots.capture.runners import PreviewRunner
-    from snapshots.restore import execute as restore
+    from snapshots.restore import preview as restore
+    from snapshots.restore.runners import PreviewRunner
 
     class Reader(FakeReader):  # the worker's Channel Access, faked at the io boundary
         def read(self, addresses, timeout=2.0):

@@ -9,9 +9,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from snapshots.capture.api.serializers import SnapshotSerializer
+from snapshots.capture.models import ValueType
 from snapshots.comparison.forms import LIVE
 from snapshots.comparison.rules import ComparisonStatus
-from snapshots.models import ValueType
 from squirrel_site.schema import PV_VALUE_SCHEMA
 
 

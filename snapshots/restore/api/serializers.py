@@ -5,7 +5,8 @@ from rest_framework import serializers
 
 from pvs.selections import select_pvs
 from snapshots.capture.api.serializers import PVSelectionSerializer
-from snapshots.models import Restore, RestoreItem, RestorePreview, RestorePreviewItem, Snapshot
+from snapshots.capture.models import Snapshot
+from snapshots.restore.models import Restore, RestoreItem, RestorePreview, RestorePreviewItem
 from squirrel_site.json_values import json_safe
 from squirrel_site.schema import PV_VALUE_SCHEMA
 

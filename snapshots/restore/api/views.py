@@ -16,9 +16,8 @@ from jobs.api.serializers import JobSerializer
 from jobs.models import Job, JobType
 from jobs.outbox import enqueue
 from pvs.selections import select_pvs
-from snapshots.capture.actions import request_restore, request_undo
 from snapshots.capture.api.views import ValuePagination
-from snapshots.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
+from snapshots.restore.actions import request_restore, request_undo
 from snapshots.restore.api.serializers import (
     CreatePreviewSerializer,
     ExecuteSerializer,
@@ -27,7 +26,9 @@ from snapshots.restore.api.serializers import (
     RestorePreviewSerializer,
     RestoreSerializer,
 )
-from snapshots.restore.execute import NeedsChannelAccess, RestoreError, preview_restore
+from snapshots.restore.errors import NeedsChannelAccess, RestoreError
+from snapshots.restore.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
+from snapshots.restore.preview import preview_restore
 from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import needs

@@ -5,7 +5,7 @@ import pytest
 
 from pvs.models import PV
 from snapshots.models import Snapshot, SnapshotMode, SnapshotValue, ValueType
-from snapshots.restore import execute as restore_service
+from snapshots.restore import plan
 from snapshots.restore.execute import execute_restore
 from squirrel_site.testing.restore import FakeIOC, make_preview
 
@@ -19,14 +19,14 @@ def ioc(redis_db):
 def undo_snapshots(monkeypatch):
     """The real take_undo_snapshot (a direct read through the io), recording what it was asked for."""
     taken = []
-    real = restore_service.take_undo_snapshot
+    real = plan.take_undo_snapshot
 
     def take(*, restore, pvs, user, io):
         snapshot = real(restore=restore, pvs=pvs, user=user, io=io)
         taken.append((snapshot, sorted(pv.setpoint_address for pv in pvs)))
         return snapshot
 
-    monkeypatch.setattr(restore_service, "take_undo_snapshot", take)
+    monkeypatch.setattr(plan, "take_undo_snapshot", take)
     return taken
 
 

@@ -21,7 +21,8 @@ from snapshots.capture.services import take_snapshot
 from snapshots.comparison.drift import drift_summary
 from snapshots.comparison.rows import Comparison, compare
 from snapshots.models import RestoreItem, RestorePreviewItem, SnapshotValue
-from snapshots.restore.execute import execute_restore, preview_restore
+from snapshots.restore.execute import execute_restore
+from snapshots.restore.preview import preview_restore
 from tags.models import Tag, TagGroup
 
 pytestmark = pytest.mark.django_db

@@ -20,8 +20,11 @@ from monitor import live
 from pvs import epics_io
 from pvs.models import PV
 from snapshots.models import LiveSource, Restore, RestoreAction, RestoreItemStatus, RestoreStatus, SnapshotOrigin
-from snapshots.restore import execute as restore_service
-from snapshots.restore.execute import RestoreError, execute_restore, preview_restore, undo_restore
+from snapshots.restore import claim
+from snapshots.restore.errors import RestoreError
+from snapshots.restore.execute import execute_restore
+from snapshots.restore.preview import preview_restore
+from snapshots.restore.undo import undo_restore
 from squirrel_site.testing.restore import (
     CrashingPut,
     actions,
@@ -513,7 +516,7 @@ def test_admin_shows_restores_and_their_per_pv_results_read_only(ioc, user, undo
 def test_a_second_job_for_a_restore_being_run_fails_with_a_pointer_to_the_first(ioc, user, undo_snapshots):
     from jobs.models import Job, JobStatus, JobType
     from jobs.runner import run_job
-    from snapshots.capture.runners import RestoreRunner
+    from snapshots.restore.runners import RestoreRunner
 
     preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
     first = Job.objects.create(type=JobType.RESTORE, created_by=user, data={"preview": preview.id})
@@ -531,9 +534,9 @@ def test_a_second_job_for_a_restore_being_run_fails_with_a_pointer_to_the_first(
         port=db["PORT"],
         autocommit=True,
     ) as other:
-        other.execute("SELECT pg_advisory_lock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
+        other.execute("SELECT pg_advisory_lock(%s::int, %s::int)", [claim._LOCK_NAMESPACE, restore.pk])
         run_job(second.id, RestoreRunner.run)
-        other.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
+        other.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", [claim._LOCK_NAMESPACE, restore.pk])
     second.refresh_from_db()
     assert second.status == JobStatus.FAILED and f"job #{first.id}" in second.error
 
@@ -542,7 +545,7 @@ def test_a_second_job_for_a_restore_being_run_fails_with_a_pointer_to_the_first(
 def test_a_restore_job_delivered_again_after_the_restore_finished_is_finished_not_failed(ioc, user, undo_snapshots):
     from jobs.models import Job, JobStatus, JobType
     from jobs.runner import run_job
-    from snapshots.capture.runners import RestoreRunner
+    from snapshots.restore.runners import RestoreRunner
 
     preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
     job = Job.objects.create(type=JobType.RESTORE, created_by=user, data={"preview": preview.pk})

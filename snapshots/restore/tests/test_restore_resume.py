@@ -13,10 +13,12 @@ from django.utils import timezone
 from jobs.models import Job, JobStatus, JobType
 from jobs.runner import run_job
 from pvs.models import PV
-from snapshots.capture.runners import RestoreRunner
 from snapshots.models import Restore, RestoreItemStatus, RestoreStatus
-from snapshots.restore import execute as restore_service
-from snapshots.restore.execute import RestoreBusy, execute_restore, preview_restore, resume_restore
+from snapshots.restore import claim, execute, plan, stages
+from snapshots.restore.errors import RestoreBusy
+from snapshots.restore.execute import execute_restore, resume_restore
+from snapshots.restore.preview import preview_restore
+from snapshots.restore.runners import RestoreRunner
 from squirrel_site.testing.restore import (
     CrashingPut,
     make_pv,
@@ -60,13 +62,13 @@ def test_items_are_recorded_beside_the_puts_on_a_second_connection(ioc, user, un
     # Outside a caller's transaction (as in a worker) the items and results are written by the
     # recorder's own connection while the puts go out.
     backends = set()
-    real = restore_service._record_stage
+    real = stages._record_stage
 
     def record(*args):
         backends.add(_backend_pid())
         real(*args)
 
-    monkeypatch.setattr(restore_service, "_record_stage", record)
+    monkeypatch.setattr(stages, "_record_stage", record)
     for i in range(6):
         make_pv(f"C:{i}", readback=f"C:RB{i}", stage=i % 3)
         ioc.add(f"C:{i}", 0.0, readback=f"C:RB{i}")
@@ -113,7 +115,7 @@ def test_a_run_that_died_before_its_items_were_recorded_is_resumed_without_writi
         raise psycopg.OperationalError("connection lost")
 
     monkeypatch.setattr(ioc, "put", put_and_tell)
-    monkeypatch.setattr(restore_service, "_create_items", lost)
+    monkeypatch.setattr(plan, "_create_items", lost)
     with pytest.raises(psycopg.OperationalError):
         execute_restore(preview, user=user, io=ioc)
     restore = Restore.objects.get(preview=preview)
@@ -161,7 +163,7 @@ def test_creating_the_items_again_adds_nothing(ioc, user, undo_snapshots):
     # A killed runner's INSERT can still commit while a resume runs its own.
     restore = execute_restore(preview_restore(simple_setup(ioc, user), created_by=user, io=ioc), user=user, io=ioc)
     before = statuses(restore)
-    restore_service._create_items(restore.pk, restore.preview_id, restore.undo_snapshot_id, 2.0)
+    plan._create_items(restore.pk, restore.preview_id, restore.undo_snapshot_id, 2.0)
     assert statuses(restore) == before and restore.items.count() == 3
 
 
@@ -189,11 +191,11 @@ def test_a_second_runner_is_refused_while_the_first_holds_the_restore(ioc, user,
         port=db["PORT"],
         autocommit=True,
     ) as other:
-        other.execute("SELECT pg_advisory_lock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
+        other.execute("SELECT pg_advisory_lock(%s::int, %s::int)", [claim._LOCK_NAMESPACE, restore.pk])
         with pytest.raises(RestoreBusy):
             resume_restore(restore, io=ioc)
         # Explicitly: a closed connection's locks go when its backend exits, a moment later.
-        other.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", [restore_service._LOCK_NAMESPACE, restore.pk])
+        other.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", [claim._LOCK_NAMESPACE, restore.pk])
     ioc.crash_after = None
     assert resume_restore(restore, io=ioc).status == RestoreStatus.SUCCEEDED
 
@@ -211,10 +213,10 @@ def _overdue_restore_job(user, preview) -> Job:
 
 @pytest.mark.django_db
 def test_a_redelivered_restore_past_its_deadline_that_wrote_nothing_expires(ioc, user, monkeypatch):
-    monkeypatch.setattr(restore_service, "_service", lambda: ioc)
+    monkeypatch.setattr(execute, "_service", lambda: ioc)
     preview = preview_restore(simple_setup(ioc, user), created_by=user, io=ioc)
     job = _overdue_restore_job(user, preview)
-    restore_service._claim(
+    claim.claim(
         preview, user, job, {"verify": True, "verify_timeout": 1.0, "put_timeout": 1.0, "connect_timeout": 1.0}
     )  # the first run died after its claim
 
@@ -229,7 +231,7 @@ def test_a_redelivered_restore_past_its_deadline_that_wrote_nothing_expires(ioc,
 
 @pytest.mark.django_db
 def test_a_restore_past_its_deadline_whose_puts_had_begun_is_resumed(ioc, user, monkeypatch):
-    monkeypatch.setattr(restore_service, "_service", lambda: ioc)
+    monkeypatch.setattr(execute, "_service", lambda: ioc)
     snapshot = simple_setup(ioc, user, count=4)
     preview = preview_restore(snapshot, created_by=user, io=ioc)
     job = _overdue_restore_job(user, preview)
