@@ -172,7 +172,7 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.2f}"
     )
 
-    print("Snapshot against snapshot (snapshots.comparison, SQL):")
+    print("Snapshot against snapshot (snapshots.comparison.rows, SQL):")
     cases = [
         ("every row compared and counted, none returned (limit=0)", Comparison(a=a, b=b), 0),
         ("every row to Python (limit=None, with counts)", Comparison(a=a, b=b), None),

@@ -36,7 +36,7 @@ def request_snapshot(*, user, via: str, params: dict) -> Job:
 
 
 def import_snapshot_file(filename: str, content: bytes | str, *, user, via: str, title: str | None = None) -> Snapshot:
-    """Create a snapshot from an exported file (snapshots.importers.import_snapshot, whose
+    """Create a snapshot from an exported file (snapshots.capture.importers.import_snapshot, whose
     SnapshotImportError lists every problem; nothing is written or recorded then)."""
     with transaction.atomic():
         snapshot = import_snapshot(filename, content, created_by=user, title=title)

@@ -56,7 +56,7 @@ class SnapshotAdminForm(forms.ModelForm):
 
 @admin.register(Snapshot)
 class SnapshotAdmin(ModelAdmin):
-    """Browse snapshots; edit their title, comment and tags, or delete them (snapshots.actions,
+    """Browse snapshots; edit their title, comment and tags, or delete them (snapshots.capture.actions,
     which records each change in the audit log)."""
 
     form = SnapshotAdminForm
@@ -119,7 +119,7 @@ class SnapshotScheduleForm(forms.ModelForm):
 
 @admin.register(SnapshotSchedule)
 class SnapshotScheduleAdmin(admin.ModelAdmin):
-    """Scheduled snapshots; saving keeps the celery-beat task in step (snapshots.schedules)."""
+    """Scheduled snapshots; saving keeps the celery-beat task in step (snapshots.capture.schedules)."""
 
     form = SnapshotScheduleForm
     list_display = ["name", "enabled", "crontab", "mode", "keep_last", "owner"]

@@ -1,4 +1,4 @@
-"""Export of a snapshot to JSON or CSV, lossless: snapshots/importers.py reads both back.
+"""Export of a snapshot to JSON or CSV, lossless: snapshots/capture/importers.py reads both back.
 
 Both formats carry the same fields per value (:data:`FIELDS`, docs/snapshots.md). Floats are
 written with repr() (the shortest text that parses back to the same double); NaN and the

@@ -1,4 +1,4 @@
-"""Import of a snapshot exported by snapshots/exporters.py (JSON or CSV, by file extension).
+"""Import of a snapshot exported by snapshots/capture/exporters.py (JSON or CSV, by file extension).
 
 All or nothing: every record is checked first and every problem is reported (with its CSV line
 or JSON record number); only a clean file is written, in one transaction with COPY. Values are

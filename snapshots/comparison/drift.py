@@ -1,5 +1,5 @@
 """Drift: the live machine against a snapshot (the golden one by default), counted per tag group
-and tag. The statuses are snapshots.comparison's, against live values."""
+and tag. The statuses are those of snapshots.comparison.rows against live values."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class DriftSummary:
 def drift_summary(snapshot: Snapshot) -> DriftSummary:
     """Compare every PV of `snapshot` with its live value and count statuses per tag group and tag.
 
-    The statuses come from Python (snapshots.compare); PostgreSQL counts them per tag, given as
+    The statuses come from Python (snapshots.comparison.rules); PostgreSQL counts them per tag, given as
     two arrays. A PV with two tags of one group counts once in the group. Raises redis.RedisError.
     """
     statuses = live_statuses(Comparison(a=snapshot))

@@ -1,7 +1,7 @@
 """A snapshot's values against the live values in Redis (the snapshot page's live filters).
 
 Pure reads: SnapshotValue rows from PostgreSQL, live values with one pipelined HMGET through
-monitor.live, each row's status by snapshots.compare.comparison_status (as the compare page
+monitor.live, each row's status by snapshots.comparison.rules.comparison_status (as the compare page
 decides it). The live address of a row is its PV's current setpoint address, as a restore would
 write it; rows whose PV was deleted have none and are left out.
 """

@@ -2,14 +2,15 @@
 
 Snapshot against snapshot is one PostgreSQL query: a FULL OUTER JOIN of the two snapshots'
 values on the PV name, joined to the registry for the current tolerances (which the caller may
-override) and the device. The status of every row is computed in SQL (snapshots.comparison_sql,
-which follows snapshots.compare's rules), so filtering, counting, sorting and paging 50,000 rows
-happen in the database and only one page travels to Python.
+override) and the device. The status of every row is computed in SQL
+(snapshots.comparison.rules_sql, which follows the rules of snapshots.comparison.rules), so
+filtering, counting, sorting and paging 50,000 rows happen in the database and only one page
+travels to Python.
 
 Snapshot against live values takes the snapshot's rows from PostgreSQL and the live values from
-Redis (monitor.live), and applies snapshots.compare in Python. When nothing needs every row
-(sorting by name or device, no status or severity filter, no counts) only the page's addresses
-are read; otherwise every address of the selection (see docs/benchmarks.md for the cost).
+Redis (monitor.live), and applies snapshots.comparison.rules in Python. When nothing needs every
+row (sorting by name or device, no status or severity filter, no counts) only the page's
+addresses are read; otherwise every address of the selection (see docs/benchmarks.md for the cost).
 
 Row `a` is the reference: deltas are b - a and relative tolerances scale with |a|. A PV deleted
 from the registry keeps its saved rows (compared with tolerance 0, unless overridden); against
@@ -107,7 +108,7 @@ class Comparison:
 
 @dataclass(slots=True)
 class Side:
-    """One side of a row: a saved value or a live one (the shape snapshots.compare.Sample asks)."""
+    """One side of a row: a saved value or a live one (the shape snapshots.comparison.rules.Sample asks)."""
 
     kind: str
     value: object
@@ -489,7 +490,7 @@ def _count(query: str, params: list) -> int:
 
 @dataclass(slots=True)
 class _Sample:
-    """The least snapshots.compare.comparison_status needs of a side."""
+    """The least snapshots.comparison.rules.comparison_status needs of a side."""
 
     kind: str
     value: object

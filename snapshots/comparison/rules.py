@@ -9,7 +9,7 @@ NaN: two NaNs count as equal (a record that reads NaN and was saved as NaN has n
 NaN against a number never matches. Infinities match only the same infinity.
 
 A row of a comparison (snapshot against snapshot or against live values) gets one
-:class:`ComparisonStatus` from :func:`comparison_status`. snapshots.comparison computes the same
+:class:`ComparisonStatus` from :func:`comparison_status`. snapshots.comparison.rows computes the same
 statuses in SQL for snapshot pairs; its tests check the two agree.
 """
 

@@ -1,10 +1,10 @@
-"""snapshots.compare's rules as PostgreSQL expressions, for comparing snapshots in SQL.
+"""The rules of snapshots.comparison.rules as PostgreSQL expressions, for comparing snapshots in SQL.
 
 Each function takes SQL expressions (column names) and returns an expression. They follow
-snapshots.compare exactly (tests/test_comparison_sql.py checks them against it on a table of
+snapshots.comparison.rules exactly (tests/test_rules_sql.py checks them against it on a table of
 cases and on random values), including where PostgreSQL's float8 differs from Python's float:
 
-- NaN = NaN is true in PostgreSQL (Python: false); snapshots.compare counts two NaNs as equal
+- NaN = NaN is true in PostgreSQL (Python: false); snapshots.comparison.rules counts two NaNs as equal
   too, so `a = b` serves as the equality test.
 - PostgreSQL raises "value out of range" where a float8 result overflows (Python gives an
   infinity) or underflows to zero (1e-200 * 1e-200). Operands beyond 1e±150 (1e307 for
@@ -21,7 +21,7 @@ PRODUCT_SAFE_LOW, PRODUCT_SAFE_HIGH = "1e-150::float8", "1e150::float8"
 
 
 def delta(a: str, b: str) -> str:
-    """b - a for float8 `a` (saved) and `b`, as snapshots.compare.delta for numbers."""
+    """b - a for float8 `a` (saved) and `b`, as snapshots.comparison.rules.delta for numbers."""
     return (
         f"(CASE WHEN {a} = {b} THEN 0::float8"
         f" WHEN {a} = 'NaN'::float8 OR {b} = 'NaN'::float8 THEN 'NaN'::float8"
@@ -40,7 +40,7 @@ def relative_tolerance(a: str, rel: str) -> str:
 
 
 def numbers_within(a: str, b: str, abs_tol: str, rel_tol: str) -> str:
-    """snapshots.compare.numbers_within_tolerance for float8 `a` (saved) and `b`."""
+    """snapshots.comparison.rules.numbers_within_tolerance for float8 `a` (saved) and `b`."""
     return (
         f"(CASE WHEN {a} = {b} THEN true"
         f" WHEN {a} = 'NaN'::float8 OR {b} = 'NaN'::float8"
@@ -70,7 +70,7 @@ def _kinds(kinds) -> str:
 
 
 def status(p: str = "") -> str:
-    """snapshots.compare.comparison_status of a row with columns `{p}in_a`, `{p}a_kind`, `{p}a_num`,
+    """snapshots.comparison.rules.comparison_status of a row with columns `{p}in_a`, `{p}a_kind`, `{p}a_num`,
     `{p}a_str`, `{p}a_array`, `{p}a_connected` (the same for b), `{p}abs_tol`, `{p}rel_tol`."""
     a_num, b_num, a_arr, b_arr = f"{p}a_num", f"{p}b_num", f"{p}a_array", f"{p}b_array"
     tolerances = (f"{p}abs_tol", f"{p}rel_tol")
@@ -92,7 +92,7 @@ def status(p: str = "") -> str:
 
 
 def magnitude(p: str = "") -> str:
-    """snapshots.compare.magnitude of the row's delta; NULL unless its values were compared."""
+    """snapshots.comparison.rules.magnitude of the row's delta; NULL unless its values were compared."""
     s = ComparisonStatus
     compared = f"'{s.EQUAL}', '{s.WITHIN}', '{s.OUT_OF_TOLERANCE}'"
     return (
@@ -103,6 +103,6 @@ def magnitude(p: str = "") -> str:
 
 
 def status_rank(column: str = "status") -> str:
-    """The position of a status in snapshots.compare.STATUS_RANK (what needs attention first)."""
+    """The position of a status in snapshots.comparison.rules.STATUS_RANK (what needs attention first)."""
     whens = " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in STATUS_RANK.items())
     return f"(CASE {column} {whens} END)"

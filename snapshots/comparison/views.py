@@ -1,9 +1,10 @@
 """Compare and drift pages: snapshot against snapshot or live values, and drift per tag.
 
-The parameters are snapshots.forms.CompareForm's and PVFilterSet's, as in the API; the rows come
-from snapshots.comparison. Against live values each row carries the marks static/squirrel/live.js
-follows (data-live-address on the live cell, data-saved and the tolerances on the row), so the
-live column, the delta and the out-of-tolerance highlight keep updating after the page loaded.
+The parameters are snapshots.comparison.forms.CompareForm's and PVFilterSet's, as in the API; the
+rows come from snapshots.comparison.rows. Against live values each row carries the marks
+static/squirrel/live.js follows (data-live-address on the live cell, data-saved and the tolerances
+on the row), so the live column, the delta and the out-of-tolerance highlight keep updating after
+the page loaded.
 """
 
 import io

@@ -2,8 +2,8 @@
 results, undo.
 
 Reading needs view_restorepreview or view_restore; making a preview, executing it and undoing
-need snapshots.add_restore, as in the API. The services (snapshots.restore, snapshots.actions)
-decide everything; these views only call them.
+need snapshots.add_restore, as in the API. The services (snapshots.restore.preview,
+snapshots.restore.actions) decide everything; these views only call them.
 """
 
 from django.contrib import messages

@@ -127,7 +127,7 @@ class TakeSnapshotSerializer(serializers.Serializer):
 
 
 class SnapshotTagsSerializer(serializers.Serializer):
-    """A snapshot's new tags, by name (snapshots.actions.edit_snapshot guards protected ones)."""
+    """A snapshot's new tags, by name (snapshots.capture.actions.edit_snapshot guards protected ones)."""
 
     tags = snapshot_tags_field()
 

@@ -91,7 +91,7 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def values(self, request, pk=None):
         """The snapshot's values in id order, up to 50,000 per page (`page_size`).
 
-        Rows come from snapshots.api.value_rows, not from SnapshotValueSerializer, which
+        Rows come from snapshots.capture.api.value_rows, not from SnapshotValueSerializer, which
         describes them, and ujson writes them: 50,000 through the serializer and json took 4.7 s.
         """
         snapshot = self.get_object()

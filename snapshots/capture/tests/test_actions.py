@@ -1,5 +1,5 @@
-"""The audited verbs of snapshots.actions, reached the way people reach them: the API (session or
-token), the pages and the admin. Each entry names the actor and where the request came from."""
+"""The audited verbs of snapshots.capture.actions, reached the way people reach them: the API
+(session or token), the pages and the admin. Each entry names the actor and where the request came from."""
 
 import io
 

@@ -1,4 +1,4 @@
-"""The values page's rows (snapshots.api.value_rows) say exactly what SnapshotValueSerializer says."""
+"""The values page's rows (snapshots.capture.api.value_rows) say exactly what SnapshotValueSerializer says."""
 
 from datetime import UTC, datetime
 

@@ -1,4 +1,4 @@
-"""snapshots.drift: live values against a snapshot, counted per tag group and tag."""
+"""snapshots.comparison.drift: live values against a snapshot, counted per tag group and tag."""
 
 import pytest
 

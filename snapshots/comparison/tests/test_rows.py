@@ -1,4 +1,4 @@
-"""snapshots.comparison: snapshot against snapshot (SQL) and against live values (Redis)."""
+"""snapshots.comparison.rows: snapshot against snapshot (SQL) and against live values (Redis)."""
 
 import csv
 import io

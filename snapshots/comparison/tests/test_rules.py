@@ -1,4 +1,4 @@
-"""snapshots.compare: tolerances and deltas, with no database, Redis or IOC."""
+"""snapshots.comparison.rules: tolerances and deltas, with no database, Redis or IOC."""
 
 import math
 

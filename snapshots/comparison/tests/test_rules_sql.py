@@ -1,4 +1,4 @@
-"""snapshots.comparison_sql agrees with snapshots.compare: one definition of "within tolerance"."""
+"""snapshots.comparison.rules_sql agrees with snapshots.comparison.rules: one definition of "within tolerance"."""
 
 import math
 import random
