@@ -46,9 +46,9 @@ from jobs.models import Job, JobStatus, JobType  # noqa: E402
 from monitor import live  # noqa: E402
 from pvs.importers import import_pvs  # noqa: E402
 from pvs.models import PV  # noqa: E402
-from snapshots.api.serializers import SnapshotValueSerializer  # noqa: E402
-from snapshots.api.value_rows import api_rows  # noqa: E402
-from snapshots.services import take_snapshot  # noqa: E402
+from snapshots.capture.api.serializers import SnapshotValueSerializer  # noqa: E402
+from snapshots.capture.api.value_rows import api_rows  # noqa: E402
+from snapshots.capture.services import take_snapshot  # noqa: E402
 from squirrel_site.renderers import FastJSONRenderer  # noqa: E402
 
 

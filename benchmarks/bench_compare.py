@@ -40,10 +40,10 @@ from django.urls import NoReverseMatch, reverse  # noqa: E402
 from monitor import live  # noqa: E402
 from pvs.importers import import_pvs  # noqa: E402
 from pvs.models import PV  # noqa: E402
-from snapshots.compare import ComparisonStatus  # noqa: E402
-from snapshots.comparison import Comparison, compare, write_csv  # noqa: E402
-from snapshots.drift import drift_summary  # noqa: E402
-from snapshots.services import take_snapshot  # noqa: E402
+from snapshots.capture.services import take_snapshot  # noqa: E402
+from snapshots.comparison.drift import drift_summary  # noqa: E402
+from snapshots.comparison.rows import Comparison, compare, write_csv  # noqa: E402
+from snapshots.comparison.rules import ComparisonStatus  # noqa: E402
 
 ENUM_LABELS = ["Off", "On", "Fault"]
 ARRAY_LENGTH = 100
@@ -172,7 +172,7 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.2f}"
     )
 
-    print("Snapshot against snapshot (snapshots.comparison, SQL):")
+    print("Snapshot against snapshot (snapshots.comparison.rows, SQL):")
     cases = [
         ("every row compared and counted, none returned (limit=0)", Comparison(a=a, b=b), 0),
         ("every row to Python (limit=None, with counts)", Comparison(a=a, b=b), None),

@@ -46,7 +46,7 @@ from django.urls import reverse  # noqa: E402
 from monitor import live  # noqa: E402
 from pvs.importers import import_pvs  # noqa: E402
 from pvs.models import PV  # noqa: E402
-from snapshots.services import take_snapshot  # noqa: E402
+from snapshots.capture.services import take_snapshot  # noqa: E402
 from tags.models import Tag  # noqa: E402
 
 

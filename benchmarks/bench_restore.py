@@ -102,9 +102,10 @@ def run(args, workdir: Path, with_monitor=None) -> None:
     from pvs.epics_io import epics_service
     from pvs.importers import import_pvs
     from pvs.models import PV
+    from snapshots.capture.services import take_snapshot
     from snapshots.models import RestoreStatus
-    from snapshots.restore import execute_restore, preview_restore
-    from snapshots.services import take_snapshot
+    from snapshots.restore.execute import execute_restore
+    from snapshots.restore.preview import preview_restore
 
     report = import_pvs("registry.csv", (workdir / "registry.csv").read_bytes(), dry_run=False)
     assert report.ok, report.errors[:5]

@@ -34,8 +34,8 @@ from django.db import connection  # noqa: E402
 from monitor import live  # noqa: E402
 from pvs.importers import import_pvs  # noqa: E402
 from pvs.models import PV  # noqa: E402
+from snapshots.capture.services import take_snapshot  # noqa: E402
 from snapshots.models import Snapshot, SnapshotValue  # noqa: E402
-from snapshots.services import take_snapshot  # noqa: E402
 
 ENUM_LABELS = ["Off", "On", "Fault"]
 

@@ -2,7 +2,7 @@
 whether it reaches the IOCs.
 
 One rule for everyone: the health endpoint reports it, and snapshots and restore previews read
-the cache only when it says ok (snapshots.services.monitor_is_fresh). Connectivity is judged
+the cache only when it says ok (snapshots.capture.services.monitor_is_fresh). Connectivity is judged
 apart (judge_connections, for the health report only): a fresh cache that says an IOC is
 disconnected is still the truth, and a direct read would find the same.
 """

@@ -6,9 +6,13 @@ class SnapshotsConfig(AppConfig):
     verbose_name = "Snapshots"
 
     def ready(self):
-        """Register the snapshot app's job types with the jobs app, which imports no app."""
+        """Register the packages' job types with the jobs app, which imports no app, and their Celery
+        tasks (Celery's autodiscovery looks for a `tasks` module at the top of each app only)."""
+        import snapshots.capture.tasks
+        import snapshots.restore.tasks  # noqa: F401 - the tasks register themselves with Celery
         from jobs.registry import register
-        from snapshots.job_runners import RUNNERS
+        from snapshots.capture.runners import RUNNERS as CAPTURE_RUNNERS
+        from snapshots.restore.runners import RUNNERS as RESTORE_RUNNERS
 
-        for runner in RUNNERS:
+        for runner in CAPTURE_RUNNERS + RESTORE_RUNNERS:
             register(runner)

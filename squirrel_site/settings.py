@@ -271,9 +271,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # One name for a choice set that several fields use (value_type and kind; the severities).
     "ENUM_NAME_OVERRIDES": {
-        "ValueTypeEnum": "snapshots.models.ValueType",
-        "SeverityEnum": "snapshots.models.Severity",
-        "ComparisonStatusEnum": "snapshots.compare.ComparisonStatus",
+        "ValueTypeEnum": "snapshots.capture.models.ValueType",
+        "SeverityEnum": "snapshots.capture.models.Severity",
+        "ComparisonStatusEnum": "snapshots.comparison.rules.ComparisonStatus",
     },
     # The interactive docs load their assets from this server, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

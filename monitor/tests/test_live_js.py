@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from monitor.display import number_text
-from snapshots.compare import delta, within_tolerance
+from snapshots.comparison.rules import delta, within_tolerance
 
 pytestmark = pytest.mark.browser
 
@@ -212,7 +212,7 @@ def test_tolerance_delta_and_number_text_follow_the_python_rules(page):
 
 
 def _python(v):
-    """What snapshots.compare sees for a JSON value (json_safe spells non-finite floats)."""
+    """What snapshots.comparison.rules sees for a JSON value (json_safe spells non-finite floats)."""
     if isinstance(v, str) and v in ("NaN", "Infinity", "-Infinity"):
         return float(v.replace("Infinity", "inf"))
     return v

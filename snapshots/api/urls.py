@@ -1,17 +1,11 @@
-from django.urls import path
-from rest_framework.routers import SimpleRouter
+"""The snapshot app's API: each package's, in the namespace snapshots-api (snapshots-api:snapshot-list, ...)."""
 
-from snapshots.api.compare_views import CompareView, DriftView
-from snapshots.api.restore_views import RestorePreviewViewSet, RestoreViewSet
-from snapshots.api.views import SnapshotViewSet
+from django.urls import include, path
 
 app_name = "snapshots-api"
 
-router = SimpleRouter()
-router.register("snapshots", SnapshotViewSet, basename="snapshot")
-router.register("restore-previews", RestorePreviewViewSet, basename="restore-preview")
-router.register("restores", RestoreViewSet, basename="restore")
-urlpatterns = router.urls + [
-    path("compare/", CompareView.as_view(), name="compare"),
-    path("drift/", DriftView.as_view(), name="drift"),
+urlpatterns = [
+    path("", include("snapshots.capture.api.urls")),
+    path("", include("snapshots.restore.api.urls")),
+    path("", include("snapshots.comparison.api.urls")),
 ]

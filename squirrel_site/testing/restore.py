@@ -157,12 +157,12 @@ def make_preview(client, snapshot) -> RestorePreview:
 
 
 def preview_record(snapshot, user, **changes):
-    from snapshots.restore import _fingerprint
+    from snapshots.restore.preview import registry_fingerprint
 
     fields = {
         "expires_at": timezone.now() + timedelta(minutes=5),
         "live_source": "cache",
-        "registry_fingerprint": _fingerprint([]),
+        "registry_fingerprint": registry_fingerprint([]),
         **changes,
     }
     return RestorePreview.objects.create(snapshot=snapshot, created_by=user, **fields)

@@ -13,6 +13,18 @@ from pvs.models import PV
 from snapshots.models import Snapshot, SnapshotValue, ValueSource, ValueType
 
 
+@pytest.fixture
+def operator(make_user):
+    """A user of the operator role (user name "operator"): may take snapshots and restore."""
+    return make_user("operator", "operator")
+
+
+@pytest.fixture
+def user(make_user):
+    """The operator of the snapshot and restore services' tests (user name "operator")."""
+    return make_user("operator", "operator")
+
+
 @dataclass
 class Enum:
     """An enum value for make_snapshot / set_live: its index and the record's labels."""

@@ -7,7 +7,7 @@ import pytest
 
 from jobs.models import Job, JobType
 from snapshots.models import Restore, RestoreItem, RestoreItemStatus, RestorePreview, RestoreStatus
-from snapshots.restore import preview_restore
+from snapshots.restore.preview import preview_restore
 
 pytestmark = pytest.mark.django_db
 

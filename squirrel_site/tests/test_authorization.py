@@ -22,7 +22,7 @@ from django.utils import timezone
 from jobs.models import Job, JobType
 from pvs.models import PV
 from snapshots.models import Restore, RestorePreview, Snapshot, SnapshotMode
-from snapshots.restore import _fingerprint
+from snapshots.restore.preview import registry_fingerprint
 from squirrel_site.asgi import application
 from squirrel_site.routing import websocket_urlpatterns
 from tags.models import Tag, TagGroup
@@ -118,7 +118,7 @@ def world(make_user):
         created_by=operator,
         expires_at=timezone.now() + timedelta(minutes=5),
         live_source="cache",
-        registry_fingerprint=_fingerprint([]),
+        registry_fingerprint=registry_fingerprint([]),
     )
     done = RestorePreview.objects.create(
         snapshot=snapshot, created_by=operator, expires_at=timezone.now(), live_source="cache"

@@ -230,7 +230,7 @@ def test_a_page_number_past_bigint_on_the_compare_api_is_400(admin_client, two_s
 
 
 def test_the_largest_compare_page_is_an_empty_page(admin_client, two_snapshots):
-    from snapshots.forms import MAX_PAGE
+    from snapshots.comparison.forms import MAX_PAGE
 
     a, b = two_snapshots
 

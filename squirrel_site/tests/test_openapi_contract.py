@@ -29,7 +29,7 @@ from schemathesis.core.parameters import ParameterLocation
 from jobs.models import Job, JobType
 from monitor import live
 from snapshots.models import GOLDEN_TAG, Restore, RestoreItem, RestoreItemStatus, RestoreStatus, SnapshotTag
-from snapshots.restore import preview_restore
+from snapshots.restore.preview import preview_restore
 from squirrel_site.testing.snapshots import Enum
 from tags.models import Tag, TagGroup
 

@@ -5,7 +5,7 @@
 //   <tr data-saved="JSON" data-kind="float" data-abs-tol="0.1" data-rel-tol="0" [data-precision="3"]>
 //     ... <td data-live-address="ADDR"> ... <td data-live-delta>
 //                                        delta := live - saved (first live cell of the row);
-//                                        class out-of-tolerance as in snapshots/compare.py
+//                                        class out-of-tolerance as in snapshots/comparison/rules.py
 // After applying each message it acknowledges it and dispatches "squirrel:live" on document.
 // Pages that replace their content call refresh() (a MutationObserver also notices new elements).
 
@@ -108,7 +108,7 @@ function updateRow(row, v) {
   row.classList.toggle("out-of-tolerance", v.connected && !within);
 }
 
-// The rules of snapshots/compare.py. Non-finite numbers arrive spelled "NaN", "Infinity", "-Infinity".
+// The rules of snapshots/comparison/rules.py. Non-finite numbers arrive spelled "NaN", "Infinity", "-Infinity".
 
 function number(value) {
   if (typeof value === "number") return value;

@@ -1,0 +1,1 @@
+"""Taking snapshots: take, import, export, schedules and their retention, the snapshot list."""

@@ -1,0 +1,63 @@
+"""The snapshot list's filters, shared by the API and the snapshot list page."""
+
+from datetime import UTC
+
+import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+
+from snapshots.capture.models import Snapshot, SnapshotOrigin, SnapshotTag
+
+DATE_INPUT = forms.DateInput(attrs={"type": "date"})
+
+
+class UTCDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 date-time, turned into UTC: PostgreSQL refuses offsets beyond 15:59, which ISO
+    8601 and Python allow (a 500 when one reached the query)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Enter a date-time between the years 1 and 9999 in UTC.", code="invalid") from None
+
+
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCDateTimeField
+
+
+class SnapshotFilterSet(django_filters.FilterSet):
+    """Search snapshots by text, author, tag, origin and date range."""
+
+    search = django_filters.CharFilter(method="filter_search", label="Title or comment")
+    author = django_filters.CharFilter(
+        field_name="created_by__username", lookup_expr="iexact", label="Author (user name)"
+    )
+    tag = django_filters.ModelChoiceFilter(
+        field_name="tags",
+        to_field_name="name",
+        queryset=SnapshotTag.objects.all(),
+        label="Tag",
+        empty_label="any",
+    )
+    origin = django_filters.ChoiceFilter(choices=SnapshotOrigin.choices, empty_label="any")
+    date_from = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__gte", widget=DATE_INPUT, label="Taken from"
+    )
+    date_to = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__lte", widget=DATE_INPUT, label="Taken until"
+    )
+    created_after = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Snapshot
+        fields: list[str] = []
+
+    def filter_search(self, queryset, name, value):
+        text = value.strip()
+        return queryset.filter(Q(title__icontains=text) | Q(comment__icontains=text)) if text else queryset

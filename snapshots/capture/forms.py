@@ -1,0 +1,72 @@
+"""The form of a snapshot job (take a snapshot), on the snapshot list page and in the API."""
+
+from django import forms
+
+from pvs.selections import select_pvs, selection_problems
+from snapshots.capture.models import MANAGE_PROTECTED_TAGS, SnapshotMode, SnapshotTag
+from tags.models import Tag, TagGroup
+
+
+class TakeSnapshotForm(forms.Form):
+    """A snapshot job's parameters, as the API takes them; the PV selection is PVFilterSet's."""
+
+    title = forms.CharField(max_length=200)
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    mode = forms.ChoiceField(choices=SnapshotMode.choices, initial=SnapshotMode.HYBRID)
+    tags = forms.ModelMultipleChoiceField(
+        queryset=SnapshotTag.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    tag = forms.ModelMultipleChoiceField(
+        queryset=Tag.objects.select_related("group"),
+        required=False,
+        label="PVs with the tags",
+        help_text="PVs carrying all the chosen tags; nothing chosen and no other filter: every PV.",
+    )
+    tag_group = forms.ModelChoiceField(
+        queryset=TagGroup.objects.all(), required=False, label="PVs in the tag group", empty_label="any"
+    )
+    device = forms.CharField(required=False, max_length=100, label="PVs of devices starting with")
+    search = forms.CharField(required=False, max_length=100, label="PVs matching the text")
+
+    SELECTION_FIELDS = ("tag", "tag_group", "device", "search")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not user.has_perm(MANAGE_PROTECTED_TAGS):
+            # Protected tags (golden) are an administrator's decision.
+            self.fields["tags"].queryset = SnapshotTag.objects.filter(protected=False)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        selection = self.selection()
+        problems = selection_problems(selection)
+        if problems:
+            raise forms.ValidationError(f"The PV selection is not valid: {problems}")
+        if not select_pvs(selection).exists():
+            raise forms.ValidationError("No PV matches this selection.")
+        return data
+
+    def selection(self) -> dict:
+        """The chosen PV filters as stored in a snapshot job (PVFilterSet parameters)."""
+        data = self.cleaned_data
+        selection = {}
+        if data.get("tag"):
+            selection["tag"] = [tag.pk for tag in data["tag"]]
+        if data.get("tag_group"):
+            selection["tag_group"] = data["tag_group"].pk
+        for name in ("device", "search"):
+            if data.get(name, "").strip():
+                selection[name] = data[name].strip()
+        return selection
+
+    def job_data(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "title": data["title"],
+            "comment": data["comment"],
+            "mode": data["mode"],
+            "tags": [tag.name for tag in data["tags"]],
+            "selection": self.selection(),
+        }

@@ -1,0 +1,171 @@
+"""The snapshot list: search, take a snapshot (the snapshot page: restore/tests/test_snapshot_page.py)."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from jobs.models import Job, JobType
+from pvs.models import PV
+from snapshots.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag
+from tags.models import Tag, TagGroup
+
+pytestmark = pytest.mark.django_db
+
+
+# The snapshot list -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def archive(admin_user, viewer):
+    """Three snapshots by two authors; the oldest is golden and tagged "weekly"."""
+    golden = SnapshotTag.objects.get(name=GOLDEN_TAG)
+    weekly = SnapshotTag.objects.create(name="weekly")
+    old = Snapshot.objects.create(
+        title="Injector tuned", comment="after the long shutdown", created_by=admin_user, mode=SnapshotMode.DIRECT
+    )
+    old.tags.set([golden, weekly])
+    Snapshot.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=10))
+    Snapshot.objects.create(title="Before MD", created_by=viewer, mode=SnapshotMode.CACHE)
+    Snapshot.objects.create(
+        title="After MD", comment="beam lost at 3 am", created_by=admin_user, mode=SnapshotMode.HYBRID
+    )
+    return old
+
+
+def titles(response) -> list[str]:
+    return [snapshot.title for snapshot, _golden in response.context["snapshots"]]
+
+
+def test_snapshot_list_needs_a_login(client):
+    response = client.get(reverse("snapshots:list"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_snapshot_list_shows_newest_first_and_marks_the_golden_one(
+    client, viewer, archive, django_assert_max_num_queries
+):
+    client.force_login(viewer)
+    with django_assert_max_num_queries(8):
+        response = client.get(reverse("snapshots:list"))
+    assert titles(response) == ["After MD", "Before MD", "Injector tuned"]
+    assert response.text.count("★ golden") == 1
+    assert reverse("snapshots:detail", args=[archive.pk]) in response.text
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ({"search": "md"}, ["After MD", "Before MD"]),
+        ({"search": "3 am"}, ["After MD"]),
+        ({"author": "VIEWER"}, ["Before MD"]),
+        ({"tag": GOLDEN_TAG}, ["Injector tuned"]),
+        ({"date_to": (timezone.localdate() - timedelta(days=5)).isoformat()}, ["Injector tuned"]),
+        ({"date_from": timezone.localdate().isoformat()}, ["After MD", "Before MD"]),
+        ({"origin": "manual", "search": "injector"}, ["Injector tuned"]),
+    ],
+)
+def test_snapshot_list_searches(client, viewer, archive, query, expected):
+    client.force_login(viewer)
+    assert titles(client.get(reverse("snapshots:list"), query)) == expected
+
+
+def test_a_bad_date_or_unknown_tag_is_a_form_error_not_a_crash(client, viewer, archive):
+    client.force_login(viewer)
+    response = client.get(reverse("snapshots:list"), {"date_from": "yesterday", "tag": "nope"})
+    assert response.status_code == 200
+    assert "Enter a valid date." in response.text
+    assert "Select a valid choice" in response.text
+    assert titles(response) == []
+
+
+def test_snapshot_list_is_paged(client, viewer):
+    client.force_login(viewer)
+    Snapshot.objects.bulk_create(
+        [Snapshot(title=f"S{i:03}", created_by=viewer, mode=SnapshotMode.CACHE) for i in range(60)]
+    )
+    first = client.get(reverse("snapshots:list"))
+    assert len(titles(first)) == 50 and "Page 1 of 2" in first.text
+    second = client.get(reverse("snapshots:list"), {"page": 2})
+    assert len(titles(second)) == 10
+
+
+# Taking a snapshot from the list ------------------------------------------------------------------
+
+
+def test_the_take_form_is_offered_only_to_users_who_may_take_snapshots(client, viewer, operator):
+    client.force_login(viewer)
+    assert 'id="take-snapshot"' not in client.get(reverse("snapshots:list")).text
+    client.force_login(operator)
+    assert 'id="take-snapshot"' in client.get(reverse("snapshots:list")).text
+
+
+def test_a_viewer_cannot_take_a_snapshot(client, viewer):
+    client.force_login(viewer)
+    PV.objects.create(setpoint_address="T:A")
+    assert client.post(reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache"}).status_code == 403
+    assert not Job.objects.exists()
+
+
+def test_taking_a_snapshot_enqueues_the_job_and_follows_it(client, operator, django_capture_on_commit_callbacks):
+    client.force_login(operator)
+    group = TagGroup.objects.create(name="Area")
+    tag = Tag.objects.create(group=group, name="LI20")
+    PV.objects.create(setpoint_address="T:A", device="QUAD").tags.add(tag)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(
+            reverse("snapshots:list"),
+            {
+                "take-title": "Before tuning",
+                "take-comment": "why",
+                "take-mode": "direct",
+                "take-tag": [tag.pk],
+                "take-device": "QU",
+            },
+        )
+    job = Job.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("jobs:detail", args=[job.pk])
+    assert (job.type, job.created_by) == (JobType.SNAPSHOT, operator)
+    assert job.data == {
+        "title": "Before tuning",
+        "comment": "why",
+        "mode": "direct",
+        "tags": [],
+        "selection": {"tag": [tag.pk], "device": "QU"},
+    }
+    assert len(callbacks) == 1
+
+
+@pytest.mark.parametrize(
+    "post, error",
+    [
+        ({"take-title": "", "take-mode": "cache"}, "This field is required."),
+        ({"take-title": "t", "take-mode": "fast"}, "Select a valid choice. fast is not one of the available choices."),
+        ({"take-title": "t", "take-mode": "cache", "take-device": "NOTHING"}, "No PV matches this selection."),
+        ({"take-title": "t", "take-mode": "cache", "take-tag": ["x"]}, "“x” is not a valid value."),
+    ],
+)
+def test_bad_snapshot_parameters_are_readable_form_errors(client, operator, post, error):
+    client.force_login(operator)
+    PV.objects.create(setpoint_address="T:A")
+    response = client.post(reverse("snapshots:list"), post)
+    assert response.status_code == 400
+    assert error in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_only_administrators_may_take_a_golden_snapshot(client, operator, admin_role_user):
+    SnapshotTag.objects.get(name=GOLDEN_TAG)
+    PV.objects.create(setpoint_address="T:A")
+    client.force_login(operator)
+    response = client.post(
+        reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache", "take-tags": [GOLDEN_TAG]}
+    )
+    assert response.status_code == 400 and not Job.objects.exists()
+    client.force_login(admin_role_user)
+    golden = SnapshotTag.objects.get(name=GOLDEN_TAG)
+    response = client.post(
+        reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache", "take-tags": [golden.pk]}
+    )
+    assert response.status_code == 302 and Job.objects.get().data["tags"] == [GOLDEN_TAG]

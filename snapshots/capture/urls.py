@@ -1,0 +1,10 @@
+"""The snapshot list (snapshots:list), included by snapshots.urls; the snapshot page is
+snapshots.restore's."""
+
+from django.urls import path
+
+from snapshots.capture import views
+
+urlpatterns = [
+    path("snapshots/", views.SnapshotListView.as_view(), name="list"),
+]

@@ -1,0 +1,98 @@
+"""Snapshot pages: the searchable list (and taking a snapshot), and how the snapshot page shows and
+sorts a saved value (the page itself is snapshots.restore.views.SnapshotDetailView: it filters
+against live values and starts restores)."""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import F
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.views import View
+
+from snapshots.capture.actions import request_snapshot
+from snapshots.capture.filtersets import SnapshotFilterSet
+from snapshots.capture.forms import TakeSnapshotForm
+from snapshots.capture.models import GOLDEN_TAG, Snapshot
+from snapshots.capture.values import display_value
+from squirrel_site.audit import AuditVia
+from squirrel_site.json_values import json_safe
+from squirrel_site.pages import with_query
+
+SNAPSHOTS_PER_PAGE = 50
+# The list page's filters (created_after / created_before are the API's timestamps).
+LIST_FILTERS = ("search", "author", "tag", "origin", "date_from", "date_to")
+
+
+class SnapshotListView(PermissionRequiredMixin, View):
+    """Snapshots, newest first, searchable; POST takes a new one (snapshots.add_snapshot)."""
+
+    permission_required = "snapshots.view_snapshot"
+
+    def get(self, request):
+        return self.render(request, TakeSnapshotForm(user=request.user, prefix="take"))
+
+    def post(self, request):
+        if not request.user.has_perm("snapshots.add_snapshot"):
+            raise PermissionDenied("Taking snapshots needs the permission snapshots.add_snapshot.")
+        form = TakeSnapshotForm(request.POST, user=request.user, prefix="take")
+        if not form.is_valid():
+            return self.render(request, form, status=400)
+        job = request_snapshot(user=request.user, via=AuditVia.PAGE, params=form.job_data())
+        messages.success(request, f"Snapshot “{form.cleaned_data['title']}” is being taken (job #{job.id}).")
+        return redirect("jobs:detail", job.id)
+
+    def render(self, request, take_form, status=200):
+        filterset = SnapshotFilterSet(request.GET, queryset=Snapshot.objects.for_list())
+        snapshots = filterset.qs if filterset.is_valid() else Snapshot.objects.none()
+        page = Paginator(snapshots, SNAPSHOTS_PER_PAGE).get_page(request.GET.get("page"))
+        context = {
+            "filterset": filterset,
+            "filter_fields": [filterset.form[name] for name in LIST_FILTERS],
+            "page": page,
+            "snapshots": [(snapshot, is_golden(snapshot)) for snapshot in page],
+            "take_form": take_form if request.user.has_perm("snapshots.add_snapshot") else None,
+            "page_query": with_query(request.GET, page=None),
+        }
+        return TemplateResponse(request, "snapshots/list.html", context, status=status)
+
+
+def is_golden(snapshot) -> bool:
+    return any(tag.name == GOLDEN_TAG for tag in snapshot.tags.all())
+
+
+# Sort keys of the snapshot page, (ascending, descending); the PV name breaks ties, so every
+# order is total and stable across pages.
+VALUE_SORTS = {
+    "name": (("pv_name",), ("-pv_name",)),
+    "device": ((F("pv__device").asc(nulls_last=True), "pv_name"), (F("pv__device").desc(nulls_last=True), "pv_name")),
+    "severity": ((F("severity").asc(nulls_first=True), "pv_name"), (F("severity").desc(nulls_last=True), "pv_name")),
+    "type": (("value_type", "pv_name"), ("-value_type", "pv_name")),
+}
+VALUE_COLUMNS = [("name", "PV"), ("device", "Device"), ("type", "Type"), ("severity", "Severity")]
+
+
+def value_order(sort: str) -> tuple[str, tuple]:
+    """The (valid sort key, ORDER BY) for the `sort` parameter; unknown keys sort by name."""
+    key = sort.lstrip("-")
+    if key not in VALUE_SORTS:
+        return "name", VALUE_SORTS["name"][0]
+    return sort, VALUE_SORTS[key][sort.startswith("-")]
+
+
+def value_row(value) -> dict:
+    """What the snapshot page shows of one value, with the attributes live.js compares against."""
+    pv = value.pv
+    shown = {"enum_labels": value.enum_labels, "precision": value.precision, "units": value.units}
+    return {
+        "value": value,
+        "pv": pv,
+        "setpoint": display_value(value.value_type, value.setpoint_value, **shown),
+        "readback": display_value(value.value_type, value.readback_value, **shown),
+        "saved_json": json.dumps(json_safe(value.setpoint_value)),
+        "live_address": pv.setpoint_address if pv else "",
+        "live_readback_address": pv.readback_address if pv else "",
+    }

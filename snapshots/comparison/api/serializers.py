@@ -1,0 +1,107 @@
+"""The shapes of the compare and drift answers, for the schema.
+
+The views build these answers as plain dicts (snapshots.comparison.comparison_json): a page of a
+thousand rows through DRF serializers would cost more than the comparison itself. The contract
+test (squirrel_site/tests/test_openapi_contract.py) checks that the two agree.
+"""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from snapshots.capture.api.serializers import SnapshotSerializer
+from snapshots.capture.models import ValueType
+from snapshots.comparison.forms import LIVE
+from snapshots.comparison.rules import ComparisonStatus
+from squirrel_site.schema import PV_VALUE_SCHEMA
+
+
+@extend_schema_field(PV_VALUE_SCHEMA)
+class PVValueField(serializers.JSONField):
+    """An EPICS value (number, string, array or null; non-finite floats spelled out)."""
+
+
+class CompareSideSerializer(serializers.Serializer):
+    """One side of a compared PV: the saved or the live value, with its alarm and display."""
+
+    kind = serializers.ChoiceField(choices=ValueType.choices)
+    value = PVValueField()
+    display = serializers.CharField(help_text="The value as the pages show it (arrays shortened).")
+    label = serializers.CharField(allow_null=True, help_text="An enum's label.")
+    connected = serializers.BooleanField()
+    severity = serializers.IntegerField(allow_null=True)
+    status = serializers.IntegerField(allow_null=True, help_text="EPICS alarm status.")
+    units = serializers.CharField(allow_blank=True)
+    precision = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField(allow_blank=True, help_text="Why there is no value.")
+    timestamp = serializers.FloatField(allow_null=True, help_text="IOC time, Unix seconds.")
+    address = serializers.CharField(required=False, help_text="The live address read (live side only).")
+
+
+class CompareRowSerializer(serializers.Serializer):
+    """One PV of a comparison."""
+
+    pv = serializers.IntegerField(allow_null=True, help_text="The registry PV, if it is still there.")
+    pv_name = serializers.CharField()
+    device = serializers.CharField(allow_blank=True)
+    status = serializers.ChoiceField(choices=ComparisonStatus.choices)
+    kind = serializers.ChoiceField(choices=ValueType.choices)
+    a = CompareSideSerializer(allow_null=True)
+    b = CompareSideSerializer(allow_null=True)
+    delta = PVValueField(help_text="b - a: a number, per element for arrays, null when not numeric.")
+    abs_tolerance = serializers.FloatField()
+    rel_tolerance = serializers.FloatField()
+    severity = serializers.IntegerField(allow_null=True, help_text="The higher alarm severity of the two sides.")
+
+
+@extend_schema_field({"oneOf": [{"$ref": "#/components/schemas/Snapshot"}, {"type": "string", "enum": [LIVE]}]})
+class SnapshotOrLiveField(serializers.JSONField):
+    """Snapshot `b`, or "live"."""
+
+
+class ComparePageSerializer(serializers.Serializer):
+    """A page of compared PVs, with the counts per status and links to the next and previous pages."""
+
+    a = SnapshotSerializer()
+    b = SnapshotOrLiveField()
+    count = serializers.IntegerField(help_text="Rows that pass the filters.")
+    counts = serializers.DictField(
+        child=serializers.IntegerField(),
+        allow_null=True,
+        help_text="Rows per status before the status filter; null with counts=false.",
+    )
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CompareRowSerializer(many=True)
+
+
+class DriftCountsSerializer(serializers.Serializer):
+    """PVs against the live values, counted."""
+
+    pvs = serializers.IntegerField()
+    out_of_tolerance = serializers.IntegerField()
+    disconnected = serializers.IntegerField()
+    type_changed = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="PVs per comparison status.")
+    compare = serializers.URLField(help_text="The compare rows that differ.")
+
+
+class DriftTagSerializer(DriftCountsSerializer):
+    """The PVs carrying one tag."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class DriftGroupSerializer(DriftTagSerializer):
+    """The PVs carrying any tag of one tag group, and each of its tags."""
+
+    tags = DriftTagSerializer(many=True)
+
+
+class DriftSerializer(serializers.Serializer):
+    """Drift of the live values from a snapshot: totals, per tag group and per tag."""
+
+    snapshot = SnapshotSerializer()
+    read_at = serializers.FloatField(help_text="When the live values were read, Unix seconds.")
+    totals = DriftCountsSerializer()
+    groups = DriftGroupSerializer(many=True)

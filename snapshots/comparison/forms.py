@@ -1,0 +1,140 @@
+"""Forms of the compare and drift pages and API: what to compare, tolerance overrides, row filters,
+sorting, the page; which snapshot drift is measured against.
+
+The comparison's PV selection (tag, tag_group, device, search, pv) is pvs.filtersets.PVFilterSet's,
+so it means the same there as in every other list; the rest is comparison-specific.
+"""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from pvs.filtersets import PVFilterSet
+from pvs.models import PV
+from snapshots.capture.models import Severity, Snapshot
+from snapshots.comparison.drift import golden_snapshot
+from snapshots.comparison.rows import SORT_CHOICES, Comparison
+from snapshots.comparison.rules import ComparisonStatus
+from squirrel_site.pages import PAGE_SIZE
+
+LIVE = "live"
+MAX_PAGE_SIZE = 1000
+# The largest page whose OFFSET PostgreSQL can take (a bigint) at any page size: past the end of
+# every comparison, so it shows no rows; a larger number was a 500 (bigint out of range).
+MAX_PAGE = models.BigIntegerField.MAX_BIGINT // MAX_PAGE_SIZE
+
+
+class SnapshotField(forms.Field):
+    """A snapshot id (or, with `allow_live`, "live", which cleans to None)."""
+
+    def __init__(self, *, allow_live: bool = False, **kwargs):
+        self.allow_live = allow_live
+        # The query parameter, for the API schema (squirrel_site.schema.form_parameters).
+        self.openapi_schema = (
+            {"oneOf": [{"type": "integer"}, {"type": "string", "enum": [LIVE]}]} if allow_live else {"type": "integer"}
+        )
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        text = str(value or "").strip()
+        if not text or (self.allow_live and text.lower() == LIVE):
+            return None
+        try:
+            pk = int(text)
+        except ValueError:
+            hint = ' or "live"' if self.allow_live else ""
+            raise ValidationError(f"Enter a snapshot id{hint}.", code="invalid") from None
+        snapshot = Snapshot.objects.for_list().filter(pk=pk).first()
+        if snapshot is None:
+            raise ValidationError(f"Snapshot {pk} does not exist.", code="does_not_exist")
+        return snapshot
+
+
+class CompareForm(forms.Form):
+    """What to compare, tolerance overrides, row filters, sorting and the page."""
+
+    a = SnapshotField(help_text="The reference snapshot's id.")
+    b = SnapshotField(allow_live=True, required=False, help_text='Another snapshot\'s id, or "live" (the default).')
+    abs_tol = forms.FloatField(min_value=0, required=False, help_text="Absolute tolerance for every PV.")
+    rel_tol = forms.FloatField(min_value=0, required=False, help_text="Relative tolerance for every PV (0.01 = 1%).")
+    differences_only = forms.BooleanField(required=False, help_text="Hide equal rows and rows within tolerance.")
+    status = forms.MultipleChoiceField(
+        choices=ComparisonStatus.choices, required=False, help_text="Show only these statuses (repeatable)."
+    )
+    severity = forms.TypedChoiceField(
+        choices=Severity.choices[1:],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        help_text="Least alarm severity on either side: 1 MINOR, 2 MAJOR, 3 INVALID.",
+    )
+    name = forms.CharField(max_length=100, required=False, strip=True, help_text="Text in the PV name.")
+    sort = forms.ChoiceField(
+        choices=SORT_CHOICES,
+        required=False,
+        help_text="name, device, delta, status or severity; a leading - sorts descending.",
+    )
+    page = forms.IntegerField(min_value=1, max_value=MAX_PAGE, required=False)
+    page_size = forms.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, required=False)
+
+    def comparison(self, pvs=None) -> Comparison:
+        """The Comparison these (valid) parameters ask for, with `pvs` as the registry selection."""
+        data = self.cleaned_data
+        return Comparison(
+            a=data["a"],
+            b=data["b"],
+            abs_tolerance=data["abs_tol"],
+            rel_tolerance=data["rel_tol"],
+            pvs=pvs,
+            name=data["name"],
+            min_severity=data["severity"],
+            statuses=frozenset(data["status"]),
+            differences_only=data["differences_only"],
+            sort=data["sort"] or "name",
+        )
+
+    @property
+    def page_number(self) -> int:
+        return self.cleaned_data.get("page") or 1
+
+    @property
+    def rows_per_page(self) -> int:
+        return self.cleaned_data.get("page_size") or PAGE_SIZE
+
+
+class DriftForm(forms.Form):
+    """Which snapshot drift is measured against: the newest golden one unless given."""
+
+    snapshot = SnapshotField(required=False, help_text="A snapshot id; the newest golden snapshot by default.")
+
+    def clean_snapshot(self):
+        snapshot = self.cleaned_data["snapshot"] or golden_snapshot()
+        if snapshot is None:
+            raise ValidationError("There is no golden snapshot: choose one with snapshot=<id>.", code="no_golden")
+        return snapshot
+
+
+def pv_selection(data) -> tuple[PVFilterSet, object]:
+    """(the PVFilterSet of `data`, its PV queryset or None when it selects nothing in particular)."""
+    filterset = PVFilterSet(data=data, queryset=PV.objects.all())
+    if not filterset.is_valid():
+        return filterset, None
+    given = any(data.get(name) not in (None, "") for name in filterset.filters)
+    return filterset, filterset.qs if given else None
+
+
+def compare_parameters(data) -> tuple[CompareForm, Comparison | None, dict]:
+    """(form, comparison, errors by field) for query parameters `data`; comparison None if invalid."""
+    form = CompareForm(data)
+    filterset, pvs = pv_selection(data)
+    valid = form.is_valid() & filterset.is_valid()
+    return form, form.comparison(pvs) if valid else None, field_errors(filterset.form, form)
+
+
+def field_errors(*forms_: forms.Form) -> dict[str, list[str]]:
+    """The forms' error messages by field name ("__all__" for the form as a whole)."""
+    errors = {}
+    for form in forms_:
+        for field, problems in form.errors.get_json_data().items():
+            errors.setdefault(field, []).extend(problem["message"] for problem in problems)
+    return errors

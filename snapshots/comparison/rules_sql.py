@@ -1,0 +1,108 @@
+"""The rules of snapshots.comparison.rules as PostgreSQL expressions, for comparing snapshots in SQL.
+
+Each function takes SQL expressions (column names) and returns an expression. They follow
+snapshots.comparison.rules exactly (tests/test_rules_sql.py checks them against it on a table of
+cases and on random values), including where PostgreSQL's float8 differs from Python's float:
+
+- NaN = NaN is true in PostgreSQL (Python: false); snapshots.comparison.rules counts two NaNs as equal
+  too, so `a = b` serves as the equality test.
+- PostgreSQL raises "value out of range" where a float8 result overflows (Python gives an
+  infinity) or underflows to zero (1e-200 * 1e-200). Operands beyond 1e±150 (1e307 for
+  differences) go through squirrel_ieee_subtract / squirrel_ieee_multiply (migration 0006),
+  which return what Python computes instead. They are slow (an exception block each), but only
+  absurd values reach them.
+"""
+
+from snapshots.comparison.rules import ARRAY_KINDS, NUMBER_KINDS, STATUS_RANK, ComparisonStatus
+
+# Within these magnitudes float8 arithmetic can neither overflow nor underflow.
+DIFFERENCE_SAFE = "1e307::float8"
+PRODUCT_SAFE_LOW, PRODUCT_SAFE_HIGH = "1e-150::float8", "1e150::float8"
+
+
+def delta(a: str, b: str) -> str:
+    """b - a for float8 `a` (saved) and `b`, as snapshots.comparison.rules.delta for numbers."""
+    return (
+        f"(CASE WHEN {a} = {b} THEN 0::float8"
+        f" WHEN {a} = 'NaN'::float8 OR {b} = 'NaN'::float8 THEN 'NaN'::float8"
+        f" WHEN abs({a}) < {DIFFERENCE_SAFE} AND abs({b}) < {DIFFERENCE_SAFE} THEN {b} - {a}"
+        f" ELSE squirrel_ieee_subtract({b}, {a}) END)"
+    )
+
+
+def relative_tolerance(a: str, rel: str) -> str:
+    """rel * |a| as Python computes it, also where the product overflows or underflows."""
+    safe = f"BETWEEN {PRODUCT_SAFE_LOW} AND {PRODUCT_SAFE_HIGH}"
+    return (
+        f"(CASE WHEN {rel} = 0 OR {a} = 0 OR ({rel} {safe} AND abs({a}) {safe}) THEN {rel} * abs({a})"
+        f" ELSE squirrel_ieee_multiply({rel}, abs({a})) END)"
+    )
+
+
+def numbers_within(a: str, b: str, abs_tol: str, rel_tol: str) -> str:
+    """snapshots.comparison.rules.numbers_within_tolerance for float8 `a` (saved) and `b`."""
+    return (
+        f"(CASE WHEN {a} = {b} THEN true"
+        f" WHEN {a} = 'NaN'::float8 OR {b} = 'NaN'::float8"
+        f" OR abs({a}) = 'Infinity'::float8 OR abs({b}) = 'Infinity'::float8 THEN false"
+        f" ELSE abs({delta(a, b)}) <= greatest({abs_tol}, {relative_tolerance(a, rel_tol)}) END)"
+    )
+
+
+def arrays_within(a: str, b: str, abs_tol: str, rel_tol: str) -> str:
+    """Arrays match at equal length when every element pair does (an empty pair matches)."""
+    return (
+        f"(cardinality({a}) = cardinality({b}) AND coalesce((SELECT bool_and("
+        f"{numbers_within('e.x', 'e.y', abs_tol, rel_tol)}) FROM unnest({a}, {b}) AS e(x, y)), true))"
+    )
+
+
+def array_magnitude(a: str, b: str) -> str:
+    """The largest |element delta| of arrays of equal length (NaN if any is NaN), else NULL."""
+    return (
+        f"(CASE WHEN cardinality({a}) = cardinality({b}) THEN"
+        f" (SELECT max(abs({delta('e.x', 'e.y')})) FROM unnest({a}, {b}) AS e(x, y)) END)"
+    )
+
+
+def _kinds(kinds) -> str:
+    return ", ".join(f"'{kind}'" for kind in sorted(kinds))
+
+
+def status(p: str = "") -> str:
+    """snapshots.comparison.rules.comparison_status of a row with columns `{p}in_a`, `{p}a_kind`, `{p}a_num`,
+    `{p}a_str`, `{p}a_array`, `{p}a_connected` (the same for b), `{p}abs_tol`, `{p}rel_tol`."""
+    a_num, b_num, a_arr, b_arr = f"{p}a_num", f"{p}b_num", f"{p}a_array", f"{p}b_array"
+    tolerances = (f"{p}abs_tol", f"{p}rel_tol")
+    s = ComparisonStatus
+    no_value = "{0}_num IS NULL AND {0}_str IS NULL AND {0}_array IS NULL"
+    return (
+        f"(CASE WHEN NOT {p}in_a THEN '{s.ONLY_IN_B}'"
+        f" WHEN NOT {p}in_b THEN '{s.ONLY_IN_A}'"
+        f" WHEN NOT ({p}a_connected AND {p}b_connected) OR ({no_value.format(p + 'a')})"
+        f" OR ({no_value.format(p + 'b')}) THEN '{s.DISCONNECTED}'"
+        f" WHEN {p}a_kind <> {p}b_kind THEN '{s.TYPE_CHANGED}'"
+        f" WHEN CASE WHEN {p}a_kind IN ({_kinds(ARRAY_KINDS)}) THEN {a_arr} = {b_arr}"
+        f" WHEN {p}a_kind = 'string' THEN {p}a_str = {p}b_str ELSE {a_num} = {b_num} END THEN '{s.EQUAL}'"
+        f" WHEN CASE WHEN {p}a_kind IN ({_kinds(NUMBER_KINDS)}) THEN {numbers_within(a_num, b_num, *tolerances)}"
+        f" WHEN {p}a_kind IN ({_kinds(ARRAY_KINDS)}) THEN {arrays_within(a_arr, b_arr, *tolerances)}"
+        f" ELSE false END THEN '{s.WITHIN}'"
+        f" ELSE '{s.OUT_OF_TOLERANCE}' END)"
+    )
+
+
+def magnitude(p: str = "") -> str:
+    """snapshots.comparison.rules.magnitude of the row's delta; NULL unless its values were compared."""
+    s = ComparisonStatus
+    compared = f"'{s.EQUAL}', '{s.WITHIN}', '{s.OUT_OF_TOLERANCE}'"
+    return (
+        f"(CASE WHEN {p}status NOT IN ({compared}) THEN NULL"
+        f" WHEN {p}a_kind IN ({_kinds(NUMBER_KINDS)}) THEN abs({delta(p + 'a_num', p + 'b_num')})"
+        f" WHEN {p}a_kind IN ({_kinds(ARRAY_KINDS)}) THEN {array_magnitude(p + 'a_array', p + 'b_array')} END)"
+    )
+
+
+def status_rank(column: str = "status") -> str:
+    """The position of a status in snapshots.comparison.rules.STATUS_RANK (what needs attention first)."""
+    whens = " ".join(f"WHEN '{status}' THEN {rank}" for status, rank in STATUS_RANK.items())
+    return f"(CASE {column} {whens} END)"

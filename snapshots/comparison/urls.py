@@ -1,0 +1,10 @@
+"""The compare and drift pages (snapshots:compare, snapshots:drift), included by snapshots.urls."""
+
+from django.urls import path
+
+from snapshots.comparison import views
+
+urlpatterns = [
+    path("compare/", views.CompareView.as_view(), name="compare"),
+    path("drift/", views.DriftView.as_view(), name="drift"),
+]

@@ -1,0 +1,178 @@
+"""Compare and drift pages: snapshot against snapshot or live values, and drift per tag.
+
+The parameters are snapshots.comparison.forms.CompareForm's and PVFilterSet's, as in the API; the
+rows come from snapshots.comparison.rows. Against live values each row carries the marks
+static/squirrel/live.js follows (data-live-address on the live cell, data-saved and the tolerances
+on the row), so the live column, the delta and the out-of-tolerance highlight keep updating after
+the page loaded.
+"""
+
+import io
+from datetime import UTC, datetime
+
+import redis
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views import View
+
+from snapshots.capture.models import Severity, Snapshot
+from snapshots.comparison.drift import drift_summary, golden_snapshot
+from snapshots.comparison.forms import LIVE, DriftForm, compare_parameters, field_errors
+from snapshots.comparison.rows import CSV_HEADER, compare, csv_cells, saved_json, write_csv
+from snapshots.comparison.rules import ComparisonStatus
+from squirrel_site.pages import Page, sort_columns, with_query
+from tags.models import Tag, TagGroup
+
+SNAPSHOT_CHOICES = 200  # newest snapshots offered in the A / B menus (any id can still be typed in a URL)
+COLUMNS = [("name", "PV"), ("device", "Device"), ("delta", "Δ B − A"), ("status", "Status"), ("severity", "Severity")]
+LIVE_UNAVAILABLE = "Live values are unavailable: Redis cannot be reached."
+# Badge classes of squirrel.css for each status.
+STATUS_BADGES = {
+    ComparisonStatus.OUT_OF_TOLERANCE: "mismatch",
+    ComparisonStatus.TYPE_CHANGED: "mismatch",
+    ComparisonStatus.DISCONNECTED: "disconnected",
+    ComparisonStatus.WITHIN: "verified",
+    ComparisonStatus.EQUAL: "verified",
+    ComparisonStatus.ONLY_IN_A: "",
+    ComparisonStatus.ONLY_IN_B: "",
+}
+HIGHLIGHTED = (ComparisonStatus.OUT_OF_TOLERANCE, ComparisonStatus.TYPE_CHANGED)
+LINKED_STATUSES = (ComparisonStatus.OUT_OF_TOLERANCE, ComparisonStatus.DISCONNECTED, ComparisonStatus.TYPE_CHANGED)
+
+
+def snapshot_choices(*selected: Snapshot | None) -> list[Snapshot]:
+    """The newest snapshots for a menu, plus any selected one that is older."""
+    snapshots = list(Snapshot.objects.for_list()[:SNAPSHOT_CHOICES])
+    known = {snapshot.pk for snapshot in snapshots}
+    return snapshots + [s for s in selected if s is not None and s.pk not in known]
+
+
+def _form_context(request, form) -> dict:
+    cleaned = getattr(form, "cleaned_data", {})
+    return {
+        "form": form,
+        "snapshots": snapshot_choices(cleaned.get("a"), cleaned.get("b")),
+        "tags": Tag.objects.select_related("group"),
+        "tag_groups": TagGroup.objects.all(),
+        "statuses": ComparisonStatus.choices,
+        "severities": Severity.choices[1:],
+        "query": request.GET,
+    }
+
+
+class CompareView(PermissionRequiredMixin, View):
+    """Snapshot A against snapshot B or live values: filters, sorting, pages, counts, CSV."""
+
+    permission_required = "snapshots.view_snapshot"
+
+    def get(self, request):
+        form, comparison, errors = compare_parameters(request.GET)
+        context = _form_context(request, form)
+        if comparison is None:
+            # A first visit (no parameters) is a form, not an error.
+            context["errors"] = errors if request.GET else {}
+            return TemplateResponse(request, "snapshots/compare.html", context, status=400 if request.GET else 200)
+        if request.GET.get("format") == "csv":
+            return self.csv(comparison)
+        number, size = form.page_number, form.rows_per_page
+        try:
+            result = compare(comparison, offset=(number - 1) * size, limit=size)
+        except redis.RedisError:
+            context["unavailable"] = LIVE_UNAVAILABLE
+            return TemplateResponse(request, "snapshots/compare.html", context, status=503)
+        query = request.GET
+        context.update(
+            {
+                "comparison": comparison,
+                "live": comparison.live,
+                "result": result,
+                "read_at": datetime.fromtimestamp(result.read_at, UTC),
+                "page": Page(result.rows, number, size, number * size < result.total, query, result.total),
+                "rows": [_row(row, comparison.live) for row in result.rows],
+                "columns": sort_columns(query, comparison.sort, COLUMNS),
+                "status_links": [
+                    (
+                        value,
+                        label,
+                        result.counts[value],
+                        with_query(query, status=value, differences_only=None, page=None),
+                        value in comparison.statuses,
+                    )
+                    for value, label in ComparisonStatus.choices
+                    if result.counts[value]
+                ],
+                "all_url": with_query(query, status=None, differences_only=None, page=None),
+                "csv_url": with_query(query, format="csv", page=None),
+                "swap_url": with_query(query, a=comparison.b.pk, b=comparison.a.pk, page=None)
+                if not comparison.live
+                else "",
+                "can_restore": request.user.has_perm("snapshots.add_restore"),
+            }
+        )
+        return TemplateResponse(request, "snapshots/compare.html", context)
+
+    def csv(self, comparison) -> HttpResponse:
+        stream = io.StringIO()
+        write_csv(comparison, stream)
+        response = HttpResponse(stream.getvalue(), content_type="text/csv; charset=utf-8")
+        b = LIVE if comparison.live else comparison.b.pk
+        response["Content-Disposition"] = f'attachment; filename="compare-{comparison.a.pk}-{b}.csv"'
+        return response
+
+
+def _row(row, live: bool) -> dict:
+    """A ComparisonRow and what its table row needs: badge, highlight, live.js marks."""
+    marked = live and row.a is not None and row.a.value is not None and row.b is not None and bool(row.b.address)
+    return {
+        "row": row,
+        "text": dict(zip(CSV_HEADER, csv_cells(row, full=False), strict=False)),
+        "badge": STATUS_BADGES[row.status],
+        "highlighted": row.status in HIGHLIGHTED,
+        "live_address": row.b.address if live and row.b is not None else "",
+        "saved_json": saved_json(row.a) if marked else "",
+    }
+
+
+class DriftView(PermissionRequiredMixin, View):
+    """Live values against a snapshot (the newest golden one by default), per tag group and tag."""
+
+    permission_required = "snapshots.view_snapshot"
+
+    def get(self, request):
+        form = DriftForm(request.GET)
+        context = {"form": form, "snapshots": snapshot_choices(), "golden": golden_snapshot()}
+        if not form.is_valid():
+            context["errors"] = field_errors(form)
+            return TemplateResponse(request, "snapshots/drift.html", context, status=400 if request.GET else 200)
+        snapshot = form.cleaned_data["snapshot"]
+        context["snapshots"] = snapshot_choices(snapshot)
+        try:
+            summary = drift_summary(snapshot)
+        except redis.RedisError:
+            context["unavailable"] = LIVE_UNAVAILABLE
+            return TemplateResponse(request, "snapshots/drift.html", context, status=503)
+        context.update({"snapshot": snapshot, "summary": summary, "lines": _drift_lines(summary)})
+        return TemplateResponse(request, "snapshots/drift.html", context)
+
+
+def _drift_lines(summary) -> list[dict]:
+    """The drift table: totals, then each group followed by its tags, with links to the compare
+    page showing that line's rows (all of them, or those of one status)."""
+    base = {"a": summary.snapshot.pk, "b": LIVE}
+    compare_url = reverse("snapshots:compare")
+
+    def line(kind: str, drift, **selection) -> dict:
+        def url(**status) -> str:
+            return f"{compare_url}?{urlencode({**base, **selection, **status})}"
+
+        urls = {"all": url()} | {status: url(status=status) for status in LINKED_STATUSES}
+        return {"kind": kind, "line": drift, "urls": urls}
+
+    lines = [line("total", summary.totals)]
+    for group in summary.groups:
+        lines.append(line("group", group, tag_group=group.id))
+        lines += [line("tag", tag, tag=tag.id) for tag in group.tags]
+    return lines

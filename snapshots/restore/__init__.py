@@ -1,0 +1,1 @@
+"""Restoring a snapshot: preview, execute (claim, undo point, staged puts), verify, undo."""

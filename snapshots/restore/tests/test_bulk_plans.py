@@ -1,0 +1,186 @@
+"""The bulk statements' plans whatever the planner's statistics say (none, stale, fresh).
+
+Every statement a snapshot, a restore, a compare, the drift summary and the snapshot values page
+and API run is EXPLAINed (without ANALYZE) just before it runs, on 3,000 PVs, and no plan may
+hold a nested loop that reads a bulk table once per row of another other than by a unique index
+lookup: that plan costs rows x rows, and at 50,000 PVs it took a restore from seconds to
+minutes. `stale` is what an installation has between two ANALYZE runs: statistics gathered
+before the rows the statement reads were written, whose new ids lie beyond the histograms.
+"""
+
+import json
+import math
+import re
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from pvs.models import PV
+from snapshots.capture.services import take_snapshot
+from snapshots.comparison.drift import drift_summary
+from snapshots.comparison.rows import Comparison, compare
+from snapshots.models import RestoreItem, RestorePreviewItem, SnapshotValue
+from snapshots.restore.execute import execute_restore
+from snapshots.restore.preview import preview_restore
+from tags.models import Tag, TagGroup
+
+pytestmark = pytest.mark.django_db
+
+PVS = 3_000
+BULK_TABLES = {m._meta.db_table for m in (SnapshotValue, RestorePreviewItem, RestoreItem, PV, PV.tags.through)}
+_EXPLAINED = ("SELECT", "WITH", "INSERT", "UPDATE", "DELETE")
+
+
+class Plans:
+    """EXPLAIN (FORMAT JSON) of every statement this connection runs inside the block."""
+
+    def __init__(self):
+        self.plans: list[tuple[str, dict]] = []
+        self._unique_indexes: dict[str, int] = {}  # name: key columns
+
+    def __enter__(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexrelid::regclass::text, indnkeyatts FROM pg_index WHERE indisunique")
+            self._unique_indexes = dict(cursor.fetchall())
+        self._wrapper = connection.execute_wrapper(self._explain)
+        self._wrapper.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._wrapper.__exit__(*exc_info)
+
+    def _explain(self, execute, sql, params, many, context):
+        statement = sql.lstrip().upper()
+        if not many and statement.startswith(_EXPLAINED) and "SET_CONFIG(" not in statement:
+            with connection.cursor() as cursor:  # not the caller's: it may be a server-side one
+                cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+                plan = cursor.fetchone()[0]
+            self.plans.append((sql, (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]))
+        return execute(sql, params, many, context)
+
+    def quadratic_joins(self) -> list[str]:
+        """The nested loops that read a bulk table once per row of another, other than one row
+        by key (a loop over a small table, tag groups say, costs rows x a few)."""
+        found = []
+        for sql, plan in self.plans:
+            for node in _nodes(plan):
+                if node["Node Type"] != "Nested Loop":
+                    continue
+                outer, inner = (
+                    next(c for c in node["Plans"] if c.get("Parent Relationship") == side)
+                    for side in ("Outer", "Inner")
+                )
+                both_bulk = _tables(outer) & BULK_TABLES and _tables(inner) & BULK_TABLES
+                if both_bulk and not _one_row(outer) and not self._lookup_by_key(inner):
+                    found.append(f"{' '.join(sql.split())[:300]}\n  inner: {_describe(inner)}")
+        return found
+
+    def _lookup_by_key(self, node: dict) -> bool:
+        """An index scan of a unique index with an equality on each of its columns: one row per
+        outer row. (A prefix of it, or `= ANY(array)`, reads many.)"""
+        while node["Node Type"] in ("Memoize", "Bitmap Heap Scan"):
+            node = node["Plans"][0]
+        if node["Node Type"] not in ("Index Scan", "Index Only Scan", "Bitmap Index Scan"):
+            return False
+        equalities = len(re.findall(r" = (?!ANY)", node.get("Index Cond", "")))
+        return equalities >= self._unique_indexes.get(node["Index Name"], math.inf)
+
+
+def _nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def _one_row(plan: dict) -> bool:
+    """An aggregate without GROUP BY (the counts a compare page joins ON true)."""
+    return plan["Node Type"] == "Aggregate" and plan.get("Strategy") == "Plain"
+
+
+def _tables(plan: dict) -> set[str]:
+    return {node["Relation Name"] for node in _nodes(plan) if "Relation Name" in node}
+
+
+def _describe(node: dict) -> str:
+    return ", ".join(
+        f"{n['Node Type']} {n.get('Relation Name', '')} {n.get('Index Name', '')} {n.get('Index Cond', '')}".strip()
+        for n in _nodes(node)
+    )
+
+
+def _analyze():
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+@pytest.fixture(params=["none", "stale", "fresh"])
+def statistics(request, ioc, user):
+    """The registry and an earlier snapshot and restore; ANALYZE after them when `stale`. The
+    test calls the returned function right before the statements it checks (ANALYZE if `fresh`)."""
+    area = TagGroup.objects.create(name="Area")
+    areas = [Tag.objects.create(group=area, name=f"A{i}") for i in range(20)]
+    pvs = PV.objects.bulk_create(
+        PV(
+            setpoint_address=f"P:SP{i}",
+            readback_address=f"P:RB{i}" if i % 3 else "",
+            restore_stage=i % 2,
+            abs_tolerance=0.001,
+        )
+        for i in range(PVS)
+    )
+    for i, pv in enumerate(pvs):
+        ioc.add(pv.setpoint_address, float(i), readback=pv.readback_address)
+    PV.tags.through.objects.bulk_create(PV.tags.through(pv=pv, tag=areas[i % 20]) for i, pv in enumerate(pvs))
+    earlier = take_snapshot(title="earlier", created_by=user, mode="direct", reader=ioc)
+    execute_restore(preview_restore(earlier, created_by=user, include_unchanged=True, io=ioc), user=user, io=ioc)
+    if request.param == "stale":
+        _analyze()
+    return (lambda: _analyze()) if request.param == "fresh" else (lambda: None)
+
+
+def test_a_snapshot_a_restore_and_its_verification_join_no_bulk_table_row_by_row(statistics, ioc, user):
+    saved = take_snapshot(title="saved", created_by=user, mode="direct", reader=ioc)
+    for address in list(ioc.values):
+        ioc.values[address] += 0.5
+    statistics()
+    with Plans() as plans:
+        take_snapshot(title="taken", created_by=user, mode="direct", reader=ioc)
+        preview = preview_restore(saved, created_by=user, include_unchanged=True, io=ioc)
+        ioc.denied.update(f"P:SP{i}" for i in range(0, PVS, 3))  # a second outcome of the puts
+        restore = execute_restore(preview, user=user, io=ioc, verify=True, verify_timeout=1.0)
+    assert restore.summary == {"verified": PVS - PVS // 3, "no_write_access": PVS // 3}
+    assert any("INSERT INTO snapshots_restoreitem" in sql for sql, _ in plans.plans)
+    assert plans.quadratic_joins() == [], "\n".join(plans.quadratic_joins())
+
+
+def test_compares_and_the_drift_summary_join_no_bulk_table_row_by_row(statistics, ioc, user):
+    a = take_snapshot(title="a", created_by=user, mode="direct", reader=ioc)
+    for address in list(ioc.values)[::7]:
+        ioc.values[address] += 0.5
+    b = take_snapshot(title="b", created_by=user, mode="direct", reader=ioc)
+    statistics()
+    with Plans() as plans:
+        for sort in ("name", "-delta", "status", "device"):
+            compare(Comparison(a=a, b=b, sort=sort), limit=100)
+        compare(Comparison(a=a, b=b, differences_only=True), limit=None)
+        compare(Comparison(a=a), limit=100)
+        compare(Comparison(a=a), limit=0, with_counts=True)
+        drift_summary(a)
+    assert len(plans.plans) >= 7
+    assert plans.quadratic_joins() == [], "\n".join(plans.quadratic_joins())
+
+
+def test_the_snapshot_values_page_and_api_join_no_bulk_table_row_by_row(statistics, ioc, user, client):
+    snapshot = take_snapshot(title="shown", created_by=user, mode="direct", reader=ioc)
+    statistics()
+    client.force_login(user)
+    with Plans() as plans:
+        pages = [
+            client.get(reverse("snapshots:detail", args=[snapshot.pk])),
+            client.get(reverse("snapshots:detail", args=[snapshot.pk]), {"page": 20, "sort": "-setpoint"}),
+            client.get(f"/api/v1/snapshots/{snapshot.pk}/values/"),
+        ]
+    assert [page.status_code for page in pages] == [200, 200, 200]
+    assert any("snapshots_snapshotvalue" in sql for sql, _ in plans.plans)
+    assert plans.quadratic_joins() == [], "\n".join(plans.quadratic_joins())
