@@ -1,0 +1,408 @@
+"""One EPICS value: the kinds, defined once, the value type, and one codec per medium.
+
+Every app uses this module for what a value is and how it is written down; none keeps a list of
+kinds or a converter of its own. Pure: no Django models, no Redis, no Channel Access library
+(``pvs.epics_bulk`` is the only importer of ``epics``; the DBR type numbers below are the
+protocol's).
+
+The kinds (:class:`Kind`) and what each one is made of (:data:`SPECS`):
+
+==============  ========================  ==================  ==========================
+kind            Python value              PostgreSQL columns  compared
+==============  ========================  ==================  ==========================
+float           float                     ``*_num``           within tolerance
+int             int                       ``*_num``           within tolerance
+enum            int (the index)           ``*_num`` + label   exactly (index)
+string          str                       ``*_str``           exactly
+float_array     list[float]               ``*_array``         element by element, tol.
+int_array       list[int]                 ``*_array``         element by element, tol.
+==============  ========================  ==================  ==========================
+
+``none`` (:data:`NO_VALUE`) is the stored kind of a PV without a value (disconnected).
+
+The media, one codec each:
+
+- Redis (the monitor's live values): :func:`pack` / :func:`unpack`, a msgpack list;
+- PostgreSQL (snapshot values, restore items): :func:`to_columns` (a value of its own kind, strict)
+  and :func:`fit_columns` (a live value in a saved value's columns, lenient), back with
+  :func:`from_columns`;
+- API JSON and the pages' ``data-saved``: :func:`to_json` (non-finite numbers as strings);
+- display text (pages, live tables, CSV): :func:`display_text`, :func:`number_text`;
+- Channel Access: :func:`kind_of_native` (what a channel's DBR type and count read as) and
+  :func:`put_buffer` (the DBR type, count and bytes a put sends);
+- the browser (``static/squirrel/live.js``): :func:`js_module` renders ``static/squirrel/kinds.js``
+  (``python manage.py write_kinds_js``; a test fails when the file is stale).
+
+Adding a kind is a change to this module: a :class:`Kind` member and its :class:`KindSpec`, then
+each codec's branch for its :attr:`KindSpec.column` and :attr:`KindSpec.compare` (see
+docs/development.md, "Adding a value kind").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import msgpack
+
+
+class Kind(StrEnum):
+    """What an EPICS value is."""
+
+    FLOAT = "float"
+    INT = "int"
+    ENUM = "enum"
+    STRING = "string"
+    FLOAT_ARRAY = "float_array"
+    INT_ARRAY = "int_array"
+
+
+NO_VALUE = "none"  # the stored kind of a PV without a value
+
+# Columns a kind is stored in (KindSpec.column).
+NUM, STR, ARRAY = "num", "str", "array"
+# How two values of a kind compare (KindSpec.compare).
+NUMBER, NUMBER_ARRAY, EXACT = "number", "number_array", "exact"
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """What a kind is made of: its label, element type, columns and comparison."""
+
+    kind: Kind
+    label: str
+    element: type  # float, int or str: the type of the value (of each element of an array)
+    array: bool
+    column: str  # NUM, STR or ARRAY
+    compare: str  # NUMBER, NUMBER_ARRAY or EXACT
+
+
+SPECS: dict[str, KindSpec] = {
+    spec.kind.value: spec
+    for spec in (
+        KindSpec(Kind.FLOAT, "Floating point", float, False, NUM, NUMBER),
+        KindSpec(Kind.INT, "Integer", int, False, NUM, NUMBER),
+        KindSpec(Kind.ENUM, "Enum (index and label)", int, False, NUM, EXACT),
+        KindSpec(Kind.STRING, "String", str, False, STR, EXACT),
+        KindSpec(Kind.FLOAT_ARRAY, "Array of floats", float, True, ARRAY, NUMBER_ARRAY),
+        KindSpec(Kind.INT_ARRAY, "Array of integers", int, True, ARRAY, NUMBER_ARRAY),
+    )
+}
+NO_VALUE_LABEL = "No value (disconnected)"
+
+# Plain frozensets of strings: looked up 50,000 times a comparison.
+KINDS = frozenset(SPECS)
+NUMBER_KINDS = frozenset(k for k, s in SPECS.items() if s.compare == NUMBER)
+NUMBER_ARRAY_KINDS = frozenset(k for k, s in SPECS.items() if s.compare == NUMBER_ARRAY)
+ARRAY_KINDS = frozenset(k for k, s in SPECS.items() if s.array)
+NUM_COLUMN_KINDS = frozenset(k for k, s in SPECS.items() if s.column == NUM)
+STR_COLUMN_KINDS = frozenset(k for k, s in SPECS.items() if s.column == STR)
+ARRAY_COLUMN_KINDS = frozenset(k for k, s in SPECS.items() if s.column == ARRAY)
+_FLOAT, _INT, _ENUM, _STRING = Kind.FLOAT.value, Kind.INT.value, Kind.ENUM.value, Kind.STRING.value
+_FLOAT_ARRAY, _INT_ARRAY = Kind.FLOAT_ARRAY.value, Kind.INT_ARRAY.value
+_NO_COLUMNS = (NO_VALUE, None, None, None)
+
+
+def choices() -> list[tuple[str, str]]:
+    """(value, label) of every stored kind, `none` last: a model field's choices."""
+    return [(kind, spec.label) for kind, spec in SPECS.items()] + [(NO_VALUE, NO_VALUE_LABEL)]
+
+
+# The value.
+
+
+@dataclass(slots=True)
+class Value:
+    """One value of one address: what Channel Access delivered, the monitor keeps in Redis, a
+    snapshot saves, a comparison compares and a restore puts back.
+
+    `connected` is False for an address the monitor knows but whose channel is down (the value is
+    then the last one it had, or None).
+    """
+
+    address: str
+    kind: str  # a Kind value
+    value: float | int | str | list | None
+    status: int = 0
+    severity: int = 0
+    timestamp: float = 0.0  # IOC time, Unix seconds; 0.0 when the record never processed
+    received: float = 0.0  # this host's clock, Unix seconds
+    connected: bool = True
+
+
+class UnsupportedValue(ValueError):
+    """A value that does not fit its kind (or a kind this module does not know)."""
+
+
+# Redis: a msgpack list, no field names (JSON costs 0.3-0.5 s per 50,000 values). The address is
+# the hash field, so it is left out.
+
+
+def pack(v: Value) -> bytes:
+    """`v` as msgpack: [kind, value, status, severity, timestamp, received, connected]."""
+    return msgpack.packb([v.kind, v.value, v.status, v.severity, v.timestamp, v.received, v.connected])
+
+
+def unpack(address: str, raw: bytes) -> Value:
+    """What :func:`pack` packed."""
+    return Value(address, *msgpack.unpackb(raw))
+
+
+# PostgreSQL columns: (value_type, num, str, array); an enum keeps its index in num and its label
+# in str; a string array is a JSON list in str (compact, so equal arrays are equal texts).
+
+
+def to_columns(kind: str, value, label: str | None = None) -> tuple[str, float | None, str | None, list | None]:
+    """(value_type, num, str, array) for `value` of `kind`, as Channel Access delivered it.
+
+    Numbers go to the float column (EPICS integers are 32-bit, exact in a double); an enum's
+    `label` goes to the text column. No value: (``none``, None, None, None). Raises
+    :class:`UnsupportedValue` for a value that is not of its kind, or a kind not in :data:`SPECS`.
+    """
+    if value is None:
+        return _NO_COLUMNS
+    spec = SPECS.get(kind)
+    if spec is None:
+        raise UnsupportedValue(f"unknown value kind {kind!r}")
+    if spec.column == NUM:
+        return kind, float(value), label if kind == _ENUM else None, None
+    if spec.column == ARRAY:
+        return kind, None, None, list(value)
+    if spec.array:
+        return kind, None, _strings_text(value), None
+    if not isinstance(value, str):
+        raise UnsupportedValue("string arrays are not supported")
+    return kind, None, value, None
+
+
+def fit_columns(kind: str, value) -> tuple[float | None, str | None, list | None]:
+    """(num, str, array) of a live `value` in the columns of a saved value of `kind`, converted
+    where it fits (a one-element array as a number, a number as a one-element array, anything as
+    text); all None where it does not."""
+    spec = SPECS.get(kind)
+    if value is None or spec is None:
+        return None, None, None
+    try:
+        if spec.column == ARRAY:
+            return None, None, [float(x) for x in _as_list(value)]
+        if spec.column == NUM:
+            return float(value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value), None, None
+        if spec.array:
+            return None, _strings_text(value), None
+        return None, str(value), None
+    except (TypeError, ValueError):
+        return None, None, None
+
+
+def from_columns(kind: str, num, text, arr):
+    """A value's columns as Python: float, int (an enum's index), str or list; None if none."""
+    spec = SPECS.get(kind)
+    if spec is None:
+        return None
+    if spec.column == NUM:
+        if spec.element is int:
+            return None if num is None else int(num)
+        return arr if arr is not None else num  # a float saved before arrays had a kind of their own
+    if spec.column == ARRAY:
+        if arr is None or spec.element is float:
+            return arr
+        return [int(x) for x in arr]
+    if spec.array:
+        return None if text is None else json.loads(text)
+    return text
+
+
+def _strings_text(value) -> str:
+    items = _as_list(value)
+    if not all(isinstance(item, str) for item in items):
+        raise UnsupportedValue("a string array holds text only")
+    return json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+
+
+def _as_list(value) -> list:
+    """A one-element waveform can arrive as a scalar."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        return [value]
+    return list(value)
+
+
+def as_list(value) -> list:
+    """`value` as a list of elements (a scalar is a one-element array)."""
+    return _as_list(value)
+
+
+# API JSON: strict JSON has no literal for NaN or the infinities.
+
+
+def to_json(value):
+    """`value` with non-finite floats (also inside lists) spelled "NaN", "Infinity", "-Infinity"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, list):
+        return [to_json(item) for item in value]
+    return value
+
+
+# Display text: numbers with the record's precision (PREC) when the channel reported one, else 6
+# significant digits like `caget`; units after a space; enums as their label (the index when there
+# is no label for it); long strings and arrays shortened.
+
+ARRAY_ITEMS_SHOWN = 5
+STRING_CHARS_SHOWN = 80
+# Beyond these, fixed-point text gets absurd (PREC 3 of 1e300 is 300 digits): use exponents.
+MAX_PRECISION = 17
+FIXED_POINT_LIMIT = 1e15
+
+
+def enum_label(labels: Sequence[str] | None, index) -> str | None:
+    """The label of enum `index`, None when the labels are unknown or too few."""
+    if not labels or isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(labels):
+        return None
+    return labels[index]
+
+
+def display_text(
+    kind: str,
+    value,
+    *,
+    units: str = "",
+    precision: int | None = None,
+    enum_labels: Sequence[str] | None = None,
+    full: bool = False,
+) -> str:
+    """`value` of `kind` as a table cell shows it ("" for no value); `full` writes arrays and
+    strings whole (CSV)."""
+    if value is None:
+        return ""
+    if kind == _ENUM:
+        label = enum_label(enum_labels, value)
+        return label if label is not None else str(value)
+    if kind == _STRING:
+        return str(value) if full else _shortened(str(value), STRING_CHARS_SHOWN)
+    if isinstance(value, list):
+        spec = SPECS.get(kind)
+        if spec is not None and spec.element is str:
+            texts = [json.dumps(item, ensure_ascii=False) for item in value]
+        else:
+            texts = [number_text(item, precision) for item in value]
+        shown = texts if full else texts[:ARRAY_ITEMS_SHOWN]
+        more = f", … ({len(value)} values)" if len(shown) < len(value) else ""
+        text = f"[{', '.join(shown)}{more}]"
+    else:
+        text = number_text(value, precision)
+    return f"{text} {units}" if units and kind not in STR_COLUMN_KINDS else text
+
+
+def number_text(number, precision: int | None = None) -> str:
+    """One number: fixed-point with `precision` decimals if given, else 6 significant digits."""
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        return str(number)
+    if isinstance(number, int):
+        return str(number)
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "Infinity" if number > 0 else "-Infinity"
+    if precision is None or not 0 <= precision <= MAX_PRECISION:
+        return f"{number:.6g}"
+    if abs(number) >= FIXED_POINT_LIMIT:
+        return f"{number:.{precision}e}"
+    return f"{number:.{precision}f}"
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Channel Access: the DBR types (db_access.h) and what each reads as and is written with.
+
+DBR_STRING, DBR_SHORT, DBR_FLOAT, DBR_ENUM, DBR_CHAR, DBR_LONG, DBR_DOUBLE = range(7)
+MAX_STRING_SIZE = 40  # bytes of a DBR_STRING element, with its terminating NUL
+# (array typecode, scalar kind, array kind) per native numeric type.
+NATIVE_LAYOUT = {
+    DBR_SHORT: ("h", _INT, _INT_ARRAY),
+    DBR_FLOAT: ("f", _FLOAT, _FLOAT_ARRAY),
+    DBR_ENUM: ("H", _ENUM, _INT_ARRAY),
+    DBR_CHAR: ("B", _INT, _INT_ARRAY),
+    DBR_LONG: ("i", _INT, _INT_ARRAY),
+    DBR_DOUBLE: ("d", _FLOAT, _FLOAT_ARRAY),
+}
+# What a put sends for each native numeric type: DBR type and array typecode.
+PUT_LAYOUT = {
+    DBR_DOUBLE: (DBR_DOUBLE, "d"),
+    DBR_FLOAT: (DBR_DOUBLE, "d"),
+    DBR_LONG: (DBR_LONG, "i"),
+    DBR_SHORT: (DBR_LONG, "i"),
+    DBR_CHAR: (DBR_LONG, "i"),
+    DBR_ENUM: (DBR_ENUM, "H"),
+}
+
+
+def kind_of_native(native: int, count: int) -> str:
+    """The kind a channel of DBR type `native` and `count` elements reads as."""
+    if native == DBR_STRING:
+        return _STRING
+    return NATIVE_LAYOUT[native][1 if count <= 1 else 2]
+
+
+def put_buffer(native: int, element_count: int, value, enum_labels: list[str] | None = None) -> tuple[int, int, bytes]:
+    """(DBR type, element count, buffer) to put `value` to a channel of `native` type.
+
+    Enum labels become their index when the labels are known, else they go as DBR_STRING and the
+    IOC matches them. Raises ValueError, saying why, for a value the channel cannot take.
+    """
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or len(values) > max(element_count, 1):
+        raise ValueError(f"{len(values)} values for a channel of {element_count} elements")
+    if native == DBR_ENUM and any(isinstance(v, str) for v in values):
+        if enum_labels is None:
+            return _string_buffer(values)
+        unknown = [v for v in values if v not in enum_labels]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not one of the labels {enum_labels}")
+        values = [enum_labels.index(v) for v in values]
+    if native == DBR_STRING:
+        return _string_buffer(values)
+    if native not in PUT_LAYOUT:
+        raise ValueError(f"cannot put to a channel of DBR type {native}")
+    dbr_type, typecode = PUT_LAYOUT[native]
+    for v in values:
+        if not isinstance(v, numbers.Real) or (typecode != "d" and not float(v).is_integer()):
+            raise ValueError(f"cannot put {v!r} to a channel of {'numbers' if typecode == 'd' else 'integers'}")
+    try:
+        data = array(typecode, [float(v) if typecode == "d" else int(v) for v in values]).tobytes()
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range for the channel") from None
+    return dbr_type, len(values), data
+
+
+def _string_buffer(values: list) -> tuple[int, int, bytes]:
+    encoded = []
+    for v in values:
+        if not isinstance(v, str):
+            raise ValueError(f"cannot put {v!r} to a channel of strings")
+        raw = v.encode()
+        if len(raw) >= MAX_STRING_SIZE:
+            raise ValueError(f"{v!r} is longer than {MAX_STRING_SIZE - 1} bytes")
+        encoded.append(raw.ljust(MAX_STRING_SIZE, b"\0"))
+    return DBR_STRING, len(encoded), b"".join(encoded)
+
+
+# The browser: static/squirrel/kinds.js, generated from SPECS.
+
+JS_MODULE_PATH = "static/squirrel/kinds.js"
+
+
+def js_module() -> str:
+    """The text of static/squirrel/kinds.js: each kind's comparison, for live.js."""
+    compare = {kind: spec.compare for kind, spec in SPECS.items()}
+    return (
+        "// Generated from squirrel_site/epics_values.py by `python manage.py write_kinds_js`: do not edit.\n"
+        "// How each value kind compares (squirrel_site/epics_values.py, KindSpec.compare).\n"
+        f"export const COMPARE = Object.freeze({json.dumps(compare, indent=2)});\n"
+    )

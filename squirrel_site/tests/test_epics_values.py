@@ -1,0 +1,135 @@
+"""squirrel_site/epics_values.py: the kinds and each medium's codec (pure, no services)."""
+
+import math
+import struct
+from pathlib import Path
+
+import msgpack
+import pytest
+from django.conf import settings
+
+from squirrel_site import epics_values as ev
+from squirrel_site.epics_values import Kind, Value
+
+# One value of each kind, as Channel Access delivers it.
+EXAMPLES = {
+    "float": 2.5,
+    "int": -7,
+    "enum": 2,
+    "string": "hello",
+    "float_array": [1.0, math.nan, -math.inf],
+    "int_array": [1, -2, 3],
+}
+
+
+def test_every_kind_has_a_spec_and_an_example():
+    assert set(Kind) == set(ev.SPECS) == set(EXAMPLES)
+    assert ev.KINDS == ev.NUMBER_KINDS | ev.NUMBER_ARRAY_KINDS | {
+        k for k, s in ev.SPECS.items() if s.compare == ev.EXACT
+    }
+    assert ev.NUM_COLUMN_KINDS | ev.STR_COLUMN_KINDS | ev.ARRAY_COLUMN_KINDS == ev.KINDS
+
+
+def test_choices_are_the_kinds_and_none():
+    assert [value for value, _ in ev.choices()] == [*ev.SPECS, "none"]
+    assert dict(ev.choices())["enum"] == "Enum (index and label)"
+
+
+@pytest.mark.parametrize("kind", list(EXAMPLES))
+def test_redis_round_trip(kind):
+    value = Value("A:B", kind, EXAMPLES[kind], 3, 1, 1700000000.25, 1700000000.5, True)
+    back = ev.unpack("A:B", ev.pack(value))
+    assert back.kind == kind and ev.to_json(back.value) == ev.to_json(value.value)
+    assert (back.status, back.severity, back.timestamp, back.received, back.connected) == (
+        3,
+        1,
+        1700000000.25,
+        1700000000.5,
+        True,
+    )
+
+
+def test_redis_keeps_the_packed_layout():
+    # What monitors already wrote must still decode after an upgrade: the layout does not move.
+    raw = msgpack.packb(["float", 1.5, 0, 0, 10.0, 11.0, False])
+    assert ev.unpack("X", raw) == Value("X", "float", 1.5, 0, 0, 10.0, 11.0, False)
+
+
+@pytest.mark.parametrize("kind", list(EXAMPLES))
+def test_columns_round_trip(kind):
+    value_type, num, text, arr = ev.to_columns(kind, EXAMPLES[kind], "On" if kind == "enum" else None)
+    assert value_type == kind
+    assert ev.to_json(ev.from_columns(kind, num, text, arr)) == ev.to_json(EXAMPLES[kind])
+
+
+def test_columns_of_each_kind():
+    assert ev.to_columns("float", 2) == ("float", 2.0, None, None)
+    assert ev.to_columns("int", -7) == ("int", -7.0, None, None)
+    assert ev.to_columns("enum", 1, "On") == ("enum", 1.0, "On", None)
+    assert ev.to_columns("string", "x") == ("string", None, "x", None)
+    assert ev.to_columns("int_array", (1, 2)) == ("int_array", None, None, [1, 2])
+    assert ev.to_columns("float", None) == ("none", None, None, None)
+    assert ev.from_columns("int_array", None, None, [1.0, 2.0]) == [1, 2]
+    assert ev.from_columns("none", 1.0, "x", [1.0]) is None
+
+
+def test_columns_refuse_what_is_not_of_its_kind():
+    with pytest.raises(ev.UnsupportedValue, match="string arrays"):
+        ev.to_columns("string", ["a", "b"])
+    with pytest.raises(ev.UnsupportedValue, match="unknown value kind 'blob'"):
+        ev.to_columns("blob", 1)
+
+
+def test_fit_columns_converts_a_live_value_where_it_fits():
+    assert ev.fit_columns("float", [3]) == (3.0, None, None)
+    assert ev.fit_columns("float_array", 3) == (None, None, [3.0])
+    assert ev.fit_columns("enum", 2) == (2.0, None, None)
+    assert ev.fit_columns("string", 5) == (None, "5", None)
+    assert ev.fit_columns("float", "abc") == (None, None, None)
+    assert ev.fit_columns("float", [1, 2]) == (None, None, None)
+    assert ev.fit_columns("none", 1) == (None, None, None)
+    assert ev.fit_columns("float", None) == (None, None, None)
+
+
+def test_json_spells_non_finite_numbers():
+    assert ev.to_json([1.0, math.nan, math.inf, -math.inf]) == [1.0, "NaN", "Infinity", "-Infinity"]
+    assert ev.to_json("x") == "x"
+
+
+def test_display_text():
+    assert ev.display_text("float", 1.23456789) == "1.23457"
+    assert ev.display_text("float", 1.5, precision=3, units="A") == "1.500 A"
+    assert ev.display_text("enum", 1, enum_labels=["Off", "On"], units="A") == "On"
+    assert ev.display_text("enum", 5, enum_labels=["Off", "On"]) == "5"
+    assert ev.display_text("string", "x" * 100) == "x" * 79 + "…"
+    assert ev.display_text("string", "x" * 100, full=True) == "x" * 100
+    assert ev.display_text("int_array", list(range(7))) == "[0, 1, 2, 3, 4, … (7 values)]"
+    assert ev.display_text("int_array", list(range(7)), full=True) == "[0, 1, 2, 3, 4, 5, 6]"
+    assert ev.display_text("float", None) == ""
+    assert ev.number_text(math.nan) == "NaN" and ev.number_text(1e300, 3) == "1.000e+300"
+
+
+def test_kind_of_a_channel():
+    assert ev.kind_of_native(ev.DBR_DOUBLE, 1) == "float"
+    assert ev.kind_of_native(ev.DBR_FLOAT, 10) == "float_array"
+    assert ev.kind_of_native(ev.DBR_LONG, 1) == "int"
+    assert ev.kind_of_native(ev.DBR_ENUM, 1) == "enum"
+    assert ev.kind_of_native(ev.DBR_CHAR, 8) == "int_array"
+    assert ev.kind_of_native(ev.DBR_STRING, 1) == "string"
+
+
+def test_put_buffer_for_numbers_enums_and_strings():
+    assert ev.put_buffer(ev.DBR_FLOAT, 1, 2) == (ev.DBR_DOUBLE, 1, struct.pack("<d", 2.0))
+    assert ev.put_buffer(ev.DBR_SHORT, 1, 3.0) == (ev.DBR_LONG, 1, struct.pack("<i", 3))
+    assert ev.put_buffer(ev.DBR_ENUM, 1, "On", ["Off", "On"]) == (ev.DBR_ENUM, 1, struct.pack("<H", 1))
+    assert ev.put_buffer(ev.DBR_STRING, 1, "hi") == (ev.DBR_STRING, 1, b"hi".ljust(40, b"\0"))
+    with pytest.raises(ValueError, match="3 values for a channel of 2 elements"):
+        ev.put_buffer(ev.DBR_DOUBLE, 2, [1, 2, 3])
+
+
+def test_kinds_js_is_generated_from_this_module():
+    # static/squirrel/kinds.js is what live.js compares by: stale, it would disagree with the server.
+    path = Path(settings.BASE_DIR) / ev.JS_MODULE_PATH
+    assert path.read_text() == ev.js_module(), "run `python manage.py write_kinds_js`"
+    for kind, spec in ev.SPECS.items():
+        assert f'"{kind}": "{spec.compare}"' in path.read_text()
