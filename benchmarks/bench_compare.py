@@ -44,6 +44,7 @@ from snapshots.capture.services import take_snapshot  # noqa: E402
 from snapshots.comparison.drift import drift_summary  # noqa: E402
 from snapshots.comparison.rows import Comparison, compare, write_csv  # noqa: E402
 from snapshots.comparison.rules import ComparisonStatus  # noqa: E402
+from squirrel_site.epics_values import Value  # noqa: E402
 
 ENUM_LABELS = ["Off", "On", "Fault"]
 ARRAY_LENGTH = 100
@@ -98,9 +99,7 @@ def write_cache(client, state: dict) -> None:
     values, metadata = {}, {}
     for i, (address, (kind, value)) in enumerate(state.items()):
         connected = i % 500 != 7
-        values[address] = live.LiveValue(
-            address, kind, value if connected else None, 0, 0, now - 60, now - 1, connected
-        )
+        values[address] = Value(address, kind, value if connected else None, 0, 0, now - 60, now - 1, connected)
         metadata[address] = live.LiveMeta(
             "mA",
             3,

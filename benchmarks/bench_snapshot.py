@@ -36,6 +36,7 @@ from pvs.importers import import_pvs  # noqa: E402
 from pvs.models import PV  # noqa: E402
 from snapshots.capture.services import take_snapshot  # noqa: E402
 from snapshots.models import Snapshot, SnapshotValue  # noqa: E402
+from squirrel_site.epics_values import Value  # noqa: E402
 
 ENUM_LABELS = ["Off", "On", "Fault"]
 
@@ -51,14 +52,12 @@ def fill_cache(client, addresses: list[tuple[str, str]]) -> int:
         # Mostly floats, as a machine is; some ints and enums, a few disconnected.
         kind, value = ("enum", i % 3) if i % 10 == 0 else ("int", i) if i % 10 == 1 else ("float", i * 0.001)
         connected = i % 500 != 7
-        values[setpoint] = live.LiveValue(
-            setpoint, kind, value if connected else None, 0, 0, now - 60, now - 1, connected
-        )
+        values[setpoint] = Value(setpoint, kind, value if connected else None, 0, 0, now - 60, now - 1, connected)
         metadata[setpoint] = live.LiveMeta(
             "mA", 3, ENUM_LABELS if kind == "enum" else None, -10.0, 10.0, "127.0.0.1:5064", kind, 1, True, True
         )
         if readback:
-            values[readback] = live.LiveValue(readback, kind, value, 0, 0, now - 60, now - 1, True)
+            values[readback] = Value(readback, kind, value, 0, 0, now - 60, now - 1, True)
     assert writer.write(values, metadata)
     live.write_heartbeat(client, live.Shard(0, 1), {"synced": True})
     return len(values)

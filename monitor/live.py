@@ -2,12 +2,13 @@
 
 The monitor writes through :class:`FencedWriter` under a :class:`Lease`; web pages, snapshot jobs
 and scripts read with :func:`read_values` and friends. Values are msgpack lists (no field names):
-JSON costs 0.3-0.5 s for 50,000 values, more than Redis itself. Monitor shards and Celery workers
+JSON costs 0.3-0.5 s for 50,000 values, more than Redis itself; a value's msgpack is
+:func:`squirrel_site.epics_values.pack`, the one codec of a value in Redis. Monitor shards and Celery workers
 write heartbeats that expire, which the health endpoint reads (:func:`read_heartbeats`,
 :func:`read_worker_heartbeats`).
 
 Keys:
-    squirrel:live:values               hash, address -> packed LiveValue
+    squirrel:live:values               hash, address -> packed Value
     squirrel:live:meta                 hash, address -> packed LiveMeta
     squirrel:live:changes:<db>         pub/sub channel, one packed list of addresses per flush
     squirrel:monitor:<shard>:lease     "<owner>:<token>", expires unless renewed
@@ -32,6 +33,8 @@ import msgpack
 import redis
 import redis.asyncio
 from django.conf import settings
+
+from squirrel_site.epics_values import Value, pack, unpack
 
 VALUES_KEY = "squirrel:live:values"
 META_KEY = "squirrel:live:meta"
@@ -148,34 +151,6 @@ def worker_heartbeat_key(worker_id: str) -> str:
 
 
 @dataclass(slots=True)
-class LiveValue:
-    """The latest value of one address as the monitor received it."""
-
-    address: str
-    kind: str  # pvs.epics_io kinds: float, int, enum, string, float_array, int_array
-    value: float | int | str | list | None
-    status: int
-    severity: int
-    timestamp: float  # IOC time, Unix seconds; 0.0 when the record never processed
-    received: float  # when the monitor received it, Unix seconds
-    connected: bool
-
-    @classmethod
-    def from_reading(cls, reading) -> LiveValue:
-        """From a pvs.epics_io.Reading (a reading implies a connected channel)."""
-        return cls(
-            reading.address,
-            reading.kind,
-            reading.value,
-            reading.status,
-            reading.severity,
-            reading.timestamp,
-            reading.received,
-            True,
-        )
-
-
-@dataclass(slots=True)
 class LiveMeta:
     """What a channel said about itself when it connected (pvs.epics_io.Metadata minus the address)."""
 
@@ -205,16 +180,6 @@ class LiveMeta:
             metadata.read_access,
             metadata.write_access,
         )
-
-
-def encode_value(v: LiveValue) -> bytes:
-    """Pack a value as a msgpack list; the address is the hash field, so it is left out."""
-    return msgpack.packb([v.kind, v.value, v.status, v.severity, v.timestamp, v.received, v.connected])
-
-
-def decode_value(address: str, raw: bytes) -> LiveValue:
-    """Unpack what :func:`encode_value` packed."""
-    return LiveValue(address, *msgpack.unpackb(raw))
 
 
 def encode_meta(m: LiveMeta) -> bytes:
@@ -277,11 +242,11 @@ def _decode_meta_at(_address: str, raw: bytes) -> LiveMeta:
     return decode_meta(raw)
 
 
-def read_values(addresses: Sequence[str], client=None) -> dict[str, LiveValue | None]:
+def read_values(addresses: Sequence[str], client=None) -> dict[str, Value | None]:
     """The live value of each address, None where Redis has none."""
     addresses = list(addresses)
     (raws,) = _hmget_all(client or redis_client(), [(VALUES_KEY, addresses)])
-    return _decoded(addresses, raws, decode_value)
+    return _decoded(addresses, raws, unpack)
 
 
 def cached_addresses(client=None) -> set[str]:
@@ -303,7 +268,7 @@ def read_metadata(addresses: Sequence[str], client=None) -> dict[str, LiveMeta |
 
 def read_values_and_metadata(
     addresses: Sequence[str], client=None, *, extra_values: Sequence[str] = ()
-) -> tuple[dict[str, LiveValue | None], dict[str, LiveMeta | None], dict[str, LiveValue | None]]:
+) -> tuple[dict[str, Value | None], dict[str, LiveMeta | None], dict[str, Value | None]]:
     """Values and metadata of `addresses`, plus values only of `extra_values` (readbacks), in one
     round trip: (values, metadata, extra values)."""
     addresses, extra_values = list(addresses), list(extra_values)
@@ -311,18 +276,18 @@ def read_values_and_metadata(
         client or redis_client(), [(VALUES_KEY, addresses), (META_KEY, addresses), (VALUES_KEY, extra_values)]
     )
     return (
-        _decoded(addresses, values, decode_value),
+        _decoded(addresses, values, unpack),
         _decoded(addresses, metas, _decode_meta_at),
-        _decoded(extra_values, extras, decode_value),
+        _decoded(extra_values, extras, unpack),
     )
 
 
-def read_all_values(client=None) -> dict[str, LiveValue]:
+def read_all_values(client=None) -> dict[str, Value]:
     """Every live value in Redis, by address."""
     values = {}
     for field, packed in (client or redis_client()).hgetall(VALUES_KEY).items():
         address = field.decode()
-        values[address] = decode_value(address, packed)
+        values[address] = unpack(address, packed)
     return values
 
 
@@ -412,13 +377,13 @@ class Lease:
 
 
 def _write_chunks(
-    values: Mapping[str, LiveValue], metadata: Mapping[str, LiveMeta], deleted: Sequence[str]
+    values: Mapping[str, Value], metadata: Mapping[str, LiveMeta], deleted: Sequence[str]
 ) -> Iterator[tuple[list, list, list]]:
     """Split a write into (value pairs, meta pairs, deletions) of at most CHUNK_SIZE fields each."""
     chunk: tuple[list, list, list] = ([], [], [])
     size = 0
     parts = (
-        ((0, (a, encode_value(v))) for a, v in values.items()),
+        ((0, (a, pack(v))) for a, v in values.items()),
         ((1, (a, encode_meta(m))) for a, m in metadata.items()),
         ((2, (a,)) for a in deleted),
     )
@@ -442,7 +407,7 @@ class FencedWriter:
 
     def write(
         self,
-        values: Mapping[str, LiveValue],
+        values: Mapping[str, Value],
         metadata: Mapping[str, LiveMeta] | None = None,
         deleted: Iterable[str] = (),
     ) -> bool:

@@ -24,6 +24,7 @@ from django.db.models import Count, Max, Sum
 from monitor import live
 from pvs.epics_io import METADATA_PER_POLL, ChannelSet, PollResult
 from pvs.models import PV
+from squirrel_site.epics_values import Value
 from squirrel_site.sd_notify import Watchdog, notify
 
 log = logging.getLogger(__name__)
@@ -109,9 +110,9 @@ class Monitor:
         self.channels: ChannelSet | None = None
         self.addresses: set[str] = set()
         self._signature: tuple | None = None
-        self._latest: dict[str, live.LiveValue] = {}
+        self._latest: dict[str, Value] = {}
         self._hosts: dict[str, str] = {}
-        self._pending: dict[str, live.LiveValue] = {}
+        self._pending: dict[str, Value] = {}
         self._pending_meta: dict[str, live.LiveMeta] = {}
         self._pending_deletes: set[str] = set()
         self._added_at: dict[str, float] = {}
@@ -249,7 +250,7 @@ class Monitor:
         """Keep the latest of what Channel Access delivered, for the next flush."""
         pending, latest = self._pending, self._latest
         for reading in result.readings:
-            value = live.LiveValue.from_reading(reading)
+            value = reading
             pending[reading.address] = latest[reading.address] = value
         self._stats.received += len(result.readings)
         for metadata in result.metadata:
@@ -259,7 +260,7 @@ class Monitor:
         for address in result.disconnected:
             self._added_at.pop(address, None)
             previous = latest.get(address)
-            value = live.LiveValue(
+            value = Value(
                 address=address,
                 kind=previous.kind if previous else "",
                 value=previous.value if previous else None,
@@ -282,7 +283,7 @@ class Monitor:
         now = time.time()
         for address in late:
             del self._added_at[address]
-            value = live.LiveValue(address, "", None, 0, 0, 0.0, now, False)
+            value = Value(address, "", None, 0, 0, 0.0, now, False)
             self._pending[address] = self._latest[address] = value
         return len(late)
 

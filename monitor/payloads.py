@@ -17,10 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypedDict
 
-from monitor.display import display_text
-from monitor.live import LiveMeta, LiveValue
+from monitor.live import LiveMeta
 from pvs.validators import ADDRESS_MAX_LENGTH
-from squirrel_site.json_values import json_safe
+from squirrel_site.epics_values import Value, text_of, to_json
 from squirrel_site.untrusted import parse_json
 
 
@@ -54,13 +53,13 @@ class Ack:
     seq: int
 
 
-def value_payload(value: LiveValue | None, meta: LiveMeta | None) -> LiveValuePayload:
+def value_payload(value: Value | None, meta: LiveMeta | None) -> LiveValuePayload:
     """What clients get for one address; `value` None (nothing in Redis) reads as disconnected."""
     if value is None:
         return LiveValuePayload(value=None, display="", severity=None, status=None, connected=False, timestamp=None)
     return LiveValuePayload(
-        value=json_safe(value.value),
-        display=display_text(value, meta),
+        value=to_json(value.value),
+        display=text_of(value, meta),
         severity=value.severity,
         status=value.status,
         connected=value.connected,
@@ -68,7 +67,7 @@ def value_payload(value: LiveValue | None, meta: LiveMeta | None) -> LiveValuePa
     )
 
 
-def value_entry(address: str, value: LiveValue | None, meta: LiveMeta | None) -> str:
+def value_entry(address: str, value: Value | None, meta: LiveMeta | None) -> str:
     """One ``"ADDRESS": {...}`` member of a values message, encoded once and shared by messages.
 
     The same JSON as ``_compact({address: value_payload(value, meta)})`` without the braces, put
@@ -77,9 +76,9 @@ def value_entry(address: str, value: LiveValue | None, meta: LiveMeta | None) ->
     if value is None:
         return f"{_compact(address)}:{_NO_VALUE}"
     v = value.value
-    encoded = repr(v) if type(v) is float and math.isfinite(v) else _compact(json_safe(v))
+    encoded = repr(v) if type(v) is float and math.isfinite(v) else _compact(to_json(v))
     return (
-        f'{_compact(address)}:{{"value":{encoded},"display":{_compact(display_text(value, meta))},'
+        f'{_compact(address)}:{{"value":{encoded},"display":{_compact(text_of(value, meta))},'
         f'"severity":{int(value.severity)},"status":{int(value.status)},'
         f'"connected":{"true" if value.connected else "false"},'
         f'"timestamp":{repr(float(value.timestamp)) if value.timestamp else "null"}}}'
@@ -120,7 +119,7 @@ def parse_client_message(text: str | None) -> Subscribe | Ack:
     raise ValueError('Send {"subscribe": [address, ...]} or {"ack": seq}.')
 
 
-# allow_nan=False: json_safe spells non-finite floats; a bare NaN would break JSON.parse. One
+# allow_nan=False: to_json spells non-finite floats; a bare NaN would break JSON.parse. One
 # encoder for every call: json.dumps with options builds a new one each time.
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _NO_VALUE = _compact(value_payload(None, None))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-import numbers
 import struct
 from array import array
 from collections import deque
@@ -18,19 +17,13 @@ import epics.ca as ca
 import epics.dbr as dbr
 
 from squirrel_site.epics_env import apply_loopback_defaults
+from squirrel_site.epics_values import MAX_STRING_SIZE, NATIVE_LAYOUT, kind_of_native
 
 # Before anything in this process can load libca (pyepics loads it lazily, not on import).
 apply_loopback_defaults()
 
 # EPICS timestamps count from 1990-01-01; Unix from 1970-01-01.
 EPICS_EPOCH_OFFSET = 631152000
-
-FLOAT = "float"
-INT = "int"
-ENUM = "enum"
-STRING = "string"
-FLOAT_ARRAY = "float_array"
-INT_ARRAY = "int_array"
 
 NATIVE_TO_TIME = {
     dbr.STRING: dbr.TIME_STRING,
@@ -41,19 +34,10 @@ NATIVE_TO_TIME = {
     dbr.LONG: dbr.TIME_LONG,
     dbr.DOUBLE: dbr.TIME_DOUBLE,
 }
-# (array typecode, scalar kind, array kind) per native type; strings are handled apart.
-NATIVE_LAYOUT = {
-    dbr.SHORT: ("h", INT, INT_ARRAY),
-    dbr.FLOAT: ("f", FLOAT, FLOAT_ARRAY),
-    dbr.ENUM: ("H", ENUM, INT_ARRAY),
-    dbr.CHAR: ("B", INT, INT_ARRAY),
-    dbr.LONG: ("i", INT, INT_ARRAY),
-    dbr.DOUBLE: ("d", FLOAT, FLOAT_ARRAY),
-}
 HEADER = struct.Struct("<hhII")  # status, severity, seconds, nanoseconds
 # Where the value starts in each DBR_TIME_* buffer, from pyepics' ctypes layouts of db_access.h.
 VALUE_OFFSET = {native: dbr.Map[time_type].value.offset for native, time_type in NATIVE_TO_TIME.items()}
-MAX_STRING = dbr.MAX_STRING_SIZE
+MAX_STRING = MAX_STRING_SIZE
 DBE_VALUE, DBE_ALARM = 1, 4
 
 
@@ -188,71 +172,17 @@ def decode_time_buffer(native: int, count: int, raw: bytes, enum_labels: list[st
     status, severity, secs, nsec = HEADER.unpack_from(raw, 0)
     timestamp = secs + EPICS_EPOCH_OFFSET + nsec * 1e-9 if secs else 0.0
     offset = VALUE_OFFSET[native]
+    kind = kind_of_native(native, count)
     if native == dbr.STRING:
         if count <= 1:
-            return STRING, _decode_string(raw, offset), status, severity, timestamp
+            return kind, _decode_string(raw, offset), status, severity, timestamp
         values = [_decode_string(raw, offset + i * MAX_STRING) for i in range(count)]
-        return STRING, values, status, severity, timestamp
-    typecode, scalar_kind, array_kind = NATIVE_LAYOUT[native]
-    values = array(typecode)
+        return kind, values, status, severity, timestamp
+    values = array(NATIVE_LAYOUT[native][0])
     values.frombytes(raw[offset : offset + count * values.itemsize])
     if count == 1:
-        return scalar_kind, values[0], status, severity, timestamp
-    return array_kind, values.tolist(), status, severity, timestamp
-
-
-# What a put sends for each native type: DBR type and array typecode; strings are handled apart.
-PUT_LAYOUT = {
-    dbr.DOUBLE: (dbr.DOUBLE, "d"),
-    dbr.FLOAT: (dbr.DOUBLE, "d"),
-    dbr.LONG: (dbr.LONG, "i"),
-    dbr.SHORT: (dbr.LONG, "i"),
-    dbr.CHAR: (dbr.LONG, "i"),
-    dbr.ENUM: (dbr.ENUM, "H"),
-}
-
-
-def encode_put(native: int, element_count: int, value, enum_labels: list[str] | None = None) -> tuple[int, int, bytes]:
-    """(DBR type, element count, buffer) to put `value` to a channel of `native` type.
-
-    Enum labels become their index when the labels are known, else they go as DBR_STRING and the
-    IOC matches them. Raises ValueError, saying why, for a value the channel cannot take.
-    """
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
-    if not values or len(values) > max(element_count, 1):
-        raise ValueError(f"{len(values)} values for a channel of {element_count} elements")
-    if native == dbr.ENUM and any(isinstance(v, str) for v in values):
-        if enum_labels is None:
-            return _encode_strings(values)
-        unknown = [v for v in values if v not in enum_labels]
-        if unknown:
-            raise ValueError(f"{unknown[0]!r} is not one of the labels {enum_labels}")
-        values = [enum_labels.index(v) for v in values]
-    if native == dbr.STRING:
-        return _encode_strings(values)
-    if native not in PUT_LAYOUT:
-        raise ValueError(f"cannot put to a channel of DBR type {native}")
-    dbr_type, typecode = PUT_LAYOUT[native]
-    for v in values:
-        if not isinstance(v, numbers.Real) or (typecode != "d" and not float(v).is_integer()):
-            raise ValueError(f"cannot put {v!r} to a channel of {'numbers' if typecode == 'd' else 'integers'}")
-    try:
-        data = array(typecode, [float(v) if typecode == "d" else int(v) for v in values]).tobytes()
-    except OverflowError:
-        raise ValueError(f"{value!r} is out of range for the channel") from None
-    return dbr_type, len(values), data
-
-
-def _encode_strings(values: list) -> tuple[int, int, bytes]:
-    encoded = []
-    for v in values:
-        if not isinstance(v, str):
-            raise ValueError(f"cannot put {v!r} to a channel of strings")
-        raw = v.encode()
-        if len(raw) >= MAX_STRING:
-            raise ValueError(f"{v!r} is longer than {MAX_STRING - 1} bytes")
-        encoded.append(raw.ljust(MAX_STRING, b"\0"))
-    return dbr.STRING, len(encoded), b"".join(encoded)
+        return kind, values[0], status, severity, timestamp
+    return kind, values.tolist(), status, severity, timestamp
 
 
 def drain_queue(items: deque) -> list:

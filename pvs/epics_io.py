@@ -33,31 +33,12 @@ from dataclasses import dataclass, field
 
 from pvs import epics_bulk as bulk
 from pvs.epics_bulk import (  # noqa: F401  (part of this module's API)
-    ENUM,
     EPICS_EPOCH_OFFSET,
-    FLOAT,
-    FLOAT_ARRAY,
-    INT,
-    INT_ARRAY,
-    STRING,
     ChannelAccessError,
     decode_time_buffer,
-    encode_put,
     run_ca_repeater,
 )
-
-
-@dataclass(slots=True)
-class Reading:
-    """One value of one channel as the IOC sent it."""
-
-    address: str
-    kind: str
-    value: float | int | str | list | None
-    status: int
-    severity: int
-    timestamp: float  # Unix seconds, IOC clock
-    received: float  # Unix seconds, this host's clock
+from squirrel_site.epics_values import Value, kind_of_native, put_buffer
 
 
 @dataclass(slots=True)
@@ -81,7 +62,7 @@ class Metadata:
 class PollResult:
     """What happened during one :meth:`ChannelSet.poll`."""
 
-    readings: list[Reading] = field(default_factory=list)
+    readings: list[Value] = field(default_factory=list)
     connected: list[str] = field(default_factory=list)
     disconnected: list[str] = field(default_factory=list)
     metadata: list[Metadata] = field(default_factory=list)
@@ -102,7 +83,7 @@ class ReadResult:
     """One address of an :meth:`EpicsService.read`: a reading, or why there is none."""
 
     address: str
-    reading: Reading | None
+    reading: Value | None
     error: str | None = None
 
 
@@ -292,7 +273,7 @@ class ChannelSet:
                     kind_, value, status, severity, stamp = decode_time_buffer(
                         bulk.native_of(dbr_type), count, data[offset : offset + length]
                     )
-                    readings.append(Reading(channel.address, kind_, value, status, severity, stamp, received))
+                    readings.append(Value(channel.address, kind_, value, status, severity, stamp, received))
                 elif kind == bulk.RECORD_CONNECTED:
                     channel.connected, channel.native, channel.count = True, dbr_type, count
                     result.connected.append(channel.address)
@@ -313,7 +294,7 @@ class ChannelSet:
     def _decode_metadata(self, channel: _Channel, dbr_type: int | None, raw: bytes) -> Metadata:
         # By the reply's own type: the channel may have reconnected with another one since.
         native = bulk.dbr.STRING if dbr_type is None else bulk.native_of(dbr_type)
-        kind = STRING if native == bulk.dbr.STRING else bulk.NATIVE_LAYOUT[native][1 if channel.count == 1 else 2]
+        kind = kind_of_native(native, channel.count)
         meta = Metadata(
             address=channel.address,
             kind=kind,
@@ -615,7 +596,7 @@ class EpicsService:
         else:
             request = call.requests[address]
             try:
-                dbr_type, count, data = encode_put(channel.native, channel.count, request.value, channel.enum_labels)
+                dbr_type, count, data = put_buffer(channel.native, channel.count, request.value, channel.enum_labels)
             except ValueError as exc:
                 call.fail(address, f"failed: {exc}")
                 return False
@@ -658,7 +639,7 @@ class EpicsService:
                 call.results[address] = PutResult(address, True, completed=True)
             else:
                 kind, value, severity_status, severity, stamp = decode_time_buffer(bulk.native_of(dbr_type), count, raw)
-                reading = Reading(address, kind, value, severity_status, severity, stamp, received)
+                reading = Value(address, kind, value, severity_status, severity, stamp, received)
                 call.results[address] = ReadResult(address, reading)
 
     def _expire(self, call: _ServiceCall) -> None:

@@ -298,6 +298,25 @@ def display_text(
     return f"{text} {units}" if units and kind not in STR_COLUMN_KINDS else text
 
 
+def text_of(value, meta=None) -> str:
+    """A :class:`Value` (anything with `kind` and `value`) as a table cell shows it, with the
+    `units`, `precision` and `enum_labels` of `meta` (a channel's metadata, or None); "" for none."""
+    if value is None or value.value is None:
+        return ""
+    if meta is None:
+        return display_text(value.kind, value.value)
+    return display_text(
+        value.kind, value.value, units=meta.units, precision=meta.precision, enum_labels=meta.enum_labels
+    )
+
+
+def label_of(value, meta=None) -> str | None:
+    """The label of an enum value's index (None: not an enum, no labels, index out of range)."""
+    if value.kind != _ENUM or meta is None:
+        return None
+    return enum_label(meta.enum_labels, value.value)
+
+
 def number_text(number, precision: int | None = None) -> str:
     """One number: fixed-point with `precision` decimals if given, else 6 significant digits."""
     if isinstance(number, bool) or not isinstance(number, (int, float)):
@@ -347,7 +366,7 @@ def kind_of_native(native: int, count: int) -> str:
     """The kind a channel of DBR type `native` and `count` elements reads as."""
     if native == DBR_STRING:
         return _STRING
-    return NATIVE_LAYOUT[native][1 if count <= 1 else 2]
+    return NATIVE_LAYOUT[native][1 if count == 1 else 2]
 
 
 def put_buffer(native: int, element_count: int, value, enum_labels: list[str] | None = None) -> tuple[int, int, bytes]:

@@ -12,9 +12,9 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 
 from monitor import live
-from monitor.display import enum_label
 from pvs.models import PV
-from squirrel_site.json_values import json_safe
+from squirrel_site import epics_values
+from squirrel_site.epics_values import Value, label_of, to_json
 from squirrel_site.schema import PV_VALUE_SCHEMA
 
 
@@ -24,14 +24,14 @@ class LiveValuesUnavailable(APIException):
     default_code = "live_values_unavailable"
 
 
-def live_representation(value: live.LiveValue | None, meta: live.LiveMeta | None, now: float) -> dict | None:
+def live_representation(value: Value | None, meta: live.LiveMeta | None, now: float) -> dict | None:
     """One address's live object, or None when Redis has no value for it."""
     if value is None:
         return None
     return {
-        "value": json_safe(value.value),
+        "value": to_json(value.value),
         "kind": value.kind,
-        "enum_label": enum_label(value, meta),
+        "enum_label": label_of(value, meta),
         "status": value.status,
         "severity": value.severity,
         "timestamp": datetime.fromtimestamp(value.timestamp, UTC).isoformat() if value.timestamp else None,
@@ -51,7 +51,7 @@ class LiveValueSerializer(serializers.Serializer):
     """The shape of live_representation(), for the schema (it is built as a dict, per page)."""
 
     value = _PVValueField()
-    kind = serializers.CharField(help_text="float, int, enum, string, float_array, int_array or none.")
+    kind = serializers.CharField(help_text=f"{', '.join(k for k, _ in epics_values.choices())}.")
     enum_label = serializers.CharField(allow_null=True)
     status = serializers.IntegerField(help_text="EPICS alarm status.")
     severity = serializers.IntegerField()

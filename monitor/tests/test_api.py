@@ -6,8 +6,9 @@ import pytest
 from django.urls import reverse
 
 from monitor import live
-from monitor.live import LiveMeta, LiveValue
+from monitor.live import LiveMeta
 from pvs.models import PV
+from squirrel_site.epics_values import Value
 from tags.models import Tag, TagGroup
 
 URL = "/api/v1/live/"
@@ -22,10 +23,10 @@ def api(client, admin_user):
     return client
 
 
-def make_value(address, kind="float", value=1.5, **overrides) -> LiveValue:
+def make_value(address, kind="float", value=1.5, **overrides) -> Value:
     fields = dict(status=0, severity=0, timestamp=NOW, received=NOW, connected=True)
     fields.update(overrides)
-    return LiveValue(address, kind, value, **fields)
+    return Value(address, kind, value, **fields)
 
 
 def make_meta(**overrides) -> LiveMeta:

@@ -7,8 +7,10 @@ import msgpack
 import pytest
 
 from monitor import live
-from monitor.live import FencedWriter, Lease, LiveMeta, LiveValue, Shard
+from monitor.live import FencedWriter, Lease, LiveMeta, Shard
 from pvs import epics_io
+from squirrel_site import epics_values
+from squirrel_site.epics_values import Value
 from squirrel_site.testing.values import make_meta, make_value
 
 SHARD = Shard(0, 1)
@@ -37,30 +39,30 @@ def leader(client, owner="A", ttl=5.0) -> tuple[Lease, FencedWriter]:
 def test_encode_decode_round_trips_every_kind(kind, value):
     original = make_value(kind=kind, value=value)
 
-    assert live.decode_value("SIM:A", live.encode_value(original)) == original
+    assert epics_values.unpack("SIM:A", epics_values.pack(original)) == original
 
 
 def test_encode_decode_keeps_disconnected_and_never_processed():
     original = make_value(value=None, timestamp=0.0, connected=False, status=17, severity=3)
 
-    assert live.decode_value("SIM:A", live.encode_value(original)) == original
+    assert epics_values.unpack("SIM:A", epics_values.pack(original)) == original
 
 
 @pytest.mark.parametrize("special", [math.inf, -math.inf])
 def test_encode_decode_keeps_infinities(special):
-    decoded = live.decode_value("SIM:A", live.encode_value(make_value(value=special)))
+    decoded = epics_values.unpack("SIM:A", epics_values.pack(make_value(value=special)))
 
     assert decoded.value == special
 
 
 def test_encode_decode_keeps_nan():
-    decoded = live.decode_value("SIM:A", live.encode_value(make_value(value=math.nan)))
+    decoded = epics_values.unpack("SIM:A", epics_values.pack(make_value(value=math.nan)))
 
     assert math.isnan(decoded.value)
 
 
 def test_encoding_is_a_compact_list_without_the_address():
-    packed = live.encode_value(make_value())
+    packed = epics_values.pack(make_value())
 
     assert isinstance(msgpack.unpackb(packed), list)
     assert b"SIM:A" not in packed
@@ -72,10 +74,11 @@ def test_meta_round_trips_with_enum_labels():
     assert live.decode_meta(live.encode_meta(original)) == original
 
 
-def test_from_reading_copies_the_reading_as_connected():
-    reading = epics_io.Reading("SIM:A", "int", 7, 1, 2, 100.0, 101.0)
+def test_a_reading_is_a_connected_value():
+    # What Channel Access delivers is the value the monitor stores: one type, connected.
+    reading = Value("SIM:A", "int", 7, 1, 2, 100.0, 101.0)
 
-    assert LiveValue.from_reading(reading) == LiveValue("SIM:A", "int", 7, 1, 2, 100.0, 101.0, True)
+    assert reading == Value("SIM:A", "int", 7, 1, 2, 100.0, 101.0, True)
 
 
 def test_from_metadata_copies_every_field_but_the_address():
@@ -347,8 +350,8 @@ def test_extra_values_come_in_the_same_round_trip(redis_db):
     assert lease.acquire()
     live.FencedWriter(redis_db, lease).write(
         {
-            "SIM:SP": live.LiveValue("SIM:SP", "float", 1.0, 0, 0, 1.0, 1.0, True),
-            "SIM:RB": live.LiveValue("SIM:RB", "float", 2.0, 0, 0, 1.0, 1.0, True),
+            "SIM:SP": Value("SIM:SP", "float", 1.0, 0, 0, 1.0, 1.0, True),
+            "SIM:RB": Value("SIM:RB", "float", 2.0, 0, 0, 1.0, 1.0, True),
         }
     )
     values, metas, extras = live.read_values_and_metadata(["SIM:SP"], redis_db, extra_values=["SIM:RB", "SIM:NONE"])

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from monitor.display import number_text
 from snapshots.comparison.rules import delta, within_tolerance
+from squirrel_site.epics_values import number_text
 
 pytestmark = pytest.mark.browser
 
@@ -80,8 +80,10 @@ def page():
         page = browser.new_page()
         page.route(f"{SITE}/", lambda route: route.fulfill(body=PAGE, content_type="text/html"))
         page.route(
-            f"{SITE}/static/squirrel/live.js",
-            lambda route: route.fulfill(body=LIVE_JS.read_text(), content_type="text/javascript"),
+            f"{SITE}/static/squirrel/*.js",  # live.js and the kinds.js it imports
+            lambda route: route.fulfill(
+                body=(LIVE_JS.parent / route.request.url.rsplit("/", 1)[1]).read_text(), content_type="text/javascript"
+            ),
         )
         yield page
         browser.close()
@@ -212,7 +214,7 @@ def test_tolerance_delta_and_number_text_follow_the_python_rules(page):
 
 
 def _python(v):
-    """What snapshots.comparison.rules sees for a JSON value (json_safe spells non-finite floats)."""
+    """What snapshots.comparison.rules sees for a JSON value (to_json spells non-finite floats)."""
     if isinstance(v, str) and v in ("NaN", "Infinity", "-Infinity"):
         return float(v.replace("Infinity", "inf"))
     return v

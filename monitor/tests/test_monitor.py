@@ -14,6 +14,8 @@ from monitor.monitor import Monitor, MonitorSettings, registry_addresses
 from pvs import sim
 from pvs.epics_io import METADATA_PER_POLL
 from pvs.models import PV
+from squirrel_site import epics_values
+from squirrel_site.epics_values import Value
 from squirrel_site.testing import eventually
 from squirrel_site.testing.fixtures import received
 
@@ -162,9 +164,9 @@ def test_a_monitor_that_lost_its_lease_cannot_overwrite_the_new_leader(transacti
     assert old.try_lead() and not new.try_lead()
     redis_db.delete(live.lease_key(old.settings.shard))  # the old leader was paused past its TTL
     assert new.try_lead()
-    new._pending = {"SIM:X": live.LiveValue("SIM:X", "float", 2.0, 0, 0, 1.0, 1.0, True)}
+    new._pending = {"SIM:X": Value("SIM:X", "float", 2.0, 0, 0, 1.0, 1.0, True)}
     assert new.flush()
-    old._pending = {"SIM:X": live.LiveValue("SIM:X", "float", 1.0, 0, 0, 1.0, 1.0, True)}
+    old._pending = {"SIM:X": Value("SIM:X", "float", 1.0, 0, 0, 1.0, 1.0, True)}
     assert not old.flush()
     assert live.read_values(["SIM:X"])["SIM:X"].value == 2.0
 
@@ -245,7 +247,7 @@ def test_a_new_leader_deletes_values_a_dead_leader_left_for_deleted_pvs(transact
         redis_db.hset(
             live.VALUES_KEY,
             address,
-            live.encode_value(live.LiveValue(address, "float", 1.0, 0, 0, old, received_at, True)),
+            epics_values.pack(Value(address, "float", 1.0, 0, 0, old, received_at, True)),
         )
     redis_db.hset(
         live.META_KEY,

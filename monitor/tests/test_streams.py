@@ -5,7 +5,8 @@ import threading
 from asgiref.sync import async_to_sync
 from django.db import connections
 
-from monitor import live, streams
+from monitor import streams
+from squirrel_site.epics_values import Value
 from squirrel_site.testing.websocket import TIMEOUT, connect, subscribe
 
 
@@ -61,7 +62,7 @@ def test_after_losing_its_redis_connection_the_hub_resyncs_every_client(headers,
         await subscribe(communicator, ["T:A"])
         (connection_id,) = hub_pubsub_connections(redis_db)
         # A change whose notice the hub will never hear: only a resync can bring it.
-        assert writer.write({"T:A": live.LiveValue("T:A", "float", 7.0, 0, 0, 1.0, 1.0, True)})
+        assert writer.write({"T:A": Value("T:A", "float", 7.0, 0, 0, 1.0, 1.0, True)})
         redis_db.client_kill_filter(_id=connection_id)
         resync = await communicator.receive_json_from(timeout=TIMEOUT)
         await communicator.send_json_to({"ack": resync["seq"]})

@@ -17,9 +17,9 @@ from pvs.epics_io import (
     EpicsService,
     PutRequest,
     decode_time_buffer,
-    encode_put,
     epics_service,
 )
+from squirrel_site import epics_values
 
 DBR_STRING, DBR_SHORT, DBR_FLOAT, DBR_ENUM, DBR_CHAR, DBR_LONG, DBR_DOUBLE = range(7)
 
@@ -165,43 +165,23 @@ def test_a_closed_channel_set_refuses_calls():
         channel_set.add(["OK:2"])
 
 
-# Encoding puts (pure)
+# The protocol's numbers in squirrel_site.epics_values (which cannot import pyepics)
 
 
-def test_encodes_numbers_for_double_and_integer_channels():
-    assert encode_put(DBR_FLOAT, 1, 2) == (DBR_DOUBLE, 1, struct.pack("<d", 2.0))
-    assert encode_put(DBR_SHORT, 1, 3.0) == (DBR_LONG, 1, struct.pack("<i", 3))
-    assert encode_put(DBR_DOUBLE, 5, [1.0, 2.5]) == (DBR_DOUBLE, 2, struct.pack("<2d", 1.0, 2.5))
+def test_the_value_codec_uses_the_protocols_dbr_numbers():
+    from pvs import epics_bulk
 
-
-def test_refuses_values_an_integer_channel_cannot_hold():
-    for value in (2.5, "7", 2**40):
-        with pytest.raises(ValueError):
-            encode_put(DBR_LONG, 1, value)
-
-
-def test_encodes_enum_index_and_label():
-    assert encode_put(DBR_ENUM, 1, 2) == (DBR_ENUM, 1, struct.pack("<H", 2))
-    assert encode_put(DBR_ENUM, 1, "On", ["Off", "On"]) == (DBR_ENUM, 1, struct.pack("<H", 1))
-    # Labels not known yet: the IOC matches the string.
-    assert encode_put(DBR_ENUM, 1, "On") == (DBR_STRING, 1, b"On".ljust(40, b"\0"))
-    with pytest.raises(ValueError, match="not one of the labels"):
-        encode_put(DBR_ENUM, 1, "Maybe", ["Off", "On"])
-
-
-def test_encodes_strings_and_refuses_overlong_ones():
-    assert encode_put(DBR_STRING, 1, "hi") == (DBR_STRING, 1, b"hi".ljust(40, b"\0"))
-    with pytest.raises(ValueError, match="longer than 39 bytes"):
-        encode_put(DBR_STRING, 1, "x" * 40)
-    with pytest.raises(ValueError):
-        encode_put(DBR_STRING, 1, 1.5)
-
-
-def test_refuses_more_elements_than_the_channel_has():
-    with pytest.raises(ValueError, match="3 values for a channel of 2 elements"):
-        encode_put(DBR_DOUBLE, 2, [1, 2, 3])
-    with pytest.raises(ValueError):
-        encode_put(DBR_DOUBLE, 2, [])
+    dbr = epics_bulk.dbr
+    assert (dbr.STRING, dbr.SHORT, dbr.FLOAT, dbr.ENUM, dbr.CHAR, dbr.LONG, dbr.DOUBLE) == (
+        epics_values.DBR_STRING,
+        epics_values.DBR_SHORT,
+        epics_values.DBR_FLOAT,
+        epics_values.DBR_ENUM,
+        epics_values.DBR_CHAR,
+        epics_values.DBR_LONG,
+        epics_values.DBR_DOUBLE,
+    )
+    assert dbr.MAX_STRING_SIZE == epics_values.MAX_STRING_SIZE
 
 
 # The EPICS service

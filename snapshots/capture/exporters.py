@@ -11,8 +11,8 @@ arrays fit in one cell and an empty string stays distinct from no value (an empt
 import json
 
 from snapshots.capture.models import Snapshot, SnapshotValue
-from squirrel_site import safe_csv
-from squirrel_site.json_values import json_safe
+from squirrel_site import epics_values, safe_csv
+from squirrel_site.epics_values import to_json
 
 FORMAT = "squirrel-snapshot"
 VERSION = 1
@@ -64,7 +64,7 @@ _STORED = (
     "connected",
     "reason",
 )
-_ENUM = "enum"
+_ENUM = epics_values.Kind.ENUM.value
 _CHUNK = 2000
 
 
@@ -130,9 +130,9 @@ def export_snapshot_csv(snapshot: Snapshot, stream) -> None:
 
 
 def _safe(record: dict) -> dict:
-    record["setpoint"] = json_safe(record["setpoint"])
-    record["readback"] = json_safe(record["readback"])
-    record["age"] = json_safe(record["age"])
+    record["setpoint"] = to_json(record["setpoint"])
+    record["readback"] = to_json(record["readback"])
+    record["age"] = to_json(record["age"])
     return record
 
 
@@ -140,7 +140,7 @@ def _cell(name: str, value) -> str:
     if value is None:
         return ""
     if name in JSON_CELLS:
-        return json.dumps(json_safe(value), ensure_ascii=False, allow_nan=False)
+        return json.dumps(to_json(value), ensure_ascii=False, allow_nan=False)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

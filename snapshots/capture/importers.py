@@ -27,6 +27,7 @@ from snapshots.capture.models import (
     ValueType,
 )
 from snapshots.capture.services import TITLE_MAX_LENGTH, save_snapshot
+from squirrel_site import epics_values as ev
 from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import in_array
 from squirrel_site.untrusted import NUL, NUL_MESSAGE, TextError, decode_text, parse_json
@@ -258,8 +259,8 @@ def _row(record: dict, errors: list[str]) -> tuple | None:
         errors.append("a connected PV needs a setpoint value (or connected false)")
     if errors:
         return None
-    sp_type, sp_num, sp_str, sp_array = values.value_columns(value_type, setpoint, setpoint_label)
-    _, rb_num, rb_str, rb_array = values.value_columns(value_type, readback, readback_label)
+    sp_type, sp_num, sp_str, sp_array = ev.to_columns(value_type, setpoint, setpoint_label)
+    _, rb_num, rb_str, rb_array = ev.to_columns(value_type, readback, readback_label)
     return (
         None,
         pv_name,
@@ -372,17 +373,11 @@ def _value(value_type: str, value):
     """The stored value of a record's setpoint or readback, checked against its type."""
     if value is None:
         return None
-    if value_type == ValueType.FLOAT:
-        return _number(value)
-    if value_type in (ValueType.INT, ValueType.ENUM):
-        return _integer(value)
-    if value_type == ValueType.STRING:
-        return _text(value)
-    if value_type == ValueType.FLOAT_ARRAY:
-        return [_number(item) for item in _list(value)]
-    if value_type == ValueType.INT_ARRAY:
-        return [_integer(item) for item in _list(value)]
-    raise ValueError(f"a {value_type} value must be empty")
+    spec = ev.SPECS.get(value_type)
+    if spec is None:
+        raise ValueError(f"a {value_type} value must be empty")
+    check = {float: _number, int: _integer, str: _text}[spec.element]
+    return [check(item) for item in _list(value)] if spec.array else check(value)
 
 
 def _list(value) -> list:

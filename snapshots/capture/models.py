@@ -6,6 +6,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
+from squirrel_site import epics_values
+
 GOLDEN_TAG = "golden"
 # Setting or removing a protected tag (golden) needs this permission (the admin role holds it).
 MANAGE_PROTECTED_TAGS = "snapshots.manage_protected_tags"
@@ -79,14 +81,8 @@ class Snapshot(models.Model):
         return f"{self.title} ({self.created_at:%Y-%m-%d %H:%M})" if self.created_at else self.title
 
 
-class ValueType(models.TextChoices):
-    FLOAT = "float", "Floating point"
-    INT = "int", "Integer"
-    ENUM = "enum", "Enum (index and label)"
-    STRING = "string", "String"
-    FLOAT_ARRAY = "float_array", "Array of floats"
-    INT_ARRAY = "int_array", "Array of integers"
-    NONE = "none", "No value (disconnected)"
+# The value kinds of squirrel_site.epics_values (defined there once), and "none" for no value.
+ValueType = models.TextChoices("ValueType", [(kind.upper(), (kind, label)) for kind, label in epics_values.choices()])
 
 
 class ValueSource(models.TextChoices):
@@ -105,8 +101,9 @@ class Severity(models.IntegerChoices):
 class SnapshotValue(models.Model):
     """One PV's saved setpoint (and readback) in a snapshot, typed, with where it came from.
 
-    Numbers live in float columns (EPICS integers are 32-bit, exact in a double), enums keep
-    the index in `*_num` and the label in `*_str`, arrays in float arrays. A disconnected PV
+    The value's columns are squirrel_site.epics_values' (`to_columns`, `from_columns`): numbers in
+    float columns (EPICS integers are 32-bit, exact in a double), enums the index in `*_num` and
+    the label in `*_str`, arrays of numbers in float arrays. A disconnected PV
     has no value, `connected=False` and a reason, never a stale number.
     """
 
@@ -168,25 +165,12 @@ class SnapshotValue(models.Model):
     @property
     def setpoint_value(self):
         """The saved setpoint as Python: float, int (also enum index), str or list; None if none."""
-        return typed_value(self.value_type, self.setpoint_num, self.setpoint_str, self.setpoint_array)
+        return epics_values.from_columns(self.value_type, self.setpoint_num, self.setpoint_str, self.setpoint_array)
 
     @property
     def readback_value(self):
         """The saved readback, typed like the setpoint; None if none."""
-        return typed_value(self.value_type, self.readback_num, self.readback_str, self.readback_array)
-
-
-def typed_value(value_type: str, number, text, array):
-    """A value's typed columns (`*_num`, `*_str`, `*_array`) as Python: float, int, str or list; None if none."""
-    if value_type in (ValueType.FLOAT, ValueType.FLOAT_ARRAY):
-        return array if array is not None else number
-    if value_type in (ValueType.INT, ValueType.ENUM):
-        return None if number is None else int(number)
-    if value_type == ValueType.INT_ARRAY:
-        return None if array is None else [int(x) for x in array]
-    if value_type == ValueType.STRING:
-        return text
-    return None
+        return epics_values.from_columns(self.value_type, self.readback_num, self.readback_str, self.readback_array)
 
 
 SET_SCHEDULE_OWNER = "snapshots.set_schedule_owner"

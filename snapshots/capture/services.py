@@ -116,7 +116,7 @@ def take_snapshot(
     results = {}
     if direct:
         addresses = [a for _, setpoint, readback in direct for a in (setpoint, readback) if a]
-        report(30, f"Reading {len(addresses)} addresses directly")
+        report(30, f"Value {len(addresses)} addresses directly")
         results = (reader or _default_reader()).read(addresses, read_timeout)
     lap("direct")
 

@@ -1,19 +1,18 @@
-"""Conversion between EPICS values and SnapshotValue columns: pure functions, no database.
+"""A snapshot's rows from values: pure functions, no database.
 
-A sample is a :class:`pvs.epics_io.Reading` or a :class:`monitor.live.LiveValue` (both have
-kind, value, status, severity, timestamp and received). :func:`pv_row` turns one PV's setpoint
-and readback samples plus the setpoint's metadata into a row tuple in :data:`ROW_COLUMNS` order,
-ready for COPY; :func:`reading_of` turns a stored value back into a Reading.
+A sample is a :class:`squirrel_site.epics_values.Value` (read directly or from the monitor's
+cache). :func:`pv_row` turns one PV's setpoint and readback samples plus the setpoint's metadata
+into a row tuple in :data:`ROW_COLUMNS` order, ready for COPY, in the columns of
+:func:`squirrel_site.epics_values.to_columns`; :func:`reading_of` turns a stored value back into
+a Value.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from monitor.display import display_text
-from monitor.live import LiveMeta, LiveValue
-from pvs import epics_io
-from snapshots.capture.models import ValueType
+from squirrel_site import epics_values as ev
+from squirrel_site.epics_values import Value
 
 # SnapshotValue columns in the order of the tuples pv_row() builds (the snapshot id comes first
 # when the rows are written).
@@ -50,54 +49,9 @@ NO_VALUE_IN_CACHE = "no value in cache"
 NO_VALUE = "no value"
 NOT_READ = "not read"
 
-# Plain strings: an enum member's .value is a descriptor call, 250,000 of them per 50,000-PV
-# snapshot in the profile (~0.1 s).
-_FLOAT, _INT, _ENUM, _STRING, _FLOAT_ARRAY, _INT_ARRAY, _NONE = (
-    ValueType.FLOAT.value,
-    ValueType.INT.value,
-    ValueType.ENUM.value,
-    ValueType.STRING.value,
-    ValueType.FLOAT_ARRAY.value,
-    ValueType.INT_ARRAY.value,
-    ValueType.NONE.value,
-)
+_NONE = ev.NO_VALUE
 _NO_VALUE = (_NONE, None, None, None)
-
-
-class UnsupportedValue(ValueError):
-    """A value SnapshotValue has no columns for (string arrays, unknown kinds)."""
-
-
-def value_columns(kind: str, value, label: str | None = None) -> tuple[str, float | None, str | None, list | None]:
-    """(value_type, *_num, *_str, *_array) for one value of an epics_io kind.
-
-    Numbers go to the float column (EPICS integers are 32-bit, exact in a double); an enum keeps
-    its index there and `label` in the text column.
-    """
-    if value is None:
-        return _NO_VALUE
-    if kind == epics_io.FLOAT:
-        return _FLOAT, float(value), None, None
-    if kind == epics_io.INT:
-        return _INT, float(value), None, None
-    if kind == epics_io.ENUM:
-        return _ENUM, float(value), label, None
-    if kind == epics_io.STRING:
-        if not isinstance(value, str):
-            raise UnsupportedValue("string arrays are not supported")
-        return _STRING, None, value, None
-    if kind == epics_io.FLOAT_ARRAY:
-        return _FLOAT_ARRAY, None, None, list(value)
-    if kind == epics_io.INT_ARRAY:
-        return _INT_ARRAY, None, None, list(value)
-    raise UnsupportedValue(f"unknown value kind {kind!r}")
-
-
-def enum_label(labels: list[str] | None, index) -> str | None:
-    """The label of enum `index`, None when the labels are unknown or too few."""
-    if labels is None or not isinstance(index, int) or not 0 <= index < len(labels):
-        return None
-    return labels[index]
+_ENUM = ev.Kind.ENUM.value
 
 
 def to_datetime(timestamp: float) -> datetime | None:
@@ -126,9 +80,9 @@ def pv_row(
     status = severity = sp_time = None
     if setpoint is not None:
         try:
-            label = enum_label(labels, setpoint.value) if setpoint.kind == epics_io.ENUM else None
-            value_type, sp_num, sp_str, sp_array = value_columns(setpoint.kind, setpoint.value, label)
-        except UnsupportedValue as error:
+            label = ev.enum_label(labels, setpoint.value) if setpoint.kind == _ENUM else None
+            value_type, sp_num, sp_str, sp_array = ev.to_columns(setpoint.kind, setpoint.value, label)
+        except ev.UnsupportedValue as error:
             reason = str(error)
         if value_type == _NONE:
             reason = reason or NO_VALUE
@@ -138,9 +92,9 @@ def pv_row(
     rb_status = rb_severity = rb_time = None
     if readback is not None:
         try:
-            label = enum_label(labels, readback.value) if readback.kind == epics_io.ENUM else None
-            rb_type, rb_num, rb_str, rb_array = value_columns(readback.kind, readback.value, label)
-        except UnsupportedValue:
+            label = ev.enum_label(labels, readback.value) if readback.kind == _ENUM else None
+            rb_type, rb_num, rb_str, rb_array = ev.to_columns(readback.kind, readback.value, label)
+        except ev.UnsupportedValue:
             pass
         if rb_type != _NONE:
             rb_status, rb_severity, rb_time = readback.status, readback.severity, to_datetime(readback.timestamp)
@@ -176,8 +130,8 @@ def pv_row(
     )
 
 
-def reading_of(stored, *, readback: bool = False, received: float | None = None) -> epics_io.Reading | None:
-    """A stored SnapshotValue's setpoint (or readback) as a Reading; None if it has no value.
+def reading_of(stored, *, readback: bool = False, received: float | None = None) -> Value | None:
+    """A stored SnapshotValue's setpoint (or readback) as a Value; None if it has no value.
 
     Enums come back as their index, as Channel Access gives them. `received` defaults to the
     IOC timestamp.
@@ -187,7 +141,7 @@ def reading_of(stored, *, readback: bool = False, received: float | None = None)
         return None
     moment = stored.readback_timestamp if readback else stored.timestamp
     timestamp = from_datetime(moment)
-    return epics_io.Reading(
+    return Value(
         address=stored.readback_name if readback else stored.pv_name,
         kind=stored.value_type,
         value=value,
@@ -196,12 +150,3 @@ def reading_of(stored, *, readback: bool = False, received: float | None = None)
         timestamp=timestamp,
         received=timestamp if received is None else received,
     )
-
-
-def display_value(
-    value_type: str, value, *, enum_labels: list[str] | None = None, precision: int | None = None, units: str = ""
-) -> str:
-    """A saved value as text for a page, exactly as monitor.display shows live values, so that
-    saved and live cells line up (precision, units, enum labels, shortened arrays); "" for none."""
-    sample = LiveValue("", value_type, value, 0, 0, 0.0, 0.0, True)
-    return display_text(sample, LiveMeta(units, precision, enum_labels, None, None, "", value_type, 0, True, True))

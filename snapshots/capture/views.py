@@ -17,9 +17,8 @@ from snapshots.capture.actions import request_snapshot
 from snapshots.capture.filtersets import SnapshotFilterSet
 from snapshots.capture.forms import TakeSnapshotForm
 from snapshots.capture.models import GOLDEN_TAG, Snapshot
-from snapshots.capture.values import display_value
 from squirrel_site.audit import AuditVia
-from squirrel_site.json_values import json_safe
+from squirrel_site.epics_values import display_text, to_json
 from squirrel_site.pages import with_query
 
 SNAPSHOTS_PER_PAGE = 50
@@ -90,9 +89,9 @@ def value_row(value) -> dict:
     return {
         "value": value,
         "pv": pv,
-        "setpoint": display_value(value.value_type, value.setpoint_value, **shown),
-        "readback": display_value(value.value_type, value.readback_value, **shown),
-        "saved_json": json.dumps(json_safe(value.setpoint_value)),
+        "setpoint": display_text(value.value_type, value.setpoint_value, **shown),
+        "readback": display_text(value.value_type, value.readback_value, **shown),
+        "saved_json": json.dumps(to_json(value.setpoint_value)),
         "live_address": pv.setpoint_address if pv else "",
         "live_readback_address": pv.readback_address if pv else "",
     }

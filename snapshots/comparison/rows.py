@@ -30,13 +30,10 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from monitor import live
-from monitor.display import display_text, number_text
 from pvs.models import PV
-from snapshots.capture.models import Severity, Snapshot, SnapshotValue, ValueType, typed_value
-from snapshots.capture.values import enum_label
+from snapshots.capture.models import Severity, Snapshot, SnapshotValue
 from snapshots.comparison import rules_sql as sql
 from snapshots.comparison.rules import (
-    ARRAY_KINDS,
     MATCHING_STATUSES,
     STATUS_RANK,
     ComparisonStatus,
@@ -45,9 +42,10 @@ from snapshots.comparison.rules import (
     magnitude,
     numbers_within_tolerance,
 )
+from squirrel_site import epics_values as ev
 from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import local_settings, set_join
-from squirrel_site.json_values import json_safe
+from squirrel_site.epics_values import Value, from_columns, number_text, to_json
 
 SORT_FIELDS = ("name", "device", "delta", "status", "severity")
 SORT_CHOICES = [
@@ -61,7 +59,7 @@ COMPARED = frozenset(
 ELEMENTS_SHOWN = 20  # differing array elements listed under a row
 
 # Used 50,000 times a comparison: plain strings and dicts, not enum members.
-ENUM, STRING, NO_VALUE = ValueType.ENUM.value, ValueType.STRING.value, ValueType.NONE.value
+ENUM, NO_VALUE = ev.Kind.ENUM.value, ev.NO_VALUE
 _SEVERITY_LABELS = dict(Severity.choices)
 _STATUS_LABELS = dict(ComparisonStatus.choices)
 
@@ -180,7 +178,9 @@ class ComparisonRow:
             return []
         precision = self.a.precision
         differing = []
-        for i, (x, y, d) in enumerate(zip(_as_list(self.a.value), _as_list(self.b.value), self.delta, strict=False)):
+        for i, (x, y, d) in enumerate(
+            zip(ev.as_list(self.a.value), ev.as_list(self.b.value), self.delta, strict=False)
+        ):
             if not numbers_within_tolerance(float(x), float(y), self.abs_tolerance, self.rel_tolerance):
                 differing.append((i, number_text(x, precision), number_text(y, precision), signed_number(d, precision)))
                 if len(differing) == ELEMENTS_SHOWN:
@@ -392,7 +392,7 @@ def _saved_side(record: dict, prefix: str) -> Side | None:
     kind, text = record[key["kind"]], record[key["str"]]
     return Side(
         kind,
-        typed_value(kind, record[key["num"]], text, record[key["array"]]),
+        from_columns(kind, record[key["num"]], text, record[key["array"]]),
         record[key["connected"]],
         text if kind == ENUM else None,
         record[key["severity"]],
@@ -488,16 +488,7 @@ def _count(query: str, params: list) -> int:
         return cursor.fetchone()[0]
 
 
-@dataclass(slots=True)
-class _Sample:
-    """The least snapshots.comparison.rules.comparison_status needs of a side."""
-
-    kind: str
-    value: object
-    connected: bool
-
-
-_NOT_IN_CACHE = _Sample(NO_VALUE, None, False)
+_NOT_IN_CACHE = Value("", NO_VALUE, None, connected=False)
 
 
 @dataclass(slots=True)
@@ -506,8 +497,8 @@ class _LiveEntry:
     rows need, without building the rows (_live_rows does that for the rows shown)."""
 
     record: dict
-    saved: _Sample
-    value: live.LiveValue | None
+    saved: Value
+    value: Value | None
     name: str
     pv_id: int | None
     device: str
@@ -527,8 +518,11 @@ def _live_entries(records: list[dict]) -> list[_LiveEntry]:
     entries = []
     for record in records:
         kind, address, severity = record["a_kind"], record["address"], record["a_severity"]
-        saved = _Sample(
-            kind, typed_value(kind, record["a_num"], record["a_str"], record["a_array"]), record["a_connected"]
+        saved = Value(
+            record["name"],
+            kind,
+            from_columns(kind, record["a_num"], record["a_str"], record["a_array"]),
+            connected=record["a_connected"],
         )
         value = values.get(address) if address else None
         if value is not None and value.connected and (severity is None or value.severity > severity):
@@ -579,11 +573,11 @@ def _with_metadata(rows: list[ComparisonRow]) -> list[ComparisonRow]:
         if meta is not None:
             side.units, side.precision = meta.units, meta.precision
             if side.kind == ENUM and side.value is not None:
-                side.label = enum_label(meta.enum_labels, side.value)
+                side.label = ev.enum_label(meta.enum_labels, side.value)
     return rows
 
 
-def _live_side(address: str, value: live.LiveValue | None) -> Side:
+def _live_side(address: str, value: Value | None) -> Side:
     if value is None:
         return Side(kind=NO_VALUE, value=None, connected=False, reason="no value in the live cache", address=address)
     if not value.connected:
@@ -634,18 +628,14 @@ _SORT_KEYS = {
 
 
 def format_value(side: Side, full: bool) -> str:
-    """A side's value as monitor.display shows live values (precision, units, enum label, arrays and
-    long strings shortened); `full` keeps every array element and character (the CSV export)."""
+    """A side's value as live values are shown (squirrel_site.epics_values.display_text: precision,
+    units, enum label, arrays and long strings shortened); `full` keeps every array element and
+    character (the CSV export)."""
     if side.value is None:
         return side.reason or "disconnected"
     if side.kind == ENUM:
         return side.label if side.label is not None else str(side.value)
-    if full and side.kind == STRING:
-        return str(side.value)
-    if full and side.kind in ARRAY_KINDS:
-        text = "[" + ", ".join(number_text(x, side.precision) for x in _as_list(side.value)) + "]"
-        return f"{text} {side.units}" if side.units else text
-    return display_text(side, side)
+    return ev.display_text(side.kind, side.value, units=side.units, precision=side.precision, full=full)
 
 
 def signed_number(number: float, precision: int | None) -> str:
@@ -668,14 +658,10 @@ def format_delta(row: ComparisonRow, full: bool) -> str:
         return ""
     outside = sum(
         1
-        for x, y in zip(_as_list(row.a.value), _as_list(row.b.value), strict=False)
+        for x, y in zip(ev.as_list(row.a.value), ev.as_list(row.b.value), strict=False)
         if not numbers_within_tolerance(float(x), float(y), row.abs_tolerance, row.rel_tolerance)
     )
     return f"max |Δ| {number_text(row.magnitude, precision)}, {outside} of {len(row.delta)} outside tolerance"
-
-
-def _as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
 
 
 CSV_HEADER = ["pv_name", "device", "status", "a", "b", "delta", "abs_tolerance", "rel_tolerance", "severity"]
@@ -719,7 +705,7 @@ def comparison_json(row: ComparisonRow) -> dict:
             return None
         return {
             "kind": s.kind,
-            "value": json_safe(s.value),
+            "value": to_json(s.value),
             "display": s.display,
             "label": s.label,
             "connected": s.connected,
@@ -740,7 +726,7 @@ def comparison_json(row: ComparisonRow) -> dict:
         "kind": row.kind,
         "a": side(row.a),
         "b": side(row.b),
-        "delta": json_safe(row.delta),
+        "delta": to_json(row.delta),
         "abs_tolerance": row.abs_tolerance,
         "rel_tolerance": row.rel_tolerance,
         "severity": row.severity,
@@ -749,4 +735,4 @@ def comparison_json(row: ComparisonRow) -> dict:
 
 def saved_json(side: Side) -> str:
     """A saved value as JSON text for a live row's data-saved attribute."""
-    return json.dumps(json_safe(side.value))
+    return json.dumps(to_json(side.value))

@@ -1,7 +1,7 @@
 """Comparing saved and live values: pure functions, no database, no Redis, no Channel Access.
 
-Kinds are pvs.epics_io's (and snapshots.models.ValueType's): float, int, enum, string,
-float_array, int_array. Numbers match when ``|live - saved| <= max(abs_tolerance,
+Kinds are squirrel_site.epics_values' (each kind's ``compare`` says which rule applies).
+Numbers match when ``|live - saved| <= max(abs_tolerance,
 rel_tolerance * |saved|)``; arrays match element by element and only at equal length; strings
 and enums (by index) match only exactly. ``None`` (no value, disconnected) never matches.
 
@@ -16,13 +16,15 @@ statuses in SQL for snapshot pairs; its tests check the two agree.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Protocol
 
 from django.db import models
 
-NUMBER_KINDS = frozenset({"float", "int"})
-ARRAY_KINDS = frozenset({"float_array", "int_array"})
+from squirrel_site import epics_values as ev
+
+NUMBER_KINDS = ev.NUMBER_KINDS
+ARRAY_KINDS = ev.NUMBER_ARRAY_KINDS  # compared element by element within tolerance
+_ENUM = ev.Kind.ENUM.value
 
 
 class ComparisonStatus(models.TextChoices):
@@ -44,7 +46,7 @@ STATUS_RANK = {status.value: rank for rank, status in enumerate(ComparisonStatus
 
 
 class Sample(Protocol):
-    """One side of a comparison row: a monitor.live.LiveValue has this shape."""
+    """One side of a comparison row: a squirrel_site.epics_values.Value has this shape."""
 
     kind: str
     value: object
@@ -72,7 +74,7 @@ def within_tolerance(saved, live, kind: str, abs_tolerance: float = 0.0, rel_tol
     try:
         return _within_tolerance(saved, live, kind, abs_tolerance, rel_tolerance)
     except (TypeError, ValueError):
-        if kind not in NUMBER_KINDS | ARRAY_KINDS | {"enum", "string"}:
+        if kind not in ev.KINDS:
             raise
         return False
 
@@ -81,14 +83,14 @@ def _within_tolerance(saved, live, kind: str, abs_tolerance: float, rel_toleranc
     if kind in NUMBER_KINDS:
         return numbers_within_tolerance(float(saved), float(live), abs_tolerance, rel_tolerance)
     if kind in ARRAY_KINDS:
-        saved, live = _as_list(saved), _as_list(live)
+        saved, live = ev.as_list(saved), ev.as_list(live)
         return len(saved) == len(live) and all(
             numbers_within_tolerance(float(s), float(v), abs_tolerance, rel_tolerance)
             for s, v in zip(saved, live, strict=True)
         )
-    if kind == "enum":
+    if kind == _ENUM:
         return int(saved) == int(live)
-    if kind == "string":
+    if kind in ev.KINDS:  # compared exactly
         return str(saved) == str(live)
     raise ValueError(f"unknown value kind {kind!r}")
 
@@ -148,7 +150,7 @@ def delta(saved, live, kind: str):
     if kind in NUMBER_KINDS:
         return _difference(float(saved), float(live))
     if kind in ARRAY_KINDS:
-        saved, live = _as_list(saved), _as_list(live)
+        saved, live = ev.as_list(saved), ev.as_list(live)
         if len(saved) != len(live):
             return None
         return [_difference(float(s), float(v)) for s, v in zip(saved, live, strict=False)]
@@ -162,7 +164,7 @@ def describe_difference(saved, live, kind: str) -> str:
     if live is None:
         return "no live value"
     if kind in ARRAY_KINDS:
-        saved, live = _as_list(saved), _as_list(live)
+        saved, live = ev.as_list(saved), ev.as_list(live)
         if len(saved) != len(live):
             return f"length {len(live)}, expected {len(saved)}"
         differing = [
@@ -186,10 +188,3 @@ def _difference(saved: float, live: float) -> float:
     if math.isinf(saved) and saved == live:
         return 0.0
     return live - saved
-
-
-def _as_list(value) -> Sequence:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        # A one-element waveform can arrive as a scalar.
-        return [value]
-    return value

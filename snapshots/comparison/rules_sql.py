@@ -14,6 +14,7 @@ cases and on random values), including where PostgreSQL's float8 differs from Py
 """
 
 from snapshots.comparison.rules import ARRAY_KINDS, NUMBER_KINDS, STATUS_RANK, ComparisonStatus
+from squirrel_site.epics_values import ARRAY_COLUMN_KINDS, STR_COLUMN_KINDS
 
 # Within these magnitudes float8 arithmetic can neither overflow nor underflow.
 DIFFERENCE_SAFE = "1e307::float8"
@@ -82,8 +83,9 @@ def status(p: str = "") -> str:
         f" WHEN NOT ({p}a_connected AND {p}b_connected) OR ({no_value.format(p + 'a')})"
         f" OR ({no_value.format(p + 'b')}) THEN '{s.DISCONNECTED}'"
         f" WHEN {p}a_kind <> {p}b_kind THEN '{s.TYPE_CHANGED}'"
-        f" WHEN CASE WHEN {p}a_kind IN ({_kinds(ARRAY_KINDS)}) THEN {a_arr} = {b_arr}"
-        f" WHEN {p}a_kind = 'string' THEN {p}a_str = {p}b_str ELSE {a_num} = {b_num} END THEN '{s.EQUAL}'"
+        f" WHEN CASE WHEN {p}a_kind IN ({_kinds(ARRAY_COLUMN_KINDS)}) THEN {a_arr} = {b_arr}"
+        f" WHEN {p}a_kind IN ({_kinds(STR_COLUMN_KINDS)}) THEN {p}a_str = {p}b_str"
+        f" ELSE {a_num} = {b_num} END THEN '{s.EQUAL}'"
         f" WHEN CASE WHEN {p}a_kind IN ({_kinds(NUMBER_KINDS)}) THEN {numbers_within(a_num, b_num, *tolerances)}"
         f" WHEN {p}a_kind IN ({_kinds(ARRAY_KINDS)}) THEN {arrays_within(a_arr, b_arr, *tolerances)}"
         f" ELSE false END THEN '{s.WITHIN}'"

@@ -5,7 +5,8 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from snapshots.capture.models import Snapshot, ValueType, typed_value
+from snapshots.capture.models import Snapshot, ValueType
+from squirrel_site.epics_values import from_columns
 
 
 class RestoreAction(models.TextChoices):
@@ -92,11 +93,11 @@ class RestorePreviewItem(models.Model):
 
     @property
     def target_value(self):
-        return typed_value(self.value_type, self.target_num, self.target_str, self.target_array)
+        return from_columns(self.value_type, self.target_num, self.target_str, self.target_array)
 
     @property
     def live_value(self):
-        return typed_value(self.value_type, self.live_num, self.live_str, self.live_array)
+        return from_columns(self.value_type, self.live_num, self.live_str, self.live_array)
 
 
 class RestoreStatus(models.TextChoices):
@@ -203,12 +204,12 @@ class RestoreItem(models.Model):
 
     @property
     def target_value(self):
-        return typed_value(self.value_type, self.target_num, self.target_str, self.target_array)
+        return from_columns(self.value_type, self.target_num, self.target_str, self.target_array)
 
     @property
     def old_value(self):
-        return typed_value(self.value_type, self.old_num, self.old_str, self.old_array)
+        return from_columns(self.value_type, self.old_num, self.old_str, self.old_array)
 
     @property
     def readback_value(self):
-        return typed_value(self.value_type, self.readback_num, self.readback_str, self.readback_array)
+        return from_columns(self.value_type, self.readback_num, self.readback_str, self.readback_array)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from jobs.models import Job
 from monitor import live
 from pvs import epics_io
-from snapshots.capture.models import Snapshot, SnapshotValue, ValueType, typed_value
+from snapshots.capture.models import Snapshot, SnapshotValue
 from snapshots.capture.services import monitor_is_fresh
 from snapshots.comparison.rules import within_tolerance
 from snapshots.restore.errors import NeedsChannelAccess
@@ -27,11 +27,10 @@ from snapshots.restore.models import (
     RestorePreviewItem,
 )
 from squirrel_site.bulk_sql import copy_rows, set_join
+from squirrel_site.epics_values import fit_columns, from_columns
 
 DEFAULT_TTL = 300  # seconds a preview stays executable
 
-_ARRAY_TYPES = (ValueType.FLOAT_ARRAY, ValueType.INT_ARRAY)
-_NUMBER_TYPES = (ValueType.FLOAT, ValueType.INT, ValueType.ENUM)
 _SKIP_COUNTS = {
     RestoreAction.WRITE: "write_count",
     RestoreAction.SKIP_UNCHANGED: "unchanged_count",
@@ -107,7 +106,7 @@ def preview_restore(
         rel_tol,
         read_only,
     ) in rows:
-        target = typed_value(value_type, num, text, arr)
+        target = from_columns(value_type, num, text, arr)
         live_value = values.get(address) if pv_id is not None else None
         within = None
         if saved_connected and live_value is not None:
@@ -140,7 +139,7 @@ def preview_restore(
                 num,
                 text,
                 arr,
-                *typed_columns(value_type, live_value),
+                *fit_columns(value_type, live_value),
                 within,
                 action,
             )
@@ -228,22 +227,6 @@ def registry_fingerprint(pv_ids: list[int]) -> str:
             [pv_ids],
         )
         return cursor.fetchone()[0]
-
-
-def typed_columns(value_type: str, value) -> tuple:
-    """A Python value as the (num, str, array) columns of `value_type`; all None if it does not fit."""
-    if value is None:
-        return None, None, None
-    try:
-        if value_type in _ARRAY_TYPES:
-            return None, None, [float(x) for x in (value if isinstance(value, (list, tuple)) else [value])]
-        if value_type in _NUMBER_TYPES:
-            return float(value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value), None, None
-        if value_type == ValueType.STRING:
-            return None, str(value), None
-    except (TypeError, ValueError):
-        pass
-    return None, None, None
 
 
 def _service():

@@ -7,7 +7,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from pvs import epics_io
-from snapshots.capture.models import typed_value
 from snapshots.comparison.rules import within_tolerance
 from snapshots.restore.models import (
     Restore,
@@ -16,6 +15,7 @@ from snapshots.restore.models import (
 )
 from snapshots.restore.recorder import Recorder
 from squirrel_site.bulk_sql import in_array
+from squirrel_site.epics_values import from_columns
 
 MAX_OUTSTANDING = 2000
 
@@ -32,7 +32,7 @@ def write_stage(
         applied = set()
         for row in rows:
             result = readings.get(row[0])
-            target = typed_value(row[1], row[2], row[3], row[4])
+            target = from_columns(row[1], row[2], row[3], row[4])
             if (
                 result is not None
                 and result.reading is not None
@@ -46,7 +46,7 @@ def write_stage(
         # (possibly) written, one UPDATE of the restore instead of one per item.
         Restore.objects.filter(pk=restore.pk).update(writing_stage=stage)
         restore.writing_stage = stage
-    requests = [epics_io.PutRequest(row[0], typed_value(row[1], row[2], row[3], row[4]), wait=row[5]) for row in rows]
+    requests = [epics_io.PutRequest(row[0], from_columns(row[1], row[2], row[3], row[4]), wait=row[5]) for row in rows]
     results = io.put(requests, timeout=put_timeout, max_outstanding=MAX_OUTSTANDING) if requests else {}
     now = timezone.now()
     for row in rows:

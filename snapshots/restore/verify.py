@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from monitor import live
 from pvs import epics_io
-from snapshots.capture.models import typed_value
 from snapshots.capture.services import monitor_is_fresh
 from snapshots.comparison.rules import describe_difference, within_tolerance
 from snapshots.restore.models import (
@@ -17,9 +16,9 @@ from snapshots.restore.models import (
     RestoreItem,
     RestoreItemStatus,
 )
-from snapshots.restore.preview import typed_columns
 from snapshots.restore.stages import put_failure
 from squirrel_site.bulk_sql import update_rows
+from squirrel_site.epics_values import fit_columns, from_columns
 
 VERIFY_INTERVAL = 0.1  # seconds between read-back rounds
 FINAL_READ_TIMEOUT = 2.0  # s: the direct read of what the monitor's cache did not confirm
@@ -79,7 +78,7 @@ class Verifier:
             self.settle(self.io.read(self._addresses(), timeout=FINAL_READ_TIMEOUT))
         updates = []
         for item_id, row in self.pending.items():
-            target = typed_value(row[3], row[4], row[5], row[6])
+            target = from_columns(row[3], row[4], row[5], row[6])
             if item_id in self.last_seen:
                 seen = self.last_seen[item_id]
                 message = f"Read-back {describe_difference(target, seen, row[3])} after {verify_timeout:g} s"
@@ -105,8 +104,8 @@ class Verifier:
                 continue
             value = result.reading.value
             self.last_seen[item_id] = value
-            if within_tolerance(typed_value(row[3], row[4], row[5], row[6]), value, row[3], row[7], row[8]):
-                columns = typed_columns(row[3], value)
+            if within_tolerance(from_columns(row[3], row[4], row[5], row[6]), value, row[3], row[7], row[8]):
+                columns = fit_columns(row[3], value)
                 used = next((i for i, column in enumerate(columns) if column is not None), 0)
                 verified[used].append((item_id, columns[used]))
                 del self.pending[item_id]
@@ -130,10 +129,7 @@ def _cached_readings(addresses: list[str]) -> dict[str, epics_io.ReadResult]:
     results = {}
     for address, value in live.read_values(addresses).items():
         if value is not None and value.connected:
-            reading = epics_io.Reading(
-                address, value.kind, value.value, value.status, value.severity, value.timestamp, value.received
-            )
-            results[address] = epics_io.ReadResult(address, reading)
+            results[address] = epics_io.ReadResult(address, value)
     return results
 
 
@@ -143,4 +139,4 @@ _VERIFY_FIELDS = ["status", *_READBACK_COLUMNS, "message", "verified_at"]
 
 def _verified(item_id: int, status: str, value, row: tuple, message: str) -> tuple:
     """An update_rows() row of _VERIFY_FIELDS for an item that did not verify."""
-    return (item_id, status, *typed_columns(row[3], value), message[:200], None)
+    return (item_id, status, *fit_columns(row[3], value), message[:200], None)

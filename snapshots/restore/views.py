@@ -19,7 +19,6 @@ from jobs.models import Job, JobType
 from jobs.outbox import enqueue
 from pvs.models import PV
 from snapshots.capture.models import Snapshot, SnapshotValue
-from snapshots.capture.values import display_value
 from snapshots.capture.views import VALUE_COLUMNS, is_golden, value_order, value_row
 from snapshots.comparison.filtersets import SnapshotValueFilterSet
 from snapshots.restore.actions import request_restore, request_undo
@@ -29,6 +28,7 @@ from snapshots.restore.forms import ExecuteRestoreForm, RestoreScope, RestoreSel
 from snapshots.restore.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
 from snapshots.restore.preview import preview_restore
 from squirrel_site.audit import AuditVia
+from squirrel_site.epics_values import display_text
 from squirrel_site.pages import offset_page, sort_columns, with_query
 from tags.models import Tag
 
@@ -235,7 +235,7 @@ def _shown_as(snapshot_id: int, items) -> dict[str, dict]:
 
 
 def _shown(item, value, shown_as: dict) -> str:
-    return display_value(item.value_type, value, **shown_as.get(item.pv_name, {}))
+    return display_text(item.value_type, value, **shown_as.get(item.pv_name, {}))
 
 
 class ExecutePreviewView(CanRestoreMixin, View):

@@ -16,6 +16,7 @@ from snapshots.models import (
     SnapshotValue,
     ValueType,
 )
+from squirrel_site.epics_values import Value
 
 
 class CrashingPut(Exception):
@@ -72,7 +73,7 @@ class FakeIOC:
                 results[a] = epics_io.ReadResult(a, None, epics_io.TIMEOUT)
             else:
                 kind = self.kinds.get(self.readbacks.get(a, a), "float")
-                reading = epics_io.Reading(a, kind, self.value_of(a), 0, 0, time.time(), time.time())
+                reading = Value(a, kind, self.value_of(a), 0, 0, time.time(), time.time())
                 results[a] = epics_io.ReadResult(a, reading, None)
         return results
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import pytest
 
 from monitor import live
-from monitor.live import FencedWriter, Lease, LiveMeta, LiveValue, Shard
-from pvs.epics_io import Reading
+from monitor.live import FencedWriter, Lease, LiveMeta, Shard
 from pvs.models import PV
 from snapshots.models import Snapshot, SnapshotValue, ValueSource, ValueType
+from squirrel_site.epics_values import Value
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def live_values(redis_db):
             else:
                 kind, value = kind_of(entry), entry.index if isinstance(entry, Enum) else entry
             severity = (severities or {}).get(address, 0)
-            values[address] = LiveValue(address, kind, value, 0, severity, now, now, value is not None)
+            values[address] = Value(address, kind, value, 0, severity, now, now, value is not None)
             if isinstance(entry, Enum):
                 metas[address] = LiveMeta("", None, list(entry.labels), None, None, "", kind, 1, True, True)
         assert writer.write(values, metas)
@@ -139,7 +139,7 @@ class FakeResult:
     """Shaped like pvs.epics_io.ReadResult."""
 
     address: str
-    reading: Reading | None
+    reading: Value | None
     error: str | None
 
 
@@ -159,7 +159,7 @@ class FakeReader:
                 results[address] = FakeResult(address, None, answer)
             else:
                 kind = "int" if isinstance(answer, int) else "float"
-                reading = Reading(address, kind, answer, 0, 0, time.time() - 10, time.time())
+                reading = Value(address, kind, answer, 0, 0, time.time() - 10, time.time())
                 results[address] = FakeResult(address, reading, None)
         return results
 

@@ -1,12 +1,13 @@
 """Live values and their metadata shaped as the monitor writes them (monitor.live)."""
 
-from monitor.live import LiveMeta, LiveValue
+from monitor.live import LiveMeta
+from squirrel_site.epics_values import Value
 
 
-def make_value(address="SIM:A", kind="float", value=1.5, **overrides) -> LiveValue:
+def make_value(address="SIM:A", kind="float", value=1.5, **overrides) -> Value:
     fields = dict(status=0, severity=0, timestamp=1_700_000_000.25, received=1_700_000_000.5, connected=True)
     fields.update(overrides)
-    return LiveValue(address, kind, value, **fields)
+    return Value(address, kind, value, **fields)
 
 
 def make_meta(**overrides) -> LiveMeta:

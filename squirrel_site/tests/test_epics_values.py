@@ -118,13 +118,45 @@ def test_kind_of_a_channel():
     assert ev.kind_of_native(ev.DBR_STRING, 1) == "string"
 
 
-def test_put_buffer_for_numbers_enums_and_strings():
-    assert ev.put_buffer(ev.DBR_FLOAT, 1, 2) == (ev.DBR_DOUBLE, 1, struct.pack("<d", 2.0))
-    assert ev.put_buffer(ev.DBR_SHORT, 1, 3.0) == (ev.DBR_LONG, 1, struct.pack("<i", 3))
-    assert ev.put_buffer(ev.DBR_ENUM, 1, "On", ["Off", "On"]) == (ev.DBR_ENUM, 1, struct.pack("<H", 1))
-    assert ev.put_buffer(ev.DBR_STRING, 1, "hi") == (ev.DBR_STRING, 1, b"hi".ljust(40, b"\0"))
+# Channel Access puts (moved here with the encoder from pvs/epics_bulk.py, same assertions)
+DBR_STRING, DBR_SHORT, DBR_FLOAT, DBR_ENUM, DBR_CHAR, DBR_LONG, DBR_DOUBLE = range(7)
+encode_put = ev.put_buffer
+
+
+def test_encodes_numbers_for_double_and_integer_channels():
+    assert encode_put(DBR_FLOAT, 1, 2) == (DBR_DOUBLE, 1, struct.pack("<d", 2.0))
+    assert encode_put(DBR_SHORT, 1, 3.0) == (DBR_LONG, 1, struct.pack("<i", 3))
+    assert encode_put(DBR_DOUBLE, 5, [1.0, 2.5]) == (DBR_DOUBLE, 2, struct.pack("<2d", 1.0, 2.5))
+
+
+def test_refuses_values_an_integer_channel_cannot_hold():
+    for value in (2.5, "7", 2**40):
+        with pytest.raises(ValueError):
+            encode_put(DBR_LONG, 1, value)
+
+
+def test_encodes_enum_index_and_label():
+    assert encode_put(DBR_ENUM, 1, 2) == (DBR_ENUM, 1, struct.pack("<H", 2))
+    assert encode_put(DBR_ENUM, 1, "On", ["Off", "On"]) == (DBR_ENUM, 1, struct.pack("<H", 1))
+    # Labels not known yet: the IOC matches the string.
+    assert encode_put(DBR_ENUM, 1, "On") == (DBR_STRING, 1, b"On".ljust(40, b"\0"))
+    with pytest.raises(ValueError, match="not one of the labels"):
+        encode_put(DBR_ENUM, 1, "Maybe", ["Off", "On"])
+
+
+def test_encodes_strings_and_refuses_overlong_ones():
+    assert encode_put(DBR_STRING, 1, "hi") == (DBR_STRING, 1, b"hi".ljust(40, b"\0"))
+    with pytest.raises(ValueError, match="longer than 39 bytes"):
+        encode_put(DBR_STRING, 1, "x" * 40)
+    with pytest.raises(ValueError):
+        encode_put(DBR_STRING, 1, 1.5)
+
+
+def test_refuses_more_elements_than_the_channel_has():
     with pytest.raises(ValueError, match="3 values for a channel of 2 elements"):
-        ev.put_buffer(ev.DBR_DOUBLE, 2, [1, 2, 3])
+        encode_put(DBR_DOUBLE, 2, [1, 2, 3])
+    with pytest.raises(ValueError):
+        encode_put(DBR_DOUBLE, 2, [])
 
 
 def test_kinds_js_is_generated_from_this_module():

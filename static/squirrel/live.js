@@ -9,9 +9,9 @@
 // After applying each message it acknowledges it and dispatches "squirrel:live" on document.
 // Pages that replace their content call refresh() (a MutationObserver also notices new elements).
 
+import { COMPARE } from "./kinds.js"; // how each value kind compares, generated from squirrel_site/epics_values.py
+
 const MAX_SUBSCRIPTION = 2000;
-const NUMBER_KINDS = new Set(["float", "int"]);
-const ARRAY_KINDS = new Set(["float_array", "int_array"]);
 
 const roots = new Set();
 const latest = new Map(); // address -> last payload, for elements that appear later
@@ -129,13 +129,13 @@ function numbersWithin(saved, live, absTol, relTol) {
 
 export function withinTolerance(saved, live, kind, absTol = 0, relTol = 0) {
   if (saved === null || live === null) return false;
-  if (NUMBER_KINDS.has(kind)) return numbersWithin(number(saved), number(live), absTol, relTol);
-  if (ARRAY_KINDS.has(kind)) {
+  const how = COMPARE[kind];
+  if (how === "number") return numbersWithin(number(saved), number(live), absTol, relTol);
+  if (how === "number_array") {
     const [s, l] = [asList(saved), asList(live)];
     return s.length === l.length && s.every((x, i) => numbersWithin(number(x), number(l[i]), absTol, relTol));
   }
-  if (kind === "enum") return number(saved) !== null && number(saved) === number(live);
-  if (kind === "string") return String(saved) === String(live);
+  if (how === "exact") return String(saved) === String(live); // an enum's index, a string
   return false;
 }
 
@@ -148,8 +148,8 @@ function difference(saved, live) {
 
 export function delta(saved, live, kind) {
   if (saved === null || live === null) return null;
-  if (NUMBER_KINDS.has(kind)) return difference(number(saved), number(live));
-  if (!ARRAY_KINDS.has(kind)) return null;
+  if (COMPARE[kind] === "number") return difference(number(saved), number(live));
+  if (COMPARE[kind] !== "number_array") return null;
   const [s, l] = [asList(saved), asList(live)];
   return s.length === l.length ? s.map((x, i) => difference(number(x), number(l[i]))) : null;
 }
@@ -158,7 +158,7 @@ function largest(deltas) {
   return deltas.reduce((a, b) => (Number.isNaN(b) || Math.abs(b) > Math.abs(a) ? b : a), 0);
 }
 
-// monitor/display.py's number_text: `precision` decimals, else 6 significant digits like %g.
+// squirrel_site/epics_values.py's number_text: `precision` decimals, else 6 significant digits like %g.
 export function numberText(x, precision = null) {
   if (x === null) return "";
   if (!Number.isFinite(x)) return String(x);

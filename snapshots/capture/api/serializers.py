@@ -7,7 +7,8 @@ from rest_framework import serializers
 from pvs.selections import selection_problems
 from snapshots.capture.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
 from snapshots.capture.services import protected_tags_refusal
-from squirrel_site.json_values import json_safe
+from squirrel_site import epics_values
+from squirrel_site.epics_values import to_json
 from squirrel_site.limits import CappedListField, CappedManyRelatedField, ModelSerializer, SentLengthCharField
 from squirrel_site.schema import PV_VALUE_SCHEMA
 
@@ -167,11 +168,11 @@ class SnapshotValueSerializer(ModelSerializer):
 
     @extend_schema_field(PV_VALUE_SCHEMA)
     def get_setpoint(self, value):
-        return json_safe(value.setpoint_value)
+        return to_json(value.setpoint_value)
 
     @extend_schema_field(PV_VALUE_SCHEMA)
     def get_readback(self, value):
-        return json_safe(value.readback_value)
+        return to_json(value.readback_value)
 
     def get_enum_label(self, value) -> str | None:
-        return value.setpoint_str if value.value_type == "enum" else None
+        return value.setpoint_str if value.value_type == epics_values.Kind.ENUM else None

@@ -12,8 +12,8 @@ from django.db.models import CharField, Func
 from django.db.models.query import ValuesListIterable
 from django.utils import timezone
 
-from snapshots.capture.models import typed_value
-from squirrel_site.json_values import json_safe
+from squirrel_site import epics_values
+from squirrel_site.epics_values import from_columns, to_json
 
 
 class IsoDateTime(Func):
@@ -125,9 +125,9 @@ def value_json(row: tuple) -> dict:
         "pv_name": pv_name,
         "readback_name": readback_name,
         "value_type": value_type,
-        "setpoint": json_safe(typed_value(value_type, setpoint_num, setpoint_str, setpoint_array)),
-        "enum_label": setpoint_str if value_type == "enum" else None,
-        "readback": json_safe(typed_value(value_type, readback_num, readback_str, readback_array)),
+        "setpoint": to_json(from_columns(value_type, setpoint_num, setpoint_str, setpoint_array)),
+        "enum_label": setpoint_str if value_type == epics_values.Kind.ENUM else None,
+        "readback": to_json(from_columns(value_type, readback_num, readback_str, readback_array)),
         "status": status,
         "severity": severity,
         "timestamp": timestamp,

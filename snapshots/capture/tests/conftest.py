@@ -7,8 +7,9 @@ import time
 import pytest
 
 from monitor import live
-from monitor.live import FencedWriter, Lease, LiveValue, Shard
+from monitor.live import FencedWriter, Lease, Shard
 from pvs.models import PV
+from squirrel_site.epics_values import Value
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def cache(redis_db):
         live_values = {}
         for address, value in entries.items():
             connected = value is not None
-            live_values[address] = LiveValue(address, "float", value, 0, 0, now - 100, now - age, connected)
+            live_values[address] = Value(address, "float", value, 0, 0, now - 100, now - age, connected)
         assert writer.write(live_values, meta or {})
         if heartbeat_age is not None:
             live.write_heartbeat(redis_db, Shard(0, 1), {"synced": True})

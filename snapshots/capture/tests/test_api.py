@@ -10,6 +10,8 @@ from jobs.models import Job, JobType
 from pvs.models import PV
 from snapshots.capture.services import take_snapshot
 from snapshots.models import RestorePreview, Snapshot, SnapshotTag
+from squirrel_site import epics_values
+from squirrel_site.epics_values import Value
 from squirrel_site.testing.restore import preview_record
 from squirrel_site.testing.snapshots import FakeReader
 
@@ -223,9 +225,7 @@ def test_a_preview_from_a_fresh_cache_is_made_at_once(client, operator, snapshot
 
     now = timezone.now().timestamp()
     for address, value in {"T:A_SP": 1.5, "T:C": 3.0}.items():
-        redis_db.hset(
-            live.VALUES_KEY, address, live.encode_value(live.LiveValue(address, "float", value, 0, 0, now, now, True))
-        )
+        redis_db.hset(live.VALUES_KEY, address, epics_values.pack(Value(address, "float", value, 0, 0, now, now, True)))
     live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
     response = client.post("/api/v1/restore-previews/", {"snapshot": snapshot.id}, content_type="application/json")
     assert response.status_code == 201, response.json()

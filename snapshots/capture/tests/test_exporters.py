@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 import pytest
 
 from monitor.live import LiveMeta
-from pvs.epics_io import Reading
 from pvs.models import PV
 from snapshots.capture import values
 from snapshots.capture.exporters import FIELDS, export_snapshot_csv, export_snapshot_json
 from snapshots.capture.importers import SnapshotImportError, import_snapshot
 from snapshots.capture.services import save_snapshot
 from snapshots.models import Snapshot, SnapshotValue
+from squirrel_site.epics_values import Value
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ LABELS = ["Off", "On", ""]
 def sample(kind, value, **overrides):
     fields = dict(status=0, severity=0, timestamp=T0, received=T0)
     fields.update(overrides)
-    return Reading("X", kind, value, **fields)
+    return Value("X", kind, value, **fields)
 
 
 @pytest.fixture

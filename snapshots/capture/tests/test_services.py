@@ -7,10 +7,10 @@ from django.db import DataError
 
 from monitor import live
 from monitor.live import LiveMeta, Shard
-from pvs.epics_io import Reading
 from pvs.models import PV
 from snapshots.capture.services import SnapshotError, monitor_is_fresh, take_snapshot
 from snapshots.models import Snapshot, SnapshotTag, SnapshotValue
+from squirrel_site.epics_values import Value
 from squirrel_site.testing.snapshots import ALL_CACHED, FakeReader
 
 pytestmark = pytest.mark.django_db
@@ -149,7 +149,7 @@ def test_a_failing_write_leaves_no_snapshot(three_pvs, redis_db, admin_user):
         def read(self, addresses, timeout):
             results = super().read(addresses, timeout)
             # PostgreSQL text cannot hold NUL: COPY fails on this, the last row.
-            results["T:C"].reading = Reading("T:C", "string", "a\x00b", 0, 0, time.time(), time.time())
+            results["T:C"].reading = Value("T:C", "string", "a\x00b", 0, 0, time.time(), time.time())
             return results
 
     reader = NulStringReader({"T:A_SP": 1.0, "T:B_SP": 2.0, "T:C": 3.0})

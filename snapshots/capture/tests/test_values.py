@@ -6,19 +6,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from monitor.live import LiveMeta, LiveValue
-from pvs.epics_io import Reading
+from monitor.live import LiveMeta
 from snapshots.capture import values
 from snapshots.models import SnapshotValue
+from squirrel_site import epics_values as ev
+from squirrel_site.epics_values import Value
 
 T0 = 1_700_000_000.25
 ROW = dict.fromkeys(values.ROW_COLUMNS)
 
 
-def reading(kind="float", value=1.5, address="SIM:A", **overrides) -> Reading:
+def reading(kind="float", value=1.5, address="SIM:A", **overrides) -> Value:
     fields = dict(status=0, severity=0, timestamp=T0, received=T0 + 0.5)
     fields.update(overrides)
-    return Reading(address, kind, value, **fields)
+    return Value(address, kind, value, **fields)
 
 
 def meta(**overrides) -> LiveMeta:
@@ -57,20 +58,20 @@ def as_dict(row: tuple) -> dict:
     ],
 )
 def test_value_columns_puts_each_kind_in_its_columns(kind, value, label, expected):
-    result = values.value_columns(kind, value, label)
+    result = ev.to_columns(kind, value, label)
 
     assert repr(result) == repr(expected)
 
 
 def test_value_columns_refuses_string_arrays():
-    with pytest.raises(values.UnsupportedValue, match="string arrays"):
-        values.value_columns("string", ["a", "b"])
+    with pytest.raises(ev.UnsupportedValue, match="string arrays"):
+        ev.to_columns("string", ["a", "b"])
 
 
 def test_enum_label_is_none_when_unknown_or_out_of_range():
-    assert values.enum_label(["Off", "On"], 1) == "On"
-    assert values.enum_label(["Off", "On"], 2) is None
-    assert values.enum_label(None, 0) is None
+    assert ev.enum_label(["Off", "On"], 1) == "On"
+    assert ev.enum_label(["Off", "On"], 2) is None
+    assert ev.enum_label(None, 0) is None
 
 
 def test_pv_row_keeps_value_alarm_timestamp_metadata_and_age():
@@ -171,7 +172,7 @@ def test_pv_row_string_array_is_stored_without_value_and_says_why():
 
 
 def test_pv_row_accepts_live_values_and_never_processed_records():
-    live_value = LiveValue("SIM:I", "int", 4, 0, 0, 0.0, T0, True)
+    live_value = Value("SIM:I", "int", 4, 0, 0, 0.0, T0, True)
 
     row = as_dict(values.pv_row(1, "SIM:I", "", live_value, None, None, "cache", T0 + 3))
 
@@ -210,5 +211,5 @@ def test_reading_of_readback_and_of_missing_values():
         setpoint_value=None,
     )
 
-    assert values.reading_of(stored, readback=True) == Reading("SIM:RB", "float", 2.0, 0, 0, 0.0, 0.0)
+    assert values.reading_of(stored, readback=True) == Value("SIM:RB", "float", 2.0, 0, 0, 0.0, 0.0)
     assert values.reading_of(stored) is None

@@ -7,7 +7,7 @@ from pvs.selections import select_pvs
 from snapshots.capture.api.serializers import PVSelectionSerializer
 from snapshots.capture.models import Snapshot
 from snapshots.restore.models import Restore, RestoreItem, RestorePreview, RestorePreviewItem
-from squirrel_site.json_values import json_safe
+from squirrel_site.epics_values import to_json
 from squirrel_site.schema import PV_VALUE_SCHEMA
 
 
@@ -70,7 +70,7 @@ class _TypedItemSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(PV_VALUE_SCHEMA)
     def get_target(self, item):
-        return json_safe(item.target_value)
+        return to_json(item.target_value)
 
 
 class RestorePreviewItemSerializer(_TypedItemSerializer):
@@ -93,7 +93,7 @@ class RestorePreviewItemSerializer(_TypedItemSerializer):
 
     @extend_schema_field(PV_VALUE_SCHEMA)
     def get_live(self, item):
-        return json_safe(item.live_value)
+        return to_json(item.live_value)
 
 
 class RestoreSerializer(serializers.ModelSerializer):
@@ -141,8 +141,8 @@ class RestoreItemSerializer(_TypedItemSerializer):
 
     @extend_schema_field(PV_VALUE_SCHEMA)
     def get_old(self, item):
-        return json_safe(item.old_value)
+        return to_json(item.old_value)
 
     @extend_schema_field(PV_VALUE_SCHEMA)
     def get_readback(self, item):
-        return json_safe(item.readback_value)
+        return to_json(item.readback_value)

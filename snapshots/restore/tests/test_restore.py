@@ -25,6 +25,8 @@ from snapshots.restore.errors import RestoreError
 from snapshots.restore.execute import execute_restore
 from snapshots.restore.preview import preview_restore
 from snapshots.restore.undo import undo_restore
+from squirrel_site import epics_values
+from squirrel_site.epics_values import Value
 from squirrel_site.testing.restore import (
     CrashingPut,
     actions,
@@ -127,7 +129,7 @@ def test_preview_uses_the_monitor_cache_when_its_heartbeat_is_fresh(ioc, user, r
     a, b = make_pv("P:A"), make_pv("P:B")
     ioc.add("P:B", 2.0)
     now = time.time()
-    redis_db.hset(live.VALUES_KEY, "P:A", live.encode_value(live.LiveValue("P:A", "float", 1.0, 0, 0, now, now, True)))
+    redis_db.hset(live.VALUES_KEY, "P:A", epics_values.pack(Value("P:A", "float", 1.0, 0, 0, now, now, True)))
     live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
 
     preview = preview_restore(make_snapshot(user, {a: 1.0, b: 1.0}), created_by=user, io=ioc)
@@ -142,8 +144,8 @@ def test_preview_reads_directly_when_the_monitor_is_stale(ioc, user, redis_db):
     pv = make_pv("P:A")
     ioc.add("P:A", 2.0)
     now = time.time()
-    stale = live.LiveValue("P:A", "float", 1.0, 0, 0, now - 60, now - 60, True)
-    redis_db.hset(live.VALUES_KEY, "P:A", live.encode_value(stale))
+    stale = Value("P:A", "float", 1.0, 0, 0, now - 60, now - 60, True)
+    redis_db.hset(live.VALUES_KEY, "P:A", epics_values.pack(stale))
     live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
     redis_db.set(live.heartbeat_key(live.Shard(0, 1)), '{"written_at": %f, "synced": true}' % (now - 60))
 
@@ -156,7 +158,7 @@ def test_preview_reads_directly_when_the_monitor_is_stale(ioc, user, redis_db):
 @pytest.mark.django_db
 def test_cached_disconnected_pv_is_skipped(ioc, user, redis_db):
     pv = make_pv("P:A")
-    redis_db.hset(live.VALUES_KEY, "P:A", live.encode_value(live.LiveValue("P:A", "float", None, 0, 0, 0, 0, False)))
+    redis_db.hset(live.VALUES_KEY, "P:A", epics_values.pack(Value("P:A", "float", None, 0, 0, 0, 0, False)))
     live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
     preview = preview_restore(make_snapshot(user, {pv: 1.0}), created_by=user, io=ioc)
     assert actions(preview) == {"P:A": RestoreAction.SKIP_DISCONNECTED}
@@ -222,9 +224,7 @@ def _cache_readbacks(redis_db, values: dict) -> None:
     """A fresh monitor whose cache holds `values` (address -> float)."""
     now = time.time()
     for address, value in values.items():
-        redis_db.hset(
-            live.VALUES_KEY, address, live.encode_value(live.LiveValue(address, "float", value, 0, 0, now, now, True))
-        )
+        redis_db.hset(live.VALUES_KEY, address, epics_values.pack(Value(address, "float", value, 0, 0, now, now, True)))
     live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
 
 

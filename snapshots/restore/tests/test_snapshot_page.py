@@ -108,7 +108,7 @@ def test_snapshot_page_shows_every_value_with_its_live_cells(client, viewer, mac
     assert 'data-saved="&quot;abc&quot;" data-kind="string"' in page
     assert "1.00 A" in page and "1.02 A" in page  # precision and units
     assert '<td class="value" title="Direct read">On</td>' in page.replace(", 0.00 s old", "")  # enums by label
-    assert "[1, 2, 3, 4, 5, … (7 values)]" in page  # as monitor.display shows live values
+    assert "[1, 2, 3, 4, 5, … (7 values)]" in page  # as live values are shown (squirrel_site.epics_values)
     assert "not in registry" in page and "timeout" in page
     assert page.count("data-live-delta") == 8
     assert "rows 1–8 of 8" in page

@@ -1,8 +1,10 @@
-"""Live values as text: precision, units, enum labels, shortened strings and arrays."""
+"""Values as text (squirrel_site.epics_values): precision, units, enum labels, shortened strings and arrays."""
 
 import pytest
 
-from monitor.display import display_text, enum_label, number_text
+from squirrel_site.epics_values import label_of as enum_label
+from squirrel_site.epics_values import number_text
+from squirrel_site.epics_values import text_of as display_text
 from squirrel_site.testing.values import make_meta, make_value
 
 
