@@ -14,7 +14,8 @@ Every PV is built from plain EPICS records (never softioc's Python builder, whic
   written. Protected setpoints sit in a read-only ASG.
 - readonly: `ai` with a constant input; changing: `calc` scanned at the change rate with noise.
 - int: `longout`; enum: `mbbo`; string: `stringout`; waveform: `waveform` of DOUBLE, whose values
-  are put after iocInit (a long initializer overflows the db parser).
+  are put after iocInit (a long initializer overflows the db parser); string waveform: `waveform`
+  of STRING (a list of names), also put after iocInit.
 - Dipole current pairs also have a per-device `ao` calibration record as their config address.
 
 Nothing scans at idle except the changing PVs (about 2%), so a 50K-PV IOC stays quiet.
@@ -33,6 +34,7 @@ INT = "int"
 ENUM = "enum"
 STRING = "string"
 WAVEFORM = "waveform"
+STRING_WAVEFORM = "string_waveform"
 
 # Share of the PVs per kind; pairs take whatever is left. Every kind gets at least one PV.
 KIND_SHARES = {
@@ -43,6 +45,7 @@ KIND_SHARES = {
     CHANGING: 0.02,
     PROTECTED: 0.01,
     WAVEFORM: 0.005,
+    STRING_WAVEFORM: 0.00004,  # one or two: every kind gets at least one PV
 }
 MIN_PVS = len(KIND_SHARES) + 1
 
@@ -283,6 +286,19 @@ CATALOGUE = {
             texts=("nominal", "conditioning", "spare tube", "watch VSWR"),
         ),
     ),
+    STRING_WAVEFORM: (
+        Signal(
+            "Timing",
+            "TIM",
+            "EVR",
+            "Event receiver",
+            "OUT_NAMES",
+            "output names",
+            restore_stage=1,
+            texts=("Gun laser", "Kicker", "Camera", "Scope", "BPM sync", "Spare", "RF sync", "Dump"),
+            nelm=(4, 8),
+        ),
+    ),
     WAVEFORM: (
         Signal(
             "Diagnostics",
@@ -335,7 +351,7 @@ class SimPV:
     wait_for_completion: bool
     areas: tuple[str, ...]
     subsystems: tuple[str, ...]
-    value: float | int | str | tuple[float, ...]
+    value: float | int | str | tuple[float, ...] | tuple[str, ...]
     egu: str = ""
     prec: int = 3
     labels: tuple[str, ...] = ()
@@ -370,6 +386,7 @@ class SimDatabase:
     record_count: int
     # (record name, values) to put after iocInit
     array_values: list[tuple[str, tuple[float, ...]]] = field(default_factory=list)
+    string_array_values: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[SimPV]:
         """The PVs of one kind, in registry order."""
@@ -409,7 +426,8 @@ def generate(count: int, prefix: str = "SIM:", seed: int = 0, change_rate: float
     configs = sorted({pv.config for pv in pvs if pv.config})
     records.extend(_record("ao", name, DESC="Calibration factor", PREC=4, VAL="1.0", PINI="YES") for name in configs)
     arrays = [(pv.setpoint, pv.value) for pv in pvs if pv.kind == WAVEFORM]
-    return SimDatabase(pvs, "".join(records), ACF_TEXT, len(records), arrays)
+    strings = [(pv.setpoint, pv.value) for pv in pvs if pv.kind == STRING_WAVEFORM]
+    return SimDatabase(pvs, "".join(records), ACF_TEXT, len(records), arrays, strings)
 
 
 def write_registry_csv(pvs: list[SimPV], fileobj) -> None:
@@ -456,6 +474,8 @@ def _build_pv(kind: str, signal: Signal, number: int, prefix: str, rng: random.R
         value = rng.randrange(len(signal.labels))
     elif kind == STRING:
         value = f"{rng.choice(signal.texts)} {number}"
+    elif kind == STRING_WAVEFORM:
+        value = tuple(rng.sample(signal.texts, rng.randint(*signal.nelm)))
     else:
         value = _array(rng, signal)
     return SimPV(
@@ -557,6 +577,8 @@ def _records(pv: SimPV, scan: str) -> list[str]:
         return [_record("mbbo", pv.setpoint, DESC=desc, VAL=pv.value, PINI="YES", **states)]
     if pv.kind == STRING:
         return [_record("stringout", pv.setpoint, DESC=desc, VAL=pv.value, PINI="YES")]
+    if pv.kind == STRING_WAVEFORM:
+        return [_record("waveform", pv.setpoint, DESC=desc, FTVL="STRING", NELM=len(pv.value))]
     return [_record("waveform", pv.setpoint, DESC=desc, FTVL="DOUBLE", NELM=len(pv.value), **display)]
 
 

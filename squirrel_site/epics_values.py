@@ -16,6 +16,7 @@ enum            int (the index)           ``*_num`` + label   exactly (index)
 string          str                       ``*_str``           exactly
 float_array     list[float]               ``*_array``         element by element, tol.
 int_array       list[int]                 ``*_array``         element by element, tol.
+string_array    list[str]                 ``*_str`` (JSON)    element by element, exactly
 ==============  ========================  ==================  ==========================
 
 ``none`` (:data:`NO_VALUE`) is the stored kind of a PV without a value (disconnected).
@@ -60,6 +61,7 @@ class Kind(StrEnum):
     STRING = "string"
     FLOAT_ARRAY = "float_array"
     INT_ARRAY = "int_array"
+    STRING_ARRAY = "string_array"  # a DBF_STRING waveform (aai/waveform of FTVL STRING)
 
 
 NO_VALUE = "none"  # the stored kind of a PV without a value
@@ -67,7 +69,7 @@ NO_VALUE = "none"  # the stored kind of a PV without a value
 # Columns a kind is stored in (KindSpec.column).
 NUM, STR, ARRAY = "num", "str", "array"
 # How two values of a kind compare (KindSpec.compare).
-NUMBER, NUMBER_ARRAY, EXACT = "number", "number_array", "exact"
+NUMBER, NUMBER_ARRAY, EXACT, EXACT_ARRAY = "number", "number_array", "exact", "exact_array"
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class KindSpec:
     element: type  # float, int or str: the type of the value (of each element of an array)
     array: bool
     column: str  # NUM, STR or ARRAY
-    compare: str  # NUMBER, NUMBER_ARRAY or EXACT
+    compare: str  # NUMBER, NUMBER_ARRAY, EXACT or EXACT_ARRAY
 
 
 SPECS: dict[str, KindSpec] = {
@@ -91,6 +93,7 @@ SPECS: dict[str, KindSpec] = {
         KindSpec(Kind.STRING, "String", str, False, STR, EXACT),
         KindSpec(Kind.FLOAT_ARRAY, "Array of floats", float, True, ARRAY, NUMBER_ARRAY),
         KindSpec(Kind.INT_ARRAY, "Array of integers", int, True, ARRAY, NUMBER_ARRAY),
+        KindSpec(Kind.STRING_ARRAY, "Array of strings", str, True, STR, EXACT_ARRAY),
     )
 }
 NO_VALUE_LABEL = "No value (disconnected)"
@@ -365,7 +368,7 @@ PUT_LAYOUT = {
 def kind_of_native(native: int, count: int) -> str:
     """The kind a channel of DBR type `native` and `count` elements reads as."""
     if native == DBR_STRING:
-        return _STRING
+        return _STRING if count <= 1 else Kind.STRING_ARRAY.value
     return NATIVE_LAYOUT[native][1 if count == 1 else 2]
 
 

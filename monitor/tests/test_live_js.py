@@ -182,6 +182,10 @@ CASES = [
     ("a", "a", "string", 0, 0),
     ("a", "b", "string", 0, 0),
     (1.0, "text", "float", 0, 0),
+    (["a", "b"], ["a", "b"], "string_array", 1, 1),
+    (["a", "b"], ["a", "c"], "string_array", 1, 1),
+    (["a", "b"], ["a"], "string_array", 0, 0),
+    (["a"], "a", "string_array", 0, 0),
 ]
 
 

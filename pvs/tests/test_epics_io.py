@@ -222,7 +222,7 @@ def test_process_service_is_one_instance_for_every_thread():
 def test_reads_every_kind_with_its_value(sim_ioc, service):
     pvs = {
         kind: sim_ioc.of_kind(kind)[-1]
-        for kind in (sim.PAIR, sim.READONLY, sim.INT, sim.ENUM, sim.STRING, sim.WAVEFORM)
+        for kind in (sim.PAIR, sim.READONLY, sim.INT, sim.ENUM, sim.STRING, sim.WAVEFORM, sim.STRING_WAVEFORM)
     }
     results = service.read([pv.setpoint for pv in pvs.values()] + [pvs[sim.PAIR].readback])
     assert all(result.error is None for result in results.values())
@@ -233,6 +233,7 @@ def test_reads_every_kind_with_its_value(sim_ioc, service):
     assert kinds[sim.ENUM] == ("enum", pvs[sim.ENUM].value)
     assert kinds[sim.STRING] == ("string", pvs[sim.STRING].value)
     assert kinds[sim.WAVEFORM] == ("float_array", pytest.approx(list(pvs[sim.WAVEFORM].value)))
+    assert kinds[sim.STRING_WAVEFORM] == ("string_array", list(pvs[sim.STRING_WAVEFORM].value))
     readback = results[pvs[sim.PAIR].readback].reading
     assert readback.value == pytest.approx(pvs[sim.PAIR].value, abs=pvs[sim.PAIR].noise * 1.01)
     assert readback.timestamp > 0 and readback.received >= readback.timestamp - 1

@@ -42,7 +42,7 @@ def test_kind_counts_follow_shares_and_add_up():
     counts = sim.kind_counts(50_000)
     assert sum(counts.values()) == 50_000
     assert counts == {
-        sim.PAIR: 32_750,
+        sim.PAIR: 32_748,
         sim.READONLY: 6000,
         sim.INT: 4000,
         sim.ENUM: 3500,
@@ -50,6 +50,7 @@ def test_kind_counts_follow_shares_and_add_up():
         sim.CHANGING: 1000,
         sim.PROTECTED: 500,
         sim.WAVEFORM: 250,
+        sim.STRING_WAVEFORM: 2,
     }
 
 
@@ -59,7 +60,7 @@ def test_small_simulation_has_every_kind(database):
 
 
 def test_too_few_pvs_is_rejected():
-    with pytest.raises(ValueError, match="at least 8 PVs"):
+    with pytest.raises(ValueError, match="at least 9 PVs"):
         sim.generate(sim.MIN_PVS - 1)
 
 
@@ -103,6 +104,7 @@ def test_record_types_per_kind(database):
         sim.ENUM: "mbbo",
         sim.STRING: "stringout",
         sim.WAVEFORM: "waveform",
+        sim.STRING_WAVEFORM: "waveform",
     }
     for pv in database.pvs:
         assert parsed[pv.setpoint][0] == expected[pv.kind], pv.setpoint
@@ -201,7 +203,7 @@ def test_command_writes_registry_only(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--pvs", "3", "--registry-csv", "x.csv", "--registry-only"], "at least 8 PVs"),
+        (["--pvs", "3", "--registry-csv", "x.csv", "--registry-only"], "at least 9 PVs"),
         (["--change-rate", "3", "--registry-csv", "x.csv", "--registry-only"], "change rate must be"),
         (["--registry-only"], "--registry-only needs --registry-csv"),
         (["--port", "70000"], "--port must be between"),
@@ -218,3 +220,12 @@ def test_pressures_spread_over_decades(database):
     assert pressures
     assert all(1e-9 <= pv.value <= 1e-7 for pv in pressures)
     assert all(pv.noise > 0 for pv in pressures if pv.kind == sim.CHANGING)
+
+
+def test_string_waveforms_are_waveforms_of_strings_put_after_init(database):
+    parsed = records(database)
+    names = [pv.setpoint for pv in database.of_kind(sim.STRING_WAVEFORM)]
+    assert names and [name for name, _ in database.string_array_values] == names
+    for name, texts in database.string_array_values:
+        assert 4 <= len(texts) <= 8 and all(isinstance(t, str) and len(t.encode()) < 40 for t in texts)
+        assert parsed[name][1] == parsed[name][1] | {"FTVL": "STRING", "NELM": str(len(texts))}

@@ -3,7 +3,8 @@
 Kinds are squirrel_site.epics_values' (each kind's ``compare`` says which rule applies).
 Numbers match when ``|live - saved| <= max(abs_tolerance,
 rel_tolerance * |saved|)``; arrays match element by element and only at equal length; strings
-and enums (by index) match only exactly. ``None`` (no value, disconnected) never matches.
+and enums (by index) match only exactly, arrays of strings element by element, exactly.
+``None`` (no value, disconnected) never matches.
 
 NaN: two NaNs count as equal (a record that reads NaN and was saved as NaN has not changed);
 NaN against a number never matches. Infinities match only the same infinity.
@@ -24,6 +25,7 @@ from squirrel_site import epics_values as ev
 
 NUMBER_KINDS = ev.NUMBER_KINDS
 ARRAY_KINDS = ev.NUMBER_ARRAY_KINDS  # compared element by element within tolerance
+EXACT_ARRAY_KINDS = frozenset(kind for kind, spec in ev.SPECS.items() if spec.compare == ev.EXACT_ARRAY)
 _ENUM = ev.Kind.ENUM.value
 
 
@@ -90,6 +92,9 @@ def _within_tolerance(saved, live, kind: str, abs_tolerance: float, rel_toleranc
         )
     if kind == _ENUM:
         return int(saved) == int(live)
+    if kind in EXACT_ARRAY_KINDS:
+        saved, live = ev.as_list(saved), ev.as_list(live)
+        return len(saved) == len(live) and all(str(s) == str(v) for s, v in zip(saved, live, strict=True))
     if kind in ev.KINDS:  # compared exactly
         return str(saved) == str(live)
     raise ValueError(f"unknown value kind {kind!r}")
@@ -163,15 +168,11 @@ def describe_difference(saved, live, kind: str) -> str:
         return "no saved value"
     if live is None:
         return "no live value"
-    if kind in ARRAY_KINDS:
+    if kind in ARRAY_KINDS or kind in EXACT_ARRAY_KINDS:
         saved, live = ev.as_list(saved), ev.as_list(live)
         if len(saved) != len(live):
             return f"length {len(live)}, expected {len(saved)}"
-        differing = [
-            i
-            for i, (s, v) in enumerate(zip(saved, live, strict=False))
-            if not numbers_within_tolerance(float(s), float(v))
-        ]
+        differing = [i for i, (s, v) in enumerate(zip(saved, live, strict=False)) if not _elements_equal(s, v, kind)]
         if not differing:
             return "equal"
         first = differing[0]
@@ -180,6 +181,12 @@ def describe_difference(saved, live, kind: str) -> str:
             f"first at [{first}]: {live[first]!r} (expected {saved[first]!r})"
         )
     return f"{live!r} (expected {saved!r})"
+
+
+def _elements_equal(saved, live, kind: str) -> bool:
+    if kind in EXACT_ARRAY_KINDS:
+        return str(saved) == str(live)
+    return numbers_within_tolerance(float(saved), float(live))
 
 
 def _difference(saved: float, live: float) -> float:

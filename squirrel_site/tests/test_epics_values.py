@@ -19,14 +19,14 @@ EXAMPLES = {
     "string": "hello",
     "float_array": [1.0, math.nan, -math.inf],
     "int_array": [1, -2, 3],
+    "string_array": ["Gun laser", "", 'ü, "quoted"'],
 }
 
 
 def test_every_kind_has_a_spec_and_an_example():
     assert set(Kind) == set(ev.SPECS) == set(EXAMPLES)
-    assert ev.KINDS == ev.NUMBER_KINDS | ev.NUMBER_ARRAY_KINDS | {
-        k for k, s in ev.SPECS.items() if s.compare == ev.EXACT
-    }
+    assert {spec.compare for spec in ev.SPECS.values()} <= {ev.NUMBER, ev.NUMBER_ARRAY, ev.EXACT, ev.EXACT_ARRAY}
+    assert ev.NUMBER_KINDS | ev.NUMBER_ARRAY_KINDS <= ev.KINDS
     assert ev.NUM_COLUMN_KINDS | ev.STR_COLUMN_KINDS | ev.ARRAY_COLUMN_KINDS == ev.KINDS
 
 
@@ -165,3 +165,43 @@ def test_kinds_js_is_generated_from_this_module():
     assert path.read_text() == ev.js_module(), "run `python manage.py write_kinds_js`"
     for kind, spec in ev.SPECS.items():
         assert f'"{kind}": "{spec.compare}"' in path.read_text()
+
+
+# Arrays of strings (DBF_STRING waveforms)
+
+
+def test_string_arrays_are_json_text_in_the_text_column():
+    assert ev.to_columns("string_array", ["a", "b"]) == ("string_array", None, '["a","b"]', None)
+    assert ev.from_columns("string_array", None, '["a","b"]', None) == ["a", "b"]
+    assert ev.from_columns("string_array", None, None, None) is None
+    assert ev.to_columns("string_array", "a") == ("string_array", None, '["a"]', None)  # one element as a scalar
+    with pytest.raises(ev.UnsupportedValue, match="text only"):
+        ev.to_columns("string_array", ["a", 1])
+    assert ev.fit_columns("string_array", ("a", "b")) == (None, '["a","b"]', None)
+    assert ev.fit_columns("string_array", [1, 2]) == (None, None, None)
+
+
+def test_string_arrays_compare_element_by_element_exactly():
+    assert ev.SPECS["string_array"].compare == ev.EXACT_ARRAY
+    assert "string_array" in ev.STR_COLUMN_KINDS and "string_array" in ev.ARRAY_KINDS
+
+
+def test_a_string_waveform_reads_as_a_string_array():
+    assert ev.kind_of_native(ev.DBR_STRING, 4) == "string_array"
+    assert ev.kind_of_native(ev.DBR_STRING, 1) == "string"
+
+
+def test_string_arrays_are_shown_quoted_and_shortened():
+    assert ev.display_text("string_array", ["a", "b c"], units="ignored") == '["a", "b c"]'
+    assert ev.display_text("string_array", [str(i) for i in range(7)]) == '["0", "1", "2", "3", "4", … (7 values)]'
+    assert ev.display_text("string_array", ["x"] * 7, full=True) == "[" + ", ".join(['"x"'] * 7) + "]"
+
+
+def test_a_string_array_is_put_as_dbr_string_elements():
+    assert ev.put_buffer(ev.DBR_STRING, 3, ["ab", "c"]) == (
+        ev.DBR_STRING,
+        2,
+        b"ab".ljust(40, b"\0") + b"c".ljust(40, b"\0"),
+    )
+    with pytest.raises(ValueError, match="3 values for a channel of 2 elements"):
+        ev.put_buffer(ev.DBR_STRING, 2, ["a", "b", "c"])

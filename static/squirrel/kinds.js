@@ -6,5 +6,6 @@ export const COMPARE = Object.freeze({
   "enum": "exact",
   "string": "exact",
   "float_array": "number_array",
-  "int_array": "number_array"
+  "int_array": "number_array",
+  "string_array": "exact_array"
 });

@@ -6,13 +6,14 @@ import socket
 import tempfile
 import threading
 import time
-from ctypes import addressof, c_char_p, c_double
+from ctypes import addressof, c_char, c_char_p, c_double
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from pvs import sim
+from squirrel_site.epics_values import MAX_STRING_SIZE
 
 PVD_TABLE_SIZE = 65536  # the largest record-name hash table EPICS allows
 
@@ -129,3 +130,8 @@ def start_ioc(database: sim.SimDatabase) -> None:
     for name, values in database.array_values:
         buffer = (c_double * len(values))(*values)
         imports.db_put_field_process(name, fields.DBF_DOUBLE, addressof(buffer), len(values), True)
+    for name, texts in database.string_array_values:
+        strings = (c_char * MAX_STRING_SIZE * len(texts))()
+        for element, text in zip(strings, texts, strict=True):
+            element.value = text.encode()
+        imports.db_put_field_process(name, fields.DBF_STRING, addressof(strings), len(texts), True)

@@ -190,7 +190,7 @@ def test_unknown_tag_names_are_refused(three_pvs, redis_db, admin_user):
 def test_direct_snapshot_of_the_simulated_ioc(sim_ioc, redis_db, admin_user):
     from pvs import epics_io
     from pvs.importers import import_pvs
-    from pvs.sim import CHANGING, ENUM, INT, PAIR, READONLY, STRING, WAVEFORM
+    from pvs.sim import CHANGING, ENUM, INT, PAIR, READONLY, STRING, STRING_WAVEFORM, WAVEFORM
 
     if not hasattr(epics_io, "epics_service"):
         pytest.skip("pvs.epics_io.EpicsService is not there yet: direct snapshots need its read()")
@@ -208,6 +208,8 @@ def test_direct_snapshot_of_the_simulated_ioc(sim_ioc, redis_db, admin_user):
             assert value.setpoint_value == pytest.approx(pv.value, abs=2 * pv.noise + 1e-9)
         elif pv.kind == WAVEFORM:
             assert value.setpoint_value == pytest.approx(list(pv.value))
+        elif pv.kind == STRING_WAVEFORM:
+            assert (value.value_type, value.setpoint_value) == ("string_array", list(pv.value))
         elif pv.kind == ENUM:
             assert value.setpoint_value == pv.value
         elif pv.kind in (INT, STRING):

@@ -148,3 +148,23 @@ def test_describe_difference_names_the_first_differing_element():
 )
 def test_a_live_value_of_another_shape_does_not_match(saved, live, kind):
     assert within_tolerance(saved, live, kind, 1.0, 0.0) is False
+
+
+# Arrays of strings (DBF_STRING waveforms): element by element, exactly, whatever the tolerance.
+
+
+def test_string_arrays_match_element_by_element_exactly():
+    assert within_tolerance(["a", "b"], ["a", "b"], "string_array", 1e9, 1.0)
+    assert not within_tolerance(["a", "b"], ["a", "B"], "string_array", 1e9, 1.0)
+    assert not within_tolerance(["a", "b"], ["a", "b", ""], "string_array")
+    assert not within_tolerance(["a", "b"], "a", "string_array")
+    assert within_tolerance(["a"], "a", "string_array")  # a one-element waveform read as a scalar
+
+
+def test_string_arrays_have_no_delta_and_name_the_first_differing_element():
+    assert delta(["a", "b"], ["a", "c"], "string_array") is None
+    assert describe_difference(["a", "b", "c"], ["a", "x", "y"], "string_array") == (
+        "2 of 3 elements differ, first at [1]: 'x' (expected 'b')"
+    )
+    assert describe_difference(["a"], ["a", "b"], "string_array") == "length 2, expected 1"
+    assert describe_difference(["a", "b"], ["a", "b"], "string_array") == "equal"

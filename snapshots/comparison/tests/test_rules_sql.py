@@ -8,7 +8,9 @@ import pytest
 from django.db import connection
 
 from snapshots.comparison import rules_sql as comparison_sql
-from snapshots.comparison.rules import delta, numbers_within_tolerance
+from snapshots.comparison.rules import comparison_status, delta, numbers_within_tolerance
+from squirrel_site import epics_values
+from squirrel_site.epics_values import Value
 
 pytestmark = pytest.mark.django_db
 
@@ -149,3 +151,32 @@ def test_array_expressions_compare_element_by_element():
             got_within, got_size = cursor.fetchone()
             assert got_within == expected_within, (a, b)
             assert (got_size is None and expected_size is None) or _same_float(got_size, expected_size), (a, b)
+
+
+@pytest.mark.parametrize(
+    "saved, live",
+    [
+        (["a", "b"], ["a", "b"]),
+        (["a", "b"], ["a", "c"]),
+        (["a", "b"], ["a"]),
+        (["a"], ["a", "b"]),
+        (['ü, "q"', "x"], ['ü, "q"', "x"]),
+        (["a", "b"], ["b", "a"]),
+    ],
+)
+def test_sql_status_of_string_arrays_agrees_with_the_rules(saved, live):
+    # String arrays are stored as JSON text in *_str (squirrel_site.epics_values.to_columns).
+    _, _, a_str, _ = epics_values.to_columns("string_array", saved)
+    _, _, b_str, _ = epics_values.to_columns("string_array", live)
+    query = (
+        f"SELECT {comparison_sql.status()} FROM (SELECT true AS in_a, true AS in_b, 'string_array' AS a_kind,"
+        " 'string_array' AS b_kind, NULL::float8 AS a_num, NULL::float8 AS b_num, %s::text AS a_str,"
+        " %s::text AS b_str, NULL::float8[] AS a_array, NULL::float8[] AS b_array, true AS a_connected,"
+        " true AS b_connected, 0::float8 AS abs_tol, 0::float8 AS rel_tol) AS t"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, [a_str, b_str])
+        in_sql = cursor.fetchone()[0]
+    expected = comparison_status(Value("X", "string_array", saved), Value("X", "string_array", live))
+    assert in_sql == expected
+    assert (expected == "equal") == (saved == live)
