@@ -34,6 +34,7 @@ from pvs.models import PV
 from snapshots.capture.models import Severity, Snapshot, SnapshotValue
 from snapshots.comparison import rules_sql as sql
 from snapshots.comparison.rules import (
+    EXACT_ARRAY_KINDS,
     MATCHING_STATUSES,
     STATUS_RANK,
     ComparisonStatus,
@@ -173,7 +174,10 @@ class ComparisonRow:
 
     @property
     def differing_elements(self) -> list[tuple[int, str, str, str]]:
-        """(index, a, b, b - a) as text, of array elements outside tolerance; at most ELEMENTS_SHOWN."""
+        """(index, a, b, b - a) as text, of array elements outside tolerance; at most ELEMENTS_SHOWN.
+        Arrays of strings: the elements that differ, quoted, without a delta."""
+        if self.status == ComparisonStatus.OUT_OF_TOLERANCE and self.kind in EXACT_ARRAY_KINDS:
+            return _differing_strings(ev.as_list(self.a.value), ev.as_list(self.b.value))
         if not isinstance(self.delta, list):
             return []
         precision = self.a.precision
@@ -636,6 +640,17 @@ def format_value(side: Side, full: bool) -> str:
     if side.kind == ENUM:
         return side.label if side.label is not None else str(side.value)
     return ev.display_text(side.kind, side.value, units=side.units, precision=side.precision, full=full)
+
+
+def _differing_strings(a: list, b: list) -> list[tuple[int, str, str, str]]:
+    if len(a) != len(b):
+        return []
+    differing = [
+        (i, json.dumps(x, ensure_ascii=False), json.dumps(y, ensure_ascii=False), "")
+        for i, (x, y) in enumerate(zip(a, b, strict=True))
+        if x != y
+    ]
+    return differing[:ELEMENTS_SHOWN]
 
 
 def signed_number(number: float, precision: int | None) -> str:

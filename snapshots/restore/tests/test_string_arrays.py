@@ -41,6 +41,7 @@ def test_a_string_waveform_is_saved_compared_restored_and_shown(sim_ioc_registry
     # Compared element by element (in SQL for two snapshots): one element differs.
     (row,) = compare(Comparison(a=before, b=after)).rows
     assert (row.kind, row.status, row.a.value, row.b.value) == ("string_array", "out_of_tolerance", original, changed)
+    assert row.differing_elements == [(1, f'"{original[1]}"', '"Renamed"', "")]
     (same,) = compare(Comparison(a=before, b=before)).rows
     assert same.status == "equal"
 
