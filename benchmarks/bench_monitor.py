@@ -206,7 +206,15 @@ def serve_db(db_file: str, port: int, ready_file: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: stop_event.set())
     set_server_port(port)
-    start_ioc(SimpleNamespace(db_text=text, acf_text=sim.ACF_TEXT, record_count=text.count("record("), array_values=[]))
+    start_ioc(
+        SimpleNamespace(
+            db_text=text,
+            acf_text=sim.ACF_TEXT,
+            record_count=text.count("record("),
+            array_values=[],
+            string_array_values=[],
+        )
+    )
     Path(ready_file).touch()
     stop_event.wait()
 
