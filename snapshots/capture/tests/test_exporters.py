@@ -91,6 +91,34 @@ def stored(snapshot) -> dict[str, tuple]:
 
 
 @pytest.mark.parametrize("extension, export", [("json", export_snapshot_json), ("csv", export_snapshot_csv)])
+def test_string_arrays_survive_export_and_import(admin_user, extension, export):
+    names = ["Gun laser", "", 'He said "hi", ✓', "=cmd|'/C calc'!A0"]
+    rows = [
+        values.pv_row(
+            None,
+            "RT:NAMES",
+            "RT:NAMES_RB",
+            sample("string_array", names),
+            sample("string_array", ["x"]),
+            None,
+            "direct",
+            T0,
+        ),
+    ]
+    saved = save_snapshot(
+        title="Names", comment="", created_by=admin_user, mode="direct", origin="manual", tags=[], rows=rows
+    )
+    stream = io.StringIO(newline="")
+    export(saved, stream)
+
+    imported = import_snapshot(f"names.{extension}", stream.getvalue().encode(), created_by=admin_user)
+
+    assert stored(imported) == stored(saved)
+    value = imported.values.get()
+    assert (value.value_type, value.setpoint_value, value.readback_value) == ("string_array", names, ["x"])
+
+
+@pytest.mark.parametrize("extension, export", [("json", export_snapshot_json), ("csv", export_snapshot_csv)])
 def test_export_then_import_gives_identical_values(snapshot, admin_user, extension, export):
     stream = io.StringIO(newline="")
     export(snapshot, stream)

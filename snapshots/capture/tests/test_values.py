@@ -188,6 +188,7 @@ def test_pv_row_accepts_live_values_and_never_processed_records():
         ("string", "Open ✓"),
         ("float_array", [0.1, 2e300]),
         ("int_array", [3, -4]),
+        ("string_array", ["Gun laser", "", "✓"]),
     ],
 )
 def test_reading_of_gives_back_what_was_stored(kind, value):
