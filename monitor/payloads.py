@@ -42,7 +42,9 @@ class HealthPayload(TypedDict):
     web process sees it, every streams.HEALTH_INTERVAL to the clients that asked for it."""
 
     type: str  # "health"
-    monitor: str  # ok, degraded, stale, missing (monitor.health), or unknown (Redis unreachable)
+    # ok, degraded, stale, missing (monitor.health); syncing (stale only for want of some first
+    # values: the monitor is alive); unknown (Redis unreachable)
+    monitor: str
     heartbeat_age_s: float | None  # the oldest shard heartbeat's age; None when there is none
     stale_after_s: float  # settings.LIVE_STALE_SECONDS: show a value as old past this age
 

@@ -46,6 +46,7 @@ META_TTL = 10.0  # a watched address's metadata is re-read at least this often (
 PING_INTERVAL = 15.0  # an idle pub/sub connection is pinged, so a dead one is noticed
 HUB_CLIENT_NAME = "squirrel-live-hub"
 HEALTH_INTERVAL = 1.0  # the monitor's health is read and sent to the clients that asked this often
+SYNCING = "syncing"  # health messages: every heartbeat fresh, some shard not synced yet
 
 Sender = Callable[[str], Awaitable[None]]
 
@@ -439,7 +440,14 @@ def _health_message() -> str:
     except (redis.RedisError, OSError):
         return health_message("unknown", None, settings.LIVE_STALE_SECONDS)
     ages = [shard.age for shard in shards if shard.age is not None]
-    return health_message(health.overall_status(shards), max(ages, default=None), settings.LIVE_STALE_SECONDS)
+    status = health.overall_status(shards)
+    if status == health.STALE and all(
+        shard.age is not None and shard.age <= health.MAX_HEARTBEAT_AGE for shard in shards
+    ):
+        # Alive, but not every address has its first value yet (a new leader, PVs just added):
+        # the values it has are current; the new addresses show as loading.
+        status = SYNCING
+    return health_message(status, max(ages, default=None), settings.LIVE_STALE_SECONDS)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LiveHub] = weakref.WeakKeyDictionary()

@@ -1,6 +1,7 @@
 """/ws/live/ through the real ASGI app, with values written and announced the way the monitor does."""
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -188,20 +189,24 @@ def test_health_comes_every_second_once_asked_and_follows_the_monitors_heartbeat
         nothing_unasked = await communicator.receive_nothing(timeout=1.5)
         await communicator.send_json_to({"health": True})
         missing = await communicator.receive_json_from(timeout=TIMEOUT)
+        announce({"T:A": 2.0})  # values go on beside health messages (and within the writer's lease)
+        later = [await communicator.receive_json_from(timeout=TIMEOUT) for _ in range(3)]
         live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
         healths = [await communicator.receive_json_from(timeout=TIMEOUT) for _ in range(2)]
         live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": False})  # a new leader filling the cache
+        syncing = await communicator.receive_json_from(timeout=TIMEOUT)
+        old_beat = {"synced": True, "shard": "0of1", "written_at": time.time() - 6}
+        redis_db.set(live.heartbeat_key(live.Shard(0, 1)), json.dumps(old_beat))
         stale = await communicator.receive_json_from(timeout=TIMEOUT)
-        announce({"T:A": 2.0})  # values go on beside health messages
-        later = [await communicator.receive_json_from(timeout=TIMEOUT) for _ in range(3)]
         await communicator.disconnect()
-        return first, nothing_unasked, missing, healths, stale, later
+        return first, nothing_unasked, missing, healths, syncing, stale, later
 
-    first, nothing_unasked, missing, healths, stale, later = run(scenario)
+    first, nothing_unasked, missing, healths, syncing, stale, later = run(scenario)
     assert first["type"] == "values" and nothing_unasked
     assert missing == {"type": "health", "monitor": "missing", "heartbeat_age_s": None, "stale_after_s": 5.0}
-    assert healths[-1]["monitor"] == "ok" and 0 <= healths[-1]["heartbeat_age_s"] < 2
-    assert stale["monitor"] == "stale"
+    assert healths[-1]["monitor"] == "ok" and 0 <= healths[-1]["heartbeat_age_s"] <= 5
+    assert syncing["monitor"] == "syncing"
+    assert stale["monitor"] == "stale" and stale["heartbeat_age_s"] >= 6
     assert any(m["type"] == "values" and m["values"]["T:A"]["value"] == 2.0 for m in later)
     assert {m["type"] for m in later} == {"health", "values"}
 

@@ -22,7 +22,7 @@ const NUMBER_KINDS = new Set(["float", "int"]);
 const ARRAY_KINDS = new Set(["float_array", "int_array"]);
 const SEVERITY_CLASSES = { 1: "alarm-minor", 2: "alarm-major", 3: "alarm-invalid" };
 const STATE_CLASSES = ["alarm-minor", "alarm-major", "alarm-invalid", "alarm-disconnected", "alarm-never"];
-const CURRENT = new Set(["ok", "degraded"]); // monitor states whose cache is current
+const CURRENT = new Set(["ok", "degraded", "syncing"]); // monitor states whose cache is current
 const TICK_MS = 1000;
 const BANNER_GRACE_MS = 2000; // a first connection this slow gets the banner
 
