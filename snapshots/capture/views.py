@@ -8,15 +8,15 @@ from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views import View
 
 from snapshots.capture.actions import request_snapshot
-from snapshots.capture.filtersets import SnapshotFilterSet
+from snapshots.capture.filtersets import SnapshotListFilterSet
 from snapshots.capture.forms import TakeSnapshotForm
-from snapshots.capture.models import GOLDEN_TAG, Snapshot
+from snapshots.capture.models import GOLDEN_TAG, Snapshot, SnapshotOrigin
 from snapshots.capture.values import display_value
 from squirrel_site.audit import AuditVia
 from squirrel_site.json_values import json_safe
@@ -24,7 +24,7 @@ from squirrel_site.pages import with_query
 
 SNAPSHOTS_PER_PAGE = 50
 # The list page's filters (created_after / created_before are the API's timestamps).
-LIST_FILTERS = ("search", "author", "tag", "origin", "date_from", "date_to")
+LIST_FILTERS = ("search", "author", "tag", "origin", "date_from", "date_to", "undo_points")
 
 
 class SnapshotListView(PermissionRequiredMixin, View):
@@ -46,9 +46,18 @@ class SnapshotListView(PermissionRequiredMixin, View):
         return redirect("jobs:detail", job.id)
 
     def render(self, request, take_form, status=200):
-        filterset = SnapshotFilterSet(request.GET, queryset=Snapshot.objects.for_list())
+        filterset = SnapshotListFilterSet(request.GET, queryset=Snapshot.objects.for_list())
         snapshots = filterset.qs if filterset.is_valid() else Snapshot.objects.none()
-        page = Paginator(snapshots, SNAPSHOTS_PER_PAGE).get_page(request.GET.get("page"))
+        paginator, hidden = Paginator(snapshots, SNAPSHOTS_PER_PAGE), 0
+        if filterset.is_valid() and filterset.hides_undo_points():
+            # One query counts the page's snapshots and the undo points the switch hides.
+            undo_point = Q(origin=SnapshotOrigin.PRE_RESTORE)
+            counts = filterset.with_undo_points.order_by().aggregate(
+                shown=Count("id", filter=~undo_point, distinct=True),
+                hidden=Count("id", filter=undo_point, distinct=True),
+            )
+            paginator.count, hidden = counts["shown"], counts["hidden"]
+        page = paginator.get_page(request.GET.get("page"))
         context = {
             "filterset": filterset,
             "filter_fields": [filterset.form[name] for name in LIST_FILTERS],
@@ -56,6 +65,8 @@ class SnapshotListView(PermissionRequiredMixin, View):
             "snapshots": [(snapshot, is_golden(snapshot)) for snapshot in page],
             "take_form": take_form if request.user.has_perm("snapshots.add_snapshot") else None,
             "page_query": with_query(request.GET, page=None),
+            "hidden_undo_points": hidden,
+            "show_undo_points_url": with_query(request.GET, undo_points="on", page=None),
         }
         return TemplateResponse(request, "snapshots/list.html", context, status=status)
 
