@@ -18,6 +18,7 @@ from django.views import View
 from jobs.models import Job, JobType
 from jobs.outbox import enqueue
 from pvs.models import PV
+from snapshots.capture.forms import EditSnapshotForm
 from snapshots.capture.models import Snapshot, SnapshotOrigin, SnapshotValue
 from snapshots.capture.values import display_value
 from snapshots.capture.views import VALUE_COLUMNS, is_golden, value_order, value_row
@@ -80,6 +81,11 @@ class SnapshotDetailView(PermissionRequiredMixin, View):
             "filter_params": [(k, v) for k in request.GET if k not in ("page", "sort") for v in request.GET.getlist(k)],
             "restore_form": RestoreSelectionForm() if request.user.has_perm("snapshots.add_restore") else None,
             "restores": snapshot.restores.select_related("created_by").order_by("-id")[:5],
+            "edit_form": (
+                EditSnapshotForm(snapshot=snapshot, user=request.user)
+                if request.user.has_perm("snapshots.change_snapshot")
+                else None
+            ),
         }
         return TemplateResponse(request, "snapshots/detail.html", context)
 
