@@ -110,6 +110,11 @@ class CreatePreviewView(CanRestoreMixin, View):
                 messages.error(request, "The filters are not valid; fix them and try again.")
                 return back
             pvs = PV.objects.filter(pk__in=filterset.qs.exclude(pv=None).values("pv_id"))
+        pvs = form.limit(pvs)
+        pv_set = form.cleaned_data["pv_set"]
+        if pv_set is not None and not snapshot.values.filter(pv__in=pvs.values("pk")).exists():
+            messages.error(request, f"None of these PVs of the set “{pv_set.name}” is in this snapshot.")
+            return back
         include_unchanged = form.cleaned_data["include_unchanged"]
         try:
             preview = preview_restore(
