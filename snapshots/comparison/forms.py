@@ -8,6 +8,7 @@ so it means the same there as in every other list; the rest is comparison-specif
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.http import QueryDict
 
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
@@ -123,8 +124,21 @@ def pv_selection(data) -> tuple[PVFilterSet, object]:
     return filterset, filterset.qs if given else None
 
 
+def without_blanks(data) -> QueryDict:
+    """`data` without its empty values: a form's "any" option sends `status=&tag=`, which means no
+    filter, not an invalid status or tag (repeatable parameters refuse an empty value)."""
+    kept = QueryDict(mutable=True)
+    for key in data:
+        values = data.getlist(key) if hasattr(data, "getlist") else [data[key]]
+        values = [value for value in values if str(value).strip() != ""]
+        if values:
+            kept.setlist(key, values)
+    return kept
+
+
 def compare_parameters(data) -> tuple[CompareForm, Comparison | None, dict]:
     """(form, comparison, errors by field) for query parameters `data`; comparison None if invalid."""
+    data = without_blanks(data)
     form = CompareForm(data)
     filterset, pvs = pv_selection(data)
     valid = form.is_valid() & filterset.is_valid()
