@@ -121,6 +121,7 @@ class Side:
     reason: str = ""
     timestamp: float | None = None  # IOC time, Unix seconds
     address: str = ""
+    readback: Side | None = None  # the readback's value (kind, units and precision the setpoint's)
 
     @property
     def display(self) -> str:
