@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from django.db.models import QuerySet
 
 from monitor import live
+from monitor.display import number_text
 from pvs.models import PV
-from snapshots.capture.models import Severity, Snapshot, SnapshotValue, typed_value
+from snapshots.capture.models import Snapshot, SnapshotValue, typed_value
 from snapshots.capture.values import enum_label
 from snapshots.comparison import rules_sql as sql
 from snapshots.comparison.rows import (
@@ -39,8 +40,10 @@ from snapshots.comparison.rows import (
     _live_side,
     _set_delta,
     analytic_cursor,
+    saved_readback,
 )
 from snapshots.comparison.rules import MATCHING_STATUSES, ComparisonStatus, comparison_status
+from squirrel_site import safe_csv
 
 MAX_COLUMNS = 8
 _VALUES_TABLE = SnapshotValue._meta.db_table
@@ -55,7 +58,6 @@ _STATUS_SIDE = {
     "severity": ("severity", "max"),
 }
 _MATCHING = frozenset(status.value for status in MATCHING_STATUSES)
-_SEVERITY_LABELS = dict(Severity.choices)
 
 
 @dataclass(frozen=True)
@@ -356,20 +358,8 @@ def _saved_values(ids: list[int]) -> dict[int, Side]:
         )
         rb_name, rb_num, rb_text, rb_array, rb_sev, rb_alarm, rb_ts = readback
         if rb_name:
-            rb_value = typed_value(kind, rb_num, rb_text, rb_array)
-            side.readback = Side(
-                kind,
-                rb_value,
-                rb_value is not None,
-                rb_text if kind == ENUM else None,
-                rb_sev,
-                rb_alarm,
-                side.units,
-                precision,
-                "" if rb_value is not None else "no readback saved",
-                rb_ts,
-                rb_name,
-            )
+            side.readback = saved_readback(side, rb_name, rb_num, rb_text, rb_array, rb_sev, rb_alarm)
+            side.readback.timestamp = rb_ts
         sides[pk] = side
     return sides
 
@@ -441,3 +431,47 @@ def _rows(comparison: NWayComparison, keyed: list[dict], snapshot_count: int) ->
             )
         )
     return rows
+
+
+# CSV ------------------------------------------------------------------------------------------
+
+
+def column_label(column: Snapshot | None) -> str:
+    """A column's name in headers: "#12" for a snapshot, "live"."""
+    return "live" if column is None else f"#{column.pk}"
+
+
+def csv_header(comparison: NWayComparison) -> list[str]:
+    header = ["pv_name", "device", f"reference #{comparison.reference.pk}", "reference readback"]
+    for column in comparison.columns:
+        label = column_label(column)
+        header += [label, f"{label} readback", f"{label} delta", f"{label} status"]
+    return header + ["abs_tolerance", "rel_tolerance"]
+
+
+def _full(side: Side | None) -> str:
+    return side.full_display if side is not None else ""
+
+
+def csv_cells(row: NWayRow) -> list[str]:
+    """A row's cells in csv_header order (arrays in full, deltas signed with their units)."""
+    reference = row.reference
+    cells = [row.name, row.device, _full(reference), _full(reference.readback if reference else None)]
+    for cell in row.cells:
+        side = cell.b
+        cells += [
+            _full(side),
+            _full(side.readback if side else None),
+            cell.delta_full_display,
+            cell.status_label if cell.status else "",
+        ]
+    return cells + [number_text(row.abs_tolerance), number_text(row.rel_tolerance)]
+
+
+def write_nway_csv(comparison: NWayComparison, stream) -> int:
+    """Every row of `comparison` that passes its filters, by name, as CSV; the row count."""
+    page = compare_columns(comparison, limit=None)
+    writer = safe_csv.writer(stream)
+    writer.writerow(csv_header(comparison))
+    writer.writerows(csv_cells(row) for row in page.rows)
+    return len(page.rows)
