@@ -7,8 +7,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.models import Job, JobType
-from pvs.models import PV
+from pvs.models import PV, PVSet
+from pvs.pv_sets import save_pv_set
 from snapshots.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag
+from squirrel_site.audit import AuditVia
 from tags.models import Tag, TagGroup
 
 pytestmark = pytest.mark.django_db
@@ -206,3 +208,36 @@ def test_only_administrators_may_take_a_golden_snapshot(client, operator, admin_
         reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache", "take-tags": [golden.pk]}
     )
     assert response.status_code == 302 and Job.objects.get().data["tags"] == [GOLDEN_TAG]
+
+
+def test_taking_a_snapshot_of_a_saved_pv_set(client, operator):
+    PV.objects.create(setpoint_address="T:A", device="QUAD")
+    PV.objects.create(setpoint_address="T:B")
+    pv_set = save_pv_set(PVSet(name="Quads", filters={"device": "QUAD"}), actor=None, via=AuditVia.PAGE)
+    client.force_login(operator)
+    form = client.get(reverse("snapshots:list")).text
+    # Two distinct questions, two distinct labels: the snapshot's own tags, and which PVs it saves.
+    assert "Label the snapshot" in form and "PVs with all these PV tags" in form
+    assert f'<option value="{pv_set.pk}">Quads</option>' in form
+    response = client.post(
+        reverse("snapshots:list"), {"take-title": "Quads", "take-mode": "cache", "take-pv_set": pv_set.pk}
+    )
+    assert response.status_code == 302
+    assert Job.objects.get().data["selection"] == {"pv_set": pv_set.pk}
+
+
+@pytest.mark.parametrize("value, error", [("999999", "Select a valid choice"), ("x", "Select a valid choice")])
+def test_an_unknown_pv_set_is_a_form_error(client, operator, value, error):
+    PV.objects.create(setpoint_address="T:A")
+    client.force_login(operator)
+    response = client.post(reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache", "take-pv_set": value})
+    assert response.status_code == 400 and error in response.text and not Job.objects.exists()
+
+
+def test_a_pv_set_selecting_nothing_more_is_refused(client, operator):
+    PV.objects.create(setpoint_address="T:A", device="QUAD")
+    pv_set = save_pv_set(PVSet(name="Quads", filters={"device": "QUAD"}), actor=None, via=AuditVia.PAGE)
+    client.force_login(operator)
+    post = {"take-title": "t", "take-mode": "cache", "take-pv_set": pv_set.pk, "take-device": "RF"}
+    response = client.post(reverse("snapshots:list"), post)
+    assert response.status_code == 400 and "No PV matches this selection." in response.text
