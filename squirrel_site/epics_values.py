@@ -28,7 +28,8 @@ The media, one codec each:
   and :func:`fit_columns` (a live value in a saved value's columns, lenient), back with
   :func:`from_columns`;
 - API JSON and the pages' ``data-saved``: :func:`to_json` (non-finite numbers as strings);
-- display text (pages, live tables, CSV): :func:`display_text`, :func:`number_text`;
+- display text (pages, live tables, CSV): :func:`display_text`, :func:`number_text`,
+  :func:`delta_text`;
 - Channel Access: :func:`kind_of_native` (what a channel's DBR type and count read as) and
   :func:`put_buffer` (the DBR type, count and bytes a put sends);
 - the browser (``static/squirrel/live.js``): :func:`js_module` renders ``static/squirrel/kinds.js``
@@ -335,6 +336,16 @@ def number_text(number, precision: int | None = None) -> str:
     if abs(number) >= FIXED_POINT_LIMIT:
         return f"{number:.{precision}e}"
     return f"{number:.{precision}f}"
+
+
+def delta_text(delta, precision: int | None = None, units: str = "") -> str:
+    """A difference as every page shows it: :func:`number_text` with "+" before a positive one,
+    then the units ("+0.50 mA", "-2", "0.00", "NaN"); live.js's deltaText does the same in the
+    browser."""
+    text = number_text(delta, precision)
+    if isinstance(delta, (int, float)) and not isinstance(delta, bool) and delta > 0:
+        text = f"+{text}"
+    return f"{text} {units}" if units else text
 
 
 def _shortened(text: str, limit: int) -> str:

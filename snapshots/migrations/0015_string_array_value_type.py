@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("snapshots", "0013_schedule_owner_permission"),
+        ("snapshots", "0014_schedule_pv_set"),
     ]
 
     operations = [
