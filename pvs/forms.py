@@ -23,6 +23,12 @@ class TagChoiceForm(forms.Form):
     )
 
 
+class PVSetChoiceForm(forms.Form):
+    """Which PV set a bulk add/remove action changes."""
+
+    pv_set = forms.ModelChoiceField(queryset=PVSet.objects.all(), label="PV set")
+
+
 class ToleranceForm(forms.Form):
     """New tolerances for a bulk action; a blank field leaves that tolerance as it is."""
 
