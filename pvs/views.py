@@ -112,6 +112,8 @@ class PVSetEditView(PermissionRequiredMixin, View):
         form = PVSetForm(request.POST, instance=self.instance())
         if not form.is_valid():
             return self.render(request, form, status=400)
+        if "preview" in request.POST:
+            return self.render(request, form, preview=form.preview_count())
         try:
             pv_set = form.save_set(actor=request.user, via=AuditVia.PAGE)
         except PVSetError:
@@ -119,8 +121,9 @@ class PVSetEditView(PermissionRequiredMixin, View):
         messages.success(request, f"PV set “{pv_set.name}” saved.")
         return redirect("pvs:pv_set", pv_set.pk)
 
-    def render(self, request, form, status=200):
-        context = {"form": form, "pv_set": form.instance if form.instance.pk else None}
+    def render(self, request, form, status=200, preview=None):
+        pv_set = PVSet.objects.get(pk=form.instance.pk) if form.instance.pk else None  # as saved
+        context = {"form": form, "pv_set": pv_set, "preview": preview}
         return TemplateResponse(request, "pvs/pv_set_form.html", context, status=status)
 
 

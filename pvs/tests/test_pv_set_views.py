@@ -146,3 +146,11 @@ def test_a_set_whose_tag_was_deleted_says_so_on_its_page(client, operator_user, 
     client.force_login(operator_user)
     page = client.get(reverse("pvs:pv_set", args=[pv_set.pk]))
     assert page.status_code == 200 and "no longer valid" in page.text
+
+
+def test_preview_counts_the_pvs_without_saving(client, operator_user, registry):
+    client.force_login(operator_user)
+    response = client.post(reverse("pvs:pv_set_new"), form_data(device="QUAD:1", pv_list="L:000:SP", preview="1"))
+    assert response.status_code == 200
+    assert "the set holds <strong>51</strong> PVs (not saved yet)" in response.text
+    assert not PVSet.objects.exists() and not AuditEntry.objects.exists()
