@@ -128,9 +128,13 @@ class PVSetEditView(PermissionRequiredMixin, View):
 
 
 class PVSetDeleteView(PermissionRequiredMixin, View):
-    """POST: delete a PV set (refused while a schedule uses it)."""
+    """GET: ask; POST: delete a PV set (refused while a schedule uses it)."""
 
     permission_required = "pvs.delete_pvset"
+
+    def get(self, request, pk):
+        pv_set = get_object_or_404(PVSet, pk=pk)
+        return TemplateResponse(request, "pvs/pv_set_delete.html", {"pv_set": pv_set})
 
     def post(self, request, pk):
         pv_set = get_object_or_404(PVSet, pk=pk)

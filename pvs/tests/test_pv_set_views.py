@@ -122,6 +122,7 @@ def test_a_viewer_reads_sets_but_cannot_create_edit_or_delete(client, viewer, re
     assert client.get(reverse("pvs:pv_set_new")).status_code == 403
     assert client.post(reverse("pvs:pv_set_new"), form_data(device="QUAD")).status_code == 403
     assert client.post(reverse("pvs:pv_set_edit", args=[pv_set.pk]), form_data(device="X")).status_code == 403
+    assert client.get(reverse("pvs:pv_set_delete", args=[pv_set.pk])).status_code == 403
     assert client.post(reverse("pvs:pv_set_delete", args=[pv_set.pk])).status_code == 403
     assert PVSet.objects.get().filters == {"device": "QUAD"}
 
@@ -134,6 +135,8 @@ def test_anonymous_users_are_sent_to_log_in(client):
 def test_an_operator_deletes_a_set(client, operator_user, registry):
     pv_set = pv_sets.save_pv_set(PVSet(name="Quads", filters={"device": "QUAD"}), actor=None, via=AuditVia.PAGE)
     client.force_login(operator_user)
+    assert "Delete the set" in client.get(reverse("pvs:pv_set_delete", args=[pv_set.pk])).text
+    assert PVSet.objects.exists()
     response = client.post(reverse("pvs:pv_set_delete", args=[pv_set.pk]), follow=True)
     assert "PV set “Quads” deleted." in response.text
     assert not PVSet.objects.exists() and PV.objects.count() == 150
