@@ -20,6 +20,7 @@ from tags.models import Tag, TagGroup
 # The live table's filters and their labels on the page (PVFilterSet's `pv`, a list of
 # addresses, is for scripts).
 LIVE_FILTERS = {
+    "pv_set": "PV set",
     "search": "Search",
     "tag": "Tags (PVs with all of them)",
     "tag_group": "Tag group",
@@ -38,6 +39,7 @@ class LiveTableView(PermissionRequiredMixin, View):
         for name, label in LIVE_FILTERS.items():
             filterset.form.fields[name].label = label  # the form is the filterset's own copy
         filterset.form.fields["tag_group"].empty_label = "any"
+        filterset.form.fields["pv_set"].empty_label = "any"
         pvs = filterset.qs if filterset.is_valid() else PV.objects.none()
         pvs = pvs.with_tags().order_by("setpoint_address")
         filtered = any(request.GET.get(name) for name in LIVE_FILTERS)

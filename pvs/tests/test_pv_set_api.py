@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from pvs.models import PV, PVSet
+from snapshots.models import RestorePreview
 from squirrel_site.audit import AuditAction, AuditVia
 from squirrel_site.models import AuditEntry
 from tags.models import Tag, TagGroup
@@ -135,3 +136,15 @@ def test_a_snapshot_job_and_a_pv_list_take_a_set(as_operator, registry):
     job = send(as_operator, "post", "/api/v1/snapshots/", {"title": "t", "selection": {"pv_set": pv_set["id"]}})
     assert job.status_code == 202, job.content
     assert invalid(send(as_operator, "post", "/api/v1/snapshots/", {"title": "t", "selection": {"pv_set": 999999}}))
+
+
+def test_a_restore_preview_takes_only_the_pvs_of_a_set(as_operator, make_pvs, make_snapshot, live_values):
+    make_pvs("S:A", "S:B")
+    snapshot = make_snapshot("Saved", {"S:A": 1.0, "S:B": 2.0})
+    live_values({"S:A": 5.0, "S:B": 6.0})
+    pv_set = send(as_operator, "post", SETS, {"name": "A", "pvs": ["S:A"]}).json()
+    body = {"snapshot": snapshot.pk, "selection": {"pv_set": pv_set["id"]}}
+    response = send(as_operator, "post", "/api/v1/restore-previews/", body)
+    assert response.status_code == 201, response.content
+    preview = RestorePreview.objects.get()
+    assert list(preview.items.values_list("pv_name", flat=True)) == ["S:A"]

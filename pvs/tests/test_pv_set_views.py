@@ -157,3 +157,14 @@ def test_preview_counts_the_pvs_without_saving(client, operator_user, registry):
     assert response.status_code == 200
     assert "the set holds <strong>51</strong> PVs (not saved yet)" in response.text
     assert not PVSet.objects.exists() and not AuditEntry.objects.exists()
+
+
+def test_the_live_table_filters_by_a_set(client, viewer, registry):
+    pv_set = pv_sets.save_pv_set(
+        PVSet(name="Two", filters={}), member_ids=pv_sets.pv_ids(["L:005:SP", "L:006:SP"]), actor=None, via="page"
+    )
+    client.force_login(viewer)
+    page = client.get(reverse("pvs:live"))
+    assert f'<option value="{pv_set.pk}">Two</option>' in page.text
+    response = client.get(reverse("pvs:live"), {"pv_set": pv_set.pk})
+    assert [pv.setpoint_address for pv in response.context["page"].rows] == ["L:005:SP", "L:006:SP"]
