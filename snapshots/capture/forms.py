@@ -85,3 +85,29 @@ class TakeSnapshotForm(forms.Form):
             "tags": [tag.name for tag in data["tags"]],
             "selection": self.selection(),
         }
+
+
+class EditSnapshotForm(forms.Form):
+    """A snapshot's title, comment and tags, edited on its page. Protected tags (golden) are
+    offered only to users who may manage them; for the others they stay as they are."""
+
+    title = forms.CharField(max_length=200)
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    tags = forms.ModelMultipleChoiceField(
+        queryset=SnapshotTag.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(self, *args, snapshot, user, **kwargs):
+        current = list(snapshot.tags.all())
+        initial = {"title": snapshot.title, "comment": snapshot.comment, "tags": [tag.pk for tag in current]}
+        # Prefixed: the snapshot page has other forms (filters, restore) with ids of their own.
+        super().__init__(*args, initial=initial, prefix="edit", **kwargs)
+        self.may_manage_protected = user.has_perm(MANAGE_PROTECTED_TAGS)
+        # The protected tags the snapshot keeps whatever this user sends.
+        self.kept_tags = [] if self.may_manage_protected else [tag for tag in current if tag.protected]
+        if not self.may_manage_protected:
+            self.fields["tags"].queryset = SnapshotTag.objects.filter(protected=False)
+
+    def new_tags(self) -> list:
+        """The tags the snapshot will carry: those chosen, and the protected ones kept."""
+        return list(self.cleaned_data["tags"]) + self.kept_tags

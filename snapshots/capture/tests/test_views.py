@@ -73,6 +73,43 @@ def test_snapshot_list_searches(client, viewer, archive, query, expected):
     assert titles(client.get(reverse("snapshots:list"), query)) == expected
 
 
+@pytest.fixture
+def undo_points(archive, admin_user):
+    """Two automatic undo points, newer than the archive's snapshots."""
+    return [
+        Snapshot.objects.create(
+            title=f"Before restore #{n}", created_by=admin_user, mode=SnapshotMode.HYBRID, origin="pre_restore"
+        )
+        for n in (1, 2)
+    ]
+
+
+def test_the_list_hides_automatic_undo_points_unless_asked(client, viewer, undo_points):
+    client.force_login(viewer)
+    url = reverse("snapshots:list")
+    response = client.get(url)
+    assert titles(response) == ["After MD", "Before MD", "Injector tuned"]
+    assert "2 automatic undo points (taken before each restore) hidden" in response.text
+    assert 'href="?undo_points=on">show them</a>' in response.text
+    shown = client.get(url, {"undo_points": "on"})
+    assert titles(shown) == ["Before restore #2", "Before restore #1", "After MD", "Before MD", "Injector tuned"]
+    assert 'id="hidden-undo-points"' not in shown.text
+    # Choosing the undo-point origin shows them without the switch; other filters count what they hide.
+    assert titles(client.get(url, {"origin": "pre_restore"})) == ["Before restore #2", "Before restore #1"]
+    assert "1 automatic undo point (taken before each restore) hidden" in client.get(url, {"search": "#1"}).text
+    assert 'id="hidden-undo-points"' not in client.get(url, {"search": "MD"}).text
+
+
+@pytest.mark.parametrize(
+    "origin, expected",
+    [("manual", ["After MD", "Before MD", "Injector tuned"]), ("imported", ["Imported"]), ("scheduled", [])],
+)
+def test_the_list_filters_by_origin(client, viewer, undo_points, admin_user, origin, expected):
+    Snapshot.objects.create(title="Imported", created_by=admin_user, mode=SnapshotMode.CACHE, origin="imported")
+    client.force_login(viewer)
+    assert titles(client.get(reverse("snapshots:list"), {"origin": origin, "undo_points": "on"})) == expected
+
+
 def test_a_bad_date_or_unknown_tag_is_a_form_error_not_a_crash(client, viewer, archive):
     client.force_login(viewer)
     response = client.get(reverse("snapshots:list"), {"date_from": "yesterday", "tag": "nope"})
