@@ -1,5 +1,6 @@
 """PV sets in Debian's chromium, against the whole system on loopback, by clicking: create a set on
-its page, take a snapshot of it, restore only its PVs. Screenshots: test-artifacts/screenshots/pv_sets_*."""
+its page, take a snapshot of it, restore only its PVs, compare only its PVs. Screenshots:
+test-artifacts/screenshots/pv_sets_*."""
 
 import pytest
 
@@ -67,3 +68,15 @@ def test_create_a_set_take_a_snapshot_of_it_and_restore_only_its_pvs(site, brows
     assert now[in_set[0].setpoint] == pytest.approx(saved[in_set[0].setpoint], abs=in_set[0].abs_tolerance)
     assert now[outside.setpoint] == pytest.approx(saved[outside.setpoint] + 2.0, abs=outside.abs_tolerance)
     screenshot(page, "pv_sets_05_restored")
+
+    # Compare the whole snapshot with live values, only the PVs of the set, from the compare form.
+    page.click("nav.mainnav >> text=Compare")
+    page.select_option("#id_a", str(everything_id))
+    page.select_option("#id_pv_set", label=pv_set.name)
+    page.click("form button.primary:has-text('Compare')")
+    page.wait_for_url(f"{site}/compare/?*")
+    rows = page.locator("#comparison tbody tr[data-pv]")
+    rows.first.wait_for()
+    assert sorted(rows.evaluate_all("rows => rows.map(row => row.dataset.pv)")) == sorted(pv.setpoint for pv in in_set)
+    assert page.locator("#id_pv_set option:checked").text_content() == pv_set.name
+    screenshot(page, "pv_sets_06_compare")
