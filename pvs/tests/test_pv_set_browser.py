@@ -35,6 +35,15 @@ def test_create_a_set_take_a_snapshot_of_it_and_restore_only_its_pvs(site, brows
     assert page.locator("#pv-set-pvs td.address").first.text_content().strip() in {pv.setpoint for pv in in_set}
     screenshot(page, "pv_sets_02_set_page")
     pv_set = PVSet.objects.get(name="Three profile monitors")
+    # The set's pages fit 1400 and 1920 px without horizontal scrolling.
+    for width in (1400, 1920):
+        page.set_viewport_size({"width": width, "height": 950})
+        for name, link in (("list", "nav.mainnav >> text=PV sets"), ("set", "#pv-sets a"), ("edit", "#edit-pv-set")):
+            page.click(link)
+            page.wait_for_load_state()
+            assert page.evaluate("() => document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+            screenshot(page, f"pv_sets_{name}_{width}")
+    page.set_viewport_size({"width": 1500, "height": 950})
 
     # Take a snapshot of the set from the snapshot list's form.
     page.click("nav.mainnav >> text=Snapshots")
