@@ -59,7 +59,9 @@ class PVSetListView(PermissionRequiredMixin, View):
 
     def get(self, request):
         pv_sets = PVSet.objects.select_related("created_by").annotate(listed=Count("pvs"))
-        return TemplateResponse(request, "pvs/pv_sets.html", {"pv_sets": pv_sets})
+        # Sets are few (tens): their filters in words cost a query or two each.
+        rows = [(pv_set, describe_filters(pv_set)) for pv_set in pv_sets]
+        return TemplateResponse(request, "pvs/pv_sets.html", {"rows": rows})
 
 
 def describe_filters(pv_set: PVSet) -> list[str]:

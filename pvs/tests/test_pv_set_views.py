@@ -117,6 +117,7 @@ def test_a_viewer_reads_sets_but_cannot_create_edit_or_delete(client, viewer, re
     client.force_login(viewer)
     listing = client.get(reverse("pvs:pv_sets"))
     assert listing.status_code == 200 and "Quads" in listing.text and "New PV set" not in listing.text
+    assert "PVs of devices starting with “QUAD”" in listing.text
     page = client.get(reverse("pvs:pv_set", args=[pv_set.pk]))
     assert page.status_code == 200 and ">Edit<" not in page.text
     assert client.get(reverse("pvs:pv_set_new")).status_code == 403
