@@ -35,12 +35,13 @@ PAGE = """<!doctype html><html><head><title>live.js</title>
   <tr><td>T:MAJOR</td><td id="major" data-live-address="T:MAJOR"></td></tr>
   <tr><td>T:INVALID</td><td id="invalid" data-live-address="T:INVALID"></td></tr>
   <tr><td>T:GONE</td><td id="gone" data-live-address="T:GONE"></td></tr>
-  <tr><td>T:NEVER</td><td id="never" data-live-address="T:NEVER"></td></tr></table></main>
+  <tr><td>T:NEVER</td><td id="never" data-live-address="T:NEVER"></td></tr>
+  <tr><td>T:PRE</td><td id="pre" data-live-address="T:PRE">7.5 A</td></tr></table></main>
 <script type="module" src="/static/squirrel/live.js"></script>
 </body></html>"""
 
 
-ALL = ["T:A", "T:E", "T:GONE", "T:INVALID", "T:MAJOR", "T:MINOR", "T:NEVER", "T:W"]
+ALL = ["T:A", "T:E", "T:GONE", "T:INVALID", "T:MAJOR", "T:MINOR", "T:NEVER", "T:PRE", "T:W"]
 
 
 def value(v, display, severity=0, connected=True):
@@ -327,7 +328,7 @@ def test_a_lost_server_shows_the_banner_and_ages_the_values_until_it_comes_back(
     server = ScriptedServer(page)
     page.goto(f"{SITE}/")
     server.wait_for(lambda m: "subscribe" in m, "a subscription")
-    full = {"T:A": value(1.0, "1.00 mA"), "T:MAJOR": value(71.5, "71.5 degC", severity=2)}
+    full = {"T:A": value(1.0, "1.00 mA"), "T:MAJOR": value(71.5, "71.5 degC", severity=2), "T:PRE": value(7.5, "7.5 A")}
     server.send_and_wait_for_ack(1, True, full)
     server.send_health(stale_after=2.0)
     page.wait_for_timeout(300)
@@ -342,6 +343,7 @@ def test_a_lost_server_shows_the_banner_and_ages_the_values_until_it_comes_back(
         "a1": "3 s old",
         "a2": "3 s old",
         "major": "3 s old",
+        "pre": "3 s old",
     }
     assert "live-stale" in classes(page, "#major") and "alarm-major" in classes(page, "#major")
     assert page.locator("#a1").get_attribute("title") == "3 s old: no news that this value is current"
@@ -400,3 +402,6 @@ def test_a_page_that_never_reaches_the_server_says_so_and_keeps_loading_marks(pa
     page.goto(f"{SITE}/")
     wait_for_banner(page, "No connection to the server: reconnecting")
     assert page.locator("#a1").text_content() == ""  # still "…" (loading), not a value
+    # A value the server rendered with the page ages from the page's load (5 s before any health).
+    page.wait_for_function("() => document.querySelector('#pre').dataset.age === '5 s old'", timeout=10_000)
+    assert ages(page) == {key: "5 s old" if key == "pre" else None for key in ages(page)}

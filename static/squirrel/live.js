@@ -172,7 +172,8 @@ function showValue(el, v) {
 // Whether the page has heard, within staleAfterMs, that the element's value is current.
 function showAge(el, address, now) {
   const fresh = Math.max(arrivedAt.get(address) ?? -Infinity, confirmedAt ?? -Infinity);
-  const age = latest.has(address) ? now - fresh : null;
+  // Text the server rendered with the page (compare's live column) is as old as the page.
+  const age = latest.has(address) ? now - fresh : el.textContent ? now - startedAt : null;
   const stale = age !== null && age > staleAfterMs;
   el.classList.toggle("live-stale", stale);
   if (stale) el.dataset.age = `${ageText(age)} old`;
