@@ -9,7 +9,7 @@ from django.db import connection
 
 from pvs import sim
 from pvs.importers import import_pvs
-from squirrel_site.testing.site import log_in, screenshot
+from squirrel_site.testing.site import log_in, screenshot, take_snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker, pytest.mark.fault]
 
@@ -124,3 +124,21 @@ def test_the_live_page_shows_alarms_and_never_looks_live_when_it_is_not(
     wait_until_live_again(page)
     assert page.locator(cell(alarms["never"])).text_content() == "never connected"
     screenshots(page, "page_back")
+
+
+def test_the_snapshot_pages_live_column_says_so_when_the_monitor_dies(
+    quick_staleness, site, site_processes, browser_page, sim_ioc_registry
+):
+    page = browser_page
+    log_in(page, site)
+    take_snapshot(page, site, "Live column: before the monitor dies")  # opens the snapshot's page
+    pair = sim_ioc_registry.of_kind(sim.PAIR)[0]
+    page.wait_for_function(
+        "(selector) => document.querySelector(selector)?.textContent", arg=cell(pair.setpoint), timeout=30_000
+    )
+    assert banner(page) is None and stale_cells(page) == []
+
+    site_processes.kill("monitor")
+    wait_for_banner(page, "The monitor is stale: its last heartbeat was")
+    page.wait_for_selector(f"{cell(pair.setpoint)}.live-stale", state="attached")
+    screenshots(page, "snapshot_page_monitor_stale")
