@@ -230,7 +230,7 @@ function showBanner(text) {
     const main = document.querySelector("main") || document.body;
     main.prepend(banner);
   }
-  if (banner.textContent !== text) banner.textContent = text;
+  if (banner.textContent !== text) banner.textContent = banner.title = text;
   banner.hidden = false;
 }
 
