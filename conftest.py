@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,14 @@ from django.conf import settings
 
 from monitor import live
 from pvs import sim
+from squirrel_site.testing import eventually
 
 # The shared fixtures (squirrel_site.testing): the fault tests' private PostgreSQL and Redis and real
 # processes (fault_services, squirrel); the simulated IOC in the registry (sim_ioc_registry); the whole
 # system for the browser (site, browser_page, put_on_ioc); snapshots and live values (make_snapshot,
 # make_pvs, live_values).
 pytest_plugins = [
+    "squirrel_site.testing.parallel",
     "squirrel_site.testing.fixtures",
     "squirrel_site.testing.ioc",
     "squirrel_site.testing.site",
@@ -164,14 +165,17 @@ class SimIOC:
             self.process = subprocess.Popen(
                 self.args, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + SIM_IOC_READY_TIMEOUT
-        while not self.ready_file.exists():
+
+        def ready() -> bool:
             if self.process.poll() is not None:
                 pytest.fail(f"simulated IOC exited with {self.process.returncode}:\n{self.output()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"simulated IOC not ready after {SIM_IOC_READY_TIMEOUT:g} s:\n{self.output()}")
-            time.sleep(0.05)
+            return self.ready_file.exists()
+
+        try:
+            eventually(ready, SIM_IOC_READY_TIMEOUT, interval=0.05, what="the simulated IOC ready")
+        except AssertionError:
+            self.stop()
+            pytest.fail(f"simulated IOC not ready after {SIM_IOC_READY_TIMEOUT:g} s:\n{self.output()}")
 
     def stop(self) -> int | None:
         """Stop the IOC with SIGTERM (SIGKILL if it hangs); return its exit code."""

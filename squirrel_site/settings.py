@@ -202,6 +202,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("SQUIRREL_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# Dates with the day, 24-hour, in TIME_ZONE, on the pages and in the admin (squirrel_site/formats/).
+FORMAT_MODULE_PATH = ["squirrel_site.formats"]
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

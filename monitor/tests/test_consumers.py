@@ -14,6 +14,7 @@ from channels.testing import WebsocketCommunicator
 from monitor import live, streams
 from pvs import sim
 from squirrel_site.asgi import application
+from squirrel_site.testing import eventually
 from squirrel_site.testing.values import make_meta, make_value
 from squirrel_site.testing.websocket import ORIGIN, PATH, TIMEOUT, connect, subscribe
 
@@ -308,10 +309,12 @@ def test_a_put_on_the_ioc_reaches_the_socket_through_the_real_monitor(
 ):
     address = sim_ioc.of_kind(sim.INT)[0].setpoint
     monitor_process("--registry-interval", "0.5")
-    deadline = time.monotonic() + 30
-    while (value := live.read_values([address])[address]) is None or not value.connected:
-        assert time.monotonic() < deadline, "the monitor did not bring the PV to Redis"
-        time.sleep(0.1)
+
+    def in_redis():
+        value = live.read_values([address])[address]
+        return value if value is not None and value.connected else None
+
+    value = eventually(in_redis, 30, what="the monitor bringing the PV to Redis")
     target = int(value.value) + 7
 
     async def scenario():

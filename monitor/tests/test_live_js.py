@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from monitor.display import number_text
+from monitor.display import delta_text, number_text
 from snapshots.comparison.rules import delta, within_tolerance
 
 pytestmark = pytest.mark.browser
@@ -24,7 +24,7 @@ PAGE = """<!doctype html><html><head><title>live.js</title>
 </head><body>
 <table>
   <tr id="row-a" data-saved="1.0" data-kind="float" data-abs-tol="0.1" data-rel-tol="0">
-    <td>T:A</td><td id="a1" data-live-address="T:A"></td><td id="delta-a" data-live-delta></td></tr>
+    <td>T:A</td><td id="a1" data-live-address="T:A"></td><td id="delta-a" data-live-delta data-units="mA"></td></tr>
   <tr id="row-w" data-saved="[1, 2]" data-kind="float_array" data-abs-tol="0.1" data-rel-tol="0">
     <td>T:W</td><td data-live-address="T:W"></td><td id="delta-w" data-live-delta></td></tr>
   <tr id="row-e" data-saved="1" data-kind="enum">
@@ -132,14 +132,14 @@ def test_the_page_subscribes_once_per_address_and_shows_values_deltas_and_tolera
     )
     assert text(page, "#a1") == text(page, "#a2") == "1.05 mA"
     assert page.locator("#a1").get_attribute("data-connected") == "true"
-    assert (text(page, "#delta-a"), text(page, "#delta-w"), text(page, "#delta-e")) == ("0.05", "0.5", "")
+    assert (text(page, "#delta-a"), text(page, "#delta-w"), text(page, "#delta-e")) == ("+0.05 mA", "+0.5", "")
     assert classes(page, "#row-a") == set() and "out-of-tolerance" in classes(page, "#row-w") & classes(page, "#row-e")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "live_js_values.png")
 
     server.send_and_wait_for_ack(2, False, {"T:A": value(2.0, "2.00 mA", severity=2)})
     assert (text(page, "#a1"), page.locator("#a1").get_attribute("data-severity")) == ("2.00 mA", "2")
-    assert (text(page, "#delta-a"), "out-of-tolerance" in classes(page, "#row-a")) == ("1", True)
+    assert (text(page, "#delta-a"), "out-of-tolerance" in classes(page, "#row-a")) == ("+1 mA", True)
     assert text(page, "#e") == "Two"  # untouched by a diff without it
 
     server.send_and_wait_for_ack(3, False, {"T:A": value(2.0, "2.00 mA", connected=False)})
@@ -238,6 +238,30 @@ def _python(v):
     if isinstance(v, str) and v in ("NaN", "Infinity", "-Infinity"):
         return float(v.replace("Infinity", "inf"))
     return v
+
+
+def test_a_delta_is_signed_and_has_units_as_the_python_pages_show_it(page):
+    ScriptedServer(page)
+    page.goto(f"{SITE}/")
+    cases = [[0.5, 3, "mA"], [-0.5, 3, "mA"], [0.0, 2, ""], [1234567.0, None, "V"], [-2.0, None, ""]]
+    shown = page.evaluate(
+        """async (cases) => {
+            const live = await import("/static/squirrel/live.js");
+            return cases.map(([x, p, u]) => live.deltaText(x, p, u));
+        }""",
+        cases,
+    )
+    assert (
+        shown
+        == [delta_text(x, p, u) for x, p, u in cases]
+        == [
+            "+0.500 mA",
+            "-0.500 mA",
+            "0.00",
+            "+1.23457e+06 V",
+            "-2",
+        ]
+    )
 
 
 def _delta_or_none(saved, live, kind):

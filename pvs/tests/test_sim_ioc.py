@@ -8,6 +8,7 @@ import epics
 import pytest
 
 from pvs import sim
+from squirrel_site.testing import eventually
 
 pytestmark = pytest.mark.ioc
 
@@ -137,10 +138,12 @@ def test_stops_cleanly_and_restarts_with_initial_values(restartable_sim_ioc):
     assert ioc.stop() == 0
     assert "Simulated IOC stopped" in ioc.output()
     assert not ioc.ready_file.exists()
-    deadline = time.monotonic() + FOLLOW_TIMEOUT
-    while epics.ca.isConnected(chid) and time.monotonic() < deadline:
+
+    def disconnected() -> bool:
         epics.ca.poll(0.05)
-    assert not epics.ca.isConnected(chid)
+        return not epics.ca.isConnected(chid)
+
+    eventually(disconnected, FOLLOW_TIMEOUT, interval=0, what="the channel disconnecting")
 
     ioc.start()
     # A fresh client: this process's channel may wait for libca's 10 s disconnect governor, and

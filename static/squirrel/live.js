@@ -3,8 +3,8 @@
 // Marks a page uses:
 //   <td data-live-address="ADDR">        text := display; data-severity, data-connected set
 //   <tr data-saved="JSON" data-kind="float" data-abs-tol="0.1" data-rel-tol="0" [data-precision="3"]>
-//     ... <td data-live-address="ADDR"> ... <td data-live-delta>
-//                                        delta := live - saved (first live cell of the row);
+//     ... <td data-live-address="ADDR"> ... <td data-live-delta [data-units="mA"]>
+//                                        delta := live - saved (first live cell of the row), signed, with units;
 //                                        class out-of-tolerance as in snapshots/comparison/rules.py
 // After applying each message it acknowledges it and dispatches "squirrel:live" on document.
 // Pages that replace their content call refresh() (a MutationObserver also notices new elements).
@@ -241,7 +241,7 @@ function updateRow(row, v) {
   const d = delta(saved, live, kind);
   const precision = row.dataset.precision === undefined ? null : Number(row.dataset.precision);
   const cell = row.querySelector("[data-live-delta]");
-  if (cell) cell.textContent = d === null ? "" : numberText(Array.isArray(d) ? largest(d) : d, precision);
+  if (cell) cell.textContent = d === null ? "" : deltaText(Array.isArray(d) ? largest(d) : d, precision, cell.dataset.units);
   const within = withinTolerance(saved, live, kind, Number(row.dataset.absTol || 0), Number(row.dataset.relTol || 0));
   row.classList.toggle("out-of-tolerance", v.connected && !within);
 }
@@ -310,6 +310,14 @@ export function numberText(x, precision = null) {
     return `${trim(x.toExponential(5).split("e")[0])}e${sign}${String(Math.abs(exponent)).padStart(2, "0")}`;
   }
   return trim(x.toFixed(Math.max(0, 5 - exponent)));
+}
+
+// A difference as every page shows it (snapshots/comparison/rows.py, signed_number): "+" before a
+// positive one, then the units.
+export function deltaText(x, precision = null, units = "") {
+  const text = numberText(x, precision);
+  const signed = x > 0 ? `+${text}` : text;
+  return units ? `${signed} ${units}` : signed;
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => attach());
