@@ -167,6 +167,8 @@ function showValue(el, v) {
   el.dataset.liveState = state === null ? "" : state.replace("alarm-", "");
   for (const name of STATE_CLASSES) el.classList.toggle(name, name === state);
   el.dataset.liveNote = !v.connected && !never ? `last value ${v.display}` : "";
+  // A cell cut with an ellipsis (class clip) has its whole text in its title.
+  el.dataset.liveFull = el.classList.contains("clip") && v.connected ? v.display : "";
 }
 
 // Whether the page has heard, within staleAfterMs, that the element's value is current.
@@ -178,7 +180,11 @@ function showAge(el, address, now) {
   el.classList.toggle("live-stale", stale);
   if (stale) el.dataset.age = `${ageText(age)} old`;
   else delete el.dataset.age;
-  const note = [el.dataset.liveNote, stale ? `${ageText(age)} old: no news that this value is current` : ""];
+  const note = [
+    el.dataset.liveFull,
+    el.dataset.liveNote,
+    stale ? `${ageText(age)} old: no news that this value is current` : "",
+  ];
   const title = note.filter(Boolean).join("; ");
   if (title) el.title = title;
   else el.removeAttribute("title");
