@@ -37,7 +37,7 @@ PAGE = """<!doctype html><html><head><title>live.js</title>
   <tr><td>T:INVALID</td><td id="invalid" data-live-address="T:INVALID"></td></tr>
   <tr><td>T:GONE</td><td id="gone" data-live-address="T:GONE"></td></tr>
   <tr><td>T:NEVER</td><td id="never" data-live-address="T:NEVER"></td></tr>
-  <tr><td>T:PRE</td><td id="pre" data-live-address="T:PRE">7.5 A</td></tr></table></main>
+  <tr><td>T:PRE</td><td id="pre" data-live-address="T:PRE" title="T:PRE, live">7.5 A</td></tr></table></main>
 <script type="module" src="/static/squirrel/live.js"></script>
 </body></html>"""
 
@@ -371,6 +371,7 @@ def test_a_lost_server_shows_the_banner_and_ages_the_values_until_it_comes_back(
     assert "live-stale" in classes(page, "#major") and "alarm-major" in classes(page, "#major")
     assert re.fullmatch(r"\d s old: no news that this value is current", page.locator("#a1").get_attribute("title"))
     assert page.locator("#a1").text_content() == "1.00 mA"  # the value stays, marked old
+    assert page.locator("#pre").get_attribute("title").startswith("T:PRE, live; ")  # the page's title first
     page.wait_for_function(  # the age counts up, with no message
         "(first) => document.querySelector('#a1').dataset.age !== first", arg=first["a1"], timeout=10_000
     )
@@ -384,6 +385,7 @@ def test_a_lost_server_shows_the_banner_and_ages_the_values_until_it_comes_back(
     wait_for_banner(page, None)
     assert all(age is None for age in ages(page).values())
     assert page.locator("#a1").get_attribute("title") is None
+    assert page.locator("#pre").get_attribute("title") == "T:PRE, live"
 
 
 def test_a_stale_or_missing_monitor_shows_the_banner_and_ages_values_from_its_last_heartbeat(page):

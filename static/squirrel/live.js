@@ -180,7 +180,10 @@ function showAge(el, address, now) {
   el.classList.toggle("live-stale", stale);
   if (stale) el.dataset.age = `${ageText(age)} old`;
   else delete el.dataset.age;
+  // A title the page gave the element comes first.
+  if (el.dataset.liveTitle === undefined) el.dataset.liveTitle = el.getAttribute("title") ?? "";
   const note = [
+    el.dataset.liveTitle,
     el.dataset.liveFull,
     el.dataset.liveNote,
     stale ? `${ageText(age)} old: no news that this value is current` : "",
