@@ -45,6 +45,7 @@ def test_live_table_pages_pvs_with_live_cells(client, admin_user, li20_quads, dj
     page = response.text
     assert 'data-live-address="L:001:SP"' in page and 'data-live-address="L:001:RB"' in page
     assert 'data-live-address="L:000:RB"' not in page  # no readback, no cell
+    assert '/static/squirrel/live.css"' in page  # the banner's and old cells' styles
     assert "rows 1–100 of 130" in page
     second = client.get(reverse("pvs:live"), {"page": 2})
     assert addresses(second)[0] == "L:100:SP" and len(addresses(second)) == 30
