@@ -130,6 +130,7 @@ def history(pvs: int, user, snapshot) -> dict:
     columns = [take_snapshot(title=f"column {i}", created_by=user, mode="cache").id for i in range(6)] + [
         Snapshot.objects.get(title="earlier").id
     ]
+    live.write_heartbeat(live.redis_client(), live.Shard(0, 1), {"synced": True})  # the columns took a while
     preview = preview_restore(snapshot, created_by=user, cache_only=True)
     now = timezone.now()
     kinds = [(SnapshotOrigin.SCHEDULED, "Scheduled"), (SnapshotOrigin.PRE_RESTORE, "Before restore")]
