@@ -96,8 +96,12 @@ def cases(ids: dict) -> list[Case]:
         Case("live table page 1", reverse("pvs:live")),
         Case("live table page 400", reverse("pvs:live"), {"page": 400}),
         Case("live table page 1, tag", reverse("pvs:live"), {"tag": tag}),
+        # The two-way pages beside them, measured in the same run: the figures to compare with.
+        Case("compare 2-way, A against B, page 1", compare, {"a": ids["snapshot"], "b": ids["columns"][0]}),
+        Case("compare 2-way, A against live, page 1", compare, {"a": ids["snapshot"], "b": "live"}),
         Case("compare 3 columns (2 + live), page 1", compare, three),
         Case("compare 3 columns, differences only", compare, {**three, "differences_only": "on"}),
+        Case("compare 7 snapshot columns, no live, page 1", compare, {**eight, "b": ids["columns"][:7]}),
         Case("compare 8 columns (7 + live), page 1", compare, eight),
         Case("compare 8 columns, page 250", compare, {**eight, "page": 250}),
         Case("compare 8 columns, differences only", compare, {**eight, "differences_only": "on"}),
