@@ -8,6 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 BASE = Path(settings.BASE_DIR)
@@ -48,6 +49,7 @@ def test_every_module_of_squirrel_site_is_library_or_wiring():
     assert (library | wiring) <= site_modules(), "a contract names a module that is gone"
 
 
+@pytest.mark.slow  # lint-imports twice over a copy of the tree
 def test_each_contract_fails_on_an_import_it_forbids(tmp_path):
     assert set(VIOLATIONS) == set(contracts()), "give every contract a violation here"
     for package in ("squirrel_site", *APPS):
