@@ -9,7 +9,9 @@ every page at both widths go to test-artifacts/screenshots/layout/.
 """
 
 import pytest
+from django.db import connection
 
+from snapshots.models import SnapshotValue
 from squirrel_site.testing.site import SCREENSHOTS, log_in, take_snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker]
@@ -67,6 +69,40 @@ class Layout:
         return self.page.evaluate(ROWS_ON_SCREEN_JS, selector)
 
 
+# The CS-Studio colours squirrel.css gives each severity's cell (rgb as the browser reports it).
+ALARM_COLOURS = {
+    "alarm-minor": "rgb(255, 196, 0)",
+    "alarm-major": "rgb(224, 0, 0)",
+    "alarm-invalid": "rgb(209, 0, 209)",
+    "alarm-disconnected": "rgb(125, 133, 142)",
+}
+
+
+def as_if_in_alarm_when_saved(snapshot_id: int) -> dict[str, str]:
+    """The first four values of the snapshot as the IOC would have reported PVs in alarm (MINOR,
+    MAJOR, INVALID) and one disconnected, at the time it was taken; {PV: alarm class}. (The test's
+    IOC keeps its PVs out of alarm.) The connection is closed after, as in test_browser.py."""
+    names = list(SnapshotValue.objects.filter(snapshot_id=snapshot_id).order_by("pv_name")[:4].values_list("pv_name"))
+    classes = {}
+    for (name,), severity, alarm in zip(names, (1, 2, 3, None), ALARM_COLOURS, strict=True):
+        values = SnapshotValue.objects.filter(snapshot_id=snapshot_id, pv_name=name)
+        if severity is None:
+            values.update(
+                connected=False,
+                reason="timeout",
+                severity=None,
+                value_type="none",
+                setpoint_num=None,
+                setpoint_str=None,
+                setpoint_array=None,
+            )
+        else:
+            values.update(severity=severity, status=3)
+        classes[name] = alarm
+    connection.close()
+    return classes
+
+
 def click_nav(page, label: str) -> None:
     with page.expect_navigation():
         page.click(f'nav.mainnav a:text-is("{label}")')
@@ -78,6 +114,7 @@ def test_no_page_overflows_at_1400_px_and_the_snapshot_page_shows_40_rows(site, 
     log_in(page, site)
     snapshot_id = take_snapshot(page, site, "Layout: every page")
 
+    alarms = as_if_in_alarm_when_saved(snapshot_id)
     click_nav(page, "Snapshots")
     layout.check("snapshot_list")
     with page.expect_navigation():
@@ -86,6 +123,10 @@ def test_no_page_overflows_at_1400_px_and_the_snapshot_page_shows_40_rows(site, 
     layout.check("snapshot_page")
     rows = layout.rows_on_screen("#values tbody tr")
     assert rows >= MIN_ROWS_ON_SCREEN, f"{rows} snapshot rows on a 1920x1080 screen"
+    for name, alarm in alarms.items():
+        cell = page.locator(f'tr[data-pv="{name}"] span.{alarm}')
+        assert cell.evaluate("el => getComputedStyle(el).backgroundColor") == ALARM_COLOURS[alarm], name
+    assert "NO_ALARM" not in page.locator("#values").text_content()
     # The header stays on screen while the rows scroll under it.
     page.mouse.wheel(0, 1500)
     page.wait_for_function("() => window.scrollY > 1000")
