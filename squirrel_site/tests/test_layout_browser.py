@@ -9,6 +9,8 @@ button (the admin's) is allowed. Screenshots of
 every page at both widths go to test-artifacts/screenshots/layout/.
 """
 
+import shutil
+
 import pytest
 from django.db import connection
 
@@ -54,7 +56,8 @@ class Layout:
 
     def __init__(self, page):
         self.page, self.overflows, self.names = page, {}, []
-        LAYOUT_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(LAYOUT_SHOTS, ignore_errors=True)  # this run's pages only
+        LAYOUT_SHOTS.mkdir(parents=True)
 
     def check(self, name: str) -> None:
         self.page.wait_for_load_state("load")
