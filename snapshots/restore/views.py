@@ -21,7 +21,8 @@ from jobs.models import Job, JobType
 from jobs.outbox import enqueue
 from monitor.display import delta_text
 from pvs.models import PV
-from snapshots.capture.models import Snapshot, SnapshotValue, ValueType
+from snapshots.capture.forms import EditSnapshotForm
+from snapshots.capture.models import Snapshot, SnapshotOrigin, SnapshotValue, ValueType
 from snapshots.capture.values import display_value
 from snapshots.capture.views import VALUE_COLUMNS, is_golden, value_order, value_row
 from snapshots.comparison.filtersets import SnapshotValueFilterSet
@@ -29,6 +30,7 @@ from snapshots.comparison.rules import delta
 from snapshots.restore.actions import request_restore, request_undo
 from snapshots.restore.claim import execution_refusal
 from snapshots.restore.errors import NeedsChannelAccess, RestoreError
+from snapshots.restore.filtersets import RestoreFilterSet
 from snapshots.restore.forms import ExecuteRestoreForm, RestoreScope, RestoreSelectionForm
 from snapshots.restore.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
 from snapshots.restore.preview import preview_restore
@@ -37,6 +39,8 @@ from squirrel_site.pages import offset_page, sort_columns, with_query
 from tags.models import Tag
 
 FILTER_PREFIX = "filter-"
+# An undo restores the automatic snapshot taken before the restore it undoes.
+UNDO_ORIGIN = SnapshotOrigin.PRE_RESTORE
 
 
 class CanRestoreMixin(PermissionRequiredMixin):
@@ -81,6 +85,11 @@ class SnapshotDetailView(PermissionRequiredMixin, View):
             "filter_params": [(k, v) for k in request.GET if k not in ("page", "sort") for v in request.GET.getlist(k)],
             "restore_form": RestoreSelectionForm() if request.user.has_perm("snapshots.add_restore") else None,
             "restores": snapshot.restores.select_related("created_by").order_by("-id")[:5],
+            "edit_form": (
+                EditSnapshotForm(snapshot=snapshot, user=request.user)
+                if request.user.has_perm("snapshots.change_snapshot")
+                else None
+            ),
         }
         return TemplateResponse(request, "snapshots/detail.html", context)
 
@@ -105,6 +114,11 @@ class CreatePreviewView(CanRestoreMixin, View):
                 messages.error(request, "The filters are not valid; fix them and try again.")
                 return back
             pvs = PV.objects.filter(pk__in=filterset.qs.exclude(pv=None).values("pv_id"))
+        pvs = form.limit(pvs)
+        pv_set = form.cleaned_data["pv_set"]
+        if pv_set is not None and not snapshot.values.filter(pv__in=pvs.values("pk")).exists():
+            messages.error(request, f"None of these PVs of the set “{pv_set.name}” is in this snapshot.")
+            return back
         include_unchanged = form.cleaned_data["include_unchanged"]
         try:
             preview = preview_restore(
@@ -362,6 +376,39 @@ class RestoreView(PermissionRequiredMixin, View):
             "can_undo": request.user.has_perm("snapshots.add_restore") and restore.undo_snapshot_id is not None,
         }
         return TemplateResponse(request, "snapshots/restore.html", context)
+
+
+RESTORES_PER_PAGE = 50
+
+
+class RestoreListView(PermissionRequiredMixin, View):
+    """Every restore, newest first: who, when, which snapshot, the result per status, a link to
+    the per-PV results; filtered, paged by offset."""
+
+    permission_required = "snapshots.view_restore"
+
+    def get(self, request):
+        restores = Restore.objects.select_related("snapshot", "created_by", "preview").order_by("-id")
+        filterset = RestoreFilterSet(request.GET, queryset=restores)
+        valid = filterset.is_valid()
+        page = offset_page(request.GET, filterset.qs if valid else restores.none(), size=RESTORES_PER_PAGE)
+        context = {
+            "filterset": filterset,
+            "page": page,
+            "rows": [
+                (
+                    restore,
+                    restore.snapshot.origin == UNDO_ORIGIN,
+                    [
+                        (label, restore.summary[key])
+                        for key, label in RestoreItemStatus.choices
+                        if (restore.summary or {}).get(key)
+                    ],
+                )
+                for restore in page.rows
+            ],
+        }
+        return TemplateResponse(request, "snapshots/restore_list.html", context, status=200 if valid else 400)
 
 
 class UndoRestoreView(CanRestoreMixin, View):

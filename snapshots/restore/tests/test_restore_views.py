@@ -11,8 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.models import Job, JobType
-from pvs.models import PV
+from pvs.models import PV, PVSet
+from pvs.pv_sets import pv_ids, save_pv_set
 from snapshots.models import RestoreAction, RestorePreview, SnapshotValue
+from squirrel_site.audit import AuditVia
 from squirrel_site.testing.restore import make_preview, preview_of
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +55,39 @@ def test_preview_of_the_filtered_rows_uses_the_pages_filters(client, operator, s
     assert actions(RestorePreview.objects.get()) == {"R:A": "write", "R:B": "write"}
 
 
+def pv_set_of(*names: str, name: str = "Set") -> PVSet:
+    return save_pv_set(PVSet(name=name), member_ids=pv_ids(names), actor=None, via=AuditVia.PAGE)
+
+
+def test_preview_of_every_pv_of_a_pv_set(client, operator, saved):
+    client.force_login(operator)
+    pv_set = pv_set_of("R:B", "R:C")
+    page = client.get(reverse("snapshots:detail", args=[saved.pk])).text
+    assert f'<option value="{pv_set.pk}">Set</option>' in page
+    preview_of(client, saved, scope="all", pv_set=pv_set.pk)
+    assert actions(RestorePreview.objects.get()) == {"R:B": "write", "R:C": "skip_unchanged"}
+
+
+def test_a_pv_set_narrows_the_checked_and_the_filtered_rows(client, operator, saved):
+    client.force_login(operator)
+    pv_set = pv_set_of("R:B", "R:C")
+    a, b = PV.objects.get(setpoint_address="R:A"), PV.objects.get(setpoint_address="R:B")
+    preview_of(client, saved, scope="checked", pv=[a.pk, b.pk], pv_set=pv_set.pk)
+    assert actions(RestorePreview.objects.get()) == {"R:B": "write"}
+    RestorePreview.objects.all().delete()
+    preview_of(client, saved, scope="filtered", pv_set=pv_set.pk, **{"filter-device": "MAG"})
+    assert actions(RestorePreview.objects.get()) == {"R:B": "write"}
+
+
+def test_a_pv_set_with_no_pv_in_the_snapshot_is_refused(client, operator, saved):
+    PV.objects.create(setpoint_address="R:ELSEWHERE")
+    pv_set = pv_set_of("R:ELSEWHERE")
+    client.force_login(operator)
+    response = preview_of(client, saved, scope="all", pv_set=pv_set.pk)
+    assert response.status_code == 302 and not RestorePreview.objects.exists()
+    assert "None of these PVs of the set “Set” is in this snapshot." in client.get(response["Location"]).text
+
+
 def test_include_unchanged_writes_pvs_already_within_tolerance(client, operator, saved):
     client.force_login(operator)
     preview_of(client, saved, scope="filtered", include_unchanged="on", **{"filter-device": "RF:1"})
@@ -65,6 +100,7 @@ def test_include_unchanged_writes_pvs_already_within_tolerance(client, operator,
         ({"scope": "checked"}, "Check at least one row to restore the checked rows."),
         ({"scope": "everything"}, "Select a valid choice. everything is not one of the available choices."),
         ({"scope": "checked", "pv": ["x"]}, "“x” is not a valid value."),
+        ({"scope": "all", "pv_set": "999999"}, "Select a valid choice."),
         ({"scope": "filtered", "filter-severity": "7"}, "The filters are not valid; fix them and try again."),
     ],
 )
