@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from monitor.display import delta_text, number_text
+from monitor.deltas import delta_text
+from monitor.display import number_text
 from snapshots.comparison.rules import delta, within_tolerance
 
 pytestmark = pytest.mark.browser

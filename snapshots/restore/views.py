@@ -19,7 +19,7 @@ from django.views import View
 
 from jobs.models import Job, JobType
 from jobs.outbox import enqueue
-from monitor.display import delta_text
+from monitor.deltas import delta_text
 from pvs.models import PV
 from snapshots.capture.forms import EditSnapshotForm
 from snapshots.capture.models import Snapshot, SnapshotValue, ValueType
@@ -264,7 +264,7 @@ def _cells(item, shown_as: dict, **values) -> dict:
 
 
 def _delta_cell(item, shown_as: dict, reference, value) -> str:
-    """value − reference, signed and with units (monitor.display.delta_text); "" without one."""
+    """value − reference, signed and with units (monitor.deltas.delta_text); "" without one."""
     shown = shown_as.get(item.pv_name, {})
     difference = magnitude_signed(delta(reference, value, item.value_type))
     if difference is None:
