@@ -102,6 +102,17 @@ def test_compare_form_submits_as_a_person_fills_it(site, browser_page, sim_ioc_r
     )
     screenshot(page, "compare_08_form_filter_changed")
 
+    # Sorted by Δ, then a second column added: several columns sort by name, and the form says so
+    # by dropping the two-way sort rather than failing.
+    page.click("#comparison thead >> text=Δ B − A")
+    page.wait_for_url("**sort=delta*")
+    page.click("#add-column")
+    page.select_option("#id_b_2", str(snapshot_id))
+    with page.expect_navigation() as navigation:
+        page.click("#compare-form button[type=submit]")
+    assert navigation.value.status == 200, page.locator("#compare-errors").all_text_contents()
+    assert page.locator("table.nway tbody tr[data-pv]").count() == 1
+
 
 def test_n_way_comparison_by_clicking(site, browser_page, sim_ioc_registry, put_on_ioc):
     """Three snapshots and the live values side by side against a reference, all chosen in the
