@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,14 @@ from django.conf import settings
 
 from monitor import live
 from pvs import sim
+from squirrel_site.testing import eventually
 
 # The shared fixtures (squirrel_site.testing): the fault tests' private PostgreSQL and Redis and real
 # processes (fault_services, squirrel); the simulated IOC in the registry (sim_ioc_registry); the whole
 # system for the browser (site, browser_page, put_on_ioc); snapshots and live values (make_snapshot,
 # make_pvs, live_values).
 pytest_plugins = [
+    "squirrel_site.testing.parallel",
     "squirrel_site.testing.fixtures",
     "squirrel_site.testing.ioc",
     "squirrel_site.testing.site",
@@ -106,17 +107,21 @@ class SimIOC:
     """A `run_sim_ioc` subprocess on the test CA port, and the registry it serves.
 
     `pvs` are the generator's PVs (pvs.sim.SimPV, with their kind and initial value), so tests can
-    pick a PV of each kind; `registry_csv` is the CSV the command wrote. Values written by one test
-    stay for the next: `restart()` gives a fresh IOC.
+    pick a PV of each kind; `registry_csv` is their registry. The IOC also serves the demo's PVs in
+    alarm (`alarm_pvs`, sim.ALARM and sim.OFFLINE), outside that registry: a test that wants them
+    registers them. Values written by one test stay for the next: `restart()` gives a fresh IOC.
     """
 
     def __init__(self, workdir: Path, count: int = SIM_IOC_PVS, prefix: str = "SIM:", seed: int = 0):
         # The settings module set the loopback EPICS_* defaults and the test CA port in os.environ.
         self.port = int(os.environ["EPICS_CA_SERVER_PORT"])
         self.prefix, self.seed, self.change_rate = prefix, seed, SIM_IOC_CHANGE_RATE_HZ
-        self.database = sim.generate(count, prefix, seed, self.change_rate)
-        self.pvs = self.database.pvs
+        self.database = sim.generate(count, prefix, seed, self.change_rate, alarms=True)
+        self.pvs = [pv for pv in self.database.pvs if pv.kind not in (sim.ALARM, sim.OFFLINE)]
+        self.alarm_pvs = [pv for pv in self.database.pvs if pv.kind in (sim.ALARM, sim.OFFLINE)]
         self.registry_csv = workdir / "registry.csv"
+        with self.registry_csv.open("w", newline="", encoding="utf-8") as fileobj:
+            sim.write_registry_csv(self.pvs, fileobj)
         self.log_path = workdir / "ioc.log"
         self.ready_file = workdir / "ready"
         self.args = [
@@ -131,10 +136,9 @@ class SimIOC:
             str(seed),
             "--change-rate",
             str(self.change_rate),
+            "--alarms",
             "--port",
             str(self.port),
-            "--registry-csv",
-            str(self.registry_csv),
             "--ready-file",
             str(self.ready_file),
         ]
@@ -161,14 +165,17 @@ class SimIOC:
             self.process = subprocess.Popen(
                 self.args, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + SIM_IOC_READY_TIMEOUT
-        while not self.ready_file.exists():
+
+        def ready() -> bool:
             if self.process.poll() is not None:
                 pytest.fail(f"simulated IOC exited with {self.process.returncode}:\n{self.output()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"simulated IOC not ready after {SIM_IOC_READY_TIMEOUT:g} s:\n{self.output()}")
-            time.sleep(0.05)
+            return self.ready_file.exists()
+
+        try:
+            eventually(ready, SIM_IOC_READY_TIMEOUT, interval=0.05, what="the simulated IOC ready")
+        except AssertionError:
+            self.stop()
+            pytest.fail(f"simulated IOC not ready after {SIM_IOC_READY_TIMEOUT:g} s:\n{self.output()}")
 
     def stop(self) -> int | None:
         """Stop the IOC with SIGTERM (SIGKILL if it hangs); return its exit code."""

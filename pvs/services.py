@@ -9,10 +9,9 @@ model form); `registry_problems` is the validation that needs the registry.
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from pvs.importers import ImportReport, import_pvs
@@ -22,6 +21,7 @@ from squirrel_site import audit
 from squirrel_site.audit import AuditAction
 from squirrel_site.bulk_sql import copy_rows, delete_rows, in_array, update_rows
 from tags.models import Tag
+from tags.registry import RegistryChanged, registry_write
 
 # An audit entry lists at most this many addresses, whatever the number of PVs it is about.
 AUDIT_ADDRESSES = 100
@@ -29,11 +29,6 @@ AUDIT_ADDRESSES = 100
 _PV_TABLE = PV._meta.db_table
 _LINKS = PV.tags.through
 _LINK_TABLE = _LINKS._meta.db_table
-
-
-class RegistryChanged(Exception):
-    """The registry changed between validation and writing (a PV deleted, an address or tag
-    taken or deleted by someone else); nothing was stored and trying again will say why."""
 
 
 def _record(
@@ -58,22 +53,16 @@ def _link(pairs) -> None:
     copy_rows(_LINKS, ["pv_id", "tag_id"], pairs)
 
 
+def touch_pvs_losing_tags(sender, tags, **kwargs) -> None:
+    """PVs about to lose `tags` (tags.services.tags_deleting) move their updated_at, as with any
+    change of their tags. Connected in PvsConfig.ready()."""
+    PV.objects.filter(Exists(_LINKS.objects.filter(pv_id=OuterRef("pk"), tag__in=tags))).update(
+        updated_at=timezone.now()
+    )
+
+
 def _tag_labels(tag_ids) -> list[str]:
     return [str(tag) for tag in Tag.objects.filter(id__in=tag_ids).select_related("group")]
-
-
-@contextmanager
-def registry_write():
-    """One transaction; a unique or foreign key conflict with a concurrent change becomes
-    RegistryChanged (validation saw the registry before the other change committed). Writes of
-    PVs, and of tags and tag groups (tags.services)."""
-    try:
-        with transaction.atomic():
-            yield
-    except IntegrityError as error:
-        reason = str(error).splitlines()[0]
-        message = f"The registry changed during the request ({reason}); nothing was stored."
-        raise RegistryChanged(message) from error
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,9 +9,12 @@ os.environ.setdefault("SQUIRREL_DEBUG", "0")
 os.environ.setdefault("SQUIRREL_SECRET_KEY", "test-secret-key")
 
 from squirrel_site.settings import *  # noqa: F403
+from squirrel_site.testing.workers import worker_redis_url
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-REDIS_URL = os.environ.get("SQUIRREL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# The tests FLUSHDB it. In a parallel run (pytest-xdist) each worker has its own database on a
+# private server instead (squirrel_site.testing.parallel).
+REDIS_URL = worker_redis_url() or os.environ.get("SQUIRREL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",

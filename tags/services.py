@@ -5,17 +5,20 @@ vocabulary, audited under the same `tags.*` actions, the entry's target telling 
 """
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
-from django.utils import timezone
+from django.dispatch import Signal
 
-from pvs.models import PV
-from pvs.services import RegistryChanged, registry_write
 from squirrel_site import audit
 from squirrel_site.audit import AuditAction
 from tags.models import Tag, TagGroup
+from tags.registry import RegistryChanged, registry_write
 
 # A deletion's audit entry names at most this many tags or groups.
 AUDIT_NAMES = 100
+
+# Sent by `delete` inside its transaction, before anything goes, with `tags`: a queryset of the
+# tags about to be deleted. What is tagged reacts to it (pvs: the PVs losing them move their
+# updated_at); tags know nothing tagged, so they sit below it.
+tags_deleting = Signal()
 
 
 def _label(item: Tag | TagGroup) -> str:
@@ -61,22 +64,20 @@ def update(item: Tag | TagGroup, *, actor, via: str) -> dict[str, list]:
 @transaction.atomic
 def delete(items, *, actor, via: str) -> dict[str, int]:
     """Delete the tags or tag groups of the queryset `items`. A group takes its tags with it, and
-    PVs lose those tags (their updated_at moves, as with any tag change). Returns how many tag
-    groups, tags and PV-tag links went."""
+    PVs lose those tags (their updated_at moves, as with any tag change: `tags_deleting`). Returns
+    how many tag groups, tags and PV-tag links went."""
     model = items.model
     doomed = list(items.select_related("group") if model is Tag else items)
     if not doomed:
         return {"tag_groups": 0, "tags": 0, "pv_links": 0}
     ids = [item.pk for item in doomed]
     tags = Tag.objects.filter(pk__in=ids) if model is Tag else Tag.objects.filter(group__in=ids)
-    PV.objects.filter(Exists(PV.tags.through.objects.filter(pv_id=OuterRef("pk"), tag__in=tags))).update(
-        updated_at=timezone.now()
-    )
+    tags_deleting.send(Tag, tags=tags)
     _, deleted = model.objects.filter(pk__in=ids).delete()
     counts = {
         "tag_groups": deleted.get(TagGroup._meta.label, 0),
         "tags": deleted.get(Tag._meta.label, 0),
-        "pv_links": deleted.get(PV.tags.through._meta.label, 0),
+        "pv_links": deleted.get(Tag.pvs.through._meta.label, 0),  # PV.tags' links, through the reverse relation
     }
     names = [str(item) for item in doomed]
     if len(doomed) == 1:

@@ -41,12 +41,13 @@ def make_monitor(redis_db):
 
 def run_until(monitor, condition, timeout=10.0):
     """Step a leading monitor until `condition()` holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert monitor.step(), "the monitor lost its lease"
-        if condition():
-            return
-    pytest.fail(f"condition not met within {timeout} s")
+
+    def stepped() -> bool:
+        if not monitor.step():
+            pytest.fail("the monitor lost its lease")
+        return condition()
+
+    eventually(stepped, timeout, interval=0, what="the condition, stepping the monitor")
 
 
 def all_live(addresses, connected=True):
@@ -183,11 +184,15 @@ def test_two_shards_together_cover_every_address_once(sim_ioc_addresses, make_mo
     assert first.try_lead() and second.try_lead()
     assert not first.addresses & second.addresses
     assert first.addresses | second.addresses == sim_ioc_addresses
-    deadline = time.monotonic() + 10
-    while not all_live(sim_ioc_addresses) and time.monotonic() < deadline:
+
+    def covered() -> bool:
+        if all_live(sim_ioc_addresses):
+            return True
         first.step()
         second.step()
-    assert all_live(sim_ioc_addresses)
+        return False
+
+    eventually(covered, 10, interval=0, what="every address live")
 
 
 def test_bad_shard_is_one_line_error():
@@ -196,13 +201,10 @@ def test_bad_shard_is_one_line_error():
 
 
 def _leader(timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        beats = [b for b in live.read_heartbeats() if b["connected"]]
-        if beats:
-            return beats[0]
-        time.sleep(0.1)
-    pytest.fail("no monitor became leader")
+    def leading():
+        return next((beat for beat in live.read_heartbeats() if beat["connected"]), None)
+
+    return eventually(leading, timeout, what="a monitor becoming leader")
 
 
 @pytest.mark.ioc

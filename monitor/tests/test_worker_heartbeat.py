@@ -5,14 +5,12 @@ import time
 
 from monitor import live
 from monitor.worker_heartbeat import WorkerHeartbeat
+from squirrel_site.testing import eventually
 from squirrel_site.testing.fixtures import received
 
 
 def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+    eventually(predicate, timeout, interval=0.02)
 
 
 def test_a_beat_records_the_worker_with_its_name_pid_and_concurrency(redis_db):

@@ -6,7 +6,6 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pvs import services
-from pvs.api.conflicts import REGISTRY_CHANGED, RegistryConflictMixin, conflicting_writes
 from pvs.api.serializers import PVChangeSerializer, PVIdsSerializer, PVSerializer
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
@@ -14,6 +13,7 @@ from squirrel_site.audit import via_api
 from squirrel_site.bulk_sql import in_array
 from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import ModelPermissions, needs
+from tags.api.conflicts import REGISTRY_CHANGED, RegistryConflictMixin, conflicting_writes
 
 # The bulk endpoints' answers, for the OpenAPI schema.
 _BULK_CREATED = inline_serializer(

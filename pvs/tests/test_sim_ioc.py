@@ -8,6 +8,7 @@ import epics
 import pytest
 
 from pvs import sim
+from squirrel_site.testing import eventually
 
 pytestmark = pytest.mark.ioc
 
@@ -137,10 +138,12 @@ def test_stops_cleanly_and_restarts_with_initial_values(restartable_sim_ioc):
     assert ioc.stop() == 0
     assert "Simulated IOC stopped" in ioc.output()
     assert not ioc.ready_file.exists()
-    deadline = time.monotonic() + FOLLOW_TIMEOUT
-    while epics.ca.isConnected(chid) and time.monotonic() < deadline:
+
+    def disconnected() -> bool:
         epics.ca.poll(0.05)
-    assert not epics.ca.isConnected(chid)
+        return not epics.ca.isConnected(chid)
+
+    eventually(disconnected, FOLLOW_TIMEOUT, interval=0, what="the channel disconnecting")
 
     ioc.start()
     # A fresh client: this process's channel may wait for libca's 10 s disconnect governor, and
@@ -152,3 +155,16 @@ def test_stops_cleanly_and_restarts_with_initial_values(restartable_sim_ioc):
         timeout=60,
     )
     assert fresh.stdout.strip().splitlines()[-1] == str(pv.value), fresh.stderr
+
+
+def test_the_alarm_pvs_are_in_alarm_and_the_offline_one_is_not_served(sim_ioc):
+    severities = {}
+    for pv in sim_ioc.alarm_pvs:
+        channel = epics.PV(pv.setpoint, form="time")
+        if pv.kind == sim.OFFLINE:
+            assert not channel.wait_for_connection(1.0), pv.setpoint
+        else:
+            assert channel.get(timeout=5.0, use_monitor=False) == pytest.approx(pv.value)
+            severities[pv.description] = channel.severity
+        channel.disconnect()
+    assert sorted(severities.values()) == [1, 2, 3]  # MINOR, MAJOR, INVALID

@@ -1,8 +1,10 @@
 """Forms of the compare and drift pages and API: what to compare, tolerance overrides, row filters,
 sorting, the page; which snapshot drift is measured against.
 
-The comparison's PV selection (tag, tag_group, device, search, pv) is pvs.filtersets.PVFilterSet's,
-so it means the same there as in every other list; the rest is comparison-specific.
+The comparison's PV selection (pv_set, tag, tag_group, device, search, pv) is
+pvs.filtersets.PVFilterSet's, so it means the same there as in every other list; the rest is
+comparison-specific. CompareForm has the PV set as a field too, for the page to offer the saved
+sets as a list (PVFilterSet applies it).
 """
 
 from django import forms
@@ -11,7 +13,7 @@ from django.db import models
 from django.http import QueryDict
 
 from pvs.filtersets import PVFilterSet
-from pvs.models import PV
+from pvs.models import PV, PVSet
 from snapshots.capture.models import Severity, Snapshot
 from snapshots.comparison.drift import golden_snapshot
 from snapshots.comparison.nway import MAX_COLUMNS, NWayComparison
@@ -89,6 +91,13 @@ class CompareForm(forms.Form):
         help_text="Least alarm severity on either side: 1 MINOR, 2 MAJOR, 3 INVALID.",
     )
     name = forms.CharField(max_length=100, required=False, strip=True, help_text="Text in the PV name.")
+    pv_set = forms.ModelChoiceField(
+        queryset=PVSet.objects.all(),
+        required=False,
+        label="PV set",
+        empty_label="any PV",
+        help_text="Only the PVs of this saved PV set (its id).",
+    )
     sort = forms.ChoiceField(
         choices=SORT_CHOICES,
         required=False,
@@ -246,5 +255,7 @@ def field_errors(*forms_: forms.Form) -> dict[str, list[str]]:
     errors = {}
     for form in forms_:
         for field, problems in form.errors.get_json_data().items():
-            errors.setdefault(field, []).extend(problem["message"] for problem in problems)
+            messages = errors.setdefault(field, [])
+            # A field both forms check (pv_set) is reported once.
+            messages.extend(problem["message"] for problem in problems if problem["message"] not in messages)
     return errors

@@ -24,10 +24,12 @@ from squirrel_site.testing.processes import (
     simulated_ioc,
 )
 from squirrel_site.testing.services import Ports, PrivatePostgres, PrivateRedis
+from squirrel_site.testing.workers import port_base
 
 FAULT_IOC_PVS = 200
-# Fault tests take loopback ports from here upwards (the first free ones).
-PORT_BASE = int(os.environ.get("SQUIRREL_TEST_PORT_BASE", "18300"))
+# Fault tests take loopback ports from here upwards (the first free ones): SQUIRREL_TEST_PORT_BASE,
+# a range of its own for each worker of a parallel run.
+PORT_BASE = port_base()
 
 
 @dataclass

@@ -148,6 +148,7 @@ class PrivateRedis:
         self.log_path = workdir / "redis.log"
         self.url = f"redis://127.0.0.1:{port}/0"
         self.process: subprocess.Popen | None = None
+        self.databases = 16
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -162,13 +163,14 @@ class PrivateRedis:
         except redis.RedisError:
             return False
 
-    def start(self) -> None:
-        """Start an empty server and wait until it answers PING."""
+    def start(self, databases: int = 16) -> None:
+        """Start an empty server (with `databases` numbered databases) and wait until it answers PING."""
         assert self.process is None or self.process.poll() is not None, "Redis is already running"
+        self.databases = databases
         with self.log_path.open("a") as log:
             args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.workdir)]
             # No persistence: a restart is an empty Redis, the worst case for messages and caches.
-            args += ["--save", "", "--appendonly", "no"]
+            args += ["--save", "", "--appendonly", "no", "--databases", str(databases)]
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         eventually(lambda: self.running, START_TIMEOUT, what=f"Redis on port {self.port}")
 
@@ -181,4 +183,9 @@ class PrivateRedis:
     def restart(self) -> None:
         """Kill and start again, empty."""
         self.kill()
-        self.start()
+        self.start(self.databases)
+
+    def destroy(self) -> None:
+        """Kill the server and remove its directory."""
+        self.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -12,6 +12,7 @@ from django.db import OperationalError
 
 from monitor import live
 from squirrel_site import health
+from squirrel_site.testing import eventually
 from squirrel_site.testing.ioc import Worker
 
 URL = "/api/v1/health/"
@@ -245,13 +246,12 @@ def fetch(url: str) -> tuple[int, dict]:
 
 
 def wait_for_report(url: str, predicate, timeout: float = 20.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+    def matching() -> dict:
         _, body = fetch(url)
-        if predicate(body):
-            return body
-        assert time.monotonic() < deadline, f"the health report never matched: {body}"
-        time.sleep(0.2)
+        assert predicate(body), body
+        return body
+
+    return eventually(matching, timeout, interval=0.2, what="the health report matching")
 
 
 @pytest.mark.ioc

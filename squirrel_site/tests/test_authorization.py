@@ -82,6 +82,7 @@ API = [
     ("PUT", "tags-api:tag-detail", "tag", CURATE),
     ("PATCH", "tags-api:tag-detail", "tag", CURATE),
     ("DELETE", "tags-api:tag-detail", "tag", CURATE),
+    ("GET", "api-root", None, READ),
     ("GET", "api-schema", None, READ),
     ("GET", "api-docs", None, PAGE),
 ]

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from knox.models import AuthToken
 from monitor import live
 from pvs import epics_io, sim
 from snapshots.models import Snapshot
+from squirrel_site.testing import eventually
 
 SCRIPT = Path(settings.BASE_DIR) / "docs" / "examples" / "snapshot_compare_restore.py"
 TAG = "Timing"  # a Subsystem tag of the simulated IOC with setpoint pairs, integers, enums and strings
@@ -47,13 +47,13 @@ def read_ioc(addresses: list[str]) -> dict:
 
 def wait_for_monitor(expected: dict, timeout: float = 10.0) -> None:
     """Wait until the monitor's cache holds `expected`: the preview compares with the cache."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def seen() -> bool:
         cached = live.read_values(list(expected))
-        if all(v is not None and v.value == pytest.approx(expected[a]) for a, v in cached.items()):
-            return
-        assert time.monotonic() < deadline, f"the monitor did not see {expected}: {cached}"
-        time.sleep(0.1)
+        assert all(v is not None and v.value == pytest.approx(expected[a]) for a, v in cached.items()), cached
+        return True
+
+    eventually(seen, timeout, what=f"the monitor seeing {expected}")
 
 
 @pytest.mark.ioc

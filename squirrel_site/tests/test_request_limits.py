@@ -18,6 +18,8 @@ from django.conf import settings as django_settings
 
 from squirrel_site.asgi import application
 from squirrel_site.request_limits import UPLOAD_VIEWS, body_limit_for
+from squirrel_site.testing import eventually
+from squirrel_site.testing.workers import free_port
 
 MIB = 1024 * 1024
 
@@ -77,7 +79,7 @@ def test_a_form_within_the_limit_reaches_django(settings, transactional_db):
 
 # A real daphne: memory stays bounded under anonymous large uploads --------------------------------
 
-PORT = 18791
+PORT = free_port()  # each process of a parallel run its own
 
 
 def _rss_mb(pid: int) -> float:
@@ -128,14 +130,14 @@ def daphne(transactional_db):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/accounts/login/", timeout=2)
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, "daphne did not start"
-            time.sleep(0.2)
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"daphne exited with {process.returncode}")
+        urllib.request.urlopen(f"http://127.0.0.1:{PORT}/accounts/login/", timeout=2)
+        return True
+
+    eventually(answers, 30, interval=0.2, what="daphne answering")
     yield process
     process.send_signal(signal.SIGTERM)
     try:

@@ -4,11 +4,11 @@ from drf_spectacular.utils import extend_schema, extend_schema_view, inline_seri
 from rest_framework import serializers, viewsets
 from rest_framework.response import Response
 
-from pvs.api.conflicts import RegistryConflictMixin, conflicting_writes
 from squirrel_site.audit import via_api
 from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import ModelPermissions
 from tags import services
+from tags.api.conflicts import RegistryConflictMixin, conflicting_writes
 from tags.api.serializers import TagGroupSerializer, TagSerializer
 from tags.filtersets import TagFilterSet, TagGroupFilterSet
 from tags.models import Tag, TagGroup

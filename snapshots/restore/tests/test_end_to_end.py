@@ -12,6 +12,7 @@ from django.db.models import Q
 from jobs.models import Job
 from pvs import sim
 from snapshots.models import Restore, Snapshot
+from squirrel_site.testing import eventually
 from squirrel_site.testing.ioc import Worker, caget_many, caput_many
 
 pytestmark = [pytest.mark.ioc, pytest.mark.worker]
@@ -47,13 +48,12 @@ def api(client, admin_user):
 
 
 def wait_for_job(api, job_id, timeout=60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def finished() -> dict:
         job = api.get(f"/api/v1/jobs/{job_id}/").json()
-        if job["status"] in ("succeeded", "failed", "expired"):
-            return job
-        time.sleep(0.1)
-    pytest.fail(f"job {job_id} did not finish: {job}")
+        assert job["status"] in ("succeeded", "failed", "expired"), job
+        return job
+
+    return eventually(finished, timeout, what=f"job {job_id} finishing")
 
 
 def take(api, title, addresses) -> int:
@@ -140,11 +140,13 @@ def test_a_worker_killed_mid_restore_is_resumed_by_another_without_skipping(api,
     assert Job.objects.get(pk=job_id).dispatched_at is not None  # sent at once, after the commit
 
     # Kill the worker that runs it as soon as the restore has begun writing (puts with completion are slow).
-    deadline = time.monotonic() + 30
     started = Q(writing_stage__isnull=False) | Q(items__status="written")
-    while not Restore.objects.filter(started, job_id=job_id).exists():
-        assert time.monotonic() < deadline, "the restore never started writing"
-        time.sleep(0.005)
+    eventually(
+        lambda: Restore.objects.filter(started, job_id=job_id).exists(),
+        30,
+        interval=0.005,
+        what="the restore starting to write",
+    )
     runner = next(worker for worker in workers.running if "snapshots.restore[" in worker.output())
     runner.kill()
     killed_at = time.monotonic()

@@ -1,12 +1,12 @@
-"""pvs.services.RegistryChanged as an API answer: 409, for every view set that writes the registry
+"""tags.registry.RegistryChanged as an API answer: 409, for every view set that writes the registry
 (PVs, tags, tag groups), and where the schema says so."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
-from pvs.services import RegistryChanged
 from squirrel_site.schema import envelope_response
+from tags.registry import RegistryChanged
 
 REGISTRY_CHANGED = envelope_response(
     "The registry changed between validation and writing (another request took an address or a name, or "
