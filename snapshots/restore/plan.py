@@ -24,7 +24,8 @@ from squirrel_site.bulk_sql import in_array, set_join
 
 
 def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:
-    """The undo point: the current values of `pvs` as a PRE_RESTORE snapshot.
+    """The undo point: the current values of `pvs` as a PRE_RESTORE snapshot, with the `registry`
+    rows it holds (snapshots.capture.services.take_snapshot).
 
     Hybrid: from the monitor's cache when it is fresh (connected values are current to within
     its flush lag), read directly for the rest or when the monitor is stale.
@@ -34,9 +35,11 @@ def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:
     title = f"Before restore #{restore.pk}"
     comment = f"Automatic undo point before restoring snapshot #{restore.snapshot_id} ({restore.snapshot.title})."
     if not pvs.exists():
-        return Snapshot.objects.create(
+        empty = Snapshot.objects.create(
             title=title, comment=comment, created_by=user, mode=SnapshotMode.HYBRID, origin=SnapshotOrigin.PRE_RESTORE
         )
+        empty.registry = []
+        return empty
     return take_snapshot(
         title=title,
         comment=comment,
@@ -74,7 +77,7 @@ def new_plan(restore: Restore, io, connect_timeout: float, recorder: Recorder) -
         )
         # The plan is what the items will say is pending: the targets the undo snapshot holds
         # under the preview's name (a PV edited or deleted since the claim drops out of both).
-        held = set(SnapshotValue.objects.filter(snapshot=undo).values_list("pv_id", "pv_name"))
+        held = {(pv_id, setpoint) for pv_id, setpoint, _ in undo.registry}
         plan: dict[int, list[tuple]] = {}
         for target in reachable:
             if (target[0], target[2]) in held:
