@@ -86,7 +86,8 @@ def new_plan(restore: Restore, io, connect_timeout: float, recorder: Recorder) -
         # written from this commit on.
         restore.undo_snapshot, restore.writing_stage = undo, min(plan, default=None)
         Restore.objects.filter(pk=restore.pk).update(undo_snapshot=undo, writing_stage=restore.writing_stage)
-    item_ids = recorder.submit(_create_items, restore.pk, restore.preview_id, undo.pk, connect_timeout)
+    ids = bool(restore.options.get("verify"))  # only verification needs them
+    item_ids = recorder.submit(_create_items, restore.pk, restore.preview_id, undo.pk, connect_timeout, ids)
     return plan, item_ids
 
 
@@ -116,14 +117,17 @@ def unfinished_plan(restore: Restore, connect_timeout: float) -> dict[int, list[
     return plan
 
 
-def _create_items(restore_id: int, preview_id: int, undo_id: int, connect_timeout: float) -> dict[str, int]:
+def _create_items(
+    restore_id: int, preview_id: int, undo_id: int, connect_timeout: float, ids: bool = False
+) -> dict[str, int]:
     """One INSERT ... SELECT: the preview's targets joined with the undo snapshot's values,
     without 40,000 rows travelling to Python and back. A target the undo snapshot lacks was not
-    connected: it is recorded as disconnected and never written. Returns the new items' ids by
-    PV name (verification records read-backs by id without reading the items back)."""
+    connected: it is recorded as disconnected and never written. With `ids`, returns the new
+    items' ids by PV name (verification records read-backs by id without reading the items
+    back); else an empty dict."""
     with set_join() as cursor:
         cursor.execute(
-            _CREATE_ITEMS,
+            _CREATE_ITEMS + (" RETURNING id, pv_name" if ids else ""),
             {
                 "restore": restore_id,
                 "preview": preview_id,
@@ -134,7 +138,7 @@ def _create_items(restore_id: int, preview_id: int, undo_id: int, connect_timeou
                 "message": f"Not connected within {connect_timeout:g} s; not written.",
             },
         )
-        return {name: item_id for item_id, name in cursor.fetchall()}
+        return {name: item_id for item_id, name in cursor.fetchall()} if ids else {}
 
 
 _COPIED = ["pv_id", *ITEM_COLUMNS[1:11]]
@@ -155,5 +159,4 @@ _CREATE_ITEMS = f"""
     WHERE i.preview_id = %(preview)s AND i.action = %(write)s AND i.pv_id IS NOT NULL
     -- A killed runner's INSERT may still commit after its lock is gone: a resume's then adds nothing.
     ON CONFLICT (restore_id, pv_name) DO NOTHING
-    RETURNING id, pv_name
 """
