@@ -34,6 +34,8 @@ def test_edit_a_snapshot_restore_it_and_find_the_restore_and_jobs_in_the_lists(
 ):
     page = browser_page
     SnapshotTag.objects.get_or_create(name="weekly")
+    # A migration creates golden; a transactional test run earlier in the session may have flushed it.
+    SnapshotTag.objects.get_or_create(name="golden", defaults={"protected": True})
     connection.close()  # Playwright's loop makes Django give this thread a connection of its own
     pair = sim_ioc_registry.of_kind(sim.PAIR)[4]
     log_in(page, site)
