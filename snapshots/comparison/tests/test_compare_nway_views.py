@@ -7,8 +7,10 @@ import re
 import pytest
 from django.urls import reverse
 
-from pvs.models import PV
+from pvs.models import PV, PVSet
+from pvs.pv_sets import pv_ids, save_pv_set
 from snapshots.capture.models import SnapshotValue
+from squirrel_site.audit import AuditVia
 from squirrel_site.testing.snapshots import Enum
 
 pytestmark = pytest.mark.django_db
@@ -128,3 +130,13 @@ def test_the_api_gives_the_same_columns(client, signed_in, three, live_values):
     assert client.get(url, {"a": a.id, "b": ["live", "live"]}).json()["error"]["fields"] == {
         "b": ["Live values can be one column only."]
     }
+
+
+def test_a_pv_set_is_offered_and_narrows_every_column(client, signed_in, three):
+    a, b, c = three
+    pv_set = save_pv_set(PVSet(name="Just B"), member_ids=pv_ids(["N:B"]), actor=None, via=AuditVia.PAGE)
+    form = client.get(reverse("snapshots:compare"))
+    assert f'<option value="{pv_set.id}">Just B</option>' in form.text
+    response = client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, c.id], "pv_set": pv_set.id})
+    assert response.status_code == 200 and list(rows(response)) == ["N:B"]
+    assert f'<option value="{pv_set.id}" selected>Just B</option>' in response.text
