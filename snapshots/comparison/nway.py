@@ -168,9 +168,10 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
         subquery, subparams = comparison.pvs.order_by().values("pk").query.sql_with_params()
         conditions.append(f"pv_id IN ({subquery})")
         params += subparams
+    # The name is the grouping key: filtering by it in the scan spares grouping the other rows.
+    named, name_params = "", []
     if comparison.name:
-        conditions.append("name ILIKE %s")
-        params.append(f"%{_escape_like(comparison.name)}%")
+        named, name_params = " AND v.pv_name ILIKE %s", [f"%{_escape_like(comparison.name)}%"]
     severe, severe_params = "true", []
     if comparison.min_severity is not None:
         # A column for the status filters: with a live column, a row may be severe by its live value.
@@ -188,7 +189,7 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
     query = f"""
         WITH grouped AS (
             SELECT v.pv_name AS name, max(v.pv_id) AS any_pv, {", ".join(aggregates)}
-            FROM {_VALUES_TABLE} v WHERE v.snapshot_id = ANY(%s) GROUP BY v.pv_name
+            FROM {_VALUES_TABLE} v WHERE v.snapshot_id = ANY(%s){named} GROUP BY v.pv_name
         ), pair AS (
             SELECT grouped.*, p.id AS pv_id, p.device AS device, p.setpoint_address AS address,
                    p.readback_address AS readback_address,
@@ -204,7 +205,7 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
                    {severe} AS severe, ARRAY[{", ".join(statuses) or ""}]::text[] AS statuses
             FROM aligned
         )"""
-    head = [sorted(set(sides)), comparison.abs_tolerance, comparison.rel_tolerance]
+    head = [sorted(set(sides)), *name_params, comparison.abs_tolerance, comparison.rel_tolerance]
     return query, head + params + severe_params
 
 
