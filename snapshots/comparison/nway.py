@@ -46,6 +46,7 @@ from snapshots.comparison.rules import MATCHING_STATUSES, ComparisonStatus, comp
 from squirrel_site import safe_csv
 
 MAX_COLUMNS = 8
+CSV_CHUNK = 2000  # rows built and written at a time by write_nway_csv
 _VALUES_TABLE = SnapshotValue._meta.db_table
 _PV_TABLE = PV._meta.db_table
 # What a column's status depends on, per side: name in the query -> SnapshotValue column, aggregate.
@@ -143,15 +144,18 @@ def compare_columns(comparison: NWayComparison, *, offset: int = 0, limit: int |
 
     Raises redis.RedisError when there is a live column and Redis cannot be reached.
     """
+    keyed, total, counts = _keyed_page(comparison, offset, limit)
+    return NWayPage(_rows(comparison, keyed), total, counts)
+
+
+def _keyed_page(comparison: NWayComparison, offset: int, limit: int | None) -> tuple[list[dict], int, list]:
+    """(the page's narrow rows, the total, the counts per column)."""
     sides = [comparison.reference.pk] + [column.pk for column in comparison.columns if column is not None]
     base, params = _keyed_query(comparison, sides)
-    snapshot_count = len(sides) - 1
     order = f'ORDER BY name COLLATE "C" {"DESC" if comparison.descending else "ASC"}'
     if comparison.live_index is None:
-        keyed, total, counts = _page_in_sql(comparison, base, params, order, offset, limit)
-    else:
-        keyed, total, counts = _page_with_live(comparison, base, params, order, offset, limit)
-    return NWayPage(_rows(comparison, keyed, snapshot_count), total, counts)
+        return _page_in_sql(comparison, base, params, order, offset, limit)
+    return _page_with_live(comparison, base, params, order, offset, limit)
 
 
 def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, list]:
@@ -394,7 +398,8 @@ def _live_sides(keyed: list[dict]) -> dict[str, Side]:
     return sides
 
 
-def _rows(comparison: NWayComparison, keyed: list[dict], snapshot_count: int) -> list[NWayRow]:
+def _rows(comparison: NWayComparison, keyed: list[dict]) -> list[NWayRow]:
+    snapshot_count = sum(column is not None for column in comparison.columns)
     ids = [record[f"s{i}_id"] for record in keyed for i in range(snapshot_count + 1)]
     saved = _saved_values([pk for pk in ids if pk is not None])
     live_sides = _live_sides(keyed) if comparison.live_index is not None else {}
@@ -470,9 +475,13 @@ def csv_cells(row: NWayRow) -> list[str]:
 
 
 def write_nway_csv(comparison: NWayComparison, stream) -> int:
-    """Every row of `comparison` that passes its filters, by name, as CSV; the row count."""
-    page = compare_columns(comparison, limit=None)
+    """Every row of `comparison` that passes its filters, by name, as CSV; the row count.
+
+    One comparison query; the rows' values are then fetched, built and written CSV_CHUNK rows at
+    a time, so that 50,000 rows of 9 values never sit in memory at once."""
+    keyed, _, _ = _keyed_page(comparison, 0, None)
     writer = safe_csv.writer(stream)
     writer.writerow(csv_header(comparison))
-    writer.writerows(csv_cells(row) for row in page.rows)
-    return len(page.rows)
+    for start in range(0, len(keyed), CSV_CHUNK):
+        writer.writerows(csv_cells(row) for row in _rows(comparison, keyed[start : start + CSV_CHUNK]))
+    return len(keyed)
