@@ -5,8 +5,10 @@ import io
 import re
 
 import pytest
+import redis
 from django.urls import reverse
 
+from monitor import live
 from pvs.models import PV, PVSet
 from pvs.pv_sets import pv_ids, save_pv_set
 from snapshots.capture.models import SnapshotValue
@@ -140,3 +142,17 @@ def test_a_pv_set_is_offered_and_narrows_every_column(client, signed_in, three):
     response = client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, c.id], "pv_set": pv_set.id})
     assert response.status_code == 200 and list(rows(response)) == ["N:B"]
     assert f'<option value="{pv_set.id}" selected>Just B</option>' in response.text
+
+
+def test_a_live_column_without_redis_says_so(client, signed_in, three, monkeypatch):
+    a, b, _ = three
+
+    def unreachable(addresses, client=None):
+        raise redis.ConnectionError("refused")
+
+    monkeypatch.setattr(live, "read_values", unreachable)
+    response = client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, "live"]})
+    assert response.status_code == 503 and "Redis cannot be reached" in response.text
+    api = client.get(reverse("snapshots-api:compare-columns"), {"a": a.id, "b": [b.id, "live"]})
+    assert api.status_code == 503
+    assert client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, b.id]}).status_code == 200
