@@ -249,7 +249,8 @@ def _page_in_sql(comparison, base, params, order, offset, limit) -> tuple[list[d
         f" stats AS (SELECT (SELECT count(*) FROM keyed {condition}) AS shown,"
         f" (SELECT json_object_agg(k, n)::text FROM (SELECT u.i || ':' || u.s AS k, count(*) AS n"
         f" FROM keyed CROSS JOIN LATERAL unnest(keyed.statuses) WITH ORDINALITY AS u(s, i)"
-        f" WHERE u.s IS NOT NULL GROUP BY u.i, u.s) c) AS counts)"
+        f" WHERE u.s IS NOT NULL{' AND severe' if comparison.min_severity is not None else ''}"
+        f" GROUP BY u.i, u.s) c) AS counts)"
         f" SELECT {', '.join(f'page.{column}' for column in columns)}, stats.shown, stats.counts"
         f" FROM page RIGHT JOIN stats ON true {order.replace('name', 'page.name')}"
     )

@@ -77,6 +77,9 @@ def test_filters_apply_to_the_row_as_a_whole(three):
     assert names(statuses=frozenset({"only_in_a"})) == ["P:F"]
     assert names(name="d") == ["P:D"]
     assert names(min_severity=2) == ["P:B"]
+    severe = compare_columns(NWayComparison(a, (b, c), min_severity=2, statuses=frozenset({"equal"})))
+    assert severe.rows == [] and severe.counts[0]["out_of_tolerance"] == 1  # counted: severe, any status
+    assert sum(severe.counts[1].values()) == 1
     tag = Tag.objects.create(group=TagGroup.objects.create(name="Area"), name="Ring")
     PV.objects.get(setpoint_address="P:E").tags.add(tag)
     assert names(pvs=PV.objects.filter(tags=tag)) == ["P:E"]
