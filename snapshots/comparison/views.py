@@ -223,7 +223,14 @@ def _nway_row(row) -> dict:
             }
         )
     row_class = " ".join(name for name in ("differs" if row.differs else "", ALARM_CLASSES.get(row.severity)) if name)
-    return {"row": row, "reference": _side_cell(row.reference), "cells": cells, "row_class": row_class}
+    statuses = " ".join(status or "absent" for status in row.statuses)  # absent: in neither A nor the column
+    return {
+        "row": row,
+        "reference": _side_cell(row.reference),
+        "cells": cells,
+        "row_class": row_class,
+        "statuses": statuses,
+    }
 
 
 def _row(row, live: bool) -> dict:

@@ -48,6 +48,7 @@ def test_the_page_puts_each_column_beside_the_reference(client, signed_in, three
     shown = rows(response)
     assert list(shown) == ["N:A", "N:B", "N:C", "N:D"]
     assert 'data-statuses="within equal"' in response.text
+    assert '<tr data-pv="N:D" data-statuses="absent only_in_b"' in response.text
     assert "+0.05 mA" in shown["N:A"] and "rb 0.97 mA" in shown["N:A"]  # Δ signed with units; the readback
     assert "alarm-major" in shown["N:B"] and "+1.00" in shown["N:B"] and "Type changed" in shown["N:B"]
     assert "alarm-disconnected" in shown["N:D"] and "Only in B" in shown["N:D"]
