@@ -44,7 +44,7 @@ def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(
     page.wait_for_function(
         f"() => document.querySelector('tr[data-pv=\"{pair.setpoint}\"]').classList.contains('out-of-tolerance')"
     )
-    assert row.locator("[data-live-delta]").text_content().startswith("5.000")
+    assert row.locator("[data-live-delta]").text_content().startswith("+5.000")  # signed, like every delta
     screenshot(page, "compare_02_live_change")
 
     # A reload counts it as a difference; the CSV holds the rows shown.
