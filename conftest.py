@@ -107,17 +107,21 @@ class SimIOC:
     """A `run_sim_ioc` subprocess on the test CA port, and the registry it serves.
 
     `pvs` are the generator's PVs (pvs.sim.SimPV, with their kind and initial value), so tests can
-    pick a PV of each kind; `registry_csv` is the CSV the command wrote. Values written by one test
-    stay for the next: `restart()` gives a fresh IOC.
+    pick a PV of each kind; `registry_csv` is their registry. The IOC also serves the demo's PVs in
+    alarm (`alarm_pvs`, sim.ALARM and sim.OFFLINE), outside that registry: a test that wants them
+    registers them. Values written by one test stay for the next: `restart()` gives a fresh IOC.
     """
 
     def __init__(self, workdir: Path, count: int = SIM_IOC_PVS, prefix: str = "SIM:", seed: int = 0):
         # The settings module set the loopback EPICS_* defaults and the test CA port in os.environ.
         self.port = int(os.environ["EPICS_CA_SERVER_PORT"])
         self.prefix, self.seed, self.change_rate = prefix, seed, SIM_IOC_CHANGE_RATE_HZ
-        self.database = sim.generate(count, prefix, seed, self.change_rate)
-        self.pvs = self.database.pvs
+        self.database = sim.generate(count, prefix, seed, self.change_rate, alarms=True)
+        self.pvs = [pv for pv in self.database.pvs if pv.kind not in (sim.ALARM, sim.OFFLINE)]
+        self.alarm_pvs = [pv for pv in self.database.pvs if pv.kind in (sim.ALARM, sim.OFFLINE)]
         self.registry_csv = workdir / "registry.csv"
+        with self.registry_csv.open("w", newline="", encoding="utf-8") as fileobj:
+            sim.write_registry_csv(self.pvs, fileobj)
         self.log_path = workdir / "ioc.log"
         self.ready_file = workdir / "ready"
         self.args = [
@@ -132,10 +136,9 @@ class SimIOC:
             str(seed),
             "--change-rate",
             str(self.change_rate),
+            "--alarms",
             "--port",
             str(self.port),
-            "--registry-csv",
-            str(self.registry_csv),
             "--ready-file",
             str(self.ready_file),
         ]

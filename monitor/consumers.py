@@ -3,7 +3,7 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from monitor.payloads import Ack, error_message, parse_client_message
+from monitor.payloads import Ack, WatchHealth, error_message, parse_client_message
 from monitor.streams import LiveStream, hub_for_running_loop
 from squirrel_site.ws_security import SessionWatch
 
@@ -36,6 +36,8 @@ class LiveTableConsumer(AsyncWebsocketConsumer):
             message = parse_client_message(text_data)
             if isinstance(message, Ack):
                 self.stream.ack(message.seq)
+            elif isinstance(message, WatchHealth):
+                self.stream.watch_health()
             else:
                 self.stream.subscribe(message.addresses)
         except ValueError as exc:

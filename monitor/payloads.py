@@ -1,8 +1,10 @@
 """Every message of the live-values WebSocket (/ws/live/), both directions, in one place.
 
-Client -> server: ``{"subscribe": [ADDRESS, ...]}`` (replaces the set) or ``{"ack": SEQ}``.
-Server -> client: ``{"type": "values", "seq": N, "full": BOOL, "values": {ADDRESS: LiveValuePayload}}``
-or ``{"type": "error", "message": TEXT}``. See docs/live_updates.md.
+Client -> server: ``{"subscribe": [ADDRESS, ...]}`` (replaces the set), ``{"ack": SEQ}`` or
+``{"health": true}`` (send me the monitor's health from now on).
+Server -> client: ``{"type": "values", "seq": N, "full": BOOL, "values": {ADDRESS: LiveValuePayload}}``,
+``{"type": "health", ...}`` (HealthPayload) or ``{"type": "error", "message": TEXT}``.
+See docs/live_updates.md.
 
 A web process encodes each changed address's entry once (:func:`value_entry`) and joins the same
 text into every client's message that carries it (:func:`values_message`): fifty clients watching
@@ -35,6 +37,18 @@ class LiveValuePayload(TypedDict):
     timestamp: float | None  # IOC time, Unix seconds; None if never processed or no value
 
 
+class HealthPayload(TypedDict):
+    """Whether the values a page shows are current: the monitor's health (monitor.health) as this
+    web process sees it, every streams.HEALTH_INTERVAL to the clients that asked for it."""
+
+    type: str  # "health"
+    # ok, degraded, stale, missing (monitor.health); syncing (stale only for want of some first
+    # values: the monitor is alive); unknown (Redis unreachable)
+    monitor: str
+    heartbeat_age_s: float | None  # the oldest shard heartbeat's age; None when there is none
+    stale_after_s: float  # settings.LIVE_STALE_SECONDS: show a value as old past this age
+
+
 class ErrorPayload(TypedDict):
     type: str  # "error"
     message: str
@@ -52,6 +66,11 @@ class Ack:
     """The client has applied every message up to and including `seq`."""
 
     seq: int
+
+
+@dataclass(frozen=True)
+class WatchHealth:
+    """The client wants health messages (HealthPayload) from now on."""
 
 
 def value_payload(value: LiveValue | None, meta: LiveMeta | None) -> LiveValuePayload:
@@ -91,11 +110,17 @@ def values_message(seq: int, full: bool, entries: Iterable[str]) -> str:
     return f'{{"type":"values","seq":{int(seq)},"full":{"true" if full else "false"},"values":{{{",".join(entries)}}}}}'
 
 
+def health_message(monitor: str, heartbeat_age_s: float | None, stale_after_s: float) -> str:
+    """A health message (HealthPayload)."""
+    age = None if heartbeat_age_s is None else round(heartbeat_age_s, 3)
+    return _compact(HealthPayload(type="health", monitor=monitor, heartbeat_age_s=age, stale_after_s=stale_after_s))
+
+
 def error_message(message: str) -> str:
     return _compact(ErrorPayload(type="error", message=message))
 
 
-def parse_client_message(text: str | None) -> Subscribe | Ack:
+def parse_client_message(text: str | None) -> Subscribe | Ack | WatchHealth:
     """A client's message; ValueError with a message for the client if it is not one we know."""
     try:
         message = parse_json(text or "")
@@ -104,7 +129,7 @@ def parse_client_message(text: str | None) -> Subscribe | Ack:
     except ValueError as exc:
         raise ValueError(f"Messages must be JSON objects: {exc}.") from None
     if not isinstance(message, dict) or len(message) != 1:
-        raise ValueError('Send {"subscribe": [address, ...]} or {"ack": seq}.')
+        raise ValueError(_KNOWN)
     if "subscribe" in message:
         addresses = message["subscribe"]
         if not isinstance(addresses, list) or not all(
@@ -117,7 +142,14 @@ def parse_client_message(text: str | None) -> Subscribe | Ack:
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
             raise ValueError('"ack" takes the seq of the last message applied.')
         return Ack(seq)
-    raise ValueError('Send {"subscribe": [address, ...]} or {"ack": seq}.')
+    if "health" in message:
+        if message["health"] is not True:
+            raise ValueError('"health" takes true.')
+        return WatchHealth()
+    raise ValueError(_KNOWN)
+
+
+_KNOWN = 'Send {"subscribe": [address, ...]}, {"ack": seq} or {"health": true}.'
 
 
 # allow_nan=False: json_safe spells non-finite floats; a bare NaN would break JSON.parse. One

@@ -27,10 +27,11 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 
 import redis
+from django.conf import settings
 
-from monitor import live
+from monitor import health, live
 from monitor.live import LiveMeta
-from monitor.payloads import value_entry, values_message
+from monitor.payloads import health_message, value_entry, values_message
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ RETRY_DELAY = 1.0  # after a failed read, before a stream tries again
 META_TTL = 10.0  # a watched address's metadata is re-read at least this often (see LiveHub)
 PING_INTERVAL = 15.0  # an idle pub/sub connection is pinged, so a dead one is noticed
 HUB_CLIENT_NAME = "squirrel-live-hub"
+HEALTH_INTERVAL = 1.0  # the monitor's health is read and sent to the clients that asked this often
+SYNCING = "syncing"  # health messages: every heartbeat fresh, some shard not synced yet
 
 Sender = Callable[[str], Awaitable[None]]
 
@@ -59,6 +62,9 @@ class LiveHub:
     keeps that of connected watched addresses for up to META_TTL and reads only values for a
     notice: metadata was half the cost of a read. Full reads (a new subscription, a resync) and
     addresses that were disconnected read it afresh.
+
+    Every HEALTH_INTERVAL it reads the monitor's heartbeats once and hands the same health message
+    to the streams that asked for it (pages show a banner and age their cells from it).
     """
 
     def __init__(self):
@@ -69,6 +75,8 @@ class LiveHub:
         self._subscribed = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._metas: dict[str, tuple[float, LiveMeta | None]] = {}  # address -> (read at, metadata)
+        self._health_streams: set[LiveStream] = set()
+        self.last_health: str | None = None  # the latest health message, for streams that ask now
         # Numbers the value reads made for notices, so a stream can ignore reads that were already
         # under way when it started a full read (their values may be older than the full read's).
         self.reads_started = 0
@@ -87,11 +95,21 @@ class LiveHub:
         if not self.running:
             self._start()
 
+    def watch_health(self, stream: LiveStream) -> None:
+        """Deliver health messages to `stream` (the latest one at once); start if stopped."""
+        self._health_streams.add(stream)
+        self._streams.add(stream)
+        if not self.running:
+            self._start()
+        elif self.last_health is not None:
+            stream.offer_health(self.last_health)
+
     def forget(self, stream: LiveStream) -> None:
         """Stop delivering to `stream`; the last stream to leave stops the hub."""
         for address in stream.addresses:
             self._unindex(address, stream)
         self._streams.discard(stream)
+        self._health_streams.discard(stream)
         if not self._streams:
             self._stop()
 
@@ -135,6 +153,7 @@ class LiveHub:
         self._tasks = [
             asyncio.create_task(self._listen(client), name="live-hub-listen"),
             asyncio.create_task(self._dispatch(), name="live-hub-dispatch"),
+            asyncio.create_task(self._watch_health(), name="live-hub-health"),
         ]
 
     def _stop(self) -> None:
@@ -144,6 +163,7 @@ class LiveHub:
         self._subscribed.clear()
         self._has_changes.clear()
         self._changed.clear()
+        self.last_health = None
 
     def _note(self, addresses: list[str]) -> None:
         index, changed = self._index, self._changed
@@ -219,6 +239,19 @@ class LiveHub:
             for stream in touched:
                 stream.offer(entries, read)
 
+    async def _watch_health(self) -> None:
+        """Read the monitor's health every HEALTH_INTERVAL; send it to the streams that asked."""
+        while True:
+            try:
+                message = await asyncio.to_thread(_health_message)
+            except Exception:  # the pages' banner must keep its news coming
+                log.exception("Live hub: could not judge the monitor's health")
+                message = health_message("unknown", None, settings.LIVE_STALE_SECONDS)
+            self.last_health = message
+            for stream in self._health_streams:
+                stream.offer_health(message)
+            await asyncio.sleep(HEALTH_INTERVAL)
+
     def _resync_all(self) -> None:
         for stream in self._streams:
             stream.fall_behind()
@@ -242,6 +275,7 @@ class LiveStream:
         self._behind = False
         self._ignore_reads_up_to = 0
         self._last_sent = -math.inf
+        self._health: str | None = None  # a health message to send (the latest only)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -280,6 +314,19 @@ class LiveStream:
             self._batches = [self._changes()]
         self._wake.set()
 
+    def watch_health(self) -> None:
+        """Send health messages (HealthPayload) from now on."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="live-stream")
+        self.hub.watch_health(self)
+
+    def offer_health(self, message: str) -> None:
+        """The hub's latest health message: sent next, ahead of values, without a seq or the rate
+        limit (one a HEALTH_INTERVAL), but not to a client with MAX_UNACKED messages unacknowledged:
+        one that stopped reading gets nothing more, and its page ages its values for lack of news."""
+        self._health = message
+        self._wake.set()
+
     def fall_behind(self) -> None:
         """Forget pending changes; send everything afresh once the client has caught up."""
         self._behind = self._need_full = True
@@ -297,6 +344,8 @@ class LiveStream:
     # Inside ----------------------------------------------------------------------------------
 
     def _can_send(self) -> bool:
+        if self._health is not None and self.unacked < MAX_UNACKED:
+            return True
         if not (self._need_full or self._batches):
             return False
         if self._behind:
@@ -309,6 +358,10 @@ class LiveStream:
                 if not self._can_send():
                     self._wake.clear()
                     await self._wake.wait()
+                    continue
+                if self._health is not None and self.unacked < MAX_UNACKED:
+                    message, self._health = self._health, None
+                    await self._send(message)
                     continue
                 delay = self._last_sent + MIN_INTERVAL - asyncio.get_running_loop().time()
                 if delay > 0:
@@ -377,6 +430,24 @@ def _read_entries(
     for address in disconnected:
         read.pop(address, None)  # its metadata may change when it connects again
     return entries, read, disconnected
+
+
+def _health_message() -> str:
+    """The monitor's health now (monitor.health, the heartbeats' judgement without the connection
+    counts: a disconnected channel shows in its own cell), as a health message."""
+    try:
+        shards = health.monitor_shards()
+    except (redis.RedisError, OSError):
+        return health_message("unknown", None, settings.LIVE_STALE_SECONDS)
+    ages = [shard.age for shard in shards if shard.age is not None]
+    status = health.overall_status(shards)
+    if status == health.STALE and all(
+        shard.age is not None and shard.age <= health.MAX_HEARTBEAT_AGE for shard in shards
+    ):
+        # Alive, but not every address has its first value yet (a new leader, PVs just added):
+        # the values it has are current; the new addresses show as loading.
+        status = SYNCING
+    return health_message(status, max(ages, default=None), settings.LIVE_STALE_SECONDS)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LiveHub] = weakref.WeakKeyDictionary()

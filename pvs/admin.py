@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from pvs import services
+from pvs import checked_uploads, services
 from pvs.exporters import export_pvs_csv
 from pvs.forms import RegistryImportForm, TagChoiceForm, ToleranceForm
 from pvs.importers import uploaded_include_loader
@@ -228,24 +228,40 @@ class PVAdmin(admin.ModelAdmin):
         ]
 
     def import_view(self, request):
-        """Check (dry run) or apply a registry file; errors are listed with file and line."""
+        """Check (dry run) or apply a registry file; errors are listed with file and line. A file
+        that passed its check comes back with the page (pvs.checked_uploads), so "Import" applies
+        it without choosing it again."""
         if not self.has_add_permission(request) or not self.has_change_permission(request):
             raise PermissionDenied
-        report = None
-        form = RegistryImportForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["file"]
-            includes = {f.name: f.read() for f in form.cleaned_data["includes"]}
+        report, checked, upload, refusal = None, None, None, ""
+        if request.method == "POST" and "apply_checked" in request.POST:
+            form = RegistryImportForm()
+            try:
+                upload = checked_uploads.unsign(request.POST.get("checked", ""), request.user)
+            except checked_uploads.CheckedUploadError as exc:
+                refusal = str(exc)
+        else:
+            form = RegistryImportForm(request.POST or None, request.FILES or None)
+            if request.method == "POST" and form.is_valid():
+                data = form.cleaned_data
+                upload = checked_uploads.CheckedUpload(
+                    name=data["file"].name,
+                    content=data["file"].read(),
+                    includes={f.name: f.read() for f in data["includes"]},
+                    macros=data["macros"],
+                )
+        if upload is not None:
+            apply = "apply" in request.POST or "apply_checked" in request.POST
             report = services.import_registry(
                 upload.name,
-                upload.read(),
+                upload.content,
                 actor=request.user,
                 via=AuditVia.ADMIN,
-                dry_run="apply" not in request.POST,
-                macros=form.cleaned_data["macros"],
-                include_loader=uploaded_include_loader(includes),
+                dry_run=not apply,
+                macros=upload.macros,
+                include_loader=uploaded_include_loader(upload.includes),
             )
-            if "apply" in request.POST and report.ok:
+            if apply and report.ok:
                 self.message_user(
                     request,
                     f"Imported {upload.name}: {report.new} new, {report.updated} updated, "
@@ -253,11 +269,15 @@ class PVAdmin(admin.ModelAdmin):
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(reverse("admin:pvs_pv_changelist"))
+            if not apply and report.ok:
+                checked = {"name": upload.name, "token": checked_uploads.sign(upload, request.user)}
         context = {
             **self.admin_site.each_context(request),
             "title": "Import PVs",
             "form": form,
             "report": report,
+            "checked": checked,
+            "refusal": refusal,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/pvs/pv/import.html", context)

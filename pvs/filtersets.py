@@ -3,10 +3,11 @@
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from pvs.models import PV
+from pvs.models import PV, PVSet
 from pvs.validators import address_error
 from tags.models import Tag, TagGroup
 
@@ -70,6 +71,24 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
+class PVSetChoiceField(django_filters.fields.ModelChoiceField):
+    """A PV set by id, refused when its stored filters are no longer valid (a tag deleted since):
+    a clear error where the set is used, rather than a failure while selecting."""
+
+    def validate(self, value) -> None:
+        super().validate(value)
+        if value is not None:
+            try:
+                pv_set_condition(value)
+            except InvalidPVSet as exc:
+                # As params: django-filter %-formats messages, and a set's name may hold a %.
+                raise ValidationError("%(problem)s", code="invalid_pv_set", params={"problem": str(exc)}) from None
+
+
+class PVSetFilter(django_filters.ModelChoiceFilter):
+    field_class = PVSetChoiceField
+
+
 class PVFilterSet(django_filters.FilterSet):
     """Select PVs by setpoint address, tags (all of them), tag group, device prefix, read-only
     flag or text."""
@@ -91,6 +110,9 @@ class PVFilterSet(django_filters.FilterSet):
     device = django_filters.CharFilter(field_name="device", lookup_expr="istartswith", label="Device prefix")
     read_only = StrictBooleanFilter(label="Read-only (true) or writable (false)")
     search = django_filters.CharFilter(method="filter_search", label="Text in addresses, device or description")
+    pv_set = PVSetFilter(
+        queryset=PVSet.objects.all(), method="filter_pv_set", label="PV set id (the PVs of a saved set)"
+    )
 
     class Meta:
         model = PV
@@ -103,3 +125,30 @@ class PVFilterSet(django_filters.FilterSet):
     def filter_search(self, queryset, name, value):
         text = value.strip()
         return queryset.search(text) if text else queryset
+
+    @extend_schema_field(OpenApiTypes.INT)  # the set's id, for the API schema
+    def filter_pv_set(self, queryset, name, value):
+        return queryset.filter(pv_set_condition(value))
+
+
+# The filters a PV set keeps (PVSet.filters): its explicit list replaces `pv`, and a set never
+# refers to another set.
+PV_SET_FILTERS = ("tag", "tag_group", "device", "search", "read_only")
+
+
+class InvalidPVSet(ValueError):
+    """A PV set whose stored filters PVFilterSet no longer accepts (a tag deleted since)."""
+
+
+def pv_set_condition(pv_set: PVSet) -> Q:
+    """The condition on PV rows that selects the PVs of `pv_set`: its explicit list, and the PVs
+    its filters select if it has any. InvalidPVSet if its filters are no longer valid."""
+    members = PVSet.pvs.through.objects.filter(pvset_id=pv_set.pk, pv_id=OuterRef("pk"))
+    condition = Q(Exists(members))
+    if pv_set.filters:
+        filterset = PVFilterSet(data=pv_set.filters, queryset=PV.objects.all())
+        if set(pv_set.filters) - set(PV_SET_FILTERS) or not filterset.is_valid():
+            problems = filterset.errors.as_text() or "unknown filters"
+            raise InvalidPVSet(f"The filters of the PV set “{pv_set.name}” are no longer valid: {problems}")
+        condition |= Q(pk__in=filterset.qs.values("pk"))
+    return condition

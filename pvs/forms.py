@@ -1,12 +1,17 @@
-"""Forms for the PV admin: bulk-action parameters and the registry import page."""
+"""Forms for the PV admin (bulk-action parameters, the registry import page) and for PV sets (their
+page and the admin)."""
 
 import re
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from pvs.models import PVSet
+from pvs.pv_sets import PVSetError, member_addresses, parse_addresses, pv_ids, save_pv_set
+from pvs.selections import pv_set_filters_problems
 from pvs.validators import validate_tolerance
-from tags.models import Tag
+from tags.models import Tag, TagGroup
 
 
 class TagChoiceForm(forms.Form):
@@ -80,3 +85,104 @@ class RegistryImportForm(forms.Form):
                 raise ValidationError(f"Line {number}: expected NAME=VALUE, got {line.strip()!r}.")
             macros[match.group(1)] = match.group(2)
         return macros
+
+
+class PVSetForm(forms.ModelForm):
+    """A PV set as people edit it (its page and the admin): name, description, the filters as
+    fields, and the explicit list as setpoint addresses, one per line. `save_set` saves it
+    through pvs.pv_sets (audited); nothing is stored unless the whole form is valid."""
+
+    tag = forms.ModelMultipleChoiceField(
+        queryset=Tag.objects.select_related("group").order_by("group__name", "name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "choice-list"}),
+        label="PVs with all these tags",
+    )
+    tag_group = forms.ModelChoiceField(
+        queryset=TagGroup.objects.all(), required=False, empty_label="none", label="PVs with any tag of the group"
+    )
+    device = forms.CharField(required=False, max_length=100, label="PVs of devices starting with")
+    search = forms.CharField(required=False, max_length=100, label="PVs matching the text")
+    read_only = forms.ChoiceField(
+        choices=[("", "read-only or not"), ("false", "writable only"), ("true", "read-only only")],
+        required=False,
+        label="Of the filtered PVs, keep",
+    )
+    pv_list = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 60, "placeholder": "SIM:MAG:Q1:CURRENT:SP\nSIM:RF:C1:AMPL:SP"}),
+        label="And these PVs",
+        help_text="Setpoint addresses, one per line: in the set whatever the filters.",
+    )
+
+    FILTER_FIELDS = ("tag", "tag_group", "device", "search", "read_only")
+
+    class Meta:
+        model = PVSet
+        fields = ["name", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2, "cols": 60})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.member_ids: list[int] | None = None
+        if self.instance.pk is not None and not self.is_bound:
+            filters = self.instance.filters or {}
+            for name in self.FILTER_FIELDS:
+                if name in filters:
+                    value = filters[name]
+                    self.initial[name] = str(value).lower() if isinstance(value, bool) else value
+            self.initial["pv_list"] = "\n".join(member_addresses(self.instance))
+
+    def filters(self) -> dict:
+        """The chosen filters as PVSet.filters keeps them (PVFilterSet parameters)."""
+        data = self.cleaned_data
+        filters: dict = {}
+        if data.get("tag"):
+            filters["tag"] = sorted(tag.pk for tag in data["tag"])
+        if data.get("tag_group"):
+            filters["tag_group"] = data["tag_group"].pk
+        for name in ("device", "search"):
+            if data.get(name, "").strip():
+                filters[name] = data[name].strip()
+        if data.get("read_only"):
+            filters["read_only"] = data["read_only"] == "true"
+        return filters
+
+    def clean_pv_list(self) -> list[str]:
+        try:
+            addresses = parse_addresses(self.cleaned_data["pv_list"])
+        except PVSetError as exc:
+            raise ValidationError(str(exc)) from None
+        if len(addresses) > settings.API_MAX_ITEMS:
+            raise ValidationError(f"A set lists at most {settings.API_MAX_ITEMS} PVs; this lists {len(addresses)}.")
+        try:
+            self.member_ids = pv_ids(addresses)
+        except PVSetError as exc:
+            raise ValidationError(str(exc)) from None
+        return addresses
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        filters = self.filters()
+        if not filters and not self.member_ids:
+            raise ValidationError("Choose filters, list PVs, or both: this set would select no PV.")
+        problems = pv_set_filters_problems(filters)
+        if problems:
+            raise ValidationError(f"The filters are not valid: {problems}")
+        return data
+
+    def save_set(self, *, actor, via: str) -> PVSet:
+        """Save the set and its explicit list (pvs.pv_sets.save_pv_set, which audits it)."""
+        pv_set, filters = self.instance, self.filters()
+        changed = [name for name in self.changed_data if name in self._meta.fields]
+        if pv_set.pk is not None and filters != pv_set.filters:
+            changed.append("filters")
+        pv_set.filters = filters
+        try:
+            return save_pv_set(pv_set, member_ids=self.member_ids, actor=actor, via=via, changed=changed)
+        except PVSetError as exc:
+            # A set of the same name saved meanwhile: a form error, nothing stored.
+            self.add_error(None, str(exc))
+            raise

@@ -1,5 +1,6 @@
 """The PV registry: what Squirrel saves, compares and restores."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
@@ -117,3 +118,34 @@ class PV(models.Model):
     def addresses(self) -> list[str]:
         """Every Channel Access address this PV uses, setpoint first."""
         return [a for a in (self.setpoint_address, self.readback_address, self.config_address) if a]
+
+
+class PVSet(models.Model):
+    """A named, described, reusable PV selection (a Phoebus configuration): the PVs its `filters`
+    select (PVFilterSet parameters: tag, tag_group, device, search, read_only), together with
+    its explicit list `pvs`. A set with neither selects no PV. Resolved by
+    pvs.selections.pv_set_pvs; changed through pvs.pv_sets, which audits each change."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True, max_length=1000)
+    filters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="PV filters as the PV lists take them: tag (ids, all of them), tag_group, device, search.",
+    )
+    pvs = models.ManyToManyField(
+        PV, blank=True, related_name="pv_sets", help_text="PVs in the set whatever the filters."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="pv_sets"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "PV set"
+        verbose_name_plural = "PV sets"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

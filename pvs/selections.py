@@ -1,8 +1,8 @@
 """Stored PV selections: the PVFilterSet parameters a schedule, a snapshot job or a restore keeps
 to say which PVs it takes."""
 
-from pvs.filtersets import PVFilterSet
-from pvs.models import PV
+from pvs.filtersets import PV_SET_FILTERS, PVFilterSet, pv_set_condition
+from pvs.models import PV, PVSet
 
 
 class InvalidSelection(ValueError):
@@ -30,3 +30,19 @@ def select_pvs(selection: dict):
     if not filterset.is_valid():
         raise InvalidSelection(f"The PV selection is not valid: {filterset.errors.as_text()}")
     return filterset.qs
+
+
+def pv_set_filters_problems(filters) -> dict | str | None:
+    """Why `filters` cannot be a PV set's filters (PV_SET_FILTERS parameters), or None."""
+    if not isinstance(filters, dict):
+        return 'A PV set\'s filters are an object of PV filters, e.g. {"tag": [3]}.'
+    unknown = set(filters) - set(PV_SET_FILTERS)
+    if unknown:
+        return f"Unknown filters: {', '.join(sorted(map(str, unknown)))} (a set takes {', '.join(PV_SET_FILTERS)})."
+    return selection_problems(filters)
+
+
+def pv_set_pvs(pv_set: PVSet):
+    """The PVs of `pv_set` (its explicit list and what its filters select), in registry order.
+    pvs.filtersets.InvalidPVSet if its filters are no longer valid."""
+    return PV.objects.filter(pv_set_condition(pv_set))

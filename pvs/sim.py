@@ -16,6 +16,10 @@ Every PV is built from plain EPICS records (never softioc's Python builder, whic
 - int: `longout`; enum: `mbbo`; string: `stringout`; waveform: `waveform` of DOUBLE, whose values
   are put after iocInit (a long initializer overflows the db parser).
 - Dipole current pairs also have a per-device `ao` calibration record as their config address.
+- With `alarms` (the demo: `run_sim_ioc --alarms`, `setup_demo --alarms`), a few more read-only
+  PVs are in alarm for good (ALARM_PVS): `ai` records past their HIGH (MINOR) or HIHI (MAJOR)
+  limit, one in simulation mode with SIMS INVALID, and one registry PV that no record serves, so it
+  never connects. They are extra PVs: the others, and the tests' IOC (no alarms), are unchanged.
 
 Nothing scans at idle except the changing PVs (about 2%), so a 50K-PV IOC stays quiet.
 """
@@ -33,6 +37,8 @@ INT = "int"
 ENUM = "enum"
 STRING = "string"
 WAVEFORM = "waveform"
+ALARM = "alarm"  # read-only, in alarm for good (generate(alarms=True) only)
+OFFLINE = "offline"  # in the registry, served by no record: never connects (alarms=True only)
 
 # Share of the PVs per kind; pairs take whatever is left. Every kind gets at least one PV.
 KIND_SHARES = {
@@ -319,6 +325,48 @@ CATALOGUE = {
 
 
 @dataclass(frozen=True)
+class AlarmPV:
+    """A read-only PV the demo keeps in alarm: its signal, value, and the record fields that put it
+    there (`fields` None: no record serves it)."""
+
+    severity: str  # as EPICS names it: MINOR, MAJOR, INVALID; "" for a PV that never connects
+    signal: Signal
+    value: float
+    fields: dict | None
+
+
+# Device numbers 1 of existing device types (so tags and areas look like the rest), with signal
+# names no other kind uses, so the names never collide with the generated PVs.
+ALARM_PVS = (
+    AlarmPV(
+        "MINOR",
+        Signal("Vacuum", "VAC", "VGC", "Vacuum gauge", "P_WARN", "pressure (over its warning limit)", "Torr", prec=2),
+        5.2e-7,
+        {"HIGH": "1e-07", "HSV": "MINOR"},
+    ),
+    AlarmPV(
+        "MAJOR",
+        Signal("Magnets", "MAG", "Q", "Quadrupole", "TEMP_COIL2", "coil 2 temperature (overheated)", "degC", prec=1),
+        71.5,
+        {"HIGH": "50", "HSV": "MINOR", "HIHI": "65", "HHSV": "MAJOR"},
+    ),
+    AlarmPV(
+        "INVALID",
+        Signal("RF", "RF", "K", "Klystron", "REFL_PWR", "reflected power (sensor invalid)", "kW", prec=2),
+        0.0,
+        # Simulation mode reads SIOL (a constant here) and raises SIMM_ALARM with severity SIMS.
+        {"SIMM": "YES", "SIOL": "0", "SIMS": "INVALID"},
+    ),
+    AlarmPV(
+        "",
+        Signal("Diagnostics", "DIAG", "BPM", "Beam position monitor", "TMIT_SPARE", "spare charge input (not served)"),
+        0.0,
+        None,
+    ),
+)
+
+
+@dataclass(frozen=True)
 class SimPV:
     """One registry PV of the simulated IOC, with the value the IOC starts with."""
 
@@ -395,8 +443,11 @@ def kind_counts(count: int) -> dict[str, int]:
     return {PAIR: count - sum(counts.values()), **counts}
 
 
-def generate(count: int, prefix: str = "SIM:", seed: int = 0, change_rate: float = 1.0) -> SimDatabase:
-    """The records, access security, registry and array values of a simulated IOC."""
+def generate(
+    count: int, prefix: str = "SIM:", seed: int = 0, change_rate: float = 1.0, alarms: bool = False
+) -> SimDatabase:
+    """The records, access security, registry and array values of a simulated IOC; with `alarms`,
+    ALARM_PVS too (beyond `count`)."""
     scan = scan_for_rate(change_rate)
     rng = random.Random(seed)
     pvs = sorted(
@@ -406,6 +457,10 @@ def generate(count: int, prefix: str = "SIM:", seed: int = 0, change_rate: float
     records = []
     for pv in pvs:
         records.extend(_records(pv, scan))
+    if alarms:
+        alarm_pvs = [(_alarm_pv(alarm, prefix), alarm) for alarm in ALARM_PVS]
+        records.extend(_alarm_record(pv, alarm) for pv, alarm in alarm_pvs if alarm.fields is not None)
+        pvs = sorted(pvs + [pv for pv, _ in alarm_pvs], key=lambda pv: pv.setpoint)
     configs = sorted({pv.config for pv in pvs if pv.config})
     records.extend(_record("ao", name, DESC="Calibration factor", PREC=4, VAL="1.0", PINI="YES") for name in configs)
     arrays = [(pv.setpoint, pv.value) for pv in pvs if pv.kind == WAVEFORM]
@@ -479,6 +534,34 @@ def _build_pv(kind: str, signal: Signal, number: int, prefix: str, rng: random.R
         noise=noise,
         delay=delay,
     )
+
+
+def _alarm_pv(alarm: AlarmPV, prefix: str) -> SimPV:
+    signal = alarm.signal
+    device = f"{signal.code}:{signal.device_type}0001"
+    return SimPV(
+        kind=ALARM if alarm.fields is not None else OFFLINE,
+        setpoint=f"{prefix}{device}:{signal.name}",
+        readback="",
+        config="",
+        device=device,
+        description=f"{signal.device_label} {signal.device_type}0001 {signal.label}",
+        abs_tolerance=0.0,
+        rel_tolerance=0.0,
+        read_only=True,
+        restore_stage=signal.restore_stage,
+        wait_for_completion=False,
+        areas=(AREAS[0],),
+        subsystems=(signal.subsystem,),
+        value=alarm.value,
+        egu=signal.egu,
+        prec=signal.prec,
+    )
+
+
+def _alarm_record(pv: SimPV, alarm: AlarmPV) -> str:
+    fields = dict(DESC=pv.description[:40], INP=_number(pv.value), PINI="YES", EGU=pv.egu, PREC=pv.prec)
+    return _record("ai", pv.setpoint, **(fields | alarm.fields))
 
 
 def _uniform(rng: random.Random, signal: Signal) -> float:

@@ -1,13 +1,21 @@
-"""PV pages: the live table."""
+"""PV pages: the live table, and saved PV sets (list, page, create, edit, delete)."""
 
+from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views import View
 
-from pvs.filtersets import PVFilterSet
-from pvs.models import PV
+from pvs.filtersets import InvalidPVSet, PVFilterSet
+from pvs.forms import PVSetForm
+from pvs.models import PV, PVSet
+from pvs.pv_sets import PVSetError, delete_pv_set
+from pvs.selections import pv_set_pvs
+from squirrel_site.audit import AuditVia
 from squirrel_site.pages import offset_page
 from squirrel_site.paginators import EstimatedCountPaginator
+from tags.models import Tag, TagGroup
 
 # The live table's filters and their labels on the page (PVFilterSet's `pv`, a list of
 # addresses, is for scripts).
@@ -40,3 +48,93 @@ class LiveTableView(PermissionRequiredMixin, View):
             "page": offset_page(request.GET, pvs, count=count),
         }
         return TemplateResponse(request, "pvs/live.html", context)
+
+
+class PVSetListView(PermissionRequiredMixin, View):
+    """The saved PV sets, by name, with how many PVs each lists explicitly."""
+
+    permission_required = "pvs.view_pvset"
+
+    def get(self, request):
+        pv_sets = PVSet.objects.select_related("created_by").annotate(listed=Count("pvs"))
+        return TemplateResponse(request, "pvs/pv_sets.html", {"pv_sets": pv_sets})
+
+
+def describe_filters(pv_set: PVSet) -> list[str]:
+    """The set's filters in words, for its page."""
+    filters = pv_set.filters or {}
+    words = []
+    if filters.get("tag"):
+        tags = Tag.objects.select_related("group").filter(pk__in=filters["tag"])
+        words.append("PVs with all the tags " + ", ".join(str(tag) for tag in tags))
+    if filters.get("tag_group"):
+        group = TagGroup.objects.filter(pk=filters["tag_group"]).first()
+        words.append(f"PVs with any tag of the group {group}")
+    if filters.get("device"):
+        words.append(f"PVs of devices starting with “{filters['device']}”")
+    if filters.get("search"):
+        words.append(f"PVs matching “{filters['search']}”")
+    if "read_only" in filters:
+        words.append("read-only PVs only" if filters["read_only"] in (True, "true") else "writable PVs only")
+    return words
+
+
+class PVSetDetailView(PermissionRequiredMixin, View):
+    """One PV set: its filters in words and the PVs it resolves to, a page at a time."""
+
+    permission_required = "pvs.view_pvset"
+
+    def get(self, request, pk):
+        pv_set = get_object_or_404(PVSet.objects.select_related("created_by"), pk=pk)
+        context = {"pv_set": pv_set, "filters": describe_filters(pv_set), "listed": pv_set.pvs.count()}
+        try:
+            pvs = pv_set_pvs(pv_set)
+            context["page"] = offset_page(request.GET, pvs.with_tags().order_by("setpoint_address"), count=pvs.count())
+        except InvalidPVSet as exc:
+            context["problem"] = str(exc)
+        return TemplateResponse(request, "pvs/pv_set.html", context)
+
+
+class PVSetEditView(PermissionRequiredMixin, View):
+    """Create a PV set (no pk) or change one: the form, then its page."""
+
+    def get_permission_required(self):
+        return ["pvs.change_pvset"] if self.kwargs.get("pk") else ["pvs.add_pvset"]
+
+    def instance(self) -> PVSet:
+        pk = self.kwargs.get("pk")
+        return get_object_or_404(PVSet, pk=pk) if pk else PVSet()
+
+    def get(self, request, pk=None):
+        return self.render(request, PVSetForm(instance=self.instance()))
+
+    def post(self, request, pk=None):
+        form = PVSetForm(request.POST, instance=self.instance())
+        if not form.is_valid():
+            return self.render(request, form, status=400)
+        try:
+            pv_set = form.save_set(actor=request.user, via=AuditVia.PAGE)
+        except PVSetError:
+            return self.render(request, form, status=400)
+        messages.success(request, f"PV set “{pv_set.name}” saved.")
+        return redirect("pvs:pv_set", pv_set.pk)
+
+    def render(self, request, form, status=200):
+        context = {"form": form, "pv_set": form.instance if form.instance.pk else None}
+        return TemplateResponse(request, "pvs/pv_set_form.html", context, status=status)
+
+
+class PVSetDeleteView(PermissionRequiredMixin, View):
+    """POST: delete a PV set (refused while a schedule uses it)."""
+
+    permission_required = "pvs.delete_pvset"
+
+    def post(self, request, pk):
+        pv_set = get_object_or_404(PVSet, pk=pk)
+        try:
+            delete_pv_set(pv_set, actor=request.user, via=AuditVia.PAGE)
+        except PVSetError as exc:
+            messages.error(request, str(exc))
+            return redirect("pvs:pv_set", pk)
+        messages.success(request, f"PV set “{pv_set.name}” deleted.")
+        return redirect("pvs:pv_sets")

@@ -7,8 +7,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from squirrel_site.api_health import HealthView
+from squirrel_site.api_root import ApiRootView
 
 urlpatterns = [
+    path("", ApiRootView.as_view(), name="api-root"),
     path("health/", HealthView.as_view(), name="health"),
     path("", include("pvs.api.urls")),
     path("", include("tags.api.urls")),

@@ -14,10 +14,14 @@ ROLES = (VIEWER, EDITOR, OPERATOR, ADMIN)
 _READ_APPS = ("pvs", "tags", "snapshots", "jobs")
 _CURATION = [
     f"{app}.{verb}_{model}"
-    for app, model in (("pvs", "pv"), ("tags", "tag"), ("tags", "taggroup"))
+    for app, model in (("pvs", "pv"), ("pvs", "pvset"), ("tags", "tag"), ("tags", "taggroup"))
     for verb in ("add", "change", "delete")
 ]
 _OPERATION = [
+    # Operators curate the saved PV sets they take, compare and restore by.
+    "pvs.add_pvset",
+    "pvs.change_pvset",
+    "pvs.delete_pvset",
     "snapshots.add_snapshot",
     "snapshots.change_snapshot",
     "snapshots.add_restore",

@@ -202,6 +202,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("SQUIRREL_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# Dates with the day, 24-hour, in TIME_ZONE, on the pages and in the admin (squirrel_site/formats/).
+FORMAT_MODULE_PATH = ["squirrel_site.formats"]
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -284,6 +286,14 @@ SPECTACULAR_SETTINGS = {
 # An open WebSocket re-checks its user this often: logged out, deactivated, or without the role,
 # the socket is closed (squirrel_site.ws_security.SessionWatch).
 WEBSOCKET_RECHECK_SECONDS = env_float("SQUIRREL_WS_RECHECK_SECONDS", 5.0)
+# Live cells are greyed with their age once the page has had no news that they are current for
+# this long (docs/live_updates.md); health messages come every second.
+LIVE_STALE_SECONDS = env_float("SQUIRREL_LIVE_STALE_SECONDS", 5.0)
+if not 2.0 <= LIVE_STALE_SECONDS <= 3600.0:
+    raise SettingError(
+        f"SQUIRREL_LIVE_STALE_SECONDS must be from 2 to 3600 seconds, not {LIVE_STALE_SECONDS:g}: "
+        "live values get news every second"
+    )
 
 # --- Deployment: HTTPS, cookies, Content-Security-Policy, login throttling -------------------
 # docs/security.md ("Deployment") explains each; README.md lists the production variables, with

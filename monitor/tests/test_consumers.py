@@ -1,11 +1,13 @@
 """/ws/live/ through the real ASGI app, with values written and announced the way the monitor does."""
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
 
 import pytest
+import redis
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
@@ -177,6 +179,58 @@ def test_a_bad_message_gets_an_error_and_the_socket_stays_open(headers, announce
     error, first = run(scenario)
     assert error["type"] == "error"
     assert first["values"]["T:A"]["value"] == 1.0
+
+
+def test_health_comes_every_second_once_asked_and_follows_the_monitors_heartbeat(headers, announce, redis_db):
+    announce({"T:A": 1.0})
+
+    async def scenario():
+        communicator = await connect(headers)
+        first = await subscribe(communicator, ["T:A"])
+        nothing_unasked = await communicator.receive_nothing(timeout=1.5)
+        await communicator.send_json_to({"health": True})
+        missing = await communicator.receive_json_from(timeout=TIMEOUT)
+        announce({"T:A": 2.0})  # values go on beside health messages (and within the writer's lease)
+        later = [await communicator.receive_json_from(timeout=TIMEOUT) for _ in range(3)]
+        live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": True})
+        healths = [await communicator.receive_json_from(timeout=TIMEOUT) for _ in range(2)]
+        live.write_heartbeat(redis_db, live.Shard(0, 1), {"synced": False})  # a new leader filling the cache
+        syncing = await communicator.receive_json_from(timeout=TIMEOUT)
+        old_beat = {"synced": True, "shard": "0of1", "written_at": time.time() - 6}
+        redis_db.set(live.heartbeat_key(live.Shard(0, 1)), json.dumps(old_beat))
+        stale = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return first, nothing_unasked, missing, healths, syncing, stale, later
+
+    first, nothing_unasked, missing, healths, syncing, stale, later = run(scenario)
+    assert first["type"] == "values" and nothing_unasked
+    assert missing == {"type": "health", "monitor": "missing", "heartbeat_age_s": None, "stale_after_s": 5.0}
+    assert healths[-1]["monitor"] == "ok" and 0 <= healths[-1]["heartbeat_age_s"] <= 5
+    assert syncing["monitor"] == "syncing"
+    assert stale["monitor"] == "stale" and stale["heartbeat_age_s"] >= 6
+    assert any(m["type"] == "values" and m["values"]["T:A"]["value"] == 2.0 for m in later)
+    assert {m["type"] for m in later} == {"health", "values"}
+
+
+def test_health_is_unknown_when_redis_cannot_be_read(headers, announce, monkeypatch):
+    monkeypatch.setattr(streams.health, "monitor_shards", _unreachable)
+
+    async def scenario():
+        communicator = await connect(headers)
+        await communicator.send_json_to({"health": True})
+        message = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.send_json_to({"health": 1})
+        error = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return message, error
+
+    message, error = run(scenario)
+    assert (message["monitor"], message["heartbeat_age_s"]) == ("unknown", None)
+    assert error == {"type": "error", "message": '"health" takes true.'}
+
+
+def _unreachable(*args, **kwargs):
+    raise redis.ConnectionError("Connection refused")
 
 
 def test_a_new_subscription_starts_with_a_full_message_of_the_new_set(headers, announce):

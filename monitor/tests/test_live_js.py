@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from monitor.display import number_text
+from monitor.display import delta_text, number_text
 from snapshots.comparison.rules import delta, within_tolerance
 
 pytestmark = pytest.mark.browser
@@ -20,18 +20,27 @@ SITE = "http://squirrel.test"
 LIVE_JS = Path(settings.BASE_DIR) / "static" / "squirrel" / "live.js"
 SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
 PAGE = """<!doctype html><html><head><title>live.js</title>
-<style>.out-of-tolerance { background: #fdd } [data-connected="false"] { color: #999 }</style></head><body>
+<link rel="stylesheet" href="/static/squirrel/squirrel.css"><link rel="stylesheet" href="/static/squirrel/live.css">
+</head><body>
 <table>
   <tr id="row-a" data-saved="1.0" data-kind="float" data-abs-tol="0.1" data-rel-tol="0">
-    <td>T:A</td><td id="a1" data-live-address="T:A"></td><td id="delta-a" data-live-delta></td></tr>
+    <td>T:A</td><td id="a1" data-live-address="T:A"></td><td id="delta-a" data-live-delta data-units="mA"></td></tr>
   <tr id="row-w" data-saved="[1, 2]" data-kind="float_array" data-abs-tol="0.1" data-rel-tol="0">
     <td>T:W</td><td data-live-address="T:W"></td><td id="delta-w" data-live-delta></td></tr>
   <tr id="row-e" data-saved="1" data-kind="enum">
     <td>T:E</td><td id="e" data-live-address="T:E"></td><td id="delta-e" data-live-delta></td></tr>
 </table>
 <p>Again: <span id="a2" data-live-address="T:A"></span></p>
+<main><table><tr><td>T:MINOR</td><td id="minor" data-live-address="T:MINOR"></td></tr>
+  <tr><td>T:MAJOR</td><td id="major" data-live-address="T:MAJOR"></td></tr>
+  <tr><td>T:INVALID</td><td id="invalid" data-live-address="T:INVALID"></td></tr>
+  <tr><td>T:GONE</td><td id="gone" data-live-address="T:GONE"></td></tr>
+  <tr><td>T:NEVER</td><td id="never" data-live-address="T:NEVER"></td></tr></table></main>
 <script type="module" src="/static/squirrel/live.js"></script>
 </body></html>"""
+
+
+ALL = ["T:A", "T:E", "T:GONE", "T:INVALID", "T:MAJOR", "T:MINOR", "T:NEVER", "T:W"]
 
 
 def value(v, display, severity=0, connected=True):
@@ -46,15 +55,23 @@ def value(v, display, severity=0, connected=True):
 
 
 class ScriptedServer:
-    """The /ws/live/ end of the page's sockets: records what the page sends, sends what we say."""
+    """The /ws/live/ end of the page's sockets: records what the page sends, sends what we say.
+    While `down`, every new socket is closed at once (a server that is not there)."""
 
     def __init__(self, page):
-        self.page, self.sockets, self.received = page, [], []
+        self.page, self.sockets, self.received, self.down = page, [], [], False
         page.route_web_socket(f"{SITE.replace('http', 'ws')}/ws/live/", self._accept)
 
     def _accept(self, ws):
+        if self.down:
+            ws.close()
+            return
         self.sockets.append(ws)
         ws.on_message(lambda message: self.received.append(json.loads(message)))
+
+    def send_health(self, monitor="ok", age=0.2, stale_after=2.0) -> None:
+        health = {"type": "health", "monitor": monitor, "heartbeat_age_s": age, "stale_after_s": stale_after}
+        self.sockets[-1].send(json.dumps(health))
 
     def wait_for(self, predicate, what: str) -> dict:
         for _ in range(100):
@@ -83,8 +100,14 @@ def page():
             f"{SITE}/static/squirrel/live.js",
             lambda route: route.fulfill(body=LIVE_JS.read_text(), content_type="text/javascript"),
         )
+        for name in ("squirrel.css", "live.css"):
+            page.route(f"{SITE}/static/squirrel/{name}", _stylesheet(LIVE_JS.parent / name))
         yield page
         browser.close()
+
+
+def _stylesheet(path: Path):
+    return lambda route: route.fulfill(body=path.read_text(), content_type="text/css; charset=utf-8")
 
 
 def text(page, selector):
@@ -94,7 +117,8 @@ def text(page, selector):
 def test_the_page_subscribes_once_per_address_and_shows_values_deltas_and_tolerance(page):
     server = ScriptedServer(page)
     page.goto(f"{SITE}/")
-    assert server.wait_for(lambda m: "subscribe" in m, "a subscription") == {"subscribe": ["T:A", "T:E", "T:W"]}
+    assert server.wait_for(lambda m: "subscribe" in m, "a subscription") == {"subscribe": ALL}
+    server.wait_for(lambda m: m == {"health": True}, "a request for health messages")
 
     server.send_and_wait_for_ack(
         1,
@@ -107,14 +131,14 @@ def test_the_page_subscribes_once_per_address_and_shows_values_deltas_and_tolera
     )
     assert text(page, "#a1") == text(page, "#a2") == "1.05 mA"
     assert page.locator("#a1").get_attribute("data-connected") == "true"
-    assert (text(page, "#delta-a"), text(page, "#delta-w"), text(page, "#delta-e")) == ("0.05", "0.5", "")
+    assert (text(page, "#delta-a"), text(page, "#delta-w"), text(page, "#delta-e")) == ("+0.05 mA", "+0.5", "")
     assert classes(page, "#row-a") == set() and "out-of-tolerance" in classes(page, "#row-w") & classes(page, "#row-e")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "live_js_values.png")
 
     server.send_and_wait_for_ack(2, False, {"T:A": value(2.0, "2.00 mA", severity=2)})
     assert (text(page, "#a1"), page.locator("#a1").get_attribute("data-severity")) == ("2.00 mA", "2")
-    assert (text(page, "#delta-a"), "out-of-tolerance" in classes(page, "#row-a")) == ("1", True)
+    assert (text(page, "#delta-a"), "out-of-tolerance" in classes(page, "#row-a")) == ("+1 mA", True)
     assert text(page, "#e") == "Two"  # untouched by a diff without it
 
     server.send_and_wait_for_ack(3, False, {"T:A": value(2.0, "2.00 mA", connected=False)})
@@ -134,13 +158,10 @@ def test_new_elements_are_subscribed_and_a_lost_socket_comes_back_with_the_same_
         span.dataset.liveAddress = "T:NEW";
         document.body.append(span);
     }""")
-    assert server.wait_for(lambda m: "subscribe" in m, "a new subscription") == {
-        "subscribe": ["T:A", "T:E", "T:NEW", "T:W"]
-    }
+    with_new = sorted([*ALL, "T:NEW"])
+    assert server.wait_for(lambda m: "subscribe" in m, "a new subscription") == {"subscribe": with_new}
     server.sockets[-1].close()
-    assert server.wait_for(lambda m: "subscribe" in m, "a subscription after reconnecting") == {
-        "subscribe": ["T:A", "T:E", "T:NEW", "T:W"]
-    }
+    assert server.wait_for(lambda m: "subscribe" in m, "a subscription after reconnecting") == {"subscribe": with_new}
     assert len(server.sockets) == 2
 
 
@@ -218,6 +239,30 @@ def _python(v):
     return v
 
 
+def test_a_delta_is_signed_and_has_units_as_the_python_pages_show_it(page):
+    ScriptedServer(page)
+    page.goto(f"{SITE}/")
+    cases = [[0.5, 3, "mA"], [-0.5, 3, "mA"], [0.0, 2, ""], [1234567.0, None, "V"], [-2.0, None, ""]]
+    shown = page.evaluate(
+        """async (cases) => {
+            const live = await import("/static/squirrel/live.js");
+            return cases.map(([x, p, u]) => live.deltaText(x, p, u));
+        }""",
+        cases,
+    )
+    assert (
+        shown
+        == [delta_text(x, p, u) for x, p, u in cases]
+        == [
+            "+0.500 mA",
+            "-0.500 mA",
+            "0.00",
+            "+1.23457e+06 V",
+            "-2",
+        ]
+    )
+
+
 def _delta_or_none(saved, live, kind):
     try:
         return delta(saved, live, kind)
@@ -231,3 +276,151 @@ def _close(js, py):
     if py is None or js is None:
         return py is js
     return math.isclose(js, py) or (math.isnan(js) and math.isnan(py))
+
+
+def state(page, selector) -> tuple:
+    """(text, alarm classes, title) of a live element."""
+    cell = page.locator(selector)
+    return (
+        cell.text_content(),
+        {c for c in classes(page, selector) if c.startswith("alarm-")},
+        cell.get_attribute("title"),
+    )
+
+
+def test_alarm_severity_and_connection_are_shown_as_such(page):
+    server = ScriptedServer(page)
+    page.goto(f"{SITE}/")
+    server.wait_for(lambda m: "subscribe" in m, "a subscription")
+    assert page.evaluate("() => getComputedStyle(document.querySelector('#never'), '::before').content") == '"…"'
+    never = {"value": None, "display": "", "severity": None, "status": None, "connected": False, "timestamp": None}
+    server.send_and_wait_for_ack(
+        1,
+        True,
+        {
+            "T:A": value(1.0, "1.00 mA"),
+            "T:MINOR": value(5.2e-7, "5.20e-07 Torr", severity=1),
+            "T:MAJOR": value(71.5, "71.5 degC", severity=2),
+            "T:INVALID": value(0.0, "0.00 kW", severity=3),
+            "T:GONE": value(3.5, "3.50 mm", connected=False),
+            "T:NEVER": never,
+        },
+    )
+    server.send_health()
+    assert state(page, "#a1") == ("1.00 mA", set(), None)
+    assert state(page, "#minor") == ("5.20e-07 Torr", {"alarm-minor"}, None)
+    assert state(page, "#major") == ("71.5 degC", {"alarm-major"}, None)
+    assert state(page, "#invalid") == ("0.00 kW", {"alarm-invalid"}, None)
+    assert state(page, "#gone") == ("disconnected", {"alarm-disconnected"}, "last value 3.50 mm")
+    assert state(page, "#never") == ("never connected", {"alarm-never"}, None)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "live_js_alarms.png")
+
+    # Back in order: every alarm class goes.
+    back = {"T:MAJOR": value(40.0, "40.0 degC"), "T:GONE": value(3.5, "3.50 mm"), "T:NEVER": value(1.0, "1.00")}
+    server.send_and_wait_for_ack(2, False, back)
+    assert [state(page, s) for s in ("#major", "#gone", "#never")] == [
+        ("40.0 degC", set(), None),
+        ("3.50 mm", set(), None),
+        ("1.00", set(), None),
+    ]
+
+
+def banner(page) -> str | None:
+    """The connection banner's text, None when there is none to see."""
+    return page.evaluate("""() => { const b = document.getElementById("live-banner");
+        return b && !b.hidden ? b.textContent : null; }""")
+
+
+def wait_for_banner(page, contains: str | None) -> None:
+    expected = "b && !b.hidden" if contains is None else "false"
+    page.wait_for_function(
+        """([contains, expected]) => { const b = document.getElementById("live-banner");
+            return contains === null ? !(b && !b.hidden) : !!(b && !b.hidden && b.textContent.includes(contains)); }""",
+        arg=[contains, expected],
+        timeout=10_000,
+    )
+
+
+def ages(page) -> dict:
+    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll("[data-live-address]")]
+        .map((el) => [el.id, el.classList.contains("live-stale") ? el.dataset.age : null]))""")
+
+
+def test_a_lost_server_shows_the_banner_and_ages_the_values_until_it_comes_back(page):
+    server = ScriptedServer(page)
+    page.goto(f"{SITE}/")
+    server.wait_for(lambda m: "subscribe" in m, "a subscription")
+    full = {"T:A": value(1.0, "1.00 mA"), "T:MAJOR": value(71.5, "71.5 degC", severity=2)}
+    server.send_and_wait_for_ack(1, True, full)
+    server.send_health(stale_after=2.0)
+    page.wait_for_timeout(300)
+    assert banner(page) is None and ages(page)["a1"] is None
+
+    server.down = True
+    server.sockets[-1].close()
+    wait_for_banner(page, "Connection to the server lost: reconnecting")
+    assert ages(page)["a1"] is None  # not yet older than 2 s
+    page.wait_for_function("() => document.querySelector('#a1').dataset.age === '3 s old'", timeout=10_000)
+    assert {key: age for key, age in ages(page).items() if age} == {
+        "a1": "3 s old",
+        "a2": "3 s old",
+        "major": "3 s old",
+    }
+    assert "live-stale" in classes(page, "#major") and "alarm-major" in classes(page, "#major")
+    assert page.locator("#a1").get_attribute("title") == "3 s old: no news that this value is current"
+    assert page.locator("#a1").text_content() == "1.00 mA"  # the value stays, marked old
+    page.wait_for_function("() => document.querySelector('#a1').dataset.age === '4 s old'", timeout=5_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "live_js_server_lost.png")
+
+    server.down = False
+    server.wait_for(lambda m: "subscribe" in m, "a subscription after the server came back")
+    server.send_and_wait_for_ack(1, True, full)
+    server.send_health(stale_after=2.0)
+    wait_for_banner(page, None)
+    assert all(age is None for age in ages(page).values())
+    assert page.locator("#a1").get_attribute("title") is None
+
+
+def test_a_stale_or_missing_monitor_shows_the_banner_and_ages_values_from_its_last_heartbeat(page):
+    server = ScriptedServer(page)
+    page.goto(f"{SITE}/")
+    server.wait_for(lambda m: "subscribe" in m, "a subscription")
+    server.send_and_wait_for_ack(1, True, {"T:A": value(1.0, "1.00 mA")})
+    server.send_health(age=0.5, stale_after=2.0)
+    page.wait_for_timeout(200)
+    assert banner(page) is None
+
+    server.send_health("ok", age=1.5, stale_after=2.0)  # the monitor wrote nothing since
+    server.send_health("stale", age=6.0, stale_after=2.0)
+    wait_for_banner(page, "The monitor is stale: its last heartbeat was 6 s ago")
+    page.wait_for_function("() => document.querySelector('#a1').classList.contains('live-stale')", timeout=5_000)
+    server.send_health("missing", age=None, stale_after=2.0)
+    wait_for_banner(page, "No monitor is running")
+    server.send_health("unknown", age=None, stale_after=2.0)
+    wait_for_banner(page, "The server cannot read the live values")
+
+    server.send_health("ok", age=0.3, stale_after=2.0)
+    wait_for_banner(page, None)
+    assert ages(page)["a1"] is None
+
+
+def test_an_open_socket_that_goes_quiet_shows_the_banner(page):
+    server = ScriptedServer(page)
+    page.goto(f"{SITE}/")
+    server.wait_for(lambda m: "subscribe" in m, "a subscription")
+    server.send_and_wait_for_ack(1, True, {"T:A": value(1.0, "1.00 mA")})
+    server.send_health(stale_after=2.0)
+    wait_for_banner(page, "No news from the server for 3 s")
+    assert "live-stale" in classes(page, "#a1")
+    server.send_health(stale_after=2.0)
+    wait_for_banner(page, None)
+
+
+def test_a_page_that_never_reaches_the_server_says_so_and_keeps_loading_marks(page):
+    server = ScriptedServer(page)
+    server.down = True
+    page.goto(f"{SITE}/")
+    wait_for_banner(page, "No connection to the server: reconnecting")
+    assert page.locator("#a1").text_content() == ""  # still "…" (loading), not a value

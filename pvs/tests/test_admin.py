@@ -302,3 +302,52 @@ def test_an_applied_import_is_one_entry(staff_client, tagged_magnets):
 def test_a_checked_import_is_not_recorded(staff_client, tagged_magnets):
     staff_client.post(IMPORT, {"file": _upload("reg.csv", GOOD_CSV), "check": "1"})
     assert not AuditEntry.objects.exists()
+
+
+def _checked(staff_client, content=GOOD_CSV, **post):
+    """Check a file; the page's token for its "Import" button."""
+    response = staff_client.post(IMPORT, {"file": _upload("reg.csv", content), "check": "1", **post})
+    assert b'id="apply-checked"' in response.content and b'value="Import reg.csv"' in response.content
+    return response.context["checked"]["token"]
+
+
+def test_a_checked_file_is_imported_without_choosing_it_again(staff_client, tagged_magnets):
+    token = _checked(staff_client)
+    assert not PV.objects.filter(setpoint_address="SIM:NEW:SP").exists()
+    response = staff_client.post(IMPORT, {"checked": token, "apply_checked": "Import reg.csv"})
+    assert response.status_code == 302 and response["Location"] == reverse("admin:pvs_pv_changelist")
+    assert PV.objects.get(setpoint_address="SIM:NEW:SP").tags.get().name == "LINAC"
+    entry = _entry()
+    assert (entry.action, entry.details["new"], entry.details["updated"]) == ("pvs.imported", 1, 1)
+
+
+def test_a_checked_req_file_keeps_its_includes_and_macros(staff_client, tagged_magnets):
+    main = _upload("main.req", b"# magnets\n$(P)A:SP\nfile inc.req AREA=LI\n")
+    include = _upload("inc.req", b"$(P)$(AREA):B:SP\n")
+    page = staff_client.post(IMPORT, {"file": main, "includes": [include], "macros": "P=SIM:", "check": "1"})
+    token = page.context["checked"]["token"]
+    staff_client.post(IMPORT, {"checked": token, "apply_checked": "1"})
+    assert PV.objects.filter(setpoint_address__in=["SIM:A:SP", "SIM:LI:B:SP"]).count() == 2
+
+
+def test_a_file_that_fails_its_check_offers_no_import_button(staff_client, tagged_magnets):
+    response = staff_client.post(IMPORT, {"file": _upload("bad.csv", b"Setpoint\nBAD NAME\n"), "check": "1"})
+    assert response.context["checked"] is None and b'id="apply-checked"' not in response.content
+
+
+@pytest.mark.parametrize("change", ["altered", "other user", "expired"])
+def test_a_checked_token_that_was_altered_is_another_users_or_expired_imports_nothing(
+    staff_client, tagged_magnets, admin_user, django_user_model, change, monkeypatch
+):
+    token = _checked(staff_client)
+    if change == "altered":
+        token = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    elif change == "other user":
+        other = django_user_model.objects.create_superuser("other", "o@example.org", "pw")
+        staff_client.force_login(other)
+    else:
+        monkeypatch.setattr("pvs.checked_uploads.CHECKED_UPLOAD_MAX_AGE", -1)
+    response = staff_client.post(IMPORT, {"checked": token, "apply_checked": "1"})
+    assert response.status_code == 200 and b'id="import-refusal"' in response.content
+    assert b"check it again" in response.content
+    assert not PV.objects.filter(setpoint_address="SIM:NEW:SP").exists() and not AuditEntry.objects.exists()

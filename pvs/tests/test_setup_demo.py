@@ -31,3 +31,11 @@ def test_setup_demo_with_too_few_pvs_fails_with_one_line():
     with pytest.raises(CommandError):
         call_command("setup_demo", "--pvs", "2")
     assert not PV.objects.exists()
+
+
+@pytest.mark.django_db
+def test_setup_demo_with_alarms_registers_the_pvs_in_alarm_too(capsys):
+    call_command("setup_demo", "--pvs", "40", "--alarms")
+    registered = set(PV.objects.values_list("setpoint_address", flat=True))
+    assert registered == {pv.setpoint for pv in sim.generate(40, alarms=True).pvs}
+    assert len(registered) == 40 + len(sim.ALARM_PVS)

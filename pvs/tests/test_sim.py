@@ -218,3 +218,33 @@ def test_pressures_spread_over_decades(database):
     assert pressures
     assert all(1e-9 <= pv.value <= 1e-7 for pv in pressures)
     assert all(pv.noise > 0 for pv in pressures if pv.kind == sim.CHANGING)
+
+
+def test_alarms_add_pvs_in_alarm_and_leave_the_others_unchanged():
+    plain, demo = sim.generate(300, seed=3), sim.generate(300, seed=3, alarms=True)
+    extra = [pv for pv in demo.pvs if pv.kind in (sim.ALARM, sim.OFFLINE)]
+    assert [pv for pv in demo.pvs if pv not in extra] == plain.pvs
+    assert len(extra) == len(sim.ALARM_PVS) and all(pv.read_only for pv in extra)
+    parsed, plain_records = records(demo), records(plain)
+    assert {name: record for name, record in parsed.items() if name in plain_records} == plain_records
+    assert demo.record_count == len(parsed) == plain.record_count + len(sim.ALARM_PVS) - 1
+    by_severity = {alarm.severity: sim._alarm_pv(alarm, "SIM:").setpoint for alarm in sim.ALARM_PVS}
+    never = by_severity.pop("")
+    assert never not in parsed and never in {pv.setpoint for pv in extra}
+    minor, major, invalid = (parsed[by_severity[s]] for s in ("MINOR", "MAJOR", "INVALID"))
+    # The constant input is past the limit whose severity is the one named.
+    assert minor[0] == "ai" and float(minor[1]["INP"]) > float(minor[1]["HIGH"]) and minor[1]["HSV"] == "MINOR"
+    assert float(major[1]["INP"]) > float(major[1]["HIHI"]) and major[1]["HHSV"] == "MAJOR"
+    assert (invalid[1]["SIMM"], invalid[1]["SIMS"]) == ("YES", "INVALID")
+    for pv in extra:
+        validate_address(pv.setpoint)
+
+
+def test_the_demo_registry_and_ioc_agree_on_the_alarm_pvs(tmp_path):
+    path = tmp_path / "registry.csv"
+    call_command(
+        "run_sim_ioc", "--pvs", "20", "--alarms", "--registry-csv", str(path), "--registry-only", stdout=io.StringIO()
+    )
+    rows = list(csv.reader(path.open()))
+    assert [row[0] for row in rows[1:]] == [pv.setpoint for pv in sim.generate(20, alarms=True).pvs]
+    assert len(rows) == 1 + 20 + len(sim.ALARM_PVS)

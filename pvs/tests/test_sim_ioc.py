@@ -155,3 +155,16 @@ def test_stops_cleanly_and_restarts_with_initial_values(restartable_sim_ioc):
         timeout=60,
     )
     assert fresh.stdout.strip().splitlines()[-1] == str(pv.value), fresh.stderr
+
+
+def test_the_alarm_pvs_are_in_alarm_and_the_offline_one_is_not_served(sim_ioc):
+    severities = {}
+    for pv in sim_ioc.alarm_pvs:
+        channel = epics.PV(pv.setpoint, form="time")
+        if pv.kind == sim.OFFLINE:
+            assert not channel.wait_for_connection(1.0), pv.setpoint
+        else:
+            assert channel.get(timeout=5.0, use_monitor=False) == pytest.approx(pv.value)
+            severities[pv.description] = channel.severity
+        channel.disconnect()
+    assert sorted(severities.values()) == [1, 2, 3]  # MINOR, MAJOR, INVALID

@@ -103,18 +103,31 @@ class SnapshotAdmin(ModelAdmin):
 
 
 class SnapshotScheduleForm(forms.ModelForm):
-    """Checks the PV selection like the API does."""
+    """A schedule's PVs are a saved PV set chosen from a list, never typed JSON. The filters a
+    schedule kept from before PV sets are shown read-only, used while no set is chosen, and
+    dropped once one is."""
 
     class Meta:
         model = SnapshotSchedule
-        fields = ["name", "enabled", "crontab", "mode", "selection", "tags", "keep_last", "owner"]
+        fields = ["name", "enabled", "crontab", "mode", "pv_set", "tags", "keep_last", "owner"]
 
-    def clean_selection(self):
-        selection = self.cleaned_data["selection"] or {}
-        problems = selection_problems(selection)
-        if problems:
-            raise ValidationError(f"Not a valid PV selection: {problems}")
-        return selection
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "pv_set" in self.fields:
+            self.fields["pv_set"].empty_label = "every PV"
+
+    def clean_pv_set(self):
+        pv_set = self.cleaned_data["pv_set"]
+        if pv_set is not None:
+            problems = selection_problems({"pv_set": pv_set.pk})
+            if problems:
+                raise ValidationError(f"This PV set cannot be used: {problems}")
+        return pv_set
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("pv_set") is not None:
+            self.instance.selection = {}
+        return super().save(commit)
 
 
 @admin.register(SnapshotSchedule)
@@ -122,15 +135,18 @@ class SnapshotScheduleAdmin(admin.ModelAdmin):
     """Scheduled snapshots; saving keeps the celery-beat task in step (snapshots.capture.schedules)."""
 
     form = SnapshotScheduleForm
-    list_display = ["name", "enabled", "crontab", "mode", "keep_last", "owner"]
+    list_display = ["name", "enabled", "crontab", "mode", "pv_set", "keep_last", "owner"]
     list_filter = ["enabled", "mode"]
+    list_select_related = ["crontab", "pv_set", "owner"]
     filter_horizontal = ["tags"]
 
     def get_readonly_fields(self, request, obj=None):
+        # Filters kept from before PV sets: shown, never typed (a set replaces them).
+        fields = ["selection"] if obj is not None and obj.selection else []
         # A schedule's snapshots are recorded as its owner's: only the admin role may name another.
         if request.user.has_perm(SET_SCHEDULE_OWNER):
-            return self.readonly_fields
-        return [*self.readonly_fields, "owner"]
+            return fields
+        return [*fields, "owner"]
 
     def save_model(self, request, obj, form, change):
         if not change and not request.user.has_perm(SET_SCHEDULE_OWNER):

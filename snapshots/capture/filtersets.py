@@ -61,3 +61,24 @@ class SnapshotFilterSet(django_filters.FilterSet):
     def filter_search(self, queryset, name, value):
         text = value.strip()
         return queryset.filter(Q(title__icontains=text) | Q(comment__icontains=text)) if text else queryset
+
+
+class SnapshotListFilterSet(SnapshotFilterSet):
+    """The snapshot list page's filters: the API's, and automatic undo points ("Before restore
+    #n", origin pre_restore) hidden unless asked for, by the switch or by choosing that origin."""
+
+    undo_points = django_filters.BooleanFilter(
+        method="filter_undo_points", widget=forms.CheckboxInput, label="Show automatic undo points"
+    )
+
+    def filter_undo_points(self, queryset, name, value):
+        return queryset  # applied in filter_queryset, which also sees the origin chosen
+
+    def hides_undo_points(self) -> bool:
+        data = self.form.cleaned_data
+        return not data.get("undo_points") and data.get("origin") != SnapshotOrigin.PRE_RESTORE
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        self.with_undo_points = queryset
+        return queryset.exclude(origin=SnapshotOrigin.PRE_RESTORE) if self.hides_undo_points() else queryset

@@ -2,6 +2,7 @@
 
 from django import forms
 
+from pvs.models import PVSet
 from pvs.selections import select_pvs, selection_problems
 from snapshots.capture.models import MANAGE_PROTECTED_TAGS, SnapshotMode, SnapshotTag
 from tags.models import Tag, TagGroup
@@ -14,13 +15,25 @@ class TakeSnapshotForm(forms.Form):
     comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     mode = forms.ChoiceField(choices=SnapshotMode.choices, initial=SnapshotMode.HYBRID)
     tags = forms.ModelMultipleChoiceField(
-        queryset=SnapshotTag.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
+        queryset=SnapshotTag.objects.all(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Label the snapshot",
+        help_text="Snapshot tags, to find the snapshot later (not which PVs it saves).",
+    )
+    pv_set = forms.ModelChoiceField(
+        queryset=PVSet.objects.all(),
+        required=False,
+        label="PVs of the saved set",
+        empty_label="no set: the filters below",
+        help_text="A saved PV set (PV sets page); the filters below narrow it further.",
     )
     tag = forms.ModelMultipleChoiceField(
-        queryset=Tag.objects.select_related("group"),
+        queryset=Tag.objects.select_related("group").order_by("group__name", "name"),
         required=False,
-        label="PVs with the tags",
-        help_text="PVs carrying all the chosen tags; nothing chosen and no other filter: every PV.",
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "choice-list"}),
+        label="PVs with all these PV tags",
+        help_text="PVs carrying every checked tag; no set, no tag and no other filter: every PV.",
     )
     tag_group = forms.ModelChoiceField(
         queryset=TagGroup.objects.all(), required=False, label="PVs in the tag group", empty_label="any"
@@ -28,7 +41,7 @@ class TakeSnapshotForm(forms.Form):
     device = forms.CharField(required=False, max_length=100, label="PVs of devices starting with")
     search = forms.CharField(required=False, max_length=100, label="PVs matching the text")
 
-    SELECTION_FIELDS = ("tag", "tag_group", "device", "search")
+    SELECTION_FIELDS = ("pv_set", "tag", "tag_group", "device", "search")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -52,6 +65,8 @@ class TakeSnapshotForm(forms.Form):
         """The chosen PV filters as stored in a snapshot job (PVFilterSet parameters)."""
         data = self.cleaned_data
         selection = {}
+        if data.get("pv_set"):
+            selection["pv_set"] = data["pv_set"].pk
         if data.get("tag"):
             selection["tag"] = [tag.pk for tag in data["tag"]]
         if data.get("tag_group"):
@@ -70,3 +85,29 @@ class TakeSnapshotForm(forms.Form):
             "tags": [tag.name for tag in data["tags"]],
             "selection": self.selection(),
         }
+
+
+class EditSnapshotForm(forms.Form):
+    """A snapshot's title, comment and tags, edited on its page. Protected tags (golden) are
+    offered only to users who may manage them; for the others they stay as they are."""
+
+    title = forms.CharField(max_length=200)
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    tags = forms.ModelMultipleChoiceField(
+        queryset=SnapshotTag.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(self, *args, snapshot, user, **kwargs):
+        current = list(snapshot.tags.all())
+        initial = {"title": snapshot.title, "comment": snapshot.comment, "tags": [tag.pk for tag in current]}
+        # Prefixed: the snapshot page has other forms (filters, restore) with ids of their own.
+        super().__init__(*args, initial=initial, prefix="edit", **kwargs)
+        self.may_manage_protected = user.has_perm(MANAGE_PROTECTED_TAGS)
+        # The protected tags the snapshot keeps whatever this user sends.
+        self.kept_tags = [] if self.may_manage_protected else [tag for tag in current if tag.protected]
+        if not self.may_manage_protected:
+            self.fields["tags"].queryset = SnapshotTag.objects.filter(protected=False)
+
+    def new_tags(self) -> list:
+        """The tags the snapshot will carry: those chosen, and the protected ones kept."""
+        return list(self.cleaned_data["tags"]) + self.kept_tags

@@ -204,10 +204,20 @@ class SnapshotSchedule(models.Model):
     enabled = models.BooleanField(default=True)
     crontab = models.ForeignKey("django_celery_beat.CrontabSchedule", on_delete=models.PROTECT)
     mode = models.CharField(max_length=10, choices=SnapshotMode.choices, default=SnapshotMode.HYBRID)
+    pv_set = models.ForeignKey(
+        "pvs.PVSet",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="schedules",
+        verbose_name="PV set",
+        help_text="The saved PV set it takes; none: every PV (or the filters it kept from before PV sets).",
+    )
     selection = models.JSONField(
         default=dict,
         blank=True,
-        help_text='PV filters, as in the API: e.g. {"tag": [3]} or {"device": "MAG"}; empty for every PV.',
+        help_text='PV filters, as in the API: e.g. {"tag": [3]} or {"device": "MAG"}; empty for every PV. '
+        "Used only without a PV set.",
     )
     tags = models.ManyToManyField(
         SnapshotTag, blank=True, limit_choices_to={"protected": False}, related_name="schedules"

@@ -74,9 +74,16 @@ def _settings(schedule: SnapshotSchedule) -> dict:
         "crontab": str(schedule.crontab),
         "mode": schedule.mode,
         "keep_last": schedule.keep_last,
+        "pv_set": str(schedule.pv_set) if schedule.pv_set_id else None,
         "selection": schedule.selection,
         "owner": str(schedule.owner),
     }
+
+
+def schedule_selection(schedule: SnapshotSchedule) -> dict:
+    """The PV selection a scheduled snapshot takes: its PV set's PVs (as the set is when it runs), or
+    the filters it kept from before PV sets (empty: every PV)."""
+    return {"pv_set": schedule.pv_set_id} if schedule.pv_set_id else schedule.selection
 
 
 def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
@@ -85,7 +92,7 @@ def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
     `key` names the request (the Celery task id): a redelivered task runs the same Job, which
     takes its snapshot at most once (jobs.runner), instead of taking a second snapshot.
     """
-    schedule = SnapshotSchedule.objects.select_related("owner").filter(pk=schedule_id, enabled=True).first()
+    schedule = SnapshotSchedule.objects.select_related("owner", "pv_set").filter(pk=schedule_id, enabled=True).first()
     if schedule is None:
         return None
     stamp = timezone.localtime().strftime("%Y-%m-%d %H:%M")
@@ -94,7 +101,7 @@ def run_schedule(schedule_id: int, key: str | None = None) -> Job | None:
         "comment": f"Scheduled by '{schedule.name}'.",
         "mode": schedule.mode,
         "tags": list(schedule.tags.values_list("name", flat=True)),
-        "selection": schedule.selection,
+        "selection": schedule_selection(schedule),
         "origin": SnapshotOrigin.SCHEDULED,
         "schedule": schedule.pk,
     }

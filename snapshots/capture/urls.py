@@ -7,4 +7,5 @@ from snapshots.capture import views
 
 urlpatterns = [
     path("snapshots/", views.SnapshotListView.as_view(), name="list"),
+    path("snapshots/<int:pk>/edit/", views.EditSnapshotView.as_view(), name="edit"),
 ]

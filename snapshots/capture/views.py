@@ -8,15 +8,16 @@ from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import F
-from django.shortcuts import redirect
+from django.db.models import Count, F, Q
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views import View
 
-from snapshots.capture.actions import request_snapshot
-from snapshots.capture.filtersets import SnapshotFilterSet
-from snapshots.capture.forms import TakeSnapshotForm
-from snapshots.capture.models import GOLDEN_TAG, Snapshot
+from snapshots.capture.actions import edit_snapshot, request_snapshot
+from snapshots.capture.filtersets import SnapshotListFilterSet
+from snapshots.capture.forms import EditSnapshotForm, TakeSnapshotForm
+from snapshots.capture.models import GOLDEN_TAG, Snapshot, SnapshotOrigin
+from snapshots.capture.services import SnapshotError
 from snapshots.capture.values import display_value
 from squirrel_site.audit import AuditVia
 from squirrel_site.json_values import json_safe
@@ -24,7 +25,7 @@ from squirrel_site.pages import with_query
 
 SNAPSHOTS_PER_PAGE = 50
 # The list page's filters (created_after / created_before are the API's timestamps).
-LIST_FILTERS = ("search", "author", "tag", "origin", "date_from", "date_to")
+LIST_FILTERS = ("search", "author", "tag", "origin", "date_from", "date_to", "undo_points")
 
 
 class SnapshotListView(PermissionRequiredMixin, View):
@@ -46,9 +47,18 @@ class SnapshotListView(PermissionRequiredMixin, View):
         return redirect("jobs:detail", job.id)
 
     def render(self, request, take_form, status=200):
-        filterset = SnapshotFilterSet(request.GET, queryset=Snapshot.objects.for_list())
+        filterset = SnapshotListFilterSet(request.GET, queryset=Snapshot.objects.for_list())
         snapshots = filterset.qs if filterset.is_valid() else Snapshot.objects.none()
-        page = Paginator(snapshots, SNAPSHOTS_PER_PAGE).get_page(request.GET.get("page"))
+        paginator, hidden = Paginator(snapshots, SNAPSHOTS_PER_PAGE), 0
+        if filterset.is_valid() and filterset.hides_undo_points():
+            # One query counts the page's snapshots and the undo points the switch hides.
+            undo_point = Q(origin=SnapshotOrigin.PRE_RESTORE)
+            counts = filterset.with_undo_points.order_by().aggregate(
+                shown=Count("id", filter=~undo_point, distinct=True),
+                hidden=Count("id", filter=undo_point, distinct=True),
+            )
+            paginator.count, hidden = counts["shown"], counts["hidden"]
+        page = paginator.get_page(request.GET.get("page"))
         context = {
             "filterset": filterset,
             "filter_fields": [filterset.form[name] for name in LIST_FILTERS],
@@ -56,8 +66,48 @@ class SnapshotListView(PermissionRequiredMixin, View):
             "snapshots": [(snapshot, is_golden(snapshot)) for snapshot in page],
             "take_form": take_form if request.user.has_perm("snapshots.add_snapshot") else None,
             "page_query": with_query(request.GET, page=None),
+            "hidden_undo_points": hidden,
+            "show_undo_points_url": with_query(request.GET, undo_points="on", page=None),
         }
         return TemplateResponse(request, "snapshots/list.html", context, status=status)
+
+
+class EditSnapshotView(PermissionRequiredMixin, View):
+    """A snapshot's title, comment and tags (snapshots.change_snapshot; golden needs the admin
+    role): the snapshot page embeds the form; this page shows it alone, and again with its errors
+    (400). Each change is audited by snapshots.capture.actions.edit_snapshot."""
+
+    permission_required = "snapshots.change_snapshot"
+    permission_denied_message = "Editing snapshots needs the permission to change them (snapshots.change_snapshot)."
+
+    def get(self, request, pk):
+        snapshot = get_object_or_404(Snapshot.objects.for_list(), pk=pk)
+        return self.render(request, snapshot, EditSnapshotForm(snapshot=snapshot, user=request.user))
+
+    def post(self, request, pk):
+        snapshot = get_object_or_404(Snapshot.objects.for_list(), pk=pk)
+        form = EditSnapshotForm(request.POST, snapshot=snapshot, user=request.user)
+        if not form.is_valid():
+            return self.render(request, snapshot, form, status=400)
+        data = form.cleaned_data
+        try:
+            edited = edit_snapshot(
+                snapshot,
+                user=request.user,
+                via=AuditVia.PAGE,
+                title=data["title"],
+                comment=data["comment"],
+                tags=form.new_tags(),
+            )
+        except SnapshotError as exc:  # a protected tag changed meanwhile by someone else's form
+            form.add_error(None, str(exc))
+            return self.render(request, snapshot, form, status=400)
+        messages.success(request, f"Snapshot “{edited.title}” saved.")
+        return redirect("snapshots:detail", snapshot.pk)
+
+    def render(self, request, snapshot, form, status=200):
+        context = {"snapshot": snapshot, "edit_form": form}
+        return TemplateResponse(request, "snapshots/edit.html", context, status=status)
 
 
 def is_golden(snapshot) -> bool:

@@ -1,18 +1,22 @@
 """Forms of the compare and drift pages and API: what to compare, tolerance overrides, row filters,
 sorting, the page; which snapshot drift is measured against.
 
-The comparison's PV selection (tag, tag_group, device, search, pv) is pvs.filtersets.PVFilterSet's,
-so it means the same there as in every other list; the rest is comparison-specific.
+The comparison's PV selection (pv_set, tag, tag_group, device, search, pv) is
+pvs.filtersets.PVFilterSet's, so it means the same there as in every other list; the rest is
+comparison-specific. CompareForm has the PV set as a field too, for the page to offer the saved
+sets as a list (PVFilterSet applies it).
 """
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.http import QueryDict
 
 from pvs.filtersets import PVFilterSet
-from pvs.models import PV
+from pvs.models import PV, PVSet
 from snapshots.capture.models import Severity, Snapshot
 from snapshots.comparison.drift import golden_snapshot
+from snapshots.comparison.nway import MAX_COLUMNS, NWayComparison
 from snapshots.comparison.rows import SORT_CHOICES, Comparison
 from snapshots.comparison.rules import ComparisonStatus
 from squirrel_site.pages import PAGE_SIZE
@@ -69,6 +73,13 @@ class CompareForm(forms.Form):
         help_text="Least alarm severity on either side: 1 MINOR, 2 MAJOR, 3 INVALID.",
     )
     name = forms.CharField(max_length=100, required=False, strip=True, help_text="Text in the PV name.")
+    pv_set = forms.ModelChoiceField(
+        queryset=PVSet.objects.all(),
+        required=False,
+        label="PV set",
+        empty_label="any PV",
+        help_text="Only the PVs of this saved PV set (its id).",
+    )
     sort = forms.ChoiceField(
         choices=SORT_CHOICES,
         required=False,
@@ -102,6 +113,69 @@ class CompareForm(forms.Form):
         return self.cleaned_data.get("page_size") or PAGE_SIZE
 
 
+class SnapshotListField(forms.Field):
+    """Repeatable snapshot ids or "live" (`b=3&b=4&b=live`): the columns of an N-way comparison,
+    1 to MAX_COLUMNS of them, at most one "live"; none given is the live values alone."""
+
+    widget = forms.MultipleHiddenInput  # reads every value of the parameter
+    openapi_schema = {
+        "type": "array",
+        "maxItems": MAX_COLUMNS,
+        "items": {"oneOf": [{"type": "integer"}, {"type": "string", "enum": [LIVE]}]},
+    }
+
+    def to_python(self, value) -> list[Snapshot | None]:
+        if value in (None, "", [], ()):
+            return [None]
+        values = [value] if isinstance(value, str) else list(value)
+        if len(values) > MAX_COLUMNS:
+            raise ValidationError(f"Compare at most {MAX_COLUMNS} columns with the reference.", code="max_columns")
+        one = SnapshotField(allow_live=True, required=False)
+        columns, errors = [], []
+        for item in values:
+            try:
+                columns.append(one.clean(item))
+            except ValidationError as error:
+                errors.extend(error.error_list)
+        if errors:
+            raise ValidationError(errors)
+        if sum(column is None for column in columns) > 1:
+            raise ValidationError("Live values can be one column only.", code="live_twice")
+        return columns
+
+    def validate(self, value) -> None:
+        pass  # to_python checked every value; none given means live
+
+
+class NWayForm(CompareForm):
+    """CompareForm with `b` repeatable: the reference `a` against up to MAX_COLUMNS columns."""
+
+    b = SnapshotListField(
+        required=False,
+        help_text=f'Up to {MAX_COLUMNS} columns: snapshot ids, or "live" once (repeatable; "live" alone by default).',
+    )
+    sort = forms.ChoiceField(
+        choices=[("name", "name"), ("-name", "name, descending")],
+        required=False,
+        help_text="name, or -name for descending.",
+    )
+
+    def comparison(self, pvs=None) -> NWayComparison:
+        data = self.cleaned_data
+        return NWayComparison(
+            reference=data["a"],
+            columns=tuple(data["b"]),
+            abs_tolerance=data["abs_tol"],
+            rel_tolerance=data["rel_tol"],
+            pvs=pvs,
+            name=data["name"],
+            min_severity=data["severity"],
+            statuses=frozenset(data["status"]),
+            differences_only=data["differences_only"],
+            descending=data["sort"] == "-name",
+        )
+
+
 class DriftForm(forms.Form):
     """Which snapshot drift is measured against: the newest golden one unless given."""
 
@@ -123,9 +197,36 @@ def pv_selection(data) -> tuple[PVFilterSet, object]:
     return filterset, filterset.qs if given else None
 
 
+def without_blanks(data) -> QueryDict:
+    """`data` without its empty values: a form's "any" option sends `status=&tag=`, which means no
+    filter, not an invalid status or tag (repeatable parameters refuse an empty value)."""
+    kept = QueryDict(mutable=True)
+    for key in data:
+        values = data.getlist(key) if hasattr(data, "getlist") else [data[key]]
+        values = [value for value in values if str(value).strip() != ""]
+        if values:
+            kept.setlist(key, values)
+    return kept
+
+
 def compare_parameters(data) -> tuple[CompareForm, Comparison | None, dict]:
     """(form, comparison, errors by field) for query parameters `data`; comparison None if invalid."""
+    data = without_blanks(data)
     form = CompareForm(data)
+    filterset, pvs = pv_selection(data)
+    valid = form.is_valid() & filterset.is_valid()
+    return form, form.comparison(pvs) if valid else None, field_errors(filterset.form, form)
+
+
+def is_nway(data) -> bool:
+    """True if query parameters `data` ask for more than one column (`b` given twice or more)."""
+    return len(without_blanks(data).getlist("b")) > 1
+
+
+def nway_parameters(data) -> tuple[NWayForm, NWayComparison | None, dict]:
+    """compare_parameters for an N-way comparison."""
+    data = without_blanks(data)
+    form = NWayForm(data)
     filterset, pvs = pv_selection(data)
     valid = form.is_valid() & filterset.is_valid()
     return form, form.comparison(pvs) if valid else None, field_errors(filterset.form, form)
@@ -136,5 +237,7 @@ def field_errors(*forms_: forms.Form) -> dict[str, list[str]]:
     errors = {}
     for form in forms_:
         for field, problems in form.errors.get_json_data().items():
-            errors.setdefault(field, []).extend(problem["message"] for problem in problems)
+            messages = errors.setdefault(field, [])
+            # A field both forms check (pv_set) is reported once.
+            messages.extend(problem["message"] for problem in problems if problem["message"] not in messages)
     return errors

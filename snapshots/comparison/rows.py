@@ -121,6 +121,7 @@ class Side:
     reason: str = ""
     timestamp: float | None = None  # IOC time, Unix seconds
     address: str = ""
+    readback: Side | None = None  # the readback's value (kind, units and precision the setpoint's)
 
     @property
     def display(self) -> str:
@@ -225,6 +226,12 @@ _SIDE = {
     "units": "units",
     "precision": "precision",
     "reason": "reason",
+    "rb_name": "readback_name",
+    "rb_num": "readback_num",
+    "rb_str": "readback_str",
+    "rb_array": "readback_array",
+    "rb_severity": "readback_severity",
+    "rb_alarm": "readback_status",
 }
 _SIDE_COLUMNS = tuple(_SIDE)
 
@@ -390,7 +397,7 @@ def _saved_side(record: dict, prefix: str) -> Side | None:
         return None
     key = _SIDE_KEYS[prefix]
     kind, text = record[key["kind"]], record[key["str"]]
-    return Side(
+    side = Side(
         kind,
         typed_value(kind, record[key["num"]], text, record[key["array"]]),
         record[key["connected"]],
@@ -401,6 +408,34 @@ def _saved_side(record: dict, prefix: str) -> Side | None:
         record[key["precision"]],
         record[key["reason"]] or "",
         record[key["timestamp"]],
+    )
+    if record[key["rb_name"]]:
+        side.readback = saved_readback(
+            side,
+            record[key["rb_name"]],
+            record[key["rb_num"]],
+            record[key["rb_str"]],
+            record[key["rb_array"]],
+            record[key["rb_severity"]],
+            record[key["rb_alarm"]],
+        )
+    return side
+
+
+def saved_readback(setpoint: Side, name: str, num, text, array, severity, alarm) -> Side:
+    """The saved readback `name` of a saved setpoint side (its kind, units and precision)."""
+    value = typed_value(setpoint.kind, num, text, array)
+    return Side(
+        setpoint.kind,
+        value,
+        value is not None,
+        text if setpoint.kind == ENUM else None,
+        severity,
+        alarm,
+        setpoint.units,
+        setpoint.precision,
+        "" if value is not None else "no readback saved",
+        address=name,
     )
 
 
@@ -427,7 +462,9 @@ def _set_delta(row: ComparisonRow) -> None:
 
 # Snapshot against live values -----------------------------------------------------------------
 
-_SAVED_COLUMNS = ("name", "pv_id", "device", "address", "abs_tol", "rel_tol") + tuple(f"a_{n}" for n in _SIDE_COLUMNS)
+_SAVED_COLUMNS = ("name", "pv_id", "device", "address", "readback_address", "abs_tol", "rel_tol") + tuple(
+    f"a_{n}" for n in _SIDE_COLUMNS
+)
 
 
 def _saved_query(comparison: Comparison) -> tuple[str, list]:
@@ -436,7 +473,7 @@ def _saved_query(comparison: Comparison) -> tuple[str, list]:
     where = "".join(f" AND {condition}" for condition in conditions)
     query = f"""
         SELECT a.pv_name AS name, p.id AS pv_id, p.device AS device, p.setpoint_address AS address,
-               coalesce(%s::float8, p.abs_tolerance, 0) AS abs_tol,
+               p.readback_address AS readback_address, coalesce(%s::float8, p.abs_tolerance, 0) AS abs_tol,
                coalesce(%s::float8, p.rel_tolerance, 0) AS rel_tol, {_side_select("a")}
         FROM {_VALUES_TABLE} a LEFT JOIN {_PV_TABLE} p ON p.id = a.pv_id
         WHERE a.snapshot_id = %s{where}"""
@@ -554,7 +591,7 @@ def _live_rows(entries: list[_LiveEntry]) -> list[ComparisonRow]:
             device=entry.device,
             status=entry.status,
             a=_saved_side(record, "a"),
-            b=_live_side(address, entry.value) if address else None,
+            b=_live_side(address, entry.value, record["readback_address"]) if address else None,
             abs_tolerance=record["abs_tol"],
             rel_tolerance=record["rel_tol"],
         )
@@ -573,17 +610,32 @@ def live_statuses(comparison: Comparison) -> list[tuple[int | None, str]]:
 def _with_metadata(rows: list[ComparisonRow]) -> list[ComparisonRow]:
     """`rows` with their live sides' units, precision and enum labels from Redis."""
     sides = [row.b for row in rows if row.b is not None]
-    metas = live.read_metadata([side.address for side in sides]) if sides else {}
+    readbacks = [side.readback.address for side in sides if side.readback is not None]
+    if not sides:
+        return rows
+    _, metas, readback_values = live.read_values_and_metadata([side.address for side in sides], extra_values=readbacks)
     for side in sides:
+        if side.readback is not None:
+            side.readback = _live_side(side.readback.address, readback_values.get(side.readback.address))
         meta = metas.get(side.address)
-        if meta is not None:
-            side.units, side.precision = meta.units, meta.precision
-            if side.kind == ENUM and side.value is not None:
-                side.label = enum_label(meta.enum_labels, side.value)
+        for shown in (side, side.readback):
+            if shown is not None and meta is not None:
+                shown.units, shown.precision = meta.units, meta.precision
+                if shown.kind == ENUM and shown.value is not None:
+                    shown.label = enum_label(meta.enum_labels, shown.value)
     return rows
 
 
-def _live_side(address: str, value: live.LiveValue | None) -> Side:
+def _live_side(address: str, value: live.LiveValue | None, readback_address: str = "") -> Side:
+    """The live side of `address`; with `readback_address`, a placeholder readback that
+    _with_metadata reads (only the page's rows' readbacks are read)."""
+    side = _live_value_side(address, value)
+    if readback_address:
+        side.readback = Side(kind=NO_VALUE, value=None, connected=False, address=readback_address)
+    return side
+
+
+def _live_value_side(address: str, value: live.LiveValue | None) -> Side:
     if value is None:
         return Side(kind=NO_VALUE, value=None, connected=False, reason="no value in the live cache", address=address)
     if not value.connected:
@@ -655,15 +707,17 @@ def signed_number(number: float, precision: int | None) -> str:
 
 
 def format_delta(row: ComparisonRow, full: bool) -> str:
-    """The delta column: b - a for numbers; for arrays the largest |element delta| and how many
-    elements are outside tolerance (`full`: every element delta)."""
+    """The delta column: b - a for numbers, signed, with the units; for arrays the largest
+    |element delta| and how many elements are outside tolerance. `full` (the CSV export): every
+    element delta, without units, so that a spreadsheet reads numbers."""
     if row.delta is None:
         return ""
     precision = row.a.precision
+    units = f" {row.a.units or row.b.units}" if not full and (row.a.units or row.b.units) else ""
     if not isinstance(row.delta, list):
-        return signed_number(row.delta, precision)
+        return signed_number(row.delta, precision) + units
     if full:
-        return "[" + ", ".join(signed_number(d, precision) for d in row.delta) + "]"
+        return "[" + ", ".join(signed_number(d, precision) for d in row.delta) + "]" + units
     if row.magnitude is None:
         return ""
     outside = sum(
@@ -671,7 +725,7 @@ def format_delta(row: ComparisonRow, full: bool) -> str:
         for x, y in zip(_as_list(row.a.value), _as_list(row.b.value), strict=False)
         if not numbers_within_tolerance(float(x), float(y), row.abs_tolerance, row.rel_tolerance)
     )
-    return f"max |Δ| {number_text(row.magnitude, precision)}, {outside} of {len(row.delta)} outside tolerance"
+    return f"max |Δ| {number_text(row.magnitude, precision)}{units}, {outside} of {len(row.delta)} outside tolerance"
 
 
 def _as_list(value) -> list:
@@ -711,27 +765,30 @@ def write_csv(comparison: Comparison, stream) -> int:
     return len(page.rows)
 
 
+def side_json(s: Side | None) -> dict | None:
+    """A side for the API (JSON-safe), with its readback (null when the PV has none)."""
+    if s is None:
+        return None
+    return {
+        "kind": s.kind,
+        "value": json_safe(s.value),
+        "display": s.display,
+        "label": s.label,
+        "connected": s.connected,
+        "severity": s.severity,
+        "status": s.alarm_status,
+        "units": s.units,
+        "precision": s.precision,
+        "reason": s.reason,
+        "timestamp": s.timestamp,
+        **({"address": s.address} if s.address else {}),
+        "readback": side_json(s.readback),
+    }
+
+
 def comparison_json(row: ComparisonRow) -> dict:
     """A row for the API (JSON-safe: NaN and infinities spelled out)."""
-
-    def side(s: Side | None) -> dict | None:
-        if s is None:
-            return None
-        return {
-            "kind": s.kind,
-            "value": json_safe(s.value),
-            "display": s.display,
-            "label": s.label,
-            "connected": s.connected,
-            "severity": s.severity,
-            "status": s.alarm_status,
-            "units": s.units,
-            "precision": s.precision,
-            "reason": s.reason,
-            "timestamp": s.timestamp,
-            **({"address": s.address} if s.address else {}),
-        }
-
+    side = side_json
     return {
         "pv": row.pv_id,
         "pv_name": row.name,

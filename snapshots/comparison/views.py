@@ -20,8 +20,18 @@ from django.views import View
 
 from snapshots.capture.models import Severity, Snapshot
 from snapshots.comparison.drift import drift_summary, golden_snapshot
-from snapshots.comparison.forms import LIVE, DriftForm, compare_parameters, field_errors
-from snapshots.comparison.rows import CSV_HEADER, compare, csv_cells, saved_json, write_csv
+from snapshots.comparison.forms import (
+    LIVE,
+    DriftForm,
+    compare_parameters,
+    field_errors,
+    is_nway,
+    nway_parameters,
+    without_blanks,
+)
+from snapshots.comparison.nway import MAX_COLUMNS, compare_columns, write_nway_csv
+from snapshots.comparison.rows import CSV_HEADER, NO_VALUE, compare, csv_cells, saved_json, write_csv
+from snapshots.comparison.rules import MATCHING_STATUSES as MATCHING
 from snapshots.comparison.rules import ComparisonStatus
 from squirrel_site.pages import Page, sort_columns, with_query
 from tags.models import Tag, TagGroup
@@ -39,6 +49,7 @@ STATUS_BADGES = {
     ComparisonStatus.ONLY_IN_A: "",
     ComparisonStatus.ONLY_IN_B: "",
 }
+ALARM_CLASSES = {Severity.MINOR: "alarm-minor", Severity.MAJOR: "alarm-major", Severity.INVALID: "alarm-invalid"}
 HIGHLIGHTED = (ComparisonStatus.OUT_OF_TOLERANCE, ComparisonStatus.TYPE_CHANGED)
 LINKED_STATUSES = (ComparisonStatus.OUT_OF_TOLERANCE, ComparisonStatus.DISCONNECTED, ComparisonStatus.TYPE_CHANGED)
 
@@ -50,11 +61,27 @@ def snapshot_choices(*selected: Snapshot | None) -> list[Snapshot]:
     return snapshots + [s for s in selected if s is not None and s.pk not in known]
 
 
+def alarm_class(side) -> str:
+    """The alarm CSS class of a value cell: its severity, or that it has no value (a live value
+    never received from the monitor is "never", any other missing value "disconnected")."""
+    if side is None:
+        return ""
+    if side.value is None:
+        return "alarm-never" if side.kind == NO_VALUE and side.address else "alarm-disconnected"
+    return ALARM_CLASSES.get(side.severity, "")
+
+
 def _form_context(request, form) -> dict:
     cleaned = getattr(form, "cleaned_data", {})
+    chosen = cleaned.get("b")
+    chosen = chosen if isinstance(chosen, list) else [chosen]
+    # One B menu per column asked for (the form's "Add a column" adds more), at least one.
+    b_values = without_blanks(request.GET).getlist("b") or [LIVE]
     return {
         "form": form,
-        "snapshots": snapshot_choices(cleaned.get("a"), cleaned.get("b")),
+        "b_values": b_values,
+        "max_columns": MAX_COLUMNS,
+        "snapshots": snapshot_choices(cleaned.get("a"), *chosen),
         "tags": Tag.objects.select_related("group"),
         "tag_groups": TagGroup.objects.all(),
         "statuses": ComparisonStatus.choices,
@@ -69,6 +96,8 @@ class CompareView(PermissionRequiredMixin, View):
     permission_required = "snapshots.view_snapshot"
 
     def get(self, request):
+        if is_nway(request.GET):
+            return self.nway(request)
         form, comparison, errors = compare_parameters(request.GET)
         context = _form_context(request, form)
         if comparison is None:
@@ -122,6 +151,77 @@ class CompareView(PermissionRequiredMixin, View):
         response["Content-Disposition"] = f'attachment; filename="compare-{comparison.a.pk}-{b}.csv"'
         return response
 
+    def nway(self, request):
+        """The reference against several columns: one value, readback and Δ per column."""
+        form, comparison, errors = nway_parameters(request.GET)
+        context = _form_context(request, form)
+        if comparison is None:
+            context["errors"] = errors
+            return TemplateResponse(request, "snapshots/compare.html", context, status=400)
+        if request.GET.get("format") == "csv":
+            stream = io.StringIO()
+            write_nway_csv(comparison, stream)
+            response = HttpResponse(stream.getvalue(), content_type="text/csv; charset=utf-8")
+            names = "-".join(LIVE if column is None else str(column.pk) for column in comparison.columns)
+            response["Content-Disposition"] = f'attachment; filename="compare-{comparison.reference.pk}-{names}.csv"'
+            return response
+        number, size = form.page_number, form.rows_per_page
+        try:
+            result = compare_columns(comparison, offset=(number - 1) * size, limit=size)
+        except redis.RedisError:
+            context["unavailable"] = LIVE_UNAVAILABLE
+            return TemplateResponse(request, "snapshots/compare.html", context, status=503)
+        query = request.GET
+        context.update(
+            {
+                "nway": comparison,
+                "result": result,
+                "read_at": datetime.fromtimestamp(result.read_at, UTC),
+                "page": Page(result.rows, number, size, number * size < result.total, query, result.total),
+                "headers": [
+                    _column_header(column, counts)
+                    for column, counts in zip(comparison.columns, result.counts, strict=True)
+                ],
+                "nway_rows": [_nway_row(row) for row in result.rows],
+                "colspan": 2 + 2 * len(comparison.columns),
+                "csv_url": with_query(query, format="csv", page=None),
+                "name_url": with_query(query, sort="name" if comparison.descending else "-name", page=None),
+                "live_url": reverse("pvs:live"),
+            }
+        )
+        return TemplateResponse(request, "snapshots/compare.html", context)
+
+
+def _column_header(column, counts: dict) -> dict:
+    differing = sum(n for status, n in counts.items() if status not in MATCHING)
+    return {"snapshot": column, "differing": differing, "counts": counts}
+
+
+def _side_cell(side) -> dict:
+    """A value cell of the N-way table: the value, its readback, the alarm class."""
+    readback = side.readback if side is not None else None
+    return {
+        "text": side.display if side is not None else "",
+        "readback": readback.display if readback is not None else "",
+        "alarm": alarm_class(side),
+    }
+
+
+def _nway_row(row) -> dict:
+    cells = []
+    for cell in row.cells:
+        cells.append(
+            {
+                **_side_cell(cell.b),
+                "status": cell.status or "",
+                "status_label": cell.status_label if cell.status else "",
+                "badge": STATUS_BADGES.get(cell.status, ""),
+                "highlighted": cell.status in HIGHLIGHTED,
+                "delta": cell.delta_display,
+            }
+        )
+    return {"row": row, "reference": _side_cell(row.reference), "cells": cells}
+
 
 def _row(row, live: bool) -> dict:
     """A ComparisonRow and what its table row needs: badge, highlight, live.js marks."""
@@ -133,6 +233,9 @@ def _row(row, live: bool) -> dict:
         "highlighted": row.status in HIGHLIGHTED,
         "live_address": row.b.address if live and row.b is not None else "",
         "saved_json": saved_json(row.a) if marked else "",
+        "a": _side_cell(row.a),
+        "b": _side_cell(row.b),
+        "b_readback_address": row.b.readback.address if live and row.b is not None and row.b.readback else "",
     }
 
 

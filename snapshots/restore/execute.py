@@ -105,6 +105,7 @@ def _run(restore: Restore, *, io, progress: Progress | None, job, registry_check
         )
         options = restore.options
         resumed = restore.undo_snapshot_id is not None
+        item_ids = None  # a new run's: the recorder's future of its items' ids by PV name
         if resumed:
             plan = unfinished_plan(restore, options["connect_timeout"])
         else:
@@ -119,16 +120,26 @@ def _run(restore: Restore, *, io, progress: Progress | None, job, registry_check
                 _end_unwritten(restore)
                 raise RestoreError(f"{changed} Nothing was written.")
             report(0, "Taking the undo snapshot")
-            plan = new_plan(restore, io, options["connect_timeout"], recorder)
+            plan, item_ids = new_plan(restore, io, options["connect_timeout"], recorder)
+        written = []
         for n, stage in enumerate(sorted(plan)):
             recorder.check()  # a failed write of the bookkeeping stops the restore before more puts
             report(10 + 70 * n // max(1, len(plan)), f"Writing stage {stage}")
-            write_stage(restore, stage, plan[stage], io, options["put_timeout"], recorder, resumed)
-        recorder.check(wait=True)
+            written += write_stage(restore, stage, plan[stage], io, options["put_timeout"], recorder, resumed)
         # Only after the last stage: a later stage (an enable, a mode) may move earlier read-backs.
         if options["verify"]:
             report(80, "Verifying read-backs")
-            Verifier(restore, io).run(options["verify_timeout"])
+            if item_ids is None:
+                # Resumed: what earlier runs wrote is verified too, as the database records it.
+                recorder.check(wait=True)
+                verifier = Verifier(restore, io, recorder)
+            else:
+                # A new run wrote every item there is to verify: its rounds start while the
+                # recorder is still recording, and record their results after it.
+                recorder.check()
+                verifier = Verifier(restore, io, recorder, written, item_ids)
+            verifier.run(options["verify_timeout"])
+        recorder.check(wait=True)
         _finish(restore, options["verify"], job)
         restore.refresh_from_db()
         report(100, f"Restore {restore.get_status_display().lower()}")

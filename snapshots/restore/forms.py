@@ -3,7 +3,9 @@ a confirmed restore (as the API's execute takes them)."""
 
 from django import forms
 
-from pvs.models import PV
+from pvs.filtersets import InvalidPVSet
+from pvs.models import PV, PVSet
+from pvs.selections import pv_set_pvs
 
 
 class RestoreScope:
@@ -24,12 +26,35 @@ class RestoreSelectionForm(forms.Form):
         required=False,
         label="Also write PVs already within tolerance",
     )
+    pv_set = forms.ModelChoiceField(
+        queryset=PVSet.objects.all(),
+        required=False,
+        label="Only the PVs of the set",
+        empty_label="any PV",
+    )
+
+    def clean_pv_set(self):
+        pv_set = self.cleaned_data["pv_set"]
+        if pv_set is not None:
+            try:
+                pv_set_pvs(pv_set)
+            except InvalidPVSet as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return pv_set
 
     def clean(self):
         data = super().clean()
         if data.get("scope") == RestoreScope.CHECKED and not data.get("pv"):
             raise forms.ValidationError("Check at least one row to restore the checked rows.")
         return data
+
+    def limit(self, pvs):
+        """`pvs` (a PV queryset, or None for every PV of the snapshot) narrowed to the chosen set's PVs."""
+        pv_set = self.cleaned_data.get("pv_set")
+        if pv_set is None:
+            return pvs
+        of_set = pv_set_pvs(pv_set)
+        return of_set if pvs is None else pvs.filter(pk__in=of_set.values("pk"))
 
 
 class ExecuteRestoreForm(forms.Form):

@@ -1,8 +1,10 @@
 """The plan of a restore: the undo point (a PRE_RESTORE snapshot of the targets' values before any
 put), the per-PV items created from it in one INSERT ... SELECT, and the pending items a resumed
-run takes up. A plan is the targets to write by stage, as _PLAN_COLUMNS rows."""
+run takes up. A plan is the targets to write by stage, as PLAN_COLUMNS rows."""
 
 from __future__ import annotations
+
+from concurrent.futures import Future
 
 from django.db import transaction
 
@@ -46,9 +48,10 @@ def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:
     )
 
 
-def new_plan(restore: Restore, io, connect_timeout: float, recorder: Recorder) -> dict[int, list[tuple]]:
+def new_plan(restore: Restore, io, connect_timeout: float, recorder: Recorder) -> tuple[dict[int, list[tuple]], Future]:
     """Connect the targets and commit the undo snapshot; the items follow on the recorder.
-    Returns the plan: the reachable targets by stage, as _PLAN_COLUMNS rows.
+    Returns the plan (the reachable targets by stage, as PLAN_COLUMNS rows) and the future of
+    the items' ids by PV name, known once the recorder has created them.
 
     Connecting every setpoint and readback first costs a dead IOC one timeout for the whole
     restore: its PVs are recorded as disconnected and neither read for the undo snapshot nor
@@ -57,11 +60,11 @@ def new_plan(restore: Restore, io, connect_timeout: float, recorder: Recorder) -
     targets = list(
         RestorePreviewItem.objects.filter(preview_id=restore.preview_id, action=RestoreAction.WRITE)
         .exclude(pv=None)
-        .values_list("pv_id", "stage", "readback_name", *_PLAN_COLUMNS)
+        .values_list("pv_id", "stage", *PLAN_COLUMNS)
     )
-    addresses = {t[3] for t in targets} | {t[2] for t in targets if t[2]}
+    addresses = {t[2] for t in targets} | {t[_READBACK] for t in targets if t[_READBACK]}
     connected = io.connect(sorted(addresses), connect_timeout) if addresses else set()
-    reachable = [t for t in targets if t[3] in connected]
+    reachable = [t for t in targets if t[2] in connected]
     with transaction.atomic():
         undo = take_undo_snapshot(
             restore=restore,
@@ -74,17 +77,17 @@ def new_plan(restore: Restore, io, connect_timeout: float, recorder: Recorder) -
         held = set(SnapshotValue.objects.filter(snapshot=undo).values_list("pv_id", "pv_name"))
         plan: dict[int, list[tuple]] = {}
         for target in reachable:
-            if (target[0], target[3]) in held:
-                plan.setdefault(target[1], []).append(target[3:])
+            if (target[0], target[2]) in held:
+                plan.setdefault(target[1], []).append(target[2:])
         # The first stage's puts follow at once, before its items exist: it counts as being
         # written from this commit on.
         restore.undo_snapshot, restore.writing_stage = undo, min(plan, default=None)
         Restore.objects.filter(pk=restore.pk).update(undo_snapshot=undo, writing_stage=restore.writing_stage)
-    recorder.submit(_create_items, restore.pk, restore.preview_id, undo.pk, connect_timeout)
-    return plan
+    item_ids = recorder.submit(_create_items, restore.pk, restore.preview_id, undo.pk, connect_timeout)
+    return plan, item_ids
 
 
-_PLAN_COLUMNS = [
+PLAN_COLUMNS = [
     "pv_name",
     "value_type",
     "target_num",
@@ -93,7 +96,9 @@ _PLAN_COLUMNS = [
     "wait_for_completion",
     "abs_tolerance",
     "rel_tolerance",
+    "readback_name",
 ]
+_READBACK = 2 + PLAN_COLUMNS.index("readback_name")  # in new_plan's targets
 
 
 def unfinished_plan(restore: Restore, connect_timeout: float) -> dict[int, list[tuple]]:
@@ -102,16 +107,17 @@ def unfinished_plan(restore: Restore, connect_timeout: float) -> dict[int, list[
     if not restore.items.exists():
         _create_items(restore.pk, restore.preview_id, restore.undo_snapshot_id, connect_timeout)
     plan: dict[int, list[tuple]] = {}
-    pending = restore.items.filter(status=RestoreItemStatus.PENDING).values_list("stage", *_PLAN_COLUMNS)
+    pending = restore.items.filter(status=RestoreItemStatus.PENDING).values_list("stage", *PLAN_COLUMNS)
     for row in pending:
         plan.setdefault(row[0], []).append(row[1:])
     return plan
 
 
-def _create_items(restore_id: int, preview_id: int, undo_id: int, connect_timeout: float) -> None:
+def _create_items(restore_id: int, preview_id: int, undo_id: int, connect_timeout: float) -> dict[str, int]:
     """One INSERT ... SELECT: the preview's targets joined with the undo snapshot's values,
     without 40,000 rows travelling to Python and back. A target the undo snapshot lacks was not
-    connected: it is recorded as disconnected and never written."""
+    connected: it is recorded as disconnected and never written. Returns the new items' ids by
+    PV name (verification records read-backs by id without reading the items back)."""
     with set_join() as cursor:
         cursor.execute(
             _CREATE_ITEMS,
@@ -125,6 +131,7 @@ def _create_items(restore_id: int, preview_id: int, undo_id: int, connect_timeou
                 "message": f"Not connected within {connect_timeout:g} s; not written.",
             },
         )
+        return {name: item_id for item_id, name in cursor.fetchall()}
 
 
 _COPIED = ["pv_id", *ITEM_COLUMNS[1:11]]
@@ -145,4 +152,5 @@ _CREATE_ITEMS = f"""
     WHERE i.preview_id = %(preview)s AND i.action = %(write)s AND i.pv_id IS NOT NULL
     -- A killed runner's INSERT may still commit after its lock is gone: a resume's then adds nothing.
     ON CONFLICT (restore_id, pv_name) DO NOTHING
+    RETURNING id, pv_name
 """

@@ -9,7 +9,7 @@ from django.db import connection, connections
 
 
 class Recorder:
-    """The restore's bookkeeping writes (items, put results), in order, on a second database
+    """The restore's bookkeeping writes (items, put results, verified read-backs), in order, on a second database
     connection while the puts go out: creating 42,500 items costs ~0.6 s and each stage's results
     ~0.1 s, which then overlap the Channel Access work instead of adding to it.
 
@@ -24,17 +24,21 @@ class Recorder:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-recorder")
         self._futures: list[Future] = []
 
-    def submit(self, write: Callable, *args) -> None:
+    def submit(self, write: Callable, *args) -> Future:
+        """Queue `write(*args)` after the writes before it; its future holds what it returned."""
         if self._pool is None:
-            write(*args)
-        else:
-            self._futures.append(self._pool.submit(self._write, write, *args))
+            done: Future = Future()
+            done.set_result(write(*args))
+            return done
+        future = self._pool.submit(self._write, write, *args)
+        self._futures.append(future)
+        return future
 
     @staticmethod
-    def _write(write: Callable, *args) -> None:
+    def _write(write: Callable, *args):
         # The thread's own connection: after a failed write, the next one reconnects.
         connection.close_if_unusable_or_obsolete()
-        write(*args)
+        return write(*args)
 
     def check(self, wait: bool = False) -> None:
         """Raise the first failed write so far; with `wait`, once every write has finished."""

@@ -22,8 +22,9 @@ MAX_OUTSTANDING = 2000
 
 def write_stage(
     restore: Restore, stage: int, rows: list[tuple], io, put_timeout: float, recorder: Recorder, resumed: bool
-) -> None:
-    """Write the stage's targets (_PLAN_COLUMNS rows) in parallel; the recorder records each result."""
+) -> list[tuple]:
+    """Write the stage's targets (PLAN_COLUMNS rows) in parallel; the recorder records each result.
+    Returns the rows whose puts succeeded (not those found applied when resuming)."""
     now = timezone.now()
     outcomes: dict[tuple, list[str]] = {}  # (status, written_at, message) -> PV names
     if resumed and restore.writing_stage is not None and stage <= restore.writing_stage:
@@ -49,16 +50,19 @@ def write_stage(
     requests = [epics_io.PutRequest(row[0], typed_value(row[1], row[2], row[3], row[4]), wait=row[5]) for row in rows]
     results = io.put(requests, timeout=put_timeout, max_outstanding=MAX_OUTSTANDING) if requests else {}
     now = timezone.now()
+    written = []
     for row in rows:
         result = results.get(row[0])
         if result is not None and result.ok:
             message = "" if result.completed or not row[5] else "Put sent; completion not confirmed."
             outcome = (RestoreItemStatus.WRITTEN, now, message)
+            written.append(row)
         else:
             error = result.error if result is not None else "no result from the put"
             outcome = (put_failure(error), None, f"Put: {error}"[:200])
         outcomes.setdefault(outcome, []).append(row[0])
     recorder.submit(_record_stage, restore.pk, stage, outcomes)
+    return written
 
 
 def _record_stage(restore_id: int, stage: int, outcomes: dict[tuple, list[str]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import Future
 
 from django.utils import timezone
 
@@ -17,7 +18,9 @@ from snapshots.restore.models import (
     RestoreItem,
     RestoreItemStatus,
 )
+from snapshots.restore.plan import PLAN_COLUMNS
 from snapshots.restore.preview import typed_columns
+from snapshots.restore.recorder import Recorder
 from snapshots.restore.stages import put_failure
 from squirrel_site.bulk_sql import update_rows
 
@@ -34,26 +37,32 @@ class Verifier:
     read. A read-back that reports disconnected or no read access on a direct read is final at
     once, so one dead IOC cannot hold up the others' rounds. Freshness is checked again every
     second.
+
+    What a round decides is recorded on the restore's recorder, after the items and the put
+    results: the database writes of one chunk of a round overlap the reading and checking of the
+    next. The caller waits for the recorder before it finishes the restore.
     """
 
     FRESHNESS_INTERVAL = 1.0
+    ROUND_CHUNK = 10_000  # read-backs read, checked and recorded at a time in a cache round
 
-    def __init__(self, restore: Restore, io):
-        """Take on the restore's written items (not verified yet)."""
-        self.io = io
-        rows = restore.items.filter(status=RestoreItemStatus.WRITTEN).values_list(
-            "id",
-            "pv_name",
-            "readback_name",
-            "value_type",
-            "target_num",
-            "target_str",
-            "target_array",
-            "abs_tolerance",
-            "rel_tolerance",
-        )
-        self.pending: dict[int, tuple] = {row[0]: row for row in rows}
-        self.last_seen: dict[int, object] = {}
+    def __init__(self, restore: Restore, io, recorder: Recorder, written: list[tuple] | None = None, item_ids=None):
+        """Take on the items to verify: `written`, the plan rows (snapshots.restore.plan) whose
+        puts this run made, with `item_ids`, the recorder's future of the items' ids by PV name;
+        or, without them (a resumed run, once the recorder has finished), every item the
+        database holds as written."""
+        self.io, self.recorder = io, recorder
+        if written is None:
+            ids: dict[str, int] = {}
+            written = []
+            for item_id, *row in restore.items.filter(status=RestoreItemStatus.WRITTEN).values_list("id", *_ROW):
+                ids[row[_NAME]] = item_id
+                written.append(tuple(row))
+            item_ids = Future()
+            item_ids.set_result(ids)
+        self.item_ids = item_ids
+        self.pending: dict[str, tuple] = {row[_NAME]: row for row in written}
+        self.last_seen: dict[str, object] = {}
         self._fresh, self._fresh_checked = False, -math.inf
 
     def cache_is_fresh(self) -> bool:
@@ -67,62 +76,78 @@ class Verifier:
         deadline = time.monotonic() + verify_timeout
         used_cache = False
         while self.pending:
+            names = list(self.pending)
             if self.cache_is_fresh():
                 used_cache = True
-                self.settle(_cached_readings(self._addresses()))
+                for start in range(0, len(names), self.ROUND_CHUNK):
+                    chunk = names[start : start + self.ROUND_CHUNK]
+                    self.settle(chunk, _cached_readings([self._address(name) for name in chunk]))
             else:
-                self.settle(self.io.read(self._addresses(), timeout=max(deadline - time.monotonic(), 0.01)))
+                timeout = max(deadline - time.monotonic(), 0.01)
+                self.settle(names, self.io.read([self._address(name) for name in names], timeout=timeout))
             if not self.pending or time.monotonic() >= deadline:
                 break
             time.sleep(min(VERIFY_INTERVAL, max(0.0, deadline - time.monotonic())))
         if used_cache and self.pending:
-            self.settle(self.io.read(self._addresses(), timeout=FINAL_READ_TIMEOUT))
+            names = list(self.pending)
+            self.settle(names, self.io.read([self._address(name) for name in names], timeout=FINAL_READ_TIMEOUT))
         updates = []
-        for item_id, row in self.pending.items():
-            target = typed_value(row[3], row[4], row[5], row[6])
-            if item_id in self.last_seen:
-                seen = self.last_seen[item_id]
-                message = f"Read-back {describe_difference(target, seen, row[3])} after {verify_timeout:g} s"
-                updates.append(_verified(item_id, RestoreItemStatus.MISMATCH, seen, row, message))
+        for name, row in self.pending.items():
+            target = typed_value(row[1], row[2], row[3], row[4])
+            if name in self.last_seen:
+                seen = self.last_seen[name]
+                message = f"Read-back {describe_difference(target, seen, row[1])} after {verify_timeout:g} s"
+                updates.append(_verified(name, RestoreItemStatus.MISMATCH, seen, row, message))
             else:
                 message = f"No read-back within {verify_timeout:g} s"
-                updates.append(_verified(item_id, RestoreItemStatus.TIMEOUT, None, row, message))
-        update_rows(RestoreItem, _VERIFY_FIELDS, updates)
+                updates.append(_verified(name, RestoreItemStatus.TIMEOUT, None, row, message))
+        self.recorder.submit(_record, self.item_ids, _VERIFY_FIELDS, updates, None)
         self.pending.clear()
 
-    def settle(self, readings: dict) -> None:
-        """Record the items `readings` decide; leave the others pending."""
+    def settle(self, names: list[str], readings: dict) -> None:
+        """Record the items of `names` (pending) that `readings` decide; leave the others pending."""
         verified: dict[int, list[tuple]] = {0: [], 1: [], 2: []}  # by the read-back column used
         failed = []
-        for item_id, row in list(self.pending.items()):
-            result = readings.get(row[2] or row[1])
+        pending, last_seen = self.pending, self.last_seen
+        for name in names:
+            row = pending[name]
+            result = readings.get(row[_READBACK] or name)
             if result is None or result.reading is None:
                 error = result.error if result is not None else "no result"
                 if error in (epics_io.DISCONNECTED, epics_io.NO_READ_ACCESS):
                     status = put_failure(error)  # disconnected, or failed for no read access
-                    failed.append(_verified(item_id, status, None, row, f"Read-back: {error}"))
-                    del self.pending[item_id]
+                    failed.append(_verified(name, status, None, row, f"Read-back: {error}"))
+                    del pending[name]
                 continue
             value = result.reading.value
-            self.last_seen[item_id] = value
-            if within_tolerance(typed_value(row[3], row[4], row[5], row[6]), value, row[3], row[7], row[8]):
-                columns = typed_columns(row[3], value)
+            last_seen[name] = value
+            target = typed_value(row[1], row[2], row[3], row[4])
+            # A float equal to its target is within any tolerance: most read-backs, checked without
+            # the general rule (NaN is never equal, and takes the rule).
+            if (value.__class__ is float and value == target) or within_tolerance(
+                target, value, row[1], row[6], row[7]
+            ):
+                columns = typed_columns(row[1], value)
                 used = next((i for i, column in enumerate(columns) if column is not None), 0)
-                verified[used].append((item_id, columns[used]))
-                del self.pending[item_id]
+                verified[used].append((name, columns[used]))
+                del pending[name]
         now = timezone.now()
         for used, rows in verified.items():
-            # A verified item keeps its message (e.g. that completion was not confirmed).
-            update_rows(
-                RestoreItem,
-                [_READBACK_COLUMNS[used]],
-                rows,
-                constants={"status": RestoreItemStatus.VERIFIED, "verified_at": now},
-            )
-        update_rows(RestoreItem, _VERIFY_FIELDS, failed)
+            if rows:
+                # A verified item keeps its message (e.g. that completion was not confirmed).
+                constants = {"status": RestoreItemStatus.VERIFIED, "verified_at": now}
+                self.recorder.submit(_record, self.item_ids, [_READBACK_COLUMNS[used]], rows, constants)
+        if failed:
+            self.recorder.submit(_record, self.item_ids, _VERIFY_FIELDS, failed, None)
 
-    def _addresses(self) -> list[str]:
-        return [row[2] or row[1] for row in self.pending.values()]
+    def _address(self, name: str) -> str:
+        return self.pending[name][_READBACK] or name
+
+
+def _record(item_ids: Future, columns: list[str], rows: list[tuple], constants: dict | None) -> None:
+    """On the recorder, after the items exist: update_rows() with the rows' PV names as item ids."""
+    ids = item_ids.result()
+    update_rows(RestoreItem, columns, [(ids[name], *values) for name, *values in rows], constants=constants)
 
 
 def _cached_readings(addresses: list[str]) -> dict[str, epics_io.ReadResult]:
@@ -137,10 +162,14 @@ def _cached_readings(addresses: list[str]) -> dict[str, epics_io.ReadResult]:
     return results
 
 
+# The plan's rows (snapshots.restore.plan): name, value_type, target_num, target_str,
+# target_array, wait_for_completion, abs_tolerance, rel_tolerance, readback_name.
+_ROW = PLAN_COLUMNS
+_NAME, _READBACK = 0, PLAN_COLUMNS.index("readback_name")
 _READBACK_COLUMNS = ["readback_num", "readback_str", "readback_array"]
 _VERIFY_FIELDS = ["status", *_READBACK_COLUMNS, "message", "verified_at"]
 
 
-def _verified(item_id: int, status: str, value, row: tuple, message: str) -> tuple:
-    """An update_rows() row of _VERIFY_FIELDS for an item that did not verify."""
-    return (item_id, status, *typed_columns(row[3], value), message[:200], None)
+def _verified(name: str, status: str, value, row: tuple, message: str) -> tuple:
+    """A _record() row of _VERIFY_FIELDS for an item that did not verify."""
+    return (name, status, *typed_columns(row[1], value), message[:200], None)

@@ -6,6 +6,8 @@ need snapshots.add_restore, as in the API. The services (snapshots.restore.previ
 snapshots.restore.actions) decide everything; these views only call them.
 """
 
+import math
+
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.db import transaction
@@ -17,14 +19,18 @@ from django.views import View
 
 from jobs.models import Job, JobType
 from jobs.outbox import enqueue
+from monitor.display import delta_text
 from pvs.models import PV
-from snapshots.capture.models import Snapshot, SnapshotValue
+from snapshots.capture.forms import EditSnapshotForm
+from snapshots.capture.models import Snapshot, SnapshotOrigin, SnapshotValue, ValueType
 from snapshots.capture.values import display_value
 from snapshots.capture.views import VALUE_COLUMNS, is_golden, value_order, value_row
 from snapshots.comparison.filtersets import SnapshotValueFilterSet
+from snapshots.comparison.rules import delta
 from snapshots.restore.actions import request_restore, request_undo
 from snapshots.restore.claim import execution_refusal
 from snapshots.restore.errors import NeedsChannelAccess, RestoreError
+from snapshots.restore.filtersets import RestoreFilterSet
 from snapshots.restore.forms import ExecuteRestoreForm, RestoreScope, RestoreSelectionForm
 from snapshots.restore.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
 from snapshots.restore.preview import preview_restore
@@ -33,6 +39,8 @@ from squirrel_site.pages import offset_page, sort_columns, with_query
 from tags.models import Tag
 
 FILTER_PREFIX = "filter-"
+# An undo restores the automatic snapshot taken before the restore it undoes.
+UNDO_ORIGIN = SnapshotOrigin.PRE_RESTORE
 
 
 class CanRestoreMixin(PermissionRequiredMixin):
@@ -77,6 +85,11 @@ class SnapshotDetailView(PermissionRequiredMixin, View):
             "filter_params": [(k, v) for k in request.GET if k not in ("page", "sort") for v in request.GET.getlist(k)],
             "restore_form": RestoreSelectionForm() if request.user.has_perm("snapshots.add_restore") else None,
             "restores": snapshot.restores.select_related("created_by").order_by("-id")[:5],
+            "edit_form": (
+                EditSnapshotForm(snapshot=snapshot, user=request.user)
+                if request.user.has_perm("snapshots.change_snapshot")
+                else None
+            ),
         }
         return TemplateResponse(request, "snapshots/detail.html", context)
 
@@ -101,6 +114,11 @@ class CreatePreviewView(CanRestoreMixin, View):
                 messages.error(request, "The filters are not valid; fix them and try again.")
                 return back
             pvs = PV.objects.filter(pk__in=filterset.qs.exclude(pv=None).values("pv_id"))
+        pvs = form.limit(pvs)
+        pv_set = form.cleaned_data["pv_set"]
+        if pv_set is not None and not snapshot.values.filter(pv__in=pvs.values("pk")).exists():
+            messages.error(request, f"None of these PVs of the set “{pv_set.name}” is in this snapshot.")
+            return back
         include_unchanged = form.cleaned_data["include_unchanged"]
         try:
             preview = preview_restore(
@@ -204,10 +222,8 @@ class PreviewView(PermissionRequiredMixin, View):
             "all_url": with_query(request.GET, action="all", page=None),
             "action": action,
             "page": page,
-            "rows": [
-                (item, _shown(item, item.target_value, shown_as), _shown(item, item.live_value, shown_as))
-                for item in page.rows
-            ],
+            "rows": [_preview_row(item, shown_as) for item in page.rows],
+            "stages": _stages(preview, action),
         }
         return TemplateResponse(request, "snapshots/restore_preview.html", context, status=status)
 
@@ -236,6 +252,60 @@ def _shown_as(snapshot_id: int, items) -> dict[str, dict]:
 
 def _shown(item, value, shown_as: dict) -> str:
     return display_value(item.value_type, value, **shown_as.get(item.pv_name, {}))
+
+
+def _cells(item, shown_as: dict, **values) -> dict:
+    """Each of `values` as the snapshot showed its PV (enum labels, precision, units), with an
+    enum's index beside it (`<name>_index`, for a tooltip)."""
+    enum = item.value_type == ValueType.ENUM
+    cells = {}
+    for name, value in values.items():
+        cells[name] = _shown(item, value, shown_as)
+        cells[f"{name}_index"] = value if enum and value is not None else None
+    return cells
+
+
+def _delta_cell(item, shown_as: dict, reference, value) -> str:
+    """value − reference, signed and with units (monitor.display.delta_text); "" without one."""
+    shown = shown_as.get(item.pv_name, {})
+    difference = magnitude_signed(delta(reference, value, item.value_type))
+    if difference is None:
+        return ""
+    return delta_text(difference, shown.get("precision"), shown.get("units") or "")
+
+
+def _preview_row(item, shown_as: dict) -> dict:
+    """A preview item's row: the target and the setpoint seen, Δ setpoint − target."""
+    target, live = item.target_value, item.live_value
+    return {
+        "item": item,
+        **_cells(item, shown_as, target=target, live=live),
+        "delta": _delta_cell(item, shown_as, target, live),
+    }
+
+
+def _restore_row(item, shown_as: dict) -> dict:
+    """A restore item's row: target, the value before, the read-back, Δ read-back − target."""
+    target, readback = item.target_value, item.readback_value
+    return {
+        "item": item,
+        **_cells(item, shown_as, target=target, old=item.old_value, readback=readback),
+        "delta": _delta_cell(item, shown_as, target, readback),
+    }
+
+
+def magnitude_signed(difference):
+    """A number's difference as it is; an array's element difference of the largest size (as the
+    snapshot page's live Δ shows it); None for none."""
+    if isinstance(difference, list):
+        return max(difference, key=lambda d: math.inf if math.isnan(d) else abs(d), default=None)
+    return difference
+
+
+def _stages(preview, action: str) -> list[tuple[int, int]]:
+    """(stage, PVs) of the items this tab shows, in the order a restore writes them."""
+    items = preview.items.all() if action == "all" else preview.items.filter(action=action)
+    return list(items.order_by("stage").values_list("stage").annotate(n=Count("id")).values_list("stage", "n"))
 
 
 class ExecutePreviewView(CanRestoreMixin, View):
@@ -299,18 +369,46 @@ class RestoreView(PermissionRequiredMixin, View):
             "all_url": with_query(request.GET, status="all", page=None),
             "status": status,
             "page": page,
-            "rows": [
-                (
-                    item,
-                    _shown(item, item.target_value, shown_as),
-                    _shown(item, item.old_value, shown_as),
-                    _shown(item, item.readback_value, shown_as),
-                )
-                for item in page.rows
-            ],
+            "rows": [_restore_row(item, shown_as) for item in page.rows],
+            "stages": list(
+                restore.items.order_by("stage").values_list("stage").annotate(n=Count("id")).values_list("stage", "n")
+            ),
             "can_undo": request.user.has_perm("snapshots.add_restore") and restore.undo_snapshot_id is not None,
         }
         return TemplateResponse(request, "snapshots/restore.html", context)
+
+
+RESTORES_PER_PAGE = 50
+
+
+class RestoreListView(PermissionRequiredMixin, View):
+    """Every restore, newest first: who, when, which snapshot, the result per status, a link to
+    the per-PV results; filtered, paged by offset."""
+
+    permission_required = "snapshots.view_restore"
+
+    def get(self, request):
+        restores = Restore.objects.select_related("snapshot", "created_by", "preview").order_by("-id")
+        filterset = RestoreFilterSet(request.GET, queryset=restores)
+        valid = filterset.is_valid()
+        page = offset_page(request.GET, filterset.qs if valid else restores.none(), size=RESTORES_PER_PAGE)
+        context = {
+            "filterset": filterset,
+            "page": page,
+            "rows": [
+                (
+                    restore,
+                    restore.snapshot.origin == UNDO_ORIGIN,
+                    [
+                        (label, restore.summary[key])
+                        for key, label in RestoreItemStatus.choices
+                        if (restore.summary or {}).get(key)
+                    ],
+                )
+                for restore in page.rows
+            ],
+        }
+        return TemplateResponse(request, "snapshots/restore_list.html", context, status=200 if valid else 400)
 
 
 class UndoRestoreView(CanRestoreMixin, View):

@@ -34,6 +34,7 @@ class Processes:
 
     def __init__(self, log_dir: Path):
         self.log_dir, self.running = log_dir, []
+        self.started: dict[str, tuple[tuple[str, ...], object, subprocess.Popen]] = {}  # name -> (args, ready, process)
         self.env = dict(
             os.environ,
             DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
@@ -51,17 +52,30 @@ class Processes:
                 [sys.executable, *args], cwd=settings.BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         self.running.append(process)
+        self.started[name] = (args, ready, process)
 
-        def started() -> bool:
+        def is_ready() -> bool:
             if process.poll() is not None:
                 pytest.fail(f"{name} exited:\n{log_path.read_text(errors='replace')}")
             return ready(log_path.read_text(errors="replace"))
 
         try:
-            eventually(started, START_TIMEOUT, what=f"{name} ready")
+            eventually(is_ready, START_TIMEOUT, what=f"{name} ready")
         except AssertionError:
             pytest.fail(f"{name} not ready:\n{log_path.read_text(errors='replace')}")
         return process
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the process last started as `name` (a crash: no clean-up) and reap it."""
+        process = self.started[name][2]
+        process.kill()
+        process.wait()
+
+    def restart(self, name: str) -> subprocess.Popen:
+        """Start `name` again with its arguments and readiness check (the log is appended to, so a
+        check that reads the log sees the previous run too)."""
+        args, ready, _ = self.started[name]
+        return self.start(name, *args, ready=ready)
 
     def run(self, *args: str) -> None:
         subprocess.run([sys.executable, *args], cwd=settings.BASE_DIR, env=self.env, check=True, capture_output=True)
@@ -99,9 +113,17 @@ def monitor_synced(addresses) -> bool:
 
 
 @pytest.fixture
-def site(sim_ioc_registry, redis_db, admin_user, tmp_path):
-    """The whole system: monitor, worker and web server; yields the site's base URL."""
+def site_processes(tmp_path):
+    """The processes of `site` (Processes): a test may kill one (`kill("monitor")`) and `restart` it."""
     processes = Processes(tmp_path)
+    yield processes
+    processes.stop_all()
+
+
+@pytest.fixture
+def site(site_processes, sim_ioc_registry, redis_db, admin_user, tmp_path):
+    """The whole system: monitor, worker and web server; yields the site's base URL."""
+    processes = site_processes
     try:
         processes.run("manage.py", "collectstatic", "--noinput", "--verbosity", "0")
         processes.start("monitor", "manage.py", "monitor_pvs", "--registry-interval", "0.5", ready=lambda log: True)

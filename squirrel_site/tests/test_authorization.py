@@ -56,6 +56,7 @@ API = [
     ("GET", "snapshots-api:restore-items", "restore", READ),
     ("POST", "snapshots-api:restore-undo", "restore", RESTORE),
     ("GET", "snapshots-api:compare", None, READ),
+    ("GET", "snapshots-api:compare-columns", None, READ),
     ("GET", "snapshots-api:drift", None, READ),
     ("GET", "jobs-api:job-list", None, READ),
     ("GET", "jobs-api:job-detail", "job", OPERATORS_JOB),
@@ -81,6 +82,7 @@ API = [
     ("PUT", "tags-api:tag-detail", "tag", CURATE),
     ("PATCH", "tags-api:tag-detail", "tag", CURATE),
     ("DELETE", "tags-api:tag-detail", "tag", CURATE),
+    ("GET", "api-root", None, READ),
     ("GET", "api-schema", None, READ),
     ("GET", "api-docs", None, PAGE),
 ]
@@ -156,6 +158,7 @@ def _params(method: str, name: str, world) -> dict:
         ("PUT", "snapshots-api:snapshot-tags"): {"tags": []},
         ("POST", "snapshots-api:restore-preview-list"): {"snapshot": snapshot},
         ("GET", "snapshots-api:compare"): {"a": snapshot, "b": snapshot},
+        ("GET", "snapshots-api:compare-columns"): {"a": snapshot, "b": [snapshot, snapshot]},
         ("GET", "snapshots-api:drift"): {"snapshot": snapshot},
         ("POST", "pvs-api:pv-list"): {"setpoint_address": "AUTH:NEW:PV"},
         ("PUT", "pvs-api:pv-detail"): {"setpoint_address": "AUTH:MAG1:CURRENT", "description": "Main coil"},

@@ -61,7 +61,7 @@ def test_snapshot_pages_show_live_values_that_follow_the_ioc(site, browser_page,
     page.wait_for_function(
         f"() => document.querySelector('tr[data-pv=\"{pair.setpoint}\"]').classList.contains('out-of-tolerance')"
     )
-    assert page.locator(f'tr[data-pv="{pair.setpoint}"] [data-live-delta]').text_content().startswith("5.000")
+    assert page.locator(f'tr[data-pv="{pair.setpoint}"] [data-live-delta]').text_content().startswith("+5.000")
     screenshot(page, "05_snapshot_detail_live_change")
 
     page.goto(f"{site}/snapshots/{snapshot_id}/?out_of_tolerance=on")

@@ -49,6 +49,18 @@ def test_nav_shows_the_user_and_admin_only_to_staff(client, make_user, admin_use
     assert 'href="/admin/"' in client.get(reverse("snapshots:list")).text
 
 
+def test_the_nav_api_link_opens_the_docs_and_the_api_root_lists_the_endpoints(client, viewer):
+    client.force_login(viewer)
+    assert '<a href="/api/v1/docs/">API</a>' in client.get(reverse("snapshots:list")).text
+    root = client.get("/api/v1/")
+    assert root.status_code == 200, root.content[:300]
+    body = root.json()
+    assert body["docs"] == "http://testserver/api/v1/docs/" and body["schema"] == "http://testserver/api/v1/schema/"
+    assert body["endpoints"]["snapshots-api:snapshot-list"] == "http://testserver/api/v1/snapshots/"
+    assert body["endpoints"]["jobs-api:job-list"] == "http://testserver/api/v1/jobs/"
+    assert not any("{" in url or "<" in url for url in body["endpoints"].values())
+
+
 # Every page that reads, with ids that need not exist: the permission is checked before the lookup.
 READ_PAGES = [
     ("snapshots:list", []),
@@ -57,7 +69,9 @@ READ_PAGES = [
     ("snapshots:drift", []),
     ("snapshots:restore_preview", [1]),
     ("snapshots:restore", [1]),
+    ("snapshots:restore_list", []),
     ("pvs:live", []),
+    ("jobs:list", []),
     ("jobs:detail", [1]),
 ]
 

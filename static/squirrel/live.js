@@ -3,15 +3,28 @@
 // Marks a page uses:
 //   <td data-live-address="ADDR">        text := display; data-severity, data-connected set
 //   <tr data-saved="JSON" data-kind="float" data-abs-tol="0.1" data-rel-tol="0" [data-precision="3"]>
-//     ... <td data-live-address="ADDR"> ... <td data-live-delta>
-//                                        delta := live - saved (first live cell of the row);
+//     ... <td data-live-address="ADDR"> ... <td data-live-delta [data-units="mA"]>
+//                                        delta := live - saved (first live cell of the row), signed, with units;
 //                                        class out-of-tolerance as in snapshots/comparison/rules.py
 // After applying each message it acknowledges it and dispatches "squirrel:live" on document.
 // Pages that replace their content call refresh() (a MutationObserver also notices new elements).
+//
+// Never look live when not live: each live element gets a class for its alarm severity
+// (alarm-minor, alarm-major, alarm-invalid) or its connection (alarm-disconnected: the text says
+// "disconnected", the last value is in its title; alarm-never: "never connected"); until its first
+// value it is empty (squirrel.css shows "…"). The server's health messages say the values are
+// current; once an element has had no such news for stale_after_s seconds it gets class
+// live-stale and data-age ("12 s old"), updated every second by a timer. A banner
+// (#live-banner, class live-banner) says why while the socket is down or the monitor is not ok.
 
 const MAX_SUBSCRIPTION = 2000;
 const NUMBER_KINDS = new Set(["float", "int"]);
 const ARRAY_KINDS = new Set(["float_array", "int_array"]);
+const SEVERITY_CLASSES = { 1: "alarm-minor", 2: "alarm-major", 3: "alarm-invalid" };
+const STATE_CLASSES = ["alarm-minor", "alarm-major", "alarm-invalid", "alarm-disconnected", "alarm-never"];
+const CURRENT = new Set(["ok", "degraded", "syncing"]); // monitor states whose cache is current
+const TICK_MS = 1000;
+const BANNER_GRACE_MS = 2000; // a first connection this slow gets the banner
 
 const roots = new Set();
 const latest = new Map(); // address -> last payload, for elements that appear later
@@ -20,6 +33,18 @@ let rows = new Map(); // address -> [tr]
 let subscribed = "";
 let socket = null;
 let retryDelay = 500;
+
+// Freshness: when did the page last hear that its values are current?
+const arrivedAt = new Map(); // address -> ms when its latest value arrived
+let staleAfterMs = 5000; // until the server says (health's stale_after_s)
+let confirmedAt = null; // ms of the latest monitor heartbeat that health messages called current
+let health = null; // the latest health message
+let healthAt = null; // ms it arrived
+let openedAt = null; // ms the socket opened; null while it is not open
+let everOpened = false;
+let retryAt = null; // ms of the next connection attempt
+const startedAt = Date.now();
+let ticking = null;
 
 export function attach(root = document) {
   if (!roots.has(root)) {
@@ -59,41 +84,153 @@ export function refresh() {
   subscribed = wanted;
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(`{"subscribe":${subscribed}}`);
   else if (!socket && addresses.length) connect();
+  if (addresses.length && ticking === null) ticking = setInterval(tick, TICK_MS);
 }
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
+  retryAt = null;
   socket = new WebSocket(`${scheme}://${location.host}/ws/live/`);
-  socket.onopen = () => socket.send(`{"subscribe":${subscribed}}`);
+  socket.onopen = () => {
+    openedAt = Date.now();
+    everOpened = true;
+    socket.send(`{"subscribe":${subscribed}}`);
+    socket.send('{"health":true}');
+    tick();
+  };
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "error") {
       console.warn(`squirrel live: ${message.message}`);
       return;
     }
+    if (message.type === "health") {
+      applyHealth(message);
+      return;
+    }
     retryDelay = 500;
-    for (const [address, payload] of Object.entries(message.values)) latest.set(address, payload);
+    const now = Date.now();
+    for (const [address, payload] of Object.entries(message.values)) {
+      latest.set(address, payload);
+      arrivedAt.set(address, now);
+    }
     apply(message.values);
     socket.send(JSON.stringify({ ack: message.seq }));
     document.dispatchEvent(new CustomEvent("squirrel:live", { detail: message }));
   };
   socket.onclose = () => {
     socket = null;
+    openedAt = null;
     if (subscribed === "[]") return;
-    setTimeout(() => socket || connect(), retryDelay * (0.75 + Math.random() / 2));
+    const delay = retryDelay * (0.75 + Math.random() / 2);
+    retryAt = Date.now() + delay;
+    setTimeout(() => socket || connect(), delay);
     retryDelay = Math.min(retryDelay * 2, 15000);
+    tick();
   };
 }
 
+function applyHealth(message) {
+  health = message;
+  healthAt = Date.now();
+  if (Number.isFinite(message.stale_after_s)) staleAfterMs = message.stale_after_s * 1000;
+  // The cache was current when the monitor wrote its heartbeat, not when we heard of it.
+  if (CURRENT.has(message.monitor)) {
+    const beatAt = healthAt - (message.heartbeat_age_s ?? 0) * 1000;
+    confirmedAt = Math.max(confirmedAt ?? -Infinity, beatAt);
+  }
+  tick();
+  document.dispatchEvent(new CustomEvent("squirrel:live-health", { detail: message }));
+}
+
 function apply(values) {
+  const now = Date.now();
   for (const [address, v] of Object.entries(values)) {
     for (const el of cells.get(address) || []) {
-      el.textContent = v.display;
-      el.dataset.severity = v.severity ?? "";
-      el.dataset.connected = String(v.connected);
+      showValue(el, v);
+      showAge(el, address, now);
     }
     for (const row of rows.get(address) || []) updateRow(row, v);
   }
+}
+
+// The value, its alarm state as a class, and what the text cannot say in the title.
+function showValue(el, v) {
+  const never = !v.connected && (v.value === null || v.value === undefined);
+  let state = null;
+  if (never) state = "alarm-never";
+  else if (!v.connected) state = "alarm-disconnected";
+  else state = SEVERITY_CLASSES[v.severity] || null;
+  el.textContent = never ? "never connected" : v.connected ? v.display : "disconnected";
+  el.dataset.severity = v.severity ?? "";
+  el.dataset.connected = String(v.connected);
+  el.dataset.liveState = state === null ? "" : state.replace("alarm-", "");
+  for (const name of STATE_CLASSES) el.classList.toggle(name, name === state);
+  el.dataset.liveNote = !v.connected && !never ? `last value ${v.display}` : "";
+}
+
+// Whether the page has heard, within staleAfterMs, that the element's value is current.
+function showAge(el, address, now) {
+  const fresh = Math.max(arrivedAt.get(address) ?? -Infinity, confirmedAt ?? -Infinity);
+  const age = latest.has(address) ? now - fresh : null;
+  const stale = age !== null && age > staleAfterMs;
+  el.classList.toggle("live-stale", stale);
+  if (stale) el.dataset.age = `${ageText(age)} old`;
+  else delete el.dataset.age;
+  const note = [el.dataset.liveNote, stale ? `${ageText(age)} old: no news that this value is current` : ""];
+  const title = note.filter(Boolean).join("; ");
+  if (title) el.title = title;
+  else el.removeAttribute("title");
+}
+
+export function ageText(ms) {
+  const s = Math.floor(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.floor(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h`;
+}
+
+// Every second: ages, and the banner.
+function tick() {
+  const now = Date.now();
+  for (const [address, els] of cells) for (const el of els) showAge(el, address, now);
+  showBanner(bannerText(now));
+}
+
+function bannerText(now) {
+  if (!cells.size) return "";
+  const stale = "Values shown are not current";
+  if (openedAt === null) {
+    if (!everOpened && now - startedAt < BANNER_GRACE_MS) return "";
+    const wait = retryAt === null ? "" : ` in ${Math.max(0, Math.ceil((retryAt - now) / 1000))} s`;
+    const lost = everOpened ? "Connection to the server lost" : "No connection to the server";
+    return `${lost}: reconnecting${wait}. ${stale}.`;
+  }
+  const heard = Math.max(healthAt ?? -Infinity, openedAt);
+  if (now - heard > staleAfterMs) return `No news from the server for ${ageText(now - heard)}. ${stale}.`;
+  if (health === null || CURRENT.has(health.monitor)) return "";
+  if (health.monitor === "unknown") return `The server cannot read the live values (Redis). ${stale}.`;
+  if (health.monitor === "missing") return `No monitor is running (no heartbeat). ${stale}.`;
+  const age = health.heartbeat_age_s === null ? "" : `: its last heartbeat was ${ageText(health.heartbeat_age_s * 1000)} ago`;
+  return `The monitor is stale${age}. ${stale}.`;
+}
+
+function showBanner(text) {
+  let banner = document.getElementById("live-banner");
+  if (!text) {
+    if (banner) banner.hidden = true;
+    return;
+  }
+  if (!banner) {
+    banner = document.createElement("div");
+    banner.id = "live-banner";
+    banner.className = "live-banner";
+    banner.setAttribute("role", "status");
+    const main = document.querySelector("main") || document.body;
+    main.prepend(banner);
+  }
+  if (banner.textContent !== text) banner.textContent = text;
+  banner.hidden = false;
 }
 
 function updateRow(row, v) {
@@ -103,7 +240,7 @@ function updateRow(row, v) {
   const d = delta(saved, live, kind);
   const precision = row.dataset.precision === undefined ? null : Number(row.dataset.precision);
   const cell = row.querySelector("[data-live-delta]");
-  if (cell) cell.textContent = d === null ? "" : numberText(Array.isArray(d) ? largest(d) : d, precision);
+  if (cell) cell.textContent = d === null ? "" : deltaText(Array.isArray(d) ? largest(d) : d, precision, cell.dataset.units);
   const within = withinTolerance(saved, live, kind, Number(row.dataset.absTol || 0), Number(row.dataset.relTol || 0));
   row.classList.toggle("out-of-tolerance", v.connected && !within);
 }
@@ -172,6 +309,14 @@ export function numberText(x, precision = null) {
     return `${trim(x.toExponential(5).split("e")[0])}e${sign}${String(Math.abs(exponent)).padStart(2, "0")}`;
   }
   return trim(x.toFixed(Math.max(0, 5 - exponent)));
+}
+
+// A difference as every page shows it (snapshots/comparison/rows.py, signed_number): "+" before a
+// positive one, then the units.
+export function deltaText(x, precision = null, units = "") {
+  const text = numberText(x, precision);
+  const signed = x > 0 ? `+${text}` : text;
+  return units ? `${signed} ${units}` : signed;
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => attach());

@@ -31,6 +31,11 @@ class Command(BaseCommand):
             metavar="HZ",
             help="update rate of the continuously changing PVs (0 or an EPICS scan rate: 0.1-10 Hz)",
         )
+        parser.add_argument(
+            "--alarms",
+            action="store_true",
+            help="also serve the demo's PVs in alarm (MINOR, MAJOR, INVALID; one never connects): pvs.sim.ALARM_PVS",
+        )
         parser.add_argument("--port", type=int, help="Channel Access server port (default: from the environment)")
         parser.add_argument("--registry-csv", metavar="FILE", help="write the PV registry CSV here before serving")
         parser.add_argument("--registry-only", action="store_true", help="write the registry CSV and exit")
@@ -42,7 +47,9 @@ class Command(BaseCommand):
         if options["port"] is not None and not 0 < options["port"] < 65536:
             raise CommandError(f"--port must be between 1 and 65535, not {options['port']}")
         try:
-            database = sim.generate(options["pvs"], options["prefix"], options["seed"], options["change_rate"])
+            database = sim.generate(
+                options["pvs"], options["prefix"], options["seed"], options["change_rate"], options["alarms"]
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
 

@@ -21,10 +21,15 @@ class Command(BaseCommand):
         parser.add_argument("--pvs", type=int, default=5000, help="number of PVs (match run_sim_ioc --pvs)")
         parser.add_argument("--prefix", default=settings.SIM_IOC_PREFIX, help="PV name prefix")
         parser.add_argument("--seed", type=int, default=0, help="the simulated IOC's seed")
+        parser.add_argument(
+            "--alarms", action="store_true", help="also register the PVs in alarm (match run_sim_ioc --alarms)"
+        )
 
     def handle(self, *args, **options):
         try:
-            database = sim.generate(options["pvs"], options["prefix"], options["seed"], settings.SIM_IOC_CHANGE_RATE_HZ)
+            database = sim.generate(
+                options["pvs"], options["prefix"], options["seed"], settings.SIM_IOC_CHANGE_RATE_HZ, options["alarms"]
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         registry = io.StringIO()

@@ -39,6 +39,7 @@ class PVSelectionSerializer(serializers.Serializer):
         required=False,
         help_text="Setpoint addresses.",
     )
+    pv_set = serializers.IntegerField(required=False, help_text="A saved PV set's id (its PVs).")
 
     def to_internal_value(self, data):
         unknown = set(data) - set(self.fields) if isinstance(data, dict) else set()
@@ -101,7 +102,8 @@ class SnapshotSerializer(ModelSerializer):
 
 
 class TakeSnapshotSerializer(serializers.Serializer):
-    """Parameters of a snapshot job; `selection` holds PV filters (tag, tag_group, device, search, pv)."""
+    """Parameters of a snapshot job; `selection` holds PV filters (tag, tag_group, device, search, pv,
+    pv_set)."""
 
     title = SentLengthCharField(max_length=200)
     comment = serializers.CharField(required=False, allow_blank=True, default="")

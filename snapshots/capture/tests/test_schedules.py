@@ -6,7 +6,10 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from jobs.models import JobStatus
+from pvs.models import PVSet
+from pvs.pv_sets import PVSetError, delete_pv_set, save_pv_set
 from snapshots.capture.schedules import apply_retention, delete_schedule, run_schedule, save_schedule
+from snapshots.capture.schedules import schedule_selection as run_schedule_selection
 from snapshots.models import (
     GOLDEN_TAG,
     Restore,
@@ -100,22 +103,55 @@ def test_retention_keeps_the_newest_and_every_golden_or_restored_snapshot(schedu
     assert not Snapshot.objects.filter(pk__in=[third.pk, oldest.pk]).exists()
 
 
-def test_admin_refuses_an_invalid_selection(client, admin_user, hourly):
+def test_admin_chooses_a_pv_set_from_a_list_and_the_scheduled_snapshot_takes_its_pvs(
+    client, admin_user, hourly, make_pvs, live_values
+):
+    [first, _, third] = make_pvs("SCH:A", "SCH:B", "SCH:C")
+    live_values({"SCH:A": 1.0, "SCH:B": 2.0, "SCH:C": 3.0})
+    pv_set = save_pv_set(PVSet(name="A and C"), member_ids=[first.pk, third.pk], **CHANGED_BY)
     client.force_login(admin_user)
+    form = client.get("/admin/snapshots/snapshotschedule/add/").text
+    assert f'<option value="{pv_set.pk}">A and C</option>' in form and 'name="selection"' not in form
     response = client.post(
         "/admin/snapshots/snapshotschedule/add/",
-        {
-            "name": "Bad",
-            "enabled": "on",
-            "crontab": hourly.pk,
-            "mode": "cache",
-            "selection": '{"colour": "red"}',
-            "keep_last": "5",
-            "owner": admin_user.pk,
-        },
+        {**SCHEDULE_FORM, "crontab": hourly.pk, "mode": "cache", "pv_set": pv_set.pk, "owner": admin_user.pk},
     )
-    assert b"Unknown filters: colour." in response.content
-    assert not SnapshotSchedule.objects.exists() and not PeriodicTask.objects.exists()
+    assert response.status_code == 302
+    schedule = SnapshotSchedule.objects.get()
+    assert schedule.pv_set == pv_set
+    assert AuditEntry.objects.filter(action=AuditAction.SCHEDULE_CHANGED).get().details["pv_set"] == "A and C"
+
+    job = run_schedule(schedule.pk)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    snapshot = Snapshot.objects.get(schedule=schedule)
+    assert sorted(snapshot.values.values_list("pv_name", flat=True)) == ["SCH:A", "SCH:C"]
+
+
+def test_a_pv_set_a_schedule_uses_cannot_be_deleted(schedule):
+    pv_set = save_pv_set(PVSet(name="Used", filters={"device": "X"}), **CHANGED_BY)
+    schedule.pv_set = pv_set
+    save_schedule(schedule, changed=["pv_set"], **CHANGED_BY)
+    with pytest.raises(PVSetError, match="used by “Hourly”"):
+        delete_pv_set(pv_set, **CHANGED_BY)
+    assert PVSet.objects.filter(pk=pv_set.pk).exists()
+
+
+def test_a_schedule_with_filters_from_before_pv_sets_shows_them_read_only_and_a_set_replaces_them(
+    client, admin_user, schedule
+):
+    schedule.selection = {"device": "MAG"}
+    save_schedule(schedule, **CHANGED_BY)
+    assert run_schedule_selection(schedule) == {"device": "MAG"}
+    client.force_login(admin_user)
+    url = f"/admin/snapshots/snapshotschedule/{schedule.pk}/change/"
+    page = client.get(url).text
+    assert "MAG" in page and 'name="selection"' not in page
+    pv_set = save_pv_set(PVSet(name="Magnets", filters={"device": "MAG"}), **CHANGED_BY)
+    fields = {**SCHEDULE_FORM, "name": schedule.name, "crontab": schedule.crontab_id, "owner": admin_user.pk}
+    assert client.post(url, {**fields, "pv_set": pv_set.pk}).status_code == 302
+    schedule.refresh_from_db()
+    assert (schedule.pv_set, schedule.selection) == (pv_set, {})
+    assert run_schedule_selection(schedule) == {"pv_set": pv_set.pk}
 
 
 def test_admin_saves_a_schedule_with_its_task(client, admin_user, hourly):
@@ -127,7 +163,6 @@ def test_admin_saves_a_schedule_with_its_task(client, admin_user, hourly):
             "enabled": "on",
             "crontab": hourly.pk,
             "mode": "hybrid",
-            "selection": '{"device": "MAG"}',
             "keep_last": "7",
             "owner": admin_user.pk,
         },
@@ -153,7 +188,6 @@ def test_schedule_changes_in_the_admin_are_audited(client, admin_user, hourly):
         "enabled": "on",
         "crontab": hourly.pk,
         "mode": "hybrid",
-        "selection": "{}",
         "keep_last": "7",
         "owner": admin_user.pk,
     }
@@ -186,7 +220,7 @@ def test_retention_deletions_are_audited(schedule, admin_user):
     assert Snapshot.objects.filter(pk=kept.pk).exists()
 
 
-SCHEDULE_FORM = {"name": "Nightly", "enabled": "on", "mode": "hybrid", "selection": "{}", "keep_last": "7"}
+SCHEDULE_FORM = {"name": "Nightly", "enabled": "on", "mode": "hybrid", "keep_last": "7"}
 
 
 @pytest.fixture

@@ -7,8 +7,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.models import Job, JobType
-from pvs.models import PV
+from pvs.models import PV, PVSet
+from pvs.pv_sets import save_pv_set
 from snapshots.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag
+from squirrel_site.audit import AuditVia
 from tags.models import Tag, TagGroup
 
 pytestmark = pytest.mark.django_db
@@ -69,6 +71,43 @@ def test_snapshot_list_shows_newest_first_and_marks_the_golden_one(
 def test_snapshot_list_searches(client, viewer, archive, query, expected):
     client.force_login(viewer)
     assert titles(client.get(reverse("snapshots:list"), query)) == expected
+
+
+@pytest.fixture
+def undo_points(archive, admin_user):
+    """Two automatic undo points, newer than the archive's snapshots."""
+    return [
+        Snapshot.objects.create(
+            title=f"Before restore #{n}", created_by=admin_user, mode=SnapshotMode.HYBRID, origin="pre_restore"
+        )
+        for n in (1, 2)
+    ]
+
+
+def test_the_list_hides_automatic_undo_points_unless_asked(client, viewer, undo_points):
+    client.force_login(viewer)
+    url = reverse("snapshots:list")
+    response = client.get(url)
+    assert titles(response) == ["After MD", "Before MD", "Injector tuned"]
+    assert "2 automatic undo points (taken before each restore) hidden" in response.text
+    assert 'href="?undo_points=on">show them</a>' in response.text
+    shown = client.get(url, {"undo_points": "on"})
+    assert titles(shown) == ["Before restore #2", "Before restore #1", "After MD", "Before MD", "Injector tuned"]
+    assert 'id="hidden-undo-points"' not in shown.text
+    # Choosing the undo-point origin shows them without the switch; other filters count what they hide.
+    assert titles(client.get(url, {"origin": "pre_restore"})) == ["Before restore #2", "Before restore #1"]
+    assert "1 automatic undo point (taken before each restore) hidden" in client.get(url, {"search": "#1"}).text
+    assert 'id="hidden-undo-points"' not in client.get(url, {"search": "MD"}).text
+
+
+@pytest.mark.parametrize(
+    "origin, expected",
+    [("manual", ["After MD", "Before MD", "Injector tuned"]), ("imported", ["Imported"]), ("scheduled", [])],
+)
+def test_the_list_filters_by_origin(client, viewer, undo_points, admin_user, origin, expected):
+    Snapshot.objects.create(title="Imported", created_by=admin_user, mode=SnapshotMode.CACHE, origin="imported")
+    client.force_login(viewer)
+    assert titles(client.get(reverse("snapshots:list"), {"origin": origin, "undo_points": "on"})) == expected
 
 
 def test_a_bad_date_or_unknown_tag_is_a_form_error_not_a_crash(client, viewer, archive):
@@ -169,3 +208,36 @@ def test_only_administrators_may_take_a_golden_snapshot(client, operator, admin_
         reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache", "take-tags": [golden.pk]}
     )
     assert response.status_code == 302 and Job.objects.get().data["tags"] == [GOLDEN_TAG]
+
+
+def test_taking_a_snapshot_of_a_saved_pv_set(client, operator):
+    PV.objects.create(setpoint_address="T:A", device="QUAD")
+    PV.objects.create(setpoint_address="T:B")
+    pv_set = save_pv_set(PVSet(name="Quads", filters={"device": "QUAD"}), actor=None, via=AuditVia.PAGE)
+    client.force_login(operator)
+    form = client.get(reverse("snapshots:list")).text
+    # Two distinct questions, two distinct labels: the snapshot's own tags, and which PVs it saves.
+    assert "Label the snapshot" in form and "PVs with all these PV tags" in form
+    assert f'<option value="{pv_set.pk}">Quads</option>' in form
+    response = client.post(
+        reverse("snapshots:list"), {"take-title": "Quads", "take-mode": "cache", "take-pv_set": pv_set.pk}
+    )
+    assert response.status_code == 302
+    assert Job.objects.get().data["selection"] == {"pv_set": pv_set.pk}
+
+
+@pytest.mark.parametrize("value, error", [("999999", "Select a valid choice"), ("x", "Select a valid choice")])
+def test_an_unknown_pv_set_is_a_form_error(client, operator, value, error):
+    PV.objects.create(setpoint_address="T:A")
+    client.force_login(operator)
+    response = client.post(reverse("snapshots:list"), {"take-title": "t", "take-mode": "cache", "take-pv_set": value})
+    assert response.status_code == 400 and error in response.text and not Job.objects.exists()
+
+
+def test_a_pv_set_selecting_nothing_more_is_refused(client, operator):
+    PV.objects.create(setpoint_address="T:A", device="QUAD")
+    pv_set = save_pv_set(PVSet(name="Quads", filters={"device": "QUAD"}), actor=None, via=AuditVia.PAGE)
+    client.force_login(operator)
+    post = {"take-title": "t", "take-mode": "cache", "take-pv_set": pv_set.pk, "take-device": "RF"}
+    response = client.post(reverse("snapshots:list"), post)
+    assert response.status_code == 400 and "No PV matches this selection." in response.text

@@ -20,6 +20,24 @@ class PVValueField(serializers.JSONField):
     """An EPICS value (number, string, array or null; non-finite floats spelled out)."""
 
 
+class ReadbackSerializer(serializers.Serializer):
+    """A side's readback: its value as saved, or as read live (units and precision the setpoint's)."""
+
+    kind = serializers.ChoiceField(choices=ValueType.choices)
+    value = PVValueField()
+    display = serializers.CharField()
+    label = serializers.CharField(allow_null=True, help_text="An enum's label.")
+    connected = serializers.BooleanField()
+    severity = serializers.IntegerField(allow_null=True)
+    status = serializers.IntegerField(allow_null=True, help_text="EPICS alarm status.")
+    units = serializers.CharField(allow_blank=True)
+    precision = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField(allow_blank=True, help_text="Why there is no value.")
+    timestamp = serializers.FloatField(allow_null=True, help_text="IOC time, Unix seconds.")
+    address = serializers.CharField(required=False, help_text="The readback's address.")
+    readback = serializers.JSONField(allow_null=True, help_text="Always null (a readback has no readback).")
+
+
 class CompareSideSerializer(serializers.Serializer):
     """One side of a compared PV: the saved or the live value, with its alarm and display."""
 
@@ -35,6 +53,7 @@ class CompareSideSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True, help_text="Why there is no value.")
     timestamp = serializers.FloatField(allow_null=True, help_text="IOC time, Unix seconds.")
     address = serializers.CharField(required=False, help_text="The live address read (live side only).")
+    readback = ReadbackSerializer(allow_null=True, help_text="The readback, null when the PV has none.")
 
 
 class CompareRowSerializer(serializers.Serializer):
@@ -72,6 +91,44 @@ class ComparePageSerializer(serializers.Serializer):
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
     results = CompareRowSerializer(many=True)
+
+
+class NWayCellSerializer(serializers.Serializer):
+    """One column of an N-way row: its value against the reference's."""
+
+    status = serializers.ChoiceField(
+        choices=ComparisonStatus.choices, allow_null=True, help_text="null: the PV is in neither A nor this column."
+    )
+    value = CompareSideSerializer(allow_null=True)
+    delta = PVValueField(help_text="value - reference: a number, per element for arrays, null when not numeric.")
+    delta_display = serializers.CharField(allow_blank=True, help_text="The delta as the page shows it, with units.")
+
+
+class NWayRowSerializer(serializers.Serializer):
+    """One PV of an N-way comparison."""
+
+    pv = serializers.IntegerField(allow_null=True, help_text="The registry PV, if it is still there.")
+    pv_name = serializers.CharField()
+    device = serializers.CharField(allow_blank=True)
+    abs_tolerance = serializers.FloatField()
+    rel_tolerance = serializers.FloatField()
+    reference = CompareSideSerializer(allow_null=True, help_text="A's value; null when A lacks the PV.")
+    columns = NWayCellSerializer(many=True)
+
+
+class NWayPageSerializer(serializers.Serializer):
+    """A page of an N-way comparison: A against each column, counts per column."""
+
+    a = SnapshotSerializer()
+    columns = serializers.ListField(child=SnapshotOrLiveField(), help_text='The columns: snapshots, or "live".')
+    count = serializers.IntegerField(help_text="Rows that pass the filters.")
+    counts = serializers.ListField(
+        child=serializers.DictField(child=serializers.IntegerField()),
+        help_text="Per column, rows per status before the status filters.",
+    )
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = NWayRowSerializer(many=True)
 
 
 class DriftCountsSerializer(serializers.Serializer):

@@ -1,10 +1,11 @@
-"""Compare and drift in the API (/compare/, /drift/), included by snapshots.api.urls."""
+"""Compare and drift in the API (/compare/, /compare/columns/, /drift/), included by snapshots.api.urls."""
 
 from django.urls import path
 
-from snapshots.comparison.api.views import CompareView, DriftView
+from snapshots.comparison.api.views import CompareColumnsView, CompareView, DriftView
 
 urlpatterns = [
     path("compare/", CompareView.as_view(), name="compare"),
+    path("compare/columns/", CompareColumnsView.as_view(), name="compare-columns"),
     path("drift/", DriftView.as_view(), name="drift"),
 ]

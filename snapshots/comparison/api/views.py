@@ -13,10 +13,20 @@ from rest_framework.views import APIView
 from monitor.api.serializers import LiveValuesUnavailable
 from pvs.filtersets import PVFilterSet
 from snapshots.capture.api.serializers import SnapshotSerializer
-from snapshots.comparison.api.serializers import ComparePageSerializer, DriftSerializer
+from snapshots.comparison.api.serializers import ComparePageSerializer, DriftSerializer, NWayPageSerializer
 from snapshots.comparison.drift import DriftLine, drift_summary
-from snapshots.comparison.forms import LIVE, CompareForm, DriftForm, compare_parameters, field_errors
-from snapshots.comparison.rows import compare, comparison_json
+from snapshots.comparison.forms import (
+    LIVE,
+    CompareForm,
+    DriftForm,
+    NWayForm,
+    compare_parameters,
+    field_errors,
+    nway_parameters,
+)
+from snapshots.comparison.nway import compare_columns
+from snapshots.comparison.rows import compare, comparison_json, side_json
+from squirrel_site.json_values import json_safe
 from squirrel_site.permissions import needs
 from squirrel_site.schema import LIVE_VALUES_UNAVAILABLE, form_parameters
 
@@ -67,6 +77,67 @@ class CompareView(APIView):
                 "next": replace_query_param(url, "page", number + 1) if more else None,
                 "previous": _previous(url, number),
                 "results": [comparison_json(row) for row in page.rows],
+            }
+        )
+
+
+class CompareColumnsView(APIView):
+    """Compare snapshot `a` (the reference) with up to 8 columns side by side, one page of rows.
+
+    `b` is repeatable: snapshot ids, and "live" at most once (the live values alone by default).
+    Each row has A's value and, per column, its value, status and delta against A (values with
+    their readbacks). The filters are /compare/'s and apply to a row as a whole: `status` keeps
+    rows where any column has one of the statuses, `differences_only` rows where any column
+    differs, `severity` rows with that alarm severity on any side. Sorted by name (`sort=-name`
+    descending); `page` and `page_size` (up to 1000).
+    """
+
+    permission_classes = [needs(read="snapshots.view_snapshot")]
+
+    @extend_schema(
+        parameters=[*form_parameters(NWayForm()), *form_parameters(PVFilterSet().form)],
+        responses={200: NWayPageSerializer, 503: LIVE_VALUES_UNAVAILABLE},
+    )
+    def get(self, request):
+        form, comparison, errors = nway_parameters(request.query_params)
+        if comparison is None:
+            raise ValidationError(errors)
+        number, size = form.page_number, form.rows_per_page
+        try:
+            page = compare_columns(comparison, offset=(number - 1) * size, limit=size)
+        except redis.RedisError as exc:
+            raise LiveValuesUnavailable() from exc
+        url = request.build_absolute_uri()
+        return Response(
+            {
+                "a": SnapshotSerializer(comparison.reference).data,
+                "columns": [
+                    LIVE if column is None else SnapshotSerializer(column).data for column in comparison.columns
+                ],
+                "count": page.total,
+                "counts": page.counts,
+                "next": replace_query_param(url, "page", number + 1) if number * size < page.total else None,
+                "previous": _previous(url, number),
+                "results": [
+                    {
+                        "pv": row.pv_id,
+                        "pv_name": row.name,
+                        "device": row.device,
+                        "abs_tolerance": row.abs_tolerance,
+                        "rel_tolerance": row.rel_tolerance,
+                        "reference": side_json(row.reference),
+                        "columns": [
+                            {
+                                "status": cell.status,
+                                "value": side_json(cell.b),
+                                "delta": json_safe(cell.delta),
+                                "delta_display": cell.delta_display,
+                            }
+                            for cell in row.cells
+                        ],
+                    }
+                    for row in page.rows
+                ],
             }
         )
 

@@ -72,3 +72,32 @@ def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(
     page.wait_for_url(f"{site}/compare/?*")
     assert page.locator("#comparison tbody tr[data-status='out_of_tolerance']").count() >= 1
     screenshot(page, "compare_06_drift_click_through")
+
+
+def test_compare_form_submits_as_a_person_fills_it(site, browser_page, sim_ioc_registry):
+    """The page's own form, submitted with Status and Tag left at "any" (the browser sends
+    status=&tag=), then again after changing a filter on the result: both answer with rows."""
+    page = browser_page
+    pair = sim_ioc_registry.of_kind(sim.PAIR)[3]
+    log_in(page, site)
+    snapshot_id = take_snapshot(page, site, "Browser compare form")
+
+    page.click("nav.mainnav >> text=Compare")
+    page.wait_for_url(f"{site}/compare/")
+    page.select_option("#id_a", str(snapshot_id))
+    with page.expect_navigation() as navigation:
+        page.click("#compare-form button[type=submit]")
+    assert navigation.value.status == 200, page.locator("#compare-errors").all_text_contents()
+    assert "status=&" in page.url and "tag=&" in page.url  # what a browser sends for "any"
+    assert page.locator("#comparison tbody tr[data-pv]").count() >= 1
+    screenshot(page, "compare_07_form_submitted")
+
+    # A filter changed on the result, Compare pressed again.
+    page.fill("#id_name", pair.setpoint)
+    with page.expect_navigation() as navigation:
+        page.click("#compare-form button[type=submit]")
+    assert navigation.value.status == 200, page.locator("#compare-errors").all_text_contents()
+    assert page.locator("#comparison tbody tr[data-pv]").all() and all(
+        row.get_attribute("data-pv") == pair.setpoint for row in page.locator("#comparison tbody tr[data-pv]").all()
+    )
+    screenshot(page, "compare_08_form_filter_changed")

@@ -201,6 +201,15 @@ def test_live_rows_without_a_saved_value_are_not_compared_by_live_js(
     assert rows["Q:B"]["live"] == [] and rows["Q:B"]["attrs"]["data-status"] == "only_in_a"
 
 
+def test_the_forms_any_options_mean_no_filter(client, signed_in, pair):
+    a, b = pair
+    blanks = {"abs_tol": "", "rel_tol": "", "status": "", "severity": "", "name": "", "tag": "", "tag_group": ""}
+    response = page(client, a=a.id, b=b.id, device="", **blanks)  # what the browser sends for "any"
+    assert response.status_code == 200 and len(shown(response)) == 7
+    response = client.get(reverse("snapshots:compare"), {"a": a.id, "b": b.id, "status": ["", "only_in_b"], "tag": ""})
+    assert response.status_code == 200 and shown(response) == ["P:G"]
+
+
 def test_bad_parameters_show_the_form_with_messages(client, signed_in, pair):
     a, _ = pair
     response = page(client, a=a.id, abs_tol="-1", b="999")

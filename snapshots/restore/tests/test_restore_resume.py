@@ -82,6 +82,40 @@ def test_items_are_recorded_beside_the_puts_on_a_second_connection(ioc, user, un
     assert ioc.puts == {f"C:{i}": 1 for i in range(6)}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_verification_of_a_new_run_reads_back_before_the_items_are_recorded(ioc, user, undo_snapshots, monkeypatch):
+    # A new run verifies what its puts wrote without reading the items back: its rounds start
+    # while the recorder still creates the items, and their results are recorded after them.
+    for i in range(4):
+        make_pv(f"V:{i}", readback=f"V:RB{i}", stage=i % 2)
+        ioc.add(f"V:{i}", 0.0, readback=f"V:RB{i}")
+    saved = {pv: float(pv.pk) for pv in PV.objects.all()}
+    preview = preview_restore(make_snapshot(user, saved), created_by=user, io=ioc)
+    read_back, read, create = threading.Event(), ioc.read, plan._create_items
+    order = []
+
+    def read_and_tell(addresses, *args, **kwargs):
+        if all("RB" in address for address in addresses):  # the undo snapshot reads setpoints too
+            order.append("read-back")
+            read_back.set()
+        return read(addresses, *args, **kwargs)
+
+    def create_after_the_read_back(*args):
+        read_back.wait(5)
+        order.append("items")
+        return create(*args)
+
+    monkeypatch.setattr(ioc, "read", read_and_tell)
+    monkeypatch.setattr(plan, "_create_items", create_after_the_read_back)
+    restore = execute_restore(preview, user=user, io=ioc, verify_timeout=1.0)
+
+    assert order[:2] == ["read-back", "items"]
+    assert restore.status == RestoreStatus.SUCCEEDED
+    assert set(statuses(restore).values()) == {RestoreItemStatus.VERIFIED}
+    assert sorted(restore.items.values_list("readback_num", flat=True)) == sorted(saved.values())
+    assert ioc.puts == {f"V:{i}": 1 for i in range(4)}
+
+
 def _backend_pid() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")

@@ -11,8 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.models import Job, JobType
-from pvs.models import PV
+from pvs.models import PV, PVSet
+from pvs.pv_sets import pv_ids, save_pv_set
 from snapshots.models import RestoreAction, RestorePreview, SnapshotValue
+from squirrel_site.audit import AuditVia
 from squirrel_site.testing.restore import make_preview, preview_of
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +55,39 @@ def test_preview_of_the_filtered_rows_uses_the_pages_filters(client, operator, s
     assert actions(RestorePreview.objects.get()) == {"R:A": "write", "R:B": "write"}
 
 
+def pv_set_of(*names: str, name: str = "Set") -> PVSet:
+    return save_pv_set(PVSet(name=name), member_ids=pv_ids(names), actor=None, via=AuditVia.PAGE)
+
+
+def test_preview_of_every_pv_of_a_pv_set(client, operator, saved):
+    client.force_login(operator)
+    pv_set = pv_set_of("R:B", "R:C")
+    page = client.get(reverse("snapshots:detail", args=[saved.pk])).text
+    assert f'<option value="{pv_set.pk}">Set</option>' in page
+    preview_of(client, saved, scope="all", pv_set=pv_set.pk)
+    assert actions(RestorePreview.objects.get()) == {"R:B": "write", "R:C": "skip_unchanged"}
+
+
+def test_a_pv_set_narrows_the_checked_and_the_filtered_rows(client, operator, saved):
+    client.force_login(operator)
+    pv_set = pv_set_of("R:B", "R:C")
+    a, b = PV.objects.get(setpoint_address="R:A"), PV.objects.get(setpoint_address="R:B")
+    preview_of(client, saved, scope="checked", pv=[a.pk, b.pk], pv_set=pv_set.pk)
+    assert actions(RestorePreview.objects.get()) == {"R:B": "write"}
+    RestorePreview.objects.all().delete()
+    preview_of(client, saved, scope="filtered", pv_set=pv_set.pk, **{"filter-device": "MAG"})
+    assert actions(RestorePreview.objects.get()) == {"R:B": "write"}
+
+
+def test_a_pv_set_with_no_pv_in_the_snapshot_is_refused(client, operator, saved):
+    PV.objects.create(setpoint_address="R:ELSEWHERE")
+    pv_set = pv_set_of("R:ELSEWHERE")
+    client.force_login(operator)
+    response = preview_of(client, saved, scope="all", pv_set=pv_set.pk)
+    assert response.status_code == 302 and not RestorePreview.objects.exists()
+    assert "None of these PVs of the set “Set” is in this snapshot." in client.get(response["Location"]).text
+
+
 def test_include_unchanged_writes_pvs_already_within_tolerance(client, operator, saved):
     client.force_login(operator)
     preview_of(client, saved, scope="filtered", include_unchanged="on", **{"filter-device": "RF:1"})
@@ -65,6 +100,7 @@ def test_include_unchanged_writes_pvs_already_within_tolerance(client, operator,
         ({"scope": "checked"}, "Check at least one row to restore the checked rows."),
         ({"scope": "everything"}, "Select a valid choice. everything is not one of the available choices."),
         ({"scope": "checked", "pv": ["x"]}, "“x” is not a valid value."),
+        ({"scope": "all", "pv_set": "999999"}, "Select a valid choice."),
         ({"scope": "filtered", "filter-severity": "7"}, "The filters are not valid; fix them and try again."),
     ],
 )
@@ -84,15 +120,16 @@ def test_preview_page_shows_what_would_be_written_and_the_confirm_form(
 ):
     client.force_login(operator)
     preview = make_preview(client, saved)
-    # Fixed: the refusal check alone is four (restore, items, deleted PVs, fingerprint).
-    with django_assert_max_num_queries(13):
+    # Fixed: the refusal check alone is four (restore, items, deleted PVs, fingerprint); the stage
+    # legend one.
+    with django_assert_max_num_queries(14):
         response = client.get(reverse("snapshots:restore_preview", args=[preview.pk]))
     page = response.text
-    assert [item.pv_name for item, _target, _live in response.context["rows"]] == ["R:A", "R:B"]
+    assert [row["item"].pv_name for row in response.context["rows"]] == ["R:A", "R:B"]
     assert "To write (2)" in page and "Unchanged (1)" in page and "Read-only (1)" in page and "All (4)" in page
     assert 'id="confirm-restore"' in page and "Restore 2 PVs" in page
     everything = client.get(reverse("snapshots:restore_preview", args=[preview.pk]), {"action": "all"})
-    assert [item.pv_name for item, _t, _l in everything.context["rows"]] == ["R:A", "R:B", "R:C", "R:D"]
+    assert [row["item"].pv_name for row in everything.context["rows"]] == ["R:A", "R:B", "R:C", "R:D"]
 
 
 def test_preview_values_are_shown_with_the_snapshots_units_and_precision(client, operator, saved):
@@ -100,7 +137,38 @@ def test_preview_values_are_shown_with_the_snapshots_units_and_precision(client,
     client.force_login(operator)
     preview = make_preview(client, saved)
     response = client.get(reverse("snapshots:restore_preview", args=[preview.pk]))
-    assert response.context["rows"][0][1:] == ("1.000 mA", "2.000 mA")
+    row = response.context["rows"][0]
+    assert (row["target"], row["live"], row["delta"]) == ("1.000 mA", "2.000 mA", "+1.000 mA")
+    assert '<td class="delta num nowrap">+1.000 mA</td>' in response.text
+
+
+def test_a_preview_shows_the_live_readbacks_the_stages_and_when_it_expires(client, operator, saved):
+    PV.objects.filter(setpoint_address="R:A").update(readback_address="R:A:RB", restore_stage=2)
+    client.force_login(operator)
+    preview = make_preview(client, saved)
+    page = client.get(reverse("snapshots:restore_preview", args=[preview.pk]), {"action": "all"}).text
+    # The readback is a live cell (static/squirrel/live.js); a PV without one says so.
+    assert '<span data-live-address="R:A:RB" title="R:A:RB, live"></span>' in page
+    assert 'title="This PV has no readback address">—</span>' in page
+    assert "<dd><strong>0</strong> written first: 3 PVs</dd>" in page
+    assert "<dd><strong>2</strong> written last: 1 PV</dd>" in page
+    expires = timezone.localtime(preview.expires_at)
+    assert f"<dt>Valid until</dt><dd>{expires:%Y-%m-%d %H:%M:%S} {expires:%Z}</dd>" in page
+
+
+def test_a_negative_delta_is_signed_and_enum_targets_show_their_label_with_the_index_beside(
+    client, operator, saved, live_values
+):
+    SnapshotValue.objects.filter(pv_name="R:A").update(units="V", precision=1, setpoint_num=3.0)
+    SnapshotValue.objects.filter(pv_name="R:B").update(value_type="enum", setpoint_num=1, enum_labels=["Off", "On"])
+    live_values({"R:B": 0})
+    client.force_login(operator)
+    preview = make_preview(client, saved)
+    response = client.get(reverse("snapshots:restore_preview", args=[preview.pk]))
+    rows = {row["item"].pv_name: row for row in response.context["rows"]}
+    assert rows["R:A"]["delta"] == "-1.0 V"
+    assert (rows["R:B"]["target"], rows["R:B"]["target_index"], rows["R:B"]["delta"]) == ("On", 1, "")
+    assert '<td class="value" title="index 1"><span class="clip">On</span></td>' in response.text
 
 
 def test_a_viewer_sees_a_preview_but_no_confirm_button(client, operator, viewer, saved):
@@ -173,15 +241,18 @@ def test_a_preview_whose_pvs_were_edited_since_is_refused(client, operator, save
 
 
 def test_restore_page_shows_the_per_pv_results_and_undo(client, operator, restored, django_assert_max_num_queries):
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):  # with the stage legend's
         response = client.get(reverse("snapshots:restore", args=[restored.pk]))
     page = response.text
-    results = {item.pv_name: item.status for item, *_values in response.context["rows"]}
+    results = {row["item"].pv_name: row["item"].status for row in response.context["rows"]}
     assert results == {"R:A": "verified", "R:B": "no_write_access"}
     assert "Problems (1)" in page and "Verified: <strong>1</strong>" in page
     assert 'id="undo"' in page and "data-job-id" not in page
     problems = client.get(reverse("snapshots:restore", args=[restored.pk]), {"status": "problems"})
-    assert [item.pv_name for item, *_values in problems.context["rows"]] == ["R:B"]
+    assert [row["item"].pv_name for row in problems.context["rows"]] == ["R:B"]
+    verified = next(row for row in response.context["rows"] if row["item"].pv_name == "R:A")
+    assert (verified["target"], verified["readback"], verified["delta"]) == ("1", "1", "0")
+    assert "<dt>Stages</dt>" in page
 
 
 def test_undo_makes_a_preview_of_the_values_from_before(client, operator, restored, live_values):

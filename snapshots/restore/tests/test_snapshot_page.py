@@ -1,5 +1,7 @@
 """One snapshot's page: its values with live cells, filters (against live values too), sorting, pages."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -107,11 +109,29 @@ def test_snapshot_page_shows_every_value_with_its_live_cells(client, viewer, mac
     assert 'data-saved="[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]" data-kind="float_array"' in page
     assert 'data-saved="&quot;abc&quot;" data-kind="string"' in page
     assert "1.00 A" in page and "1.02 A" in page  # precision and units
-    assert '<td class="value" title="Direct read">On</td>' in page.replace(", 0.00 s old", "")  # enums by label
+    # Enums by label, the index in the tooltip.
+    assert '<td class="value" title="On (index 1) · Direct read"><span class="clip">On</span></td>' in page.replace(
+        ", 0.00 s old", ""
+    )
     assert "[1, 2, 3, 4, 5, … (7 values)]" in page  # as monitor.display shows live values
     assert "not in registry" in page and "timeout" in page
     assert page.count("data-live-delta") == 8
+    assert 'data-live-delta data-units="A"' in page  # live.js writes the delta with the units
     assert "rows 1–8 of 8" in page
+
+
+def test_snapshot_rows_are_one_line_with_alarm_colours_and_tags_in_a_column(client, viewer, machine):
+    client.force_login(viewer)
+    page = detail(client, machine).text
+    rows = {name: row for name, row in re.findall(r'<tr data-pv="([^"]+)"(.*?)</tr>', page, re.S)}
+    # Severity as the alarm colour, on the row and in its cell; NO_ALARM is not spelled out.
+    assert rows["T:Q2_SP"].startswith(' class="alarm-major"') and '<span class="alarm-major"' in rows["T:Q2_SP"]
+    assert rows["T:NAME"].startswith(' class="alarm-minor"') and ">MINOR</span>" in rows["T:NAME"]
+    assert rows["T:GONE"].startswith(' class="alarm-disconnected"') and ">disconnected</span>" in rows["T:GONE"]
+    assert not rows["T:Q1_SP"].startswith(" class=") and "NO_ALARM" not in page
+    # Tags in their own cell, on the row's one line, the groups in the tooltip.
+    assert '<td class="tags"><span class="clip" title="Area: LI20">LI20</span></td>' in rows["T:Q1_SP"]
+    assert "<div>" not in "".join(rows.values())
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,477 @@
+"""N-way comparison: a reference snapshot and up to eight columns (other snapshots, and at most one
+column of live values) side by side, each column compared with the reference.
+
+One PostgreSQL query pairs every snapshot at once: the values of all of them (`snapshot_id =
+ANY(...)`, the (snapshot, id) index or one scan) grouped by PV name, one aggregate per snapshot
+and column (`FILTER (WHERE snapshot_id = ...)`), joined to the registry by primary key. The status
+of each snapshot column is the SQL of snapshots.comparison.rules_sql, so filtering, counting and
+paging 50,000 rows stay in the database, and only the page's rows travel, fetched by id after.
+A live column is compared in Python (snapshots.comparison.rules, values from monitor.live): then
+every row's reference value and live value are read, as the two-way comparison with live values
+does when it counts.
+
+Each cell of a row is a snapshots.comparison.rows.ComparisonRow of the reference (its side `a`)
+against the column (side `b`), so a cell's status, delta (column − reference, signed, with
+units), differing array elements and display are the two-way comparison's. Sides carry their
+readbacks (Side.readback). Rows are sorted by PV name.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.db.models import QuerySet
+
+from monitor import live
+from monitor.display import number_text
+from pvs.models import PV
+from snapshots.capture.models import Snapshot, SnapshotValue, typed_value
+from snapshots.capture.values import enum_label
+from snapshots.comparison import rules_sql as sql
+from snapshots.comparison.rows import (
+    ENUM,
+    NO_VALUE,
+    ComparisonRow,
+    Side,
+    _escape_like,
+    _live_side,
+    _set_delta,
+    analytic_cursor,
+    saved_readback,
+)
+from snapshots.comparison.rules import MATCHING_STATUSES, ComparisonStatus, comparison_status
+from squirrel_site import safe_csv
+
+MAX_COLUMNS = 8
+_VALUES_TABLE = SnapshotValue._meta.db_table
+_PV_TABLE = PV._meta.db_table
+# What a column's status depends on, per side: name in the query -> SnapshotValue column, aggregate.
+_STATUS_SIDE = {
+    "kind": ("value_type", "max"),
+    "num": ("setpoint_num", "max"),
+    "str": ("setpoint_str", "max"),
+    "array": ("setpoint_array", "max"),
+    "connected": ("connected", "bool_or"),
+    "severity": ("severity", "max"),
+}
+_MATCHING = frozenset(status.value for status in MATCHING_STATUSES)
+
+
+@dataclass(frozen=True)
+class NWayComparison:
+    """The reference snapshot against `columns` (snapshots; None is the live values).
+
+    Filters as snapshots.comparison.rows.Comparison's, applied to a row as a whole: `statuses`
+    shows rows where any column has one of them, `differences_only` rows where any column differs
+    (neither equal nor within tolerance), `min_severity` rows with that alarm severity or worse on
+    any side. `descending` sorts by name from Z to A.
+    """
+
+    reference: Snapshot
+    columns: tuple[Snapshot | None, ...]
+    abs_tolerance: float | None = None
+    rel_tolerance: float | None = None
+    pvs: QuerySet | None = None
+    name: str = ""
+    min_severity: int | None = None
+    statuses: frozenset[str] = frozenset()
+    differences_only: bool = False
+    descending: bool = False
+
+    def __post_init__(self):
+        if not 1 <= len(self.columns) <= MAX_COLUMNS:
+            raise ValueError(f"compare 1 to {MAX_COLUMNS} columns with the reference, not {len(self.columns)}")
+        if sum(column is None for column in self.columns) > 1:
+            raise ValueError("at most one column of live values")
+
+    @property
+    def live_index(self) -> int | None:
+        """The position of the live column, if any."""
+        return next((i for i, column in enumerate(self.columns) if column is None), None)
+
+    def shows(self, statuses) -> bool:
+        """True if a row whose columns have `statuses` passes the status filters."""
+        statuses = [status for status in statuses if status is not None]
+        if self.differences_only and all(status in _MATCHING for status in statuses):
+            return False
+        return not self.statuses or any(status in self.statuses for status in statuses)
+
+
+@dataclass(slots=True)
+class NWayRow:
+    """One PV: the reference side and one ComparisonRow (reference against column) per column."""
+
+    name: str
+    pv_id: int | None
+    device: str
+    abs_tolerance: float
+    rel_tolerance: float
+    reference: Side | None
+    cells: list[ComparisonRow]
+
+    @property
+    def statuses(self) -> list[str | None]:
+        """Each column's status; None where the PV is in neither the reference nor the column."""
+        return [cell.status for cell in self.cells]
+
+    @property
+    def differs(self) -> bool:
+        return any(status is not None and status not in _MATCHING for status in self.statuses)
+
+    @property
+    def severity(self) -> int | None:
+        known = [cell.severity for cell in self.cells if cell.severity is not None]
+        return max(known) if known else None
+
+
+@dataclass
+class NWayPage:
+    """One page of rows; `total` rows pass the filters; `counts[i]` the rows of each status in
+    column i over the rows that pass every filter but the status ones."""
+
+    rows: list[NWayRow]
+    total: int
+    counts: list[dict[str, int]]
+    read_at: float = field(default_factory=time.time)
+
+
+def compare_columns(comparison: NWayComparison, *, offset: int = 0, limit: int | None = 100) -> NWayPage:
+    """The rows of `comparison` from `offset`, at most `limit` (None: all), by name.
+
+    Raises redis.RedisError when there is a live column and Redis cannot be reached.
+    """
+    sides = [comparison.reference.pk] + [column.pk for column in comparison.columns if column is not None]
+    base, params = _keyed_query(comparison, sides)
+    snapshot_count = len(sides) - 1
+    order = f'ORDER BY name COLLATE "C" {"DESC" if comparison.descending else "ASC"}'
+    if comparison.live_index is None:
+        keyed, total, counts = _page_in_sql(comparison, base, params, order, offset, limit)
+    else:
+        keyed, total, counts = _page_with_live(comparison, base, params, order, offset, limit)
+    return NWayPage(_rows(comparison, keyed, snapshot_count), total, counts)
+
+
+def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, list]:
+    """CTEs ending in `keyed`: one narrow row per PV name in any of the snapshots that passes the
+    registry, name and severity filters, with each snapshot's value id and each snapshot column's
+    status against the reference (`statuses`, in snapshot column order)."""
+    aggregates = []
+    for i, pk in enumerate(sides):
+        only = f"FILTER (WHERE v.snapshot_id = {int(pk)})"
+        aggregates.append(f"max(v.id) {only} AS s{i}_id")
+        aggregates += [f"{agg}(v.{column}) {only} AS s{i}_{name}" for name, (column, agg) in _STATUS_SIDE.items()]
+    conditions, params = [], []
+    if comparison.pvs is not None:
+        subquery, subparams = comparison.pvs.order_by().values("pk").query.sql_with_params()
+        conditions.append(f"pv_id IN ({subquery})")
+        params += subparams
+    if comparison.name:
+        conditions.append("name ILIKE %s")
+        params.append(f"%{_escape_like(comparison.name)}%")
+    severe, severe_params = "true", []
+    if comparison.min_severity is not None:
+        # A column for the status filters: with a live column, a row may be severe by its live value.
+        severe = f"coalesce(greatest({', '.join(f's{i}_severity' for i in range(len(sides)))}) >= %s, false)"
+        severe_params = [comparison.min_severity]
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    aligned, statuses = [], []
+    for i in range(1, len(sides)):
+        aligned += [f"s0_id IS NOT NULL AS k{i}_in_a", f"s{i}_id IS NOT NULL AS k{i}_in_b"]
+        aligned += [f"abs_tol AS k{i}_abs_tol", f"rel_tol AS k{i}_rel_tol"]
+        aligned += [f"s0_{name} AS k{i}_a_{name}, s{i}_{name} AS k{i}_b_{name}" for name in _STATUS_SIDE]
+        statuses.append(f"CASE WHEN s0_id IS NOT NULL OR s{i}_id IS NOT NULL THEN {sql.status(f'k{i}_')} END")
+    ids = ", ".join(f"s{i}_id" for i in range(len(sides)))
+    reference = ", ".join(f"s0_{name}" for name in _STATUS_SIDE)
+    query = f"""
+        WITH grouped AS (
+            SELECT v.pv_name AS name, max(v.pv_id) AS any_pv, {", ".join(aggregates)}
+            FROM {_VALUES_TABLE} v WHERE v.snapshot_id = ANY(%s) GROUP BY v.pv_name
+        ), pair AS (
+            SELECT grouped.*, p.id AS pv_id, p.device AS device, p.setpoint_address AS address,
+                   p.readback_address AS readback_address,
+                   coalesce(%s::float8, p.abs_tolerance, 0) AS abs_tol,
+                   coalesce(%s::float8, p.rel_tolerance, 0) AS rel_tol
+            FROM grouped LEFT JOIN {_PV_TABLE} p ON p.id = grouped.any_pv
+        ), filtered AS (
+            SELECT * FROM pair {where}
+        ), aligned AS (
+            SELECT filtered.*{"".join(f", {column}" for column in aligned)} FROM filtered
+        ), keyed AS MATERIALIZED (
+            SELECT name, pv_id, device, address, readback_address, abs_tol, rel_tol, {ids}, {reference},
+                   {severe} AS severe, ARRAY[{", ".join(statuses) or ""}]::text[] AS statuses
+            FROM aligned
+        )"""
+    head = [sorted(set(sides)), comparison.abs_tolerance, comparison.rel_tolerance]
+    return query, head + params + severe_params
+
+
+_KEYED = ["name", "pv_id", "device", "address", "readback_address", "abs_tol", "rel_tol"]
+
+
+def _keyed_columns(snapshot_count: int) -> list[str]:
+    return (
+        _KEYED
+        + [f"s{i}_id" for i in range(snapshot_count + 1)]
+        + [f"s0_{name}" for name in _STATUS_SIDE]
+        + ["severe", "statuses"]
+    )
+
+
+def _status_condition(comparison: NWayComparison) -> tuple[str, list]:
+    conditions, params = [], []
+    if comparison.min_severity is not None:
+        conditions.append("severe")
+    if comparison.differences_only:
+        conditions.append("NOT (array_remove(statuses, NULL) <@ %s::text[])")
+        params.append(sorted(_MATCHING))
+    if comparison.statuses:
+        conditions.append("statuses && %s::text[]")
+        params.append(sorted(comparison.statuses))
+    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params
+
+
+def _page_in_sql(comparison, base, params, order, offset, limit) -> tuple[list[dict], int, list[dict]]:
+    """Filter, count and page in the database: one query, the page's narrow rows and the counts."""
+    condition, condition_params = _status_condition(comparison)
+    window = " LIMIT %s OFFSET %s" if limit is not None else " OFFSET %s"
+    window_params = [limit, offset] if limit is not None else [offset]
+    columns = _keyed_columns(len(comparison.columns))
+    query = (
+        f"{base}, page AS (SELECT * FROM keyed {condition} {order}{window}),"
+        f" stats AS (SELECT (SELECT count(*) FROM keyed {condition}) AS shown,"
+        f" (SELECT json_object_agg(k, n)::text FROM (SELECT u.i || ':' || u.s AS k, count(*) AS n"
+        f" FROM keyed CROSS JOIN LATERAL unnest(keyed.statuses) WITH ORDINALITY AS u(s, i)"
+        f" WHERE u.s IS NOT NULL GROUP BY u.i, u.s) c) AS counts)"
+        f" SELECT {', '.join(f'page.{column}' for column in columns)}, stats.shown, stats.counts"
+        f" FROM page RIGHT JOIN stats ON true {order.replace('name', 'page.name')}"
+    )
+    with analytic_cursor() as cursor:
+        cursor.execute(query, params + condition_params + window_params + condition_params)
+        records = cursor.fetchall()
+    shown, counted = records[0][-2], json.loads(records[0][-1] or "{}")
+    counts = [{status.value: 0 for status in ComparisonStatus} for _ in comparison.columns]
+    for key, n in counted.items():
+        index, status = key.split(":", 1)
+        counts[int(index) - 1][status] = n
+    keyed = [dict(zip(columns, record[:-2], strict=True)) for record in records if record[0] is not None]
+    return keyed, shown, counts
+
+
+@dataclass(slots=True)
+class _Sample:
+    kind: str
+    value: object
+    connected: bool
+
+
+def _page_with_live(comparison, base, params, order, offset, limit) -> tuple[list[dict], int, list[dict]]:
+    """Every filtered row from the database, its live column's status from Redis, then the status
+    filters, the counts and the page in Python."""
+    columns = _keyed_columns(len(comparison.columns) - 1)
+    with analytic_cursor() as cursor:
+        cursor.execute(f"{base} SELECT * FROM keyed {order}", params)
+        records = [dict(zip(columns, record, strict=True)) for record in cursor.fetchall()]
+    values = live.read_values([record["address"] for record in records if record["address"]])
+    index = comparison.live_index
+    counts = [Counter() for _ in comparison.columns]
+    shown = []
+    for record in records:
+        saved = None
+        if record["s0_id"] is not None:
+            kind = record["s0_kind"]
+            value = typed_value(kind, record["s0_num"], record["s0_str"], record["s0_array"])
+            saved = _Sample(kind, value, record["s0_connected"])
+        address = record["address"]
+        sample = (values.get(address) or _Sample(NO_VALUE, None, False)) if address else None
+        statuses = list(record["statuses"])
+        tolerances = (record["abs_tol"], record["rel_tol"])
+        in_neither = saved is None and sample is None
+        statuses.insert(index, None if in_neither else comparison_status(saved, sample, *tolerances))
+        record["statuses"] = statuses
+        if comparison.min_severity is not None and not _live_severe(record, values, comparison.min_severity):
+            continue
+        for column, status in enumerate(statuses):
+            if status is not None:
+                counts[column][status] += 1
+        if comparison.shows(statuses):
+            shown.append(record)
+    end = None if limit is None else offset + limit
+    full = [{status.value: 0 for status in ComparisonStatus} | dict(counter) for counter in counts]
+    return shown[offset:end], len(shown), full
+
+
+def _live_severe(record: dict, values: dict, least: int) -> bool:
+    """True if a side of the row has alarm severity `least` or worse: a saved one (`severe`, from
+    SQL) or the live value."""
+    value = values.get(record["address"]) if record["address"] else None
+    return record["severe"] or (value is not None and value.connected and value.severity >= least)
+
+
+# The page's rows, in full --------------------------------------------------------------------
+
+_DETAIL = (
+    "id",
+    "value_type",
+    "setpoint_num",
+    "setpoint_str",
+    "setpoint_array",
+    "connected",
+    "severity",
+    "status",
+    "date_part('epoch', timestamp)",
+    "units",
+    "precision",
+    "reason",
+    "readback_name",
+    "readback_num",
+    "readback_str",
+    "readback_array",
+    "readback_severity",
+    "readback_status",
+    "date_part('epoch', readback_timestamp)",
+)
+
+
+def _saved_values(ids: list[int]) -> dict[int, Side]:
+    """The saved sides (with readbacks) of SnapshotValue ids."""
+    if not ids:
+        return {}
+    with analytic_cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(_DETAIL)} FROM {_VALUES_TABLE} WHERE id = ANY(%s)", [ids])
+        records = cursor.fetchall()
+    sides = {}
+    for pk, kind, num, text, array, connected, sev, alarm, ts, units, precision, reason, *readback in records:
+        side = Side(
+            kind,
+            typed_value(kind, num, text, array),
+            connected,
+            text if kind == ENUM else None,
+            sev,
+            alarm,
+            units or "",
+            precision,
+            reason or "",
+            ts,
+        )
+        rb_name, rb_num, rb_text, rb_array, rb_sev, rb_alarm, rb_ts = readback
+        if rb_name:
+            side.readback = saved_readback(side, rb_name, rb_num, rb_text, rb_array, rb_sev, rb_alarm)
+            side.readback.timestamp = rb_ts
+        sides[pk] = side
+    return sides
+
+
+def _live_sides(keyed: list[dict]) -> dict[str, Side]:
+    """The live side (with its readback) of each row's setpoint address, with units, precision
+    and enum labels from the monitor's metadata."""
+    addresses = [record["address"] for record in keyed if record["address"]]
+    readbacks = [record["readback_address"] for record in keyed if record["address"] and record["readback_address"]]
+    if not addresses:
+        return {}
+    values, metas, readback_values = live.read_values_and_metadata(addresses, extra_values=readbacks)
+    sides = {}
+    for record in keyed:
+        address = record["address"]
+        if not address:
+            continue
+        side = _live_side(address, values.get(address))
+        meta = metas.get(address)
+        if meta is not None:
+            side.units, side.precision = meta.units, meta.precision
+        if record["readback_address"]:
+            readback = _live_side(record["readback_address"], readback_values.get(record["readback_address"]))
+            if meta is not None:
+                readback.units, readback.precision = meta.units, meta.precision
+            side.readback = readback
+        for shown in (side, side.readback):
+            if shown is not None and meta is not None and shown.kind == ENUM and shown.value is not None:
+                shown.label = enum_label(meta.enum_labels, shown.value)
+        sides[address] = side
+    return sides
+
+
+def _rows(comparison: NWayComparison, keyed: list[dict], snapshot_count: int) -> list[NWayRow]:
+    ids = [record[f"s{i}_id"] for record in keyed for i in range(snapshot_count + 1)]
+    saved = _saved_values([pk for pk in ids if pk is not None])
+    live_sides = _live_sides(keyed) if comparison.live_index is not None else {}
+    rows = []
+    for record in keyed:
+        reference = saved.get(record["s0_id"])
+        cells, snapshot = [], 0
+        for column, status in zip(comparison.columns, record["statuses"], strict=True):
+            if column is None:
+                side = live_sides.get(record["address"]) if record["address"] else None
+            else:
+                snapshot += 1
+                side = saved.get(record[f"s{snapshot}_id"])
+            cell = ComparisonRow(
+                name=record["name"],
+                pv_id=record["pv_id"],
+                device=record["device"] or "",
+                status=status,
+                a=reference,
+                b=side,
+                abs_tolerance=record["abs_tol"],
+                rel_tolerance=record["rel_tol"],
+            )
+            _set_delta(cell)
+            cells.append(cell)
+        rows.append(
+            NWayRow(
+                record["name"],
+                record["pv_id"],
+                record["device"] or "",
+                record["abs_tol"],
+                record["rel_tol"],
+                reference,
+                cells,
+            )
+        )
+    return rows
+
+
+# CSV ------------------------------------------------------------------------------------------
+
+
+def column_label(column: Snapshot | None) -> str:
+    """A column's name in headers: "#12" for a snapshot, "live"."""
+    return "live" if column is None else f"#{column.pk}"
+
+
+def csv_header(comparison: NWayComparison) -> list[str]:
+    header = ["pv_name", "device", f"reference #{comparison.reference.pk}", "reference readback"]
+    for column in comparison.columns:
+        label = column_label(column)
+        header += [label, f"{label} readback", f"{label} delta", f"{label} status"]
+    return header + ["abs_tolerance", "rel_tolerance"]
+
+
+def _full(side: Side | None) -> str:
+    return side.full_display if side is not None else ""
+
+
+def csv_cells(row: NWayRow) -> list[str]:
+    """A row's cells in csv_header order (arrays in full, deltas signed with their units)."""
+    reference = row.reference
+    cells = [row.name, row.device, _full(reference), _full(reference.readback if reference else None)]
+    for cell in row.cells:
+        side = cell.b
+        cells += [
+            _full(side),
+            _full(side.readback if side else None),
+            cell.delta_full_display,
+            cell.status_label if cell.status else "",
+        ]
+    return cells + [number_text(row.abs_tolerance), number_text(row.rel_tolerance)]
+
+
+def write_nway_csv(comparison: NWayComparison, stream) -> int:
+    """Every row of `comparison` that passes its filters, by name, as CSV; the row count."""
+    page = compare_columns(comparison, limit=None)
+    writer = safe_csv.writer(stream)
+    writer.writerow(csv_header(comparison))
+    writer.writerows(csv_cells(row) for row in page.rows)
+    return len(page.rows)
