@@ -97,7 +97,7 @@ class PVFilterSet(django_filters.FilterSet):
     # Each tag is its own join, so a PV must carry every tag given and appears once.
     tag = django_filters.ModelMultipleChoiceFilter(
         field_name="tags",
-        queryset=Tag.objects.all(),
+        queryset=Tag.objects.select_related("group"),  # choices show "group: tag"
         conjoined=True,
         distinct=False,
         label="Tag id (repeatable; PVs with all of them)",

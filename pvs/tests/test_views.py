@@ -51,6 +51,17 @@ def test_live_table_pages_pvs_with_live_cells(client, admin_user, li20_quads, dj
     assert addresses(second)[0] == "L:100:SP" and len(addresses(second)) == 30
 
 
+def test_live_table_queries_do_not_grow_with_the_tags(client, admin_user, li20_quads, django_assert_max_num_queries):
+    # The tag filter's choices are "group: tag": their groups are read with them, not once per tag.
+    for group in range(3):
+        area = TagGroup.objects.create(name=f"Group {group}")
+        Tag.objects.bulk_create(Tag(group=area, name=f"T{group}-{i}") for i in range(10))
+    client.force_login(admin_user)
+    with django_assert_max_num_queries(9):
+        response = client.get(reverse("pvs:live"))
+    assert "Group 2: T2-9" in response.text
+
+
 @pytest.mark.parametrize(
     "query, count, first",
     [

@@ -45,6 +45,7 @@ from squirrel_site import safe_csv
 from squirrel_site.epics_values import Value, enum_label, from_columns, number_text
 
 MAX_COLUMNS = 8
+CSV_CHUNK = 2000  # rows built and written at a time by write_nway_csv
 _VALUES_TABLE = SnapshotValue._meta.db_table
 _PV_TABLE = PV._meta.db_table
 # What a column's status depends on, per side: name in the query -> SnapshotValue column, aggregate.
@@ -142,15 +143,18 @@ def compare_columns(comparison: NWayComparison, *, offset: int = 0, limit: int |
 
     Raises redis.RedisError when there is a live column and Redis cannot be reached.
     """
+    keyed, total, counts = _keyed_page(comparison, offset, limit)
+    return NWayPage(_rows(comparison, keyed), total, counts)
+
+
+def _keyed_page(comparison: NWayComparison, offset: int, limit: int | None) -> tuple[list[dict], int, list]:
+    """(the page's narrow rows, the total, the counts per column)."""
     sides = [comparison.reference.pk] + [column.pk for column in comparison.columns if column is not None]
     base, params = _keyed_query(comparison, sides)
-    snapshot_count = len(sides) - 1
     order = f'ORDER BY name COLLATE "C" {"DESC" if comparison.descending else "ASC"}'
     if comparison.live_index is None:
-        keyed, total, counts = _page_in_sql(comparison, base, params, order, offset, limit)
-    else:
-        keyed, total, counts = _page_with_live(comparison, base, params, order, offset, limit)
-    return NWayPage(_rows(comparison, keyed, snapshot_count), total, counts)
+        return _page_in_sql(comparison, base, params, order, offset, limit)
+    return _page_with_live(comparison, base, params, order, offset, limit)
 
 
 def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, list]:
@@ -167,9 +171,10 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
         subquery, subparams = comparison.pvs.order_by().values("pk").query.sql_with_params()
         conditions.append(f"pv_id IN ({subquery})")
         params += subparams
+    # The name is the grouping key: filtering by it in the scan spares grouping the other rows.
+    named, name_params = "", []
     if comparison.name:
-        conditions.append("name ILIKE %s")
-        params.append(f"%{_escape_like(comparison.name)}%")
+        named, name_params = " AND v.pv_name ILIKE %s", [f"%{_escape_like(comparison.name)}%"]
     severe, severe_params = "true", []
     if comparison.min_severity is not None:
         # A column for the status filters: with a live column, a row may be severe by its live value.
@@ -187,7 +192,7 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
     query = f"""
         WITH grouped AS (
             SELECT v.pv_name AS name, max(v.pv_id) AS any_pv, {", ".join(aggregates)}
-            FROM {_VALUES_TABLE} v WHERE v.snapshot_id = ANY(%s) GROUP BY v.pv_name
+            FROM {_VALUES_TABLE} v WHERE v.snapshot_id = ANY(%s){named} GROUP BY v.pv_name
         ), pair AS (
             SELECT grouped.*, p.id AS pv_id, p.device AS device, p.setpoint_address AS address,
                    p.readback_address AS readback_address,
@@ -203,7 +208,7 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
                    {severe} AS severe, ARRAY[{", ".join(statuses) or ""}]::text[] AS statuses
             FROM aligned
         )"""
-    head = [sorted(set(sides)), comparison.abs_tolerance, comparison.rel_tolerance]
+    head = [sorted(set(sides)), *name_params, comparison.abs_tolerance, comparison.rel_tolerance]
     return query, head + params + severe_params
 
 
@@ -243,7 +248,8 @@ def _page_in_sql(comparison, base, params, order, offset, limit) -> tuple[list[d
         f" stats AS (SELECT (SELECT count(*) FROM keyed {condition}) AS shown,"
         f" (SELECT json_object_agg(k, n)::text FROM (SELECT u.i || ':' || u.s AS k, count(*) AS n"
         f" FROM keyed CROSS JOIN LATERAL unnest(keyed.statuses) WITH ORDINALITY AS u(s, i)"
-        f" WHERE u.s IS NOT NULL GROUP BY u.i, u.s) c) AS counts)"
+        f" WHERE u.s IS NOT NULL{' AND severe' if comparison.min_severity is not None else ''}"
+        f" GROUP BY u.i, u.s) c) AS counts)"
         f" SELECT {', '.join(f'page.{column}' for column in columns)}, stats.shown, stats.counts"
         f" FROM page RIGHT JOIN stats ON true {order.replace('name', 'page.name')}"
     )
@@ -388,7 +394,8 @@ def _live_sides(keyed: list[dict]) -> dict[str, Side]:
     return sides
 
 
-def _rows(comparison: NWayComparison, keyed: list[dict], snapshot_count: int) -> list[NWayRow]:
+def _rows(comparison: NWayComparison, keyed: list[dict]) -> list[NWayRow]:
+    snapshot_count = sum(column is not None for column in comparison.columns)
     ids = [record[f"s{i}_id"] for record in keyed for i in range(snapshot_count + 1)]
     saved = _saved_values([pk for pk in ids if pk is not None])
     live_sides = _live_sides(keyed) if comparison.live_index is not None else {}
@@ -464,9 +471,13 @@ def csv_cells(row: NWayRow) -> list[str]:
 
 
 def write_nway_csv(comparison: NWayComparison, stream) -> int:
-    """Every row of `comparison` that passes its filters, by name, as CSV; the row count."""
-    page = compare_columns(comparison, limit=None)
+    """Every row of `comparison` that passes its filters, by name, as CSV; the row count.
+
+    One comparison query; the rows' values are then fetched, built and written CSV_CHUNK rows at
+    a time, so that 50,000 rows of 9 values never sit in memory at once."""
+    keyed, _, _ = _keyed_page(comparison, 0, None)
     writer = safe_csv.writer(stream)
     writer.writerow(csv_header(comparison))
-    writer.writerows(csv_cells(row) for row in page.rows)
-    return len(page.rows)
+    for start in range(0, len(keyed), CSV_CHUNK):
+        writer.writerows(csv_cells(row) for row in _rows(comparison, keyed[start : start + CSV_CHUNK]))
+    return len(keyed)

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views import View
 
+from pvs.models import PVSet
 from snapshots.capture.models import Severity, Snapshot
 from snapshots.comparison.drift import drift_summary, golden_snapshot
 from snapshots.comparison.forms import (
@@ -84,6 +85,7 @@ def _form_context(request, form) -> dict:
         "snapshots": snapshot_choices(cleaned.get("a"), *chosen),
         "tags": Tag.objects.select_related("group"),
         "tag_groups": TagGroup.objects.all(),
+        "pv_sets": PVSet.objects.order_by("name"),
         "statuses": ComparisonStatus.choices,
         "severities": Severity.choices[1:],
         "query": request.GET,
@@ -221,7 +223,14 @@ def _nway_row(row) -> dict:
             }
         )
     row_class = " ".join(name for name in ("differs" if row.differs else "", ALARM_CLASSES.get(row.severity)) if name)
-    return {"row": row, "reference": _side_cell(row.reference), "cells": cells, "row_class": row_class}
+    statuses = " ".join(status or "absent" for status in row.statuses)  # absent: in neither A nor the column
+    return {
+        "row": row,
+        "reference": _side_cell(row.reference),
+        "cells": cells,
+        "row_class": row_class,
+        "statuses": statuses,
+    }
 
 
 def _row(row, live: bool) -> dict:

@@ -54,13 +54,13 @@ class Processes:
         self.running.append(process)
         self.started[name] = (args, ready, process)
 
-        def started() -> bool:
+        def is_ready() -> bool:
             if process.poll() is not None:
                 pytest.fail(f"{name} exited:\n{log_path.read_text(errors='replace')}")
             return ready(log_path.read_text(errors="replace"))
 
         try:
-            eventually(started, START_TIMEOUT, what=f"{name} ready")
+            eventually(is_ready, START_TIMEOUT, what=f"{name} ready")
         except AssertionError:
             pytest.fail(f"{name} not ready:\n{log_path.read_text(errors='replace')}")
         return process

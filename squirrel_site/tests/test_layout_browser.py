@@ -1,4 +1,4 @@
-"""Every page fits the screen: no horizontal overflow at 1400 px, 40 snapshot rows at 1920x1080.
+"""Every page fits the screen: no horizontal overflow at 1400 px; 40 snapshot and live rows at 1920x1080.
 
 A person logs in, takes a snapshot with the form, opens it, previews and confirms a restore, then
 follows Compare with live, each entry of the navigation (Compare, Live, PV sets, Drift, Restores,
@@ -159,6 +159,9 @@ def test_no_page_overflows_at_1400_px_and_the_snapshot_page_shows_40_rows(site, 
     for label in ("Compare", "Live", "PV sets", "Drift", "Restores", "Jobs", "API"):
         click_nav(page, label)
         layout.check(label.lower().replace(" ", "_"))
+        if label == "Live":
+            rows = layout.rows_on_screen("#live-pvs tbody tr")
+            assert rows >= MIN_ROWS_ON_SCREEN, f"{rows} live rows on a 1920x1080 screen"
     with page.expect_navigation():
         page.go_back()  # the API docs have no nav of their own
 

@@ -10,6 +10,7 @@ from pvs import sim
 from squirrel_site.testing.ioc import caget_many
 from squirrel_site.testing.site import (
     LIVE_CHANGE_LIMIT_MS,
+    SCREENSHOTS,
     live_cell_latency_ms,
     log_in,
     screenshot,
@@ -151,6 +152,23 @@ def test_n_way_comparison_by_clicking(site, browser_page, sim_ioc_registry, put_
         overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"the page overflows by {overflow} px at {width} px"
         screenshot(page, f"compare_10_nway_{width}")
+
+    # Up to 8 columns: the button stops there; the wide table scrolls inside its box, not the page.
+    page.set_viewport_size({"width": 1400, "height": 1080})
+    for number in range(4, 9):
+        page.click("#add-column")
+        page.select_option(f"#id_b_{number}", str(first if number % 2 else third))
+    assert page.locator("#add-column").is_disabled()
+    with page.expect_navigation() as navigation:
+        page.click("#compare-form button[type=submit]")
+    assert navigation.value.status == 200, page.locator("#compare-errors").all_text_contents()
+    assert page.locator("table.nway").get_attribute("data-columns") == "8"
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the page overflows by {overflow} px with 8 columns"
+    page.screenshot(path=SCREENSHOTS / "compare_13_nway_8_columns_1400.png")  # the first screen only
+    for number in range(8, 3, -1):  # back to three columns, with the remove buttons
+        page.click(f'#compare-form button[aria-label="Remove column {number}"]')
+    assert page.locator("#compare-form select[name=b]").count() == 3
 
     # Differences only, by ticking the box and pressing Compare: the steady PV goes, the changed stays.
     assert table.locator(f'tr[data-pv="{steady.setpoint}"]').count() == 1

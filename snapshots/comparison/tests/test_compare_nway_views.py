@@ -5,10 +5,14 @@ import io
 import re
 
 import pytest
+import redis
 from django.urls import reverse
 
-from pvs.models import PV
+from monitor import live
+from pvs.models import PV, PVSet
+from pvs.pv_sets import pv_ids, save_pv_set
 from snapshots.capture.models import SnapshotValue
+from squirrel_site.audit import AuditVia
 from squirrel_site.testing.snapshots import Enum
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +48,7 @@ def test_the_page_puts_each_column_beside_the_reference(client, signed_in, three
     shown = rows(response)
     assert list(shown) == ["N:A", "N:B", "N:C", "N:D"]
     assert 'data-statuses="within equal"' in response.text
+    assert '<tr data-pv="N:D" data-statuses="absent only_in_b"' in response.text
     assert "+0.05 mA" in shown["N:A"] and "rb 0.97 mA" in shown["N:A"]  # Δ signed with units; the readback
     assert "alarm-major" in shown["N:B"] and "+1.00" in shown["N:B"] and "Type changed" in shown["N:B"]
     assert "alarm-disconnected" in shown["N:D"] and "Only in B" in shown["N:D"]
@@ -128,3 +133,27 @@ def test_the_api_gives_the_same_columns(client, signed_in, three, live_values):
     assert client.get(url, {"a": a.id, "b": ["live", "live"]}).json()["error"]["fields"] == {
         "b": ["Live values can be one column only."]
     }
+
+
+def test_a_pv_set_is_offered_and_narrows_every_column(client, signed_in, three):
+    a, b, c = three
+    pv_set = save_pv_set(PVSet(name="Just B"), member_ids=pv_ids(["N:B"]), actor=None, via=AuditVia.PAGE)
+    form = client.get(reverse("snapshots:compare"))
+    assert f'<option value="{pv_set.id}">Just B</option>' in form.text
+    response = client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, c.id], "pv_set": pv_set.id})
+    assert response.status_code == 200 and list(rows(response)) == ["N:B"]
+    assert f'<option value="{pv_set.id}" selected>Just B</option>' in response.text
+
+
+def test_a_live_column_without_redis_says_so(client, signed_in, three, monkeypatch):
+    a, b, _ = three
+
+    def unreachable(addresses, client=None):
+        raise redis.ConnectionError("refused")
+
+    monkeypatch.setattr(live, "read_values", unreachable)
+    response = client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, "live"]})
+    assert response.status_code == 503 and "Redis cannot be reached" in response.text
+    api = client.get(reverse("snapshots-api:compare-columns"), {"a": a.id, "b": [b.id, "live"]})
+    assert api.status_code == 503
+    assert client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, b.id]}).status_code == 200

@@ -1,10 +1,14 @@
 """N-way comparison (snapshots.comparison.nway): columns against a reference, as the two-way one."""
 
+import csv
+import io
+
 import pytest
 
 from pvs.models import PV
 from snapshots.capture.models import SnapshotValue
-from snapshots.comparison.nway import MAX_COLUMNS, NWayComparison, compare_columns
+from snapshots.comparison import nway
+from snapshots.comparison.nway import MAX_COLUMNS, NWayComparison, compare_columns, write_nway_csv
 from snapshots.comparison.rows import Comparison, compare
 from squirrel_site.testing.snapshots import Enum
 from tags.models import Tag, TagGroup
@@ -73,6 +77,9 @@ def test_filters_apply_to_the_row_as_a_whole(three):
     assert names(statuses=frozenset({"only_in_a"})) == ["P:F"]
     assert names(name="d") == ["P:D"]
     assert names(min_severity=2) == ["P:B"]
+    severe = compare_columns(NWayComparison(a, (b, c), min_severity=2, statuses=frozenset({"equal"})))
+    assert severe.rows == [] and severe.counts[0]["out_of_tolerance"] == 1  # counted: severe, any status
+    assert sum(severe.counts[1].values()) == 1
     tag = Tag.objects.create(group=TagGroup.objects.create(name="Area"), name="Ring")
     PV.objects.get(setpoint_address="P:E").tags.add(tag)
     assert names(pvs=PV.objects.filter(tags=tag)) == ["P:E"]
@@ -113,3 +120,16 @@ def test_columns_are_one_to_eight_with_one_live(three):
     with pytest.raises(ValueError):
         NWayComparison(a, (None, None))
     assert len(compare_columns(NWayComparison(a, (b,) * MAX_COLUMNS)).rows[0].cells) == MAX_COLUMNS
+
+
+def test_the_csv_is_written_in_chunks_with_every_row(three, monkeypatch):
+    a, b, c = three
+    comparison = NWayComparison(a, (b, c), differences_only=True)
+    whole = io.StringIO()
+    write_nway_csv(comparison, whole)
+    monkeypatch.setattr(nway, "CSV_CHUNK", 2)
+    chunked = io.StringIO()
+    assert write_nway_csv(comparison, chunked) == 6
+    assert chunked.getvalue() == whole.getvalue()
+    lines = list(csv.reader(io.StringIO(chunked.getvalue())))
+    assert [line[0] for line in lines[1:]] == [row.name for row in compare_columns(comparison, limit=None).rows]
