@@ -14,10 +14,10 @@ from monitor import live
 from pvs import sim
 from squirrel_site.testing import eventually
 
-# The shared fixtures (squirrel_site.testing): the fault tests' private PostgreSQL and Redis and real
-# processes (fault_services, squirrel); the simulated IOC in the registry (sim_ioc_registry); the whole
-# system for the browser (site, browser_page, put_on_ioc); snapshots and live values (make_snapshot,
-# make_pvs, live_values).
+# The shared fixtures (squirrel_site.testing): a parallel run's private Redis (parallel); the fault
+# tests' private PostgreSQL and Redis and real processes (fault_services, squirrel); the simulated IOC
+# in the registry (sim_ioc_registry); the whole system for the browser (site, browser_page,
+# put_on_ioc); snapshots and live values (make_snapshot, make_pvs, live_values).
 pytest_plugins = [
     "squirrel_site.testing.parallel",
     "squirrel_site.testing.fixtures",

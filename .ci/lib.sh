@@ -11,6 +11,12 @@ DB_HOST="${SQUIRREL_DB_HOST:-127.0.0.1}"
 DB_PORT="${SQUIRREL_DB_PORT:-5432}"
 REDIS_PORT="${SQUIRREL_REDIS_PORT:-6379}"
 export SQUIRREL_REDIS_URL="${SQUIRREL_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+# The fast subset (.ci/fast, and .ci/run's parallel part): the tests that need none of these markers.
+FAST_TESTS="not ioc and not worker and not browser and not fault and not load and not slow and not bench"
+# Its pytest arguments: without the contract fuzz (slow) and the plugins only the fuzz uses
+# (schemathesis and hypothesis: two thirds of each test process's start-up).
+FAST_ARGS=(-m "$FAST_TESTS" -p no:schemathesis -p no:hypothesispytest
+  --ignore=squirrel_site/tests/test_openapi_contract.py)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

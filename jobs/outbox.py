@@ -33,11 +33,11 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from jobs.celery_app import app
 from jobs.models import InvalidJobTransition, Job, JobStatus
 from jobs.progress import push_state
 from jobs.registry import runner_for
 from jobs.runner import job_lock
-from squirrel_site.celery import app
 from squirrel_site.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)

@@ -2,11 +2,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
 
 from squirrel_site.epics_env import LOOPBACK_DEFAULTS
 
 
+@pytest.mark.slow  # starts Squirrel's own processes
 def test_the_ca_layer_defaults_to_loopback_even_without_django_settings():
     env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_CA") and not k.startswith("EPICS_CAS")}
     env.pop("DJANGO_SETTINGS_MODULE", None)

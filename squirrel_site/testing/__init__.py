@@ -1,12 +1,14 @@
 """Test support in one place: the fixtures and helpers every test module shares, and `eventually()`.
 
-Pytest plugins (the root conftest.py's pytest_plugins): `fixtures` (the fault tests' private
-PostgreSQL and Redis from `services` and Squirrel's real processes from `processes`), `ioc` (the
-simulated IOC in the registry, Celery worker subprocesses, independent Channel Access reads and
-writes), `site` (the whole system for the browser tests), `snapshots` (snapshots, PVs and live values
-made from Python values). Helpers: `restore` (a fake IOC for restore unit tests), `values` and
-`websocket` (the monitor's live values and the live socket), `jobs`, `load`, `channel_access`.
-No test module imports from another test module or a conftest.py (squirrel_site/tests/test_test_support.py).
+Pytest plugins (the root conftest.py's pytest_plugins): `parallel` (a pytest-xdist run's private
+Redis, one database per worker, and its CPU time; `workers` says which worker a process is),
+`fixtures` (the fault tests' private PostgreSQL and Redis from `services` and Squirrel's real
+processes from `processes`), `ioc` (the simulated IOC in the registry, Celery worker subprocesses,
+independent Channel Access reads and writes), `site` (the whole system for the browser tests),
+`snapshots` (snapshots, PVs and live values made from Python values). Helpers: `restore` (a fake IOC
+for restore unit tests), `values` and `websocket` (the monitor's live values and the live socket),
+`jobs`, `load`, `channel_access`. No test module imports from another test module or a
+conftest.py (squirrel_site/tests/test_test_support.py).
 """
 
 import time

@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
 from pvs.importers import import_pvs
+from squirrel_site.testing import eventually
 
 # A test's Celery worker: the production pool, two threads, no start-up handshakes with other workers.
 WORKER_ARGS = [
@@ -52,11 +52,16 @@ class Worker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
-        while "ready." not in self.output():
-            assert self.process.poll() is None, f"worker exited:\n{self.output()}"
-            assert time.monotonic() < deadline, f"worker not ready:\n{self.output()}"
-            time.sleep(0.1)
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"worker exited:\n{self.output()}")
+            return "ready." in self.output()
+
+        try:
+            eventually(ready, 30, what="the worker ready")
+        except AssertionError:
+            pytest.fail(f"worker not ready:\n{self.output()}")
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")

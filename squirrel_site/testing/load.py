@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg.conninfo import make_conninfo
+
+from squirrel_site.testing import eventually
 
 START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 60.0
@@ -70,11 +73,16 @@ class WebProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self._answers():
-            assert self.process.poll() is None, f"daphne exited:\n{self.log()}"
-            assert time.monotonic() < deadline, f"daphne did not answer:\n{self.log()}"
-            time.sleep(0.1)
+
+        def answers() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"daphne exited:\n{self.log()}")
+            return self._answers()
+
+        try:
+            eventually(answers, START_TIMEOUT, what="daphne answering")
+        except AssertionError:
+            pytest.fail(f"daphne did not answer:\n{self.log()}")
 
     def _answers(self) -> bool:
         try:

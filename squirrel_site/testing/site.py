@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -18,6 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from monitor import live
+from squirrel_site.testing import eventually
 from squirrel_site.testing.ioc import WORKER_ARGS, ca, caput_many
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
@@ -53,11 +53,16 @@ class Processes:
             )
         self.running.append(process)
         self.started[name] = (args, ready, process)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not ready(log_path.read_text(errors="replace")):
-            assert process.poll() is None, f"{name} exited:\n{log_path.read_text(errors='replace')}"
-            assert time.monotonic() < deadline, f"{name} not ready:\n{log_path.read_text(errors='replace')}"
-            time.sleep(0.1)
+
+        def started() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"{name} exited:\n{log_path.read_text(errors='replace')}")
+            return ready(log_path.read_text(errors="replace"))
+
+        try:
+            eventually(started, START_TIMEOUT, what=f"{name} ready")
+        except AssertionError:
+            pytest.fail(f"{name} not ready:\n{log_path.read_text(errors='replace')}")
         return process
 
     def kill(self, name: str) -> None:
@@ -122,11 +127,11 @@ def site(site_processes, sim_ioc_registry, redis_db, admin_user, tmp_path):
     try:
         processes.run("manage.py", "collectstatic", "--noinput", "--verbosity", "0")
         processes.start("monitor", "manage.py", "monitor_pvs", "--registry-interval", "0.5", ready=lambda log: True)
-        deadline = time.monotonic() + START_TIMEOUT
         addresses = [pv.setpoint for pv in sim_ioc_registry.pvs]
-        while not monitor_synced(addresses):
-            assert time.monotonic() < deadline, f"the monitor did not sync:\n{(tmp_path / 'monitor.log').read_text()}"
-            time.sleep(0.2)
+        try:
+            eventually(lambda: monitor_synced(addresses), START_TIMEOUT, interval=0.2, what="the monitor synced")
+        except AssertionError:
+            pytest.fail(f"the monitor did not sync:\n{(tmp_path / 'monitor.log').read_text()}")
         processes.start("worker", *WORKER_ARGS, ready=lambda log: "ready." in log)
         port = free_port()
         url = f"http://127.0.0.1:{port}"

@@ -31,6 +31,7 @@ def database_settings(module: str, **env) -> dict:
     return json.loads(result.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow  # starts Squirrel's own processes, as do the other slow tests here
 def test_the_web_application_takes_connections_from_a_pool_sized_by_its_concurrency():
     database = database_settings("squirrel_site.asgi", SQUIRREL_WEB_CONCURRENCY="6", SQUIRREL_DB_POOL_TIMEOUT="2.5")
 
@@ -38,6 +39,7 @@ def test_the_web_application_takes_connections_from_a_pool_sized_by_its_concurre
     assert (database["max_age"], database["checks"]) == (0, True)
 
 
+@pytest.mark.slow
 def test_workers_beat_and_the_monitor_open_their_own_connections():
     # They load the settings through squirrel_site.celery or manage.py, never through asgi.py.
     database = database_settings("squirrel_site.celery")
@@ -45,10 +47,12 @@ def test_workers_beat_and_the_monitor_open_their_own_connections():
     assert "pool" not in database["options"] and database["checks"] is False
 
 
+@pytest.mark.slow
 def test_the_pool_can_be_turned_off_for_the_web_application():
     assert "pool" not in database_settings("squirrel_site.asgi", SQUIRREL_DB_POOL="0")["options"]
 
 
+@pytest.mark.slow
 def test_persistent_connections_with_the_pool_are_refused_at_start():
     full_env = dict(
         os.environ,

@@ -52,18 +52,21 @@ def settings_in_subprocess(*names: str, **variables: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # starts Squirrel's own processes, as do the other slow tests here
 def test_check_deploy_is_clean_with_the_readme_production_variables():
     result = manage("check", "--deploy", "--fail-level", "WARNING", **production_variables())
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
 
 
+@pytest.mark.slow
 def test_check_deploy_warns_about_https_without_them():
     result = manage("check", "--deploy", "--fail-level", "WARNING", SQUIRREL_SECRET_KEY=secrets.token_urlsafe(50))
     assert result.returncode != 0
     assert {"security.W004", "security.W008"} <= set(re.findall(r"security\.W\d+", result.stderr))
 
 
+@pytest.mark.slow
 def test_cookies_are_secure_unless_debug_or_turned_off():
     key = secrets.token_urlsafe(50)
     production = settings_in_subprocess("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", SQUIRREL_SECRET_KEY=key)
@@ -74,6 +77,7 @@ def test_cookies_are_secure_unless_debug_or_turned_off():
     assert plain == {"SESSION_COOKIE_SECURE": False}
 
 
+@pytest.mark.slow
 def test_the_production_variables_set_hsts_redirect_and_the_proxy_header():
     names = (
         "SECURE_HSTS_SECONDS",
@@ -91,6 +95,7 @@ def test_the_production_variables_set_hsts_redirect_and_the_proxy_header():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
@@ -98,6 +103,7 @@ def test_the_production_variables_set_hsts_redirect_and_the_proxy_header():
         ("SQUIRREL_SSL_REDIRECT", "maybe", "SQUIRREL_SSL_REDIRECT must be a boolean"),
         ("SQUIRREL_LOGIN_FAILURE_LIMIT", "0", "SQUIRREL_LOGIN_FAILURE_LIMIT must be at least 1"),
         ("SQUIRREL_LOGIN_COOLOFF_MINUTES", "soon", "SQUIRREL_LOGIN_COOLOFF_MINUTES must be an integer"),
+        ("SQUIRREL_LIVE_STALE_SECONDS", "1", "SQUIRREL_LIVE_STALE_SECONDS must be from 2 to 3600 seconds"),
     ],
 )
 def test_a_bad_value_stops_the_process_naming_the_variable(name, value, message):

@@ -89,6 +89,7 @@ def test_the_example_script_restores_a_tags_pvs_on_the_ioc(site, sim_ioc_registr
     assert {a: restored[a] for a in addresses[1:]} == {a: saved[a] for a in addresses[1:]}
 
 
+@pytest.mark.slow  # starts Squirrel's own processes, as do the other slow tests here
 @pytest.mark.django_db(transaction=True)
 def test_an_api_error_is_printed_as_it_came_with_exit_status_2(live_server):
     result = run(live_server.url, "sqt_not-a-token", "--tag", "1")
@@ -97,6 +98,7 @@ def test_an_api_error_is_printed_as_it_came_with_exit_status_2(live_server):
     assert "POST" in result.stderr and "answered 401" in result.stderr and "Invalid token" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_tag_name_that_matches_no_tag_stops_the_script_before_any_snapshot(live_server, admin_user):
     _, token = AuthToken.objects.create(user=admin_user)

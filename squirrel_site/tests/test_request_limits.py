@@ -146,6 +146,7 @@ def daphne(transactional_db):
         process.kill()
 
 
+@pytest.mark.slow  # starts Squirrel's own processes, as do the other slow tests here
 def test_daphne_stays_bounded_under_anonymous_60_mb_uploads(daphne):
     body, content_type = _multipart(60 * MIB)
     before = _rss_mb(daphne.pid)
@@ -165,6 +166,7 @@ def test_daphne_stays_bounded_under_anonymous_60_mb_uploads(daphne):
     assert daphne.poll() is None
 
 
+@pytest.mark.slow
 def test_a_client_that_waits_for_100_continue_is_told_413_and_sends_nothing(daphne):
     with socket.create_connection(("127.0.0.1", PORT), timeout=10) as client:
         client.sendall(
@@ -177,6 +179,7 @@ def test_a_client_that_waits_for_100_continue_is_told_413_and_sends_nothing(daph
     assert b"larger than 2621440 bytes" in answer
 
 
+@pytest.mark.slow
 def test_the_web_process_still_serves_bodies_within_the_limit(daphne):
     connection = HTTPConnection("127.0.0.1", PORT, timeout=10)
     connection.request("POST", "/api/v1/pvs/bulk/", body=b"[]", headers={"Content-Type": "application/json"})

@@ -49,12 +49,14 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow  # starts Squirrel's own processes, as do the other slow tests here
 def test_bare_runserver_without_a_secret_key_says_which_variable_to_set():
     line = one_line_error(manage("runserver", "127.0.0.1:0"))
 
     assert "SQUIRREL_SECRET_KEY" in line and "SQUIRREL_DEBUG=1" in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [
@@ -74,12 +76,14 @@ def test_every_entry_point_stops_on_a_bad_number_with_one_line(command):
     )
 
 
+@pytest.mark.slow
 def test_a_rule_between_settings_names_both_and_the_fix():
     line = one_line_error(manage("check", SQUIRREL_DEBUG="1", SQUIRREL_DB_POOL="1", SQUIRREL_DB_CONN_MAX_AGE="60"))
 
     assert "SQUIRREL_DB_CONN_MAX_AGE must be 0" in line and "SQUIRREL_DB_POOL=0" in line
 
 
+@pytest.mark.slow
 def test_a_command_that_cannot_reach_postgresql_names_the_host_and_port_settings():
     port = closed_port()
     line = one_line_error(manage("create_api_token", "admin", SQUIRREL_DEBUG="1", SQUIRREL_DB_PORT=str(port)))
@@ -88,6 +92,7 @@ def test_a_command_that_cannot_reach_postgresql_names_the_host_and_port_settings
     assert "SQUIRREL_DB_HOST and SQUIRREL_DB_PORT" in line
 
 
+@pytest.mark.slow
 def test_runserver_that_cannot_reach_postgresql_stops_at_once_with_one_line():
     # Without the check before the autoreloader, the server thread prints a traceback and the
     # process waits for a file to change (this would time out).
@@ -96,18 +101,21 @@ def test_runserver_that_cannot_reach_postgresql_stops_at_once_with_one_line():
     assert "Connection refused" in line and "SQUIRREL_DB_PORT" in line
 
 
+@pytest.mark.slow
 def test_a_database_that_does_not_exist_names_the_database_setting():
     line = one_line_error(manage("create_api_token", "admin", SQUIRREL_DEBUG="1", SQUIRREL_DB_NAME="squirrel_no_such"))
 
     assert 'database "squirrel_no_such" does not exist' in line and "SQUIRREL_DB_NAME" in line
 
 
+@pytest.mark.slow
 def test_a_refused_login_names_the_user_and_password_settings():
     line = one_line_error(manage("create_api_token", "admin", SQUIRREL_DEBUG="1", SQUIRREL_DB_USER="squirrel_nobody"))
 
     assert "squirrel_nobody" in line and "SQUIRREL_DB_USER and SQUIRREL_DB_PASSWORD" in line
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_a_database_error_after_connecting_keeps_its_traceback():
     # Connected, then the server ended the session: a fault of the moment, not of the settings.

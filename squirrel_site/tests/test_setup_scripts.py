@@ -31,6 +31,9 @@ README = BASE_DIR / "README.md"
 VENV = Path(sys.executable).parent.parent
 TIMEOUT = 30
 
+# Every test runs the bash scripts (and the README's snippet runs manage.py): seconds each.
+pytestmark = pytest.mark.slow
+
 
 def closed_port() -> int:
     with socket.socket() as sock:

@@ -26,7 +26,8 @@ from snapshots.restore.execute import execute_restore
 from snapshots.restore.preview import preview_restore
 from tags.models import Tag, TagGroup
 
-pytestmark = pytest.mark.django_db
+# slow: each builds and analyses tables of thousands of rows, then reads the plans.
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 PVS = 3_000
 BULK_TABLES = {m._meta.db_table for m in (SnapshotValue, RestorePreviewItem, RestoreItem, PV, PV.tags.through)}
