@@ -18,7 +18,6 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views import View
 
-from pvs.models import PVSet
 from snapshots.capture.models import Severity, Snapshot
 from snapshots.comparison.drift import drift_summary, golden_snapshot
 from snapshots.comparison.forms import (
@@ -85,7 +84,6 @@ def _form_context(request, form) -> dict:
         "snapshots": snapshot_choices(cleaned.get("a"), *chosen),
         "tags": Tag.objects.select_related("group"),
         "tag_groups": TagGroup.objects.all(),
-        "pv_sets": PVSet.objects.order_by("name"),
         "statuses": ComparisonStatus.choices,
         "severities": Severity.choices[1:],
         "query": request.GET,

@@ -45,7 +45,8 @@ def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(
     page.wait_for_function(
         f"() => document.querySelector('tr[data-pv=\"{pair.setpoint}\"]').classList.contains('out-of-tolerance')"
     )
-    assert row.locator("[data-live-delta]").text_content().startswith("+5.000")  # signed, as the table
+    live_delta = row.locator("[data-live-delta]").text_content()
+    assert live_delta.startswith("+5.000") and live_delta.endswith(f" {pair.egu}")  # signed, with units
     screenshot(page, "compare_02_live_change")
 
     # A reload counts it as a difference; the CSV holds the rows shown.
