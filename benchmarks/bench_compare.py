@@ -1,5 +1,6 @@
-"""Time comparisons at 50,000 PVs: snapshot against snapshot (SQL), against live values (Redis),
-the compare page and API through Django's test client, CSV export and the drift summary.
+"""Time comparisons at 50,000 PVs: snapshot against snapshot (SQL), N-way (A against 8 columns),
+against live values (Redis), the compare page and API through Django's test client, CSV export
+and the drift summary.
 
     .venv/bin/python benchmarks/bench_compare.py [--pvs 50000] [--repeat 5] [--changed 0.07]
         [--stats none|stale|fresh]
@@ -40,8 +41,10 @@ from django.urls import NoReverseMatch, reverse  # noqa: E402
 from monitor import live  # noqa: E402
 from pvs.importers import import_pvs  # noqa: E402
 from pvs.models import PV  # noqa: E402
+from snapshots.capture.models import Snapshot  # noqa: E402
 from snapshots.capture.services import take_snapshot  # noqa: E402
 from snapshots.comparison.drift import drift_summary  # noqa: E402
+from snapshots.comparison.nway import NWayComparison, compare_columns, write_nway_csv  # noqa: E402
 from snapshots.comparison.rows import Comparison, compare, write_csv  # noqa: E402
 from snapshots.comparison.rules import ComparisonStatus  # noqa: E402
 
@@ -160,6 +163,14 @@ def main() -> None:
     a = take_snapshot(title="bench A", created_by=user, mode="cache")
     write_cache(client, after)
     b = take_snapshot(title="bench B", created_by=user, mode="cache")
+    # Six more for the N-way comparison, each a little further from B; the cache ends as B's.
+    extra, state = [], after
+    for i in range(6):
+        state = machine_state(addresses, rng, state, args.changed / 4)
+        write_cache(client, state)
+        extra.append(take_snapshot(title=f"bench N{i + 1}", created_by=user, mode="cache"))
+    write_cache(client, after)
+    earlier = Snapshot.objects.get(title="earlier")
     live.write_heartbeat(client, live.Shard(0, 1), {"synced": True})
     stats.before_timing()
     pair = Comparison(a=a, b=b)
@@ -194,6 +205,24 @@ def main() -> None:
     seconds, count = median(lambda: write_csv(pair, NullWriter()), args.repeat)
     report("CSV export of every row", seconds, f"{count:,} rows")
 
+    print("N-way: A against 8 columns side by side (snapshots.comparison.nway, one query):")
+    eight = (earlier, b, *extra)
+    seven_and_live = (b, *extra, None)
+    nway_cases = [
+        ("8 snapshot columns, first page of 100, with counts", NWayComparison(a, eight), 100),
+        ("8 snapshot columns, differences only, first page", NWayComparison(a, eight, differences_only=True), 100),
+        ("8 snapshot columns, last page", NWayComparison(a, eight), -100),
+        ("7 snapshots and live, first page of 100", NWayComparison(a, seven_and_live), 100),
+        ("7 snapshots and live, differences only", NWayComparison(a, seven_and_live, differences_only=True), 100),
+        ("A, B and live (3 columns), first page", NWayComparison(a, (b, None)), 100),
+    ]
+    for label, comparison, limit in nway_cases:
+        offset = max(args.pvs + limit, 0) if limit < 0 else 0
+        seconds, page = median(partial(compare_columns, comparison, offset=offset, limit=abs(limit)), args.repeat)
+        report(label, seconds, f"{len(page.rows):,} rows of {page.total:,}")
+    seconds, count = median(lambda: write_nway_csv(NWayComparison(a, eight), NullWriter()), args.repeat)
+    report("CSV export of every row, 8 snapshot columns", seconds, f"{count:,} rows")
+
     print("Snapshot against live values (Redis):")
     live_cases = [
         ("first page of 100, by name, no counts (page's addresses only)", Comparison(a=a), 100, False),
@@ -218,6 +247,11 @@ def main() -> None:
     requests = [
         ("API /api/v1/compare/, first page of 100", "/api/v1/compare/", {"a": a.id, "b": b.id}),
         ("API /api/v1/compare/, live, first page", "/api/v1/compare/", {"a": a.id, "b": "live"}),
+        (
+            "API /api/v1/compare/columns/, 8 snapshot columns, first page",
+            "/api/v1/compare/columns/",
+            {"a": a.id, "b": [s.id for s in eight]},
+        ),
     ]
     try:
         compare_url, drift_url = reverse("snapshots:compare"), reverse("snapshots:drift")
@@ -233,6 +267,12 @@ def main() -> None:
                 "compare page against live, differences only",
                 compare_url,
                 {"a": a.id, "b": "live", "differences_only": "on"},
+            ),
+            ("compare page, 8 snapshot columns, first page", compare_url, {"a": a.id, "b": [s.id for s in eight]}),
+            (
+                "compare page, 7 snapshots and live, differences only",
+                compare_url,
+                {"a": a.id, "b": [*(s.id for s in seven_and_live[:-1]), "live"], "differences_only": "on"},
             ),
             ("drift page", drift_url, {"snapshot": a.id}),
         ]

@@ -82,7 +82,8 @@ class Job(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_type_display()} #{self.pk} ({self.status})"
+        # "Job #n", never "Restore #n": a job's number is not the number of what it produces.
+        return f"Job #{self.pk}: {self.get_type_display()} ({self.status})"
 
     @property
     def is_finished(self) -> bool:

@@ -63,14 +63,5 @@ def number_text(number, precision: int | None = None) -> str:
     return f"{number:.{precision}f}"
 
 
-def delta_text(delta, precision: int | None = None, units: str = "") -> str:
-    """A difference as every page shows it: number_text with "+" before a positive one, then the
-    units ("+0.50 mA", "-2", "0.00", "NaN"); live.js's deltaText does the same in the browser."""
-    text = number_text(delta, precision)
-    if isinstance(delta, (int, float)) and not isinstance(delta, bool) and delta > 0:
-        text = f"+{text}"
-    return f"{text} {units}" if units else text
-
-
 def _shortened(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -242,6 +242,10 @@ class LiveHub:
     async def _watch_health(self) -> None:
         """Read the monitor's health every HEALTH_INTERVAL; send it to the streams that asked."""
         while True:
+            if not self._health_streams:  # nobody asked (scripts, benchmarks): no reads
+                self.last_health = None
+                await asyncio.sleep(HEALTH_INTERVAL)
+                continue
             try:
                 message = await asyncio.to_thread(_health_message)
             except Exception:  # the pages' banner must keep its news coming

@@ -4,16 +4,20 @@ import io
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
-from pvs import checked_uploads, services
+from pvs import checked_uploads, pv_sets, services
 from pvs.exporters import export_pvs_csv
-from pvs.forms import RegistryImportForm, TagChoiceForm, ToleranceForm
+from pvs.filtersets import InvalidPVSet, pv_set_condition
+from pvs.forms import PVSetChoiceForm, PVSetForm, RegistryImportForm, TagChoiceForm, ToleranceForm
 from pvs.importers import uploaded_include_loader
-from pvs.models import PV, SEARCH_FIELDS
+from pvs.models import PV, SEARCH_FIELDS, PVSet
+from pvs.selections import pv_set_pvs
 from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import EstimatedCountPaginator
 from tags.models import Tag, TagGroup
@@ -77,6 +81,26 @@ class DeviceFilter(admin.SimpleListFilter):
         return queryset
 
 
+class PVSetFilter(admin.SimpleListFilter):
+    """The PVs of one saved PV set (its explicit list and what its filters select)."""
+
+    title = "PV set"
+    parameter_name = "pv_set"
+
+    def lookups(self, request, model_admin):
+        return [(str(pv_set.id), pv_set.name) for pv_set in PVSet.objects.all()]
+
+    def queryset(self, request, queryset):
+        pv_set = PVSet.objects.filter(pk=self.value()).first() if (self.value() or "").isdigit() else None
+        if pv_set is None:
+            return queryset
+        try:
+            return queryset.filter(pv_set_condition(pv_set))
+        except InvalidPVSet as exc:
+            messages.error(request, str(exc))
+            return queryset.none()
+
+
 class HasReadbackFilter(admin.SimpleListFilter):
     title = "readback"
     parameter_name = "has_readback"
@@ -107,7 +131,7 @@ class PVAdmin(admin.ModelAdmin):
         "read_only",
         "restore_stage",
     ]
-    list_filter = [TagGroupFilter, TagFilter, DeviceFilter, "read_only", HasReadbackFilter]
+    list_filter = [PVSetFilter, TagGroupFilter, TagFilter, DeviceFilter, "read_only", HasReadbackFilter]
     search_fields = SEARCH_FIELDS
     search_help_text = "Search addresses, device and description."
     autocomplete_fields = ["tags"]
@@ -127,7 +151,16 @@ class PVAdmin(admin.ModelAdmin):
         ("Tags", {"fields": ["tags"]}),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
-    actions = ["add_tags", "remove_tags", "set_tolerances", "mark_read_only", "mark_writable", "export_csv"]
+    actions = [
+        "add_tags",
+        "remove_tags",
+        "set_tolerances",
+        "mark_read_only",
+        "mark_writable",
+        "add_to_pv_set",
+        "remove_from_pv_set",
+        "export_csv",
+    ]
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_tags()
@@ -214,6 +247,28 @@ class PVAdmin(admin.ModelAdmin):
         changed = services.set_read_only(queryset, False, actor=request.user, via=AuditVia.ADMIN)
         self.message_user(request, f"Marked {changed} PVs writable.", messages.SUCCESS)
 
+    def has_change_pvset_permission(self, request) -> bool:
+        return request.user.has_perm("pvs.change_pvset")
+
+    def _pv_set_action(self, request, queryset, action: str, title: str, key: str, verb: str):
+        result = self._action_form(request, queryset, PVSetChoiceForm, title, action)
+        if isinstance(result, TemplateResponse):
+            return result
+        pv_set = result.cleaned_data["pv_set"]
+        ids = list(queryset.values_list("pk", flat=True))
+        counts = pv_sets.change_members(pv_set, **{key: ids}, actor=request.user, via=AuditVia.ADMIN)
+        done = counts["added" if key == "add" else "removed"]
+        self.message_user(request, f"{verb} {done} PVs: PV set “{pv_set}”.", messages.SUCCESS)
+        return None
+
+    @admin.action(description="Add selected PVs to a PV set", permissions=["change_pvset"])
+    def add_to_pv_set(self, request, queryset):
+        return self._pv_set_action(request, queryset, "add_to_pv_set", "Add to a PV set", "add", "Added")
+
+    @admin.action(description="Remove selected PVs from a PV set", permissions=["change_pvset"])
+    def remove_from_pv_set(self, request, queryset):
+        return self._pv_set_action(request, queryset, "remove_from_pv_set", "Remove from a PV set", "remove", "Removed")
+
     @admin.action(description="Export selected PVs to CSV")
     def export_csv(self, request, queryset):
         return _csv_response(queryset)
@@ -296,3 +351,52 @@ def _csv_response(queryset) -> HttpResponse:
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="squirrel-pvs-{stamp}.csv"'
     return response
+
+
+@admin.register(PVSet)
+class PVSetAdmin(admin.ModelAdmin):
+    """Saved PV sets: filters as fields, the explicit list as addresses (or from the PV list's
+    actions "Add selected PVs to a PV set" / "Remove ..."), and how many PVs the set selects,
+    linked to the PV list filtered by it. Saves and deletions go through pvs.pv_sets (audited)."""
+
+    form = PVSetForm
+    list_display = ["name", "description", "listed_count", "resolved_count", "updated_at"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["resolved_count", "created_by", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "resolved_count"]}),
+        ("Filters (a PV must match all of them)", {"fields": PVSetForm.FILTER_FIELDS}),
+        ("Listed PVs", {"fields": ["pv_list"]}),
+        ("History", {"fields": ["created_by", "created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(listed=Count("pvs"))
+
+    @admin.display(description="listed PVs", ordering="listed")
+    def listed_count(self, pv_set: PVSet) -> int:
+        return pv_set.listed
+
+    @admin.display(description="PVs in the set")
+    def resolved_count(self, pv_set: PVSet) -> str:
+        if pv_set.pk is None:
+            return "(counted once saved)"
+        try:
+            count = pv_set_pvs(pv_set).count()
+        except InvalidPVSet as exc:
+            return str(exc)
+        url = f"{reverse('admin:pvs_pv_changelist')}?{PVSetFilter.parameter_name}={pv_set.pk}"
+        return format_html('<a href="{}">{} PVs</a>', url, count)
+
+    def save_model(self, request, obj, form, change):
+        form.save_set(actor=request.user, via=AuditVia.ADMIN)
+
+    def save_related(self, request, form, formsets, change):
+        """save_model stored the explicit list with the set."""
+
+    def delete_model(self, request, obj):
+        pv_sets.delete_pv_set(obj, actor=request.user, via=AuditVia.ADMIN)
+
+    def delete_queryset(self, request, queryset):
+        for pv_set in queryset:
+            pv_sets.delete_pv_set(pv_set, actor=request.user, via=AuditVia.ADMIN)

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 
 from pvs.models import PVSet
 from pvs.pv_sets import PVSetError, member_addresses, parse_addresses, pv_ids, save_pv_set
-from pvs.selections import pv_set_filters_problems
+from pvs.selections import pv_set_filters_problems, unsaved_pv_set_pvs
 from pvs.validators import validate_tolerance
 from tags.models import Tag, TagGroup
 
@@ -21,6 +21,12 @@ class TagChoiceForm(forms.Form):
         queryset=Tag.objects.select_related("group"),
         widget=forms.SelectMultiple(attrs={"size": 12}),
     )
+
+
+class PVSetChoiceForm(forms.Form):
+    """Which PV set a bulk add/remove action changes."""
+
+    pv_set = forms.ModelChoiceField(queryset=PVSet.objects.all(), label="PV set")
 
 
 class ToleranceForm(forms.Form):
@@ -172,6 +178,10 @@ class PVSetForm(forms.ModelForm):
         if problems:
             raise ValidationError(f"The filters are not valid: {problems}")
         return data
+
+    def preview_count(self) -> int:
+        """How many PVs the set would hold as the (valid) form stands, without saving it."""
+        return unsaved_pv_set_pvs(self.filters(), self.member_ids or []).count()
 
     def save_set(self, *, actor, via: str) -> PVSet:
         """Save the set and its explicit list (pvs.pv_sets.save_pv_set, which audits it)."""

@@ -33,10 +33,12 @@ def _listed(items: Sequence[str]) -> str:
 def parse_addresses(text: str) -> list[str]:
     """Setpoint addresses from text, one per line (commas and spaces also separate them), each
     once, in the order given. PVSetError naming the malformed ones."""
-    seen: dict[str, None] = {}
-    for address in text.replace(",", " ").split():
-        seen.setdefault(address, None)
-    addresses = list(seen)
+    return checked_addresses(text.replace(",", " ").split())
+
+
+def checked_addresses(given: Iterable[str]) -> list[str]:
+    """The addresses, each once, in the order given. PVSetError naming the malformed ones."""
+    addresses = list(dict.fromkeys(given))
     bad = [address for address in addresses if address_error(address)]
     if bad:
         raise PVSetError(f"Not valid addresses: {_listed(bad)}.")

@@ -1,8 +1,11 @@
 """Stored PV selections: the PVFilterSet parameters a schedule, a snapshot job or a restore keeps
 to say which PVs it takes."""
 
+from django.db.models import Q
+
 from pvs.filtersets import PV_SET_FILTERS, PVFilterSet, pv_set_condition
 from pvs.models import PV, PVSet
+from squirrel_site.bulk_sql import in_array
 
 
 class InvalidSelection(ValueError):
@@ -46,3 +49,11 @@ def pv_set_pvs(pv_set: PVSet):
     """The PVs of `pv_set` (its explicit list and what its filters select), in registry order.
     pvs.filtersets.InvalidPVSet if its filters are no longer valid."""
     return PV.objects.filter(pv_set_condition(pv_set))
+
+
+def unsaved_pv_set_pvs(filters: dict, member_ids) -> object:
+    """The PVs a set with these (valid) filters and explicit list would hold: a preview before saving."""
+    condition = Q(pk__in=in_array(list(member_ids), "bigint")) if member_ids else Q(pk__in=[])
+    if filters:
+        condition |= Q(pk__in=PVFilterSet(data=filters, queryset=PV.objects.all()).qs.values("pk"))
+    return PV.objects.filter(condition)

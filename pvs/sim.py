@@ -340,9 +340,9 @@ class AlarmPV:
 ALARM_PVS = (
     AlarmPV(
         "MINOR",
-        Signal("Vacuum", "VAC", "VGC", "Vacuum gauge", "P_WARN", "pressure (over its warning limit)", "Torr", prec=2),
-        5.2e-7,
-        {"HIGH": "1e-07", "HSV": "MINOR"},
+        Signal("Vacuum", "VAC", "IP", "Ion pump", "CUR", "current (over its warning limit)", "uA", prec=1),
+        212.0,
+        {"HIGH": "150", "HSV": "MINOR"},
     ),
     AlarmPV(
         "MAJOR",

@@ -20,6 +20,7 @@ from tags.models import Tag, TagGroup
 # The live table's filters and their labels on the page (PVFilterSet's `pv`, a list of
 # addresses, is for scripts).
 LIVE_FILTERS = {
+    "pv_set": "PV set",
     "search": "Search",
     "tag": "Tags (PVs with all of them)",
     "tag_group": "Tag group",
@@ -38,6 +39,7 @@ class LiveTableView(PermissionRequiredMixin, View):
         for name, label in LIVE_FILTERS.items():
             filterset.form.fields[name].label = label  # the form is the filterset's own copy
         filterset.form.fields["tag_group"].empty_label = "any"
+        filterset.form.fields["pv_set"].empty_label = "any"
         pvs = filterset.qs if filterset.is_valid() else PV.objects.none()
         pvs = pvs.with_tags().order_by("setpoint_address")
         filtered = any(request.GET.get(name) for name in LIVE_FILTERS)
@@ -57,7 +59,9 @@ class PVSetListView(PermissionRequiredMixin, View):
 
     def get(self, request):
         pv_sets = PVSet.objects.select_related("created_by").annotate(listed=Count("pvs"))
-        return TemplateResponse(request, "pvs/pv_sets.html", {"pv_sets": pv_sets})
+        # Sets are few (tens): their filters in words cost a query or two each.
+        rows = [(pv_set, describe_filters(pv_set)) for pv_set in pv_sets]
+        return TemplateResponse(request, "pvs/pv_sets.html", {"rows": rows})
 
 
 def describe_filters(pv_set: PVSet) -> list[str]:
@@ -112,6 +116,8 @@ class PVSetEditView(PermissionRequiredMixin, View):
         form = PVSetForm(request.POST, instance=self.instance())
         if not form.is_valid():
             return self.render(request, form, status=400)
+        if "preview" in request.POST:
+            return self.render(request, form, preview=form.preview_count())
         try:
             pv_set = form.save_set(actor=request.user, via=AuditVia.PAGE)
         except PVSetError:
@@ -119,15 +125,20 @@ class PVSetEditView(PermissionRequiredMixin, View):
         messages.success(request, f"PV set “{pv_set.name}” saved.")
         return redirect("pvs:pv_set", pv_set.pk)
 
-    def render(self, request, form, status=200):
-        context = {"form": form, "pv_set": form.instance if form.instance.pk else None}
+    def render(self, request, form, status=200, preview=None):
+        pv_set = PVSet.objects.get(pk=form.instance.pk) if form.instance.pk else None  # as saved
+        context = {"form": form, "pv_set": pv_set, "preview": preview}
         return TemplateResponse(request, "pvs/pv_set_form.html", context, status=status)
 
 
 class PVSetDeleteView(PermissionRequiredMixin, View):
-    """POST: delete a PV set (refused while a schedule uses it)."""
+    """GET: ask; POST: delete a PV set (refused while a schedule uses it)."""
 
     permission_required = "pvs.delete_pvset"
+
+    def get(self, request, pk):
+        pv_set = get_object_or_404(PVSet, pk=pk)
+        return TemplateResponse(request, "pvs/pv_set_delete.html", {"pv_set": pv_set})
 
     def post(self, request, pk):
         pv_set = get_object_or_404(PVSet, pk=pk)

@@ -1,4 +1,5 @@
-"""The admin's API tokens (issue, list, revoke) and the audit log (read-only, for the admin role)."""
+"""The admin's API tokens (issue, list, revoke), the audit log (read-only, for the admin role), and
+celery-beat's own tables kept out of the admin index."""
 
 import json
 from datetime import timedelta
@@ -8,6 +9,7 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 from knox.models import AuthToken
 
 from squirrel_site.admin_base import ReadOnlyAdmin
@@ -32,6 +34,22 @@ class AuthTokenCreateForm(forms.ModelForm):
     def expires_in(self) -> timedelta | None:
         days = self.cleaned_data.get("expires_in_days")
         return timedelta(days=days) if days else None
+
+
+# celery-beat's tables are its bookkeeping: a snapshot schedule (snapshots.capture.schedules) writes
+# its periodic task, so people edit schedules, never these. A schedule's crontab is still chosen and
+# added from the schedule's form (its "+" needs the crontab admin), but not listed in the index.
+admin.site.unregister([ClockedSchedule, IntervalSchedule, PeriodicTask, SolarSchedule])
+_CrontabAdmin = type(admin.site.get_model_admin(CrontabSchedule))
+admin.site.unregister(CrontabSchedule)
+
+
+@admin.register(CrontabSchedule)
+class CrontabScheduleAdmin(_CrontabAdmin):
+    """celery-beat's crontab admin, reached only from a snapshot schedule's form."""
+
+    def has_module_permission(self, request) -> bool:
+        return False
 
 
 # Replaces knox's own admin, which lists digests and shows a new token in a message (a cookie).

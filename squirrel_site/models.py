@@ -41,7 +41,7 @@ class AuditEntry(models.Model):
 
     class Meta:
         verbose_name = "audit entry"
-        verbose_name_plural = "audit log"
+        verbose_name_plural = "audit entries"
         ordering = ["-id"]
         indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target")]
 

@@ -58,3 +58,8 @@ def test_starting_a_running_job_again_counts_a_retry(job):
 def test_progress_on_a_pending_job_is_refused(job):
     with pytest.raises(InvalidJobTransition):
         job.set_progress(10)
+
+
+def test_a_job_is_named_by_its_own_number(db):
+    restore = Job.objects.create(type=JobType.RESTORE, data={"preview": 1})
+    assert str(restore) == f"Job #{restore.pk}: Restore (pending)"

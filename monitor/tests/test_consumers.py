@@ -280,6 +280,26 @@ def test_a_client_that_stops_acking_gets_at_most_four_messages_then_a_full_resyn
     assert resync["values"]["T:A"]["value"] == value and set(resync["values"]) == {"T:A", "T:B"}
 
 
+def test_a_client_four_messages_behind_gets_no_health_until_it_acks(headers, announce):
+    announce({"T:A": 0.0})
+
+    async def scenario():
+        communicator = await connect(headers)
+        messages = [await subscribe(communicator, ["T:A"], ack=False)]
+        while len(messages) < streams.MAX_UNACKED:
+            announce({"T:A": float(len(messages))})
+            messages.append(await communicator.receive_json_from(timeout=TIMEOUT))
+        await communicator.send_json_to({"health": True})
+        silent = await communicator.receive_nothing(timeout=2.5)  # health comes every second otherwise
+        await communicator.send_json_to({"ack": messages[-1]["seq"]})
+        health = await communicator.receive_json_from(timeout=TIMEOUT)
+        await communicator.disconnect()
+        return silent, health
+
+    silent, health = run(scenario)
+    assert silent and health["type"] == "health"
+
+
 def test_the_hub_stops_when_its_last_client_leaves(headers, announce):
     announce({"T:A": 1.0})
 

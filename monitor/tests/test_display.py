@@ -2,7 +2,7 @@
 
 import pytest
 
-from monitor.display import delta_text, display_text, enum_label, number_text
+from monitor.display import display_text, enum_label, number_text
 from squirrel_site.testing.values import make_meta, make_value
 
 
@@ -62,18 +62,3 @@ def test_enum_label_only_for_enums_with_a_label_at_that_index():
 
 def test_number_text_keeps_integers_whole():
     assert number_text(10**20, 3) == "100000000000000000000"
-
-
-@pytest.mark.parametrize(
-    ("delta", "precision", "units", "expected"),
-    [
-        (0.5, 2, "mA", "+0.50 mA"),
-        (-0.5, 2, "mA", "-0.50 mA"),
-        (0.0, 2, "", "0.00"),
-        (3, None, "V", "+3 V"),
-        (float("nan"), None, "V", "NaN V"),
-        (float("inf"), None, "", "+Infinity"),
-    ],
-)
-def test_a_delta_is_signed_and_carries_its_units(delta, precision, units, expected):
-    assert delta_text(delta, precision, units) == expected

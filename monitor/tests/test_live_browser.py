@@ -9,7 +9,7 @@ from django.db import connection
 
 from pvs import sim
 from pvs.importers import import_pvs
-from squirrel_site.testing.site import log_in, screenshot
+from squirrel_site.testing.site import log_in, screenshot, take_snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker, pytest.mark.fault]
 
@@ -70,6 +70,18 @@ def stale_cells(page) -> list[str]:
         .map((el) => `${el.dataset.liveAddress} ${el.dataset.age}`)""")
 
 
+def dense_and_within_the_window(page) -> int:
+    """Rows of the live table visible at 1920×1080 (one line each); no horizontal scrolling at
+    1400 or 1920 px."""
+    for width in (1400, 1920):
+        page.set_viewport_size({"width": width, "height": 1080})
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{overflow} px of horizontal overflow at {width} px"
+    screenshot(page, "live_page_unfiltered_1920")
+    return page.evaluate("""() => [...document.querySelectorAll("#live-pvs tbody tr")]
+        .filter((row) => row.getBoundingClientRect().bottom <= window.innerHeight).length""")
+
+
 def screenshots(page, name: str) -> None:
     for width in (1400, 1920):
         page.set_viewport_size({"width": width, "height": 1080})
@@ -83,6 +95,8 @@ def test_the_live_page_shows_alarms_and_never_looks_live_when_it_is_not(
     page = browser_page
     log_in(page, site)
     page.click("nav.mainnav >> text=Live")
+    page.wait_for_selector(f"{cell(sim_ioc_registry.pvs[0].setpoint)}:not(:empty)")
+    assert dense_and_within_the_window(page) >= 40
     page.fill("#id_search", "0001")  # the devices 0001, which carry the PVs in alarm
     page.click("form.filters button[type=submit]")
     page.wait_for_url("**/live/?*search=0001*")
@@ -124,3 +138,21 @@ def test_the_live_page_shows_alarms_and_never_looks_live_when_it_is_not(
     wait_until_live_again(page)
     assert page.locator(cell(alarms["never"])).text_content() == "never connected"
     screenshots(page, "page_back")
+
+
+def test_the_snapshot_pages_live_column_says_so_when_the_monitor_dies(
+    quick_staleness, site, site_processes, browser_page, sim_ioc_registry
+):
+    page = browser_page
+    log_in(page, site)
+    take_snapshot(page, site, "Live column: before the monitor dies")  # opens the snapshot's page
+    pair = sim_ioc_registry.of_kind(sim.PAIR)[0]
+    page.wait_for_function(
+        "(selector) => document.querySelector(selector)?.textContent", arg=cell(pair.setpoint), timeout=30_000
+    )
+    assert banner(page) is None and stale_cells(page) == []
+
+    site_processes.kill("monitor")
+    wait_for_banner(page, "The monitor is stale: its last heartbeat was")
+    page.wait_for_selector(f"{cell(pair.setpoint)}.live-stale", state="attached")
+    screenshots(page, "snapshot_page_monitor_stale")

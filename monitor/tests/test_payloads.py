@@ -7,7 +7,9 @@ import pytest
 from monitor.payloads import (
     Ack,
     Subscribe,
+    WatchHealth,
     error_message,
+    health_message,
     parse_client_message,
     value_entry,
     value_payload,
@@ -86,6 +88,7 @@ def test_a_never_processed_record_has_no_timestamp():
 def test_client_messages():
     assert parse_client_message('{"subscribe": ["A", "B", "A"]}') == Subscribe(frozenset({"A", "B"}))
     assert parse_client_message('{"ack": 3}') == Ack(3)
+    assert parse_client_message('{"health": true}') == WatchHealth()
 
 
 @pytest.mark.parametrize(
@@ -103,6 +106,9 @@ def test_client_messages():
         '{"subscribe": ["' + "A" * 200 + '"]}',
         '{"hello": 1}',
         '{"ack": 1, "subscribe": []}',
+        '{"health": false}',
+        '{"health": 1}',
+        '{"health": true, "ack": 1}',
     ],
 )
 def test_unknown_client_messages_are_refused_with_a_reason(text):
@@ -117,3 +123,13 @@ def test_a_message_nested_too_deeply_is_refused_saying_so():
 
 def test_error_message():
     assert json.loads(error_message("No.")) == {"type": "error", "message": "No."}
+
+
+def test_health_message():
+    assert json.loads(health_message("stale", 6.12345, 5.0)) == {
+        "type": "health",
+        "monitor": "stale",
+        "heartbeat_age_s": 6.123,
+        "stale_after_s": 5.0,
+    }
+    assert json.loads(health_message("missing", None, 5.0))["heartbeat_age_s"] is None

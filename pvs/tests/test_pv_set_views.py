@@ -117,11 +117,13 @@ def test_a_viewer_reads_sets_but_cannot_create_edit_or_delete(client, viewer, re
     client.force_login(viewer)
     listing = client.get(reverse("pvs:pv_sets"))
     assert listing.status_code == 200 and "Quads" in listing.text and "New PV set" not in listing.text
+    assert "PVs of devices starting with “QUAD”" in listing.text
     page = client.get(reverse("pvs:pv_set", args=[pv_set.pk]))
     assert page.status_code == 200 and ">Edit<" not in page.text
     assert client.get(reverse("pvs:pv_set_new")).status_code == 403
     assert client.post(reverse("pvs:pv_set_new"), form_data(device="QUAD")).status_code == 403
     assert client.post(reverse("pvs:pv_set_edit", args=[pv_set.pk]), form_data(device="X")).status_code == 403
+    assert client.get(reverse("pvs:pv_set_delete", args=[pv_set.pk])).status_code == 403
     assert client.post(reverse("pvs:pv_set_delete", args=[pv_set.pk])).status_code == 403
     assert PVSet.objects.get().filters == {"device": "QUAD"}
 
@@ -134,6 +136,8 @@ def test_anonymous_users_are_sent_to_log_in(client):
 def test_an_operator_deletes_a_set(client, operator_user, registry):
     pv_set = pv_sets.save_pv_set(PVSet(name="Quads", filters={"device": "QUAD"}), actor=None, via=AuditVia.PAGE)
     client.force_login(operator_user)
+    assert "Delete the set" in client.get(reverse("pvs:pv_set_delete", args=[pv_set.pk])).text
+    assert PVSet.objects.exists()
     response = client.post(reverse("pvs:pv_set_delete", args=[pv_set.pk]), follow=True)
     assert "PV set “Quads” deleted." in response.text
     assert not PVSet.objects.exists() and PV.objects.count() == 150
@@ -146,3 +150,22 @@ def test_a_set_whose_tag_was_deleted_says_so_on_its_page(client, operator_user, 
     client.force_login(operator_user)
     page = client.get(reverse("pvs:pv_set", args=[pv_set.pk]))
     assert page.status_code == 200 and "no longer valid" in page.text
+
+
+def test_preview_counts_the_pvs_without_saving(client, operator_user, registry):
+    client.force_login(operator_user)
+    response = client.post(reverse("pvs:pv_set_new"), form_data(device="QUAD:1", pv_list="L:000:SP", preview="1"))
+    assert response.status_code == 200
+    assert "the set holds <strong>51</strong> PVs (not saved yet)" in response.text
+    assert not PVSet.objects.exists() and not AuditEntry.objects.exists()
+
+
+def test_the_live_table_filters_by_a_set(client, viewer, registry):
+    pv_set = pv_sets.save_pv_set(
+        PVSet(name="Two", filters={}), member_ids=pv_sets.pv_ids(["L:005:SP", "L:006:SP"]), actor=None, via="page"
+    )
+    client.force_login(viewer)
+    page = client.get(reverse("pvs:live"))
+    assert f'<option value="{pv_set.pk}">Two</option>' in page.text
+    response = client.get(reverse("pvs:live"), {"pv_set": pv_set.pk})
+    assert [pv.setpoint_address for pv in response.context["page"].rows] == ["L:005:SP", "L:006:SP"]

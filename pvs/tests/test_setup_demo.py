@@ -5,7 +5,8 @@ from django.test import RequestFactory
 
 from pvs import sim
 from pvs.management.commands.setup_demo import DEMO_PASSWORD, DEMO_USERNAME
-from pvs.models import PV
+from pvs.models import PV, PVSet
+from pvs.selections import pv_set_pvs
 
 
 @pytest.mark.django_db
@@ -39,3 +40,14 @@ def test_setup_demo_with_alarms_registers_the_pvs_in_alarm_too(capsys):
     registered = set(PV.objects.values_list("setpoint_address", flat=True))
     assert registered == {pv.setpoint for pv in sim.generate(40, alarms=True).pvs}
     assert len(registered) == 40 + len(sim.ALARM_PVS)
+
+
+@pytest.mark.django_db
+def test_setup_demo_saves_pv_sets_once_and_keeps_their_edits(capsys):
+    call_command("setup_demo", "--pvs", "200")
+    magnets = PVSet.objects.get(name="Magnets")
+    assert pv_set_pvs(magnets).exists() and pv_set_pvs(PVSet.objects.get(name="LINAC RF")).exists()
+    PVSet.objects.filter(pk=magnets.pk).update(description="Edited")
+    call_command("setup_demo", "--pvs", "200")
+    assert PVSet.objects.count() == 2 and PVSet.objects.get(name="Magnets").description == "Edited"
+    assert "Demo PV sets: 0 new." in capsys.readouterr().out

@@ -38,13 +38,14 @@ def test_live_table_needs_a_login(client):
 
 def test_live_table_pages_pvs_with_live_cells(client, admin_user, li20_quads, django_assert_max_num_queries):
     client.force_login(admin_user)
-    # Session, user, count, PVs, their tags, tag and tag group choices, ...: never one per row.
-    with django_assert_max_num_queries(9):
+    # Session, user, count, PVs, their tags, PV set, tag and tag group choices, ...: never one per row.
+    with django_assert_max_num_queries(10):
         response = client.get(reverse("pvs:live"))
     assert addresses(response)[:2] == ["L:000:SP", "L:001:SP"] and len(addresses(response)) == 100
     page = response.text
     assert 'data-live-address="L:001:SP"' in page and 'data-live-address="L:001:RB"' in page
     assert 'data-live-address="L:000:RB"' not in page  # no readback, no cell
+    assert '/static/squirrel/live.css"' in page  # the banner's and old cells' styles
     assert "rows 1–100 of 130" in page
     second = client.get(reverse("pvs:live"), {"page": 2})
     assert addresses(second)[0] == "L:100:SP" and len(addresses(second)) == 30

@@ -54,6 +54,24 @@ class SnapshotField(forms.Field):
         return snapshot
 
 
+class CheckboxField(forms.BooleanField):
+    """A checkbox or a boolean parameter: `on` (what a browser sends), `true`, `1`, or nothing /
+    `false`, `0`, `off`; anything else is refused (BooleanField reads any text as true)."""
+
+    TRUE, FALSE = ("on", "true", "1"), ("", "off", "false", "0")
+    widget = forms.TextInput  # the raw text: CheckboxInput reads any text as true before to_python
+
+    def to_python(self, value) -> bool:
+        if value in (True, False, None):
+            return bool(value)
+        text = str(value).strip().lower()
+        if text in self.TRUE:
+            return True
+        if text in self.FALSE:
+            return False
+        raise ValidationError("Enter true or false.", code="invalid")
+
+
 class CompareForm(forms.Form):
     """What to compare, tolerance overrides, row filters, sorting and the page."""
 
@@ -61,7 +79,7 @@ class CompareForm(forms.Form):
     b = SnapshotField(allow_live=True, required=False, help_text='Another snapshot\'s id, or "live" (the default).')
     abs_tol = forms.FloatField(min_value=0, required=False, help_text="Absolute tolerance for every PV.")
     rel_tol = forms.FloatField(min_value=0, required=False, help_text="Relative tolerance for every PV (0.01 = 1%).")
-    differences_only = forms.BooleanField(required=False, help_text="Hide equal rows and rows within tolerance.")
+    differences_only = CheckboxField(required=False, help_text="Hide equal rows and rows within tolerance.")
     status = forms.MultipleChoiceField(
         choices=ComparisonStatus.choices, required=False, help_text="Show only these statuses (repeatable)."
     )

@@ -765,45 +765,6 @@ def write_csv(comparison: Comparison, stream) -> int:
     return len(page.rows)
 
 
-def side_json(s: Side | None) -> dict | None:
-    """A side for the API (JSON-safe), with its readback (null when the PV has none)."""
-    if s is None:
-        return None
-    return {
-        "kind": s.kind,
-        "value": json_safe(s.value),
-        "display": s.display,
-        "label": s.label,
-        "connected": s.connected,
-        "severity": s.severity,
-        "status": s.alarm_status,
-        "units": s.units,
-        "precision": s.precision,
-        "reason": s.reason,
-        "timestamp": s.timestamp,
-        **({"address": s.address} if s.address else {}),
-        "readback": side_json(s.readback),
-    }
-
-
-def comparison_json(row: ComparisonRow) -> dict:
-    """A row for the API (JSON-safe: NaN and infinities spelled out)."""
-    side = side_json
-    return {
-        "pv": row.pv_id,
-        "pv_name": row.name,
-        "device": row.device,
-        "status": row.status,
-        "kind": row.kind,
-        "a": side(row.a),
-        "b": side(row.b),
-        "delta": json_safe(row.delta),
-        "abs_tolerance": row.abs_tolerance,
-        "rel_tolerance": row.rel_tolerance,
-        "severity": row.severity,
-    }
-
-
 def saved_json(side: Side) -> str:
     """A saved value as JSON text for a live row's data-saved attribute."""
     return json.dumps(json_safe(side.value))

@@ -220,17 +220,25 @@ def _nway_row(row) -> dict:
                 "delta": cell.delta_display,
             }
         )
-    return {"row": row, "reference": _side_cell(row.reference), "cells": cells}
+    row_class = " ".join(name for name in ("differs" if row.differs else "", ALARM_CLASSES.get(row.severity)) if name)
+    return {"row": row, "reference": _side_cell(row.reference), "cells": cells, "row_class": row_class}
 
 
 def _row(row, live: bool) -> dict:
     """A ComparisonRow and what its table row needs: badge, highlight, live.js marks."""
+    severity_alarm = ALARM_CLASSES.get(row.severity, "")
     marked = live and row.a is not None and row.a.value is not None and row.b is not None and bool(row.b.address)
     return {
         "row": row,
         "text": dict(zip(CSV_HEADER, csv_cells(row, full=False), strict=False)),
         "badge": STATUS_BADGES[row.status],
         "highlighted": row.status in HIGHLIGHTED,
+        # The row's alarm as the other tables show it: a stripe, and the severity in its colour
+        # (nothing for NO_ALARM).
+        "row_class": " ".join(
+            name for name in ("out-of-tolerance" if row.status in HIGHLIGHTED else "", severity_alarm) if name
+        ),
+        "severity_alarm": severity_alarm,
         "live_address": row.b.address if live and row.b is not None else "",
         "saved_json": saved_json(row.a) if marked else "",
         "a": _side_cell(row.a),

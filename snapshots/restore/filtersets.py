@@ -37,3 +37,8 @@ class RestoreFilterSet(django_filters.FilterSet):
     def filter_kind(self, queryset, name, value):
         undo = queryset.filter(snapshot__origin=SnapshotOrigin.PRE_RESTORE)
         return undo if value == UNDO else queryset.exclude(snapshot__origin=SnapshotOrigin.PRE_RESTORE)
+
+
+def is_undo(restore: Restore) -> bool:
+    """An undo restores the automatic snapshot taken before the restore it undoes."""
+    return restore.snapshot.origin == SnapshotOrigin.PRE_RESTORE

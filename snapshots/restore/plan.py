@@ -24,7 +24,8 @@ from squirrel_site.bulk_sql import in_array, set_join
 
 
 def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:
-    """The undo point: the current values of `pvs` as a PRE_RESTORE snapshot.
+    """The undo point: the current values of `pvs` as a PRE_RESTORE snapshot, with the `registry`
+    rows it holds (snapshots.capture.services.take_snapshot).
 
     Hybrid: from the monitor's cache when it is fresh (connected values are current to within
     its flush lag), read directly for the rest or when the monitor is stale.
@@ -34,9 +35,11 @@ def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:
     title = f"Before restore #{restore.pk}"
     comment = f"Automatic undo point before restoring snapshot #{restore.snapshot_id} ({restore.snapshot.title})."
     if not pvs.exists():
-        return Snapshot.objects.create(
+        empty = Snapshot.objects.create(
             title=title, comment=comment, created_by=user, mode=SnapshotMode.HYBRID, origin=SnapshotOrigin.PRE_RESTORE
         )
+        empty.registry = []
+        return empty
     return take_snapshot(
         title=title,
         comment=comment,
@@ -74,7 +77,7 @@ def new_plan(restore: Restore, io, connect_timeout: float, recorder: Recorder) -
         )
         # The plan is what the items will say is pending: the targets the undo snapshot holds
         # under the preview's name (a PV edited or deleted since the claim drops out of both).
-        held = set(SnapshotValue.objects.filter(snapshot=undo).values_list("pv_id", "pv_name"))
+        held = {(pv_id, setpoint) for pv_id, setpoint, _ in undo.registry}
         plan: dict[int, list[tuple]] = {}
         for target in reachable:
             if (target[0], target[2]) in held:
@@ -83,7 +86,8 @@ def new_plan(restore: Restore, io, connect_timeout: float, recorder: Recorder) -
         # written from this commit on.
         restore.undo_snapshot, restore.writing_stage = undo, min(plan, default=None)
         Restore.objects.filter(pk=restore.pk).update(undo_snapshot=undo, writing_stage=restore.writing_stage)
-    item_ids = recorder.submit(_create_items, restore.pk, restore.preview_id, undo.pk, connect_timeout)
+    ids = bool(restore.options.get("verify"))  # only verification needs them
+    item_ids = recorder.submit(_create_items, restore.pk, restore.preview_id, undo.pk, connect_timeout, ids)
     return plan, item_ids
 
 
@@ -113,14 +117,17 @@ def unfinished_plan(restore: Restore, connect_timeout: float) -> dict[int, list[
     return plan
 
 
-def _create_items(restore_id: int, preview_id: int, undo_id: int, connect_timeout: float) -> dict[str, int]:
+def _create_items(
+    restore_id: int, preview_id: int, undo_id: int, connect_timeout: float, ids: bool = False
+) -> dict[str, int]:
     """One INSERT ... SELECT: the preview's targets joined with the undo snapshot's values,
     without 40,000 rows travelling to Python and back. A target the undo snapshot lacks was not
-    connected: it is recorded as disconnected and never written. Returns the new items' ids by
-    PV name (verification records read-backs by id without reading the items back)."""
+    connected: it is recorded as disconnected and never written. With `ids`, returns the new
+    items' ids by PV name (verification records read-backs by id without reading the items
+    back); else an empty dict."""
     with set_join() as cursor:
         cursor.execute(
-            _CREATE_ITEMS,
+            _CREATE_ITEMS + (" RETURNING id, pv_name" if ids else ""),
             {
                 "restore": restore_id,
                 "preview": preview_id,
@@ -131,7 +138,7 @@ def _create_items(restore_id: int, preview_id: int, undo_id: int, connect_timeou
                 "message": f"Not connected within {connect_timeout:g} s; not written.",
             },
         )
-        return {name: item_id for item_id, name in cursor.fetchall()}
+        return {name: item_id for item_id, name in cursor.fetchall()} if ids else {}
 
 
 _COPIED = ["pv_id", *ITEM_COLUMNS[1:11]]
@@ -152,5 +159,4 @@ _CREATE_ITEMS = f"""
     WHERE i.preview_id = %(preview)s AND i.action = %(write)s AND i.pv_id IS NOT NULL
     -- A killed runner's INSERT may still commit after its lock is gone: a resume's then adds nothing.
     ON CONFLICT (restore_id, pv_name) DO NOTHING
-    RETURNING id, pv_name
 """

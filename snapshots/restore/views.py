@@ -19,10 +19,10 @@ from django.views import View
 
 from jobs.models import Job, JobType
 from jobs.outbox import enqueue
-from monitor.display import delta_text
+from monitor.deltas import delta_text
 from pvs.models import PV
 from snapshots.capture.forms import EditSnapshotForm
-from snapshots.capture.models import Snapshot, SnapshotOrigin, SnapshotValue, ValueType
+from snapshots.capture.models import Snapshot, SnapshotValue, ValueType
 from snapshots.capture.values import display_value
 from snapshots.capture.views import VALUE_COLUMNS, is_golden, value_order, value_row
 from snapshots.comparison.filtersets import SnapshotValueFilterSet
@@ -30,7 +30,7 @@ from snapshots.comparison.rules import delta
 from snapshots.restore.actions import request_restore, request_undo
 from snapshots.restore.claim import execution_refusal
 from snapshots.restore.errors import NeedsChannelAccess, RestoreError
-from snapshots.restore.filtersets import RestoreFilterSet
+from snapshots.restore.filtersets import RestoreFilterSet, is_undo
 from snapshots.restore.forms import ExecuteRestoreForm, RestoreScope, RestoreSelectionForm
 from snapshots.restore.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
 from snapshots.restore.preview import preview_restore
@@ -39,8 +39,6 @@ from squirrel_site.pages import offset_page, sort_columns, with_query
 from tags.models import Tag
 
 FILTER_PREFIX = "filter-"
-# An undo restores the automatic snapshot taken before the restore it undoes.
-UNDO_ORIGIN = SnapshotOrigin.PRE_RESTORE
 
 
 class CanRestoreMixin(PermissionRequiredMixin):
@@ -266,7 +264,7 @@ def _cells(item, shown_as: dict, **values) -> dict:
 
 
 def _delta_cell(item, shown_as: dict, reference, value) -> str:
-    """value − reference, signed and with units (monitor.display.delta_text); "" without one."""
+    """value − reference, signed and with units (monitor.deltas.delta_text); "" without one."""
     shown = shown_as.get(item.pv_name, {})
     difference = magnitude_signed(delta(reference, value, item.value_type))
     if difference is None:
@@ -398,7 +396,7 @@ class RestoreListView(PermissionRequiredMixin, View):
             "rows": [
                 (
                     restore,
-                    restore.snapshot.origin == UNDO_ORIGIN,
+                    is_undo(restore),
                     [
                         (label, restore.summary[key])
                         for key, label in RestoreItemStatus.choices

@@ -132,3 +132,26 @@ def test_a_large_audit_log_is_listed_without_counting_it(admin_client, viewer, m
         assert admin_client.get(AUDIT_LOG).status_code == 200
     counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and "auditentry" in q["sql"]]
     assert counts == []
+
+
+def test_the_admin_index_names_audit_entries_and_leaves_out_celery_beats_tables(client, admin_user):
+    client.force_login(admin_user)
+    page = client.get(reverse("admin:index")).text
+    assert ">Audit entries</a>" in page and "Audit log" not in page
+    for hidden in ("Clocked", "Crontabs", "Intervals", "Periodic tasks", "Solar events"):
+        assert f">{hidden}</a>" not in page, hidden
+    # A schedule's form still adds a crontab in its pop-up (the crontab admin stays registered).
+    assert client.get(reverse("admin:django_celery_beat_crontabschedule_add")).status_code == 200
+    assert client.get("/admin/django_celery_beat/periodictask/").status_code == 404
+
+
+def test_the_admin_shows_dates_with_the_day_24_hour_in_the_configured_time_zone(admin_client, viewer, settings):
+    settings.TIME_ZONE = "America/Los_Angeles"
+    audit.record(viewer, AuditAction.SNAPSHOT_REQUESTED, "afternoon", via=AuditVia.API)
+    entry = AuditEntry.objects.get()
+    AuditEntry.objects.filter(pk=entry.pk).update(created_at="2026-03-04T22:05:06Z")
+    page = admin_client.get(AUDIT_LOG).text
+    assert "2026-03-04 14:05:06" in page and "p.m." not in page  # 22:05 UTC is 14:05 in Los Angeles
+    detail = admin_client.get(reverse("admin:squirrel_site_auditentry_change", args=[entry.pk])).text
+    assert "2026-03-04 14:05:06 PST" in detail
+    assert "1 audit entry" in page

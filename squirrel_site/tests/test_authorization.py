@@ -20,7 +20,7 @@ from django.urls import URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from jobs.models import Job, JobType
-from pvs.models import PV
+from pvs.models import PV, PVSet
 from snapshots.models import Restore, RestorePreview, Snapshot, SnapshotMode
 from snapshots.restore.preview import registry_fingerprint
 from squirrel_site.asgi import application
@@ -36,6 +36,7 @@ SNAPSHOT_WRITE = "401 403 403 403 ok ok"  # add_snapshot / change_snapshot: oper
 RESTORE = "401 403 403 403 ok ok"  # add_restore: operator and admin
 OPERATORS_JOB = "401 403 404 404 ok ok"  # the operator's own job; the admin role sees every job
 CURATE = "401 403 403 ok 403 ok"  # add/change/delete of PVs, tags and tag groups: editor and admin
+PV_SETS = "401 403 403 ok ok ok"  # add/change/delete of saved PV sets: editor, operator and admin
 PAGE = "login 403 ok ok ok ok"  # the API's docs page, for people: any role
 
 # (method, URL name, the object whose pk the URL takes, expected outcomes)
@@ -70,6 +71,14 @@ API = [
     ("POST", "pvs-api:pv-bulk-create", None, CURATE),
     ("PATCH", "pvs-api:pv-bulk-create", None, CURATE),
     ("POST", "pvs-api:pv-bulk-delete", None, CURATE),
+    ("GET", "pvs-api:pv-set-list", None, READ),
+    ("POST", "pvs-api:pv-set-list", None, PV_SETS),
+    ("GET", "pvs-api:pv-set-detail", "pv_set", READ),
+    ("PUT", "pvs-api:pv-set-detail", "pv_set", PV_SETS),
+    ("PATCH", "pvs-api:pv-set-detail", "pv_set", PV_SETS),
+    ("DELETE", "pvs-api:pv-set-detail", "pv_set", PV_SETS),
+    ("GET", "pvs-api:pv-set-pvs", "pv_set", READ),
+    ("POST", "pvs-api:pv-set-members", "pv_set", PV_SETS),
     ("GET", "tags-api:tag-group-list", None, READ),
     ("POST", "tags-api:tag-group-list", None, CURATE),
     ("GET", "tags-api:tag-group-detail", "tag_group", READ),
@@ -130,6 +139,7 @@ def world(make_user):
     tag_group = TagGroup.objects.create(name="Area")
     tag = Tag.objects.create(group=tag_group, name="Injector")
     pv = PV.objects.create(setpoint_address="AUTH:MAG1:CURRENT")
+    pv_set = PVSet.objects.create(name="Magnets", filters={"device": "MAG"})
     return {
         "operator": operator,
         "snapshot": snapshot,
@@ -139,6 +149,7 @@ def world(make_user):
         "pv": pv,
         "tag_group": tag_group,
         "tag": tag,
+        "pv_set": pv_set,
     }
 
 
@@ -166,6 +177,10 @@ def _params(method: str, name: str, world) -> dict:
         ("POST", "pvs-api:pv-bulk-create"): [{"setpoint_address": "AUTH:BULK:PV"}],
         ("PATCH", "pvs-api:pv-bulk-create"): [{"id": world["pv"].pk, "description": "Main coil"}],
         ("POST", "pvs-api:pv-bulk-delete"): {"ids": [world["pv"].pk]},
+        ("POST", "pvs-api:pv-set-list"): {"name": "Chosen", "pvs": ["AUTH:MAG1:CURRENT"]},
+        ("PUT", "pvs-api:pv-set-detail"): {"name": "Magnets", "pvs": ["AUTH:MAG1:CURRENT"]},
+        ("PATCH", "pvs-api:pv-set-detail"): {"description": "Every magnet"},
+        ("POST", "pvs-api:pv-set-members"): {"add": ["AUTH:MAG1:CURRENT"]},
         ("POST", "tags-api:tag-group-list"): {"name": "Subsystem"},
         ("PUT", "tags-api:tag-group-detail"): {"name": "Area", "description": "Where it is"},
         ("PATCH", "tags-api:tag-group-detail"): {"description": "Where it is"},

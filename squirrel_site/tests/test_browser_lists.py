@@ -14,6 +14,17 @@ from squirrel_site.testing.site import SCREENSHOTS, log_in, screenshot, take_sna
 pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker]
 
 
+def at_both_widths(page, name: str) -> None:
+    """Screenshots at 1400 and 1920 px; at neither does the page scroll sideways."""
+    size = page.viewport_size
+    for width in (1400, 1920):
+        page.set_viewport_size({"width": width, "height": 1080})
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{name} is {overflow} px too wide at {width} px"
+        screenshot(page, f"{name}_{width}")
+    page.set_viewport_size(size)
+
+
 def rows(page, table: str) -> list[str]:
     return page.locator(f"#{table} tbody tr").all_text_contents()
 
@@ -23,6 +34,8 @@ def test_edit_a_snapshot_restore_it_and_find_the_restore_and_jobs_in_the_lists(
 ):
     page = browser_page
     SnapshotTag.objects.get_or_create(name="weekly")
+    # A migration creates golden; a transactional test run earlier in the session may have flushed it.
+    SnapshotTag.objects.get_or_create(name="golden", defaults={"protected": True})
     connection.close()  # Playwright's loop makes Django give this thread a connection of its own
     pair = sim_ioc_registry.of_kind(sim.PAIR)[4]
     log_in(page, site)
@@ -65,7 +78,7 @@ def test_edit_a_snapshot_restore_it_and_find_the_restore_and_jobs_in_the_lists(
     page.select_option("#id_kind", "restore")
     page.fill("#id_user", "ADMIN")
     page.click("form.filters button[type=submit]")
-    screenshot(page, "32_restores_list")
+    at_both_widths(page, "32_restores_list")
     page.locator("#restores tbody tr").first.locator("td.results a").click()
     page.wait_for_url(restore_url)
 
@@ -79,7 +92,7 @@ def test_edit_a_snapshot_restore_it_and_find_the_restore_and_jobs_in_the_lists(
     page.click("form.filters button[type=submit]")
     assert set(page.locator("#jobs tbody tr td:nth-child(2)").all_text_contents()) == {"Restore"}
     assert "Executes preview #" in page.locator("#jobs tbody tr").first.text_content()
-    screenshot(page, "33_jobs_list")
+    at_both_widths(page, "33_jobs_list")
     page.locator("#jobs tbody tr").first.locator("td.result a").click()
     page.wait_for_url(restore_url)
 

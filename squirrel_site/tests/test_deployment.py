@@ -103,6 +103,7 @@ def test_the_production_variables_set_hsts_redirect_and_the_proxy_header():
         ("SQUIRREL_SSL_REDIRECT", "maybe", "SQUIRREL_SSL_REDIRECT must be a boolean"),
         ("SQUIRREL_LOGIN_FAILURE_LIMIT", "0", "SQUIRREL_LOGIN_FAILURE_LIMIT must be at least 1"),
         ("SQUIRREL_LOGIN_COOLOFF_MINUTES", "soon", "SQUIRREL_LOGIN_COOLOFF_MINUTES must be an integer"),
+        ("SQUIRREL_LIVE_STALE_SECONDS", "1", "SQUIRREL_LIVE_STALE_SECONDS must be from 2 to 3600 seconds"),
     ],
 )
 def test_a_bad_value_stops_the_process_naming_the_variable(name, value, message):

@@ -28,8 +28,11 @@ from schemathesis.core.parameters import ParameterLocation
 
 from jobs.models import Job, JobType
 from monitor import live
+from pvs.models import PVSet
+from pvs.pv_sets import save_pv_set
 from snapshots.models import GOLDEN_TAG, Restore, RestoreItem, RestoreItemStatus, RestoreStatus, SnapshotTag
 from snapshots.restore.preview import preview_restore
+from squirrel_site.audit import AuditVia
 from squirrel_site.testing.snapshots import Enum
 from tags.models import Tag, TagGroup
 
@@ -67,10 +70,12 @@ ID_PARAMETERS = (
     ("query", "snapshot", "snapshots"),
     ("query", "tag", "tags"),
     ("query", "tag_group", "tag-groups"),
+    ("query", "pv_set", "pv-sets"),
     ("query", "group", "tag-groups"),
     ("body", "snapshot", "snapshots"),
     ("body", "tag", "tags"),
     ("body", "tag_group", "tag-groups"),
+    ("body", "pv_set", "pv-sets"),
     ("body", "tags", "tags"),
     ("body", "group", "tag-groups"),
     ("body", "ids", "pvs"),
@@ -191,6 +196,9 @@ def machine(admin_user, make_pvs, make_snapshot, live_values, healthy):
         status=RestoreItemStatus.VERIFIED,
     )
     job = Job.objects.create(type=JobType.SNAPSHOT, created_by=admin_user, data={"title": "t"})
+    pv_set = save_pv_set(
+        PVSet(name="Linac", filters={"tag": [tag.id]}), member_ids=[pv_b.id], actor=None, via=AuditVia.COMMAND
+    )
     return {
         "snapshots": snapshot.id,
         "restore-previews": preview.id,
@@ -199,6 +207,7 @@ def machine(admin_user, make_pvs, make_snapshot, live_values, healthy):
         "pvs": pv_a.id,
         "tags": tag.id,
         "tag-groups": group.id,
+        "pv-sets": pv_set.id,
     }
 
 

@@ -92,3 +92,18 @@ def test_pages_send_anonymous_visitors_to_the_login_page(client, name, args):
 def test_viewers_may_open_every_page(client, viewer, name, args):
     client.force_login(viewer)
     assert client.get(reverse(name, args=args)).status_code in (200, 404)
+
+
+@pytest.mark.parametrize(
+    "name, args, active",
+    [
+        ("snapshots:list", [], "Snapshots"),
+        ("snapshots:restore_list", [], "Restores"),
+        ("jobs:list", [], "Jobs"),
+    ],
+)
+def test_the_nav_links_the_lists_and_marks_the_current_one(client, viewer, name, args, active):
+    client.force_login(viewer)
+    page = client.get(reverse(name, args=args)).text
+    assert '<a href="/restores/"' in page and '<a href="/jobs/"' in page
+    assert f'class="active">{active}</a>' in page and page.count('class="active"') == 1

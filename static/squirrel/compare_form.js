@@ -20,6 +20,10 @@ function renumber() {
     if (remove) remove.setAttribute("aria-label", `Remove column ${index + 1}`);
   });
   add.disabled = columns().length >= Number(add.dataset.max);
+  // Several columns sort by name only: a two-way sort (by delta, status, ...) kept from the
+  // current result would be refused.
+  const sort = form.querySelector('input[type="hidden"][name="sort"]');
+  if (sort && columns().length > 1 && !["name", "-name"].includes(sort.value)) sort.remove();
 }
 
 if (form && add && template) {

@@ -167,17 +167,27 @@ function showValue(el, v) {
   el.dataset.liveState = state === null ? "" : state.replace("alarm-", "");
   for (const name of STATE_CLASSES) el.classList.toggle(name, name === state);
   el.dataset.liveNote = !v.connected && !never ? `last value ${v.display}` : "";
+  // A cell cut with an ellipsis (class clip) has its whole text in its title.
+  el.dataset.liveFull = el.classList.contains("clip") && v.connected ? v.display : "";
 }
 
 // Whether the page has heard, within staleAfterMs, that the element's value is current.
 function showAge(el, address, now) {
   const fresh = Math.max(arrivedAt.get(address) ?? -Infinity, confirmedAt ?? -Infinity);
-  const age = latest.has(address) ? now - fresh : null;
+  // Text the server rendered with the page (compare's live column) is as old as the page.
+  const age = latest.has(address) ? now - fresh : el.textContent ? now - startedAt : null;
   const stale = age !== null && age > staleAfterMs;
   el.classList.toggle("live-stale", stale);
   if (stale) el.dataset.age = `${ageText(age)} old`;
   else delete el.dataset.age;
-  const note = [el.dataset.liveNote, stale ? `${ageText(age)} old: no news that this value is current` : ""];
+  // A title the page gave the element comes first.
+  if (el.dataset.liveTitle === undefined) el.dataset.liveTitle = el.getAttribute("title") ?? "";
+  const note = [
+    el.dataset.liveTitle,
+    el.dataset.liveFull,
+    el.dataset.liveNote,
+    stale ? `${ageText(age)} old: no news that this value is current` : "",
+  ];
   const title = note.filter(Boolean).join("; ");
   if (title) el.title = title;
   else el.removeAttribute("title");
@@ -229,7 +239,7 @@ function showBanner(text) {
     const main = document.querySelector("main") || document.body;
     main.prepend(banner);
   }
-  if (banner.textContent !== text) banner.textContent = text;
+  if (banner.textContent !== text) banner.textContent = banner.title = text;
   banner.hidden = false;
 }
 

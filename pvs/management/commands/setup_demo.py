@@ -1,4 +1,5 @@
-"""Load the demo registry (the simulated IOC's PVs) and the demo user; safe to run again."""
+"""Load the demo registry (the simulated IOC's PVs), a few saved PV sets and the demo user; safe to
+run again."""
 
 import io
 
@@ -7,11 +8,19 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from pvs import sim
+from pvs.models import PVSet
+from pvs.pv_sets import save_pv_set
 from pvs.services import import_registry
 from squirrel_site.audit import AuditVia
+from tags.models import Tag
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "squirrel-demo"
+# The demo's saved PV sets: (name, description, the (group, tag) pairs a PV must carry).
+DEMO_PV_SETS = [
+    ("Magnets", "Every magnet PV.", [("Subsystem", "Magnets")]),
+    ("LINAC RF", "The RF PVs of the LINAC.", [("Area", "LINAC"), ("Subsystem", "RF")]),
+]
 
 
 class Command(BaseCommand):
@@ -42,6 +51,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Demo registry: {report.new} new, {report.updated} updated, {report.unchanged} unchanged PVs."
         )
+        made = self.demo_pv_sets()
+        self.stdout.write(f"Demo PV sets: {made} new.")
         user, created = get_user_model().objects.get_or_create(
             username=DEMO_USERNAME, defaults={"is_staff": True, "is_superuser": True}
         )
@@ -52,3 +63,19 @@ class Command(BaseCommand):
             self.style.SUCCESS(f"Demo login: user {DEMO_USERNAME!r}, password {DEMO_PASSWORD!r}")
             + (" (created)" if created else "")
         )
+
+    def demo_pv_sets(self) -> int:
+        """Create the demo's PV sets that do not exist yet (a set of that name is left as it is)."""
+        made = 0
+        for name, description, tags in DEMO_PV_SETS:
+            ids = [
+                Tag.objects.filter(group__name=group, name=tag).values_list("pk", flat=True).first()
+                for group, tag in tags
+            ]
+            if PVSet.objects.filter(name=name).exists() or None in ids:
+                continue
+            save_pv_set(
+                PVSet(name=name, description=description, filters={"tag": ids}), actor=None, via=AuditVia.COMMAND
+            )
+            made += 1
+        return made

@@ -53,6 +53,10 @@ def test_cache_mode_stores_missing_and_disconnected_pvs_without_value(three_pvs,
         "T:C": (False, None, None, "no value in cache", "none"),
     }
     assert snapshot.disconnected_count == 2
+    # The rows are counted while COPY writes them: the stored counts say the same.
+    snapshot.refresh_from_db()
+    assert (snapshot.pv_count, snapshot.disconnected_count) == (3, 2)
+    assert sorted(row[1] for row in snapshot.registry) == ["T:A_SP", "T:B_SP", "T:C"]
 
 
 def test_stale_heartbeat_makes_cache_mode_read_directly(three_pvs, cache, admin_user):

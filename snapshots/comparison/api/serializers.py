@@ -1,6 +1,6 @@
 """The shapes of the compare and drift answers, for the schema.
 
-The views build these answers as plain dicts (snapshots.comparison.comparison_json): a page of a
+The views build these answers as plain dicts (snapshots.comparison.api.payloads): a page of a
 thousand rows through DRF serializers would cost more than the comparison itself. The contract
 test (squirrel_site/tests/test_openapi_contract.py) checks that the two agree.
 """

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from monitor.api.serializers import LiveValuesUnavailable
 from pvs.filtersets import PVFilterSet
 from snapshots.capture.api.serializers import SnapshotSerializer
+from snapshots.comparison.api.payloads import comparison_json, nway_json
 from snapshots.comparison.api.serializers import ComparePageSerializer, DriftSerializer, NWayPageSerializer
 from snapshots.comparison.drift import DriftLine, drift_summary
 from snapshots.comparison.forms import (
@@ -25,8 +26,7 @@ from snapshots.comparison.forms import (
     nway_parameters,
 )
 from snapshots.comparison.nway import compare_columns
-from snapshots.comparison.rows import compare, comparison_json, side_json
-from squirrel_site.json_values import json_safe
+from snapshots.comparison.rows import compare
 from squirrel_site.permissions import needs
 from squirrel_site.schema import LIVE_VALUES_UNAVAILABLE, form_parameters
 
@@ -118,26 +118,7 @@ class CompareColumnsView(APIView):
                 "counts": page.counts,
                 "next": replace_query_param(url, "page", number + 1) if number * size < page.total else None,
                 "previous": _previous(url, number),
-                "results": [
-                    {
-                        "pv": row.pv_id,
-                        "pv_name": row.name,
-                        "device": row.device,
-                        "abs_tolerance": row.abs_tolerance,
-                        "rel_tolerance": row.rel_tolerance,
-                        "reference": side_json(row.reference),
-                        "columns": [
-                            {
-                                "status": cell.status,
-                                "value": side_json(cell.b),
-                                "delta": json_safe(cell.delta),
-                                "delta_display": cell.delta_display,
-                            }
-                            for cell in row.cells
-                        ],
-                    }
-                    for row in page.rows
-                ],
+                "results": [nway_json(row) for row in page.rows],
             }
         )
 

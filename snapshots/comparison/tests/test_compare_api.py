@@ -104,6 +104,7 @@ def test_compare_against_live_values(client, signed_in, pair, live_values):
         ({"abs_tol": "-1"}, "abs_tol", "Ensure this value is greater than or equal to 0."),
         ({"rel_tol": "nan"}, "rel_tol", "Enter a number."),
         ({"rel_tol": "inf"}, "rel_tol", "Enter a number."),
+        ({"differences_only": "null"}, "differences_only", "Enter true or false."),
         ({"sort": "colour"}, "sort", "Select a valid choice. colour is not one of the available choices."),
         ({"status": "odd"}, "status", "Select a valid choice. odd is not one of the available choices."),
         ({"severity": "9"}, "severity", "Select a valid choice. 9 is not one of the available choices."),

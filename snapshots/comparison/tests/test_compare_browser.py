@@ -44,7 +44,7 @@ def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(
     page.wait_for_function(
         f"() => document.querySelector('tr[data-pv=\"{pair.setpoint}\"]').classList.contains('out-of-tolerance')"
     )
-    assert row.locator("[data-live-delta]").text_content().startswith("5.000")
+    assert row.locator("[data-live-delta]").text_content().startswith("+5.000")  # signed, as the table
     screenshot(page, "compare_02_live_change")
 
     # A reload counts it as a difference; the CSV holds the rows shown.
@@ -101,3 +101,74 @@ def test_compare_form_submits_as_a_person_fills_it(site, browser_page, sim_ioc_r
         row.get_attribute("data-pv") == pair.setpoint for row in page.locator("#comparison tbody tr[data-pv]").all()
     )
     screenshot(page, "compare_08_form_filter_changed")
+
+    # Sorted by Δ, then a second column added: several columns sort by name, and the form says so
+    # by dropping the two-way sort rather than failing.
+    page.click("#comparison thead >> text=Δ B − A")
+    page.wait_for_url("**sort=delta*")
+    page.click("#add-column")
+    page.select_option("#id_b_2", str(snapshot_id))
+    with page.expect_navigation() as navigation:
+        page.click("#compare-form button[type=submit]")
+    assert navigation.value.status == 200, page.locator("#compare-errors").all_text_contents()
+    assert page.locator("table.nway tbody tr[data-pv]").count() == 1
+
+
+def test_n_way_comparison_by_clicking(site, browser_page, sim_ioc_registry, put_on_ioc):
+    """Three snapshots and the live values side by side against a reference, all chosen in the
+    form; differences only; the CSV downloaded; a PV's link followed to its live values."""
+    page = browser_page
+    pairs = sim_ioc_registry.of_kind(sim.PAIR)
+    changed, steady = pairs[7], pairs[8]
+    log_in(page, site)
+    first = take_snapshot(page, site, "N-way: first")
+    second = take_snapshot(page, site, "N-way: second")
+    target = caget_many([changed.setpoint])[changed.setpoint] + 3.0
+    put_on_ioc({changed.setpoint: target})
+    page.goto(f"{site}/live/?pv={changed.setpoint}")  # the monitor has the new value before the cache snapshot
+    wait_for_live(page, changed.setpoint, f"parseFloat(text) > {target - 0.5}")
+    third = take_snapshot(page, site, "N-way: third")
+
+    page.click("nav.mainnav >> text=Compare")
+    page.select_option("#id_a", str(first))
+    page.select_option("#id_b", str(second))
+    page.click("#add-column")
+    page.select_option("#id_b_2", str(third))
+    page.click("#add-column")
+    page.select_option("#id_b_3", "live")
+    screenshot(page, "compare_09_nway_form")
+    with page.expect_navigation() as navigation:
+        page.click("#compare-form button[type=submit]")
+    assert navigation.value.status == 200, page.locator("#compare-errors").all_text_contents()
+    table = page.locator("table.nway")
+    assert table.get_attribute("data-columns") == "3"
+    row = table.locator(f'tr[data-pv="{changed.setpoint}"]')
+    statuses = row.get_attribute("data-statuses").split()
+    assert statuses[0] in ("equal", "within") and statuses[1:] == ["out_of_tolerance", "out_of_tolerance"]
+    assert row.locator("td.delta").nth(1).text_content().strip().startswith("+3.0")
+    for width in (1400, 1920):
+        page.set_viewport_size({"width": width, "height": 1080})
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"the page overflows by {overflow} px at {width} px"
+        screenshot(page, f"compare_10_nway_{width}")
+
+    # Differences only, by ticking the box and pressing Compare: the steady PV goes, the changed stays.
+    assert table.locator(f'tr[data-pv="{steady.setpoint}"]').count() == 1
+    page.check("#id_differences_only")
+    with page.expect_navigation():
+        page.click("#compare-form button[type=submit]")
+    assert page.locator("#id_b_3").input_value() == "live"  # the columns stay chosen
+    assert page.locator(f'table.nway tr[data-pv="{changed.setpoint}"]').count() == 1
+    assert page.locator(f'table.nway tr[data-pv="{steady.setpoint}"]').count() == 0
+    screenshot(page, "compare_11_nway_differences")
+
+    with page.expect_download() as download:
+        page.click("#csv-export")
+    text = open(download.value.path(), encoding="utf-8").read()
+    assert text.splitlines()[0].startswith(f"pv_name,device,reference #{first},reference readback,#{second},")
+    assert changed.setpoint in text and steady.setpoint not in text
+
+    page.click(f'table.nway tr[data-pv="{changed.setpoint}"] td.address a')
+    page.wait_for_url(f"{site}/live/?*")
+    wait_for_live(page, changed.setpoint, f"parseFloat(text) > {target - 0.5}")
+    screenshot(page, "compare_12_nway_pv_link")

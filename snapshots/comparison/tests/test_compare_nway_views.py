@@ -58,6 +58,16 @@ def test_the_page_puts_each_column_beside_the_reference(client, signed_in, three
     assert list(rows(named)) == ["N:C"]
 
 
+def test_alarms_are_colours_not_text(client, signed_in, three):
+    a, b, _ = three
+    two_way = client.get(reverse("snapshots:compare"), {"a": a.id, "b": b.id})
+    assert '<tr data-pv="N:B" data-status="out_of_tolerance" class="out-of-tolerance alarm-major">' in two_way.text
+    assert '<span class="alarm-major" title="The higher alarm severity of A and B">MAJOR</span>' in two_way.text
+    assert "NO_ALARM" not in two_way.text
+    nway = client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, b.id]})
+    assert 'data-statuses="out_of_tolerance out_of_tolerance" class="differs alarm-major"' in nway.text
+
+
 def test_csv_has_every_column_and_is_safe(client, signed_in, three):
     a, b, c = three
     response = client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, c.id], "format": "csv"})

@@ -19,8 +19,9 @@ from django.urls import reverse
 from pvs.models import PV
 from snapshots.capture.services import take_snapshot
 from snapshots.comparison.drift import drift_summary
+from snapshots.comparison.nway import NWayComparison, compare_columns
 from snapshots.comparison.rows import Comparison, compare
-from snapshots.models import RestoreItem, RestorePreviewItem, SnapshotValue
+from snapshots.models import RestoreItem, RestorePreviewItem, Snapshot, SnapshotValue
 from snapshots.restore.execute import execute_restore
 from snapshots.restore.preview import preview_restore
 from tags.models import Tag, TagGroup
@@ -110,6 +111,10 @@ def _describe(node: dict) -> str:
     )
 
 
+def earlier_snapshot():
+    return Snapshot.objects.get(title="earlier")
+
+
 def _analyze():
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
@@ -168,7 +173,10 @@ def test_compares_and_the_drift_summary_join_no_bulk_table_row_by_row(statistics
         compare(Comparison(a=a), limit=100)
         compare(Comparison(a=a), limit=0, with_counts=True)
         drift_summary(a)
-    assert len(plans.plans) >= 7
+        compare_columns(NWayComparison(a, (b, earlier_snapshot(), b)), limit=100)
+        compare_columns(NWayComparison(a, (b, None), differences_only=True), limit=100)
+        compare_columns(NWayComparison(a, (b,), name="SP1"), limit=None)
+    assert len(plans.plans) >= 10
     assert plans.quadratic_joins() == [], "\n".join(plans.quadratic_joins())
 
 

@@ -87,3 +87,14 @@ def test_the_restores_page_pages_with_a_bounded_number_of_queries(
         first = client.get(reverse("snapshots:restore_list")).text
     assert _rows(first) == made[::-1][:50] and 'rel="next"' in first
     assert _rows(client.get(reverse("snapshots:restore_list"), {"page": 2}).text) == [made[0]]
+
+
+def test_a_restore_and_its_preview_are_under_restores_in_the_nav(client, viewer, restores):
+    client.force_login(viewer)
+    done = restores["done"]
+    for url in (
+        reverse("snapshots:restore", args=[done.pk]),
+        reverse("snapshots:restore_preview", args=[done.preview_id]),
+    ):
+        page = client.get(url).text
+        assert 'class="active">Restores</a>' in page and page.count('class="active"') == 1
