@@ -1,6 +1,6 @@
-"""Time comparisons at 50,000 PVs: snapshot against snapshot (SQL), N-way (A against 8 columns; both also of one tag's PVs),
-against live values (Redis), the compare page and API through Django's test client, CSV export
-and the drift summary.
+"""Time comparisons at 50,000 PVs: snapshot against snapshot (SQL), N-way (A against 8 columns;
+both also of one tag's PVs), against live values (Redis), the compare page and API through
+Django's test client, CSV export and the drift summary.
 
     .venv/bin/python benchmarks/bench_compare.py [--pvs 50000] [--repeat 5] [--changed 0.07]
         [--stats none|stale|fresh]
