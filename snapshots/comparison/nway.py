@@ -28,6 +28,7 @@ from django.db.models import QuerySet
 from monitor import live
 from monitor.display import number_text
 from pvs.models import PV
+from pvs.selections import selected_ids_array
 from snapshots.capture.models import Snapshot, SnapshotValue, typed_value
 from snapshots.capture.values import enum_label
 from snapshots.comparison import rules_sql as sql
@@ -164,10 +165,11 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
     registry, name and severity filters, with each snapshot's value id and each snapshot column's
     status against the reference (`statuses`, in snapshot column order)."""
     conditions, params = [], []
-    if comparison.pvs is not None:
-        subquery, subparams = comparison.pvs.order_by().values("pk").query.sql_with_params()
-        conditions.append(f"pv_id IN ({subquery})")
-        params += subparams
+    if comparison.pvs is not None:  # a constant array: no plan joins the selection's tables row by row
+        # On the values' PV id: on the registry's, the planner applied it to the registry scan and,
+        # the values estimated at one row with stale statistics, joined it in a nested loop.
+        conditions.append("any_pv = ANY(%s::bigint[])")
+        params.append(selected_ids_array(comparison.pvs))
     # The name is the join key: filtering by it in each scan spares joining the other rows.
     named, name_params = "", []
     if comparison.name:
