@@ -1,6 +1,6 @@
-"""Time comparisons at 50,000 PVs: snapshot against snapshot (SQL), N-way (A against 8 columns),
-against live values (Redis), the compare page and API through Django's test client, CSV export
-and the drift summary.
+"""Time comparisons at 50,000 PVs: snapshot against snapshot (SQL), N-way (A against 8 columns;
+both also of one tag's PVs), against live values (Redis), the compare page and API through
+Django's test client, CSV export and the drift summary.
 
     .venv/bin/python benchmarks/bench_compare.py [--pvs 50000] [--repeat 5] [--changed 0.07]
         [--stats none|stale|fresh]
@@ -41,6 +41,7 @@ from django.urls import NoReverseMatch, reverse  # noqa: E402
 from monitor import live  # noqa: E402
 from pvs.importers import import_pvs  # noqa: E402
 from pvs.models import PV  # noqa: E402
+from pvs.selections import select_pvs  # noqa: E402
 from snapshots.capture.models import Snapshot  # noqa: E402
 from snapshots.capture.services import take_snapshot  # noqa: E402
 from snapshots.comparison.drift import drift_summary  # noqa: E402
@@ -48,6 +49,7 @@ from snapshots.comparison.nway import NWayComparison, compare_columns, write_nwa
 from snapshots.comparison.rows import Comparison, compare, write_csv  # noqa: E402
 from snapshots.comparison.rules import ComparisonStatus  # noqa: E402
 from squirrel_site.epics_values import Value  # noqa: E402
+from tags.models import Tag  # noqa: E402
 
 ENUM_LABELS = ["Off", "On", "Fault"]
 ARRAY_LENGTH = 100
@@ -196,6 +198,12 @@ def main() -> None:
             100,
         ),
     ]
+    # A tag selection (one Area tag, a twentieth of the registry), as the compare page's tag filter.
+    tagged = select_pvs({"tag": [Tag.objects.get(name="AREA3").pk]})
+    cases += [
+        ("first page of 100, one Area tag, with counts", Comparison(a=a, b=b, pvs=tagged), 100),
+        ("one Area tag, differences only, every one", Comparison(a=a, b=b, pvs=tagged, differences_only=True), None),
+    ]
     for label, comparison, limit in cases:
         seconds, page = median(partial(compare, comparison, limit=limit), args.repeat)
         report(label, seconds, f"{len(page.rows):,} rows of {page.total:,}")
@@ -214,6 +222,7 @@ def main() -> None:
         ("7 snapshots and live, first page of 100", NWayComparison(a, seven_and_live), 100),
         ("7 snapshots and live, differences only", NWayComparison(a, seven_and_live, differences_only=True), 100),
         ("A, B and live (3 columns), first page", NWayComparison(a, (b, None)), 100),
+        ("8 snapshot columns, one Area tag, first page", NWayComparison(a, eight, pvs=tagged), 100),
     ]
     for label, comparison, limit in nway_cases:
         offset = max(args.pvs + limit, 0) if limit < 0 else 0

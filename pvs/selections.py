@@ -5,7 +5,7 @@ from django.db.models import Q
 
 from pvs.filtersets import PV_SET_FILTERS, PVFilterSet, pv_set_condition
 from pvs.models import PV, PVSet
-from squirrel_site.bulk_sql import in_array
+from squirrel_site.bulk_sql import in_array, number_array, set_join
 
 
 class InvalidSelection(ValueError):
@@ -57,3 +57,20 @@ def unsaved_pv_set_pvs(filters: dict, member_ids) -> object:
     if filters:
         condition |= Q(pk__in=PVFilterSet(data=filters, queryset=PV.objects.all()).qs.values("pk"))
     return PV.objects.filter(condition)
+
+
+def selected_ids_array(pvs) -> str:
+    """The ids of the PVs `pvs` (a PV queryset) selects, as a bigint[] literal for one
+    `column = ANY(%s::bigint[])` parameter of a bulk statement.
+
+    A selection by tag, tag group or PV set is a semi-join of the registry with its links. Inside
+    a bulk statement (a compare of two snapshots' values) and with statistics from before the rows
+    were written (or none), the planner estimated the values at one row and joined the links to
+    them in a nested loop (test_bulk_plans). Read here in a statement of its own, planned without
+    nested loops, the selection reaches the bulk statement as a constant array, which PostgreSQL
+    looks rows up in by hash whatever the statistics say.
+    """
+    sql, params = pvs.order_by().values("pk").query.sql_with_params()
+    with set_join() as cursor:  # the registry with its tag or set links: two whole sets
+        cursor.execute(sql, params)
+        return number_array(row[0] for row in cursor.fetchall())

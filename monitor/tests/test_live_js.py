@@ -30,6 +30,9 @@ PAGE = """<!doctype html><html><head><title>live.js</title>
     <td>T:W</td><td data-live-address="T:W"></td><td id="delta-w" data-live-delta></td></tr>
   <tr id="row-e" data-saved="1" data-kind="enum">
     <td>T:E</td><td id="e" data-live-address="T:E"></td><td id="delta-e" data-live-delta></td></tr>
+  <tr id="row-n" data-saved="1.0" data-kind="float" data-abs-tol="0.1" data-rel-tol="0">
+    <td>T:A</td><td>1.0</td><td id="n-live" data-live-highlight><span id="n-a" data-live-address="T:A"></span></td>
+    <td id="n-delta" data-live-highlight><span data-live-delta></span></td></tr>
 </table>
 <p>Again: <span id="a2" data-live-address="T:A"></span></p>
 <main><table><tr><td>T:MINOR</td><td id="minor" data-live-address="T:MINOR"></td></tr>
@@ -137,17 +140,22 @@ def test_the_page_subscribes_once_per_address_and_shows_values_deltas_and_tolera
     assert page.locator("#a1").get_attribute("data-connected") == "true"
     assert (text(page, "#delta-a"), text(page, "#delta-w"), text(page, "#delta-e")) == ("+0.05 mA", "+0.5", "")
     assert classes(page, "#row-a") == set() and "out-of-tolerance" in classes(page, "#row-w") & classes(page, "#row-e")
+    assert classes(page, "#n-live") | classes(page, "#n-delta") | classes(page, "#row-n") == set()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "live_js_values.png")
 
     server.send_and_wait_for_ack(2, False, {"T:A": value(2.0, "2.00 mA", severity=2)})
     assert (text(page, "#a1"), page.locator("#a1").get_attribute("data-severity")) == ("2.00 mA", "2")
     assert (text(page, "#delta-a"), "out-of-tolerance" in classes(page, "#row-a")) == ("+1 mA", True)
+    # A row with [data-live-highlight] cells (the N-way table) highlights those, not itself.
+    assert classes(page, "#n-live") == classes(page, "#n-delta") == {"out-of-tolerance"}
+    assert classes(page, "#row-n") == set()
     assert text(page, "#e") == "Two"  # untouched by a diff without it
 
     server.send_and_wait_for_ack(3, False, {"T:A": value(2.0, "2.00 mA", connected=False)})
     assert page.locator("#a2").get_attribute("data-connected") == "false"
     assert (text(page, "#delta-a"), classes(page, "#row-a")) == ("", set())
+    assert classes(page, "#n-live") | classes(page, "#n-delta") == set()
 
 
 def test_new_elements_are_subscribed_and_a_lost_socket_comes_back_with_the_same_subscription(page):
@@ -371,8 +379,8 @@ def test_a_lost_server_shows_the_banner_and_ages_the_values_until_it_comes_back(
     page.wait_for_function("() => document.querySelector('#a1').dataset.age !== undefined", timeout=10_000)
     first = ages(page)
     # Greyed past the threshold (2 s) all at once: each value was current at the same moment.
-    assert {key for key, age in first.items() if age} == {"a1", "a2", "major", "pre"}
-    assert len({first[key] for key in ("a1", "a2", "major", "pre")}) == 1
+    assert {key for key, age in first.items() if age} == {"a1", "a2", "n-a", "major", "pre"}
+    assert len({first[key] for key in ("a1", "a2", "n-a", "major", "pre")}) == 1
     assert re.fullmatch(r"[2-9] s old", first["a1"]), first
     assert "live-stale" in classes(page, "#major") and "alarm-major" in classes(page, "#major")
     assert re.fullmatch(r"\d s old: no news that this value is current", page.locator("#a1").get_attribute("title"))

@@ -1,9 +1,9 @@
 """N-way comparison: a reference snapshot and up to eight columns (other snapshots, and at most one
 column of live values) side by side, each column compared with the reference.
 
-One PostgreSQL query pairs every snapshot at once: the values of all of them (`snapshot_id =
-ANY(...)`, the (snapshot, id) index or one scan) grouped by PV name, one aggregate per snapshot
-and column (`FILTER (WHERE snapshot_id = ...)`), joined to the registry by primary key. The status
+One PostgreSQL query pairs every snapshot at once: a chain of FULL OUTER JOINs of each snapshot's
+values on the PV name (hash or merge joins only, whatever the statistics say), joined to the
+registry by primary key. The status
 of each snapshot column is the SQL of snapshots.comparison.rules_sql, so filtering, counting and
 paging 50,000 rows stay in the database, and only the page's rows travel, fetched by id after.
 A live column is compared in Python (snapshots.comparison.rules, values from monitor.live): then
@@ -27,6 +27,7 @@ from django.db.models import QuerySet
 
 from monitor import live
 from pvs.models import PV
+from pvs.selections import selected_ids_array
 from snapshots.capture.models import Snapshot, SnapshotValue
 from snapshots.comparison import rules_sql as sql
 from snapshots.comparison.rows import (
@@ -48,14 +49,14 @@ MAX_COLUMNS = 8
 CSV_CHUNK = 2000  # rows built and written at a time by write_nway_csv
 _VALUES_TABLE = SnapshotValue._meta.db_table
 _PV_TABLE = PV._meta.db_table
-# What a column's status depends on, per side: name in the query -> SnapshotValue column, aggregate.
+# What a column's status depends on, per side: name in the query -> SnapshotValue column.
 _STATUS_SIDE = {
-    "kind": ("value_type", "max"),
-    "num": ("setpoint_num", "max"),
-    "str": ("setpoint_str", "max"),
-    "array": ("setpoint_array", "max"),
-    "connected": ("connected", "bool_or"),
-    "severity": ("severity", "max"),
+    "kind": "value_type",
+    "num": "setpoint_num",
+    "str": "setpoint_str",
+    "array": "setpoint_array",
+    "connected": "connected",
+    "severity": "severity",
 }
 _MATCHING = frozenset(status.value for status in MATCHING_STATUSES)
 
@@ -158,23 +159,34 @@ def _keyed_page(comparison: NWayComparison, offset: int, limit: int | None) -> t
 
 
 def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, list]:
-    """CTEs ending in `keyed`: one narrow row per PV name in any of the snapshots that passes the
+    """CTEs ending in `keyed`: one narrow row per PV name in any of the snapshots (a FULL JOIN of
+    the snapshots' values on the name, each joined on the first name found) that passes the
     registry, name and severity filters, with each snapshot's value id and each snapshot column's
     status against the reference (`statuses`, in snapshot column order)."""
-    aggregates = []
-    for i, pk in enumerate(sides):
-        only = f"FILTER (WHERE v.snapshot_id = {int(pk)})"
-        aggregates.append(f"max(v.id) {only} AS s{i}_id")
-        aggregates += [f"{agg}(v.{column}) {only} AS s{i}_{name}" for name, (column, agg) in _STATUS_SIDE.items()]
     conditions, params = [], []
-    if comparison.pvs is not None:
-        subquery, subparams = comparison.pvs.order_by().values("pk").query.sql_with_params()
-        conditions.append(f"pv_id IN ({subquery})")
-        params += subparams
-    # The name is the grouping key: filtering by it in the scan spares grouping the other rows.
+    if comparison.pvs is not None:  # a constant array: no plan joins the selection's tables row by row
+        # On the values' PV id: on the registry's, the planner applied it to the registry scan and,
+        # the values estimated at one row with stale statistics, joined it in a nested loop.
+        conditions.append("any_pv = ANY(%s::bigint[])")
+        params.append(selected_ids_array(comparison.pvs))
+    # The name is the join key: filtering by it in each scan spares joining the other rows.
     named, name_params = "", []
     if comparison.name:
-        named, name_params = " AND v.pv_name ILIKE %s", [f"%{_escape_like(comparison.name)}%"]
+        named, name_params = " AND pv_name ILIKE %s", [f"%{_escape_like(comparison.name)}%"] * len(sides)
+    side_columns = ", ".join(f"{column} AS {name}" for name, column in _STATUS_SIDE.items())
+    joined, names = "", []
+    for i, pk in enumerate(sides):
+        values = f"SELECT id, pv_name, pv_id, {side_columns} FROM {_VALUES_TABLE}"
+        scan = f"({values} WHERE snapshot_id = {int(pk)}{named}) s{i}"
+        on = f" ON s{i}.pv_name = coalesce({', '.join(names)})" if names else ""
+        joined += f" FULL JOIN {scan}{on}" if names else scan
+        names.append(f"s{i}.pv_name")
+    picked = ", ".join(
+        f"s{i}.id AS s{i}_id, " + ", ".join(f"s{i}.{name} AS s{i}_{name}" for name in _STATUS_SIDE)
+        for i in range(len(sides))
+    )
+    # The registry PV: the last column's that has the PV, as a two-way comparison takes B's.
+    any_pv = f"coalesce({', '.join(f's{i}.pv_id' for i in reversed(range(len(sides))))})"
     severe, severe_params = "true", []
     if comparison.min_severity is not None:
         # A column for the status filters: with a live column, a row may be severe by its live value.
@@ -191,8 +203,8 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
     reference = ", ".join(f"s0_{name}" for name in _STATUS_SIDE)
     query = f"""
         WITH grouped AS (
-            SELECT v.pv_name AS name, max(v.pv_id) AS any_pv, {", ".join(aggregates)}
-            FROM {_VALUES_TABLE} v WHERE v.snapshot_id = ANY(%s){named} GROUP BY v.pv_name
+            SELECT coalesce({", ".join(names)}) AS name, {any_pv} AS any_pv, {picked}
+            FROM {joined}
         ), pair AS (
             SELECT grouped.*, p.id AS pv_id, p.device AS device, p.setpoint_address AS address,
                    p.readback_address AS readback_address,
@@ -208,7 +220,7 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
                    {severe} AS severe, ARRAY[{", ".join(statuses) or ""}]::text[] AS statuses
             FROM aligned
         )"""
-    head = [sorted(set(sides)), *name_params, comparison.abs_tolerance, comparison.rel_tolerance]
+    head = [*name_params, comparison.abs_tolerance, comparison.rel_tolerance]
     return query, head + params + severe_params
 
 

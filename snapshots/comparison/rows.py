@@ -31,6 +31,7 @@ from django.db.models import QuerySet
 
 from monitor import live
 from pvs.models import PV
+from pvs.selections import selected_ids_array
 from snapshots.capture.models import Severity, Snapshot, SnapshotValue
 from snapshots.comparison import rules_sql as sql
 from snapshots.comparison.rules import (
@@ -253,10 +254,9 @@ def _side_select(alias: str) -> str:
 def _registry_filters(comparison: Comparison, pv_column: str, name_column: str) -> tuple[list[str], list]:
     """WHERE conditions (and their parameters) for the registry selection and the name filter."""
     conditions, params = [], []
-    if comparison.pvs is not None:
-        subquery, subparams = comparison.pvs.order_by().values("pk").query.sql_with_params()
-        conditions.append(f"{pv_column} IN ({subquery})")
-        params += subparams
+    if comparison.pvs is not None:  # a constant array: no plan joins the selection's tables row by row
+        conditions.append(f"{pv_column} = ANY(%s::bigint[])")
+        params.append(selected_ids_array(comparison.pvs))
     if comparison.name:
         conditions.append(f"{name_column} ILIKE %s")
         params.append(f"%{_escape_like(comparison.name)}%")
@@ -277,7 +277,9 @@ def _pair_query(comparison: Comparison) -> tuple[str, list]:
     `keyed` is narrow (ids, name, status, key, tolerances): sorting and counting 50,000 wide rows
     (arrays, units, ...) took twice as long; the page's 100 rows get their values by id after.
     """
-    conditions, params = _registry_filters(comparison, "pv_id", "name")
+    # The selection on the values' PV id: on the registry's, the planner applied it to the registry
+    # scan and, the values estimated at one row with stale statistics, joined it in a nested loop.
+    conditions, params = _registry_filters(comparison, "any_pv", "name")
     if comparison.min_severity is not None:
         conditions.append("greatest(a_severity, b_severity) >= %s")
         params.append(comparison.min_severity)
@@ -285,7 +287,8 @@ def _pair_query(comparison: Comparison) -> tuple[str, list]:
     sides = ", ".join(f"{side}.{_SIDE[name]} AS {side}_{name}" for side in "ab" for name in _STATUS_COLUMNS)
     query = f"""
         WITH pair AS (
-            SELECT coalesce(a.pv_name, b.pv_name) AS name, p.id AS pv_id, p.device AS device,
+            SELECT coalesce(a.pv_name, b.pv_name) AS name, coalesce(b.pv_id, a.pv_id) AS any_pv,
+                   p.id AS pv_id, p.device AS device,
                    coalesce(%s::float8, p.abs_tolerance, 0) AS abs_tol,
                    coalesce(%s::float8, p.rel_tolerance, 0) AS rel_tol,
                    a.id AS a_id, a.id IS NOT NULL AS in_a, b.id AS b_id, b.id IS NOT NULL AS in_b, {sides}

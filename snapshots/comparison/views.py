@@ -18,7 +18,6 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views import View
 
-from pvs.models import PVSet
 from snapshots.capture.models import Severity, Snapshot
 from snapshots.comparison.drift import drift_summary, golden_snapshot
 from snapshots.comparison.forms import (
@@ -85,7 +84,6 @@ def _form_context(request, form) -> dict:
         "snapshots": snapshot_choices(cleaned.get("a"), *chosen),
         "tags": Tag.objects.select_related("group"),
         "tag_groups": TagGroup.objects.all(),
-        "pv_sets": PVSet.objects.order_by("name"),
         "statuses": ComparisonStatus.choices,
         "severities": Severity.choices[1:],
         "query": request.GET,
@@ -210,8 +208,15 @@ def _side_cell(side) -> dict:
 
 
 def _nway_row(row) -> dict:
-    cells = []
+    """An NWayRow and what its table row needs; the live column's cells carry live.js's marks
+    (data-live-address on the value and readback, data-live-delta), the row A's value as
+    data-saved when there is one to compare with, as the two-way page's rows."""
+    cells, saved = [], ""
     for cell in row.cells:
+        address = cell.b.address if cell.b is not None else ""  # only a live side has one
+        readback = cell.b.readback if address else None
+        marked = bool(address) and row.reference is not None and row.reference.value is not None
+        saved = saved or (saved_json(row.reference) if marked else "")
         cells.append(
             {
                 **_side_cell(cell.b),
@@ -220,6 +225,9 @@ def _nway_row(row) -> dict:
                 "badge": STATUS_BADGES.get(cell.status, ""),
                 "highlighted": cell.status in HIGHLIGHTED,
                 "delta": cell.delta_display,
+                "live_address": address,
+                "readback_address": readback.address if readback is not None else "",
+                "live_marked": marked,
             }
         )
     row_class = " ".join(name for name in ("differs" if row.differs else "", ALARM_CLASSES.get(row.severity)) if name)
@@ -230,6 +238,7 @@ def _nway_row(row) -> dict:
         "cells": cells,
         "row_class": row_class,
         "statuses": statuses,
+        "saved_json": saved,
     }
 
 

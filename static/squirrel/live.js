@@ -5,7 +5,9 @@
 //   <tr data-saved="JSON" data-kind="float" data-abs-tol="0.1" data-rel-tol="0" [data-precision="3"]>
 //     ... <td data-live-address="ADDR"> ... <td data-live-delta [data-units="mA"]>
 //                                        delta := live - saved (first live cell of the row), signed, with units;
-//                                        class out-of-tolerance as in snapshots/comparison/rules.py
+//                                        class out-of-tolerance as in snapshots/comparison/rules.py, on the
+//                                        row, or on its [data-live-highlight] elements if it has any
+//                                        (the N-way table highlights the live column's cells, not the row)
 // After applying each message it acknowledges it and dispatches "squirrel:live" on document.
 // Pages that replace their content call refresh() (a MutationObserver also notices new elements).
 //
@@ -252,7 +254,8 @@ function updateRow(row, v) {
   const cell = row.querySelector("[data-live-delta]");
   if (cell) cell.textContent = d === null ? "" : deltaText(Array.isArray(d) ? largest(d) : d, precision, cell.dataset.units);
   const within = withinTolerance(saved, live, kind, Number(row.dataset.absTol || 0), Number(row.dataset.relTol || 0));
-  row.classList.toggle("out-of-tolerance", v.connected && !within);
+  const marked = row.querySelectorAll("[data-live-highlight]");
+  for (const el of marked.length ? marked : [row]) el.classList.toggle("out-of-tolerance", v.connected && !within);
 }
 
 // The rules of snapshots/comparison/rules.py. Non-finite numbers arrive spelled "NaN", "Infinity", "-Infinity".

@@ -45,7 +45,8 @@ def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(
     page.wait_for_function(
         f"() => document.querySelector('tr[data-pv=\"{pair.setpoint}\"]').classList.contains('out-of-tolerance')"
     )
-    assert row.locator("[data-live-delta]").text_content().startswith("+5.000")  # signed, as the table
+    live_delta = row.locator("[data-live-delta]").text_content()
+    assert live_delta.startswith("+5.000") and live_delta.endswith(f" {pair.egu}")  # signed, with units
     screenshot(page, "compare_02_live_change")
 
     # A reload counts it as a difference; the CSV holds the rows shown.
@@ -147,6 +148,30 @@ def test_n_way_comparison_by_clicking(site, browser_page, sim_ioc_registry, put_
     statuses = row.get_attribute("data-statuses").split()
     assert statuses[0] in ("equal", "within") and statuses[1:] == ["out_of_tolerance", "out_of_tolerance"]
     assert row.locator("td.delta").nth(1).text_content().strip().startswith("+3.0")
+
+    # The live column follows the IOC as the two-way page's does: its value, Δ (signed, in A's
+    # units) and highlight, recomputed in the browser; the snapshot columns stay as they were.
+    live_cell = f'table.nway tr[data-pv="{changed.setpoint}"] [data-live-address="{changed.setpoint}"]'
+    page.wait_for_function(f"() => document.querySelector('{live_cell}').dataset.connected === 'true'")
+    highlighted = row.locator("td[data-live-highlight].out-of-tolerance")
+    assert highlighted.count() == 2  # the live value and its Δ, 3 away from A
+    put_on_ioc({changed.setpoint: target - 3.0})  # back to A's value
+    page.wait_for_function(
+        f"() => !document.querySelector('{live_cell}').closest('td').classList.contains('out-of-tolerance')"
+    )
+    assert highlighted.count() == 0 and abs(float(row.locator("[data-live-delta]").text_content().split()[0])) < 1e-9
+    latency_ms = live_cell_latency_ms(page, put_on_ioc, changed.setpoint, target + 2.0)
+    assert latency_ms <= LIVE_CHANGE_LIMIT_MS, f"the N-way live cell changed {latency_ms:.0f} ms after the put"
+    page.wait_for_function(
+        f"() => document.querySelector('{live_cell}').closest('td').classList.contains('out-of-tolerance')"
+    )
+    live_delta = row.locator("[data-live-delta]").text_content()
+    assert live_delta.startswith("+5.0") and live_delta.endswith(f" {changed.egu}"), live_delta
+    assert highlighted.count() == 2 and row.locator("td.delta").nth(1).text_content().strip().startswith("+3.0")
+    assert row.get_attribute("data-statuses").split() == statuses  # as of loading the page
+    page.set_viewport_size({"width": 1400, "height": 1080})
+    screenshot(page, "compare_14_nway_live_change_1400")
+    target += 2.0  # what the IOC holds now
     for width in (1400, 1920):
         page.set_viewport_size({"width": width, "height": 1080})
         overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")

@@ -73,6 +73,29 @@ def test_alarms_are_colours_not_text(client, signed_in, three):
     assert 'data-statuses="out_of_tolerance out_of_tolerance" class="differs alarm-major"' in nway.text
 
 
+def test_the_live_column_carries_the_marks_live_js_follows(client, signed_in, three, live_values):
+    """As the two-way page's rows: A's value, kind, tolerances and precision on the row; the live
+    value, its readback and Δ (with A's units) marked; the highlight on the live column's cells."""
+    a, b, _ = three
+    PV.objects.filter(setpoint_address="N:A").update(readback_address="N:A:RB")
+    live_values({"N:A": 1.5, "N:A:RB": 1.49, "N:B": 2.0})
+    response = client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, "live"]})
+    assert response.status_code == 200
+    shown = rows(response)
+    assert (
+        '<tr data-pv="N:A" data-statuses="within out_of_tolerance" class="differs" data-saved="1.0" data-kind="float"'
+        ' data-abs-tol="0.1" data-rel-tol="0.0" data-precision="2">' in response.text
+    )
+    assert '<span data-live-address="N:A">1.5</span>' in shown["N:A"]
+    assert 'rb <span data-live-address="N:A:RB">1.49</span>' in shown["N:A"]
+    assert '<span data-live-delta data-units="mA">+0.50 mA</span>' in shown["N:A"]
+    assert shown["N:A"].count("data-live-highlight") == 2 and shown["N:A"].count("data-live-address") == 2
+    # Only the live column is live: the snapshot column's value and Δ stay as they are.
+    assert '<td class="value " data-status="within" title="Within tolerance: 1.05 mA">1.05 mA</td>' in shown["N:A"]
+    two_snapshots = client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, b.id]})
+    assert "data-live" not in two_snapshots.text and "data-saved" not in two_snapshots.text
+
+
 def test_csv_has_every_column_and_is_safe(client, signed_in, three):
     a, b, c = three
     response = client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, c.id], "format": "csv"})

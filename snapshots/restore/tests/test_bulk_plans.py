@@ -16,7 +16,8 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from pvs.models import PV
+from pvs.models import PV, PVSet
+from pvs.selections import pv_set_pvs, select_pvs
 from snapshots.capture.services import take_snapshot
 from snapshots.comparison.drift import drift_summary
 from snapshots.comparison.nway import NWayComparison, compare_columns
@@ -30,7 +31,9 @@ from tags.models import Tag, TagGroup
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 PVS = 3_000
-BULK_TABLES = {m._meta.db_table for m in (SnapshotValue, RestorePreviewItem, RestoreItem, PV, PV.tags.through)}
+BULK_TABLES = {
+    m._meta.db_table for m in (SnapshotValue, RestorePreviewItem, RestoreItem, PV, PV.tags.through, PVSet.pvs.through)
+}
 _EXPLAINED = ("SELECT", "WITH", "INSERT", "UPDATE", "DELETE")
 
 
@@ -192,4 +195,51 @@ def test_the_snapshot_values_page_and_api_join_no_bulk_table_row_by_row(statisti
         ]
     assert [page.status_code for page in pages] == [200, 200, 200]
     assert any("snapshots_snapshotvalue" in sql for sql, _ in plans.plans)
+    assert plans.quadratic_joins() == [], "\n".join(plans.quadratic_joins())
+
+
+def _selections():
+    """A selection by tag, by tag group and by a PV set (its filters a tag, plus an explicit list):
+    the registry selections a compare, a restore and a snapshot take."""
+    tags = Tag.objects.filter(group__name="Area").order_by("pk")
+    pv_set = PVSet.objects.create(name="Area 1 and more", filters={"tag": [tags[1].pk]})
+    pv_set.pvs.add(*PV.objects.order_by("pk")[:40])
+    return {
+        "tag": select_pvs({"tag": [tags[0].pk]}),
+        "tag group": select_pvs({"tag_group": tags[0].group_id}),
+        "PV set": pv_set_pvs(pv_set),
+    }
+
+
+def test_compares_of_a_tag_or_pv_set_selection_join_no_bulk_table_row_by_row(statistics, ioc, user):
+    a = take_snapshot(title="a", created_by=user, mode="direct", reader=ioc)
+    for address in list(ioc.values)[::7]:
+        ioc.values[address] += 0.5
+    b = take_snapshot(title="b", created_by=user, mode="direct", reader=ioc)
+    selections = _selections()
+    statistics()
+    with Plans() as plans:
+        for pvs in selections.values():
+            pages = [
+                compare(Comparison(a=a, b=b, pvs=pvs), limit=100),
+                compare(Comparison(a=a, b=b, pvs=pvs, differences_only=True), limit=None),
+                compare(Comparison(a=a, pvs=pvs), limit=0, with_counts=True),
+                compare_columns(NWayComparison(a, (b, earlier_snapshot()), pvs=pvs), limit=100),
+                compare_columns(NWayComparison(a, (b, None), pvs=pvs, differences_only=True), limit=100),
+            ]
+            assert [page.total for page in pages][:2] == [pvs.count(), len(pages[1].rows)]
+    assert plans.quadratic_joins() == [], "\n".join(plans.quadratic_joins())
+
+
+def test_a_snapshot_and_a_restore_of_a_tag_or_pv_set_selection_join_no_bulk_table_row_by_row(statistics, ioc, user):
+    saved = take_snapshot(title="saved", created_by=user, mode="direct", reader=ioc)
+    for address in list(ioc.values):
+        ioc.values[address] += 0.5
+    selections = _selections()
+    statistics()
+    with Plans() as plans:
+        for name, pvs in selections.items():
+            taken = take_snapshot(title=name, created_by=user, mode="direct", reader=ioc, pvs=pvs)
+            preview = preview_restore(saved, created_by=user, include_unchanged=True, io=ioc, pvs=pvs)
+            assert taken.pv_count == preview.items.count() == pvs.count()
     assert plans.quadratic_joins() == [], "\n".join(plans.quadratic_joins())
