@@ -500,6 +500,7 @@ _FIXED = {}  # precision -> str.format of fixed-point with that many decimals
 for _precision in range(MAX_PRECISION + 1):
     _FIXED[_precision] = f"{{:.{_precision}f}}".format
 _GENERAL = "{:.6g}".format
+_FORMATS = {None: _GENERAL, **_FIXED}  # precision -> number_text of a finite float below FIXED_POINT_LIMIT
 
 
 def _plain(values) -> bool:
@@ -507,25 +508,20 @@ def _plain(values) -> bool:
     return all(-FIXED_POINT_LIMIT < x < FIXED_POINT_LIMIT for x in values)
 
 
-def _number_format(precision: int | None):
-    """str.format of number_text for a float below FIXED_POINT_LIMIT in magnitude, finite."""
-    return _FIXED.get(precision, _GENERAL) if precision is not None else _GENERAL
-
-
 def _value_text(kind: str, value, label, units: str, precision, reason: str) -> tuple[str, bool]:
     """(format_value(side, full=True), whether value is plain: a finite float or float array
     below FIXED_POINT_LIMIT, whose deltas _delta_text may format directly)."""
+    if kind == _FLOAT and type(value) is float and -FIXED_POINT_LIMIT < value < FIXED_POINT_LIMIT:
+        text = _FORMATS.get(precision, _GENERAL)(value)
+        return (f"{text} {units}" if units else text), True
     if value is None:
         return reason or "disconnected", False
     if kind == ENUM:
         return (label if label is not None else str(value)), False
     if kind == STRING:
         return str(value), False
-    if kind == _FLOAT and type(value) is float and -FIXED_POINT_LIMIT < value < FIXED_POINT_LIMIT:
-        text = _number_format(precision)(value)
-        return (f"{text} {units}" if units else text), True
     if kind == _FLOAT_ARRAY and type(value) is list and _plain(value):
-        text = "[" + ", ".join(map(_number_format(precision), value)) + "]"
+        text = "[" + ", ".join(map(_FORMATS.get(precision, _GENERAL), value)) + "]"
         return (f"{text} {units}" if units else text), True
     if kind == _INT and type(value) is int:
         return (f"{value} {units}" if units else str(value)), False
@@ -549,13 +545,15 @@ def _saved_texts(ids: list[int]) -> dict[int, _Saved]:
     """The export's view of SnapshotValue ids: each value's and readback's text, made once."""
     if not ids:
         return {}
+    # The ids as one array literal: psycopg adapts 18,000 ints one by one.
+    literal = "{" + ",".join(map(str, ids)) + "}"
     with analytic_cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(_CSV_DETAIL)} FROM {_VALUES_TABLE} WHERE id = ANY(%s)", [ids])
+        cursor.execute(f"SELECT {', '.join(_CSV_DETAIL)} FROM {_VALUES_TABLE} WHERE id = ANY(%s::bigint[])", [literal])
         records = cursor.fetchall()
     saved = {}
     for pk, kind, num, text, array, units, precision, reason, rb_name, rb_num, rb_text, rb_array in records:
         units = units or ""
-        value = typed_value(kind, num, text, array)
+        value = (array if array is not None else num) if kind == _FLOAT else typed_value(kind, num, text, array)
         shown, plain = _value_text(kind, value, text if kind == ENUM else None, units, precision, reason or "")
         readback = ""
         if rb_name:
@@ -570,7 +568,7 @@ def _saved_texts(ids: list[int]) -> dict[int, _Saved]:
 def _delta_text(a: _Saved, b: _Saved) -> str:
     """format_delta(full=True) of a ComparisonRow of `a` against `b` whose status is COMPARED."""
     if a.plain and b.plain and a.kind == b.kind:
-        fmt = _number_format(a.precision)
+        fmt = _FORMATS.get(a.precision, _GENERAL)
         if a.kind == _FLOAT:
             d = b.value - a.value
             if -FIXED_POINT_LIMIT < d < FIXED_POINT_LIMIT:
