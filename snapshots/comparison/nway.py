@@ -520,13 +520,26 @@ def _value_text(kind: str, value, label, units: str, precision, reason: str) -> 
         return (label if label is not None else str(value)), False
     if kind == STRING:
         return str(value), False
-    if kind == _FLOAT_ARRAY and type(value) is list and _plain(value):
-        text = "[" + ", ".join(map(_FORMATS.get(precision, _GENERAL), value)) + "]"
-        return (f"{text} {units}" if units else text), True
+    if kind == _FLOAT_ARRAY and type(value) is list:
+        # Waveforms mostly repeat from snapshot to snapshot and in their readbacks: each made once.
+        # (Not with a zero: 0.0 and -0.0 are one key, and two texts.)
+        key = (precision, units, *value) if 0.0 not in value else None
+        known = _ARRAY_TEXTS.get(key)
+        if known is not None:
+            return known, True
+        if _plain(value):
+            text = "[" + ", ".join(map(_FORMATS.get(precision, _GENERAL), value)) + "]"
+            text = f"{text} {units}" if units else text
+            if key is not None:
+                _ARRAY_TEXTS[key] = text
+            return text, True
     if kind == _INT and type(value) is int:
         return (f"{value} {units}" if units else str(value)), False
     side = Side(kind, value, True, label, units=units, precision=precision, reason=reason)
     return format_value(side, full=True), False
+
+
+_ARRAY_TEXTS: dict[tuple, str] = {}  # a chunk's float arrays' texts by (precision, units, *elements)
 
 
 @dataclass(slots=True)
@@ -551,6 +564,7 @@ def _saved_texts(ids: list[int]) -> dict[int, _Saved]:
         cursor.execute(f"SELECT {', '.join(_CSV_DETAIL)} FROM {_VALUES_TABLE} WHERE id = ANY(%s::bigint[])", [literal])
         records = cursor.fetchall()
     saved = {}
+    _ARRAY_TEXTS.clear()
     for pk, kind, num, text, array, units, precision, reason, rb_name, rb_num, rb_text, rb_array in records:
         units = units or ""
         value = (array if array is not None else num) if kind == _FLOAT else typed_value(kind, num, text, array)
@@ -562,6 +576,7 @@ def _saved_texts(ids: list[int]) -> dict[int, _Saved]:
             label = rb_text if kind == ENUM else None
             readback = _value_text(kind, rb_value, label, units, precision, rb_reason)[0]
         saved[pk] = _Saved(kind, value, precision, plain, shown, readback)
+    _ARRAY_TEXTS.clear()
     return saved
 
 
@@ -576,6 +591,8 @@ def _delta_text(a: _Saved, b: _Saved) -> str:
             return signed_number(d, a.precision)
         if len(a.value) != len(b.value):
             return ""
+        if a.value == b.value and 0.0 not in a.value:  # each y - x is 0.0 (-0.0 - 0.0 would be -0.0)
+            return "[" + ", ".join([fmt(0.0)] * len(a.value)) + "]"
         deltas = [y - x for x, y in zip(a.value, b.value, strict=True)]
         if _plain(deltas):
             return "[" + ", ".join(["+" + fmt(d) if d > 0 else fmt(d) for d in deltas]) + "]"

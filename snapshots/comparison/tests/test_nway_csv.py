@@ -13,6 +13,7 @@ from pvs.models import PV
 from snapshots.capture.models import Snapshot, SnapshotValue
 from snapshots.comparison import nway
 from snapshots.comparison.nway import NWayComparison, write_nway_csv
+from squirrel_site import safe_csv
 from squirrel_site.testing.snapshots import Enum, saved_value
 
 pytestmark = pytest.mark.django_db
@@ -144,3 +145,33 @@ def test_the_csv_bytes_are_the_row_by_row_export(snapshots, live_values, monkeyp
     assert csv_text(NWayComparison(a, (b, c, None, a))) == expected
     monkeypatch.setattr(nway, "CSV_CHUNK", 3)
     assert csv_text(NWayComparison(a, (b, c, None, a))) == expected
+
+
+def row_by_row(comparison: NWayComparison) -> str:
+    """The export as it was written before: an NWayRow per PV, csv_cells of each."""
+    stream = io.StringIO()
+    writer = safe_csv.writer(stream)
+    writer.writerow(nway.csv_header(comparison))
+    keyed = nway._keyed_page(comparison, 0, None)[0]
+    writer.writerows(nway.csv_cells(row) for row in nway._rows(comparison, keyed))
+    return stream.getvalue()
+
+
+def test_signed_zeros_repeated_waveforms_and_huge_deltas_as_row_by_row(admin_user, make_pvs):
+    make_pvs("W:Z", "W:R", "W:H", "F:Z", "F:H", abs_tolerance=0.0)
+    precision = {"W:Z": 2, "W:R": 1, "W:H": 2, "F:Z": 2, "F:H": 2}
+    units = {"W:R": "V"}
+    values = [
+        {"W:Z": [0.0, -0.0, 1.0], "W:R": [0.25, 0.5], "W:H": [9e14, 1.0], "F:Z": 0.0, "F:H": 9e14},
+        {"W:Z": [-0.0, 0.0, 1.0], "W:R": [0.25, 0.5], "W:H": [-9e14, 1.0], "F:Z": -0.0, "F:H": -9e14},
+        {"W:Z": [0.0, -0.0, 1.0], "W:R": [0.25, 0.75], "W:H": [NAN, INF], "F:Z": 0.0, "F:H": INF},
+    ]
+    readbacks = {"W:R": ("W:R:RB", [0.25, 0.5]), "W:Z": ("W:Z:RB", [-0.0, 0.0, 1.0])}
+    a, b, c = (
+        _snapshot(admin_user, f"S{i}", v, units=units, precision=precision, readbacks=readbacks)
+        for i, v in enumerate(values)
+    )
+    comparison = NWayComparison(a, (b, c, a, b))
+    text = csv_text(comparison)
+    assert text == row_by_row(comparison)
+    assert "[0.00, -0.00, 1.00]" in text and "[-0.00, 0.00, 1.00]" in text and "-1.80e+15" in text
