@@ -554,6 +554,14 @@ class _Saved:
     readback: str
 
 
+def _same_nonzero(other, value) -> bool:
+    """True if `other` equals the plain float or float array `value`, and neither holds a zero
+    (0.0 == -0.0, but they are written "0.00" and "-0.00")."""
+    if type(value) is list:
+        return other == value and 0.0 not in value
+    return other == value and value != 0.0
+
+
 def _saved_texts(ids: list[int]) -> dict[int, _Saved]:
     """The export's view of SnapshotValue ids: each value's and readback's text, made once."""
     if not ids:
@@ -570,7 +578,9 @@ def _saved_texts(ids: list[int]) -> dict[int, _Saved]:
         value = (array if array is not None else num) if kind == _FLOAT else typed_value(kind, num, text, array)
         shown, plain = _value_text(kind, value, text if kind == ENUM else None, units, precision, reason or "")
         readback = ""
-        if rb_name:
+        if rb_name and plain and _same_nonzero(rb_array if rb_array is not None else rb_num, value):
+            readback = shown  # a readback equal to its setpoint
+        elif rb_name:
             rb_value = typed_value(kind, rb_num, rb_text, rb_array)
             rb_reason = "" if rb_value is not None else "no readback saved"
             label = rb_text if kind == ENUM else None
@@ -662,12 +672,27 @@ def csv_cells(row: NWayRow) -> list[str]:
     return cells + [number_text(row.abs_tolerance), number_text(row.rel_tolerance)]
 
 
+def _every_keyed_row(comparison: NWayComparison) -> list[dict]:
+    """Every row of `comparison` that passes its filters, narrow, by name: _keyed_page's rows
+    without its counts (which the export does not write)."""
+    if comparison.live_index is not None:
+        return _keyed_page(comparison, 0, None)[0]
+    sides = [comparison.reference.pk] + [column.pk for column in comparison.columns]
+    base, params = _keyed_query(comparison, sides)
+    condition, condition_params = _status_condition(comparison)
+    columns = _keyed_columns(len(comparison.columns))
+    order = f'ORDER BY name COLLATE "C" {"DESC" if comparison.descending else "ASC"}'
+    with analytic_cursor() as cursor:
+        cursor.execute(f"{base} SELECT {', '.join(columns)} FROM keyed {condition} {order}", params + condition_params)
+        return [dict(zip(columns, record, strict=True)) for record in cursor.fetchall()]
+
+
 def write_nway_csv(comparison: NWayComparison, stream) -> int:
     """Every row of `comparison` that passes its filters, by name, as CSV; the row count.
 
     One comparison query; the rows' values are then fetched, built and written CSV_CHUNK rows at
     a time, so that 50,000 rows of 9 values never sit in memory at once."""
-    keyed, _, _ = _keyed_page(comparison, 0, None)
+    keyed = _every_keyed_row(comparison)
     writer = safe_csv.writer(stream)
     writer.writerow(csv_header(comparison))
     for start in range(0, len(keyed), CSV_CHUNK):
