@@ -581,7 +581,10 @@ def _saved_texts(ids: list[int]) -> dict[int, _Saved]:
         if rb_name and plain and _same_nonzero(rb_array if rb_array is not None else rb_num, value):
             readback = shown  # a readback equal to its setpoint
         elif rb_name:
-            rb_value = typed_value(kind, rb_num, rb_text, rb_array)
+            if kind == _FLOAT or kind == _FLOAT_ARRAY:
+                rb_value = rb_array if rb_array is not None else rb_num
+            else:
+                rb_value = typed_value(kind, rb_num, rb_text, rb_array)
             rb_reason = "" if rb_value is not None else "no readback saved"
             label = rb_text if kind == ENUM else None
             readback = _value_text(kind, rb_value, label, units, precision, rb_reason)[0]
@@ -607,6 +610,11 @@ def _delta_text(a: _Saved, b: _Saved) -> str:
         if _plain(deltas):
             return "[" + ", ".join(["+" + fmt(d) if d > 0 else fmt(d) for d in deltas]) + "]"
         return "[" + ", ".join([signed_number(d, a.precision) for d in deltas]) + "]"
+    if a.kind == _INT and b.kind == _INT and type(a.value) is int and type(b.value) is int:
+        d = float(b.value) - float(a.value)
+        if -FIXED_POINT_LIMIT < d < FIXED_POINT_LIMIT:
+            fmt = _FORMATS.get(a.precision, _GENERAL)
+            return "+" + fmt(d) if d > 0 else fmt(d)
     row = ComparisonRow("", None, "", ComparisonStatus.EQUAL.value, _side(a), _side(b), 0.0, 0.0)
     _set_delta(row)
     return row.delta_full_display
