@@ -496,16 +496,16 @@ _CSV_DETAIL = (
     "readback_array",
 )
 _FLOAT, _INT, _FLOAT_ARRAY = "float", "int", "float_array"
-_FIXED = {}  # precision -> str.format of fixed-point with that many decimals
-for _precision in range(MAX_PRECISION + 1):
-    _FIXED[_precision] = f"{{:.{_precision}f}}".format
+# precision -> str.format of fixed-point with that many decimals
+_FIXED = {precision: f"{{:.{precision}f}}".format for precision in range(MAX_PRECISION + 1)}
 _GENERAL = "{:.6g}".format
 _FORMATS = {None: _GENERAL, **_FIXED}  # precision -> number_text of a finite float below FIXED_POINT_LIMIT
 
 
 def _plain(values) -> bool:
-    """True if every element is a finite float below FIXED_POINT_LIMIT (NaN fails every comparison)."""
-    return all(-FIXED_POINT_LIMIT < x < FIXED_POINT_LIMIT for x in values)
+    """True if every element is a finite float below FIXED_POINT_LIMIT (NaN fails every comparison;
+    an array's NULL element, None, is no float)."""
+    return all(type(x) is float and -FIXED_POINT_LIMIT < x < FIXED_POINT_LIMIT for x in values)
 
 
 def _value_text(kind: str, value, label, units: str, precision, reason: str) -> tuple[str, bool]:
