@@ -3,7 +3,7 @@ both also of one tag's PVs), against live values (Redis), the compare page and A
 Django's test client, CSV export and the drift summary.
 
     .venv/bin/python benchmarks/bench_compare.py [--pvs 50000] [--repeat 5] [--changed 0.07]
-        [--stats none|stale|fresh]
+        [--stats none|stale|fresh] [--only all|nway-csv]
 
 Uses the database `squirrel_bench_cmp` (SQUIRREL_DB_NAME overrides it; dropped and created
 again) and Redis database 7 (SQUIRREL_REDIS_URL overrides it; FLUSHDB'd first): never point
@@ -141,6 +141,9 @@ def main() -> None:
     parser.add_argument("--pvs", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--changed", type=float, default=0.07, help="fraction of values that differ")
+    parser.add_argument(
+        "--only", choices=["all", "nway-csv"], default="all", help="nway-csv: only the N-way CSV export after the setup"
+    )
     bench_stats.add_argument(parser)
     args = smoke.parse_args(parser, pvs=300, repeat=1)
     create_database(new=True)
@@ -184,6 +187,13 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.2f}"
     )
 
+    eight = (earlier, b, *extra)
+    if args.only == "nway-csv":
+        seconds, count = median(lambda: write_nway_csv(NWayComparison(a, eight), NullWriter()), args.repeat)
+        report("CSV export of every row, 8 snapshot columns", seconds, f"{count:,} rows")
+        print(f"load average at the end {os.getloadavg()[0]:.2f} (2 cores)")
+        return
+
     print("Snapshot against snapshot (snapshots.comparison.rows, SQL):")
     cases = [
         ("every row compared and counted, none returned (limit=0)", Comparison(a=a, b=b), 0),
@@ -213,7 +223,6 @@ def main() -> None:
     report("CSV export of every row", seconds, f"{count:,} rows")
 
     print("N-way: A against 8 columns side by side (snapshots.comparison.nway, one query):")
-    eight = (earlier, b, *extra)
     seven_and_live = (b, *extra, None)
     nway_cases = [
         ("8 snapshot columns, first page of 100, with counts", NWayComparison(a, eight), 100),

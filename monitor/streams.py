@@ -47,6 +47,8 @@ PING_INTERVAL = 15.0  # an idle pub/sub connection is pinged, so a dead one is n
 HUB_CLIENT_NAME = "squirrel-live-hub"
 HEALTH_INTERVAL = 1.0  # the monitor's health is read and sent to the clients that asked this often
 SYNCING = "syncing"  # health messages: every heartbeat fresh, some shard not synced yet
+STOP_RETRY = 0.5  # a stopped hub's task still running this long after its cancellation is cancelled again
+STOP_ATTEMPTS = 20
 
 Sender = Callable[[str], Awaitable[None]]
 
@@ -65,6 +67,15 @@ class LiveHub:
 
     Every HEALTH_INTERVAL it reads the monitor's heartbeats once and hands the same health message
     to the streams that asked for it (pages show a banner and age their cells from it).
+
+    Stopping cancels its tasks; the stream that left last awaits their end (wait_stopped), so its
+    Redis connections are closed before the socket's disconnect returns and before the event loop
+    shuts down. A cancellation can be lost: Python 3.11's asyncio.wait_for, which redis-py wraps
+    around every socket write (socket_timeout is set by default), returns the write's result and
+    drops a cancellation that arrives in the same loop step as the write completes (CPython
+    gh-86296). A listener stopped while it subscribed then went on listening for ever: it held its
+    pub/sub connection and hung the loop's shutdown. So the listener checks at every step whether it
+    was asked to stop, and wait_stopped cancels again a task that is still running.
     """
 
     def __init__(self):
@@ -74,6 +85,7 @@ class LiveHub:
         self._has_changes = asyncio.Event()
         self._subscribed = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._stopping: set[asyncio.Task] = set()  # cancelled, maybe not ended yet
         self._metas: dict[str, tuple[float, LiveMeta | None]] = {}  # address -> (read at, metadata)
         self._health_streams: set[LiveStream] = set()
         self.last_health: str | None = None  # the latest health message, for streams that ask now
@@ -112,6 +124,26 @@ class LiveHub:
         self._health_streams.discard(stream)
         if not self._streams:
             self._stop()
+
+    async def wait_stopped(self) -> None:
+        """Until every task of this hub that was stopped has ended (its Redis connections closed).
+
+        A task still running STOP_RETRY after its cancellation is cancelled again (a cancellation
+        can be lost, see the class); one that outlives STOP_ATTEMPTS cancellations is logged.
+        """
+        attempts = 0
+        while self._stopping:
+            done, pending = await asyncio.wait(set(self._stopping), timeout=STOP_RETRY)
+            self._stopping.difference_update(done)
+            attempts += 1
+            if pending and attempts >= STOP_ATTEMPTS:
+                log.error(
+                    "Live hub: %s still running after %d cancellations", sorted(t.get_name() for t in pending), attempts
+                )
+                self._stopping.difference_update(pending)
+                return
+            for task in pending:
+                task.cancel()
 
     async def wait_subscribed(self) -> None:
         """Until the hub hears every notice published from now on (reads after this miss none)."""
@@ -159,6 +191,7 @@ class LiveHub:
     def _stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        self._stopping.update(self._tasks)
         self._tasks = []
         self._subscribed.clear()
         self._has_changes.clear()
@@ -180,10 +213,12 @@ class LiveHub:
         failures = 0
         try:
             while True:
+                _stop_if_cancelled()
                 pubsub = client.pubsub()
                 try:
                     await pubsub.subscribe(channel)
                     while True:
+                        _stop_if_cancelled()  # a cancellation redis-py dropped (see the class)
                         message = await pubsub.get_message(timeout=PING_INTERVAL)
                         if message is None:
                             await pubsub.ping()
@@ -344,6 +379,7 @@ class LiveStream:
             await _quietly(self._task)
             self._task = None
         self.hub.forget(self)
+        await self.hub.wait_stopped()
 
     # Inside ----------------------------------------------------------------------------------
 
@@ -464,6 +500,14 @@ def hub_for_running_loop() -> LiveHub:
     if hub is None:
         hub = _hubs[loop] = LiveHub()
     return hub
+
+
+def _stop_if_cancelled() -> None:
+    """Raise CancelledError if this task was cancelled and some library swallowed it (a
+    cancellation asyncio.timeout handled itself is uncancelled: it does not count)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _quietly(awaitable) -> None:

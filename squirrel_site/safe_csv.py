@@ -44,11 +44,18 @@ class _Writer:
         self._writer = csv.writer(stream, **options)
 
     def writerow(self, row):
-        return self._writer.writerow([neutralise(_text(cell)) for cell in row])
+        return self._writer.writerow(_safe(row))
 
     def writerows(self, rows):
-        for row in rows:
-            self.writerow(row)
+        self._writer.writerows(map(_safe, rows))
+
+
+_RISKY = frozenset((*FORMULA_STARTS, QUOTE))
+
+
+def _safe(row) -> list[str]:
+    """A row's cells neutralised; text that cannot need it (most of an export) is passed as is."""
+    return [cell if type(cell) is str and cell[:1] not in _RISKY else neutralise(_text(cell)) for cell in row]
 
 
 def _text(cell) -> str:

@@ -1,5 +1,6 @@
 """The live hub: one per web process (event loop), each listening to Redis, surviving reconnects."""
 
+import asyncio
 import threading
 
 from asgiref.sync import async_to_sync
@@ -7,6 +8,7 @@ from django.db import connections
 
 from monitor import streams
 from squirrel_site.epics_values import Value
+from squirrel_site.testing import eventually
 from squirrel_site.testing.websocket import TIMEOUT, connect, subscribe
 
 
@@ -74,3 +76,25 @@ def test_after_losing_its_redis_connection_the_hub_resyncs_every_client(headers,
     resync, diff = async_to_sync(scenario)()
     assert (resync["full"], resync["values"]["T:A"]["value"]) == (True, 7.0)
     assert (diff["full"], diff["values"]["T:A"]["value"]) == (False, 8.0)
+
+
+def test_a_hub_stopped_while_it_subscribes_closes_its_connection_before_the_close_returns(redis_db):
+    """The last client may leave at any moment, here while the hub connects and subscribes (where
+    Python 3.11's wait_for, under redis-py's writes, can drop a cancellation): the hub stops, its
+    pub/sub connection is closed and no task of it is left running to hang the loop's shutdown."""
+
+    async def discard(text: str) -> None:
+        pass
+
+    async def scenario():
+        hub = streams.LiveHub()
+        for n in range(60):
+            stream = streams.LiveStream(hub, discard)
+            stream.subscribe(["T:A"])
+            await asyncio.sleep(n % 12 * 0.0005)  # 0 to 5.5 ms: before, during and after SUBSCRIBE
+            await stream.close()
+            assert not hub.running
+        eventually(lambda: not hub_pubsub_connections(redis_db), 3, what="the hubs' pub/sub connections closed")
+        return [task.get_name() for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+
+    assert async_to_sync(scenario)() == []

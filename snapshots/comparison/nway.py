@@ -31,6 +31,8 @@ from pvs.selections import selected_ids_array
 from snapshots.capture.models import Snapshot, SnapshotValue
 from snapshots.comparison import rules_sql as sql
 from snapshots.comparison.rows import (
+    _STATUS_LABELS,
+    COMPARED,
     ENUM,
     NO_VALUE,
     ComparisonRow,
@@ -39,11 +41,21 @@ from snapshots.comparison.rows import (
     _live_side,
     _set_delta,
     analytic_cursor,
+    format_value,
     saved_readback,
 )
 from snapshots.comparison.rules import MATCHING_STATUSES, ComparisonStatus, comparison_status
 from squirrel_site import safe_csv
-from squirrel_site.epics_values import Value, enum_label, from_columns, number_text
+from squirrel_site.epics_values import (
+    FIXED_POINT_LIMIT,
+    MAX_PRECISION,
+    Kind,
+    Value,
+    delta_text,
+    enum_label,
+    from_columns,
+    number_text,
+)
 
 MAX_COLUMNS = 8
 CSV_CHUNK = 2000  # rows built and written at a time by write_nway_csv
@@ -467,6 +479,196 @@ def _full(side: Side | None) -> str:
     return side.full_display if side is not None else ""
 
 
+# The export writes 50,000 rows of up to 9 values, readbacks and 8 deltas: each saved value's text
+# is made once, straight from its database row, without building Side and ComparisonRow objects;
+# the common kinds (numbers, enums, strings, float arrays of finite values) are formatted here the
+# way format_value / format_delta do, anything else goes through them. test_nway_csv holds the
+# file's bytes to theirs.
+
+_CSV_DETAIL = (
+    "id",
+    "value_type",
+    "setpoint_num",
+    "setpoint_str",
+    "setpoint_array",
+    "units",
+    "precision",
+    "reason",
+    "readback_name",
+    "readback_num",
+    "readback_str",
+    "readback_array",
+)
+_FLOAT, _INT, _FLOAT_ARRAY, _STRING = Kind.FLOAT.value, Kind.INT.value, Kind.FLOAT_ARRAY.value, Kind.STRING.value
+# precision -> str.format of fixed-point with that many decimals
+_FIXED = {precision: f"{{:.{precision}f}}".format for precision in range(MAX_PRECISION + 1)}
+_GENERAL = "{:.6g}".format
+_FORMATS = {None: _GENERAL, **_FIXED}  # precision -> number_text of a finite float below FIXED_POINT_LIMIT
+
+
+def _plain(values) -> bool:
+    """True if every element is a finite float below FIXED_POINT_LIMIT (NaN fails every comparison;
+    an array's NULL element, None, is no float)."""
+    return all(type(x) is float and -FIXED_POINT_LIMIT < x < FIXED_POINT_LIMIT for x in values)
+
+
+def _value_text(kind: str, value, label, units: str, precision, reason: str) -> tuple[str, bool]:
+    """(format_value(side, full=True), whether value is plain: a finite float or float array
+    below FIXED_POINT_LIMIT, whose deltas _delta_text may format directly)."""
+    if kind == _FLOAT and type(value) is float and -FIXED_POINT_LIMIT < value < FIXED_POINT_LIMIT:
+        text = _FORMATS.get(precision, _GENERAL)(value)
+        return (f"{text} {units}" if units else text), True
+    if value is None:
+        return reason or "disconnected", False
+    if kind == ENUM:
+        return (label if label is not None else str(value)), False
+    if kind == _STRING:
+        return str(value), False
+    if kind == _FLOAT_ARRAY and type(value) is list:
+        # Waveforms mostly repeat from snapshot to snapshot and in their readbacks: each made once.
+        # (Not with a zero: 0.0 and -0.0 are one key, and two texts.)
+        key = (precision, units, *value) if 0.0 not in value else None
+        known = _ARRAY_TEXTS.get(key)
+        if known is not None:
+            return known, True
+        if _plain(value):
+            text = "[" + ", ".join(map(_FORMATS.get(precision, _GENERAL), value)) + "]"
+            text = f"{text} {units}" if units else text
+            if key is not None:
+                _ARRAY_TEXTS[key] = text
+            return text, True
+    if kind == _INT and type(value) is int:
+        return (f"{value} {units}" if units else str(value)), False
+    side = Side(kind, value, True, label, units=units, precision=precision, reason=reason)
+    return format_value(side, full=True), False
+
+
+_ARRAY_TEXTS: dict[tuple, str] = {}  # a chunk's float arrays' texts by (precision, units, *elements)
+
+
+@dataclass(slots=True)
+class _Saved:
+    """A saved value as the export needs it: its kind, value, precision and texts."""
+
+    kind: str
+    value: object
+    precision: int | None
+    plain: bool
+    text: str
+    readback: str
+
+
+def _same_nonzero(other, value) -> bool:
+    """True if `other` equals the plain float or float array `value`, and neither holds a zero
+    (0.0 == -0.0, but they are written "0.00" and "-0.00")."""
+    if type(value) is list:
+        return other == value and 0.0 not in value
+    return other == value and value != 0.0
+
+
+def _saved_texts(ids: list[int]) -> dict[int, _Saved]:
+    """The export's view of SnapshotValue ids: each value's and readback's text, made once."""
+    if not ids:
+        return {}
+    # The ids as one array literal: psycopg adapts 18,000 ints one by one.
+    literal = "{" + ",".join(map(str, ids)) + "}"
+    with analytic_cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(_CSV_DETAIL)} FROM {_VALUES_TABLE} WHERE id = ANY(%s::bigint[])", [literal])
+        records = cursor.fetchall()
+    saved = {}
+    _ARRAY_TEXTS.clear()
+    for pk, kind, num, text, array, units, precision, reason, rb_name, rb_num, rb_text, rb_array in records:
+        units = units or ""
+        value = (array if array is not None else num) if kind == _FLOAT else from_columns(kind, num, text, array)
+        shown, plain = _value_text(kind, value, text if kind == ENUM else None, units, precision, reason or "")
+        readback = ""
+        if rb_name and plain and _same_nonzero(rb_array if rb_array is not None else rb_num, value):
+            readback = shown  # a readback equal to its setpoint
+        elif rb_name:
+            if kind == _FLOAT or kind == _FLOAT_ARRAY:
+                rb_value = rb_array if rb_array is not None else rb_num
+            else:
+                rb_value = from_columns(kind, rb_num, rb_text, rb_array)
+            rb_reason = "" if rb_value is not None else "no readback saved"
+            label = rb_text if kind == ENUM else None
+            readback = _value_text(kind, rb_value, label, units, precision, rb_reason)[0]
+        saved[pk] = _Saved(kind, value, precision, plain, shown, readback)
+    _ARRAY_TEXTS.clear()
+    return saved
+
+
+def _delta_text(a: _Saved, b: _Saved) -> str:
+    """format_delta(full=True) of a ComparisonRow of `a` against `b` whose status is COMPARED."""
+    if a.plain and b.plain and a.kind == b.kind:
+        fmt = _FORMATS.get(a.precision, _GENERAL)
+        if a.kind == _FLOAT:
+            d = b.value - a.value
+            if -FIXED_POINT_LIMIT < d < FIXED_POINT_LIMIT:
+                return "+" + fmt(d) if d > 0 else fmt(d)
+            return delta_text(d, a.precision)
+        if len(a.value) != len(b.value):
+            return ""
+        if a.value == b.value and 0.0 not in a.value:  # each y - x is 0.0 (-0.0 - 0.0 would be -0.0)
+            return "[" + ", ".join([fmt(0.0)] * len(a.value)) + "]"
+        deltas = [y - x for x, y in zip(a.value, b.value, strict=True)]
+        if _plain(deltas):
+            return "[" + ", ".join(["+" + fmt(d) if d > 0 else fmt(d) for d in deltas]) + "]"
+        return "[" + ", ".join([delta_text(d, a.precision) for d in deltas]) + "]"
+    if a.kind == _INT and b.kind == _INT and type(a.value) is int and type(b.value) is int:
+        d = float(b.value) - float(a.value)
+        if -FIXED_POINT_LIMIT < d < FIXED_POINT_LIMIT:
+            fmt = _FORMATS.get(a.precision, _GENERAL)
+            return "+" + fmt(d) if d > 0 else fmt(d)
+    row = ComparisonRow("", None, "", ComparisonStatus.EQUAL.value, _side(a), _side(b), 0.0, 0.0)
+    _set_delta(row)
+    return row.delta_full_display
+
+
+def _side(saved: _Saved) -> Side:
+    return Side(saved.kind, saved.value, True, precision=saved.precision)
+
+
+def _csv_rows(comparison: NWayComparison, keyed: list[dict]) -> list[list[str]]:
+    """The CSV rows of `keyed` (csv_header order), as csv_cells(NWayRow) writes them."""
+    snapshot_count = sum(column is not None for column in comparison.columns)
+    ids = [record[f"s{i}_id"] for record in keyed for i in range(snapshot_count + 1)]
+    saved = _saved_texts([pk for pk in ids if pk is not None])
+    live_rows = {}
+    if comparison.live_index is not None:
+        live_rows = {id(record): row for record, row in zip(keyed, _rows(comparison, keyed), strict=True)}
+    tolerance_texts = {}
+    rows = []
+    empty = ("", "")
+    for record in keyed:
+        reference = saved.get(record["s0_id"])
+        cells = [record["name"], record["device"] or ""]
+        cells += (reference.text, reference.readback) if reference is not None else empty
+        snapshot = 0
+        for index, (column, status) in enumerate(zip(comparison.columns, record["statuses"], strict=True)):
+            if column is None:
+                cell = live_rows[id(record)].cells[index]
+                live_side = cell.b
+                cells += (_full(live_side), _full(live_side.readback if live_side else None))
+                cells += (cell.delta_full_display, cell.status_label if cell.status else "")
+                continue
+            snapshot += 1
+            side = saved.get(record[f"s{snapshot}_id"])
+            cells += (side.text, side.readback) if side is not None else empty
+            if status in COMPARED:
+                cells.append(_delta_text(reference, side))
+                cells.append(_STATUS_LABELS[status])
+            else:
+                cells.append("")
+                cells.append(_STATUS_LABELS[status] if status else "")
+        for tolerance in (record["abs_tol"], record["rel_tol"]):
+            text = tolerance_texts.get(tolerance)
+            if text is None:
+                text = tolerance_texts[tolerance] = number_text(tolerance)
+            cells.append(text)
+        rows.append(cells)
+    return rows
+
+
 def csv_cells(row: NWayRow) -> list[str]:
     """A row's cells in csv_header order (arrays in full, deltas signed with their units)."""
     reference = row.reference
@@ -482,14 +684,29 @@ def csv_cells(row: NWayRow) -> list[str]:
     return cells + [number_text(row.abs_tolerance), number_text(row.rel_tolerance)]
 
 
+def _every_keyed_row(comparison: NWayComparison) -> list[dict]:
+    """Every row of `comparison` that passes its filters, narrow, by name: _keyed_page's rows
+    without its counts (which the export does not write)."""
+    if comparison.live_index is not None:
+        return _keyed_page(comparison, 0, None)[0]
+    sides = [comparison.reference.pk] + [column.pk for column in comparison.columns]
+    base, params = _keyed_query(comparison, sides)
+    condition, condition_params = _status_condition(comparison)
+    columns = _keyed_columns(len(comparison.columns))
+    order = f'ORDER BY name COLLATE "C" {"DESC" if comparison.descending else "ASC"}'
+    with analytic_cursor() as cursor:
+        cursor.execute(f"{base} SELECT {', '.join(columns)} FROM keyed {condition} {order}", params + condition_params)
+        return [dict(zip(columns, record, strict=True)) for record in cursor.fetchall()]
+
+
 def write_nway_csv(comparison: NWayComparison, stream) -> int:
     """Every row of `comparison` that passes its filters, by name, as CSV; the row count.
 
     One comparison query; the rows' values are then fetched, built and written CSV_CHUNK rows at
     a time, so that 50,000 rows of 9 values never sit in memory at once."""
-    keyed, _, _ = _keyed_page(comparison, 0, None)
+    keyed = _every_keyed_row(comparison)
     writer = safe_csv.writer(stream)
     writer.writerow(csv_header(comparison))
     for start in range(0, len(keyed), CSV_CHUNK):
-        writer.writerows(csv_cells(row) for row in _rows(comparison, keyed[start : start + CSV_CHUNK]))
+        writer.writerows(_csv_rows(comparison, keyed[start : start + CSV_CHUNK]))
     return len(keyed)
