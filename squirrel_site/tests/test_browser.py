@@ -14,6 +14,7 @@ from django.db import connection
 
 from pvs import sim
 from pvs.models import PV
+from squirrel_site.testing import eventually
 from squirrel_site.testing.ioc import caget_many
 from squirrel_site.testing.site import (
     LIVE_CHANGE_LIMIT_MS,
@@ -92,7 +93,12 @@ def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(
         }
     )
 
-    page.goto(f"{site}/snapshots/{snapshot_id}/?out_of_tolerance=on")
+    # The out-of-tolerance filter reads the monitor's cache, which takes the puts a moment later.
+    def both_rows_listed() -> bool:
+        page.goto(f"{site}/snapshots/{snapshot_id}/?out_of_tolerance=on")
+        return all(page.locator(f'tr[data-pv="{a}"]').count() for a in (pair.setpoint, integer.setpoint))
+
+    eventually(both_rows_listed, 30, interval=0.5, what="the monitor's cache to hold the puts")
     for address in (pair.setpoint, integer.setpoint):
         page.check(f'tr[data-pv="{address}"] input[name="pv"]')
     page.click("#restore-checked")
