@@ -16,7 +16,7 @@ import sys
 from squirrel_site.testing import eventually
 
 CA_TIMEOUT = 60.0  # seconds one read or write subprocess may take
-WATCH_READY_TIMEOUT = 30.0
+WATCH_READY_TIMEOUT = 45.0  # beyond the watch's own deadline (CA_TIMEOUT / 2)
 
 _JSON_VALUE = "def plain(v):\n    return v.tolist() if hasattr(v, 'tolist') else v\n"
 
@@ -26,23 +26,31 @@ _WATCH = (
     _JSON_VALUE
     + """
 import epics, json, sys, threading, time
+once = sys.argv[2] == "once"
 seen = set()
 lock = threading.Lock()
+done = False
 def show(pvname=None, value=None, timestamp=None, **kw):
     with lock:
+        if done:
+            return
         print(json.dumps([pvname, plain(value), timestamp]), flush=True)
         seen.add(pvname)
 addresses = json.loads(sys.argv[1])
 pvs = [epics.PV(a, form="time", auto_monitor=True, callback=show) for a in addresses]
-deadline = time.monotonic() + 20
+deadline = time.monotonic() + %r
 while len(seen) < len(set(addresses)) and time.monotonic() < deadline:
     time.sleep(0.02)
-print(json.dumps("ready" if len(seen) == len(set(addresses)) else "incomplete"), flush=True)
-if sys.argv[2] == "once":
+with lock:
+    # In --once mode nothing is printed after the verdict: a late event would otherwise follow it.
+    done = once
+    print(json.dumps("ready" if len(seen) == len(set(addresses)) else "incomplete"), flush=True)
+if once:
     sys.exit(0)
 while True:
     time.sleep(1)
 """
+    % (CA_TIMEOUT / 2)
 )
 
 
