@@ -12,7 +12,7 @@ kind            Python value              PostgreSQL columns  compared
 ==============  ========================  ==================  ==========================
 float           float                     ``*_num``           within tolerance
 int             int                       ``*_num``           within tolerance
-enum            int (the index)           ``*_num`` + label   exactly (index)
+enum            int (the index)           ``*_num`` + label   by index (``enum``)
 string          str                       ``*_str``           exactly
 float_array     list[float]               ``*_array``         element by element, tol.
 int_array       list[int]                 ``*_array``         element by element, tol.
@@ -35,9 +35,12 @@ The media, one codec each:
 - the browser (``static/squirrel/live.js``): :func:`js_module` renders ``static/squirrel/kinds.js``
   (``python manage.py write_kinds_js``; a test fails when the file is stale).
 
-Adding a kind is a change to this module: a :class:`Kind` member and its :class:`KindSpec`, then
-each codec's branch for its :attr:`KindSpec.column` and :attr:`KindSpec.compare` (see
-docs/development.md, "Adding a value kind").
+Every decision that depends on a kind, in this module and in the apps, reads the kind's
+:class:`KindSpec` (its columns, element type, comparison category, whether it is labelled),
+never its name; derived sets are computed from :data:`SPECS` when asked (:func:`kinds`), so a kind
+made of parts that exist is one entry in :data:`SPECS` (squirrel_site/tests/test_value_kinds.py
+registers two at test time, and fails on a kind's name tested outside this module). See
+docs/development.md, "Adding a value kind".
 """
 
 from __future__ import annotations
@@ -69,28 +72,41 @@ NO_VALUE = "none"  # the stored kind of a PV without a value
 
 # Columns a kind is stored in (KindSpec.column).
 NUM, STR, ARRAY = "num", "str", "array"
-# How two values of a kind compare (KindSpec.compare).
-NUMBER, NUMBER_ARRAY, EXACT, EXACT_ARRAY = "number", "number_array", "exact", "exact_array"
+# How two values of a kind compare (KindSpec.compare): the categories snapshots.comparison.rules,
+# its SQL and static/squirrel/live.js each have one rule for.
+NUMBER, NUMBER_ARRAY, ENUM, EXACT, EXACT_ARRAY = "number", "number_array", "enum", "exact", "exact_array"
+COMPARE_CATEGORIES = (NUMBER, NUMBER_ARRAY, ENUM, EXACT, EXACT_ARRAY)
 
 
 @dataclass(frozen=True)
 class KindSpec:
-    """What a kind is made of: its label, element type, columns and comparison."""
+    """What a kind is made of: its label, element type, columns, comparison and display.
 
-    kind: Kind
+    Every decision that depends on a value's kind, here and in the apps, reads these attributes
+    (through :func:`spec_of`, :func:`kinds` or :func:`saved_label`), never a kind's name: a kind
+    made of parts that exist is one entry in :data:`SPECS`.
+    """
+
+    kind: str  # a Kind value
     label: str
     element: type  # float, int or str: the type of the value (of each element of an array)
     array: bool
     column: str  # NUM, STR or ARRAY
-    compare: str  # NUMBER, NUMBER_ARRAY, EXACT or EXACT_ARRAY
+    compare: str  # one of COMPARE_CATEGORIES
+    labelled: bool = False  # an index shown as its label (an enum): the label in the text column
+
+    @property
+    def units(self) -> bool:
+        """Whether its display text ends with the channel's units (not for text or labels)."""
+        return self.element is not str and not self.labelled
 
 
 SPECS: dict[str, KindSpec] = {
-    spec.kind.value: spec
+    str(spec.kind): spec
     for spec in (
         KindSpec(Kind.FLOAT, "Floating point", float, False, NUM, NUMBER),
         KindSpec(Kind.INT, "Integer", int, False, NUM, NUMBER),
-        KindSpec(Kind.ENUM, "Enum (index and label)", int, False, NUM, EXACT),
+        KindSpec(Kind.ENUM, "Enum (index and label)", int, False, NUM, ENUM, labelled=True),
         KindSpec(Kind.STRING, "String", str, False, STR, EXACT),
         KindSpec(Kind.FLOAT_ARRAY, "Array of floats", float, True, ARRAY, NUMBER_ARRAY),
         KindSpec(Kind.INT_ARRAY, "Array of integers", int, True, ARRAY, NUMBER_ARRAY),
@@ -98,18 +114,42 @@ SPECS: dict[str, KindSpec] = {
     )
 }
 NO_VALUE_LABEL = "No value (disconnected)"
-
-# Plain frozensets of strings: looked up 50,000 times a comparison.
-KINDS = frozenset(SPECS)
-NUMBER_KINDS = frozenset(k for k, s in SPECS.items() if s.compare == NUMBER)
-NUMBER_ARRAY_KINDS = frozenset(k for k, s in SPECS.items() if s.compare == NUMBER_ARRAY)
-ARRAY_KINDS = frozenset(k for k, s in SPECS.items() if s.array)
-NUM_COLUMN_KINDS = frozenset(k for k, s in SPECS.items() if s.column == NUM)
-STR_COLUMN_KINDS = frozenset(k for k, s in SPECS.items() if s.column == STR)
-ARRAY_COLUMN_KINDS = frozenset(k for k, s in SPECS.items() if s.column == ARRAY)
-_FLOAT, _INT, _ENUM, _STRING = Kind.FLOAT.value, Kind.INT.value, Kind.ENUM.value, Kind.STRING.value
-_FLOAT_ARRAY, _INT_ARRAY = Kind.FLOAT_ARRAY.value, Kind.INT_ARRAY.value
+_INT, _FLOAT, _STRING, _ENUM = Kind.INT.value, Kind.FLOAT.value, Kind.STRING.value, Kind.ENUM.value
+_FLOAT_ARRAY, _INT_ARRAY, _STRING_ARRAY = Kind.FLOAT_ARRAY.value, Kind.INT_ARRAY.value, Kind.STRING_ARRAY.value
 _NO_COLUMNS = (NO_VALUE, None, None, None)
+
+
+def spec_of(kind: str) -> KindSpec | None:
+    """The spec of `kind`; None for ``none`` and kinds this module does not know."""
+    return SPECS.get(kind)
+
+
+def kinds(**attributes) -> frozenset[str]:
+    """The kinds whose spec has every one of `attributes` (e.g. ``kinds(compare=NUMBER)``),
+    read from :data:`SPECS` at each call: the SQL lists its categories' kinds with it."""
+    return frozenset(
+        kind
+        for kind, spec in SPECS.items()
+        if all(getattr(spec, name) == wanted for name, wanted in attributes.items())
+    )
+
+
+def compare_of(kind: str) -> str | None:
+    """How values of `kind` compare (one of COMPARE_CATEGORIES); None for an unknown kind."""
+    spec = SPECS.get(kind)
+    return None if spec is None else spec.compare
+
+
+def is_labelled(kind: str) -> bool:
+    """Whether values of `kind` are indexes shown as labels (an enum's)."""
+    spec = SPECS.get(kind)
+    return spec is not None and spec.labelled
+
+
+def saved_label(kind: str, text: str | None) -> str | None:
+    """The label a labelled kind (an enum) keeps in its text column; None for other kinds."""
+    spec = SPECS.get(kind)
+    return text if spec is not None and spec.labelled else None
 
 
 def choices() -> list[tuple[str, str]]:
@@ -174,7 +214,7 @@ def to_columns(kind: str, value, label: str | None = None) -> tuple[str, float |
     if spec is None:
         raise UnsupportedValue(f"unknown value kind {kind!r}")
     if spec.column == NUM:
-        return kind, float(value), label if kind == _ENUM else None, None
+        return kind, float(value), label if spec.labelled else None, None
     if spec.column == ARRAY:
         return kind, None, None, list(value)
     if spec.array:
@@ -283,13 +323,13 @@ def display_text(
     strings whole (CSV)."""
     if value is None:
         return ""
-    if kind == _ENUM:
+    spec = SPECS.get(kind)
+    if spec is not None and spec.labelled:
         label = enum_label(enum_labels, value)
         return label if label is not None else str(value)
-    if kind == _STRING:
+    if spec is not None and spec.element is str and not spec.array:
         return str(value) if full else _shortened(str(value), STRING_CHARS_SHOWN)
     if isinstance(value, list):
-        spec = SPECS.get(kind)
         if spec is not None and spec.element is str:
             texts = [json.dumps(item, ensure_ascii=False) for item in value]
         else:
@@ -299,7 +339,7 @@ def display_text(
         text = f"[{', '.join(shown)}{more}]"
     else:
         text = number_text(value, precision)
-    return f"{text} {units}" if units and kind not in STR_COLUMN_KINDS else text
+    return f"{text} {units}" if units and (spec is None or spec.units) else text
 
 
 def text_of(value, meta=None) -> str:
@@ -316,7 +356,8 @@ def text_of(value, meta=None) -> str:
 
 def label_of(value, meta=None) -> str | None:
     """The label of an enum value's index (None: not an enum, no labels, index out of range)."""
-    if value.kind != _ENUM or meta is None:
+    spec = SPECS.get(value.kind)
+    if spec is None or not spec.labelled or meta is None:
         return None
     return enum_label(meta.enum_labels, value.value)
 
@@ -379,7 +420,7 @@ PUT_LAYOUT = {
 def kind_of_native(native: int, count: int) -> str:
     """The kind a channel of DBR type `native` and `count` elements reads as."""
     if native == DBR_STRING:
-        return _STRING if count <= 1 else Kind.STRING_ARRAY.value
+        return _STRING if count <= 1 else _STRING_ARRAY
     return NATIVE_LAYOUT[native][1 if count == 1 else 2]
 
 

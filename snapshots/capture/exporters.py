@@ -64,7 +64,6 @@ _STORED = (
     "connected",
     "reason",
 )
-_ENUM = epics_values.Kind.ENUM.value
 _CHUNK = 2000
 
 
@@ -72,7 +71,7 @@ def value_records(snapshot: Snapshot):
     """Each value of `snapshot` as a dict of FIELDS (JSON-ready except for non-finite floats)."""
     stored = SnapshotValue.objects.filter(snapshot=snapshot).order_by("pv_name").only(*_STORED)
     for value in stored.iterator(chunk_size=_CHUNK):
-        enum = value.value_type == _ENUM
+        enum = epics_values.is_labelled(value.value_type)
         yield {
             "pv_name": value.pv_name,
             "readback_name": value.readback_name,

@@ -251,7 +251,7 @@ def _row(record: dict, errors: list[str]) -> tuple | None:
     readback_label = field("readback_label", _optional(_text))
     if errors:
         return None
-    if value_type != ValueType.ENUM and (setpoint_label is not None or readback_label is not None):
+    if not ev.is_labelled(value_type) and (setpoint_label is not None or readback_label is not None):
         errors.append("only enum values have labels")
     if not connected and setpoint is not None:
         errors.append("a disconnected PV has no setpoint value")

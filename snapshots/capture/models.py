@@ -168,6 +168,11 @@ class SnapshotValue(models.Model):
         return epics_values.from_columns(self.value_type, self.setpoint_num, self.setpoint_str, self.setpoint_array)
 
     @property
+    def labelled(self) -> bool:
+        """Whether the values are indexes shown as labels (an enum's; epics_values.KindSpec)."""
+        return epics_values.is_labelled(self.value_type)
+
+    @property
     def readback_value(self):
         """The saved readback, typed like the setpoint; None if none."""
         return epics_values.from_columns(self.value_type, self.readback_num, self.readback_str, self.readback_array)

@@ -51,7 +51,6 @@ NOT_READ = "not read"
 
 _NONE = ev.NO_VALUE
 _NO_VALUE = (_NONE, None, None, None)
-_ENUM = ev.Kind.ENUM.value
 
 
 def to_datetime(timestamp: float) -> datetime | None:
@@ -75,12 +74,11 @@ def pv_row(
     value is stored disconnected: no setpoint columns, never a stale number, but a readback that
     was read is kept. `age` is `taken` minus the setpoint's (else the readback's) receive time.
     """
-    labels = meta.enum_labels if meta is not None else None
     value_type, sp_num, sp_str, sp_array = _NO_VALUE
     status = severity = sp_time = None
     if setpoint is not None:
         try:
-            label = ev.enum_label(labels, setpoint.value) if setpoint.kind == _ENUM else None
+            label = ev.label_of(setpoint, meta)
             value_type, sp_num, sp_str, sp_array = ev.to_columns(setpoint.kind, setpoint.value, label)
         except ev.UnsupportedValue as error:
             reason = str(error)
@@ -92,7 +90,7 @@ def pv_row(
     rb_status = rb_severity = rb_time = None
     if readback is not None:
         try:
-            label = ev.enum_label(labels, readback.value) if readback.kind == _ENUM else None
+            label = ev.label_of(readback, meta)
             rb_type, rb_num, rb_str, rb_array = ev.to_columns(readback.kind, readback.value, label)
         except ev.UnsupportedValue:
             pass
@@ -122,7 +120,7 @@ def pv_row(
         rb_time,
         meta.units if meta is not None else "",
         meta.precision if meta is not None else None,
-        labels,
+        meta.enum_labels if meta is not None else None,
         source,
         age,
         connected,

@@ -7,10 +7,9 @@ write it; rows whose PV was deleted have none and are left out.
 """
 
 from monitor import live
-from snapshots.comparison.rows import Side
 from snapshots.comparison.rules import ComparisonStatus, comparison_status
 from squirrel_site.bulk_sql import set_join
-from squirrel_site.epics_values import from_columns
+from squirrel_site.epics_values import Value, from_columns
 
 # Differences beyond tolerance: a value out of it, or a record whose type changed.
 DIFFERS = frozenset({ComparisonStatus.OUT_OF_TOLERANCE, ComparisonStatus.TYPE_CHANGED})
@@ -44,7 +43,7 @@ def out_of_tolerance(values) -> list[int]:
     for (pk, _address, kind, num, text, array, connected, abs_tol, rel_tol), value in _rows_with_live(values):
         if value is None:
             continue
-        saved = Side(kind, from_columns(kind, num, text, array), connected)
+        saved = Value("", kind, from_columns(kind, num, text, array), connected=connected)
         if comparison_status(saved, value, abs_tol or 0.0, rel_tol or 0.0) in DIFFERS:
             ids.append(pk)
     return ids

@@ -13,7 +13,7 @@ does when it counts.
 Each cell of a row is a snapshots.comparison.rows.ComparisonRow of the reference (its side `a`)
 against the column (side `b`), so a cell's status, delta (column − reference, signed, with
 units), differing array elements and display are the two-way comparison's. Sides carry their
-readbacks (Side.readback). Rows are sorted by PV name.
+readbacks (Shown.readback). Rows are sorted by PV name.
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ from snapshots.comparison import rules_sql as sql
 from snapshots.comparison.rows import (
     _STATUS_LABELS,
     COMPARED,
-    ENUM,
     NO_VALUE,
     ComparisonRow,
-    Side,
+    Shown,
     _escape_like,
     _live_side,
     _set_delta,
@@ -47,14 +46,19 @@ from snapshots.comparison.rows import (
 from snapshots.comparison.rules import MATCHING_STATUSES, ComparisonStatus, comparison_status
 from squirrel_site import safe_csv
 from squirrel_site.epics_values import (
+    ARRAY,
     FIXED_POINT_LIMIT,
     MAX_PRECISION,
-    Kind,
+    NUM,
+    NUMBER,
+    NUMBER_ARRAY,
     Value,
     delta_text,
-    enum_label,
     from_columns,
+    kinds,
+    label_of,
     number_text,
+    saved_label,
 )
 
 MAX_COLUMNS = 8
@@ -122,7 +126,7 @@ class NWayRow:
     device: str
     abs_tolerance: float
     rel_tolerance: float
-    reference: Side | None
+    reference: Shown | None
     cells: list[ComparisonRow]
 
     @property
@@ -360,7 +364,7 @@ _DETAIL = (
 )
 
 
-def _saved_values(ids: list[int]) -> dict[int, Side]:
+def _saved_values(ids: list[int]) -> dict[int, Shown]:
     """The saved sides (with readbacks) of SnapshotValue ids."""
     if not ids:
         return {}
@@ -369,17 +373,18 @@ def _saved_values(ids: list[int]) -> dict[int, Side]:
         records = cursor.fetchall()
     sides = {}
     for pk, kind, num, text, array, connected, sev, alarm, ts, units, precision, reason, *readback in records:
-        side = Side(
+        side = Shown(
+            "",
             kind,
             from_columns(kind, num, text, array),
-            connected,
-            text if kind == ENUM else None,
-            sev,
             alarm,
-            units or "",
-            precision,
-            reason or "",
+            sev,
             ts,
+            connected=connected,
+            label=saved_label(kind, text),
+            units=units or "",
+            precision=precision,
+            reason=reason or "",
         )
         rb_name, rb_num, rb_text, rb_array, rb_sev, rb_alarm, rb_ts = readback
         if rb_name:
@@ -389,7 +394,7 @@ def _saved_values(ids: list[int]) -> dict[int, Side]:
     return sides
 
 
-def _live_sides(keyed: list[dict]) -> dict[str, Side]:
+def _live_sides(keyed: list[dict]) -> dict[str, Shown]:
     """The live side (with its readback) of each row's setpoint address, with units, precision
     and enum labels from the monitor's metadata."""
     addresses = [record["address"] for record in keyed if record["address"]]
@@ -412,8 +417,8 @@ def _live_sides(keyed: list[dict]) -> dict[str, Side]:
                 readback.units, readback.precision = meta.units, meta.precision
             side.readback = readback
         for shown in (side, side.readback):
-            if shown is not None and meta is not None and shown.kind == ENUM and shown.value is not None:
-                shown.label = enum_label(meta.enum_labels, shown.value)
+            if shown is not None and meta is not None and shown.value is not None:
+                shown.label = label_of(shown, meta)
         sides[address] = side
     return sides
 
@@ -475,14 +480,15 @@ def csv_header(comparison: NWayComparison) -> list[str]:
     return header + ["abs_tolerance", "rel_tolerance"]
 
 
-def _full(side: Side | None) -> str:
+def _full(side: Shown | None) -> str:
     return side.full_display if side is not None else ""
 
 
 # The export writes 50,000 rows of up to 9 values, readbacks and 8 deltas: each saved value's text
-# is made once, straight from its database row, without building Side and ComparisonRow objects;
-# the common kinds (numbers, enums, strings, float arrays of finite values) are formatted here the
-# way format_value / format_delta do, anything else goes through them. test_nway_csv holds the
+# is made once, straight from its database row, without building Shown and ComparisonRow objects;
+# the common shapes (numbers, labelled kinds, text, float arrays of finite values; which kinds
+# they are, their specs say) are formatted here the way format_value / format_delta do, anything
+# else goes through them. test_nway_csv holds the
 # file's bytes to theirs.
 
 _CSV_DETAIL = (
@@ -499,7 +505,6 @@ _CSV_DETAIL = (
     "readback_str",
     "readback_array",
 )
-_FLOAT, _INT, _FLOAT_ARRAY, _STRING = Kind.FLOAT.value, Kind.INT.value, Kind.FLOAT_ARRAY.value, Kind.STRING.value
 # precision -> str.format of fixed-point with that many decimals
 _FIXED = {precision: f"{{:.{precision}f}}".format for precision in range(MAX_PRECISION + 1)}
 _GENERAL = "{:.6g}".format
@@ -512,19 +517,41 @@ def _plain(values) -> bool:
     return all(type(x) is float and -FIXED_POINT_LIMIT < x < FIXED_POINT_LIMIT for x in values)
 
 
-def _value_text(kind: str, value, label, units: str, precision, reason: str) -> tuple[str, bool]:
+@dataclass(frozen=True, slots=True)
+class _Shapes:
+    """The kinds of each shape the export formats itself, read from their specs (not their names)
+    once per chunk: floats and float arrays compared as numbers, integers, labelled kinds, text."""
+
+    floats: frozenset[str]
+    float_arrays: frozenset[str]
+    integers: frozenset[str]
+    labelled: frozenset[str]
+    texts: frozenset[str]
+
+    @classmethod
+    def of_specs(cls) -> _Shapes:
+        return cls(
+            floats=kinds(compare=NUMBER, element=float, column=NUM),
+            float_arrays=kinds(compare=NUMBER_ARRAY, element=float, column=ARRAY),
+            integers=kinds(compare=NUMBER, element=int, labelled=False),
+            labelled=kinds(labelled=True),
+            texts=kinds(element=str, array=False),
+        )
+
+
+def _value_text(shapes: _Shapes, kind: str, value, label, units: str, precision, reason: str) -> tuple[str, bool]:
     """(format_value(side, full=True), whether value is plain: a finite float or float array
     below FIXED_POINT_LIMIT, whose deltas _delta_text may format directly)."""
-    if kind == _FLOAT and type(value) is float and -FIXED_POINT_LIMIT < value < FIXED_POINT_LIMIT:
+    if kind in shapes.floats and type(value) is float and -FIXED_POINT_LIMIT < value < FIXED_POINT_LIMIT:
         text = _FORMATS.get(precision, _GENERAL)(value)
         return (f"{text} {units}" if units else text), True
     if value is None:
         return reason or "disconnected", False
-    if kind == ENUM:
+    if kind in shapes.labelled:
         return (label if label is not None else str(value)), False
-    if kind == _STRING:
+    if kind in shapes.texts:
         return str(value), False
-    if kind == _FLOAT_ARRAY and type(value) is list:
+    if kind in shapes.float_arrays and type(value) is list:
         # Waveforms mostly repeat from snapshot to snapshot and in their readbacks: each made once.
         # (Not with a zero: 0.0 and -0.0 are one key, and two texts.)
         key = (precision, units, *value) if 0.0 not in value else None
@@ -537,9 +564,9 @@ def _value_text(kind: str, value, label, units: str, precision, reason: str) -> 
             if key is not None:
                 _ARRAY_TEXTS[key] = text
             return text, True
-    if kind == _INT and type(value) is int:
+    if kind in shapes.integers and type(value) is int:
         return (f"{value} {units}" if units else str(value)), False
-    side = Side(kind, value, True, label, units=units, precision=precision, reason=reason)
+    side = Shown("", kind, value, label=label, units=units, precision=precision, reason=reason)
     return format_value(side, full=True), False
 
 
@@ -554,6 +581,7 @@ class _Saved:
     value: object
     precision: int | None
     plain: bool
+    integer: bool  # of a kind compared as a number whose values are integers
     text: str
     readback: str
 
@@ -576,23 +604,27 @@ def _saved_texts(ids: list[int]) -> dict[int, _Saved]:
         cursor.execute(f"SELECT {', '.join(_CSV_DETAIL)} FROM {_VALUES_TABLE} WHERE id = ANY(%s::bigint[])", [literal])
         records = cursor.fetchall()
     saved = {}
+    shapes = _Shapes.of_specs()
+    floats, float_arrays, labelled = shapes.floats, shapes.float_arrays, shapes.labelled
     _ARRAY_TEXTS.clear()
     for pk, kind, num, text, array, units, precision, reason, rb_name, rb_num, rb_text, rb_array in records:
         units = units or ""
-        value = (array if array is not None else num) if kind == _FLOAT else from_columns(kind, num, text, array)
-        shown, plain = _value_text(kind, value, text if kind == ENUM else None, units, precision, reason or "")
+        # from_columns of a float: the array column of one saved before arrays had a kind of their own.
+        value = (array if array is not None else num) if kind in floats else from_columns(kind, num, text, array)
+        label = text if kind in labelled else None
+        shown, plain = _value_text(shapes, kind, value, label, units, precision, reason or "")
         readback = ""
         if rb_name and plain and _same_nonzero(rb_array if rb_array is not None else rb_num, value):
             readback = shown  # a readback equal to its setpoint
         elif rb_name:
-            if kind == _FLOAT or kind == _FLOAT_ARRAY:
+            if kind in floats or kind in float_arrays:
                 rb_value = rb_array if rb_array is not None else rb_num
             else:
                 rb_value = from_columns(kind, rb_num, rb_text, rb_array)
             rb_reason = "" if rb_value is not None else "no readback saved"
-            label = rb_text if kind == ENUM else None
-            readback = _value_text(kind, rb_value, label, units, precision, rb_reason)[0]
-        saved[pk] = _Saved(kind, value, precision, plain, shown, readback)
+            rb_label = rb_text if kind in labelled else None
+            readback = _value_text(shapes, kind, rb_value, rb_label, units, precision, rb_reason)[0]
+        saved[pk] = _Saved(kind, value, precision, plain, kind in shapes.integers, shown, readback)
     _ARRAY_TEXTS.clear()
     return saved
 
@@ -601,7 +633,7 @@ def _delta_text(a: _Saved, b: _Saved) -> str:
     """format_delta(full=True) of a ComparisonRow of `a` against `b` whose status is COMPARED."""
     if a.plain and b.plain and a.kind == b.kind:
         fmt = _FORMATS.get(a.precision, _GENERAL)
-        if a.kind == _FLOAT:
+        if type(a.value) is float:
             d = b.value - a.value
             if -FIXED_POINT_LIMIT < d < FIXED_POINT_LIMIT:
                 return "+" + fmt(d) if d > 0 else fmt(d)
@@ -614,7 +646,7 @@ def _delta_text(a: _Saved, b: _Saved) -> str:
         if _plain(deltas):
             return "[" + ", ".join(["+" + fmt(d) if d > 0 else fmt(d) for d in deltas]) + "]"
         return "[" + ", ".join([delta_text(d, a.precision) for d in deltas]) + "]"
-    if a.kind == _INT and b.kind == _INT and type(a.value) is int and type(b.value) is int:
+    if a.integer and a.kind == b.kind and type(a.value) is int and type(b.value) is int:
         d = float(b.value) - float(a.value)
         if -FIXED_POINT_LIMIT < d < FIXED_POINT_LIMIT:
             fmt = _FORMATS.get(a.precision, _GENERAL)
@@ -624,8 +656,8 @@ def _delta_text(a: _Saved, b: _Saved) -> str:
     return row.delta_full_display
 
 
-def _side(saved: _Saved) -> Side:
-    return Side(saved.kind, saved.value, True, precision=saved.precision)
+def _side(saved: _Saved) -> Shown:
+    return Shown("", saved.kind, saved.value, precision=saved.precision)
 
 
 def _csv_rows(comparison: NWayComparison, keyed: list[dict]) -> list[list[str]]:

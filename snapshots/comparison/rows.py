@@ -35,7 +35,7 @@ from pvs.selections import selected_ids_array
 from snapshots.capture.models import Severity, Snapshot, SnapshotValue
 from snapshots.comparison import rules_sql as sql
 from snapshots.comparison.rules import (
-    EXACT_ARRAY_KINDS,
+    EXACT_ARRAY,
     MATCHING_STATUSES,
     STATUS_RANK,
     ComparisonStatus,
@@ -47,7 +47,7 @@ from snapshots.comparison.rules import (
 from squirrel_site import epics_values as ev
 from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import local_settings, set_join
-from squirrel_site.epics_values import Value, from_columns, number_text, to_json
+from squirrel_site.epics_values import Value, from_columns, number_text, saved_label, to_json
 
 SORT_FIELDS = ("name", "device", "delta", "status", "severity")
 SORT_CHOICES = [
@@ -61,7 +61,7 @@ COMPARED = frozenset(
 ELEMENTS_SHOWN = 20  # differing array elements listed under a row
 
 # Used 50,000 times a comparison: plain strings and dicts, not enum members.
-ENUM, NO_VALUE = ev.Kind.ENUM.value, ev.NO_VALUE
+NO_VALUE = ev.NO_VALUE
 _SEVERITY_LABELS = dict(Severity.choices)
 _STATUS_LABELS = dict(ComparisonStatus.choices)
 
@@ -107,21 +107,21 @@ class Comparison:
 
 
 @dataclass(slots=True)
-class Side:
-    """One side of a row: a saved value or a live one (the shape snapshots.comparison.rules.Sample asks)."""
+class Shown(Value):
+    """One side of a row, a saved value or a live one: the one squirrel_site.epics_values.Value
+    (its kind, value, alarm status and severity, IOC timestamp, connected), with what only its
+    display needs. Unknown alarm fields and timestamps are None here (a saved row without them, a
+    value not in the cache), not the Value's 0; `address` is the live address (a live side and a
+    readback only: "" for a saved setpoint)."""
 
-    kind: str
-    value: object
-    connected: bool
-    label: str | None = None  # an enum's label
+    status: int | None = None  # alarm status
     severity: int | None = None
-    alarm_status: int | None = None
+    timestamp: float | None = None  # IOC time, Unix seconds
+    label: str | None = None  # a labelled kind's (an enum's) label
     units: str = ""
     precision: int | None = None
-    reason: str = ""
-    timestamp: float | None = None  # IOC time, Unix seconds
-    address: str = ""
-    readback: Side | None = None  # the readback's value (kind, units and precision the setpoint's)
+    reason: str = ""  # why there is no value
+    readback: Shown | None = None  # the readback's value (kind, units and precision the setpoint's)
 
     @property
     def display(self) -> str:
@@ -142,8 +142,8 @@ class ComparisonRow:
     pv_id: int | None
     device: str
     status: str
-    a: Side | None
-    b: Side | None
+    a: Shown | None
+    b: Shown | None
     abs_tolerance: float
     rel_tolerance: float
     delta: float | list | None = None
@@ -178,7 +178,7 @@ class ComparisonRow:
     def differing_elements(self) -> list[tuple[int, str, str, str]]:
         """(index, a, b, b - a) as text, of array elements outside tolerance; at most ELEMENTS_SHOWN.
         Arrays of strings: the elements that differ, quoted, without a delta."""
-        if self.status == ComparisonStatus.OUT_OF_TOLERANCE and self.kind in EXACT_ARRAY_KINDS:
+        if self.status == ComparisonStatus.OUT_OF_TOLERANCE and ev.compare_of(self.kind) == EXACT_ARRAY:
             return _differing_strings(ev.as_list(self.a.value), ev.as_list(self.b.value))
         if not isinstance(self.delta, list):
             return []
@@ -399,22 +399,23 @@ def _window(offset: int, limit: int | None) -> tuple[str, list]:
 _SIDE_KEYS = {prefix: {name: f"{prefix}_{name}" for name in _SIDE} for prefix in "ab"}
 
 
-def _saved_side(record: dict, prefix: str) -> Side | None:
+def _saved_side(record: dict, prefix: str) -> Shown | None:
     if not record[f"in_{prefix}"]:
         return None
     key = _SIDE_KEYS[prefix]
     kind, text = record[key["kind"]], record[key["str"]]
-    side = Side(
+    side = Shown(
+        "",
         kind,
         from_columns(kind, record[key["num"]], text, record[key["array"]]),
-        record[key["connected"]],
-        text if kind == ENUM else None,
-        record[key["severity"]],
         record[key["alarm"]],
-        record[key["units"]] or "",
-        record[key["precision"]],
-        record[key["reason"]] or "",
+        record[key["severity"]],
         record[key["timestamp"]],
+        connected=record[key["connected"]],
+        label=saved_label(kind, text),
+        units=record[key["units"]] or "",
+        precision=record[key["precision"]],
+        reason=record[key["reason"]] or "",
     )
     if record[key["rb_name"]]:
         side.readback = saved_readback(
@@ -429,20 +430,20 @@ def _saved_side(record: dict, prefix: str) -> Side | None:
     return side
 
 
-def saved_readback(setpoint: Side, name: str, num, text, array, severity, alarm) -> Side:
+def saved_readback(setpoint: Shown, name: str, num, text, array, severity, alarm) -> Shown:
     """The saved readback `name` of a saved setpoint side (its kind, units and precision)."""
     value = from_columns(setpoint.kind, num, text, array)
-    return Side(
+    return Shown(
+        name,
         setpoint.kind,
         value,
-        value is not None,
-        text if setpoint.kind == ENUM else None,
-        severity,
         alarm,
-        setpoint.units,
-        setpoint.precision,
-        "" if value is not None else "no readback saved",
-        address=name,
+        severity,
+        connected=value is not None,
+        label=saved_label(setpoint.kind, text),
+        units=setpoint.units,
+        precision=setpoint.precision,
+        reason="" if value is not None else "no readback saved",
     )
 
 
@@ -622,34 +623,26 @@ def _with_metadata(rows: list[ComparisonRow]) -> list[ComparisonRow]:
         for shown in (side, side.readback):
             if shown is not None and meta is not None:
                 shown.units, shown.precision = meta.units, meta.precision
-                if shown.kind == ENUM and shown.value is not None:
-                    shown.label = ev.enum_label(meta.enum_labels, shown.value)
+                if shown.value is not None:
+                    shown.label = ev.label_of(shown, meta)
     return rows
 
 
-def _live_side(address: str, value: Value | None, readback_address: str = "") -> Side:
+def _live_side(address: str, value: Value | None, readback_address: str = "") -> Shown:
     """The live side of `address`; with `readback_address`, a placeholder readback that
     _with_metadata reads (only the page's rows' readbacks are read)."""
     side = _live_value_side(address, value)
     if readback_address:
-        side.readback = Side(kind=NO_VALUE, value=None, connected=False, address=readback_address)
+        side.readback = Shown(readback_address, NO_VALUE, None, connected=False)
     return side
 
 
-def _live_value_side(address: str, value: Value | None) -> Side:
+def _live_value_side(address: str, value: Value | None) -> Shown:
     if value is None:
-        return Side(kind=NO_VALUE, value=None, connected=False, reason="no value in the live cache", address=address)
+        return Shown(address, NO_VALUE, None, connected=False, reason="no value in the live cache")
     if not value.connected:
-        return Side(kind=value.kind, value=None, connected=False, reason="disconnected", address=address)
-    return Side(
-        kind=value.kind,
-        value=value.value,
-        connected=True,
-        severity=value.severity,
-        alarm_status=value.status,
-        timestamp=value.timestamp or None,
-        address=address,
-    )
+        return Shown(address, value.kind, None, connected=False, reason="disconnected")
+    return Shown(address, value.kind, value.value, value.status, value.severity, value.timestamp or None)
 
 
 def sort_rows(rows: list[ComparisonRow], sort: str) -> list[ComparisonRow]:
@@ -686,14 +679,14 @@ _SORT_KEYS = {
 # Display and CSV ------------------------------------------------------------------------------
 
 
-def format_value(side: Side, full: bool) -> str:
+def format_value(side: Shown, full: bool) -> str:
     """A side's value as live values are shown (squirrel_site.epics_values.display_text: precision,
     units, enum label, arrays and long strings shortened); `full` keeps every array element and
     character (the CSV export)."""
     if side.value is None:
         return side.reason or "disconnected"
-    if side.kind == ENUM:
-        return side.label if side.label is not None else str(side.value)
+    if side.label is not None:  # a labelled kind's (an enum's) label, saved or from the channel
+        return side.label
     return ev.display_text(side.kind, side.value, units=side.units, precision=side.precision, full=full)
 
 
@@ -749,7 +742,7 @@ def csv_cells(row: ComparisonRow, full: bool = True) -> list[str]:
     ]
 
 
-def _side_text(side: Side | None, full: bool) -> str:
+def _side_text(side: Shown | None, full: bool) -> str:
     if side is None:
         return ""
     return side.full_display if full else side.display
@@ -764,6 +757,6 @@ def write_csv(comparison: Comparison, stream) -> int:
     return len(page.rows)
 
 
-def saved_json(side: Side) -> str:
+def saved_json(side: Shown) -> str:
     """A saved value as JSON text for a live row's data-saved attribute."""
     return json.dumps(to_json(side.value))

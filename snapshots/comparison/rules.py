@@ -23,10 +23,10 @@ from django.db import models
 
 from squirrel_site import epics_values as ev
 
-NUMBER_KINDS = ev.NUMBER_KINDS
-ARRAY_KINDS = ev.NUMBER_ARRAY_KINDS  # compared element by element within tolerance
-EXACT_ARRAY_KINDS = frozenset(kind for kind, spec in ev.SPECS.items() if spec.compare == ev.EXACT_ARRAY)
-_ENUM = ev.Kind.ENUM.value
+# One rule per category of squirrel_site.epics_values.KindSpec.compare, never per kind: a kind
+# is compared by the rule of its spec's category (ev.compare_of).
+NUMBER, NUMBER_ARRAY, ENUM, EXACT, EXACT_ARRAY = ev.NUMBER, ev.NUMBER_ARRAY, ev.ENUM, ev.EXACT, ev.EXACT_ARRAY
+_compare_of = ev.compare_of
 
 
 class ComparisonStatus(models.TextChoices):
@@ -76,26 +76,27 @@ def within_tolerance(saved, live, kind: str, abs_tolerance: float = 0.0, rel_tol
     try:
         return _within_tolerance(saved, live, kind, abs_tolerance, rel_tolerance)
     except (TypeError, ValueError):
-        if kind not in ev.KINDS:
+        if _compare_of(kind) is None:
             raise
         return False
 
 
 def _within_tolerance(saved, live, kind: str, abs_tolerance: float, rel_tolerance: float) -> bool:
-    if kind in NUMBER_KINDS:
+    how = _compare_of(kind)
+    if how == NUMBER:
         return numbers_within_tolerance(float(saved), float(live), abs_tolerance, rel_tolerance)
-    if kind in ARRAY_KINDS:
+    if how == NUMBER_ARRAY:
         saved, live = ev.as_list(saved), ev.as_list(live)
         return len(saved) == len(live) and all(
             numbers_within_tolerance(float(s), float(v), abs_tolerance, rel_tolerance)
             for s, v in zip(saved, live, strict=True)
         )
-    if kind == _ENUM:
+    if how == ENUM:  # by index
         return int(saved) == int(live)
-    if kind in EXACT_ARRAY_KINDS:
+    if how == EXACT_ARRAY:
         saved, live = ev.as_list(saved), ev.as_list(live)
         return len(saved) == len(live) and all(str(s) == str(v) for s, v in zip(saved, live, strict=True))
-    if kind in ev.KINDS:  # compared exactly
+    if how == EXACT:
         return str(saved) == str(live)
     raise ValueError(f"unknown value kind {kind!r}")
 
@@ -152,9 +153,10 @@ def delta(saved, live, kind: str):
     """
     if saved is None or live is None:
         return None
-    if kind in NUMBER_KINDS:
+    how = _compare_of(kind)
+    if how == NUMBER:
         return _difference(float(saved), float(live))
-    if kind in ARRAY_KINDS:
+    if how == NUMBER_ARRAY:
         saved, live = ev.as_list(saved), ev.as_list(live)
         if len(saved) != len(live):
             return None
@@ -168,11 +170,12 @@ def describe_difference(saved, live, kind: str) -> str:
         return "no saved value"
     if live is None:
         return "no live value"
-    if kind in ARRAY_KINDS or kind in EXACT_ARRAY_KINDS:
+    how = _compare_of(kind)
+    if how == NUMBER_ARRAY or how == EXACT_ARRAY:
         saved, live = ev.as_list(saved), ev.as_list(live)
         if len(saved) != len(live):
             return f"length {len(live)}, expected {len(saved)}"
-        differing = [i for i, (s, v) in enumerate(zip(saved, live, strict=False)) if not _elements_equal(s, v, kind)]
+        differing = [i for i, (s, v) in enumerate(zip(saved, live, strict=False)) if not _elements_equal(s, v, how)]
         if not differing:
             return "equal"
         first = differing[0]
@@ -183,8 +186,8 @@ def describe_difference(saved, live, kind: str) -> str:
     return f"{live!r} (expected {saved!r})"
 
 
-def _elements_equal(saved, live, kind: str) -> bool:
-    if kind in EXACT_ARRAY_KINDS:
+def _elements_equal(saved, live, how: str) -> bool:
+    if how == EXACT_ARRAY:
         return str(saved) == str(live)
     return numbers_within_tolerance(float(saved), float(live))
 

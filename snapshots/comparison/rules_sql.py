@@ -13,8 +13,8 @@ cases and on random values), including where PostgreSQL's float8 differs from Py
   absurd values reach them.
 """
 
-from snapshots.comparison.rules import ARRAY_KINDS, NUMBER_KINDS, STATUS_RANK, ComparisonStatus
-from squirrel_site.epics_values import ARRAY_COLUMN_KINDS, STR_COLUMN_KINDS
+from snapshots.comparison.rules import NUMBER, NUMBER_ARRAY, STATUS_RANK, ComparisonStatus
+from squirrel_site.epics_values import ARRAY, STR, kinds
 
 # Within these magnitudes float8 arithmetic can neither overflow nor underflow.
 DIFFERENCE_SAFE = "1e307::float8"
@@ -66,8 +66,11 @@ def array_magnitude(a: str, b: str) -> str:
     )
 
 
-def _kinds(kinds) -> str:
-    return ", ".join(f"'{kind}'" for kind in sorted(kinds))
+def _kinds(**spec) -> str:
+    """The SQL list of the kinds whose spec has `spec` (squirrel_site.epics_values.kinds), read when
+    the query is built: the SQL names categories and columns, never a kind. A list that would be
+    empty holds NULL, which no kind equals."""
+    return ", ".join(f"'{kind}'" for kind in sorted(kinds(**spec))) or "NULL"
 
 
 def status(p: str = "") -> str:
@@ -83,11 +86,11 @@ def status(p: str = "") -> str:
         f" WHEN NOT ({p}a_connected AND {p}b_connected) OR ({no_value.format(p + 'a')})"
         f" OR ({no_value.format(p + 'b')}) THEN '{s.DISCONNECTED}'"
         f" WHEN {p}a_kind <> {p}b_kind THEN '{s.TYPE_CHANGED}'"
-        f" WHEN CASE WHEN {p}a_kind IN ({_kinds(ARRAY_COLUMN_KINDS)}) THEN {a_arr} = {b_arr}"
-        f" WHEN {p}a_kind IN ({_kinds(STR_COLUMN_KINDS)}) THEN {p}a_str = {p}b_str"
+        f" WHEN CASE WHEN {p}a_kind IN ({_kinds(column=ARRAY)}) THEN {a_arr} = {b_arr}"
+        f" WHEN {p}a_kind IN ({_kinds(column=STR)}) THEN {p}a_str = {p}b_str"
         f" ELSE {a_num} = {b_num} END THEN '{s.EQUAL}'"
-        f" WHEN CASE WHEN {p}a_kind IN ({_kinds(NUMBER_KINDS)}) THEN {numbers_within(a_num, b_num, *tolerances)}"
-        f" WHEN {p}a_kind IN ({_kinds(ARRAY_KINDS)}) THEN {arrays_within(a_arr, b_arr, *tolerances)}"
+        f" WHEN CASE WHEN {p}a_kind IN ({_kinds(compare=NUMBER)}) THEN {numbers_within(a_num, b_num, *tolerances)}"
+        f" WHEN {p}a_kind IN ({_kinds(compare=NUMBER_ARRAY)}) THEN {arrays_within(a_arr, b_arr, *tolerances)}"
         f" ELSE false END THEN '{s.WITHIN}'"
         f" ELSE '{s.OUT_OF_TOLERANCE}' END)"
     )
@@ -99,8 +102,8 @@ def magnitude(p: str = "") -> str:
     compared = f"'{s.EQUAL}', '{s.WITHIN}', '{s.OUT_OF_TOLERANCE}'"
     return (
         f"(CASE WHEN {p}status NOT IN ({compared}) THEN NULL"
-        f" WHEN {p}a_kind IN ({_kinds(NUMBER_KINDS)}) THEN abs({delta(p + 'a_num', p + 'b_num')})"
-        f" WHEN {p}a_kind IN ({_kinds(ARRAY_KINDS)}) THEN {array_magnitude(p + 'a_array', p + 'b_array')} END)"
+        f" WHEN {p}a_kind IN ({_kinds(compare=NUMBER)}) THEN abs({delta(p + 'a_num', p + 'b_num')})"
+        f" WHEN {p}a_kind IN ({_kinds(compare=NUMBER_ARRAY)}) THEN {array_magnitude(p + 'a_array', p + 'b_array')} END)"
     )
 
 

@@ -21,7 +21,7 @@ from jobs.models import Job, JobType
 from jobs.outbox import enqueue
 from pvs.models import PV
 from snapshots.capture.forms import EditSnapshotForm
-from snapshots.capture.models import Snapshot, SnapshotValue, ValueType
+from snapshots.capture.models import Snapshot, SnapshotValue
 from snapshots.capture.views import VALUE_COLUMNS, is_golden, value_order, value_row
 from snapshots.comparison.filtersets import SnapshotValueFilterSet
 from snapshots.comparison.rules import delta
@@ -33,7 +33,7 @@ from snapshots.restore.forms import ExecuteRestoreForm, RestoreScope, RestoreSel
 from snapshots.restore.models import Restore, RestoreAction, RestoreItemStatus, RestorePreview
 from snapshots.restore.preview import preview_restore
 from squirrel_site.audit import AuditVia
-from squirrel_site.epics_values import delta_text, display_text
+from squirrel_site.epics_values import delta_text, display_text, is_labelled
 from squirrel_site.pages import offset_page, sort_columns, with_query
 from tags.models import Tag
 
@@ -254,7 +254,7 @@ def _shown(item, value, shown_as: dict) -> str:
 def _cells(item, shown_as: dict, **values) -> dict:
     """Each of `values` as the snapshot showed its PV (enum labels, precision, units), with an
     enum's index beside it (`<name>_index`, for a tooltip)."""
-    enum = item.value_type == ValueType.ENUM
+    enum = is_labelled(item.value_type)
     cells = {}
     for name, value in values.items():
         cells[name] = _shown(item, value, shown_as)

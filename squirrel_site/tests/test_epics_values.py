@@ -25,9 +25,11 @@ EXAMPLES = {
 
 def test_every_kind_has_a_spec_and_an_example():
     assert set(Kind) == set(ev.SPECS) == set(EXAMPLES)
-    assert {spec.compare for spec in ev.SPECS.values()} <= {ev.NUMBER, ev.NUMBER_ARRAY, ev.EXACT, ev.EXACT_ARRAY}
-    assert ev.NUMBER_KINDS | ev.NUMBER_ARRAY_KINDS <= ev.KINDS
-    assert ev.NUM_COLUMN_KINDS | ev.STR_COLUMN_KINDS | ev.ARRAY_COLUMN_KINDS == ev.KINDS
+    assert {spec.compare for spec in ev.SPECS.values()} == set(ev.COMPARE_CATEGORIES)
+    assert ev.kinds(compare=ev.NUMBER) | ev.kinds(compare=ev.NUMBER_ARRAY) <= set(ev.SPECS)
+    assert ev.kinds(column=ev.NUM) | ev.kinds(column=ev.STR) | ev.kinds(column=ev.ARRAY) == set(ev.SPECS)
+    assert all(kind == spec.kind for kind, spec in ev.SPECS.items())
+    assert ev.kinds(labelled=True) == {"enum"} and ev.is_labelled("enum") and not ev.is_labelled("none")
 
 
 def test_choices_are_the_kinds_and_none():
@@ -183,7 +185,7 @@ def test_string_arrays_are_json_text_in_the_text_column():
 
 def test_string_arrays_compare_element_by_element_exactly():
     assert ev.SPECS["string_array"].compare == ev.EXACT_ARRAY
-    assert "string_array" in ev.STR_COLUMN_KINDS and "string_array" in ev.ARRAY_KINDS
+    assert "string_array" in ev.kinds(column=ev.STR) and "string_array" in ev.kinds(array=True)
 
 
 def test_a_string_waveform_reads_as_a_string_array():

@@ -3,7 +3,7 @@
 export const COMPARE = Object.freeze({
   "float": "number",
   "int": "number",
-  "enum": "exact",
+  "enum": "enum",
   "string": "exact",
   "float_array": "number_array",
   "int_array": "number_array",

@@ -285,7 +285,7 @@ export function withinTolerance(saved, live, kind, absTol = 0, relTol = 0) {
     const [s, l] = [asList(saved), asList(live)];
     return s.length === l.length && s.every((x, i) => numbersWithin(number(x), number(l[i]), absTol, relTol));
   }
-  if (how === "exact") return String(saved) === String(live); // an enum's index, a string
+  if (how === "exact" || how === "enum") return String(saved) === String(live); // a string; an enum's index
   if (how === "exact_array") {
     const [s, l] = [asList(saved), asList(live)];
     return s.length === l.length && s.every((x, i) => String(x) === String(l[i]));

@@ -177,4 +177,4 @@ class SnapshotValueSerializer(ModelSerializer):
         return to_json(value.readback_value)
 
     def get_enum_label(self, value) -> str | None:
-        return value.setpoint_str if value.value_type == epics_values.Kind.ENUM else None
+        return epics_values.saved_label(value.value_type, value.setpoint_str)

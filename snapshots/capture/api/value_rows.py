@@ -126,7 +126,7 @@ def value_json(row: tuple) -> dict:
         "readback_name": readback_name,
         "value_type": value_type,
         "setpoint": to_json(from_columns(value_type, setpoint_num, setpoint_str, setpoint_array)),
-        "enum_label": setpoint_str if value_type == epics_values.Kind.ENUM else None,
+        "enum_label": epics_values.saved_label(value_type, setpoint_str),
         "readback": to_json(from_columns(value_type, readback_num, readback_str, readback_array)),
         "status": status,
         "severity": severity,

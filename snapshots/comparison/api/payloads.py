@@ -7,11 +7,11 @@ two agree.
 """
 
 from snapshots.comparison.nway import NWayRow
-from snapshots.comparison.rows import ComparisonRow, Side
+from snapshots.comparison.rows import ComparisonRow, Shown
 from squirrel_site.epics_values import to_json
 
 
-def side_json(s: Side | None) -> dict | None:
+def side_json(s: Shown | None) -> dict | None:
     """A side for the API (JSON-safe), with its readback (null when the PV has none)."""
     if s is None:
         return None
@@ -22,7 +22,7 @@ def side_json(s: Side | None) -> dict | None:
         "label": s.label,
         "connected": s.connected,
         "severity": s.severity,
-        "status": s.alarm_status,
+        "status": s.status,
         "units": s.units,
         "precision": s.precision,
         "reason": s.reason,
