@@ -1,10 +1,11 @@
 """The plan of a restore: the undo point (a PRE_RESTORE snapshot of the targets' values before any
 put), the per-PV items created from it in one INSERT ... SELECT, and the pending items a resumed
-run takes up. A plan is the targets to write by stage, as PLAN_COLUMNS rows."""
+run takes up. A plan is the targets to write by stage, as PlanRow rows."""
 
 from __future__ import annotations
 
 from concurrent.futures import Future
+from typing import NamedTuple
 
 from django.db import transaction
 
@@ -21,6 +22,43 @@ from snapshots.restore.models import (
 from snapshots.restore.preview import ITEM_COLUMNS
 from snapshots.restore.recorder import Recorder
 from squirrel_site.bulk_sql import in_array, set_join
+from squirrel_site.epics_values import from_columns
+
+
+class PlanRow(NamedTuple):
+    """One target of a restore, as its preview item (and its restore item) hold it: what the
+    stages put, the verifier reads back and compares."""
+
+    pv_name: str  # the setpoint address written
+    value_type: str
+    target_num: float | None
+    target_str: str | None
+    target_array: list | None
+    wait_for_completion: bool
+    abs_tolerance: float
+    rel_tolerance: float
+    readback_name: str  # "" when the setpoint is read back
+
+    @property
+    def target(self):
+        """The value to put (squirrel_site.epics_values.from_columns of the target columns)."""
+        return from_columns(self.value_type, self.target_num, self.target_str, self.target_array)
+
+    @property
+    def read_back_from(self) -> str:
+        """The address the verifier reads: the readback, else the setpoint."""
+        return self.readback_name or self.pv_name
+
+
+PLAN_COLUMNS = list(PlanRow._fields)  # their columns in RestorePreviewItem and RestoreItem
+
+
+class _Target(NamedTuple):
+    """A preview's target: its PV, its stage and its plan row."""
+
+    pv_id: int
+    stage: int
+    row: PlanRow
 
 
 def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:
@@ -51,37 +89,42 @@ def take_undo_snapshot(*, restore: Restore, pvs, user, io) -> Snapshot:
     )
 
 
-def new_plan(restore: Restore, io, connect_timeout: float, recorder: Recorder) -> tuple[dict[int, list[tuple]], Future]:
+def new_plan(
+    restore: Restore, io, connect_timeout: float, recorder: Recorder
+) -> tuple[dict[int, list[PlanRow]], Future]:
     """Connect the targets and commit the undo snapshot; the items follow on the recorder.
-    Returns the plan (the reachable targets by stage, as PLAN_COLUMNS rows) and the future of
+    Returns the plan (the reachable targets by stage) and the future of
     the items' ids by PV name, known once the recorder has created them.
 
     Connecting every setpoint and readback first costs a dead IOC one timeout for the whole
     restore: its PVs are recorded as disconnected and neither read for the undo snapshot nor
     written.
     """
-    targets = list(
-        RestorePreviewItem.objects.filter(preview_id=restore.preview_id, action=RestoreAction.WRITE)
+    targets = [
+        _Target(pv_id, stage, PlanRow(*columns))
+        for pv_id, stage, *columns in RestorePreviewItem.objects.filter(
+            preview_id=restore.preview_id, action=RestoreAction.WRITE
+        )
         .exclude(pv=None)
         .values_list("pv_id", "stage", *PLAN_COLUMNS)
-    )
-    addresses = {t[2] for t in targets} | {t[_READBACK] for t in targets if t[_READBACK]}
+    ]
+    addresses = {t.row.pv_name for t in targets} | {t.row.readback_name for t in targets if t.row.readback_name}
     connected = io.connect(sorted(addresses), connect_timeout) if addresses else set()
-    reachable = [t for t in targets if t[2] in connected]
+    reachable = [t for t in targets if t.row.pv_name in connected]
     with transaction.atomic():
         undo = take_undo_snapshot(
             restore=restore,
-            pvs=PV.objects.filter(pk__in=in_array([t[0] for t in reachable], "bigint")),
+            pvs=PV.objects.filter(pk__in=in_array([t.pv_id for t in reachable], "bigint")),
             user=restore.created_by,
             io=io,
         )
         # The plan is what the items will say is pending: the targets the undo snapshot holds
         # under the preview's name (a PV edited or deleted since the claim drops out of both).
         held = {(pv_id, setpoint) for pv_id, setpoint, _ in undo.registry}
-        plan: dict[int, list[tuple]] = {}
-        for target in reachable:
-            if (target[0], target[2]) in held:
-                plan.setdefault(target[1], []).append(target[2:])
+        plan: dict[int, list[PlanRow]] = {}
+        for pv_id, stage, row in reachable:
+            if (pv_id, row.pv_name) in held:
+                plan.setdefault(stage, []).append(row)
         # The first stage's puts follow at once, before its items exist: it counts as being
         # written from this commit on.
         restore.undo_snapshot, restore.writing_stage = undo, min(plan, default=None)
@@ -91,29 +134,15 @@ def new_plan(restore: Restore, io, connect_timeout: float, recorder: Recorder) -
     return plan, item_ids
 
 
-PLAN_COLUMNS = [
-    "pv_name",
-    "value_type",
-    "target_num",
-    "target_str",
-    "target_array",
-    "wait_for_completion",
-    "abs_tolerance",
-    "rel_tolerance",
-    "readback_name",
-]
-_READBACK = 2 + PLAN_COLUMNS.index("readback_name")  # in new_plan's targets
-
-
-def unfinished_plan(restore: Restore, connect_timeout: float) -> dict[int, list[tuple]]:
+def unfinished_plan(restore: Restore, connect_timeout: float) -> dict[int, list[PlanRow]]:
     """The plan of a resumed restore: its pending items by stage. Items an earlier run did not
     get to record (it died between the undo snapshot and their creation) are created first."""
     if not restore.items.exists():
         _create_items(restore.pk, restore.preview_id, restore.undo_snapshot_id, connect_timeout)
-    plan: dict[int, list[tuple]] = {}
+    plan: dict[int, list[PlanRow]] = {}
     pending = restore.items.filter(status=RestoreItemStatus.PENDING).values_list("stage", *PLAN_COLUMNS)
-    for row in pending:
-        plan.setdefault(row[0], []).append(row[1:])
+    for stage, *columns in pending:
+        plan.setdefault(stage, []).append(PlanRow(*columns))
     return plan
 
 
@@ -141,7 +170,8 @@ def _create_items(
         return {name: item_id for item_id, name in cursor.fetchall()} if ids else {}
 
 
-_COPIED = ["pv_id", *ITEM_COLUMNS[1:11]]
+# What an item copies from its preview item: the target, where and how it is written.
+_COPIED = ["pv_id", *ITEM_COLUMNS[ITEM_COLUMNS.index("pv_name") : ITEM_COLUMNS.index("target_array") + 1]]
 _CREATE_ITEMS = f"""
     INSERT INTO {RestoreItem._meta.db_table}
         (restore_id, {", ".join(_COPIED)}, old_num, old_str, old_array, status, message)

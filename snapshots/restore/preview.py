@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -64,58 +65,26 @@ def preview_restore(
     PVs already within tolerance are skipped unless `include_unchanged`: operators normally restore
     only what differs, but may ask for everything to be written again.
     """
-    rows = SnapshotValue.objects.filter(snapshot=snapshot)
+    values_of = SnapshotValue.objects.filter(snapshot=snapshot)
     if pvs is not None:
-        rows = rows.filter(pv__in=pvs.values("pk"))
+        values_of = values_of.filter(pv__in=pvs.values("pk"))
     with set_join():  # the snapshot's values with the registry: two whole sets
-        rows = list(
-            rows.order_by("pv_name").values_list(
-                "pv_id",
-                "pv_name",
-                "value_type",
-                "setpoint_num",
-                "setpoint_str",
-                "setpoint_array",
-                "connected",
-                "pv__setpoint_address",
-                "pv__readback_address",
-                "pv__restore_stage",
-                "pv__wait_for_completion",
-                "pv__abs_tolerance",
-                "pv__rel_tolerance",
-                "pv__read_only",
-            )
-        )
-    addresses = [row[7] for row in rows if row[0] is not None]
+        rows = [Saved(*row) for row in values_of.order_by("pv_name").values_list(*SAVED_COLUMNS)]
+    addresses = [row.address for row in rows if row.pv_id is not None]
     values, writable, source = _live_values(addresses, io, cache_only)
 
     items, counts = [], Counter()
-    for (
-        pv_id,
-        saved_name,
-        value_type,
-        num,
-        text,
-        arr,
-        saved_connected,
-        address,
-        readback,
-        stage,
-        wait,
-        abs_tol,
-        rel_tol,
-        read_only,
-    ) in rows:
-        target = from_columns(value_type, num, text, arr)
-        live_value = values.get(address) if pv_id is not None else None
+    for row in rows:
+        value_type, address = row.value_type, row.address
+        live_value = values.get(address) if row.pv_id is not None else None
         within = None
-        if saved_connected and live_value is not None:
-            within = within_tolerance(target, live_value, value_type, abs_tol, rel_tol)
-        if pv_id is None:
+        if row.connected and live_value is not None:
+            within = within_tolerance(row.target, live_value, value_type, row.abs_tolerance, row.rel_tolerance)
+        if row.pv_id is None:
             action = RestoreAction.SKIP_NOT_IN_REGISTRY
-        elif read_only:
+        elif row.read_only:
             action = RestoreAction.SKIP_READ_ONLY
-        elif not saved_connected:
+        elif not row.connected:
             action = RestoreAction.SKIP_NO_SAVED_VALUE
         elif live_value is None:
             action = RestoreAction.SKIP_DISCONNECTED
@@ -126,22 +95,25 @@ def preview_restore(
         else:
             action = RestoreAction.WRITE
         counts[action] += 1
+        live_num, live_str, live_array = fit_columns(value_type, live_value)
         items.append(
-            (
-                pv_id,
-                address or saved_name,
-                readback or "",
-                stage or 0,
-                bool(wait),
-                abs_tol or 0.0,
-                rel_tol or 0.0,
-                value_type,
-                num,
-                text,
-                arr,
-                *fit_columns(value_type, live_value),
-                within,
-                action,
+            Item(
+                pv=row.pv_id,
+                pv_name=address or row.pv_name,
+                readback_name=row.readback_address or "",
+                stage=row.restore_stage or 0,
+                wait_for_completion=bool(row.wait_for_completion),
+                abs_tolerance=row.abs_tolerance or 0.0,
+                rel_tolerance=row.rel_tolerance or 0.0,
+                value_type=value_type,
+                target_num=row.num,
+                target_str=row.text,
+                target_array=row.array,
+                live_num=live_num,
+                live_str=live_str,
+                live_array=live_array,
+                within_tolerance=within,
+                action=action,
             )
         )
 
@@ -153,7 +125,7 @@ def preview_restore(
             expires_at=now + timedelta(seconds=ttl),
             include_unchanged=include_unchanged,
             selection_size=len(rows),
-            registry_fingerprint=registry_fingerprint([row[0] for row in rows if row[0] is not None]),
+            registry_fingerprint=registry_fingerprint([row.pv_id for row in rows if row.pv_id is not None]),
             live_source=source,
             **{_SKIP_COUNTS[action]: n for action, n in counts.items()},
         )
@@ -163,24 +135,70 @@ def preview_restore(
     return preview
 
 
-ITEM_COLUMNS = [
-    "pv",
+class Saved(NamedTuple):
+    """A snapshot's value of one PV with the registry's settings for it (None: a PV since deleted)."""
+
+    pv_id: int | None
+    pv_name: str
+    value_type: str
+    num: float | None
+    text: str | None
+    array: list | None
+    connected: bool
+    address: str | None  # the registry's setpoint address
+    readback_address: str | None
+    restore_stage: int | None
+    wait_for_completion: bool | None
+    abs_tolerance: float | None
+    rel_tolerance: float | None
+    read_only: bool | None
+
+    @property
+    def target(self):
+        return from_columns(self.value_type, self.num, self.text, self.array)
+
+
+# Saved's fields, as SnapshotValue lookups.
+SAVED_COLUMNS = (
+    "pv_id",
     "pv_name",
-    "readback_name",
-    "stage",
-    "wait_for_completion",
-    "abs_tolerance",
-    "rel_tolerance",
     "value_type",
-    "target_num",
-    "target_str",
-    "target_array",
-    "live_num",
-    "live_str",
-    "live_array",
-    "within_tolerance",
-    "action",
-]
+    "setpoint_num",
+    "setpoint_str",
+    "setpoint_array",
+    "connected",
+    "pv__setpoint_address",
+    "pv__readback_address",
+    "pv__restore_stage",
+    "pv__wait_for_completion",
+    "pv__abs_tolerance",
+    "pv__rel_tolerance",
+    "pv__read_only",
+)
+
+
+class Item(NamedTuple):
+    """A RestorePreviewItem row, as COPY writes it (ITEM_COLUMNS)."""
+
+    pv: int | None
+    pv_name: str
+    readback_name: str
+    stage: int
+    wait_for_completion: bool
+    abs_tolerance: float
+    rel_tolerance: float
+    value_type: str
+    target_num: float | None
+    target_str: str | None
+    target_array: list | None
+    live_num: float | None
+    live_str: str | None
+    live_array: list | None
+    within_tolerance: bool | None
+    action: str
+
+
+ITEM_COLUMNS = list(Item._fields)
 
 
 def _live_values(addresses: list[str], io, cache_only: bool = False) -> tuple[dict, dict, str]:

@@ -13,54 +13,55 @@ from snapshots.restore.models import (
     RestoreItem,
     RestoreItemStatus,
 )
+from snapshots.restore.plan import PlanRow
 from snapshots.restore.recorder import Recorder
 from squirrel_site.bulk_sql import in_array
-from squirrel_site.epics_values import from_columns
 
 MAX_OUTSTANDING = 2000
 
 
 def write_stage(
-    restore: Restore, stage: int, rows: list[tuple], io, put_timeout: float, recorder: Recorder, resumed: bool
-) -> list[tuple]:
-    """Write the stage's targets (PLAN_COLUMNS rows) in parallel; the recorder records each result.
+    restore: Restore, stage: int, rows: list[PlanRow], io, put_timeout: float, recorder: Recorder, resumed: bool
+) -> list[PlanRow]:
+    """Write the stage's targets in parallel; the recorder records each result.
     Returns the rows whose puts succeeded (not those found applied when resuming)."""
     now = timezone.now()
     outcomes: dict[tuple, list[str]] = {}  # (status, written_at, message) -> PV names
     if resumed and restore.writing_stage is not None and stage <= restore.writing_stage:
         # A runner died around this stage's puts: whatever already holds its target was applied.
-        readings = io.read([row[0] for row in rows], timeout=put_timeout)
+        readings = io.read([row.pv_name for row in rows], timeout=put_timeout)
         applied = set()
         for row in rows:
-            result = readings.get(row[0])
-            target = from_columns(row[1], row[2], row[3], row[4])
+            result = readings.get(row.pv_name)
             if (
                 result is not None
                 and result.reading is not None
-                and within_tolerance(target, result.reading.value, row[1], row[6], row[7])
+                and within_tolerance(
+                    row.target, result.reading.value, row.value_type, row.abs_tolerance, row.rel_tolerance
+                )
             ):
-                applied.add(row[0])
+                applied.add(row.pv_name)
         outcomes[RestoreItemStatus.WRITTEN, now, "Found applied when resuming an interrupted run."] = list(applied)
-        rows = [row for row in rows if row[0] not in applied]
+        rows = [row for row in rows if row.pv_name not in applied]
     if restore.writing_stage is None or stage > restore.writing_stage:
         # Committed before any put goes out: a crash from here on leaves the stage marked as
         # (possibly) written, one UPDATE of the restore instead of one per item.
         Restore.objects.filter(pk=restore.pk).update(writing_stage=stage)
         restore.writing_stage = stage
-    requests = [epics_io.PutRequest(row[0], from_columns(row[1], row[2], row[3], row[4]), wait=row[5]) for row in rows]
+    requests = [epics_io.PutRequest(row.pv_name, row.target, wait=row.wait_for_completion) for row in rows]
     results = io.put(requests, timeout=put_timeout, max_outstanding=MAX_OUTSTANDING) if requests else {}
     now = timezone.now()
     written = []
     for row in rows:
-        result = results.get(row[0])
+        result = results.get(row.pv_name)
         if result is not None and result.ok:
-            message = "" if result.completed or not row[5] else "Put sent; completion not confirmed."
+            message = "" if result.completed or not row.wait_for_completion else "Put sent; completion not confirmed."
             outcome = (RestoreItemStatus.WRITTEN, now, message)
             written.append(row)
         else:
             error = result.error if result is not None else "no result from the put"
             outcome = (put_failure(error), None, f"Put: {error}"[:200])
-        outcomes.setdefault(outcome, []).append(row[0])
+        outcomes.setdefault(outcome, []).append(row.pv_name)
     recorder.submit(_record_stage, restore.pk, stage, outcomes)
     return written
 

@@ -17,11 +17,11 @@ from snapshots.restore.models import (
     RestoreItem,
     RestoreItemStatus,
 )
-from snapshots.restore.plan import PLAN_COLUMNS
+from snapshots.restore.plan import PLAN_COLUMNS, PlanRow
 from snapshots.restore.recorder import Recorder
 from snapshots.restore.stages import put_failure
 from squirrel_site.bulk_sql import update_rows
-from squirrel_site.epics_values import fit_columns, from_columns
+from squirrel_site.epics_values import fit_columns
 
 VERIFY_INTERVAL = 0.1  # seconds between read-back rounds
 FINAL_READ_TIMEOUT = 2.0  # s: the direct read of what the monitor's cache did not confirm
@@ -45,7 +45,7 @@ class Verifier:
     FRESHNESS_INTERVAL = 1.0
     ROUND_CHUNK = 10_000  # read-backs read, checked and recorded at a time in a cache round
 
-    def __init__(self, restore: Restore, io, recorder: Recorder, written: list[tuple] | None = None, item_ids=None):
+    def __init__(self, restore: Restore, io, recorder: Recorder, written: list[PlanRow] | None = None, item_ids=None):
         """Take on the items to verify: `written`, the plan rows (snapshots.restore.plan) whose
         puts this run made, with `item_ids`, the recorder's future of the items' ids by PV name;
         or, without them (a resumed run, once the recorder has finished), every item the
@@ -54,13 +54,15 @@ class Verifier:
         if written is None:
             ids: dict[str, int] = {}
             written = []
-            for item_id, *row in restore.items.filter(status=RestoreItemStatus.WRITTEN).values_list("id", *_ROW):
-                ids[row[_NAME]] = item_id
-                written.append(tuple(row))
+            items = restore.items.filter(status=RestoreItemStatus.WRITTEN).values_list("id", *PLAN_COLUMNS)
+            for item_id, *columns in items:
+                row = PlanRow(*columns)
+                ids[row.pv_name] = item_id
+                written.append(row)
             item_ids = Future()
             item_ids.set_result(ids)
         self.item_ids = item_ids
-        self.pending: dict[str, tuple] = {row[_NAME]: row for row in written}
+        self.pending: dict[str, PlanRow] = {row.pv_name: row for row in written}
         self.last_seen: dict[str, object] = {}
         self._fresh, self._fresh_checked = False, -math.inf
 
@@ -92,10 +94,10 @@ class Verifier:
             self.settle(names, self.io.read([self._address(name) for name in names], timeout=FINAL_READ_TIMEOUT))
         updates = []
         for name, row in self.pending.items():
-            target = from_columns(row[1], row[2], row[3], row[4])
             if name in self.last_seen:
                 seen = self.last_seen[name]
-                message = f"Read-back {describe_difference(target, seen, row[1])} after {verify_timeout:g} s"
+                difference = describe_difference(row.target, seen, row.value_type)
+                message = f"Read-back {difference} after {verify_timeout:g} s"
                 updates.append(_verified(name, RestoreItemStatus.MISMATCH, seen, row, message))
             else:
                 message = f"No read-back within {verify_timeout:g} s"
@@ -110,7 +112,7 @@ class Verifier:
         pending, last_seen = self.pending, self.last_seen
         for name in names:
             row = pending[name]
-            result = readings.get(row[_READBACK] or name)
+            result = readings.get(row.read_back_from)
             if result is None or result.reading is None:
                 error = result.error if result is not None else "no result"
                 if error in (epics_io.DISCONNECTED, epics_io.NO_READ_ACCESS):
@@ -120,13 +122,13 @@ class Verifier:
                 continue
             value = result.reading.value
             last_seen[name] = value
-            target = from_columns(row[1], row[2], row[3], row[4])
+            target = row.target
             # A float equal to its target is within any tolerance: most read-backs, checked without
             # the general rule (NaN is never equal, and takes the rule).
             if (value.__class__ is float and value == target) or within_tolerance(
-                target, value, row[1], row[6], row[7]
+                target, value, row.value_type, row.abs_tolerance, row.rel_tolerance
             ):
-                columns = fit_columns(row[1], value)
+                columns = fit_columns(row.value_type, value)
                 used = next((i for i, column in enumerate(columns) if column is not None), 0)
                 verified[used].append((name, columns[used]))
                 del pending[name]
@@ -140,7 +142,7 @@ class Verifier:
             self.recorder.submit(_record, self.item_ids, _VERIFY_FIELDS, failed, None)
 
     def _address(self, name: str) -> str:
-        return self.pending[name][_READBACK] or name
+        return self.pending[name].read_back_from
 
 
 def _record(item_ids: Future, columns: list[str], rows: list[tuple], constants: dict | None) -> None:
@@ -158,14 +160,10 @@ def _cached_readings(addresses: list[str]) -> dict[str, epics_io.ReadResult]:
     return results
 
 
-# The plan's rows (snapshots.restore.plan): name, value_type, target_num, target_str,
-# target_array, wait_for_completion, abs_tolerance, rel_tolerance, readback_name.
-_ROW = PLAN_COLUMNS
-_NAME, _READBACK = 0, PLAN_COLUMNS.index("readback_name")
 _READBACK_COLUMNS = ["readback_num", "readback_str", "readback_array"]
 _VERIFY_FIELDS = ["status", *_READBACK_COLUMNS, "message", "verified_at"]
 
 
-def _verified(name: str, status: str, value, row: tuple, message: str) -> tuple:
+def _verified(name: str, status: str, value, row: PlanRow, message: str) -> tuple:
     """A _record() row of _VERIFY_FIELDS for an item that did not verify."""
-    return (name, status, *fit_columns(row[1], value), message[:200], None)
+    return (name, status, *fit_columns(row.value_type, value), message[:200], None)
