@@ -303,6 +303,22 @@ MAX_PRECISION = 17
 FIXED_POINT_LIMIT = 1e15
 
 
+class _NumberFormats(dict):
+    """precision -> the str.format number_text writes a finite float below FIXED_POINT_LIMIT with:
+    fixed-point with that many decimals; 6 significant digits for None or a precision out of range."""
+
+    def __missing__(self, precision):
+        return _GENERAL_FORMAT
+
+
+_GENERAL_FORMAT = "{:.6g}".format
+# Made once: a code path writing hundreds of thousands of numbers (the N-way CSV export) looks its
+# format up here, the same number_text uses, instead of calling number_text for each.
+NUMBER_FORMATS = _NumberFormats(
+    {None: _GENERAL_FORMAT} | {precision: f"{{:.{precision}f}}".format for precision in range(MAX_PRECISION + 1)}
+)
+
+
 def enum_label(labels: Sequence[str] | None, index) -> str | None:
     """The label of enum `index`, None when the labels are unknown or too few."""
     if not labels or isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(labels):
@@ -373,10 +389,10 @@ def number_text(number, precision: int | None = None) -> str:
     if math.isinf(number):
         return "Infinity" if number > 0 else "-Infinity"
     if precision is None or not 0 <= precision <= MAX_PRECISION:
-        return f"{number:.6g}"
+        return _GENERAL_FORMAT(number)
     if abs(number) >= FIXED_POINT_LIMIT:
         return f"{number:.{precision}e}"
-    return f"{number:.{precision}f}"
+    return NUMBER_FORMATS[precision](number)
 
 
 def delta_text(delta, precision: int | None = None, units: str = "") -> str:

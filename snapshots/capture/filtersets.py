@@ -8,8 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from snapshots.capture.models import Snapshot, SnapshotOrigin, SnapshotTag
-
-DATE_INPUT = forms.DateInput(attrs={"type": "date"})
+from squirrel_site.filters import day_filters, user_filter
 
 
 class UTCDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -34,9 +33,7 @@ class SnapshotFilterSet(django_filters.FilterSet):
     """Search snapshots by text, author, tag, origin and date range."""
 
     search = django_filters.CharFilter(method="filter_search", label="Title or comment")
-    author = django_filters.CharFilter(
-        field_name="created_by__username", lookup_expr="iexact", label="Author (user name)"
-    )
+    author = user_filter("Author (user name)")
     tag = django_filters.ModelChoiceFilter(
         field_name="tags",
         to_field_name="name",
@@ -45,12 +42,7 @@ class SnapshotFilterSet(django_filters.FilterSet):
         empty_label="any",
     )
     origin = django_filters.ChoiceFilter(choices=SnapshotOrigin.choices, empty_label="any")
-    date_from = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__gte", widget=DATE_INPUT, label="Taken from"
-    )
-    date_to = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__lte", widget=DATE_INPUT, label="Taken until"
-    )
+    date_from, date_to = day_filters("Taken from", "Taken until")
     created_after = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
 

@@ -109,18 +109,21 @@ class CompareForm(forms.Form):
     def comparison(self, pvs=None) -> Comparison:
         """The Comparison these (valid) parameters ask for, with `pvs` as the registry selection."""
         data = self.cleaned_data
-        return Comparison(
-            a=data["a"],
-            b=data["b"],
-            abs_tolerance=data["abs_tol"],
-            rel_tolerance=data["rel_tol"],
-            pvs=pvs,
-            name=data["name"],
-            min_severity=data["severity"],
-            statuses=frozenset(data["status"]),
-            differences_only=data["differences_only"],
-            sort=data["sort"] or "name",
-        )
+        return Comparison(a=data["a"], b=data["b"], sort=data["sort"] or "name", **self.row_filters(pvs))
+
+    def row_filters(self, pvs=None) -> dict:
+        """The RowFilters (tolerance overrides and filters) of these (valid) parameters, as
+        keywords, with `pvs` as the registry selection."""
+        data = self.cleaned_data
+        return {
+            "abs_tolerance": data["abs_tol"],
+            "rel_tolerance": data["rel_tol"],
+            "pvs": pvs,
+            "name": data["name"],
+            "min_severity": data["severity"],
+            "statuses": frozenset(data["status"]),
+            "differences_only": data["differences_only"],
+        }
 
     @property
     def page_number(self) -> int:
@@ -183,14 +186,8 @@ class NWayForm(CompareForm):
         return NWayComparison(
             reference=data["a"],
             columns=tuple(data["b"]),
-            abs_tolerance=data["abs_tol"],
-            rel_tolerance=data["rel_tol"],
-            pvs=pvs,
-            name=data["name"],
-            min_severity=data["severity"],
-            statuses=frozenset(data["status"]),
-            differences_only=data["differences_only"],
             descending=data["sort"] == "-name",
+            **self.row_filters(pvs),
         )
 
 
@@ -227,10 +224,11 @@ def without_blanks(data) -> QueryDict:
     return kept
 
 
-def compare_parameters(data) -> tuple[CompareForm, Comparison | None, dict]:
-    """(form, comparison, errors by field) for query parameters `data`; comparison None if invalid."""
+def compare_parameters(data, form_class=CompareForm) -> tuple[CompareForm, Comparison | None, dict]:
+    """(form, comparison, errors by field) for query parameters `data`; comparison None if invalid.
+    `form_class` NWayForm gives an NWayComparison."""
     data = without_blanks(data)
-    form = CompareForm(data)
+    form = form_class(data)
     filterset, pvs = pv_selection(data)
     valid = form.is_valid() & filterset.is_valid()
     return form, form.comparison(pvs) if valid else None, field_errors(filterset.form, form)
@@ -243,11 +241,7 @@ def is_nway(data) -> bool:
 
 def nway_parameters(data) -> tuple[NWayForm, NWayComparison | None, dict]:
     """compare_parameters for an N-way comparison."""
-    data = without_blanks(data)
-    form = NWayForm(data)
-    filterset, pvs = pv_selection(data)
-    valid = form.is_valid() & filterset.is_valid()
-    return form, form.comparison(pvs) if valid else None, field_errors(filterset.form, form)
+    return compare_parameters(data, NWayForm)
 
 
 def field_errors(*forms_: forms.Form) -> dict[str, list[str]]:

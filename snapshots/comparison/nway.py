@@ -23,8 +23,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
-
 from monitor import live
 from pvs.models import PV
 from pvs.selections import selected_ids_array
@@ -34,7 +32,9 @@ from snapshots.comparison.rows import (
     _STATUS_LABELS,
     COMPARED,
     NO_VALUE,
+    STATUS_SIDE,
     ComparisonRow,
+    RowFilters,
     Shown,
     _escape_like,
     _live_side,
@@ -48,10 +48,10 @@ from squirrel_site import safe_csv
 from squirrel_site.epics_values import (
     ARRAY,
     FIXED_POINT_LIMIT,
-    MAX_PRECISION,
     NUM,
     NUMBER,
     NUMBER_ARRAY,
+    NUMBER_FORMATS,
     Value,
     delta_text,
     from_columns,
@@ -65,37 +65,21 @@ MAX_COLUMNS = 8
 CSV_CHUNK = 2000  # rows built and written at a time by write_nway_csv
 _VALUES_TABLE = SnapshotValue._meta.db_table
 _PV_TABLE = PV._meta.db_table
-# What a column's status depends on, per side: name in the query -> SnapshotValue column.
-_STATUS_SIDE = {
-    "kind": "value_type",
-    "num": "setpoint_num",
-    "str": "setpoint_str",
-    "array": "setpoint_array",
-    "connected": "connected",
-    "severity": "severity",
-}
 _MATCHING = frozenset(status.value for status in MATCHING_STATUSES)
 
 
 @dataclass(frozen=True)
-class NWayComparison:
+class NWayComparison(RowFilters):
     """The reference snapshot against `columns` (snapshots; None is the live values).
 
-    Filters as snapshots.comparison.rows.Comparison's, applied to a row as a whole: `statuses`
-    shows rows where any column has one of them, `differences_only` rows where any column differs
-    (neither equal nor within tolerance), `min_severity` rows with that alarm severity or worse on
-    any side. `descending` sorts by name from Z to A.
+    The filters are RowFilters', as a two-way Comparison's, applied to a row as a whole:
+    `statuses` shows rows where any column has one of them, `differences_only` rows where any
+    column differs (neither equal nor within tolerance), `min_severity` rows with that alarm
+    severity or worse on any side. `descending` sorts by name from Z to A.
     """
 
     reference: Snapshot
     columns: tuple[Snapshot | None, ...]
-    abs_tolerance: float | None = None
-    rel_tolerance: float | None = None
-    pvs: QuerySet | None = None
-    name: str = ""
-    min_severity: int | None = None
-    statuses: frozenset[str] = frozenset()
-    differences_only: bool = False
     descending: bool = False
 
     def __post_init__(self):
@@ -189,7 +173,7 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
     named, name_params = "", []
     if comparison.name:
         named, name_params = " AND pv_name ILIKE %s", [f"%{_escape_like(comparison.name)}%"] * len(sides)
-    side_columns = ", ".join(f"{column} AS {name}" for name, column in _STATUS_SIDE.items())
+    side_columns = ", ".join(f"{column} AS {name}" for name, column in STATUS_SIDE.items())
     joined, names = "", []
     for i, pk in enumerate(sides):
         values = f"SELECT id, pv_name, pv_id, {side_columns} FROM {_VALUES_TABLE}"
@@ -198,7 +182,7 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
         joined += f" FULL JOIN {scan}{on}" if names else scan
         names.append(f"s{i}.pv_name")
     picked = ", ".join(
-        f"s{i}.id AS s{i}_id, " + ", ".join(f"s{i}.{name} AS s{i}_{name}" for name in _STATUS_SIDE)
+        f"s{i}.id AS s{i}_id, " + ", ".join(f"s{i}.{name} AS s{i}_{name}" for name in STATUS_SIDE)
         for i in range(len(sides))
     )
     # The registry PV: the last column's that has the PV, as a two-way comparison takes B's.
@@ -213,10 +197,10 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
     for i in range(1, len(sides)):
         aligned += [f"s0_id IS NOT NULL AS k{i}_in_a", f"s{i}_id IS NOT NULL AS k{i}_in_b"]
         aligned += [f"abs_tol AS k{i}_abs_tol", f"rel_tol AS k{i}_rel_tol"]
-        aligned += [f"s0_{name} AS k{i}_a_{name}, s{i}_{name} AS k{i}_b_{name}" for name in _STATUS_SIDE]
+        aligned += [f"s0_{name} AS k{i}_a_{name}, s{i}_{name} AS k{i}_b_{name}" for name in STATUS_SIDE]
         statuses.append(f"CASE WHEN s0_id IS NOT NULL OR s{i}_id IS NOT NULL THEN {sql.status(f'k{i}_')} END")
     ids = ", ".join(f"s{i}_id" for i in range(len(sides)))
-    reference = ", ".join(f"s0_{name}" for name in _STATUS_SIDE)
+    reference = ", ".join(f"s0_{name}" for name in STATUS_SIDE)
     query = f"""
         WITH grouped AS (
             SELECT coalesce({", ".join(names)}) AS name, {any_pv} AS any_pv, {picked}
@@ -247,7 +231,7 @@ def _keyed_columns(snapshot_count: int) -> list[str]:
     return (
         _KEYED
         + [f"s{i}_id" for i in range(snapshot_count + 1)]
-        + [f"s0_{name}" for name in _STATUS_SIDE]
+        + [f"s0_{name}" for name in STATUS_SIDE]
         + ["severe", "statuses"]
     )
 
@@ -341,23 +325,20 @@ def _live_severe(record: dict, values: dict, least: int) -> bool:
 
 # The page's rows, in full --------------------------------------------------------------------
 
+# The SnapshotValue columns of a value, of its display and of its readback, in _saved_values's
+# order (the CSV export's _CSV_DETAIL leaves out the alarms and times).
+_VALUE = ("value_type", "setpoint_num", "setpoint_str", "setpoint_array")
+_DISPLAY = ("units", "precision", "reason")
+_READBACK = ("readback_name", "readback_num", "readback_str", "readback_array")
 _DETAIL = (
     "id",
-    "value_type",
-    "setpoint_num",
-    "setpoint_str",
-    "setpoint_array",
+    *_VALUE,
     "connected",
     "severity",
     "status",
     "date_part('epoch', timestamp)",
-    "units",
-    "precision",
-    "reason",
-    "readback_name",
-    "readback_num",
-    "readback_str",
-    "readback_array",
+    *_DISPLAY,
+    *_READBACK,
     "readback_severity",
     "readback_status",
     "date_part('epoch', readback_timestamp)",
@@ -487,28 +468,11 @@ def _full(side: Shown | None) -> str:
 # The export writes 50,000 rows of up to 9 values, readbacks and 8 deltas: each saved value's text
 # is made once, straight from its database row, without building Shown and ComparisonRow objects;
 # the common shapes (numbers, labelled kinds, text, float arrays of finite values; which kinds
-# they are, their specs say) are formatted here the way format_value / format_delta do, anything
-# else goes through them. test_nway_csv holds the
-# file's bytes to theirs.
+# they are, their specs say) are formatted here the way format_value / format_delta do, with
+# number_text's own precompiled formats (squirrel_site.epics_values.NUMBER_FORMATS), anything
+# else goes through them. test_nway_csv holds the file's bytes to theirs.
 
-_CSV_DETAIL = (
-    "id",
-    "value_type",
-    "setpoint_num",
-    "setpoint_str",
-    "setpoint_array",
-    "units",
-    "precision",
-    "reason",
-    "readback_name",
-    "readback_num",
-    "readback_str",
-    "readback_array",
-)
-# precision -> str.format of fixed-point with that many decimals
-_FIXED = {precision: f"{{:.{precision}f}}".format for precision in range(MAX_PRECISION + 1)}
-_GENERAL = "{:.6g}".format
-_FORMATS = {None: _GENERAL, **_FIXED}  # precision -> number_text of a finite float below FIXED_POINT_LIMIT
+_CSV_DETAIL = ("id", *_VALUE, *_DISPLAY, *_READBACK)
 
 
 def _plain(values) -> bool:
@@ -543,7 +507,7 @@ def _value_text(shapes: _Shapes, kind: str, value, label, units: str, precision,
     """(format_value(side, full=True), whether value is plain: a finite float or float array
     below FIXED_POINT_LIMIT, whose deltas _delta_text may format directly)."""
     if kind in shapes.floats and type(value) is float and -FIXED_POINT_LIMIT < value < FIXED_POINT_LIMIT:
-        text = _FORMATS.get(precision, _GENERAL)(value)
+        text = NUMBER_FORMATS[precision](value)
         return (f"{text} {units}" if units else text), True
     if value is None:
         return reason or "disconnected", False
@@ -559,7 +523,7 @@ def _value_text(shapes: _Shapes, kind: str, value, label, units: str, precision,
         if known is not None:
             return known, True
         if _plain(value):
-            text = "[" + ", ".join(map(_FORMATS.get(precision, _GENERAL), value)) + "]"
+            text = "[" + ", ".join(map(NUMBER_FORMATS[precision], value)) + "]"
             text = f"{text} {units}" if units else text
             if key is not None:
                 _ARRAY_TEXTS[key] = text
@@ -632,7 +596,7 @@ def _saved_texts(ids: list[int]) -> dict[int, _Saved]:
 def _delta_text(a: _Saved, b: _Saved) -> str:
     """format_delta(full=True) of a ComparisonRow of `a` against `b` whose status is COMPARED."""
     if a.plain and b.plain and a.kind == b.kind:
-        fmt = _FORMATS.get(a.precision, _GENERAL)
+        fmt = NUMBER_FORMATS[a.precision]
         if type(a.value) is float:
             d = b.value - a.value
             if -FIXED_POINT_LIMIT < d < FIXED_POINT_LIMIT:
@@ -649,7 +613,7 @@ def _delta_text(a: _Saved, b: _Saved) -> str:
     if a.integer and a.kind == b.kind and type(a.value) is int and type(b.value) is int:
         d = float(b.value) - float(a.value)
         if -FIXED_POINT_LIMIT < d < FIXED_POINT_LIMIT:
-            fmt = _FORMATS.get(a.precision, _GENERAL)
+            fmt = NUMBER_FORMATS[a.precision]
             return "+" + fmt(d) if d > 0 else fmt(d)
     row = ComparisonRow("", None, "", ComparisonStatus.EQUAL.value, _side(a), _side(b), 0.0, 0.0)
     _set_delta(row)

@@ -69,19 +69,17 @@ _VALUES_TABLE = SnapshotValue._meta.db_table
 _PV_TABLE = PV._meta.db_table
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """What to compare and which rows to show.
+@dataclass(frozen=True, kw_only=True)
+class RowFilters:
+    """The tolerance overrides and row filters of a comparison, two-way or N-way (keywords only).
 
-    `b` None compares with live values. `abs_tolerance` / `rel_tolerance` replace every PV's
-    own (each on its own; None keeps the PV's). `pvs` is a registry selection (a PV queryset,
-    e.g. PVFilterSet(...).qs; rows of deleted PVs never match one); `name` a substring of the PV
-    name; `min_severity` the least alarm severity on either side; `statuses` the statuses to show
-    (empty: all); `differences_only` hides EQUAL and WITHIN. `sort` is one of SORT_CHOICES.
+    `abs_tolerance` / `rel_tolerance` replace every PV's own (each on its own; None keeps the
+    PV's). `pvs` is a registry selection (a PV queryset, e.g. PVFilterSet(...).qs; rows of deleted
+    PVs never match one); `name` a substring of the PV name; `min_severity` the least alarm
+    severity on either side; `statuses` the statuses to show (empty: all); `differences_only`
+    hides EQUAL and WITHIN.
     """
 
-    a: Snapshot
-    b: Snapshot | None = None
     abs_tolerance: float | None = None
     rel_tolerance: float | None = None
     pvs: QuerySet | None = None
@@ -89,6 +87,18 @@ class Comparison:
     min_severity: int | None = None
     statuses: frozenset[str] = frozenset()
     differences_only: bool = False
+
+
+@dataclass(frozen=True)
+class Comparison(RowFilters):
+    """What to compare and which rows to show.
+
+    `b` None compares with live values; the filters are RowFilters'. `sort` is one of
+    SORT_CHOICES.
+    """
+
+    a: Snapshot
+    b: Snapshot | None = None
     sort: str = "name"
 
     def __post_init__(self):
@@ -267,7 +277,8 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-_STATUS_COLUMNS = ("kind", "num", "str", "array", "connected", "severity")  # what a row's status depends on
+# What a row's status depends on, per side: name in the query -> SnapshotValue column.
+STATUS_SIDE = {name: _SIDE[name] for name in ("kind", "num", "str", "array", "connected", "severity")}
 
 
 def _pair_query(comparison: Comparison) -> tuple[str, list]:
@@ -284,7 +295,7 @@ def _pair_query(comparison: Comparison) -> tuple[str, list]:
         conditions.append("greatest(a_severity, b_severity) >= %s")
         params.append(comparison.min_severity)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    sides = ", ".join(f"{side}.{_SIDE[name]} AS {side}_{name}" for side in "ab" for name in _STATUS_COLUMNS)
+    sides = ", ".join(f"{side}.{_SIDE[name]} AS {side}_{name}" for side in "ab" for name in STATUS_SIDE)
     query = f"""
         WITH pair AS (
             SELECT coalesce(a.pv_name, b.pv_name) AS name, coalesce(b.pv_id, a.pv_id) AS any_pv,

@@ -96,100 +96,88 @@ class CompareView(PermissionRequiredMixin, View):
     permission_required = "snapshots.view_snapshot"
 
     def get(self, request):
-        if is_nway(request.GET):
-            return self.nway(request)
-        form, comparison, errors = compare_parameters(request.GET)
+        # More than one column (`b` twice or more) is an N-way comparison: the reference against
+        # several columns, one value, readback and Δ per column.
+        nway = is_nway(request.GET)
+        form, comparison, errors = (nway_parameters if nway else compare_parameters)(request.GET)
         context = _form_context(request, form)
         if comparison is None:
             # A first visit (no parameters) is a form, not an error.
             context["errors"] = errors if request.GET else {}
             return TemplateResponse(request, "snapshots/compare.html", context, status=400 if request.GET else 200)
         if request.GET.get("format") == "csv":
-            return self.csv(comparison)
+            return _csv_response(comparison, nway)
         number, size = form.page_number, form.rows_per_page
         try:
-            result = compare(comparison, offset=(number - 1) * size, limit=size)
+            result = (compare_columns if nway else compare)(comparison, offset=(number - 1) * size, limit=size)
         except redis.RedisError:
             context["unavailable"] = LIVE_UNAVAILABLE
             return TemplateResponse(request, "snapshots/compare.html", context, status=503)
         query = request.GET
         context.update(
             {
-                "comparison": comparison,
-                "live": comparison.live,
                 "result": result,
                 "read_at": datetime.fromtimestamp(result.read_at, UTC),
                 "page": Page(result.rows, number, size, number * size < result.total, query, result.total),
-                "rows": [_row(row, comparison.live) for row in result.rows],
-                "columns": sort_columns(query, comparison.sort, COLUMNS),
-                "status_links": [
-                    (
-                        value,
-                        label,
-                        result.counts[value],
-                        with_query(query, status=value, differences_only=None, page=None),
-                        value in comparison.statuses,
-                    )
-                    for value, label in ComparisonStatus.choices
-                    if result.counts[value]
-                ],
-                "all_url": with_query(query, status=None, differences_only=None, page=None),
                 "csv_url": with_query(query, format="csv", page=None),
-                "swap_url": with_query(query, a=comparison.b.pk, b=comparison.a.pk, page=None)
-                if not comparison.live
-                else "",
-                "can_restore": request.user.has_perm("snapshots.add_restore"),
             }
         )
+        context.update(_nway_context(comparison, result, query) if nway else _context(request, comparison, result))
         return TemplateResponse(request, "snapshots/compare.html", context)
 
-    def csv(self, comparison) -> HttpResponse:
-        stream = io.StringIO()
+
+def _context(request, comparison, result) -> dict:
+    """What the page shows of a two-way comparison's page of rows."""
+    query = request.GET
+    return {
+        "comparison": comparison,
+        "live": comparison.live,
+        "rows": [_row(row, comparison.live) for row in result.rows],
+        "columns": sort_columns(query, comparison.sort, COLUMNS),
+        "status_links": [
+            (
+                value,
+                label,
+                result.counts[value],
+                with_query(query, status=value, differences_only=None, page=None),
+                value in comparison.statuses,
+            )
+            for value, label in ComparisonStatus.choices
+            if result.counts[value]
+        ],
+        "all_url": with_query(query, status=None, differences_only=None, page=None),
+        "swap_url": with_query(query, a=comparison.b.pk, b=comparison.a.pk, page=None) if not comparison.live else "",
+        "can_restore": request.user.has_perm("snapshots.add_restore"),
+    }
+
+
+def _nway_context(comparison, result, query) -> dict:
+    """What the page shows of an N-way comparison's page of rows."""
+    return {
+        "nway": comparison,
+        "headers": [
+            _column_header(column, counts) for column, counts in zip(comparison.columns, result.counts, strict=True)
+        ],
+        "nway_rows": [_nway_row(row) for row in result.rows],
+        "colspan": 2 + 2 * len(comparison.columns),
+        "name_url": with_query(query, sort="name" if comparison.descending else "-name", page=None),
+        "live_url": reverse("pvs:live"),
+    }
+
+
+def _csv_response(comparison, nway: bool) -> HttpResponse:
+    """Every row of `comparison` (two-way, or N-way) as a CSV attachment."""
+    stream = io.StringIO()
+    if nway:
+        write_nway_csv(comparison, stream)
+        names = "-".join(LIVE if column is None else str(column.pk) for column in comparison.columns)
+        filename = f"compare-{comparison.reference.pk}-{names}.csv"
+    else:
         write_csv(comparison, stream)
-        response = HttpResponse(stream.getvalue(), content_type="text/csv; charset=utf-8")
-        b = LIVE if comparison.live else comparison.b.pk
-        response["Content-Disposition"] = f'attachment; filename="compare-{comparison.a.pk}-{b}.csv"'
-        return response
-
-    def nway(self, request):
-        """The reference against several columns: one value, readback and Δ per column."""
-        form, comparison, errors = nway_parameters(request.GET)
-        context = _form_context(request, form)
-        if comparison is None:
-            context["errors"] = errors
-            return TemplateResponse(request, "snapshots/compare.html", context, status=400)
-        if request.GET.get("format") == "csv":
-            stream = io.StringIO()
-            write_nway_csv(comparison, stream)
-            response = HttpResponse(stream.getvalue(), content_type="text/csv; charset=utf-8")
-            names = "-".join(LIVE if column is None else str(column.pk) for column in comparison.columns)
-            response["Content-Disposition"] = f'attachment; filename="compare-{comparison.reference.pk}-{names}.csv"'
-            return response
-        number, size = form.page_number, form.rows_per_page
-        try:
-            result = compare_columns(comparison, offset=(number - 1) * size, limit=size)
-        except redis.RedisError:
-            context["unavailable"] = LIVE_UNAVAILABLE
-            return TemplateResponse(request, "snapshots/compare.html", context, status=503)
-        query = request.GET
-        context.update(
-            {
-                "nway": comparison,
-                "result": result,
-                "read_at": datetime.fromtimestamp(result.read_at, UTC),
-                "page": Page(result.rows, number, size, number * size < result.total, query, result.total),
-                "headers": [
-                    _column_header(column, counts)
-                    for column, counts in zip(comparison.columns, result.counts, strict=True)
-                ],
-                "nway_rows": [_nway_row(row) for row in result.rows],
-                "colspan": 2 + 2 * len(comparison.columns),
-                "csv_url": with_query(query, format="csv", page=None),
-                "name_url": with_query(query, sort="name" if comparison.descending else "-name", page=None),
-                "live_url": reverse("pvs:live"),
-            }
-        )
-        return TemplateResponse(request, "snapshots/compare.html", context)
+        filename = f"compare-{comparison.a.pk}-{LIVE if comparison.live else comparison.b.pk}.csv"
+    response = HttpResponse(stream.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def _column_header(column, counts: dict) -> dict:

@@ -1,12 +1,11 @@
 """The restores page's filters: kind (restore or undo), state, who and when."""
 
 import django_filters
-from django import forms
 
 from snapshots.capture.models import SnapshotOrigin
 from snapshots.restore.models import Restore, RestoreStatus
+from squirrel_site.filters import day_filters, user_filter
 
-DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 RESTORE, UNDO = "restore", "undo"
 
 
@@ -21,14 +20,9 @@ class RestoreFilterSet(django_filters.FilterSet):
         label="Kind",
     )
     status = django_filters.ChoiceFilter(choices=RestoreStatus.choices, empty_label="any", label="State")
-    user = django_filters.CharFilter(field_name="created_by__username", lookup_expr="iexact", label="User")
+    user = user_filter()
     snapshot = django_filters.CharFilter(field_name="snapshot__title", lookup_expr="icontains", label="Snapshot title")
-    date_from = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__gte", widget=DATE_INPUT, label="Asked from"
-    )
-    date_to = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__lte", widget=DATE_INPUT, label="Asked until"
-    )
+    date_from, date_to = day_filters("Asked from", "Asked until")
 
     class Meta:
         model = Restore

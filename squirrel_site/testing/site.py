@@ -215,6 +215,25 @@ def take_snapshot(page, site, title: str, shot: str = "") -> int:
     return int(page.url.rstrip("/").rsplit("/", 1)[1])
 
 
+def submit(page, form: str = "form.filters") -> None:
+    """Press the submit button of `form` (a CSS selector; the page's filter form by default), as
+    a person does after filling it, and wait for the page it opens."""
+    with page.expect_navigation():
+        page.click(f"{form} button[type=submit]")
+
+
+def compare_in_form(page, site, a: int, b: int | str = "live", device: str = "", differences_only=False) -> None:
+    """Open Compare from the nav, choose A and B (a snapshot id or "live"), a device prefix and
+    differences only in its form, and press Compare."""
+    page.click("nav.mainnav >> text=Compare")
+    page.wait_for_url(f"{site}/compare/")
+    page.select_option("#id_a", str(a))
+    page.select_option("#id_b", str(b))
+    page.fill("#id_device", device)
+    page.set_checked("#id_differences_only", differences_only)
+    submit(page, "#compare-form")
+
+
 def wait_for_live(page, address: str, predicate: str = "text !== ''") -> str:
     """Wait until the live cell of `address` satisfies `predicate` (JS, on `text`); its text."""
     cell = f'[data-live-address="{address}"]'

@@ -21,6 +21,7 @@ from squirrel_site.testing.site import (
     live_cell_latency_ms,
     log_in,
     screenshot,
+    submit,
     take_snapshot,
     wait_for_live,
 )
@@ -48,7 +49,10 @@ def test_snapshot_pages_show_live_values_that_follow_the_ioc(site, browser_page,
     assert "Browser: before the change" in page.locator("#snapshots").text_content()
     screenshot(page, "03_snapshot_list")
 
-    page.goto(f"{site}/snapshots/{snapshot_id}/?device={pair.device}")
+    page.click(f'#snapshots a[href="/snapshots/{snapshot_id}/"]')
+    page.wait_for_url(f"{site}/snapshots/{snapshot_id}/")
+    page.fill("#id_device", pair.device)
+    submit(page)
     before = wait_for_live(page, pair.setpoint)
     row = page.locator(f'tr[data-pv="{pair.setpoint}"]')
     assert "out-of-tolerance" not in (row.get_attribute("class") or "")
@@ -65,11 +69,17 @@ def test_snapshot_pages_show_live_values_that_follow_the_ioc(site, browser_page,
     assert page.locator(f'tr[data-pv="{pair.setpoint}"] [data-live-delta]').text_content().startswith("+5.000")
     screenshot(page, "05_snapshot_detail_live_change")
 
-    page.goto(f"{site}/snapshots/{snapshot_id}/?out_of_tolerance=on")
+    page.fill("#id_device", "")
+    page.check("#id_out_of_tolerance")
+    submit(page)
+    assert "out_of_tolerance=on" in page.url
     assert pair.setpoint in page.locator("#values").text_content()
     screenshot(page, "06_snapshot_detail_out_of_tolerance")
 
-    page.goto(f"{site}/live/?device={pair.device}")
+    page.click("nav.mainnav >> text=Live")
+    page.wait_for_url(f"{site}/live/")
+    page.fill("#id_device", pair.device)
+    submit(page)
     assert wait_for_live(page, pair.setpoint).startswith(f"{target:.{pair.prec}f}")
     screenshot(page, "07_live_table")
 
@@ -93,9 +103,13 @@ def test_restore_from_the_snapshot_page_select_preview_confirm_results_undo(
         }
     )
 
-    # The out-of-tolerance filter reads the monitor's cache, which takes the puts a moment later.
+    # The out-of-tolerance filter reads the monitor's cache, which takes the puts a moment later:
+    # ticked on the snapshot's page and submitted until both rows are listed.
+    assert page.url == f"{site}/snapshots/{snapshot_id}/"
+
     def both_rows_listed() -> bool:
-        page.goto(f"{site}/snapshots/{snapshot_id}/?out_of_tolerance=on")
+        page.check("#id_out_of_tolerance")
+        submit(page)
         return all(page.locator(f'tr[data-pv="{a}"]').count() for a in (pair.setpoint, integer.setpoint))
 
     eventually(both_rows_listed, 30, interval=0.5, what="the monitor's cache to hold the puts")
@@ -134,9 +148,10 @@ def test_a_stale_preview_is_refused_on_the_page(site, browser_page, sim_ioc_regi
     page = browser_page
     pair = sim_ioc_registry.of_kind(sim.PAIR)[3]
     log_in(page, site)
-    snapshot_id = take_snapshot(page, site, "Browser: stale preview")
+    take_snapshot(page, site, "Browser: stale preview")  # ends on the snapshot's page
     put_on_ioc({pair.setpoint: caget_many([pair.setpoint])[pair.setpoint] + 1.0})
-    page.goto(f"{site}/snapshots/{snapshot_id}/?name={pair.setpoint}")
+    page.fill("#id_name", pair.setpoint)  # on the snapshot's page
+    submit(page)
     page.click("#restore-filtered")
     page.wait_for_url(f"{site}/restores/previews/*/")
     edit_registry(pair.setpoint, abs_tolerance=pair.abs_tolerance * 2)

@@ -8,8 +8,10 @@ import pytest
 
 from pvs import sim
 from squirrel_site.testing.site import (
+    compare_in_form,
     log_in,
     screenshot,
+    submit,
     take_snapshot,
     wait_for_live,
 )
@@ -68,20 +70,36 @@ def test_every_page_works_under_the_content_security_policy(site, watched_page, 
     log_in(page, site)
     snapshot_id = take_snapshot(page, site, "Browser: CSP")  # the job page, then the snapshot page
     seen["snapshot list and job page"] = page.violations()
-    visit("snapshot page", f"/snapshots/{snapshot_id}/?device={pair.device}")
+    page.fill("#id_device", pair.device)  # the snapshot page's filter form
+    submit(page)
+    visit("snapshot page")
     assert wait_for_live(page, pair.setpoint)  # live.js's values over /ws/live/
     page.check("#select-page")  # select_page.js, the former inline script
     assert page.locator('#values input[name="pv"]:not(:checked)').count() == 0
     seen["snapshot page, live values"] = page.violations()
 
-    visit("compare", f"/compare/?a={snapshot_id}&b=live&device={pair.device}", "#comparison")
-    visit("live", f"/live/?device={pair.device}")
+    compare_in_form(page, site, snapshot_id, "live", device=pair.device)
+    visit("compare", ready="#comparison")
+    page.click("nav.mainnav >> text=Live")
+    page.wait_for_url(f"{site}/live/")
+    page.fill("#id_device", pair.device)
+    submit(page)
+    visit("live")
     assert wait_for_live(page, pair.setpoint)
     assert sockets[-1], "the live page's values did not come over its WebSocket"
     seen["live values"] = page.violations()
-    visit("drift", f"/drift/?snapshot={snapshot_id}")
+    page.click("nav.mainnav >> text=Drift")
+    page.wait_for_url(f"{site}/drift/")
+    page.select_option("#id_snapshot", str(snapshot_id))
+    submit(page, "#drift-form")
+    visit("drift")
 
-    page.goto(f"{site}/snapshots/{snapshot_id}/?name={pair.setpoint}")
+    page.click("nav.mainnav >> text=Snapshots")
+    page.wait_for_url(f"{site}/snapshots/")
+    page.click(f'#snapshots a[href="/snapshots/{snapshot_id}/"]')
+    page.wait_for_url(f"{site}/snapshots/{snapshot_id}/")
+    page.fill("#id_name", pair.setpoint)
+    submit(page)
     page.click("#restore-filtered")
     page.wait_for_url(f"{site}/restores/previews/*/")
     visit("restore preview")

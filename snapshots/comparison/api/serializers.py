@@ -38,20 +38,11 @@ class ReadbackSerializer(serializers.Serializer):
     readback = serializers.JSONField(allow_null=True, help_text="Always null (a readback has no readback).")
 
 
-class CompareSideSerializer(serializers.Serializer):
+class CompareSideSerializer(ReadbackSerializer):
     """One side of a compared PV: the saved or the live value, with its alarm and display."""
 
-    kind = serializers.ChoiceField(choices=ValueType.choices)
-    value = PVValueField()
+    # A readback's fields, in the same order (DRF keeps a base's order); these three say more.
     display = serializers.CharField(help_text="The value as the pages show it (arrays shortened).")
-    label = serializers.CharField(allow_null=True, help_text="An enum's label.")
-    connected = serializers.BooleanField()
-    severity = serializers.IntegerField(allow_null=True)
-    status = serializers.IntegerField(allow_null=True, help_text="EPICS alarm status.")
-    units = serializers.CharField(allow_blank=True)
-    precision = serializers.IntegerField(allow_null=True)
-    reason = serializers.CharField(allow_blank=True, help_text="Why there is no value.")
-    timestamp = serializers.FloatField(allow_null=True, help_text="IOC time, Unix seconds.")
     address = serializers.CharField(required=False, help_text="The live address read (live side only).")
     readback = ReadbackSerializer(allow_null=True, help_text="The readback, null when the PV has none.")
 

@@ -15,13 +15,6 @@ NAN = float("nan")
 
 
 @pytest.fixture
-def signed_in(client, viewer):
-    """The test client, logged in as a user who may only read."""
-    client.force_login(viewer)
-    return viewer
-
-
-@pytest.fixture
 def pair(make_snapshot, make_pvs):
     make_pvs("P:A", "P:B", "P:C", "P:D", "P:E", abs_tolerance=0.1, device="MAG")
     a = make_snapshot("A", {"P:A": 1.0, "P:B": 2.0, "P:C": NAN, "P:D": Enum(1), "P:E": [1.0, 2.0]})

@@ -11,9 +11,11 @@ from squirrel_site.testing.ioc import caget_many
 from squirrel_site.testing.site import (
     LIVE_CHANGE_LIMIT_MS,
     SCREENSHOTS,
+    compare_in_form,
     live_cell_latency_ms,
     log_in,
     screenshot,
+    submit,
     take_snapshot,
     wait_for_live,
 )
@@ -33,7 +35,7 @@ def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(
     before_id = take_snapshot(page, site, "Browser compare: before")
 
     # Against live values: the live cell, delta and highlight follow the IOC.
-    page.goto(f"{site}/compare/?a={before_id}&b=live&device={pair.device}")
+    compare_in_form(page, site, before_id, "live", device=pair.device)
     wait_for_live(page, pair.setpoint)
     row = page.locator(f'tr[data-pv="{pair.setpoint}"]')
     assert row.get_attribute("data-status") in ("equal", "within")
@@ -49,23 +51,34 @@ def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(
     assert live_delta.startswith("+5.000") and live_delta.endswith(f" {pair.egu}")  # signed, with units
     screenshot(page, "compare_02_live_change")
 
-    # A reload counts it as a difference; the CSV holds the rows shown.
-    page.goto(f"{site}/compare/?a={before_id}&b=live&differences_only=on")
+    # Compared again, differences only, every device: it counts as a difference; the CSV holds
+    # the rows shown.
+    page.fill("#id_device", "")
+    page.check("#id_differences_only")
+    submit(page, "#compare-form")
     assert page.locator(f'tr[data-pv="{pair.setpoint}"]').get_attribute("data-status") == "out_of_tolerance"
-    csv = page.request.get(page.locator("#csv-export").get_attribute("href").replace("?", f"{site}/compare/?", 1))
-    assert csv.ok and pair.setpoint in csv.text()
+    with page.expect_download() as download:
+        page.click("#csv-export")
+    assert pair.setpoint in open(download.value.path(), encoding="utf-8").read()
     screenshot(page, "compare_03_live_differences")
 
-    # Snapshot against snapshot.
+    # Snapshot against snapshot, differences only, sorted by Δ descending (the header clicked twice).
     after_id = take_snapshot(page, site, "Browser compare: after")
-    page.goto(f"{site}/compare/?a={before_id}&b={after_id}&differences_only=on&sort=-delta")
+    compare_in_form(page, site, before_id, after_id, differences_only=True)
+    page.click("#comparison thead >> text=Δ B − A")
+    page.wait_for_url("**sort=delta*")
+    page.click("#comparison thead >> text=Δ B − A")
+    page.wait_for_url("**sort=-delta*")
     changed = page.locator(f'tr[data-pv="{pair.setpoint}"]')
     assert changed.get_attribute("data-status") == "out_of_tolerance"
     assert changed.locator("td.delta").text_content().strip().startswith("+5.000")
     screenshot(page, "compare_04_snapshots")
 
     # Drift against the first snapshot, and a click through to the rows of one tag.
-    page.goto(f"{site}/drift/?snapshot={before_id}")
+    page.click("nav.mainnav >> text=Drift")
+    page.wait_for_url(f"{site}/drift/")
+    page.select_option("#id_snapshot", str(before_id))
+    submit(page, "#drift-form")
     total = page.locator('tr[data-line="total-0"] td').all_text_contents()
     assert int(total[2]) >= 1  # out of tolerance
     screenshot(page, "compare_05_drift")
@@ -127,7 +140,11 @@ def test_n_way_comparison_by_clicking(site, browser_page, sim_ioc_registry, put_
     second = take_snapshot(page, site, "N-way: second")
     target = caget_many([changed.setpoint])[changed.setpoint] + 3.0
     put_on_ioc({changed.setpoint: target})
-    page.goto(f"{site}/live/?pv={changed.setpoint}")  # the monitor has the new value before the cache snapshot
+    # The monitor has the new value before the cache snapshot: the live page, searched for the PV.
+    page.click("nav.mainnav >> text=Live")
+    page.wait_for_url(f"{site}/live/")
+    page.fill("#id_search", changed.setpoint)
+    submit(page)
     wait_for_live(page, changed.setpoint, f"parseFloat(text) > {target - 0.5}")
     third = take_snapshot(page, site, "N-way: third")
 

@@ -19,12 +19,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def signed_in(client, viewer):
-    client.force_login(viewer)
-    return viewer
-
-
-@pytest.fixture
 def three(make_snapshot, make_pvs):
     make_pvs("N:A", "N:B", "N:C", abs_tolerance=0.1, device="MAG")
     a = make_snapshot("Ref", {"N:A": 1.0, "N:B": 2.0, "N:C": Enum(1)}, precision=2)

@@ -72,23 +72,8 @@ def shown(response) -> list[str]:
 
 
 @pytest.fixture
-def signed_in(client, viewer):
-    client.force_login(viewer)
-    return viewer
-
-
-@pytest.fixture
-def pair(make_snapshot, make_pvs):
-    make_pvs("P:A", "P:B", "P:C", "P:D", "P:E", "P:F", abs_tolerance=0.1, device="MAG")
-    a = make_snapshot(
-        "Before",
-        {"P:A": 1.0, "P:B": 2.0, "P:C": NAN, "P:D": Enum(1), "P:E": [1.0, 2.0, 3.0], "P:F": "auto"},
-        precision=2,
-    )
-    b = make_snapshot(
-        "After", {"P:A": 1.05, "P:B": 3.0, "P:C": 1.0, "P:D": Enum(2), "P:E": [1.0, 2.5, 3.0], "P:G": 7.0}, precision=2
-    )
-    return a, b
+def pair(before_after):
+    return before_after
 
 
 def page(client, **params):

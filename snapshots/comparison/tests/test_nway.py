@@ -19,16 +19,9 @@ NAN = float("nan")
 
 
 @pytest.fixture
-def three(make_snapshot, make_pvs):
-    make_pvs("P:A", "P:B", "P:C", "P:D", "P:E", "P:F", abs_tolerance=0.1, device="MAG")
-    a = make_snapshot(
-        "Ref",
-        {"P:A": 1.0, "P:B": 2.0, "P:C": NAN, "P:D": Enum(1), "P:E": [1.0, 2.0, 3.0], "P:F": "auto"},
-        precision=2,
-    )
-    b = make_snapshot(
-        "B", {"P:A": 1.05, "P:B": 3.0, "P:C": 1.0, "P:D": Enum(2), "P:E": [1.0, 2.5, 3.0], "P:G": 7.0}, precision=2
-    )
+def three(before_after, make_snapshot):
+    """The reference (A of before_after), B and a third snapshot C."""
+    a, b = before_after
     c = make_snapshot(
         "C",
         {"P:A": 1.0, "P:B": 1.5, "P:C": NAN, "P:D": Enum(1), "P:E": [1.0, 2.0], "P:F": "auto"},
