@@ -50,21 +50,20 @@ class PageTags:
         quote = connection.ops.quote_name
         relation = self.model._meta.get_field("tags")
         links = quote(relation.remote_field.through._meta.db_table)
-        pv_column, tag_column = quote(relation.m2m_column_name()), quote(relation.m2m_reverse_name())
+        pv_id, tag_id = quote(relation.m2m_column_name()), quote(relation.m2m_reverse_name())
         tag_fields, group_fields = Tag._meta.concrete_fields, TagGroup._meta.concrete_fields
         columns = [f"tag.{quote(f.column)}" for f in tag_fields] + [f"grp.{quote(f.column)}" for f in group_fields]
-        sql = f"""
-            SELECT page.pv_id, {", ".join(columns)}
-            FROM unnest(%s::{db_type(self.model._meta.pk)}[]) AS page (pv_id)
-            CROSS JOIN LATERAL (
-                SELECT link.{tag_column} AS tag_id FROM {links} link WHERE link.{pv_column} = page.pv_id OFFSET 0
-            ) AS link
-            JOIN {quote(Tag._meta.db_table)} tag ON tag.{quote(Tag._meta.pk.column)} = link.tag_id
-            JOIN {quote(TagGroup._meta.db_table)} grp
-              ON grp.{quote(TagGroup._meta.pk.column)} = tag.{quote(Tag._meta.get_field("group").column)}
-            ORDER BY grp.{quote(TagGroup._meta.get_field("name").column)},
-                     tag.{quote(Tag._meta.get_field("name").column)}
-        """
+        tag_table, group_table = quote(Tag._meta.db_table), quote(TagGroup._meta.db_table)
+        tag_pk, group_pk = quote(Tag._meta.pk.column), quote(TagGroup._meta.pk.column)
+        tag_group, name = quote(Tag._meta.get_field("group").column), quote("name")
+        sql = (
+            f"SELECT page.pv_id, {', '.join(columns)} "
+            f"FROM unnest(%s::{db_type(self.model._meta.pk)}[]) AS page (pv_id) "
+            f"CROSS JOIN LATERAL (SELECT {tag_id} FROM {links} WHERE {pv_id} = page.pv_id OFFSET 0) AS link "
+            f"JOIN {tag_table} tag ON tag.{tag_pk} = link.{tag_id} "
+            f"JOIN {group_table} grp ON grp.{group_pk} = tag.{tag_group} "
+            f"ORDER BY grp.{name}, tag.{name}"  # Tag.Meta.ordering
+        )
         with connection.cursor() as cursor:
             cursor.execute(sql, [number_array(sorted(pv_ids))])
             rows = cursor.fetchall()
