@@ -2,7 +2,7 @@
 snapshot list) at 50,000 PVs, through the test client.
 
     .venv/bin/python benchmarks/bench_pages.py [--pvs 50000] [--repeat 5] [--explain]
-        [--stats none|stale|fresh] [--only SUBSTRING]
+        [--stats none|stale|fresh] [--only SUBSTRING ...]
 
 Uses the database `squirrel_bench` (SQUIRREL_DB_NAME overrides it; dropped and created again)
 and Redis database 14 (SQUIRREL_REDIS_URL overrides it; FLUSHDB'd first): never point either at
@@ -11,7 +11,7 @@ snapshot is taken before the one shown (the earlier work of bench_stats); --stat
 ANALYZE runs, stale by default. What the measured pages show is written after it: six more
 snapshots (the N-way columns), a restore preview of every PV, --pvs jobs, --pvs / 10 restores
 (half of them undos), --pvs / 25 metadata-only snapshots (half of them undo points) and a PV set
-of --pvs / 5 explicit PVs. `--only` times the cases whose name contains it.
+of --pvs / 5 explicit PVs. `--only` (repeatable) times the cases whose name contains one of them.
 """
 
 import argparse
@@ -205,7 +205,9 @@ def main() -> None:
     parser.add_argument("--pvs", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--explain", action="store_true")
-    parser.add_argument("--only", default="", help="time only the cases whose name contains this")
+    parser.add_argument(
+        "--only", action="append", default=[], help="time only the cases whose name contains this (repeatable)"
+    )
     bench_stats.add_argument(parser)
     args = smoke.parse_args(parser, pvs=300, repeat=1)
     create_database(new=True)
@@ -231,7 +233,7 @@ def main() -> None:
         f"median of {args.repeat} requests; load average {os.getloadavg()[0]:.2f}:"
     )
     for case in cases(ids):
-        if args.only not in case.name:
+        if args.only and not any(part in case.name for part in args.only):
             continue
         request, times = getattr(client, case.method), []
         for _ in range(args.repeat):

@@ -11,7 +11,7 @@ import math
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.db import transaction
-from django.db.models import Count, Prefetch
+from django.db.models import Count
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -35,7 +35,6 @@ from snapshots.restore.preview import preview_restore
 from squirrel_site.audit import AuditVia
 from squirrel_site.epics_values import delta_text, display_text, is_labelled
 from squirrel_site.pages import offset_page, sort_columns, with_query
-from tags.models import Tag
 
 FILTER_PREFIX = "filter-"
 
@@ -63,11 +62,7 @@ class SnapshotDetailView(PermissionRequiredMixin, View):
             filtered = any(value not in (None, "", False) for value in filterset.form.cleaned_data.values())
         else:
             values, filtered = snapshot.values.none(), True
-        values = (
-            values.select_related("pv")
-            .prefetch_related(Prefetch("pv__tags", queryset=Tag.objects.select_related("group")))
-            .order_by(*order)
-        )
+        values = values.select_related("pv").prefetch_related("pv__page_tags").order_by(*order)
         # The count is free when nothing is filtered, and the live filters computed it already.
         count = snapshot.pv_count if not filtered else filterset.row_count
         page = offset_page(request.GET, values, count=count)

@@ -8,12 +8,7 @@ minutes. `stale` is what an installation has between two ANALYZE runs: statistic
 before the rows the statement reads were written, whose new ids lie beyond the histograms.
 """
 
-import json
-import math
-import re
-
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from pvs.models import PV, PVSet
@@ -22,105 +17,20 @@ from snapshots.capture.services import take_snapshot
 from snapshots.comparison.drift import drift_summary
 from snapshots.comparison.nway import NWayComparison, compare_columns
 from snapshots.comparison.rows import Comparison, compare
-from snapshots.models import RestoreItem, RestorePreviewItem, Snapshot, SnapshotValue
+from snapshots.models import Snapshot
 from snapshots.restore.execute import execute_restore
 from snapshots.restore.preview import preview_restore
+from squirrel_site.testing.plans import Plans, analyze
 from tags.models import Tag, TagGroup
 
 # slow: each builds and analyses tables of thousands of rows, then reads the plans.
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 PVS = 3_000
-BULK_TABLES = {
-    m._meta.db_table for m in (SnapshotValue, RestorePreviewItem, RestoreItem, PV, PV.tags.through, PVSet.pvs.through)
-}
-_EXPLAINED = ("SELECT", "WITH", "INSERT", "UPDATE", "DELETE")
-
-
-class Plans:
-    """EXPLAIN (FORMAT JSON) of every statement this connection runs inside the block."""
-
-    def __init__(self):
-        self.plans: list[tuple[str, dict]] = []
-        self._unique_indexes: dict[str, int] = {}  # name: key columns
-
-    def __enter__(self):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT indexrelid::regclass::text, indnkeyatts FROM pg_index WHERE indisunique")
-            self._unique_indexes = dict(cursor.fetchall())
-        self._wrapper = connection.execute_wrapper(self._explain)
-        self._wrapper.__enter__()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._wrapper.__exit__(*exc_info)
-
-    def _explain(self, execute, sql, params, many, context):
-        statement = sql.lstrip().upper()
-        if not many and statement.startswith(_EXPLAINED) and "SET_CONFIG(" not in statement:
-            with connection.cursor() as cursor:  # not the caller's: it may be a server-side one
-                cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-                plan = cursor.fetchone()[0]
-            self.plans.append((sql, (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]))
-        return execute(sql, params, many, context)
-
-    def quadratic_joins(self) -> list[str]:
-        """The nested loops that read a bulk table once per row of another, other than one row
-        by key (a loop over a small table, tag groups say, costs rows x a few)."""
-        found = []
-        for sql, plan in self.plans:
-            for node in _nodes(plan):
-                if node["Node Type"] != "Nested Loop":
-                    continue
-                outer, inner = (
-                    next(c for c in node["Plans"] if c.get("Parent Relationship") == side)
-                    for side in ("Outer", "Inner")
-                )
-                both_bulk = _tables(outer) & BULK_TABLES and _tables(inner) & BULK_TABLES
-                if both_bulk and not _one_row(outer) and not self._lookup_by_key(inner):
-                    found.append(f"{' '.join(sql.split())[:300]}\n  inner: {_describe(inner)}")
-        return found
-
-    def _lookup_by_key(self, node: dict) -> bool:
-        """An index scan of a unique index with an equality on each of its columns: one row per
-        outer row. (A prefix of it, or `= ANY(array)`, reads many.)"""
-        while node["Node Type"] in ("Memoize", "Bitmap Heap Scan"):
-            node = node["Plans"][0]
-        if node["Node Type"] not in ("Index Scan", "Index Only Scan", "Bitmap Index Scan"):
-            return False
-        equalities = len(re.findall(r" = (?!ANY)", node.get("Index Cond", "")))
-        return equalities >= self._unique_indexes.get(node["Index Name"], math.inf)
-
-
-def _nodes(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
-
-
-def _one_row(plan: dict) -> bool:
-    """An aggregate without GROUP BY (the counts a compare page joins ON true)."""
-    return plan["Node Type"] == "Aggregate" and plan.get("Strategy") == "Plain"
-
-
-def _tables(plan: dict) -> set[str]:
-    return {node["Relation Name"] for node in _nodes(plan) if "Relation Name" in node}
-
-
-def _describe(node: dict) -> str:
-    return ", ".join(
-        f"{n['Node Type']} {n.get('Relation Name', '')} {n.get('Index Name', '')} {n.get('Index Cond', '')}".strip()
-        for n in _nodes(node)
-    )
 
 
 def earlier_snapshot():
     return Snapshot.objects.get(title="earlier")
-
-
-def _analyze():
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
 
 
 @pytest.fixture(params=["none", "stale", "fresh"])
@@ -144,8 +54,8 @@ def statistics(request, ioc, user):
     earlier = take_snapshot(title="earlier", created_by=user, mode="direct", reader=ioc)
     execute_restore(preview_restore(earlier, created_by=user, include_unchanged=True, io=ioc), user=user, io=ioc)
     if request.param == "stale":
-        _analyze()
-    return (lambda: _analyze()) if request.param == "fresh" else (lambda: None)
+        analyze()
+    return analyze if request.param == "fresh" else (lambda: None)
 
 
 def test_a_snapshot_a_restore_and_its_verification_join_no_bulk_table_row_by_row(statistics, ioc, user):
