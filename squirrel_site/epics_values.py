@@ -46,7 +46,7 @@ import json
 import math
 import numbers
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -263,6 +263,23 @@ MAX_PRECISION = 17
 FIXED_POINT_LIMIT = 1e15
 
 
+def _fixed_point(precision: int) -> Callable[[float], str]:
+    """number_text(x, precision) of a finite float x below FIXED_POINT_LIMIT: `precision`
+    decimals, but a number other than 0 below 10**-precision in magnitude, which that would show as
+    zeros (3e-9 Torr with PREC 2 as "0.00"), in the exponent form with as many ("3.00e-09")."""
+    fixed, exponent = f"{{:.{precision}f}}".format, f"{{:.{precision}e}}".format
+    smallest = float(f"1e-{precision}")  # (live.js: Number(`1e-${precision}`), the same float)
+
+    def text(x: float) -> str:
+        return exponent(x) if x and -smallest < x < smallest else fixed(x)
+
+    return text
+
+
+# precision -> number_text of a finite float below FIXED_POINT_LIMIT (the N-way export's fast path too)
+FIXED_POINT_TEXT = {precision: _fixed_point(precision) for precision in range(MAX_PRECISION + 1)}
+
+
 def enum_label(labels: Sequence[str] | None, index) -> str | None:
     """The label of enum `index`, None when the labels are unknown or too few."""
     if not labels or isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(labels):
@@ -322,7 +339,9 @@ def label_of(value, meta=None) -> str | None:
 
 
 def number_text(number, precision: int | None = None) -> str:
-    """One number: fixed-point with `precision` decimals if given, else 6 significant digits."""
+    """One number: fixed-point with `precision` decimals if given (the exponent form, with as many
+    decimals, beyond FIXED_POINT_LIMIT and for a number that would show as zeros: 3e-9 with
+    precision 2 is "3.00e-09"), else 6 significant digits; live.js's numberText does the same."""
     if isinstance(number, bool) or not isinstance(number, (int, float)):
         return str(number)
     if isinstance(number, int):
@@ -335,7 +354,7 @@ def number_text(number, precision: int | None = None) -> str:
         return f"{number:.6g}"
     if abs(number) >= FIXED_POINT_LIMIT:
         return f"{number:.{precision}e}"
-    return f"{number:.{precision}f}"
+    return FIXED_POINT_TEXT[precision](number)
 
 
 def delta_text(delta, precision: int | None = None, units: str = "") -> str:

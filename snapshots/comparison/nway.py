@@ -48,7 +48,7 @@ from snapshots.comparison.rules import MATCHING_STATUSES, ComparisonStatus, comp
 from squirrel_site import safe_csv
 from squirrel_site.epics_values import (
     FIXED_POINT_LIMIT,
-    MAX_PRECISION,
+    FIXED_POINT_TEXT,
     Kind,
     Value,
     delta_text,
@@ -500,10 +500,8 @@ _CSV_DETAIL = (
     "readback_array",
 )
 _FLOAT, _INT, _FLOAT_ARRAY, _STRING = Kind.FLOAT.value, Kind.INT.value, Kind.FLOAT_ARRAY.value, Kind.STRING.value
-# precision -> str.format of fixed-point with that many decimals
-_FIXED = {precision: f"{{:.{precision}f}}".format for precision in range(MAX_PRECISION + 1)}
 _GENERAL = "{:.6g}".format
-_FORMATS = {None: _GENERAL, **_FIXED}  # precision -> number_text of a finite float below FIXED_POINT_LIMIT
+_FORMATS = {None: _GENERAL, **FIXED_POINT_TEXT}  # precision -> number_text of a finite float below FIXED_POINT_LIMIT
 
 
 def _plain(values) -> bool:
