@@ -1,11 +1,9 @@
 """The jobs page's filters: kind, state, who asked and when."""
 
 import django_filters
-from django import forms
 
 from jobs.models import Job, JobStatus, JobType
-
-DATE_INPUT = forms.DateInput(attrs={"type": "date"})
+from squirrel_site.pages import MomentFilter
 
 
 class JobFilterSet(django_filters.FilterSet):
@@ -15,12 +13,8 @@ class JobFilterSet(django_filters.FilterSet):
     type = django_filters.ChoiceFilter(choices=JobType.choices, empty_label="any", label="Kind")
     status = django_filters.ChoiceFilter(choices=JobStatus.choices, empty_label="any", label="State")
     user = django_filters.CharFilter(field_name="created_by__username", lookup_expr="iexact", label="User")
-    date_from = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__gte", widget=DATE_INPUT, label="Asked from"
-    )
-    date_to = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__lte", widget=DATE_INPUT, label="Asked until"
-    )
+    date_from = MomentFilter(field_name="created_at", label="Asked from")
+    date_to = MomentFilter(field_name="created_at", until=True, label="Asked until")
 
     class Meta:
         model = Job

@@ -8,8 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from snapshots.capture.models import Snapshot, SnapshotOrigin, SnapshotTag
-
-DATE_INPUT = forms.DateInput(attrs={"type": "date"})
+from squirrel_site.pages import MomentFilter
 
 
 class UTCDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -45,12 +44,8 @@ class SnapshotFilterSet(django_filters.FilterSet):
         empty_label="any",
     )
     origin = django_filters.ChoiceFilter(choices=SnapshotOrigin.choices, empty_label="any")
-    date_from = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__gte", widget=DATE_INPUT, label="Taken from"
-    )
-    date_to = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__lte", widget=DATE_INPUT, label="Taken until"
-    )
+    date_from = MomentFilter(field_name="created_at", label="Taken from")
+    date_to = MomentFilter(field_name="created_at", until=True, label="Taken until")
     created_after = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
 

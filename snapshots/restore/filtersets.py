@@ -1,12 +1,11 @@
 """The restores page's filters: kind (restore or undo), state, who and when."""
 
 import django_filters
-from django import forms
 
 from snapshots.capture.models import SnapshotOrigin
 from snapshots.restore.models import Restore, RestoreStatus
+from squirrel_site.pages import MomentFilter
 
-DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 RESTORE, UNDO = "restore", "undo"
 
 
@@ -23,12 +22,8 @@ class RestoreFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=RestoreStatus.choices, empty_label="any", label="State")
     user = django_filters.CharFilter(field_name="created_by__username", lookup_expr="iexact", label="User")
     snapshot = django_filters.CharFilter(field_name="snapshot__title", lookup_expr="icontains", label="Snapshot title")
-    date_from = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__gte", widget=DATE_INPUT, label="Asked from"
-    )
-    date_to = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__lte", widget=DATE_INPUT, label="Asked until"
-    )
+    date_from = MomentFilter(field_name="created_at", label="Asked from")
+    date_to = MomentFilter(field_name="created_at", until=True, label="Asked until")
 
     class Meta:
         model = Restore
