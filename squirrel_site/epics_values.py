@@ -265,13 +265,16 @@ FIXED_POINT_LIMIT = 1e15
 
 def _fixed_point(precision: int) -> Callable[[float], str]:
     """number_text(x, precision) of a finite float x below FIXED_POINT_LIMIT: `precision`
-    decimals, but a number other than 0 below 10**-precision in magnitude, which that would show as
-    zeros (3e-9 Torr with PREC 2 as "0.00"), in the exponent form with as many ("3.00e-09")."""
+    decimals, but a number other than 0 that they would show as zeros (3e-9 Torr with PREC 2 as
+    "0.00") in the exponent form with as many decimals ("3.00e-09")."""
     fixed, exponent = f"{{:.{precision}f}}".format, f"{{:.{precision}e}}".format
     smallest = float(f"1e-{precision}")  # (live.js: Number(`1e-${precision}`), the same float)
 
     def text(x: float) -> str:
-        return exponent(x) if x and -smallest < x < smallest else fixed(x)
+        shown = fixed(x)
+        if x and -smallest < x < smallest and not shown.strip("-0."):  # only zeros, for a number not 0
+            return exponent(x)
+        return shown
 
     return text
 
@@ -340,8 +343,9 @@ def label_of(value, meta=None) -> str | None:
 
 def number_text(number, precision: int | None = None) -> str:
     """One number: fixed-point with `precision` decimals if given (the exponent form, with as many
-    decimals, beyond FIXED_POINT_LIMIT and for a number that would show as zeros: 3e-9 with
-    precision 2 is "3.00e-09"), else 6 significant digits; live.js's numberText does the same."""
+    decimals, beyond FIXED_POINT_LIMIT and for a number other than 0 that would show as zeros: 3e-9
+    with precision 2 is "3.00e-09", 0.006 "0.01"), else 6 significant digits; live.js's numberText
+    does the same."""
     if isinstance(number, bool) or not isinstance(number, (int, float)):
         return str(number)
     if isinstance(number, int):

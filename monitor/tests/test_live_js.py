@@ -237,7 +237,8 @@ def test_tolerance_delta_and_number_text_follow_the_python_rules(page):
         assert _close(js_delta, expected), (saved, live_value, kind, js_delta, expected)
 
     numbers = [0.0, 0.05000000000000004, -1.5, 123456.7, 1234567.0, 0.000123456789, 1e-5, 2.5e300, 42.0]
-    numbers += [3e-9, -3e-9, 0.004, 0.01, 0.4, 1e-20, 999999999999999.0, 1e15]  # exponents of tiny and huge
+    # Tiny ones that would show as zeros, and huge ones: exponents.
+    numbers += [3e-9, -3e-9, 0.004, 0.006, -0.00085, -0.0004, 0.01, 0.4, 0.6, 1e-20, 999999999999999.0, 1e15]
     precisions = [None, 0, 2, 3, 17]
     js_texts = page.evaluate(
         """async ([numbers, precisions]) => {

@@ -77,8 +77,12 @@ def test_number_text_keeps_integers_whole():
         (-3e-9, 2, "-3.00e-09"),
         (0.004, 2, "4.00e-03"),
         (0.4, 0, "4e-01"),
+        (-0.0004, 3, "-4.000e-04"),
         (1e-20, 3, "1.000e-20"),
-        # At 10**-precision and above, and zero, fixed-point as before.
+        # One that shows a digit other than 0, and zero, fixed-point as before.
+        (0.006, 2, "0.01"),
+        (-0.00085, 3, "-0.001"),
+        (0.6, 0, "1"),
         (0.01, 2, "0.01"),
         (0.0101, 2, "0.01"),
         (0.0, 2, "0.00"),
