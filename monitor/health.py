@@ -31,8 +31,11 @@ class ShardHealth:
     status: str
     beat: dict | None = None
     age: float | None = None
-    # judge_connections: the IOCs with too few of their addresses connected.
+    # judge_connections: the IOCs with too few of their addresses connected; the addresses that
+    # no IOC has ever answered (how many, and the first of them by name).
     degraded_iocs: tuple[dict, ...] = ()
+    never_connected: int = 0
+    never_connected_addresses: tuple[str, ...] = ()
 
 
 def judge_shards(beats: list[dict], now: float, max_age: float = MAX_HEARTBEAT_AGE) -> list[ShardHealth]:
@@ -60,20 +63,31 @@ def judge_connections(shard: ShardHealth, min_connected: float) -> ShardHealth:
     or of one IOC's, are connected; the IOCs below the fraction are listed either way.
 
     The heartbeat's "hosts" maps each IOC ("host:port") to [connected, disconnected] addresses;
-    addresses that no IOC has answered yet are under "" (host None here).
+    addresses that no IOC has ever answered (as far as the monitor and, through the metadata it
+    keeps in Redis, its previous leaders know) are under "". Those are no IOC: a PV whose address
+    has no server (a typo, a retired IOC) is reported as never connected, by count and the first
+    addresses ("never_connected" in the heartbeat), and degrades the shard only through the whole
+    shard's fraction (nothing connected at all, say). An IOC that answered and went away counts
+    under its own name, and degrades the shard.
     """
     beat = shard.beat or {}
-    iocs = []
+    iocs, never = [], 0
     for host, counts in sorted((beat.get("hosts") or {}).items()):
         try:
             connected, disconnected = (int(count) for count in counts)
         except (TypeError, ValueError):
             continue  # not written by this version's monitor: the report must still answer
-        if _below(connected, connected + disconnected, min_connected):
-            iocs.append({"host": host or None, "connected": connected, "disconnected": disconnected})
+        if not host:
+            never = disconnected
+        elif _below(connected, connected + disconnected, min_connected):
+            iocs.append({"host": host, "connected": connected, "disconnected": disconnected})
+    listed = beat.get("never_connected")
+    addresses = tuple(str(a) for a in listed) if isinstance(listed, list) else ()
     few = _below(beat.get("connected") or 0, beat.get("addresses") or 0, min_connected)
     status = DEGRADED if shard.status == OK and (few or iocs) else shard.status
-    return replace(shard, status=status, degraded_iocs=tuple(iocs))
+    return replace(
+        shard, status=status, degraded_iocs=tuple(iocs), never_connected=never, never_connected_addresses=addresses
+    )
 
 
 def _below(connected: int, total: int, fraction: float) -> bool:

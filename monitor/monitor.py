@@ -10,6 +10,7 @@ without it waits as a standby and takes over when the lease expires.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import socket
@@ -28,6 +29,8 @@ from squirrel_site.epics_values import Value
 from squirrel_site.sd_notify import Watchdog, notify
 
 log = logging.getLogger(__name__)
+
+NEVER_CONNECTED_LISTED = 20  # the heartbeat names this many of the addresses no IOC ever answered
 
 
 @dataclass
@@ -234,6 +237,21 @@ class Monitor:
     def _subscribe(self, addresses: list[str]) -> None:
         self.channels.add(addresses)
         self._added_at.update(dict.fromkeys(addresses, time.monotonic()))
+        self._remember_hosts(addresses)
+
+    def _remember_hosts(self, addresses: list[str]) -> None:
+        """The IOC of each address as a previous leader last saw it connect (its metadata in Redis),
+        so that an IOC down when this leader starts counts as that IOC disconnected, not as
+        addresses no IOC ever answered (monitor.health.judge_connections). A new connection's own
+        metadata replaces it."""
+        try:
+            metas = live.read_metadata(addresses, self.client)
+        except redis.RedisError as exc:
+            log.error("Could not read the known IOCs of %d addresses: %s", len(addresses), exc)
+            return
+        for address, meta in metas.items():
+            if meta is not None and meta.host:
+                self._hosts.setdefault(address, meta.host)
 
     def add_deferred(self) -> int:
         """Subscribe the second start-up stage once the first has its values or has had its time."""
@@ -314,10 +332,14 @@ class Monitor:
         received_rate, written_rate, p95_age = self._stats.take()
         hosts: dict[str, list[int]] = {}
         connected = 0
+        never: list[str] = []  # disconnected addresses no IOC has ever answered
         for address, value in self._latest.items():
-            entry = hosts.setdefault(self._hosts.get(address, ""), [0, 0])
+            host = self._hosts.get(address, "")
+            entry = hosts.setdefault(host, [0, 0])
             entry[0 if value.connected else 1] += 1
             connected += value.connected
+            if not host and not value.connected:
+                never.append(address)
         stats = {
             "owner": self.settings.owner,
             "shard": self.settings.shard.label,
@@ -332,6 +354,7 @@ class Monitor:
             # the cache this leader's and not a previous leader's (see snapshots.monitor_is_fresh).
             "synced": not self._pending and self.addresses <= self._latest.keys(),
             "hosts": hosts,
+            "never_connected": heapq.nsmallest(NEVER_CONNECTED_LISTED, never),
             "started": self.started,
             "time": time.time(),
         }

@@ -353,11 +353,15 @@ def _csv_response(queryset) -> HttpResponse:
     return response
 
 
+COUNT = "_count"  # the PV set form's "Count the PVs" button (templates/admin/pvs/pvset/change_form.html)
+
+
 @admin.register(PVSet)
 class PVSetAdmin(admin.ModelAdmin):
     """Saved PV sets: filters as fields, the explicit list as addresses (or from the PV list's
     actions "Add selected PVs to a PV set" / "Remove ..."), and how many PVs the set selects,
-    linked to the PV list filtered by it. Saves and deletions go through pvs.pv_sets (audited)."""
+    linked to the PV list filtered by it, or, before saving, as the form stands ("Count the PVs").
+    Saves and deletions go through pvs.pv_sets (audited)."""
 
     form = PVSetForm
     list_display = ["name", "description", "listed_count", "resolved_count", "updated_at"]
@@ -373,6 +377,27 @@ class PVSetAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(listed=Count("pvs"))
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """The form; when "Count the PVs" was pressed (COUNT), one that counts what it selects,
+        says so in a message and reports itself not valid, so the admin shows it again as typed
+        and saves nothing (errors, if any, as usual)."""
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        if request.method != "POST" or COUNT not in request.POST:
+            return form_class
+
+        class CountingForm(form_class):
+            def is_valid(self) -> bool:
+                if super().is_valid():
+                    count = self.preview_count()
+                    messages.info(
+                        request,
+                        f"As the form stands, the set selects {count} PV{'s' if count != 1 else ''}. "
+                        "Nothing was saved: Save to keep it.",
+                    )
+                return False
+
+        return CountingForm
+
     @admin.display(description="listed PVs", ordering="listed")
     def listed_count(self, pv_set: PVSet) -> int:
         return pv_set.listed
@@ -380,7 +405,7 @@ class PVSetAdmin(admin.ModelAdmin):
     @admin.display(description="PVs in the set")
     def resolved_count(self, pv_set: PVSet) -> str:
         if pv_set.pk is None:
-            return "(counted once saved)"
+            return "(not saved yet: “Count the PVs”, below, counts them without saving)"
         try:
             count = pv_set_pvs(pv_set).count()
         except InvalidPVSet as exc:

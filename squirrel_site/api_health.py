@@ -24,11 +24,16 @@ class CheckSerializer(serializers.Serializer):
 
 
 class IocSerializer(serializers.Serializer):
-    host = serializers.CharField(
-        allow_null=True, help_text='The IOC, "host:port"; null for addresses no IOC has answered.'
-    )
+    host = serializers.CharField(help_text='The IOC, "host:port".')
     connected = serializers.IntegerField()
     disconnected = serializers.IntegerField()
+
+
+class NeverConnectedSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Addresses that no IOC has ever answered.")
+    addresses = serializers.ListField(
+        child=serializers.CharField(), help_text="The first of them by name (at most 20)."
+    )
 
 
 class ShardSerializer(serializers.Serializer):
@@ -51,6 +56,10 @@ class ShardSerializer(serializers.Serializer):
     lag_p95_s = serializers.FloatField(allow_null=True, help_text="95th percentile of IOC timestamp to Redis write.")
     degraded_iocs = IocSerializer(
         many=True, help_text="The IOCs with fewer than SQUIRREL_HEALTH_MIN_CONNECTED of their addresses connected."
+    )
+    never_connected = NeverConnectedSerializer(
+        help_text="Addresses no IOC has ever answered (no server: a typo, a retired IOC): reported, and counted in "
+        "the shard's fraction, but no IOC of their own, so a few of them do not degrade the shard."
     )
 
 

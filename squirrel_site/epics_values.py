@@ -49,7 +49,7 @@ import json
 import math
 import numbers
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -303,9 +303,26 @@ MAX_PRECISION = 17
 FIXED_POINT_LIMIT = 1e15
 
 
+def _fixed_point(precision: int) -> Callable[[float], str]:
+    """number_text(x, precision) of a finite float x below FIXED_POINT_LIMIT: `precision`
+    decimals, but a number other than 0 that they would show as zeros (3e-9 Torr with PREC 2 as
+    "0.00") in the exponent form with as many decimals ("3.00e-09")."""
+    fixed, exponent = f"{{:.{precision}f}}".format, f"{{:.{precision}e}}".format
+    smallest = float(f"1e-{precision}")  # (live.js: Number(`1e-${precision}`), the same float)
+
+    def text(x: float) -> str:
+        shown = fixed(x)
+        if x and -smallest < x < smallest and not shown.strip("-0."):  # only zeros, for a number not 0
+            return exponent(x)
+        return shown
+
+    return text
+
+
 class _NumberFormats(dict):
-    """precision -> the str.format number_text writes a finite float below FIXED_POINT_LIMIT with:
-    fixed-point with that many decimals; 6 significant digits for None or a precision out of range."""
+    """precision -> the function number_text writes a finite float below FIXED_POINT_LIMIT with:
+    fixed-point with that many decimals (tiny numbers in the exponent form, see _fixed_point);
+    6 significant digits for None or a precision out of range."""
 
     def __missing__(self, precision):
         return _GENERAL_FORMAT
@@ -315,7 +332,7 @@ _GENERAL_FORMAT = "{:.6g}".format
 # Made once: a code path writing hundreds of thousands of numbers (the N-way CSV export) looks its
 # format up here, the same number_text uses, instead of calling number_text for each.
 NUMBER_FORMATS = _NumberFormats(
-    {None: _GENERAL_FORMAT} | {precision: f"{{:.{precision}f}}".format for precision in range(MAX_PRECISION + 1)}
+    {None: _GENERAL_FORMAT} | {precision: _fixed_point(precision) for precision in range(MAX_PRECISION + 1)}
 )
 
 
@@ -379,7 +396,10 @@ def label_of(value, meta=None) -> str | None:
 
 
 def number_text(number, precision: int | None = None) -> str:
-    """One number: fixed-point with `precision` decimals if given, else 6 significant digits."""
+    """One number: fixed-point with `precision` decimals if given (the exponent form, with as many
+    decimals, beyond FIXED_POINT_LIMIT and for a number other than 0 that would show as zeros: 3e-9
+    with precision 2 is "3.00e-09", 0.006 "0.01"), else 6 significant digits; live.js's numberText
+    does the same."""
     if isinstance(number, bool) or not isinstance(number, (int, float)):
         return str(number)
     if isinstance(number, int):

@@ -5,9 +5,8 @@ Each is a function returning new filters, for a FilterSet to declare where its f
 """
 
 import django_filters
-from django import forms
 
-DATE_INPUT = forms.DateInput(attrs={"type": "date"})
+from squirrel_site.pages import MomentFilter
 
 
 def user_filter(label: str = "User") -> django_filters.CharFilter:
@@ -15,10 +14,11 @@ def user_filter(label: str = "User") -> django_filters.CharFilter:
     return django_filters.CharFilter(field_name="created_by__username", lookup_expr="iexact", label=label)
 
 
-def day_filters(from_label: str, until_label: str) -> tuple[django_filters.DateFilter, django_filters.DateFilter]:
-    """(date_from, date_to): rows whose `created_at` falls on or after, on or before a day (both
-    days included, in the configured time zone), with a date picker."""
-    return tuple(
-        django_filters.DateFilter(field_name="created_at", lookup_expr=lookup, widget=DATE_INPUT, label=label)
-        for lookup, label in (("date__gte", from_label), ("date__lte", until_label))
+def day_filters(from_label: str, until_label: str) -> tuple[MomentFilter, MomentFilter]:
+    """(date_from, date_to): rows whose `created_at` is at or after a moment, and at or before one
+    (what was typed included: a day, a minute or a second, ISO and 24-hour, in the configured time
+    zone; squirrel_site.pages.MomentFilter)."""
+    return (
+        MomentFilter(field_name="created_at", label=from_label),
+        MomentFilter(field_name="created_at", until=True, label=until_label),
     )

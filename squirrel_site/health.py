@@ -60,8 +60,9 @@ def _iso(timestamp: float) -> str:
 
 
 def monitor_report(client) -> dict:
-    """Each monitor shard: its status (ok, degraded, stale, missing), leader, heartbeat age, stats
-    and the IOCs with fewer than settings.HEALTH_MIN_CONNECTED of their addresses connected."""
+    """Each monitor shard: its status (ok, degraded, stale, missing), leader, heartbeat age, stats,
+    the IOCs with fewer than settings.HEALTH_MIN_CONNECTED of their addresses connected and the
+    addresses no IOC ever answered."""
     shards = [
         monitor_health.judge_connections(shard, settings.HEALTH_MIN_CONNECTED)
         for shard in monitor_health.monitor_shards(client=client)
@@ -82,6 +83,7 @@ def _shard_json(shard: monitor_health.ShardHealth) -> dict:
         "updates_per_s": beat.get("updates_per_s"),
         "lag_p95_s": beat.get("p95_age_s"),
         "degraded_iocs": list(shard.degraded_iocs),
+        "never_connected": {"count": shard.never_connected, "addresses": list(shard.never_connected_addresses)},
     }
 
 

@@ -1,12 +1,19 @@
-"""What the server-rendered pages share: pages of rows without COUNT, links that keep the query.
+"""What the server-rendered pages share: pages of rows without COUNT, links that keep the query,
+and the day-and-time fields of their filter forms.
 
 Tables of 50,000 rows are paged by offset, bounded (MAX_PAGE) and with one extra row fetched to
 know whether a next page exists: no COUNT(*) of the whole table on every page view.
 """
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
 from django.http import QueryDict
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 
 PAGE_SIZE = 100
 # 2,000 pages of 100 rows: past every snapshot's end; bounds the OFFSET a link can ask for.
@@ -102,3 +109,87 @@ def sort_columns(query: QueryDict, current: str, columns: list[tuple[str, str]])
         target = key if not active or descending else f"-{key}"
         result[key] = SortColumn(label, key, with_query(query, sort=target, page=None), active, descending)
     return result
+
+
+# Days and times typed in the pages' filter forms: ISO, 24-hour, in the configured time zone
+# (SQUIRREL_TIME_ZONE), never the browser's locale (an <input type=date> shows mm/dd/yyyy, and
+# datetime-local a 12-hour clock, in en-US). Each text spans a day, a minute or a second.
+MOMENT_FORMATS = {
+    "%Y-%m-%d": timedelta(days=1),
+    "%Y-%m-%d %H:%M": timedelta(minutes=1),
+    "%Y-%m-%dT%H:%M": timedelta(minutes=1),
+    "%Y-%m-%d %H:%M:%S": timedelta(seconds=1),
+    "%Y-%m-%dT%H:%M:%S": timedelta(seconds=1),
+}
+# What the browser lets through (the server checks the rest: a 13th month is a form error).
+MOMENT_PATTERN = r"\s*\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2})?)?\s*"
+MOMENT_HELP = "a day, YYYY-MM-DD, or a day and a 24-hour time, YYYY-MM-DD HH:MM"
+
+
+@dataclass(frozen=True)
+class Span:
+    """What a day-and-time field held: from `start` to just before `end`, both aware."""
+
+    start: datetime
+    end: datetime
+
+
+class MomentInput(forms.TextInput):
+    """A text field for MomentField: its placeholder and pattern say the ISO form."""
+
+    def __init__(self, attrs=None):
+        defaults = {
+            "placeholder": "YYYY-MM-DD HH:MM",
+            "pattern": MOMENT_PATTERN,
+            "size": 16,
+            "autocomplete": "off",
+            "title": f"{MOMENT_HELP[0].upper()}{MOMENT_HELP[1:]}",
+        }
+        super().__init__({**defaults, **(attrs or {})})
+
+
+class MomentField(forms.Field):
+    """A day ("2026-12-07") or a day and a 24-hour time ("2026-12-07 14:30", seconds optional),
+    in the current time zone: the Span it covers (the whole day, minute or second)."""
+
+    widget = MomentInput
+    default_error_messages = {"invalid": f"Enter {MOMENT_HELP} (time zone %(zone)s)."}
+
+    def to_python(self, value) -> Span | None:
+        text = str(value or "").strip()
+        if not text:
+            return None
+        zone = timezone.get_current_timezone()
+        for form, length in MOMENT_FORMATS.items():
+            try:
+                moment = datetime.strptime(text, form)
+                # Each end of the span in the zone's own offset (a day across a DST change is 23 or 25 h).
+                return Span(timezone.make_aware(moment, zone), timezone.make_aware(moment + length, zone))
+            except (ValueError, OverflowError):
+                continue
+        raise ValidationError(self.error_messages["invalid"], code="invalid", params={"zone": str(zone)})
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": f"^{MOMENT_PATTERN}$",
+        "description": f"{MOMENT_HELP[0].upper()}{MOMENT_HELP[1:]}, in the configured time zone",
+        "example": "2026-12-07 14:30",
+    }
+)
+class MomentFilter(django_filters.Filter):
+    """`field_name` from the start of the day, minute or second typed (`until=False`), or until its
+    end (`until=True`: what was typed is included)."""
+
+    field_class = MomentField
+
+    def __init__(self, *args, until: bool = False, **kwargs):
+        self.until = until
+        kwargs.setdefault("lookup_expr", "lt" if until else "gte")
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if value is None:
+            return qs
+        return super().filter(qs, value.end if self.until else value.start)

@@ -1,7 +1,7 @@
 """The job page: who may follow a job, its progress, its result."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
@@ -111,7 +111,26 @@ def test_the_jobs_page_filters_by_kind_state_user_and_day(client, make_user, adm
     assert _rows(client.get(url, {"date_from": today, "date_to": today}).text) == [restore.pk, snapshot.pk]
     assert _rows(client.get(url, {"status": "", "type": ""}).text) == [old.pk, restore.pk, snapshot.pk]
     bad = client.get(url, {"date_from": "yesterday", "type": "nope"})
-    assert bad.status_code == 400 and _rows(bad.text) == [] and "Enter a valid date." in bad.text
+    assert bad.status_code == 400 and _rows(bad.text) == []
+    assert "Enter a day, YYYY-MM-DD, or a day and a 24-hour time, YYYY-MM-DD HH:MM (time zone " in bad.text
+
+
+def test_the_jobs_page_filters_by_minute_in_the_configured_time_zone(client, admin_user, settings):
+    settings.TIME_ZONE = "Europe/Zurich"
+    early, late = (Job.objects.create(type=JobType.SNAPSHOT, created_by=admin_user) for _ in range(2))
+    # 2026-12-07 13:30 and 13:31 UTC: 14:30 and 14:31 in Zurich (UTC+1 in December).
+    Job.objects.filter(pk=early.pk).update(created_at=datetime(2026, 12, 7, 13, 30, 20, tzinfo=UTC))
+    Job.objects.filter(pk=late.pk).update(created_at=datetime(2026, 12, 7, 13, 31, 5, tzinfo=UTC))
+    client.force_login(admin_user)
+    url = reverse("jobs:list")
+
+    assert _rows(client.get(url, {"date_to": "2026-12-07 14:30"}).text) == [early.pk]  # the whole minute
+    assert _rows(client.get(url, {"date_from": "2026-12-07 14:31"}).text) == [late.pk]
+    assert _rows(client.get(url, {"date_from": "2026-12-07T14:30:21"}).text) == [late.pk]
+    assert _rows(client.get(url, {"date_from": "2026-12-07", "date_to": "2026-12-07"}).text) == [late.pk, early.pk]
+    assert _rows(client.get(url, {"date_to": "2026-12-06"}).text) == []
+    page = client.get(url, {"date_from": "2026-12-07 2:30 PM"})
+    assert page.status_code == 400 and "(time zone Europe/Zurich)" in page.text
 
 
 def test_the_jobs_page_shows_only_the_jobs_one_may_follow_and_pages_them(client, make_user, admin_user):

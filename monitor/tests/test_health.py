@@ -82,11 +82,36 @@ def test_an_ioc_with_too_few_addresses_connected_degrades_the_shard_and_is_liste
     assert shard.degraded_iocs == ({"host": "ioc-b:5064", "connected": 5, "disconnected": 5},)
 
 
-def test_addresses_no_ioc_answered_are_listed_without_a_host():
+def test_addresses_no_ioc_ever_answered_are_no_ioc_and_a_few_do_not_degrade_the_shard():
+    # The demo: one PV whose address has no server, among thousands connected.
+    shard = connections(
+        addresses=8655, connected=8654, hosts={"127.0.0.1:5064": [8654, 0], "": [0, 1]}, never_connected=["OFF:X"]
+    )
+
+    assert (shard.status, shard.degraded_iocs) == (OK, ())
+    assert (shard.never_connected, shard.never_connected_addresses) == (1, ("OFF:X",))
+
+
+def test_nothing_connected_at_all_is_degraded_though_no_ioc_ever_answered():
     shard = connections(addresses=3461, connected=0, hosts={"": [0, 3461]})
 
+    assert (shard.status, shard.degraded_iocs, shard.never_connected) == (DEGRADED, (), 3461)
+
+
+def test_many_addresses_no_ioc_ever_answered_degrade_the_shard_by_its_fraction():
+    shard = connections(addresses=100, connected=80, hosts={"ioc-a:5064": [80, 0], "": [0, 20]})
+
+    assert (shard.status, shard.degraded_iocs, shard.never_connected) == (DEGRADED, (), 20)
+
+
+def test_an_ioc_that_answered_and_went_away_degrades_the_shard_beside_never_connected_addresses():
+    shard = connections(addresses=1000, connected=990, hosts={"ioc-a:5064": [990, 0], "ioc-b:5064": [0, 9], "": [0, 1]})
+
     assert shard.status == DEGRADED
-    assert shard.degraded_iocs == ({"host": None, "connected": 0, "disconnected": 3461},)
+    assert (shard.degraded_iocs, shard.never_connected) == (
+        ({"host": "ioc-b:5064", "connected": 0, "disconnected": 9},),
+        1,
+    )
 
 
 def test_a_stale_shard_stays_stale_with_its_disconnected_iocs_listed():

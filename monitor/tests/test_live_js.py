@@ -237,7 +237,9 @@ def test_tolerance_delta_and_number_text_follow_the_python_rules(page):
         assert _close(js_delta, expected), (saved, live_value, kind, js_delta, expected)
 
     numbers = [0.0, 0.05000000000000004, -1.5, 123456.7, 1234567.0, 0.000123456789, 1e-5, 2.5e300, 42.0]
-    precisions = [None, 0, 3]
+    # Tiny ones that would show as zeros, and huge ones: exponents.
+    numbers += [3e-9, -3e-9, 0.004, 0.006, -0.00085, -0.0004, 0.01, 0.4, 0.6, 1e-20, 999999999999999.0, 1e15]
+    precisions = [None, 0, 2, 3, 17]
     js_texts = page.evaluate(
         """async ([numbers, precisions]) => {
             const live = await import("/static/squirrel/live.js");
@@ -259,6 +261,7 @@ def test_a_delta_is_signed_and_has_units_as_the_python_pages_show_it(page):
     ScriptedServer(page)
     page.goto(f"{SITE}/")
     cases = [[0.5, 3, "mA"], [-0.5, 3, "mA"], [0.0, 2, ""], [1234567.0, None, "V"], [-2.0, None, ""]]
+    cases += [[2e-10, 2, "Torr"], [-2e-10, 2, "Torr"]]
     shown = page.evaluate(
         """async (cases) => {
             const live = await import("/static/squirrel/live.js");
@@ -275,6 +278,8 @@ def test_a_delta_is_signed_and_has_units_as_the_python_pages_show_it(page):
             "0.00",
             "+1.23457e+06 V",
             "-2",
+            "+2.00e-10 Torr",
+            "-2.00e-10 Torr",
         ]
     )
 

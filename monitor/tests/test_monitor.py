@@ -18,6 +18,7 @@ from squirrel_site import epics_values
 from squirrel_site.epics_values import Value
 from squirrel_site.testing import eventually
 from squirrel_site.testing.fixtures import received
+from squirrel_site.testing.values import make_meta
 
 # A long lease: these tests block in IOC restarts without stepping the monitor; lease expiry
 # has its own tests (fencing, standby takeover).
@@ -178,6 +179,24 @@ def test_heartbeat_carries_the_leaders_stats(transactional_db, make_monitor):
     monitor.heartbeat()
     (beat,) = live.read_heartbeats()
     assert beat["owner"] == "leader-1" and beat["addresses"] == 0 and "p95_age_s" in beat
+
+
+def test_the_heartbeat_tells_an_ioc_gone_from_addresses_no_ioc_ever_answered(transactional_db, make_monitor, redis_db):
+    # No server answers any of them; a previous leader saw the first five connect to ioc-b.
+    PV.objects.bulk_create(PV(setpoint_address=f"NOIOC:S{i:02d}") for i in range(30))
+    old = make_monitor(owner="old")
+    assert old.try_lead()
+    assert old.writer.write({}, {f"NOIOC:S{i:02d}": make_meta(host="ioc-b:5064") for i in range(5)})
+    old.shutdown()
+    redis_db.delete(live.lease_key(old.settings.shard))
+
+    new = make_monitor(owner="new", stage_minimum=100)
+    assert new.try_lead()
+    run_until(new, lambda: len(new._latest) == 30, timeout=5)
+    beat = new.heartbeat()
+
+    assert beat["hosts"] == {"ioc-b:5064": [0, 5], "": [0, 25]}
+    assert beat["never_connected"] == [f"NOIOC:S{i:02d}" for i in range(5, 25)]  # the first 20 by name
 
 
 @pytest.mark.ioc

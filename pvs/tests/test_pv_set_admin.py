@@ -54,6 +54,31 @@ def test_an_operator_adds_a_set_in_the_admin_and_sees_how_many_pvs_it_selects(cl
     assert "Quads" in listing and "22 PVs" in listing
 
 
+def test_count_the_pvs_counts_the_unsaved_form_and_saves_nothing(client, staff, registry):
+    assert "Count the PVs (without saving)" in client.get(f"{SETS}add/").text
+
+    response = client.post(f"{SETS}add/", add_form(tag=[registry.pk], device="QUAD", pv_list="A:040", _count="1"))
+
+    assert response.status_code == 200
+    page = response.text
+    assert "As the form stands, the set selects 21 PVs. Nothing was saved: Save to keep it." in page
+    assert "errornote" not in page and 'value="Quads"' in page and "A:040</textarea>" in page  # as typed
+    assert not PVSet.objects.exists() and not AuditEntry.objects.exists()
+
+
+def test_count_the_pvs_on_a_saved_set_counts_the_change_before_it_is_saved(client, staff, registry):
+    assert client.post(f"{SETS}add/", add_form(device="QUAD")).status_code == 302
+    pv_set = PVSet.objects.get()
+
+    response = client.post(f"{SETS}{pv_set.pk}/change/", add_form(device="BPM", pv_list="A:001", _count="1"))
+
+    assert "the set selects 31 PVs" in response.text and f'href="{PVS}?pv_set={pv_set.pk}">30 PVs</a>' in response.text
+    pv_set.refresh_from_db()
+    assert pv_set.filters == {"device": "QUAD"} and not pv_set.pvs.exists()
+    bad = client.post(f"{SETS}{pv_set.pk}/change/", add_form(pv_list="NO:SUCH", _count="1"))
+    assert "Not in the registry: NO:SUCH." in bad.text and "the set selects" not in bad.text
+
+
 def test_the_admin_form_refuses_unknown_addresses_and_stores_nothing(client, staff, registry):
     response = client.post(f"{SETS}add/", add_form(pv_list="A:001\nNO:SUCH"))
     assert response.status_code == 200

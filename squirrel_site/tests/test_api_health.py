@@ -81,6 +81,7 @@ def test_the_shard_reports_leader_heartbeat_age_counts_rate_and_lag(client, ever
         "updates_per_s": 812.5,
         "lag_p95_s": 0.12,
         "degraded_iocs": [],
+        "never_connected": {"count": 0, "addresses": []},
     }
 
 
@@ -150,9 +151,25 @@ def test_strict_answers_503_with_retry_after_while_no_address_is_connected(
     response = client.get(URL, {"strict": "1"})
 
     assert (response.status_code, response["Retry-After"]) == (503, "5")
-    assert response.json()["monitor"]["shards"][0]["degraded_iocs"] == [
-        {"host": None, "connected": 0, "disconnected": 3461}
-    ]
+    (shard,) = response.json()["monitor"]["shards"]
+    assert (shard["status"], shard["degraded_iocs"], shard["never_connected"]["count"]) == ("degraded", [], 3461)
+
+
+def test_a_pv_whose_address_no_ioc_ever_answered_is_listed_without_degrading(
+    client, redis_db, worker_beat, monitor_beats
+):
+    # The demo's offline PV: its address has no server; every other address is connected.
+    monitor_beats(
+        addresses=450, connected=449, hosts={"ioc-a:5064": [449, 0], "": [0, 1]}, never_connected=["DEMO:OFFLINE"]
+    )
+
+    response = client.get(URL, {"strict": "1"})
+
+    assert response.status_code == 200
+    body = response.json()
+    (shard,) = body["monitor"]["shards"]
+    assert (body["status"], shard["status"], shard["degraded_iocs"]) == ("ok", "ok", [])
+    assert shard["never_connected"] == {"count": 1, "addresses": ["DEMO:OFFLINE"]}
 
 
 def test_the_fraction_that_counts_as_connected_is_a_setting(client, redis_db, worker_beat, monitor_beats, settings):

@@ -1,10 +1,14 @@
 """Operator lists and snapshot edits in Debian's chromium (Playwright), clicking as a person does:
 edit a snapshot on its page (golden included), restore, then find the restore and its jobs from the
-nav, filter them with the forms, show the hidden undo point on the snapshot list; and the admin's
-registry import applied after its check without choosing the file again."""
+nav, filter them with the forms (dates typed as ISO, 24-hour), show the hidden undo point on the
+snapshot list; and the admin's registry import applied after its check without choosing the file
+again."""
+
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from pvs import sim
 from snapshots.models import SnapshotTag
@@ -78,7 +82,27 @@ def test_edit_a_snapshot_restore_it_and_find_the_restore_and_jobs_in_the_lists(
     page.select_option("#id_kind", "restore")
     page.fill("#id_user", "ADMIN")
     page.click("form.filters button[type=submit]")
+    # Dates are typed as ISO days with a 24-hour time, in the configured time zone, never in the
+    # browser's locale: a 12-hour US date is refused by the browser, a 13th month by the server.
+    now = timezone.localtime()
+    assert page.get_attribute("#id_date_from", "placeholder") == "YYYY-MM-DD HH:MM"
+    page.fill("#id_date_from", "12/07/2026 2:30 PM")
+    assert page.locator("#id_date_from").evaluate("el => el.validity.patternMismatch")
+    page.fill("#id_date_from", f"{now:%Y}-13-01 14:30")
+    page.click("form.filters button[type=submit]")
+    error = page.locator("form.filters .errorlist").text_content()
+    assert "Enter a day, YYYY-MM-DD, or a day and a 24-hour time, YYYY-MM-DD HH:MM" in error
+    page.fill("#id_date_from", f"{now - timedelta(hours=1):%Y-%m-%d %H:%M}")
+    page.fill("#id_date_to", f"{now:%Y-%m-%d %H:%M}")  # until the end of this minute
+    page.click("form.filters button[type=submit]")
+    assert "Browser: lists, reference" in page.locator("#restores tbody tr").first.text_content()
+    assert page.input_value("#id_date_to") == f"{now:%Y-%m-%d %H:%M}"
     at_both_widths(page, "32_restores_list")
+    page.fill("#id_date_to", f"{now - timedelta(hours=1):%Y-%m-%d %H:%M}")
+    page.click("form.filters button[type=submit]")
+    assert "No restore matches." in rows(page, "restores")[0]
+    page.fill("#id_date_to", "")
+    page.click("form.filters button[type=submit]")
     page.locator("#restores tbody tr").first.locator("td.results a").click()
     page.wait_for_url(restore_url)
 
@@ -89,6 +113,7 @@ def test_edit_a_snapshot_restore_it_and_find_the_restore_and_jobs_in_the_lists(
     assert "Take snapshot" in kinds and "Restore" in kinds
     page.select_option("#id_type", "restore")
     page.select_option("#id_status", "succeeded")
+    page.fill("#id_date_from", f"{now:%Y-%m-%d}")  # a day alone: from its midnight
     page.click("form.filters button[type=submit]")
     assert set(page.locator("#jobs tbody tr td:nth-child(2)").all_text_contents()) == {"Restore"}
     assert "Executes preview #" in page.locator("#jobs tbody tr").first.text_content()

@@ -16,6 +16,9 @@ from squirrel_site.testing.values import make_meta, make_value
         ("float", 1234567.891, dict(units="V", precision=None), "1.23457e+06 V"),
         ("float", 0.000123456789, dict(units="", precision=None), "0.000123457"),
         ("float", 2.5e300, dict(units="", precision=3), "2.500e+300"),
+        ("float", 3e-9, dict(units="Torr", precision=2), "3.00e-09 Torr"),
+        ("float", 3e-9, dict(units="Torr", precision=None), "3e-09 Torr"),
+        ("float_array", [3e-9, 0.0, 0.5], dict(units="Torr", precision=1), "[3.0e-09, 0.0, 0.5] Torr"),
         ("float", float("nan"), dict(units="mA", precision=3), "NaN mA"),
         ("float", float("-inf"), dict(units="", precision=3), "-Infinity"),
         ("int", 42, dict(units="counts", precision=None), "42 counts"),
@@ -67,11 +70,41 @@ def test_number_text_keeps_integers_whole():
 
 
 @pytest.mark.parametrize(
+    ("number", "precision", "expected"),
+    [
+        # A number other than 0 that `precision` decimals would show as zeros: the exponent form.
+        (3e-9, 2, "3.00e-09"),
+        (-3e-9, 2, "-3.00e-09"),
+        (0.004, 2, "4.00e-03"),
+        (0.4, 0, "4e-01"),
+        (-0.0004, 3, "-4.000e-04"),
+        (1e-20, 3, "1.000e-20"),
+        # One that shows a digit other than 0, and zero, fixed-point as before.
+        (0.006, 2, "0.01"),
+        (-0.00085, 3, "-0.001"),
+        (0.6, 0, "1"),
+        (0.01, 2, "0.01"),
+        (0.0101, 2, "0.01"),
+        (0.0, 2, "0.00"),
+        (-0.0, 2, "-0.00"),
+        (1.0, 0, "1"),
+        # Huge: the exponent form from FIXED_POINT_LIMIT (1e15) on.
+        (999999999999999.0, 1, "999999999999999.0"),
+        (1e15, 1, "1.0e+15"),
+    ],
+)
+def test_a_number_too_small_for_its_precision_shows_its_exponent(number, precision, expected):
+    assert number_text(number, precision) == expected
+
+
+@pytest.mark.parametrize(
     ("delta", "precision", "units", "expected"),
     [
         (0.5, 2, "mA", "+0.50 mA"),
         (-0.5, 2, "mA", "-0.50 mA"),
         (0.0, 2, "", "0.00"),
+        (2e-10, 2, "Torr", "+2.00e-10 Torr"),
+        (-2e-10, 2, "Torr", "-2.00e-10 Torr"),
         (3, None, "V", "+3 V"),
         (float("nan"), None, "V", "NaN V"),
         (float("inf"), None, "", "+Infinity"),

@@ -1,12 +1,13 @@
-"""Every page fits the screen: no horizontal overflow at 1400 px; 40 snapshot and live rows at 1920x1080.
+"""Every page fits the screen: no horizontal overflow at 1400 px; 40 snapshot, compare (two-way and
+N-way) and live rows at 1920x1080.
 
 A person logs in, takes a snapshot with the form, opens it, previews and confirms a restore, then
-follows Compare with live, each entry of the navigation (Compare, Live, PV sets, Drift, Restores,
-Jobs, API, Admin) and every change list the admin index links to, by clicking. Each page is
-measured at 1400 and 1920 px: neither the page nor any box of it that scrolls or clips (the admin
-wraps its result tables in one) may be wider than it shows; text cut on purpose with an ellipsis
-(a title holds all of it) or moved out of an icon button (the admin's) is allowed. Screenshots of
-every page at both widths go to test-artifacts/screenshots/layout/.
+follows Compare with live (and adds a column: N-way), each entry of the navigation (Compare, Live,
+PV sets, Drift, Restores, Jobs, API, Admin) and every change list the admin index links to, by
+clicking. Each page is measured at 1400 and 1920 px: neither the page nor any box of it that
+scrolls or clips (the admin wraps its result tables in one) may be wider than it shows; text cut
+on purpose with an ellipsis (a title holds all of it) or moved out of an icon button (the admin's)
+is allowed. Screenshots of every page at both widths go to test-artifacts/screenshots/layout/.
 """
 
 import shutil
@@ -115,7 +116,7 @@ def click_nav(page, label: str) -> None:
         page.click(f'nav.mainnav a:text-is("{label}")')
 
 
-def test_no_page_overflows_at_1400_px_and_the_snapshot_page_shows_40_rows(site, browser_page, sim_ioc_registry):
+def test_no_page_overflows_at_1400_px_and_the_tables_show_40_rows(site, browser_page, sim_ioc_registry):
     page = browser_page
     layout = Layout(page)
     page.goto(f"{site}/")  # the site's address, as a person types it: the login page
@@ -156,6 +157,18 @@ def test_no_page_overflows_at_1400_px_and_the_snapshot_page_shows_40_rows(site, 
     with page.expect_navigation():
         page.click("text=Compare with live")
     layout.check("compare_with_live")
+    rows = layout.rows_on_screen("#comparison tbody tr")
+    assert rows >= MIN_ROWS_ON_SCREEN, f"{rows} compare rows on a 1920x1080 screen"
+    # N-way: the snapshot against the live values and the restore's undo point, side by side.
+    page.click("#add-column")
+    undo_point = page.locator("#id_b_2 option", has_text="Before restore").first.get_attribute("value")
+    page.select_option("#id_b_2", undo_point)
+    with page.expect_navigation():
+        page.click("#compare-form button[type=submit]")
+    assert page.locator("table.nway").is_visible()
+    layout.check("compare_nway")
+    rows = layout.rows_on_screen("#comparison tbody tr")
+    assert rows >= MIN_ROWS_ON_SCREEN, f"{rows} N-way compare rows on a 1920x1080 screen"
     for label in ("Compare", "Live", "PV sets", "Drift", "Restores", "Jobs", "API"):
         click_nav(page, label)
         layout.check(label.lower().replace(" ", "_"))

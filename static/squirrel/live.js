@@ -312,12 +312,18 @@ function largest(deltas) {
   return deltas.reduce((a, b) => (Number.isNaN(b) || Math.abs(b) > Math.abs(a) ? b : a), 0);
 }
 
-// squirrel_site/epics_values.py's number_text: `precision` decimals, else 6 significant digits like %g.
+// squirrel_site/epics_values.py's number_text: `precision` decimals (the exponent form, with as many
+// decimals, from 1e15 and for a number other than 0 that would show as zeros: 3e-9 with precision 2
+// is "3.00e-09", 0.006 "0.01"), else 6 significant digits like %g.
 export function numberText(x, precision = null) {
   if (x === null) return "";
   if (!Number.isFinite(x)) return String(x);
   if (precision !== null && precision >= 0 && precision <= 17) {
-    return Math.abs(x) >= 1e15 ? x.toExponential(precision).replace(/e([+-])(\d)$/, "e$10$2") : x.toFixed(precision);
+    const exponent = () => x.toExponential(precision).replace(/e([+-])(\d)$/, "e$10$2");
+    if (Math.abs(x) >= 1e15) return exponent();
+    const shown = x.toFixed(precision);
+    const smallest = Number(`1e-${precision}`); // (epics_values.py: float(f"1e-{precision}"), the same float)
+    return x !== 0 && Math.abs(x) < smallest && !/[1-9]/.test(shown) ? exponent() : shown;
   }
   const exponent = Number(x.toExponential(5).split("e")[1]);
   const trim = (s) => (s.includes(".") ? s.replace(/\.?0+$/, "") : s);

@@ -114,7 +114,7 @@ def test_a_bad_date_or_unknown_tag_is_a_form_error_not_a_crash(client, viewer, a
     client.force_login(viewer)
     response = client.get(reverse("snapshots:list"), {"date_from": "yesterday", "tag": "nope"})
     assert response.status_code == 200
-    assert "Enter a valid date." in response.text
+    assert "Enter a day, YYYY-MM-DD, or a day and a 24-hour time, YYYY-MM-DD HH:MM" in response.text
     assert "Select a valid choice" in response.text
     assert titles(response) == []
 

@@ -116,7 +116,7 @@ ROWS = [
     "'=X,'=HYPERLINK(1),-1.5,,-1.5,,0,Equal,0,,+1.5,Out of tolerance,no value in the live cache,,,Disconnected,-1.5,,0,Equal,0,0.01",
     "D:A,'=HYPERLINK(1),disconnected,,4,,,Disconnected,,,,Only in A,disconnected,,,Disconnected,disconnected,,,Disconnected,0,0.01",
     "E:A,,On,Fault,Fault,,,Out of tolerance,disconnected,,,Disconnected,Off,,,Out of tolerance,On,Fault,,Equal,0.1,0",
-    "F:A,,1.234 mA,1.200 mA,1.300 mA,no readback saved,+0.066,Within tolerance,1.235 mA,,+0.000,Within tolerance,1.25,1.24,+0.016,Within tolerance,1.234 mA,1.200 mA,0.000,Equal,0.1,0",
+    "F:A,,1.234 mA,1.200 mA,1.300 mA,no readback saved,+0.066,Within tolerance,1.235 mA,,+1.000e-04,Within tolerance,1.25,1.24,+0.016,Within tolerance,1.234 mA,1.200 mA,0.000,Equal,0.1,0",
     "F:BIG,,1.50e+16 Hz,,1.50e+16 Hz,,+4.00,Out of tolerance,,,,Only in A,no value in the live cache,,,Disconnected,1.50e+16 Hz,,0.00,Equal,0.1,0",
     "F:INF,,Infinity,,Infinity,,0.0,Equal,,,,Only in A,no value in the live cache,,,Disconnected,Infinity,,0.0,Equal,0.1,0",
     "F:NAN,,NaN,,2,,NaN,Out of tolerance,,,,Only in A,no value in the live cache,,,Disconnected,NaN,,0,Equal,0.1,0",
@@ -158,13 +158,13 @@ def row_by_row(comparison: NWayComparison) -> str:
 
 
 def test_signed_zeros_repeated_waveforms_and_huge_deltas_as_row_by_row(admin_user, make_pvs):
-    make_pvs("W:Z", "W:R", "W:H", "F:Z", "F:H", abs_tolerance=0.0)
-    precision = {"W:Z": 2, "W:R": 1, "W:H": 2, "F:Z": 2, "F:H": 2}
-    units = {"W:R": "V"}
+    make_pvs("W:Z", "W:R", "W:H", "F:Z", "F:H", "F:T", abs_tolerance=0.0)
+    precision = {"W:Z": 2, "W:R": 1, "W:H": 2, "F:Z": 2, "F:H": 2, "F:T": 2}
+    units = {"W:R": "V", "F:T": "Torr"}
     values = [
-        {"W:Z": [0.0, -0.0, 1.0], "W:R": [0.25, 0.5], "W:H": [9e14, 1.0], "F:Z": 0.0, "F:H": 9e14},
-        {"W:Z": [-0.0, 0.0, 1.0], "W:R": [0.25, 0.5], "W:H": [-9e14, 1.0], "F:Z": -0.0, "F:H": -9e14},
-        {"W:Z": [0.0, -0.0, 1.0], "W:R": [0.25, 0.75], "W:H": [NAN, INF], "F:Z": 0.0, "F:H": INF},
+        {"W:Z": [0.0, -0.0, 1.0], "W:R": [0.25, 0.5], "W:H": [9e14, 1.0], "F:Z": 0.0, "F:H": 9e14, "F:T": 3e-9},
+        {"W:Z": [-0.0, 0.0, 1.0], "W:R": [0.25, 0.5], "W:H": [-9e14, 1.0], "F:Z": -0.0, "F:H": -9e14, "F:T": 3.5e-9},
+        {"W:Z": [0.0, -0.0, 1.0], "W:R": [0.25, 0.75], "W:H": [NAN, INF], "F:Z": 0.0, "F:H": INF, "F:T": 0.0},
     ]
     readbacks = {"W:R": ("W:R:RB", [0.25, 0.5]), "W:Z": ("W:Z:RB", [-0.0, 0.0, 1.0])}
     a, b, c = (
@@ -175,3 +175,5 @@ def test_signed_zeros_repeated_waveforms_and_huge_deltas_as_row_by_row(admin_use
     text = csv_text(comparison)
     assert text == row_by_row(comparison)
     assert "[0.00, -0.00, 1.00]" in text and "[-0.00, 0.00, 1.00]" in text and "-1.80e+15" in text
+    # A vacuum pressure with PREC 2 is not "0.00 Torr", nor its difference "+0.00".
+    assert "F:T,,3.00e-09 Torr,,3.50e-09 Torr,,+5.00e-10,Out of tolerance,0.00 Torr,,-3.00e-09," in text
