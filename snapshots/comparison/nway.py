@@ -697,18 +697,28 @@ def csv_cells(row: NWayRow) -> list[str]:
 
 
 def _every_keyed_row(comparison: NWayComparison) -> list[dict]:
-    """Every row of `comparison` that passes its filters, narrow, by name: _keyed_page's rows
-    without its counts (which the export does not write)."""
+    """Every row of `comparison` that passes its filters, by name, with what _csv_rows reads:
+    _keyed_page's rows without its counts (which the export does not write). Without a live
+    column, the statuses travel as one text per row (a text[] per row costs more to read than
+    the query) and rows with the same statuses share one list."""
     if comparison.live_index is not None:
         return _keyed_page(comparison, 0, None)[0]
     sides = [comparison.reference.pk] + [column.pk for column in comparison.columns]
     base, params = _keyed_query(comparison, sides)
     condition, condition_params = _status_condition(comparison)
-    columns = _keyed_columns(len(comparison.columns))
+    columns = ["name", "device", "abs_tol", "rel_tol", *(f"s{i}_id" for i in range(len(sides)))]
     order = f'ORDER BY name COLLATE "C" {"DESC" if comparison.descending else "ASC"}'
+    selected = f"{', '.join(columns)}, array_to_string(statuses, ' ', '')"
     with analytic_cursor() as cursor:
-        cursor.execute(f"{base} SELECT {', '.join(columns)} FROM keyed {condition} {order}", params + condition_params)
-        return [dict(zip(columns, record, strict=True)) for record in cursor.fetchall()]
+        cursor.execute(f"{base} SELECT {selected} FROM keyed {condition} {order}", params + condition_params)
+        records = cursor.fetchall()
+    lists = {}  # statuses text: each column's status
+    keyed = []
+    for *record, statuses in records:
+        row = dict(zip(columns, record, strict=True))
+        row["statuses"] = lists.get(statuses) or lists.setdefault(statuses, [s or None for s in statuses.split(" ")])
+        keyed.append(row)
+    return keyed
 
 
 def write_nway_csv(comparison: NWayComparison, stream) -> int:
