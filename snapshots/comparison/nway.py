@@ -280,47 +280,59 @@ def _page_in_sql(comparison, base, params, order, offset, limit) -> tuple[list[d
 _NOT_IN_CACHE = Value("", NO_VALUE, None, connected=False)
 
 
+# What the live column's status, the filters and the counts need of every row (the snapshot
+# columns' statuses as one text), first in each record _page_with_live reads.
+_LIVE_NEEDS = ("name", "address", "abs_tol", "rel_tol", "severe", "statuses", "s0_id") + tuple(
+    f"s0_{name}" for name in ("kind", "num", "str", "array", "connected")
+)
+
+
 def _page_with_live(comparison, base, params, order, offset, limit) -> tuple[list[dict], int, list[dict]]:
     """Every filtered row from the database, its live column's status from Redis, then the status
-    filters, the counts and the page in Python."""
-    columns = _keyed_columns(len(comparison.columns) - 1)
+    filters, the counts and the page in Python.
+
+    The rows travel as tuples, the statuses of their snapshot columns as one text (a dict and a
+    text[] per row cost 50,000 rows more than the query: docs/benchmarks.md, "N-way"), and rows
+    share few combinations of statuses: the counts and the status filters work on those. Only
+    the page's rows become dicts."""
+    snapshot_count = len(comparison.columns) - 1
+    rest = [column for column in _keyed_columns(snapshot_count) if column not in _LIVE_NEEDS]
+    selected = ", ".join(_LIVE_NEEDS).replace("statuses", "array_to_string(statuses, ' ', '')") + ", " + ", ".join(rest)
     with analytic_cursor() as cursor:
-        cursor.execute(f"{base} SELECT * FROM keyed {order}", params)
-        records = [dict(zip(columns, record, strict=True)) for record in cursor.fetchall()]
-    values = live.read_values([record["address"] for record in records if record["address"]])
-    index = comparison.live_index
-    counts = [Counter() for _ in comparison.columns]
+        cursor.execute(f"{base} SELECT {selected} FROM keyed {order}", params)
+        records = cursor.fetchall()
+    values = live.read_values([record[1] for record in records if record[1]])
+    least = comparison.min_severity
+    combinations = Counter()  # (the snapshot columns' statuses, the live status): rows
     shown = []
     for record in records:
-        saved = None
-        if record["s0_id"] is not None:
-            kind = record["s0_kind"]
-            value = from_columns(kind, record["s0_num"], record["s0_str"], record["s0_array"])
-            saved = Value(record["name"], kind, value, connected=record["s0_connected"])
-        address = record["address"]
-        sample = (values.get(address) or _NOT_IN_CACHE) if address else None
-        statuses = list(record["statuses"])
-        tolerances = (record["abs_tol"], record["rel_tol"])
-        in_neither = saved is None and sample is None
-        statuses.insert(index, None if in_neither else comparison_status(saved, sample, *tolerances))
-        record["statuses"] = statuses
-        if comparison.min_severity is not None and not _live_severe(record, values, comparison.min_severity):
+        name, address, abs_tol, rel_tol, severe, statuses, s0_id, kind, num, text, array, connected = record[:12]
+        saved = None if s0_id is None else Value(name, kind, from_columns(kind, num, text, array), connected=connected)
+        value = values.get(address) if address else None
+        sample = (value or _NOT_IN_CACHE) if address else None
+        status = None if saved is None and sample is None else comparison_status(saved, sample, abs_tol, rel_tol)
+        if least is not None and not (severe or (value is not None and value.connected and value.severity >= least)):
             continue
-        for column, status in enumerate(statuses):
+        combinations[statuses, status] += 1
+        shown.append((record, (statuses, status)))
+    every = {}  # combination: each column's status
+    for statuses, status in combinations:
+        every[statuses, status] = [part or None for part in statuses.split(" ")] if snapshot_count else []
+        every[statuses, status].insert(comparison.live_index, status)
+    counts = [{status.value: 0 for status in ComparisonStatus} for _ in comparison.columns]
+    for combination, n in combinations.items():
+        for column, status in enumerate(every[combination]):
             if status is not None:
-                counts[column][status] += 1
-        if comparison.shows(statuses):
-            shown.append(record)
-    end = None if limit is None else offset + limit
-    full = [{status.value: 0 for status in ComparisonStatus} | dict(counter) for counter in counts]
-    return shown[offset:end], len(shown), full
-
-
-def _live_severe(record: dict, values: dict, least: int) -> bool:
-    """True if a side of the row has alarm severity `least` or worse: a saved one (`severe`, from
-    SQL) or the live value."""
-    value = values.get(record["address"]) if record["address"] else None
-    return record["severe"] or (value is not None and value.connected and value.severity >= least)
+                counts[column][status] += n
+    shows = {combination: comparison.shows(statuses) for combination, statuses in every.items()}
+    if not all(shows.values()):
+        shown = [entry for entry in shown if shows[entry[1]]]
+    page = []
+    for record, combination in shown[offset : None if limit is None else offset + limit]:
+        keyed = dict(zip((*_LIVE_NEEDS, *rest), record, strict=True))
+        keyed["statuses"] = every[combination]
+        page.append(keyed)
+    return page, len(shown), counts
 
 
 # The page's rows, in full --------------------------------------------------------------------
@@ -681,18 +693,28 @@ def csv_cells(row: NWayRow) -> list[str]:
 
 
 def _every_keyed_row(comparison: NWayComparison) -> list[dict]:
-    """Every row of `comparison` that passes its filters, narrow, by name: _keyed_page's rows
-    without its counts (which the export does not write)."""
+    """Every row of `comparison` that passes its filters, by name, with what _csv_rows reads:
+    _keyed_page's rows without its counts (which the export does not write). Without a live
+    column, the statuses travel as one text per row (a text[] per row costs more to read than
+    the query) and rows with the same statuses share one list."""
     if comparison.live_index is not None:
         return _keyed_page(comparison, 0, None)[0]
     sides = [comparison.reference.pk] + [column.pk for column in comparison.columns]
     base, params = _keyed_query(comparison, sides)
     condition, condition_params = _status_condition(comparison)
-    columns = _keyed_columns(len(comparison.columns))
+    columns = ["name", "device", "abs_tol", "rel_tol", *(f"s{i}_id" for i in range(len(sides)))]
     order = f'ORDER BY name COLLATE "C" {"DESC" if comparison.descending else "ASC"}'
+    selected = f"{', '.join(columns)}, array_to_string(statuses, ' ', '')"
     with analytic_cursor() as cursor:
-        cursor.execute(f"{base} SELECT {', '.join(columns)} FROM keyed {condition} {order}", params + condition_params)
-        return [dict(zip(columns, record, strict=True)) for record in cursor.fetchall()]
+        cursor.execute(f"{base} SELECT {selected} FROM keyed {condition} {order}", params + condition_params)
+        records = cursor.fetchall()
+    lists = {}  # statuses text: each column's status
+    keyed = []
+    for *record, statuses in records:
+        row = dict(zip(columns, record, strict=True))
+        row["statuses"] = lists.get(statuses) or lists.setdefault(statuses, [s or None for s in statuses.split(" ")])
+        keyed.append(row)
+    return keyed
 
 
 def write_nway_csv(comparison: NWayComparison, stream) -> int:

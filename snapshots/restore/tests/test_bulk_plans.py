@@ -8,6 +8,8 @@ minutes. `stale` is what an installation has between two ANALYZE runs: statistic
 before the rows the statement reads were written, whose new ids lie beyond the histograms.
 """
 
+import io
+
 import pytest
 from django.urls import reverse
 
@@ -15,7 +17,7 @@ from pvs.models import PV, PVSet
 from pvs.selections import pv_set_pvs, select_pvs
 from snapshots.capture.services import take_snapshot
 from snapshots.comparison.drift import drift_summary
-from snapshots.comparison.nway import NWayComparison, compare_columns
+from snapshots.comparison.nway import NWayComparison, compare_columns, write_nway_csv
 from snapshots.comparison.rows import Comparison, compare
 from snapshots.models import Snapshot
 from snapshots.restore.execute import execute_restore
@@ -89,7 +91,10 @@ def test_compares_and_the_drift_summary_join_no_bulk_table_row_by_row(statistics
         compare_columns(NWayComparison(a, (b, earlier_snapshot(), b)), limit=100)
         compare_columns(NWayComparison(a, (b, None), differences_only=True), limit=100)
         compare_columns(NWayComparison(a, (b,), name="SP1"), limit=None)
-    assert len(plans.plans) >= 10
+        compare_columns(NWayComparison(a, (None, b), min_severity=1, descending=True), offset=100, limit=100)
+        write_nway_csv(NWayComparison(a, (b, earlier_snapshot()), differences_only=True), io.StringIO())
+        write_nway_csv(NWayComparison(a, (b, None)), io.StringIO())
+    assert len(plans.plans) >= 14
     assert plans.quadratic_joins() == [], "\n".join(plans.quadratic_joins())
 
 
@@ -137,6 +142,7 @@ def test_compares_of_a_tag_or_pv_set_selection_join_no_bulk_table_row_by_row(sta
                 compare_columns(NWayComparison(a, (b, earlier_snapshot()), pvs=pvs), limit=100),
                 compare_columns(NWayComparison(a, (b, None), pvs=pvs, differences_only=True), limit=100),
             ]
+            write_nway_csv(NWayComparison(a, (b, earlier_snapshot()), pvs=pvs), io.StringIO())
             assert [page.total for page in pages][:2] == [pvs.count(), len(pages[1].rows)]
     assert plans.quadratic_joins() == [], "\n".join(plans.quadratic_joins())
 
