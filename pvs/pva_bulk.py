@@ -70,16 +70,21 @@ _context: Context | None = None
 _context_lock = threading.Lock()
 
 
-def client_context(conf: dict[str, str] | None = None) -> Context:
-    """The process's p4p client context (created on first use, thread-safe), configured from the
-    environment with the loopback defaults (squirrel_site.epics_env); `conf` overrides it (tests
-    pass their server's address list) and is only read when the context is created."""
+def make_context(conf: dict[str, str] | None = None) -> Context:
+    """A new p4p client context, configured from the environment with the loopback defaults
+    (squirrel_site.epics_env), `conf` overriding it. The process uses one (:func:`client_context`);
+    a test makes one for its own server."""
+    apply_loopback_defaults()
+    # raw: no work-queue threads and no unwrapping; useenv: EPICS_PVA_* from the environment.
+    return Context("pva", conf=conf, useenv=True, nt=False)
+
+
+def client_context() -> Context:
+    """The process's p4p client context (created on first use, thread-safe)."""
     global _context
     with _context_lock:
         if _context is None:
-            apply_loopback_defaults()
-            # raw: no work-queue threads and no unwrapping; useenv: EPICS_PVA_* from the environment.
-            _context = Context("pva", conf=conf, useenv=True, nt=False)
+            _context = make_context()
         return _context
 
 
