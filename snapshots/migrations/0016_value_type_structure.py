@@ -4,25 +4,63 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('snapshots', '0015_string_array_value_type'),
+        ("snapshots", "0015_string_array_value_type"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='restoreitem',
-            name='value_type',
-            field=models.CharField(choices=[('float', 'Floating point'), ('int', 'Integer'), ('enum', 'Enum (index and label)'), ('string', 'String'), ('float_array', 'Array of floats'), ('int_array', 'Array of integers'), ('string_array', 'Array of strings'), ('structure', 'Structure (typed JSON)'), ('none', 'No value (disconnected)')], max_length=12),
+            model_name="restoreitem",
+            name="value_type",
+            field=models.CharField(
+                choices=[
+                    ("float", "Floating point"),
+                    ("int", "Integer"),
+                    ("enum", "Enum (index and label)"),
+                    ("string", "String"),
+                    ("float_array", "Array of floats"),
+                    ("int_array", "Array of integers"),
+                    ("string_array", "Array of strings"),
+                    ("structure", "Structure (typed JSON)"),
+                    ("none", "No value (disconnected)"),
+                ],
+                max_length=12,
+            ),
         ),
         migrations.AlterField(
-            model_name='restorepreviewitem',
-            name='value_type',
-            field=models.CharField(choices=[('float', 'Floating point'), ('int', 'Integer'), ('enum', 'Enum (index and label)'), ('string', 'String'), ('float_array', 'Array of floats'), ('int_array', 'Array of integers'), ('string_array', 'Array of strings'), ('structure', 'Structure (typed JSON)'), ('none', 'No value (disconnected)')], max_length=12),
+            model_name="restorepreviewitem",
+            name="value_type",
+            field=models.CharField(
+                choices=[
+                    ("float", "Floating point"),
+                    ("int", "Integer"),
+                    ("enum", "Enum (index and label)"),
+                    ("string", "String"),
+                    ("float_array", "Array of floats"),
+                    ("int_array", "Array of integers"),
+                    ("string_array", "Array of strings"),
+                    ("structure", "Structure (typed JSON)"),
+                    ("none", "No value (disconnected)"),
+                ],
+                max_length=12,
+            ),
         ),
         migrations.AlterField(
-            model_name='snapshotvalue',
-            name='value_type',
-            field=models.CharField(choices=[('float', 'Floating point'), ('int', 'Integer'), ('enum', 'Enum (index and label)'), ('string', 'String'), ('float_array', 'Array of floats'), ('int_array', 'Array of integers'), ('string_array', 'Array of strings'), ('structure', 'Structure (typed JSON)'), ('none', 'No value (disconnected)')], max_length=12),
+            model_name="snapshotvalue",
+            name="value_type",
+            field=models.CharField(
+                choices=[
+                    ("float", "Floating point"),
+                    ("int", "Integer"),
+                    ("enum", "Enum (index and label)"),
+                    ("string", "String"),
+                    ("float_array", "Array of floats"),
+                    ("int_array", "Array of integers"),
+                    ("string_array", "Array of strings"),
+                    ("structure", "Structure (typed JSON)"),
+                    ("none", "No value (disconnected)"),
+                ],
+                max_length=12,
+            ),
         ),
     ]
