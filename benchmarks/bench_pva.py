@@ -9,8 +9,9 @@ mode in a fresh process of its own and prints, per run:
 
 - naive: p4p's threaded ``Context.monitor()`` per channel, a Python callback per update
   (p4p.client.thread, values unwrapped);
-- batched: ``pvs.pva_bulk.ChannelSet`` (p4p.client.raw: one queue of ready channels, each
-  update popped and converted to the project's Value in one thread);
+- batched: ``pvs.pva_bulk.ChannelSet`` (p4p's ClientMonitor below p4p.client.raw, spread over
+  pva_bulk.CONTEXTS contexts: one queue of ready channels, each update popped and converted to
+  the project's Value in one thread);
 - get: ``pvs.pva_bulk.PvaService.read`` of every PV in one call;
 - put: ``pvs.pva_bulk.PvaService.put`` of every writable PV (all but the NTTable) with
   completion (``record[block=true]``).
@@ -145,7 +146,7 @@ def child(mode: str, size: int, timeout: float) -> None:
         from pvs import pva_bulk
         from pvs.epics_io import PutRequest
 
-        pva_bulk.client_context()
+        pva_bulk.client_contexts()
     print("ready", flush=True)
     sys.stdin.readline()
     cpu0 = own_cpu()

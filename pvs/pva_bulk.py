@@ -1,7 +1,7 @@
 """pvAccess for many channels at once: the only module that imports p4p's client.
 
-The pvAccess counterpart of :mod:`pvs.epics_io` over :mod:`pvs.epics_bulk` (libca): one client
-context per process (:func:`client_context`), batched gets and puts with completion
+The pvAccess counterpart of :mod:`pvs.epics_io` over :mod:`pvs.epics_bulk` (libca): one pool of
+client contexts per process (:func:`client_contexts`), batched gets and puts with completion
 (:class:`PvaService`, :func:`pva_service`) and a set of subscriptions drained in batches
 (:class:`ChannelSet`). It returns the same results as the Channel Access layer (``Value``,
 ``Metadata``, ``PollResult``, ``ReadResult``, ``PutResult``), so callers need not care which
@@ -22,10 +22,11 @@ What a normative type reads as (:func:`decode`), through :mod:`squirrel_site.epi
 Why p4p's lower level: p4p's threaded ``Context.monitor`` runs a Python callback per update on
 a worker pool and unwraps every value into a Python object, and loses the first update of a
 subscription whose value arrives before ``monitor()`` returns (benchmarks/bench_pva.py counts
-those). Here each subscription's handler only appends its index to one queue, and
-:meth:`ChannelSet.poll` pops and converts every pending update in the caller's thread, reading
-the raw p4p ``Value`` (no unwrapping). Where the time still goes is docs/benchmarks.md,
-"pvAccess".
+those). Here each subscription's handler only appends its index to one queue (a C-level call),
+and :meth:`ChannelSet.poll` pops and converts every pending update in the caller's thread,
+reading the raw p4p ``Value`` (no unwrapping); the channels are spread over a few contexts
+(:data:`CONTEXTS`), as pvxs' search costs one context the square of its channels. Where the time
+still goes is docs/benchmarks.md, "pvAccess".
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ from __future__ import annotations
 import atexit
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
+from p4p import _p4p
 from p4p.client.raw import Cancelled, Context, Disconnected, Finished, RemoteError
 
 from pvs.epics_io import (  # the results both protocols return
@@ -53,6 +57,7 @@ from squirrel_site.epics_values import NT_ENUM, STRUCTURE, Value, kind_of_pva, s
 
 # A structure's typed JSON leaves out what the value's own fields hold.
 _HEADER_FIELDS = frozenset(("alarm", "timeStamp"))
+_IDLE_POLL = 0.005  # s between looks at an empty queue of updates
 NOT_WRITABLE = "not writable: a structure (kept as typed JSON) is saved and compared, never written"
 
 _REQUEST = Context.makeRequest("field()")
@@ -64,38 +69,53 @@ class PvAccessError(RuntimeError):
     """p4p refused an operation (bad configuration, a closed context)."""
 
 
-# One client context per process.
+# One client pool per process: a few contexts, each address always on the same one.
 
-_context: Context | None = None
+# pvxs (1.5, as pvxslibs ships it) walks its search lists once per channel it searches (the
+# wheels' libstdc++ ABI counts a std::list by walking it), so one context's CPU grows with the
+# square of its channels: 50,000 channels cost its network thread 8-29 s, four contexts of
+# 12,500 cost theirs 4.4 s in all (docs/benchmarks.md, "pvAccess").
+CONTEXTS = 4
+
+_contexts: list[Context] = []
 _context_lock = threading.Lock()
 
 
 def make_context(conf: dict[str, str] | None = None) -> Context:
     """A new p4p client context, configured from the environment with the loopback defaults
-    (squirrel_site.epics_env), `conf` overriding it. The process uses one (:func:`client_context`);
-    a test makes one for its own server."""
+    (squirrel_site.epics_env), `conf` overriding it. The process uses one pool
+    (:func:`client_contexts`); a test makes its own for its own server."""
     apply_loopback_defaults()
     # raw: no work-queue threads and no unwrapping; useenv: EPICS_PVA_* from the environment.
     return Context("pva", conf=conf, useenv=True, nt=False)
 
 
-def client_context() -> Context:
-    """The process's p4p client context (created on first use, thread-safe)."""
-    global _context
+def make_contexts(conf: dict[str, str] | None = None, count: int = CONTEXTS) -> list[Context]:
+    """`count` new contexts (:func:`make_context`): a pool for :class:`ChannelSet` and
+    :class:`PvaService`."""
+    return [make_context(conf) for _ in range(count)]
+
+
+def client_contexts() -> list[Context]:
+    """The process's pool of p4p client contexts (created on first use, thread-safe)."""
     with _context_lock:
-        if _context is None:
-            _context = make_context()
-        return _context
+        if not _contexts:
+            _contexts.extend(make_contexts())
+        return _contexts
+
+
+def context_of(address: str, contexts: Sequence[Context]) -> Context:
+    """The context of `contexts` that `address` always uses (its channel is cached there)."""
+    return contexts[zlib.crc32(address.encode()) % len(contexts)]
 
 
 @atexit.register
-def close_client_context() -> None:
-    """Close the process's context (every subscription and operation on it ends)."""
-    global _context
+def close_client_contexts() -> None:
+    """Close the process's pool (every subscription and operation on it ends)."""
     with _context_lock:
-        if _context is not None:
-            _context.close()
-            _context = None
+        for context in _contexts:
+            context.close()
+        _contexts.clear()
 
 
 # Conversion: a p4p Value (raw, not unwrapped) to the project's one Value.
@@ -264,20 +284,23 @@ class _Batch:
 
 
 class PvaService:
-    """Direct reads and puts on the process's client context, from any thread."""
+    """Direct reads and puts on the process's client pool (or on `contexts`), from any thread."""
 
-    def __init__(self, context: Context | None = None):
-        self._context = context
+    def __init__(self, contexts: Sequence[Context] | None = None):
+        self._contexts = contexts
 
     @property
-    def context(self) -> Context:
-        return self._context if self._context is not None else client_context()
+    def contexts(self) -> Sequence[Context]:
+        return self._contexts if self._contexts is not None else client_contexts()
 
     def read(self, addresses: Sequence[str], timeout: float = 2.0) -> dict[str, ReadResult]:
         """A get of every address at once: {address: ReadResult} within `timeout` seconds."""
         batch = _Batch(len(addresses))
-        context = self.context
-        operations = [context.get(address, batch.callback(i), request=_REQUEST) for i, address in enumerate(addresses)]
+        contexts = self.contexts
+        operations = [
+            context_of(address, contexts).get(address, batch.callback(i), request=_REQUEST)
+            for i, address in enumerate(addresses)
+        ]
         try:
             batch.done.wait(timeout)
         finally:
@@ -298,13 +321,13 @@ class PvaService:
         finished processing them (pvAccess' ``record[block=true]``); the others when it has
         accepted them. A put that timed out may still have been applied."""
         batch = _Batch(len(requests))
-        context = self.context
+        contexts = self.contexts
         operations = []
         for i, request in enumerate(requests):
             # A label needs the enum's choices, which only a get before the put brings.
             fetch = isinstance(request.value, str)
             operations.append(
-                context.put(
+                context_of(request.address, contexts).put(
                     request.address,
                     batch.callback(i),
                     builder=_builder(request.value),
@@ -357,19 +380,18 @@ class ChannelSet:
     """Subscriptions to many addresses, drained in batches by :meth:`poll` (one thread).
 
     p4p calls a subscription's handler (on its own threads) when its queue of updates becomes
-    non-empty; the handler only records the channel's index. :meth:`poll` then pops every
+    non-empty; the handler only queues the channel's index. :meth:`poll` then pops every
     pending update of those channels and converts it in the calling thread. A channel's first
     value after it connects also reports it ``connected`` with its :class:`Metadata`; a
     disconnection reports it ``disconnected``.
     """
 
-    def __init__(self, context: Context | None = None):
-        self._context = context if context is not None else client_context()
+    def __init__(self, contexts: Sequence[Context] | None = None):
+        self._contexts = contexts if contexts is not None else client_contexts()
         self._channels: dict[int, _Channel] = {}
         self._index: dict[str, int] = {}
         self._next = 0
         self._ready: deque[int] = deque()
-        self._wake = threading.Event()
         self._closed = False
 
     def __len__(self) -> int:
@@ -384,16 +406,7 @@ class ChannelSet:
     def add(self, addresses: Iterable[str]) -> None:
         """Subscribe to every address not subscribed yet."""
         self._check_open()
-        monitor, ready, wake = self._context.monitor, self._ready, self._wake
-
-        def notify(index: int):
-            def handler() -> None:
-                ready.append(index)
-                if not wake.is_set():
-                    wake.set()
-
-            return handler
-
+        contexts, ready = self._contexts, self._ready
         for address in addresses:
             if address in self._index:
                 continue
@@ -402,7 +415,11 @@ class ChannelSet:
             # Recorded before the subscription starts: its first update may arrive at once.
             self._channels[index] = channel = _Channel(address, None)
             self._index[address] = index
-            channel.subscription = monitor(address, notify(index), request=_REQUEST)
+            # p4p's own ClientMonitor, below p4p.client.raw's Subscription: its handler is then a
+            # C-level call (no Python frame per update) that queues the channel's index.
+            channel.subscription = _p4p.ClientMonitor(
+                context_of(address, contexts)._ctxt, address, handler=partial(ready.append, index), pvRequest=_REQUEST
+            )
 
     def remove(self, addresses: Iterable[str]) -> None:
         for address in addresses:
@@ -424,9 +441,9 @@ class ChannelSet:
     def poll(self, timeout: float) -> PollResult:
         """Wait up to `timeout` seconds for updates, then return every pending one."""
         self._check_open()
-        if not self._ready:
-            self._wake.wait(timeout)
-        self._wake.clear()
+        deadline = time.monotonic() + timeout
+        while not self._ready and time.monotonic() < deadline:
+            time.sleep(_IDLE_POLL)  # the handlers only queue (no lock, no event): look again soon
         result = PollResult()
         ready, channels, now = self._ready, self._channels, time.time()
         for _ in range(len(ready)):

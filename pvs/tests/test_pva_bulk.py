@@ -113,9 +113,10 @@ KIND = {
 
 @pytest.fixture
 def service(pva_server):
-    context = pva_bulk.make_context(pva_server.conf)
-    yield pva_bulk.PvaService(context)
-    context.close()
+    contexts = pva_bulk.make_contexts(pva_server.conf, 2)
+    yield pva_bulk.PvaService(contexts)
+    for context in contexts:
+        context.close()
 
 
 @pytest.fixture
@@ -192,8 +193,8 @@ def test_a_table_is_never_written_and_a_number_takes_no_text(pva_server, service
 @pytest.mark.ioc
 def test_subscriptions_report_connection_metadata_and_every_change(pva_server, put_back):
     pvs = [pva_server.of_type(t) for t in sim_pva.TYPES]
-    context = pva_bulk.make_context(pva_server.conf)
-    channels = pva_bulk.ChannelSet(context)
+    contexts = pva_bulk.make_contexts(pva_server.conf, 2)
+    channels = pva_bulk.ChannelSet(contexts)
     try:
         channels.add(pv.name for pv in pvs)
         latest, metadata, connected = {}, {}, set()
@@ -226,4 +227,5 @@ def test_subscriptions_report_connection_metadata_and_every_change(pva_server, p
         )
     finally:
         channels.close()
-        context.close()
+        for context in contexts:
+            context.close()
