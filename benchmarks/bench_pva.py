@@ -17,8 +17,8 @@ mode in a fresh process of its own and prints, per run:
   completion (``record[block=true]``).
 
 Figures: wall time until every PV answered (or how many did by --timeout), the times at which
-half and 99% had, the client process's CPU seconds (user + system, all its threads) and the
-server processes' CPU seconds over the same interval (from /proc). Start-up of the client (import,
+half and 99% had, the client process's CPU seconds (user + system, all its threads; then by
+thread name) and the server processes' CPU seconds over the same interval (from /proc). Start-up of the client (import,
 context) is outside the timed interval. The machine's load changes the wall times, not the CPU
 seconds: quote both with `uptime`.
 """
@@ -53,6 +53,21 @@ def process_cpu(pid: int) -> float:
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def threads_cpu() -> dict[str, float]:
+    """CPU seconds of this process's threads so far, summed by thread name (pvxs names its own:
+    PVXCTCP is a client context's network thread; "python" the interpreter's main thread)."""
+    by_name: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return by_name
 
 
 def client_env(port: int, servers: int) -> dict[str, str]:
@@ -149,7 +164,7 @@ def child(mode: str, size: int, timeout: float) -> None:
         pva_bulk.client_contexts()
     print("ready", flush=True)
     sys.stdin.readline()
-    cpu0 = own_cpu()
+    cpu0, threads0 = own_cpu(), threads_cpu()
     progress = Progress(len(names))
     if mode == "naive":
         seen = set()
@@ -193,6 +208,8 @@ def child(mode: str, size: int, timeout: float) -> None:
                 progress.one()
     wall = time.monotonic() - progress.start
     report = {"total": progress.total, "answered": progress.count, "wall": wall, "client_cpu": own_cpu() - cpu0}
+    threads = {name: cpu - threads0.get(name, 0.0) for name, cpu in threads_cpu().items()}
+    report["threads"] = {name: round(cpu, 2) for name, cpu in sorted(threads.items()) if cpu >= 0.05}
     report.update(progress.marks)
     print(json.dumps(report), flush=True)
     os._exit(0)  # skip tearing down 50,000 subscriptions: not what is measured
@@ -216,7 +233,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown modes: {', '.join(sorted(unknown))}")
     print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} (1, 5, 15 min)")
-    print("size  servers mode     answered      all(s)  50%(s)  99%(s) client_cpu(s) server_cpu(s)")
+    print("size  servers mode     answered      all(s)  50%(s)  99%(s) client_cpu(s) server_cpu(s)  by thread")
     for server_count in [int(count) for count in args.servers.split(",")]:
         for size in sizes:
             with tempfile.TemporaryDirectory(prefix="bench-pva-") as tmp:
@@ -227,7 +244,8 @@ def main() -> None:
                         print(
                             f"{size:<6}{server_count:>7} {mode:<8} {r['answered']:>6}/{r['total']:<6}"
                             f"{_t(r.get('t100')):>8}{_t(r.get('t50')):>8}{_t(r.get('t99')):>8}"
-                            f"{r['client_cpu']:>14.2f}{r['server_cpu']:>14.2f}",
+                            f"{r['client_cpu']:>14.2f}{r['server_cpu']:>14.2f}  "
+                            + " ".join(f"{name} {cpu:.2f}" for name, cpu in r["threads"].items()),
                             flush=True,
                         )
                 finally:
