@@ -282,6 +282,26 @@ class _Batch:
 
         return finished
 
+    def finish(self, operations: list, timeout: float) -> list[tuple[str | None, object, float]]:
+        """Wait up to `timeout` seconds, close `operations`, and give each one's (error, result,
+        time received): error None for a result, TIMEOUT or the failure's text for none."""
+        try:
+            self.done.wait(timeout)
+        finally:
+            for operation in operations:
+                operation.close()
+        with self.lock:
+            return [_outcome(item) for item in self.results]
+
+
+def _outcome(item) -> tuple[str | None, object, float]:
+    if item is None:
+        return TIMEOUT, None, 0.0
+    result, received = item
+    if isinstance(result, BaseException):
+        return _error_text(result), None, 0.0
+    return None, result, received
+
 
 class PvaService:
     """Direct reads and puts on the process's client pool (or on `contexts`), from any thread."""
@@ -301,19 +321,10 @@ class PvaService:
             context_of(address, contexts).get(address, batch.callback(i), request=_REQUEST)
             for i, address in enumerate(addresses)
         ]
-        try:
-            batch.done.wait(timeout)
-        finally:
-            for operation in operations:
-                operation.close()
         results = {}
-        for address, outcome in zip(addresses, batch.results, strict=True):
-            if outcome is None:
-                results[address] = ReadResult(address, None, TIMEOUT)
-            elif isinstance(outcome[0], BaseException):
-                results[address] = ReadResult(address, None, _error_text(outcome[0]))
-            else:
-                results[address] = ReadResult(address, decode(address, outcome[0], outcome[1])[0])
+        for address, (error, raw, received) in zip(addresses, batch.finish(operations, timeout), strict=True):
+            reading = None if error else decode(address, raw, received)[0]
+            results[address] = ReadResult(address, reading, error)
         return results
 
     def put(self, requests: Sequence[PutRequest], timeout: float = 5.0) -> dict[str, PutResult]:
@@ -335,20 +346,10 @@ class PvaService:
                     get=fetch,
                 )
             )
-        try:
-            batch.done.wait(timeout)
-        finally:
-            for operation in operations:
-                operation.close()
         results = {}
-        for request, outcome in zip(requests, batch.results, strict=True):
-            address = request.address
-            if outcome is None:
-                results[address] = PutResult(address, False, TIMEOUT)
-            elif isinstance(outcome[0], BaseException):
-                results[address] = PutResult(address, False, _error_text(outcome[0]))
-            else:
-                results[address] = PutResult(address, True, completed=request.wait)
+        for request, (error, _, _) in zip(requests, batch.finish(operations, timeout), strict=True):
+            ok = error is None
+            results[request.address] = PutResult(request.address, ok, error, ok and request.wait)
         return results
 
 
