@@ -17,6 +17,7 @@ string          str                       ``*_str``           exactly
 float_array     list[float]               ``*_array``         element by element, tol.
 int_array       list[int]                 ``*_array``         element by element, tol.
 string_array    list[str]                 ``*_str`` (JSON)    element by element, exactly
+structure       str (typed JSON text)     ``*_str``           exactly (the text)
 ==============  ========================  ==================  ==========================
 
 ``none`` (:data:`NO_VALUE`) is the stored kind of a PV without a value (disconnected).
@@ -32,6 +33,8 @@ The media, one codec each:
   :func:`delta_text`;
 - Channel Access: :func:`kind_of_native` (what a channel's DBR type and count read as) and
   :func:`put_buffer` (the DBR type, count and bytes a put sends);
+- pvAccess: :func:`kind_of_pva` (what a normative type's value field reads as; any other
+  structure is a ``structure``, its typed JSON text, :func:`structure_text`);
 - the browser (``static/squirrel/live.js``): :func:`js_module` renders ``static/squirrel/kinds.js``
   (``python manage.py write_kinds_js``; a test fails when the file is stale).
 
@@ -66,6 +69,7 @@ class Kind(StrEnum):
     FLOAT_ARRAY = "float_array"
     INT_ARRAY = "int_array"
     STRING_ARRAY = "string_array"  # a DBF_STRING waveform (aai/waveform of FTVL STRING)
+    STRUCTURE = "structure"  # a pvAccess structure of no other kind (NTTable, ...): typed JSON text
 
 
 NO_VALUE = "none"  # the stored kind of a PV without a value
@@ -111,6 +115,7 @@ SPECS: dict[str, KindSpec] = {
         KindSpec(Kind.FLOAT_ARRAY, "Array of floats", float, True, ARRAY, NUMBER_ARRAY),
         KindSpec(Kind.INT_ARRAY, "Array of integers", int, True, ARRAY, NUMBER_ARRAY),
         KindSpec(Kind.STRING_ARRAY, "Array of strings", str, True, STR, EXACT_ARRAY),
+        KindSpec(Kind.STRUCTURE, "Structure (typed JSON)", str, False, STR, EXACT),
     )
 }
 NO_VALUE_LABEL = "No value (disconnected)"
@@ -501,6 +506,43 @@ def _string_buffer(values: list) -> tuple[int, int, bytes]:
             raise ValueError(f"{v!r} is longer than {MAX_STRING_SIZE - 1} bytes")
         encoded.append(raw.ljust(MAX_STRING_SIZE, b"\0"))
     return DBR_STRING, len(encoded), b"".join(encoded)
+
+
+# pvAccess: the normative types' value fields (p4p type codes: "d" double, "ai" array of int32...).
+
+_PVA_FLOAT_CODES = frozenset("fd")
+_PVA_INT_CODES = frozenset("?bBhHiIlL")  # a boolean reads as 0 or 1
+
+
+NT_SCALAR, NT_SCALAR_ARRAY, NT_ENUM = "epics:nt/NTScalar:", "epics:nt/NTScalarArray:", "epics:nt/NTEnum:"
+STRUCTURE = Kind.STRUCTURE.value  # what a pvAccess structure of no other kind reads as
+
+
+def kind_of_pva(type_id: str, value_code) -> str:
+    """The kind a pvAccess value of normative type `type_id` reads as, `value_code` the p4p type
+    code of its value field ("d", "ai", ...; anything else for a structured value field): an
+    NTEnum is an enum, an NTScalar or NTScalarArray the kind of its value field, anything else
+    (NTTable, ...) a :data:`STRUCTURE`, kept as its typed JSON text (:func:`structure_text`)."""
+    if type_id.startswith(NT_ENUM):
+        return _ENUM
+    if not type_id.startswith((NT_SCALAR, NT_SCALAR_ARRAY)) or not isinstance(value_code, str):
+        return STRUCTURE
+    array = value_code.startswith("a")
+    element = value_code[1:] if array else value_code
+    if element in _PVA_FLOAT_CODES:
+        return _FLOAT_ARRAY if array else _FLOAT
+    if element in _PVA_INT_CODES:
+        return _INT_ARRAY if array else _INT
+    if element == "s":
+        return Kind.STRING_ARRAY.value if array else _STRING
+    return STRUCTURE
+
+
+def structure_text(type_id: str, type_spec, fields: dict) -> str:
+    """A structure as typed JSON text (a ``structure`` kind's value): its type id, its type (p4p's
+    ``Type.aspy()`` spec as lists) and its fields (arrays as lists), compact, so equal structures
+    are equal texts."""
+    return json.dumps({"id": type_id, "type": type_spec, "value": fields}, ensure_ascii=False, separators=(",", ":"))
 
 
 # The browser: static/squirrel/kinds.js, generated from SPECS.

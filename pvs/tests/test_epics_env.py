@@ -10,7 +10,7 @@ from squirrel_site.epics_env import LOOPBACK_DEFAULTS
 
 @pytest.mark.slow  # starts Squirrel's own processes
 def test_the_ca_layer_defaults_to_loopback_even_without_django_settings():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_CA") and not k.startswith("EPICS_CAS")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_")}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     names = list(LOOPBACK_DEFAULTS)
     code = f"import os, json, pvs.epics_bulk; print(json.dumps({{k: os.environ.get(k) for k in {names!r}}}))"

@@ -4,7 +4,8 @@ Pytest plugins (the root conftest.py's pytest_plugins): `parallel` (a pytest-xdi
 Redis, one database per worker, and its CPU time; `workers` says which worker a process is),
 `fixtures` (the fault tests' private PostgreSQL and Redis from `services` and Squirrel's real
 processes from `processes`), `ioc` (the simulated IOC in the registry, Celery worker subprocesses,
-independent Channel Access reads and writes), `site` (the whole system for the browser tests),
+independent Channel Access reads and writes), `pva` (the simulated pvAccess server and
+independent pvAccess reads and writes), `site` (the whole system for the browser tests),
 `snapshots` (snapshots, PVs and live values made from Python values). Helpers: `restore` (a fake IOC
 for restore unit tests), `values` and `websocket` (the monitor's live values and the live socket),
 `jobs`, `load`, `channel_access`. No test module imports from another test module or a

@@ -20,6 +20,8 @@ EXAMPLES = {
     "float_array": [1.0, math.nan, -math.inf],
     "int_array": [1, -2, 3],
     "string_array": ["Gun laser", "", 'ü, "quoted"'],
+    # pvAccess: a structure of no other kind, as its typed JSON text (pvs.pva_bulk)
+    "structure": ev.structure_text("epics:nt/NTTable:1.0", [["labels", "as"]], {"labels": ["ü"]}),
 }
 
 
@@ -207,3 +209,37 @@ def test_a_string_array_is_put_as_dbr_string_elements():
     )
     with pytest.raises(ValueError, match="3 values for a channel of 2 elements"):
         ev.put_buffer(ev.DBR_STRING, 2, ["a", "b", "c"])
+
+
+@pytest.mark.parametrize(
+    ("type_id", "code", "kind"),
+    [
+        ("epics:nt/NTScalar:1.0", "d", "float"),
+        ("epics:nt/NTScalar:1.0", "f", "float"),
+        ("epics:nt/NTScalar:1.0", "i", "int"),
+        ("epics:nt/NTScalar:1.0", "L", "int"),
+        ("epics:nt/NTScalar:1.0", "?", "int"),
+        ("epics:nt/NTScalar:1.0", "s", "string"),
+        ("epics:nt/NTScalarArray:1.0", "ad", "float_array"),
+        ("epics:nt/NTScalarArray:1.0", "ab", "int_array"),
+        ("epics:nt/NTScalarArray:1.0", "a?", "int_array"),
+        ("epics:nt/NTScalarArray:1.0", "as", "string_array"),
+        ("epics:nt/NTEnum:1.0", None, "enum"),
+        ("epics:nt/NTTable:1.0", None, "structure"),
+        ("epics:nt/NTScalar:1.0", "av", "structure"),  # a variant union: no kind holds it
+        ("my:own/Thing:1.0", "d", "structure"),
+    ],
+)
+def test_what_a_pvaccess_value_reads_as(type_id, code, kind):
+    assert ev.kind_of_pva(type_id, code) == kind
+
+
+def test_a_structure_is_compact_typed_json_and_compares_as_its_text():
+    text = ev.structure_text(
+        "epics:nt/NTTable:1.0", [["value", ["S", "structure", [["a", "ad"]]]]], {"value": {"a": [1.5]}}
+    )
+    assert text == (
+        '{"id":"epics:nt/NTTable:1.0","type":[["value",["S","structure",[["a","ad"]]]]],"value":{"value":{"a":[1.5]}}}'
+    )
+    assert ev.SPECS["structure"].compare == ev.EXACT
+    assert ev.to_columns("structure", text) == ("structure", None, text, None)

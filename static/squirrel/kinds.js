@@ -7,5 +7,6 @@ export const COMPARE = Object.freeze({
   "string": "exact",
   "float_array": "number_array",
   "int_array": "number_array",
-  "string_array": "exact_array"
+  "string_array": "exact_array",
+  "structure": "exact"
 });

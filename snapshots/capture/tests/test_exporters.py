@@ -223,7 +223,7 @@ def test_malformed_csv_reports_every_problem_with_its_line_and_writes_nothing(ad
         "bad.csv:9: Expected 20 cells, found 3.",
         "bad.csv:4: 'bad name': pv_name: The address contains whitespace.",
         "bad.csv:5: 'M:C': value_type: 'complex' is not one of float, int, enum, string, float_array, int_array,"
-        " string_array, none.",
+        " string_array, structure, none.",
         "bad.csv:6: 'M:D': a disconnected PV has no setpoint value.",
         "bad.csv:7: 'M:E': severity: 9 is not an alarm severity (0-3).",
         "bad.csv:7: 'M:E': timestamp: 'yesterday' is not an ISO 8601 time.",

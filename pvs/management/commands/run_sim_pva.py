@@ -1,0 +1,118 @@
+"""Serve the simulated pvAccess PVs (pvs.sim_pva) from a p4p server, on loopback only."""
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from pvs import sim_pva
+
+
+class Command(BaseCommand):
+    help = "Run a pvAccess server (p4p) serving simulated PVs of every normative type Squirrel reads."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--pvs", type=int, default=1000, help="number of PVs in the whole set (default 1000)")
+        parser.add_argument("--prefix", default=settings.SIM_IOC_PREFIX, help="PV name prefix")
+        parser.add_argument("--seed", type=int, default=0, help="seed for the values")
+        parser.add_argument(
+            "--port",
+            type=int,
+            required=True,
+            help="TCP port; the UDP search port is the next one (clients list 127.0.0.1:PORT+1)",
+        )
+        parser.add_argument("--shard", type=int, default=0, help="serve only shard N of --shards (several servers)")
+        parser.add_argument("--shards", type=int, default=1, help="how many servers share the set")
+        parser.add_argument("--ready-file", metavar="FILE", help="create this file once the server is serving")
+
+    def handle(self, *args, **options):
+        if not 0 < options["port"] < 65535:
+            raise CommandError(f"--port must be between 1 and 65534, not {options['port']}")
+        try:
+            pvs = sim_pva.shard(
+                sim_pva.generate(options["pvs"], options["prefix"], options["seed"]),
+                options["shard"],
+                options["shards"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        start = time.monotonic()
+        server, _shared = serve(pvs, options["port"])
+        ready_file = Path(options["ready_file"]) if options["ready_file"] else None
+        if ready_file:
+            ready_file.touch()
+        self.stdout.write(
+            f"Simulated pvAccess server serving {len(pvs)} PVs on 127.0.0.1 TCP {options['port']}, "
+            f"UDP {options['port'] + 1} (ready in {time.monotonic() - start:.1f} s)"
+        )
+        self.stdout.flush()
+        stop.wait()
+        server.stop()
+        if ready_file:
+            ready_file.unlink(missing_ok=True)
+        self.stdout.write("Simulated pvAccess server stopped")
+
+
+def server_conf(port: int) -> dict[str, str]:
+    """The server's whole configuration (the environment is not read): loopback, TCP `port`,
+    UDP `port` + 1, beacons to loopback only."""
+    return {
+        "EPICS_PVAS_INTF_ADDR_LIST": "127.0.0.1",
+        "EPICS_PVAS_SERVER_PORT": str(port),
+        "EPICS_PVAS_BROADCAST_PORT": str(port + 1),
+        "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
+        "EPICS_PVAS_BEACON_ADDR_LIST": f"127.0.0.1:{port + 1}",
+    }
+
+
+def serve(pvs: list[sim_pva.SimPV], port: int):
+    """Start a p4p server for `pvs` on `port`: (server, its shared PVs). Every put is applied
+    (posted to every subscriber) and completes at once."""
+    # Imported here, as run_sim_ioc imports softioc: only serving needs the server library.
+    from p4p.nt import NTEnum, NTScalar, NTTable
+    from p4p.server import Server, StaticProvider
+    from p4p.server.raw import SharedPV
+
+    class Apply:
+        def put(self, pv, op):
+            pv.post(op.value())
+            op.done()
+
+    handler = Apply()
+    types = {
+        sim_pva.DOUBLE: NTScalar("d", display=True, form=True),
+        sim_pva.INT: NTScalar("i", display=True, form=True),
+        sim_pva.BOOL: NTScalar("?"),
+        sim_pva.STRING: NTScalar("s"),
+        sim_pva.DOUBLE_ARRAY: NTScalar("ad", display=True, form=True),
+        sim_pva.STRING_ARRAY: NTScalar("as"),
+        sim_pva.ENUM: NTEnum(),
+        sim_pva.TABLE: NTTable(list(sim_pva.TABLE_COLUMNS)),
+    }
+    now = time.time()
+    provider = StaticProvider("squirrel-sim")
+    shared = []
+    for pv in pvs:
+        nt = types[pv.type]
+        if pv.type == sim_pva.ENUM:
+            initial = nt.wrap({"value.index": pv.value, "value.choices": list(sim_pva.ENUM_CHOICES)}, timestamp=now)
+        elif pv.type == sim_pva.TABLE:
+            rows = [dict(zip(pv.value, row, strict=True)) for row in zip(*pv.value.values(), strict=True)]
+            initial = nt.wrap(rows, timestamp=now)
+        elif pv.type in (sim_pva.DOUBLE, sim_pva.INT, sim_pva.DOUBLE_ARRAY):
+            fields = {"value": pv.value, "display.units": pv.units, "display.precision": pv.precision}
+            if pv.type != sim_pva.DOUBLE_ARRAY:
+                fields.update({"display.limitLow": pv.low, "display.limitHigh": pv.high})
+            initial = nt.wrap(fields, timestamp=now)
+        else:
+            initial = nt.wrap(pv.value, timestamp=now)
+        shared_pv = SharedPV(handler=handler, nt=nt, initial=initial)
+        provider.add(pv.name, shared_pv)
+        shared.append(shared_pv)
+    return Server(providers=[provider], conf=server_conf(port), useenv=False), shared

@@ -1,0 +1,490 @@
+"""pvAccess for many channels at once: the only module that imports p4p's client.
+
+The pvAccess counterpart of :mod:`pvs.epics_io` over :mod:`pvs.epics_bulk` (libca): one pool of
+client contexts per process (:func:`client_contexts`), batched gets and puts with completion
+(:class:`PvaService`, :func:`pva_service`) and a set of subscriptions drained in batches
+(:class:`ChannelSet`). It returns the same results as the Channel Access layer (``Value``,
+``Metadata``, ``PollResult``, ``ReadResult``, ``PutResult``), so callers need not care which
+protocol an address speaks.
+
+What a normative type reads as (:func:`decode`), through :mod:`squirrel_site.epics_values`:
+
+- NTScalar / NTScalarArray: the kind of the value field (``kind_of_pva``: double → float,
+  integers and booleans → int (a boolean as 0 or 1), string → string; their arrays); display
+  units, precision and limits go to the channel's :class:`Metadata`;
+- NTEnum: an ``enum``, the value its index, the choices the metadata's ``enum_labels``;
+- any other structure (NTTable, ...): a ``structure``, its typed JSON text (type id, type,
+  fields; ``structure_text``), read and compared, never written;
+- alarm: ``status`` and ``severity`` are the pvAccess alarm's (its status codes are pvAccess'
+  NO_STATUS, DEVICE, DRIVER, ..., not Channel Access' alarm conditions); ``timestamp`` is the
+  timeStamp (pvAccess counts from 1970, as Unix does).
+
+Why p4p's lower level: p4p's threaded ``Context.monitor`` runs a Python callback per update on
+a worker pool and unwraps every value into a Python object, and loses the first update of a
+subscription whose value arrives before ``monitor()`` returns (benchmarks/bench_pva.py counts
+those). Here each subscription's handler only appends its index to one queue (a C-level call),
+and :meth:`ChannelSet.poll` pops and converts every pending update in the caller's thread,
+reading the raw p4p ``Value`` (no unwrapping); the channels are spread over a few contexts
+(:data:`CONTEXTS`), as pvxs' search costs one context the square of its channels. Where the time
+still goes is docs/benchmarks.md, "pvAccess".
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+from p4p import _p4p
+from p4p.client.raw import Cancelled, Context, Disconnected, Finished, RemoteError
+
+from pvs.epics_io import (  # the results both protocols return
+    DISCONNECTED,
+    TIMEOUT,
+    Metadata,
+    PollResult,
+    PutRequest,
+    PutResult,
+    ReadResult,
+)
+from squirrel_site.epics_env import apply_loopback_defaults
+from squirrel_site.epics_values import NT_ENUM, STRUCTURE, Value, kind_of_pva, structure_text
+
+# A structure's typed JSON leaves out what the value's own fields hold.
+_HEADER_FIELDS = frozenset(("alarm", "timeStamp"))
+_IDLE_POLL = 0.005  # s between looks at an empty queue of updates
+NOT_WRITABLE = "not writable: a structure (kept as typed JSON) is saved and compared, never written"
+
+_REQUEST = Context.makeRequest("field()")
+_PUT_WAIT = Context.makeRequest("field()record[block=true]")
+_PUT_NO_WAIT = Context.makeRequest("field()record[block=false]")
+
+
+class PvAccessError(RuntimeError):
+    """p4p refused an operation (bad configuration, a closed context)."""
+
+
+# One client pool per process: a few contexts, each address always on the same one.
+
+# pvxs (1.5, as pvxslibs ships it) walks its search lists once per channel it searches (the
+# wheels' libstdc++ ABI counts a std::list by walking it), so one context's CPU grows with the
+# square of its channels: 50,000 channels cost its network thread 8-29 s, four contexts of
+# 12,500 cost theirs 4.4 s in all (docs/benchmarks.md, "pvAccess").
+CONTEXTS = 4
+
+_contexts: list[Context] = []
+_context_lock = threading.Lock()
+
+
+def make_context(conf: dict[str, str] | None = None) -> Context:
+    """A new p4p client context, configured from the environment with the loopback defaults
+    (squirrel_site.epics_env), `conf` overriding it. The process uses one pool
+    (:func:`client_contexts`); a test makes its own for its own server."""
+    apply_loopback_defaults()
+    # raw: no work-queue threads and no unwrapping; useenv: EPICS_PVA_* from the environment.
+    return Context("pva", conf=conf, useenv=True, nt=False)
+
+
+def make_contexts(conf: dict[str, str] | None = None, count: int = CONTEXTS) -> list[Context]:
+    """`count` new contexts (:func:`make_context`): a pool for :class:`ChannelSet` and
+    :class:`PvaService`."""
+    return [make_context(conf) for _ in range(count)]
+
+
+def client_contexts() -> list[Context]:
+    """The process's pool of p4p client contexts (created on first use, thread-safe)."""
+    with _context_lock:
+        if not _contexts:
+            _contexts.extend(make_contexts())
+        return _contexts
+
+
+def context_of(address: str, contexts: Sequence[Context]) -> Context:
+    """The context of `contexts` that `address` always uses (its channel is cached there)."""
+    return contexts[zlib.crc32(address.encode()) % len(contexts)]
+
+
+@atexit.register
+def close_client_contexts() -> None:
+    """Close the process's pool (every subscription and operation on it ends)."""
+    with _context_lock:
+        for context in _contexts:
+            context.close()
+        _contexts.clear()
+
+
+# Conversion: a p4p Value (raw, not unwrapped) to the project's one Value.
+
+
+def decode(address: str, raw, received: float | None = None) -> tuple[Value, Metadata]:
+    """`raw` (a p4p Value of a normative type, or any structure) as a :class:`Value` and the
+    channel's :class:`Metadata` (kind, count, units, precision, limits, enum labels)."""
+    received = time.time() if received is None else received
+    type_id = raw.getID()
+    status, severity, timestamp = _header(raw)
+    kind = kind_of_pva(type_id, _value_code(raw))
+    meta = Metadata(address, kind, 1)
+    if type_id.startswith(NT_ENUM):
+        meta.enum_labels = list(raw["value.choices"])
+        value = raw["value.index"]
+    elif kind == STRUCTURE:
+        value = _structure(raw, type_id)
+    else:
+        value = _plain(raw["value"])
+        if isinstance(value, list):
+            meta.count = len(value)
+        _display(raw, meta)
+    return Value(address, kind, value, status, severity, timestamp, received, True), meta
+
+
+def _value_code(raw):
+    """The p4p type code of `raw`'s value field (None if it has none)."""
+    kind_of = raw.type()
+    return kind_of["value"] if kind_of.has("value") else None
+
+
+def _header(raw) -> tuple[int, int, float]:
+    try:
+        status, severity = raw["alarm.status"], raw["alarm.severity"]
+    except (KeyError, AttributeError):
+        status = severity = 0
+    try:
+        seconds, nanoseconds = raw["timeStamp.secondsPastEpoch"], raw["timeStamp.nanoseconds"]
+    except (KeyError, AttributeError):
+        seconds = nanoseconds = 0
+    return status, severity, seconds + nanoseconds * 1e-9 if seconds else 0.0
+
+
+def _plain(value):
+    """A value field as plain Python: numpy arrays as lists, booleans as 0 or 1."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+        if value and isinstance(value[0], bool):
+            return [int(item) for item in value]
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _display(raw, meta: Metadata) -> None:
+    if not raw.type().has("display"):
+        return
+    display = raw.type()["display"]
+    meta.units = raw["display.units"] if display.has("units") else ""
+    if display.has("precision"):
+        meta.precision = raw["display.precision"]
+    if display.has("limitLow") and display.has("limitHigh"):
+        low, high = raw["display.limitLow"], raw["display.limitHigh"]
+        if low != high:
+            meta.lower_limit, meta.upper_limit = float(low), float(high)
+
+
+def _structure(raw, type_id: str) -> str:
+    spec = raw.type().aspy()[2]
+    fields = {name: _json_ready(raw[name]) for name, _ in spec if name not in _HEADER_FIELDS}
+    kept = [_json_spec(item) for item in spec if item[0] not in _HEADER_FIELDS]
+    return structure_text(type_id, kept, fields)
+
+
+def _json_spec(item):
+    if isinstance(item, tuple):
+        return [_json_spec(part) for part in item]
+    if isinstance(item, list):
+        return [_json_spec(part) for part in item]
+    return item
+
+
+def _json_ready(value):
+    if hasattr(value, "todict"):
+        value = value.todict()
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    return value
+
+
+# Writing: what a put sends, decided once the server says the channel's type.
+
+
+def _builder(value):
+    """A p4p put builder writing `value` into the channel's value field (an NTEnum's index, or the
+    index of a label among its choices); raises ValueError, saying why, where it cannot."""
+
+    def build(target) -> None:
+        type_id = target.getID()
+        if type_id.startswith(NT_ENUM):
+            if isinstance(value, str):
+                choices = list(target["value.choices"])
+                if value not in choices:
+                    raise ValueError(f"{value!r} is not one of the labels {choices}")
+                target["value.index"] = choices.index(value)
+            elif isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"cannot put {value!r} to an enum (an index or a label)")
+            else:
+                target["value.index"] = value
+            return
+        code = _value_code(target)
+        if kind_of_pva(type_id, code) == STRUCTURE:
+            raise ValueError(NOT_WRITABLE)
+        if code.lstrip("a") != "s" and any(isinstance(item, str) for item in _items(value)):
+            raise ValueError(f"cannot put {value!r} to a channel of numbers")
+        target["value"] = value
+
+    return build
+
+
+def _items(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _error_text(error: BaseException) -> str:
+    if isinstance(error, Disconnected):
+        return DISCONNECTED
+    if isinstance(error, RemoteError):
+        return f"failed: {error}"
+    return f"failed: {error}" if str(error) else f"failed: {type(error).__name__}"
+
+
+# Direct gets and puts.
+
+
+class _Batch:
+    """Operations started together, finished by p4p's callbacks (any thread), waited for once."""
+
+    def __init__(self, count: int):
+        self.results: list = [None] * count
+        self.remaining = count
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        if not count:
+            self.done.set()
+
+    def callback(self, index: int):
+        def finished(result) -> None:
+            if isinstance(result, Cancelled):
+                return
+            with self.lock:
+                if self.results[index] is not None:
+                    return
+                self.results[index] = (result, time.time())
+                self.remaining -= 1
+                if not self.remaining:
+                    self.done.set()
+
+        return finished
+
+    def finish(self, operations: list, timeout: float) -> list[tuple[str | None, object, float]]:
+        """Wait up to `timeout` seconds, close `operations`, and give each one's (error, result,
+        time received): error None for a result, TIMEOUT or the failure's text for none."""
+        try:
+            self.done.wait(timeout)
+        finally:
+            for operation in operations:
+                operation.close()
+        with self.lock:
+            return [_outcome(item) for item in self.results]
+
+
+def _outcome(item) -> tuple[str | None, object, float]:
+    if item is None:
+        return TIMEOUT, None, 0.0
+    result, received = item
+    if isinstance(result, BaseException):
+        return _error_text(result), None, 0.0
+    return None, result, received
+
+
+class PvaService:
+    """Direct reads and puts on the process's client pool (or on `contexts`), from any thread."""
+
+    def __init__(self, contexts: Sequence[Context] | None = None):
+        self._contexts = contexts
+
+    @property
+    def contexts(self) -> Sequence[Context]:
+        return self._contexts if self._contexts is not None else client_contexts()
+
+    def read(self, addresses: Sequence[str], timeout: float = 2.0) -> dict[str, ReadResult]:
+        """A get of every address at once: {address: ReadResult} within `timeout` seconds."""
+        batch = _Batch(len(addresses))
+        contexts = self.contexts
+        operations = [
+            context_of(address, contexts).get(address, batch.callback(i), request=_REQUEST)
+            for i, address in enumerate(addresses)
+        ]
+        results = {}
+        for address, (error, raw, received) in zip(addresses, batch.finish(operations, timeout), strict=True):
+            reading = None if error else decode(address, raw, received)[0]
+            results[address] = ReadResult(address, reading, error)
+        return results
+
+    def put(self, requests: Sequence[PutRequest], timeout: float = 5.0) -> dict[str, PutResult]:
+        """Every put at once: {address: PutResult}. ``wait`` puts complete when the server has
+        finished processing them (pvAccess' ``record[block=true]``); the others when it has
+        accepted them. A put that timed out may still have been applied."""
+        batch = _Batch(len(requests))
+        contexts = self.contexts
+        operations = []
+        for i, request in enumerate(requests):
+            # A label needs the enum's choices, which only a get before the put brings.
+            fetch = isinstance(request.value, str)
+            operations.append(
+                context_of(request.address, contexts).put(
+                    request.address,
+                    batch.callback(i),
+                    builder=_builder(request.value),
+                    request=_PUT_WAIT if request.wait else _PUT_NO_WAIT,
+                    get=fetch,
+                )
+            )
+        results = {}
+        for request, (error, _, _) in zip(requests, batch.finish(operations, timeout), strict=True):
+            ok = error is None
+            results[request.address] = PutResult(request.address, ok, error, ok and request.wait)
+        return results
+
+
+_service: PvaService | None = None
+_service_lock = threading.Lock()
+
+
+def pva_service() -> PvaService:
+    """The process's pvAccess service (thread-safe)."""
+    global _service
+    with _service_lock:
+        if _service is None:
+            _service = PvaService()
+        return _service
+
+
+# Subscriptions.
+
+
+@dataclass(slots=True)
+class _Channel:
+    address: str
+    subscription: object
+    connected: bool = False
+    metadata: Metadata | None = field(default=None)
+
+
+class ChannelSet:
+    """Subscriptions to many addresses, drained in batches by :meth:`poll` (one thread).
+
+    p4p calls a subscription's handler (on its own threads) when its queue of updates becomes
+    non-empty; the handler only queues the channel's index. :meth:`poll` then pops every
+    pending update of those channels and converts it in the calling thread. A channel's first
+    value after it connects also reports it ``connected`` with its :class:`Metadata`; a
+    disconnection reports it ``disconnected``.
+    """
+
+    def __init__(self, contexts: Sequence[Context] | None = None):
+        self._contexts = contexts if contexts is not None else client_contexts()
+        self._channels: dict[int, _Channel] = {}
+        self._index: dict[str, int] = {}
+        self._next = 0
+        self._ready: deque[int] = deque()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, address: str) -> bool:
+        return address in self._index
+
+    def addresses(self) -> set[str]:
+        return set(self._index)
+
+    def add(self, addresses: Iterable[str]) -> None:
+        """Subscribe to every address not subscribed yet."""
+        self._check_open()
+        contexts, ready = self._contexts, self._ready
+        for address in addresses:
+            if address in self._index:
+                continue
+            index = self._next
+            self._next += 1
+            # Recorded before the subscription starts: its first update may arrive at once.
+            self._channels[index] = channel = _Channel(address, None)
+            self._index[address] = index
+            # p4p's own ClientMonitor, below p4p.client.raw's Subscription: its handler is then a
+            # C-level call (no Python frame per update) that queues the channel's index.
+            channel.subscription = _p4p.ClientMonitor(
+                context_of(address, contexts)._ctxt, address, handler=partial(ready.append, index), pvRequest=_REQUEST
+            )
+
+    def remove(self, addresses: Iterable[str]) -> None:
+        for address in addresses:
+            index = self._index.pop(address, None)
+            if index is not None:
+                self._channels.pop(index).subscription.close()
+
+    def is_connected(self, address: str) -> bool:
+        index = self._index.get(address)
+        return index is not None and self._channels[index].connected
+
+    def connected_count(self) -> int:
+        return sum(1 for channel in self._channels.values() if channel.connected)
+
+    def metadata(self, address: str) -> Metadata | None:
+        index = self._index.get(address)
+        return None if index is None else self._channels[index].metadata
+
+    def poll(self, timeout: float) -> PollResult:
+        """Wait up to `timeout` seconds for updates, then return every pending one."""
+        self._check_open()
+        deadline = time.monotonic() + timeout
+        while not self._ready and time.monotonic() < deadline:
+            time.sleep(_IDLE_POLL)  # the handlers only queue (no lock, no event): look again soon
+        result = PollResult()
+        ready, channels, now = self._ready, self._channels, time.time()
+        for _ in range(len(ready)):
+            channel = channels.get(ready.popleft())
+            if channel is None or channel.subscription is None:
+                continue  # removed meanwhile
+            self._drain(channel, result, now)
+        return result
+
+    def _drain(self, channel: _Channel, result: PollResult, now: float) -> None:
+        pop = channel.subscription.pop
+        while True:
+            try:
+                update = pop()
+            except Exception as exc:  # noqa: BLE001  (p4p raises what the server sent)
+                update = exc
+            if update is None:
+                return
+            if isinstance(update, Exception):
+                if channel.connected and isinstance(update, (Disconnected, Finished, RemoteError)):
+                    channel.connected = False
+                    result.disconnected.append(channel.address)
+                continue
+            value, meta = decode(channel.address, update, now)
+            if not channel.connected:
+                channel.connected = True
+                channel.metadata = meta
+                result.connected.append(channel.address)
+                result.metadata.append(meta)
+            result.readings.append(value)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for channel in self._channels.values():
+            channel.subscription.close()
+        self._channels.clear()
+        self._index.clear()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PvAccessError("this channel set is closed")

@@ -1,0 +1,231 @@
+"""The pvAccess layer: conversions of every normative type (pure, p4p Values built here) and the
+simulated pvAccess server read, written and watched through it, with p4p's own client in another
+process reading the server back (marker `ioc`)."""
+
+import json
+import math
+
+import pytest
+from p4p.nt import NTEnum, NTScalar, NTTable
+
+from pvs import pva_bulk, sim_pva
+from pvs.epics_io import TIMEOUT, PutRequest
+from squirrel_site.testing import eventually
+
+STAMP = 1_700_000_000.25
+
+
+def test_a_double_with_alarm_timestamp_and_display():
+    raw = NTScalar("d", display=True, form=True).wrap(
+        {
+            "value": 2.5,
+            "display.units": "mA",
+            "display.precision": 3,
+            "display.limitLow": -10.0,
+            "display.limitHigh": 10.0,
+            "alarm.status": 1,
+            "alarm.severity": 2,
+        },
+        timestamp=STAMP,
+    )
+    value, meta = pva_bulk.decode("A:D", raw, received=5.0)
+    assert (value.address, value.kind, value.value, value.status, value.severity) == ("A:D", "float", 2.5, 1, 2)
+    assert value.timestamp == pytest.approx(STAMP) and value.received == 5.0 and value.connected
+    assert (meta.kind, meta.count, meta.units, meta.precision) == ("float", 1, "mA", 3)
+    assert (meta.lower_limit, meta.upper_limit, meta.enum_labels) == (-10.0, 10.0, None)
+
+
+@pytest.mark.parametrize(
+    ("code", "given", "kind", "expected"),
+    [
+        ("i", -7, "int", -7),
+        ("l", 2**40, "int", 2**40),
+        ("?", True, "int", 1),
+        ("s", "ü mode", "string", "ü mode"),
+        ("ad", [1.0, math.inf], "float_array", [1.0, math.inf]),
+        ("ai", [1, -2], "int_array", [1, -2]),
+        ("a?", [True, False], "int_array", [1, 0]),
+        ("as", ["a", ""], "string_array", ["a", ""]),
+    ],
+)
+def test_scalars_and_arrays_read_as_their_kind(code, given, kind, expected):
+    value, meta = pva_bulk.decode("A:B", NTScalar(code).wrap(given, timestamp=STAMP))
+    assert (value.kind, value.value, meta.kind) == (kind, expected, kind)
+    assert type(value.value) is type(expected)
+    assert meta.count == (len(expected) if isinstance(expected, list) else 1)
+    assert (meta.units, meta.precision, meta.lower_limit) == ("", None, None)  # no display field
+
+
+def test_equal_display_limits_are_no_limits():
+    raw = NTScalar("d", display=True, form=True).wrap({"value": 1.0, "display.units": "V"})
+    _, meta = pva_bulk.decode("A:B", raw)
+    assert (meta.units, meta.lower_limit, meta.upper_limit) == ("V", None, None)
+
+
+def test_an_enum_reads_as_its_index_with_the_choices_as_labels():
+    raw = NTEnum().wrap({"value.index": 2, "value.choices": ["Off", "On", "Standby"]}, timestamp=STAMP)
+    value, meta = pva_bulk.decode("A:E", raw)
+    assert (value.kind, value.value, meta.enum_labels) == ("enum", 2, ["Off", "On", "Standby"])
+
+
+def test_a_never_processed_value_has_no_timestamp():
+    value, _ = pva_bulk.decode("A:B", NTScalar("d").wrap(1.0))
+    assert value.timestamp == 0.0
+
+
+def test_a_table_is_kept_as_typed_json():
+    raw = NTTable([("name", "s"), ("x", "d")]).wrap(
+        [{"name": "a", "x": 1.5}, {"name": "b", "x": -2.0}], timestamp=STAMP
+    )
+    value, meta = pva_bulk.decode("A:T", raw)
+    assert value.kind == meta.kind == "structure" and value.timestamp == pytest.approx(STAMP)
+    typed = json.loads(value.value)
+    assert typed["id"] == "epics:nt/NTTable:1.0"
+    assert typed["value"]["labels"] == ["name", "x"]
+    assert typed["value"]["value"] == {"name": ["a", "b"], "x": [1.5, -2.0]}
+    assert ["value", ["S", "structure", [["name", "as"], ["x", "ad"]]]] in typed["type"]
+    assert not {"alarm", "timeStamp"} & {name for name, _ in typed["type"]}  # in the Value's own fields
+
+
+# Against the simulated pvAccess server.
+
+WRITABLE = [t for t in sim_pva.TYPES if t != sim_pva.TABLE]
+NEW_VALUES = {
+    sim_pva.DOUBLE: 12.25,
+    sim_pva.INT: -42,
+    sim_pva.BOOL: 0,
+    sim_pva.STRING: "written ü",
+    sim_pva.DOUBLE_ARRAY: [0.5, -1.5, 2.0],
+    sim_pva.STRING_ARRAY: ["x", "y z"],
+    sim_pva.ENUM: 3,
+}
+KIND = {
+    sim_pva.DOUBLE: "float",
+    sim_pva.INT: "int",
+    sim_pva.BOOL: "int",
+    sim_pva.STRING: "string",
+    sim_pva.DOUBLE_ARRAY: "float_array",
+    sim_pva.STRING_ARRAY: "string_array",
+    sim_pva.ENUM: "enum",
+    sim_pva.TABLE: "structure",
+}
+
+
+@pytest.fixture
+def service(pva_server):
+    contexts = pva_bulk.make_contexts(pva_server.conf, 2)
+    yield pva_bulk.PvaService(contexts)
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def put_back(pva_server):
+    """Each test's PVs hold their first values again afterwards (the server lives for the session)."""
+    touched = []
+    yield touched.extend
+    if touched:
+        pva_server.pvput({pv.name: _field_value(pv.type, pv.value) for pv in touched})
+
+
+def _field_value(kind, value):
+    return {"value.index": value} if kind == sim_pva.ENUM else {"value": value}
+
+
+def _plain(kind, value):
+    return int(value) if kind == sim_pva.BOOL else value
+
+
+@pytest.mark.ioc
+def test_every_type_reads_as_the_server_holds_it(pva_server, service):
+    pvs = [pva_server.of_type(t) for t in sim_pva.TYPES]
+    results = service.read([pv.name for pv in pvs] + ["SIM:PVA:NOBODY"], timeout=5)
+    assert results["SIM:PVA:NOBODY"].error == TIMEOUT
+    served = pva_server.pvget(pv.name for pv in pvs)
+    for pv in pvs:
+        reading = results[pv.name].reading
+        assert reading is not None, results[pv.name]
+        assert reading.kind == KIND[pv.type], pv
+        assert reading.timestamp == pytest.approx(served[pv.name]["timeStamp"]["secondsPastEpoch"], abs=1)
+        if pv.type == sim_pva.ENUM:
+            assert reading.value == served[pv.name]["value"]["index"]
+        elif pv.type == sim_pva.TABLE:
+            assert json.loads(reading.value)["value"]["value"] == served[pv.name]["value"]
+        else:
+            assert reading.value == _plain(pv.type, served[pv.name]["value"])
+
+
+@pytest.mark.ioc
+def test_puts_with_completion_of_every_writable_type_reach_the_server(pva_server, service, put_back):
+    pvs = [pva_server.of_type(t) for t in WRITABLE]
+    put_back(pvs)
+    requests = [PutRequest(pv.name, NEW_VALUES[pv.type], wait=True) for pv in pvs]
+    results = service.put(requests, timeout=5)
+    assert all(r.ok and r.completed for r in results.values()), results
+    served = pva_server.pvget(pv.name for pv in pvs)
+    for pv in pvs:
+        got = served[pv.name]["value"]
+        assert (got["index"] if pv.type == sim_pva.ENUM else _plain(pv.type, got)) == NEW_VALUES[pv.type], pv
+
+
+@pytest.mark.ioc
+def test_an_enum_takes_a_label_and_refuses_an_unknown_one(pva_server, service, put_back):
+    enum = pva_server.of_type(sim_pva.ENUM)
+    put_back([enum])
+    assert service.put([PutRequest(enum.name, "Standby", wait=True)])[enum.name].ok
+    assert pva_server.pvget([enum.name])[enum.name]["value"]["index"] == sim_pva.ENUM_CHOICES.index("Standby")
+    refused = service.put([PutRequest(enum.name, "Sideways", wait=True)])[enum.name]
+    assert not refused.ok and "'Sideways' is not one of the labels" in refused.error
+
+
+@pytest.mark.ioc
+def test_a_table_is_never_written_and_a_number_takes_no_text(pva_server, service):
+    table, double = pva_server.of_type(sim_pva.TABLE), pva_server.of_type(sim_pva.DOUBLE)
+    before = pva_server.pvget([table.name, double.name])
+    results = service.put([PutRequest(table.name, 1, wait=True), PutRequest(double.name, "high", wait=True)])
+    assert not results[table.name].ok and pva_bulk.NOT_WRITABLE in results[table.name].error
+    assert not results[double.name].ok and "cannot put 'high'" in results[double.name].error
+    after = pva_server.pvget([table.name, double.name])
+    assert after[table.name]["value"] == before[table.name]["value"]
+    assert after[double.name]["value"] == before[double.name]["value"]
+
+
+@pytest.mark.ioc
+def test_subscriptions_report_connection_metadata_and_every_change(pva_server, put_back):
+    pvs = [pva_server.of_type(t) for t in sim_pva.TYPES]
+    contexts = pva_bulk.make_contexts(pva_server.conf, 2)
+    channels = pva_bulk.ChannelSet(contexts)
+    try:
+        channels.add(pv.name for pv in pvs)
+        latest, metadata, connected = {}, {}, set()
+
+        def drain(predicate):
+            def step():
+                result = channels.poll(0.1)
+                latest.update((v.address, v) for v in result.readings)
+                metadata.update((m.address, m) for m in result.metadata)
+                connected.update(result.connected)
+                return predicate()
+
+            return step
+
+        eventually(drain(lambda: len(connected) == len(pvs)), 20, what="every channel connected")
+        assert channels.connected_count() == len(pvs)
+        double, enum = pva_server.of_type(sim_pva.DOUBLE), pva_server.of_type(sim_pva.ENUM)
+        assert (metadata[double.name].units, metadata[double.name].precision) == (double.units, double.precision)
+        assert (metadata[double.name].lower_limit, metadata[double.name].upper_limit) == (double.low, double.high)
+        assert metadata[enum.name].enum_labels == list(sim_pva.ENUM_CHOICES)
+        assert {a: v.kind for a, v in latest.items()} == {pv.name: KIND[pv.type] for pv in pvs}
+
+        writable = [pv for pv in pvs if pv.type != sim_pva.TABLE]
+        put_back(writable)
+        pva_server.pvput({pv.name: _field_value(pv.type, NEW_VALUES[pv.type]) for pv in writable})
+        eventually(
+            drain(lambda: all(latest[pv.name].value == NEW_VALUES[pv.type] for pv in writable)),
+            20,
+            what="every change seen",
+        )
+    finally:
+        channels.close()
+        for context in contexts:
+            context.close()

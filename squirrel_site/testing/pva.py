@@ -1,0 +1,117 @@
+"""The simulated pvAccess server for tests, and independent pvAccess reads and writes (p4p's own
+client in a subprocess, sharing nothing with pvs.pva_bulk)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from pvs import sim_pva
+from squirrel_site.testing import eventually
+from squirrel_site.testing.services import Ports
+from squirrel_site.testing.workers import port_base
+
+SIM_PVA_PVS = 100
+START_TIMEOUT = 60.0
+# pvAccess servers take loopback ports from here (a TCP port and the next one for UDP), a range of
+# each parallel worker's own.
+PORTS = Ports(port_base() + 150, limit=50)
+
+
+class SimPva:
+    """A `run_sim_pva` subprocess on loopback ports of its own: TCP `port`, UDP `port` + 1.
+
+    `pvs` are the generator's PVs (pvs.sim_pva.SimPV: type and first value); `conf` is the client
+    configuration that finds this server (and only it). Values written by one test stay for the
+    next test of the session.
+    """
+
+    def __init__(self, workdir: Path, count: int = SIM_PVA_PVS):
+        self.pvs = sim_pva.generate(count)
+        while True:
+            self.port = PORTS.take()
+            if PORTS.take() == self.port + 1:
+                break
+        self.conf = {"EPICS_PVA_AUTO_ADDR_LIST": "NO", "EPICS_PVA_ADDR_LIST": f"127.0.0.1:{self.port + 1}"}
+        self.log_path, self.ready_file = workdir / "pva.log", workdir / "pva.ready"
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "run_sim_pva", "--pvs", str(count), "--port", str(self.port)]
+                + ["--ready-file", str(self.ready_file)],
+                cwd=settings.BASE_DIR,
+                env=dict(os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"run_sim_pva exited:\n{self.log_path.read_text()}")
+            return self.ready_file.exists()
+
+        eventually(ready, START_TIMEOUT, what="the simulated pvAccess server")
+
+    def of_type(self, kind: str) -> sim_pva.SimPV:
+        """The first PV of `kind` (a pvs.sim_pva type)."""
+        return next(pv for pv in self.pvs if pv.type == kind)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def pvget(self, addresses) -> dict:
+        """{address: the p4p Value as a dict (arrays as lists)} read by p4p's threaded client in a
+        fresh process."""
+        return self._p4p(
+            "out = {}\n"
+            "for a in values['addresses']:\n"
+            "    out[a] = plain(ctxt.get(a, timeout=5).todict())\n"
+            "print(json.dumps(out))",
+            addresses=list(addresses),
+        )
+
+    def pvput(self, values: dict) -> None:
+        """Put {address: {field: value}} with completion through p4p's threaded client in a fresh process."""
+        self._p4p(
+            "for a, v in values['values'].items():\n    ctxt.put(a, v, wait=True, timeout=5)\nprint('{}')",
+            values=values,
+        )
+
+    def _p4p(self, script: str, **values):
+        code = (
+            "import json, sys\n"
+            "from p4p.client.thread import Context\n"
+            "values = json.loads(sys.argv[1])\n"
+            "ctxt = Context('pva', nt=False, conf=json.loads(sys.argv[2]), useenv=False)\n"
+            "def plain(v):\n"
+            "    if isinstance(v, dict):\n"
+            "        return {k: plain(x) for k, x in v.items()}\n"
+            "    return v.tolist() if hasattr(v, 'tolist') else v\n"
+            f"{script}\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(values), json.dumps(self.conf)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def pva_server(tmp_path_factory):
+    """The simulated pvAccess server (pvs.sim_pva, SIM_PVA_PVS PVs), for the session."""
+    server = SimPva(tmp_path_factory.mktemp("sim_pva"))
+    yield server
+    server.stop()
