@@ -12,6 +12,8 @@ for restore unit tests), `values` and `websocket` (the monitor's live values and
 conftest.py (squirrel_site/tests/test_test_support.py).
 """
 
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -41,3 +43,14 @@ def eventually(predicate: Callable[[], T], timeout: float, interval: float = 0.1
                 f"{what or getattr(predicate, '__name__', 'condition')} not true after {timeout:g} s (last: {last!r})"
             )
         time.sleep(interval)
+
+
+def terminate(process: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM `process` if it still runs, and SIGKILL it if it has not exited within `grace` s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

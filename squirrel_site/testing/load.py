@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from squirrel_site.testing import eventually
+from squirrel_site.testing import eventually, terminate
 
 START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 60.0
@@ -100,13 +99,7 @@ class WebProcess:
         return rss_mb(self.process.pid)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
 
 
 @dataclass

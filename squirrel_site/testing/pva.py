@@ -3,7 +3,6 @@ client in a subprocess, sharing nothing with pvs.pva_bulk)."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from pvs import sim_pva
-from squirrel_site.testing import eventually
+from squirrel_site.testing import eventually, terminate
 from squirrel_site.testing.services import Ports
 from squirrel_site.testing.workers import port_base
 
@@ -61,13 +60,7 @@ class SimPva:
         return next(pv for pv in self.pvs if pv.type == kind)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
     def pvget(self, addresses) -> dict:
         """{address: the p4p Value as a dict (arrays as lists)} read by p4p's threaded client in a
