@@ -52,6 +52,7 @@ from pvs.epics_io import (  # the results both protocols return
     PutResult,
     ReadResult,
 )
+from pvs.protocols import name_of
 from squirrel_site.epics_env import apply_loopback_defaults
 from squirrel_site.epics_values import NT_ENUM, STRUCTURE, Value, kind_of_pva, structure_text
 
@@ -308,24 +309,43 @@ class PvaService:
 
     def __init__(self, contexts: Sequence[Context] | None = None):
         self._contexts = contexts
+        self._metadata: dict[str, Metadata] = {}
 
     @property
     def contexts(self) -> Sequence[Context]:
         return self._contexts if self._contexts is not None else client_contexts()
 
     def read(self, addresses: Sequence[str], timeout: float = 2.0) -> dict[str, ReadResult]:
-        """A get of every address at once: {address: ReadResult} within `timeout` seconds."""
+        """A get of every address at once: {address: ReadResult} within `timeout` seconds.
+
+        An address may carry its ``pva://`` (the registry's spelling); results are keyed by the
+        address as given. Each answer's metadata is kept for :meth:`metadata`."""
+        addresses = list(dict.fromkeys(addresses))
         batch = _Batch(len(addresses))
         contexts = self.contexts
         operations = [
-            context_of(address, contexts).get(address, batch.callback(i), request=_REQUEST)
+            context_of(address, contexts).get(name_of(address), batch.callback(i), request=_REQUEST)
             for i, address in enumerate(addresses)
         ]
         results = {}
         for address, (error, raw, received) in zip(addresses, batch.finish(operations, timeout), strict=True):
-            reading = None if error else decode(address, raw, received)[0]
+            reading = None
+            if not error:
+                reading, meta = decode(address, raw, received)
+                self._metadata[address] = meta
             results[address] = ReadResult(address, reading, error)
         return results
+
+    def connect(self, addresses: Iterable[str], timeout: float | None = None) -> set[str]:
+        """The addresses that answer a get within `timeout` s (2 s if None): pvAccess has no
+        separate connect, and a channel once created stays cached on its context."""
+        results = self.read(list(addresses), 2.0 if timeout is None else timeout)
+        return {address for address, result in results.items() if result.error is None}
+
+    def metadata(self, addresses: Sequence[str]) -> dict[str, Metadata | None]:
+        """The metadata of each address's latest :meth:`read` (None if never read). pvAccess tells
+        a client no access rights: ``write_access`` stays True, and a refused put says so."""
+        return {address: self._metadata.get(address) for address in addresses}
 
     def put(self, requests: Sequence[PutRequest], timeout: float = 5.0) -> dict[str, PutResult]:
         """Every put at once: {address: PutResult}. ``wait`` puts complete when the server has
@@ -339,7 +359,7 @@ class PvaService:
             fetch = isinstance(request.value, str)
             operations.append(
                 context_of(request.address, contexts).put(
-                    request.address,
+                    name_of(request.address),
                     batch.callback(i),
                     builder=_builder(request.value),
                     request=_PUT_WAIT if request.wait else _PUT_NO_WAIT,
@@ -419,7 +439,10 @@ class ChannelSet:
             # p4p's own ClientMonitor, below p4p.client.raw's Subscription: its handler is then a
             # C-level call (no Python frame per update) that queues the channel's index.
             channel.subscription = _p4p.ClientMonitor(
-                context_of(address, contexts)._ctxt, address, handler=partial(ready.append, index), pvRequest=_REQUEST
+                context_of(address, contexts)._ctxt,
+                name_of(address),
+                handler=partial(ready.append, index),
+                pvRequest=_REQUEST,
             )
 
     def remove(self, addresses: Iterable[str]) -> None:

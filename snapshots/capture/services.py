@@ -334,7 +334,7 @@ def _direct_sample(result):
 
 
 def _default_reader():
-    # Imported here: web processes take cache snapshots and never need a CA context.
-    from pvs.epics_io import epics_service
+    # Imported here: web processes take cache snapshots and never need an EPICS client.
+    from pvs.channels import service
 
-    return epics_service()
+    return service()

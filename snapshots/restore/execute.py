@@ -26,7 +26,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from jobs.models import Job
-from pvs import epics_io
+from pvs import channels
 from snapshots.restore.claim import claim, registry_changed, runner_lock
 from snapshots.restore.errors import RestoreError, RestoreExpired
 from snapshots.restore.models import (
@@ -170,5 +170,5 @@ def _finish(restore: Restore, verified: bool, job=None) -> None:
 
 
 def _service():
-    """This process's EpicsService (pvs.epics_io owns Channel Access)."""
-    return epics_io.epics_service()
+    """This process's EPICS service for both protocols (pvs.channels)."""
+    return channels.service()

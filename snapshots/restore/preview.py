@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from monitor import live
-from pvs import epics_io
+from pvs import channels
 from snapshots.capture.models import Snapshot, SnapshotValue
 from snapshots.capture.services import monitor_is_fresh
 from snapshots.comparison.rules import within_tolerance
@@ -248,5 +248,5 @@ def registry_fingerprint(pv_ids: list[int]) -> str:
 
 
 def _service():
-    """This process's EpicsService (pvs.epics_io owns Channel Access)."""
-    return epics_io.epics_service()
+    """This process's EPICS service for both protocols (pvs.channels)."""
+    return channels.service()

@@ -9,11 +9,13 @@ timestamp; `changes()` and `last_processed()` then tell how often each PV was wr
 from __future__ import annotations
 
 import json
+import queue
 import signal
 import subprocess
 import sys
-
-from squirrel_site.testing import eventually
+import tempfile
+import threading
+import time
 
 CA_TIMEOUT = 60.0  # seconds one read or write subprocess may take
 WATCH_READY_TIMEOUT = 45.0  # beyond the watch's own deadline (CA_TIMEOUT / 2)
@@ -102,31 +104,86 @@ def last_processed(env: dict, addresses: list[str]) -> dict[str, tuple]:
 
 
 class CaWatch:
-    """A subscriber to `addresses` in a subprocess, recording every value the IOC posts."""
+    """A subscriber to `addresses` in a subprocess, recording every value the IOC posts.
 
-    def __init__(self, env: dict, addresses: list[str]):
+    The subprocess's output is read by a thread of its own, so a watch that hangs before its first
+    line (seen once in CI: no output at all for 300 s) fails within WATCH_READY_TIMEOUT instead of
+    blocking the test in readline(); such a watch is killed and started once more, since a client
+    that never came up says nothing about Squirrel.
+    """
+
+    def __init__(self, env: dict, addresses: list[str], attempts: int = 2):
         self.env, self.addresses = env, addresses
+        for attempt in range(1, attempts + 1):
+            self._start()
+            try:
+                self._wait_ready()
+                return
+            except AssertionError:
+                self._kill()
+                if attempt == attempts:
+                    raise
+
+    def _start(self) -> None:
+        self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _WATCH, json.dumps(addresses), "watch"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-c", _WATCH, json.dumps(self.addresses), "watch"],
+            env=self.env, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
         )  # fmt: skip
         self.lines: list[str] = []
-        eventually(self._ready, WATCH_READY_TIMEOUT, what="Channel Access watch subscribed")
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, args=(self.process.stdout, self._queue), daemon=True)
+        self._reader.start()
 
-    def _ready(self) -> bool:
-        line = self.process.stdout.readline()
-        if not line:
-            raise AssertionError(f"the watch exited: {self.process.stderr.read()}")
-        if json.loads(line) == "incomplete":
-            raise AssertionError("the watch did not see every address")
-        self.lines.append(line)
-        return json.loads(line) == "ready"
+    @staticmethod
+    def _read(stream, into: queue.Queue) -> None:
+        for line in stream:
+            into.put(line)
+        into.put(None)
+
+    def _errors(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()[-4000:]
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + WATCH_READY_TIMEOUT
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(
+                    f"the Channel Access watch printed no verdict within {WATCH_READY_TIMEOUT:g} s: {self._errors()}"
+                ) from None
+            if line is None:
+                raise AssertionError(f"the watch exited: {self._errors()}")
+            if json.loads(line) == "incomplete":
+                raise AssertionError("the watch did not see every address")
+            self.lines.append(line)
+            if json.loads(line) == "ready":
+                return
+
+    def _kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self._reader.join(5)
 
     def stop(self) -> dict[str, list[tuple]]:
         """End the subscription; {address: [(value, timestamp), ...]}, the value at the start first."""
         self.process.send_signal(signal.SIGTERM)
-        out, _ = self.process.communicate(timeout=CA_TIMEOUT)
-        return _events(self.lines + out.splitlines())
+        try:
+            self.process.wait(CA_TIMEOUT)
+        finally:
+            if self.process.poll() is None:
+                self._kill()
+        self._reader.join(CA_TIMEOUT)
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.lines.append(line)
+        return _events(self.lines)
 
     def changes(self) -> dict[str, list[tuple]]:
         """Stop, then {address: [(value, timestamp), ...]} of each change after the start (repeated

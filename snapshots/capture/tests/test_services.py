@@ -192,12 +192,9 @@ def test_unknown_tag_names_are_refused(three_pvs, redis_db, admin_user):
 
 @pytest.mark.ioc
 def test_direct_snapshot_of_the_simulated_ioc(sim_ioc, redis_db, admin_user):
-    from pvs import epics_io
     from pvs.importers import import_pvs
     from pvs.sim import CHANGING, ENUM, INT, PAIR, READONLY, STRING, STRING_WAVEFORM, WAVEFORM
 
-    if not hasattr(epics_io, "epics_service"):
-        pytest.skip("pvs.epics_io.EpicsService is not there yet: direct snapshots need its read()")
     report = import_pvs("registry.csv", sim_ioc.registry_csv.read_bytes(), dry_run=False)
     assert report.ok, report.errors
 
