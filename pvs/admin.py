@@ -17,6 +17,7 @@ from pvs.filtersets import InvalidPVSet, pv_set_condition
 from pvs.forms import PVSetChoiceForm, PVSetForm, RegistryImportForm, TagChoiceForm, ToleranceForm
 from pvs.importers import uploaded_include_loader
 from pvs.models import PV, SEARCH_FIELDS, PVSet
+from pvs.protocols import LABELS, PROTOCOLS
 from pvs.selections import pv_set_pvs
 from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import EstimatedCountPaginator
@@ -116,6 +117,19 @@ class HasReadbackFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ProtocolFilter(admin.SimpleListFilter):
+    """PVs with any address (setpoint, readback or config) on one protocol."""
+
+    title = "protocol"
+    parameter_name = "protocol"
+
+    def lookups(self, request, model_admin):
+        return [(protocol, LABELS[protocol]) for protocol in PROTOCOLS]
+
+    def queryset(self, request, queryset):
+        return queryset.using_protocol(self.value()) if self.value() in PROTOCOLS else queryset
+
+
 @admin.register(PV)
 class PVAdmin(admin.ModelAdmin):
     """PV curation. Saves, deletions, bulk actions (which work on 'select all' too) and imports
@@ -123,6 +137,7 @@ class PVAdmin(admin.ModelAdmin):
 
     list_display = [
         "setpoint_address",
+        "protocol",
         "readback_address",
         "device",
         "tag_list",
@@ -131,7 +146,7 @@ class PVAdmin(admin.ModelAdmin):
         "read_only",
         "restore_stage",
     ]
-    list_filter = [PVSetFilter, TagGroupFilter, TagFilter, DeviceFilter, "read_only", HasReadbackFilter]
+    list_filter = [PVSetFilter, TagGroupFilter, TagFilter, DeviceFilter, "read_only", HasReadbackFilter, ProtocolFilter]
     search_fields = SEARCH_FIELDS
     search_help_text = "Search addresses, device and description."
     autocomplete_fields = ["tags"]
@@ -181,6 +196,14 @@ class PVAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request, queryset):
         services.delete_pvs(queryset, actor=request.user, via=AuditVia.ADMIN)
+
+    @admin.display(description="protocol")
+    def protocol(self, pv: PV) -> str:
+        """The setpoint's protocol (CA or PVA), and the readback's when it differs."""
+        text = pv.setpoint_protocol.upper()
+        if pv.readback_protocol and pv.readback_protocol != pv.setpoint_protocol:
+            text += f" (readback {pv.readback_protocol.upper()})"
+        return text
 
     @admin.display(description="tags")
     def tag_list(self, pv: PV) -> str:

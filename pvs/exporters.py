@@ -1,4 +1,6 @@
-"""Export of the PV registry as CSV in the format pvs.importers reads back unchanged."""
+"""Export of the PV registry as CSV, or as an EPICS request (.req) file of setpoint addresses, in
+the formats pvs.importers reads back unchanged. Addresses are written as the registry stores them
+(Channel Access bare, pvAccess as pva://NAME), so an export re-imports to the same PVs."""
 
 from collections import defaultdict
 
@@ -41,5 +43,18 @@ def export_pvs_csv(queryset, stream) -> int:
                 *(",".join(pv_tags.get(group, ())) for group in groups),
             ]
         )
+        count += 1
+    return count
+
+
+def export_pvs_req(queryset, stream) -> int:
+    """Write the setpoint addresses of `queryset`, one per line, as a request (.req) file to the
+    text `stream`; return the lines written. A .req file carries addresses only: the CSV keeps
+    everything else."""
+    stream.write("# Squirrel PV registry: setpoint addresses (pva://NAME is pvAccess, NAME Channel Access)\n")
+    count = 0
+    addresses = queryset.order_by("setpoint_address").values_list("setpoint_address", flat=True)
+    for address in addresses.iterator(chunk_size=CHUNK_SIZE):
+        stream.write(address + "\n")
         count += 1
     return count

@@ -8,12 +8,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from pvs.models import PV, PVSet
+from pvs.protocols import LABELS, PROTOCOLS, normalized
 from pvs.validators import address_error
 from tags.models import Tag, TagGroup
 
 
 class AddressListField(forms.Field):
-    """A repeatable query parameter of EPICS addresses (``?pv=A&pv=B``), each one validated."""
+    """A repeatable query parameter of EPICS addresses (``?pv=A&pv=B``), each one validated and
+    cleaned to the registry's spelling (``ca://A`` is ``A``, ``PVA://B`` is ``pva://B``)."""
 
     widget = forms.MultipleHiddenInput
     # The query parameter, for the API schema (squirrel_site.schema.form_parameters).
@@ -36,6 +38,9 @@ class AddressListField(forms.Field):
         ]
         if errors:
             raise ValidationError(errors)
+
+    def clean(self, value) -> list[str]:
+        return [normalized(address) for address in super().clean(value)]
 
 
 @extend_schema_field(AddressListField.openapi_schema)
@@ -109,6 +114,11 @@ class PVFilterSet(django_filters.FilterSet):
     )
     device = django_filters.CharFilter(field_name="device", lookup_expr="istartswith", label="Device prefix")
     read_only = StrictBooleanFilter(label="Read-only (true) or writable (false)")
+    protocol = django_filters.ChoiceFilter(
+        choices=[(protocol, LABELS[protocol]) for protocol in PROTOCOLS],
+        method="filter_protocol",
+        label="Protocol: ca or pva (PVs with any address on it)",
+    )
     search = django_filters.CharFilter(method="filter_search", label="Text in addresses, device or description")
     pv_set = PVSetFilter(
         queryset=PVSet.objects.all(), method="filter_pv_set", label="PV set id (the PVs of a saved set)"
@@ -121,6 +131,9 @@ class PVFilterSet(django_filters.FilterSet):
     @extend_schema_field(OpenApiTypes.INT)  # the group's id, for the API schema
     def filter_tag_group(self, queryset, name, value):
         return queryset.in_tag_group(value)
+
+    def filter_protocol(self, queryset, name, value):
+        return queryset.using_protocol(value)
 
     def filter_search(self, queryset, name, value):
         text = value.strip()

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from pvs.models import PV
+from pvs.protocols import normalized
 from pvs.validators import address_error, validate_tolerance
 from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import copy_rows, in_array, update_rows
@@ -82,11 +83,12 @@ class RegistryRow:
 # Cell parsers take the raw cell and raise ValueError with the reason; an empty cell is the
 # model's default, so a present column always sets its field.
 def _parse_address(cell: str) -> str:
+    """An address in the registry's spelling (``ca://X`` is ``X``, ``PVA://X`` is ``pva://X``)."""
     address = cell.strip()
     error = address_error(address) if address else None
     if error:
         raise ValueError(error)
-    return address
+    return normalized(address)
 
 
 def _parse_description(cell: str) -> str:
@@ -257,6 +259,7 @@ def _csv_row(
     if setpoint:
         if error := address_error(setpoint):
             problem(f"{SETPOINT_HEADER} {setpoint!r}: {error}")
+        setpoint = normalized(setpoint)
     elif values.get("readback_address"):
         # SLAC's format: a row with only a readback is a PV that is read, never written.
         setpoint = values["readback_address"]
@@ -448,12 +451,13 @@ def _parse_req(
         except ValueError as error:
             problems.append(ImportProblem(name, line, str(error)))
             continue
-        # A comma is never part of an EPICS name: it ends the PV, as in PSI's "NAME,{options}".
+        # A comma is never part of an address: it ends the PV, as in PSI's "NAME,{options}". An
+        # address may say its protocol (pva://NAME), as other tools' request files do.
         address = re.split(r"[\s,]", expanded, maxsplit=1)[0]
         if error := address_error(address):
             problems.append(ImportProblem(name, line, f"PV {address!r}: {error}"))
         else:
-            rows.append(RegistryRow(name, line, address, {}, {}))
+            rows.append(RegistryRow(name, line, normalized(address), {}, {}))
     return rows
 
 

@@ -4,8 +4,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
+from pvs.fields import AddressField
 from pvs.page_tags import PageTags
-from pvs.validators import ADDRESS_MAX_LENGTH, validate_address, validate_tolerance
+from pvs.protocols import PVA, PVA_PREFIX, protocol_of
+from pvs.validators import validate_tolerance
 from squirrel_site.bulk_sql import copy_rows, next_ids
 from tags.models import Tag
 
@@ -15,6 +17,13 @@ SEARCH_FIELDS = ("setpoint_address", "readback_address", "config_address", "devi
 
 def _is_timestamp(field) -> bool:
     return getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+
+
+def _any_address(condition) -> Q:
+    query = Q()
+    for field in ("setpoint_address", "readback_address", "config_address"):
+        query |= condition(field)
+    return query
 
 
 class PVQuerySet(models.QuerySet):
@@ -63,13 +72,21 @@ class PVQuerySet(models.QuerySet):
         """PVs that have a readback address."""
         return self.exclude(readback_address="")
 
+    def using_protocol(self, protocol: str):
+        """PVs with any address (setpoint, readback or config) on `protocol` ("ca" or "pva"): a
+        PV whose setpoint and readback use different protocols is in both selections."""
+        if protocol == PVA:
+            return self.filter(_any_address(lambda field: Q(**{f"{field}__startswith": PVA_PREFIX})))
+        return self.filter(_any_address(lambda field: ~Q(**{f"{field}__startswith": PVA_PREFIX}) & ~Q(**{field: ""})))
+
 
 class PV(models.Model):
     """One saved quantity: a setpoint with optional readback and config addresses."""
 
-    setpoint_address = models.CharField(max_length=ADDRESS_MAX_LENGTH, unique=True, validators=[validate_address])
-    readback_address = models.CharField(max_length=ADDRESS_MAX_LENGTH, blank=True, validators=[validate_address])
-    config_address = models.CharField(max_length=ADDRESS_MAX_LENGTH, blank=True, validators=[validate_address])
+    # Stored as pvs.protocols.normalized spells them: Channel Access bare, pvAccess "pva://NAME".
+    setpoint_address = AddressField(unique=True)
+    readback_address = AddressField(blank=True)
+    config_address = AddressField(blank=True)
     device = models.CharField(max_length=100, blank=True, db_index=True)
     # Bounded so that one request or file cannot put megabytes into every list page and export.
     # The database does not check a TextField's length; forms, the importer and the API do.
@@ -121,8 +138,18 @@ class PV(models.Model):
 
     @property
     def addresses(self) -> list[str]:
-        """Every Channel Access address this PV uses, setpoint first."""
+        """Every EPICS address this PV uses (Channel Access or pvAccess), setpoint first."""
         return [a for a in (self.setpoint_address, self.readback_address, self.config_address) if a]
+
+    @property
+    def setpoint_protocol(self) -> str:
+        """The setpoint's protocol: "ca" or "pva" (pvs.protocols)."""
+        return protocol_of(self.setpoint_address)
+
+    @property
+    def readback_protocol(self) -> str | None:
+        """The readback's protocol, or None without a readback."""
+        return protocol_of(self.readback_address) if self.readback_address else None
 
 
 class PVSet(models.Model):

@@ -17,6 +17,8 @@ PROTOCOLS = (CA, PVA)
 PVA_PREFIX = "pva://"
 CA_PREFIX = "ca://"
 _SCHEMES = {"ca": CA, "pva": PVA}
+# How pages, the admin and the API's filter name each protocol.
+LABELS = {CA: "Channel Access", PVA: "pvAccess"}
 
 
 def protocol_of(address: str) -> str:

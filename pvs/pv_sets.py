@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.db.models import ProtectedError
 
 from pvs.models import PV, PVSet
+from pvs.protocols import normalized
 from pvs.selections import pv_set_filters_problems
 from pvs.validators import address_error
 from squirrel_site import audit
@@ -37,12 +38,13 @@ def parse_addresses(text: str) -> list[str]:
 
 
 def checked_addresses(given: Iterable[str]) -> list[str]:
-    """The addresses, each once, in the order given. PVSetError naming the malformed ones."""
+    """The addresses in the registry's spelling (``ca://X`` is ``X``), each once, in the order
+    given. PVSetError naming the malformed ones."""
     addresses = list(dict.fromkeys(given))
     bad = [address for address in addresses if address_error(address)]
     if bad:
         raise PVSetError(f"Not valid addresses: {_listed(bad)}.")
-    return addresses
+    return list(dict.fromkeys(map(normalized, addresses)))
 
 
 def pv_ids(addresses: Sequence[str]) -> list[int]:

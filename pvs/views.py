@@ -25,6 +25,7 @@ LIVE_FILTERS = {
     "tag": "Tags (PVs with all of them)",
     "tag_group": "Tag group",
     "device": "Device prefix",
+    "protocol": "Protocol",
 }
 
 
@@ -40,6 +41,7 @@ class LiveTableView(PermissionRequiredMixin, View):
             filterset.form.fields[name].label = label  # the form is the filterset's own copy
         filterset.form.fields["tag_group"].empty_label = "any"
         filterset.form.fields["pv_set"].empty_label = "any"
+        filterset.form.fields["protocol"].choices = [("", "any"), *filterset.form.fields["protocol"].choices[1:]]
         pvs = filterset.qs if filterset.is_valid() else PV.objects.none()
         pvs = pvs.with_tags().order_by("setpoint_address")
         filtered = any(request.GET.get(name) for name in LIVE_FILTERS)

@@ -16,7 +16,9 @@ from rest_framework.fields import SkipField, empty, get_error_detail
 from rest_framework.settings import api_settings
 
 from pvs import services
+from pvs.fields import AddressField as AddressModelField
 from pvs.models import PV
+from pvs.protocols import PROTOCOLS, normalized
 from pvs.validators import validate_address
 from squirrel_site.limits import CappedListField, ModelSerializer, id_field, refuse_too_many
 
@@ -49,6 +51,16 @@ class StrictFloatField(serializers.FloatField):
             if _is_non_finite(data):
                 self.fail("not_finite")
             raise
+
+
+class AddressField(serializers.CharField):
+    """An address as a script sends it (``X``, ``ca://X``, ``pva://X``, any case of the scheme),
+    validated and then stored in the registry's spelling (pvs.protocols.normalized): Channel
+    Access bare, pvAccess with ``pva://``."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        return normalized(value) if value else value
 
 
 class TagIdsField(CappedListField):
@@ -153,16 +165,25 @@ class PVSerializer(ModelSerializer):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.FloatField: StrictFloatField,
+        AddressModelField: AddressField,
     }
     tags = TagIdsField(max_length=settings.API_MAX_ITEMS, required=False)
     tag_labels = serializers.SerializerMethodField()
+    setpoint_protocol = serializers.ChoiceField(
+        choices=PROTOCOLS, read_only=True, help_text="The setpoint's protocol: ca (Channel Access) or pva (pvAccess)."
+    )
+    readback_protocol = serializers.ChoiceField(
+        choices=PROTOCOLS, read_only=True, allow_null=True, help_text="The readback's protocol; null without one."
+    )
 
     class Meta:
         model = PV
         fields = [
             "id",
             "setpoint_address",
+            "setpoint_protocol",
             "readback_address",
+            "readback_protocol",
             "config_address",
             "device",
             "description",

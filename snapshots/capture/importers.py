@@ -14,6 +14,7 @@ from django.db import DataError, IntegrityError
 
 from pvs.importers import ImportProblem
 from pvs.models import PV
+from pvs.protocols import normalized
 from pvs.validators import address_error
 from snapshots.capture import values
 from snapshots.capture.exporters import FIELDS, FORMAT, JSON_CELLS
@@ -299,7 +300,7 @@ def _address(value) -> str:
         raise ValueError(f"longer than {_NAME_MAX} characters")
     if error := address_error(value):
         raise ValueError(error)
-    return value
+    return normalized(value)  # the registry's spelling: ca://X is the PV X
 
 
 def _choice(choices):

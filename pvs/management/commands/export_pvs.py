@@ -1,14 +1,17 @@
-"""Export the PV registry, or the PVs carrying given tags, as registry CSV."""
+"""Export the PV registry, or the PVs carrying given tags, as registry CSV or a .req file."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from pvs.exporters import export_pvs_csv
+from pvs.exporters import export_pvs_csv, export_pvs_req
 from pvs.models import PV
 from tags.models import Tag
 
 
 class Command(BaseCommand):
-    help = "Write the PV registry as CSV (the format import_pvs reads) to FILE or stdout."
+    help = (
+        "Write the PV registry as CSV, or its setpoint addresses as a .req file (formats import_pvs "
+        "reads), to FILE or stdout."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("file", nargs="?", default="-", help="Output file; '-' (default) is stdout.")
@@ -19,18 +22,28 @@ class Command(BaseCommand):
             metavar="GROUP:TAG",
             help="Only PVs carrying this tag; repeat to require several tags.",
         )
+        parser.add_argument(
+            "--format",
+            dest="file_format",
+            choices=["csv", "req"],
+            help="csv (every field and tag) or req (setpoint addresses only); "
+            "by default req for a FILE ending in .req, else csv.",
+        )
 
-    def handle(self, *args, file, tag, **options):
+    def handle(self, *args, file, tag, file_format, **options):
         pvs = PV.objects.all()
         for label in tag:
             pvs = pvs.filter(tags=self._tag(label))
+        if file_format is None:
+            file_format = "req" if file.lower().endswith(".req") else "csv"
+        export = export_pvs_req if file_format == "req" else export_pvs_csv
         if file == "-":
-            count = export_pvs_csv(pvs, self.stdout)
+            count = export(pvs, self.stdout)
             self.stderr.write(f"Exported {count} PVs.")
             return
         try:
             with open(file, "w", newline="", encoding="utf-8") as stream:
-                count = export_pvs_csv(pvs, stream)
+                count = export(pvs, stream)
         except OSError as error:
             raise CommandError(f"Cannot write {file}: {error.strerror}.") from None
         self.stdout.write(f"Exported {count} PVs to {file}.")
