@@ -17,7 +17,7 @@ from pvs.filtersets import InvalidPVSet, pv_set_condition
 from pvs.forms import PVSetChoiceForm, PVSetForm, RegistryImportForm, TagChoiceForm, ToleranceForm
 from pvs.importers import uploaded_include_loader
 from pvs.models import PV, SEARCH_FIELDS, PVSet
-from pvs.protocols import LABELS, PROTOCOLS
+from pvs.protocols import CHOICES, PROTOCOLS
 from pvs.selections import pv_set_pvs
 from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import EstimatedCountPaginator
@@ -124,7 +124,7 @@ class ProtocolFilter(admin.SimpleListFilter):
     parameter_name = "protocol"
 
     def lookups(self, request, model_admin):
-        return [(protocol, LABELS[protocol]) for protocol in PROTOCOLS]
+        return CHOICES
 
     def queryset(self, request, queryset):
         return queryset.using_protocol(self.value()) if self.value() in PROTOCOLS else queryset

@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from pvs.models import PV, PVSet
-from pvs.protocols import LABELS, PROTOCOLS, normalized
+from pvs.protocols import CHOICES, normalized
 from pvs.validators import address_error
 from tags.models import Tag, TagGroup
 
@@ -115,7 +115,7 @@ class PVFilterSet(django_filters.FilterSet):
     device = django_filters.CharFilter(field_name="device", lookup_expr="istartswith", label="Device prefix")
     read_only = StrictBooleanFilter(label="Read-only (true) or writable (false)")
     protocol = django_filters.ChoiceFilter(
-        choices=[(protocol, LABELS[protocol]) for protocol in PROTOCOLS],
+        choices=CHOICES,
         method="filter_protocol",
         label="Protocol: ca or pva (PVs with any address on it)",
     )

@@ -19,6 +19,7 @@ CA_PREFIX = "ca://"
 _SCHEMES = {"ca": CA, "pva": PVA}
 # How pages, the admin and the API's filter name each protocol.
 LABELS = {CA: "Channel Access", PVA: "pvAccess"}
+CHOICES = [(protocol, LABELS[protocol]) for protocol in PROTOCOLS]
 
 
 def protocol_of(address: str) -> str:

@@ -41,7 +41,7 @@ class LiveTableView(PermissionRequiredMixin, View):
             filterset.form.fields[name].label = label  # the form is the filterset's own copy
         filterset.form.fields["tag_group"].empty_label = "any"
         filterset.form.fields["pv_set"].empty_label = "any"
-        filterset.form.fields["protocol"].choices = [("", "any"), *filterset.form.fields["protocol"].choices[1:]]
+        filterset.form.fields["protocol"].empty_label = "any"
         pvs = filterset.qs if filterset.is_valid() else PV.objects.none()
         pvs = pvs.with_tags().order_by("setpoint_address")
         filtered = any(request.GET.get(name) for name in LIVE_FILTERS)

@@ -276,6 +276,7 @@ SPECTACULAR_SETTINGS = {
         "ValueTypeEnum": "snapshots.capture.models.ValueType",
         "SeverityEnum": "snapshots.capture.models.Severity",
         "ComparisonStatusEnum": "snapshots.comparison.rules.ComparisonStatus",
+        "ProtocolEnum": "pvs.protocols.CHOICES",  # an address's protocol: ca or pva
     },
     # The interactive docs load their assets from this server, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

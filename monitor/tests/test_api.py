@@ -240,7 +240,7 @@ def test_an_address_with_a_percent_sign_is_a_field_error(api, writer):
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"]["pv"] == [
-        "'SIM:%s%d': The record name contains characters EPICS does not allow: '%'."
+        "'SIM:%s%d': The record name contains characters Channel Access does not allow: '%'."
     ]
 
 

@@ -18,7 +18,7 @@ from rest_framework.settings import api_settings
 from pvs import services
 from pvs.fields import AddressField as AddressModelField
 from pvs.models import PV
-from pvs.protocols import PROTOCOLS, normalized
+from pvs.protocols import CHOICES, normalized
 from pvs.validators import validate_address
 from squirrel_site.limits import CappedListField, ModelSerializer, id_field, refuse_too_many
 
@@ -170,10 +170,10 @@ class PVSerializer(ModelSerializer):
     tags = TagIdsField(max_length=settings.API_MAX_ITEMS, required=False)
     tag_labels = serializers.SerializerMethodField()
     setpoint_protocol = serializers.ChoiceField(
-        choices=PROTOCOLS, read_only=True, help_text="The setpoint's protocol: ca (Channel Access) or pva (pvAccess)."
+        choices=CHOICES, read_only=True, help_text="The setpoint's protocol: ca (Channel Access) or pva (pvAccess)."
     )
     readback_protocol = serializers.ChoiceField(
-        choices=PROTOCOLS, read_only=True, allow_null=True, help_text="The readback's protocol; null without one."
+        choices=CHOICES, read_only=True, allow_null=True, help_text="The readback's protocol; null without one."
     )
 
     class Meta:
