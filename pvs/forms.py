@@ -118,7 +118,7 @@ class PVSetForm(forms.ModelForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 8, "cols": 60, "placeholder": "SIM:MAG:Q1:CURRENT:SP\nSIM:RF:C1:AMPL:SP"}),
         label="And these PVs",
-        help_text="Setpoint addresses, one per line: in the set whatever the filters.",
+        help_text="Setpoint addresses, one per line (pva://NAME for pvAccess): in the set whatever the filters.",
     )
 
     FILTER_FIELDS = ("tag", "tag_group", "device", "search", "read_only")
