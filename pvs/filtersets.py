@@ -146,7 +146,7 @@ class PVFilterSet(django_filters.FilterSet):
 
 # The filters a PV set keeps (PVSet.filters): its explicit list replaces `pv`, and a set never
 # refers to another set.
-PV_SET_FILTERS = ("tag", "tag_group", "device", "search", "read_only")
+PV_SET_FILTERS = ("tag", "tag_group", "device", "search", "read_only", "protocol")
 
 
 class InvalidPVSet(ValueError):

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from pvs.models import PVSet
+from pvs.protocols import CHOICES
 from pvs.pv_sets import PVSetError, member_addresses, parse_addresses, pv_ids, save_pv_set
 from pvs.selections import pv_set_filters_problems, unsaved_pv_set_pvs
 from pvs.validators import validate_tolerance
@@ -114,6 +115,11 @@ class PVSetForm(forms.ModelForm):
         required=False,
         label="Of the filtered PVs, keep",
     )
+    protocol = forms.ChoiceField(
+        choices=[("", "any protocol"), *CHOICES],
+        required=False,
+        label="PVs with an address on",
+    )
     pv_list = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 8, "cols": 60, "placeholder": "SIM:MAG:Q1:CURRENT:SP\nSIM:RF:C1:AMPL:SP"}),
@@ -121,7 +127,7 @@ class PVSetForm(forms.ModelForm):
         help_text="Setpoint addresses, one per line (pva://NAME for pvAccess): in the set whatever the filters.",
     )
 
-    FILTER_FIELDS = ("tag", "tag_group", "device", "search", "read_only")
+    FILTER_FIELDS = ("tag", "tag_group", "device", "search", "read_only", "protocol")
 
     class Meta:
         model = PVSet
@@ -152,6 +158,8 @@ class PVSetForm(forms.ModelForm):
                 filters[name] = data[name].strip()
         if data.get("read_only"):
             filters["read_only"] = data["read_only"] == "true"
+        if data.get("protocol"):
+            filters["protocol"] = data["protocol"]
         return filters
 
     def clean_pv_list(self) -> list[str]:

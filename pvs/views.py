@@ -10,6 +10,7 @@ from django.views import View
 from pvs.filtersets import InvalidPVSet, PVFilterSet
 from pvs.forms import PVSetForm
 from pvs.models import PV, PVSet
+from pvs.protocols import LABELS
 from pvs.pv_sets import PVSetError, delete_pv_set
 from pvs.selections import pv_set_pvs
 from squirrel_site.audit import AuditVia
@@ -82,6 +83,8 @@ def describe_filters(pv_set: PVSet) -> list[str]:
         words.append(f"PVs matching “{filters['search']}”")
     if "read_only" in filters:
         words.append("read-only PVs only" if filters["read_only"] in (True, "true") else "writable PVs only")
+    if filters.get("protocol") in LABELS:
+        words.append(f"PVs with an address on {LABELS[filters['protocol']]}")
     return words
 
 

@@ -13,6 +13,7 @@ from pvs import pv_sets
 from pvs.api.serializers import PVSerializer
 from pvs.filtersets import InvalidPVSet
 from pvs.models import PVSet
+from pvs.protocols import CHOICES
 from pvs.pv_sets import PVSetError
 from pvs.selections import pv_set_filters_problems, pv_set_pvs
 from squirrel_site.audit import via_api
@@ -37,6 +38,9 @@ class PVSetFiltersSerializer(serializers.Serializer):
     device = SentLengthCharField(max_length=100, required=False, help_text="Device prefix.")
     search = SentLengthCharField(max_length=100, required=False, help_text="Text in addresses, device or description.")
     read_only = serializers.BooleanField(required=False, help_text="Only read-only (true) or writable (false) PVs.")
+    protocol = serializers.ChoiceField(
+        choices=CHOICES, required=False, help_text="Only PVs with an address on this protocol: ca or pva."
+    )
 
     def to_internal_value(self, data):
         unknown = set(data) - set(self.fields) if isinstance(data, dict) else set()

@@ -13,7 +13,7 @@ from django.urls import reverse
 from pvs import pv_sets
 from pvs.exporters import export_pvs_csv, export_pvs_req
 from pvs.importers import import_pvs, uploaded_include_loader
-from pvs.models import PV
+from pvs.models import PV, PVSet
 from squirrel_site.audit import AuditVia
 from squirrel_site.models import AuditEntry
 
@@ -338,3 +338,32 @@ def test_pv_set_lists_take_either_spelling(mixed, admin_user):
     assert pv_sets.pv_ids(addresses) == [mixed["ca"].pk, mixed["pva_cfg"].pk]
     with pytest.raises(pv_sets.PVSetError, match="Not valid addresses: http://X"):
         pv_sets.parse_addresses("http://X")
+
+
+def test_a_pv_set_may_select_by_protocol_through_the_api_and_its_page(client, admin_user, mixed):
+    client.force_login(admin_user)
+    body = {"name": "pvAccess", "filters": {"protocol": "pva"}, "pvs": ["ca://SR:CA:SP"]}
+    created = send(client, "post", "/api/v1/pv-sets/", body)
+    assert created.status_code == 201, created.content
+    assert (created.json()["filters"], created.json()["pvs"]) == ({"protocol": "pva"}, ["SR:CA:SP"])
+    resolved = client.get(f"/api/v1/pv-sets/{created.json()['id']}/pvs/").json()["results"]
+    assert sorted(pv["setpoint_address"] for pv in resolved) == [
+        "SR:CA:SP",
+        "SR:MIX:SP",
+        "pva://SR:PVA:SP",
+        "pva://SR:TBL",
+    ]
+    refused = send(client, "post", "/api/v1/pv-sets/", {"name": "bad", "filters": {"protocol": "http"}})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"] == {"filters.protocol": ['"http" is not a valid choice.']}
+
+    # The set's page says the filter in words; its form edits it.
+    page = client.get(reverse("pvs:pv_set", args=[created.json()["id"]])).content.decode()
+    assert "PVs with an address on pvAccess" in page
+    form = {"name": "Channel Access only", "description": "", "protocol": "ca", "pv_list": ""}
+    response = client.post(reverse("pvs:pv_set_new"), form)
+    assert response.status_code == 302, response.content.decode()
+    pv_set = PVSet.objects.get(name="Channel Access only")
+    assert pv_set.filters == {"protocol": "ca"}
+    edit = client.get(reverse("pvs:pv_set_edit", args=[pv_set.pk])).content.decode()
+    assert '<option value="ca" selected>Channel Access</option>' in edit
