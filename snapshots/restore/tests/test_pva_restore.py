@@ -11,12 +11,13 @@ import pytest
 from pvs import sim, sim_pva
 from pvs.models import PV
 from snapshots.capture.services import take_snapshot
-from snapshots.models import RestoreAction, RestoreItemStatus, RestoreStatus, SnapshotValue
+from snapshots.models import Restore, RestoreAction, RestoreItemStatus, RestoreStatus, SnapshotValue
 from snapshots.restore.execute import execute_restore
 from snapshots.restore.preview import preview_restore
 from snapshots.restore.undo import undo_restore
 from squirrel_site.epics_values import Value
-from squirrel_site.testing.ioc import caget_many, caput_many
+from squirrel_site.testing import eventually
+from squirrel_site.testing.ioc import Worker, caget_many, caput_many
 from squirrel_site.testing.pva import field_value, plain_value, pva_registry
 from squirrel_site.testing.restore import CrashingPut, actions, statuses
 
@@ -264,3 +265,69 @@ def test_a_pva_restore_that_died_mid_stage_resumes_without_writing_twice(pva_ser
     assert resumed.items.filter(message__startswith="Found applied").count() == 3
     assert len(spy.put_addresses) == len(writable) - 3  # the applied ones are not written again
     assert served(pva_server, writable) == original
+
+
+def wait_for_job(api, job_id, timeout=60.0) -> dict:
+    def finished() -> dict:
+        job = api.get(f"/api/v1/jobs/{job_id}/").json()
+        assert job["status"] in ("succeeded", "failed", "expired"), job
+        return job
+
+    return eventually(finished, timeout, what=f"job {job_id} finishing")
+
+
+def job_result(api, response) -> int:
+    assert response.status_code in (201, 202), response.content
+    job = wait_for_job(api, response.json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    return job["result_id"]
+
+
+@pytest.mark.worker
+def test_a_worker_saves_restores_and_undoes_pva_pvs_through_the_api(
+    pva_server, pvs, redis_db, client, admin_user, tmp_path, monkeypatch
+):
+    for name, value in pva_server.conf.items():  # the worker's pvAccess client finds the server
+        monkeypatch.setenv(name, value)
+    worker = Worker(tmp_path / "worker.log")
+    try:
+        client.force_login(admin_user)
+        selection = {"device": "PVA-TEST"}
+        original = served(pva_server, pvs)
+        snapshot_id = job_result(
+            client,
+            client.post(
+                "/api/v1/snapshots/",
+                {"title": "pvAccess", "mode": "direct", "selection": selection},
+                content_type="application/json",
+            ),
+        )
+        assert SnapshotValue.objects.filter(snapshot_id=snapshot_id, connected=True).count() == len(pvs)
+        moved = {kind: changed(kind, value) for kind, value in original.items()}
+        serve(pva_server, pvs, moved)
+
+        preview_id = job_result(
+            client,
+            client.post(
+                "/api/v1/restore-previews/",
+                {"snapshot": snapshot_id, "selection": selection},
+                content_type="application/json",
+            ),
+        )
+        preview = client.get(f"/api/v1/restore-previews/{preview_id}/").json()
+        assert (preview["write_count"], preview["not_writable_count"]) == (len(WRITABLE), 1)
+        restore_id = job_result(
+            client, client.post(f"/api/v1/restore-previews/{preview_id}/execute/", content_type="application/json")
+        )
+        restored = Restore.objects.get(pk=restore_id)
+        assert restored.status == RestoreStatus.SUCCEEDED, statuses(restored)
+        now = served(pva_server, pvs)
+        assert {kind: now[kind] for kind in WRITABLE} == {kind: original[kind] for kind in WRITABLE}
+
+        undo_id = job_result(
+            client, client.post(f"/api/v1/restores/{restore_id}/undo/", content_type="application/json")
+        )
+        job_result(client, client.post(f"/api/v1/restore-previews/{undo_id}/execute/", content_type="application/json"))
+        assert served(pva_server, pvs) == moved
+    finally:
+        worker.stop()
