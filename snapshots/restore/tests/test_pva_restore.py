@@ -85,6 +85,8 @@ def pvs(pva_server, transactional_db):
     """One registry PV per simulated pvAccess type, written with completion; the server holds its
     first values again afterwards (it lives for the session)."""
     registry = pva_registry(pva_server, wait_for_completion=True, abs_tolerance=1e-6, device="PVA-TEST")
+    # Two stages: the enum (a mode) after the rest.
+    PV.objects.filter(pk=registry[sim_pva.ENUM].pk).update(restore_stage=1)
     first = served(pva_server, registry)
     yield registry
     serve(pva_server, registry, first)
@@ -155,6 +157,8 @@ def test_pva_and_ca_pvs_are_saved_previewed_restored_verified_and_undone(
     assert restore.status == RestoreStatus.SUCCEEDED, statuses(restore)
     assert set(statuses(restore).values()) == {RestoreItemStatus.VERIFIED}
     assert table not in io.put_addresses and table not in statuses(restore)
+    assert not restore.items.exclude(message="").exists()  # every put's completion confirmed
+    assert {0, 1} <= set(restore.items.values_list("stage", flat=True))
     now = served(pva_server, pvs)
     assert {kind: now[kind] for kind in WRITABLE} == {kind: original[kind] for kind in WRITABLE}
     assert now[sim_pva.TABLE] == moved[sim_pva.TABLE]  # never written

@@ -5,6 +5,7 @@ that owns Channel Access); the `ioc` tests use the real simulated IOC. Resuming 
 test_restore_resume.py.
 """
 
+import html
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 
 from monitor import live
@@ -98,7 +100,7 @@ def test_preview_classifies_every_kind_of_pv(ioc, user):
 
 
 @pytest.mark.django_db
-def test_a_structure_is_compared_but_skipped_as_not_writable_and_never_put(ioc, user):
+def test_a_structure_is_compared_but_skipped_as_not_writable_and_never_put(ioc, user, client):
     def table(*labels):
         return epics_values.structure_text("epics:nt/NTTable:1.0", [["labels", "as"]], {"labels": list(labels)})
 
@@ -119,6 +121,9 @@ def test_a_structure_is_compared_but_skipped_as_not_writable_and_never_put(ioc, 
     assert actions(preview) == {"pva://T:TABLE": RestoreAction.SKIP_NOT_WRITABLE, "pva://T:D": RestoreAction.WRITE}
     assert (preview.write_count, preview.not_writable_count) == (1, 1)
     assert preview.items.get(pv=structure).within_tolerance is False  # compared, and it differs
+    client.force_login(user)
+    page = client.get(reverse("snapshots:restore_preview", args=[preview.pk]), {"action": "all"}).text
+    assert "Not writable (1)" in page and html.escape(RestoreAction.SKIP_NOT_WRITABLE.label) in page
     restore = execute_restore(preview, user=user, io=ioc)
     assert ioc.puts == {"pva://T:D": 1} and statuses(restore) == {"pva://T:D": RestoreItemStatus.VERIFIED}
 
