@@ -11,6 +11,7 @@ from p4p.nt import NTEnum, NTScalar, NTTable
 from pvs import pva_bulk, sim_pva
 from pvs.epics_io import DISCONNECTED, PutRequest
 from squirrel_site.testing import eventually
+from squirrel_site.testing.pva import KINDS
 
 STAMP = 1_700_000_000.25
 
@@ -99,16 +100,6 @@ NEW_VALUES = {
     sim_pva.STRING_ARRAY: ["x", "y z"],
     sim_pva.ENUM: 3,
 }
-KIND = {
-    sim_pva.DOUBLE: "float",
-    sim_pva.INT: "int",
-    sim_pva.BOOL: "int",
-    sim_pva.STRING: "string",
-    sim_pva.DOUBLE_ARRAY: "float_array",
-    sim_pva.STRING_ARRAY: "string_array",
-    sim_pva.ENUM: "enum",
-    sim_pva.TABLE: "structure",
-}
 
 
 @pytest.fixture
@@ -145,7 +136,7 @@ def test_every_type_reads_as_the_server_holds_it(pva_server, service):
     for pv in pvs:
         reading = results[pv.name].reading
         assert reading is not None, results[pv.name]
-        assert reading.kind == KIND[pv.type], pv
+        assert reading.kind == KINDS[pv.type], pv
         assert reading.timestamp == pytest.approx(served[pv.name]["timeStamp"]["secondsPastEpoch"], abs=1)
         if pv.type == sim_pva.ENUM:
             assert reading.value == served[pv.name]["value"]["index"]
@@ -260,7 +251,7 @@ def test_subscriptions_report_connection_metadata_and_every_change(pva_server, p
         assert (metadata[double.name].units, metadata[double.name].precision) == (double.units, double.precision)
         assert (metadata[double.name].lower_limit, metadata[double.name].upper_limit) == (double.low, double.high)
         assert metadata[enum.name].enum_labels == list(sim_pva.ENUM_CHOICES)
-        assert {a: v.kind for a, v in latest.items()} == {pv.name: KIND[pv.type] for pv in pvs}
+        assert {a: v.kind for a, v in latest.items()} == {pv.name: KINDS[pv.type] for pv in pvs}
 
         writable = [pv for pv in pvs if pv.type != sim_pva.TABLE]
         put_back(writable)

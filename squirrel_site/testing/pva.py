@@ -16,6 +16,18 @@ from squirrel_site.testing.services import Ports
 from squirrel_site.testing.workers import port_base
 
 SIM_PVA_PVS = 100
+# The value kind each simulated type reads as (pvs.pva_bulk.decode): a boolean is an int (0 or 1),
+# the NTTable a structure.
+KINDS = {
+    sim_pva.DOUBLE: "float",
+    sim_pva.INT: "int",
+    sim_pva.BOOL: "int",
+    sim_pva.STRING: "string",
+    sim_pva.DOUBLE_ARRAY: "float_array",
+    sim_pva.STRING_ARRAY: "string_array",
+    sim_pva.ENUM: "enum",
+    sim_pva.TABLE: "structure",
+}
 START_TIMEOUT = 60.0
 # pvAccess servers take loopback ports from here (a TCP port and the next one for UDP), a range of
 # each parallel worker's own.

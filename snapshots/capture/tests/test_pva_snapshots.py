@@ -11,7 +11,7 @@ from pvs.models import PV
 from snapshots.capture.services import take_snapshot
 from snapshots.models import SnapshotValue
 from squirrel_site.epics_values import structure_text
-from squirrel_site.testing.pva import plain_value, pva_registry
+from squirrel_site.testing.pva import KINDS, plain_value, pva_registry
 from squirrel_site.testing.snapshots import Enum
 
 TABLE = structure_text("epics:nt/NTTable:1.0", [["labels", "as"]], {"labels": ["a", "b"]})
@@ -25,16 +25,6 @@ CACHED = {
     sim_pva.STRING_ARRAY: ("string_array", ["a", "b c"]),
     sim_pva.ENUM: Enum(2, sim_pva.ENUM_CHOICES),
     sim_pva.TABLE: ("structure", TABLE),
-}
-KIND = {
-    sim_pva.DOUBLE: "float",
-    sim_pva.INT: "int",
-    sim_pva.BOOL: "int",
-    sim_pva.STRING: "string",
-    sim_pva.DOUBLE_ARRAY: "float_array",
-    sim_pva.STRING_ARRAY: "string_array",
-    sim_pva.ENUM: "enum",
-    sim_pva.TABLE: "structure",
 }
 
 
@@ -56,7 +46,7 @@ def test_a_cache_snapshot_keeps_every_pvaccess_kind_the_monitor_wrote(live_value
     assert snapshot.disconnected_count == 0
     for kind, entry in CACHED.items():
         row = rows[addresses[kind]]
-        assert (row.value_type, row.source, row.connected) == (KIND[kind], "cache", True), kind
+        assert (row.value_type, row.source, row.connected) == (KINDS[kind], "cache", True), kind
         assert row.setpoint_value == plain(entry), kind
     enum = rows[addresses[sim_pva.ENUM]]
     assert (enum.setpoint_str, enum.enum_labels) == ("Standby", list(sim_pva.ENUM_CHOICES))
@@ -79,7 +69,7 @@ def test_a_hybrid_snapshot_reads_what_the_cache_lacks_from_the_pvaccess_server(
     assert snapshot.disconnected_count == 0 and len(rows) == len(pvs)
     for kind, pv in pvs.items():
         row = rows[pv.setpoint_address]
-        assert row.value_type == KIND[kind], kind
+        assert row.value_type == KINDS[kind], kind
         if kind in cached:
             assert (row.source, row.setpoint_value) == ("cache", plain(CACHED[kind])), kind
         else:

@@ -16,24 +16,14 @@ from snapshots.restore.execute import execute_restore
 from snapshots.restore.preview import preview_restore
 from snapshots.restore.undo import undo_restore
 from squirrel_site.epics_values import Value
-from squirrel_site.testing import eventually
 from squirrel_site.testing.ioc import Worker, caget_many, caput_many
-from squirrel_site.testing.pva import field_value, plain_value, pva_registry
+from squirrel_site.testing.jobs import wait_for_job
+from squirrel_site.testing.pva import KINDS, field_value, plain_value, pva_registry
 from squirrel_site.testing.restore import CrashingPut, actions, statuses
 
 pytestmark = [pytest.mark.ioc, pytest.mark.django_db(transaction=True)]
 
 WRITABLE = [kind for kind in sim_pva.TYPES if kind != sim_pva.TABLE]
-KIND = {
-    sim_pva.DOUBLE: "float",
-    sim_pva.INT: "int",
-    sim_pva.BOOL: "int",
-    sim_pva.STRING: "string",
-    sim_pva.DOUBLE_ARRAY: "float_array",
-    sim_pva.STRING_ARRAY: "string_array",
-    sim_pva.ENUM: "enum",
-    sim_pva.TABLE: "structure",
-}
 
 
 def changed(kind: str, value):
@@ -120,7 +110,7 @@ def test_pva_and_ca_pvs_are_saved_previewed_restored_verified_and_undone(
     assert snapshot.disconnected_count == 0 and len(rows) == len(pvs) + len(ca)
     for kind, pv in pvs.items():
         row = rows[pv.setpoint_address]
-        assert (row.value_type, row.connected, row.source) == (KIND[kind], True, "direct"), kind
+        assert (row.value_type, row.connected, row.source) == (KINDS[kind], True, "direct"), kind
         if kind == sim_pva.TABLE:
             assert json.loads(row.setpoint_str)["value"]["value"] == original[kind]
         else:
@@ -217,6 +207,8 @@ def test_a_pva_channel_no_server_answers_reads_and_restores_as_disconnected(pva_
         reader=Answers(pva_channels, {absent.setpoint_address}, 5.0),
     )
     serve(pva_server, {sim_pva.DOUBLE: double}, {sim_pva.DOUBLE: first + 1.0})
+    now = preview_restore(snapshot, created_by=user, pvs=selection, io=pva_channels)
+    assert actions(now)[absent.setpoint_address] == RestoreAction.SKIP_DISCONNECTED
     preview = preview_restore(
         snapshot, created_by=user, pvs=selection, io=Answers(pva_channels, {absent.setpoint_address}, 4.0)
     )
@@ -269,15 +261,6 @@ def test_a_pva_restore_that_died_mid_stage_resumes_without_writing_twice(pva_ser
     assert resumed.items.filter(message__startswith="Found applied").count() == 3
     assert len(spy.put_addresses) == len(writable) - 3  # the applied ones are not written again
     assert served(pva_server, writable) == original
-
-
-def wait_for_job(api, job_id, timeout=60.0) -> dict:
-    def finished() -> dict:
-        job = api.get(f"/api/v1/jobs/{job_id}/").json()
-        assert job["status"] in ("succeeded", "failed", "expired"), job
-        return job
-
-    return eventually(finished, timeout, what=f"job {job_id} finishing")
 
 
 def job_result(api, response) -> int:
