@@ -1,7 +1,7 @@
 """Where the time goes with pvAccess: p4p clients against the simulated pvAccess server.
 
     .venv/bin/python benchmarks/bench_pva.py [--sizes 5000,10000,20000,50000] [--servers 1,2]
-        [--modes naive,batched,get,put] [--timeout 60] [--port 15990]
+        [--modes naive,batched,get,put,put_window] [--timeout 60] [--port 15990]
 
 For each size and number of server processes, starts `manage.py run_sim_pva --shards S` (each
 shard on its own TCP/UDP port pair from --port, stopped by PID at the end), then runs each client
@@ -14,7 +14,9 @@ mode in a fresh process of its own and prints, per run:
   the project's Value in one thread);
 - get: ``pvs.pva_bulk.PvaService.read`` of every PV in one call;
 - put: ``pvs.pva_bulk.PvaService.put`` of every writable PV (all but the NTTable) with
-  completion (``record[block=true]``).
+  completion (``record[block=true]``), all at once;
+- put_window: the same with at most 2000 puts unfinished at a time (``max_outstanding``, as a
+  restore's stage puts: snapshots.restore.stages.MAX_OUTSTANDING).
 
 Figures: wall time until every PV answered (or how many did by --timeout), the times at which
 half and 99% had, the client process's CPU seconds (user + system, all its threads; then by
@@ -40,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from pvs import sim_pva  # noqa: E402  (pure: no Django, no p4p)
 
-MODES = ("naive", "batched", "get", "put")
+MODES = ("naive", "batched", "get", "put", "put_window")
+WINDOW = 2000  # put_window's max_outstanding
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -203,7 +206,8 @@ def child(mode: str, size: int, timeout: float) -> None:
         writable = [pv for pv in pvs if pv.type != sim_pva.TABLE]
         progress.total = len(writable)
         requests = [PutRequest(pv.name, pv.value, wait=True) for pv in writable]
-        for result in pva_bulk.pva_service().put(requests, timeout).values():
+        window = WINDOW if mode == "put_window" else None
+        for result in pva_bulk.pva_service().put(requests, timeout, window).values():
             if result.ok:
                 progress.one()
     wall = time.monotonic() - progress.start

@@ -60,14 +60,15 @@ class Service:
     def put(
         self, requests: Sequence[PutRequest], timeout: float = 5.0, max_outstanding: int = 2000
     ) -> dict[str, PutResult]:
-        """Write values (one request per address); see :class:`pvs.epics_io.PutResult`."""
+        """Write values (one request per address), each protocol's half at once and each with at
+        most `max_outstanding` puts unfinished; see :class:`pvs.epics_io.PutResult`."""
         by_address = {request.address: request for request in requests}
         if len(by_address) != len(requests):
             raise ValueError("put takes one request per address")
         ca, pva = split(by_address)
         merged = _both(
             ca and (lambda: self._ca().put([by_address[a] for a in ca], timeout, max_outstanding)),
-            pva and (lambda: self._pva().put([by_address[a] for a in pva], timeout)),
+            pva and (lambda: self._pva().put([by_address[a] for a in pva], timeout, max_outstanding)),
             {},
             lambda a, b: {**a, **b},
         )

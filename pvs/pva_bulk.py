@@ -216,11 +216,14 @@ def _json_ready(value):
 # Writing: what a put sends, decided once the server says the channel's type.
 
 
-def _builder(value):
+def _builder(value, reached=None):
     """A p4p put builder writing `value` into the channel's value field (an NTEnum's index, or the
-    index of a label among its choices); raises ValueError, saying why, where it cannot."""
+    index of a label among its choices); raises ValueError, saying why, where it cannot.
+    `reached()` is called first: p4p calls a builder once the channel has connected."""
 
     def build(target) -> None:
+        if reached is not None:
+            reached()
         type_id = target.getID()
         if type_id.startswith(NT_ENUM):
             if isinstance(value, str):
@@ -265,7 +268,10 @@ class _Batch:
         self.results: list = [None] * count
         self.remaining = count
         self.lock = threading.Lock()
+        self.finished = threading.Condition(self.lock)  # notified at each result
         self.done = threading.Event()
+        # A put's builder runs once the server has told the channel's type: the channel connected.
+        self.reached = [False] * count
         if not count:
             self.done.set()
 
@@ -278,30 +284,83 @@ class _Batch:
                     return
                 self.results[index] = (result, time.time())
                 self.remaining -= 1
+                self.finished.notify_all()
                 if not self.remaining:
                     self.done.set()
 
         return finished
 
-    def finish(self, operations: list, timeout: float) -> list[tuple[str | None, object, float]]:
-        """Wait up to `timeout` seconds, close `operations`, and give each one's (error, result,
-        time received): error None for a result, TIMEOUT or the failure's text for none."""
+    def start_all(self, start, timeout: float, window: int | None = None) -> list:
+        """Call ``start(i)`` for every index (each returns its operation) with at most `window`
+        operations unfinished at a time (None: all at once); wait until every one has finished or
+        none has for `timeout` seconds (so a large batch is not cut short by its size while a dead
+        server still costs one timeout). Returns the operations started (closed by :meth:`finish`)."""
+        count = len(self.results)
+        operations = []
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            seen = count - self.remaining
+        for index in range(count):
+            if window is not None:
+                with self.lock:
+                    while index - (count - self.remaining) >= window:
+                        finished = count - self.remaining
+                        if finished != seen:
+                            seen, deadline = finished, time.monotonic() + timeout
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return operations  # the rest are never sent
+                        self.finished.wait(min(left, 0.5))
+            operations.append(start(index))
+        while not self.done.is_set():
+            with self.lock:
+                finished = count - self.remaining
+            if finished != seen:
+                seen, deadline = finished, time.monotonic() + timeout
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.done.wait(min(left, 0.5))
+        return operations
+
+    def finish(self, operations: list, timeout: float | None = None) -> list[tuple[str | None, object, float]]:
+        """Wait up to `timeout` seconds (None: not at all, :meth:`start_all` waited), close
+        `operations`, and give each one's (error, result, time received): error None for a result,
+        else why there is none (:func:`_missing` for no answer, the failure's text)."""
         try:
-            self.done.wait(timeout)
+            if timeout is not None:
+                self.done.wait(timeout)
         finally:
             for operation in operations:
                 operation.close()
         with self.lock:
-            return [_outcome(item) for item in self.results]
+            return [
+                _outcome(item, self.reached[index], index < len(operations)) for index, item in enumerate(self.results)
+            ]
 
 
-def _outcome(item) -> tuple[str | None, object, float]:
+def _outcome(item, reached: bool, sent: bool) -> tuple[str | None, object, float]:
     if item is None:
-        return TIMEOUT, None, 0.0
+        return _missing(reached, sent), None, 0.0
     result, received = item
     if isinstance(result, BaseException):
         return _error_text(result), None, 0.0
     return None, result, received
+
+
+# A put never started: the ones before it held the window until the timeout.
+NOT_SENT = "not sent: the puts before it did not complete in time"
+
+
+def _missing(reached: bool, sent: bool) -> str:
+    """Why an operation has no answer. pvAccess tells a client nothing of a channel until its
+    server answers the search, so an operation that never reached the server reads as
+    ``disconnected``, as a Channel Access channel that never connected does; a put that reached
+    it (its builder ran: the channel connected and the value went out) but did not complete is a
+    ``timeout``: it may have been applied."""
+    if not sent:
+        return NOT_SENT
+    return TIMEOUT if reached else DISCONNECTED
 
 
 class PvaService:
@@ -323,12 +382,14 @@ class PvaService:
         addresses = list(dict.fromkeys(addresses))
         batch = _Batch(len(addresses))
         contexts = self.contexts
-        operations = [
-            context_of(address, contexts).get(name_of(address), batch.callback(i), request=_REQUEST)
-            for i, address in enumerate(addresses)
-        ]
+
+        def start(i: int):
+            address = addresses[i]
+            return context_of(address, contexts).get(name_of(address), batch.callback(i), request=_REQUEST)
+
+        operations = batch.start_all(start, timeout)
         results = {}
-        for address, (error, raw, received) in zip(addresses, batch.finish(operations, timeout), strict=True):
+        for address, (error, raw, received) in zip(addresses, batch.finish(operations), strict=True):
             reading = None
             if not error:
                 reading, meta = decode(address, raw, received)
@@ -347,27 +408,32 @@ class PvaService:
         a client no access rights: ``write_access`` stays True, and a refused put says so."""
         return {address: self._metadata.get(address) for address in addresses}
 
-    def put(self, requests: Sequence[PutRequest], timeout: float = 5.0) -> dict[str, PutResult]:
-        """Every put at once: {address: PutResult}. ``wait`` puts complete when the server has
-        finished processing them (pvAccess' ``record[block=true]``); the others when it has
-        accepted them. A put that timed out may still have been applied."""
+    def put(
+        self, requests: Sequence[PutRequest], timeout: float = 5.0, max_outstanding: int | None = None
+    ) -> dict[str, PutResult]:
+        """Write every request, at most `max_outstanding` unfinished at a time (None: all at once):
+        {address: PutResult}. ``wait`` puts complete when the server has finished processing them
+        (pvAccess' ``record[block=true]``); the others when it has accepted them. The timeout
+        counts from the last completion. A put that timed out may still have been applied; one
+        whose channel never answered is ``disconnected`` and was not sent."""
         batch = _Batch(len(requests))
         contexts = self.contexts
-        operations = []
-        for i, request in enumerate(requests):
+
+        def start(i: int):
+            request = requests[i]
             # A label needs the enum's choices, which only a get before the put brings.
             fetch = isinstance(request.value, str)
-            operations.append(
-                context_of(request.address, contexts).put(
-                    name_of(request.address),
-                    batch.callback(i),
-                    builder=_builder(request.value),
-                    request=_PUT_WAIT if request.wait else _PUT_NO_WAIT,
-                    get=fetch,
-                )
+            return context_of(request.address, contexts).put(
+                name_of(request.address),
+                batch.callback(i),
+                builder=_builder(request.value, partial(batch.reached.__setitem__, i, True)),
+                request=_PUT_WAIT if request.wait else _PUT_NO_WAIT,
+                get=fetch,
             )
+
+        operations = batch.start_all(start, timeout, max_outstanding)
         results = {}
-        for request, (error, _, _) in zip(requests, batch.finish(operations, timeout), strict=True):
+        for request, (error, _, _) in zip(requests, batch.finish(operations), strict=True):
             ok = error is None
             results[request.address] = PutResult(request.address, ok, error, ok and request.wait)
         return results

@@ -98,6 +98,9 @@ class KindSpec:
     column: str  # NUM, STR or ARRAY
     compare: str  # one of COMPARE_CATEGORIES
     labelled: bool = False  # an index shown as its label (an enum): the label in the text column
+    # Whether a restore writes it: a structure is saved and compared, never written (a put would
+    # have to rebuild every field of a type the server alone defines).
+    writable: bool = True
 
     @property
     def units(self) -> bool:
@@ -115,7 +118,7 @@ SPECS: dict[str, KindSpec] = {
         KindSpec(Kind.FLOAT_ARRAY, "Array of floats", float, True, ARRAY, NUMBER_ARRAY),
         KindSpec(Kind.INT_ARRAY, "Array of integers", int, True, ARRAY, NUMBER_ARRAY),
         KindSpec(Kind.STRING_ARRAY, "Array of strings", str, True, STR, EXACT_ARRAY),
-        KindSpec(Kind.STRUCTURE, "Structure (typed JSON)", str, False, STR, EXACT),
+        KindSpec(Kind.STRUCTURE, "Structure (typed JSON)", str, False, STR, EXACT, writable=False),
     )
 }
 NO_VALUE_LABEL = "No value (disconnected)"
@@ -149,6 +152,13 @@ def is_labelled(kind: str) -> bool:
     """Whether values of `kind` are indexes shown as labels (an enum's)."""
     spec = SPECS.get(kind)
     return spec is not None and spec.labelled
+
+
+def is_writable(kind: str) -> bool:
+    """Whether a restore may write values of `kind` (True for a kind this module does not know:
+    whether it can be written is then the channel's to say)."""
+    spec = SPECS.get(kind)
+    return spec is None or spec.writable
 
 
 def saved_label(kind: str, text: str | None) -> str | None:

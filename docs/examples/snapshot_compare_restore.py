@@ -157,7 +157,8 @@ def main() -> int:
             f"Preview {preview['id']} of tag {args.tag}: {preview['write_count']} to write, "
             f"{preview['unchanged_count']} unchanged, {preview['read_only_count']} read-only, "
             f"{preview['disconnected_count']} disconnected, "
-            f"{preview['no_write_access_count']} without write access."
+            f"{preview['no_write_access_count']} without write access, "
+            f"{preview['not_writable_count']} not writable (pvAccess structures)."
         )
         if args.dry_run:
             return 0

@@ -9,8 +9,9 @@ import pytest
 from p4p.nt import NTEnum, NTScalar, NTTable
 
 from pvs import pva_bulk, sim_pva
-from pvs.epics_io import TIMEOUT, PutRequest
+from pvs.epics_io import DISCONNECTED, PutRequest
 from squirrel_site.testing import eventually
+from squirrel_site.testing.pva import KINDS
 
 STAMP = 1_700_000_000.25
 
@@ -99,16 +100,6 @@ NEW_VALUES = {
     sim_pva.STRING_ARRAY: ["x", "y z"],
     sim_pva.ENUM: 3,
 }
-KIND = {
-    sim_pva.DOUBLE: "float",
-    sim_pva.INT: "int",
-    sim_pva.BOOL: "int",
-    sim_pva.STRING: "string",
-    sim_pva.DOUBLE_ARRAY: "float_array",
-    sim_pva.STRING_ARRAY: "string_array",
-    sim_pva.ENUM: "enum",
-    sim_pva.TABLE: "structure",
-}
 
 
 @pytest.fixture
@@ -140,12 +131,12 @@ def _plain(kind, value):
 def test_every_type_reads_as_the_server_holds_it(pva_server, service):
     pvs = [pva_server.of_type(t) for t in sim_pva.TYPES]
     results = service.read([pv.name for pv in pvs] + ["SIM:PVA:NOBODY"], timeout=5)
-    assert results["SIM:PVA:NOBODY"].error == TIMEOUT
+    assert results["SIM:PVA:NOBODY"].error == DISCONNECTED  # no server answers: as Channel Access says
     served = pva_server.pvget(pv.name for pv in pvs)
     for pv in pvs:
         reading = results[pv.name].reading
         assert reading is not None, results[pv.name]
-        assert reading.kind == KIND[pv.type], pv
+        assert reading.kind == KINDS[pv.type], pv
         assert reading.timestamp == pytest.approx(served[pv.name]["timeStamp"]["secondsPastEpoch"], abs=1)
         if pv.type == sim_pva.ENUM:
             assert reading.value == served[pv.name]["value"]["index"]
@@ -166,6 +157,51 @@ def test_puts_with_completion_of_every_writable_type_reach_the_server(pva_server
     for pv in pvs:
         got = served[pv.name]["value"]
         assert (got["index"] if pv.type == sim_pva.ENUM else _plain(pv.type, got)) == NEW_VALUES[pv.type], pv
+
+
+@pytest.mark.ioc
+def test_puts_go_out_at_most_max_outstanding_at_a_time(pva_server, service, put_back, monkeypatch):
+    doubles = [pv for pv in pva_server.pvs if pv.type == sim_pva.DOUBLE][:12]
+    put_back(doubles)
+    started, unfinished, most = [], [0], [0]
+    real_callback = pva_bulk._Batch.callback
+
+    def counting(batch, index):
+        finished = real_callback(batch, index)
+
+        def counted(result):
+            unfinished[0] -= 1
+            finished(result)
+
+        unfinished[0] += 1
+        most[0] = max(most[0], unfinished[0])
+        started.append(index)
+        return counted
+
+    monkeypatch.setattr(pva_bulk._Batch, "callback", counting)
+    requests = [PutRequest(pv.name, 100.0 + i, wait=True) for i, pv in enumerate(doubles)]
+    results = service.put(requests, timeout=5, max_outstanding=3)
+    assert all(r.ok and r.completed for r in results.values()), results
+    assert len(started) == len(doubles) and most[0] <= 3
+    served = pva_server.pvget(pv.name for pv in doubles)
+    assert [served[pv.name]["value"] for pv in doubles] == [100.0 + i for i in range(len(doubles))]
+
+
+@pytest.mark.ioc
+def test_a_put_to_a_channel_no_server_answers_is_disconnected_and_not_sent(pva_server, service):
+    double = pva_server.of_type(sim_pva.DOUBLE)
+    results = service.put(
+        [PutRequest("pva://SIM:PVA:NOBODY", 1.0, wait=True), PutRequest(double.name, double.value, wait=True)],
+        timeout=1,
+    )
+    assert results["pva://SIM:PVA:NOBODY"].error == DISCONNECTED and not results["pva://SIM:PVA:NOBODY"].ok
+    assert results[double.name].ok
+
+
+def test_an_operation_without_an_answer_says_why():
+    assert pva_bulk._missing(reached=False, sent=True) == DISCONNECTED
+    assert pva_bulk._missing(reached=True, sent=True) == "timeout"  # connected, sent: may be applied
+    assert pva_bulk._missing(reached=False, sent=False) == pva_bulk.NOT_SENT
 
 
 @pytest.mark.ioc
@@ -215,7 +251,7 @@ def test_subscriptions_report_connection_metadata_and_every_change(pva_server, p
         assert (metadata[double.name].units, metadata[double.name].precision) == (double.units, double.precision)
         assert (metadata[double.name].lower_limit, metadata[double.name].upper_limit) == (double.low, double.high)
         assert metadata[enum.name].enum_labels == list(sim_pva.ENUM_CHOICES)
-        assert {a: v.kind for a, v in latest.items()} == {pv.name: KIND[pv.type] for pv in pvs}
+        assert {a: v.kind for a, v in latest.items()} == {pv.name: KINDS[pv.type] for pv in pvs}
 
         writable = [pv for pv in pvs if pv.type != sim_pva.TABLE]
         put_back(writable)

@@ -120,7 +120,9 @@ def take_snapshot(
     if direct:
         addresses = [a for _, setpoint, readback in direct for a in (setpoint, readback) if a]
         report(30, f"Value {len(addresses)} addresses directly")
-        results = (reader or _default_reader()).read(addresses, read_timeout)
+        reader = reader or _default_reader()
+        results = reader.read(addresses, read_timeout)
+        metadata = _with_read_metadata(metadata, reader, [setpoint for _, setpoint, _ in direct])
     lap("direct")
 
     report(80, "Writing the snapshot")
@@ -270,6 +272,19 @@ def _read_cache(setpoints: list[str], readbacks: list[str], use_cache: bool):
         logger.warning("No metadata for the snapshot, Redis is unreachable: %s", error)
         metadata = {}
     return {}, {}, metadata, checked_at
+
+
+def _with_read_metadata(metadata: dict, reader, setpoints: list[str]) -> dict:
+    """`metadata` (the cache's) completed with what `reader` learnt of the setpoints it lacks
+    (units, precision, enum labels): a pvAccess get carries its display and an enum's choices, and
+    Channel Access metadata arrives once per connection, so a direct snapshot keeps them without a
+    monitor. A reader that keeps no metadata (``metadata`` absent) adds nothing."""
+    lacking = [address for address in setpoints if metadata.get(address) is None]
+    read_metadata = getattr(reader, "metadata", None)
+    if not lacking or read_metadata is None:
+        return metadata
+    found = {address: meta for address, meta in read_metadata(lacking).items() if meta is not None}
+    return {**metadata, **found} if found else metadata
 
 
 def _direct_pvs(registry, mode, use_cache, cached, cached_readbacks):

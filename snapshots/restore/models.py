@@ -19,6 +19,10 @@ class RestoreAction(models.TextChoices):
     SKIP_NO_WRITE_ACCESS = "skip_no_write_access", "Skip: no write access"
     SKIP_NO_SAVED_VALUE = "skip_no_saved_value", "Skip: no saved value (disconnected in the snapshot)"
     SKIP_NOT_IN_REGISTRY = "skip_not_in_registry", "Skip: PV no longer in the registry"
+    SKIP_NOT_WRITABLE = (
+        "skip_not_writable",
+        "Skip: not writable (a pvAccess structure such as an NTTable is saved and compared, never written)",
+    )
 
 
 class LiveSource(models.TextChoices):
@@ -53,6 +57,7 @@ class RestorePreview(models.Model):
     no_write_access_count = models.PositiveIntegerField(default=0)
     no_saved_value_count = models.PositiveIntegerField(default=0)
     not_in_registry_count = models.PositiveIntegerField(default=0)
+    not_writable_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]

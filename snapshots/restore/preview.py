@@ -28,7 +28,7 @@ from snapshots.restore.models import (
     RestorePreviewItem,
 )
 from squirrel_site.bulk_sql import copy_rows, set_join
-from squirrel_site.epics_values import fit_columns, from_columns
+from squirrel_site.epics_values import fit_columns, from_columns, is_writable
 
 DEFAULT_TTL = 300  # seconds a preview stays executable
 
@@ -40,6 +40,7 @@ _SKIP_COUNTS = {
     RestoreAction.SKIP_NO_WRITE_ACCESS: "no_write_access_count",
     RestoreAction.SKIP_NO_SAVED_VALUE: "no_saved_value_count",
     RestoreAction.SKIP_NOT_IN_REGISTRY: "not_in_registry_count",
+    RestoreAction.SKIP_NOT_WRITABLE: "not_writable_count",
 }
 
 
@@ -86,6 +87,8 @@ def preview_restore(
             action = RestoreAction.SKIP_READ_ONLY
         elif not row.connected:
             action = RestoreAction.SKIP_NO_SAVED_VALUE
+        elif not is_writable(value_type):
+            action = RestoreAction.SKIP_NOT_WRITABLE  # compared above, never sent a put
         elif live_value is None:
             action = RestoreAction.SKIP_DISCONNECTED
         elif not writable.get(address, True):

@@ -174,6 +174,7 @@ PREVIEW_TABS = [
     (RestoreAction.SKIP_NO_WRITE_ACCESS, "No write access", "no_write_access_count"),
     (RestoreAction.SKIP_NO_SAVED_VALUE, "No saved value", "no_saved_value_count"),
     (RestoreAction.SKIP_NOT_IN_REGISTRY, "Not in registry", "not_in_registry_count"),
+    (RestoreAction.SKIP_NOT_WRITABLE, "Not writable", "not_writable_count"),
 ]
 
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from django.conf import settings
@@ -90,11 +91,16 @@ def ca(script: str, **values):
     """Run `script` with pyepics in a fresh process; it prints JSON, which is returned."""
     code = f"import epics, json, sys\nvalues = json.loads(sys.argv[1])\n{script}"
     env = dict(os.environ)
-    result = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(values)], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    # Output to files, not pipes: the first Channel Access client on a port starts the CA repeater,
+    # which inherits its output and outlives it, so reading pipes to their end waits for the repeater.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        result = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(values)], env=env, stdout=out, stderr=err, text=True, timeout=60
+        )
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    assert result.returncode == 0, stderr
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def caput_many(values: dict) -> None:

@@ -16,6 +16,18 @@ from squirrel_site.testing.services import Ports
 from squirrel_site.testing.workers import port_base
 
 SIM_PVA_PVS = 100
+# The value kind each simulated type reads as (pvs.pva_bulk.decode): a boolean is an int (0 or 1),
+# the NTTable a structure.
+KINDS = {
+    sim_pva.DOUBLE: "float",
+    sim_pva.INT: "int",
+    sim_pva.BOOL: "int",
+    sim_pva.STRING: "string",
+    sim_pva.DOUBLE_ARRAY: "float_array",
+    sim_pva.STRING_ARRAY: "string_array",
+    sim_pva.ENUM: "enum",
+    sim_pva.TABLE: "structure",
+}
 START_TIMEOUT = 60.0
 # pvAccess servers take loopback ports from here (a TCP port and the next one for UDP), a range of
 # each parallel worker's own.
@@ -108,3 +120,39 @@ def pva_server(tmp_path_factory):
     server = SimPva(tmp_path_factory.mktemp("sim_pva"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def pva_channels(pva_server):
+    """A pvs.channels.Service for both protocols whose pvAccess half finds `pva_server` (and only
+    it); Channel Access goes to the process's service (the simulated IOC, with `sim_ioc`)."""
+    from pvs import channels, pva_bulk
+
+    contexts = pva_bulk.make_contexts(pva_server.conf, 2)
+    service = pva_bulk.PvaService(contexts)
+    yield channels.Service(pva=lambda: service)
+    for context in contexts:
+        context.close()
+
+
+def pva_registry(server: SimPva, types=sim_pva.TYPES, **fields) -> dict:
+    """Registry PVs (``pva://`` setpoints) of the first PV of each of `types` on `server`, with
+    `fields` (device, tolerances, ...): {type: PV}."""
+    from pvs.models import PV
+
+    return {kind: PV.objects.create(setpoint_address=f"pva://{server.of_type(kind).name}", **fields) for kind in types}
+
+
+def field_value(kind: str, value) -> dict:
+    """What SimPva.pvput writes for a plain value of a pvs.sim_pva type (an enum's index)."""
+    return {"value.index": value} if kind == sim_pva.ENUM else {"value": value}
+
+
+def plain_value(kind: str, served: dict):
+    """The plain value (an enum's index, a boolean as 0 or 1, a table's columns) of SimPva.pvget's answer."""
+    value = served["value"]
+    if kind == sim_pva.ENUM:
+        return value["index"]
+    if kind == sim_pva.BOOL:
+        return int(value)
+    return value

@@ -32,6 +32,9 @@ def test_every_kind_has_a_spec_and_an_example():
     assert ev.kinds(column=ev.NUM) | ev.kinds(column=ev.STR) | ev.kinds(column=ev.ARRAY) == set(ev.SPECS)
     assert all(kind == spec.kind for kind, spec in ev.SPECS.items())
     assert ev.kinds(labelled=True) == {"enum"} and ev.is_labelled("enum") and not ev.is_labelled("none")
+    # A restore writes every kind but a structure; an unknown kind is the channel's to refuse.
+    assert ev.kinds(writable=False) == {"structure"}
+    assert not ev.is_writable("structure") and ev.is_writable("enum") and ev.is_writable("unknown")
 
 
 def test_choices_are_the_kinds_and_none():

@@ -33,6 +33,7 @@ class RestorePreviewSerializer(serializers.ModelSerializer):
             "no_write_access_count",
             "no_saved_value_count",
             "not_in_registry_count",
+            "not_writable_count",
             "restore",
         ]
         read_only_fields = fields

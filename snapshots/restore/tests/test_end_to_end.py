@@ -14,6 +14,7 @@ from pvs import sim
 from snapshots.models import Restore, Snapshot
 from squirrel_site.testing import eventually
 from squirrel_site.testing.ioc import Worker, caget_many, caput_many
+from squirrel_site.testing.jobs import wait_for_job
 
 pytestmark = [pytest.mark.ioc, pytest.mark.worker]
 
@@ -45,15 +46,6 @@ def workers(sim_ioc_registry, redis_db, tmp_path):
 def api(client, admin_user):
     client.force_login(admin_user)
     return client
-
-
-def wait_for_job(api, job_id, timeout=60.0) -> dict:
-    def finished() -> dict:
-        job = api.get(f"/api/v1/jobs/{job_id}/").json()
-        assert job["status"] in ("succeeded", "failed", "expired"), job
-        return job
-
-    return eventually(finished, timeout, what=f"job {job_id} finishing")
 
 
 def take(api, title, addresses) -> int:

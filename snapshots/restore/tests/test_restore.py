@@ -5,6 +5,7 @@ that owns Channel Access); the `ioc` tests use the real simulated IOC. Resuming 
 test_restore_resume.py.
 """
 
+import html
 import json
 import subprocess
 import sys
@@ -14,12 +15,21 @@ from datetime import timedelta
 import psycopg
 import pytest
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 
 from monitor import live
 from pvs import epics_io
 from pvs.models import PV
-from snapshots.models import LiveSource, Restore, RestoreAction, RestoreItemStatus, RestoreStatus, SnapshotOrigin
+from snapshots.models import (
+    LiveSource,
+    Restore,
+    RestoreAction,
+    RestoreItemStatus,
+    RestoreStatus,
+    SnapshotOrigin,
+    SnapshotValue,
+)
 from snapshots.restore import claim
 from snapshots.restore.errors import RestoreError
 from snapshots.restore.execute import execute_restore
@@ -87,6 +97,35 @@ def test_preview_classifies_every_kind_of_pv(ioc, user):
     assert counts == (1, 1, 1, 1, 1, 1, 1)
     assert preview.selection_size == 7
     assert preview.live_source == LiveSource.DIRECT
+
+
+@pytest.mark.django_db
+def test_a_structure_is_compared_but_skipped_as_not_writable_and_never_put(ioc, user, client):
+    def table(*labels):
+        return epics_values.structure_text("epics:nt/NTTable:1.0", [["labels", "as"]], {"labels": list(labels)})
+
+    structure, double = make_pv("pva://T:TABLE"), make_pv("pva://T:D")
+    ioc.add("pva://T:TABLE", table("b"), kind="structure")
+    ioc.add("pva://T:D", 2.0)
+    snapshot = make_snapshot(user, {double: 1.0})
+    SnapshotValue.objects.create(
+        snapshot=snapshot,
+        pv=structure,
+        pv_name="pva://T:TABLE",
+        source="direct",
+        value_type="structure",
+        setpoint_str=table("a"),
+    )
+
+    preview = preview_restore(snapshot, created_by=user, io=ioc, include_unchanged=True)
+    assert actions(preview) == {"pva://T:TABLE": RestoreAction.SKIP_NOT_WRITABLE, "pva://T:D": RestoreAction.WRITE}
+    assert (preview.write_count, preview.not_writable_count) == (1, 1)
+    assert preview.items.get(pv=structure).within_tolerance is False  # compared, and it differs
+    client.force_login(user)
+    page = client.get(reverse("snapshots:restore_preview", args=[preview.pk]), {"action": "all"}).text
+    assert "Not writable (1)" in page and html.escape(RestoreAction.SKIP_NOT_WRITABLE.label) in page
+    restore = execute_restore(preview, user=user, io=ioc)
+    assert ioc.puts == {"pva://T:D": 1} and statuses(restore) == {"pva://T:D": RestoreItemStatus.VERIFIED}
 
 
 @pytest.mark.django_db
