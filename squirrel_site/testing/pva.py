@@ -37,10 +37,16 @@ class SimPva:
             if PORTS.take() == self.port + 1:
                 break
         self.conf = {"EPICS_PVA_AUTO_ADDR_LIST": "NO", "EPICS_PVA_ADDR_LIST": f"127.0.0.1:{self.port + 1}"}
+        self.count = count
         self.log_path, self.ready_file = workdir / "pva.log", workdir / "pva.ready"
-        with self.log_path.open("w") as log:
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, after :meth:`stop`: same ports, the first values)."""
+        self.ready_file.unlink(missing_ok=True)
+        with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "run_sim_pva", "--pvs", str(count), "--port", str(self.port)]
+                [sys.executable, "manage.py", "run_sim_pva", "--pvs", str(self.count), "--port", str(self.port)]
                 + ["--ready-file", str(self.ready_file)],
                 cwd=settings.BASE_DIR,
                 env=dict(os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE),
@@ -58,6 +64,10 @@ class SimPva:
     def of_type(self, kind: str) -> sim_pva.SimPV:
         """The first PV of `kind` (a pvs.sim_pva type)."""
         return next(pv for pv in self.pvs if pv.type == kind)
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
 
     def stop(self) -> None:
         terminate(self.process)
@@ -108,3 +118,12 @@ def pva_server(tmp_path_factory):
     server = SimPva(tmp_path_factory.mktemp("sim_pva"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def restartable_pva_server(pva_server):
+    """The session's simulated pvAccess server for a test that stops or restarts it; running again
+    (with its first values) afterwards."""
+    yield pva_server
+    if not pva_server.running:
+        pva_server.start()
