@@ -5,6 +5,8 @@ import re
 
 from django.core.exceptions import ValidationError
 
+from pvs.protocols import PVA_PREFIX
+
 # EPICS record names: letters, digits and _ - + : [ ] < > ; (Application Developer's Guide,
 # "Record Names"), at most 60 characters; then an optional .FIELD (upper-case letters and
 # digits), optionally with the '$' suffix that asks for a long string.
@@ -24,6 +26,10 @@ def address_error(address: str) -> str | None:
     """Return why `address` is not a valid EPICS channel name, or None if it is."""
     if _VALID_ADDRESS_RE.fullmatch(address):
         return None
+    if address.startswith(PVA_PREFIX):  # a pvAccess name, held to the Channel Access rules for now
+        address = address[len(PVA_PREFIX) :]
+        if _VALID_ADDRESS_RE.fullmatch(address):
+            return None
     if not address:
         return "The address is empty."
     for ch in address:
