@@ -16,17 +16,6 @@ from pvs.protocols import name_of
 from squirrel_site.testing import eventually
 
 FAST = dict(flush_interval=0.05, registry_interval=0.2, heartbeat_interval=0.2, lease_ttl=60.0, connect_grace=1.0)
-# What each simulated pvAccess type is in Redis (squirrel_site.epics_values kinds).
-KINDS = {
-    sim_pva.DOUBLE: "float",
-    sim_pva.INT: "int",
-    sim_pva.BOOL: "int",
-    sim_pva.STRING: "string",
-    sim_pva.DOUBLE_ARRAY: "float_array",
-    sim_pva.STRING_ARRAY: "string_array",
-    sim_pva.ENUM: "enum",
-    sim_pva.TABLE: "structure",
-}
 
 
 def pva(name: str) -> str:
@@ -108,7 +97,7 @@ def test_every_pvaccess_type_reaches_redis_beside_channel_access(mixed_registry,
     values, metas = live.read_values(list(pvs.values())), live.read_metadata(list(pvs.values()))
     for kind, address in pvs.items():
         value, meta = values[address], metas[address]
-        assert (value.kind, meta.kind, meta.host) == (KINDS[kind], KINDS[kind], channels.PVA_HOST), kind
+        assert (value.kind, meta.kind, meta.host) == (sim_pva.KINDS[kind], sim_pva.KINDS[kind], channels.PVA_HOST), kind
         if kind == sim_pva.TABLE:
             table = json.loads(value.value)
             assert table["id"].startswith("epics:nt/NTTable")

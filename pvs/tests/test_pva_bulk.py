@@ -99,16 +99,7 @@ NEW_VALUES = {
     sim_pva.STRING_ARRAY: ["x", "y z"],
     sim_pva.ENUM: 3,
 }
-KIND = {
-    sim_pva.DOUBLE: "float",
-    sim_pva.INT: "int",
-    sim_pva.BOOL: "int",
-    sim_pva.STRING: "string",
-    sim_pva.DOUBLE_ARRAY: "float_array",
-    sim_pva.STRING_ARRAY: "string_array",
-    sim_pva.ENUM: "enum",
-    sim_pva.TABLE: "structure",
-}
+KIND = sim_pva.KINDS
 
 
 @pytest.fixture
