@@ -112,9 +112,10 @@ class Monitor:
         self,
         settings: MonitorSettings | None = None,
         client: redis.Redis | None = None,
-        channels: Callable[[], ChannelSet] = ChannelSet,
+        channels: Callable[[], ChannelSet] | None = None,
     ):
-        """`channels` makes the leader's channel set (a test's may reach its own pvAccess server)."""
+        """`channels` makes the leader's channel set (a test's may reach its own pvAccess server);
+        by default a pvs.channels.ChannelSet on the process's clients."""
         self.settings = settings or MonitorSettings()
         self._make_channels = channels
         self.client = client or live.redis_client()
@@ -150,7 +151,7 @@ class Monitor:
         log.info(
             "Shard %s: leader (%s, fencing token %s)", self.settings.shard.label, self.settings.owner, self.lease.token
         )
-        self.channels = self._make_channels()
+        self.channels = (self._make_channels or ChannelSet)()
         self._signature = None
         self.sync_registry()
         self.delete_orphans()
