@@ -234,6 +234,13 @@ demo_settings() {
   export SQUIRREL_PORT="${SQUIRREL_PORT:-8000}"
   export SQUIRREL_DB_NAME="${SQUIRREL_DB_NAME:-squirrel}"
   export EPICS_CA_SERVER_PORT="${EPICS_CA_SERVER_PORT:-5064}"
+  # The simulated pvAccess server: TCP on EPICS_PVA_SERVER_PORT, UDP (searches) on the next port,
+  # where every process of the demo searches (EPICS_PVA_ADDR_LIST, loopback).
+  export SQUIRREL_DEMO_PVA_PVS="${SQUIRREL_DEMO_PVA_PVS:-500}"
+  export EPICS_PVA_SERVER_PORT="${EPICS_PVA_SERVER_PORT:-5075}"
+  export EPICS_PVA_BROADCAST_PORT="$((EPICS_PVA_SERVER_PORT + 1))"
+  export EPICS_PVA_AUTO_ADDR_LIST=NO
+  export EPICS_PVA_ADDR_LIST="127.0.0.1:$EPICS_PVA_BROADCAST_PORT"
 }
 
 # Stop with one line, having changed nothing, when a demo runs already: this checkout's (its lock
@@ -246,6 +253,9 @@ demo_refuse_if_running() {
   fi
   if port_open 127.0.0.1 "$EPICS_CA_SERVER_PORT"; then
     die "Channel Access port $EPICS_CA_SERVER_PORT is in use on 127.0.0.1 (a demo's simulated IOC from another checkout, or another IOC): stop it, or set EPICS_CA_SERVER_PORT to a free port. Nothing was changed."
+  fi
+  if port_open 127.0.0.1 "$EPICS_PVA_SERVER_PORT"; then
+    die "pvAccess port $EPICS_PVA_SERVER_PORT is in use on 127.0.0.1 (a demo's simulated pvAccess server from another checkout, or another server): stop it, or set EPICS_PVA_SERVER_PORT to a free port (the next one must be free too). Nothing was changed."
   fi
   mkdir -p "$LOCAL"
   exec 9>>"$DEMO_LOCK"

@@ -1,7 +1,8 @@
-"""The PV monitor: every registry address subscribed over Channel Access, kept live in Redis.
+"""The PV monitor: every registry address subscribed (Channel Access and pvAccess), kept live in Redis.
 
 One thread does everything, in small steps (a CA callback thread next to a Redis flusher thread
-stalls on the GIL: docs/monitor.md): it polls Channel Access for up to one flush interval, keeps the
+stalls on the GIL: docs/monitor.md): it polls both protocols (pvs.channels.ChannelSet) for up to
+one flush interval, keeps the
 latest value per address, then writes what changed to Redis in one pipelined, fenced batch and
 publishes one change notice. Between flushes it renews its leader lease, writes a heartbeat and
 checks whether the registry changed. Only the holder of the shard's lease writes; a monitor
@@ -16,6 +17,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
@@ -23,7 +25,8 @@ from django.db import DatabaseError, close_old_connections
 from django.db.models import Count, Max, Sum
 
 from monitor import live
-from pvs.epics_io import METADATA_PER_POLL, ChannelSet, PollResult
+from pvs.channels import ChannelSet
+from pvs.epics_io import METADATA_PER_POLL, PollResult
 from pvs.models import PV
 from squirrel_site.epics_values import Value
 from squirrel_site.sd_notify import Watchdog, notify
@@ -105,8 +108,16 @@ def registry_signature() -> tuple:
 class Monitor:
     """One shard's monitor. Drive it with :meth:`run`, or step by step in tests."""
 
-    def __init__(self, settings: MonitorSettings | None = None, client: redis.Redis | None = None):
+    def __init__(
+        self,
+        settings: MonitorSettings | None = None,
+        client: redis.Redis | None = None,
+        channels: Callable[[], ChannelSet] | None = None,
+    ):
+        """`channels` makes the leader's channel set (a test's may reach its own pvAccess server);
+        by default a pvs.channels.ChannelSet on the process's clients."""
         self.settings = settings or MonitorSettings()
+        self._make_channels = channels
         self.client = client or live.redis_client()
         self.lease = live.Lease(self.client, self.settings.shard, self.settings.owner, ttl=self.settings.lease_ttl)
         self.writer = live.FencedWriter(self.client, self.lease)
@@ -140,7 +151,7 @@ class Monitor:
         log.info(
             "Shard %s: leader (%s, fencing token %s)", self.settings.shard.label, self.settings.owner, self.lease.token
         )
-        self.channels = ChannelSet()
+        self.channels = (self._make_channels or ChannelSet)()
         self._signature = None
         self.sync_registry()
         self.delete_orphans()
@@ -265,7 +276,7 @@ class Monitor:
         return len(deferred)
 
     def absorb(self, result: PollResult) -> None:
-        """Keep the latest of what Channel Access delivered, for the next flush."""
+        """Keep the latest of what both protocols delivered, for the next flush."""
         pending, latest = self._pending, self._latest
         for reading in result.readings:
             value = reading
@@ -362,7 +373,7 @@ class Monitor:
         return stats
 
     def step(self) -> bool:
-        """One turn as leader: poll CA, and do whichever chores are due. False if fenced out."""
+        """One turn as leader: poll the channels, and do whichever chores are due. False if fenced out."""
         now = time.monotonic()
         timeout = max(0.0, min(self._next["flush"] - now, self.settings.flush_interval))
         # While the second start-up stage waits for the setpoints' values, metadata requests

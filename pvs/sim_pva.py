@@ -34,6 +34,17 @@ TYPE_SHARES = {
     TABLE: 0.0001,
 }
 MIN_PVS = len(TYPES)
+# What each type reads as through pvs.pva_bulk (squirrel_site.epics_values kinds).
+KINDS = {
+    DOUBLE: "float",
+    INT: "int",
+    BOOL: "int",
+    STRING: "string",
+    DOUBLE_ARRAY: "float_array",
+    STRING_ARRAY: "string_array",
+    ENUM: "enum",
+    TABLE: "structure",
+}
 CODE = {DOUBLE: "D", INT: "I", BOOL: "B", STRING: "S", DOUBLE_ARRAY: "DA", STRING_ARRAY: "SA", ENUM: "E", TABLE: "T"}
 ENUM_CHOICES = ("Off", "On", "Standby", "Fault")
 ARRAY_LENGTH = 16

@@ -3,7 +3,7 @@ from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 
-from pvs import sim
+from pvs import sim, sim_pva
 from pvs.management.commands.setup_demo import DEMO_PASSWORD, DEMO_USERNAME
 from pvs.models import PV, PVSet
 from pvs.selections import pv_set_pvs
@@ -51,3 +51,21 @@ def test_setup_demo_saves_pv_sets_once_and_keeps_their_edits(capsys):
     call_command("setup_demo", "--pvs", "200")
     assert PVSet.objects.count() == 2 and PVSet.objects.get(name="Magnets").description == "Edited"
     assert "Demo PV sets: 0 new." in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_setup_demo_registers_the_pvaccess_pvs_beside_the_channel_access_ones(capsys):
+    call_command("setup_demo", "--pvs", "40", "--pva-pvs", "30")
+    served = {pv.setpoint for pv in sim.generate(40).pvs} | {f"pva://{pv.name}" for pv in sim_pva.generate(30)}
+    assert set(PV.objects.values_list("setpoint_address", flat=True)) == served
+    assert {pv.type for pv in sim_pva.generate(30)} == set(sim_pva.TYPES)
+    table = PV.objects.get(setpoint_address=f"pva://{next(p.name for p in sim_pva.generate(30) if p.type == 'table')}")
+    assert table.read_only and "NTTable" in table.description
+    assert PV.objects.filter(setpoint_address__startswith="pva://", tags__name="pvAccess").count() == 30
+
+
+@pytest.mark.django_db
+def test_setup_demo_with_too_few_pvaccess_pvs_fails_with_one_line():
+    with pytest.raises(CommandError, match="at least"):
+        call_command("setup_demo", "--pvs", "40", "--pva-pvs", "3")
+    assert not PV.objects.exists()

@@ -16,18 +16,7 @@ from squirrel_site.testing.services import Ports
 from squirrel_site.testing.workers import port_base
 
 SIM_PVA_PVS = 100
-# The value kind each simulated type reads as (pvs.pva_bulk.decode): a boolean is an int (0 or 1),
-# the NTTable a structure.
-KINDS = {
-    sim_pva.DOUBLE: "float",
-    sim_pva.INT: "int",
-    sim_pva.BOOL: "int",
-    sim_pva.STRING: "string",
-    sim_pva.DOUBLE_ARRAY: "float_array",
-    sim_pva.STRING_ARRAY: "string_array",
-    sim_pva.ENUM: "enum",
-    sim_pva.TABLE: "structure",
-}
+KINDS = sim_pva.KINDS  # the value kind each simulated type reads as
 START_TIMEOUT = 60.0
 # pvAccess servers take loopback ports from here (a TCP port and the next one for UDP), a range of
 # each parallel worker's own.
@@ -49,10 +38,16 @@ class SimPva:
             if PORTS.take() == self.port + 1:
                 break
         self.conf = {"EPICS_PVA_AUTO_ADDR_LIST": "NO", "EPICS_PVA_ADDR_LIST": f"127.0.0.1:{self.port + 1}"}
+        self.count = count
         self.log_path, self.ready_file = workdir / "pva.log", workdir / "pva.ready"
-        with self.log_path.open("w") as log:
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, after :meth:`stop`: same ports, the first values)."""
+        self.ready_file.unlink(missing_ok=True)
+        with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "run_sim_pva", "--pvs", str(count), "--port", str(self.port)]
+                [sys.executable, "manage.py", "run_sim_pva", "--pvs", str(self.count), "--port", str(self.port)]
                 + ["--ready-file", str(self.ready_file)],
                 cwd=settings.BASE_DIR,
                 env=dict(os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE),
@@ -70,6 +65,10 @@ class SimPva:
     def of_type(self, kind: str) -> sim_pva.SimPV:
         """The first PV of `kind` (a pvs.sim_pva type)."""
         return next(pv for pv in self.pvs if pv.type == kind)
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
 
     def stop(self) -> None:
         terminate(self.process)
@@ -156,3 +155,12 @@ def plain_value(kind: str, served: dict):
     if kind == sim_pva.BOOL:
         return int(value)
     return value
+
+
+@pytest.fixture
+def restartable_pva_server(pva_server):
+    """The session's simulated pvAccess server for a test that stops or restarts it; running again
+    (with its first values) afterwards."""
+    yield pva_server
+    if not pva_server.running:
+        pva_server.start()

@@ -1,6 +1,6 @@
 """The set-up scripts (.ci/demo, .ci/test through .ci/lib.sh) and the README's commands after them.
 
-- A demo that runs already (this checkout's lock held, its web port or its Channel Access port in
+- A demo that runs already (this checkout's lock held, its web port, its Channel Access or pvAccess port in
   use) is refused before anything changes; the ready line waits for the web to answer.
 - The README's token snippet works as written in a fresh shell, with the file the demo writes.
 - PostgreSQL, Redis, a C compiler or Python missing: lib.sh installs them with apt-get, as root or
@@ -126,6 +126,20 @@ def test_the_demo_refuses_when_its_channel_access_port_is_taken(checkout, listen
 
     line = assert_refused_having_changed_nothing(checkout, result)
     assert f"Channel Access port {port} is in use" in line and "EPICS_CA_SERVER_PORT" in line
+    assert not (checkout / ".local").exists()
+
+
+def test_the_demo_refuses_when_its_pvaccess_port_is_taken(checkout, listening):
+    port = listening()
+    result = run_demo(
+        checkout,
+        SQUIRREL_PORT=str(closed_port()),
+        EPICS_CA_SERVER_PORT=str(closed_port()),
+        EPICS_PVA_SERVER_PORT=str(port),
+    )
+
+    line = assert_refused_having_changed_nothing(checkout, result)
+    assert f"pvAccess port {port} is in use" in line and "EPICS_PVA_SERVER_PORT" in line
     assert not (checkout / ".local").exists()
 
 
