@@ -38,11 +38,14 @@ from snapshots.comparison.rules import (
     EXACT_ARRAY,
     MATCHING_STATUSES,
     STATUS_RANK,
+    STRUCT,
     ComparisonStatus,
+    compare_values,
     comparison_status,
     delta,
     magnitude,
     numbers_within_tolerance,
+    structure_differences,
 )
 from squirrel_site import epics_values as ev
 from squirrel_site import safe_csv
@@ -185,6 +188,15 @@ class ComparisonRow:
         return format_delta(self, full=True)
 
     @property
+    def differences(self) -> list[str]:
+        """How two structures out of tolerance differ, a line each (snapshots.comparison.rules,
+        structure_differences: columns, row count, "column `setpoint`: rows 2, 5 differ"); none
+        for other kinds and other statuses."""
+        if self.status != ComparisonStatus.OUT_OF_TOLERANCE or ev.compare_of(self.kind) != STRUCT:
+            return []
+        return structure_differences(self.a.value, self.b.value, self.abs_tolerance, self.rel_tolerance)
+
+    @property
     def differing_elements(self) -> list[tuple[int, str, str, str]]:
         """(index, a, b, b - a) as text, of array elements outside tolerance; at most ELEMENTS_SHOWN.
         Arrays of strings: the elements that differ, quoted, without a delta."""
@@ -281,6 +293,54 @@ def _escape_like(text: str) -> str:
 STATUS_SIDE = {name: _SIDE[name] for name in ("kind", "num", "str", "array", "connected", "severity")}
 
 
+def structure_statuses(sides: Sequence[int], abs_tolerance: float | None, rel_tolerance: float | None) -> list[str]:
+    """For each snapshot of `sides` after the first, the statuses (JSON text: {PV name: status})
+    snapshots.comparison.rules gives its structures whose texts differ from the first snapshot's:
+    the `decided` column rules_sql.status reads. The tolerances are the comparison's overrides,
+    else those of the registry PV the comparison queries join (the last snapshot's that has one).
+    """
+    struct_kinds = sorted(ev.kinds(compare=STRUCT))
+    decided: list[dict[str, str]] = [{} for _ in sides[1:]]
+    if not struct_kinds or len(sides) < 2:
+        return ["{}" for _ in decided]
+    query = f"""
+        WITH side AS (
+            SELECT snapshot_id, pv_name, pv_id, value_type, setpoint_str FROM {_VALUES_TABLE}
+            WHERE snapshot_id = ANY(%s::bigint[])
+        ), named AS (SELECT DISTINCT pv_name FROM side WHERE value_type = ANY(%s::text[]))
+        SELECT side.* FROM side JOIN named ON named.pv_name = side.pv_name"""
+    with connection.cursor() as cursor:
+        cursor.execute(query, [list(sides), struct_kinds])
+        found = cursor.fetchall()
+    by_name: dict[str, dict[int, tuple]] = {}
+    for snapshot_id, name, pv_id, kind, text in found:
+        by_name.setdefault(name, {})[snapshot_id] = (pv_id, kind, text)
+    pv_of = {}
+    for name, rows in by_name.items():
+        ids = [rows[pk][0] for pk in reversed(sides) if pk in rows and rows[pk][0] is not None]
+        pv_of[name] = ids[0] if ids else None
+    tolerances = dict.fromkeys(pv_of.values(), (0.0, 0.0))
+    if any(pv_id is not None for pv_id in tolerances):
+        for pv_id, abs_tol, rel_tol in PV.objects.filter(pk__in=[i for i in tolerances if i is not None]).values_list(
+            "pk", "abs_tolerance", "rel_tolerance"
+        ):
+            tolerances[pv_id] = (abs_tol or 0.0, rel_tol or 0.0)
+    for name, rows in by_name.items():
+        if sides[0] not in rows:
+            continue
+        _, kind, saved = rows[sides[0]]
+        own_abs, own_rel = tolerances[pv_of[name]]
+        abs_tol = own_abs if abs_tolerance is None else abs_tolerance
+        rel_tol = own_rel if rel_tolerance is None else rel_tolerance
+        for i, pk in enumerate(sides[1:]):
+            other = rows.get(pk)
+            if other is None or other[1] != kind or ev.compare_of(kind) != STRUCT:
+                continue
+            if saved is not None and other[2] is not None and saved != other[2]:
+                decided[i][name] = compare_values(saved, other[2], kind, abs_tol, rel_tol)
+    return [json.dumps(statuses) for statuses in decided]
+
+
 def _pair_query(comparison: Comparison) -> tuple[str, list]:
     """CTEs ending in `keyed`: every row of the two snapshots that passes the filters but the
     status ones, with its status and sort key, materialized once for the counts and the page.
@@ -299,6 +359,7 @@ def _pair_query(comparison: Comparison) -> tuple[str, list]:
     query = f"""
         WITH pair AS (
             SELECT coalesce(a.pv_name, b.pv_name) AS name, coalesce(b.pv_id, a.pv_id) AS any_pv,
+                   %s::jsonb ->> coalesce(a.pv_name, b.pv_name) AS decided,
                    p.id AS pv_id, p.device AS device,
                    coalesce(%s::float8, p.abs_tolerance, 0) AS abs_tol,
                    coalesce(%s::float8, p.rel_tolerance, 0) AS rel_tol,
@@ -314,7 +375,10 @@ def _pair_query(comparison: Comparison) -> tuple[str, list]:
             SELECT name, pv_id, device, abs_tol, rel_tol, a_id, b_id, status, {_sort_key(comparison)} AS key
             FROM classified
         )"""
-    head = [comparison.abs_tolerance, comparison.rel_tolerance, comparison.a.pk, comparison.b.pk]
+    (decided,) = structure_statuses(
+        [comparison.a.pk, comparison.b.pk], comparison.abs_tolerance, comparison.rel_tolerance
+    )
+    head = [decided, comparison.abs_tolerance, comparison.rel_tolerance, comparison.a.pk, comparison.b.pk]
     return query, head + params
 
 
@@ -714,10 +778,11 @@ def _differing_strings(a: list, b: list) -> list[tuple[int, str, str, str]]:
 
 def format_delta(row: ComparisonRow, full: bool) -> str:
     """The delta column: b - a for numbers, signed, with the units (epics_values.delta_text); for
-    arrays the largest |element delta| and how many elements are outside tolerance. `full` (the
+    arrays the largest |element delta| and how many elements are outside tolerance; for structures
+    how they differ (ComparisonRow.differences). `full` (the
     CSV export): every element delta, without units, so that a spreadsheet reads numbers."""
     if row.delta is None:
-        return ""
+        return "; ".join(row.differences)
     precision = row.a.precision
     units = "" if full else (row.a.units or row.b.units or "")
     if not isinstance(row.delta, list):

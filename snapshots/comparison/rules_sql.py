@@ -11,9 +11,15 @@ cases and on random values), including where PostgreSQL's float8 differs from Py
   differences) go through squirrel_ieee_subtract / squirrel_ieee_multiply (migration 0006),
   which return what Python computes instead. They are slow (an exception block each), but only
   absurd values reach them.
+
+Structures (the ``structure`` category: typed JSON text) are equal when their texts are; a pair
+whose texts differ takes the status snapshots.comparison.rules decided for it in Python, before
+the query, given to the query as the row's ``decided`` column (snapshots.comparison.rows,
+``structure_statuses``): parsing JSON and comparing tables column by column stays in one place,
+and those pairs are few (a machine has a few tables, not 50,000).
 """
 
-from snapshots.comparison.rules import NUMBER, NUMBER_ARRAY, STATUS_RANK, ComparisonStatus
+from snapshots.comparison.rules import NUMBER, NUMBER_ARRAY, STATUS_RANK, STRUCT, ComparisonStatus
 from squirrel_site.epics_values import ARRAY, STR, kinds
 
 # Within these magnitudes float8 arithmetic can neither overflow nor underflow.
@@ -75,7 +81,8 @@ def _kinds(**spec) -> str:
 
 def status(p: str = "") -> str:
     """snapshots.comparison.rules.comparison_status of a row with columns `{p}in_a`, `{p}a_kind`, `{p}a_num`,
-    `{p}a_str`, `{p}a_array`, `{p}a_connected` (the same for b), `{p}abs_tol`, `{p}rel_tol`."""
+    `{p}a_str`, `{p}a_array`, `{p}a_connected` (the same for b), `{p}abs_tol`, `{p}rel_tol`, and
+    `{p}decided`: the status Python decided for two structures whose texts differ (NULL: none)."""
     a_num, b_num, a_arr, b_arr = f"{p}a_num", f"{p}b_num", f"{p}a_array", f"{p}b_array"
     tolerances = (f"{p}abs_tol", f"{p}rel_tol")
     s = ComparisonStatus
@@ -86,6 +93,8 @@ def status(p: str = "") -> str:
         f" WHEN NOT ({p}a_connected AND {p}b_connected) OR ({no_value.format(p + 'a')})"
         f" OR ({no_value.format(p + 'b')}) THEN '{s.DISCONNECTED}'"
         f" WHEN {p}a_kind <> {p}b_kind THEN '{s.TYPE_CHANGED}'"
+        f" WHEN {p}a_kind IN ({_kinds(compare=STRUCT)}) AND {p}a_str <> {p}b_str"
+        f" THEN coalesce({p}decided, '{s.OUT_OF_TOLERANCE}')"
         f" WHEN CASE WHEN {p}a_kind IN ({_kinds(column=ARRAY)}) THEN {a_arr} = {b_arr}"
         f" WHEN {p}a_kind IN ({_kinds(column=STR)}) THEN {p}a_str = {p}b_str"
         f" ELSE {a_num} = {b_num} END THEN '{s.EQUAL}'"
