@@ -691,6 +691,11 @@ def structure_display(text, full: bool = False) -> str:
     return shown if full else _shortened(shown, STRUCTURE_CHARS_SHOWN)
 
 
+def element_text(element, numbers: bool = False) -> str:
+    """One element of a structure as the display shows it (`numbers`: of a number column)."""
+    return _field_text(element, False, numbers)
+
+
 def _items_text(items: list, full: bool, numbers: bool = False) -> str:
     shown = items if full else items[:ARRAY_ITEMS_SHOWN]
     more = f", … ({len(items)} values)" if len(shown) < len(items) else ""

@@ -46,6 +46,7 @@ from snapshots.comparison.rules import (
     magnitude,
     numbers_within_tolerance,
     structure_differences,
+    table_cells,
 )
 from squirrel_site import epics_values as ev
 from squirrel_site import safe_csv
@@ -195,6 +196,13 @@ class ComparisonRow:
         if self.status != ComparisonStatus.OUT_OF_TOLERANCE or ev.compare_of(self.kind) != STRUCT:
             return []
         return structure_differences(self.a.value, self.b.value, self.abs_tolerance, self.rel_tolerance)
+
+    @property
+    def table(self):
+        """Two tables of the same columns side by side (rules.table_cells), None for other rows."""
+        if self.status not in COMPARED or ev.compare_of(self.kind) != STRUCT:
+            return None
+        return table_cells(self.a.value, self.b.value, self.abs_tolerance, self.rel_tolerance)
 
     @property
     def differing_elements(self) -> list[tuple[int, str, str, str]]:

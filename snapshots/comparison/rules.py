@@ -169,6 +169,35 @@ def structure_differences(
     return lines[:limit]
 
 
+TABLE_ROWS_SHOWN = 50  # rows of table_cells
+
+
+def table_cells(saved, live, abs_tolerance: float = 0.0, rel_tolerance: float = 0.0):
+    """Two NTTables of the same columns side by side, for a page: (column names, rows), each row
+    (index, cells), each cell (A's text, B's text or None where B's element matches, whether it
+    differs); at most TABLE_ROWS_SHOWN rows. None unless both are tables of the same columns."""
+    ta, tb = ev.table_of(ev.parse_structure(saved)), ev.table_of(ev.parse_structure(live))
+    if ta is None or tb is None or ta.columns != tb.columns:
+        return None
+    rows = []
+    for i in range(min(max(ta.rows, tb.rows), TABLE_ROWS_SHOWN)):
+        cells = []
+        for name, _ in ta.columns:
+            numbers = ta.tolerant(name)
+            x, y = ta.data[name], tb.data[name]
+            a_text = ev.element_text(x[i], numbers) if i < len(x) else ""
+            b_text = ev.element_text(y[i], numbers) if i < len(y) else ""
+            if i < len(x) and i < len(y):
+                same = (
+                    _elements_within(x[i], y[i], abs_tolerance, rel_tolerance) if numbers else ev.json_equal(x[i], y[i])
+                )
+            else:
+                same = False
+            cells.append((a_text, None if same and a_text == b_text else b_text, not same))
+        rows.append((i, cells))
+    return [name for name, _ in ta.columns], rows
+
+
 def _elements_within(saved, live, abs_tolerance: float, rel_tolerance: float) -> bool:
     s, v = ev.number_of(saved), ev.number_of(live)
     if s is None or v is None:
