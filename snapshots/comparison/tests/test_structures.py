@@ -3,12 +3,14 @@
 
 import csv
 import io
+import json
 import math
 import random
 
 import pytest
 from django.urls import reverse
 
+from monitor import payloads
 from snapshots.comparison.nway import NWayComparison, compare_columns
 from snapshots.comparison.rows import Comparison, compare, write_csv
 from snapshots.comparison.rules import ComparisonStatus as S
@@ -286,3 +288,16 @@ def test_against_live_values_the_same_rule_and_differences(client, signed_in, ta
     assert rows["T:one_out"].status == S.OUT_OF_TOLERANCE and rows["T:within"].status == S.WITHIN
     assert rows["T:one_out"].differences == ["column `setpoint`: row 1 differs"]
     assert rows["T:one_out"].b.display.startswith("table 3×3:")
+
+
+@pytest.mark.django_db
+def test_the_snapshot_page_and_the_live_tables_show_a_table_not_json(client, signed_in, tables):
+    a, _ = tables
+    html = client.get(reverse("snapshots:detail", args=[a.id]), {"name": "T:one_out"}).content.decode()
+    assert "table 3×3: device [&quot;Q1&quot;, &quot;Q2&quot;, &quot;Q3&quot;], setpoint [1, 2, 3]" in html
+    assert ">{&quot;id&quot;" not in html  # the typed JSON only in data-saved, for live.js
+    # What the live tables get over /ws/live/ (monitor.payloads): the value whole, shown as a table.
+    value = ev.Value("pva://T", KIND, CASES["one_out"][1])
+    entry = json.loads("{" + payloads.value_entry("pva://T", value, None) + "}")["pva://T"]
+    assert entry["display"] == 'table 3×3: device ["Q1", "Q2", "Q3"], setpoint [1, 2.5, 3], enabled [true, false, true]'
+    assert entry["value"] == CASES["one_out"][1] and payloads.value_payload(value, None)["display"] == entry["display"]
