@@ -324,6 +324,8 @@ def describe_difference(saved, live, kind: str) -> str:
     if live is None:
         return "no live value"
     how = _SPECS.get(kind, _NO_SPEC).compare
+    if how == STRUCT:
+        return "; ".join(structure_differences(saved, live)) or "equal"
     if how == NUMBER_ARRAY or how == EXACT_ARRAY:
         saved, live = ev.as_list(saved), ev.as_list(live)
         if len(saved) != len(live):

@@ -14,7 +14,7 @@ from monitor import payloads
 from snapshots.comparison.nway import NWayComparison, compare_columns
 from snapshots.comparison.rows import Comparison, compare, write_csv
 from snapshots.comparison.rules import ComparisonStatus as S
-from snapshots.comparison.rules import compare_values, comparison_status, structure_differences
+from snapshots.comparison.rules import compare_values, comparison_status, describe_difference, structure_differences
 from squirrel_site import epics_values as ev
 from squirrel_site.testing.snapshots import Structure, nt_table, structure
 
@@ -141,6 +141,12 @@ def test_the_rule_compares_tables_column_by_column_and_says_where_they_differ(na
 def test_the_key_order_case_is_another_text_of_the_same_table():
     a, b = CASES["key_order"][:2]
     assert a != b and ev.parse_structure(a) == ev.parse_structure(b)
+
+
+def test_a_restore_verification_describes_a_structure_by_its_differences():
+    a, b = CASES["two_out"][:2]
+    assert describe_difference(a, b, KIND) == "column `setpoint`: rows 0, 2 differ"
+    assert describe_difference(a, a, KIND) == "equal"
 
 
 def test_many_differing_rows_are_counted_after_the_first_ten():
