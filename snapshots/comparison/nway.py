@@ -42,7 +42,7 @@ from snapshots.comparison.rows import (
     analytic_cursor,
     format_value,
     saved_readback,
-    structure_statuses,
+    structure_pairs,
 )
 from snapshots.comparison.rules import MATCHING_STATUSES, ComparisonStatus, comparison_status
 from squirrel_site import safe_csv
@@ -200,7 +200,7 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
         aligned += [f"s0_id IS NOT NULL AS k{i}_in_a", f"s{i}_id IS NOT NULL AS k{i}_in_b"]
         aligned += [f"abs_tol AS k{i}_abs_tol", f"rel_tol AS k{i}_rel_tol"]
         aligned += [f"s0_{name} AS k{i}_a_{name}, s{i}_{name} AS k{i}_b_{name}" for name in STATUS_SIDE]
-        aligned.append(f"%s::jsonb ->> name AS k{i}_decided")
+        aligned.append(f"%s::jsonb -> name AS k{i}_decided")
         statuses.append(f"CASE WHEN s0_id IS NOT NULL OR s{i}_id IS NOT NULL THEN {sql.status(f'k{i}_')} END")
     ids = ", ".join(f"s{i}_id" for i in range(len(sides)))
     reference = ", ".join(f"s0_{name}" for name in STATUS_SIDE)
@@ -224,7 +224,7 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
             FROM aligned
         )"""
     head = [*name_params, comparison.abs_tolerance, comparison.rel_tolerance]
-    decided = structure_statuses(sides, comparison.abs_tolerance, comparison.rel_tolerance)
+    decided = structure_pairs(sides)
     return query, head + params + decided + severe_params
 
 

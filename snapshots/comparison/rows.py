@@ -40,13 +40,13 @@ from snapshots.comparison.rules import (
     STATUS_RANK,
     STRUCT,
     ComparisonStatus,
-    compare_values,
     comparison_status,
     delta,
     magnitude,
     numbers_within_tolerance,
     structure_differences,
     table_cells,
+    tolerant_pairs,
 )
 from squirrel_site import epics_values as ev
 from squirrel_site import safe_csv
@@ -301,52 +301,35 @@ def _escape_like(text: str) -> str:
 STATUS_SIDE = {name: _SIDE[name] for name in ("kind", "num", "str", "array", "connected", "severity")}
 
 
-def structure_statuses(sides: Sequence[int], abs_tolerance: float | None, rel_tolerance: float | None) -> list[str]:
-    """For each snapshot of `sides` after the first, the statuses (JSON text: {PV name: status})
-    snapshots.comparison.rules gives its structures whose texts differ from the first snapshot's:
-    the `decided` column rules_sql.status reads. The tolerances are the comparison's overrides,
-    else those of the registry PV the comparison queries join (the last snapshot's that has one).
-    """
-    struct_kinds = sorted(ev.kinds(compare=STRUCT))
-    decided: list[dict[str, str]] = [{} for _ in sides[1:]]
-    if not struct_kinds or len(sides) < 2:
-        return ["{}" for _ in decided]
-    query = f"""
-        WITH side AS (
-            SELECT snapshot_id, pv_name, pv_id, value_type, setpoint_str FROM {_VALUES_TABLE}
-            WHERE snapshot_id = ANY(%s::bigint[])
-        ), named AS (SELECT DISTINCT pv_name FROM side WHERE value_type = ANY(%s::text[]))
-        SELECT side.* FROM side JOIN named ON named.pv_name = side.pv_name"""
-    with connection.cursor() as cursor:
-        cursor.execute(query, [list(sides), struct_kinds])
-        found = cursor.fetchall()
-    by_name: dict[str, dict[int, tuple]] = {}
-    for snapshot_id, name, pv_id, kind, text in found:
-        by_name.setdefault(name, {})[snapshot_id] = (pv_id, kind, text)
-    pv_of = {}
-    for name, rows in by_name.items():
-        ids = [rows[pk][0] for pk in reversed(sides) if pk in rows and rows[pk][0] is not None]
-        pv_of[name] = ids[0] if ids else None
-    tolerances = dict.fromkeys(pv_of.values(), (0.0, 0.0))
-    if any(pv_id is not None for pv_id in tolerances):
-        for pv_id, abs_tol, rel_tol in PV.objects.filter(pk__in=[i for i in tolerances if i is not None]).values_list(
-            "pk", "abs_tolerance", "rel_tolerance"
-        ):
-            tolerances[pv_id] = (abs_tol or 0.0, rel_tol or 0.0)
-    for name, rows in by_name.items():
-        if sides[0] not in rows:
-            continue
-        _, kind, saved = rows[sides[0]]
-        own_abs, own_rel = tolerances[pv_of[name]]
-        abs_tol = own_abs if abs_tolerance is None else abs_tolerance
-        rel_tol = own_rel if rel_tolerance is None else rel_tolerance
-        for i, pk in enumerate(sides[1:]):
-            other = rows.get(pk)
-            if other is None or other[1] != kind or ev.compare_of(kind) != STRUCT:
-                continue
-            if saved is not None and other[2] is not None and saved != other[2]:
-                decided[i][name] = compare_values(saved, other[2], kind, abs_tol, rel_tol)
-    return [json.dumps(statuses) for statuses in decided]
+def structure_pairs(sides: Sequence[int]) -> list[str]:
+    """For each snapshot of `sides` after the first, its structures whose texts differ from the
+    first snapshot's but which may match within a tolerance (rules.tolerant_pairs), as JSON text
+    {PV name: [[saved numbers], [live numbers]]} (numbers as strings, "NaN" and the infinities
+    too): the `decided` column rules_sql.status reads, which applies the row's tolerances to them.
+    Reads only the snapshots' structures (the partial index snapshotvalue_structures)."""
+    columns: list[dict[str, list]] = [{} for _ in sides[1:]]
+    structure_kinds = ", ".join(f"'{kind}'" for kind in sorted(ev.kinds(compare=STRUCT)))
+    if structure_kinds and len(sides) > 1:
+        query = (
+            f"SELECT snapshot_id, pv_name, value_type, setpoint_str FROM {_VALUES_TABLE}"
+            f" WHERE snapshot_id = ANY(%s::bigint[]) AND value_type IN ({structure_kinds})"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(query, [list(sides)])
+            found = cursor.fetchall()
+        by_side: dict[int, dict[str, tuple[str, str | None]]] = {}
+        for snapshot_id, name, kind, text in found:
+            by_side.setdefault(snapshot_id, {})[name] = (kind, text)
+        reference = by_side.get(sides[0], {})
+        for column, pk in zip(columns, sides[1:], strict=True):
+            for name, (kind, text) in by_side.get(pk, {}).items():
+                saved = reference.get(name)
+                if saved is None or saved[0] != kind or saved[1] is None or text is None or saved[1] == text:
+                    continue
+                pairs = tolerant_pairs(saved[1], text)
+                if pairs is not None:
+                    column[name] = [[repr(x) for x in numbers] for numbers in pairs]
+    return [json.dumps(column) for column in columns]
 
 
 def _pair_query(comparison: Comparison) -> tuple[str, list]:
@@ -367,7 +350,7 @@ def _pair_query(comparison: Comparison) -> tuple[str, list]:
     query = f"""
         WITH pair AS (
             SELECT coalesce(a.pv_name, b.pv_name) AS name, coalesce(b.pv_id, a.pv_id) AS any_pv,
-                   %s::jsonb ->> coalesce(a.pv_name, b.pv_name) AS decided,
+                   %s::jsonb -> coalesce(a.pv_name, b.pv_name) AS decided,
                    p.id AS pv_id, p.device AS device,
                    coalesce(%s::float8, p.abs_tolerance, 0) AS abs_tol,
                    coalesce(%s::float8, p.rel_tolerance, 0) AS rel_tol,
@@ -383,9 +366,7 @@ def _pair_query(comparison: Comparison) -> tuple[str, list]:
             SELECT name, pv_id, device, abs_tol, rel_tol, a_id, b_id, status, {_sort_key(comparison)} AS key
             FROM classified
         )"""
-    (decided,) = structure_statuses(
-        [comparison.a.pk, comparison.b.pk], comparison.abs_tolerance, comparison.rel_tolerance
-    )
+    (decided,) = structure_pairs([comparison.a.pk, comparison.b.pk])
     head = [decided, comparison.abs_tolerance, comparison.rel_tolerance, comparison.a.pk, comparison.b.pk]
     return query, head + params
 

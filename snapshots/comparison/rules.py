@@ -111,10 +111,45 @@ def _within_tolerance(saved, live, kind: str, abs_tolerance: float, rel_toleranc
 
 
 def structures_within(saved: str, live: str, abs_tolerance: float = 0.0, rel_tolerance: float = 0.0) -> bool:
-    """Whether two structures' typed JSON texts match (the STRUCT category's rule, see the module)."""
+    """Whether two structures' typed JSON texts match (the STRUCT category's rule, see the module):
+    equal texts, or structures alike but for numbers of number columns each within tolerance."""
     if saved == live:
         return True
-    return not structure_differences(saved, live, abs_tolerance, rel_tolerance, limit=1)
+    pairs = tolerant_pairs(saved, live)
+    return pairs is not None and all(
+        numbers_within_tolerance(s, v, abs_tolerance, rel_tolerance) for s, v in zip(*pairs, strict=True)
+    )
+
+
+def tolerant_pairs(saved, live) -> tuple[list[float], list[float]] | None:
+    """What decides whether two structures match, whatever the tolerances: None when they differ
+    beyond any tolerance (columns, rows, other fields, a text or boolean element, text that is not
+    typed JSON); else the numbers of NTTable number columns that differ, saved and live element
+    by element (empty lists: they match exactly). They match within tolerances when every pair
+    does (numbers_within_tolerance); rules_sql does the same with arrays_within."""
+    a, b = ev.parse_structure(saved), ev.parse_structure(live)
+    if a is None or b is None:
+        return None
+    ta, tb = ev.table_of(a), ev.table_of(b)
+    if ta is None or tb is None:
+        return ([], []) if ta is None and tb is None and ev.json_equal(a, b) else None
+    if ta.columns != tb.columns or not ev.json_equal(ta.rest, tb.rest):
+        return None
+    saved_numbers, live_numbers = [], []
+    for name, _ in ta.columns:
+        x, y = ta.data[name], tb.data[name]
+        if len(x) != len(y):
+            return None
+        tolerant = ta.tolerant(name)
+        for s, v in zip(x, y, strict=True):
+            if ev.json_equal(s, v):
+                continue
+            s_number, v_number = ev.number_of(s), ev.number_of(v)
+            if not tolerant or s_number is None or v_number is None:
+                return None
+            saved_numbers.append(s_number)
+            live_numbers.append(v_number)
+    return saved_numbers, live_numbers
 
 
 DIFFERENCES_SHOWN = 8  # lines of structure_differences

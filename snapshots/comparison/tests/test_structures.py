@@ -307,3 +307,20 @@ def test_the_snapshot_page_and_the_live_tables_show_a_table_not_json(client, sig
     entry = json.loads("{" + payloads.value_entry("pva://T", value, None) + "}")["pva://T"]
     assert entry["display"] == 'table 3×3: device ["Q1", "Q2", "Q3"], setpoint [1, 2.5, 3], enabled [true, false, true]'
     assert entry["value"] == CASES["one_out"][1] and payloads.value_payload(value, None)["display"] == entry["display"]
+
+
+def test_the_rule_matches_exactly_when_no_difference_is_said():
+    """structures_within (the rule, and what the SQL applies tolerances to) and
+    structure_differences (what the rows and live.js say) agree on every pair."""
+    rng = random.Random(11)
+    pairs = [(a, b, abs_tol, rel_tol) for a, b, abs_tol, rel_tol, *_ in CASES.values()]
+    for _ in range(300):
+        n = rng.randrange(4)
+        setpoint = [rng.choice([rng.uniform(-3, 3), 0.0, NAN, -math.inf]) for _ in range(n)]
+        changed = [x + rng.choice([0.0, rng.uniform(-0.1, 0.1), 2.0]) for x in setpoint]
+        devices = [rng.choice("AB") for _ in range(n)]
+        other = devices if rng.random() < 0.8 else [rng.choice("AB") for _ in range(n)]
+        pairs.append((table(setpoint, devices, [True] * n), table(changed, other, [True] * n), 0.05, 0.01))
+    for a, b, abs_tol, rel_tol in pairs:
+        within = compare_values(a, b, KIND, abs_tol, rel_tol) != S.OUT_OF_TOLERANCE
+        assert within == (not structure_differences(a, b, abs_tol, rel_tol)), (a, b)
