@@ -609,7 +609,7 @@ def _saved_texts(ids: list[int]) -> dict[int, _Saved]:
     return saved
 
 
-def _delta_text(a: _Saved, b: _Saved) -> str:
+def _delta_text(a: _Saved, b: _Saved, status: str, abs_tolerance: float, rel_tolerance: float) -> str:
     """format_delta(full=True) of a ComparisonRow of `a` against `b` whose status is COMPARED."""
     if a.plain and b.plain and a.kind == b.kind:
         fmt = NUMBER_FORMATS[a.precision]
@@ -631,7 +631,7 @@ def _delta_text(a: _Saved, b: _Saved) -> str:
         if -FIXED_POINT_LIMIT < d < FIXED_POINT_LIMIT:
             fmt = NUMBER_FORMATS[a.precision]
             return "+" + fmt(d) if d > 0 else fmt(d)
-    row = ComparisonRow("", None, "", ComparisonStatus.EQUAL.value, _side(a), _side(b), 0.0, 0.0)
+    row = ComparisonRow("", None, "", status, _side(a), _side(b), abs_tolerance, rel_tolerance)  # (structures)
     _set_delta(row)
     return row.delta_full_display
 
@@ -667,7 +667,7 @@ def _csv_rows(comparison: NWayComparison, keyed: list[dict]) -> list[list[str]]:
             side = saved.get(record[f"s{snapshot}_id"])
             cells += (side.text, side.readback) if side is not None else empty
             if status in COMPARED:
-                cells.append(_delta_text(reference, side))
+                cells.append(_delta_text(reference, side, status, record["abs_tol"], record["rel_tol"]))
                 cells.append(_STATUS_LABELS[status])
             else:
                 cells.append("")

@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from monitor import payloads
-from snapshots.comparison.nway import NWayComparison, compare_columns
+from snapshots.comparison.nway import NWayComparison, compare_columns, write_nway_csv
 from snapshots.comparison.rows import Comparison, compare, write_csv
 from snapshots.comparison.rules import ComparisonStatus as S
 from snapshots.comparison.rules import compare_values, comparison_status, describe_difference, structure_differences
@@ -324,3 +324,15 @@ def test_the_rule_matches_exactly_when_no_difference_is_said():
     for a, b, abs_tol, rel_tol in pairs:
         within = compare_values(a, b, KIND, abs_tol, rel_tol) != S.OUT_OF_TOLERANCE
         assert within == (not structure_differences(a, b, abs_tol, rel_tol)), (a, b)
+
+
+@pytest.mark.django_db
+def test_the_nway_csv_writes_tables_as_tables(tables):
+    a, b = tables
+    stream = io.StringIO()
+    write_nway_csv(NWayComparison(a, (b,), name="T:one_out"), stream)
+    header, row = list(csv.reader(io.StringIO(stream.getvalue())))
+    cells = dict(zip(header, row, strict=True))
+    assert [text[:10] for text in row if text.startswith("table")] == ["table 3×3:"] * 2, cells
+    assert "epics:nt" not in stream.getvalue()
+    assert "column `setpoint`: row 1 differs" in row
