@@ -17,7 +17,9 @@ string          str                       ``*_str``           exactly
 float_array     list[float]               ``*_array``         element by element, tol.
 int_array       list[int]                 ``*_array``         element by element, tol.
 string_array    list[str]                 ``*_str`` (JSON)    element by element, exactly
-structure       str (typed JSON text)     ``*_str``           exactly (the text)
+structure       str (typed JSON text)     ``*_str``           an NTTable column by column
+                                                              (numbers within tolerance),
+                                                              other structures exactly
 ==============  ========================  ==================  ==========================
 
 ``none`` (:data:`NO_VALUE`) is the stored kind of a PV without a value (disconnected).
@@ -79,7 +81,11 @@ NUM, STR, ARRAY = "num", "str", "array"
 # How two values of a kind compare (KindSpec.compare): the categories snapshots.comparison.rules,
 # its SQL and static/squirrel/live.js each have one rule for.
 NUMBER, NUMBER_ARRAY, ENUM, EXACT, EXACT_ARRAY = "number", "number_array", "enum", "exact", "exact_array"
-COMPARE_CATEGORIES = (NUMBER, NUMBER_ARRAY, ENUM, EXACT, EXACT_ARRAY)
+# A pvAccess structure as typed JSON text (structure_text): an NTTable column by column, element by
+# element; any other structure field by field, exactly. Its display is a table, not JSON
+# (display_text).
+STRUCT = "structure"
+COMPARE_CATEGORIES = (NUMBER, NUMBER_ARRAY, ENUM, EXACT, EXACT_ARRAY, STRUCT)
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,7 @@ SPECS: dict[str, KindSpec] = {
         KindSpec(Kind.FLOAT_ARRAY, "Array of floats", float, True, ARRAY, NUMBER_ARRAY),
         KindSpec(Kind.INT_ARRAY, "Array of integers", int, True, ARRAY, NUMBER_ARRAY),
         KindSpec(Kind.STRING_ARRAY, "Array of strings", str, True, STR, EXACT_ARRAY),
-        KindSpec(Kind.STRUCTURE, "Structure (typed JSON)", str, False, STR, EXACT, writable=False),
+        KindSpec(Kind.STRUCTURE, "Structure (typed JSON)", str, False, STR, STRUCT, writable=False),
     )
 }
 NO_VALUE_LABEL = "No value (disconnected)"
@@ -372,6 +378,8 @@ def display_text(
     if value is None:
         return ""
     spec = SPECS.get(kind)
+    if spec is not None and spec.compare == STRUCT:
+        return structure_display(value, full=full)
     if spec is not None and spec.labelled:
         label = enum_label(enum_labels, value)
         return label if label is not None else str(value)
@@ -551,8 +559,173 @@ def kind_of_pva(type_id: str, value_code) -> str:
 def structure_text(type_id: str, type_spec, fields: dict) -> str:
     """A structure as typed JSON text (a ``structure`` kind's value): its type id, its type (p4p's
     ``Type.aspy()`` spec as lists) and its fields (arrays as lists), compact, so equal structures
-    are equal texts."""
-    return json.dumps({"id": type_id, "type": type_spec, "value": fields}, ensure_ascii=False, separators=(",", ":"))
+    are equal texts. Strict JSON: non-finite numbers are the strings "NaN", "Infinity" and
+    "-Infinity" (as :func:`to_json` writes them), which :func:`number_of` reads back."""
+    document = {"id": type_id, "type": type_spec, "value": _finite_json(fields)}
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _finite_json(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return to_json(value)
+    if isinstance(value, dict):
+        return {key: _finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(item) for item in value]
+    return value
+
+
+# Structures read back: what comparisons and the display text need of the typed JSON text.
+
+NT_TABLE = "epics:nt/NTTable:"
+# p4p element codes of NTTable columns compared within tolerance; "?" (boolean) and "s" are exact.
+_TOLERANT_CODES = frozenset("bBhHiIlLfd")
+NON_FINITE = ("NaN", "Infinity", "-Infinity")
+STRUCTURE_CHARS_SHOWN = 240
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_structure(text) -> dict | None:
+    """A structure's typed JSON text (:func:`structure_text`) as a dict with its "value" fields;
+    None for text that is not strict JSON of that shape (then compared and shown as text)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = json.loads(text, parse_constant=_no_constant)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("value"), dict):
+        return None
+    return parsed
+
+
+@dataclass(frozen=True)
+class Table:
+    """An NTTable read from its typed JSON: its columns in order (name, p4p type code such as
+    "ad"), each column's elements, and everything else (id, type, labels, descriptor)."""
+
+    columns: tuple[tuple[str, str], ...]
+    data: dict[str, list]
+    rest: dict
+
+    @property
+    def rows(self) -> int:
+        return max((len(items) for items in self.data.values()), default=0)
+
+    def tolerant(self, column: str) -> bool:
+        """Whether `column` holds numbers compared within the PV's tolerance."""
+        code = dict(self.columns)[column]
+        return code.startswith("a") and code[1:] in _TOLERANT_CODES
+
+
+def table_of(parsed: dict | None) -> Table | None:
+    """The NTTable of a :func:`parse_structure` result; None for another structure (or an NTTable
+    whose type does not name its columns, or whose columns are not lists)."""
+    if parsed is None or not str(parsed.get("id", "")).startswith(NT_TABLE):
+        return None
+    spec = next(
+        (
+            item[1]
+            for item in parsed.get("type") or []
+            if isinstance(item, list) and len(item) == 2 and item[0] == "value"
+        ),
+        None,
+    )
+    if not (isinstance(spec, list) and len(spec) == 3 and isinstance(spec[2], list)):
+        return None
+    columns = []
+    for item in spec[2]:
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)):
+            return None
+        columns.append((item[0], item[1]))
+    data = parsed["value"].get("value")
+    names = [name for name, _ in columns]
+    if not isinstance(data, dict) or sorted(data) != sorted(names) or len(set(names)) != len(names):
+        return None
+    if not all(isinstance(data[name], list) for name in names):
+        return None
+    rest = {key: item for key, item in parsed.items() if key != "value"}
+    rest["value"] = {key: item for key, item in parsed["value"].items() if key != "value"}
+    return Table(tuple(columns), data, rest)
+
+
+def number_of(element) -> float | None:
+    """A JSON element as a number (the strings "NaN", "Infinity", "-Infinity" too); None if it is
+    not one (a boolean is not a number here)."""
+    if isinstance(element, bool):
+        return None
+    if isinstance(element, (int, float)):
+        try:
+            return float(element)
+        except OverflowError:
+            return None
+    if element in NON_FINITE:
+        return float(element.replace("Infinity", "inf"))
+    return None
+
+
+def json_equal(x, y) -> bool:
+    """Equality of two JSON values as JavaScript sees them parsed: numbers by value, a boolean
+    never a number, objects by their keys' values whatever their order."""
+    if isinstance(x, bool) or isinstance(y, bool):
+        return isinstance(x, bool) and isinstance(y, bool) and x == y
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        return x == y
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(json_equal(a, b) for a, b in zip(x, y, strict=True))
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(json_equal(x[key], y[key]) for key in x)
+    return type(x) is type(y) and x == y
+
+
+def structure_display(text, full: bool = False) -> str:
+    """A structure as a table cell shows it: an NTTable as its size and its columns
+    ("table 4×2: device ["MAG01", "MAG02", …], setpoint [1.5, 2.25, …]"), another structure as
+    its fields ("{x=1.5, name="a"}"); text that is not typed JSON as itself. Shortened unless
+    `full` (CSV)."""
+    parsed = parse_structure(text)
+    if parsed is None:
+        shown = str(text)
+    else:
+        table = table_of(parsed)
+        if table is not None:
+            columns = ", ".join(
+                f"{name} {_items_text(table.data[name], full, table.tolerant(name))}" for name, _ in table.columns
+            )
+            shown = f"table {table.rows}×{len(table.columns)}: {columns}"
+        else:
+            shown = _field_text(parsed["value"], full)
+    return shown if full else _shortened(shown, STRUCTURE_CHARS_SHOWN)
+
+
+def element_text(element, numbers: bool = False) -> str:
+    """One element of a structure as the display shows it (`numbers`: of a number column)."""
+    return _field_text(element, False, numbers)
+
+
+def _items_text(items: list, full: bool, numbers: bool = False) -> str:
+    shown = items if full else items[:ARRAY_ITEMS_SHOWN]
+    more = f", … ({len(items)} values)" if len(shown) < len(items) else ""
+    return "[" + ", ".join(_field_text(item, full, numbers) for item in shown) + more + "]"
+
+
+def _field_text(value, full: bool, numbers: bool = False) -> str:
+    if numbers and number_of(value) is not None:
+        return number_text(number_of(value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return number_text(value)
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return _items_text(value, full)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}={_field_text(item, full)}" for key, item in value.items()) + "}"
+    return json.dumps(value, ensure_ascii=False)
 
 
 # The browser: static/squirrel/kinds.js, generated from SPECS.

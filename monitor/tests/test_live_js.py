@@ -6,14 +6,16 @@ consumer itself is tested through the ASGI app in test_consumers.py, and the pag
 
 import json
 import math
+import random
 import re
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from snapshots.comparison.rules import delta, within_tolerance
+from snapshots.comparison.rules import delta, structure_differences, within_tolerance
 from squirrel_site.epics_values import delta_text, number_text
+from squirrel_site.testing.snapshots import nt_table, structure
 
 pytestmark = pytest.mark.browser
 
@@ -248,6 +250,85 @@ def test_tolerance_delta_and_number_text_follow_the_python_rules(page):
         [numbers, precisions],
     )
     assert js_texts == [[number_text(x, p) for p in precisions] for x in numbers]
+
+
+def _table(setpoint, device=("Q1", "Q2", "Q3"), **extra) -> str:
+    columns = {"device": ("as", list(device)), "setpoint": ("ad", list(setpoint))}
+    return nt_table(columns | {name: ("a?", list(items)) for name, items in extra.items()}).text
+
+
+def _structure_cases() -> list:
+    """(saved, live, abs, rel) of structures: tables alike, within, beyond, reshaped, and others."""
+    base = _table([1.0, 2.0, 3.0])
+    cases = [
+        (base, base, 0, 0),
+        (base, _table([1.0, 2.05, 3.0]), 0.1, 0),
+        (base, _table([1.0, 2.5, 3.5]), 0.1, 0),
+        (base, _table([1.0, 2.0, 3.0, 4.0], device=("Q1", "Q2", "Q3", "Q4")), 1e9, 1),
+        (base, _table([1.0, 2.0, 3.0], on=[True, False, True]), 0, 0),
+        (_table([1.0, 2.0, 3.0], on=[True, False, True]), base, 0, 0),
+        (base, _table([1.0, 2.0, 3.0], device=("Q1", "QX", "Q3")), 1e9, 1),
+        (_table([float("nan"), 2.0, 3.0]), _table([float("nan"), 2.0, 3.0]), 0, 0),
+        (_table([float("nan"), 2.0, 3.0]), _table([float("inf"), 2.0, 3.0]), 1e300, 1),
+        (_table([0.0] * 30, device=["Q"] * 30), _table([1.0] * 30, device=["Q"] * 30), 0, 0),
+        (_table([1.0, 2.0, 3.0], on=[True, True, True]), _table([1.0, 2.0, 3.0], on=[True, False, True]), 9, 9),
+        (structure("my:t", {"x": 1.5, "s": {"y": 2}}).text, structure("my:t", {"x": 1.5, "s": {"y": 3}}).text, 9, 9),
+        (structure("my:t", {"x": 1.5}).text, structure("my:t", {"x": 1.5, "z": "a"}).text, 0, 0),
+        (structure("my:t", {"x": 1.5}).text, structure("other:t", {"x": 1.5}).text, 0, 0),
+        (base, structure("my:t", {"x": 1.5}).text, 0, 0),
+        ("{not json", "{not json either", 0, 0),
+        ('{"id":"x","value":{"a":NaN}}', '{"id":"x","value":{"a":NaN}}', 0, 0),
+    ]
+    rng = random.Random(7)
+    for _ in range(60):
+        n = rng.randrange(4)
+        saved = [rng.choice([rng.uniform(-5, 5), 0.0, float("nan")]) for _ in range(n)]
+        live = [x + rng.choice([0.0, rng.uniform(-0.2, 0.2), 3.0]) for x in saved]
+        device = [rng.choice("AB") for _ in range(n)]
+        cases.append((_table(saved, device), _table(live, device), rng.choice([0, 0.1]), rng.choice([0, 0.05])))
+    return cases
+
+
+def test_structures_compare_and_say_how_they_differ_as_the_python_rule_does(page):
+    ScriptedServer(page)
+    page.goto(f"{SITE}/")
+    cases = _structure_cases()
+    js = page.evaluate(
+        """async (cases) => {
+            const live = await import("/static/squirrel/live.js");
+            return cases.map(([s, l, a, r]) => [live.withinTolerance(s, l, "structure", a, r),
+                                                live.structureDifferences(s, l, a, r), live.delta(s, l, "structure")]);
+        }""",
+        cases,
+    )
+    for (saved, live_value, abs_tol, rel_tol), (js_within, js_differences, js_delta) in zip(cases, js, strict=True):
+        assert js_within == within_tolerance(saved, live_value, "structure", abs_tol, rel_tol), (saved, live_value)
+        assert js_differences == structure_differences(saved, live_value, abs_tol, rel_tol), (saved, live_value)
+        assert js_delta is None
+    assert {within for within, _, _ in js} == {True, False}
+
+
+def test_a_table_row_says_which_rows_differ_as_its_live_value_changes(page):
+    server = ScriptedServer(page)
+    page.goto(f"{SITE}/")
+    server.wait_for(lambda m: "subscribe" in m, "a subscription")
+    saved = _table([1.0, 2.0, 3.0])
+    page.evaluate(
+        """(saved) => {
+            const row = document.createElement("tr");
+            row.id = "row-t";
+            Object.assign(row.dataset, {saved: JSON.stringify(saved), kind: "structure", absTol: "0.1", relTol: "0"});
+            row.innerHTML = '<td data-live-address="T:TABLE"></td><td id="delta-t" data-live-delta></td>';
+            document.querySelector("table").append(row);
+        }""",
+        saved,
+    )
+    server.wait_for(lambda m: "T:TABLE" in m.get("subscribe", []), "a subscription with the table")
+    server.send_and_wait_for_ack(1, True, {"T:TABLE": value(_table([1.0, 2.5, 3.05]), "table 3×2: …")})
+    assert text(page, "#delta-t") == "column `setpoint`: row 1 differs"
+    assert "out-of-tolerance" in classes(page, "#row-t")
+    server.send_and_wait_for_ack(2, False, {"T:TABLE": value(_table([1.0, 2.05, 3.0]), "table 3×2: …")})
+    assert (text(page, "#delta-t"), classes(page, "#row-t")) == ("", set())
 
 
 def _python(v):

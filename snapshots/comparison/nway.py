@@ -42,6 +42,7 @@ from snapshots.comparison.rows import (
     analytic_cursor,
     format_value,
     saved_readback,
+    structure_pairs,
 )
 from snapshots.comparison.rules import MATCHING_STATUSES, ComparisonStatus, comparison_status
 from squirrel_site import safe_csv
@@ -52,6 +53,7 @@ from squirrel_site.epics_values import (
     NUMBER,
     NUMBER_ARRAY,
     NUMBER_FORMATS,
+    STRUCT,
     Value,
     delta_text,
     from_columns,
@@ -198,6 +200,7 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
         aligned += [f"s0_id IS NOT NULL AS k{i}_in_a", f"s{i}_id IS NOT NULL AS k{i}_in_b"]
         aligned += [f"abs_tol AS k{i}_abs_tol", f"rel_tol AS k{i}_rel_tol"]
         aligned += [f"s0_{name} AS k{i}_a_{name}, s{i}_{name} AS k{i}_b_{name}" for name in STATUS_SIDE]
+        aligned.append(f"%s::jsonb -> name AS k{i}_decided")
         statuses.append(f"CASE WHEN s0_id IS NOT NULL OR s{i}_id IS NOT NULL THEN {sql.status(f'k{i}_')} END")
     ids = ", ".join(f"s{i}_id" for i in range(len(sides)))
     reference = ", ".join(f"s0_{name}" for name in STATUS_SIDE)
@@ -221,7 +224,8 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
             FROM aligned
         )"""
     head = [*name_params, comparison.abs_tolerance, comparison.rel_tolerance]
-    return query, head + params + severe_params
+    decided = structure_pairs(sides)
+    return query, head + params + decided + severe_params
 
 
 _KEYED = ["name", "pv_id", "device", "address", "readback_address", "abs_tol", "rel_tol"]
@@ -511,7 +515,7 @@ class _Shapes:
             float_arrays=kinds(compare=NUMBER_ARRAY, element=float, column=ARRAY),
             integers=kinds(compare=NUMBER, element=int, labelled=False),
             labelled=kinds(labelled=True),
-            texts=kinds(element=str, array=False),
+            texts=kinds(element=str, array=False) - kinds(compare=STRUCT),  # a structure's text is a table
         )
 
 
@@ -605,7 +609,7 @@ def _saved_texts(ids: list[int]) -> dict[int, _Saved]:
     return saved
 
 
-def _delta_text(a: _Saved, b: _Saved) -> str:
+def _delta_text(a: _Saved, b: _Saved, status: str, abs_tolerance: float, rel_tolerance: float) -> str:
     """format_delta(full=True) of a ComparisonRow of `a` against `b` whose status is COMPARED."""
     if a.plain and b.plain and a.kind == b.kind:
         fmt = NUMBER_FORMATS[a.precision]
@@ -627,7 +631,7 @@ def _delta_text(a: _Saved, b: _Saved) -> str:
         if -FIXED_POINT_LIMIT < d < FIXED_POINT_LIMIT:
             fmt = NUMBER_FORMATS[a.precision]
             return "+" + fmt(d) if d > 0 else fmt(d)
-    row = ComparisonRow("", None, "", ComparisonStatus.EQUAL.value, _side(a), _side(b), 0.0, 0.0)
+    row = ComparisonRow("", None, "", status, _side(a), _side(b), abs_tolerance, rel_tolerance)  # (structures)
     _set_delta(row)
     return row.delta_full_display
 
@@ -663,7 +667,7 @@ def _csv_rows(comparison: NWayComparison, keyed: list[dict]) -> list[list[str]]:
             side = saved.get(record[f"s{snapshot}_id"])
             cells += (side.text, side.readback) if side is not None else empty
             if status in COMPARED:
-                cells.append(_delta_text(reference, side))
+                cells.append(_delta_text(reference, side, status, record["abs_tol"], record["rel_tol"]))
                 cells.append(_STATUS_LABELS[status])
             else:
                 cells.append("")

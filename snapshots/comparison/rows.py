@@ -38,11 +38,15 @@ from snapshots.comparison.rules import (
     EXACT_ARRAY,
     MATCHING_STATUSES,
     STATUS_RANK,
+    STRUCT,
     ComparisonStatus,
     comparison_status,
     delta,
     magnitude,
     numbers_within_tolerance,
+    structure_differences,
+    table_cells,
+    tolerant_pairs,
 )
 from squirrel_site import epics_values as ev
 from squirrel_site import safe_csv
@@ -185,6 +189,22 @@ class ComparisonRow:
         return format_delta(self, full=True)
 
     @property
+    def differences(self) -> list[str]:
+        """How two structures out of tolerance differ, a line each (snapshots.comparison.rules,
+        structure_differences: columns, row count, "column `setpoint`: rows 2, 5 differ"); none
+        for other kinds and other statuses."""
+        if self.status != ComparisonStatus.OUT_OF_TOLERANCE or ev.compare_of(self.kind) != STRUCT:
+            return []
+        return structure_differences(self.a.value, self.b.value, self.abs_tolerance, self.rel_tolerance)
+
+    @property
+    def table(self):
+        """Two tables of the same columns side by side (rules.table_cells), None for other rows."""
+        if self.status not in COMPARED or ev.compare_of(self.kind) != STRUCT:
+            return None
+        return table_cells(self.a.value, self.b.value, self.abs_tolerance, self.rel_tolerance)
+
+    @property
     def differing_elements(self) -> list[tuple[int, str, str, str]]:
         """(index, a, b, b - a) as text, of array elements outside tolerance; at most ELEMENTS_SHOWN.
         Arrays of strings: the elements that differ, quoted, without a delta."""
@@ -281,6 +301,37 @@ def _escape_like(text: str) -> str:
 STATUS_SIDE = {name: _SIDE[name] for name in ("kind", "num", "str", "array", "connected", "severity")}
 
 
+def structure_pairs(sides: Sequence[int]) -> list[str]:
+    """For each snapshot of `sides` after the first, its structures whose texts differ from the
+    first snapshot's but which may match within a tolerance (rules.tolerant_pairs), as JSON text
+    {PV name: [[saved numbers], [live numbers]]} (numbers as strings, "NaN" and the infinities
+    too): the `decided` column rules_sql.status reads, which applies the row's tolerances to them.
+    Reads only the snapshots' structures (the partial index snapshotvalue_structures)."""
+    columns: list[dict[str, list]] = [{} for _ in sides[1:]]
+    structure_kinds = ", ".join(f"'{kind}'" for kind in sorted(ev.kinds(compare=STRUCT)))
+    if structure_kinds and len(sides) > 1:
+        query = (
+            f"SELECT snapshot_id, pv_name, value_type, setpoint_str FROM {_VALUES_TABLE}"
+            f" WHERE snapshot_id = ANY(%s::bigint[]) AND value_type IN ({structure_kinds})"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(query, [list(sides)])
+            found = cursor.fetchall()
+        by_side: dict[int, dict[str, tuple[str, str | None]]] = {}
+        for snapshot_id, name, kind, text in found:
+            by_side.setdefault(snapshot_id, {})[name] = (kind, text)
+        reference = by_side.get(sides[0], {})
+        for column, pk in zip(columns, sides[1:], strict=True):
+            for name, (kind, text) in by_side.get(pk, {}).items():
+                saved = reference.get(name)
+                if saved is None or saved[0] != kind or saved[1] is None or text is None or saved[1] == text:
+                    continue
+                pairs = tolerant_pairs(saved[1], text)
+                if pairs is not None:
+                    column[name] = [[repr(x) for x in numbers] for numbers in pairs]
+    return [json.dumps(column) for column in columns]
+
+
 def _pair_query(comparison: Comparison) -> tuple[str, list]:
     """CTEs ending in `keyed`: every row of the two snapshots that passes the filters but the
     status ones, with its status and sort key, materialized once for the counts and the page.
@@ -299,6 +350,7 @@ def _pair_query(comparison: Comparison) -> tuple[str, list]:
     query = f"""
         WITH pair AS (
             SELECT coalesce(a.pv_name, b.pv_name) AS name, coalesce(b.pv_id, a.pv_id) AS any_pv,
+                   %s::jsonb -> coalesce(a.pv_name, b.pv_name) AS decided,
                    p.id AS pv_id, p.device AS device,
                    coalesce(%s::float8, p.abs_tolerance, 0) AS abs_tol,
                    coalesce(%s::float8, p.rel_tolerance, 0) AS rel_tol,
@@ -314,7 +366,8 @@ def _pair_query(comparison: Comparison) -> tuple[str, list]:
             SELECT name, pv_id, device, abs_tol, rel_tol, a_id, b_id, status, {_sort_key(comparison)} AS key
             FROM classified
         )"""
-    head = [comparison.abs_tolerance, comparison.rel_tolerance, comparison.a.pk, comparison.b.pk]
+    (decided,) = structure_pairs([comparison.a.pk, comparison.b.pk])
+    head = [decided, comparison.abs_tolerance, comparison.rel_tolerance, comparison.a.pk, comparison.b.pk]
     return query, head + params
 
 
@@ -714,10 +767,11 @@ def _differing_strings(a: list, b: list) -> list[tuple[int, str, str, str]]:
 
 def format_delta(row: ComparisonRow, full: bool) -> str:
     """The delta column: b - a for numbers, signed, with the units (epics_values.delta_text); for
-    arrays the largest |element delta| and how many elements are outside tolerance. `full` (the
+    arrays the largest |element delta| and how many elements are outside tolerance; for structures
+    how they differ (ComparisonRow.differences). `full` (the
     CSV export): every element delta, without units, so that a spreadsheet reads numbers."""
     if row.delta is None:
-        return ""
+        return "; ".join(row.differences)
     precision = row.a.precision
     units = "" if full else (row.a.units or row.b.units or "")
     if not isinstance(row.delta, list):

@@ -11,9 +11,17 @@ cases and on random values), including where PostgreSQL's float8 differs from Py
   differences) go through squirrel_ieee_subtract / squirrel_ieee_multiply (migration 0006),
   which return what Python computes instead. They are slow (an exception block each), but only
   absurd values reach them.
+
+Structures (the ``structure`` category: typed JSON text) are equal when their texts are. For a
+pair whose texts differ, Python (snapshots.comparison.rules.tolerant_pairs, before the query:
+snapshots.comparison.rows.structure_pairs) says whether anything but numbers of number columns
+differs, and if not, which numbers; the query gets them as the row's ``decided`` column and
+matches them element by element with the row's tolerances, as arrays of numbers. Parsing JSON and
+comparing tables column by column stays in one place (those pairs are few: a machine has a few
+tables, not 50,000), and the tolerances are the query's own.
 """
 
-from snapshots.comparison.rules import NUMBER, NUMBER_ARRAY, STATUS_RANK, ComparisonStatus
+from snapshots.comparison.rules import NUMBER, NUMBER_ARRAY, STATUS_RANK, STRUCT, ComparisonStatus
 from squirrel_site.epics_values import ARRAY, STR, kinds
 
 # Within these magnitudes float8 arithmetic can neither overflow nor underflow.
@@ -75,7 +83,8 @@ def _kinds(**spec) -> str:
 
 def status(p: str = "") -> str:
     """snapshots.comparison.rules.comparison_status of a row with columns `{p}in_a`, `{p}a_kind`, `{p}a_num`,
-    `{p}a_str`, `{p}a_array`, `{p}a_connected` (the same for b), `{p}abs_tol`, `{p}rel_tol`."""
+    `{p}a_str`, `{p}a_array`, `{p}a_connected` (the same for b), `{p}abs_tol`, `{p}rel_tol`, and
+    `{p}decided`: rules.tolerant_pairs of two structures whose texts differ (jsonb; NULL: none)."""
     a_num, b_num, a_arr, b_arr = f"{p}a_num", f"{p}b_num", f"{p}a_array", f"{p}b_array"
     tolerances = (f"{p}abs_tol", f"{p}rel_tol")
     s = ComparisonStatus
@@ -86,12 +95,35 @@ def status(p: str = "") -> str:
         f" WHEN NOT ({p}a_connected AND {p}b_connected) OR ({no_value.format(p + 'a')})"
         f" OR ({no_value.format(p + 'b')}) THEN '{s.DISCONNECTED}'"
         f" WHEN {p}a_kind <> {p}b_kind THEN '{s.TYPE_CHANGED}'"
+        f" WHEN {p}a_kind IN ({_kinds(compare=STRUCT)}) AND {p}a_str <> {p}b_str THEN {_structures(p)}"
         f" WHEN CASE WHEN {p}a_kind IN ({_kinds(column=ARRAY)}) THEN {a_arr} = {b_arr}"
         f" WHEN {p}a_kind IN ({_kinds(column=STR)}) THEN {p}a_str = {p}b_str"
         f" ELSE {a_num} = {b_num} END THEN '{s.EQUAL}'"
         f" WHEN CASE WHEN {p}a_kind IN ({_kinds(compare=NUMBER)}) THEN {numbers_within(a_num, b_num, *tolerances)}"
         f" WHEN {p}a_kind IN ({_kinds(compare=NUMBER_ARRAY)}) THEN {arrays_within(a_arr, b_arr, *tolerances)}"
         f" ELSE false END THEN '{s.WITHIN}'"
+        f" ELSE '{s.OUT_OF_TOLERANCE}' END)"
+    )
+
+
+def _floats(json_array: str) -> str:
+    """A JSON array of numbers written as strings ("1.5", "NaN", "-Infinity") as float8[], in order."""
+    return (
+        f"ARRAY(SELECT e.x::float8 FROM jsonb_array_elements_text({json_array}) WITH ORDINALITY AS e(x, i)"
+        " ORDER BY e.i)"
+    )
+
+
+def _structures(p: str) -> str:
+    """The status of two structures whose texts differ: `{p}decided` is rules.tolerant_pairs of
+    them ([[saved numbers], [live numbers]]; NULL: they differ beyond any tolerance), whose
+    numbers match element by element as arrays do."""
+    s = ComparisonStatus
+    saved, live = _floats(f"{p}decided -> 0"), _floats(f"{p}decided -> 1")
+    return (
+        f"(CASE WHEN {p}decided IS NULL THEN '{s.OUT_OF_TOLERANCE}'"
+        f" WHEN {arrays_within(saved, live, '0::float8', '0::float8')} THEN '{s.EQUAL}'"
+        f" WHEN {arrays_within(saved, live, f'{p}abs_tol', f'{p}rel_tol')} THEN '{s.WITHIN}'"
         f" ELSE '{s.OUT_OF_TOLERANCE}' END)"
     )
 

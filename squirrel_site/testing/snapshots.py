@@ -10,7 +10,7 @@ from monitor import live
 from monitor.live import FencedWriter, Lease, LiveMeta, Shard
 from pvs.models import PV
 from snapshots.models import Snapshot, SnapshotValue, ValueSource, ValueType
-from squirrel_site.epics_values import Value
+from squirrel_site.epics_values import NT_TABLE, Value, structure_text
 
 
 @pytest.fixture
@@ -33,9 +33,35 @@ class Enum:
     labels: tuple[str, ...] = ("Off", "On", "Fault")
 
 
+@dataclass(frozen=True)
+class Structure:
+    """A pvAccess structure for make_snapshot / live_values: its typed JSON text."""
+
+    text: str
+
+
+def nt_table(columns: dict[str, tuple[str, list]], descriptor: str = "") -> Structure:
+    """An NTTable as pvs.pva_bulk reads one: `columns` is {name: (p4p type code, elements)}, e.g.
+    {"device": ("as", ["Q1", "Q2"]), "setpoint": ("ad", [1.5, 2.0])}."""
+    spec = [["labels", "as"], ["value", ["S", "structure", [[name, code] for name, (code, _) in columns.items()]]]]
+    fields = {
+        "labels": list(columns),
+        "value": {name: list(items) for name, (_, items) in columns.items()},
+        "descriptor": descriptor,
+    }
+    return Structure(structure_text(f"{NT_TABLE}1.0", spec + [["descriptor", "s"]], fields))
+
+
+def structure(type_id: str, fields: dict) -> Structure:
+    """Any other structure (not a table): `fields` typed by their JSON only."""
+    return Structure(structure_text(type_id, [[name, "any"] for name in fields], fields))
+
+
 def kind_of(value) -> str:
     if isinstance(value, Enum):
         return ValueType.ENUM
+    if isinstance(value, Structure):
+        return ValueType.STRUCTURE
     if isinstance(value, bool) or value is None:
         raise TypeError(value)
     if isinstance(value, int):
@@ -63,6 +89,8 @@ def saved_value(snapshot, name: str, value, *, severity: int = 0, precision=None
         row.setpoint_num, row.setpoint_str, row.enum_labels = value.index, value.labels[value.index], list(value.labels)
     elif isinstance(value, str):
         row.setpoint_str = value
+    elif isinstance(value, Structure):
+        row.setpoint_str = value.text
     elif isinstance(value, list):
         row.setpoint_array = [float(x) for x in value]
     else:
@@ -74,7 +102,8 @@ def saved_value(snapshot, name: str, value, *, severity: int = 0, precision=None
 def make_snapshot(admin_user):
     """make_snapshot(title, {name: value}, severities={name: n}): a snapshot holding those values.
 
-    Values: float, int, str, list (array), Enum, None (disconnected). Names that are registry
+    Values: float, int, str, list (array), Enum, Structure (nt_table, structure), None
+    (disconnected). Names that are registry
     PVs are linked to them.
     """
 
@@ -107,7 +136,7 @@ def make_pvs():
 def live_values(redis_db):
     """Write live values as the monitor's leader would, with a fresh heartbeat.
 
-    Call with {address: value}: a float, int, str, list, Enum (its labels go in the metadata),
+    Call with {address: value}: a float, int, str, list, Enum (its labels go in the metadata), Structure,
     (kind, value), or None for a disconnected channel; `severities` {address: severity}.
     """
     lease = Lease(redis_db, Shard(0, 1), "test", ttl=60.0)
@@ -124,6 +153,7 @@ def live_values(redis_db):
                 kind, value = "float", None
             else:
                 kind, value = kind_of(entry), entry.index if isinstance(entry, Enum) else entry
+                value = value.text if isinstance(value, Structure) else value
             severity = (severities or {}).get(address, 0)
             values[address] = Value(address, kind, value, 0, severity, now, now, value is not None)
             if isinstance(entry, Enum):

@@ -237,12 +237,12 @@ def test_what_a_pvaccess_value_reads_as(type_id, code, kind):
     assert ev.kind_of_pva(type_id, code) == kind
 
 
-def test_a_structure_is_compact_typed_json_and_compares_as_its_text():
+def test_a_structure_is_compact_typed_json_compared_by_the_structure_rule():
     text = ev.structure_text(
         "epics:nt/NTTable:1.0", [["value", ["S", "structure", [["a", "ad"]]]]], {"value": {"a": [1.5]}}
     )
     assert text == (
         '{"id":"epics:nt/NTTable:1.0","type":[["value",["S","structure",[["a","ad"]]]]],"value":{"value":{"a":[1.5]}}}'
     )
-    assert ev.SPECS["structure"].compare == ev.EXACT
+    assert ev.SPECS["structure"].compare == ev.STRUCT
     assert ev.to_columns("structure", text) == ("structure", None, text, None)

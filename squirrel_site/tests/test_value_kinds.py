@@ -116,7 +116,7 @@ def _sql_statuses(kind, pairs, tolerance) -> list[str]:
     query = f"""
         SELECT {rules_sql.status()} FROM (
             SELECT true AS in_a, true AS in_b, true AS a_connected, true AS b_connected,
-                   %s::float8 AS abs_tol, 0::float8 AS rel_tol, v.*
+                   %s::float8 AS abs_tol, 0::float8 AS rel_tol, NULL::jsonb AS decided, v.*
             FROM (VALUES {", ".join(rows)}) AS v(a_kind, a_num, a_str, a_array, b_kind, b_num, b_str, b_array)
         ) r"""
     with connection.cursor() as cursor:

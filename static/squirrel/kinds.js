@@ -8,5 +8,5 @@ export const COMPARE = Object.freeze({
   "float_array": "number_array",
   "int_array": "number_array",
   "string_array": "exact_array",
-  "structure": "exact"
+  "structure": "structure"
 });

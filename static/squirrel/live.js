@@ -252,8 +252,12 @@ function updateRow(row, v) {
   const d = delta(saved, live, kind);
   const precision = row.dataset.precision === undefined ? null : Number(row.dataset.precision);
   const cell = row.querySelector("[data-live-delta]");
-  if (cell) cell.textContent = d === null ? "" : deltaText(Array.isArray(d) ? largest(d) : d, precision, cell.dataset.units);
-  const within = withinTolerance(saved, live, kind, Number(row.dataset.absTol || 0), Number(row.dataset.relTol || 0));
+  const [absTol, relTol] = [Number(row.dataset.absTol || 0), Number(row.dataset.relTol || 0)];
+  const within = withinTolerance(saved, live, kind, absTol, relTol);
+  const how = COMPARE[kind];
+  if (cell && how === "structure") {
+    cell.textContent = live === null || within ? "" : structureDifferences(saved, live, absTol, relTol).join("; ");
+  } else if (cell) cell.textContent = d === null ? "" : deltaText(Array.isArray(d) ? largest(d) : d, precision, cell.dataset.units);
   const marked = row.querySelectorAll("[data-live-highlight]");
   for (const el of marked.length ? marked : [row]) el.classList.toggle("out-of-tolerance", v.connected && !within);
 }
@@ -290,7 +294,144 @@ export function withinTolerance(saved, live, kind, absTol = 0, relTol = 0) {
     const [s, l] = [asList(saved), asList(live)];
     return s.length === l.length && s.every((x, i) => String(x) === String(l[i]));
   }
+  if (how === "structure") return saved === live || structureDifferences(saved, live, absTol, relTol, 1).length === 0;
   return false;
+}
+
+// Structures (typed JSON text): rules.py's structure_differences, line for line. An NTTable column
+// by column (number columns within tolerance element by element), any other structure exactly.
+
+const NT_TABLE = "epics:nt/NTTable:";
+const TOLERANT_CODES = new Set("bBhHiIlLfd");
+const NON_FINITE = ["NaN", "Infinity", "-Infinity"];
+const DIFFERENCES_SHOWN = 8;
+const ROWS_SHOWN = 10;
+
+const isObject = (x) => x !== null && typeof x === "object" && !Array.isArray(x);
+
+function parseStructure(text) {
+  if (typeof text !== "string") return null;
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  return isObject(parsed) && isObject(parsed.value) ? parsed : null;
+}
+
+function tableOf(parsed) {
+  if (parsed === null || !String(parsed.id ?? "").startsWith(NT_TABLE)) return null;
+  const type = Array.isArray(parsed.type) ? parsed.type : [];
+  const item = type.find((t) => Array.isArray(t) && t.length === 2 && t[0] === "value");
+  const spec = item ? item[1] : undefined;
+  if (!(Array.isArray(spec) && spec.length === 3 && Array.isArray(spec[2]))) return null;
+  const columns = [];
+  for (const c of spec[2]) {
+    if (!(Array.isArray(c) && c.length === 2 && typeof c[0] === "string" && typeof c[1] === "string")) return null;
+    columns.push([c[0], c[1]]);
+  }
+  const data = parsed.value.value;
+  const names = columns.map(([name]) => name);
+  if (!isObject(data) || new Set(names).size !== names.length) return null;
+  const keys = Object.keys(data).sort();
+  const sorted = [...names].sort();
+  if (keys.length !== sorted.length || keys.some((k, i) => k !== sorted[i])) return null;
+  if (!names.every((name) => Array.isArray(data[name]))) return null;
+  const rest = { ...parsed, value: { ...parsed.value } };
+  delete rest.value.value;
+  const types = Object.fromEntries(columns);
+  return {
+    columns,
+    data,
+    rest,
+    rows: Math.max(0, ...names.map((name) => data[name].length)),
+    tolerant: (name) => types[name].startsWith("a") && TOLERANT_CODES.has(types[name].slice(1)),
+  };
+}
+
+function numberOf(x) {
+  if (typeof x === "number") return x;
+  return NON_FINITE.includes(x) ? Number(x) : null;
+}
+
+function jsonEqual(x, y) {
+  if (typeof x === "boolean" || typeof y === "boolean") return x === y;
+  if (Array.isArray(x) && Array.isArray(y)) return x.length === y.length && x.every((v, i) => jsonEqual(v, y[i]));
+  if (isObject(x) && isObject(y)) {
+    const keys = Object.keys(x);
+    return keys.length === Object.keys(y).length && keys.every((k) => Object.hasOwn(y, k) && jsonEqual(x[k], y[k]));
+  }
+  return x === y;
+}
+
+function elementsWithin(saved, live, absTol, relTol) {
+  const [s, v] = [numberOf(saved), numberOf(live)];
+  return s === null || v === null ? jsonEqual(saved, live) : numbersWithin(s, v, absTol, relTol);
+}
+
+function columnChanges(a, b) {
+  const [typesA, typesB] = [Object.fromEntries(a.columns), Object.fromEntries(b.columns)];
+  if (a.columns.length === b.columns.length && a.columns.every(([n, c], i) => n === b.columns[i][0] && c === b.columns[i][1])) return [];
+  const lines = b.columns.filter(([n]) => !Object.hasOwn(typesA, n)).map(([n]) => `column \`${n}\` added`);
+  lines.push(...a.columns.filter(([n]) => !Object.hasOwn(typesB, n)).map(([n]) => `column \`${n}\` removed`));
+  for (const [n, code] of a.columns) {
+    if (Object.hasOwn(typesB, n) && typesB[n] !== code) lines.push(`column \`${n}\`: type ${typesB[n]}, expected ${code}`);
+  }
+  return lines.length ? lines : ["columns in another order"];
+}
+
+function headerDifferences(a, b) {
+  const lines = [];
+  if (!jsonEqual(a.id, b.id)) lines.push(`type id ${JSON.stringify(b.id ?? null)}, expected ${JSON.stringify(a.id ?? null)}`);
+  if (!jsonEqual(a.type, b.type)) lines.push("the type differs");
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => !["id", "type", "value"].includes(k)).sort();
+  for (const k of keys) if (!Object.hasOwn(a, k) || !Object.hasOwn(b, k) || !jsonEqual(a[k], b[k])) lines.push(`\`${k}\` differs`);
+  return lines;
+}
+
+function fieldDifferences(a, b, path, limit) {
+  if (jsonEqual(a, b)) return [];
+  if (!(isObject(a) && isObject(b))) return [path ? `field \`${path}\` differs` : "the value differs"];
+  const lines = [];
+  for (const key of [...Object.keys(a), ...Object.keys(b).filter((k) => !Object.hasOwn(a, k))]) {
+    if (lines.length >= limit) break;
+    const where = path ? `${path}.${key}` : key;
+    if (!Object.hasOwn(a, key) || !Object.hasOwn(b, key)) lines.push(`field \`${where}\` ${Object.hasOwn(b, key) ? "added" : "removed"}`);
+    else lines.push(...fieldDifferences(a[key], b[key], where, limit - lines.length));
+  }
+  return lines.slice(0, limit);
+}
+
+export function structureDifferences(saved, live, absTol = 0, relTol = 0, limit = DIFFERENCES_SHOWN) {
+  if (saved === live) return [];
+  const [a, b] = [parseStructure(saved), parseStructure(live)];
+  if (a === null || b === null) return ["the text differs (not typed JSON)"];
+  const [ta, tb] = [tableOf(a), tableOf(b)];
+  if (ta === null || tb === null) {
+    if ((ta === null) !== (tb === null)) return [`a table in ${tb !== null ? "B" : "A"} only`];
+    return [...headerDifferences(a, b), ...fieldDifferences(a.value, b.value, "", limit)].slice(0, limit);
+  }
+  let lines = columnChanges(ta, tb);
+  if (lines.length) return lines.slice(0, limit);
+  if (ta.rows !== tb.rows) lines.push(`rows: ${tb.rows}, expected ${ta.rows}`);
+  lines = [...lines, ...headerDifferences(ta.rest, tb.rest), ...fieldDifferences(ta.rest.value, tb.rest.value, "", limit)];
+  for (const [name] of ta.columns) {
+    if (lines.length >= limit) break;
+    const [x, y] = [ta.data[name], tb.data[name]];
+    if (x.length !== y.length) {
+      if (ta.rows === tb.rows) lines.push(`column \`${name}\`: ${y.length} rows, expected ${x.length}`);
+      continue;
+    }
+    const same = ta.tolerant(name) ? (s, v) => elementsWithin(s, v, absTol, relTol) : jsonEqual;
+    const differing = x.map((s, i) => i).filter((i) => !same(x[i], y[i]));
+    if (differing.length) {
+      const listed = differing.slice(0, ROWS_SHOWN).join(", ");
+      const more = differing.length > ROWS_SHOWN ? `, … (${differing.length} rows)` : "";
+      lines.push(`column \`${name}\`: ${differing.length === 1 ? `row ${listed} differs` : `rows ${listed}${more} differ`}`);
+    }
+  }
+  return lines.slice(0, limit);
 }
 
 function difference(saved, live) {

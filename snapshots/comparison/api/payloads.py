@@ -44,6 +44,7 @@ def comparison_json(row: ComparisonRow) -> dict:
         "a": side(row.a),
         "b": side(row.b),
         "delta": to_json(row.delta),
+        "differences": row.differences,
         "abs_tolerance": row.abs_tolerance,
         "rel_tolerance": row.rel_tolerance,
         "severity": row.severity,
@@ -65,6 +66,7 @@ def nway_json(row: NWayRow) -> dict:
                 "value": side_json(cell.b),
                 "delta": to_json(cell.delta),
                 "delta_display": cell.delta_display,
+                "differences": cell.differences,
             }
             for cell in row.cells
         ],

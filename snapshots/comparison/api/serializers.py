@@ -58,6 +58,11 @@ class CompareRowSerializer(serializers.Serializer):
     a = CompareSideSerializer(allow_null=True)
     b = CompareSideSerializer(allow_null=True)
     delta = PVValueField(help_text="b - a: a number, per element for arrays, null when not numeric.")
+    differences = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="How two structures out of tolerance differ, a line each (columns, rows, "
+        '"column `setpoint`: rows 2, 5 differ"); empty for other kinds and statuses.',
+    )
     abs_tolerance = serializers.FloatField()
     rel_tolerance = serializers.FloatField()
     severity = serializers.IntegerField(allow_null=True, help_text="The higher alarm severity of the two sides.")
@@ -93,6 +98,9 @@ class NWayCellSerializer(serializers.Serializer):
     value = CompareSideSerializer(allow_null=True)
     delta = PVValueField(help_text="value - reference: a number, per element for arrays, null when not numeric.")
     delta_display = serializers.CharField(allow_blank=True, help_text="The delta as the page shows it, with units.")
+    differences = serializers.ListField(
+        child=serializers.CharField(), help_text="How two structures out of tolerance differ, a line each."
+    )
 
 
 class NWayRowSerializer(serializers.Serializer):

@@ -19,6 +19,7 @@ from squirrel_site.testing.site import (
     take_snapshot,
     wait_for_live,
 )
+from squirrel_site.testing.snapshots import nt_table
 
 pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker]
 
@@ -87,6 +88,46 @@ def test_compare_page_follows_the_ioc_then_compares_snapshots_and_drift(
     page.wait_for_url(f"{site}/compare/?*")
     assert page.locator("#comparison tbody tr[data-status='out_of_tolerance']").count() >= 1
     screenshot(page, "compare_06_drift_click_through")
+
+
+def test_a_table_pv_shows_as_a_table_and_says_which_rows_differ(site, browser_page, make_snapshot, make_pvs):
+    """Two snapshots holding an NTTable (pvAccess) whose setpoint column changed in one row beyond
+    the PV's tolerance and in another within it, compared through the page's form."""
+    page = browser_page
+    name = "pva://BROWSER:MAGNETS"
+
+    def magnets(setpoint):
+        return nt_table(
+            {
+                "device": ("as", ["Q1", "Q2", "Q3", "Q4"]),
+                "setpoint": ("ad", setpoint),
+                "enabled": ("a?", [True, True, False, True]),
+            }
+        )
+
+    make_pvs(name, abs_tolerance=0.01, device="BROWSER")
+    a = make_snapshot("Browser table: before", {name: magnets([1.0, 2.0, 3.0, 4.0])}, precision=2)
+    b = make_snapshot("Browser table: after", {name: magnets([1.0, 2.005, 3.5, 4.0])}, precision=2)
+    log_in(page, site)
+    compare_in_form(page, site, a.id, b.id, device="BROWSER")
+    row = page.locator(f'tr[data-pv="{name}"]')
+    assert row.get_attribute("data-status") == "out_of_tolerance"
+    assert row.locator("td.delta > span").first.text_content().strip() == "column `setpoint`: row 2 differs"
+    cells = row.locator("td.value")
+    assert (
+        cells.nth(0)
+        .text_content()
+        .strip()
+        .startswith('table 4×3: device ["Q1", "Q2", "Q3", "Q4"], setpoint [1, 2, 3, 4]')
+    )
+    assert cells.nth(1).text_content().strip().startswith("table 4×3:") and "NTTable" not in row.text_content()
+    # The two tables side by side, the differing cell marked; the one within tolerance is not.
+    row.locator("details.table summary").click()
+    differing = row.locator("details.table td.out-of-tolerance")
+    assert differing.count() == 1 and differing.text_content() == "3 → 3.5"
+    # Row 1: 2.005 is within 0.01 of 2, shown and not marked.
+    assert row.locator("details.table tr").nth(2).locator("td").nth(2).text_content() == "2 → 2.005"
+    screenshot(page, "compare_09_table")
 
 
 def test_compare_form_submits_as_a_person_fills_it(site, browser_page, sim_ioc_registry):

@@ -172,7 +172,7 @@ def test_sql_status_of_string_arrays_agrees_with_the_rules(saved, live):
         f"SELECT {comparison_sql.status()} FROM (SELECT true AS in_a, true AS in_b, 'string_array' AS a_kind,"
         " 'string_array' AS b_kind, NULL::float8 AS a_num, NULL::float8 AS b_num, %s::text AS a_str,"
         " %s::text AS b_str, NULL::float8[] AS a_array, NULL::float8[] AS b_array, true AS a_connected,"
-        " true AS b_connected, 0::float8 AS abs_tol, 0::float8 AS rel_tol) AS t"
+        " true AS b_connected, 0::float8 AS abs_tol, 0::float8 AS rel_tol, NULL::jsonb AS decided) AS t"
     )
     with connection.cursor() as cursor:
         cursor.execute(query, [a_str, b_str])
