@@ -32,6 +32,7 @@ still goes is docs/benchmarks.md, "pvAccess".
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
 import zlib
@@ -76,7 +77,21 @@ class PvAccessError(RuntimeError):
 # wheels' libstdc++ ABI counts a std::list by walking it), so one context's CPU grows with the
 # square of its channels: 50,000 channels cost its network thread 8-29 s, four contexts of
 # 12,500 cost theirs 4.4 s in all (docs/benchmarks.md, "pvAccess").
-CONTEXTS = 4
+def _context_count() -> int:
+    text = os.environ.get("SQUIRREL_PVA_CONTEXTS", "").strip()
+    if not text:
+        return DEFAULT_CONTEXTS
+    try:
+        count = int(text)
+    except ValueError:
+        raise PvAccessError(f"SQUIRREL_PVA_CONTEXTS must be a whole number, not {text!r}") from None
+    if not 1 <= count <= 256:
+        raise PvAccessError(f"SQUIRREL_PVA_CONTEXTS must be between 1 and 256, not {count}")
+    return count
+
+
+DEFAULT_CONTEXTS = 4
+CONTEXTS = _context_count()
 
 _contexts: list[Context] = []
 _context_lock = threading.Lock()
@@ -113,6 +128,7 @@ def context_of(address: str, contexts: Sequence[Context]) -> Context:
 @atexit.register
 def close_client_contexts() -> None:
     """Close the process's pool (every subscription and operation on it ends)."""
+    _closer.close_now()
     with _context_lock:
         for context in _contexts:
             context.close()
@@ -255,53 +271,84 @@ def _error_text(error: BaseException) -> str:
     return f"failed: {error}" if str(error) else f"failed: {type(error).__name__}"
 
 
-# Direct gets and puts.
+# Direct reads and puts.
+#
+# Both run every operation at once and gather the answers in the calling thread. A read is a
+# subscription closed after its first update (the whole value, as a get answers): p4p then calls
+# only a C-level handler per channel (it queues the channel's index) and the value is popped and
+# converted here, where a get calls a Python handler chain per answer on the context's network
+# thread (a third of the CPU a get of 50,000 channels took: docs/benchmarks.md, "pvAccess"). A put
+# needs its Python builder there (the value is filled in once the server has said the channel's
+# type); its completion handler is a single Python call that queues the outcome.
 
 
-class _Batch:
-    """Operations started together, finished by p4p's callbacks (any thread), waited for once."""
+def _finished(ready: deque, index: int, code: int, message: str, value) -> None:
+    """p4p's completion handler of operation `index` (any thread): queue its outcome."""
+    ready.append((index, code, message, value))
 
-    def __init__(self, count: int):
-        self.results: list = [None] * count
-        self.remaining = count
-        self.lock = threading.Lock()
-        self.done = threading.Event()
-        if not count:
-            self.done.set()
 
-    def callback(self, index: int):
-        def finished(result) -> None:
-            if isinstance(result, Cancelled):
+# p4p's completion codes (p4p.client.raw.unwrapHandler): an error the server sent, the
+# operation cancelled (closed), the builder raised, success.
+_REMOTE_ERROR, _CANCELLED, _BUILDER_ERROR = 0, 1, 2
+
+
+def _gather(ready: deque, count: int, take, timeout: float) -> None:
+    """Call ``take(item, received)`` for every item `ready` receives until `take` has returned
+    True `count` times or `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    remaining = count
+    while remaining:
+        if not ready:
+            if time.monotonic() >= deadline:
                 return
-            with self.lock:
-                if self.results[index] is not None:
-                    return
-                self.results[index] = (result, time.time())
-                self.remaining -= 1
-                if not self.remaining:
-                    self.done.set()
-
-        return finished
-
-    def finish(self, operations: list, timeout: float) -> list[tuple[str | None, object, float]]:
-        """Wait up to `timeout` seconds, close `operations`, and give each one's (error, result,
-        time received): error None for a result, TIMEOUT or the failure's text for none."""
-        try:
-            self.done.wait(timeout)
-        finally:
-            for operation in operations:
-                operation.close()
-        with self.lock:
-            return [_outcome(item) for item in self.results]
+            time.sleep(_IDLE_POLL)
+            continue
+        received = time.time()
+        for _ in range(len(ready)):
+            if take(ready.popleft(), received):
+                remaining -= 1
 
 
-def _outcome(item) -> tuple[str | None, object, float]:
-    if item is None:
-        return TIMEOUT, None, 0.0
-    result, received = item
-    if isinstance(result, BaseException):
-        return _error_text(result), None, 0.0
-    return None, result, received
+class _Closer:
+    """Closes finished subscriptions and operations in a thread of its own.
+
+    p4p's ``close()`` cancels the operation synchronously on its context's network thread: as
+    much CPU and wall time again as starting it (1.5 s for 20,000 subscriptions on the 2-core
+    VM: docs/benchmarks.md, "pvAccess"), which a read or put need not wait for once every answer
+    is in. The channels stay cached on their contexts either way."""
+
+    def __init__(self):
+        self._pending: deque = deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def close_later(self, items: list) -> None:
+        self._pending.append(items)
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pva-closer", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def close_now(self) -> None:
+        """Close everything still pending, in the calling thread."""
+        while self._pending:
+            try:
+                items = self._pending.popleft()
+            except IndexError:
+                return
+            for item in items:
+                item.close()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            self.close_now()
+
+
+_closer = _Closer()
 
 
 class PvaService:
@@ -316,28 +363,56 @@ class PvaService:
         return self._contexts if self._contexts is not None else client_contexts()
 
     def read(self, addresses: Sequence[str], timeout: float = 2.0) -> dict[str, ReadResult]:
-        """A get of every address at once: {address: ReadResult} within `timeout` seconds.
+        """The current value of every address at once: {address: ReadResult} within `timeout`
+        seconds (TIMEOUT for an address that did not answer, the failure's text for one that
+        failed).
 
         An address may carry its ``pva://`` (the registry's spelling); results are keyed by the
         address as given. Each answer's metadata is kept for :meth:`metadata`."""
         addresses = list(dict.fromkeys(addresses))
-        batch = _Batch(len(addresses))
-        contexts = self.contexts
-        operations = [
-            context_of(address, contexts).get(name_of(address), batch.callback(i), request=_REQUEST)
-            for i, address in enumerate(addresses)
-        ]
+        contexts, ready = self.contexts, deque()
+        monitors: list = []
+        outcomes: list[tuple[Value, Metadata] | str | None] = [None] * len(addresses)
+
+        def take(index: int, received: float) -> bool:
+            if outcomes[index] is not None:
+                return False
+            try:
+                update = monitors[index].pop()
+            except Exception as exc:  # noqa: BLE001  (p4p returns what the server sent, may raise it)
+                update = exc
+            if update is None or isinstance(update, (Disconnected, Cancelled)):
+                return False  # not connected (yet): it may still answer before the timeout
+            if isinstance(update, Exception):
+                outcomes[index] = _error_text(update)
+            else:
+                outcomes[index] = decode(addresses[index], update, received)
+            return True
+
+        try:
+            for index, address in enumerate(addresses):
+                monitors.append(
+                    _p4p.ClientMonitor(
+                        context_of(address, contexts)._ctxt,
+                        name_of(address),
+                        handler=partial(ready.append, index),
+                        pvRequest=_REQUEST,
+                    )
+                )
+            _gather(ready, len(addresses), take, timeout)
+        finally:
+            _closer.close_later(monitors)
         results = {}
-        for address, (error, raw, received) in zip(addresses, batch.finish(operations, timeout), strict=True):
-            reading = None
-            if not error:
-                reading, meta = decode(address, raw, received)
-                self._metadata[address] = meta
-            results[address] = ReadResult(address, reading, error)
+        for address, outcome in zip(addresses, outcomes, strict=True):
+            if outcome is None or isinstance(outcome, str):
+                results[address] = ReadResult(address, None, outcome or TIMEOUT)
+            else:
+                reading, self._metadata[address] = outcome
+                results[address] = ReadResult(address, reading, None)
         return results
 
     def connect(self, addresses: Iterable[str], timeout: float | None = None) -> set[str]:
-        """The addresses that answer a get within `timeout` s (2 s if None): pvAccess has no
+        """The addresses that answer a read within `timeout` s (2 s if None): pvAccess has no
         separate connect, and a channel once created stays cached on its context."""
         results = self.read(list(addresses), 2.0 if timeout is None else timeout)
         return {address for address, result in results.items() if result.error is None}
@@ -351,23 +426,41 @@ class PvaService:
         """Every put at once: {address: PutResult}. ``wait`` puts complete when the server has
         finished processing them (pvAccess' ``record[block=true]``); the others when it has
         accepted them. A put that timed out may still have been applied."""
-        batch = _Batch(len(requests))
-        contexts = self.contexts
-        operations = []
-        for i, request in enumerate(requests):
-            # A label needs the enum's choices, which only a get before the put brings.
-            fetch = isinstance(request.value, str)
-            operations.append(
-                context_of(request.address, contexts).put(
-                    name_of(request.address),
-                    batch.callback(i),
-                    builder=_builder(request.value),
-                    request=_PUT_WAIT if request.wait else _PUT_NO_WAIT,
-                    get=fetch,
+        contexts, ready = self.contexts, deque()
+        operations: list = []
+        errors: list[str | None] = [TIMEOUT] * len(requests)
+
+        def take(item, _received: float) -> bool:
+            index, code, message, value = item
+            if code == _CANCELLED or errors[index] != TIMEOUT:
+                return False
+            if code == _REMOTE_ERROR:
+                errors[index] = _error_text(RemoteError(message))
+            elif code == _BUILDER_ERROR:  # (type, value, traceback) of what the builder raised
+                errors[index] = _error_text(value[0](value[1]))
+            else:
+                errors[index] = None
+            return True
+
+        try:
+            for index, request in enumerate(requests):
+                operations.append(
+                    _p4p.ClientOperation(
+                        context_of(request.address, contexts)._ctxt,
+                        name_of(request.address),
+                        handler=partial(_finished, ready, index),
+                        builder=_builder(request.value),
+                        pvRequest=_PUT_WAIT if request.wait else _PUT_NO_WAIT,
+                        # A label needs the enum's choices, which only a get before the put brings.
+                        get=isinstance(request.value, str),
+                        put=True,
+                    )
                 )
-            )
+            _gather(ready, len(requests), take, timeout)
+        finally:
+            _closer.close_later(operations)
         results = {}
-        for request, (error, _, _) in zip(requests, batch.finish(operations, timeout), strict=True):
+        for request, error in zip(requests, errors, strict=True):
             ok = error is None
             results[request.address] = PutResult(request.address, ok, error, ok and request.wait)
         return results
