@@ -222,6 +222,12 @@ def child(mode: str, size: int, timeout: float) -> None:
                 progress.one()
     wall = time.monotonic() - progress.start
     report = {"total": progress.total, "answered": progress.count, "wall": wall, "client_cpu": own_cpu() - cpu0}
+    if mode in ("get", "put"):
+        # Their subscriptions and operations are closed in the background once every answer is
+        # in (pva_bulk._Closer): what that costs after the timed interval.
+        cpu1, start = own_cpu(), time.monotonic()
+        pva_bulk._closer.wait(timeout)
+        report["closing"] = (time.monotonic() - start, own_cpu() - cpu1)
     threads = {name: cpu - threads0.get(name, 0.0) for name, cpu in threads_cpu().items()}
     report["threads"] = {name: round(cpu, 2) for name, cpu in sorted(threads.items()) if cpu >= 0.05}
     report.update(progress.marks)
@@ -234,9 +240,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="5000,10000,20000,50000", help="PV counts, comma-separated")
     parser.add_argument("--servers", default="1,2", help="server process counts, comma-separated")
     parser.add_argument("--modes", default=",".join(MODES), help=f"client modes ({', '.join(MODES)})")
-    parser.add_argument("--contexts", default="4", help="client context counts (SQUIRREL_PVA_CONTEXTS), comma-separated")
     parser.add_argument(
-        "--search", default="udp", help=f"how clients search, comma-separated ({', '.join(SEARCHES)}: UDP, TCP name servers)"
+        "--contexts", default="4", help="client context counts (SQUIRREL_PVA_CONTEXTS), comma-separated"
+    )
+    parser.add_argument(
+        "--search",
+        default="udp",
+        help=f"how clients search, comma-separated ({', '.join(SEARCHES)}: UDP, TCP name servers)",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a client waits for every PV")
     parser.add_argument("--port", type=int, default=15990, help="first server's TCP port (UDP: next; then +2 each)")
@@ -266,10 +276,12 @@ def main() -> None:
                             continue  # p4p's own one context: the count does not apply
                         r = run_client(mode, size, servers, args.port, args.timeout, contexts, search)
                         print(
-                            f"{size:<6}{server_count:>7} {contexts:>3} {search:<6} {mode:<8} {r['answered']:>6}/{r['total']:<6}"
+                            f"{size:<6}{server_count:>7} {contexts:>3} {search:<6} {mode:<8} "
+                            f"{r['answered']:>6}/{r['total']:<6}"
                             f"{_t(r.get('t100')):>8}{_t(r.get('t50')):>8}{_t(r.get('t99')):>8}"
                             f"{r['client_cpu']:>14.2f}{r['server_cpu']:>14.2f}  "
-                            + " ".join(f"{name} {cpu:.2f}" for name, cpu in r["threads"].items()),
+                            + " ".join(f"{name} {cpu:.2f}" for name, cpu in r["threads"].items())
+                            + ("; then closing {:.2f} s, CPU {:.2f} s".format(*r["closing"]) if "closing" in r else ""),
                             flush=True,
                         )
                 finally:

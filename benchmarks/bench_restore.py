@@ -53,9 +53,7 @@ def main() -> None:
     parser.add_argument("--pvs", type=int, default=50_000)
     parser.add_argument("--port", type=int, default=15979)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--protocol", default="ca", help="ca, pva or mixed, or several comma-separated (each in turn)"
-    )
+    parser.add_argument("--protocol", default="ca", help="ca, pva or mixed, or several comma-separated (each in turn)")
     parser.add_argument(
         "--pva-port", type=int, help="the pvAccess server's TCP port (its UDP port: the next); default --port + 2"
     )

@@ -73,6 +73,7 @@ class PvAccessError(RuntimeError):
 
 # One client pool per process: a few contexts, each address always on the same one.
 
+
 # pvxs (1.5, as pvxslibs ships it) walks its search lists once per channel it searches (the
 # wheels' libstdc++ ABI counts a std::list by walking it), so one context's CPU grows with the
 # square of its channels: 50,000 channels cost its network thread 8-29 s, four contexts of
@@ -322,6 +323,7 @@ class _Closer:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._closing = 0
 
     def close_later(self, items: list) -> None:
         self._pending.append(items)
@@ -338,8 +340,23 @@ class _Closer:
                 items = self._pending.popleft()
             except IndexError:
                 return
-            for item in items:
-                item.close()
+            with self._lock:
+                self._closing += 1
+            try:
+                for item in items:
+                    item.close()
+            finally:
+                with self._lock:
+                    self._closing -= 1
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` s until nothing is pending or being closed; whether it is so."""
+        deadline = time.monotonic() + timeout
+        while self._pending or self._closing:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_IDLE_POLL)
+        return True
 
     def _run(self) -> None:
         while True:

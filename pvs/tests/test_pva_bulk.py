@@ -229,3 +229,51 @@ def test_subscriptions_report_connection_metadata_and_every_change(pva_server, p
         channels.close()
         for context in contexts:
             context.close()
+
+
+# The client's settings and its background closing.
+
+
+@pytest.mark.parametrize(("given", "count"), [("", pva_bulk.DEFAULT_CONTEXTS), ("8", 8), (" 1 ", 1)])
+def test_the_context_count_comes_from_the_environment(monkeypatch, given, count):
+    monkeypatch.setenv("SQUIRREL_PVA_CONTEXTS", given)
+    assert pva_bulk._context_count() == count
+
+
+@pytest.mark.parametrize("given", ["four", "0", "257"])
+def test_a_context_count_that_is_no_count_is_refused_saying_why(monkeypatch, given):
+    monkeypatch.setenv("SQUIRREL_PVA_CONTEXTS", given)
+    with pytest.raises(pva_bulk.PvAccessError, match="SQUIRREL_PVA_CONTEXTS must be"):
+        pva_bulk._context_count()
+
+
+class _Closable:
+    def __init__(self):
+        self.closed = 0
+
+    def close(self):
+        self.closed += 1
+
+
+def test_finished_operations_are_closed_once_each_in_the_background():
+    closer = pva_bulk._Closer()
+    batches = [[_Closable() for _ in range(50)] for _ in range(3)]
+    for batch in batches:
+        closer.close_later(batch)
+    assert closer.wait(5)
+    assert [item.closed for batch in batches for item in batch] == [1] * 150
+    closer.close_now()  # nothing left: closes nothing again
+    assert {item.closed for batch in batches for item in batch} == {1}
+
+
+@pytest.mark.ioc
+def test_reads_one_after_another_each_answer_and_close_their_subscriptions(pva_server, service):
+    pvs = [pva_server.of_type(t) for t in sim_pva.TYPES]
+    names = [pv.name for pv in pvs]
+    first = service.read(names, timeout=5)
+    second = service.read([f"pva://{name}" for name in names], timeout=5)
+    assert all(result.reading is not None for result in first.values()), first
+    assert {a.removeprefix("pva://"): r.reading.value for a, r in second.items()} == {
+        a: r.reading.value for a, r in first.items()
+    }
+    assert pva_bulk._closer.wait(5)
