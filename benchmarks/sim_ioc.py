@@ -19,27 +19,33 @@ PROTOCOLS = ("ca", "pva", "mixed")
 
 def start_sim_ioc(pvs: int, port: int, workdir: Path, *extra_args: str, timeout: float = 120.0) -> subprocess.Popen:
     """`manage.py run_sim_ioc --pvs N --port P` until it serves; exits the benchmark if it cannot."""
-    ready = workdir / "ready"
-    log_path = workdir / "ioc.log"
-    command = [
-        sys.executable,
-        "manage.py",
-        "run_sim_ioc",
-        "--pvs",
-        str(pvs),
-        "--port",
-        str(port),
-        "--ready-file",
-        str(ready),
-        *extra_args,
-    ]
+    command = ["run_sim_ioc", "--pvs", str(pvs), "--port", str(port), *extra_args]
+    return _start(command, workdir / "ready", workdir / "ioc.log", "the simulated IOC", timeout)
+
+
+def start_sim_pva(pvs: int, port: int, workdir: Path, timeout: float = 120.0) -> subprocess.Popen:
+    """`manage.py run_sim_pva --pvs N --port P` (TCP P, UDP P + 1) until it serves; exits the
+    benchmark if it cannot."""
+    command = ["run_sim_pva", "--pvs", str(pvs), "--port", str(port)]
+    return _start(command, workdir / "pva-ready", workdir / "pva.log", "the simulated pvAccess server", timeout)
+
+
+def _start(command: list[str], ready: Path, log_path: Path, what: str, timeout: float) -> subprocess.Popen:
+    """`manage.py COMMAND --ready-file READY`, its output in `log_path`, once READY exists."""
+    env = {**os.environ, "SQUIRREL_SECRET_KEY": os.environ.get("SQUIRREL_SECRET_KEY", "benchmark-only")}
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", *command, "--ready-file", str(ready)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + timeout
     while not ready.exists():
         if process.poll() is not None or time.monotonic() > deadline:
             stop_process(process)
-            sys.exit(f"the simulated IOC did not start:\n{log_path.read_text()}")
+            sys.exit(f"{what} did not start:\n{log_path.read_text()}")
         time.sleep(0.1)
     return process
 
@@ -53,26 +59,6 @@ def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
-
-
-def start_sim_pva(pvs: int, port: int, workdir: Path, timeout: float = 120.0) -> subprocess.Popen:
-    """`manage.py run_sim_pva --pvs N --port P` (TCP P, UDP P + 1) until it serves; exits the
-    benchmark if it cannot."""
-    ready = workdir / "pva-ready"
-    log_path = workdir / "pva.log"
-    command = [sys.executable, "manage.py", "run_sim_pva", "--pvs", str(pvs), "--port", str(port)]
-    env = {**os.environ, "SQUIRREL_SECRET_KEY": os.environ.get("SQUIRREL_SECRET_KEY", "benchmark-only")}
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [*command, "--ready-file", str(ready)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    deadline = time.monotonic() + timeout
-    while not ready.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_process(process)
-            sys.exit(f"the simulated pvAccess server did not start:\n{log_path.read_text()}")
-        time.sleep(0.1)
-    return process
 
 
 def pva_client_env(port: int) -> dict[str, str]:

@@ -1,9 +1,9 @@
 """pvAccess for many channels at once: the only module that imports p4p's client.
 
 The pvAccess counterpart of :mod:`pvs.epics_io` over :mod:`pvs.epics_bulk` (libca): one pool of
-client contexts per process (:func:`client_contexts`), batched gets and puts with completion
-(:class:`PvaService`, :func:`pva_service`) and a set of subscriptions drained in batches
-(:class:`ChannelSet`). It returns the same results as the Channel Access layer (``Value``,
+client contexts per process (:func:`client_contexts`, ``SQUIRREL_PVA_CONTEXTS`` of them),
+batched reads and puts with completion (:class:`PvaService`, :func:`pva_service`) and a set of
+subscriptions drained in batches (:class:`ChannelSet`). It returns the same results as the Channel Access layer (``Value``,
 ``Metadata``, ``PollResult``, ``ReadResult``, ``PutResult``), so callers need not care which
 protocol an address speaks.
 
