@@ -3,9 +3,9 @@
 The pvAccess counterpart of :mod:`pvs.epics_io` over :mod:`pvs.epics_bulk` (libca): one pool of
 client contexts per process (:func:`client_contexts`, ``SQUIRREL_PVA_CONTEXTS`` of them),
 batched reads and puts with completion (:class:`PvaService`, :func:`pva_service`) and a set of
-subscriptions drained in batches (:class:`ChannelSet`). It returns the same results as the Channel Access layer (``Value``,
-``Metadata``, ``PollResult``, ``ReadResult``, ``PutResult``), so callers need not care which
-protocol an address speaks.
+subscriptions drained in batches (:class:`ChannelSet`). It returns the same results as the
+Channel Access layer (``Value``, ``Metadata``, ``PollResult``, ``ReadResult``, ``PutResult``), so
+callers need not care which protocol an address speaks.
 
 What a normative type reads as (:func:`decode`), through :mod:`squirrel_site.epics_values`:
 
