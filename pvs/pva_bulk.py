@@ -38,6 +38,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -311,43 +312,64 @@ def _gather(ready: deque, count: int, take, timeout: float) -> None:
 
 
 class _Closer:
-    """Closes finished subscriptions and operations in a thread of its own.
+    """Closes finished subscriptions and operations in a thread of its own, while no read or put
+    is under way.
 
     p4p's ``close()`` cancels the operation synchronously on its context's network thread: as
     much CPU and wall time again as starting it (1.5 s for 20,000 subscriptions on the 2-core
     VM: docs/benchmarks.md, "pvAccess"), which a read or put need not wait for once every answer
-    is in. The channels stay cached on their contexts either way."""
+    is in, and which, beside the next read, slows that one down as much again. So it waits for a
+    moment with none under way (:meth:`busy`), unless :data:`_CLOSE_BACKLOG` items are waiting.
+    The channels stay cached on their contexts either way."""
 
     def __init__(self):
         self._pending: deque = deque()
         self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closing = 0
+        self._active = 0
+
+    @contextmanager
+    def busy(self):
+        """Around a read or put: no closing meanwhile (short of the backlog)."""
+        with self._lock:
+            self._active += 1
+            self._idle.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                if not self._active:
+                    self._idle.set()
 
     def close_later(self, items: list) -> None:
-        self._pending.append(items)
+        self._pending.extend(items)
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pva-closer", daemon=True)
                 self._thread.start()
         self._wake.set()
 
-    def close_now(self) -> None:
-        """Close everything still pending, in the calling thread."""
-        while self._pending:
-            try:
-                items = self._pending.popleft()
-            except IndexError:
-                return
+    def close_now(self, limit: int | None = None) -> None:
+        """Close what is pending (at most `limit` items), in the calling thread."""
+        with self._lock:
+            self._closing += 1
+        try:
+            count = 0
+            while self._pending and (limit is None or count < limit):
+                try:
+                    item = self._pending.popleft()
+                except IndexError:
+                    return
+                item.close()
+                count += 1
+        finally:
             with self._lock:
-                self._closing += 1
-            try:
-                for item in items:
-                    item.close()
-            finally:
-                with self._lock:
-                    self._closing -= 1
+                self._closing -= 1
 
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` s until nothing is pending or being closed; whether it is so."""
@@ -362,9 +384,14 @@ class _Closer:
         while True:
             self._wake.wait()
             self._wake.clear()
-            self.close_now()
+            while self._pending:
+                if len(self._pending) < _CLOSE_BACKLOG:
+                    self._idle.wait()
+                self.close_now(_CLOSE_CHUNK)
 
 
+_CLOSE_CHUNK = 500  # items closed between two looks for a read or put under way
+_CLOSE_BACKLOG = 200_000  # items waiting to be closed beyond which closing waits for nothing
 _closer = _Closer()
 
 
@@ -406,19 +433,20 @@ class PvaService:
                 outcomes[index] = decode(addresses[index], update, received)
             return True
 
-        try:
-            for index, address in enumerate(addresses):
-                monitors.append(
-                    _p4p.ClientMonitor(
-                        context_of(address, contexts)._ctxt,
-                        name_of(address),
-                        handler=partial(ready.append, index),
-                        pvRequest=_REQUEST,
+        with _closer.busy():
+            try:
+                for index, address in enumerate(addresses):
+                    monitors.append(
+                        _p4p.ClientMonitor(
+                            context_of(address, contexts)._ctxt,
+                            name_of(address),
+                            handler=partial(ready.append, index),
+                            pvRequest=_REQUEST,
+                        )
                     )
-                )
-            _gather(ready, len(addresses), take, timeout)
-        finally:
-            _closer.close_later(monitors)
+                _gather(ready, len(addresses), take, timeout)
+            finally:
+                _closer.close_later(monitors)
         results = {}
         for address, outcome in zip(addresses, outcomes, strict=True):
             if outcome is None or isinstance(outcome, str):
@@ -459,23 +487,24 @@ class PvaService:
                 errors[index] = None
             return True
 
-        try:
-            for index, request in enumerate(requests):
-                operations.append(
-                    _p4p.ClientOperation(
-                        context_of(request.address, contexts)._ctxt,
-                        name_of(request.address),
-                        handler=partial(_finished, ready, index),
-                        builder=_builder(request.value),
-                        pvRequest=_PUT_WAIT if request.wait else _PUT_NO_WAIT,
-                        # A label needs the enum's choices, which only a get before the put brings.
-                        get=isinstance(request.value, str),
-                        put=True,
+        with _closer.busy():
+            try:
+                for index, request in enumerate(requests):
+                    operations.append(
+                        _p4p.ClientOperation(
+                            context_of(request.address, contexts)._ctxt,
+                            name_of(request.address),
+                            handler=partial(_finished, ready, index),
+                            builder=_builder(request.value),
+                            pvRequest=_PUT_WAIT if request.wait else _PUT_NO_WAIT,
+                            # A label needs the enum's choices, which only a get before the put brings.
+                            get=isinstance(request.value, str),
+                            put=True,
+                        )
                     )
-                )
-            _gather(ready, len(requests), take, timeout)
-        finally:
-            _closer.close_later(operations)
+                _gather(ready, len(requests), take, timeout)
+            finally:
+                _closer.close_later(operations)
         results = {}
         for request, error in zip(requests, errors, strict=True):
             ok = error is None

@@ -266,6 +266,17 @@ def test_finished_operations_are_closed_once_each_in_the_background():
     assert {item.closed for batch in batches for item in batch} == {1}
 
 
+def test_nothing_is_closed_while_a_read_or_put_is_under_way():
+    closer = pva_bulk._Closer()
+    items = [_Closable() for _ in range(10)]
+    with closer.busy():
+        closer.close_later(items)
+        assert not closer.wait(0.3)  # still pending: the read or put has the network threads
+        assert {item.closed for item in items} == {0}
+    assert closer.wait(5)
+    assert {item.closed for item in items} == {1}
+
+
 @pytest.mark.ioc
 def test_reads_one_after_another_each_answer_and_close_their_subscriptions(pva_server, service):
     pvs = [pva_server.of_type(t) for t in sim_pva.TYPES]
