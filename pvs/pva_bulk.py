@@ -311,6 +311,18 @@ def _gather(ready: deque, count: int, take, timeout: float) -> None:
                 remaining -= 1
 
 
+def _run_all(started: list, start, count: int, ready: deque, take, timeout: float) -> None:
+    """Start `count` operations (``start(index)`` each, appended to `started`), gather their
+    answers from `ready` (:func:`_gather`), then leave them to the closer."""
+    with _closer.busy():
+        try:
+            for index in range(count):
+                started.append(start(index))
+            _gather(ready, count, take, timeout)
+        finally:
+            _closer.close_later(started)
+
+
 class _Closer:
     """Closes finished subscriptions and operations in a thread of its own, while no read or put
     is under way.
@@ -433,20 +445,16 @@ class PvaService:
                 outcomes[index] = decode(addresses[index], update, received)
             return True
 
-        with _closer.busy():
-            try:
-                for index, address in enumerate(addresses):
-                    monitors.append(
-                        _p4p.ClientMonitor(
-                            context_of(address, contexts)._ctxt,
-                            name_of(address),
-                            handler=partial(ready.append, index),
-                            pvRequest=_REQUEST,
-                        )
-                    )
-                _gather(ready, len(addresses), take, timeout)
-            finally:
-                _closer.close_later(monitors)
+        def start(index: int):
+            address = addresses[index]
+            return _p4p.ClientMonitor(
+                context_of(address, contexts)._ctxt,
+                name_of(address),
+                handler=partial(ready.append, index),
+                pvRequest=_REQUEST,
+            )
+
+        _run_all(monitors, start, len(addresses), ready, take, timeout)
         results = {}
         for address, outcome in zip(addresses, outcomes, strict=True):
             if outcome is None or isinstance(outcome, str):
@@ -487,24 +495,20 @@ class PvaService:
                 errors[index] = None
             return True
 
-        with _closer.busy():
-            try:
-                for index, request in enumerate(requests):
-                    operations.append(
-                        _p4p.ClientOperation(
-                            context_of(request.address, contexts)._ctxt,
-                            name_of(request.address),
-                            handler=partial(_finished, ready, index),
-                            builder=_builder(request.value),
-                            pvRequest=_PUT_WAIT if request.wait else _PUT_NO_WAIT,
-                            # A label needs the enum's choices, which only a get before the put brings.
-                            get=isinstance(request.value, str),
-                            put=True,
-                        )
-                    )
-                _gather(ready, len(requests), take, timeout)
-            finally:
-                _closer.close_later(operations)
+        def start(index: int):
+            request = requests[index]
+            return _p4p.ClientOperation(
+                context_of(request.address, contexts)._ctxt,
+                name_of(request.address),
+                handler=partial(_finished, ready, index),
+                builder=_builder(request.value),
+                pvRequest=_PUT_WAIT if request.wait else _PUT_NO_WAIT,
+                # A label needs the enum's choices, which only a get before the put brings.
+                get=isinstance(request.value, str),
+                put=True,
+            )
+
+        _run_all(operations, start, len(requests), ready, take, timeout)
         results = {}
         for request, error in zip(requests, errors, strict=True):
             ok = error is None
