@@ -26,6 +26,7 @@ seconds: quote both with `uptime`.
 """
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -73,10 +74,22 @@ def threads_cpu() -> dict[str, float]:
     return by_name
 
 
-def client_env(port: int, servers: int) -> dict[str, str]:
-    """The client's environment: search each server's UDP port on loopback only."""
-    addresses = " ".join(f"127.0.0.1:{port + 2 * i + 1}" for i in range(servers))
-    return {**os.environ, "EPICS_PVA_AUTO_ADDR_LIST": "NO", "EPICS_PVA_ADDR_LIST": addresses}
+SEARCHES = ("udp", "tcp", "both")
+
+
+def client_env(port: int, servers: int, contexts: int, search: str) -> dict[str, str]:
+    """The client's environment: `contexts` client contexts (SQUIRREL_PVA_CONTEXTS), searching
+    each server's UDP port on loopback (`search` udp), or asking the servers themselves over TCP
+    (EPICS_PVA_NAME_SERVERS: `search` tcp), or both."""
+    udp = " ".join(f"127.0.0.1:{port + 2 * i + 1}" for i in range(servers)) if search != "tcp" else ""
+    tcp = " ".join(f"127.0.0.1:{port + 2 * i}" for i in range(servers)) if search != "udp" else ""
+    return {
+        **os.environ,
+        "SQUIRREL_PVA_CONTEXTS": str(contexts),
+        "EPICS_PVA_AUTO_ADDR_LIST": "NO",
+        "EPICS_PVA_ADDR_LIST": udp,
+        "EPICS_PVA_NAME_SERVERS": tcp,
+    }
 
 
 def start_servers(size: int, servers: int, port: int, workdir: Path, timeout: float) -> list[subprocess.Popen]:
@@ -111,11 +124,12 @@ def stop_all(processes: list[subprocess.Popen]) -> None:
             process.wait()
 
 
-def run_client(mode: str, size: int, servers: list[subprocess.Popen], port: int, timeout: float) -> dict:
+def run_client(
+    mode: str, size: int, servers: list[subprocess.Popen], port: int, timeout: float, contexts: int, search: str
+) -> dict:
     command = [sys.executable, __file__, "--child", mode, "--sizes", str(size), "--timeout", str(timeout)]
-    child = subprocess.Popen(
-        command, cwd=ROOT, env=client_env(port, len(servers)), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    env = client_env(port, len(servers), contexts, search)
+    child = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     # The child says when its context is up; the servers' CPU is counted from then.
     line = child.stdout.readline()
     if line.strip() != "ready":
@@ -212,6 +226,12 @@ def child(mode: str, size: int, timeout: float) -> None:
                 progress.one()
     wall = time.monotonic() - progress.start
     report = {"total": progress.total, "answered": progress.count, "wall": wall, "client_cpu": own_cpu() - cpu0}
+    if mode in ("get", "put"):
+        # Their subscriptions and operations are closed in the background once every answer is
+        # in (pva_bulk._Closer): what that costs after the timed interval.
+        cpu1, start = own_cpu(), time.monotonic()
+        pva_bulk._closer.wait(timeout)
+        report["closing"] = (time.monotonic() - start, own_cpu() - cpu1)
     threads = {name: cpu - threads0.get(name, 0.0) for name, cpu in threads_cpu().items()}
     report["threads"] = {name: round(cpu, 2) for name, cpu in sorted(threads.items()) if cpu >= 0.05}
     report.update(progress.marks)
@@ -224,32 +244,48 @@ def main() -> None:
     parser.add_argument("--sizes", default="5000,10000,20000,50000", help="PV counts, comma-separated")
     parser.add_argument("--servers", default="1,2", help="server process counts, comma-separated")
     parser.add_argument("--modes", default=",".join(MODES), help=f"client modes ({', '.join(MODES)})")
+    parser.add_argument(
+        "--contexts", default="4", help="client context counts (SQUIRREL_PVA_CONTEXTS), comma-separated"
+    )
+    parser.add_argument(
+        "--search",
+        default="udp",
+        help=f"how clients search, comma-separated ({', '.join(SEARCHES)}: UDP, TCP name servers)",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a client waits for every PV")
     parser.add_argument("--port", type=int, default=15990, help="first server's TCP port (UDP: next; then +2 each)")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
-    args = smoke.parse_args(parser, sizes="200", servers="1", timeout=20.0)
+    args = smoke.parse_args(parser, sizes="200", servers="1", timeout=20.0, contexts="2", search="udp,tcp")
     sizes = [int(size) for size in args.sizes.split(",")]
     if args.child:
         child(args.child, sizes[0], args.timeout)
         return
     modes = [mode for mode in args.modes.split(",") if mode]
-    unknown = set(modes) - set(MODES)
+    searches = [search for search in args.search.split(",") if search]
+    unknown = (set(modes) - set(MODES)) | (set(searches) - set(SEARCHES))
     if unknown:
-        sys.exit(f"unknown modes: {', '.join(sorted(unknown))}")
+        sys.exit(f"unknown modes or searches: {', '.join(sorted(unknown))}")
+    context_counts = [int(count) for count in args.contexts.split(",")]
     print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} (1, 5, 15 min)")
-    print("size  servers mode     answered      all(s)  50%(s)  99%(s) client_cpu(s) server_cpu(s)  by thread")
+    print(
+        "size  servers ctx search mode     answered      all(s)  50%(s)  99%(s) client_cpu(s) server_cpu(s)  by thread"
+    )
     for server_count in [int(count) for count in args.servers.split(",")]:
         for size in sizes:
             with tempfile.TemporaryDirectory(prefix="bench-pva-") as tmp:
                 servers = start_servers(size, server_count, args.port, Path(tmp), timeout=300.0)
                 try:
-                    for mode in modes:
-                        r = run_client(mode, size, servers, args.port, args.timeout)
+                    for contexts, search, mode in itertools.product(context_counts, searches, modes):
+                        if mode == "naive" and contexts != context_counts[0]:
+                            continue  # p4p's own one context: the count does not apply
+                        r = run_client(mode, size, servers, args.port, args.timeout, contexts, search)
                         print(
-                            f"{size:<6}{server_count:>7} {mode:<8} {r['answered']:>6}/{r['total']:<6}"
+                            f"{size:<6}{server_count:>7} {contexts:>3} {search:<6} {mode:<8} "
+                            f"{r['answered']:>6}/{r['total']:<6}"
                             f"{_t(r.get('t100')):>8}{_t(r.get('t50')):>8}{_t(r.get('t99')):>8}"
                             f"{r['client_cpu']:>14.2f}{r['server_cpu']:>14.2f}  "
-                            + " ".join(f"{name} {cpu:.2f}" for name, cpu in r["threads"].items()),
+                            + " ".join(f"{name} {cpu:.2f}" for name, cpu in r["threads"].items())
+                            + ("; then closing {:.2f} s, CPU {:.2f} s".format(*r["closing"]) if "closing" in r else ""),
                             flush=True,
                         )
                 finally:

@@ -1,7 +1,7 @@
 """Time execute_restore at 50,000 PVs against a real simulated IOC.
 
     .venv/bin/python benchmarks/bench_restore.py [--pvs 50000] [--port 15979] [--repeat 3]
-        [--stats none|stale|fresh]
+        [--stats none|stale|fresh] [--protocol ca,pva,mixed] [--pva-port 15981]
 
 Starts `run_sim_ioc --pvs N --port P` as a subprocess (stopped by its PID at the end), loads its
 registry into the database `squirrel_bench` (override with SQUIRREL_DB_NAME; it is dropped and
@@ -13,6 +13,14 @@ progress callback, and of the CPU time the benchmark's process spent in the call
 the runner, its recorder, Channel Access), which a loaded machine inflates less than wall time.
 --stats (see bench_stats.py) says when ANALYZE runs; stale by default.
 
+--protocol says what the registry's N PVs speak: `ca` (the simulated IOC above), `pva` (N
+``pva://`` addresses served by `run_sim_pva --port --pva-port`: doubles, integers, booleans,
+strings, arrays, NTEnums and NTTables, which are saved but never written) or `mixed` (N/2 of
+each, both servers); several, comma-separated, run one after the other (each in a process of its
+own, on a freshly created database), so their figures come from the same run. Reads, puts and
+snapshots go through `pvs.channels.service()`, as the worker's do; SQUIRREL_PVA_CONTEXTS sets
+the pvAccess client's context count (pvs/pva_bulk.py).
+
 With --with-monitor a `monitor_pvs` process runs beside it, as in production: the undo snapshot
 then comes from the live cache (hybrid) and verification watches the cache. It uses Redis
 database 12 (SQUIRREL_REDIS_URL overrides it), flushed first.
@@ -23,12 +31,14 @@ import cProfile
 import os
 import pstats
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import bench_stats
+import sim_ioc
 import smoke
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +53,10 @@ def main() -> None:
     parser.add_argument("--pvs", type=int, default=50_000)
     parser.add_argument("--port", type=int, default=15979)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--protocol", default="ca", help="ca, pva or mixed, or several comma-separated (each in turn)")
+    parser.add_argument(
+        "--pva-port", type=int, help="the pvAccess server's TCP port (its UDP port: the next); default --port + 2"
+    )
     parser.add_argument("--with-monitor", action="store_true", help="run monitor_pvs beside it, as in production")
     parser.add_argument(
         "--profile",
@@ -52,28 +66,41 @@ def main() -> None:
         help="cProfile the last verified restore and print its N costliest functions",
     )
     bench_stats.add_argument(parser)
-    args = smoke.parse_args(parser, pvs=300, repeat=1)
+    args = smoke.parse_args(parser, pvs=300, repeat=1, protocol="mixed")
+    protocols = [protocol for protocol in args.protocol.split(",") if protocol]
+    if not protocols or set(protocols) - set(sim_ioc.PROTOCOLS):
+        parser.error(f"--protocol: one or more of {', '.join(sim_ioc.PROTOCOLS)}, not {args.protocol!r}")
+    if len(protocols) > 1:
+        # Each in a process of its own: libca would otherwise take its time (~16 s) to find the
+        # next protocol's IOC on the port the previous one left.
+        for protocol in protocols:
+            done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--protocol", protocol], check=False)
+            if done.returncode:
+                sys.exit(f"--protocol {protocol} exited {done.returncode}")
+        return
+    protocol = protocols[0]
+    pva_port = args.port + 2 if args.pva_port is None else args.pva_port
     os.environ.setdefault("SQUIRREL_REDIS_URL", "redis://127.0.0.1:6379/12")
-    # libca reads the port when it loads: set it before Django (and pvs.epics_io) start.
+    # libca reads the port when it loads: set it before Django (and pvs.epics_io) start; the
+    # pvAccess client (and a monitor started from here) searches the simulated server's UDP port.
     os.environ["EPICS_CA_SERVER_PORT"] = str(args.port)
+    os.environ.update(sim_ioc.pva_client_env(pva_port))
 
     import django
 
     django.setup()
     from bench_import import create_database
-    from sim_ioc import start_sim_ioc, stop_process
 
     create_database(new=True)
-    workdir = Path(tempfile.mkdtemp(prefix="bench_restore_"))
-    ioc = start_sim_ioc(
-        args.pvs, args.port, workdir, "--change-rate", "0", "--registry-csv", str(workdir / "registry.csv")
-    )
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench_restore_{protocol}_"))
+    servers = sim_ioc.start_servers(protocol, args.pvs, args.port, pva_port, workdir, "--change-rate", "0")
+    print(f"--- protocol {protocol}: {sim_ioc.describe(protocol, args.pvs)}", flush=True)
     try:
-        run(args, workdir, start_monitor if args.with_monitor else None)
+        run(args, protocol, workdir, start_monitor if args.with_monitor else None)
     finally:
-        for process in (monitor_process, ioc):
+        for process in (monitor_process, *servers):
             if process is not None:
-                stop_process(process)
+                sim_ioc.stop_process(process)
 
 
 monitor_process = None
@@ -81,8 +108,6 @@ monitor_process = None
 
 def start_monitor(workdir: Path, expected: int) -> None:
     """monitor_pvs as a subprocess; returns once it has a value for `expected` addresses."""
-    import subprocess
-
     from monitor import live
 
     global monitor_process
@@ -98,10 +123,10 @@ def start_monitor(workdir: Path, expected: int) -> None:
         time.sleep(0.2)
 
 
-def run(args, workdir: Path, with_monitor=None) -> None:
+def run(args, protocol: str, workdir: Path, with_monitor=None) -> None:
     from django.contrib.auth import get_user_model
 
-    from pvs.epics_io import epics_service
+    from pvs.channels import service
     from pvs.importers import import_pvs
     from pvs.models import PV
     from snapshots.capture.services import take_snapshot
@@ -109,10 +134,13 @@ def run(args, workdir: Path, with_monitor=None) -> None:
     from snapshots.restore.execute import execute_restore
     from snapshots.restore.preview import preview_restore
 
-    report = import_pvs("registry.csv", (workdir / "registry.csv").read_bytes(), dry_run=False)
-    assert report.ok, report.errors[:5]
+    ca, pva = sim_ioc.split(protocol, args.pvs)
+    if ca:
+        report = import_pvs("registry.csv", (workdir / "registry.csv").read_bytes(), dry_run=False)
+        assert report.ok, report.errors[:5]
+    PV.objects.bulk_create((PV(**fields) for fields in sim_ioc.pva_pvs(pva)), batch_size=5000)
     user, _ = get_user_model().objects.get_or_create(username="bench")
-    io = epics_service()
+    io = service()
     started = time.perf_counter()
     addresses = [a for pv in PV.objects.values_list("setpoint_address", "readback_address") for a in pv if a]
     connected = io.connect(addresses, 20.0)
@@ -137,7 +165,7 @@ def run(args, workdir: Path, with_monitor=None) -> None:
         direct.append(take_snapshot(title="direct", created_by=user, mode="direct", reader=io))
     totals = [sum(s.timings.values()) for s in direct]
     print(
-        f"direct snapshot of {direct[0].pv_count} PVs (setpoints and read-backs read over Channel Access), "
+        f"direct snapshot of {direct[0].pv_count} PVs (setpoints and read-backs read from the servers), "
         f"call to commit: median {statistics.median(totals):.2f} s of {[round(t, 2) for t in totals]}"
     )
     for stage in direct[0].timings:

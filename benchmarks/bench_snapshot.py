@@ -1,11 +1,15 @@
 """Time a cache snapshot of 50,000 PVs (with readbacks) and reading its values back.
 
     .venv/bin/python benchmarks/bench_snapshot.py [--pvs 50000] [--repeat 5] [--stats none|stale|fresh]
+        [--protocol ca|pva|mixed]
 
 Uses the database `squirrel_bench` (SQUIRREL_DB_NAME overrides it; dropped and created again)
 and Redis database 14 (SQUIRREL_REDIS_URL overrides it; FLUSHDB'd first): never point either at
 data you care about. One snapshot is taken before the measured ones (the earlier work of
-bench_stats); --stats says when ANALYZE runs, stale by default.
+bench_stats); --stats says when ANALYZE runs, stale by default. --protocol: the registry's
+addresses are Channel Access (ca, the default), ``pva://`` (pva: setpoints and read-backs), or
+every other PV's pvAccess (mixed); the cache holds them under the same spellings, as the monitor
+writes them. (The direct snapshot of each protocol, from the servers: bench_restore.py.)
 """
 
 import argparse
@@ -63,6 +67,18 @@ def fill_cache(client, addresses: list[tuple[str, str]]) -> int:
     return len(values)
 
 
+def as_pva(every: int) -> None:
+    """Address every `every`-th PV's setpoint and read-back over pvAccess (``pva://``)."""
+    table = PV._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET setpoint_address = 'pva://' || setpoint_address, "
+            f"readback_address = CASE WHEN readback_address = '' THEN '' ELSE 'pva://' || readback_address END "
+            f"WHERE id %% %s = 0",
+            [every],
+        )
+
+
 def empty_snapshots() -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {SnapshotValue._meta.db_table}, {Snapshot._meta.db_table} RESTART IDENTITY CASCADE")
@@ -89,13 +105,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pvs", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--protocol", choices=("ca", "pva", "mixed"), default="ca", help="the addresses' protocol")
     bench_stats.add_argument(parser)
-    args = smoke.parse_args(parser, pvs=300, repeat=1)
+    args = smoke.parse_args(parser, pvs=300, repeat=1, protocol="mixed")
     create_database(new=True)
     # Two thirds of the PVs have a readback, as in a typical registry.
     lines = registry_csv(args.pvs).decode().splitlines()
     lines[1:] = [line if i % 3 else ",,".join(line.split(",", 2)[::2]) for i, line in enumerate(lines[1:])]
     assert import_pvs("bench.csv", "\n".join(lines) + "\n", dry_run=False).ok
+    if args.protocol != "ca":
+        as_pva(every=1 if args.protocol == "pva" else 2)
     client = live.redis_client()
     client.flushdb()
     addresses = list(PV.objects.values_list("setpoint_address", "readback_address"))
@@ -125,7 +144,7 @@ def main() -> None:
         reads.append(timed(lambda rows=rows, snapshot=snapshot: rows.update(n=read_back(snapshot))))
         assert rows["n"] == args.pvs
     print(
-        f"{args.pvs} PVs, {cached} cached addresses, {snapshot.disconnected_count} disconnected; "
+        f"{args.pvs} PVs ({args.protocol}), {cached} cached addresses, {snapshot.disconnected_count} disconnected; "
         f"statistics {args.stats}; median of {args.repeat} runs; load average {os.getloadavg()[0]:.2f}:"
     )
     print(f"  {'take_snapshot(mode=cache), request to commit':<48} {statistics.median(totals):6.3f} s")

@@ -1,11 +1,11 @@
 """pvAccess for many channels at once: the only module that imports p4p's client.
 
 The pvAccess counterpart of :mod:`pvs.epics_io` over :mod:`pvs.epics_bulk` (libca): one pool of
-client contexts per process (:func:`client_contexts`), batched gets and puts with completion
-(:class:`PvaService`, :func:`pva_service`) and a set of subscriptions drained in batches
-(:class:`ChannelSet`). It returns the same results as the Channel Access layer (``Value``,
-``Metadata``, ``PollResult``, ``ReadResult``, ``PutResult``), so callers need not care which
-protocol an address speaks.
+client contexts per process (:func:`client_contexts`, ``SQUIRREL_PVA_CONTEXTS`` of them),
+batched reads and puts with completion (:class:`PvaService`, :func:`pva_service`) and a set of
+subscriptions drained in batches (:class:`ChannelSet`). It returns the same results as the
+Channel Access layer (``Value``, ``Metadata``, ``PollResult``, ``ReadResult``, ``PutResult``), so
+callers need not care which protocol an address speaks.
 
 What a normative type reads as (:func:`decode`), through :mod:`squirrel_site.epics_values`:
 
@@ -32,11 +32,13 @@ still goes is docs/benchmarks.md, "pvAccess".
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
 import zlib
 from collections import deque
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -72,11 +74,26 @@ class PvAccessError(RuntimeError):
 
 # One client pool per process: a few contexts, each address always on the same one.
 
+
 # pvxs (1.5, as pvxslibs ships it) walks its search lists once per channel it searches (the
 # wheels' libstdc++ ABI counts a std::list by walking it), so one context's CPU grows with the
 # square of its channels: 50,000 channels cost its network thread 8-29 s, four contexts of
 # 12,500 cost theirs 4.4 s in all (docs/benchmarks.md, "pvAccess").
-CONTEXTS = 4
+def _context_count() -> int:
+    text = os.environ.get("SQUIRREL_PVA_CONTEXTS", "").strip()
+    if not text:
+        return DEFAULT_CONTEXTS
+    try:
+        count = int(text)
+    except ValueError:
+        raise PvAccessError(f"SQUIRREL_PVA_CONTEXTS must be a whole number, not {text!r}") from None
+    if not 1 <= count <= 256:
+        raise PvAccessError(f"SQUIRREL_PVA_CONTEXTS must be between 1 and 256, not {count}")
+    return count
+
+
+DEFAULT_CONTEXTS = 4
+CONTEXTS = _context_count()
 
 _contexts: list[Context] = []
 _context_lock = threading.Lock()
@@ -113,6 +130,7 @@ def context_of(address: str, contexts: Sequence[Context]) -> Context:
 @atexit.register
 def close_client_contexts() -> None:
     """Close the process's pool (every subscription and operation on it ends)."""
+    _closer.close_now()
     with _context_lock:
         for context in _contexts:
             context.close()
@@ -258,94 +276,55 @@ def _error_text(error: BaseException) -> str:
     return f"failed: {error}" if str(error) else f"failed: {type(error).__name__}"
 
 
-# Direct gets and puts.
+# Direct reads and puts.
+#
+# Both run every operation at once and gather the answers in the calling thread. A read is a
+# subscription closed after its first update (the whole value, as a get answers): p4p then calls
+# only a C-level handler per channel (it queues the channel's index) and the value is popped and
+# converted here, where a get calls a Python handler chain per answer on the context's network
+# thread (a third of the CPU a get of 50,000 channels took: docs/benchmarks.md, "pvAccess"). A put
+# needs its Python builder there (the value is filled in once the server has said the channel's
+# type); its completion handler is a single Python call that queues the outcome.
 
 
-class _Batch:
-    """Operations started together, finished by p4p's callbacks (any thread), waited for once."""
+def _finished(ready: deque, index: int, code: int, message: str, value) -> None:
+    """p4p's completion handler of operation `index` (any thread): queue its outcome."""
+    ready.append((index, code, message, value))
 
-    def __init__(self, count: int):
-        self.results: list = [None] * count
-        self.remaining = count
-        self.lock = threading.Lock()
-        self.finished = threading.Condition(self.lock)  # notified at each result
-        self.done = threading.Event()
-        # A put's builder runs once the server has told the channel's type: the channel connected.
-        self.reached = [False] * count
-        if not count:
-            self.done.set()
 
-    def callback(self, index: int):
-        def finished(result) -> None:
-            if isinstance(result, Cancelled):
-                return
-            with self.lock:
-                if self.results[index] is not None:
-                    return
-                self.results[index] = (result, time.time())
-                self.remaining -= 1
-                self.finished.notify_all()
-                if not self.remaining:
-                    self.done.set()
+# p4p's completion codes (p4p.client.raw.unwrapHandler): an error the server sent, the
+# operation cancelled (closed), the builder raised, success.
+_REMOTE_ERROR, _CANCELLED, _BUILDER_ERROR = 0, 1, 2
 
-        return finished
 
-    def start_all(self, start, timeout: float, window: int | None = None) -> list:
-        """Call ``start(i)`` for every index (each returns its operation) with at most `window`
-        operations unfinished at a time (None: all at once); wait until every one has finished or
-        none has for `timeout` seconds (so a large batch is not cut short by its size while a dead
-        server still costs one timeout). Returns the operations started (closed by :meth:`finish`)."""
-        count = len(self.results)
-        operations = []
-        deadline = time.monotonic() + timeout
-        with self.lock:
-            seen = count - self.remaining
-        for index in range(count):
-            if window is not None:
-                with self.lock:
-                    while index - (count - self.remaining) >= window:
-                        finished = count - self.remaining
-                        if finished != seen:
-                            seen, deadline = finished, time.monotonic() + timeout
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            return operations  # the rest are never sent
-                        self.finished.wait(min(left, 0.5))
-            operations.append(start(index))
-        while not self.done.is_set():
-            with self.lock:
-                finished = count - self.remaining
-            if finished != seen:
-                seen, deadline = finished, time.monotonic() + timeout
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            self.done.wait(min(left, 0.5))
-        return operations
-
-    def finish(self, operations: list, timeout: float | None = None) -> list[tuple[str | None, object, float]]:
-        """Wait up to `timeout` seconds (None: not at all, :meth:`start_all` waited), close
-        `operations`, and give each one's (error, result, time received): error None for a result,
-        else why there is none (:func:`_missing` for no answer, the failure's text)."""
+def _run_all(started: list, start, count: int, ready: deque, take, timeout: float, window: int | None = None) -> None:
+    """Start `count` operations (``start(index)`` each, appended to `started`), at most `window`
+    unanswered at a time (None: all at once), and call ``take(item, received)`` for every item
+    `ready` receives, until `take` has returned True `count` times or no answer has come for
+    `timeout` seconds (so a large batch is not cut short by its size, while a dead server still
+    costs one timeout); then leave the operations to the closer. Operations the window held back
+    until then are never started (``len(started) < count``)."""
+    window = count if window is None else max(1, window)
+    deadline = time.monotonic() + timeout
+    answered = 0
+    with _closer.busy():
         try:
-            if timeout is not None:
-                self.done.wait(timeout)
+            while answered < count:
+                while len(started) < count and len(started) - answered < window:
+                    started.append(start(len(started)))
+                if not ready:
+                    if time.monotonic() >= deadline:
+                        return
+                    time.sleep(_IDLE_POLL)
+                    continue
+                received, before = time.time(), answered
+                for _ in range(len(ready)):
+                    if take(ready.popleft(), received):
+                        answered += 1
+                if answered != before:
+                    deadline = time.monotonic() + timeout
         finally:
-            for operation in operations:
-                operation.close()
-        with self.lock:
-            return [
-                _outcome(item, self.reached[index], index < len(operations)) for index, item in enumerate(self.results)
-            ]
-
-
-def _outcome(item, reached: bool, sent: bool) -> tuple[str | None, object, float]:
-    if item is None:
-        return _missing(reached, sent), None, 0.0
-    result, received = item
-    if isinstance(result, BaseException):
-        return _error_text(result), None, 0.0
-    return None, result, received
+            _closer.close_later(started)
 
 
 # A put never started: the ones before it held the window until the timeout.
@@ -363,6 +342,90 @@ def _missing(reached: bool, sent: bool) -> str:
     return TIMEOUT if reached else DISCONNECTED
 
 
+class _Closer:
+    """Closes finished subscriptions and operations in a thread of its own, while no read or put
+    is under way.
+
+    p4p's ``close()`` cancels the operation synchronously on its context's network thread: as
+    much CPU and wall time again as starting it (1.5 s for 20,000 subscriptions on the 2-core
+    VM: docs/benchmarks.md, "pvAccess"), which a read or put need not wait for once every answer
+    is in, and which, beside the next read, slows that one down as much again. So it waits for a
+    moment with none under way (:meth:`busy`), unless :data:`_CLOSE_BACKLOG` items are waiting.
+    The channels stay cached on their contexts either way."""
+
+    def __init__(self):
+        self._pending: deque = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closing = 0
+        self._active = 0
+
+    @contextmanager
+    def busy(self):
+        """Around a read or put: no closing meanwhile (short of the backlog)."""
+        with self._lock:
+            self._active += 1
+            self._idle.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                if not self._active:
+                    self._idle.set()
+
+    def close_later(self, items: list) -> None:
+        self._pending.extend(items)
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pva-closer", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def close_now(self, limit: int | None = None) -> None:
+        """Close what is pending (at most `limit` items), in the calling thread."""
+        with self._lock:
+            self._closing += 1
+        try:
+            count = 0
+            while self._pending and (limit is None or count < limit):
+                try:
+                    item = self._pending.popleft()
+                except IndexError:
+                    return
+                item.close()
+                count += 1
+        finally:
+            with self._lock:
+                self._closing -= 1
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` s until nothing is pending or being closed; whether it is so."""
+        deadline = time.monotonic() + timeout
+        while self._pending or self._closing:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_IDLE_POLL)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                if len(self._pending) < _CLOSE_BACKLOG:
+                    self._idle.wait()
+                self.close_now(_CLOSE_CHUNK)
+
+
+_CLOSE_CHUNK = 500  # items closed between two looks for a read or put under way
+_CLOSE_BACKLOG = 200_000  # items waiting to be closed beyond which closing waits for nothing
+_closer = _Closer()
+
+
 class PvaService:
     """Direct reads and puts on the process's client pool (or on `contexts`), from any thread."""
 
@@ -375,30 +438,54 @@ class PvaService:
         return self._contexts if self._contexts is not None else client_contexts()
 
     def read(self, addresses: Sequence[str], timeout: float = 2.0) -> dict[str, ReadResult]:
-        """A get of every address at once: {address: ReadResult} within `timeout` seconds.
+        """The current value of every address at once: {address: ReadResult} within `timeout`
+        seconds of the last answer (``disconnected`` for an address that did not answer: a read
+        cannot tell an absent channel from a server too slow to answer in time; the failure's
+        text for one that failed).
 
         An address may carry its ``pva://`` (the registry's spelling); results are keyed by the
         address as given. Each answer's metadata is kept for :meth:`metadata`."""
         addresses = list(dict.fromkeys(addresses))
-        batch = _Batch(len(addresses))
-        contexts = self.contexts
+        contexts, ready = self.contexts, deque()
+        monitors: list = []
+        outcomes: list[tuple[Value, Metadata] | str | None] = [None] * len(addresses)
 
-        def start(i: int):
-            address = addresses[i]
-            return context_of(address, contexts).get(name_of(address), batch.callback(i), request=_REQUEST)
+        def take(index: int, received: float) -> bool:
+            if outcomes[index] is not None:
+                return False
+            try:
+                update = monitors[index].pop()
+            except Exception as exc:  # noqa: BLE001  (p4p returns what the server sent, may raise it)
+                update = exc
+            if update is None or isinstance(update, (Disconnected, Cancelled)):
+                return False  # not connected (yet): it may still answer before the timeout
+            if isinstance(update, Exception):
+                outcomes[index] = _error_text(update)
+            else:
+                outcomes[index] = decode(addresses[index], update, received)
+            return True
 
-        operations = batch.start_all(start, timeout)
+        def start(index: int):
+            address = addresses[index]
+            return _p4p.ClientMonitor(
+                context_of(address, contexts)._ctxt,
+                name_of(address),
+                handler=partial(ready.append, index),
+                pvRequest=_REQUEST,
+            )
+
+        _run_all(monitors, start, len(addresses), ready, take, timeout)
         results = {}
-        for address, (error, raw, received) in zip(addresses, batch.finish(operations), strict=True):
-            reading = None
-            if not error:
-                reading, meta = decode(address, raw, received)
-                self._metadata[address] = meta
-            results[address] = ReadResult(address, reading, error)
+        for address, outcome in zip(addresses, outcomes, strict=True):
+            if outcome is None or isinstance(outcome, str):
+                results[address] = ReadResult(address, None, outcome or _missing(reached=False, sent=True))
+            else:
+                reading, self._metadata[address] = outcome
+                results[address] = ReadResult(address, reading, None)
         return results
 
     def connect(self, addresses: Iterable[str], timeout: float | None = None) -> set[str]:
-        """The addresses that answer a get within `timeout` s (2 s if None): pvAccess has no
+        """The addresses that answer a read within `timeout` s (2 s if None): pvAccess has no
         separate connect, and a channel once created stays cached on its context."""
         results = self.read(list(addresses), 2.0 if timeout is None else timeout)
         return {address for address, result in results.items() if result.error is None}
@@ -416,24 +503,41 @@ class PvaService:
         (pvAccess' ``record[block=true]``); the others when it has accepted them. The timeout
         counts from the last completion. A put that timed out may still have been applied; one
         whose channel never answered is ``disconnected`` and was not sent."""
-        batch = _Batch(len(requests))
-        contexts = self.contexts
+        contexts, ready = self.contexts, deque()
+        operations: list = []
+        answered = [False] * len(requests)
+        errors: list[str | None] = [None] * len(requests)
+        # A put's builder runs once the server has told the channel's type: the channel connected.
+        reached = [False] * len(requests)
 
-        def start(i: int):
-            request = requests[i]
-            # A label needs the enum's choices, which only a get before the put brings.
-            fetch = isinstance(request.value, str)
-            return context_of(request.address, contexts).put(
+        def take(item, _received: float) -> bool:
+            index, code, message, value = item
+            if code == _CANCELLED or answered[index]:
+                return False
+            answered[index] = True
+            if code == _REMOTE_ERROR:
+                errors[index] = _error_text(RemoteError(message))
+            elif code == _BUILDER_ERROR:  # (type, value, traceback) of what the builder raised
+                errors[index] = _error_text(value[0](value[1]))
+            return True
+
+        def start(index: int):
+            request = requests[index]
+            return _p4p.ClientOperation(
+                context_of(request.address, contexts)._ctxt,
                 name_of(request.address),
-                batch.callback(i),
-                builder=_builder(request.value, partial(batch.reached.__setitem__, i, True)),
-                request=_PUT_WAIT if request.wait else _PUT_NO_WAIT,
-                get=fetch,
+                handler=partial(_finished, ready, index),
+                builder=_builder(request.value, partial(reached.__setitem__, index, True)),
+                pvRequest=_PUT_WAIT if request.wait else _PUT_NO_WAIT,
+                # A label needs the enum's choices, which only a get before the put brings.
+                get=isinstance(request.value, str),
+                put=True,
             )
 
-        operations = batch.start_all(start, timeout, max_outstanding)
+        _run_all(operations, start, len(requests), ready, take, timeout, max_outstanding)
         results = {}
-        for request, (error, _, _) in zip(requests, batch.finish(operations), strict=True):
+        for index, request in enumerate(requests):
+            error = errors[index] if answered[index] else _missing(reached[index], index < len(operations))
             ok = error is None
             results[request.address] = PutResult(request.address, ok, error, ok and request.wait)
         return results

@@ -164,21 +164,20 @@ def test_puts_go_out_at_most_max_outstanding_at_a_time(pva_server, service, put_
     doubles = [pv for pv in pva_server.pvs if pv.type == sim_pva.DOUBLE][:12]
     put_back(doubles)
     started, unfinished, most = [], [0], [0]
-    real_callback = pva_bulk._Batch.callback
+    real_operation, real_finished = pva_bulk._p4p.ClientOperation, pva_bulk._finished
 
-    def counting(batch, index):
-        finished = real_callback(batch, index)
-
-        def counted(result):
-            unfinished[0] -= 1
-            finished(result)
-
+    def counting_operation(*args, **kwargs):
         unfinished[0] += 1
         most[0] = max(most[0], unfinished[0])
-        started.append(index)
-        return counted
+        started.append(args[1])
+        return real_operation(*args, **kwargs)
 
-    monkeypatch.setattr(pva_bulk._Batch, "callback", counting)
+    def counting_finished(ready, index, code, message, value):
+        unfinished[0] -= 1
+        real_finished(ready, index, code, message, value)
+
+    monkeypatch.setattr(pva_bulk._p4p, "ClientOperation", counting_operation)
+    monkeypatch.setattr(pva_bulk, "_finished", counting_finished)
     requests = [PutRequest(pv.name, 100.0 + i, wait=True) for i, pv in enumerate(doubles)]
     results = service.put(requests, timeout=5, max_outstanding=3)
     assert all(r.ok and r.completed for r in results.values()), results
@@ -265,3 +264,62 @@ def test_subscriptions_report_connection_metadata_and_every_change(pva_server, p
         channels.close()
         for context in contexts:
             context.close()
+
+
+# The client's settings and its background closing.
+
+
+@pytest.mark.parametrize(("given", "count"), [("", pva_bulk.DEFAULT_CONTEXTS), ("8", 8), (" 1 ", 1)])
+def test_the_context_count_comes_from_the_environment(monkeypatch, given, count):
+    monkeypatch.setenv("SQUIRREL_PVA_CONTEXTS", given)
+    assert pva_bulk._context_count() == count
+
+
+@pytest.mark.parametrize("given", ["four", "0", "257"])
+def test_a_context_count_that_is_no_count_is_refused_saying_why(monkeypatch, given):
+    monkeypatch.setenv("SQUIRREL_PVA_CONTEXTS", given)
+    with pytest.raises(pva_bulk.PvAccessError, match="SQUIRREL_PVA_CONTEXTS must be"):
+        pva_bulk._context_count()
+
+
+class _Closable:
+    def __init__(self):
+        self.closed = 0
+
+    def close(self):
+        self.closed += 1
+
+
+def test_finished_operations_are_closed_once_each_in_the_background():
+    closer = pva_bulk._Closer()
+    batches = [[_Closable() for _ in range(50)] for _ in range(3)]
+    for batch in batches:
+        closer.close_later(batch)
+    assert closer.wait(5)
+    assert [item.closed for batch in batches for item in batch] == [1] * 150
+    closer.close_now()  # nothing left: closes nothing again
+    assert {item.closed for batch in batches for item in batch} == {1}
+
+
+def test_nothing_is_closed_while_a_read_or_put_is_under_way():
+    closer = pva_bulk._Closer()
+    items = [_Closable() for _ in range(10)]
+    with closer.busy():
+        closer.close_later(items)
+        assert not closer.wait(0.3)  # still pending: the read or put has the network threads
+        assert {item.closed for item in items} == {0}
+    assert closer.wait(5)
+    assert {item.closed for item in items} == {1}
+
+
+@pytest.mark.ioc
+def test_reads_one_after_another_each_answer_and_close_their_subscriptions(pva_server, service):
+    pvs = [pva_server.of_type(t) for t in sim_pva.TYPES]
+    names = [pv.name for pv in pvs]
+    first = service.read(names, timeout=5)
+    second = service.read([f"pva://{name}" for name in names], timeout=5)
+    assert all(result.reading is not None for result in first.values()), first
+    assert {a.removeprefix("pva://"): r.reading.value for a, r in second.items()} == {
+        a: r.reading.value for a, r in first.items()
+    }
+    assert pva_bulk._closer.wait(5)
