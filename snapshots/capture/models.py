@@ -160,7 +160,7 @@ class SnapshotValue(models.Model):
         indexes = [
             models.Index(fields=["snapshot", "id"], name="snapshotvalue_snapshot_id"),
             # A comparison reads the structures of the snapshots it compares first (comparison's
-            # rows.structure_pairs): a few rows, found without reading the other 50,000.
+            # structure_pairs.structure_pairs): a few rows, found without reading the other 50,000.
             models.Index(
                 fields=["snapshot"],
                 name="snapshotvalue_structures",

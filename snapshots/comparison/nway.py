@@ -42,9 +42,9 @@ from snapshots.comparison.rows import (
     analytic_cursor,
     format_value,
     saved_readback,
-    structure_pairs,
 )
 from snapshots.comparison.rules import MATCHING_STATUSES, ComparisonStatus, comparison_status
+from snapshots.comparison.structure_pairs import structure_pairs
 from squirrel_site import safe_csv
 from squirrel_site.epics_values import (
     ARRAY,

@@ -14,7 +14,7 @@ cases and on random values), including where PostgreSQL's float8 differs from Py
 
 Structures (the ``structure`` category: typed JSON text) are equal when their texts are. For a
 pair whose texts differ, Python (snapshots.comparison.rules.tolerant_pairs, before the query:
-snapshots.comparison.rows.structure_pairs) says whether anything but numbers of number columns
+snapshots.comparison.structure_pairs.structure_pairs) says whether anything but numbers of number columns
 differs, and if not, which numbers; the query gets them as the row's ``decided`` column and
 matches them element by element with the row's tolerances, as arrays of numbers. Parsing JSON and
 comparing tables column by column stays in one place (those pairs are few: a machine has a few

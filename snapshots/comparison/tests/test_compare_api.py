@@ -131,7 +131,7 @@ def test_live_comparison_without_redis_is_503(client, signed_in, pair, monkeypat
 def test_a_compare_page_costs_a_fixed_number_of_queries(client, signed_in, pair, django_assert_num_queries):
     a, b = pair
     # session, user, the user's and the groups' permissions, snapshots a and b with their tags;
-    # the structures whose texts differ (rows.structure_pairs); SAVEPOINT, 2 x SET LOCAL, the
+    # the structures whose texts differ (structure_pairs.structure_pairs); SAVEPOINT, 2 x SET LOCAL, the
     # comparison, RELEASE.
     with django_assert_num_queries(14):
         assert get(client, a=a.id, b=b.id).status_code == 200
