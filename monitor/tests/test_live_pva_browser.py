@@ -57,7 +57,8 @@ def test_pvaccess_values_show_and_follow_on_the_live_pages(pva_site, pva_server,
     enum_index = served[name_of(addresses[sim_pva.ENUM])]["value"]["index"]
     assert shown[sim_pva.ENUM].strip() == sim_pva.ENUM_CHOICES[enum_index]
     assert served[name_of(addresses[sim_pva.STRING])]["value"] in shown[sim_pva.STRING]
-    assert "NTTable" in shown[sim_pva.TABLE]
+    # A table reads as one (snapshots/comparison, "Structures"): its size, then each column.
+    assert f"table {sim_pva.TABLE_ROWS}×{len(sim_pva.TABLE_COLUMNS)}: device [" in shown[sim_pva.TABLE]
     assert shown[sim_pva.BOOL].strip() in ("0", "1")
 
     # Another client's put follows on the open page, as a Channel Access one does (shown with
