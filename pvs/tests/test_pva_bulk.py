@@ -4,6 +4,7 @@ process reading the server back (marker `ioc`)."""
 
 import json
 import math
+import time
 
 import pytest
 from p4p.nt import NTEnum, NTScalar, NTTable
@@ -151,12 +152,15 @@ def test_puts_with_completion_of_every_writable_type_reach_the_server(pva_server
     pvs = [pva_server.of_type(t) for t in WRITABLE]
     put_back(pvs)
     requests = [PutRequest(pv.name, NEW_VALUES[pv.type], wait=True) for pv in pvs]
+    before = time.time()
     results = service.put(requests, timeout=5)
     assert all(r.ok and r.completed for r in results.values()), results
     served = pva_server.pvget(pv.name for pv in pvs)
     for pv in pvs:
         got = served[pv.name]["value"]
         assert (got["index"] if pv.type == sim_pva.ENUM else _plain(pv.type, got)) == NEW_VALUES[pv.type], pv
+        # The simulated server stamps a put when it applies it, as an IOC does.
+        assert served[pv.name]["timeStamp"]["secondsPastEpoch"] >= int(before), pv
 
 
 @pytest.mark.ioc

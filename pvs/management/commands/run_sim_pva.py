@@ -81,7 +81,9 @@ def serve(pvs: list[sim_pva.SimPV], port: int):
 
     class Apply:
         def put(self, pv, op):
-            pv.post(op.value())
+            # Stamped when applied, as an IOC stamps a record when a put processes it: the client's
+            # value carries no time of its own (posted as it is, a put left the PV at timestamp 0).
+            pv.post(op.value(), timestamp=time.time())
             op.done()
 
     handler = Apply()
