@@ -4,7 +4,8 @@ archive's values at a past time) and write the snapshot in one transaction.
 Stages, timed in `Snapshot.timings` (seconds) for benchmarks and logs: `registry` (the PVs'
 addresses with `values_list`), `cache` (pipelined HMGETs), `direct` (Channel Access reads) and
 `write` (Snapshot row + the row tuples, built while COPY sends the ones before + commit); a
-snapshot from the archive has `archive` (the archivers' answers) in place of `cache` and `direct`.
+snapshot from the archive has `archive` (metadata from Redis and the archivers' answers) in place
+of `cache` and `direct`.
 """
 
 from __future__ import annotations
@@ -223,6 +224,7 @@ def take_archived_snapshot(
     archiver answers (SnapshotError naming each and why).
     """
     addresses = list(dict.fromkeys(a for _, setpoint, readback in registry for a in (setpoint, readback) if a))
+    started = time.perf_counter()
     report(10, "Reading metadata")
     try:
         metadata = live.read_metadata(addresses)
@@ -231,7 +233,6 @@ def take_archived_snapshot(
         metadata = {}
     kinds = {address: meta.kind for address, meta in metadata.items() if meta is not None}
     report(20, f"Asking the archive for {len(addresses)} addresses at {archiver.iso(at)}")
-    started = time.perf_counter()
     try:
         archived = archiver.values_at(addresses, at, timeout=timeout, kinds=kinds)
     except archiver.ArchiverError as error:
