@@ -134,5 +134,7 @@ def test_the_snapshot_page_says_as_archived_at_and_each_sample_age(client, opera
         ("T:A", "archive", "main", 720.0),
         ("T:GONE", "archive", "", None),
     ]
+    listed = client.get(reverse("snapshots:list")).content.decode()
+    assert "as archived at" in listed
     detail = client.get(f"/api/v1/snapshots/{snapshot.pk}/").json()
     assert (detail["mode"], detail["archived_at"]) == ("archive", "2026-03-01T02:00:00Z")
