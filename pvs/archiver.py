@@ -275,26 +275,28 @@ def _no_answer(failures: dict[str, str], count: int) -> str:
 
 
 def _sample(address: str, sample, kind_hint: str | None) -> Value | str:
-    """An archived sample as a Value, or why it cannot be read."""
-    if not isinstance(sample, dict):
+    """An archived sample as a Value, or why it cannot be read. (Run once per address: 83,000
+    times for a 50,000-PV snapshot, so its checks are on exact types, not isinstance chains.)"""
+    if type(sample) is not dict:
         return "the archiver's sample is not an object"
-    secs, nanos = sample.get("secs"), sample.get("nanos", 0)
-    if not _is_number(secs) or not _is_number(nanos):
+    get = sample.get
+    secs, nanos = get("secs"), get("nanos", 0)
+    if not (_is_number(secs) and _is_number(nanos)):
         return "the archiver's sample has no time"
-    val = sample.get("val")
+    val = get("val")
     kind = ev.kind_of_archived(val, kind_hint)
     if kind is None:
         return f"the archiver's value is of no kind Squirrel reads ({type(val).__name__})"
-    status, severity = sample.get("status", 0), sample.get("severity", 0)
-    timestamp = float(secs) + float(nanos) / 1e9
+    status, severity = get("status", 0), get("severity", 0)
+    timestamp = secs + nanos / 1e9
     return Value(
-        address=address,
-        kind=kind,
-        value=ev.archived_value(val, kind),
-        status=int(status) if _is_number(status) else 0,
-        severity=int(severity) if _is_number(severity) else 0,
-        timestamp=timestamp,
-        received=timestamp,
+        address,
+        kind,
+        ev.archived_value(val, kind),
+        status if type(status) is int else 0,
+        severity if type(severity) is int else 0,
+        timestamp,
+        timestamp,
     )
 
 
@@ -329,4 +331,5 @@ def _history_of(address: str, answer, archiver: str, kind_hint) -> History | Non
 
 
 def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    kind = type(x)
+    return kind is int or (kind is float and math.isfinite(x))
