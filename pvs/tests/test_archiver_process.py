@@ -140,13 +140,13 @@ def test_pvaccess_addresses_are_recorded_and_asked_with_their_prefix(pva_server,
     from django.conf import settings
 
     from pvs import sim_pva
-    from squirrel_site.testing.archiver import PORT_OFFSET, SimArchiver
+    from squirrel_site.testing.archiver import PORT_LIMIT, PORT_OFFSET, SimArchiver
     from squirrel_site.testing.pva import plain_value
     from squirrel_site.testing.services import Ports
     from squirrel_site.testing.workers import port_base
 
     served = {kind: f"pva://{pva_server.of_type(kind).name}" for kind in sim_pva.TYPES}
-    port = Ports(port_base() + PORT_OFFSET).take()
+    port = Ports(port_base() + PORT_OFFSET, limit=PORT_LIMIT).take()
     process = SimArchiver(tmp_path, list(served.values()), port, env=pva_server.conf)
     process.start()
     monkeypatch.setattr(settings, "ARCHIVERS", [("sim", process.url)])

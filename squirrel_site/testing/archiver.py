@@ -23,8 +23,9 @@ from squirrel_site.testing.services import Ports
 from squirrel_site.testing.workers import port_base
 
 READY_TIMEOUT = 30.0
-# Above the fault tests' ports (PORT_BASE..+50) and their private Redis (+50).
-PORT_OFFSET = 70
+# Above the fault tests' ports (PORT_BASE..+50) and their private Redis (+50), below the
+# benchmarks' smoke runs (+100) and the pvAccess servers (+150).
+PORT_OFFSET, PORT_LIMIT = 70, 20
 
 
 class SimArchiver:
@@ -115,7 +116,8 @@ def registry_addresses(sim_ioc) -> list[str]:
 def sim_archiver(sim_ioc, tmp_path, monkeypatch):
     """run_sim_archiver recording the simulated IOC's registry, named ``sim`` in settings.ARCHIVERS
     (serving: its first samples arrive within a second or so, :func:`recorded` waits for them)."""
-    archiver = SimArchiver(tmp_path, registry_addresses(sim_ioc), Ports(port_base() + PORT_OFFSET).take())
+    port = Ports(port_base() + PORT_OFFSET, limit=PORT_LIMIT).take()
+    archiver = SimArchiver(tmp_path, registry_addresses(sim_ioc), port)
     archiver.start()
     # Set on the settings themselves, not with an override (under which SETTINGS_MODULE reads None,
     # which other fixtures check).
