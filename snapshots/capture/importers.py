@@ -166,7 +166,9 @@ def _known_kinds(names: list[str]) -> dict[str, tuple[str, list | None]]:
     snapshots (KNOWN_KIND_SNAPSHOTS, not imported ones) saved them."""
     addresses = {normalized(name) for name in names if address_error(name) is None}
     ids = dict(
-        PV.objects.filter(setpoint_address__in=in_array(sorted(addresses), "text")).values_list("id", "setpoint_address")
+        PV.objects.filter(setpoint_address__in=in_array(sorted(addresses), "text")).values_list(
+            "id", "setpoint_address"
+        )
     )
     if not ids:
         return {}
@@ -178,7 +180,9 @@ def _known_kinds(names: list[str]) -> dict[str, tuple[str, list | None]]:
     known: dict[str, tuple[str, list | None]] = {}
     for snapshot_id in newest:
         saved = SnapshotValue.objects.filter(snapshot_id=snapshot_id, pv_id__in=in_array(list(ids), "bigint"))
-        for pv_id, kind, labels in saved.exclude(value_type=ev.NO_VALUE).values_list("pv_id", "value_type", "enum_labels"):
+        for pv_id, kind, labels in saved.exclude(value_type=ev.NO_VALUE).values_list(
+            "pv_id", "value_type", "enum_labels"
+        ):
             known.setdefault(ids[pv_id], (kind, labels))
         if len(known) == len(ids):
             break

@@ -566,4 +566,3 @@ def export_snapshot_sav(snapshot, stream) -> None:
     for record in value_records(snapshot):
         stream.write(sav_line(record["pv_name"], record["value_type"], record["setpoint"]))
     stream.write(f"{END_MARKER}\n")
-

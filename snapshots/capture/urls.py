@@ -1,5 +1,5 @@
-"""The snapshot list (snapshots:list) and its import (snapshots:import), included by snapshots.urls; the snapshot page is
-snapshots.restore's."""
+"""The snapshot list (snapshots:list) and its import (snapshots:import), included by snapshots.urls;
+the snapshot page is snapshots.restore's."""
 
 from django.urls import path
 
