@@ -80,7 +80,8 @@ class SnapshotListView(PermissionRequiredMixin, View):
 
 class ImportSnapshotView(PermissionRequiredMixin, View):
     """POST a save file from the list page's "Import a save file" panel (snapshots.add_snapshot):
-    on success, to the new snapshot with a message counting its unknown PVs; else the list page
+    on success, back to the list (the new snapshot on top) with a message counting its unknown PVs
+    and linking to it; else the list page
     again with every problem (file:line) under the form (400). The body limit is the upload one
     (squirrel_site.request_limits.UPLOAD_VIEWS)."""
 
@@ -109,7 +110,7 @@ class ImportSnapshotView(PermissionRequiredMixin, View):
                     form.add_error("file", str(problem))
             else:
                 messages.success(request, import_message(snapshot))
-                return redirect("snapshots:detail", snapshot.pk)
+                return redirect("snapshots:list")
         view = SnapshotListView()
         take_form = TakeSnapshotForm(user=request.user, prefix="take")
         return view.render(request, take_form, status=400, import_form=form)

@@ -279,7 +279,7 @@ def test_an_imported_save_file_leads_to_its_snapshot_with_its_unknown_pvs_counte
 
     snapshot = Snapshot.objects.get()
     assert (snapshot.title, snapshot.origin, snapshot.pv_count) == ("IOC at 23:15", "imported", 2)
-    assert response.redirect_chain == [(reverse("snapshots:detail", args=[snapshot.pk]), 302)]
+    assert response.redirect_chain == [(reverse("snapshots:list"), 302)]
     message = str(next(iter(response.context["messages"])))
     assert message == (
         f'Imported 2 values as snapshot <a href="{reverse("snapshots:detail", args=[snapshot.pk])}">“IOC at 23:15”</a>:'
