@@ -28,6 +28,7 @@ Nothing scans at idle except the changing PVs (about 2%), so a 50K-PV IOC stays 
 import csv
 import math
 import random
+import time
 from dataclasses import dataclass, field
 
 PAIR = "pair"
@@ -720,8 +721,6 @@ def autosave_value_text(value) -> str:
 def autosave_text(values: list[tuple[str, object]], saved_at: float) -> str:
     """The whole .sav file: autosave's header (local time, yymmdd-HHMMSS), ``NAME value`` lines,
     ``#NAME Search Issued`` for a value that could not be read (None), and ``<END>``."""
-    import time
-
     stamp = time.strftime("%y%m%d-%H%M%S", time.localtime(saved_at))
     lines = [f"# {AUTOSAVE_VERSION}\tAutomatically generated - DO NOT MODIFY - {stamp}"]
     missing = sum(1 for _, value in values if value is None)

@@ -82,7 +82,7 @@ def import_snapshot(filename: str, content: bytes | str, *, created_by, title: s
         text = decode_text(content) if extension in (".json", ".csv") else _save_file_text(content)
     except TextError as error:
         raise SnapshotImportError([ImportProblem(filename, error.line, error.message)]) from None
-    fmt = save_files.sniff(filename, text) if extension in (".sav", ".snap") else None
+    fmt = save_files.sniff(filename, text) if extension in (".sav", ".snap") else None  # else an export
     if fmt is not None:
         header, records = _parse_save_file(fmt, filename, text, problems)
     else:

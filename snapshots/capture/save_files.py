@@ -81,21 +81,17 @@ class SaveFile:
     comment: str = ""
 
 
-def sniff(filename: str, text: str) -> str | None:
-    """The save-file format of `text` by its content, or None for none of them (a Squirrel export)."""
-    head = text.lstrip("\ufeff")[:4096]
-    first = head.split("\n", 1)[0].rstrip("\r")
+def sniff(filename: str, text: str) -> str:
+    """The save-file format of a .sav or .snap file, by its first line, else by its extension (a
+    .snap that is not BURT's is read as PSI's, whose parser then says what is missing)."""
+    first = text.split("\n", 1)[0].rstrip("\r")
     if first.startswith("--- Start BURT header"):
         return BURT
     if first.startswith("#{"):
         return PSI
-    if first.startswith(("#", "&")) and (AUTOSAVE_HEADER.strip() in first or filename.lower().endswith(".sav")):
+    if AUTOSAVE_HEADER in first or filename.lower().endswith(".sav"):
         return AUTOSAVE
-    if filename.lower().endswith(".sav"):
-        return AUTOSAVE
-    if filename.lower().endswith(".snap"):
-        return PSI
-    return None
+    return PSI
 
 
 def parse(fmt: str, filename: str, text: str, problems: list[ImportProblem]) -> SaveFile:
@@ -393,6 +389,13 @@ def _burt_words(line: str) -> list[str] | None:
 # The kind rule
 
 
+def _kind(element: type, array: bool) -> str:
+    """The plain kind (no labels, writable) of `element` values, one or an array: chosen by its
+    spec, as every decision on a kind is (squirrel_site/epics_values.py)."""
+    matching = ev.kinds(element=element, array=array, labelled=False, writable=True)
+    return next(kind for kind in ev.SPECS if kind in matching)
+
+
 class KindError(ValueError):
     """A value that is of no kind Squirrel stores (an overflowing number, a nested list...)."""
 
@@ -421,17 +424,17 @@ def typed_value(entry: Entry, known: str | None) -> tuple[str, object]:
         return _from_json(value)
     if isinstance(value, list):
         if all(_INT_TEXT.match(item) and abs(int(item)) <= _EXACT_INT for item in value):
-            return ev.Kind.INT_ARRAY.value, [int(item) for item in value]
+            return _kind(int, True), [int(item) for item in value]
         numbers = [_number(item) for item in value]
         if value and all(number is not None for number in numbers):
-            return ev.Kind.FLOAT_ARRAY.value, numbers
-        return ev.Kind.STRING_ARRAY.value, list(value)
+            return _kind(float, True), numbers
+        return _kind(str, True), list(value)
     if _INT_TEXT.match(value) and abs(int(value)) <= _EXACT_INT:
-        return ev.Kind.INT.value, int(value)
+        return _kind(int, False), int(value)
     number = _number(value)
     if number is not None:
-        return ev.Kind.FLOAT.value, number
-    return ev.Kind.STRING.value, value
+        return _kind(float, False), number
+    return _kind(str, False), value
 
 
 def _number(text: str) -> float | None:
@@ -485,22 +488,22 @@ def _float(item) -> float | None:
 
 def _from_json(value) -> tuple[str, object]:
     if isinstance(value, bool):
-        return ev.Kind.INT.value, int(value)
+        return _kind(int, False), int(value)
     if isinstance(value, int):
         if abs(value) > _EXACT_INT:
-            return ev.Kind.FLOAT.value, float(value)
-        return ev.Kind.INT.value, value
+            return _kind(float, False), float(value)
+        return _kind(int, False), value
     if isinstance(value, float):
-        return ev.Kind.FLOAT.value, value
+        return _kind(float, False), value
     if isinstance(value, str):
-        return ev.Kind.STRING.value, value
+        return _kind(str, False), value
     if isinstance(value, list):
         if all(type(item) is int for item in value) and value:
-            return ev.Kind.INT_ARRAY.value, value
+            return _kind(int, True), value
         if value and all(type(item) in (int, float) for item in value):
-            return ev.Kind.FLOAT_ARRAY.value, [float(item) for item in value]
+            return _kind(float, True), [float(item) for item in value]
         if all(isinstance(item, str) for item in value):
-            return ev.Kind.STRING_ARRAY.value, value
+            return _kind(str, True), value
         raise KindError("an array must hold only numbers or only text")
     raise KindError(f"a {type(value).__name__} value is of no kind Squirrel stores")
 
