@@ -37,7 +37,7 @@ from pvs import sim  # noqa: E402
 from pvs.models import PV  # noqa: E402
 from snapshots.capture import values  # noqa: E402
 from snapshots.capture.importers import import_snapshot  # noqa: E402
-from snapshots.capture.models import Snapshot, SnapshotOrigin  # noqa: E402
+from snapshots.capture.models import Snapshot, SnapshotOrigin, SnapshotValue  # noqa: E402
 from snapshots.capture.save_files import export_snapshot_sav  # noqa: E402
 from snapshots.capture.services import save_snapshot  # noqa: E402
 from squirrel_site.epics_values import Value  # noqa: E402
@@ -53,7 +53,9 @@ def sample(i: int):
 def prepare(n: int, user) -> tuple[bytes, list[str]]:
     """A registry of `n` PVs, one snapshot knowing their kinds, and the .sav file's bytes."""
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {Snapshot._meta.db_table}, {PV._meta.db_table} RESTART IDENTITY CASCADE")
+        # SnapshotValue has no foreign key in the database (CASCADE does not reach it): named too.
+        tables = [SnapshotValue._meta.db_table, Snapshot._meta.db_table, PV._meta.db_table]
+        cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     names = [f"BENCH:SAV:DEV{i}:SETPT" for i in range(n)]
     PV.objects.bulk_create(PV(setpoint_address=name) for name in names)
     ids = dict(PV.objects.values_list("setpoint_address", "id"))

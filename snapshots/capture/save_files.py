@@ -56,6 +56,7 @@ _NOT_CONNECTED = re.compile(r"^#(\S+)\s+(Search Issued|not connected.*|disconnec
 _ELEMENT = re.compile(r'\s*"([^"\\]*(?:\\.[^"\\]*)*)"', re.S)
 _ESCAPED = re.compile(r"\\(.)", re.S)
 _ARRAY = re.compile(r'\{(?:\s*"[^"\\]*(?:\\.[^"\\]*)*")*\s*\}', re.S)
+_BLANK = re.compile(r"\s")
 _INT_TEXT = re.compile(r"^[+-]?\d+$")
 _FLOAT_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _NON_FINITE_TEXT = {"nan": math.nan, "+nan": math.nan, "-nan": math.nan, "inf": math.inf, "+inf": math.inf}
@@ -111,7 +112,7 @@ def _lines(text: str):
 
 def _name(filename: str, number: int, name: str, problems: list) -> str | None:
     """A PV name as Channel Access knows it: ``X.VAL`` is the record X's value, the registry's X."""
-    if not name or any(c.isspace() for c in name):
+    if not name or _BLANK.search(name):
         problems.append(ImportProblem(filename, number, f"{name!r} is not a PV name."))
         return None
     return name.removesuffix(".VAL")
