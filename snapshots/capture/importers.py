@@ -14,8 +14,10 @@ import math
 import os
 from datetime import datetime
 
+import redis
 from django.db import DataError, IntegrityError
 
+from monitor import live
 from pvs.importers import ImportProblem
 from pvs.models import PV
 from pvs.protocols import normalized
@@ -166,14 +168,12 @@ def _parse_save_file(fmt: str, filename: str, text: str, problems: list) -> tupl
 
 
 def _known_kinds(names: list[str]) -> dict[str, tuple[str, list | None]]:
-    """{setpoint address: (kind, enum labels)} of the named registry PVs, as their newest
-    snapshots (KNOWN_KIND_SNAPSHOTS, not imported ones) saved them."""
+    """{setpoint address: (kind, enum labels)} of the named registry PVs: as their newest
+    snapshots (KNOWN_KIND_SNAPSHOTS, not imported ones) saved them, else as the monitor's cache
+    holds them (the channel's metadata, else its value; none when Redis cannot be reached)."""
     addresses = {normalized(name) for name in names if address_error(name) is None}
-    ids = dict(
-        PV.objects.filter(setpoint_address__in=in_array(sorted(addresses), "text")).values_list(
-            "id", "setpoint_address"
-        )
-    )
+    registry = PV.objects.filter(setpoint_address__in=in_array(sorted(addresses), "text"))
+    ids = dict(registry.values_list("id", "setpoint_address"))
     if not ids:
         return {}
     newest = (
@@ -189,7 +189,21 @@ def _known_kinds(names: list[str]) -> dict[str, tuple[str, list | None]]:
         ):
             known.setdefault(ids[pv_id], (kind, labels))
         if len(known) == len(ids):
-            break
+            return known
+    unknown = [address for address in ids.values() if address not in known]
+    try:
+        cached, metadata, _ = live.read_values_and_metadata(unknown)
+    except redis.RedisError:
+        return known
+    for address in unknown:
+        meta, value = metadata.get(address), cached.get(address)
+        kind = meta.kind if meta is not None else value.kind if value is not None else None
+        if ev.spec_of(kind) is not None:
+            known[address] = (kind, meta.enum_labels if meta is not None else None)
+    return known
+    for address, meta in metadata.items():
+        if meta is not None and ev.spec_of(meta.kind) is not None:
+            known[address] = (meta.kind, meta.enum_labels)
     return known
 
 

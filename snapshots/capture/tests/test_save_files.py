@@ -83,6 +83,35 @@ def test_the_registry_pvs_saved_kind_wins_over_the_texts_shape(admin_user, make_
     assert saved["SIM:TIM:EVR0001:EVENT_CODE"].value_type == "string"
 
 
+def test_without_a_snapshot_the_monitors_channel_kind_decides(admin_user, make_pvs, live_values):
+    make_pvs("M:STATE", "M:I", "M:GONE")
+    live_values({"M:STATE": Enum(2, ("Off", "On", "Standby")), "M:I": 1.5})
+    text = HEADER + "M:STATE 2\nM:I 188\nM:GONE 7\n<END>\n"
+
+    saved = values_of(import_snapshot("first.sav", text, created_by=admin_user))
+
+    state = saved["M:STATE"]
+    assert (state.value_type, state.setpoint_value, state.setpoint_str) == ("enum", 2, "Standby")
+    assert (saved["M:I"].value_type, saved["M:I"].setpoint_value) == ("float", 188.0)  # "%.14g" wrote 188.0 as 188
+    assert (saved["M:GONE"].value_type, saved["M:GONE"].setpoint_value) == ("int", 7)  # no channel: the shape
+
+
+def test_an_unreachable_monitor_cache_leaves_the_shape_to_decide(admin_user, make_pvs, monkeypatch):
+    import redis
+
+    from monitor import live
+
+    def refuse(*args, **kwargs):
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(live, "read_values_and_metadata", refuse)
+    make_pvs("M:I")
+
+    saved = values_of(import_snapshot("first.sav", HEADER + "M:I 188\n<END>\n", created_by=admin_user))
+
+    assert (saved["M:I"].value_type, saved["M:I"].setpoint_value) == ("int", 188)
+
+
 def test_a_psi_snapshot_file_keeps_the_kinds_its_json_says(admin_user):
     snapshot = import_snapshot("psi.snap", (FIXTURES / "psi.snap").read_bytes(), created_by=admin_user)
 
