@@ -28,6 +28,7 @@ Nothing scans at idle except the changing PVs (about 2%), so a 50K-PV IOC stays 
 import csv
 import math
 import random
+import time
 from dataclasses import dataclass, field
 
 PAIR = "pair"
@@ -680,3 +681,52 @@ def _number(value: float) -> str:
 
 def _bool(value: bool) -> str:
     return "true" if value else "false"
+
+
+# autosave ------------------------------------------------------------------------------------
+# `run_sim_ioc --autosave FILE` writes the IOC's settings as EPICS autosave's save_restore does: the
+# setpoints a restore writes (the request file an IOC engineer would write), never measurements.
+
+AUTOSAVE_VERSION = "autosave R5.11 (Squirrel simulated IOC)"
+# What autosave saves of each kind, and how the IOC reads it: (DBF type name, array).
+AUTOSAVE_KINDS = {
+    PAIR: ("DOUBLE", False),
+    PROTECTED: ("DOUBLE", False),
+    INT: ("LONG", False),
+    ENUM: ("ENUM", False),
+    STRING: ("STRING", False),
+    WAVEFORM: ("DOUBLE", True),
+    STRING_WAVEFORM: ("STRING", True),
+}
+
+
+def autosave_pvs(pvs: list[SimPV]) -> list[tuple[str, str, bool]]:
+    """(setpoint, DBF type name, array) of every PV autosave saves, in registry order."""
+    return [(pv.setpoint, *AUTOSAVE_KINDS[pv.kind]) for pv in pvs if pv.kind in AUTOSAVE_KINDS]
+
+
+def autosave_value_text(value) -> str:
+    """A value as autosave writes it: a double with "%.14g", an integer or enum index in decimal, a
+    string as it is, an array as ``@array@ { "v1" "v2" }`` with '\\' and '"' escaped."""
+    if isinstance(value, (list, tuple)):
+        items = (autosave_value_text(item) for item in value)
+        return (
+            "@array@ { " + " ".join('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items) + " }"
+        )
+    if isinstance(value, float):
+        return format(value, ".14g")
+    return str(value)
+
+
+def autosave_text(values: list[tuple[str, object]], saved_at: float) -> str:
+    """The whole .sav file: autosave's header (local time, yymmdd-HHMMSS), ``NAME value`` lines,
+    ``#NAME Search Issued`` for a value that could not be read (None), and ``<END>``."""
+    stamp = time.strftime("%y%m%d-%H%M%S", time.localtime(saved_at))
+    lines = [f"# {AUTOSAVE_VERSION}\tAutomatically generated - DO NOT MODIFY - {stamp}"]
+    missing = sum(1 for _, value in values if value is None)
+    if missing:
+        lines.append(f"! {missing} channel(s) not connected - or not all gets were successful")
+    for name, value in values:
+        lines.append(f"#{name} Search Issued" if value is None else f"{name} {autosave_value_text(value)}")
+    lines.append("<END>")
+    return "\n".join(lines) + "\n"

@@ -2,7 +2,7 @@
 
 | route | largest body |
 |---|---|
-| the file imports (`UPLOAD_VIEWS`: the admin's registry import, the API's snapshot import) | `SQUIRREL_MAX_UPLOAD_BYTES` (64 MiB) |
+| the file imports (`UPLOAD_VIEWS`: the admin's registry import, the API's and the snapshot list page's snapshot import) | `SQUIRREL_MAX_UPLOAD_BYTES` (64 MiB) |
 | any other `/api/` route | `SQUIRREL_API_MAX_BODY_BYTES` (16 MiB) |
 | everything else: login, the pages' forms, the admin | `SQUIRREL_MAX_FORM_BYTES` (2.5 MiB) |
 
@@ -28,7 +28,7 @@ from django.urls import Resolver404, resolve
 from squirrel_site.errors import API_PREFIX, RequestTooLarge, error_body, error_response, too_large_message
 
 # The views that take file uploads, by URL name; every other route keeps the smaller limits.
-UPLOAD_VIEWS = frozenset({"admin:pvs_pv_import", "snapshots-api:snapshot-import-file"})
+UPLOAD_VIEWS = frozenset({"admin:pvs_pv_import", "snapshots-api:snapshot-import-file", "snapshots:import"})
 
 
 def body_limit_for(path: str) -> int:

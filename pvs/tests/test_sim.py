@@ -208,6 +208,8 @@ def test_command_writes_registry_only(tmp_path):
         (["--registry-only"], "--registry-only needs --registry-csv"),
         (["--port", "70000"], "--port must be between"),
         (["--pvs", "50", "--registry-csv", "/nonexistent/dir/x.csv"], "cannot write"),
+        (["--autosave", "x.sav", "--autosave-period", "0"], "--autosave-period must be positive"),
+        (["--autosave", "/nonexistent/dir/x.sav"], "--autosave: no directory /nonexistent/dir"),
     ],
 )
 def test_command_rejects_bad_arguments(args, message):
@@ -259,3 +261,44 @@ def test_the_demo_registry_and_ioc_agree_on_the_alarm_pvs(tmp_path):
     rows = list(csv.reader(path.open()))
     assert [row[0] for row in rows[1:]] == [pv.setpoint for pv in sim.generate(20, alarms=True).pvs]
     assert len(rows) == 1 + 20 + len(sim.ALARM_PVS)
+
+
+def test_the_autosave_file_is_written_as_autosave_writes_one():
+    from datetime import datetime
+
+    values = [
+        ("S:AO", 0.1 + 0.2),
+        ("S:LONG", -7),
+        ("S:MBBO", 2),
+        ("S:TEXT", "two words"),
+        ("S:WF", (1.0, 2.5e-09)),
+        ("S:NAMES", ("Gun laser", 'say "hi"', "back\\slash")),
+        ("S:GONE", None),
+    ]
+    saved_at = datetime(2026, 12, 7, 23, 15, 0).timestamp()  # local time, as the IOC's clock
+
+    text = sim.autosave_text(values, saved_at)
+
+    assert text.splitlines() == [
+        f"# {sim.AUTOSAVE_VERSION}\tAutomatically generated - DO NOT MODIFY - 261207-231500",
+        "! 1 channel(s) not connected - or not all gets were successful",
+        "S:AO 0.3",  # "%.14g", as autosave writes a double
+        "S:LONG -7",
+        "S:MBBO 2",
+        "S:TEXT two words",
+        'S:WF @array@ { "1" "2.5e-09" }',
+        'S:NAMES @array@ { "Gun laser" "say \\"hi\\"" "back\\\\slash" }',
+        "#S:GONE Search Issued",
+        "<END>",
+    ]
+
+
+def test_autosave_saves_the_settings_a_restore_writes_never_the_measurements():
+    database = sim.generate(200, "AS:", 0, 0)
+
+    saved = sim.autosave_pvs(database.pvs)
+
+    kinds = {pv.setpoint: pv.kind for pv in database.pvs}
+    assert {kinds[name] for name, _, _ in saved} == set(sim.AUTOSAVE_KINDS)
+    assert not {name for name, _, _ in saved} & {pv.setpoint for pv in database.of_kind(sim.READONLY)}
+    assert {(dbf, array) for name, dbf, array in saved if kinds[name] == sim.WAVEFORM} == {("DOUBLE", True)}

@@ -1,4 +1,5 @@
-"""The form of a snapshot job (take a snapshot), on the snapshot list page and in the API."""
+"""The forms of the snapshot list page: a snapshot job (take a snapshot, also the API's) and
+importing a snapshot file."""
 
 from django import forms
 from django.conf import settings
@@ -149,3 +150,17 @@ class EditSnapshotForm(forms.Form):
     def new_tags(self) -> list:
         """The tags the snapshot will carry: those chosen, and the protected ones kept."""
         return list(self.cleaned_data["tags"]) + self.kept_tags
+
+
+class ImportSnapshotForm(forms.Form):
+    """A snapshot file to import (snapshots.capture.importers): Squirrel's JSON or CSV export, an
+    autosave .sav, a PSI snapshot or BURT .snap file."""
+
+    file = forms.FileField(
+        label="Save file",
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,.csv,.sav,.snap"}),
+        help_text="Squirrel's .json or .csv export, an autosave .sav file, a PSI snapshot or BURT .snap file.",
+    )
+    title = forms.CharField(
+        max_length=200, required=False, help_text="Optional: the file name (without extension) by default."
+    )

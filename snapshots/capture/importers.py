@@ -1,22 +1,28 @@
-"""Import of a snapshot exported by snapshots/capture/exporters.py (JSON or CSV, by file extension).
+"""Import of a snapshot file: Squirrel's own export (snapshots/capture/exporters.py, JSON or CSV)
+and the save files other tools write (snapshots/capture/save_files.py: autosave .sav, PSI snapshot
+and BURT .snap), all through :func:`import_snapshot`.
 
-All or nothing: every record is checked first and every problem is reported (with its CSV line
-or JSON record number); only a clean file is written, in one transaction with COPY. Values are
-matched to registry PVs by setpoint address; unknown addresses are kept with no PV.
+All or nothing: every record is checked first and every problem is reported (with its line, or
+its JSON record number); only a clean file is written, in one transaction with COPY. Values are
+matched to registry PVs by setpoint address; unknown addresses are kept with no PV and listed on
+the snapshot returned (``unknown_pvs``).
 """
 
+import codecs
 import io
 import math
 import os
 from datetime import datetime
 
+import redis
 from django.db import DataError, IntegrityError
 
+from monitor import live
 from pvs.importers import ImportProblem
 from pvs.models import PV
 from pvs.protocols import normalized
 from pvs.validators import address_error
-from snapshots.capture import values
+from snapshots.capture import save_files, values
 from snapshots.capture.exporters import FIELDS, FORMAT, JSON_CELLS
 from snapshots.capture.models import (
     Severity,
@@ -33,9 +39,17 @@ from squirrel_site import safe_csv
 from squirrel_site.bulk_sql import in_array
 from squirrel_site.untrusted import NUL, NUL_MESSAGE, TextError, decode_text, parse_json
 
+EXTENSIONS = (".json", ".csv", ".sav", ".snap")
+# Kinds of the registry's PVs come from their newest snapshots (not imported ones): this many.
+KNOWN_KIND_SNAPSHOTS = 3
+
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _SMALLINT = range(-32768, 32768)
 _SEVERITIES = set(Severity.values)
+# Django rebuilds `.values` at each access (a list comprehension over the members): 1.8 s of a
+# 50,000-value import when read per record.
+_VALUE_TYPES = tuple(ValueType.values)
+_SOURCES = tuple(ValueSource.values)
 _NAME_MAX = SnapshotValue._meta.get_field("pv_name").max_length
 _UNITS_MAX = SnapshotValue._meta.get_field("units").max_length
 _REASON_MAX = SnapshotValue._meta.get_field("reason").max_length
@@ -53,23 +67,33 @@ class SnapshotImportError(Exception):
 
 
 def import_snapshot(filename: str, content: bytes | str, *, created_by, title: str | None = None) -> Snapshot:
-    """Create a snapshot (origin imported) from an exported .json or .csv file.
+    """Create a snapshot (origin imported) from an exported .json or .csv file, an autosave .sav
+    file, or a PSI snapshot or BURT .snap file (told apart by their content).
 
-    The title is `title`, else the file's (JSON), else the file name without extension.
+    The title is `title`, else the file's (JSON), else the file name without extension. The
+    snapshot returned carries ``unknown_pvs``: the names no registry PV has (kept without a PV).
     Raises SnapshotImportError listing every problem; nothing is written then.
     """
     problems: list[ImportProblem] = []
     extension = os.path.splitext(filename)[1].lower()
-    if extension not in (".json", ".csv"):
+    if extension not in EXTENSIONS:
         raise SnapshotImportError(
-            [ImportProblem(filename, None, f"Unknown file type {extension or '(none)'!r}: use .json or .csv.")]
+            [
+                ImportProblem(
+                    filename, None, f"Unknown file type {extension or '(none)'!r}: use {', '.join(EXTENSIONS)}."
+                )
+            ]
         )
     try:
-        text = decode_text(content)
+        text = decode_text(content) if extension in (".json", ".csv") else _save_file_text(content)
     except TextError as error:
         raise SnapshotImportError([ImportProblem(filename, error.line, error.message)]) from None
-    parse = _parse_json if extension == ".json" else _parse_csv
-    header, records = parse(filename, text, problems)
+    fmt = save_files.sniff(filename, text) if extension in (".sav", ".snap") else None  # else an export
+    if fmt is not None:
+        header, records = _parse_save_file(fmt, filename, text, problems)
+    else:
+        parse = _parse_json if extension == ".json" else _parse_csv
+        header, records = parse(filename, text, problems)
     rows = _rows(filename, records, problems)
     title = (title or header.get("title") or os.path.splitext(os.path.basename(filename))[0]).strip()
     if not title or len(title) > TITLE_MAX_LENGTH:
@@ -82,7 +106,7 @@ def import_snapshot(filename: str, content: bytes | str, *, created_by, title: s
         raise SnapshotImportError(problems)
     _link_pvs(rows)
     try:
-        return save_snapshot(
+        snapshot = save_snapshot(
             title=title,
             comment=header.get("comment") or "",
             created_by=created_by,
@@ -96,6 +120,91 @@ def import_snapshot(filename: str, content: bytes | str, *, created_by, title: s
         raise SnapshotImportError(
             [ImportProblem(filename, None, f"The database refused the values: {reason}")]
         ) from None
+    snapshot.unknown_pvs = [row[1] for row in rows if row[0] is None]
+    return snapshot
+
+
+def _save_file_text(content: bytes | str) -> str:
+    """A save file's text: UTF-8, else Latin-1 (the C tools write bytes, often Latin-1), no NUL."""
+    if isinstance(content, bytes):
+        try:
+            return decode_text(content)
+        except TextError as error:
+            if not error.message.startswith("Not UTF-8"):
+                raise
+            return decode_text(content.removeprefix(codecs.BOM_UTF8).decode("latin-1"))
+    return decode_text(content)
+
+
+def _parse_save_file(fmt: str, filename: str, text: str, problems: list) -> tuple[dict, list]:
+    """(header, records) of an autosave, PSI snapshot or BURT file: records as _rows reads them,
+    each value of the kind save_files.typed_value decides."""
+    saved = save_files.parse(fmt, filename, text, problems)
+    known = _known_kinds([entry.name for entry in saved.entries])
+    stamp = saved.saved_at.isoformat() if saved.saved_at else None
+    records = []
+    for entry in saved.entries:
+        record = {"pv_name": entry.name, "units": entry.units, "precision": entry.precision, "timestamp": stamp}
+        if entry.value is None:
+            record |= {"value_type": ev.NO_VALUE, "connected": False, "reason": entry.reason[:_REASON_MAX]}
+        else:
+            kind_labels = known.get(normalized(entry.name)) if address_error(entry.name) is None else None
+            kind, labels = kind_labels or (None, None)
+            try:
+                value_type, value = save_files.typed_value(entry, kind)
+            except save_files.KindError as error:
+                problems.append(ImportProblem(filename, entry.line, f"{entry.name!r}: {error}."))
+                continue
+            record |= {"value_type": value_type, "setpoint": value}
+            if ev.is_labelled(value_type) and labels:
+                record["enum_labels"] = labels
+                record["setpoint_label"] = labels[value] if 0 <= value < len(labels) else None
+        records.append((entry.line, f"line {entry.line}", record))
+    comment = f"Imported from the {save_files.FORMAT_LABELS[fmt]} file {os.path.basename(filename)}"
+    if saved.saved_at:
+        comment += f", saved {saved.saved_at.isoformat(sep=' ', timespec='seconds')}"
+    comment += "." + (f"\n{saved.comment}" if saved.comment else "")
+    return {"comment": comment}, records
+
+
+def _known_kinds(names: list[str]) -> dict[str, tuple[str, list | None]]:
+    """{setpoint address: (kind, enum labels)} of the named registry PVs: as their newest
+    snapshots (KNOWN_KIND_SNAPSHOTS, not imported ones) saved them, else as the monitor's cache
+    holds them (the channel's metadata, else its value; none when Redis cannot be reached)."""
+    addresses = {normalized(name) for name in names if address_error(name) is None}
+    registry = PV.objects.filter(setpoint_address__in=in_array(sorted(addresses), "text"))
+    ids = dict(registry.values_list("id", "setpoint_address"))
+    if not ids:
+        return {}
+    newest = (
+        Snapshot.objects.exclude(origin=SnapshotOrigin.IMPORTED)
+        .order_by("-id")
+        .values_list("id", flat=True)[:KNOWN_KIND_SNAPSHOTS]
+    )
+    known: dict[str, tuple[str, list | None]] = {}
+    for snapshot_id in newest:
+        saved = SnapshotValue.objects.filter(snapshot_id=snapshot_id, pv_id__in=in_array(list(ids), "bigint"))
+        for pv_id, kind, labels in saved.exclude(value_type=ev.NO_VALUE).values_list(
+            "pv_id", "value_type", "enum_labels"
+        ):
+            known.setdefault(ids[pv_id], (kind, labels))
+        if len(known) == len(ids):
+            return known
+    unknown = [address for address in ids.values() if address not in known]
+    try:
+        cached, metadata, _ = live.read_values_and_metadata(unknown)
+    except redis.RedisError:
+        return known
+    for address in unknown:
+        meta, value = metadata.get(address), cached.get(address)
+        kind = meta.kind if meta is not None else value.kind if value is not None else None
+        if ev.spec_of(kind) is not None:
+            known[address] = (kind, meta.enum_labels if meta is not None else None)
+    return known
+    for address, meta in metadata.items():
+        if meta is not None and ev.spec_of(meta.kind) is not None:
+            known[address] = (meta.kind, meta.enum_labels)
+    return known
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,7 +351,7 @@ def _row(record: dict, errors: list[str]) -> tuple | None:
 
     pv_name = field("pv_name", _address)
     readback_name = field("readback_name", lambda v: _address(v) if v else "", "")
-    value_type = field("value_type", _choice(ValueType.values))
+    value_type = field("value_type", _choice(_VALUE_TYPES))
     connected = field("connected", _boolean, True)
     if errors:
         return None
@@ -282,7 +391,7 @@ def _row(record: dict, errors: list[str]) -> tuple | None:
         field("units", lambda v: _text(v, _UNITS_MAX), ""),
         field("precision", _optional(_smallint)),
         field("enum_labels", _optional(_labels)),
-        field("source", _choice(ValueSource.values), ValueSource.NONE.value),
+        field("source", _choice(_SOURCES), ValueSource.NONE.value),
         field("age", _optional(_number)),
         connected,
         field("reason", lambda v: _text(v, _REASON_MAX), ""),

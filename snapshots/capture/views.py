@@ -11,11 +11,13 @@ from django.core.paginator import Paginator
 from django.db.models import Count, F, Q
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 from django.views import View
 
-from snapshots.capture.actions import edit_snapshot, request_snapshot
+from snapshots.capture.actions import edit_snapshot, import_snapshot_file, request_snapshot
 from snapshots.capture.filtersets import SnapshotListFilterSet
-from snapshots.capture.forms import EditSnapshotForm, TakeSnapshotForm
+from snapshots.capture.forms import EditSnapshotForm, ImportSnapshotForm, TakeSnapshotForm
 from snapshots.capture.models import GOLDEN_TAG, Snapshot, SnapshotOrigin
 from snapshots.capture.services import SnapshotError
 from squirrel_site.audit import AuditVia
@@ -23,6 +25,8 @@ from squirrel_site.epics_values import display_text, to_json
 from squirrel_site.pages import with_query
 
 SNAPSHOTS_PER_PAGE = 50
+# Unknown PVs an import's message names before "and N more".
+UNKNOWN_PVS_SHOWN = 5
 # The list page's filters (created_after / created_before are the API's timestamps).
 LIST_FILTERS = ("search", "author", "tag", "origin", "date_from", "date_to", "undo_points")
 
@@ -45,7 +49,7 @@ class SnapshotListView(PermissionRequiredMixin, View):
         messages.success(request, f"Snapshot “{form.cleaned_data['title']}” is being taken (job #{job.id}).")
         return redirect("jobs:detail", job.id)
 
-    def render(self, request, take_form, status=200):
+    def render(self, request, take_form, status=200, import_form=None):
         filterset = SnapshotListFilterSet(request.GET, queryset=Snapshot.objects.for_list())
         snapshots = filterset.qs if filterset.is_valid() else Snapshot.objects.none()
         paginator, hidden = Paginator(snapshots, SNAPSHOTS_PER_PAGE), 0
@@ -64,11 +68,73 @@ class SnapshotListView(PermissionRequiredMixin, View):
             "page": page,
             "snapshots": [(snapshot, is_golden(snapshot)) for snapshot in page],
             "take_form": take_form if request.user.has_perm("snapshots.add_snapshot") else None,
+            "import_form": (import_form or ImportSnapshotForm(prefix="import"))
+            if request.user.has_perm("snapshots.add_snapshot")
+            else None,
             "page_query": with_query(request.GET, page=None),
             "hidden_undo_points": hidden,
             "show_undo_points_url": with_query(request.GET, undo_points="on", page=None),
         }
         return TemplateResponse(request, "snapshots/list.html", context, status=status)
+
+
+class ImportSnapshotView(PermissionRequiredMixin, View):
+    """POST a save file from the list page's "Import a save file" panel (snapshots.add_snapshot):
+    on success, back to the list (the new snapshot on top) with a message counting its unknown PVs
+    and linking to it; else the list page
+    again with every problem (file:line) under the form (400). The body limit is the upload one
+    (squirrel_site.request_limits.UPLOAD_VIEWS)."""
+
+    permission_required = "snapshots.add_snapshot"
+    permission_denied_message = "Importing snapshots needs the permission snapshots.add_snapshot."
+
+    def get(self, request):
+        return redirect("snapshots:list")
+
+    def post(self, request):
+        from snapshots.capture.importers import SnapshotImportError
+
+        form = ImportSnapshotForm(request.POST, request.FILES, prefix="import")
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                snapshot = import_snapshot_file(
+                    upload.name,
+                    upload.read(),
+                    user=request.user,
+                    via=AuditVia.PAGE,
+                    title=form.cleaned_data["title"] or None,
+                )
+            except SnapshotImportError as exc:
+                for problem in exc.problems:
+                    form.add_error("file", str(problem))
+            else:
+                messages.success(request, import_message(snapshot))
+                return redirect("snapshots:list")
+        view = SnapshotListView()
+        take_form = TakeSnapshotForm(user=request.user, prefix="take")
+        return view.render(request, take_form, status=400, import_form=form)
+
+
+def import_message(snapshot) -> str:
+    """The message after an import: what was imported, its unknown PVs (a few named), and a link."""
+    unknown = snapshot.unknown_pvs
+    named = ", ".join(unknown[:UNKNOWN_PVS_SHOWN]) + (
+        f" and {len(unknown) - UNKNOWN_PVS_SHOWN} more" if len(unknown) > UNKNOWN_PVS_SHOWN else ""
+    )
+    detail = (
+        f": {len(unknown)} unknown PV{'s' if len(unknown) != 1 else ''} ({named}), kept without a registry PV"
+        if unknown
+        else ": every PV is in the registry"
+    )
+    return format_html(
+        'Imported {} value{} as snapshot <a href="{}">“{}”</a>{}.',
+        snapshot.pv_count,
+        "s" if snapshot.pv_count != 1 else "",
+        reverse("snapshots:detail", args=[snapshot.pk]),
+        snapshot.title,
+        detail,
+    )
 
 
 class EditSnapshotView(PermissionRequiredMixin, View):

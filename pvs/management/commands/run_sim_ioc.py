@@ -1,12 +1,13 @@
 """Serve the simulated accelerator (pvs.sim) from a real EPICS 7 Channel Access IOC."""
 
 import os
+import shutil
 import signal
 import socket
 import tempfile
 import threading
 import time
-from ctypes import addressof, c_char, c_char_p, c_double
+from ctypes import addressof, c_char, c_char_p, c_double, c_int32, c_uint16
 from pathlib import Path
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from pvs import sim
 from squirrel_site.epics_values import MAX_STRING_SIZE
 
 PVD_TABLE_SIZE = 65536  # the largest record-name hash table EPICS allows
+AUTOSAVE_PERIOD = 5.0  # seconds, as autosave's create_periodic_set(..., 5) in an IOC's st.cmd
 
 
 class Command(BaseCommand):
@@ -41,12 +43,29 @@ class Command(BaseCommand):
         parser.add_argument("--registry-csv", metavar="FILE", help="write the PV registry CSV here before serving")
         parser.add_argument("--registry-only", action="store_true", help="write the registry CSV and exit")
         parser.add_argument("--ready-file", metavar="FILE", help="create this file once the IOC is serving")
+        parser.add_argument(
+            "--autosave",
+            metavar="FILE",
+            help="write the settings to this EPICS autosave .sav file, as an IOC with autosave does (docs/sim_ioc.md)",
+        )
+        parser.add_argument(
+            "--autosave-period",
+            type=float,
+            default=AUTOSAVE_PERIOD,
+            metavar="S",
+            help=f"seconds between autosave writes (default {AUTOSAVE_PERIOD:g})",
+        )
 
     def handle(self, *args, **options):
         if options["registry_only"] and not options["registry_csv"]:
             raise CommandError("--registry-only needs --registry-csv FILE")
         if options["port"] is not None and not 0 < options["port"] < 65536:
             raise CommandError(f"--port must be between 1 and 65535, not {options['port']}")
+        if not options["autosave_period"] > 0:
+            raise CommandError(f"--autosave-period must be positive, not {options['autosave_period']:g}")
+        autosave_path = Path(options["autosave"]) if options["autosave"] else None
+        if autosave_path is not None and not autosave_path.parent.is_dir():
+            raise CommandError(f"--autosave: no directory {autosave_path.parent}")
         try:
             database = sim.generate(
                 options["pvs"], options["prefix"], options["seed"], options["change_rate"], options["alarms"]
@@ -67,7 +86,17 @@ class Command(BaseCommand):
         start = time.monotonic()
         start_ioc(database)
         summary = f"{len(database.pvs)} PVs ({database.record_count} records)"
+        autosaved = sim.autosave_pvs(database.pvs)
         del database  # the IOC holds its own copy; the Python one is ~100 MB at 50K PVs
+        if autosave_path is not None:
+            write_autosave(autosave_path, autosaved)  # the first file before "ready", as autosave at boot
+            saver = threading.Thread(
+                target=autosave_loop,
+                args=(autosave_path, autosaved, options["autosave_period"], stop),
+                name="autosave",
+                daemon=True,
+            )
+            saver.start()
         ready_file = Path(options["ready_file"]) if options["ready_file"] else None
         if ready_file:
             ready_file.touch()
@@ -79,6 +108,60 @@ class Command(BaseCommand):
         if ready_file:
             ready_file.unlink(missing_ok=True)
         self.stdout.write("Simulated IOC stopped")
+
+
+def autosave_loop(path: Path, pvs: list[tuple[str, str, bool]], period: float, stop: threading.Event) -> None:
+    """Write the .sav file every `period` seconds until `stop` (autosave's periodic set)."""
+    while not stop.wait(period):
+        write_autosave(path, pvs)
+
+
+def write_autosave(path: Path, pvs: list[tuple[str, str, bool]]) -> None:
+    """Read every autosaved PV from the IOC's database and replace `path` atomically, keeping the
+    previous good file as `<path>B` (autosave's .savB): a reader sees the old file or the new one,
+    never half of one, as autosave's restore relies on."""
+    text = sim.autosave_text([(name, read_field(name, dbf, array)) for name, dbf, array in pvs], time.time())
+    partial = path.with_name(path.name + ".tmp")
+    with partial.open("w", encoding="utf-8") as fileobj:
+        fileobj.write(text)
+        fileobj.flush()
+        os.fsync(fileobj.fileno())
+    if path.exists():
+        backup = path.with_name(path.name + "B.tmp")
+        shutil.copyfile(path, backup)
+        os.replace(backup, path.with_name(path.name + "B"))
+    os.replace(partial, path)
+
+
+def read_field(name: str, dbf: str, array: bool):
+    """A record's value from the IOC's own database (dbGetField, as autosave reads it at boot);
+    None if the record cannot be read."""
+    from softioc import fields, imports
+
+    code = getattr(fields, f"DBF_{dbf}")
+    try:
+        if array:
+            count = c_int32()
+            imports.db_get_field(f"{name}.NORD", fields.DBF_LONG, addressof(count), 1)
+            size = max(count.value, 0)
+            if dbf == "STRING":
+                strings = (c_char * MAX_STRING_SIZE * size)()
+                if size:
+                    imports.db_get_field(name, code, addressof(strings), size)
+                return [element.value.decode("utf-8", "replace") for element in strings]
+            numbers = (c_double * size)()
+            if size:
+                imports.db_get_field(name, code, addressof(numbers), size)
+            return list(numbers)
+        if dbf == "STRING":
+            text = (c_char * MAX_STRING_SIZE)()
+            imports.db_get_field(name, code, addressof(text), 1)
+            return text.value.decode("utf-8", "replace")
+        scalar = {"DOUBLE": c_double, "LONG": c_int32, "ENUM": c_uint16}[dbf]()
+        imports.db_get_field(name, code, addressof(scalar), 1)
+        return scalar.value
+    except RuntimeError:  # softioc's report of a failed dbNameToAddr/dbGetField: autosave's "not connected"
+        return None
 
 
 def write_registry(database: sim.SimDatabase, path: Path) -> None:

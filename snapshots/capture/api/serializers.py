@@ -103,6 +103,16 @@ class SnapshotSerializer(ModelSerializer):
         return any(tag.name == GOLDEN_TAG for tag in snapshot.tags.all())
 
 
+class SnapshotImportSerializer(SnapshotSerializer):
+    """An imported snapshot, with the names in its file that are no registry PV (kept without one)."""
+
+    unknown_pvs = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta(SnapshotSerializer.Meta):
+        fields = [*SnapshotSerializer.Meta.fields, "unknown_pvs"]
+        read_only_fields = fields
+
+
 class TakeSnapshotSerializer(serializers.Serializer):
     """Parameters of a snapshot job; `selection` holds PV filters (tag, tag_group, device, search, pv,
     pv_set)."""

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from jobs.api.serializers import JobSerializer
 from snapshots.capture.actions import edit_snapshot, import_snapshot_file, request_snapshot
 from snapshots.capture.api.serializers import (
+    SnapshotImportSerializer,
     SnapshotSerializer,
     SnapshotTagsSerializer,
     SnapshotValueSerializer,
@@ -57,7 +58,7 @@ class FormatParameterNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-EXPORT_FORMATS = {"json": "application/json", "csv": "text/csv"}
+EXPORT_FORMATS = {"json": "application/json", "csv": "text/csv", "sav": "text/plain"}
 
 
 class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -115,18 +116,23 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         responses={
             (200, EXPORT_FORMATS["json"]): OpenApiResponse(OpenApiTypes.OBJECT, description="docs/snapshots.md"),
             (200, EXPORT_FORMATS["csv"]): OpenApiResponse(OpenApiTypes.STR, description="docs/snapshots.md"),
+            (200, EXPORT_FORMATS["sav"]): OpenApiResponse(
+                OpenApiTypes.STR, description="An autosave .sav file (docs/snapshots.md)"
+            ),
         },
     )
     @action(detail=True, methods=["get"], filterset_class=None, content_negotiation_class=FormatParameterNegotiation)
     def export(self, request, pk=None):
-        """The snapshot as `?format=json` (default) or `?format=csv`, re-importable without loss."""
+        """The snapshot as `?format=json` (default) or `?format=csv`, re-importable without loss, or as
+        an autosave file (`?format=sav`) an IOC's autosave can restore (values only)."""
         from snapshots.capture.exporters import export_snapshot_csv, export_snapshot_json
+        from snapshots.capture.save_files import export_snapshot_sav
 
         snapshot = self.get_object()
         fmt = request.query_params.get("format") or "json"
-        exporters = {"json": export_snapshot_json, "csv": export_snapshot_csv}
+        exporters = {"json": export_snapshot_json, "csv": export_snapshot_csv, "sav": export_snapshot_sav}
         if fmt not in exporters:
-            raise ValidationError({"format": "Use json or csv."})
+            raise ValidationError({"format": "Use json, csv or sav."})
         exporter, content_type = exporters[fmt], EXPORT_FORMATS[fmt]
         stream = io.StringIO()
         exporter(snapshot, stream)
@@ -140,20 +146,22 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                 "SnapshotImport", {"file": serializers.FileField(), "title": serializers.CharField(required=False)}
             )
         },
-        responses={201: SnapshotSerializer},
+        responses={201: SnapshotImportSerializer},
     )
     @action(detail=False, methods=["post"], parser_classes=[MultiPartParser], filterset_class=None, url_path="import")
     def import_file(self, request):
-        """Import a snapshot exported as JSON or CSV (multipart field `file`, optional `title`)."""
+        """Import a snapshot file (multipart field `file`, optional `title`): Squirrel's JSON or CSV
+        export, an autosave .sav, a PSI snapshot or BURT .snap file. The answer is the snapshot and
+        `unknown_pvs`, the file's names that are no registry PV (kept without a PV)."""
         from snapshots.capture.importers import SnapshotImportError
 
         upload = request.FILES.get("file")
         if upload is None:
-            raise ValidationError({"file": "Attach the exported snapshot as `file`."})
+            raise ValidationError({"file": "Attach the snapshot file as `file`."})
         try:
             snapshot = import_snapshot_file(
                 upload.name, upload.read(), user=request.user, via=AuditVia.API, title=request.data.get("title") or None
             )
         except SnapshotImportError as exc:
             raise ValidationError({"file": [str(problem) for problem in exc.problems]}) from None
-        return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
+        return Response(SnapshotImportSerializer(snapshot).data, status=status.HTTP_201_CREATED)

@@ -143,7 +143,41 @@ def test_export_answers_in_the_format_asked_whatever_the_accept_header(client, o
     exported = client.get(url, {"format": "csv"}, HTTP_ACCEPT="text/csv")
     assert exported.status_code == 200 and exported["Content-Type"].startswith("text/csv")
     refused = client.get(url, {"format": "xml"}, HTTP_ACCEPT="text/csv")
-    assert refused.status_code == 400 and refused.json()["error"]["fields"] == {"format": ["Use json or csv."]}
+    assert refused.status_code == 400 and refused.json()["error"]["fields"] == {"format": ["Use json, csv or sav."]}
+
+
+def test_sav_export_then_import_gives_the_same_values(client, operator, snapshot):
+    exported = client.get(f"/api/v1/snapshots/{snapshot.id}/export/", {"format": "sav"})
+    assert exported.status_code == 200 and exported["Content-Type"].startswith("text/plain")
+    assert exported["Content-Disposition"] == f'attachment; filename="snapshot-{snapshot.id}.sav"'
+    assert exported.content.decode().splitlines()[1:] == ["T:A_SP 1.5", "T:C 7", "<END>"]
+    upload = io.BytesIO(exported.content)
+    upload.name = "ioc.sav"
+    response = client.post("/api/v1/snapshots/import/", {"file": upload})
+    assert response.status_code == 201, response.json()
+    assert (response.json()["origin"], response.json()["unknown_pvs"]) == ("imported", [])
+    copy = Snapshot.objects.get(pk=response.json()["id"])
+    assert {(v.pv_name, v.value_type, v.setpoint_value) for v in copy.values.all()} == {
+        ("T:A_SP", "float", 1.5),
+        ("T:C", "int", 7),
+    }
+
+
+def test_a_save_file_import_lists_its_unknown_pvs(client, operator, snapshot):
+    upload = io.BytesIO(b"--- Start BURT header\n--- End BURT header\nT:C 1 8\nOLD:PV 1 2.5\n")
+    upload.name = "old.snap"
+    response = client.post("/api/v1/snapshots/import/", {"file": upload, "title": "From BURT"})
+    assert response.status_code == 201, response.json()
+    assert (response.json()["title"], response.json()["unknown_pvs"]) == ("From BURT", ["OLD:PV"])
+
+
+def test_a_truncated_save_file_is_400_with_its_line_and_stores_nothing(client, operator):
+    upload = io.BytesIO(b"# autosave R5.3\tAutomatically generated - DO NOT MODIFY - 191010-162704\nT:C 7\n")
+    upload.name = "cut.sav"
+    response = client.post("/api/v1/snapshots/import/", {"file": upload})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["file"][0].startswith("cut.sav:2: The file does not end with <END>")
+    assert not Snapshot.objects.exists()
 
 
 def test_an_unknown_export_format_is_400(client, operator, snapshot):

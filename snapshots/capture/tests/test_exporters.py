@@ -261,7 +261,7 @@ def test_malformed_json_reports_records(admin_user):
 @pytest.mark.parametrize(
     "filename, content, expected",
     [
-        ("x.txt", "", "x.txt: Unknown file type '.txt': use .json or .csv."),
+        ("x.txt", "", "x.txt: Unknown file type '.txt': use .json, .csv, .sav, .snap."),
         (
             "x.json",
             "{",

@@ -241,3 +241,80 @@ def test_a_pv_set_selecting_nothing_more_is_refused(client, operator):
     post = {"take-title": "t", "take-mode": "cache", "take-pv_set": pv_set.pk, "take-device": "RF"}
     response = client.post(reverse("snapshots:list"), post)
     assert response.status_code == 400 and "No PV matches this selection." in response.text
+
+
+# Importing a save file ---------------------------------------------------------------------------
+
+SAV = b"# save/restore V5.10\tAutomatically generated - DO NOT MODIFY - 261207-231500\nT:A 1.5\nOLD:B 2\n<END>\n"
+
+
+def upload(name: str, content: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, content, content_type="application/octet-stream")
+
+
+def test_the_import_panel_is_offered_only_to_users_who_may_take_snapshots(client, viewer, operator):
+    client.force_login(viewer)
+    assert b'id="import-snapshot"' not in client.get(reverse("snapshots:list")).content
+    client.force_login(operator)
+    assert b'id="import-snapshot"' in client.get(reverse("snapshots:list")).content
+
+
+def test_a_viewer_cannot_import(client, viewer):
+    client.force_login(viewer)
+    response = client.post(reverse("snapshots:import"), {"import-file": upload("a.sav", SAV)})
+    assert response.status_code == 403 and not Snapshot.objects.exists()
+
+
+def test_an_imported_save_file_leads_to_its_snapshot_with_its_unknown_pvs_counted(client, operator):
+    PV.objects.create(setpoint_address="T:A")
+    client.force_login(operator)
+
+    response = client.post(
+        reverse("snapshots:import"),
+        {"import-file": upload("ioc.sav", SAV), "import-title": "IOC at 23:15"},
+        follow=True,
+    )
+
+    snapshot = Snapshot.objects.get()
+    assert (snapshot.title, snapshot.origin, snapshot.pv_count) == ("IOC at 23:15", "imported", 2)
+    assert response.redirect_chain == [(reverse("snapshots:list"), 302)]
+    message = str(next(iter(response.context["messages"])))
+    assert message == (
+        f'Imported 2 values as snapshot <a href="{reverse("snapshots:detail", args=[snapshot.pk])}">“IOC at 23:15”</a>:'
+        " 1 unknown PV (OLD:B), kept without a registry PV."
+    )
+
+
+def test_a_broken_save_file_is_a_form_error_with_each_line_and_stores_nothing(client, operator):
+    client.force_login(operator)
+    content = SAV.replace(b"<END>\n", b"") + b"T:C 1e400\n"
+
+    response = client.post(reverse("snapshots:import"), {"import-file": upload("cut.sav", content)})
+
+    assert response.status_code == 400 and not Snapshot.objects.exists()
+    errors = response.context["import_form"].errors["file"]
+    assert errors == [
+        "cut.sav:4: The file does not end with <END>: it was cut short while written (autosave refuses it too)."
+    ]
+    assert (
+        b"cut.sav:4: The file does not end with" in response.content
+        and b'id="import-snapshot" open' in response.content
+    )
+
+
+def test_a_file_of_another_type_is_refused(client, operator):
+    client.force_login(operator)
+    response = client.post(reverse("snapshots:import"), {"import-file": upload("notes.txt", b"hello")})
+    assert response.status_code == 400
+    assert response.context["import_form"].errors["file"] == [
+        "notes.txt: Unknown file type '.txt': use .json, .csv, .sav, .snap."
+    ]
+
+
+def test_an_import_over_the_upload_limit_is_413(client, operator, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    client.force_login(operator)
+    response = client.post(reverse("snapshots:import"), {"import-file": upload("big.sav", SAV + b"#" * 2000)})
+    assert response.status_code == 413 and not Snapshot.objects.exists()
