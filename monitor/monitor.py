@@ -28,6 +28,7 @@ from monitor import live
 from pvs.channels import ChannelSet
 from pvs.epics_io import METADATA_PER_POLL, PollResult
 from pvs.models import PV
+from pvs.protocols import PROTOCOLS, protocol_of
 from squirrel_site.epics_values import Value
 from squirrel_site.sd_notify import Watchdog, notify
 
@@ -341,16 +342,23 @@ class Monitor:
     def heartbeat(self) -> dict:
         """Renew the lease and publish this shard's health; returns the stats written."""
         received_rate, written_rate, p95_age = self._stats.take()
+        self._name_pva_servers()
         hosts: dict[str, list[int]] = {}
         connected = 0
         never: list[str] = []  # disconnected addresses no IOC has ever answered
+        # Per protocol: addresses, connected, never connected (health shows pvAccess beside CA).
+        protocols = {protocol: [0, 0, 0] for protocol in PROTOCOLS}
         for address, value in self._latest.items():
             host = self._hosts.get(address, "")
             entry = hosts.setdefault(host, [0, 0])
             entry[0 if value.connected else 1] += 1
             connected += value.connected
+            counts = protocols[protocol_of(address)]
+            counts[0] += 1
+            counts[1] += value.connected
             if not host and not value.connected:
                 never.append(address)
+                counts[2] += 1
         stats = {
             "owner": self.settings.owner,
             "shard": self.settings.shard.label,
@@ -366,11 +374,27 @@ class Monitor:
             "synced": not self._pending and self.addresses <= self._latest.keys(),
             "hosts": hosts,
             "never_connected": heapq.nsmallest(NEVER_CONNECTED_LISTED, never),
+            "protocols": {
+                protocol: {"addresses": n, "connected": c, "never_connected": never_n}
+                for protocol, (n, c, never_n) in protocols.items()
+            },
             "started": self.started,
             "time": time.time(),
         }
         live.write_heartbeat(self.client, self.settings.shard, stats)
         return stats
+
+    def _name_pva_servers(self) -> None:
+        """Count each connected pvAccess address under its server, as Channel Access addresses
+        are: the server a channel connected to is not in its first update (p4p does not say), so
+        it is looked up once per heartbeat (pvs.channels.ChannelSet.pva_peers) and kept, so that a
+        server that goes away counts as that server disconnected."""
+        if self.channels is None:
+            return
+        try:
+            self._hosts.update(self.channels.pva_peers())
+        except Exception:  # the heartbeat must be written; the counts wait a beat
+            log.exception("Could not ask the pvAccess client which servers its channels are on")
 
     def step(self) -> bool:
         """One turn as leader: poll the channels, and do whichever chores are due. False if fenced out."""
