@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from monitor import live
 from pvs.models import PV
-from pvs.selections import selected_ids_array
+from pvs.selections import name_condition, selected_ids_array
 from snapshots.capture.models import Snapshot, SnapshotValue
 from snapshots.comparison import rules_sql as sql
 from snapshots.comparison.rows import (
@@ -36,7 +36,6 @@ from snapshots.comparison.rows import (
     ComparisonRow,
     RowFilters,
     Shown,
-    _escape_like,
     _live_side,
     _set_delta,
     analytic_cursor,
@@ -174,7 +173,8 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
     # The name is the join key: filtering by it in each scan spares joining the other rows.
     named, name_params = "", []
     if comparison.name:
-        named, name_params = " AND pv_name ILIKE %s", [f"%{_escape_like(comparison.name)}%"] * len(sides)
+        condition, one_side = name_condition("pv_name", comparison.name)
+        named, name_params = f" AND {condition}", one_side * len(sides)
     side_columns = ", ".join(f"{column} AS {name}" for name, column in STATUS_SIDE.items())
     joined, names = "", []
     for i, pk in enumerate(sides):
