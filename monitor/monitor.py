@@ -28,7 +28,7 @@ from monitor import live
 from pvs.channels import ChannelSet
 from pvs.epics_io import METADATA_PER_POLL, PollResult
 from pvs.models import PV
-from pvs.protocols import PROTOCOLS, protocol_of
+from pvs.protocols import PROTOCOLS, PVA_PREFIX, protocol_of
 from squirrel_site.epics_values import Value
 from squirrel_site.sd_notify import Watchdog, notify
 
@@ -127,6 +127,8 @@ class Monitor:
         self._signature: tuple | None = None
         self._latest: dict[str, Value] = {}
         self._hosts: dict[str, str] = {}
+        # A pvAccess channel connected since the servers were last looked up (_name_pva_servers).
+        self._pva_connected = False
         self._pending: dict[str, Value] = {}
         self._pending_meta: dict[str, live.LiveMeta] = {}
         self._pending_deletes: set[str] = set()
@@ -286,6 +288,7 @@ class Monitor:
         for metadata in result.metadata:
             self._pending_meta[metadata.address] = live.LiveMeta.from_metadata(metadata)
             self._hosts[metadata.address] = metadata.host
+            self._pva_connected = self._pva_connected or metadata.address.startswith(PVA_PREFIX)
         now = time.time()
         for address in result.disconnected:
             self._added_at.pop(address, None)
@@ -387,13 +390,15 @@ class Monitor:
     def _name_pva_servers(self) -> None:
         """Count each connected pvAccess address under its server, as Channel Access addresses
         are: the server a channel connected to is not in its first update (p4p does not say), so
-        it is looked up once per heartbeat (pvs.channels.ChannelSet.pva_peers) and kept, so that a
-        server that goes away counts as that server disconnected."""
-        if self.channels is None:
+        it is looked up (pvs.channels.ChannelSet.pva_peers, one look at every pvAccess channel:
+        benchmarks/bench_pva_peers.py) at the first heartbeat after pvAccess channels connected,
+        and kept, so that a server that goes away counts as that server disconnected."""
+        if self.channels is None or not self._pva_connected:
             return
+        self._pva_connected = False
         try:
             self._hosts.update(self.channels.pva_peers())
-        except Exception:  # the heartbeat must be written; the counts wait a beat
+        except Exception:  # the heartbeat must be written; the counts wait for the next connection
             log.exception("Could not ask the pvAccess client which servers its channels are on")
 
     def step(self) -> bool:

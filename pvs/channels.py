@@ -206,8 +206,9 @@ class ChannelSet:
 
     def pva_peers(self) -> dict[str, str]:
         """{pvAccess address: its server, "host:port"} of the pvAccess channels connected now
-        (pvs.pva_bulk.ChannelSet.peers: one look at every channel, milliseconds per 10,000; the
-        monitor asks once per heartbeat). Metadata of channels connecting later names these servers."""
+        (pvs.pva_bulk.ChannelSet.peers: one look at every channel, benchmarks/bench_pva_peers.py;
+        the monitor asks after pvAccess channels connected). Metadata of channels connecting
+        later names these servers."""
         self._pva_peers = self._pva.peers() if self._pva is not None else {}
         return dict(self._pva_peers)
 

@@ -646,10 +646,10 @@ class ChannelSet:
 
         p4p's client objects do not expose a channel's server, but pvxs's client report does,
         and p4p reaches it through its gateway's upstream provider (``_gw.Provider.report``): it
-        lists every channel of a client context that has a server, with the server's address, in
-        about 7 ms per 10,000 channels. One such provider per context is made on the first call
-        and dropped by :meth:`close`; it serves nothing (no server is ever given it, and p4p
-        registers it nowhere).
+        lists every channel of a client context that has a server, with the server's address (its
+        cost grows with the channels: benchmarks/bench_pva_peers.py). One such provider per
+        context is made on the first call and dropped by :meth:`close`; it serves nothing (no
+        server is ever given it, and p4p registers it nowhere).
         """
         self._check_open()
         if self._peer_probes is None:
