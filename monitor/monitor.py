@@ -345,7 +345,11 @@ class Monitor:
     def heartbeat(self) -> dict:
         """Renew the lease and publish this shard's health; returns the stats written."""
         received_rate, written_rate, p95_age = self._stats.take()
-        self._name_pva_servers()
+        # Every address has its first value (or its disconnected mark) in Redis: only then is
+        # the cache this leader's and not a previous leader's (see snapshots.monitor_is_fresh).
+        synced = not self._pending and self.addresses <= self._latest.keys()
+        if synced:  # not while the cache fills: the look is the size of the channel set
+            self._name_pva_servers()
         hosts: dict[str, list[int]] = {}
         connected = 0
         never: list[str] = []  # disconnected addresses no IOC has ever answered
@@ -372,9 +376,7 @@ class Monitor:
             "updates_per_s": round(received_rate, 1),
             "writes_per_s": round(written_rate, 1),
             "p95_age_s": round(p95_age, 4),
-            # Every address has its first value (or its disconnected mark) in Redis: only then is
-            # the cache this leader's and not a previous leader's (see snapshots.monitor_is_fresh).
-            "synced": not self._pending and self.addresses <= self._latest.keys(),
+            "synced": synced,
             "hosts": hosts,
             "never_connected": heapq.nsmallest(NEVER_CONNECTED_LISTED, never),
             "protocols": {
@@ -391,8 +393,8 @@ class Monitor:
         """Count each connected pvAccess address under its server, as Channel Access addresses
         are: the server a channel connected to is not in its first update (p4p does not say), so
         it is looked up (pvs.channels.ChannelSet.pva_peers, one look at every pvAccess channel:
-        benchmarks/bench_pva_peers.py) at the first heartbeat after pvAccess channels connected,
-        and kept, so that a server that goes away counts as that server disconnected."""
+        benchmarks/bench_pva_peers.py) at the first heartbeat of a synced cache after pvAccess
+        channels connected, and kept, so that a server that goes away counts as that server disconnected."""
         if self.channels is None or not self._pva_connected:
             return
         self._pva_connected = False
