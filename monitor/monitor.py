@@ -28,6 +28,7 @@ from monitor import live
 from pvs.channels import ChannelSet
 from pvs.epics_io import METADATA_PER_POLL, PollResult
 from pvs.models import PV
+from pvs.protocols import PROTOCOLS, PVA_PREFIX, protocol_of
 from squirrel_site.epics_values import Value
 from squirrel_site.sd_notify import Watchdog, notify
 
@@ -126,6 +127,8 @@ class Monitor:
         self._signature: tuple | None = None
         self._latest: dict[str, Value] = {}
         self._hosts: dict[str, str] = {}
+        # A pvAccess channel connected since the servers were last looked up (_name_pva_servers).
+        self._pva_connected = False
         self._pending: dict[str, Value] = {}
         self._pending_meta: dict[str, live.LiveMeta] = {}
         self._pending_deletes: set[str] = set()
@@ -285,6 +288,7 @@ class Monitor:
         for metadata in result.metadata:
             self._pending_meta[metadata.address] = live.LiveMeta.from_metadata(metadata)
             self._hosts[metadata.address] = metadata.host
+            self._pva_connected = self._pva_connected or metadata.address.startswith(PVA_PREFIX)
         now = time.time()
         for address in result.disconnected:
             self._added_at.pop(address, None)
@@ -341,16 +345,27 @@ class Monitor:
     def heartbeat(self) -> dict:
         """Renew the lease and publish this shard's health; returns the stats written."""
         received_rate, written_rate, p95_age = self._stats.take()
+        # Every address has its first value (or its disconnected mark) in Redis: only then is
+        # the cache this leader's and not a previous leader's (see snapshots.monitor_is_fresh).
+        synced = not self._pending and self.addresses <= self._latest.keys()
+        if synced:  # not while the cache fills: the look is the size of the channel set
+            self._name_pva_servers()
         hosts: dict[str, list[int]] = {}
         connected = 0
         never: list[str] = []  # disconnected addresses no IOC has ever answered
+        # Per protocol: addresses, connected, never connected (health shows pvAccess beside CA).
+        protocols = {protocol: [0, 0, 0] for protocol in PROTOCOLS}
         for address, value in self._latest.items():
             host = self._hosts.get(address, "")
             entry = hosts.setdefault(host, [0, 0])
             entry[0 if value.connected else 1] += 1
             connected += value.connected
+            counts = protocols[protocol_of(address)]
+            counts[0] += 1
+            counts[1] += value.connected
             if not host and not value.connected:
                 never.append(address)
+                counts[2] += 1
         stats = {
             "owner": self.settings.owner,
             "shard": self.settings.shard.label,
@@ -361,16 +376,32 @@ class Monitor:
             "updates_per_s": round(received_rate, 1),
             "writes_per_s": round(written_rate, 1),
             "p95_age_s": round(p95_age, 4),
-            # Every address has its first value (or its disconnected mark) in Redis: only then is
-            # the cache this leader's and not a previous leader's (see snapshots.monitor_is_fresh).
-            "synced": not self._pending and self.addresses <= self._latest.keys(),
+            "synced": synced,
             "hosts": hosts,
             "never_connected": heapq.nsmallest(NEVER_CONNECTED_LISTED, never),
+            "protocols": {
+                protocol: {"addresses": n, "connected": c, "never_connected": never_n}
+                for protocol, (n, c, never_n) in protocols.items()
+            },
             "started": self.started,
             "time": time.time(),
         }
         live.write_heartbeat(self.client, self.settings.shard, stats)
         return stats
+
+    def _name_pva_servers(self) -> None:
+        """Count each connected pvAccess address under its server, as Channel Access addresses
+        are: the server a channel connected to is not in its first update (p4p does not say), so
+        it is looked up (pvs.channels.ChannelSet.pva_peers, one look at every pvAccess channel:
+        benchmarks/bench_pva_peers.py) at the first heartbeat of a synced cache after pvAccess
+        channels connected, and kept, so that a server that goes away counts as that server disconnected."""
+        if self.channels is None or not self._pva_connected:
+            return
+        self._pva_connected = False
+        try:
+            self._hosts.update(self.channels.pva_peers())
+        except Exception:  # the heartbeat must be written; the counts wait for the next connection
+            log.exception("Could not ask the pvAccess client which servers its channels are on")
 
     def step(self) -> bool:
         """One turn as leader: poll the channels, and do whichever chores are due. False if fenced out."""

@@ -17,7 +17,7 @@ from pvs.filtersets import InvalidPVSet, pv_set_condition
 from pvs.forms import PVSetChoiceForm, PVSetForm, RegistryImportForm, TagChoiceForm, ToleranceForm
 from pvs.importers import uploaded_include_loader
 from pvs.models import PV, SEARCH_FIELDS, PVSet
-from pvs.protocols import CHOICES, PROTOCOLS
+from pvs.protocols import CHOICES, PROTOCOLS, search_of
 from pvs.selections import pv_set_pvs
 from squirrel_site.audit import AuditVia
 from squirrel_site.paginators import EstimatedCountPaginator
@@ -179,6 +179,15 @@ class PVAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_tags()
+
+    def get_search_results(self, request, queryset, search_term):
+        """Text written with a protocol (``ca://X``, ``PVA://X``) finds addresses of that protocol
+        in the registry's spelling, as the API's and the pages' `search` does (PVQuerySet.search);
+        other text is Django's search (each word in any of SEARCH_FIELDS)."""
+        text = search_term.strip()
+        if search_of(text)[0] is not None:
+            return queryset.search(text), False
+        return super().get_search_results(request, queryset, search_term)
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in form.fields}

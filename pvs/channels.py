@@ -18,9 +18,9 @@ from pvs.epics_io import METADATA_PER_POLL, Metadata, PollResult, PutRequest, Pu
 from pvs.protocols import PVA, protocol_of, split
 
 # The server a pvAccess channel is connected to, for the monitor's counts per server (its
-# heartbeat's "hosts", monitor.health.judge_connections): p4p 4.3 does not say. pvxs knows (the
-# peerName of its Connected events), but p4p's subscriptions mask those events and its client
-# objects expose no peer. Every connected pvAccess channel counts under this one name instead.
+# heartbeat's "hosts", monitor.health.judge_connections), comes from pvs.pva_bulk.ChannelSet.peers
+# (pvxs's client report: p4p's subscriptions themselves do not say). A channel whose server that
+# report has not named yet (it connected since the last look) counts under this name meanwhile.
 PVA_HOST = "pvAccess"
 # With both protocols subscribed, Channel Access is pended for at most this long at a time, so
 # that pvAccess updates waiting meanwhile are taken within it (ca_pend_event always waits its
@@ -141,7 +141,8 @@ class ChannelSet:
     :class:`pvs.pva_bulk.ChannelSet` the pvAccess ones, each created when the first address of
     its protocol is added (``ca`` and ``pva`` make them). :meth:`poll` returns what both
     delivered as one :class:`PollResult`, within its timeout (not the sum of two). A pvAccess
-    channel's metadata names :data:`PVA_HOST` as its host.
+    channel's metadata names its server as its host when :meth:`pva_peers` last saw it connected
+    to one, else :data:`PVA_HOST`.
     """
 
     def __init__(self, ca: Callable[[], object] = _ca_channels, pva: Callable[[], object] = _pva_channels):
@@ -149,6 +150,7 @@ class ChannelSet:
         self._ca = self._pva = None
         self._closed = False
         self._metadata_per_poll = METADATA_PER_POLL
+        self._pva_peers: dict[str, str] = {}  # the latest pva_peers(), for new connections' metadata
 
     # What the monitor sets: DBR_CTRL gets per poll (Channel Access only; pvAccess values carry
     # their metadata).
@@ -202,16 +204,29 @@ class ChannelSet:
     def connected_count(self) -> int:
         return sum(part.connected_count() for part in self._parts())
 
+    def pva_peers(self) -> dict[str, str]:
+        """{pvAccess address: its server, "host:port"} of the pvAccess channels connected now
+        (pvs.pva_bulk.ChannelSet.peers: one look at every channel, benchmarks/bench_pva_peers.py;
+        the monitor asks after pvAccess channels connected). Metadata of channels connecting
+        later names these servers."""
+        self._pva_peers = self._pva.peers() if self._pva is not None else {}
+        return dict(self._pva_peers)
+
     def connection_counts_by_host(self) -> dict[str, tuple[int, int]]:
         """(connected, disconnected) channels per server; never-connected ones under ''.
-        Connected pvAccess channels count under :data:`PVA_HOST`, disconnected ones under ''
-        (as Channel Access channels do: the host is asked of a connected channel)."""
+        Connected pvAccess channels count under their server (:meth:`pva_peers`), or under
+        :data:`PVA_HOST` if it is not known yet; disconnected ones under '' (as Channel Access
+        channels do: the host is asked of a connected channel)."""
         counts = dict(self._ca.connection_counts_by_host()) if self._ca is not None else {}
         if self._pva is not None:
+            peers = self.pva_peers()
             connected = self._pva.connected_count()
             disconnected = len(self._pva) - connected
-            if connected:
-                counts[PVA_HOST] = (connected, 0)
+            for peer in peers.values():
+                before = counts.get(peer, (0, 0))
+                counts[peer] = (before[0] + 1, before[1])
+            if connected > len(peers):
+                counts[PVA_HOST] = (connected - len(peers), 0)
             if disconnected:
                 before = counts.get("", (0, 0))
                 counts[""] = (before[0], before[1] + disconnected)
@@ -266,8 +281,9 @@ class ChannelSet:
         self._ca = self._pva = None
 
     def _named(self, result: PollResult) -> PollResult:
+        peers = self._pva_peers
         for meta in result.metadata:
-            meta.host = meta.host or PVA_HOST
+            meta.host = meta.host or peers.get(meta.address) or PVA_HOST
         return result
 
     def _parts(self) -> list:

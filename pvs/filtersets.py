@@ -95,10 +95,13 @@ class PVSetFilter(django_filters.ModelChoiceFilter):
 
 
 class PVFilterSet(django_filters.FilterSet):
-    """Select PVs by setpoint address, tags (all of them), tag group, device prefix, read-only
-    flag or text."""
+    """Select PVs by setpoint, readback or config address, tags (all of them), tag group, device
+    prefix, read-only flag or text. Every address given, in a filter or in the text, is read in
+    the registry's spelling (``ca://X`` is ``X``, ``PVA://X`` is ``pva://X``)."""
 
     pv = AddressListFilter(field_name="setpoint_address", label="Setpoint address (repeatable)")
+    readback = AddressListFilter(field_name="readback_address", label="Readback address (repeatable)")
+    config = AddressListFilter(field_name="config_address", label="Config address (repeatable)")
     # Each tag is its own join, so a PV must carry every tag given and appears once.
     tag = django_filters.ModelMultipleChoiceFilter(
         field_name="tags",

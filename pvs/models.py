@@ -6,7 +6,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from pvs.fields import AddressField
 from pvs.page_tags import PageTags
-from pvs.protocols import PVA, PVA_PREFIX, protocol_of
+from pvs.protocols import CA, PVA, PVA_PREFIX, protocol_of, search_of
 from pvs.validators import validate_tolerance
 from squirrel_site.bulk_sql import copy_rows, next_ids
 from tags.models import Tag
@@ -19,9 +19,28 @@ def _is_timestamp(field) -> bool:
     return getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
 
 
+ADDRESS_FIELDS = ("setpoint_address", "readback_address", "config_address")
+
+
+def address_contains(field: str, text: str) -> Q:
+    """Rows whose address `field` holds `text` (case-insensitive), as a search box means it.
+
+    Text written with a protocol (``ca://X``, ``PVA://X``) searches addresses of that protocol in
+    the registry's spelling (pvs.protocols.search_of, through ``normalized``):
+    ``PVA://SR:Q`` finds ``pva://SR:Q1``, ``ca://SR:Q`` finds the Channel Access ``SR:Q1`` and not
+    ``pva://SR:Q1``. Text without one (or with an unknown scheme) is looked for as written.
+    """
+    protocol, text = search_of(text)
+    if protocol is None:
+        return Q(**{f"{field}__icontains": text})
+    if protocol == CA:
+        return Q(**{f"{field}__icontains": text}) & ~Q(**{f"{field}__startswith": PVA_PREFIX})
+    return Q(**{f"{field}__istartswith": text})  # "pva://NAME...": a prefix, so an address's start
+
+
 def _any_address(condition) -> Q:
     query = Q()
-    for field in ("setpoint_address", "readback_address", "config_address"):
+    for field in ADDRESS_FIELDS:
         query |= condition(field)
     return query
 
@@ -58,7 +77,10 @@ class PVQuerySet(models.QuerySet):
         return self.filter(Exists(PV.tags.through.objects.filter(pv_id=OuterRef("pk"), tag=tag)))
 
     def search(self, text: str):
-        """PVs with `text` in any of SEARCH_FIELDS (case-insensitive)."""
+        """PVs with `text` in any of SEARCH_FIELDS (case-insensitive); text written with a
+        protocol (``ca://X``, ``PVA://X``) in an address of that protocol (:func:`address_contains`)."""
+        if search_of(text)[0] is not None:
+            return self.filter(_any_address(lambda field: address_contains(field, text)))
         query = Q()
         for field in SEARCH_FIELDS:
             query |= Q(**{f"{field}__icontains": text})
@@ -150,6 +172,11 @@ class PV(models.Model):
     def readback_protocol(self) -> str | None:
         """The readback's protocol, or None without a readback."""
         return protocol_of(self.readback_address) if self.readback_address else None
+
+    @property
+    def config_protocol(self) -> str | None:
+        """The config address's protocol, or None without one."""
+        return protocol_of(self.config_address) if self.config_address else None
 
 
 class PVSet(models.Model):

@@ -56,6 +56,17 @@ def normalized(address: str) -> str:
     return address
 
 
+def search_of(text: str) -> tuple[str | None, str]:
+    """(protocol, text) of what someone searches addresses for: text written with a protocol is
+    that protocol and the rest in the registry's spelling (``PVA://SR:Q`` → ``("pva", "pva://SR:Q")``,
+    ``ca://SR:Q`` → ``("ca", "SR:Q")``); other text (no prefix, an unknown scheme) is ``(None, text)``,
+    looked for as written in addresses of either protocol."""
+    protocol, _name = scheme_of(text)
+    if "://" not in text or protocol is None:
+        return None, text
+    return protocol, normalized(text)
+
+
 def split(addresses: Iterable[str]) -> tuple[list[str], list[str]]:
     """(Channel Access addresses, pvAccess addresses), each in the order given."""
     ca: list[str] = []

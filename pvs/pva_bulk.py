@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
-from p4p import _p4p
+from p4p import _gw, _p4p
 from p4p.client.raw import Cancelled, Context, Disconnected, Finished, RemoteError
 
 from pvs.epics_io import (  # the results both protocols return
@@ -559,6 +559,14 @@ def pva_service() -> PvaService:
 # Subscriptions.
 
 
+class _NoChannels:
+    """The handler of ChannelSet.peers' gateway providers: they serve no server, and would
+    refuse every channel if one asked."""
+
+    def testChannel(self, *_args):
+        return _gw.Provider.Ignore
+
+
 @dataclass(slots=True)
 class _Channel:
     address: str
@@ -584,6 +592,7 @@ class ChannelSet:
         self._next = 0
         self._ready: deque[int] = deque()
         self._closed = False
+        self._peer_probes: list | None = None  # see peers()
 
     def __len__(self) -> int:
         return len(self._index)
@@ -632,6 +641,27 @@ class ChannelSet:
         index = self._index.get(address)
         return None if index is None else self._channels[index].metadata
 
+    def peers(self) -> dict[str, str]:
+        """{address: the server ("host:port") it is connected to} of the channels connected now.
+
+        p4p's client objects do not expose a channel's server, but pvxs's client report does,
+        and p4p reaches it through its gateway's upstream provider (``_gw.Provider.report``): it
+        lists every channel of a client context that has a server, with the server's address (its
+        cost grows with the channels: benchmarks/bench_pva_peers.py). One such provider per
+        context is made on the first call and dropped by :meth:`close`; it serves nothing (no
+        server is ever given it, and p4p registers it nowhere).
+        """
+        self._check_open()
+        if self._peer_probes is None:
+            self._peer_probes = [
+                _gw.Provider(f"squirrel-peers-{number}", context, _NoChannels())
+                for number, context in enumerate(self._contexts)
+            ]
+        by_name: dict[str, str] = {}
+        for probe in self._peer_probes:
+            by_name.update((row[0], row[3]) for row in probe.report(1.0) if row[3])
+        return {address: by_name[name_of(address)] for address in self._index if name_of(address) in by_name}
+
     def poll(self, timeout: float) -> PollResult:
         """Wait up to `timeout` seconds for updates, then return every pending one."""
         self._check_open()
@@ -677,6 +707,7 @@ class ChannelSet:
             channel.subscription.close()
         self._channels.clear()
         self._index.clear()
+        self._peer_probes = None
 
     def _check_open(self) -> None:
         if self._closed:

@@ -5,6 +5,7 @@ from django.db.models import Q
 
 from pvs.filtersets import PV_SET_FILTERS, PVFilterSet, pv_set_condition
 from pvs.models import PV, PVSet
+from pvs.protocols import CA, PVA, PVA_PREFIX, search_of
 from squirrel_site.bulk_sql import in_array, number_array, set_join
 
 
@@ -74,3 +75,22 @@ def selected_ids_array(pvs) -> str:
     with set_join() as cursor:  # the registry with its tag or set links: two whole sets
         cursor.execute(sql, params)
         return number_array(row[0] for row in cursor.fetchall())
+
+
+def name_condition(column: str, name: str) -> tuple[str, list]:
+    """SQL (and its parameters) for rows whose PV name (`column`, a stored address) holds `name`,
+    case-insensitive, as the compare pages' "name" filter means it: ``ca://X`` and ``PVA://X``
+    are read in the registry's spelling and hold to that protocol (pvs.protocols.search_of:
+    ``ca://SR`` finds ``SR:Q1`` and not ``pva://SR:Q1``); the ORM's twin is pvs.models.address_contains."""
+    protocol, text = search_of(name)
+    if protocol == PVA:  # "pva://NAME...": the address's start
+        return f"{column} ILIKE %s", [f"{_escape_like(text)}%"]
+    condition, params = f"{column} ILIKE %s", [f"%{_escape_like(text)}%"]
+    if protocol == CA:
+        condition += f" AND {column} NOT LIKE %s"
+        params.append(f"{_escape_like(PVA_PREFIX)}%")
+    return condition, params
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

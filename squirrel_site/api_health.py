@@ -36,6 +36,17 @@ class NeverConnectedSerializer(serializers.Serializer):
     )
 
 
+class ProtocolCountsSerializer(serializers.Serializer):
+    addresses = serializers.IntegerField(help_text="Addresses of this protocol monitored.")
+    connected = serializers.IntegerField(help_text="Of those, connected now.")
+    never_connected = serializers.IntegerField(help_text="Of those, never answered by any server.")
+
+
+class ProtocolsSerializer(serializers.Serializer):
+    ca = ProtocolCountsSerializer(help_text="Channel Access addresses.")
+    pva = ProtocolCountsSerializer(help_text="pvAccess (pva://) addresses.")
+
+
 class ShardSerializer(serializers.Serializer):
     shard = serializers.CharField(help_text='The shard, e.g. "0of1" (index of count).')
     status = serializers.ChoiceField(
@@ -60,6 +71,9 @@ class ShardSerializer(serializers.Serializer):
     never_connected = NeverConnectedSerializer(
         help_text="Addresses no IOC has ever answered (no server: a typo, a retired IOC): reported, and counted in "
         "the shard's fraction, but no IOC of their own, so a few of them do not degrade the shard."
+    )
+    protocols = ProtocolsSerializer(
+        help_text="The shard's addresses, connected and never connected, per protocol: Channel Access and pvAccess."
     )
 
 

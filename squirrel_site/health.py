@@ -19,6 +19,7 @@ from django.db import DatabaseError, connection
 
 from monitor import health as monitor_health
 from monitor import live
+from pvs.protocols import PROTOCOLS
 
 OK, DEGRADED = monitor_health.OK, monitor_health.DEGRADED  # one word for both reports
 UNAVAILABLE = "unavailable"
@@ -84,7 +85,20 @@ def _shard_json(shard: monitor_health.ShardHealth) -> dict:
         "lag_p95_s": beat.get("p95_age_s"),
         "degraded_iocs": list(shard.degraded_iocs),
         "never_connected": {"count": shard.never_connected, "addresses": list(shard.never_connected_addresses)},
+        "protocols": _protocols(beat.get("protocols")),
     }
+
+
+def _protocols(counts) -> dict:
+    """The heartbeat's counts per protocol ("ca", "pva": addresses, connected, never connected),
+    zeros where a heartbeat (an older monitor's) has none."""
+    counts = counts if isinstance(counts, dict) else {}
+    fields = ("addresses", "connected", "never_connected")
+    result = {}
+    for protocol in PROTOCOLS:
+        given = counts.get(protocol) if isinstance(counts.get(protocol), dict) else {}
+        result[protocol] = {field: given[field] if isinstance(given.get(field), int) else 0 for field in fields}
+    return result
 
 
 def workers_report(client, now: float) -> dict:

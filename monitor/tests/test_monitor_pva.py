@@ -68,6 +68,11 @@ def run_until(monitor, condition, timeout=10.0, what="the condition"):
     eventually(stepped, timeout, interval=0, what=f"{what}, stepping the monitor")
 
 
+def server(pva_server) -> str:
+    """The simulated pvAccess server as the client report names it ("host:port")."""
+    return f"127.0.0.1:{pva_server.port}"
+
+
 def live_values(addresses, connected=True) -> bool:
     values = live.read_values(sorted(addresses))
     return all(v is not None and v.connected == connected for v in values.values())
@@ -97,7 +102,9 @@ def test_every_pvaccess_type_reaches_redis_beside_channel_access(mixed_registry,
     values, metas = live.read_values(list(pvs.values())), live.read_metadata(list(pvs.values()))
     for kind, address in pvs.items():
         value, meta = values[address], metas[address]
-        assert (value.kind, meta.kind, meta.host) == (sim_pva.KINDS[kind], sim_pva.KINDS[kind], channels.PVA_HOST), kind
+        assert (value.kind, meta.kind) == (sim_pva.KINDS[kind], sim_pva.KINDS[kind]), kind
+        # Named on connecting if a heartbeat had already seen the server, else the aggregate name.
+        assert meta.host in (channels.PVA_HOST, server(pva_server)), kind
         if kind == sim_pva.TABLE:
             table = json.loads(value.value)
             assert table["id"].startswith("epics:nt/NTTable")
@@ -119,10 +126,17 @@ def test_every_pvaccess_type_reaches_redis_beside_channel_access(mixed_registry,
     # Channel Access beside it, and the heartbeat counts both protocols' servers.
     ca = sim_ioc.of_kind(sim.ENUM)[0]
     assert live.read_values([ca.setpoint])[ca.setpoint].kind == "enum"
-    hosts = monitor.heartbeat()["hosts"]
+    beat = monitor.heartbeat()
+    hosts = beat["hosts"]
     pva_count = sum(1 for address in every if address.startswith("pva://"))
-    assert hosts[channels.PVA_HOST] == [pva_count, 0]
+    # Each protocol's channels under their own server: the pvAccess server's address, as p4p's
+    # client report names it, beside the Channel Access IOC's.
+    assert hosts[server(pva_server)] == [pva_count, 0] and channels.PVA_HOST not in hosts
     assert sum(connected for connected, _ in hosts.values()) == len(every)
+    assert beat["protocols"] == {
+        "ca": {"addresses": len(every) - pva_count, "connected": len(every) - pva_count, "never_connected": 0},
+        "pva": {"addresses": pva_count, "connected": pva_count, "never_connected": 0},
+    }
 
 
 @pytest.mark.ioc
@@ -167,12 +181,16 @@ def test_a_stopped_pva_server_shows_disconnected_and_comes_back(mixed_registry, 
     every = set(monitor.addresses)
     pvas = {address for address in every if address.startswith("pva://")}
     run_until(monitor, lambda: live_values(every), timeout=15, what="every address in Redis")
+    named = server(restartable_pva_server)
+    run_until(monitor, lambda: monitor.heartbeat()["hosts"].get(named) == [len(pvas), 0], what="counted per server")
     restartable_pva_server.stop()
     run_until(monitor, lambda: live_values(pvas, connected=False), timeout=5, what="pvAccess values disconnected")
     assert live_values(every - pvas)  # Channel Access untouched
     beat = monitor.heartbeat()
-    assert beat["hosts"][channels.PVA_HOST] == [0, len(pvas)] and beat["disconnected"] == len(pvas)
+    # The server that went away counts as that server disconnected (health lists it as degraded).
+    assert beat["hosts"][server(restartable_pva_server)] == [0, len(pvas)] and beat["disconnected"] == len(pvas)
     assert beat["never_connected"] == []  # a server that answered and went away, not a typo
+    assert beat["protocols"]["pva"] == {"addresses": len(pvas), "connected": 0, "never_connected": 0}
     # The values keep what they last held, marked disconnected.
     table = live.read_values([mixed_registry[sim_pva.TABLE]])[mixed_registry[sim_pva.TABLE]]
     assert table.kind == "structure" and table.value
@@ -181,4 +199,4 @@ def test_a_stopped_pva_server_shows_disconnected_and_comes_back(mixed_registry, 
     started = time.monotonic()
     run_until(monitor, lambda: live_values(pvas), timeout=30, what="pvAccess values back without a monitor restart")
     print(f"pvAccess values back {time.monotonic() - started:.1f} s after the server restarted")
-    run_until(monitor, lambda: monitor.heartbeat()["hosts"][channels.PVA_HOST] == [len(pvas), 0])
+    run_until(monitor, lambda: monitor.heartbeat()["hosts"][server(restartable_pva_server)] == [len(pvas), 0])

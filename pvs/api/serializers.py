@@ -175,6 +175,9 @@ class PVSerializer(ModelSerializer):
     readback_protocol = serializers.ChoiceField(
         choices=CHOICES, read_only=True, allow_null=True, help_text="The readback's protocol; null without one."
     )
+    config_protocol = serializers.ChoiceField(
+        choices=CHOICES, read_only=True, allow_null=True, help_text="The config address's protocol; null without one."
+    )
 
     class Meta:
         model = PV
@@ -185,6 +188,7 @@ class PVSerializer(ModelSerializer):
             "readback_address",
             "readback_protocol",
             "config_address",
+            "config_protocol",
             "device",
             "description",
             "abs_tolerance",

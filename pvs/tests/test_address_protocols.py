@@ -54,8 +54,10 @@ def test_saving_stores_the_registry_spelling():
     pv = PV.objects.create(setpoint_address="CA://SR:A", readback_address="PVA://SR:A:RB", config_address="ca://SR:C")
     assert (pv.setpoint_address, pv.readback_address, pv.config_address) == ("SR:A", "pva://SR:A:RB", "SR:C")
     assert stored() == [("SR:A", "pva://SR:A:RB", "SR:C")]
-    assert (pv.setpoint_protocol, pv.readback_protocol) == ("ca", "pva")
+    assert (pv.setpoint_protocol, pv.readback_protocol, pv.config_protocol) == ("ca", "pva", "ca")
     assert PV(setpoint_address="X").readback_protocol is None
+    assert PV(setpoint_address="X").config_protocol is None
+    assert PV(setpoint_address="X", config_address="pva://X:CFG").config_protocol == "pva"
 
 
 def test_full_clean_normalizes_and_the_unique_setpoint_holds_across_spellings():
@@ -193,7 +195,7 @@ def test_api_create_stores_ca_bare_and_pva_prefixed_with_protocols(as_editor, db
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["setpoint_address"] == "SR:A" and body["readback_address"] == "pva://SR:A:RB"
-    assert (body["setpoint_protocol"], body["readback_protocol"]) == ("ca", "pva")
+    assert (body["setpoint_protocol"], body["readback_protocol"], body["config_protocol"]) == ("ca", "pva", None)
     assert stored() == [("SR:A", "pva://SR:A:RB", "")]
     entry = AuditEntry.objects.get()
     assert entry.summary == "Created PV SR:A"
@@ -234,6 +236,18 @@ def test_api_patch_and_bulk_update_normalize(as_editor, mixed):
         ({"protocol": "ca"}, ["SR:CA:SP", "SR:MIX:SP", "pva://SR:TBL"]),
         ({"protocol": "pva", "search": "SR:PVA"}, ["pva://SR:PVA:SP"]),
         ({"pv": ["CA://SR:CA:SP", "PVA://SR:TBL"]}, ["SR:CA:SP", "pva://SR:TBL"]),
+        # The readback and config filters read either spelling, as `pv` does.
+        ({"readback": "PVA://SR:MIX:RB"}, ["SR:MIX:SP"]),
+        ({"readback": ["ca://SR:CA:RB", "pva://SR:PVA:RB"]}, ["SR:CA:SP", "pva://SR:PVA:SP"]),
+        ({"readback": "SR:MIX:RB"}, []),  # the Channel Access channel of that name: no PV reads it
+        ({"config": "ca://SR:TBL:CFG"}, ["pva://SR:TBL"]),
+        ({"config": "pva://SR:TBL:CFG"}, []),
+        # Search text with a protocol looks in addresses of that protocol, in the stored spelling.
+        ({"search": "PVA://SR:MIX"}, ["SR:MIX:SP"]),
+        ({"search": "pva://sr:"}, ["SR:MIX:SP", "pva://SR:PVA:SP", "pva://SR:TBL"]),
+        ({"search": "CA://SR:TBL"}, ["pva://SR:TBL"]),  # its config address
+        ({"search": "ca://SR:PVA"}, []),  # only pvAccess addresses hold SR:PVA
+        ({"search": "SR:PVA"}, ["pva://SR:PVA:SP"]),  # without a protocol: as written, in any
     ],
 )
 def test_api_protocol_filter(as_editor, mixed, query, expected):
@@ -247,6 +261,8 @@ def test_api_protocol_filter(as_editor, mixed, query, expected):
     [
         ({"protocol": "http"}, "protocol", "Select a valid choice. http is not one of the available choices."),
         ({"pv": "ftp://X"}, "pv", "'ftp://X': Unknown protocol 'ftp://'"),
+        ({"readback": "pva://"}, "readback", "'pva://'"),
+        ({"config": "X\u0001"}, "config", "control"),
     ],
 )
 def test_api_bad_protocol_query_is_a_400(as_editor, mixed, query, field, message):
@@ -319,6 +335,41 @@ def test_admin_list_shows_and_filters_by_protocol(staff_client, mixed):
     response = staff_client.get(CHANGELIST, {"protocol": "pva"})
     names = sorted(pv.setpoint_address for pv in response.context["cl"].result_list)
     assert names == ["SR:MIX:SP", "pva://SR:PVA:SP", "pva://SR:TBL"]
+
+
+def test_api_shows_each_address_protocol(as_editor, mixed):
+    by_setpoint = {pv["setpoint_address"]: pv for pv in as_editor.get(PVS).json()["results"]}
+    protocols = {
+        address: (pv["setpoint_protocol"], pv["readback_protocol"], pv["config_protocol"])
+        for address, pv in by_setpoint.items()
+    }
+    assert protocols == {
+        "SR:CA:SP": ("ca", "ca", None),
+        "pva://SR:PVA:SP": ("pva", "pva", None),
+        "SR:MIX:SP": ("ca", "pva", None),
+        "pva://SR:TBL": ("pva", None, "ca"),
+    }
+
+
+def test_admin_search_with_a_protocol_finds_the_stored_spelling(staff_client, mixed):
+    def found(text):
+        response = staff_client.get(CHANGELIST, {"q": text})
+        return sorted(pv.setpoint_address for pv in response.context["cl"].result_list)
+
+    assert found("PVA://SR:MIX") == ["SR:MIX:SP"]
+    assert found("ca://SR:TBL:CFG") == ["pva://SR:TBL"]
+    assert found("ca://SR:PVA") == []
+    assert found("SR:CA") == ["SR:CA:SP"]  # Django's own search still, without a protocol
+
+
+def test_live_page_search_and_address_filters_take_either_spelling(staff_client, mixed):
+    for query, expected in [
+        ({"search": "PVA://SR:PVA"}, ["pva://SR:PVA:SP"]),
+        ({"search": "ca://SR:MIX"}, ["SR:MIX:SP"]),
+        ({"pv": "CA://SR:CA:SP"}, ["SR:CA:SP"]),
+    ]:
+        response = staff_client.get(reverse("pvs:live"), query)
+        assert [pv.setpoint_address for pv in response.context["page"].rows] == expected, query
 
 
 def test_live_page_shows_protocol_badges_and_filters_by_protocol(staff_client, mixed):

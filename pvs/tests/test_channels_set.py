@@ -66,8 +66,16 @@ class FakeCa(FakeSet):
 
 
 class FakePva(FakeSet):
+    def __init__(self, results=()):
+        super().__init__(results)
+        self.servers: dict[str, str] = {}  # address: the server the client report names
+
     def addresses(self):
         return set(self.subscribed)
+
+    def peers(self):
+        """As pvs.pva_bulk.ChannelSet.peers: the connected channels the client report names a server for."""
+        return {address: server for address, server in self.servers.items() if self.subscribed.get(address)}
 
 
 def reading(address, value=1.0):
@@ -143,6 +151,17 @@ def test_poll_merges_both_protocols_and_names_the_pvaccess_host(make_set, made):
     assert mixed.poll(1.0).disconnected == ["pva://B:1"]
 
 
+def test_a_pvaccess_channel_connecting_again_names_the_server_last_seen(make_set, made):
+    mixed = make_set(
+        pva_results=[PollResult(connected=["pva://B:1"], metadata=[Metadata("pva://B:1", "float", 1)])],
+    )
+    mixed.add(["pva://B:1"])
+    made["pva"].subscribed["pva://B:1"] = True
+    made["pva"].servers = {"pva://B:1": "10.0.0.1:5075"}
+    assert mixed.pva_peers() == {"pva://B:1": "10.0.0.1:5075"}
+    assert [m.host for m in mixed.poll(1.0).metadata] == ["10.0.0.1:5075"]
+
+
 def test_poll_does_not_add_the_two_timeouts(make_set, made):
     # pvAccess has work at once: Channel Access is pended one slice, pvAccess never waits.
     mixed = make_set(pva_results=[PollResult(readings=[reading("pva://B:1")])])
@@ -167,13 +186,22 @@ def test_poll_with_nothing_pending_pends_channel_access_in_slices_up_to_the_time
     assert made["pva"].timeouts == [0.0] * 4  # looked at after each slice, never waited on
 
 
-def test_counts_by_host_put_connected_pvaccess_channels_under_its_name(make_set, made):
+def test_counts_by_host_put_connected_pvaccess_channels_under_their_server(make_set, made):
     mixed = make_set()
-    mixed.add(["A:1", "A:2", "pva://B:1", "pva://B:2", "pva://B:3"])
+    mixed.add(["A:1", "A:2", "pva://B:1", "pva://B:2", "pva://B:3", "pva://C:1"])
     made["ca"].subscribed["A:1"] = True
-    made["pva"].subscribed["pva://B:1"] = made["pva"].subscribed["pva://B:2"] = True
-    assert mixed.connection_counts_by_host() == {"ioc:5064": (1, 0), channels.PVA_HOST: (2, 0), "": (0, 2)}
-    assert mixed.connected_count() == 3
+    pva = made["pva"]
+    pva.subscribed["pva://B:1"] = pva.subscribed["pva://B:2"] = pva.subscribed["pva://C:1"] = True
+    # B:2 connected since the client report's last look: counted under the aggregate name meanwhile.
+    pva.servers = {"pva://B:1": "10.0.0.1:5075", "pva://C:1": "10.0.0.2:5075", "pva://B:3": "10.0.0.1:5075"}
+    assert mixed.connection_counts_by_host() == {
+        "ioc:5064": (1, 0),
+        "10.0.0.1:5075": (1, 0),
+        "10.0.0.2:5075": (1, 0),
+        channels.PVA_HOST: (1, 0),
+        "": (0, 2),
+    }
+    assert mixed.connected_count() == 4
     assert mixed.is_connected("pva://B:1") and not mixed.is_connected("pva://B:3") and mixed.is_connected("A:1")
     assert not mixed.is_connected("pva://nowhere")
 

@@ -270,6 +270,28 @@ def test_subscriptions_report_connection_metadata_and_every_change(pva_server, p
             context.close()
 
 
+@pytest.mark.ioc
+def test_peers_name_the_server_each_connected_channel_is_on(restartable_pva_server):
+    """The monitor counts pvAccess channels per server from this (p4p's subscriptions do not say)."""
+    pva_server = restartable_pva_server
+    pvs = [pva_server.of_type(t) for t in (sim_pva.DOUBLE, sim_pva.ENUM, sim_pva.TABLE)]
+    addresses = [f"pva://{pv.name}" for pv in pvs]
+    contexts = pva_bulk.make_contexts(pva_server.conf, 2)  # channels on both contexts
+    channels = pva_bulk.ChannelSet(contexts)
+    try:
+        channels.add([*addresses, "pva://NO:SUCH:PV"])
+        eventually(lambda: channels.poll(0.1) is not None and channels.connected_count() == 3, 20, what="connected")
+        # The channel no server answers is not there; each connected one names the server.
+        assert channels.peers() == dict.fromkeys(addresses, f"127.0.0.1:{pva_server.port}")
+        pva_server.stop()
+        eventually(lambda: channels.poll(0.1) is not None and channels.connected_count() == 0, 10, what="gone")
+        assert channels.peers() == {}
+    finally:
+        channels.close()
+        for context in contexts:
+            context.close()
+
+
 # The client's settings and its background closing.
 
 

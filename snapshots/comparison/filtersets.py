@@ -6,7 +6,7 @@ from django import forms
 from django.db.models import BooleanField, Exists, OuterRef
 from django.db.models.expressions import RawSQL
 
-from pvs.models import PV
+from pvs.models import PV, address_contains
 from snapshots.capture.models import Severity, SnapshotValue
 from snapshots.comparison.live_rows import disconnected_now, out_of_tolerance
 from tags.models import Tag, TagGroup
@@ -34,7 +34,7 @@ class SnapshotValueFilterSet(django_filters.FilterSet):
         queryset=TagGroup.objects.all(), method="filter_tag_group", label="Tag group", empty_label="any"
     )
     device = django_filters.CharFilter(field_name="pv__device", lookup_expr="istartswith", label="Device prefix")
-    name = django_filters.CharFilter(field_name="pv_name", lookup_expr="icontains", label="Name contains")
+    name = django_filters.CharFilter(method="filter_name", label="Name contains")
     severity = django_filters.ChoiceFilter(
         choices=Severity.choices[1:], method="filter_severity", label="Severity at least", empty_label="any"
     )
@@ -48,6 +48,10 @@ class SnapshotValueFilterSet(django_filters.FilterSet):
     class Meta:
         model = SnapshotValue
         fields: list[str] = []
+
+    def filter_name(self, queryset, name, value):
+        # ``ca://X`` and ``PVA://X`` as the registry spells them (pvs.models.address_contains).
+        return queryset.filter(address_contains("pv_name", value))
 
     def filter_tag(self, queryset, name, value):
         return queryset.filter(Exists(PV.tags.through.objects.filter(pv_id=OuterRef("pv_id"), tag=value)))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from monitor import live
 from pvs.models import PV
-from pvs.selections import selected_ids_array
+from pvs.selections import name_condition, selected_ids_array
 from snapshots.capture.models import Snapshot, SnapshotValue
 from snapshots.comparison import rules_sql as sql
 from snapshots.comparison.rows import (
@@ -36,14 +36,13 @@ from snapshots.comparison.rows import (
     ComparisonRow,
     RowFilters,
     Shown,
-    _escape_like,
     _live_side,
     _set_delta,
     analytic_cursor,
     format_value,
     saved_readback,
 )
-from snapshots.comparison.rules import MATCHING_STATUSES, ComparisonStatus, comparison_status
+from snapshots.comparison.rules import MATCHING_STATUSES, ComparisonStatus, columns_side_by_side, comparison_status
 from snapshots.comparison.structure_pairs import structure_pairs
 from squirrel_site import safe_csv
 from squirrel_site.epics_values import (
@@ -55,6 +54,7 @@ from squirrel_site.epics_values import (
     NUMBER_FORMATS,
     STRUCT,
     Value,
+    compare_of,
     delta_text,
     from_columns,
     kinds,
@@ -129,6 +129,19 @@ class NWayRow:
         known = [cell.severity for cell in self.cells if cell.severity is not None]
         return max(known) if known else None
 
+    @property
+    def table_columns(self):
+        """For an NTTable out of tolerance in some column: its differing table columns, each with
+        the reference's and every column's elements side by side (rules.columns_side_by_side);
+        None for other rows."""
+        reference = self.reference
+        if reference is None or compare_of(reference.kind) != STRUCT:
+            return None
+        if not any(cell.status == ComparisonStatus.OUT_OF_TOLERANCE for cell in self.cells):
+            return None
+        others = [cell.b.value if cell.status in COMPARED and cell.b is not None else None for cell in self.cells]
+        return columns_side_by_side(reference.value, others, self.abs_tolerance, self.rel_tolerance)
+
 
 @dataclass
 class NWayPage:
@@ -174,7 +187,8 @@ def _keyed_query(comparison: NWayComparison, sides: list[int]) -> tuple[str, lis
     # The name is the join key: filtering by it in each scan spares joining the other rows.
     named, name_params = "", []
     if comparison.name:
-        named, name_params = " AND pv_name ILIKE %s", [f"%{_escape_like(comparison.name)}%"] * len(sides)
+        condition, one_side = name_condition("pv_name", comparison.name)
+        named, name_params = f" AND {condition}", one_side * len(sides)
     side_columns = ", ".join(f"{column} AS {name}" for name, column in STATUS_SIDE.items())
     joined, names = "", []
     for i, pk in enumerate(sides):
@@ -633,7 +647,19 @@ def _delta_text(a: _Saved, b: _Saved, status: str, abs_tolerance: float, rel_tol
             return "+" + fmt(d) if d > 0 else fmt(d)
     row = ComparisonRow("", None, "", status, _side(a), _side(b), abs_tolerance, rel_tolerance)  # (structures)
     _set_delta(row)
-    return row.delta_full_display
+    return _full_delta(row)
+
+
+def _full_delta(cell: ComparisonRow) -> str:
+    """A cell's Δ in the CSV: format_delta(full=True), and for an NTTable out of tolerance, after
+    how it differs, each differing element beside the reference's (``setpoint[1]: 2 → 2.5``), as
+    the page shows its columns side by side."""
+    text = cell.delta_full_display
+    if cell.status != ComparisonStatus.OUT_OF_TOLERANCE or compare_of(cell.kind) != STRUCT:
+        return text
+    columns = columns_side_by_side(cell.a.value, [cell.b.value], cell.abs_tolerance, cell.rel_tolerance) or []
+    changes = [f"{name}[{index}]: {a} → {cells[0][0]}" for name, rows in columns for index, a, cells in rows]
+    return "; ".join(part for part in (text, *changes) if part)
 
 
 def _side(saved: _Saved) -> Shown:
@@ -661,7 +687,7 @@ def _csv_rows(comparison: NWayComparison, keyed: list[dict]) -> list[list[str]]:
                 cell = live_rows[id(record)].cells[index]
                 live_side = cell.b
                 cells += (_full(live_side), _full(live_side.readback if live_side else None))
-                cells += (cell.delta_full_display, cell.status_label if cell.status else "")
+                cells += (_full_delta(cell), cell.status_label if cell.status else "")
                 continue
             snapshot += 1
             side = saved.get(record[f"s{snapshot}_id"])
@@ -690,7 +716,7 @@ def csv_cells(row: NWayRow) -> list[str]:
         cells += [
             _full(side),
             _full(side.readback if side else None),
-            cell.delta_full_display,
+            _full_delta(cell),
             cell.status_label if cell.status else "",
         ]
     return cells + [number_text(row.abs_tolerance), number_text(row.rel_tolerance)]

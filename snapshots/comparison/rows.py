@@ -31,7 +31,7 @@ from django.db.models import QuerySet
 
 from monitor import live
 from pvs.models import PV
-from pvs.selections import selected_ids_array
+from pvs.selections import name_condition, selected_ids_array
 from snapshots.capture.models import Severity, Snapshot, SnapshotValue
 from snapshots.comparison import rules_sql as sql
 from snapshots.comparison.rules import (
@@ -288,13 +288,10 @@ def _registry_filters(comparison: Comparison, pv_column: str, name_column: str) 
         conditions.append(f"{pv_column} = ANY(%s::bigint[])")
         params.append(selected_ids_array(comparison.pvs))
     if comparison.name:
-        conditions.append(f"{name_column} ILIKE %s")
-        params.append(f"%{_escape_like(comparison.name)}%")
+        condition, name_params = name_condition(name_column, comparison.name)
+        conditions.append(condition)
+        params += name_params
     return conditions, params
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # What a row's status depends on, per side: name in the query -> SnapshotValue column.

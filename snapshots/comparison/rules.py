@@ -233,6 +233,47 @@ def table_cells(saved, live, abs_tolerance: float = 0.0, rel_tolerance: float = 
     return [name for name, _ in ta.columns], rows
 
 
+def columns_side_by_side(reference, others, abs_tolerance: float = 0.0, rel_tolerance: float = 0.0):
+    """An NTTable `reference` against several other values (`others`, None where a column has
+    none to compare), for the N-way page: the table columns in which some other table differs,
+    each (column name, rows), a row (index, the reference's text, one cell per other value) for
+    the rows where some other table differs, a cell (text, whether it differs) (text "" where a
+    value is not a table of the reference's columns, or lacks the row); at most TABLE_ROWS_SHOWN
+    rows a column. None when `reference` is not a table or nothing differs element by element
+    (columns added or removed are said by structure_differences)."""
+    ta = ev.table_of(ev.parse_structure(reference))
+    if ta is None:
+        return None
+    tables = []
+    for other in others:
+        tb = ev.table_of(ev.parse_structure(other)) if other is not None else None
+        tables.append(tb if tb is not None and tb.columns == ta.columns else None)
+    result = []
+    for name, _ in ta.columns:
+        numbers, x = ta.tolerant(name), ta.data[name]
+        rows = []
+        for i in range(max([len(x)] + [len(tb.data[name]) for tb in tables if tb is not None])):
+            cells = []
+            for tb in tables:
+                y = tb.data[name] if tb is not None else []
+                if tb is None:
+                    cells.append(("", False))
+                elif i >= len(y) or i >= len(x):
+                    cells.append((ev.element_text(y[i], numbers) if i < len(y) else "", True))
+                else:
+                    same = (
+                        _elements_within(x[i], y[i], abs_tolerance, rel_tolerance)
+                        if numbers
+                        else ev.json_equal(x[i], y[i])
+                    )
+                    cells.append((ev.element_text(y[i], numbers), not same))
+            if any(differs for _, differs in cells):
+                rows.append((i, ev.element_text(x[i], numbers) if i < len(x) else "", cells))
+        if rows:
+            result.append((name, rows[:TABLE_ROWS_SHOWN]))
+    return result or None
+
+
 def _elements_within(saved, live, abs_tolerance: float, rel_tolerance: float) -> bool:
     s, v = ev.number_of(saved), ev.number_of(live)
     if s is None or v is None:

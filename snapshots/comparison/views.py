@@ -160,6 +160,7 @@ def _nway_context(comparison, result, query) -> dict:
         ],
         "nway_rows": [_nway_row(row) for row in result.rows],
         "colspan": 2 + 2 * len(comparison.columns),
+        "table_colspan": 1 + 2 * len(comparison.columns),  # an NTTable's columns side by side, under its row
         "name_url": with_query(query, sort="name" if comparison.descending else "-name", page=None),
         "live_url": reverse("pvs:live"),
     }

@@ -8,7 +8,8 @@ independent Channel Access reads and writes), `pva` (the simulated pvAccess serv
 independent pvAccess reads and writes), `site` (the whole system for the browser tests),
 `snapshots` (snapshots, PVs and live values made from Python values). Helpers: `restore` (a fake IOC
 for restore unit tests), `values` and `websocket` (the monitor's live values and the live socket),
-`jobs`, `load`, `channel_access`. No test module imports from another test module or a
+`jobs`, `load`, `channel_access` and `pva_client` (a fault test's independent Channel Access and
+pvAccess clients). No test module imports from another test module or a
 conftest.py (squirrel_site/tests/test_test_support.py).
 """
 

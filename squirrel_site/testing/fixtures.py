@@ -88,7 +88,14 @@ def squirrel(fault_services, request, tmp_path):
     db_name = f"squirrel_fault_{os.getpid()}"
     services.postgres.create_database(db_name, template=TEMPLATE_DB)
     system = Squirrel(
-        tmp_path, services.postgres, services.redis, services.ioc, db_name, services.ports.take(), services.token
+        tmp_path,
+        services.postgres,
+        services.redis,
+        services.ioc,
+        db_name,
+        services.ports.take(),
+        services.token,
+        services.ports,
     )
     request.node.squirrel_system = system
     yield system

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from squirrel_site.testing import channel_access, eventually
+from squirrel_site.testing import channel_access, eventually, pva_client
 from squirrel_site.testing.services import PrivatePostgres, PrivateRedis
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -167,10 +167,28 @@ def simulated_ioc(workdir: Path, env: dict, pvs: int) -> ManagedProcess:
     )
 
 
+def simulated_pva(workdir: Path, env: dict, pvs: int, port: int, put_delay: float = 0.0) -> ManagedProcess:
+    """The simulated pvAccess server (pvs.sim_pva, `pvs` PVs) on loopback TCP `port`, UDP `port` + 1;
+    puts complete `put_delay` s after they are applied (run_sim_pva --put-delay)."""
+    ready_file = workdir / "pva.ready"
+    args = [sys.executable, "manage.py", "run_sim_pva", "--pvs", str(pvs), "--port", str(port)]
+    args += ["--put-delay", str(put_delay), "--ready-file", str(ready_file)]
+    return ManagedProcess(
+        "pva",
+        args,
+        env,
+        workdir / "pva.log",
+        ready_file.exists,
+        before_start=lambda: ready_file.unlink(missing_ok=True),
+    )
+
+
 class Squirrel:
     """The processes of one test on its own database; start what the test needs with start().
 
     `ioc` is the session's simulated IOC (shared; a test may kill it, the fixture restarts it).
+    A test that needs pvAccess starts a simulated pvAccess server of its own with :meth:`start_pva`
+    before the other processes (they find it, and only it).
     """
 
     KINDS = ("web", "worker", "beat", "monitor")
@@ -184,6 +202,7 @@ class Squirrel:
         db_name: str,
         web_port: int,
         token: str,
+        ports=None,
     ):
         self.workdir, self.postgres, self.redis, self.ioc = workdir, postgres, redis, ioc
         self.db_name, self.web_port, self.token = db_name, web_port, token
@@ -192,6 +211,8 @@ class Squirrel:
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Token {token}"
         self.processes: dict[str, ManagedProcess] = {}
+        self.ports = ports  # free loopback ports for servers a test starts (start_pva)
+        self.pva_port: int | None = None
 
     # Processes --------------------------------------------------------------------------------
 
@@ -235,6 +256,34 @@ class Squirrel:
         with ThreadPoolExecutor(len(started)) as pool:
             for future in [pool.submit(process.wait_ready) for process in started]:
                 future.result()
+
+    def start_pva(self, pvs: int = 100, put_delay: float = 0.0) -> ManagedProcess:
+        """Start the simulated pvAccess server ("pva": pvs.sim_pva's first `pvs` PVs) on two free
+        loopback ports of this test, and point every process started after it at it alone."""
+        while True:
+            port = self.ports.take()
+            if self.ports.take() == port + 1:
+                break
+        self.pva_port = port
+        self.env.update(
+            EPICS_PVA_AUTO_ADDR_LIST="NO",
+            EPICS_PVA_ADDR_LIST=f"127.0.0.1:{port + 1}",
+            EPICS_PVAS_INTF_ADDR_LIST="127.0.0.1",
+        )
+        process = simulated_pva(self.workdir, self.env, pvs, port, put_delay)
+        self.processes["pva"] = process
+        process.start()
+        process.wait_ready()
+        return process
+
+    def pvget(self, names: list[str], timeout: float = 5.0) -> dict:
+        """{name: the value's dict, or None if no server answered within `timeout`} read by p4p's
+        own threaded client in a fresh process (independent of Squirrel), from this test's server."""
+        return pva_client.pvget(self.env["EPICS_PVA_ADDR_LIST"], names, timeout)
+
+    def pvput(self, values: dict) -> None:
+        """Put {name: {field: value}} with completion through p4p's own client in a fresh process."""
+        pva_client.pvput(self.env["EPICS_PVA_ADDR_LIST"], values)
 
     def __getitem__(self, name: str) -> ManagedProcess:
         return self.processes[name]

@@ -82,6 +82,44 @@ def test_the_shard_reports_leader_heartbeat_age_counts_rate_and_lag(client, ever
         "lag_p95_s": 0.12,
         "degraded_iocs": [],
         "never_connected": {"count": 0, "addresses": []},
+        "protocols": {  # none in this heartbeat: zeros, not an error
+            "ca": {"addresses": 0, "connected": 0, "never_connected": 0},
+            "pva": {"addresses": 0, "connected": 0, "never_connected": 0},
+        },
+    }
+
+
+def test_the_shard_reports_pvaccess_counts_beside_channel_access_ones_and_a_pvaccess_server_down(
+    client, redis_db, worker_beat, monitor_beats
+):
+    monitor_beats(
+        addresses=450,
+        connected=340,
+        hosts={"ioc-a:5064": [300, 0], "127.0.0.1:5075": [40, 0], "10.0.0.7:5075": [0, 100], "": [0, 10]},
+        protocols={
+            "ca": {"addresses": 300, "connected": 300, "never_connected": 0},
+            "pva": {"addresses": 150, "connected": 40, "never_connected": 10},
+        },
+    )
+
+    (shard,) = client.get(URL).json()["monitor"]["shards"]
+
+    assert shard["protocols"] == {
+        "ca": {"addresses": 300, "connected": 300, "never_connected": 0},
+        "pva": {"addresses": 150, "connected": 40, "never_connected": 10},
+    }
+    assert shard["status"] == "degraded"
+    assert shard["degraded_iocs"] == [{"host": "10.0.0.7:5075", "connected": 0, "disconnected": 100}]
+
+
+def test_protocol_counts_a_monitor_did_not_write_read_as_zeros(client, redis_db, worker_beat, monitor_beats):
+    monitor_beats(protocols={"ca": {"addresses": "many", "connected": 3}, "pva": ["x"], "other": {}})
+
+    (shard,) = client.get(URL).json()["monitor"]["shards"]
+
+    assert shard["protocols"] == {
+        "ca": {"addresses": 0, "connected": 3, "never_connected": 0},
+        "pva": {"addresses": 0, "connected": 0, "never_connected": 0},
     }
 
 

@@ -27,10 +27,20 @@ class Command(BaseCommand):
         parser.add_argument("--shard", type=int, default=0, help="serve only shard N of --shards (several servers)")
         parser.add_argument("--shards", type=int, default=1, help="how many servers share the set")
         parser.add_argument("--ready-file", metavar="FILE", help="create this file once the server is serving")
+        parser.add_argument(
+            "--put-delay",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="apply each put at once but complete it this much later, saying so on stdout, as a record "
+            "whose processing takes time (fault tests kill the server while puts are in flight; default 0)",
+        )
 
     def handle(self, *args, **options):
         if not 0 < options["port"] < 65535:
             raise CommandError(f"--port must be between 1 and 65534, not {options['port']}")
+        if not 0 <= options["put_delay"] <= 60:
+            raise CommandError(f"--put-delay must be between 0 and 60 seconds, not {options['put_delay']}")
         try:
             pvs = sim_pva.shard(
                 sim_pva.generate(options["pvs"], options["prefix"], options["seed"]),
@@ -43,7 +53,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         start = time.monotonic()
-        server, _shared = serve(pvs, options["port"])
+        server, _shared = serve(pvs, options["port"], options["put_delay"], self.stdout)
         ready_file = Path(options["ready_file"]) if options["ready_file"] else None
         if ready_file:
             ready_file.touch()
@@ -71,9 +81,10 @@ def server_conf(port: int) -> dict[str, str]:
     }
 
 
-def serve(pvs: list[sim_pva.SimPV], port: int):
+def serve(pvs: list[sim_pva.SimPV], port: int, put_delay: float = 0.0, out=None):
     """Start a p4p server for `pvs` on `port`: (server, its shared PVs). Every put is applied
-    (posted to every subscriber) and completes at once."""
+    (posted to every subscriber) at once and completes at once, or `put_delay` seconds later
+    (each such put is announced on `out` as it arrives: ``put NAME completes in S s``)."""
     # Imported here, as run_sim_ioc imports softioc: only serving needs the server library.
     from p4p.nt import NTEnum, NTScalar, NTTable
     from p4p.server import Server, StaticProvider
@@ -84,7 +95,14 @@ def serve(pvs: list[sim_pva.SimPV], port: int):
             # Stamped when applied, as an IOC stamps a record when a put processes it: the client's
             # value carries no time of its own (posted as it is, a put left the PV at timestamp 0).
             pv.post(op.value(), timestamp=time.time())
-            op.done()
+            if not put_delay:
+                op.done()
+                return
+            out.write(f"put {op.name()} completes in {put_delay} s")
+            out.flush()
+            timer = threading.Timer(put_delay, op.done)
+            timer.daemon = True
+            timer.start()
 
     handler = Apply()
     types = {

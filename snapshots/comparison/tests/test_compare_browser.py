@@ -130,6 +130,50 @@ def test_a_table_pv_shows_as_a_table_and_says_which_rows_differ(site, browser_pa
     screenshot(page, "compare_09_table")
 
 
+def test_a_table_pv_in_three_snapshots_shows_its_differing_columns_side_by_side(
+    site, browser_page, make_snapshot, make_pvs
+):
+    """An NTTable (pvAccess) saved in three snapshots, compared N-way through the page's form: under
+    its row, each differing table column with A's and every column's elements side by side."""
+    page = browser_page
+    name = "pva://BROWSER:NWAY:MAGNETS"
+
+    def magnets(setpoint, device=("Q1", "Q2", "Q3", "Q4")):
+        return nt_table({"device": ("as", list(device)), "setpoint": ("ad", setpoint), "count": ("ai", [1, 2, 3, 4])})
+
+    make_pvs(name, abs_tolerance=0.01, device="BROWSERNWAY")
+    a = make_snapshot("N-way table: A", {name: magnets([1.0, 2.0, 3.0, 4.0])})
+    b = make_snapshot("N-way table: B", {name: magnets([1.0, 2.005, 3.5, 4.0])})
+    c = make_snapshot("N-way table: C", {name: magnets([1.5, 2.0, 3.0, 4.0], ("Q1", "Q2", "Q3", "Q9"))})
+    log_in(page, site)
+    page.click("nav.mainnav >> text=Compare")
+    page.wait_for_url(f"{site}/compare/")
+    page.select_option("#id_a", str(a.id))
+    page.select_option("#id_b", str(b.id))
+    page.click("#add-column")
+    page.select_option("#id_b_2", str(c.id))
+    page.fill("#id_device", "BROWSERNWAY")
+    with page.expect_navigation() as navigation:
+        page.click("#compare-form button[type=submit]")
+    assert navigation.value.status == 200, page.locator("#compare-errors").all_text_contents()
+    row = page.locator(f'table.nway tr[data-pv="{name}"]')
+    assert row.get_attribute("data-statuses") == "out_of_tolerance out_of_tolerance"
+    columns = page.locator(f'tr.table-columns[data-table-of="{name}"] table.table-column')
+    assert [columns.nth(i).get_attribute("data-column") for i in range(columns.count())] == ["device", "setpoint"]
+    setpoint = page.locator(f'tr.table-columns[data-table-of="{name}"] table[data-column="setpoint"]')
+    assert setpoint.locator("tr").nth(0).locator("th").all_text_contents() == [
+        "row",
+        f"A #{a.id}",
+        f"#{b.id}",
+        f"#{c.id}",
+    ]
+    lines = [setpoint.locator("tr").nth(i).locator("td").all_text_contents() for i in (1, 2)]
+    assert lines == [["0", "1", "1", "1.5"], ["2", "3", "3.5", "3"]]  # row 1 is within tolerance in B
+    marked = setpoint.locator("td.out-of-tolerance").all_text_contents()
+    assert marked == ["1.5", "3.5"]
+    screenshot(page, "compare_10_nway_table")
+
+
 def test_compare_form_submits_as_a_person_fills_it(site, browser_page, sim_ioc_registry):
     """The page's own form, submitted with Status and Tag left at "any" (the browser sends
     status=&tag=), then again after changing a filter on the result: both answer with rows."""

@@ -6,11 +6,13 @@ import io
 import json
 import math
 import random
+import re
 
 import pytest
 from django.urls import reverse
 
 from monitor import payloads
+from snapshots.comparison import rules
 from snapshots.comparison.nway import NWayComparison, compare_columns, write_nway_csv
 from snapshots.comparison.rows import Comparison, compare, write_csv
 from snapshots.comparison.rules import ComparisonStatus as S
@@ -335,4 +337,75 @@ def test_the_nway_csv_writes_tables_as_tables(tables):
     cells = dict(zip(header, row, strict=True))
     assert [text[:10] for text in row if text.startswith("table")] == ["table 3×3:"] * 2, cells
     assert "epics:nt" not in stream.getvalue()
-    assert "column `setpoint`: row 1 differs" in row
+    assert "column `setpoint`: row 1 differs; setpoint[1]: 2 → 2.5" in row  # and the element beside A's
+
+
+# N-way: an NTTable in three snapshots, its differing columns side by side.
+
+
+@pytest.fixture
+def three_tables(make_snapshot, make_pvs):
+    make_pvs("T:table", abs_tolerance=0.1)
+    a = make_snapshot("A", {"T:table": Structure(table())})
+    # B: setpoint row 1 out of tolerance, row 2 within it; C: setpoint row 0 out, device row 2 changed.
+    b = make_snapshot("B", {"T:table": Structure(table(setpoint=(1.0, 2.5, 3.05)))})
+    c = make_snapshot("C", {"T:table": Structure(table(setpoint=(1.5, 2.0, 3.0), device=("Q1", "Q2", "Q9")))})
+    return a, b, c
+
+
+def test_columns_side_by_side_lists_each_differing_column_with_every_side():
+    columns = rules.columns_side_by_side(
+        table(),
+        [table(setpoint=(1.0, 2.5, 3.05)), None, table(setpoint=(1.5, 2.0, 3.0), device=("Q1", "Q2", "Q9")), BASE],
+        0.1,
+    )
+    assert columns == [
+        ("device", [(2, '"Q3"', [('"Q3"', False), ("", False), ('"Q9"', True), ('"Q3"', False)])]),
+        (
+            "setpoint",
+            [
+                (0, "1", [("1", False), ("", False), ("1.5", True), ("1", False)]),
+                (1, "2", [("2.5", True), ("", False), ("2", False), ("2", False)]),
+            ],
+        ),
+    ]
+    assert rules.columns_side_by_side(table(), [table(), None], 0.1) is None  # nothing differs
+    assert rules.columns_side_by_side('{"not": "a table"}', [table()]) is None
+    # Another table's columns (added, removed): said by structure_differences, not placed side by side.
+    assert rules.columns_side_by_side(table(), [table(count=(1, 2, 3))]) is None
+    # A longer table: its extra rows differ, beside nothing in A.
+    longer = table(setpoint=(1.0, 2.0, 3.0, 4.0), device=("Q1", "Q2", "Q3", "Q4"), enabled=(True, False, True, True))
+    (device, *_rest) = rules.columns_side_by_side(table(), [longer])
+    assert device == ("device", [(3, "", [('"Q4"', True)])])
+
+
+@pytest.mark.django_db
+def test_the_nway_page_shows_a_tables_differing_columns_side_by_side(client, signed_in, three_tables):
+    a, b, c = three_tables
+    response = client.get(reverse("snapshots:compare"), {"a": a.id, "b": [b.id, c.id]})
+    html = response.content.decode()
+    assert response.status_code == 200
+    (block,) = re.findall(r'<tr class="table-columns" data-table-of="T:table">(.*?)</details></td></tr>', html, re.S)
+    tables = dict(re.findall(r'<table class="compact table-column" data-column="(\w+)">(.*?)</table>', block, re.S))
+    assert list(tables) == ["device", "setpoint"]
+    assert f"<th>A #{a.id}</th><th>#{b.id}</th><th>#{c.id}</th>" in tables["setpoint"]
+    cells = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td>(.*?)</tr>", tables["setpoint"], re.S)
+    assert [(index, a_text) for index, a_text, _ in cells] == [("0", "1"), ("1", "2")]  # row 2 is within tolerance
+    assert re.findall(r"<td([^>]*)>([^<]*)</td>", cells[1][2]) == [
+        (' class="out-of-tolerance" title="differs from A (2)"', "2.5"),
+        ("", "2"),
+    ]
+    assert "&quot;Q9&quot;" in tables["device"] and "epics:nt" not in block
+
+
+@pytest.mark.django_db
+def test_the_nway_csv_puts_each_differing_element_beside_the_reference(three_tables):
+    a, b, c = three_tables
+    stream = io.StringIO()
+    write_nway_csv(NWayComparison(a, (b, c)), stream)
+    header, row = list(csv.reader(io.StringIO(stream.getvalue())))
+    cells = dict(zip(header, row, strict=True))
+    assert cells[f"#{b.id} delta"] == "column `setpoint`: row 1 differs; setpoint[1]: 2 → 2.5"
+    assert cells[f"#{c.id} delta"] == (
+        'column `device`: row 2 differs; column `setpoint`: row 0 differs; device[2]: "Q3" → "Q9"; setpoint[0]: 1 → 1.5'
+    )
