@@ -21,6 +21,7 @@ from squirrel_site.testing import eventually
 # live_values).
 pytest_plugins = [
     "squirrel_site.testing.parallel",
+    "squirrel_site.testing.archiver",
     "squirrel_site.testing.fixtures",
     "squirrel_site.testing.ioc",
     "squirrel_site.testing.pva",

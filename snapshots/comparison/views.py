@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views import View
 
+from pvs.archiver import archivers
 from snapshots.capture.models import Severity, Snapshot
 from snapshots.comparison.drift import drift_summary, golden_snapshot
 from snapshots.comparison.forms import (
@@ -148,6 +149,7 @@ def _context(request, comparison, result) -> dict:
         "all_url": with_query(query, status=None, differences_only=None, page=None),
         "swap_url": with_query(query, a=comparison.b.pk, b=comparison.a.pk, page=None) if not comparison.live else "",
         "can_restore": request.user.has_perm("snapshots.add_restore"),
+        "archived": bool(archivers()),  # each row's History control (static/squirrel/history.js)
     }
 
 
@@ -250,6 +252,9 @@ def _row(row, live: bool) -> dict:
         "a": _side_cell(row.a),
         "b": _side_cell(row.b),
         "b_readback_address": row.b.readback.address if live and row.b is not None and row.b.readback else "",
+        # The History control's saved value and readback: A's (static/squirrel/history.js).
+        "history_saved": saved_json(row.a) if row.a is not None and row.a.value is not None else "",
+        "history_readback": row.a is not None and row.a.readback is not None,
     }
 
 
