@@ -4,6 +4,7 @@ loopback port of this test process's range, recording the session's simulated IO
 `sim_archiver` starts it for one test, recording a few of the IOC's PVs (`SimArchiver.addresses`)
 with a fabricated past of an hour (`--seed-hours`), and points settings.ARCHIVERS at it; the test
 may `kill()` it (an archiver that went away). The registry is the IOC's (`sim_ioc_registry`).
+`archived_site` is the browser tests' `site` whose web process asks it.
 """
 
 import os
@@ -98,5 +99,18 @@ def sim_archiver(sim_ioc_registry, tmp_path, settings):
         archiver.start()
         settings.ARCHIVERS = [(ARCHIVER_NAME, archiver.url)]
         yield archiver
+    finally:
+        archiver.stop()
+
+
+@pytest.fixture
+def archived_site(site_processes, sim_ioc_registry, redis_db, tmp_path, request):
+    """`site` (squirrel_site.testing.site) with the simulated archiver, which its web process asks
+    (SQUIRREL_ARCHIVER_URL); yields (the site's URL, the SimArchiver)."""
+    archiver = SimArchiver(tmp_path, archived_addresses(sim_ioc_registry))
+    try:
+        archiver.start()
+        site_processes.env["SQUIRREL_ARCHIVER_URL"] = f"{ARCHIVER_NAME}={archiver.url}"
+        yield request.getfixturevalue("site"), archiver
     finally:
         archiver.stop()

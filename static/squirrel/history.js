@@ -32,8 +32,27 @@ function element(tag, attributes = {}, text = null) {
   return made;
 }
 
-function timeText(seconds) {
-  return new Date(seconds * 1000).toLocaleString();
+// Times as the pages write them: ISO days and 24-hour times in the site's time zone
+// (SQUIRREL_TIME_ZONE, the button's data-history-tz); Sweden's locale writes exactly that.
+function clock(timeZone, parts) {
+  return new Intl.DateTimeFormat("sv-SE", { timeZone, hourCycle: "h23", ...parts });
+}
+const DAY_AND_TIME = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" };
+
+function timeText(seconds, timeZone) {
+  return clock(timeZone, DAY_AND_TIME).format(new Date(seconds * 1000));
+}
+
+// The time axis's tick labels: hours and minutes, with the day at midnight and on the first tick.
+function axisTimes(timeZone) {
+  const time = clock(timeZone, { hour: "2-digit", minute: "2-digit" });
+  const day = clock(timeZone, { year: "numeric", month: "2-digit", day: "2-digit" }); // 2026-12-08
+  return (plot, splits) =>
+    splits.map((split, index) => {
+      const moment = new Date(split * 1000);
+      const text = time.format(moment);
+      return index === 0 || text === "00:00" ? `${text}\n${day.format(moment)}` : text;
+    });
 }
 
 // The window's bounds in Unix seconds: around the snapshot's time, or up to now without one.
@@ -89,7 +108,7 @@ function placeMarkers(plot, at, saved, atLine, savedLine) {
   }
 }
 
-function drawChart(box, answer, at, saved, start, end) {
+function drawChart(box, answer, at, saved, start, end, timeZone) {
   const [xs, ys] = columns(answer.samples, end);
   const enumerated = COMPARE[answer.kind] === "enum";
   const label = enumerated ? "index" : answer.units || answer.kind || "";
@@ -102,8 +121,9 @@ function drawChart(box, answer, at, saved, start, end) {
     height: HEIGHT,
     legend: { show: false },
     cursor: { drag: { x: false, y: false } },
+    tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), timeZone),
     scales: { x: { time: true, range: [start, end] }, y: { range: [low - pad, high + pad] } },
-    axes: [{}, { label, size: 70 }],
+    axes: [{ values: axisTimes(timeZone) }, { label, size: 70 }],
     series: [
       {},
       {
@@ -111,11 +131,11 @@ function drawChart(box, answer, at, saved, start, end) {
         stroke: "#1f6feb",
         width: 1.5,
         paths: uPlot.paths.stepped({ align: 1 }),
-        points: { show: xs.length < 200 },
+        points: { show: xs.length < 60 },
       },
     ],
   };
-  const atLine = marker("history-at", at === null ? "" : `Snapshot taken ${timeText(at)}`);
+  const atLine = marker("history-at", at === null ? "" : `Snapshot taken ${timeText(at, timeZone)}`);
   const savedLine = marker("history-saved", saved === null ? "" : `Saved value ${saved}`);
   options.hooks = { draw: [(plot) => placeMarkers(plot, at, saved, atLine, savedLine)] };
   const plot = new uPlot(options, [xs, ys], box);
@@ -124,7 +144,7 @@ function drawChart(box, answer, at, saved, start, end) {
   return plot;
 }
 
-function listSamples(box, answer) {
+function listSamples(box, answer, timeZone) {
   const shown = answer.samples.slice(-LISTED_SAMPLES);
   const table = element("table", { class: "compact history-list" });
   const head = table.insertRow();
@@ -132,7 +152,7 @@ function listSamples(box, answer) {
   for (const sample of shown) {
     const row = table.insertRow();
     const value = typeof sample.value === "string" ? sample.value : JSON.stringify(sample.value);
-    row.append(element("td", { class: "nowrap" }, timeText(sample.timestamp)), element("td", { class: "value" }, value));
+    row.append(element("td", { class: "nowrap" }, timeText(sample.timestamp, timeZone)), element("td", { class: "value" }, value));
   }
   box.append(table);
 }
@@ -145,6 +165,7 @@ class HistoryPanel {
     const saved = button.dataset.historySaved === undefined ? null : Number(button.dataset.historySaved);
     this.saved = Number.isFinite(saved) && button.dataset.historySaved !== "" ? saved : null;
     this.kind = button.dataset.historyKind || "";
+    this.timeZone = button.dataset.historyTz || undefined; // the browser's own without one
     this.plot = null;
     this.request = 0;
     const row = button.closest("tr");
@@ -215,10 +236,10 @@ class HistoryPanel {
       this.status.textContent = `${from}; no sample in this window.`;
     } else if (!numeric(answer.kind)) {
       this.status.textContent = `${from}; not a number (${answer.kind || "mixed kinds"}), so no chart: its last values are listed.`;
-      listSamples(this.chart, answer);
+      listSamples(this.chart, answer, this.timeZone);
     } else {
       this.status.textContent = `${from}${answer.units ? `, in ${answer.units}` : ""}.`;
-      this.plot = drawChart(this.chart, answer, this.at, this.saved, start, end);
+      this.plot = drawChart(this.chart, answer, this.at, this.saved, start, end, this.timeZone);
     }
   }
 }

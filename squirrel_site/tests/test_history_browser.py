@@ -1,0 +1,66 @@
+"""A PV's archived history on the snapshot page, in Debian's chromium (Playwright), clicking as a
+person does: take a snapshot, find a changing PV with the filter form, click its History button and
+see the chart (a canvas) with the snapshot's time and the saved value marked, change the window,
+then a string PV's last values listed as "not a number". The site's web process asks the
+simulated archiver recording the simulated IOC (squirrel_site.testing.archiver)."""
+
+import pytest
+from django.db import connection
+
+from pvs import sim
+from squirrel_site.testing.site import log_in, screenshot, submit, take_snapshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker]
+
+
+def open_history(page, address: str):
+    """Filter the snapshot page to `address`, click its History button; the panel row under it."""
+    page.fill("#id_name", address)
+    submit(page)
+    row = page.locator(f'tr[data-pv="{address}"]')
+    row.locator("button.history-open").click()
+    return page.locator("tr.history-row")
+
+
+def test_a_rows_history_chart_marks_the_snapshot_and_the_saved_value(archived_site, browser_page, sim_ioc_registry):
+    site, archiver = archived_site
+    page = browser_page
+    connection.close()  # Playwright's loop makes Django give this thread a connection of its own
+    changing = sim_ioc_registry.of_kind(sim.CHANGING)[0]
+    text = sim_ioc_registry.of_kind(sim.STRING)[0]
+    assert changing.setpoint in archiver.addresses and text.setpoint in archiver.addresses
+    log_in(page, site)
+    take_snapshot(page, site, "Browser: history")
+
+    panel = open_history(page, changing.setpoint)
+    chart = panel.locator(".history-chart")
+    chart.locator("canvas").wait_for(state="visible")
+    status = panel.locator(".history-status").text_content()
+    assert f"{changing.setpoint} from sim:" in status and "samples" in status
+    assert (changing.egu and f"in {changing.egu}" in status) or not changing.egu
+    # The snapshot's time: a vertical line inside the plot, titled with the time; the saved value: a
+    # horizontal one.
+    marker = chart.locator(".history-at")
+    marker.wait_for(state="visible")
+    assert marker.get_attribute("title").startswith("Snapshot taken ")
+    chart.locator(".history-saved").wait_for(state="visible")
+    assert chart.locator(".history-saved").get_attribute("title").startswith("Saved value ")
+    box, over = marker.bounding_box(), chart.locator(".u-over").bounding_box()
+    assert over["x"] < box["x"] < over["x"] + over["width"]
+    # ± 1 h around the snapshot, which was taken just now: its time is the middle of the plot.
+    assert abs(box["x"] - (over["x"] + over["width"] / 2)) < over["width"] * 0.05
+    screenshot(page, "40_snapshot_history_chart")
+
+    # A narrower window: the chart is drawn again, the marker still at the snapshot's time.
+    panel.get_by_label("Window").select_option(label="± 10 min")
+    page.wait_for_function("() => document.querySelectorAll('.history-chart canvas').length === 1")
+    chart.locator(".history-at").wait_for(state="visible")
+    screenshot(page, "41_snapshot_history_10_min")
+
+    # A string PV: no chart, its last values listed.
+    panel = open_history(page, text.setpoint)
+    panel.locator(".history-list").wait_for(state="visible")
+    assert "not a number" in panel.locator(".history-status").text_content()
+    assert panel.locator(".history-chart canvas").count() == 0
+    assert str(text.value) in panel.locator(".history-list").text_content()
+    screenshot(page, "42_snapshot_history_string")
