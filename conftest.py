@@ -18,15 +18,15 @@ from squirrel_site.testing import eventually
 # tests' private PostgreSQL and Redis and real processes (fault_services, squirrel); the simulated IOC
 # in the registry (sim_ioc_registry); the simulated pvAccess server (pva_server); the whole system for
 # the browser (site, browser_page, put_on_ioc); snapshots and live values (make_snapshot, make_pvs,
-# live_values).
+# live_values); the simulated archiver recording off the IOC (sim_archiver).
 pytest_plugins = [
     "squirrel_site.testing.parallel",
-    "squirrel_site.testing.archiver",
     "squirrel_site.testing.fixtures",
     "squirrel_site.testing.ioc",
     "squirrel_site.testing.pva",
     "squirrel_site.testing.site",
     "squirrel_site.testing.snapshots",
+    "squirrel_site.testing.archiver",
 ]
 
 SIM_IOC_PVS = 300

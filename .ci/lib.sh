@@ -241,6 +241,10 @@ demo_settings() {
   export EPICS_PVA_BROADCAST_PORT="$((EPICS_PVA_SERVER_PORT + 1))"
   export EPICS_PVA_AUTO_ADDR_LIST=NO
   export EPICS_PVA_ADDR_LIST="127.0.0.1:$EPICS_PVA_BROADCAST_PORT"
+  # The simulated archiver (Procfile's archiver: run_sim_archiver, seeded an hour back), which the
+  # demo's snapshots "from the archive" ask unless SQUIRREL_ARCHIVER_URL names real ones.
+  export SQUIRREL_ARCHIVER_PORT="${SQUIRREL_ARCHIVER_PORT:-17668}"
+  export SQUIRREL_ARCHIVER_URL="${SQUIRREL_ARCHIVER_URL:-sim=http://127.0.0.1:$SQUIRREL_ARCHIVER_PORT}"
 }
 
 # Stop with one line, having changed nothing, when a demo runs already: this checkout's (its lock

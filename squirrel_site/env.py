@@ -89,3 +89,27 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_named_urls(name: str) -> list[tuple[str, str]]:
+    """Return the variable as (name, URL) pairs: comma-separated ``name=http://host:port`` items,
+    or bare URLs named by their host:port; an http(s) URL each, names unique. Unset or blank: []."""
+    from urllib.parse import urlsplit
+
+    pairs: list[tuple[str, str]] = []
+    for item in env_list(name, []):
+        label, _, url = item.partition("=") if "=" in item.split("://", 1)[0] else ("", "", item)
+        url = url.strip().rstrip("/")
+        fix = f"set {name} to comma-separated http://host:port URLs, each optionally named (name=http://host:port)."
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:
+            raise SettingError(f"{name} holds {item!r}, which is not a URL: {fix}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise SettingError(f"{name} holds {item!r}, which is not an http(s) URL: {fix}")
+        label = label.strip() or parts.netloc
+        if any(label == seen for seen, _ in pairs):
+            raise SettingError(f"{name} names {label!r} twice: {fix}")
+        pairs.append((label, url))
+    return pairs

@@ -35,6 +35,7 @@ The media, one codec each:
   :func:`delta_text`;
 - Channel Access: :func:`kind_of_native` (what a channel's DBR type and count read as) and
   :func:`put_buffer` (the DBR type, count and bytes a put sends);
+- the Archiver Appliance's JSON: :func:`kind_of_archived` and :func:`archived_value`;
 - pvAccess: :func:`kind_of_pva` (what a normative type's value field reads as; any other
   structure is a ``structure``, its typed JSON text, :func:`structure_text`);
 - the browser (``static/squirrel/live.js``): :func:`js_module` renders ``static/squirrel/kinds.js``
@@ -554,6 +555,66 @@ def kind_of_pva(type_id: str, value_code) -> str:
     if element == "s":
         return Kind.STRING_ARRAY.value if array else _STRING
     return STRUCTURE
+
+
+# The Archiver Appliance's JSON (pvs.archiver): a sample's "val" is a number, a string or a list of
+# either, an enum's index as a number; no type travels with getDataAtTime's answer.
+
+
+def kind_of_archived(val, hint: str | None = None) -> str | None:
+    """The kind an archived sample's JSON `val` reads as: `hint` (the channel's kind, as its
+    metadata says, e.g. the monitor's) when `val` fits it, else its JSON shape — a string, a list
+    of strings, a whole number an int, another number a float, a list of whole numbers an int
+    array, another list of numbers a float array. None for a value of no kind (null, an object,
+    a list mixing strings and numbers)."""
+    shape = _archived_shape(val)
+    if shape is None:
+        return None
+    spec = SPECS.get(hint) if hint else None
+    if spec is not None and spec.kind != STRUCTURE and _fits(spec, shape):
+        return hint
+    return shape
+
+
+def _archived_shape(val) -> str | None:
+    if isinstance(val, str):
+        return _STRING
+    if isinstance(val, bool) or val is None:
+        return _INT if isinstance(val, bool) else None
+    if isinstance(val, int):
+        return _INT
+    if isinstance(val, float):
+        return _FLOAT
+    if isinstance(val, list):
+        if all(isinstance(item, str) for item in val) and val:
+            return _STRING_ARRAY
+        if not all(isinstance(item, numbers.Real) for item in val):
+            return None
+        return _INT_ARRAY if all(isinstance(item, int) for item in val) else _FLOAT_ARRAY
+    return None
+
+
+def _fits(spec: KindSpec, shape: str) -> bool:
+    """Whether a value of JSON shape `shape` can be a value of `spec`'s kind (an int an enum's
+    index or a float; one number a one-element array; a whole-number array a float array)."""
+    shaped = SPECS[shape]
+    if spec.array != shaped.array and not (spec.array and not shaped.array):
+        return False
+    if spec.element is str or shaped.element is str:
+        return spec.element is shaped.element
+    return spec.element is float or shaped.element is int
+
+
+def archived_value(val, kind: str):
+    """An archived sample's JSON `val` as a Python value of `kind` (:func:`kind_of_archived`): a
+    number where an array is expected becomes a one-element list, numbers become their kind's
+    element type (an enum's index an int)."""
+    spec = SPECS[kind]
+    element = spec.element
+    if spec.array:
+        items = val if isinstance(val, list) else [val]
+        return [element(item) for item in items]
+    return element(val)
 
 
 def structure_text(type_id: str, type_spec, fields: dict) -> str:

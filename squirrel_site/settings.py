@@ -6,7 +6,7 @@ from pathlib import Path
 
 from csp.constants import NONE, SELF
 
-from squirrel_site.env import SettingError, env_bool, env_float, env_int, env_list, env_str
+from squirrel_site.env import SettingError, env_bool, env_float, env_int, env_list, env_named_urls, env_str
 from squirrel_site.epics_env import apply_loopback_defaults
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -347,6 +347,13 @@ AXES_CLIENT_IP_CALLABLE = "squirrel_site.login_throttle.client_ip_address"
 AXES_DISABLE_ACCESS_LOG = True
 # No banner from every process at start-up; log lines name the lockout parameters only.
 AXES_VERBOSE = False
+
+# Archiver Appliances (pvs/archiver.py): (name, base URL) each, asked in this order, each for what the
+# ones before it lack. SQUIRREL_ARCHIVER_URL: comma-separated `name=http://host:port` or bare URLs.
+ARCHIVERS = env_named_urls("SQUIRREL_ARCHIVER_URL")
+# Names per getDataAtTime request, and requests in flight at once per archiver.
+ARCHIVER_BATCH = env_int("SQUIRREL_ARCHIVER_BATCH", 2000, minimum=1)
+ARCHIVER_THREADS = env_int("SQUIRREL_ARCHIVER_THREADS", 8, minimum=1)
 
 # Simulated IOC defaults used by run_sim_ioc and the demo.
 SIM_IOC_PREFIX = env_str("SQUIRREL_SIM_PREFIX", "SIM:")

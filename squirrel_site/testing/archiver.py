@@ -1,11 +1,14 @@
-"""The simulated Archiver Appliance for tests: `manage.py run_sim_archiver` as a subprocess on a
-loopback port of this test process's range, recording the session's simulated IOC.
+"""The simulated archiver (`manage.py run_sim_archiver`) as a test's subprocess, recording off the
+session's simulated IOC, and settings pointing pvs.archiver at it.
 
-`sim_archiver` starts it for one test, recording a few of the IOC's PVs (`SimArchiver.addresses`)
-with a fabricated past of an hour (`--seed-hours`), and points settings.ARCHIVERS at it; the test
-may `kill()` it (an archiver that went away). The registry is the IOC's (`sim_ioc_registry`).
-`archived_site` is the browser tests' `site` whose web process asks it.
+`sim_archiver` (per test): the process on a free loopback port above the fault tests' ports,
+recording every address of the simulated IOC's registry (given with `--pvs`: the subprocess needs
+no database), seeded an hour back; settings.ARCHIVERS names it ``sim``. Its `url`, `pause()`,
+`kill()` and `output()` let a test stop it mid-request. `archived_site`: the browser tests' site
+whose web process asks it.
 """
+
+from __future__ import annotations
 
 import os
 import signal
@@ -20,97 +23,113 @@ from squirrel_site.testing import eventually
 from squirrel_site.testing.services import Ports
 from squirrel_site.testing.workers import port_base
 
-PORTS = Ports(port_base() + 120, limit=30)
-READY_TIMEOUT = 60.0
-SEED_HOURS = 1.0
-ARCHIVER_NAME = "sim"
+READY_TIMEOUT = 30.0
+# Above the fault tests' ports (PORT_BASE..+50) and their private Redis (+50).
+PORT_OFFSET = 70
 
 
 class SimArchiver:
-    """A `run_sim_archiver` subprocess recording `addresses` off the simulated IOC."""
+    """One run_sim_archiver subprocess and what it records."""
 
-    def __init__(self, workdir: Path, addresses: list[str]):
-        self.addresses, self.port = addresses, PORTS.take()
-        self.url = f"http://127.0.0.1:{self.port}"
+    def __init__(self, workdir: Path, addresses: list[str], port: int, seed_hours: float = 1.0):
+        self.port, self.addresses = port, addresses
+        self.url = f"http://127.0.0.1:{port}"
         self.log_path, self.ready_file = workdir / "archiver.log", workdir / "archiver.ready"
+        self.args = [
+            sys.executable,
+            "manage.py",
+            "run_sim_archiver",
+            "--port",
+            str(port),
+            "--seed-hours",
+            str(seed_hours),
+            "--ready-file",
+            str(self.ready_file),
+            "--pvs",
+            *addresses,
+        ]
         self.process: subprocess.Popen | None = None
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def start(self) -> None:
-        """Start it and wait until it serves (fail the test with its output if it does not)."""
-        args = [
-            sys.executable,
-            "manage.py",
-            "run_sim_archiver",
-            "--port",
-            str(self.port),
-            "--seed-hours",
-            str(SEED_HOURS),
-            "--ready-file",
-            str(self.ready_file),
-            "--pvs",
-            *self.addresses,
-        ]
         env = dict(os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE, PYTHONUNBUFFERED="1")
         with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(args, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self.args, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
 
         def ready() -> bool:
             if self.process.poll() is not None:
-                pytest.fail(f"the simulated archiver exited with {self.process.returncode}:\n{self.output()}")
+                pytest.fail(f"run_sim_archiver exited with {self.process.returncode}:\n{self.output()}")
             return self.ready_file.exists()
 
         eventually(ready, READY_TIMEOUT, interval=0.05, what="the simulated archiver ready")
 
+    def pause(self) -> None:
+        """SIGSTOP: it accepts connections (the kernel does) and answers none."""
+        self.process.send_signal(signal.SIGSTOP)
+
     def kill(self) -> None:
-        """SIGKILL it (an archiver that went away) and reap it."""
+        """SIGKILL: connections in flight are reset, new ones refused."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
-            self.process.wait()
+            self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGCONT)
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
 
-def archived_addresses(ioc) -> list[str]:
-    """What the test archiver records: the setpoints of the first PVs of the IOC, a few of each
-    kind the generator makes, and their readbacks."""
-    chosen, kinds = [], {}
-    for pv in ioc.pvs:
-        if kinds.get(pv.kind, 0) < 3:
-            kinds[pv.kind] = kinds.get(pv.kind, 0) + 1
-            chosen += [pv.setpoint] + ([pv.readback] if pv.readback else [])
-    return chosen
+def recorded(addresses, timeout: float = 20.0) -> dict:
+    """pvs.archiver.values_at(`addresses`, now) once every one of them is archived."""
+    from datetime import UTC, datetime
+
+    from pvs import archiver
+
+    def all_archived():
+        got = archiver.values_at(addresses, datetime.now(UTC))
+        return got if all(isinstance(r, archiver.Archived) for r in got.values()) else None
+
+    return eventually(all_archived, timeout, interval=0.2, what="the simulated archiver's first samples")
+
+
+def registry_addresses(sim_ioc) -> list[str]:
+    """Every address of the simulated IOC's registry (setpoints, readbacks, configs)."""
+    import csv
+
+    with sim_ioc.registry_csv.open(newline="", encoding="utf-8") as fileobj:
+        rows = list(csv.DictReader(fileobj))
+    return list(dict.fromkeys(a for row in rows for a in (row["Setpoint"], row["Readback"], row["Config"]) if a))
 
 
 @pytest.fixture
-def sim_archiver(sim_ioc_registry, tmp_path, settings):
-    """The simulated archiver recording `archived_addresses(sim_ioc)`, and settings.ARCHIVERS on it."""
-    archiver = SimArchiver(tmp_path, archived_addresses(sim_ioc_registry))
-    try:
-        archiver.start()
-        settings.ARCHIVERS = [(ARCHIVER_NAME, archiver.url)]
-        yield archiver
-    finally:
-        archiver.stop()
+def sim_archiver(sim_ioc, tmp_path, settings):
+    """run_sim_archiver recording the simulated IOC's registry, named ``sim`` in settings.ARCHIVERS
+    (serving: its first samples arrive within a second or so, :func:`recorded` waits for them)."""
+    archiver = SimArchiver(tmp_path, registry_addresses(sim_ioc), Ports(port_base() + PORT_OFFSET).take())
+    archiver.start()
+    settings.ARCHIVERS = [("sim", archiver.url)]
+    yield archiver
+    archiver.stop()
 
 
 @pytest.fixture
 def archived_site(site_processes, sim_ioc_registry, redis_db, tmp_path, request):
-    """`site` (squirrel_site.testing.site) with the simulated archiver, which its web process asks
-    (SQUIRREL_ARCHIVER_URL); yields (the site's URL, the SimArchiver)."""
-    archiver = SimArchiver(tmp_path, archived_addresses(sim_ioc_registry))
+    """The browser tests' `site` (squirrel_site.testing.site) whose web process asks the simulated
+    archiver (SQUIRREL_ARCHIVER_URL, named ``sim``); yields (the site's URL, the SimArchiver).
+    Started before `site`, as the web process reads the variable at start."""
+    archiver = SimArchiver(tmp_path, registry_addresses(sim_ioc_registry), Ports(port_base() + PORT_OFFSET).take())
+    archiver.start()
     try:
-        archiver.start()
-        site_processes.env["SQUIRREL_ARCHIVER_URL"] = f"{ARCHIVER_NAME}={archiver.url}"
+        site_processes.env["SQUIRREL_ARCHIVER_URL"] = f"sim={archiver.url}"
         yield request.getfixturevalue("site"), archiver
     finally:
         archiver.stop()

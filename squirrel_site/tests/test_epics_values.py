@@ -246,3 +246,32 @@ def test_a_structure_is_compact_typed_json_compared_by_the_structure_rule():
     )
     assert ev.SPECS["structure"].compare == ev.STRUCT
     assert ev.to_columns("structure", text) == ("structure", None, text, None)
+
+
+@pytest.mark.parametrize(
+    ("val", "hint", "kind", "value"),
+    [
+        (1.5, None, "float", 1.5),
+        (3, None, "int", 3),
+        (3, "enum", "enum", 3),  # the appliance sends an enum's index: the channel's kind tells
+        (3, "float", "float", 3.0),
+        (3.5, "int", "float", 3.5),  # a hint the value does not fit is ignored
+        ("on", None, "string", "on"),
+        ("on", "float", "string", "on"),
+        ([1, 2], None, "int_array", [1, 2]),
+        ([1, 2.5], None, "float_array", [1.0, 2.5]),
+        ([1, 2], "float_array", "float_array", [1.0, 2.0]),
+        (4.0, "float_array", "float_array", [4.0]),  # a one-element waveform can come as a number
+        (["a", "b"], None, "string_array", ["a", "b"]),
+        (True, None, "int", 1),
+        (1.0, "structure", "float", 1.0),  # never a structure: the appliance archives none
+    ],
+)
+def test_what_an_archived_value_reads_as(val, hint, kind, value):
+    assert ev.kind_of_archived(val, hint) == kind
+    assert ev.archived_value(val, kind) == value
+
+
+@pytest.mark.parametrize("val", [None, {"a": 1}, [1, "a"], [[1]]])
+def test_an_archived_value_of_no_kind(val):
+    assert ev.kind_of_archived(val) is None

@@ -4,10 +4,16 @@ see the chart (a canvas) with the snapshot's time and the saved value marked, ch
 then a string PV's last values listed as "not a number". The site's web process asks the
 simulated archiver recording the simulated IOC (squirrel_site.testing.archiver)."""
 
+import json
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.db import connection
 
 from pvs import sim
+from squirrel_site.testing import eventually
 from squirrel_site.testing.site import log_in, screenshot, submit, take_snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.ioc, pytest.mark.worker]
@@ -22,6 +28,16 @@ def open_history(page, address: str):
     return page.locator("tr.history-row")
 
 
+def archived_units(archiver, address: str) -> str:
+    """The units the archiver has for `address` (its getData.json's meta.EGU; empty until the
+    channel's metadata came, a moment after its first value)."""
+    now = datetime.now(UTC)
+    hour_ago = now - timedelta(hours=1)
+    query = urllib.parse.urlencode({"pv": address, "from": hour_ago.isoformat(), "to": now.isoformat()})
+    with urllib.request.urlopen(f"{archiver.url}/retrieval/data/getData.json?{query}", timeout=5) as answer:
+        return json.load(answer)[0]["meta"]["EGU"]
+
+
 def test_a_rows_history_chart_marks_the_snapshot_and_the_saved_value(archived_site, browser_page, sim_ioc_registry):
     site, archiver = archived_site
     page = browser_page
@@ -29,6 +45,7 @@ def test_a_rows_history_chart_marks_the_snapshot_and_the_saved_value(archived_si
     changing = sim_ioc_registry.of_kind(sim.CHANGING)[0]
     text = sim_ioc_registry.of_kind(sim.STRING)[0]
     assert changing.setpoint in archiver.addresses and text.setpoint in archiver.addresses
+    eventually(lambda: archived_units(archiver, changing.setpoint) == changing.egu, 30, what="the archiver's units")
     log_in(page, site)
     take_snapshot(page, site, "Browser: history")
 
@@ -37,7 +54,7 @@ def test_a_rows_history_chart_marks_the_snapshot_and_the_saved_value(archived_si
     chart.locator("canvas").wait_for(state="visible")
     status = panel.locator(".history-status").text_content()
     assert f"{changing.setpoint} from sim:" in status and "samples" in status
-    assert (changing.egu and f"in {changing.egu}" in status) or not changing.egu
+    assert changing.egu and f"in {changing.egu}" in status
     # The snapshot's time: a vertical line inside the plot, titled with the time; the saved value: a
     # horizontal one.
     marker = chart.locator(".history-at")
