@@ -110,7 +110,8 @@ function placeMarkers(plot, at, saved, atLine, savedLine) {
 
 function drawChart(box, answer, at, saved, start, end, timeZone) {
   const [xs, ys] = columns(answer.samples, end);
-  const enumerated = COMPARE[answer.kind] === "enum";
+  const category = COMPARE[answer.kind]; // a category, not a kind's name
+  const enumerated = category === "enum";
   const label = enumerated ? "index" : answer.units || answer.kind || "";
   const finite = ys.filter((y) => y !== null);
   const low = Math.min(...finite, ...(saved === null ? [] : [saved]));
