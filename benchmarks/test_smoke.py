@@ -26,7 +26,7 @@ TIMEOUT = 120.0
 # Benchmarks that start Channel Access servers take `--port` (and use the next port for their
 # caRepeater), bench_pva's pvAccess server its TCP port (and the next its UDP port);
 # bench_concurrency's `--port` is its web process's.
-CA_PORT = {"bench_epics_io", "bench_live", "bench_monitor", "bench_restore", "bench_pva"}
+CA_PORT = {"bench_archive", "bench_epics_io", "bench_live", "bench_monitor", "bench_restore", "bench_pva"}
 WEB_PORT = {"bench_concurrency"}
 SCRIPTS = sorted(path.stem for path in BENCHMARKS.glob("bench_*.py") if path.stem != "bench_stats")
 PORTS = Ports(int(os.environ.get("SQUIRREL_TEST_PORT_BASE", "18300")) + 100)

@@ -60,11 +60,20 @@ class SnapshotAdmin(ModelAdmin):
     which records each change in the audit log)."""
 
     form = SnapshotAdminForm
-    list_display = ["title", "created_at", "created_by", "mode", "origin", "pv_count", "disconnected_count"]
+    list_display = [
+        "title",
+        "created_at",
+        "created_by",
+        "mode",
+        "archived_at",
+        "origin",
+        "pv_count",
+        "disconnected_count",
+    ]
     list_filter = ["mode", "origin", "tags", "created_at"]
     search_fields = ["title", "comment", "created_by__username"]
     date_hierarchy = "created_at"
-    readonly_fields = ["created_by", "created_at", "mode", "origin", "pv_count", "disconnected_count"]
+    readonly_fields = ["created_by", "created_at", "mode", "archived_at", "origin", "pv_count", "disconnected_count"]
     fields = ["title", "comment", "tags", *readonly_fields]
     filter_horizontal = ["tags"]
     list_select_related = ["created_by"]

@@ -1,11 +1,25 @@
 """The form of a snapshot job (take a snapshot), on the snapshot list page and in the API."""
 
 from django import forms
+from django.conf import settings
 
 from pvs.models import PVSet
 from pvs.selections import select_pvs, selection_problems
 from snapshots.capture.models import MANAGE_PROTECTED_TAGS, SnapshotMode, SnapshotTag
+from snapshots.capture.services import archive_time_refusal
 from tags.models import Tag, TagGroup
+
+
+class ArchiveTimeField(forms.DateTimeField):
+    """A date and time as people type it (ISO, 24-hour, local time): Django's formats, and nothing
+    with a control character or longer than any of them (which Django's parser lets through)."""
+
+    MAX_LENGTH = 32
+
+    def to_python(self, value):
+        if isinstance(value, str) and (len(value) > self.MAX_LENGTH or not value.isprintable()):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
 
 
 class TakeSnapshotForm(forms.Form):
@@ -14,6 +28,16 @@ class TakeSnapshotForm(forms.Form):
     title = forms.CharField(max_length=200)
     comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     mode = forms.ChoiceField(choices=SnapshotMode.choices, initial=SnapshotMode.HYBRID)
+    at = ArchiveTimeField(
+        required=False,
+        label="Archived at",
+        widget=forms.DateTimeInput(
+            attrs={"placeholder": "YYYY-MM-DD HH:MM:SS", "autocomplete": "off", "maxlength": 32},
+            format="%Y-%m-%d %H:%M:%S",
+        ),
+        help_text=f"From the archive only: the time the values are of, as YYYY-MM-DD HH:MM[:SS], 24-hour, "
+        f"local time ({settings.TIME_ZONE}). Each PV's last archived sample at or before it.",
+    )
     tags = forms.ModelMultipleChoiceField(
         queryset=SnapshotTag.objects.all(),
         required=False,
@@ -53,6 +77,17 @@ class TakeSnapshotForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data
+        at, archive = data.get("at"), data.get("mode") == SnapshotMode.ARCHIVE
+        if archive and at is None:
+            self.add_error("at", "A snapshot from the archive needs the time it is of.")
+            return data
+        if at is not None and not archive:
+            self.add_error("at", "A time is for a snapshot from the archive only: choose that mode, or clear it.")
+            return data
+        refusal = archive_time_refusal(at) if archive else None
+        if refusal:
+            self.add_error("at", refusal)
+            return data
         selection = self.selection()
         problems = selection_problems(selection)
         if problems:
@@ -78,13 +113,16 @@ class TakeSnapshotForm(forms.Form):
 
     def job_data(self) -> dict:
         data = self.cleaned_data
-        return {
+        job = {
             "title": data["title"],
             "comment": data["comment"],
             "mode": data["mode"],
             "tags": [tag.name for tag in data["tags"]],
             "selection": self.selection(),
         }
+        if data.get("at") is not None:
+            job["at"] = data["at"].isoformat()
+        return job
 
 
 class EditSnapshotForm(forms.Form):

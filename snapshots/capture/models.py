@@ -31,6 +31,11 @@ class SnapshotMode(models.TextChoices):
     CACHE = "cache", "From the live cache"
     DIRECT = "direct", "Direct read"
     HYBRID = "hybrid", "Cache when fresh, else direct read"
+    ARCHIVE = "archive", "From the archive at a time"
+
+
+# What a schedule may take: the live modes (a snapshot from the archive is of a time chosen by hand).
+LIVE_MODES = [(mode, label) for mode, label in SnapshotMode.choices if mode != SnapshotMode.ARCHIVE]
 
 
 class SnapshotOrigin(models.TextChoices):
@@ -62,6 +67,12 @@ class Snapshot(models.Model):
     tags = models.ManyToManyField(SnapshotTag, blank=True, related_name="snapshots")
     pv_count = models.PositiveIntegerField(default=0)
     disconnected_count = models.PositiveIntegerField(default=0)
+    archived_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A snapshot from the archive: the time it is of (each value the archive's last sample at or "
+        "before it); empty for the others.",
+    )
     schedule = models.ForeignKey(
         "SnapshotSchedule",
         on_delete=models.SET_NULL,
@@ -88,6 +99,7 @@ ValueType = models.TextChoices("ValueType", [(kind.upper(), (kind, label)) for k
 class ValueSource(models.TextChoices):
     CACHE = "cache", "Live cache"
     DIRECT = "direct", "Direct read"
+    ARCHIVE = "archive", "Archiver"
     NONE = "none", "Not read"
 
 
@@ -140,7 +152,18 @@ class SnapshotValue(models.Model):
     enum_labels = ArrayField(models.CharField(max_length=40), null=True)
 
     source = models.CharField(max_length=8, choices=ValueSource.choices)
-    age = models.FloatField(null=True, help_text="Seconds between the value's arrival and the snapshot.")
+    age = models.FloatField(
+        null=True,
+        help_text="Seconds between the value's arrival and the snapshot (from the archive: between the "
+        "sample's time and the time asked for).",
+    )
+    archiver = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The archiver a value from the archive came from (pvs.archiver); empty for the others.",
+    )
     connected = models.BooleanField(default=True)
     reason = models.CharField(max_length=200, blank=True, help_text="Why there is no value.")
 
@@ -201,7 +224,7 @@ class SnapshotSchedule(models.Model):
     name = models.CharField(max_length=100, unique=True)
     enabled = models.BooleanField(default=True)
     crontab = models.ForeignKey("django_celery_beat.CrontabSchedule", on_delete=models.PROTECT)
-    mode = models.CharField(max_length=10, choices=SnapshotMode.choices, default=SnapshotMode.HYBRID)
+    mode = models.CharField(max_length=10, choices=LIVE_MODES, default=SnapshotMode.HYBRID)
     pv_set = models.ForeignKey(
         "pvs.PVSet",
         on_delete=models.PROTECT,

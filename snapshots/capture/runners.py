@@ -2,6 +2,8 @@
 needs: the job's creator, its PV selection. A runner turns a Job's parameters into one service call;
 snapshots.apps registers the runners, and each package's tasks module holds their Celery tasks."""
 
+from datetime import datetime
+
 from django.contrib.auth import get_user_model
 
 from jobs.models import Job, JobType
@@ -29,7 +31,8 @@ def selected_pvs(selection: dict):
 
 class SnapshotRunner(JobRunner):
     """Take the snapshot described by job.data (title, comment, mode, tags, selection, origin,
-    schedule), then apply its schedule's retention rule.
+    schedule; `at`, an ISO 8601 time with its offset, for a snapshot from the archive), then apply
+    its schedule's retention rule.
 
     Redelivered after its worker died: take_snapshot saves the job's result with the snapshot, so
     a snapshot that was saved is not taken again (jobs.runner); one that was not is taken anew.
@@ -42,6 +45,10 @@ class SnapshotRunner(JobRunner):
     def run(cls, job: Job, progress: ProgressReporter) -> int:
         data = job.data
         try:
+            at = datetime.fromisoformat(data["at"]) if data.get("at") else None
+        except (TypeError, ValueError):
+            raise JobFailure(f"The job's time {data['at']!r} is not an ISO 8601 time.") from None
+        try:
             snapshot = take_snapshot(
                 title=data["title"],
                 comment=data.get("comment", ""),
@@ -53,6 +60,7 @@ class SnapshotRunner(JobRunner):
                 progress=progress,
                 schedule_id=data.get("schedule"),
                 job_id=job.pk,
+                at=at,
             )
         except SnapshotError as exc:
             raise JobFailure(str(exc)) from None

@@ -1,9 +1,11 @@
-"""Taking snapshots: read the selected PVs (live cache, direct Channel Access read, or both) and
-write the snapshot in one transaction.
+"""Taking snapshots: read the selected PVs (live cache, direct Channel Access read, or both; or the
+archive's values at a past time) and write the snapshot in one transaction.
 
 Stages, timed in `Snapshot.timings` (seconds) for benchmarks and logs: `registry` (the PVs'
 addresses with `values_list`), `cache` (pipelined HMGETs), `direct` (Channel Access reads) and
-`write` (Snapshot row + the row tuples, built while COPY sends the ones before + commit).
+`write` (Snapshot row + the row tuples, built while COPY sends the ones before + commit); a
+snapshot from the archive has `archive` (metadata from Redis and the archivers' answers) in place
+of `cache` and `direct`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 
 import redis
 from django.db import transaction
@@ -18,6 +21,7 @@ from django.db import transaction
 from jobs.models import Job
 from monitor import health as monitor_health
 from monitor import live
+from pvs import archiver
 from pvs.models import PV
 from snapshots.capture import values
 from snapshots.capture.models import (
@@ -35,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, str], None]
 TITLE_MAX_LENGTH = Snapshot._meta.get_field("title").max_length
+REASON_MAX_LENGTH = SnapshotValue._meta.get_field("reason").max_length
+# No archive holds an EPICS value from before this year (the Archiver Appliance dates from 2013).
+ARCHIVE_EARLIEST_YEAR = 1990
 
 
 class SnapshotError(Exception):
@@ -70,8 +77,11 @@ def take_snapshot(
     read_timeout: float = 2.0,
     schedule_id: int | None = None,
     job_id: int | None = None,
+    at: datetime | None = None,
+    archive_timeout: float = 60.0,
 ) -> Snapshot:
-    """Save the current values of `pvs` (a PV queryset; None: the whole registry).
+    """Save the current values of `pvs` (a PV queryset; None: the whole registry), or with `mode`
+    archive their archived values at `at` (:func:`take_archived_snapshot`).
 
     `mode` cache takes values from the monitor's Redis cache, direct reads every address over
     Channel Access with `reader` (default: the process's EpicsService), hybrid takes cached
@@ -100,13 +110,33 @@ def take_snapshot(
 
     if mode not in SnapshotMode.values:
         raise SnapshotError(f"Unknown snapshot mode {mode!r}: use {', '.join(SnapshotMode.values)}.")
+    if (mode == SnapshotMode.ARCHIVE) != (at is not None):
+        raise SnapshotError("A snapshot from the archive, and only one, needs the time it is of.")
     title = _checked_title(title)
     tag_objects = resolve_tags(tags, created_by)
+    if at is not None:
+        archive_refusal = archive_time_refusal(at)
+        if archive_refusal:
+            raise SnapshotError(archive_refusal)
     report(0, "Reading the PV selection")
     registry = _registry(pvs)
     if not registry:
         raise SnapshotError("No PVs selected.")
     lap("registry")
+    if at is not None:
+        return take_archived_snapshot(
+            registry,
+            at,
+            title=title,
+            comment=comment,
+            created_by=created_by,
+            origin=origin,
+            tags=tag_objects,
+            report=report,
+            timings=timings,
+            timeout=archive_timeout,
+            job_id=job_id,
+        )
 
     use_cache = mode != SnapshotMode.DIRECT and monitor_is_fresh(max_heartbeat_age)
     setpoints = [row[1] for row in registry]
@@ -155,6 +185,108 @@ def take_snapshot(
     return snapshot
 
 
+def archive_time_refusal(at: datetime, now: datetime | None = None) -> str | None:
+    """Why a snapshot from the archive at `at` cannot be taken, or None: no archiver configured,
+    a time without its zone, before 1990 (no archive holds it) or in the future."""
+    if not archiver.archivers():
+        return "No archiver is configured (SQUIRREL_ARCHIVER_URL): a snapshot from the archive needs one."
+    if at.tzinfo is None or at.utcoffset() is None:
+        return "The time of a snapshot from the archive needs its time zone."
+    now = now or datetime.now(at.tzinfo)
+    if at > now:
+        return f"{at.isoformat(timespec='seconds')} is in the future: the archive holds only the past."
+    if at.year < ARCHIVE_EARLIEST_YEAR:
+        return f"{at.isoformat(timespec='seconds')} is before {ARCHIVE_EARLIEST_YEAR}: no archive holds it."
+    return None
+
+
+def take_archived_snapshot(
+    registry: list[tuple[int, str, str]],
+    at: datetime,
+    *,
+    title: str,
+    comment: str,
+    created_by,
+    origin: str,
+    tags: Sequence[SnapshotTag],
+    report: Progress,
+    timings: dict[str, float],
+    timeout: float,
+    job_id: int | None,
+) -> Snapshot:
+    """The snapshot of `registry` (rows of :func:`_registry`) as archived at `at`: each address's
+    last sample at or before it, from the first archiver that has one (pvs.archiver.values_at).
+
+    A PV whose setpoint no archiver has is stored as missing (disconnected) with the reason; each
+    value keeps its sample's time, the archiver it came from and its age at `at`. Units, precision
+    and enum labels are the channels' present ones (the monitor's metadata, which also tells an
+    enum's index from an integer): the archive's answer carries none. Nothing is stored when no
+    archiver answers (SnapshotError naming each and why).
+    """
+    addresses = list(dict.fromkeys(a for _, setpoint, readback in registry for a in (setpoint, readback) if a))
+    started = time.perf_counter()
+    report(10, "Reading metadata")
+    try:
+        metadata = live.read_metadata(addresses)
+    except redis.RedisError as error:
+        logger.warning("No metadata for the snapshot from the archive, Redis is unreachable: %s", error)
+        metadata = {}
+    kinds = {address: meta.kind for address, meta in metadata.items() if meta is not None}
+    report(20, f"Asking the archive for {len(addresses)} addresses at {archiver.iso(at)}")
+    try:
+        archived = archiver.values_at(addresses, at, timeout=timeout, kinds=kinds)
+    except archiver.ArchiverError as error:
+        raise SnapshotError(str(error)) from None
+    timings["archive"] = time.perf_counter() - started
+    report(80, "Writing the snapshot")
+    started = time.perf_counter()
+    snapshot = save_snapshot(
+        title=title,
+        comment=comment,
+        created_by=created_by,
+        mode=SnapshotMode.ARCHIVE,
+        origin=origin,
+        tags=tags,
+        rows=_archived_rows(registry, archived, metadata, at.timestamp()),
+        job_id=job_id,
+        archived_at=at,
+        columns=values.ARCHIVE_ROW_COLUMNS,
+    )
+    timings["write"] = time.perf_counter() - started
+    snapshot.timings = timings
+    snapshot.registry = registry
+    logger.info(
+        "Snapshot %s from the archive at %s: %d PVs, %d not archived (%s)",
+        snapshot.pk,
+        archiver.iso(at),
+        snapshot.pv_count,
+        snapshot.disconnected_count,
+        ", ".join(f"{stage} {seconds:.3f}" for stage, seconds in timings.items()),
+    )
+    report(100, f"Saved {snapshot.pv_count} PVs as archived ({snapshot.disconnected_count} not archived)")
+    return snapshot
+
+
+def _archived_rows(registry, archived: dict, metadata: dict, at_seconds: float) -> Iterator[tuple]:
+    """Row tuples (values.ARCHIVE_ROW_COLUMNS) from pvs.archiver.values_at's answers. The age is
+    `at` minus the sample's time: pv_row takes `at` as the time taken and the sample's time as the
+    time it arrived."""
+    pv_row, source = values.pv_row, ValueSource.ARCHIVE.value
+    archived_type = archiver.Archived
+    for pv_id, setpoint_address, readback_address in registry:
+        found = archived[setpoint_address]
+        back = archived.get(readback_address) if readback_address else None
+        readback = back.value if isinstance(back, archived_type) else None
+        meta = metadata.get(setpoint_address)
+        if isinstance(found, archived_type):
+            row = pv_row(pv_id, setpoint_address, readback_address, found.value, readback, meta, source, at_seconds)
+            yield (*row, found.archiver)
+        else:
+            reason = found.reason[:REASON_MAX_LENGTH]
+            row = pv_row(pv_id, setpoint_address, readback_address, None, readback, meta, source, at_seconds, reason)
+            yield (*row, back.archiver if isinstance(back, archived_type) else "")
+
+
 def save_snapshot(
     *,
     title: str,
@@ -166,8 +298,11 @@ def save_snapshot(
     rows: Iterable[tuple],
     schedule_id: int | None = None,
     job_id: int | None = None,
+    archived_at: datetime | None = None,
+    columns: Sequence[str] = values.ROW_COLUMNS,
 ) -> Snapshot:
-    """Write a Snapshot and its values (tuples in values.ROW_COLUMNS order) in one transaction.
+    """Write a Snapshot and its values (tuples in `columns` order, values.ROW_COLUMNS by default)
+    in one transaction.
 
     The values go in with PostgreSQL COPY; any failure rolls everything back. `rows` may be a
     generator: each row is built while COPY sends those before it, and the counts are set after.
@@ -192,13 +327,14 @@ def save_snapshot(
             pv_count=0,
             disconnected_count=0,
             schedule_id=schedule_id,
+            archived_at=archived_at,
         )
         if tags:
             snapshot.tags.set(tags)
         snapshot_id = snapshot.pk
         # Binary COPY (~0.3 s for 50,000 rows where text takes ~0.45 s): row values match the
         # columns' types exactly (snapshots.capture.values builds them).
-        copy_rows(SnapshotValue, ["snapshot_id", *values.ROW_COLUMNS], counted(snapshot_id), binary=True)
+        copy_rows(SnapshotValue, ["snapshot_id", *columns], counted(snapshot_id), binary=True)
         snapshot.pv_count, snapshot.disconnected_count = counts["pvs"], counts["disconnected"]
         Snapshot.objects.filter(pk=snapshot_id).update(
             pv_count=snapshot.pv_count, disconnected_count=snapshot.disconnected_count

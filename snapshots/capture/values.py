@@ -42,6 +42,8 @@ ROW_COLUMNS = (
     "reason",
 )
 CONNECTED_INDEX = ROW_COLUMNS.index("connected")
+# A snapshot from the archive's rows: ROW_COLUMNS and the archiver each value came from.
+ARCHIVE_ROW_COLUMNS = (*ROW_COLUMNS, "archiver")
 
 # Why a PV has no setpoint value.
 DISCONNECTED = "disconnected"

@@ -144,4 +144,19 @@ def value_row(value) -> dict:
         "saved_json": json.dumps(to_json(value.setpoint_value)),
         "live_address": pv.setpoint_address if pv else "",
         "live_readback_address": pv.readback_address if pv else "",
+        # From the archive: how old the sample was at the snapshot's time, shown beside the value.
+        "sample_age": age_text(value.age) if value.archiver and value.age is not None else "",
     }
+
+
+def age_text(seconds: float) -> str:
+    """An age as people read it: "0.4 s", "42 s", "12 min", "3.5 h", "2.0 d"."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

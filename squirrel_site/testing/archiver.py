@@ -111,12 +111,14 @@ def registry_addresses(sim_ioc) -> list[str]:
 
 
 @pytest.fixture
-def sim_archiver(sim_ioc, tmp_path, settings):
+def sim_archiver(sim_ioc, tmp_path, monkeypatch):
     """run_sim_archiver recording the simulated IOC's registry, named ``sim`` in settings.ARCHIVERS
     (serving: its first samples arrive within a second or so, :func:`recorded` waits for them)."""
     archiver = SimArchiver(tmp_path, registry_addresses(sim_ioc), Ports(port_base() + PORT_OFFSET).take())
     archiver.start()
-    settings.ARCHIVERS = [("sim", archiver.url)]
+    # Set on the settings themselves, not with an override (under which SETTINGS_MODULE reads None,
+    # which other fixtures check).
+    monkeypatch.setattr(settings, "ARCHIVERS", [("sim", archiver.url)])
     yield archiver
     archiver.stop()
 

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from pvs.selections import selection_problems
 from snapshots.capture.models import GOLDEN_TAG, Snapshot, SnapshotMode, SnapshotTag, SnapshotValue
-from snapshots.capture.services import protected_tags_refusal
+from snapshots.capture.services import archive_time_refusal, protected_tags_refusal
 from squirrel_site import epics_values
 from squirrel_site.epics_values import to_json
 from squirrel_site.limits import CappedListField, CappedManyRelatedField, ModelSerializer, SentLengthCharField
@@ -90,6 +90,7 @@ class SnapshotSerializer(ModelSerializer):
             "created_by",
             "created_at",
             "mode",
+            "archived_at",
             "origin",
             "tags",
             "golden",
@@ -109,8 +110,26 @@ class TakeSnapshotSerializer(serializers.Serializer):
     title = SentLengthCharField(max_length=200)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
     mode = serializers.ChoiceField(choices=SnapshotMode.choices, default=SnapshotMode.HYBRID)
+    at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Mode archive only (and required there): the time the values are of, ISO 8601; without an "
+        "offset, in the server's time zone. Each PV's last archived sample at or before it.",
+    )
     tags = snapshot_tags_field(required=False)
     selection = PVSelectionSerializer(required=False, default=dict)
+
+    def validate(self, data):
+        at, archive = data.get("at"), data.get("mode") == SnapshotMode.ARCHIVE
+        if archive and at is None:
+            raise serializers.ValidationError({"at": "A snapshot from the archive needs the time it is of."})
+        if at is not None and not archive:
+            raise serializers.ValidationError({"at": "A time is for a snapshot from the archive only (mode archive)."})
+        refusal = archive_time_refusal(at) if archive else None
+        if refusal:
+            raise serializers.ValidationError({"at": refusal})
+        return data
 
     def validate_tags(self, tags):
         refusal = protected_tags_refusal(self.context["request"].user, (), tags)
@@ -126,7 +145,7 @@ class TakeSnapshotSerializer(serializers.Serializer):
             "mode": data["mode"],
             "tags": [tag.name for tag in data.get("tags", [])],
             "selection": data["selection"],
-        }
+        } | ({"at": data["at"].isoformat()} if data.get("at") is not None else {})
 
 
 class SnapshotTagsSerializer(serializers.Serializer):
@@ -164,6 +183,7 @@ class SnapshotValueSerializer(ModelSerializer):
             "enum_labels",
             "source",
             "age",
+            "archiver",
             "connected",
             "reason",
         ]

@@ -64,6 +64,7 @@ COLUMNS = (
     "enum_labels",
     "source",
     "age",
+    "archiver",
     "connected",
     "reason",
 )
@@ -116,6 +117,7 @@ def value_json(row: tuple) -> dict:
         enum_labels,
         source,
         age,
+        archiver,
         connected,
         reason,
     ) = row
@@ -139,6 +141,7 @@ def value_json(row: tuple) -> dict:
         "enum_labels": enum_labels,
         "source": source,
         "age": age,
+        "archiver": archiver,
         "connected": connected,
         "reason": reason,
     }
