@@ -273,6 +273,11 @@ class ArchiveComparisonForm(forms.Form):
     )
     against = forms.ChoiceField(choices=AGAINST, initial=SNAPSHOT, label="Compare")
 
+    def __init__(self, *args, **kwargs):
+        # On the compare page beside its own form, whose `a` is #id_a: ids of their own.
+        kwargs.setdefault("auto_id", "archive_%s")
+        super().__init__(*args, **kwargs)
+
     def clean(self):
         data = super().clean()
         if self.errors:

@@ -81,3 +81,47 @@ def test_a_rows_history_chart_marks_the_snapshot_and_the_saved_value(archived_si
     assert panel.locator(".history-chart canvas").count() == 0
     assert str(text.value) in panel.locator(".history-list").text_content()
     screenshot(page, "42_snapshot_history_string")
+
+
+def test_compare_a_snapshot_with_the_archive_from_the_compare_page(archived_site, browser_page, sim_ioc_registry):
+    site, archiver = archived_site
+    page = browser_page
+    connection.close()
+    log_in(page, site)
+    snapshot_id = take_snapshot(page, site, "Browser: against the archive")
+    page.click("text=Compare with live")
+    page.wait_for_url(f"{site}/compare/?a={snapshot_id}&b=live")
+    form = page.locator("#compare-archive-form")
+    # A time a minute ago, as an operator types it: 24-hour, the server's zone (UTC in the tests).
+    at = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S")
+    form.get_by_label("Compare").select_option(label="the snapshot against the archive")
+    form.get_by_label("at", exact=True).fill(at)
+    screenshot(page, "43_compare_against_the_archive_form")
+    form.locator("#compare-archive").click()
+    # The job's page, then (the worker took the snapshot from the archive) the comparison.
+    page.wait_for_url(f"{site}/compare/?a={snapshot_id}&b=*", timeout=60_000)
+    archived = int(page.url.rsplit("b=", 1)[1])
+    assert archived != snapshot_id
+    facts = page.locator("dl.facts").text_content()
+    assert f"#{archived} Archive at" in facts
+    assert page.locator("#comparison tbody tr").count() > 10
+    screenshot(page, "44_compared_with_the_archive")
+    # The History buttons and the form: no wider page at 1920 px; at 1400 px, where this data's
+    # widest rows (a waveform's differences) overflow already, one glyph's width more at most.
+    hide = """(hidden) => { document.querySelectorAll('.history-open, #compare-archive-form')
+        .forEach((e) => { e.style.display = hidden ? 'none' : ''; });
+        return document.documentElement.scrollWidth - document.documentElement.clientWidth; }"""
+    for width, most in ((1400, 30), (1920, 0)):
+        page.set_viewport_size({"width": width, "height": 1080})
+        without, shown = page.evaluate(hide, True), page.evaluate(hide, False)
+        assert shown <= max(without, 0) + most, f"the History controls widen the page by {shown - without} px"
+        assert width < 1920 or shown <= 0
+
+    # A time in the future: the form again, with the reason, and no job.
+    page.goto(f"{site}/compare/?a={snapshot_id}&b=live")
+    form = page.locator("#compare-archive-form")
+    form.get_by_label("at", exact=True).fill("2999-01-01 00:00:00")
+    with page.expect_navigation():
+        form.locator("#compare-archive").click()
+    assert "is in the future" in page.locator("#compare-archive-errors").text_content()
+    screenshot(page, "45_compare_against_the_archive_refused")

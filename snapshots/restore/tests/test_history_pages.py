@@ -29,7 +29,7 @@ def buttons(html: str) -> dict[str, str]:
     """Each History button's title's address -> the button's markup."""
     return {
         re.search(r'title="The archived history of ([^"]+)"', button).group(1): button
-        for button in re.findall(r"<button[^>]*data-history-url[^>]*>History</button>", html)
+        for button in re.findall(r"<button[^>]*data-history-url[^>]*>∿</button>", html)
     }
 
 
