@@ -6,6 +6,7 @@ simulated IOC; the job runs through jobs.runner.run_job as a worker runs it. Bad
 archiver, a snapshot that does not exist and a user who may not take snapshots are refused, and
 nothing is started."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -62,7 +63,7 @@ def test_the_api_refuses_a_bad_time_and_starts_nothing(client, admin_user, snaps
 
 def test_a_nul_in_the_time_is_refused(client, admin_user, snapshot, configured):
     client.force_login(admin_user)
-    body = '{"a": %d, "at": "2026-12-08T00:00:00\\u0000"}' % snapshot.pk
+    body = json.dumps({"a": snapshot.pk, "at": "2026-12-08T00:00:00\x00"})  # a \u0000 escape in the JSON
     response = client.post(API, body, content_type="application/json")
     assert response.status_code == 400 and "NUL" in response.json()["error"]["message"]
     assert not Job.objects.exists()
