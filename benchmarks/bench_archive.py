@@ -46,7 +46,7 @@ def free_port() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pvs", type=int, default=50_000)
-    parser.add_argument("--port", type=int, default=15985, help="the simulated IOC's CA port (its caRepeater: the next)")
+    parser.add_argument("--port", type=int, default=15985, help="the simulated IOC's CA port (caRepeater: the next)")
     parser.add_argument("--archiver-port", type=int, help="the simulated archiver's HTTP port (default: a free one)")
     parser.add_argument("--repeat", type=int, default=3)
     bench_stats.add_argument(parser)
@@ -105,7 +105,8 @@ def run(args, workdir: Path, http_port: int, processes: list) -> None:
         if not missing:
             break
         if processes[-1].poll() is not None or time.monotonic() > deadline:
-            sys.exit(f"the simulated archiver did not record every address ({missing} missing):\n{log_path.read_text()}")
+            log = log_path.read_text()
+            sys.exit(f"the simulated archiver did not record every address ({missing} missing):\n{log}")
         time.sleep(1.0)
     print(
         f"{PV.objects.count()} PVs, {len(addresses)} addresses recorded by run_sim_archiver "

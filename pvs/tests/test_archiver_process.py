@@ -134,3 +134,35 @@ def test_the_simulated_archiver_refuses_hostile_requests(sim_archiver, query, bo
     answer = requests.post(f"{sim_archiver.url}/retrieval/data/getDataAtTime?{query}", data=body, timeout=5)
     assert answer.status_code == status, answer.text
     assert requests.get(f"{sim_archiver.url}/retrieval/data/other", timeout=5).status_code == 404
+
+
+def test_pvaccess_addresses_are_recorded_and_asked_with_their_prefix(pva_server, tmp_path, monkeypatch):
+    from django.conf import settings
+
+    from pvs import sim_pva
+    from squirrel_site.testing.archiver import PORT_OFFSET, SimArchiver
+    from squirrel_site.testing.pva import plain_value
+    from squirrel_site.testing.services import Ports
+    from squirrel_site.testing.workers import port_base
+
+    served = {kind: f"pva://{pva_server.of_type(kind).name}" for kind in sim_pva.TYPES}
+    port = Ports(port_base() + PORT_OFFSET).take()
+    process = SimArchiver(tmp_path, list(served.values()), port, env=pva_server.conf)
+    process.start()
+    monkeypatch.setattr(settings, "ARCHIVERS", [("sim", process.url)])
+    try:
+        scalars = [address for kind, address in served.items() if kind != sim_pva.TABLE]
+        recorded(scalars)
+        kinds = {served[kind]: sim_pva.KINDS[kind] for kind in sim_pva.TYPES}
+        got = archiver.values_at(list(served.values()), datetime.now(UTC), kinds=kinds)
+        on_server = pva_server.pvget([name.removeprefix("pva://") for name in scalars])
+        for kind in sim_pva.TYPES:
+            result = got[served[kind]]
+            if kind == sim_pva.TABLE:  # a structure: the appliance archives none
+                assert isinstance(result, NotArchived)
+                continue
+            assert result.value.kind == sim_pva.KINDS[kind], kind
+            held = plain_value(kind, on_server[served[kind].removeprefix("pva://")])
+            assert result.value.value == (pytest.approx(held) if isinstance(held, float) else held), kind
+    finally:
+        process.stop()

@@ -31,8 +31,10 @@ PORT_OFFSET = 70
 class SimArchiver:
     """One run_sim_archiver subprocess and what it records."""
 
-    def __init__(self, workdir: Path, addresses: list[str], port: int, seed_hours: float = 1.0):
-        self.port, self.addresses = port, addresses
+    def __init__(
+        self, workdir: Path, addresses: list[str], port: int, seed_hours: float = 1.0, env: dict | None = None
+    ):
+        self.port, self.addresses, self.extra_env = port, addresses, env or {}
         self.url = f"http://127.0.0.1:{port}"
         self.log_path, self.ready_file = workdir / "archiver.log", workdir / "archiver.ready"
         self.args = [
@@ -54,7 +56,7 @@ class SimArchiver:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def start(self) -> None:
-        env = dict(os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE, PYTHONUNBUFFERED="1", **self.extra_env)
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
                 self.args, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
