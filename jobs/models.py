@@ -89,6 +89,20 @@ class Job(models.Model):
     def is_finished(self) -> bool:
         return self.status in FINISHED
 
+    def comparison_query(self) -> dict | None:
+        """For a snapshot job taken to be compared (snapshots.comparison.archive puts `compare` in
+        its data), once it succeeded: the compare query ({"a": ..., "b": ...}); else None. The
+        jobs app names the comparison's pages and API by URL name only."""
+        compare = self.data.get("compare") if isinstance(self.data, dict) else None
+        if self.type != JobType.SNAPSHOT or self.status != JobStatus.SUCCEEDED or not isinstance(compare, dict):
+            return None
+        if self.result_id is None:
+            return None
+        if compare.get("live") is True:
+            return {"a": self.result_id, "b": "live"}
+        a = compare.get("a")
+        return {"a": a, "b": self.result_id} if isinstance(a, int) and not isinstance(a, bool) else None
+
     def is_overdue(self, now=None) -> bool:
         """True if the job has a start deadline and it has passed."""
         return self.start_by is not None and self.start_by < (now or timezone.now())

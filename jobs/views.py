@@ -8,6 +8,7 @@ from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views import View
 
 from jobs.filtersets import JobFilterSet
@@ -81,6 +82,8 @@ class JobDetailView(PermissionRequiredMixin, View):
 
     def get(self, request, pk):
         job = get_object_or_404(Job.objects.visible_to(request.user).select_related("created_by"), pk=pk)
+        if (query := job.comparison_query()) is not None:  # taken to be compared: open the comparison
+            return redirect(f"{reverse('snapshots:compare')}?{urlencode(query)}")
         if job.status == JobStatus.SUCCEEDED and job.result_id is not None:
             return redirect(RESULT_PAGES[job.type], job.result_id)
         return TemplateResponse(request, "jobs/detail.html", {"job": job, "subject": job_subject(job)})

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views import View
 
+from pvs.archiver import archivers
 from pvs.filtersets import InvalidPVSet, PVFilterSet
 from pvs.forms import PVSetForm
 from pvs.models import PV, PVSet
@@ -51,6 +52,7 @@ class LiveTableView(PermissionRequiredMixin, View):
             "filterset": filterset,
             "fields": [filterset.form[name] for name in LIVE_FILTERS],
             "page": offset_page(request.GET, pvs, count=count),
+            "archived": bool(archivers()),  # each row's History control (static/squirrel/history.js)
         }
         return TemplateResponse(request, "pvs/live.html", context)
 

@@ -1,5 +1,7 @@
 """Job serializers."""
 
+from django.urls import reverse
+from django.utils.http import urlencode
 from rest_framework import serializers
 
 from jobs.models import Job
@@ -10,6 +12,14 @@ class JobSerializer(serializers.ModelSerializer):
     A job not started by `start_by` (restores) ends `expired`, having done nothing."""
 
     created_by = serializers.StringRelatedField(allow_null=True, help_text="null once the user is deleted.")
+    compare_url = serializers.SerializerMethodField(
+        help_text="A snapshot job taken to compare with the archive (POST compare/archive/), once it succeeded: "
+        "the comparison's API URL (compare/?a=...&b=...); else null."
+    )
+
+    def get_compare_url(self, job) -> str | None:
+        query = job.comparison_query()
+        return f"{reverse('snapshots-api:compare')}?{urlencode(query)}" if query is not None else None
 
     class Meta:
         model = Job
@@ -21,6 +31,7 @@ class JobSerializer(serializers.ModelSerializer):
             "message",
             "data",
             "result_id",
+            "compare_url",
             "retry_count",
             "error",
             "created_by",

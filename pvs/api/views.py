@@ -6,6 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pvs import services
+from pvs.api.history import HistoryQuerySerializer, HistorySerializer, history_of
 from pvs.api.serializers import PVChangeSerializer, PVIdsSerializer, PVSerializer
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV
@@ -13,6 +14,7 @@ from squirrel_site.audit import via_api
 from squirrel_site.bulk_sql import in_array
 from squirrel_site.paginators import IdCursorPagination
 from squirrel_site.permissions import ModelPermissions, needs
+from squirrel_site.schema import envelope_response
 from tags.api.conflicts import REGISTRY_CHANGED, RegistryConflictMixin, conflicting_writes
 
 # The bulk endpoints' answers, for the OpenAPI schema.
@@ -24,6 +26,9 @@ _BULK_UPDATED = inline_serializer(
     "PVBulkUpdated", {"updated": serializers.IntegerField(), "unchanged": serializers.IntegerField()}
 )
 _BULK_DELETED = inline_serializer("PVBulkDeleted", {"deleted": serializers.IntegerField()})
+_NO_ARCHIVER = envelope_response(
+    "No archiver is configured (SQUIRREL_ARCHIVER_URL), or it did not answer; try again after `Retry-After`."
+)
 
 
 class PVPagination(IdCursorPagination):
@@ -94,3 +99,17 @@ class PVViewSet(RegistryConflictMixin, viewsets.ModelViewSet):
         pvs = PV.objects.filter(id__in=in_array(params.validated_data["ids"], "bigint"))
         deleted = services.delete_pvs(pvs, **via_api(self.request))
         return Response({"deleted": deleted})
+
+    @extend_schema(
+        parameters=[HistoryQuerySerializer],
+        responses={200: HistorySerializer, 503: _NO_ARCHIVER},
+    )
+    @action(detail=True, methods=["get"], url_path="history", filterset_class=None, pagination_class=None)
+    def history(self, request, pk=None):
+        """The PV's archived history over a window (`from`, `to`: ISO 8601, the last hour by
+        default, at most 31 days): its setpoint's samples, or its readback's with
+        `address=readback`, from the Archiver Appliance (pvs.api.history). 404 when the address
+        is not archived, 503 when no archiver is configured or it does not answer."""
+        query = HistoryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(history_of(self.get_object(), query.validated_data))

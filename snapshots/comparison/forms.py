@@ -14,7 +14,9 @@ from django.http import QueryDict
 
 from pvs.filtersets import PVFilterSet
 from pvs.models import PV, PVSet
+from snapshots.capture.forms import ArchiveTimeField
 from snapshots.capture.models import Severity, Snapshot
+from snapshots.comparison.archive import AGAINST, SNAPSHOT, archive_comparison_refusal
 from snapshots.comparison.drift import golden_snapshot
 from snapshots.comparison.nway import MAX_COLUMNS, NWayComparison
 from snapshots.comparison.rows import SORT_CHOICES, Comparison
@@ -253,3 +255,34 @@ def field_errors(*forms_: forms.Form) -> dict[str, list[str]]:
             # A field both forms check (pv_set) is reported once.
             messages.extend(problem["message"] for problem in problems if problem["message"] not in messages)
     return errors
+
+
+class ArchiveComparisonForm(forms.Form):
+    """Compare with the archive at a time (snapshots.comparison.archive): snapshot `a` against the
+    archive at `at`, or the archive at `at` against live values."""
+
+    a = forms.ModelChoiceField(queryset=Snapshot.objects.all(), label="Snapshot", widget=forms.HiddenInput)
+    at = ArchiveTimeField(
+        label="Archive at",
+        widget=forms.DateTimeInput(
+            attrs={"placeholder": "YYYY-MM-DD HH:MM:SS", "autocomplete": "off", "maxlength": 32},
+            format="%Y-%m-%d %H:%M:%S",
+        ),
+        help_text="YYYY-MM-DD HH:MM[:SS], 24-hour, in the server's time zone: each PV's last archived sample "
+        "at or before it.",
+    )
+    against = forms.ChoiceField(choices=AGAINST, initial=SNAPSHOT, label="Compare")
+
+    def __init__(self, *args, **kwargs):
+        # On the compare page beside its own form, whose `a` is #id_a: ids of their own.
+        kwargs.setdefault("auto_id", "archive_%s")
+        super().__init__(*args, **kwargs)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        refusal = archive_comparison_refusal(data["a"], data["at"])
+        if refusal:
+            self.add_error("at", refusal)
+        return data

@@ -13,15 +13,19 @@ from datetime import UTC, datetime
 import redis
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views import View
 
+from pvs.archiver import archivers
 from snapshots.capture.models import Severity, Snapshot
+from snapshots.comparison.archive import ArchiveComparisonError, request_archive_comparison
 from snapshots.comparison.drift import drift_summary, golden_snapshot
 from snapshots.comparison.forms import (
     LIVE,
+    ArchiveComparisonForm,
     DriftForm,
     compare_parameters,
     field_errors,
@@ -33,6 +37,7 @@ from snapshots.comparison.nway import MAX_COLUMNS, compare_columns, write_nway_c
 from snapshots.comparison.rows import CSV_HEADER, NO_VALUE, compare, csv_cells, saved_json, write_csv
 from snapshots.comparison.rules import MATCHING_STATUSES as MATCHING
 from snapshots.comparison.rules import ComparisonStatus
+from squirrel_site.audit import AuditVia
 from squirrel_site.pages import Page, sort_columns, with_query
 from tags.models import Tag, TagGroup
 
@@ -148,6 +153,13 @@ def _context(request, comparison, result) -> dict:
         "all_url": with_query(query, status=None, differences_only=None, page=None),
         "swap_url": with_query(query, a=comparison.b.pk, b=comparison.a.pk, page=None) if not comparison.live else "",
         "can_restore": request.user.has_perm("snapshots.add_restore"),
+        "archived": bool(archivers()),  # each row's History control (static/squirrel/history.js)
+        # Against the archive at a time (CompareArchiveView), for those who may take snapshots.
+        "archive_form": (
+            ArchiveComparisonForm(initial={"a": comparison.a.pk})
+            if archivers() and request.user.has_perm("snapshots.add_snapshot")
+            else None
+        ),
     }
 
 
@@ -251,7 +263,41 @@ def _row(row, live: bool) -> dict:
         "a": _side_cell(row.a),
         "b": _side_cell(row.b),
         "b_readback_address": row.b.readback.address if live and row.b is not None and row.b.readback else "",
+        # The History control's saved value and readback: A's (static/squirrel/history.js).
+        "history_saved": saved_json(row.a) if row.a is not None and row.a.value is not None else "",
+        "history_readback": row.a is not None and row.a.readback is not None,
     }
+
+
+class CompareArchiveView(PermissionRequiredMixin, View):
+    """Compare with the archive at a time (snapshots.comparison.archive): the form (also on the
+    compare page), and on POST the snapshot job from the archive, whose page opens the comparison
+    once it is taken. Errors (a bad or future time, no archiver) show the form again, as a 400."""
+
+    permission_required = ("snapshots.view_snapshot", "snapshots.add_snapshot")
+
+    def get(self, request):
+        form = ArchiveComparisonForm(initial={"a": request.GET.get("a")})
+        return self.render(request, form)
+
+    def post(self, request):
+        form = ArchiveComparisonForm(request.POST)
+        if not form.is_valid():
+            return self.render(request, form, status=400)
+        data = form.cleaned_data
+        try:
+            job = request_archive_comparison(
+                data["a"], data["at"], data["against"], user=request.user, via=AuditVia.PAGE
+            )
+        except ArchiveComparisonError as exc:  # the registry changed since the form was checked
+            form.add_error("at", str(exc))
+            return self.render(request, form, status=400)
+        return redirect("jobs:detail", job.pk)
+
+    def render(self, request, form, status=200):
+        snapshot = form.cleaned_data.get("a") if form.is_bound and hasattr(form, "cleaned_data") else None
+        context = {"form": form, "snapshot": snapshot, "archived": bool(archivers())}
+        return TemplateResponse(request, "snapshots/compare_archive.html", context, status=status)
 
 
 class DriftView(PermissionRequiredMixin, View):

@@ -19,6 +19,7 @@ from django.views import View
 
 from jobs.models import Job, JobType
 from jobs.outbox import enqueue
+from pvs.archiver import archivers
 from pvs.models import PV
 from snapshots.capture.forms import EditSnapshotForm
 from snapshots.capture.models import Snapshot, SnapshotValue
@@ -73,6 +74,7 @@ class SnapshotDetailView(PermissionRequiredMixin, View):
             "filtered": filtered,
             "page": page,
             "rows": [value_row(value) for value in page.rows],
+            "archived": bool(archivers()),  # each row's History control (static/squirrel/history.js)
             "columns": sort_columns(request.GET, sort, VALUE_COLUMNS),
             "filter_params": [(k, v) for k in request.GET if k not in ("page", "sort") for v in request.GET.getlist(k)],
             "restore_form": RestoreSelectionForm() if request.user.has_perm("snapshots.add_restore") else None,

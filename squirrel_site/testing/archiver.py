@@ -4,7 +4,8 @@ session's simulated IOC, and settings pointing pvs.archiver at it.
 `sim_archiver` (per test): the process on a free loopback port above the fault tests' ports,
 recording every address of the simulated IOC's registry (given with `--pvs`: the subprocess needs
 no database), seeded an hour back; settings.ARCHIVERS names it ``sim``. Its `url`, `pause()`,
-`kill()` and `output()` let a test stop it mid-request.
+`kill()` and `output()` let a test stop it mid-request. `archived_site`: the browser tests' site
+whose web process asks it.
 """
 
 from __future__ import annotations
@@ -124,3 +125,17 @@ def sim_archiver(sim_ioc, tmp_path, monkeypatch):
     monkeypatch.setattr(settings, "ARCHIVERS", [("sim", archiver.url)])
     yield archiver
     archiver.stop()
+
+
+@pytest.fixture
+def archived_site(site_processes, sim_ioc_registry, redis_db, tmp_path, request):
+    """The browser tests' `site` (squirrel_site.testing.site) whose web process asks the simulated
+    archiver (SQUIRREL_ARCHIVER_URL, named ``sim``); yields (the site's URL, the SimArchiver).
+    Started before `site`, as the web process reads the variable at start."""
+    archiver = SimArchiver(tmp_path, registry_addresses(sim_ioc_registry), Ports(port_base() + PORT_OFFSET).take())
+    archiver.start()
+    try:
+        site_processes.env["SQUIRREL_ARCHIVER_URL"] = f"sim={archiver.url}"
+        yield request.getfixturevalue("site"), archiver
+    finally:
+        archiver.stop()

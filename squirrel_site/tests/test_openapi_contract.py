@@ -33,7 +33,10 @@ from pvs.pv_sets import save_pv_set
 from snapshots.models import GOLDEN_TAG, Restore, RestoreItem, RestoreItemStatus, RestoreStatus, SnapshotTag
 from snapshots.restore.preview import preview_restore
 from squirrel_site.audit import AuditVia
+from squirrel_site.testing.archiver import PORT_OFFSET, SimArchiver
+from squirrel_site.testing.services import Ports
 from squirrel_site.testing.snapshots import Enum
+from squirrel_site.testing.workers import port_base
 from tags.models import Tag, TagGroup
 
 CONFIG = SchemathesisConfig.from_dict(
@@ -246,9 +249,21 @@ def _objects(data, deep: bool):
             yield from _objects(value, deep)
 
 
+@pytest.fixture(scope="module")
+def archiver(tmp_path_factory):
+    """The simulated archiver (run_sim_archiver), recording only C:A, which no IOC serves: a PV's
+    history answers what an archiver that has no sample of it says (404), and bad windows (400),
+    rather than the 503 of no archiver at all, which is for a system without one."""
+    archiver = SimArchiver(tmp_path_factory.mktemp("archiver"), ["C:A"], Ports(port_base() + PORT_OFFSET).take())
+    archiver.start()
+    yield archiver
+    archiver.stop()
+
+
 @schema.parametrize()
 @CONTRACT_SETTINGS
-def test_an_administrator_gets_documented_answers(case, token, machine):
+def test_an_administrator_gets_documented_answers(case, token, machine, archiver, request):
+    request.getfixturevalue("settings").ARCHIVERS = [("sim", archiver.url)]  # pytest-django's, not hypothesis's
     use_existing_ids(case, machine)
     case.call_and_validate(headers={"Authorization": f"Token {token}"})
 

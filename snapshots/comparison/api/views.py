@@ -5,16 +5,26 @@ from urllib.parse import urlencode
 import redis
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
+from jobs.api.serializers import JobSerializer
 from monitor.api.serializers import LiveValuesUnavailable
 from pvs.filtersets import PVFilterSet
 from snapshots.capture.api.serializers import SnapshotSerializer
+from snapshots.capture.models import Snapshot
 from snapshots.comparison.api.payloads import comparison_json, nway_json
 from snapshots.comparison.api.serializers import ComparePageSerializer, DriftSerializer, NWayPageSerializer
+from snapshots.comparison.archive import (
+    AGAINST,
+    SNAPSHOT,
+    ArchiveComparisonError,
+    archive_comparison_refusal,
+    request_archive_comparison,
+)
 from snapshots.comparison.drift import DriftLine, drift_summary
 from snapshots.comparison.forms import (
     LIVE,
@@ -27,8 +37,9 @@ from snapshots.comparison.forms import (
 )
 from snapshots.comparison.nway import compare_columns
 from snapshots.comparison.rows import compare
+from squirrel_site.audit import AuditVia
 from squirrel_site.permissions import needs
-from squirrel_site.schema import LIVE_VALUES_UNAVAILABLE, form_parameters
+from squirrel_site.schema import JOB_QUEUE_UNAVAILABLE, LIVE_VALUES_UNAVAILABLE, form_parameters
 
 COUNTS = OpenApiParameter(
     "counts",
@@ -173,3 +184,43 @@ class DriftView(APIView):
                 ],
             }
         )
+
+
+class ArchiveComparisonSerializer(serializers.Serializer):
+    """Compare snapshot `a` with the archive at `at` (`against`: snapshot), or the archive at `at`
+    with live values (`against`: live)."""
+
+    a = serializers.PrimaryKeyRelatedField(queryset=Snapshot.objects.all(), help_text="The snapshot's id.")
+    at = serializers.DateTimeField(
+        help_text="ISO 8601; without an offset, in the server's time zone. Each PV's last archived sample at or "
+        "before it."
+    )
+    against = serializers.ChoiceField(choices=AGAINST, default=SNAPSHOT)
+
+    def validate(self, data):
+        refusal = archive_comparison_refusal(data["a"], data["at"])
+        if refusal:
+            raise ValidationError({"at": [refusal]})
+        return data
+
+
+class CompareArchiveView(APIView):
+    """Compare with the archive at a time: starts the snapshot job from the archive at `at` for
+    snapshot `a`'s registry PVs (202 with the job). Once it succeeded, the job's `compare_url`
+    (GET jobs/<id>/) is the comparison: `a` against the archived snapshot, or (`against=live`)
+    the archived snapshot against live values. Needs snapshots.add_snapshot."""
+
+    permission_classes = [needs(write="snapshots.add_snapshot")]
+
+    @extend_schema(request=ArchiveComparisonSerializer, responses={202: JobSerializer, 503: JOB_QUEUE_UNAVAILABLE})
+    def post(self, request):
+        params = ArchiveComparisonSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        try:
+            job = request_archive_comparison(
+                data["a"], data["at"], data["against"], user=request.user, via=AuditVia.API
+            )
+        except ArchiveComparisonError as exc:
+            raise ValidationError({"at": [str(exc)]}) from None
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
