@@ -106,7 +106,9 @@ NEW_VALUES = {
 @pytest.fixture
 def service(pva_server):
     contexts = pva_bulk.make_contexts(pva_server.conf, 2)
-    yield pva_bulk.PvaService(contexts)
+    service = pva_bulk.PvaService(contexts)
+    yield service
+    service.close()
     for context in contexts:
         context.close()
 
@@ -327,3 +329,101 @@ def test_reads_one_after_another_each_answer_and_close_their_subscriptions(pva_s
         a: r.reading.value for a, r in first.items()
     }
     assert pva_bulk._closer.wait(5)
+
+
+def _kept_service(pva_server, **bounds):
+    contexts = pva_bulk.make_contexts(pva_server.conf, 2)
+    return pva_bulk.PvaService(contexts, **bounds), contexts
+
+
+@pytest.mark.ioc
+def test_a_read_keeps_its_subscriptions_and_the_next_read_answers_from_them(pva_server, put_back):
+    service, contexts = _kept_service(pva_server, keep_seconds=60)
+    double = pva_server.of_type(sim_pva.DOUBLE)
+    put_back([double])
+    names = [pva_server.of_type(t).name for t in sim_pva.TYPES]
+    try:
+        first = service.read(names, timeout=5)
+        assert all(result.reading is not None for result in first.values()), first
+        assert service.kept_count() == len(names)
+        again = service.read(names, timeout=5)
+        assert service.kept_count() == len(names)  # no new subscription
+        assert {a: r.reading.value for a, r in again.items()} == {a: r.reading.value for a, r in first.items()}
+        # The server's change reaches the open subscription: the next read has it.
+        pva_server.pvput({double.name: {"value": 77.5}})
+        eventually(lambda: service.read([double.name])[double.name].reading.value == 77.5, 10, what="the new value")
+        # A put through the service itself: once it completed, a read has the value.
+        assert service.put([PutRequest(double.name, 12.25, wait=True)])[double.name].ok
+        eventually(lambda: service.read([double.name])[double.name].reading.value == 12.25, 10, what="the put")
+    finally:
+        service.close()
+        for context in contexts:
+            context.close()
+    assert service.kept_count() == 0
+
+
+@pytest.mark.ioc
+def test_a_context_keeps_at_most_its_bound_and_the_others_still_answer(pva_server):
+    service, contexts = _kept_service(pva_server, keep_per_context=1)
+    names = [pv.name for pv in pva_server.pvs[:10]]
+    try:
+        results = service.read(names, timeout=5)
+        assert all(result.reading is not None for result in results.values()), results
+        assert service.kept_count() == 2  # one per context, the other 8 closed after their answer
+        assert pva_bulk._closer.wait(5)
+        assert all(r.reading is not None for r in service.read(names, timeout=5).values())
+        assert service.kept_count() == 2
+    finally:
+        service.close()
+        for context in contexts:
+            context.close()
+
+
+@pytest.mark.ioc
+def test_subscriptions_no_read_used_for_the_keep_time_are_closed(pva_server):
+    service, contexts = _kept_service(pva_server, keep_seconds=30)
+    names = [pv.name for pv in pva_server.pvs[:5]]
+    try:
+        service.read(names, timeout=5)
+        assert service.sweep() == 0  # used just now
+        service.read(names[:2], timeout=5)
+        assert service.sweep(time.monotonic() + 31) == 5
+        assert service.kept_count() == 0
+        assert all(r.reading is not None for r in service.read(names, timeout=5).values())  # subscribed again
+        assert service.kept_count() == 5
+    finally:
+        service.close()
+        for context in contexts:
+            context.close()
+
+
+@pytest.mark.ioc
+def test_keep_seconds_zero_keeps_nothing(pva_server):
+    service, contexts = _kept_service(pva_server, keep_seconds=0)
+    names = [pv.name for pv in pva_server.pvs[:5]]
+    try:
+        assert all(r.reading is not None for r in service.read(names, timeout=5).values())
+        assert service.kept_count() == 0
+    finally:
+        service.close()
+        for context in contexts:
+            context.close()
+
+
+@pytest.mark.ioc
+def test_a_kept_subscription_whose_server_stops_reads_disconnected_then_its_value_again(restartable_pva_server):
+    server = restartable_pva_server
+    service, contexts = _kept_service(server, keep_seconds=60)
+    name = server.of_type(sim_pva.DOUBLE).name
+    try:
+        assert service.read([name], timeout=5)[name].reading is not None
+        server.stop()
+        # Never the last value from before: the disconnection ends it.
+        eventually(lambda: service.read([name], timeout=0.5)[name].error == DISCONNECTED, 15, what="disconnected")
+        server.start()
+        eventually(lambda: service.read([name], timeout=2)[name].reading is not None, 30, what="the value back")
+        assert service.kept_count() == 1
+    finally:
+        service.close()
+        for context in contexts:
+            context.close()

@@ -130,6 +130,7 @@ def pva_channels(pva_server):
     contexts = pva_bulk.make_contexts(pva_server.conf, 2)
     service = pva_bulk.PvaService(contexts)
     yield channels.Service(pva=lambda: service)
+    service.close()
     for context in contexts:
         context.close()
 
