@@ -163,6 +163,23 @@ def decode(address: str, raw, received: float | None = None) -> tuple[Value, Met
     return Value(address, kind, value, status, severity, timestamp, received, True), meta
 
 
+def decode_next(previous: Value, raw, received: float) -> Value:
+    """A later update of a connected channel whose value read as `previous`: the same kind
+    (pvAccess fixes a channel's type while it is connected), only the value and the alarm and
+    timestamp read again (a fifth of :func:`decode`'s work: the display stays the metadata the
+    first value brought)."""
+    kind = previous.kind
+    if kind == STRUCTURE:
+        return decode(previous.address, raw, received)[0]
+    status, severity, timestamp = _header(raw)
+    value = raw["value.index"] if _is_enum(raw) else _plain(raw["value"])
+    return Value(previous.address, kind, value, status, severity, timestamp, received, True)
+
+
+def _is_enum(raw) -> bool:
+    return raw.getID().startswith(NT_ENUM)
+
+
 def _value_code(raw):
     """The p4p type code of `raw`'s value field (None if it has none)."""
     kind_of = raw.type()
@@ -735,6 +752,7 @@ class _Channel:
     subscription: object
     connected: bool = False
     metadata: Metadata | None = field(default=None)
+    last: Value | None = field(default=None)  # the latest value (its kind: how to read the next)
 
 
 class ChannelSet:
@@ -848,9 +866,15 @@ class ChannelSet:
             if isinstance(update, Exception):
                 if channel.connected and isinstance(update, (Disconnected, Finished, RemoteError)):
                     channel.connected = False
+                    channel.last = None
                     result.disconnected.append(channel.address)
                 continue
+            if channel.connected and channel.last is not None:
+                value = channel.last = decode_next(channel.last, update, now)
+                result.readings.append(value)
+                continue
             value, meta = decode(channel.address, update, now)
+            channel.last = value
             if not channel.connected:
                 channel.connected = True
                 channel.metadata = meta

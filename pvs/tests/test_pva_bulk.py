@@ -89,6 +89,23 @@ def test_a_table_is_kept_as_typed_json():
     assert not {"alarm", "timeStamp"} & {name for name, _ in typed["type"]}  # in the Value's own fields
 
 
+@pytest.mark.parametrize(
+    ("nt", "first", "then"),
+    [
+        (NTScalar("d", display=True, form=True), {"value": 1.5, "display.units": "A"}, {"value": -3.25}),
+        (NTScalar("?"), True, False),
+        (NTScalar("as"), ["a"], ["b", "c"]),
+        (NTEnum(), {"value.index": 1, "value.choices": ["Off", "On"]}, {"value.index": 0}),
+        (NTTable([("x", "d")]), [{"x": 1.0}], [{"x": 2.0}, {"x": 3.0}]),
+    ],
+)
+def test_a_later_update_reads_as_a_whole_decode_would(nt, first, then):
+    previous, _ = pva_bulk.decode("A:B", nt.wrap(first, timestamp=STAMP))
+    raw = nt.wrap(then, timestamp=STAMP + 1)
+    raw["alarm.severity"], raw["alarm.status"] = 1, 3
+    assert pva_bulk.decode_next(previous, raw, 9.0) == pva_bulk.decode("A:B", raw, 9.0)[0]
+
+
 # Against the simulated pvAccess server.
 
 WRITABLE = [t for t in sim_pva.TYPES if t != sim_pva.TABLE]
