@@ -131,7 +131,7 @@ def context_of(address: str, contexts: Sequence[Context]) -> Context:
 def close_client_contexts() -> None:
     """Close the process's pool (every subscription and operation on it ends)."""
     if _service is not None:
-        _service.close()
+        _service.close(cancel=False)
     _closer.close_now()
     with _context_lock:
         for context in _contexts:
@@ -658,15 +658,17 @@ class PvaService:
         while not self._stop.wait(max(1.0, self.keep_seconds / 4)):
             self.sweep()
 
-    def close(self) -> None:
-        """Close every kept subscription (now, in this thread) and stop sweeping."""
+    def close(self, cancel: bool = True) -> None:
+        """Stop sweeping and close every kept subscription (now, in this thread; with `cancel`
+        False only forget them: their contexts are about to close, which ends them all)."""
         self._stop.set()
         with self._lock:
             entries = list(self._subscriptions.values())
             for entry in entries:
                 self._forget(entry)
-        for entry in entries:
-            entry.monitor.close()
+        if cancel:
+            for entry in entries:
+                entry.monitor.close()
 
     def connect(self, addresses: Iterable[str], timeout: float | None = None) -> set[str]:
         """The addresses that answer a read within `timeout` s (2 s if None): pvAccess has no

@@ -403,9 +403,10 @@ def test_subscriptions_no_read_used_for_the_keep_time_are_closed(pva_server):
     try:
         service.read(names, timeout=5)
         assert service.sweep() == 0  # used just now
-        service.read(names[:2], timeout=5)
-        assert service.sweep(time.monotonic() + 31) == 5
+        service.keep_seconds = 0.0  # every one now unused for longer than that
+        assert service.sweep() == 5
         assert service.kept_count() == 0
+        service.keep_seconds = 30.0
         assert all(r.reading is not None for r in service.read(names, timeout=5).values())  # subscribed again
         assert service.kept_count() == 5
     finally:
@@ -444,3 +445,42 @@ def test_a_kept_subscription_whose_server_stops_reads_disconnected_then_its_valu
         service.close()
         for context in contexts:
             context.close()
+
+
+@pytest.mark.ioc
+def test_a_server_with_updates_per_second_changes_its_doubles_and_stamps_each_change(tmp_path):
+    from squirrel_site.testing.pva import SimPva
+
+    server = SimPva(tmp_path, count=20, args=("--updates-per-second", "200"))
+    contexts = pva_bulk.make_contexts(server.conf, 1)
+    channels = pva_bulk.ChannelSet(contexts)
+    doubles = [pv.name for pv in server.pvs if pv.type == sim_pva.DOUBLE]
+    others = [pv.name for pv in server.pvs if pv.type == sim_pva.INT]
+    try:
+        channels.add(doubles + others)
+        seen: dict[str, list] = {}
+
+        def three_of_each() -> bool:
+            for reading in channels.poll(0.1).readings:
+                seen.setdefault(reading.address, []).append(reading)
+            return all(len(seen.get(name, ())) >= 3 for name in doubles)
+
+        eventually(three_of_each, 15, interval=0.0, what="three values of every double")
+        assert all(len(seen.get(name, ())) == 1 for name in others)  # only the doubles change
+        for name in doubles:
+            later = seen[name][1:]
+            assert all(abs(r.timestamp - r.received) < 5 for r in later)  # stamped when posted
+            assert len({r.value for r in seen[name]}) > 1
+    finally:
+        channels.close()
+        for context in contexts:
+            context.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("given", ["-1", "1000001"])
+def test_updates_per_second_out_of_range_is_refused_saying_why(given):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=f"--updates-per-second must be between 0 and 1000000, not {given}"):
+        call_command("run_sim_pva", "--port", "1", "--updates-per-second", given)

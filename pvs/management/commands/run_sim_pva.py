@@ -95,9 +95,8 @@ def change_values(shared: list, per_second: int, stop: threading.Event) -> None:
     started, done, turn = time.monotonic(), 0, 0
     while not stop.wait(CHANGE_TICK):
         owed = int((time.monotonic() - started) * per_second) - done
-        now = time.time()
         for _ in range(owed):
-            post(shared[turn], rng.uniform(-100.0, 100.0), timestamp=now)
+            post(shared[turn], rng.uniform(-100.0, 100.0), timestamp=time.time())
             turn = (turn + 1) % len(shared)
         done += owed
 
