@@ -484,3 +484,12 @@ def test_updates_per_second_out_of_range_is_refused_saying_why(given):
 
     with pytest.raises(CommandError, match=f"--updates-per-second must be between 0 and 1000000, not {given}"):
         call_command("run_sim_pva", "--port", "1", "--updates-per-second", given)
+
+
+@pytest.mark.parametrize(("given", "message"), [("x", "must be a number, not 'x'"), ("-1", "between 0 and 86400")])
+def test_a_keep_time_that_is_no_time_is_refused_saying_why(monkeypatch, given, message):
+    monkeypatch.setenv("SQUIRREL_PVA_KEEP_SECONDS", given)
+    with pytest.raises(pva_bulk.PvAccessError, match=message):
+        pva_bulk._env_number("SQUIRREL_PVA_KEEP_SECONDS", 300.0, 0.0, 86_400.0)
+    monkeypatch.setenv("SQUIRREL_PVA_KEEP_SECONDS", "")
+    assert pva_bulk._env_number("SQUIRREL_PVA_KEEP_SECONDS", 300.0, 0.0, 86_400.0) == 300.0
