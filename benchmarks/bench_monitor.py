@@ -26,6 +26,15 @@ database you care about. `--py-spy` needs `pip install py-spy`.
 
 `--profile SECONDS` adds a cProfile run of the monitor loop (in-process driver) at the highest
 load, printing where the time goes.
+
+`--protocol ca,pva,mixed` runs the whole benchmark once per registry, one after the other, and
+prints their figures side by side at the end (so they come from the same run): `ca` as above;
+`pva` the simulated pvAccess server's set (`manage.py run_sim_pva`: doubles, integers, booleans,
+strings, arrays, NTEnums, an NTTable) as ``pva://`` addresses, its load cases the same server
+posting L thousand new values a second over its doubles (`--updates-per-second`), sharded over
+`--pva-servers` processes (TCP ports from --port + 10, each UDP port the next); `mixed` half of
+each (the Channel Access half of the PVs and of the offered load, the pvAccess half). Server CPU
+is the IOC's and every pvAccess server's together.
 """
 
 from __future__ import annotations
@@ -57,6 +66,11 @@ from monitor_processes import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pvs import sim_pva  # noqa: E402  (pure: no Django, no p4p)
+from pvs.sim import CSV_HEADER  # noqa: E402  (pure)
+
 BENCH = Path(__file__).resolve()
 PYTHON = sys.executable
 TARGET_STARTUP_S = 3.0
@@ -65,6 +79,20 @@ TARGET_UPDATES_PER_S = 20_000
 TARGET_P95_AGE_S = 0.25
 SIM_PREFIX = "BENCHSIM:"  # change notices are global to the Redis server: keep names our own
 LOAD_PREFIX = "BENCHMON:R"
+PVA_LOAD_PREFIX = "BENCHMON:"
+PROTOCOLS = ("ca", "pva", "mixed")
+PVA_PORT_OFFSET = 10  # the first pvAccess server's TCP port is --port + 10
+
+
+def split(protocol: str, pvs: int) -> tuple[int, int]:
+    """How many of `pvs` PVs (or of an offered load) speak Channel Access and pvAccess."""
+    pva = {"ca": 0, "pva": pvs, "mixed": pvs - pvs // 2}[protocol]
+    return pvs - pva, pva
+
+
+def pva_registry_rows(names: list[str]) -> str:
+    """CSV rows (the simulated IOC's columns) of `names` as ``pva://`` setpoints, no readbacks."""
+    return "".join(f"pva://{name},,pvAccess bench{',' * 9}\n" for name in names)
 
 
 # The IOC for the load cases (runs in a child process; no Django) ------------------------------
@@ -242,8 +270,62 @@ class Bench:
             "EPICS_CA_SERVER_PORT": str(port),
             "EPICS_CAS_SERVER_PORT": str(port),
             "EPICS_CA_REPEATER_PORT": str(port + 1),
+            "EPICS_PVA_AUTO_ADDR_LIST": "NO",
+            "EPICS_PVA_ADDR_LIST": " ".join(f"127.0.0.1:{p + 1}" for p in self.pva_ports()),
         }
+        self.protocol = "ca"
+        self.ioc = None
+        self.servers: list[subprocess.Popen] = []  # every server process of the current case
         self.log(f"logs in {self.tmp}; Redis {settings.REDIS_URL}; CA port {port}")
+
+    def pva_ports(self) -> list[int]:
+        """TCP ports of the pvAccess servers (each one's UDP search port is the next)."""
+        base = self.args.port + PVA_PORT_OFFSET
+        return [base + 2 * shard for shard in range(self.args.pva_servers)]
+
+    def server_pids(self) -> dict[str, int]:
+        return {f"server{i}": proc.pid for i, proc in enumerate(self.servers) if proc.poll() is None}
+
+    def server_cpu(self, cpu: dict[str, float]) -> float:
+        return sum(value for name, value in cpu.items() if name.startswith("server"))
+
+    def stop_servers(self) -> None:
+        for proc in self.servers:
+            self.stop(proc)
+        self.servers = []
+        self.ioc = None
+
+    def start_pva(self, pvs: int, prefix: str, per_second: int = 0) -> list[subprocess.Popen]:
+        """`--pva-servers` run_sim_pva processes sharing `pvs` PVs named `prefix`..., together
+        posting `per_second` new values a second."""
+        shards = self.args.pva_servers
+        procs = []
+        for shard, port in enumerate(self.pva_ports()):
+            ready = self.tmp / f"pva{shard}.ready"
+            cmd = [
+                PYTHON,
+                "manage.py",
+                "run_sim_pva",
+                "--pvs",
+                str(pvs),
+                "--prefix",
+                prefix,
+                "--port",
+                str(port),
+                "--shard",
+                str(shard),
+                "--shards",
+                str(shards),
+                "--updates-per-second",
+                str(per_second // shards),
+                "--ready-file",
+                str(ready),
+            ]
+            proc = self.start(cmd, "pva server", log=self.tmp / f"pva{shard}_{per_second}.log")
+            wait_for_file(ready, proc, 180, "run_sim_pva")
+            procs.append(proc)
+        self.log(f"pvAccess servers ({pvs} PVs over {shards}, {per_second} updates/s in all) ready")
+        return procs
 
     def log(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
@@ -361,7 +443,7 @@ class Bench:
         listener.start()
         total = len(everything)
         polls = []
-        meter = CpuMeter({"ioc": self.ioc.pid, "redis": self.redis_pid}).start()
+        meter = CpuMeter({**self.server_pids(), "redis": self.redis_pid}).start()
         t_spawn = time.time()
         proc, reader = self.start_monitor(f"monitor_startup_{len(polls)}_{int(t_spawn)}")
         result = {}
@@ -380,7 +462,18 @@ class Bench:
                 time.sleep(0.01)
             else:
                 raise RuntimeError(f"startup: {polls[-1][1]}/{total} values after 90 s")
+            # An address with no value within the monitor's connect grace (3 s) is first written
+            # as disconnected, then its value when it comes: wait for every one connected.
+            while True:
+                values = live.read_all_values(r)
+                connected_at = time.time()
+                if sum(1 for a in everything if a in values and values[a].connected) == total:
+                    break
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"startup: not every address connected after 90 s; see {self.tmp}")
+                time.sleep(0.1)
             startup_cpu = meter.stop()
+            startup_cpu["servers"] = self.server_cpu(startup_cpu)
             time.sleep(0.3)
             done.set()
             listener.join()
@@ -404,17 +497,19 @@ class Bench:
                 "all addresses in Redis": rel(max(first_seen[a] for a in everything)),
                 "all metadata in Redis (HLEN poll)": rel(next((t for t, _, m in polls if m >= total), None)),
                 "all values in Redis (HLEN poll)": rel(next((t for t, v, _ in polls if v >= total), None)),
+                "all addresses connected in Redis (poll)": rel(connected_at),
                 "_cpu": startup_cpu,
             }
             if idle_window:
                 time.sleep(5)  # let the startup burst and the first heartbeats pass
-                meter = CpuMeter({"monitor": proc.pid, "ioc": self.ioc.pid, "redis": self.redis_pid}).start()
+                meter = CpuMeter({"monitor": proc.pid, **self.server_pids(), "redis": self.redis_pid}).start()
                 beats = []
                 end = time.monotonic() + idle_window
                 while time.monotonic() < end:
                     time.sleep(1)
                     beats.extend(own_beats(live.read_heartbeats(r), proc.pid))
                 cpu = meter.stop()
+                cpu["servers"] = self.server_cpu(cpu)
                 result["idle"] = {
                     "cpu": cpu,
                     "rss_mb": rss_mb(proc.pid),
@@ -446,10 +541,39 @@ class Bench:
 
     # Load
 
+    def start_startup_servers(self) -> bytes:
+        """The servers of the startup case's registry (self.protocol); the registry's CSV."""
+        ca, pva = split(self.protocol, self.args.pvs)
+        csv = ",".join(CSV_HEADER) + "\n"
+        if ca:
+            registry = self.tmp / "sim_registry.csv"
+            self.ioc = self.start_sim_ioc(ca, registry)
+            self.servers.append(self.ioc)
+            csv = registry.read_text()
+        if pva:
+            self.servers += self.start_pva(pva, SIM_PREFIX)
+            csv += pva_registry_rows([pv.name for pv in sim_pva.generate(pva, SIM_PREFIX)])
+        return csv.encode()
+
+    def load_names(self) -> list[str]:
+        """The load cases' registry: Channel Access `calc`/`ao` names, then pvAccess ones."""
+        ca, pva = split(self.protocol, self.args.pvs)
+        names = [f"{LOAD_PREFIX}{i:05d}" for i in range(ca)]
+        return names + [f"pva://{pv.name}" for pv in (sim_pva.generate(pva, PVA_LOAD_PREFIX) if pva else [])]
+
+    def start_load_servers(self, names: list[str], kilo: int) -> None:
+        """Servers offering `kilo` thousand updates a second over `names` (split by protocol)."""
+        ca, pva = split(self.protocol, self.args.pvs)
+        ca_load, pva_load = split(self.protocol, kilo * 1000)
+        if ca:
+            self.ioc = self.start_load_ioc(names[:ca], ca_load // 10)
+            self.servers.append(self.ioc)
+        if pva:
+            self.servers += self.start_pva(pva, PVA_LOAD_PREFIX, pva_load)
+
     def load_case(self, names: list[str], kilo: int, py_spy: float = 0.0) -> dict:
         live, r, args = self.live, self.redis, self.args
-        changing = kilo * 100
-        ioc = self.start_load_ioc(names, changing)
+        self.start_load_servers(names, kilo)
         try:
             r.flushdb()
             r.set(SENTINEL_KEY, 1)
@@ -458,7 +582,7 @@ class Bench:
                 took = self.wait_connected(len(names))
                 self.log(f"  {kilo}K/s: all {len(names)} values in Redis after {took:.1f} s; warming up")
                 time.sleep(args.warmup)
-                meter = CpuMeter({"monitor": proc.pid, "ioc": ioc.pid, "redis": self.redis_pid}).start()
+                meter = CpuMeter({"monitor": proc.pid, **self.server_pids(), "redis": self.redis_pid}).start()
                 beats, seen, rss = [], set(), []
                 end = time.monotonic() + args.duration
                 while time.monotonic() < end:
@@ -469,6 +593,7 @@ class Bench:
                             beats.append(beat)
                     rss.append(rss_mb(proc.pid))
                 cpu = meter.stop()
+                cpu["servers"] = self.server_cpu(cpu)
                 if proc.poll() is not None or len(beats) < 3:
                     raise RuntimeError(f"load {kilo}K: monitor died or no heartbeats ({len(beats)})")
                 check_undisturbed(r, reader)
@@ -477,10 +602,10 @@ class Bench:
             finally:
                 self.stop(proc)
         finally:
-            self.stop(ioc)
+            self.stop_servers()
         med = statistics.median
         return {
-            "offered": changing * 10,
+            "offered": kilo * 1000,
             "updates_per_s": med(b["updates_per_s"] for b in beats),
             "writes_per_s": med(b["writes_per_s"] for b in beats),
             "p95_age_s": med(b["p95_age_s"] for b in beats),
@@ -612,6 +737,10 @@ def main() -> int:
         help="an argument for monitor_pvs, repeatable (e.g. --monitor-arg=--stage-timeout=0)",
     )
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--protocol", default="ca", help="ca, pva or mixed, or several comma-separated (in turn)")
+    parser.add_argument(
+        "--pva-servers", type=int, default=1, help="run_sim_pva processes sharing the pvAccess PVs (default 1)"
+    )
     # Child-process roles.
     parser.add_argument("--serve-db", help=argparse.SUPPRESS)
     parser.add_argument("--ready-file", help=argparse.SUPPRESS)
@@ -636,52 +765,18 @@ def main() -> int:
 
     from bench_import import create_database  # sets up Django
 
+    protocols = [protocol for protocol in args.protocol.split(",") if protocol]
+    if not protocols or set(protocols) - set(PROTOCOLS):
+        parser.error(f"--protocol: one or more of {', '.join(PROTOCOLS)}, not {args.protocol!r}")
     create_database()
     bench = Bench(args)
-    startup, idle, breakdown, loads, profile = [], None, None, [], None
+    results = {}
     try:
         bench.start_repeater()
-        if not args.skip_startup:
-            registry = bench.tmp / "sim_registry.csv"
-            bench.ioc = bench.start_sim_ioc(args.pvs, registry)
-            bench.import_registry(registry.read_bytes(), "sim_registry.csv")
-            setpoints, everything = bench.expected_addresses()
-            bench.log(f"startup: {len(setpoints)} setpoint addresses, {len(everything)} addresses in all")
-            for i in range(args.repeat):
-                last = i == args.repeat - 1
-                result = retried(
-                    partial(bench.startup_once, setpoints, everything, idle_window=args.window if last else 0),
-                    f"startup run {i + 1}",
-                )
-                if "idle" in result:
-                    idle = result.pop("idle")
-                startup.append(result)
-                bench.log(
-                    f"  run {i + 1}: setpoints {result['all setpoint addresses in Redis']:.2f} s, "
-                    f"all {result['all addresses in Redis']:.2f} s"
-                )
-            breakdown = bench.run_driver(0, profile=False, profile_startup=args.profile_startup)
-            bench.stop(bench.ioc)
-        if not args.skip_load:
-            names = [f"{LOAD_PREFIX}{i:05d}" for i in range(args.pvs)]
-            csv = "Setpoint,Readback,Description\n" + "".join(f"{n},,load bench\n" for n in names)
-            bench.import_registry(csv.encode(), "load_registry.csv")
-            kilos = [int(k) for k in args.loads.split(",") if k.strip()]
-            for kilo in kilos:
-                spy = args.py_spy if kilo == max(kilos) else 0
-                loads.append(retried(partial(bench.load_case, names, kilo, py_spy=spy), f"load {kilo}K"))
-                c = loads[-1]
-                bench.log(
-                    f"  {kilo}K/s offered: {c['updates_per_s']:.0f} updates/s, p95 age {c['p95_age_s']:.3f} s, "
-                    f"monitor CPU {c['cpu']['monitor']:.0f}%, IOC {c['cpu']['ioc']:.0f}%"
-                )
-            if args.profile:
-                top = max(kilos)
-                bench.ioc = bench.start_load_ioc(names, top * 100)
-                try:
-                    profile = bench.run_driver(args.profile, profile=True)
-                finally:
-                    bench.stop(bench.ioc)
+        for protocol in protocols:
+            bench.protocol = protocol
+            bench.log(f"--- protocol {protocol}: {' + '.join(map(str, split(protocol, args.pvs)))} PVs (CA + pvAccess)")
+            results[protocol] = measure(bench, args)
     except RuntimeError as exc:
         print(f"bench_monitor: could not measure: {exc}", file=sys.stderr)
         return 1
@@ -689,8 +784,100 @@ def main() -> int:
         bench.stop_all()
         bench.redis.flushdb()
 
-    report(args, startup, idle, breakdown, loads, profile)
+    for protocol, measured in results.items():
+        if len(results) > 1:
+            print(f"\n===== {protocol} =====")
+        report(args, *measured)
+    if len(results) > 1:
+        side_by_side(args, results)
     return 0
+
+
+def measure(bench: Bench, args) -> tuple:
+    """Startup, idle, breakdown, loads and profile of the registry of `bench.protocol`."""
+    startup, idle, breakdown, loads, profile = [], None, None, [], None
+    if not args.skip_startup:
+        bench.import_registry(bench.start_startup_servers(), "sim_registry.csv")
+        setpoints, everything = bench.expected_addresses()
+        bench.log(f"startup: {len(setpoints)} setpoint addresses, {len(everything)} addresses in all")
+        for i in range(args.repeat):
+            last = i == args.repeat - 1
+            result = retried(
+                partial(bench.startup_once, setpoints, everything, idle_window=args.window if last else 0),
+                f"startup run {i + 1}",
+            )
+            if "idle" in result:
+                idle = result.pop("idle")
+            startup.append(result)
+            bench.log(
+                f"  run {i + 1}: setpoints {result['all setpoint addresses in Redis']:.2f} s, "
+                f"all {result['all addresses in Redis']:.2f} s"
+            )
+        breakdown = bench.run_driver(0, profile=False, profile_startup=args.profile_startup)
+        bench.stop_servers()
+    if not args.skip_load:
+        names = bench.load_names()
+        csv = "Setpoint,Readback,Description\n" + "".join(f"{n},,load bench\n" for n in names)
+        bench.import_registry(csv.encode(), "load_registry.csv")
+        kilos = [int(k) for k in args.loads.split(",") if k.strip()]
+        for kilo in kilos:
+            spy = args.py_spy if kilo == max(kilos) else 0
+            loads.append(retried(partial(bench.load_case, names, kilo, py_spy=spy), f"load {kilo}K"))
+            c = loads[-1]
+            bench.log(
+                f"  {kilo}K/s offered: {c['updates_per_s']:.0f} updates/s, p95 age {c['p95_age_s']:.3f} s, "
+                f"monitor CPU {c['cpu']['monitor']:.0f}%, servers {c['cpu']['servers']:.0f}%"
+            )
+        if args.profile:
+            bench.start_load_servers(names, max(kilos))
+            try:
+                profile = bench.run_driver(args.profile, profile=True)
+            finally:
+                bench.stop_servers()
+    return startup, idle, breakdown, loads, profile
+
+
+def side_by_side(args, results: dict) -> None:
+    """The targets' figures of every protocol measured, one column each."""
+    med = statistics.median
+    names = list(results)
+    print(f"\nSide by side ({args.pvs} PVs; medians):")
+    print("  " + f"{'':<44}" + "".join(f"{name:>14}" for name in names))
+
+    def row(label, values):
+        print("  " + f"{label:<44}" + "".join(f"{value:>14}" for value in values))
+
+    def startup_figure(key):
+        return [f"{med(r[key] for r in results[n][0]):.2f} s" if results[n][0] else "-" for n in names]
+
+    row("start -> all setpoint addresses in Redis", startup_figure("all setpoint addresses in Redis"))
+    row("start -> all addresses in Redis", startup_figure("all addresses in Redis"))
+    row("start -> all connected in Redis (poll)", startup_figure("all addresses connected in Redis (poll)"))
+    row(
+        "  server CPU meanwhile (% of a core)",
+        [f"{med(r['_cpu']['servers'] for r in results[n][0]):.0f}%" if results[n][0] else "-" for n in names],
+    )
+    loads = {n: results[n][3] for n in names}
+    for index, case in enumerate(loads[names[0]]):
+        offered = case["offered"]
+        row(
+            f"{offered:,}/s offered: updates/s, p95 age",
+            [
+                f"{loads[n][index]['updates_per_s']:,.0f} {loads[n][index]['p95_age_s'] * 1000:.0f}ms"
+                if index < len(loads[n])
+                else "-"
+                for n in names
+            ],
+        )
+        row(
+            "  CPU: monitor / servers (% of a core)",
+            [
+                f"{loads[n][index]['cpu']['monitor']:.0f}/{loads[n][index]['cpu']['servers']:.0f}%"
+                if index < len(loads[n])
+                else "-"
+                for n in names
+            ],
+        )
 
 
 def report(args, startup, idle, breakdown, loads, profile) -> None:
@@ -711,10 +898,14 @@ def report(args, startup, idle, breakdown, loads, profile) -> None:
             )
         cpu = {k: med(r["_cpu"][k] for r in startup) for k in startup[0]["_cpu"]}
         print(
-            f"  meanwhile (% of one core): IOC {cpu['ioc']:.0f}%, Redis {cpu['redis']:.0f}%, "
+            f"  meanwhile (% of one core): servers {cpu['servers']:.0f}%, Redis {cpu['redis']:.0f}%, "
             f"everything else but the monitor {cpu['other']:.0f}% (incl. the monitor itself and this script)"
         )
-        for key in ("all setpoint addresses in Redis", "all addresses in Redis"):
+        for key in (
+            "all setpoint addresses in Redis",
+            "all addresses in Redis",
+            "all addresses connected in Redis (poll)",
+        ):
             value = med(r[key] for r in startup)
             print(
                 f"  {key}: {value:.2f} s = {value / TARGET_STARTUP_S:.0%} of the {TARGET_STARTUP_S:.0f} s target "
@@ -732,7 +923,8 @@ def report(args, startup, idle, breakdown, loads, profile) -> None:
         print(
             f"\nIdle with {idle['connected']} addresses connected ({idle['updates_per_s']:.0f} updates/s from the "
             f"changing PVs), {args.window:.0f} s: monitor CPU {cpu['monitor']:.1f}% of a core, RSS "
-            f"{idle['rss_mb']:.0f} MB; IOC CPU {cpu['ioc']:.1f}%, Redis CPU {cpu['redis']:.1f}%, everything else "
+            f"{idle['rss_mb']:.0f} MB; servers CPU {cpu['servers']:.1f}%, Redis CPU {cpu['redis']:.1f}%, "
+            "everything else "
             f"{cpu['other']:.0f}%"
         )
     if loads:
@@ -740,7 +932,7 @@ def report(args, startup, idle, breakdown, loads, profile) -> None:
             f"\nSustained load, {args.pvs} addresses subscribed, medians of the heartbeats over {args.duration:.0f} s:"
         )
         print(
-            "  offered/s  updates/s  writes/s  p95 age   max p95  monitor CPU  RSS MB  IOC CPU  Redis CPU  "
+            "  offered/s  updates/s  writes/s  p95 age   max p95  monitor CPU  RSS MB  srv CPU  Redis CPU  "
             "other CPU  target"
         )
         for c in loads:
@@ -748,7 +940,8 @@ def report(args, startup, idle, breakdown, loads, profile) -> None:
             print(
                 f"  {c['offered']:>9,} {c['updates_per_s']:>10,.0f} {c['writes_per_s']:>9,.0f} "
                 f"{c['p95_age_s'] * 1000:>6.0f} ms {c['p95_age_max_s'] * 1000:>6.0f} ms {c['cpu']['monitor']:>10.0f}% "
-                f"{c['rss_mb']:>7.0f} {c['cpu']['ioc']:>7.0f}% {c['cpu']['redis']:>9.0f}% {c['cpu']['other']:>9.0f}%  "
+                f"{c['rss_mb']:>7.0f} {c['cpu']['servers']:>7.0f}% {c['cpu']['redis']:>9.0f}% "
+                f"{c['cpu']['other']:>9.0f}%  "
                 f"{'kept up' if ok else 'NOT kept up'}"
             )
         good = [

@@ -130,6 +130,8 @@ def context_of(address: str, contexts: Sequence[Context]) -> Context:
 @atexit.register
 def close_client_contexts() -> None:
     """Close the process's pool (every subscription and operation on it ends)."""
+    if _service is not None:
+        _service.close(cancel=False)
     _closer.close_now()
     with _context_lock:
         for context in _contexts:
@@ -159,6 +161,23 @@ def decode(address: str, raw, received: float | None = None) -> tuple[Value, Met
             meta.count = len(value)
         _display(raw, meta)
     return Value(address, kind, value, status, severity, timestamp, received, True), meta
+
+
+def decode_next(previous: Value, raw, received: float) -> Value:
+    """A later update of a connected channel whose value read as `previous`: the same kind
+    (pvAccess fixes a channel's type while it is connected), only the value and the alarm and
+    timestamp read again (a fifth of :func:`decode`'s work: the display stays the metadata the
+    first value brought)."""
+    kind = previous.kind
+    if kind == STRUCTURE:
+        return decode(previous.address, raw, received)[0]
+    status, severity, timestamp = _header(raw)
+    value = raw["value.index"] if _is_enum(raw) else _plain(raw["value"])
+    return Value(previous.address, kind, value, status, severity, timestamp, received, True)
+
+
+def _is_enum(raw) -> bool:
+    return raw.getID().startswith(NT_ENUM)
 
 
 def _value_code(raw):
@@ -426,16 +445,78 @@ _CLOSE_BACKLOG = 200_000  # items waiting to be closed beyond which closing wait
 _closer = _Closer()
 
 
-class PvaService:
-    """Direct reads and puts on the process's client pool (or on `contexts`), from any thread."""
+def _env_number(name: str, default: float, low: float, high: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        number = float(text)
+    except ValueError:
+        raise PvAccessError(f"{name} must be a number, not {text!r}") from None
+    if not low <= number <= high:
+        raise PvAccessError(f"{name} must be between {low:g} and {high:g}, not {number:g}")
+    return number
 
-    def __init__(self, contexts: Sequence[Context] | None = None):
+
+# How long a read's subscription stays open after the last read or connect that used it, and
+# how many each context keeps (beyond that a read's subscriptions close after their first value,
+# as they all did before): SQUIRREL_PVA_KEEP_SECONDS (0: keep none), SQUIRREL_PVA_KEEP_PER_CONTEXT.
+KEEP_SECONDS = _env_number("SQUIRREL_PVA_KEEP_SECONDS", 300.0, 0.0, 86_400.0)
+KEEP_PER_CONTEXT = int(_env_number("SQUIRREL_PVA_KEEP_PER_CONTEXT", 50_000, 0, 1_000_000))
+
+
+class _Kept:
+    """A read's subscription to one address, open between reads: its latest update."""
+
+    __slots__ = ("address", "context", "index", "monitor", "raw", "received", "decoded", "error", "used", "kept")
+
+    def __init__(self, address: str, context: int, index: int, kept: bool):
+        self.address, self.context, self.index, self.kept = address, context, index, kept
+        self.monitor = None
+        self.raw = None  # the latest update (a p4p Value) while connected, else None
+        self.received = 0.0
+        self.decoded: tuple[Value, Metadata] | None = None  # raw, converted (once per update)
+        self.error: str | None = None  # the failure the server sent instead of a value
+        self.used = time.monotonic()
+
+
+class PvaService:
+    """Direct reads and puts on the process's client pool (or on `contexts`), from any thread.
+
+    A read subscribes to each address and keeps the subscription open (at most
+    `keep_per_context` per context) until no read or connect has used it for `keep_seconds`: a
+    subscription's latest update is the address's current value for as long as it stays
+    connected (the server sends every change), so a later read of it answers at once, with no
+    new operation on the network (docs/pvaccess.md, "Reads"). A put is always an operation of
+    its own, with completion."""
+
+    def __init__(
+        self,
+        contexts: Sequence[Context] | None = None,
+        keep_seconds: float | None = None,
+        keep_per_context: int | None = None,
+    ):
         self._contexts = contexts
         self._metadata: dict[str, Metadata] = {}
+        self.keep_seconds = KEEP_SECONDS if keep_seconds is None else keep_seconds
+        self.keep_per_context = KEEP_PER_CONTEXT if keep_per_context is None else keep_per_context
+        self._lock = threading.Lock()
+        self._subscriptions: dict[str, _Kept] = {}  # kept ones, by address as read
+        self._by_index: dict[int, _Kept] = {}
+        self._next_index = 0
+        self._kept_counts: dict[int, int] = {}  # kept subscriptions per context (its index)
+        self._ready: deque[int] = deque()  # subscriptions with updates to take (their indexes)
+        self._sweeper: threading.Thread | None = None
+        self._stop = threading.Event()
 
     @property
     def contexts(self) -> Sequence[Context]:
         return self._contexts if self._contexts is not None else client_contexts()
+
+    def kept_count(self) -> int:
+        """How many subscriptions are open between reads."""
+        with self._lock:
+            return sum(1 for entry in self._subscriptions.values() if entry.kept)
 
     def read(self, addresses: Sequence[str], timeout: float = 2.0) -> dict[str, ReadResult]:
         """The current value of every address at once: {address: ReadResult} within `timeout`
@@ -443,38 +524,39 @@ class PvaService:
         cannot tell an absent channel from a server too slow to answer in time; the failure's
         text for one that failed).
 
-        An address may carry its ``pva://`` (the registry's spelling); results are keyed by the
-        address as given. Each answer's metadata is kept for :meth:`metadata`."""
+        An address whose subscription is open and connected answers with its latest update at
+        once; the others wait for their subscription's first update (one made now if there is
+        none, kept open afterwards within the bounds). An address may carry its ``pva://`` (the
+        registry's spelling); results are keyed by the address as given. Each answer's metadata
+        is kept for :meth:`metadata`."""
         addresses = list(dict.fromkeys(addresses))
-        contexts, ready = self.contexts, deque()
-        monitors: list = []
         outcomes: list[tuple[Value, Metadata] | str | None] = [None] * len(addresses)
-
-        def take(index: int, received: float) -> bool:
-            if outcomes[index] is not None:
-                return False
-            try:
-                update = monitors[index].pop()
-            except Exception as exc:  # noqa: BLE001  (p4p returns what the server sent, may raise it)
-                update = exc
-            if update is None or isinstance(update, (Disconnected, Cancelled)):
-                return False  # not connected (yet): it may still answer before the timeout
-            if isinstance(update, Exception):
-                outcomes[index] = _error_text(update)
-            else:
-                outcomes[index] = decode(addresses[index], update, received)
-            return True
-
-        def start(index: int):
-            address = addresses[index]
-            return _p4p.ClientMonitor(
-                context_of(address, contexts)._ctxt,
-                name_of(address),
-                handler=partial(ready.append, index),
-                pvRequest=_REQUEST,
-            )
-
-        _run_all(monitors, start, len(addresses), ready, take, timeout)
+        transient: list[_Kept] = []
+        with _closer.busy():
+            with self._lock:
+                self._take_updates()
+                entries = [self._entry(address, transient) for address in addresses]
+                waiting = self._answer(entries, range(len(entries)), outcomes)
+            deadline = time.monotonic() + timeout
+            while waiting and time.monotonic() < deadline:
+                time.sleep(_IDLE_POLL)
+                with self._lock:
+                    if not self._ready:
+                        continue
+                    self._take_updates()
+                    still = self._answer(entries, waiting, outcomes)
+                if len(still) < len(waiting):
+                    deadline = time.monotonic() + timeout
+                waiting = still
+            # Closed after this read: those beyond the bounds, and those that failed (a kept one
+            # is made again by the next read that asks).
+            done = transient + [entry for entry in entries if entry.kept and entry.error is not None]
+            if done:
+                with self._lock:
+                    for entry in done:
+                        self._forget(entry)
+                _closer.close_later([entry.monitor for entry in done])
+        self._start_sweeper()
         results = {}
         for address, outcome in zip(addresses, outcomes, strict=True):
             if outcome is None or isinstance(outcome, str):
@@ -483,6 +565,110 @@ class PvaService:
                 reading, self._metadata[address] = outcome
                 results[address] = ReadResult(address, reading, None)
         return results
+
+    def _entry(self, address: str, transient: list) -> _Kept:
+        """The subscription of `address` (under the lock), made now if there is none: kept if its
+        context has room, else added to `transient` (closed after this read)."""
+        entry = self._subscriptions.get(address)
+        if entry is not None:
+            entry.used = time.monotonic()
+            return entry
+        contexts = self.contexts
+        context = zlib.crc32(address.encode()) % len(contexts)  # as context_of: the channel's context
+        kept = self.keep_seconds > 0 and self._kept_counts.get(context, 0) < self.keep_per_context
+        index = self._next_index
+        self._next_index += 1
+        entry = _Kept(address, context, index, kept)
+        # Recorded before the subscription starts: its first update may arrive at once.
+        self._by_index[index] = entry
+        if kept:
+            self._subscriptions[address] = entry
+            self._kept_counts[context] = self._kept_counts.get(context, 0) + 1
+        else:
+            transient.append(entry)
+        entry.monitor = _p4p.ClientMonitor(
+            contexts[context]._ctxt, name_of(address), handler=partial(self._ready.append, index), pvRequest=_REQUEST
+        )
+        return entry
+
+    def _take_updates(self) -> None:
+        """Pop every pending update of every subscription (under the lock): each keeps its
+        latest value, or loses it on a disconnection."""
+        ready, by_index, now = self._ready, self._by_index, time.time()
+        for _ in range(len(ready)):
+            entry = by_index.get(ready.popleft())
+            if entry is None:
+                continue  # closed meanwhile
+            while True:
+                try:
+                    update = entry.monitor.pop()
+                except Exception as exc:  # noqa: BLE001  (p4p returns what the server sent, may raise it)
+                    update = exc
+                if update is None:
+                    break
+                if isinstance(update, Exception):
+                    entry.raw = entry.decoded = None  # no longer current
+                    if not isinstance(update, (Disconnected, Cancelled)):
+                        entry.error = _error_text(update)
+                    continue
+                entry.raw, entry.received, entry.decoded, entry.error = update, now, None, None
+
+    def _answer(self, entries: list[_Kept], indexes, outcomes: list) -> list[int]:
+        """Fill `outcomes` for the `indexes` whose subscription has a current value (or a
+        failure); the indexes still waiting."""
+        waiting = []
+        for index in indexes:
+            entry = entries[index]
+            if entry.raw is not None:
+                if entry.decoded is None:
+                    entry.decoded = decode(entry.address, entry.raw, entry.received)
+                outcomes[index] = entry.decoded
+            elif entry.error is not None:
+                outcomes[index] = entry.error
+            else:
+                waiting.append(index)
+        return waiting
+
+    def _forget(self, entry: _Kept) -> None:
+        """Drop `entry` from the bookkeeping (under the lock); the caller closes its monitor."""
+        self._by_index.pop(entry.index, None)
+        if entry.kept and self._subscriptions.get(entry.address) is entry:
+            del self._subscriptions[entry.address]
+            self._kept_counts[entry.context] -= 1
+
+    def sweep(self, now: float | None = None) -> int:
+        """Close the subscriptions no read has used for `keep_seconds`; how many."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            idle = [entry for entry in self._subscriptions.values() if now - entry.used >= self.keep_seconds]
+            for entry in idle:
+                self._forget(entry)
+        _closer.close_later([entry.monitor for entry in idle])
+        return len(idle)
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is not None or not self._subscriptions:
+            return
+        with self._lock:
+            if self._sweeper is None:
+                self._sweeper = threading.Thread(target=self._sweep_often, name="pva-keeper", daemon=True)
+                self._sweeper.start()
+
+    def _sweep_often(self) -> None:
+        while not self._stop.wait(max(1.0, self.keep_seconds / 4)):
+            self.sweep()
+
+    def close(self, cancel: bool = True) -> None:
+        """Stop sweeping and close every kept subscription (now, in this thread; with `cancel`
+        False only forget them: their contexts are about to close, which ends them all)."""
+        self._stop.set()
+        with self._lock:
+            entries = list(self._subscriptions.values())
+            for entry in entries:
+                self._forget(entry)
+        if cancel:
+            for entry in entries:
+                entry.monitor.close()
 
     def connect(self, addresses: Iterable[str], timeout: float | None = None) -> set[str]:
         """The addresses that answer a read within `timeout` s (2 s if None): pvAccess has no
@@ -558,6 +744,9 @@ def pva_service() -> PvaService:
 
 # Subscriptions.
 
+POLL_CHANNELS = 5000  # channels whose updates one ChannelSet.poll converts, at most
+SUBSCRIBE_PER_POLL = 5000  # subscriptions one ChannelSet.poll starts, at most
+
 
 class _NoChannels:
     """The handler of ChannelSet.peers' gateway providers: they serve no server, and would
@@ -573,6 +762,7 @@ class _Channel:
     subscription: object
     connected: bool = False
     metadata: Metadata | None = field(default=None)
+    last: Value | None = field(default=None)  # the latest value (its kind: how to read the next)
 
 
 class ChannelSet:
@@ -591,6 +781,7 @@ class ChannelSet:
         self._index: dict[str, int] = {}
         self._next = 0
         self._ready: deque[int] = deque()
+        self._unsubscribed: deque[int] = deque()  # added, subscribed by a later poll
         self._closed = False
         self._peer_probes: list | None = None  # see peers()
 
@@ -604,22 +795,31 @@ class ChannelSet:
         return set(self._index)
 
     def add(self, addresses: Iterable[str]) -> None:
-        """Subscribe to every address not subscribed yet."""
+        """Subscribe to every address not subscribed yet: returns at once, the subscriptions
+        start in the next polls, :data:`SUBSCRIBE_PER_POLL` a poll (starting 50,000 took 4-8 s
+        on a loaded 2-core machine, more than the monitor may go without renewing its lease)."""
         self._check_open()
-        contexts, ready = self._contexts, self._ready
         for address in addresses:
             if address in self._index:
                 continue
             index = self._next
             self._next += 1
-            # Recorded before the subscription starts: its first update may arrive at once.
-            self._channels[index] = channel = _Channel(address, None)
+            self._channels[index] = _Channel(address, None)
             self._index[address] = index
+            self._unsubscribed.append(index)
+
+    def _subscribe(self, count: int) -> None:
+        contexts, ready, channels, waiting = self._contexts, self._ready, self._channels, self._unsubscribed
+        for _ in range(min(count, len(waiting))):
+            index = waiting.popleft()
+            channel = channels.get(index)
+            if channel is None:
+                continue  # removed meanwhile
             # p4p's own ClientMonitor, below p4p.client.raw's Subscription: its handler is then a
             # C-level call (no Python frame per update) that queues the channel's index.
             channel.subscription = _p4p.ClientMonitor(
-                context_of(address, contexts)._ctxt,
-                name_of(address),
+                context_of(channel.address, contexts)._ctxt,
+                name_of(channel.address),
                 handler=partial(ready.append, index),
                 pvRequest=_REQUEST,
             )
@@ -628,7 +828,9 @@ class ChannelSet:
         for address in addresses:
             index = self._index.pop(address, None)
             if index is not None:
-                self._channels.pop(index).subscription.close()
+                subscription = self._channels.pop(index).subscription
+                if subscription is not None:
+                    subscription.close()
 
     def is_connected(self, address: str) -> bool:
         index = self._index.get(address)
@@ -663,14 +865,21 @@ class ChannelSet:
         return {address: by_name[name_of(address)] for address in self._index if name_of(address) in by_name}
 
     def poll(self, timeout: float) -> PollResult:
-        """Wait up to `timeout` seconds for updates, then return every pending one."""
+        """Wait up to `timeout` seconds for updates, then return the pending ones of at most
+        :data:`POLL_CHANNELS` channels (the others wait for the next poll: 50,000 first values
+        converted in one call took 2-3 s, longer than the monitor may go without renewing its
+        lease)."""
         self._check_open()
         deadline = time.monotonic() + timeout
+        if self._unsubscribed:
+            self._subscribe(SUBSCRIBE_PER_POLL)
+            if self._unsubscribed:
+                deadline = 0.0  # more to start: no waiting before the next poll
         while not self._ready and time.monotonic() < deadline:
             time.sleep(_IDLE_POLL)  # the handlers only queue (no lock, no event): look again soon
         result = PollResult()
         ready, channels, now = self._ready, self._channels, time.time()
-        for _ in range(len(ready)):
+        for _ in range(min(len(ready), POLL_CHANNELS)):
             channel = channels.get(ready.popleft())
             if channel is None or channel.subscription is None:
                 continue  # removed meanwhile
@@ -689,9 +898,15 @@ class ChannelSet:
             if isinstance(update, Exception):
                 if channel.connected and isinstance(update, (Disconnected, Finished, RemoteError)):
                     channel.connected = False
+                    channel.last = None
                     result.disconnected.append(channel.address)
                 continue
+            if channel.connected and channel.last is not None:
+                value = channel.last = decode_next(channel.last, update, now)
+                result.readings.append(value)
+                continue
             value, meta = decode(channel.address, update, now)
+            channel.last = value
             if not channel.connected:
                 channel.connected = True
                 channel.metadata = meta
@@ -704,7 +919,8 @@ class ChannelSet:
             return
         self._closed = True
         for channel in self._channels.values():
-            channel.subscription.close()
+            if channel.subscription is not None:
+                channel.subscription.close()
         self._channels.clear()
         self._index.clear()
         self._peer_probes = None

@@ -89,6 +89,23 @@ def test_a_table_is_kept_as_typed_json():
     assert not {"alarm", "timeStamp"} & {name for name, _ in typed["type"]}  # in the Value's own fields
 
 
+@pytest.mark.parametrize(
+    ("nt", "first", "then"),
+    [
+        (NTScalar("d", display=True, form=True), {"value": 1.5, "display.units": "A"}, {"value": -3.25}),
+        (NTScalar("?"), True, False),
+        (NTScalar("as"), ["a"], ["b", "c"]),
+        (NTEnum(), {"value.index": 1, "value.choices": ["Off", "On"]}, {"value.index": 0}),
+        (NTTable([("x", "d")]), [{"x": 1.0}], [{"x": 2.0}, {"x": 3.0}]),
+    ],
+)
+def test_a_later_update_reads_as_a_whole_decode_would(nt, first, then):
+    previous, _ = pva_bulk.decode("A:B", nt.wrap(first, timestamp=STAMP))
+    raw = nt.wrap(then, timestamp=STAMP + 1)
+    raw["alarm.severity"], raw["alarm.status"] = 1, 3
+    assert pva_bulk.decode_next(previous, raw, 9.0) == pva_bulk.decode("A:B", raw, 9.0)[0]
+
+
 # Against the simulated pvAccess server.
 
 WRITABLE = [t for t in sim_pva.TYPES if t != sim_pva.TABLE]
@@ -106,7 +123,9 @@ NEW_VALUES = {
 @pytest.fixture
 def service(pva_server):
     contexts = pva_bulk.make_contexts(pva_server.conf, 2)
-    yield pva_bulk.PvaService(contexts)
+    service = pva_bulk.PvaService(contexts)
+    yield service
+    service.close()
     for context in contexts:
         context.close()
 
@@ -349,3 +368,150 @@ def test_reads_one_after_another_each_answer_and_close_their_subscriptions(pva_s
         a: r.reading.value for a, r in first.items()
     }
     assert pva_bulk._closer.wait(5)
+
+
+def _kept_service(pva_server, **bounds):
+    contexts = pva_bulk.make_contexts(pva_server.conf, 2)
+    return pva_bulk.PvaService(contexts, **bounds), contexts
+
+
+@pytest.mark.ioc
+def test_a_read_keeps_its_subscriptions_and_the_next_read_answers_from_them(pva_server, put_back):
+    service, contexts = _kept_service(pva_server, keep_seconds=60)
+    double = pva_server.of_type(sim_pva.DOUBLE)
+    put_back([double])
+    names = [pva_server.of_type(t).name for t in sim_pva.TYPES]
+    try:
+        first = service.read(names, timeout=5)
+        assert all(result.reading is not None for result in first.values()), first
+        assert service.kept_count() == len(names)
+        again = service.read(names, timeout=5)
+        assert service.kept_count() == len(names)  # no new subscription
+        assert {a: r.reading.value for a, r in again.items()} == {a: r.reading.value for a, r in first.items()}
+        # The server's change reaches the open subscription: the next read has it.
+        pva_server.pvput({double.name: {"value": 77.5}})
+        eventually(lambda: service.read([double.name])[double.name].reading.value == 77.5, 10, what="the new value")
+        # A put through the service itself: once it completed, a read has the value.
+        assert service.put([PutRequest(double.name, 12.25, wait=True)])[double.name].ok
+        eventually(lambda: service.read([double.name])[double.name].reading.value == 12.25, 10, what="the put")
+    finally:
+        service.close()
+        for context in contexts:
+            context.close()
+    assert service.kept_count() == 0
+
+
+@pytest.mark.ioc
+def test_a_context_keeps_at_most_its_bound_and_the_others_still_answer(pva_server):
+    service, contexts = _kept_service(pva_server, keep_per_context=1)
+    names = [pv.name for pv in pva_server.pvs[:10]]
+    try:
+        results = service.read(names, timeout=5)
+        assert all(result.reading is not None for result in results.values()), results
+        assert service.kept_count() == 2  # one per context, the other 8 closed after their answer
+        assert pva_bulk._closer.wait(5)
+        assert all(r.reading is not None for r in service.read(names, timeout=5).values())
+        assert service.kept_count() == 2
+    finally:
+        service.close()
+        for context in contexts:
+            context.close()
+
+
+@pytest.mark.ioc
+def test_subscriptions_no_read_used_for_the_keep_time_are_closed(pva_server):
+    service, contexts = _kept_service(pva_server, keep_seconds=30)
+    names = [pv.name for pv in pva_server.pvs[:5]]
+    try:
+        service.read(names, timeout=5)
+        assert service.sweep() == 0  # used just now
+        service.keep_seconds = 0.0  # every one now unused for longer than that
+        assert service.sweep() == 5
+        assert service.kept_count() == 0
+        service.keep_seconds = 30.0
+        assert all(r.reading is not None for r in service.read(names, timeout=5).values())  # subscribed again
+        assert service.kept_count() == 5
+    finally:
+        service.close()
+        for context in contexts:
+            context.close()
+
+
+@pytest.mark.ioc
+def test_keep_seconds_zero_keeps_nothing(pva_server):
+    service, contexts = _kept_service(pva_server, keep_seconds=0)
+    names = [pv.name for pv in pva_server.pvs[:5]]
+    try:
+        assert all(r.reading is not None for r in service.read(names, timeout=5).values())
+        assert service.kept_count() == 0
+    finally:
+        service.close()
+        for context in contexts:
+            context.close()
+
+
+@pytest.mark.ioc
+def test_a_kept_subscription_whose_server_stops_reads_disconnected_then_its_value_again(restartable_pva_server):
+    server = restartable_pva_server
+    service, contexts = _kept_service(server, keep_seconds=60)
+    name = server.of_type(sim_pva.DOUBLE).name
+    try:
+        assert service.read([name], timeout=5)[name].reading is not None
+        server.stop()
+        # Never the last value from before: the disconnection ends it.
+        eventually(lambda: service.read([name], timeout=0.5)[name].error == DISCONNECTED, 15, what="disconnected")
+        server.start()
+        eventually(lambda: service.read([name], timeout=2)[name].reading is not None, 30, what="the value back")
+        assert service.kept_count() == 1
+    finally:
+        service.close()
+        for context in contexts:
+            context.close()
+
+
+@pytest.mark.ioc
+def test_a_server_with_updates_per_second_changes_its_doubles_and_stamps_each_change(tmp_path):
+    from squirrel_site.testing.pva import SimPva
+
+    server = SimPva(tmp_path, count=20, args=("--updates-per-second", "200"))
+    contexts = pva_bulk.make_contexts(server.conf, 1)
+    channels = pva_bulk.ChannelSet(contexts)
+    doubles = [pv.name for pv in server.pvs if pv.type == sim_pva.DOUBLE]
+    others = [pv.name for pv in server.pvs if pv.type == sim_pva.INT]
+    try:
+        channels.add(doubles + others)
+        seen: dict[str, list] = {}
+
+        def three_of_each() -> bool:
+            for reading in channels.poll(0.1).readings:
+                seen.setdefault(reading.address, []).append(reading)
+            return all(len(seen.get(name, ())) >= 3 for name in doubles)
+
+        eventually(three_of_each, 15, interval=0.0, what="three values of every double")
+        assert all(len(seen.get(name, ())) == 1 for name in others)  # only the doubles change
+        for name in doubles:
+            later = seen[name][1:]
+            assert all(abs(r.timestamp - r.received) < 5 for r in later)  # stamped when posted
+            assert len({r.value for r in seen[name]}) > 1
+    finally:
+        channels.close()
+        for context in contexts:
+            context.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("given", ["-1", "1000001"])
+def test_updates_per_second_out_of_range_is_refused_saying_why(given):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=f"--updates-per-second must be between 0 and 1000000, not {given}"):
+        call_command("run_sim_pva", "--port", "1", "--updates-per-second", given)
+
+
+@pytest.mark.parametrize(("given", "message"), [("x", "must be a number, not 'x'"), ("-1", "between 0 and 86400")])
+def test_a_keep_time_that_is_no_time_is_refused_saying_why(monkeypatch, given, message):
+    monkeypatch.setenv("SQUIRREL_PVA_KEEP_SECONDS", given)
+    with pytest.raises(pva_bulk.PvAccessError, match=message):
+        pva_bulk._env_number("SQUIRREL_PVA_KEEP_SECONDS", 300.0, 0.0, 86_400.0)
+    monkeypatch.setenv("SQUIRREL_PVA_KEEP_SECONDS", "")
+    assert pva_bulk._env_number("SQUIRREL_PVA_KEEP_SECONDS", 300.0, 0.0, 86_400.0) == 300.0

@@ -31,14 +31,14 @@ class SimPva:
     next test of the session.
     """
 
-    def __init__(self, workdir: Path, count: int = SIM_PVA_PVS):
+    def __init__(self, workdir: Path, count: int = SIM_PVA_PVS, args: tuple[str, ...] = ()):
         self.pvs = sim_pva.generate(count)
         while True:
             self.port = PORTS.take()
             if PORTS.take() == self.port + 1:
                 break
         self.conf = {"EPICS_PVA_AUTO_ADDR_LIST": "NO", "EPICS_PVA_ADDR_LIST": f"127.0.0.1:{self.port + 1}"}
-        self.count = count
+        self.count, self.args = count, list(args)
         self.log_path, self.ready_file = workdir / "pva.log", workdir / "pva.ready"
         self.start()
 
@@ -48,7 +48,7 @@ class SimPva:
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "manage.py", "run_sim_pva", "--pvs", str(self.count), "--port", str(self.port)]
-                + ["--ready-file", str(self.ready_file)],
+                + ["--ready-file", str(self.ready_file), *self.args],
                 cwd=settings.BASE_DIR,
                 env=dict(os.environ, DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE),
                 stdout=log,
@@ -130,6 +130,7 @@ def pva_channels(pva_server):
     contexts = pva_bulk.make_contexts(pva_server.conf, 2)
     service = pva_bulk.PvaService(contexts)
     yield channels.Service(pva=lambda: service)
+    service.close()
     for context in contexts:
         context.close()
 

@@ -1,5 +1,6 @@
 """Serve the simulated pvAccess PVs (pvs.sim_pva) from a p4p server, on loopback only."""
 
+import random
 import signal
 import threading
 import time
@@ -35,12 +36,24 @@ class Command(BaseCommand):
             help="apply each put at once but complete it this much later, saying so on stdout, as a record "
             "whose processing takes time (fault tests kill the server while puts are in flight; default 0)",
         )
+        parser.add_argument(
+            "--updates-per-second",
+            type=int,
+            default=0,
+            metavar="N",
+            help="post N new values a second, spread over this server's doubles in turn (default 0: values "
+            "change only when put)",
+        )
 
     def handle(self, *args, **options):
         if not 0 < options["port"] < 65535:
             raise CommandError(f"--port must be between 1 and 65534, not {options['port']}")
         if not 0 <= options["put_delay"] <= 60:
             raise CommandError(f"--put-delay must be between 0 and 60 seconds, not {options['put_delay']}")
+        if not 0 <= options["updates_per_second"] <= 1_000_000:
+            raise CommandError(
+                f"--updates-per-second must be between 0 and 1000000, not {options['updates_per_second']}"
+            )
         try:
             pvs = sim_pva.shard(
                 sim_pva.generate(options["pvs"], options["prefix"], options["seed"]),
@@ -53,7 +66,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         start = time.monotonic()
-        server, _shared = serve(pvs, options["port"], options["put_delay"], self.stdout)
+        server, shared = serve(pvs, options["port"], options["put_delay"], self.stdout)
+        if options["updates_per_second"]:
+            doubles = [pv for pv, sim in zip(shared, pvs, strict=True) if sim.type == sim_pva.DOUBLE]
+            threading.Thread(
+                target=change_values, args=(doubles, options["updates_per_second"], stop), daemon=True
+            ).start()
         ready_file = Path(options["ready_file"]) if options["ready_file"] else None
         if ready_file:
             ready_file.touch()
@@ -67,6 +85,30 @@ class Command(BaseCommand):
         if ready_file:
             ready_file.unlink(missing_ok=True)
         self.stdout.write("Simulated pvAccess server stopped")
+
+
+CHANGE_TICK = 0.02  # s between two batches of changed values
+
+
+def change_values(shared: list, per_second: int, stop: threading.Event) -> None:
+    """Post `per_second` new values a second until `stop`, to `shared` (SharedPVs of NTScalar
+    doubles) in turn, each stamped with the time it is posted (what the monitor's age counts
+    from). Batches every :data:`CHANGE_TICK` s, the count owed so far, so the rate holds whatever
+    each batch costs; a server that cannot keep up posts fewer, which the monitor's heartbeat
+    shows as fewer updates a second."""
+    from p4p.server.raw import SharedPV
+
+    if not shared:
+        return
+    post = SharedPV.post
+    rng = random.Random(1)
+    started, done, turn = time.monotonic(), 0, 0
+    while not stop.wait(CHANGE_TICK):
+        owed = int((time.monotonic() - started) * per_second) - done
+        for _ in range(owed):
+            post(shared[turn], rng.uniform(-100.0, 100.0), timestamp=time.time())
+            turn = (turn + 1) % len(shared)
+        done += owed
 
 
 def server_conf(port: int) -> dict[str, str]:

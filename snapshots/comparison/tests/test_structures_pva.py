@@ -22,6 +22,7 @@ def reader(pva_server):
     contexts = pva_bulk.make_contexts(pva_server.conf, 2)
     service = pva_bulk.PvaService(contexts)
     yield Service(pva=lambda: service)
+    service.close()
     for context in contexts:
         context.close()
 
