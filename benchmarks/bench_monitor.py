@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from functools import partial
 from pathlib import Path
 
 import smoke
+from monitor_children import driver, load_db_text, serve_db
 from monitor_processes import (
     SENTINEL_KEY,
     CpuMeter,
@@ -64,6 +64,7 @@ from monitor_processes import (
     stop,
     wait_for_file,
 )
+from monitor_report import report, side_by_side
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -73,10 +74,6 @@ from pvs.sim import CSV_HEADER  # noqa: E402  (pure)
 
 BENCH = Path(__file__).resolve()
 PYTHON = sys.executable
-TARGET_STARTUP_S = 3.0
-REFERENCE_STARTUP_S = 29.7  # the system Squirrel replaces, measured on the same kind of IOC
-TARGET_UPDATES_PER_S = 20_000
-TARGET_P95_AGE_S = 0.25
 SIM_PREFIX = "BENCHSIM:"  # change notices are global to the Redis server: keep names our own
 LOAD_PREFIX = "BENCHMON:R"
 PVA_LOAD_PREFIX = "BENCHMON:"
@@ -93,154 +90,6 @@ def split(protocol: str, pvs: int) -> tuple[int, int]:
 def pva_registry_rows(names: list[str]) -> str:
     """CSV rows (the simulated IOC's columns) of `names` as ``pva://`` setpoints, no readbacks."""
     return "".join(f"pva://{name},,pvAccess bench{',' * 9}\n" for name in names)
-
-
-# The IOC for the load cases (runs in a child process; no Django) ------------------------------
-
-
-def load_db_text(names: list[str], changing: int, scan: str = ".1 second") -> str:
-    """`changing` calc records scanned every `scan` (10 Hz) with a random value, then static ao records."""
-    parts = []
-    for i, name in enumerate(names):
-        if i < changing:
-            parts.append(f'record(calc, "{name}") {{\n  field(SCAN, "{scan}")\n  field(CALC, "RNDM")\n}}\n')
-        else:
-            parts.append(f'record(ao, "{name}") {{\n  field(VAL, "{i}")\n  field(PINI, "YES")\n}}\n')
-    return "".join(parts)
-
-
-def serve_db(db_file: str, port: int, ready_file: str) -> None:
-    """Serve a .db file exactly as run_sim_ioc serves the simulated accelerator."""
-    sys.path.insert(0, str(ROOT))
-    from types import SimpleNamespace
-
-    from pvs import sim
-    from pvs.management.commands.run_sim_ioc import set_server_port, start_ioc
-
-    text = Path(db_file).read_text()
-    stop_event = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
-    signal.signal(signal.SIGINT, lambda *_: stop_event.set())
-    set_server_port(port)
-    start_ioc(
-        SimpleNamespace(
-            db_text=text,
-            acf_text=sim.ACF_TEXT,
-            record_count=text.count("record("),
-            array_values=[],
-            string_array_values=[],
-        )
-    )
-    Path(ready_file).touch()
-    stop_event.wait()
-
-
-# In-process driver: startup breakdown and profile (runs in a child process) ---------------------
-
-
-def driver(run_seconds: float, profile: bool, profile_startup: bool = False) -> None:
-    """Step a Monitor in this process, timing its startup; optionally profile the steady state."""
-    import cProfile
-    import io
-    import pstats
-
-    t_start = time.perf_counter()
-    import bench_import  # noqa: F401  (Django setup)
-
-    t_django = time.perf_counter()
-    import monitor.monitor as mm
-    from monitor import live
-
-    client = live.redis_client()
-    client.flushdb()
-    marks = {"django setup": t_django - t_start}
-    timers = {"registry load": 0.0, "channel create": 0.0}
-    real_addresses, real_channelset = mm.registry_addresses, mm.ChannelSet
-
-    def timed_addresses(shard, elsewhere=None):
-        t = time.perf_counter()
-        try:
-            return real_addresses(shard, elsewhere)
-        finally:
-            timers["registry load"] += time.perf_counter() - t
-
-    class TimedChannelSet(real_channelset):
-        def add(self, addresses):
-            t = time.perf_counter()
-            try:
-                return super().add(addresses)
-            finally:
-                timers["channel create"] += time.perf_counter() - t
-
-    mm.registry_addresses, mm.ChannelSet = timed_addresses, TimedChannelSet  # instrumentation only
-    monitor = mm.Monitor(mm.MonitorSettings())
-    t0 = time.perf_counter()
-    assert monitor.try_lead(), "lease not acquired"
-    total = len(monitor.addresses)
-    connected, valued, events = set(), set(), {}
-    real_absorb, real_flush = monitor.absorb, monitor.flush
-
-    def absorb(result):
-        now = time.perf_counter() - t0
-        connected.update(result.connected)
-        valued.update(r.address for r in result.readings)
-        if result.connected and "first connection" not in events:
-            events["first connection"] = now
-        if result.readings and "first value received" not in events:
-            events["first value received"] = now
-        if len(connected) == total and "all connected" not in events:
-            events["all connected"] = now
-        if len(valued) == total and "all values received" not in events:
-            events["all values received"] = now
-        real_absorb(result)
-
-    def flush():
-        ok = real_flush()
-        now = time.perf_counter() - t0
-        if "first flush done" not in events and monitor._stats.written:
-            events["first flush done"] = now
-        if "all values received" in events and "all values in Redis" not in events and not monitor._pending:
-            events["all values in Redis"] = now
-        return ok
-
-    monitor.absorb, monitor.flush = absorb, flush
-    deadline = time.monotonic() + 60
-    startup_profiler = cProfile.Profile() if profile_startup else None
-    if startup_profiler:
-        startup_profiler.enable()
-    while "all values in Redis" not in events and time.monotonic() < deadline:
-        monitor.step()
-    result = {"addresses": total, "marks": {**marks, **timers}, "events": events}
-    if startup_profiler:
-        startup_profiler.disable()
-        out = io.StringIO()
-        pstats.Stats(startup_profiler, stream=out).sort_stats("tottime").print_stats(20)
-        result["profile_startup"] = out.getvalue()
-    if run_seconds > 0:
-        profiler = cProfile.Profile() if profile else None
-        end = time.monotonic() + run_seconds
-        beats = []
-        if profiler:
-            profiler.enable()
-        next_beat = time.monotonic() + 1
-        while time.monotonic() < end:
-            monitor.step()
-            if time.monotonic() >= next_beat:
-                next_beat += 1
-                beat = live.read_heartbeats(client)
-                if beat:
-                    beats.append(beat[0])
-        if profiler:
-            profiler.disable()
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-            result["profile_tottime"] = out.getvalue()
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
-            result["profile_cumulative"] = out.getvalue()
-        result["heartbeats"] = beats[2:]
-    monitor.shutdown()
-    print("DRIVER-RESULT " + json.dumps(result))
 
 
 # The benchmark ----------------------------------------------------------------------------------
@@ -696,10 +545,6 @@ def own_beats(beats: list[dict], pid: int) -> list[dict]:
     return [b for b in beats if str(b.get("owner", "")).endswith(f":{pid}") and "updates_per_s" in b]
 
 
-def fmt(seconds: float | None) -> str:
-    return "   -  " if seconds is None else f"{seconds:6.2f}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pvs", type=int, default=50_000, help="registry PVs (default 50000)")
@@ -835,143 +680,6 @@ def measure(bench: Bench, args) -> tuple:
             finally:
                 bench.stop_servers()
     return startup, idle, breakdown, loads, profile
-
-
-def side_by_side(args, results: dict) -> None:
-    """The targets' figures of every protocol measured, one column each."""
-    med = statistics.median
-    names = list(results)
-    print(f"\nSide by side ({args.pvs} PVs; medians):")
-    print("  " + f"{'':<44}" + "".join(f"{name:>14}" for name in names))
-
-    def row(label, values):
-        print("  " + f"{label:<44}" + "".join(f"{value:>14}" for value in values))
-
-    def startup_figure(key):
-        return [f"{med(r[key] for r in results[n][0]):.2f} s" if results[n][0] else "-" for n in names]
-
-    row("start -> all setpoint addresses in Redis", startup_figure("all setpoint addresses in Redis"))
-    row("start -> all addresses in Redis", startup_figure("all addresses in Redis"))
-    row("start -> all connected in Redis (poll)", startup_figure("all addresses connected in Redis (poll)"))
-    row(
-        "  server CPU meanwhile (% of a core)",
-        [f"{med(r['_cpu']['servers'] for r in results[n][0]):.0f}%" if results[n][0] else "-" for n in names],
-    )
-    loads = {n: results[n][3] for n in names}
-    for index, case in enumerate(loads[names[0]]):
-        offered = case["offered"]
-        row(
-            f"{offered:,}/s offered: updates/s, p95 age",
-            [
-                f"{loads[n][index]['updates_per_s']:,.0f} {loads[n][index]['p95_age_s'] * 1000:.0f}ms"
-                if index < len(loads[n])
-                else "-"
-                for n in names
-            ],
-        )
-        row(
-            "  CPU: monitor / servers (% of a core)",
-            [
-                f"{loads[n][index]['cpu']['monitor']:.0f}/{loads[n][index]['cpu']['servers']:.0f}%"
-                if index < len(loads[n])
-                else "-"
-                for n in names
-            ],
-        )
-
-
-def report(args, startup, idle, breakdown, loads, profile) -> None:
-    med = statistics.median
-    if startup:
-        print(
-            f"\nMonitor startup against the simulated IOC ({args.pvs} PVs), median of {len(startup)}, "
-            f"seconds from process start:"
-        )
-        for key in startup[0]:
-            if key.startswith("_"):
-                continue
-            values = [r[key] for r in startup if r[key] is not None]
-            print(
-                f"  {key:<44} {fmt(med(values) if values else None)}   (runs: "
-                + ", ".join(f"{v:.2f}" for v in values)
-                + ")"
-            )
-        cpu = {k: med(r["_cpu"][k] for r in startup) for k in startup[0]["_cpu"]}
-        print(
-            f"  meanwhile (% of one core): servers {cpu['servers']:.0f}%, Redis {cpu['redis']:.0f}%, "
-            f"everything else but the monitor {cpu['other']:.0f}% (incl. the monitor itself and this script)"
-        )
-        for key in (
-            "all setpoint addresses in Redis",
-            "all addresses in Redis",
-            "all addresses connected in Redis (poll)",
-        ):
-            value = med(r[key] for r in startup)
-            print(
-                f"  {key}: {value:.2f} s = {value / TARGET_STARTUP_S:.0%} of the {TARGET_STARTUP_S:.0f} s target "
-                f"({'met' if value <= TARGET_STARTUP_S else 'MISSED'}), {REFERENCE_STARTUP_S / value:.1f}x faster "
-                f"than the replaced system's {REFERENCE_STARTUP_S} s"
-            )
-    if breakdown:
-        print(f"\nIn-process breakdown (Monitor stepped in one process, {breakdown['addresses']} addresses), seconds:")
-        for key, value in breakdown["marks"].items():
-            print(f"  {key:<44} {value:6.2f}")
-        for key, value in breakdown["events"].items():
-            print(f"  {key + ' (from lease)':<44} {value:6.2f}")
-    if idle:
-        cpu = idle["cpu"]
-        print(
-            f"\nIdle with {idle['connected']} addresses connected ({idle['updates_per_s']:.0f} updates/s from the "
-            f"changing PVs), {args.window:.0f} s: monitor CPU {cpu['monitor']:.1f}% of a core, RSS "
-            f"{idle['rss_mb']:.0f} MB; servers CPU {cpu['servers']:.1f}%, Redis CPU {cpu['redis']:.1f}%, "
-            "everything else "
-            f"{cpu['other']:.0f}%"
-        )
-    if loads:
-        print(
-            f"\nSustained load, {args.pvs} addresses subscribed, medians of the heartbeats over {args.duration:.0f} s:"
-        )
-        print(
-            "  offered/s  updates/s  writes/s  p95 age   max p95  monitor CPU  RSS MB  srv CPU  Redis CPU  "
-            "other CPU  target"
-        )
-        for c in loads:
-            ok = c["updates_per_s"] >= 0.97 * c["offered"] and c["p95_age_s"] <= TARGET_P95_AGE_S
-            print(
-                f"  {c['offered']:>9,} {c['updates_per_s']:>10,.0f} {c['writes_per_s']:>9,.0f} "
-                f"{c['p95_age_s'] * 1000:>6.0f} ms {c['p95_age_max_s'] * 1000:>6.0f} ms {c['cpu']['monitor']:>10.0f}% "
-                f"{c['rss_mb']:>7.0f} {c['cpu']['servers']:>7.0f}% {c['cpu']['redis']:>9.0f}% "
-                f"{c['cpu']['other']:>9.0f}%  "
-                f"{'kept up' if ok else 'NOT kept up'}"
-            )
-        good = [
-            c["updates_per_s"]
-            for c in loads
-            if c["updates_per_s"] >= 0.97 * c["offered"] and c["p95_age_s"] <= TARGET_P95_AGE_S
-        ]
-        best = max(good, default=0)
-        print(
-            f"  highest load kept up with p95 age <= {TARGET_P95_AGE_S * 1000:.0f} ms: {best:,.0f} updates/s = "
-            f"{best / TARGET_UPDATES_PER_S:.2f}x the {TARGET_UPDATES_PER_S:,}/s target "
-            f"({'met' if best >= TARGET_UPDATES_PER_S else 'MISSED'})"
-        )
-    for c in loads:
-        if c.get("py_spy"):
-            print(f"\nWhere the monitor's time goes at {c['offered']:,} updates/s offered:")
-            print("\n".join(c["py_spy"]))
-    if breakdown and breakdown.get("profile_startup"):
-        print("\ncProfile of the in-process startup (to all values in Redis):")
-        print(breakdown["profile_startup"])
-    if profile:
-        beats = profile.get("heartbeats") or []
-        if beats:
-            print(
-                f"\ncProfile run (in-process, profiler overhead included): "
-                f"{med(b['updates_per_s'] for b in beats):,.0f} updates/s, "
-                f"p95 age {med(b['p95_age_s'] for b in beats) * 1000:.0f} ms"
-            )
-        print(profile.get("profile_tottime", ""))
-        print(profile.get("profile_cumulative", ""))
 
 
 if __name__ == "__main__":
